@@ -1,0 +1,40 @@
+# Warden: `make up` runs the whole stack with a demo, `make test` the whole suite, `make bench`
+# the benchmark. Each installs what it needs first, into git-ignored project folders (.warden/,
+# node_modules/), and is fast the second time.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make up     install what is missing, start Temporal, worker and API, run the demo (WARDEN_DEMO=0 skips it)"
+	@echo "make test   install what is missing and run the whole test suite"
+	@echo "make bench  benchmark agents and execs through Warden against raw dockerode"
+	@echo "make image  build the sandbox image"
+	@echo "make clean  remove local state (.warden/)"
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+deps: node_modules/.installed
+	@bash scripts/setup-docker.sh
+	@bash scripts/build-image.sh
+	@bash scripts/setup-temporal.sh >/dev/null
+
+image:
+	@bash scripts/setup-docker.sh
+	@bash scripts/build-image.sh
+
+up: deps
+	npx tsx scripts/up.ts
+
+test: deps
+	npx tsc --noEmit
+	npx vitest run
+
+bench: deps
+	npx tsx test/bench/bench.ts
+
+clean:
+	rm -rf .warden
+
+.PHONY: help deps image up test bench clean

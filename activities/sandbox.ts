@@ -1,0 +1,321 @@
+/**
+ * Sandbox activities: everything Warden does to an agent's container. They run on the worker
+ * attached to the agent's Docker host (its own task queue) and address the container by its
+ * deterministic name, so a retry always finds what an earlier attempt made.
+ */
+import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
+import Docker from 'dockerode';
+import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
+import type { ExecRequest, ExecResult, ResourceLimits, SandboxRuntime } from '../domain/agent.js';
+import { chooseRuntime, detectRuntimes, SandboxUnavailableError } from './docker-engine.js';
+
+export const SANDBOX_UID = 10001;
+export const WORKSPACE = '/workspace';
+export const LABELS = {
+  managed: 'dev.warden.managed',
+  agentId: 'dev.warden.agent-id',
+  host: 'dev.warden.host',
+} as const;
+
+export const containerName = (agentId: string): string => `warden-agent-${agentId}`;
+
+/** PID 1 of the sandbox: exits at once on SIGTERM (a bare `sleep` as PID 1 would ignore it). */
+const SANDBOX_INIT = ['/bin/sh', '-c', "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"];
+
+const MiB = 1024 * 1024;
+
+/** The engine-enforced limits and the always-on hardening of every sandbox. */
+export function sandboxHostConfig(limits: ResourceLimits, engineRuntime: string): Docker.HostConfig {
+  const owner = `uid=${SANDBOX_UID},gid=${SANDBOX_UID}`;
+  return {
+    Runtime: engineRuntime,
+    NanoCpus: Math.round(limits.cpu_cores * 1e9),
+    Memory: limits.memory_mb * MiB,
+    MemorySwap: limits.memory_mb * MiB, // equal to Memory: no swap
+    PidsLimit: limits.max_processes,
+    NetworkMode: limits.network_enabled ? 'bridge' : 'none',
+    ReadonlyRootfs: true,
+    CapDrop: ['ALL'],
+    SecurityOpt: ['no-new-privileges:true'], // the engine's default seccomp profile stays on
+    Tmpfs: {
+      [WORKSPACE]: `rw,nosuid,nodev,size=${limits.disk_mb}m,${owner},mode=0700`,
+      '/tmp': `rw,nosuid,nodev,noexec,size=16m,${owner},mode=1777`,
+    },
+    Privileged: false,
+    Init: false,
+    RestartPolicy: { Name: 'no' },
+  };
+}
+
+export interface CreateSandboxInput {
+  agentId: string;
+  host: string;
+  image: string;
+  limits: ResourceLimits;
+  runtime: SandboxRuntime | 'auto';
+  requireSandbox: boolean;
+}
+export interface CreateSandboxResult {
+  containerId: string;
+  runtime: SandboxRuntime;
+  warning: string | null;
+}
+
+export interface SandboxExit {
+  exitCode: number | null;
+  oomKilled: boolean;
+  /** The container is gone: removed outside Warden, or lost by the engine. */
+  vanished: boolean;
+}
+
+export interface ExecInput extends ExecRequest {
+  agentId: string;
+}
+
+const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number })?.statusCode;
+
+/** Builds the sandbox activities around a Docker client (the real engine, in tests too). */
+export function createSandboxActivities(docker: Docker) {
+  const container = (agentId: string) => docker.getContainer(containerName(agentId));
+
+  async function createSandbox(input: CreateSandboxInput): Promise<CreateSandboxResult> {
+    let choice;
+    try {
+      choice = chooseRuntime(await detectRuntimes(docker), input.runtime, {
+        requireSandbox: input.requireSandbox,
+        networkEnabled: input.limits.network_enabled,
+      });
+    } catch (err) {
+      if (err instanceof SandboxUnavailableError) {
+        throw ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: true });
+      }
+      throw err;
+    }
+    const name = containerName(input.agentId);
+    let id: string;
+    try {
+      const created = await docker.createContainer({
+        name,
+        Image: input.image,
+        Cmd: SANDBOX_INIT,
+        User: `${SANDBOX_UID}:${SANDBOX_UID}`,
+        WorkingDir: WORKSPACE,
+        Hostname: 'sandbox',
+        Env: [],
+        Labels: { [LABELS.managed]: 'true', [LABELS.agentId]: input.agentId, [LABELS.host]: input.host },
+        NetworkDisabled: !input.limits.network_enabled,
+        HostConfig: sandboxHostConfig(input.limits, choice.engineName),
+      });
+      id = created.id;
+    } catch (err) {
+      if (statusOf(err) === 404) {
+        throw ApplicationFailure.create({
+          type: 'ImageMissing',
+          message: `sandbox image ${input.image} is not on this Docker host; build it with \`make image\``,
+          nonRetryable: true,
+        });
+      }
+      if (statusOf(err) !== 409) throw err;
+      // A container with our deterministic name exists: adopt it if an earlier attempt made it.
+      const existing = await docker.getContainer(name).inspect();
+      if (existing.Config.Labels?.[LABELS.agentId] !== input.agentId) {
+        throw ApplicationFailure.create({
+          type: 'NameConflict',
+          message: `a container named ${name} exists and does not belong to agent ${input.agentId}`,
+          nonRetryable: true,
+        });
+      }
+      id = existing.Id;
+    }
+    const current = await docker.getContainer(id).inspect();
+    if (!current.State.Running) {
+      try {
+        await docker.getContainer(id).start();
+      } catch (err) {
+        if (statusOf(err) !== 304) throw err;
+      }
+    }
+    return { containerId: id, runtime: choice.runtime, warning: choice.warning };
+  }
+
+  async function pauseSandbox(agentId: string): Promise<void> {
+    const state = (await container(agentId).inspect()).State;
+    if (!state.Paused) await container(agentId).pause();
+  }
+
+  async function unpauseSandbox(agentId: string): Promise<void> {
+    const state = (await container(agentId).inspect()).State;
+    if (state.Paused) await container(agentId).unpause();
+  }
+
+  /** SIGTERM, then SIGKILL after graceSeconds (0: SIGKILL at once); a gone container counts as stopped. */
+  async function stopSandbox(input: { agentId: string; graceSeconds: number }): Promise<{ exitCode: number | null }> {
+    const c = container(input.agentId);
+    try {
+      if ((await c.inspect()).State.Paused) await c.unpause();
+      if (input.graceSeconds > 0) {
+        await c.stop({ t: input.graceSeconds }).catch((err) => {
+          if (statusOf(err) !== 304) throw err;
+        });
+      } else {
+        // Forced: SIGKILL straight away (`docker stop -t 0` would still send SIGTERM first).
+        await c.kill({ signal: 'SIGKILL' }).catch((err) => {
+          if (statusOf(err) !== 409) throw err; // not running
+        });
+        await c.wait({ condition: 'not-running' });
+      }
+      return { exitCode: (await c.inspect()).State.ExitCode };
+    } catch (err) {
+      if (statusOf(err) === 404) return { exitCode: null };
+      throw err;
+    }
+  }
+
+  async function removeSandbox(agentId: string): Promise<void> {
+    try {
+      await container(agentId).remove({ force: true, v: true });
+    } catch (err) {
+      // 404: already gone; 409: removal already in progress (a retry will see it gone).
+      if (statusOf(err) !== 404) throw err;
+    }
+  }
+
+  /** Waits until the sandbox's container exits or disappears; heartbeats while it runs. */
+  async function awaitSandboxExit(agentId: string): Promise<SandboxExit> {
+    const ctx = Context.current();
+    const beat = setInterval(() => heartbeat(), 5_000);
+    try {
+      await container(agentId).wait({ abortSignal: ctx.cancellationSignal });
+      const state = (await container(agentId).inspect()).State;
+      return { exitCode: state.ExitCode, oomKilled: state.OOMKilled, vanished: false };
+    } catch (err) {
+      if (statusOf(err) === 404) return { exitCode: null, oomKilled: false, vanished: true };
+      if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? err;
+      throw err;
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
+  /**
+   * Runs a command as the sandbox user in /workspace. `timeout` (coreutils) makes the command the
+   * leader of its own process group and signals the whole group when time runs out; a cancelled
+   * activity kills that group through its exec id. Output beyond max_output_bytes is counted and
+   * dropped.
+   */
+  async function execInSandbox(input: ExecInput): Promise<ExecResult> {
+    const ctx = Context.current();
+    const execId = randomUUID();
+    const started = Date.now();
+    const c = container(input.agentId);
+    const seconds = (input.timeout_ms / 1000).toFixed(3);
+    const exec = await c.exec({
+      Cmd: ['timeout', '--kill-after=2', seconds, ...input.command],
+      User: `${SANDBOX_UID}:${SANDBOX_UID}`,
+      WorkingDir: WORKSPACE,
+      Env: [`WARDEN_EXEC_ID=${execId}`],
+      AttachStdout: true,
+      AttachStderr: true,
+      Tty: false,
+    });
+    const stream = await exec.start({ hijack: true, stdin: false });
+    const stdout = new BoundedSink(input.max_output_bytes);
+    const stderr = new BoundedSink(input.max_output_bytes);
+    docker.modem.demuxStream(stream, stdout, stderr);
+
+    const beat = setInterval(() => heartbeat(), 5_000);
+    let hostDeadline: NodeJS.Timeout | undefined;
+    try {
+      const ended = new Promise<'ended'>((resolve, reject) => {
+        stream.on('end', () => resolve('ended'));
+        stream.on('close', () => resolve('ended'));
+        stream.on('error', reject);
+      });
+      const cancelled = new Promise<'cancelled'>((resolve) =>
+        ctx.cancellationSignal.addEventListener('abort', () => resolve('cancelled'), { once: true }),
+      );
+      // Backstop in case `timeout` itself cannot run (for instance a frozen, paused sandbox).
+      const deadline = new Promise<'deadline'>((resolve) => {
+        hostDeadline = setTimeout(() => resolve('deadline'), input.timeout_ms + 10_000);
+      });
+      const outcome = await Promise.race([ended, cancelled, deadline]);
+      if (outcome !== 'ended') {
+        await killExec(c, execId).catch(() => undefined);
+        stream.destroy();
+        if (outcome === 'cancelled') throw ctx.cancellationSignal.reason ?? new Error('exec cancelled');
+      }
+      const info = await exec.inspect();
+      const duration = Date.now() - started;
+      const exitCode = info.ExitCode ?? 137;
+      const timedOut = outcome === 'deadline' || ((exitCode === 124 || exitCode === 137) && duration >= input.timeout_ms);
+      const oomKilled = exitCode === 137 && !timedOut && (await oomSince(docker, containerName(input.agentId), started));
+      return {
+        exit_code: exitCode,
+        stdout: stdout.text(),
+        stderr: stderr.text(),
+        stdout_truncated_bytes: stdout.dropped,
+        stderr_truncated_bytes: stderr.dropped,
+        timed_out: timedOut,
+        oom_killed: oomKilled,
+        duration_ms: duration,
+      };
+    } finally {
+      clearInterval(beat);
+      clearTimeout(hostDeadline);
+    }
+  }
+
+  return { createSandbox, pauseSandbox, unpauseSandbox, stopSandbox, removeSandbox, awaitSandboxExit, execInSandbox };
+}
+
+export type SandboxActivities = ReturnType<typeof createSandboxActivities>;
+
+/** Kills every process group whose leader carries this exec id in its environment. */
+async function killExec(c: Docker.Container, execId: string): Promise<void> {
+  const script =
+    `for p in /proc/[0-9]*; do pid=\${p#/proc/}; ` +
+    `if grep -qzx "WARDEN_EXEC_ID=${execId}" "$p/environ" 2>/dev/null; then kill -KILL -"$pid" "$pid" 2>/dev/null; fi; done; true`;
+  const exec = await c.exec({ Cmd: ['/bin/sh', '-c', script], User: `${SANDBOX_UID}:${SANDBOX_UID}` });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  await new Promise((resolve) => {
+    stream.on('end', resolve);
+    stream.on('close', resolve);
+    stream.resume();
+  });
+}
+
+/** Did the engine report an OOM kill in this container since `sinceMs`? */
+async function oomSince(docker: Docker, name: string, sinceMs: number): Promise<boolean> {
+  const stream = (await docker.getEvents({
+    since: Math.floor(sinceMs / 1000) - 1,
+    until: Math.ceil(Date.now() / 1000) + 1,
+    filters: { container: [name], event: ['oom'] },
+  })) as unknown as NodeJS.ReadableStream;
+  let found = false;
+  for await (const chunk of stream) if (String(chunk).includes('"oom"')) found = true;
+  return found;
+}
+
+/** Keeps the first `limit` bytes written to it and counts the rest. */
+class BoundedSink extends Writable {
+  private chunks: Buffer[] = [];
+  private kept = 0;
+  dropped = 0;
+  constructor(private readonly limit: number) {
+    super();
+  }
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
+    const room = this.limit - this.kept;
+    if (room > 0) {
+      const part = chunk.subarray(0, room);
+      this.chunks.push(part);
+      this.kept += part.length;
+    }
+    this.dropped += Math.max(0, chunk.length - Math.max(room, 0));
+    done();
+  }
+  text(): string {
+    return Buffer.concat(this.chunks).toString('utf8');
+  }
+}

@@ -1,0 +1,222 @@
+/**
+ * The agent operations every caller shares (API routes, CLI, tests, benchmark): each is a
+ * Temporal call on the agent's workflow, and each failure becomes a typed WardenError.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  WithStartWorkflowOperation,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+  type WorkflowExecutionInfo,
+} from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { ResourceLimitsSchema, type AgentRecord, type AgentStatus, type CreateAgentRequest } from '../domain/agent.js';
+import type { Config } from '../domain/config.js';
+import { WardenError } from '../domain/errors.js';
+import {
+  admitAgentUpdate,
+  agentStatusQuery,
+  CAPACITY_WORKFLOW_ID,
+  capacityQuery,
+  CONTROL_TASK_QUEUE,
+  pauseSignal,
+  releaseAgentSignal,
+  resumeSignal,
+  SearchAttributes,
+  stopSignal,
+  type AgentWorkflowInput,
+} from '../workflows/definitions.js';
+import type { agentWorkflow } from '../workflows/agent.js';
+import type { capacityWorkflow } from '../workflows/capacity.js';
+
+export interface AgentSummary {
+  id: string;
+  skill_id: string | null;
+  status: AgentStatus | null;
+  sandbox_runtime: string | null;
+  host: string | null;
+  created_at: string | null;
+  closed_at: string | null;
+  workflow_status: string;
+}
+
+export type AgentServiceConfig = Pick<
+  Config,
+  'dockerHostId' | 'sandboxImage' | 'sandboxRuntime' | 'requireSandbox' | 'maxAgents' | 'agentIdleTtlSeconds' | 'stopGraceSeconds'
+>;
+
+export function createAgentService(client: Client, config: AgentServiceConfig) {
+  const handle = (id: string) => client.workflow.getHandle<typeof agentWorkflow>(id);
+
+  /** Admits the agent against max_agents (one serialised update), then starts its workflow. */
+  async function createAgent(request: CreateAgentRequest): Promise<AgentRecord> {
+    const agentId = request.agent_id ?? `agt-${randomBytes(6).toString('hex')}`;
+    const limits = ResourceLimitsSchema.parse(request.resource_limits ?? {});
+    if (request.runtime === 'runc' && config.requireSandbox) {
+      throw new WardenError('sandbox_required', 'require_sandbox is on: runtime runc is not allowed', 422);
+    }
+    try {
+      await client.workflow.executeUpdateWithStart(admitAgentUpdate, {
+        args: [{ agentId, maxAgents: config.maxAgents }],
+        startWorkflowOperation: new WithStartWorkflowOperation<typeof capacityWorkflow>('capacityWorkflow', {
+          workflowId: CAPACITY_WORKFLOW_ID,
+          taskQueue: CONTROL_TASK_QUEUE,
+          workflowIdConflictPolicy: 'USE_EXISTING',
+          args: [{ admitted: {} }],
+        }),
+      });
+    } catch (err) {
+      const failure = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
+      if (failure instanceof ApplicationFailure && failure.type === 'CapacityExceeded') {
+        throw new WardenError('capacity_exceeded', failure.message, 409);
+      }
+      if (failure instanceof ApplicationFailure && failure.type === 'AgentExists') {
+        throw new WardenError('agent_exists', `agent ${agentId} already exists`, 409);
+      }
+      throw err;
+    }
+    const input: AgentWorkflowInput = {
+      agentId,
+      skillId: request.skill_id,
+      host: config.dockerHostId,
+      image: config.sandboxImage,
+      limits,
+      runtime: request.runtime ?? config.sandboxRuntime,
+      requireSandbox: config.requireSandbox,
+      idleTtlSeconds: request.idle_ttl_seconds ?? config.agentIdleTtlSeconds,
+      stopGraceSeconds: config.stopGraceSeconds,
+      createdAt: new Date().toISOString(),
+    };
+    try {
+      await client.workflow.start<typeof agentWorkflow>('agentWorkflow', {
+        workflowId: agentId,
+        taskQueue: CONTROL_TASK_QUEUE,
+        args: [input],
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        memo: { resource_limits: limits, created_at: input.createdAt },
+        typedSearchAttributes: [
+          { key: SearchAttributes.agentId, value: agentId },
+          { key: SearchAttributes.agentStatus, value: 'provisioning' },
+          { key: SearchAttributes.skillId, value: request.skill_id },
+          { key: SearchAttributes.host, value: input.host },
+        ],
+      });
+    } catch (err) {
+      await client.workflow
+        .getHandle(CAPACITY_WORKFLOW_ID)
+        .signal(releaseAgentSignal, { agentId })
+        .catch(() => undefined);
+      if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        throw new WardenError('agent_exists', `agent ${agentId} already exists (agent ids are never reused)`, 409);
+      }
+      throw err;
+    }
+    return {
+      id: agentId,
+      skill_id: request.skill_id,
+      host: input.host,
+      sandbox_runtime: null,
+      sandbox_warning: null,
+      status: 'provisioning',
+      created_at: input.createdAt,
+      started_at: null,
+      stopped_at: null,
+      container_id: null,
+      resource_limits: limits,
+      idle_ttl_seconds: input.idleTtlSeconds,
+      exit_code: null,
+      error_message: null,
+    };
+  }
+
+  /** The agent's full record, straight from its workflow (the `status` query). */
+  async function getAgent(id: string): Promise<AgentRecord> {
+    try {
+      return await handle(id).query(agentStatusQuery);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new WardenError('not_found', `agent ${id} not found`, 404);
+      if (isNoWorker(err)) {
+        throw new WardenError('worker_unavailable', `no worker answered for agent ${id}; is the Warden worker running?`, 503);
+      }
+      throw err;
+    }
+  }
+
+  async function signalAgent(id: string, what: 'pause' | 'resume' | 'stop', force = false): Promise<AgentRecord> {
+    const agent = await getAgent(id);
+    if (agent.status === 'stopped' || agent.status === 'error') {
+      throw new WardenError('agent_not_active', `agent ${id} is ${agent.status}; it cannot ${what}`, 409);
+    }
+    if (what !== 'stop' && agent.status === 'provisioning') {
+      throw new WardenError('agent_not_ready', `agent ${id} is still provisioning; try again in a moment`, 409);
+    }
+    try {
+      if (what === 'pause') await handle(id).signal(pauseSignal);
+      else if (what === 'resume') await handle(id).signal(resumeSignal);
+      else await handle(id).signal(stopSignal, { force });
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) {
+        throw new WardenError('agent_not_active', `agent ${id} has ended; it cannot ${what}`, 409);
+      }
+      throw err;
+    }
+    return agent;
+  }
+
+  /** Agents from Temporal visibility (search attributes), newest first. */
+  async function listAgents(filter: { status?: AgentStatus; skill_id?: string; host?: string; limit?: number } = {}) {
+    const clauses = [`WorkflowType = 'agentWorkflow'`];
+    if (filter.status) clauses.push(`${SearchAttributes.agentStatus.name} = '${filter.status}'`);
+    if (filter.skill_id) clauses.push(`${SearchAttributes.skillId.name} = '${filter.skill_id}'`);
+    if (filter.host) clauses.push(`${SearchAttributes.host.name} = '${filter.host}'`);
+    const agents: AgentSummary[] = [];
+    for await (const info of client.workflow.list({ query: clauses.join(' AND '), pageSize: 100 })) {
+      agents.push(summarize(info));
+      if (agents.length >= (filter.limit ?? 100)) break;
+    }
+    return agents;
+  }
+
+  async function countAgents(status: AgentStatus): Promise<number> {
+    const { count } = await client.workflow.count(
+      `WorkflowType = 'agentWorkflow' AND ${SearchAttributes.agentStatus.name} = '${status}'`,
+    );
+    return count;
+  }
+
+  /** Slots taken in the capacity workflow (exact, unlike visibility). */
+  async function admittedAgents(): Promise<number> {
+    try {
+      const state = await client.workflow.getHandle(CAPACITY_WORKFLOW_ID).query(capacityQuery);
+      return Object.keys(state.admitted).length;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return 0;
+      throw err;
+    }
+  }
+
+  return { createAgent, getAgent, signalAgent, listAgents, countAgents, admittedAgents };
+}
+
+export type AgentService = ReturnType<typeof createAgentService>;
+
+function summarize(info: WorkflowExecutionInfo): AgentSummary {
+  const sa = info.typedSearchAttributes;
+  return {
+    id: info.workflowId,
+    skill_id: sa.get(SearchAttributes.skillId) ?? null,
+    status: (sa.get(SearchAttributes.agentStatus) as AgentStatus | undefined) ?? null,
+    sandbox_runtime: sa.get(SearchAttributes.runtime) ?? null,
+    host: sa.get(SearchAttributes.host) ?? null,
+    created_at: info.startTime.toISOString(),
+    closed_at: info.closeTime?.toISOString() ?? null,
+    workflow_status: info.status.name,
+  };
+}
+
+function isNoWorker(err: unknown): boolean {
+  const text = String((err as Error)?.message ?? err);
+  return /deadline exceeded|no poller|timeout/i.test(text);
+}

@@ -1,0 +1,110 @@
+/** /api/agents: create, list, inspect, pause, resume and stop agents. */
+import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
+import { z } from 'zod';
+import {
+  AgentIdSchema,
+  AgentRecordSchema,
+  AgentStatusSchema,
+  CreateAgentRequestSchema,
+  StopAgentRequestSchema,
+} from '../domain/agent.js';
+import type { AgentService } from './agent-service.js';
+import { errorResponses, validationHook, type AppEnv } from './openapi.js';
+
+const AgentSummarySchema = z.object({
+  id: z.string(),
+  skill_id: z.string().nullable(),
+  status: AgentStatusSchema.nullable(),
+  sandbox_runtime: z.string().nullable(),
+  host: z.string().nullable(),
+  created_at: z.string().nullable(),
+  closed_at: z.string().nullable(),
+  workflow_status: z.string(),
+});
+const IdParams = z.object({ id: AgentIdSchema });
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { 'application/json': { schema } },
+});
+const jsonBody = <T extends z.ZodType>(schema: T, required = true) => ({
+  body: { required, content: { 'application/json': { schema } } },
+});
+
+export function agentsRouter(agents: AgentService) {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/',
+      summary: 'Create an agent in a new sandbox',
+      description: 'Starts the agent workflow; the agent is "provisioning" until its sandbox runs. Poll GET /api/agents/{id}.',
+      request: jsonBody(CreateAgentRequestSchema),
+      responses: { 201: json(AgentRecordSchema, 'The agent, provisioning'), ...errorResponses(400, 409, 422, 503) },
+    }),
+    async (c) => c.json(await agents.createAgent(c.req.valid('json')), 201),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/',
+      summary: 'List agents (Temporal visibility)',
+      request: {
+        query: z
+          .object({
+            status: AgentStatusSchema.optional(),
+            skill_id: z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/).optional(),
+            host: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/).optional(),
+            limit: z.coerce.number().int().min(1).max(1000).default(100),
+          })
+          .strict(),
+      },
+      responses: { 200: json(z.object({ agents: z.array(AgentSummarySchema) }), 'Agents, newest first'), ...errorResponses(400) },
+    }),
+    async (c) => c.json({ agents: await agents.listAgents(c.req.valid('query')) }, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/{id}',
+      summary: "An agent's full record",
+      request: { params: IdParams },
+      responses: { 200: json(AgentRecordSchema, 'The agent'), ...errorResponses(400, 404, 503) },
+    }),
+    async (c) => c.json(await agents.getAgent(c.req.valid('param').id), 200),
+  );
+
+  for (const action of ['pause', 'resume'] as const) {
+    app.openapi(
+      createRoute({
+        method: 'post',
+        path: `/{id}/${action}`,
+        summary: `${action === 'pause' ? 'Pause (freeze)' : 'Resume'} an agent's sandbox`,
+        description: 'Sends the signal; the returned record is the state before it took effect.',
+        request: { params: IdParams },
+        responses: { 202: json(AgentRecordSchema, 'Signal delivered'), ...errorResponses(400, 404, 409, 503) },
+      }),
+      async (c) => c.json(await agents.signalAgent(c.req.valid('param').id, action), 202),
+    );
+  }
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/{id}/stop',
+      summary: 'Stop an agent and remove its sandbox',
+      description: 'Graceful: SIGTERM, then SIGKILL after the grace period. force: SIGKILL at once.',
+      request: { params: IdParams, ...jsonBody(StopAgentRequestSchema, false) },
+      responses: { 202: json(AgentRecordSchema, 'Signal delivered'), ...errorResponses(400, 404, 409, 503) },
+    }),
+    async (c) => {
+      // The body is optional: without one (or without a JSON content type) the stop is graceful.
+      const force = (c.req.valid('json') as { force?: boolean } | undefined)?.force ?? false;
+      return c.json(await agents.signalAgent(c.req.valid('param').id, 'stop', force), 202);
+    },
+  );
+
+  return app;
+}

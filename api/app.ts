@@ -1,0 +1,55 @@
+/**
+ * The Hono app: routers mounted on one OpenAPIHono, JSON errors for every failure, the OpenAPI
+ * document generated from the zod schemas, and a docs page served from the local swagger-ui.
+ */
+import { OpenAPIHono } from '@hono/zod-openapi';
+import type Docker from 'dockerode';
+import type { Client } from '@temporalio/client';
+import type { Logger } from 'pino';
+import type { Config } from '../domain/config.js';
+import { WardenError } from '../domain/errors.js';
+import { createAgentService } from './agent-service.js';
+import { agentsRouter } from './agents.js';
+import { docsRouter } from './docs.js';
+import { systemRouter } from './system.js';
+import { validationHook, type AppEnv } from './openapi.js';
+
+export interface AppDeps {
+  client: Client;
+  docker: Docker;
+  config: Config;
+  logger: Logger;
+}
+
+export function createApp(deps: AppDeps) {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+  const agents = createAgentService(deps.client, deps.config);
+
+  app.route('/', systemRouter({ ...deps, agents }));
+  app.route('/api/agents', agentsRouter(agents));
+  app.route('/', docsRouter());
+
+  app.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: {
+      title: 'Warden API',
+      version: '0.1.0',
+      description: 'Durable, sandboxed AI agents: every agent lifecycle is a Temporal workflow.',
+    },
+  });
+
+  app.notFound((c) => c.json({ error: { code: 'not_found', message: `no route for ${c.req.method} ${c.req.path}` } }, 404));
+  app.onError((err, c) => {
+    if (err instanceof WardenError) {
+      return c.json({ error: { code: err.code, message: err.message } }, err.status);
+    }
+    const status = (err as { status?: number }).status;
+    if (status && status >= 400 && status < 500) {
+      // Hono's own HTTPExceptions (malformed JSON and the like) say what is wrong.
+      return c.json({ error: { code: 'bad_request', message: err.message } }, status as 400);
+    }
+    deps.logger.error({ err: { type: err.name, message: err.message }, path: c.req.path }, 'request failed');
+    return c.json({ error: { code: 'internal', message: 'internal error; the server log has the details' } }, 500);
+  });
+  return app;
+}

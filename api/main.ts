@@ -1,0 +1,26 @@
+/** The API process: the Hono app on WARDEN_API_HOST:WARDEN_API_PORT (127.0.0.1:8080 by default). */
+import { serve } from '@hono/node-server';
+import Docker from 'dockerode';
+import { Client, Connection } from '@temporalio/client';
+import { loadConfig } from '../domain/config.js';
+import { createLogger } from '../workers/logger.js';
+import { createApp } from './app.js';
+
+const config = loadConfig();
+const logger = createLogger('warden-api', config.logLevel);
+const connection = await Connection.connect({ address: config.temporalAddress });
+const client = new Client({ connection, namespace: config.temporalNamespace });
+const app = createApp({ client, docker: new Docker(), config, logger });
+
+const server = serve({ fetch: app.fetch, hostname: config.apiHost, port: config.apiPort }, (info) =>
+  logger.info({ url: `http://${config.apiHost}:${info.port}`, docs: `http://${config.apiHost}:${info.port}/docs` }, 'API listening'),
+);
+
+// Stop accepting connections, let open requests finish, then close the Temporal connection.
+const shutdown = (signal: string) => {
+  logger.info({ signal }, 'API shutting down');
+  server.close(() => void connection.close().finally(() => process.exit(0)));
+  setTimeout(() => process.exit(0), 10_000).unref();
+};
+process.once('SIGINT', () => shutdown('SIGINT'));
+process.once('SIGTERM', () => shutdown('SIGTERM'));

@@ -1,0 +1,21 @@
+/** Shared pieces of the OpenAPI routes: the error shape and the hook that reports bad input. */
+import type { Hook } from '@hono/zod-openapi';
+import { z } from 'zod';
+
+export type AppEnv = { Variables: Record<string, never> };
+
+export const ErrorSchema = z.object({
+  error: z.object({ code: z.string(), message: z.string(), issues: z.array(z.string()).optional() }),
+});
+
+export const errorResponses = (...codes: number[]) =>
+  Object.fromEntries(
+    codes.map((code) => [code, { description: 'Error', content: { 'application/json': { schema: ErrorSchema } } }]),
+  );
+
+/** Every validation failure: 400 with each problem as "where: what". */
+export const validationHook: Hook<unknown, AppEnv, string, unknown> = (result, c) => {
+  if (result.success) return;
+  const issues = result.error.issues.map((i) => `${[result.target, ...i.path].join('.')}: ${i.message}`);
+  return c.json({ error: { code: 'invalid_request', message: issues.join('; '), issues } }, 400);
+};

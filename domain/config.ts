@@ -1,0 +1,59 @@
+/**
+ * Warden's configuration: one zod-validated object read once at start-up from the environment,
+ * with defaults that work on a fresh machine.
+ */
+import { z } from 'zod';
+import { SandboxRuntimeSchema } from './agent.js';
+
+const bool = z
+  .enum(['1', '0', 'true', 'false', 'yes', 'no'])
+  .transform((v) => v === '1' || v === 'true' || v === 'yes');
+
+export const ConfigSchema = z.object({
+  temporalAddress: z.string().min(1).default('127.0.0.1:7233'),
+  temporalNamespace: z.string().min(1).default('default'),
+  /** Identifies this worker's Docker host; sandbox activities run on its own task queue. */
+  dockerHostId: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/).default('local'),
+  sandboxImage: z.string().min(1).default('warden-sandbox:bookworm'),
+  /** auto: the strongest runtime the engine has (runsc, then kata, then runc with a warning). */
+  sandboxRuntime: z.union([z.literal('auto'), SandboxRuntimeSchema]).default('auto'),
+  /** Fail closed: never run an agent under plain runc. */
+  requireSandbox: bool.default(false),
+  maxAgents: z.coerce.number().int().min(1).max(10_000).default(50),
+  agentIdleTtlSeconds: z.coerce.number().int().min(10).default(3600),
+  stopGraceSeconds: z.coerce.number().int().min(0).max(300).default(10),
+  apiHost: z.string().default('127.0.0.1'),
+  apiPort: z.coerce.number().int().min(0).max(65535).default(8080),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+export type Config = z.infer<typeof ConfigSchema>;
+
+const ENV: Record<keyof Config, string> = {
+  temporalAddress: 'TEMPORAL_ADDRESS',
+  temporalNamespace: 'TEMPORAL_NAMESPACE',
+  dockerHostId: 'WARDEN_DOCKER_HOST_ID',
+  sandboxImage: 'WARDEN_SANDBOX_IMAGE',
+  sandboxRuntime: 'WARDEN_SANDBOX_RUNTIME',
+  requireSandbox: 'WARDEN_REQUIRE_SANDBOX',
+  maxAgents: 'WARDEN_MAX_AGENTS',
+  agentIdleTtlSeconds: 'WARDEN_AGENT_IDLE_TTL_SECONDS',
+  stopGraceSeconds: 'WARDEN_STOP_GRACE_SECONDS',
+  apiHost: 'WARDEN_API_HOST',
+  apiPort: 'WARDEN_API_PORT',
+  logLevel: 'WARDEN_LOG_LEVEL',
+};
+
+/** Reads the configuration; a bad value fails start-up with the variable's name and the problem. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const raw: Record<string, string> = {};
+  for (const [key, name] of Object.entries(ENV)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') raw[key] = value;
+  }
+  const parsed = ConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${ENV[i.path[0] as keyof Config]}: ${i.message}`);
+    throw new Error(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Builds the sandbox image once (WARDEN_SANDBOX_IMAGE, default warden-sandbox:bookworm).
+# With registry access it builds sandbox-image/Dockerfile; without (the default here), it makes
+# the same image from Debian's packages: debootstrap minbase into a folder, then docker import.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+image=${WARDEN_SANDBOX_IMAGE:-warden-sandbox:bookworm}
+if docker image inspect "$image" >/dev/null 2>&1; then exit 0; fi
+
+if [ "${WARDEN_IMAGE_FROM_REGISTRY:-0}" = 1 ]; then
+  docker build -t "$image" "$here/sandbox-image"; exit 0
+fi
+
+command -v debootstrap >/dev/null || { echo "debootstrap is needed to build $image (apt-get install debootstrap), or set WARDEN_IMAGE_FROM_REGISTRY=1" >&2; exit 1; }
+root="$here/.warden/image-root"
+rm -rf "$root"; mkdir -p "$root"
+echo "building $image from Debian packages (debootstrap, about a minute)..."
+debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian >"$here/.warden/log/debootstrap.log" 2>&1 \
+  || { tail -20 "$here/.warden/log/debootstrap.log" >&2; exit 1; }
+chroot "$root" /bin/sh -c '
+  groupadd --gid 10001 sandbox &&
+  useradd --uid 10001 --gid 10001 --home-dir /workspace --no-create-home --shell /bin/sh sandbox &&
+  mkdir -p /workspace && chown sandbox:sandbox /workspace &&
+  apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*'
+tar -C "$root" -c . | docker import \
+  --change 'USER 10001:10001' --change 'WORKDIR /workspace' --change 'CMD ["sleep","infinity"]' \
+  --change 'LABEL dev.warden.image=sandbox' - "$image" >/dev/null
+rm -rf "$root"
+echo "built $image"

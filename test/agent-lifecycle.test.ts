@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { containersOf, docker, startStack, uniqueId, waitFor, waitForStatus } from './helpers.js';
+import { execUpdate } from '../workflows/definitions.js';
+
+let stack: Awaited<ReturnType<typeof startStack>>;
+beforeAll(async () => {
+  stack = await startStack();
+});
+afterAll(async () => stack?.stop());
+
+describe('agent lifecycle', () => {
+  it('creates, pauses, resumes and stops an agent, removing its container', async () => {
+    const id = uniqueId('life');
+    const created = await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id, resource_limits: { memory_mb: 128 } });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ id, status: 'provisioning', skill_id: 'shell', host: 'test' });
+    expect(created.body.resource_limits).toEqual({ cpu_cores: 1, memory_mb: 128, disk_mb: 256, network_enabled: false, max_processes: 128 });
+
+    const running = await waitForStatus(stack.api, id, ['running']);
+    expect(running.container_id).toMatch(/^[0-9a-f]{64}$/);
+    expect(['runsc', 'kata', 'runc']).toContain(running.sandbox_runtime);
+    expect(running.started_at).not.toBeNull();
+    const inspect = await docker.getContainer(running.container_id!).inspect();
+    expect(inspect.State.Running).toBe(true);
+
+    expect((await stack.api('POST', `/api/agents/${id}/pause`)).status).toBe(202);
+    await waitForStatus(stack.api, id, ['paused']);
+    expect((await docker.getContainer(running.container_id!).inspect()).State.Paused).toBe(true);
+
+    // Commands are refused while paused, with the reason.
+    const handle = stack.client.workflow.getHandle(id);
+    await expect(handle.executeUpdate(execUpdate, { args: [{ command: ['true'], timeout_ms: 5000, max_output_bytes: 100 }] })).rejects.toMatchObject({
+      cause: { message: expect.stringMatching(/is paused; commands run only while it is running/) },
+    });
+
+    expect((await stack.api('POST', `/api/agents/${id}/resume`)).status).toBe(202);
+    await waitForStatus(stack.api, id, ['running']);
+    const echo = await handle.executeUpdate(execUpdate, { args: [{ command: ['sh', '-c', 'echo hi; id -u'], timeout_ms: 5000, max_output_bytes: 1000 }] });
+    expect(echo).toMatchObject({ exit_code: 0, stdout: 'hi\n10001\n', timed_out: false, oom_killed: false });
+
+    expect((await stack.api('POST', `/api/agents/${id}/stop`, { force: false })).status).toBe(202);
+    const stopped = await waitForStatus(stack.api, id, ['stopped']);
+    expect(stopped.stopped_at).not.toBeNull();
+    expect(stopped.exit_code).toBe(0); // PID 1 left on SIGTERM, not SIGKILL
+    expect(await containersOf(id)).toHaveLength(0);
+
+    // A stopped agent can no longer be driven.
+    const again = await stack.api('POST', `/api/agents/${id}/pause`);
+    expect(again.status).toBe(409);
+    expect(again.body.error.message).toMatch(/stopped/);
+  });
+
+  it('force stop kills at once and the agent list shows the final status', async () => {
+    const id = uniqueId('force');
+    await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id });
+    await waitForStatus(stack.api, id, ['running']);
+    expect((await stack.api('POST', `/api/agents/${id}/stop`, { force: true })).status).toBe(202);
+    const stopped = await waitForStatus(stack.api, id, ['stopped']);
+    expect(stopped.exit_code).toBe(137);
+    expect(await containersOf(id)).toHaveLength(0);
+    const listed = await waitFor('list to show the stopped agent', async () => {
+      const res = await stack.api('GET', '/api/agents?status=stopped');
+      return res.body.agents.find((a: { id: string }) => a.id === id);
+    });
+    expect(listed).toMatchObject({ id, status: 'stopped', skill_id: 'shell', host: 'test', workflow_status: 'COMPLETED' });
+  });
+
+  it('stops an idle agent on its TTL timer', async () => {
+    const id = uniqueId('idle');
+    await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id, idle_ttl_seconds: 10 });
+    await waitForStatus(stack.api, id, ['running']);
+    const stopped = await waitForStatus(stack.api, id, ['stopped'], 40_000);
+    expect(stopped.stopped_at).not.toBeNull();
+    expect(await containersOf(id)).toHaveLength(0);
+  });
+
+  it('moves to error with the reason when the container vanishes', async () => {
+    const id = uniqueId('vanish');
+    await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id });
+    const running = await waitForStatus(stack.api, id, ['running']);
+    await docker.getContainer(running.container_id!).remove({ force: true });
+    const failed = await waitForStatus(stack.api, id, ['error']);
+    expect(failed.error_message).toMatch(/exited unexpectedly|disappeared/);
+  });
+});

@@ -1,0 +1,111 @@
+/** What the integration tests share: a client and in-process workers on the suite's dev server. */
+import Docker from 'dockerode';
+import pino from 'pino';
+import { inject } from 'vitest';
+import { Client, Connection } from '@temporalio/client';
+import { Runtime } from '@temporalio/worker';
+import { ConfigSchema, type Config } from '../domain/config.js';
+import type { AgentRecord, AgentStatus } from '../domain/agent.js';
+import { createApp } from '../api/app.js';
+import { createWorkers } from '../workers/create-workers.js';
+
+export const TEST_HOST = 'test';
+export const docker = new Docker();
+
+let runtimeInstalled = false;
+function quietRuntime() {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  const noop = () => undefined;
+  Runtime.install({
+    logger: { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: (m) => console.error(m) },
+  });
+}
+
+export function testConfig(overrides: Partial<Config> = {}): Config {
+  return ConfigSchema.parse({
+    temporalAddress: inject('temporalAddress'),
+    dockerHostId: TEST_HOST,
+    sandboxImage: inject('sandboxImage'),
+    logLevel: 'silent',
+    stopGraceSeconds: 2,
+    ...overrides,
+  });
+}
+
+/** A Temporal client, the API app, and (unless workers: false) running control and sandbox workers. */
+export async function startStack(opts: { config?: Partial<Config>; workers?: boolean } = {}) {
+  quietRuntime();
+  const config = testConfig(opts.config);
+  const connection = await Connection.connect({ address: config.temporalAddress });
+  const client = new Client({ connection });
+  const app = createApp({ client, docker, config, logger: pino({ level: 'silent' }) });
+  const workers =
+    opts.workers === false
+      ? undefined
+      : await createWorkers({
+          temporalAddress: config.temporalAddress,
+          namespace: 'default',
+          dockerHostId: TEST_HOST,
+          roles: ['control', 'sandbox'],
+          docker,
+          workflowBundle: { codePath: inject('workflowBundlePath') },
+          shutdownGraceTime: '2 seconds',
+        });
+  const running = workers?.run();
+  const api = async (method: string, path: string, body?: unknown) => {
+    const res = await app.request(path, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null };
+  };
+  return {
+    config,
+    client,
+    app,
+    api,
+    async stop() {
+      workers?.shutdown();
+      await running;
+      await connection.close();
+    },
+  };
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await fn();
+      if (value) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ''}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Polls GET /api/agents/{id} until the agent reaches one of these statuses. */
+export async function waitForStatus(
+  api: Awaited<ReturnType<typeof startStack>>['api'],
+  id: string,
+  statuses: AgentStatus[],
+  timeoutMs = 60_000,
+): Promise<AgentRecord> {
+  return waitFor(`agent ${id} to be ${statuses.join('|')}`, async () => {
+    const res = await api('GET', `/api/agents/${id}`);
+    return res.status === 200 && statuses.includes(res.body.status) ? (res.body as AgentRecord) : undefined;
+  }, timeoutMs);
+}
+
+export const uniqueId = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+
+/** Containers on the engine that carry this agent's label. */
+export async function containersOf(agentId: string) {
+  return docker.listContainers({ all: true, filters: { label: [`dev.warden.agent-id=${agentId}`] } });
+}

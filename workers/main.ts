@@ -1,0 +1,46 @@
+/**
+ * The worker process. Runs the control worker and this host's sandbox worker (WARDEN_WORKER_ROLES
+ * picks fewer). SIGINT/SIGTERM: in-flight activities get the grace period, the rest goes back to
+ * Temporal, and a new worker carries on where this one stopped.
+ */
+import { Runtime, makeTelemetryFilterString } from '@temporalio/worker';
+import { loadConfig } from '../domain/config.js';
+import { createLogger } from './logger.js';
+import { createWorkers } from './create-workers.js';
+
+const config = loadConfig();
+const log = createLogger('warden-worker', config.logLevel);
+Runtime.install({
+  logger: {
+    log: (level, message, meta) => log[level.toLowerCase() as 'info'](meta ?? {}, message),
+    trace: (m, meta) => log.trace(meta ?? {}, m),
+    debug: (m, meta) => log.debug(meta ?? {}, m),
+    info: (m, meta) => log.info(meta ?? {}, m),
+    warn: (m, meta) => log.warn(meta ?? {}, m),
+    error: (m, meta) => log.error(meta ?? {}, m),
+  },
+  telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } },
+});
+
+const roles = (process.env.WARDEN_WORKER_ROLES ?? 'control,sandbox').split(',').map((r) => r.trim());
+for (const role of roles) {
+  if (role !== 'control' && role !== 'sandbox') {
+    log.fatal(`WARDEN_WORKER_ROLES: unknown role "${role}" (known: control, sandbox)`);
+    process.exit(2);
+  }
+}
+
+try {
+  const workers = await createWorkers({
+    temporalAddress: config.temporalAddress,
+    namespace: config.temporalNamespace,
+    dockerHostId: config.dockerHostId,
+    roles: roles as Array<'control' | 'sandbox'>,
+  });
+  log.info({ roles, host: config.dockerHostId, temporal: config.temporalAddress }, 'worker started');
+  await workers.run();
+  log.info('worker stopped');
+} catch (err) {
+  log.fatal({ err }, 'worker failed');
+  process.exit(1);
+}

@@ -1,0 +1,241 @@
+/**
+ * The agent workflow: one long-running workflow per agent, whose id is the agent id. It
+ * provisions the sandbox, keeps the agent's record (the `status` query), follows pause, resume
+ * and stop signals, runs commands through the `exec` update, notices a sandbox that died, stops an
+ * idle agent on a durable timer, and always removes its container, whatever ends it.
+ */
+import {
+  allHandlersFinished,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  isCancellation,
+  log,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type { AgentRecord, AgentStatus } from '../domain/agent.js';
+import type { SandboxActivities, SandboxExit } from '../activities/sandbox.js';
+import {
+  agentStatusQuery,
+  CAPACITY_WORKFLOW_ID,
+  execUpdate,
+  pauseSignal,
+  releaseAgentSignal,
+  resumeSignal,
+  sandboxTaskQueue,
+  SearchAttributes,
+  stopSignal,
+  type AgentWorkflowInput,
+} from './definitions.js';
+
+/** Activities on the agent's Docker host; teardown retries until it succeeds, so nothing leaks. */
+function sandboxActivities(host: string, input: AgentWorkflowInput) {
+  const base: ActivityOptions = { taskQueue: sandboxTaskQueue(host), startToCloseTimeout: '1 minute' };
+  return {
+    provision: proxyActivities<SandboxActivities>({
+      ...base,
+      startToCloseTimeout: '3 minutes',
+      retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['SandboxUnavailable', 'ImageMissing', 'NameConflict'] },
+    }),
+    control: proxyActivities<SandboxActivities>({ ...base, retry: { maximumAttempts: 5 } }),
+    teardown: proxyActivities<SandboxActivities>({
+      ...base,
+      startToCloseTimeout: `${input.stopGraceSeconds + 60} seconds`,
+      retry: { maximumInterval: '1 minute' },
+    }),
+    watch: proxyActivities<SandboxActivities>({
+      ...base,
+      startToCloseTimeout: '1 day',
+      heartbeatTimeout: '20 seconds',
+      retry: { maximumInterval: '30 seconds' },
+    }),
+  };
+}
+
+export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRecord> {
+  const agent: AgentRecord = input.carried ?? {
+    id: input.agentId,
+    skill_id: input.skillId,
+    host: input.host,
+    sandbox_runtime: null,
+    sandbox_warning: null,
+    status: 'provisioning',
+    created_at: input.createdAt,
+    started_at: null,
+    stopped_at: null,
+    container_id: null,
+    resource_limits: input.limits,
+    idle_ttl_seconds: input.idleTtlSeconds,
+    exit_code: null,
+    error_message: null,
+  };
+  const sandbox = sandboxActivities(input.host, input);
+
+  let stopRequest: { force: boolean } | null = null;
+  let wantPaused = agent.status === 'paused';
+  let exited: SandboxExit | null = null;
+  let execsInFlight = 0;
+  let idleDeadline = Date.now() + input.idleTtlSeconds * 1000;
+  const touch = () => void (idleDeadline = Date.now() + input.idleTtlSeconds * 1000);
+
+  const setStatus = (status: AgentStatus) => {
+    agent.status = status;
+    upsertSearchAttributes([
+      { key: SearchAttributes.agentStatus, value: status },
+      ...(agent.sandbox_runtime ? [{ key: SearchAttributes.runtime, value: agent.sandbox_runtime }] : []),
+    ]);
+  };
+
+  setHandler(agentStatusQuery, () => agent);
+  setHandler(pauseSignal, () => void (wantPaused = true));
+  setHandler(resumeSignal, () => void (wantPaused = false));
+  setHandler(stopSignal, ({ force } = {}) => {
+    // A forced stop may upgrade a graceful one already asked for, never the reverse.
+    stopRequest = { force: Boolean(force) || Boolean(stopRequest?.force) };
+  });
+  setHandler(
+    execUpdate,
+    async (request) => {
+      execsInFlight++;
+      touch();
+      try {
+        const exec = proxyActivities<SandboxActivities>({
+          taskQueue: sandboxTaskQueue(input.host),
+          startToCloseTimeout: request.timeout_ms + 30_000,
+          heartbeatTimeout: '30 seconds',
+          // A command is never run twice behind the caller's back: no automatic retry.
+          retry: { maximumAttempts: 1 },
+        });
+        return await exec.execInSandbox({ ...request, agentId: input.agentId });
+      } finally {
+        execsInFlight--;
+        touch();
+      }
+    },
+    {
+      validator: (_request) => {
+        if (agent.status !== 'running' || stopRequest) {
+          throw new Error(`agent ${input.agentId} is ${stopRequest ? 'stopping' : agent.status}; commands run only while it is running`);
+        }
+      },
+    },
+  );
+
+  const watcher = new CancellationScope();
+  const watch = () =>
+    void watcher
+      .run(() => sandbox.watch.awaitSandboxExit(input.agentId))
+      .then((exit) => void (exited = exit))
+      .catch((err) => {
+        if (!isCancellation(err)) log.warn('sandbox watch failed', { error: String(err) });
+      });
+
+  let cleanup = true;
+  let cancelled: unknown = null;
+  try {
+    if (agent.status === 'provisioning') {
+      const created = await sandbox.provision.createSandbox({
+        agentId: input.agentId,
+        host: input.host,
+        image: input.image,
+        limits: input.limits,
+        runtime: input.runtime,
+        requireSandbox: input.requireSandbox,
+      });
+      agent.container_id = created.containerId;
+      agent.sandbox_runtime = created.runtime;
+      agent.sandbox_warning = created.warning;
+      agent.started_at = new Date().toISOString();
+      setStatus('running');
+    }
+    watch();
+
+    for (;;) {
+      const suggestNew = () => workflowInfo().continueAsNewSuggested && execsInFlight === 0 && allHandlersFinished();
+      const woke = await condition(
+        () => stopRequest !== null || exited !== null || wantPaused !== (agent.status === 'paused') || suggestNew(),
+        Math.max(idleDeadline - Date.now(), 1),
+      );
+      if (stopRequest || exited) break;
+      if (!woke) {
+        if (execsInFlight === 0 && Date.now() >= idleDeadline) {
+          log.info('agent idle; stopping', { idleTtlSeconds: input.idleTtlSeconds });
+          stopRequest = { force: false };
+          break;
+        }
+        continue;
+      }
+      if (wantPaused && agent.status === 'running') {
+        await sandbox.control.pauseSandbox(input.agentId);
+        setStatus('paused');
+        touch();
+      } else if (!wantPaused && agent.status === 'paused') {
+        await sandbox.control.unpauseSandbox(input.agentId);
+        setStatus('running');
+        touch();
+      } else if (suggestNew()) {
+        cleanup = false;
+        watcher.cancel();
+        await continueAsNew<typeof agentWorkflow>({ ...input, carried: agent });
+      }
+    }
+
+    if (exited) {
+      const exit: SandboxExit = exited;
+      agent.exit_code = exit.exitCode;
+      agent.error_message = exit.vanished
+        ? 'sandbox container disappeared (removed outside Warden, or lost by the Docker engine)'
+        : exit.oomKilled
+          ? `sandbox killed: out of memory (limit ${input.limits.memory_mb} MiB)`
+          : `sandbox exited unexpectedly with code ${exit.exitCode}`;
+      setStatus('error');
+    }
+  } catch (err) {
+    if (isCancellation(err)) {
+      cancelled = err;
+    } else if (cleanup) {
+      agent.error_message = errorText(err);
+      setStatus('error');
+    }
+    if (!cleanup) throw err; // continue-as-new: the next run owns the sandbox
+  } finally {
+    if (cleanup) {
+      await CancellationScope.nonCancellable(async () => {
+        watcher.cancel();
+        const failed = agent.status === 'error';
+        if (!failed) setStatus('stopping');
+        const stopped = await sandbox.teardown.stopSandbox({
+          agentId: input.agentId,
+          graceSeconds: stopRequest?.force || cancelled ? 0 : input.stopGraceSeconds,
+        });
+        await sandbox.teardown.removeSandbox(input.agentId);
+        agent.stopped_at = new Date().toISOString();
+        if (!failed) {
+          agent.exit_code = stopped.exitCode;
+          setStatus('stopped');
+        }
+        await getExternalWorkflowHandle(CAPACITY_WORKFLOW_ID)
+          .signal(releaseAgentSignal, { agentId: input.agentId })
+          .catch((err) => log.warn('could not release capacity slot', { error: String(err) }));
+        await condition(allHandlersFinished);
+      });
+    }
+  }
+  if (cancelled) throw cancelled;
+  return agent;
+}
+
+function errorText(err: unknown): string {
+  // Activity failures wrap the activity's own error: report the innermost message.
+  let cause = err as { message?: string; cause?: unknown } | undefined;
+  while (cause?.cause) cause = cause.cause as typeof cause;
+  const message = cause?.message ?? String(err);
+  const type = err instanceof ApplicationFailure ? err.type : (cause as ApplicationFailure | undefined)?.type;
+  return type ? `${type}: ${message}` : message;
+}

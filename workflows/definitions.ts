@@ -1,0 +1,58 @@
+/**
+ * Messages, search attributes and task queues shared by the workflows and their callers
+ * (API, workers, tests). Workflow-safe: no Node, Docker or I/O imports.
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { AgentRecord, ExecRequest, ExecResult, ResourceLimits, SandboxRuntime } from '../domain/agent.js';
+
+/** Workflows and non-sandbox activities. */
+export const CONTROL_TASK_QUEUE = 'warden-control';
+/** Sandbox activities run on the worker attached to the agent's Docker host. */
+export const sandboxTaskQueue = (host: string): string => `warden-sandbox@${host}`;
+
+export const CAPACITY_WORKFLOW_ID = 'warden-capacity';
+
+export const SearchAttributes = {
+  agentId: defineSearchAttributeKey('WardenAgentId', SearchAttributeType.KEYWORD),
+  agentStatus: defineSearchAttributeKey('WardenAgentStatus', SearchAttributeType.KEYWORD),
+  skillId: defineSearchAttributeKey('WardenSkillId', SearchAttributeType.KEYWORD),
+  runtime: defineSearchAttributeKey('WardenRuntime', SearchAttributeType.KEYWORD),
+  host: defineSearchAttributeKey('WardenHost', SearchAttributeType.KEYWORD),
+} as const;
+
+export interface AgentWorkflowInput {
+  agentId: string;
+  skillId: string;
+  host: string;
+  image: string;
+  limits: ResourceLimits;
+  /** Runtime asked for, or 'auto' for the strongest the host has. */
+  runtime: SandboxRuntime | 'auto';
+  requireSandbox: boolean;
+  idleTtlSeconds: number;
+  stopGraceSeconds: number;
+  createdAt: string;
+  /** Set when the workflow continues as new: the record carried over. */
+  carried?: AgentRecord;
+}
+
+export const agentStatusQuery = defineQuery<AgentRecord>('status');
+export const pauseSignal = defineSignal('pause');
+export const resumeSignal = defineSignal('resume');
+export const stopSignal = defineSignal<[{ force?: boolean }]>('stop');
+/** Runs a command in the agent's sandbox; only while the agent is running. */
+export const execUpdate = defineUpdate<ExecResult, [ExecRequest]>('exec');
+
+export interface AdmitRequest {
+  agentId: string;
+  maxAgents: number;
+}
+export interface CapacityState {
+  /** Admitted agent ids, with the time they were admitted (ISO). */
+  admitted: Record<string, string>;
+}
+/** Reserves a slot for an agent; fails with CapacityExceeded when max_agents are admitted. */
+export const admitAgentUpdate = defineUpdate<{ admitted: number; max_agents: number }, [AdmitRequest]>('admitAgent');
+export const releaseAgentSignal = defineSignal<[{ agentId: string }]>('releaseAgent');
+export const capacityQuery = defineQuery<CapacityState>('capacity');

@@ -1,0 +1,3 @@
+/** Every workflow the control worker runs (the bundle's entry point). */
+export { agentWorkflow } from './agent.js';
+export { capacityWorkflow } from './capacity.js';
