@@ -25,15 +25,30 @@ const SANDBOX_INIT = ['/bin/sh', '-c', "trap 'exit 0' TERM INT; while :; do slee
 
 const MiB = 1024 * 1024;
 
+/**
+ * Host tasks a gVisor sandbox may use: measured with trixie's runsc, an idle sandbox holds about
+ * 32 host tasks (the Sentry's threads) and each process inside adds one or two more. Hitting the
+ * cgroup's pids limit kills the whole gVisor sandbox, so under runsc the process limit is
+ * enforced inside by RLIMIT_NPROC (the gVisor kernel counts the sandbox user's processes) and the
+ * cgroup limit is only a backstop sized from those numbers.
+ */
+export const runscHostTasks = (maxProcesses: number): number => 64 + 4 * maxProcesses;
+
 /** The engine-enforced limits and the always-on hardening of every sandbox. */
-export function sandboxHostConfig(limits: ResourceLimits, engineRuntime: string): Docker.HostConfig {
+export function sandboxHostConfig(limits: ResourceLimits, runtime: SandboxRuntime, engineRuntime: string): Docker.HostConfig {
   const owner = `uid=${SANDBOX_UID},gid=${SANDBOX_UID}`;
+  // Under runc, RLIMIT_NPROC would count the uid's processes across every sandbox on the host, so
+  // the pids cgroup alone is the limit there.
+  const processes =
+    runtime === 'runsc'
+      ? { PidsLimit: runscHostTasks(limits.max_processes), Ulimits: [{ Name: 'nproc', Soft: limits.max_processes, Hard: limits.max_processes }] }
+      : { PidsLimit: limits.max_processes };
   return {
     Runtime: engineRuntime,
     NanoCpus: Math.round(limits.cpu_cores * 1e9),
     Memory: limits.memory_mb * MiB,
     MemorySwap: limits.memory_mb * MiB, // equal to Memory: no swap
-    PidsLimit: limits.max_processes,
+    ...processes,
     NetworkMode: limits.network_enabled ? 'bridge' : 'none',
     ReadonlyRootfs: true,
     CapDrop: ['ALL'],
@@ -45,6 +60,42 @@ export function sandboxHostConfig(limits: ResourceLimits, engineRuntime: string)
     Privileged: false,
     Init: false,
     RestartPolicy: { Name: 'no' },
+  };
+}
+
+/** Everything the engine is told about a sandbox container (also used by the benchmark's baseline). */
+export function sandboxContainerOptions(opts: {
+  agentId: string;
+  host: string;
+  image: string;
+  limits: ResourceLimits;
+  runtime: SandboxRuntime;
+  engineRuntime: string;
+}): Docker.ContainerCreateOptions {
+  return {
+    name: containerName(opts.agentId),
+    Image: opts.image,
+    Cmd: SANDBOX_INIT,
+    User: `${SANDBOX_UID}:${SANDBOX_UID}`,
+    WorkingDir: WORKSPACE,
+    Hostname: 'sandbox',
+    Env: [],
+    Labels: { [LABELS.managed]: 'true', [LABELS.agentId]: opts.agentId, [LABELS.host]: opts.host },
+    NetworkDisabled: !opts.limits.network_enabled,
+    HostConfig: sandboxHostConfig(opts.limits, opts.runtime, opts.engineRuntime),
+  };
+}
+
+/** How a command is run in the sandbox: as the sandbox user, under `timeout`, tagged with its exec id. */
+export function sandboxExecOptions(command: string[], timeoutMs: number, execId: string): Docker.ExecCreateOptions {
+  return {
+    Cmd: ['timeout', '--kill-after=2', (timeoutMs / 1000).toFixed(3), ...command],
+    User: `${SANDBOX_UID}:${SANDBOX_UID}`,
+    WorkingDir: WORKSPACE,
+    Env: [`WARDEN_EXEC_ID=${execId}`],
+    AttachStdout: true,
+    AttachStderr: true,
+    Tty: false,
   };
 }
 
@@ -95,18 +146,9 @@ export function createSandboxActivities(docker: Docker) {
     const name = containerName(input.agentId);
     let id: string;
     try {
-      const created = await docker.createContainer({
-        name,
-        Image: input.image,
-        Cmd: SANDBOX_INIT,
-        User: `${SANDBOX_UID}:${SANDBOX_UID}`,
-        WorkingDir: WORKSPACE,
-        Hostname: 'sandbox',
-        Env: [],
-        Labels: { [LABELS.managed]: 'true', [LABELS.agentId]: input.agentId, [LABELS.host]: input.host },
-        NetworkDisabled: !input.limits.network_enabled,
-        HostConfig: sandboxHostConfig(input.limits, choice.engineName),
-      });
+      const created = await docker.createContainer(
+        sandboxContainerOptions({ ...input, runtime: choice.runtime, engineRuntime: choice.engineName }),
+      );
       id = created.id;
     } catch (err) {
       if (statusOf(err) === 404) {
@@ -209,16 +251,7 @@ export function createSandboxActivities(docker: Docker) {
     const execId = randomUUID();
     const started = Date.now();
     const c = container(input.agentId);
-    const seconds = (input.timeout_ms / 1000).toFixed(3);
-    const exec = await c.exec({
-      Cmd: ['timeout', '--kill-after=2', seconds, ...input.command],
-      User: `${SANDBOX_UID}:${SANDBOX_UID}`,
-      WorkingDir: WORKSPACE,
-      Env: [`WARDEN_EXEC_ID=${execId}`],
-      AttachStdout: true,
-      AttachStderr: true,
-      Tty: false,
-    });
+    const exec = await c.exec(sandboxExecOptions(input.command, input.timeout_ms, execId));
     const stream = await exec.start({ hijack: true, stdin: false });
     const stdout = new BoundedSink(input.max_output_bytes);
     const stderr = new BoundedSink(input.max_output_bytes);
@@ -239,11 +272,33 @@ export function createSandboxActivities(docker: Docker) {
       const deadline = new Promise<'deadline'>((resolve) => {
         hostDeadline = setTimeout(() => resolve('deadline'), input.timeout_ms + 10_000);
       });
-      const outcome = await Promise.race([ended, cancelled, deadline]);
-      if (outcome !== 'ended') {
-        await killExec(c, execId).catch(() => undefined);
+      const waitAbort = new AbortController();
+      const sandboxExited = c
+        .wait({ abortSignal: waitAbort.signal })
+        .then(() => 'sandbox-exited' as const, () => new Promise<never>(() => undefined));
+      let outcome: 'ended' | 'cancelled' | 'deadline' | 'sandbox-exited';
+      try {
+        outcome = await Promise.race([ended, cancelled, deadline, sandboxExited]);
+        if (outcome === 'ended' && ((await exec.inspect()).ExitCode ?? 0) >= 128) {
+          // Killed by a signal: under gVisor an OOM ends the whole sandbox, and the exec with it,
+          // a moment before the engine reports the container gone. Give it that moment.
+          outcome = await Promise.race([sandboxExited, new Promise<'ended'>((r) => setTimeout(() => r('ended'), 2000))]);
+        }
+        if (outcome === 'sandbox-exited') {
+          const state = (await c.inspect().catch(() => null))?.State;
+          throw ApplicationFailure.create({
+            type: 'SandboxExited',
+            message: `the sandbox ended while the command ran${state?.OOMKilled ? ': out of memory' : ''} (exit code ${state?.ExitCode ?? 'unknown'})`,
+            nonRetryable: true,
+          });
+        }
+        if (outcome !== 'ended') {
+          await killExec(c, execId).catch(() => undefined);
+          if (outcome === 'cancelled') throw ctx.cancellationSignal.reason ?? new Error('exec cancelled');
+        }
+      } finally {
+        waitAbort.abort();
         stream.destroy();
-        if (outcome === 'cancelled') throw ctx.cancellationSignal.reason ?? new Error('exec cancelled');
       }
       const info = await exec.inspect();
       const duration = Date.now() - started;

@@ -1,13 +1,16 @@
 /** Health, readiness, system status and sandbox info. */
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import { AGENT_STATUSES, SandboxRuntimeSchema } from '../domain/agent.js';
 import { chooseRuntime, detectRuntimes, SandboxUnavailableError } from '../activities/docker-engine.js';
 import { CONTROL_TASK_QUEUE, sandboxTaskQueue } from '../workflows/definitions.js';
 import type { AgentService } from './agent-service.js';
 import type { AppDeps } from './app.js';
 import { validationHook, type AppEnv } from './openapi.js';
+
+// @temporalio/proto is CommonJS: Node's ESM loader sees only its default export.
+const { temporal } = proto;
 
 const ComponentSchema = z.object({ ok: z.boolean(), latency_ms: z.number(), detail: z.string().nullable() });
 type Component = z.infer<typeof ComponentSchema>;
@@ -32,7 +35,7 @@ export function systemRouter(deps: AppDeps & { agents: AgentService }) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   const sandboxQueue = sandboxTaskQueue(config.dockerHostId);
 
-  const pollers = async (queue: string, type: temporal.api.enums.v1.TaskQueueType) => {
+  const pollers = async (queue: string, type: proto.temporal.api.enums.v1.TaskQueueType) => {
     const res = await client.workflowService.describeTaskQueue({
       namespace: config.temporalNamespace,
       taskQueue: { name: queue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },

@@ -1,0 +1,560 @@
+/**
+ * `make bench`: what Warden adds on top of Docker. For each runtime (runc, runsc) it measures
+ *   - create-to-ready through the real HTTP API (POST /api/agents, then GET until running),
+ *   - a command round trip through Temporal (the agent workflow's `exec` update),
+ * and, in the same run with the same image and hardening, the raw dockerode baseline:
+ *   - create+start of a container built like createSandbox builds it,
+ *   - the same exec execInSandbox runs, straight on the engine.
+ * Everything runs in this process against a Temporal dev server of its own; every container it
+ * makes is removed at the end, on error and on Ctrl-C. Results: a table on stdout and JSON in
+ * bench-results/. Sizes: BENCH_AGENTS (creates per runtime, default 15), BENCH_EXECS (default 100).
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import os from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { promisify } from 'node:util';
+import { serve } from '@hono/node-server';
+import Docker from 'dockerode';
+import pino from 'pino';
+import { Client, Connection } from '@temporalio/client';
+import { Runtime } from '@temporalio/worker';
+import { detectRuntimes } from '../../activities/docker-engine.js';
+import { containerName, LABELS, sandboxContainerOptions, sandboxExecOptions } from '../../activities/sandbox.js';
+import { ResourceLimitsSchema, type AgentRecord, type SandboxRuntime } from '../../domain/agent.js';
+import { ConfigSchema } from '../../domain/config.js';
+import { PROJECT_ROOT, startDevServer, type DevServer } from '../../scripts/dev-server.js';
+import { bundleWorkflows } from '../../workers/bundle.js';
+import { createWorkers } from '../../workers/create-workers.js';
+import { execUpdate } from '../../workflows/definitions.js';
+
+const run = promisify(execFile);
+
+import { createApp } from '../../api/app.js';
+
+const HOST_ID = 'bench';
+const RUNTIMES: SandboxRuntime[] = ['runc', 'runsc'];
+const N = positiveInt('BENCH_AGENTS', 15);
+const M = positiveInt('BENCH_EXECS', 100);
+const EXEC_WARMUP = 5;
+/** Untimed creates before the timed ones (first workflow task, first container of a runtime). */
+const CREATE_WARMUP = 1;
+const POLL_MS = 10;
+const EXEC_TIMEOUT_MS = 10_000;
+const EXEC_MAX_OUTPUT = 1024;
+
+/** This run's id: its agent ids and raw containers carry it, so cleanup removes exactly what it made. */
+const RUN_ID = randomBytes(3).toString('hex');
+const BENCH_RUN_LABEL = 'dev.warden.bench-run';
+const agentPrefix = `bench-${RUN_ID}-`;
+
+function positiveInt(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${raw}`);
+  return value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics and output
+
+interface Stats {
+  n: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  mean: number;
+  min: number;
+  max: number;
+}
+
+/** Percentile by linear interpolation between closest ranks (numpy's default). */
+function percentile(sorted: number[], p: number): number {
+  const rank = (p / 100) * (sorted.length - 1);
+  const lo = Math.floor(rank);
+  const hi = Math.ceil(rank);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo);
+}
+
+function stats(samples: number[]): Stats {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const r = (x: number) => Math.round(x * 100) / 100;
+  return {
+    n: sorted.length,
+    p50: r(percentile(sorted, 50)),
+    p95: r(percentile(sorted, 95)),
+    p99: r(percentile(sorted, 99)),
+    mean: r(sorted.reduce((a, b) => a + b, 0) / sorted.length),
+    min: r(sorted[0]),
+    max: r(sorted[sorted.length - 1]),
+  };
+}
+
+type Measure = 'warden_create_to_ready' | 'raw_create_start' | 'warden_exec' | 'raw_exec';
+const MEASURE_LABEL: Record<Measure, string> = {
+  warden_create_to_ready: 'Warden create-to-ready (API)',
+  raw_create_start: 'raw create+start (dockerode)',
+  warden_exec: 'Warden exec (Temporal update)',
+  raw_exec: 'raw exec (dockerode)',
+};
+
+interface RuntimeResult {
+  runtime: SandboxRuntime;
+  engine_runtime: string;
+  measures: Partial<Record<Measure, Stats & { samples_ms: number[] }>>;
+  overhead_p50_ms: { create: number; exec: number };
+}
+
+function printTable(results: RuntimeResult[], skipped: string[]): void {
+  const cols = ['runtime', 'measure', 'n', 'p50', 'p95', 'p99', 'mean', 'min', 'max'];
+  const rows: string[][] = [];
+  for (const r of results) {
+    for (const m of Object.keys(MEASURE_LABEL) as Measure[]) {
+      const s = r.measures[m];
+      if (!s) continue;
+      rows.push([r.runtime, MEASURE_LABEL[m], String(s.n), ...[s.p50, s.p95, s.p99, s.mean, s.min, s.max].map((x) => x.toFixed(2))]);
+    }
+  }
+  const widths = cols.map((c, i) => Math.max(c.length, ...rows.map((row) => row[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  console.log('\nLatency in ms');
+  console.log(line(cols));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const row of rows) console.log(line(row));
+  console.log('\nOverhead Warden adds (p50 Warden - p50 raw)');
+  for (const r of results) {
+    const sign = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(2)} ms`;
+    console.log(`  ${r.runtime.padEnd(6)} create-to-ready ${sign(r.overhead_p50_ms.create)}, exec ${sign(r.overhead_p50_ms.exec)}`);
+  }
+  for (const note of skipped) console.log(`  note: ${note}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Machine info
+
+async function machineInfo(docker: Docker, runscPath: string | undefined) {
+  const cpus = os.cpus();
+  let dockerVersion: string | null = null;
+  try {
+    dockerVersion = (await docker.version()).Version;
+  } catch {
+    /* reported as null */
+  }
+  let runscVersion: string | null = null;
+  try {
+    const { stdout } = await run(runscPath ?? 'runsc', ['--version']);
+    runscVersion = stdout.split('\n')[0].trim();
+  } catch {
+    /* runsc not installed */
+  }
+  return {
+    cpu_model: cpus[0]?.model.trim() ?? 'unknown',
+    cpu_cores: cpus.length,
+    total_memory_bytes: os.totalmem(),
+    total_memory_gib: Math.round((os.totalmem() / 1024 ** 3) * 10) / 10,
+    kernel: `${os.type()} ${os.release()}`,
+    arch: os.arch(),
+    node_version: process.version,
+    docker_engine_version: dockerVersion,
+    runsc_version: runscVersion,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stack and cleanup
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number })?.statusCode;
+
+const docker = new Docker();
+const tmp = mkdtempSync(join(os.tmpdir(), 'warden-bench-'));
+let devServer: Promise<DevServer> | undefined;
+let workers: Promise<Awaited<ReturnType<typeof createWorkers>>> | undefined;
+let workersRunning: Promise<void> | undefined;
+let connection: Connection | undefined;
+let httpServer: ReturnType<typeof serve> | undefined;
+let aborting = false;
+
+/** Containers this run made: Warden agents (by agent-id prefix) and raw ones (by run label). */
+async function ownContainers(): Promise<Docker.ContainerInfo[]> {
+  const [warden, raw] = await Promise.all([
+    docker.listContainers({ all: true, filters: { label: [`${LABELS.host}=${HOST_ID}`] } }),
+    docker.listContainers({ all: true, filters: { label: [`${BENCH_RUN_LABEL}=${RUN_ID}`] } }),
+  ]);
+  return [...warden.filter((c) => c.Labels[LABELS.agentId]?.startsWith(agentPrefix)), ...raw];
+}
+
+async function removeContainer(idOrName: string): Promise<void> {
+  try {
+    await docker.getContainer(idOrName).remove({ force: true, v: true });
+  } catch (err) {
+    if (statusOf(err) !== 404 && statusOf(err) !== 409) throw err;
+  }
+}
+
+async function waitGone(idOrName: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await docker.getContainer(idOrName).inspect();
+    } catch (err) {
+      if (statusOf(err) === 404) return;
+      throw err;
+    }
+    if (Date.now() > deadline) throw new Error(`container ${idOrName} still exists after ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+let cleaning: Promise<void> | undefined;
+/** Idempotent: stops what was started (workers before containers, so none is made after). */
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    const step = async (what: string, fn: () => Promise<unknown>) => {
+      try {
+        await fn();
+      } catch (err) {
+        console.error(`cleanup: ${what} failed: ${(err as Error).message ?? err}`);
+      }
+    };
+    await step('closing the API server', async () => {
+      if (!httpServer) return;
+      const server = httpServer as unknown as { close(cb: () => void): void; closeAllConnections?: () => void };
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections?.();
+      await closed;
+    });
+    await step('stopping the workers', async () => {
+      if (!workers) return;
+      const w = await workers;
+      w.shutdown();
+      await Promise.race([workersRunning, sleep(20_000)]);
+    });
+    await step('removing containers', async () => {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const left = await ownContainers();
+        if (left.length === 0) return;
+        await Promise.all(left.map((c) => removeContainer(c.Id)));
+        await sleep(200);
+      }
+      const left = await ownContainers();
+      if (left.length) throw new Error(`still there: ${left.map((c) => c.Names.join(',')).join(' ')}`);
+    });
+    await step('closing the Temporal connection', async () => connection?.close());
+    await step('stopping the dev server', async () => (await devServer)?.stop());
+    await step('removing the temp dir', async () => rmSync(tmp, { recursive: true, force: true }));
+  })();
+  return cleaning;
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (aborting) {
+      console.error(`\n${signal} again: exiting without finishing cleanup`);
+      process.exit(130);
+    }
+    aborting = true;
+    console.error(`\n${signal}: cleaning up (containers, workers, dev server)...`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+// Once cleanup has begun, calls still in flight fail as their connections close: expected, not news.
+for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
+  process.on(event, (err: unknown) => {
+    if (cleaning) return;
+    console.error(`bench failed (${event}): ${(err as Error)?.stack ?? err}`);
+    void cleanup().finally(() => process.exit(1));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurements
+
+interface Api {
+  (method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
+}
+
+async function wardenCreateToReady(api: Api, client: Client, runtime: SandboxRuntime, agentId: string): Promise<number> {
+  const started = performance.now();
+  const created = await api('POST', '/api/agents', { skill_id: 'bench', runtime, agent_id: agentId });
+  if (created.status !== 201) {
+    throw new Error(`POST /api/agents: ${created.status} ${JSON.stringify(created.body)}`);
+  }
+  for (;;) {
+    const res = await api('GET', `/api/agents/${agentId}`);
+    const agent = res.body as AgentRecord;
+    if (res.status === 200 && agent.status === 'running') break;
+    if (res.status === 200 && (agent.status === 'error' || agent.status === 'stopped')) {
+      throw new Error(`agent ${agentId} is ${agent.status}: ${agent.error_message}`);
+    }
+    if (res.status !== 200 && res.status !== 404) throw new Error(`GET agent: ${res.status} ${JSON.stringify(res.body)}`);
+    await sleep(POLL_MS);
+  }
+  const elapsed = performance.now() - started;
+  if (aborting) throw new Error('aborted');
+  return elapsed;
+}
+
+/** Force-stops an agent and waits until its workflow has ended and its container is gone. */
+async function stopAgent(api: Api, client: Client, agentId: string): Promise<void> {
+  const res = await api('POST', `/api/agents/${agentId}/stop`, { force: true });
+  if (res.status !== 202) throw new Error(`stop ${agentId}: ${res.status} ${JSON.stringify(res.body)}`);
+  await client.workflow.getHandle(agentId).result();
+  await waitGone(containerName(agentId));
+}
+
+async function wardenExec(client: Client, agentId: string): Promise<number> {
+  const handle = client.workflow.getHandle(agentId);
+  const started = performance.now();
+  const result = await handle.executeUpdate(execUpdate, {
+    args: [{ command: ['true'], timeout_ms: EXEC_TIMEOUT_MS, max_output_bytes: EXEC_MAX_OUTPUT }],
+  });
+  const elapsed = performance.now() - started;
+  if (result.exit_code !== 0) throw new Error(`Warden exec exited ${result.exit_code}: ${result.stderr}`);
+  return elapsed;
+}
+
+/** The container createSandbox makes, under another name and this run's label. */
+function rawContainerOptions(name: string, image: string, runtime: SandboxRuntime, engineRuntime: string): Docker.ContainerCreateOptions {
+  const options = sandboxContainerOptions({ agentId: name, host: HOST_ID, image, limits: ResourceLimitsSchema.parse({}), runtime, engineRuntime });
+  return { ...options, name, Labels: { [BENCH_RUN_LABEL]: RUN_ID } };
+}
+
+async function rawCreateStart(image: string, runtime: SandboxRuntime, engineRuntime: string, name: string): Promise<number> {
+  const started = performance.now();
+  const created = await docker.createContainer(rawContainerOptions(name, image, runtime, engineRuntime));
+  await created.start();
+  return performance.now() - started;
+}
+
+class Discard extends Writable {
+  override _write(_chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
+    done();
+  }
+}
+
+/** What execInSandbox does on the engine: the same Cmd, user, dir and env, hijacked stream, inspect. */
+async function rawExec(container: Docker.Container): Promise<number> {
+  const started = performance.now();
+  const exec = await container.exec(sandboxExecOptions(['true'], EXEC_TIMEOUT_MS, randomUUID()));
+  const stream = await exec.start({ hijack: true, stdin: false });
+  docker.modem.demuxStream(stream, new Discard(), new Discard());
+  await new Promise<void>((resolve, reject) => {
+    stream.on('end', () => resolve());
+    stream.on('close', () => resolve());
+    stream.on('error', reject);
+  });
+  const info = await exec.inspect();
+  const elapsed = performance.now() - started;
+  if (info.ExitCode !== 0) throw new Error(`raw exec exited ${info.ExitCode}`);
+  return elapsed;
+}
+
+function progress(label: string, i: number, total: number): void {
+  if (process.stdout.isTTY) process.stdout.write(`\r  ${label} ${i}/${total}   ${i === total ? '\n' : ''}`);
+  else if (i === total) console.log(`  ${label} ${total}/${total}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+async function main(): Promise<void> {
+  const startedAt = new Date();
+  const image = ConfigSchema.parse({}).sandboxImage;
+  try {
+    await docker.getImage(image).inspect();
+  } catch {
+    throw new Error(`sandbox image ${image} is missing; build it with \`make image\``);
+  }
+  const engine = await detectRuntimes(docker);
+  const machine = await machineInfo(docker, (await docker.info()).Runtimes?.[engine.names.runsc ?? '']?.path);
+
+  const noop = () => undefined;
+  Runtime.install({
+    logger: { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: (m) => console.error(m) },
+    shutdownSignals: [], // this script handles Ctrl-C itself, cleanup included
+  });
+
+  console.log(`Warden bench (run ${RUN_ID}): N=${N} creates, M=${M} execs per runtime`);
+  console.log(`  ${machine.cpu_model}, ${machine.cpu_cores} cores, ${machine.total_memory_gib} GiB, ${machine.kernel}`);
+  console.log(`  Node ${machine.node_version}, Docker ${machine.docker_engine_version}, ${machine.runsc_version ?? 'no runsc'}`);
+
+  const port = await freePort();
+  devServer = startDevServer({ dbFile: join(tmp, 'temporal.db'), port, uiPort: 0, ui: false, logFile: join(tmp, 'temporal.log') });
+  const server = await devServer;
+  const bundle = await bundleWorkflows();
+  if (aborting) return;
+  workers = createWorkers({
+    temporalAddress: server.address,
+    namespace: 'default',
+    dockerHostId: HOST_ID,
+    roles: ['control', 'sandbox'],
+    docker,
+    workflowBundle: bundle,
+    shutdownGraceTime: '2 seconds',
+  });
+  const w = await workers;
+  workersRunning = w.run();
+  workersRunning.catch((err) => {
+    if (!aborting) console.error(`workers stopped: ${err}`);
+  });
+
+  connection = await Connection.connect({ address: server.address });
+  const client = new Client({ connection });
+  const config = ConfigSchema.parse({
+    temporalAddress: server.address,
+    dockerHostId: HOST_ID,
+    maxAgents: 1000,
+    logLevel: 'silent',
+  });
+  const app = createApp({ client, docker, config, logger: pino({ level: 'silent' }) });
+  const apiPort = await freePort();
+  await new Promise<void>((resolve) => {
+    httpServer = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: apiPort }, () => resolve());
+  });
+  const base = `http://127.0.0.1:${apiPort}`;
+  const api: Api = async (method, path, body) => {
+    const res = await fetch(base + path, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null };
+  };
+
+  const results: RuntimeResult[] = [];
+  const skipped: string[] = [];
+  let agentSeq = 0;
+  let rawSeq = 0;
+  const nextAgentId = (rt: string) => `${agentPrefix}${rt}-${agentSeq++}`;
+  const nextRawName = () => `warden-bench-raw-${RUN_ID}-${rawSeq++}`;
+
+  for (const runtime of RUNTIMES) {
+    const engineRuntime = engine.names[runtime];
+    if (!engineRuntime) {
+      const note = `${runtime} skipped: not registered with this Docker engine (it has ${Object.keys(engine.names).join(', ')})`;
+      console.log(`\n${note}`);
+      skipped.push(note);
+      continue;
+    }
+    console.log(`\n${runtime} (engine runtime ${engineRuntime})`);
+    const measures: RuntimeResult['measures'] = {};
+    const keep = (m: Measure, samples: number[]) => (measures[m] = { ...stats(samples), samples_ms: samples.map((x) => Math.round(x * 1000) / 1000) });
+
+    // a) Warden create-to-ready, each agent force-stopped and gone before the next.
+    const creates: number[] = [];
+    for (let i = -CREATE_WARMUP; i < N; i++) {
+      const id = nextAgentId(runtime);
+      const ms = await wardenCreateToReady(api, client, runtime, id);
+      if (i >= 0) creates.push(ms);
+      await stopAgent(api, client, id);
+      progress('Warden create-to-ready', i + 1 < 0 ? 0 : i + 1, N);
+    }
+    keep('warden_create_to_ready', creates);
+
+    // b) Warden exec round trip through the agent workflow's update.
+    {
+      const id = nextAgentId(runtime);
+      await wardenCreateToReady(api, client, runtime, id);
+      for (let i = 0; i < EXEC_WARMUP; i++) await wardenExec(client, id);
+      const execs: number[] = [];
+      for (let i = 0; i < M; i++) {
+        execs.push(await wardenExec(client, id));
+        progress('Warden exec', i + 1, M);
+      }
+      await stopAgent(api, client, id);
+      keep('warden_exec', execs);
+    }
+
+    // c) Raw baseline: the same container via dockerode, then the same exec without Temporal.
+    const rawCreates: number[] = [];
+    for (let i = -CREATE_WARMUP; i < N; i++) {
+      const name = nextRawName();
+      const ms = await rawCreateStart(image, runtime, engineRuntime, name);
+      if (i >= 0) rawCreates.push(ms);
+      await removeContainer(name);
+      await waitGone(name);
+      progress('raw create+start', i + 1 < 0 ? 0 : i + 1, N);
+    }
+    keep('raw_create_start', rawCreates);
+    {
+      const name = nextRawName();
+      await rawCreateStart(image, runtime, engineRuntime, name);
+      const container = docker.getContainer(name);
+      for (let i = 0; i < EXEC_WARMUP; i++) await rawExec(container);
+      const execs: number[] = [];
+      for (let i = 0; i < M; i++) {
+        execs.push(await rawExec(container));
+        progress('raw exec', i + 1, M);
+      }
+      await removeContainer(name);
+      await waitGone(name);
+      keep('raw_exec', execs);
+    }
+
+    const diff = (a: Measure, b: Measure) => Math.round((measures[a]!.p50 - measures[b]!.p50) * 100) / 100;
+    results.push({
+      runtime,
+      engine_runtime: engineRuntime,
+      measures,
+      overhead_p50_ms: { create: diff('warden_create_to_ready', 'raw_create_start'), exec: diff('warden_exec', 'raw_exec') },
+    });
+  }
+
+  printTable(results, skipped);
+
+  const outDir = join(PROJECT_ROOT, 'bench-results');
+  mkdirSync(outDir, { recursive: true });
+  const file = join(outDir, `bench-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  const report = {
+    date: startedAt.toISOString(),
+    run_id: RUN_ID,
+    n_agents: N,
+    m_execs: M,
+    exec_warmup: EXEC_WARMUP,
+    create_warmup: CREATE_WARMUP,
+    poll_interval_ms: POLL_MS,
+    image,
+    machine,
+    notes: [
+      'Warden create-to-ready: POST /api/agents over HTTP, then GET /api/agents/{id} every 10 ms until running.',
+      'Warden exec: client.workflow.getHandle(id).executeUpdate(execUpdate) with command ["true"].',
+      'raw create+start: dockerode createContainer (createSandbox options, sandboxHostConfig) + start.',
+      'raw exec: dockerode exec of the command execInSandbox runs (timeout --kill-after=2 10.000 true), start (hijacked) + inspect.',
+      ...skipped,
+    ],
+    results,
+  };
+  writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
+  console.log(`\nJSON: ${file}`);
+}
+
+let exitCode = 0;
+try {
+  await main();
+} catch (err) {
+  if (!aborting) {
+    console.error(`bench failed: ${(err as Error).stack ?? err}`);
+    exitCode = 1;
+  }
+}
+if (!aborting) {
+  await cleanup();
+  process.exit(exitCode);
+}

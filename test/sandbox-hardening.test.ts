@@ -1,0 +1,161 @@
+/**
+ * Limits and hardening, read back from the engine and probed from inside, under every runtime
+ * this engine has (runc, and runsc when gVisor is installed).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AgentRecord, ExecResult } from '../domain/agent.js';
+import { detectRuntimes } from '../activities/docker-engine.js';
+import { execUpdate } from '../workflows/definitions.js';
+import { containersOf, docker, startStack, uniqueId, waitFor, waitForStatus } from './helpers.js';
+
+let stack: Awaited<ReturnType<typeof startStack>>;
+const engine = await detectRuntimes(docker);
+const runtimes = (['runc', 'runsc'] as const).filter((r) => engine.names[r]);
+
+beforeAll(async () => {
+  stack = await startStack();
+});
+afterAll(async () => stack?.stop());
+
+const limits = { cpu_cores: 0.5, memory_mb: 96, disk_mb: 8, max_processes: 48 };
+
+async function newAgent(runtime: string, extra: Record<string, unknown> = {}) {
+  const id = uniqueId(`hard-${runtime}`);
+  const res = await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id, runtime, resource_limits: limits, ...extra });
+  expect(res.status).toBe(201);
+  return waitForStatus(stack.api, id, ['running']);
+}
+
+function exec(id: string, command: string[], timeout_ms = 10_000): Promise<ExecResult> {
+  return stack.client.workflow.getHandle(id).executeUpdate(execUpdate, { args: [{ command, timeout_ms, max_output_bytes: 4096 }] });
+}
+
+async function stop(id: string) {
+  await stack.api('POST', `/api/agents/${id}/stop`, { force: true });
+  await waitForStatus(stack.api, id, ['stopped', 'error']);
+  expect(await containersOf(id)).toHaveLength(0);
+}
+
+it('the engine offers runc, and the suite says whether gVisor is tested', () => {
+  expect(runtimes).toContain('runc');
+  if (!runtimes.includes('runsc')) console.warn('gVisor (runsc) is not registered: its hardening tests are skipped');
+});
+
+describe.each(runtimes)('sandbox under %s', (runtime) => {
+  it('carries the limits and hardening in its container config', async () => {
+    const agent = await newAgent(runtime);
+    expect(agent.sandbox_runtime).toBe(runtime);
+    const info = await docker.getContainer(agent.container_id!).inspect();
+    const host = info.HostConfig;
+    expect(host.Runtime).toBe(engine.names[runtime]);
+    expect(host.NanoCpus).toBe(0.5e9);
+    expect(host.Memory).toBe(96 * 1024 * 1024);
+    expect(host.MemorySwap).toBe(96 * 1024 * 1024);
+    if (runtime === 'runsc') {
+      expect(host.Ulimits).toEqual([{ Name: 'nproc', Soft: 48, Hard: 48 }]);
+      expect(host.PidsLimit).toBeGreaterThan(48);
+    } else {
+      expect(host.PidsLimit).toBe(48);
+    }
+    expect(host.NetworkMode).toBe('none');
+    expect(host.ReadonlyRootfs).toBe(true);
+    expect(host.CapDrop).toEqual(['ALL']);
+    expect(host.CapAdd ?? []).toEqual([]);
+    expect(host.Privileged).toBe(false);
+    expect(host.SecurityOpt).toEqual(['no-new-privileges:true']); // no seccomp=unconfined: the default profile applies
+    expect(host.Binds ?? []).toEqual([]);
+    expect(info.Mounts.every((m) => m.Type === 'tmpfs' || m.Type === undefined)).toBe(true);
+    expect(JSON.stringify(info)).not.toContain('docker.sock');
+    expect(host.Tmpfs?.['/workspace']).toContain('size=8m');
+    expect(info.Config.User).toBe('10001:10001');
+    expect(info.Config.Labels['dev.warden.agent-id']).toBe(agent.id);
+    await stop(agent.id);
+  });
+
+  it('has no network but loopback, a read-only root, and a writable workspace of bounded size', async () => {
+    const agent = await newAgent(runtime);
+    const net = await exec(agent.id, ['cat', '/proc/net/dev']);
+    const interfaces = net.stdout.split('\n').slice(2).filter(Boolean).map((l) => l.split(':')[0]!.trim());
+    expect(interfaces).toEqual(['lo']);
+
+    const mounts = await exec(agent.id, ['cat', '/proc/mounts']);
+    const root = mounts.stdout.split('\n').find((l) => l.split(' ')[1] === '/')!;
+    expect(root.split(' ')[3]!.split(',')).toContain('ro');
+    const rootWrite = await exec(agent.id, ['touch', '/etc/warden-probe']);
+    expect(rootWrite.exit_code).not.toBe(0);
+
+    const who = await exec(agent.id, ['sh', '-c', 'id -u; echo data > /workspace/f && cat /workspace/f']);
+    expect(who).toMatchObject({ exit_code: 0, stdout: '10001\ndata\n' });
+
+    // 8 MiB workspace: writing 16 MiB fails with "No space left on device".
+    const fill = await exec(agent.id, ['sh', '-c', 'head -c 16777216 /dev/zero > /workspace/big']);
+    expect(fill.exit_code).not.toBe(0);
+    expect(fill.stderr).toMatch(/No space left on device/);
+    await stop(agent.id);
+  });
+
+  it('keeps a fork bomb inside the process limit, and the sandbox survives it', async () => {
+    const agent = await newAgent(runtime);
+    const cgroup = `/sys/fs/cgroup/pids/docker/${agent.container_id}/pids.current`;
+    const { readFile } = await import('node:fs/promises');
+    const bomb = exec(agent.id, ['sh', '-c', 'f(){ f|f & }; f; sleep 6'], 4000);
+    let peak = 0;
+    const until = Date.now() + 3500;
+    while (Date.now() < until) {
+      const current = Number(await readFile(cgroup, 'utf8').catch(() => '0'));
+      peak = Math.max(peak, current);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const result = await bomb;
+    expect(result.timed_out).toBe(true);
+    const hostLimit = (await docker.getContainer(agent.container_id!).inspect()).HostConfig.PidsLimit!;
+    expect(peak).toBeGreaterThan(0);
+    expect(peak).toBeLessThanOrEqual(hostLimit);
+    // After the bomb's process group is killed, the sandbox still answers.
+    // Once the bomb's process group is gone, the sandbox answers again (under gVisor the last
+    // processes may take a moment to be reaped; until then RLIMIT_NPROC refuses new ones).
+    const after = await waitFor('the sandbox to answer after the bomb', async () => {
+      const r = await exec(agent.id, ['echo', 'alive']);
+      return r.exit_code === 0 ? r : undefined;
+    }, 15_000);
+    expect(after.stdout).toBe('alive\n');
+    expect((await waitForStatus(stack.api, agent.id, ['running'])).status).toBe('running');
+    await stop(agent.id);
+  });
+
+  it('stops a memory hog at the memory limit and reports it', async () => {
+    const agent = await newAgent(runtime);
+    const hog = await exec(agent.id, ['tail', '/dev/zero'], 30_000).catch((err: Error) => err);
+    if (runtime === 'runsc') {
+      // gVisor's OOM ends the whole sandbox: the agent moves to error with that reason.
+      // The update fails: activity failure, caused by the activity's SandboxExited failure.
+      expect((hog as { cause?: { cause?: { type?: string } } }).cause?.cause?.type).toBe('SandboxExited');
+      const failed = await waitFor('the failed agent to be torn down', async () => {
+        const res = await stack.api('GET', `/api/agents/${agent.id}`);
+        return res.body.status === 'error' && res.body.stopped_at ? (res.body as AgentRecord) : undefined;
+      });
+      expect(failed.error_message).toBe('sandbox killed: out of memory (limit 96 MiB)');
+      expect(failed.exit_code).toBe(137);
+      expect(await containersOf(agent.id)).toHaveLength(0);
+    } else {
+      // runc's OOM killer ends only the hog; the exec reports it and the agent keeps running.
+      expect(hog).toMatchObject({ exit_code: 137, oom_killed: true, timed_out: false });
+      const after = await exec(agent.id, ['echo', 'alive']);
+      expect(after.stdout).toBe('alive\n');
+      await stop(agent.id);
+    }
+  });
+});
+
+it('reports exec timeouts and bounds output', async () => {
+  const agent = await newAgent('runc');
+  const slow = await exec(agent.id, ['sleep', '30'], 1000);
+  expect(slow).toMatchObject({ timed_out: true, oom_killed: false });
+  expect(slow.duration_ms).toBeLessThan(10_000);
+  const loud = await stack.client.workflow
+    .getHandle(agent.id)
+    .executeUpdate(execUpdate, { args: [{ command: ['head', '-c', '100000', '/dev/zero'], timeout_ms: 5000, max_output_bytes: 1000 }] });
+  expect(loud.stdout.length).toBe(1000);
+  expect(loud.stdout_truncated_bytes).toBe(99_000);
+  await stop(agent.id);
+});
