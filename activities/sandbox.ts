@@ -321,10 +321,36 @@ export function createSandboxActivities(docker: Docker) {
     }
   }
 
-  return { createSandbox, pauseSandbox, unpauseSandbox, stopSandbox, removeSandbox, awaitSandboxExit, execInSandbox };
+  return {
+    createSandbox: heartbeating(createSandbox),
+    pauseSandbox: heartbeating(pauseSandbox),
+    unpauseSandbox: heartbeating(unpauseSandbox),
+    stopSandbox: heartbeating(stopSandbox),
+    removeSandbox: heartbeating(removeSandbox),
+    awaitSandboxExit,
+    execInSandbox,
+  };
 }
 
 export type SandboxActivities = ReturnType<typeof createSandboxActivities>;
+
+/**
+ * Heartbeats while a short activity runs, so that with a heartbeat timeout a worker that died
+ * mid-activity is noticed in seconds and the (idempotent) activity is retried elsewhere.
+ */
+function heartbeating<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+  const wrapped = async (...args: A) => {
+    const beat = setInterval(() => heartbeat(), 2_000);
+    try {
+      heartbeat();
+      return await fn(...args);
+    } finally {
+      clearInterval(beat);
+    }
+  };
+  Object.defineProperty(wrapped, 'name', { value: fn.name });
+  return wrapped;
+}
 
 /** Kills every process group whose leader carries this exec id in its environment. */
 async function killExec(c: Docker.Container, execId: string): Promise<void> {

@@ -1,16 +1,22 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { containersOf, docker, startStack, uniqueId, waitFor, waitForStatus } from './helpers.js';
+import { containersOf, docker, recordHistory, startStack, uniqueId, waitFor, waitForStatus } from './helpers.js';
 import { execUpdate } from '../workflows/definitions.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 beforeAll(async () => {
   stack = await startStack();
 });
-afterAll(async () => stack?.stop());
+// WARDEN_RECORD_HISTORIES=1 saves each test's agent history for the replay test (test/histories/).
+const recorded = new Map<string, string>();
+afterAll(async () => {
+  for (const [name, id] of recorded) await recordHistory(name, id);
+  await stack?.stop();
+});
 
 describe('agent lifecycle', () => {
   it('creates, pauses, resumes and stops an agent, removing its container', async () => {
     const id = uniqueId('life');
+    recorded.set('lifecycle', id);
     const created = await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id, resource_limits: { memory_mb: 128 } });
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ id, status: 'provisioning', skill_id: 'shell', host: 'test' });
@@ -52,6 +58,7 @@ describe('agent lifecycle', () => {
 
   it('force stop kills at once and the agent list shows the final status', async () => {
     const id = uniqueId('force');
+    recorded.set('force-stop', id);
     await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id });
     await waitForStatus(stack.api, id, ['running']);
     expect((await stack.api('POST', `/api/agents/${id}/stop`, { force: true })).status).toBe(202);
@@ -67,6 +74,7 @@ describe('agent lifecycle', () => {
 
   it('stops an idle agent on its TTL timer', async () => {
     const id = uniqueId('idle');
+    recorded.set('idle-ttl', id);
     await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id, idle_ttl_seconds: 10 });
     await waitForStatus(stack.api, id, ['running']);
     const stopped = await waitForStatus(stack.api, id, ['stopped'], 40_000);
@@ -76,6 +84,7 @@ describe('agent lifecycle', () => {
 
   it('moves to error with the reason when the container vanishes', async () => {
     const id = uniqueId('vanish');
+    recorded.set('vanished-container', id);
     await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id });
     const running = await waitForStatus(stack.api, id, ['running']);
     await docker.getContainer(running.container_id!).remove({ force: true });

@@ -1,5 +1,7 @@
 /** What the integration tests share: a client and in-process workers on the suite's dev server. */
+import { mkdirSync, writeFileSync } from 'node:fs';
 import Docker from 'dockerode';
+import { execFileSync } from 'node:child_process';
 import pino from 'pino';
 import { inject } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
@@ -8,6 +10,7 @@ import { ConfigSchema, type Config } from '../domain/config.js';
 import type { AgentRecord, AgentStatus } from '../domain/agent.js';
 import { createApp } from '../api/app.js';
 import { createWorkers } from '../workers/create-workers.js';
+import { temporalCli } from '../scripts/dev-server.js';
 
 export const TEST_HOST = 'test';
 export const docker = new Docker();
@@ -108,4 +111,15 @@ export const uniqueId = (prefix: string) => `${prefix}-${Date.now().toString(36)
 /** Containers on the engine that carry this agent's label. */
 export async function containersOf(agentId: string) {
   return docker.listContainers({ all: true, filters: { label: [`dev.warden.agent-id=${agentId}`] } });
+}
+
+/** With WARDEN_RECORD_HISTORIES=1, saves a workflow's history for the replay test (test/histories/). */
+export async function recordHistory(name: string, workflowId: string) {
+  if (process.env.WARDEN_RECORD_HISTORIES !== '1') return;
+  // The CLI writes the proto3 JSON that historyFromJSON reads back.
+  const json = execFileSync(await temporalCli(), [
+    'workflow', 'show', '--workflow-id', workflowId, '--output', 'json', '--address', inject('temporalAddress'),
+  ]);
+  mkdirSync('test/histories', { recursive: true });
+  writeFileSync(`test/histories/${name}.json`, json);
 }

@@ -36,7 +36,8 @@ import {
 
 /** Activities on the agent's Docker host; teardown retries until it succeeds, so nothing leaks. */
 function sandboxActivities(host: string, input: AgentWorkflowInput) {
-  const base: ActivityOptions = { taskQueue: sandboxTaskQueue(host), startToCloseTimeout: '1 minute' };
+  // Short activities heartbeat: a worker that dies mid-activity is noticed within 10 s.
+  const base: ActivityOptions = { taskQueue: sandboxTaskQueue(host), startToCloseTimeout: '1 minute', heartbeatTimeout: '10 seconds' };
   return {
     provision: proxyActivities<SandboxActivities>({
       ...base,

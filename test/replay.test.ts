@@ -1,0 +1,31 @@
+/**
+ * Replays histories recorded from real runs (test/histories/, written by the integration tests
+ * with WARDEN_RECORD_HISTORIES=1) against today's workflow code: a non-deterministic change to
+ * a workflow fails here before it can break running agents.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { expect, inject, it } from 'vitest';
+import { Worker } from '@temporalio/worker';
+
+const dir = 'test/histories';
+const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
+
+it('has recorded histories of every workflow type', () => {
+  const types = new Set(
+    files.map((f) => JSON.parse(readFileSync(`${dir}/${f}`, 'utf8')).events[0].workflowExecutionStartedEventAttributes.workflowType.name),
+  );
+  expect([...types].sort()).toEqual(['agentWorkflow', 'capacityWorkflow']);
+});
+
+it('replays every recorded history without non-determinism', async () => {
+  const histories = files.map((f) => ({
+    workflowId: f.replace(/\.json$/, ''),
+    history: JSON.parse(readFileSync(`${dir}/${f}`, 'utf8')) as unknown, // the worker parses proto3 JSON itself
+  }));
+  const failures: string[] = [];
+  for await (const result of Worker.runReplayHistories({ workflowBundle: { codePath: inject('workflowBundlePath') } }, histories)) {
+    if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);
+  }
+  expect(failures).toEqual([]);
+  expect(histories.length).toBeGreaterThanOrEqual(6);
+});
