@@ -24,6 +24,10 @@ export const ConfigSchema = z.object({
   stopGraceSeconds: z.coerce.number().int().min(0).max(300).default(10),
   apiHost: z.string().default('127.0.0.1'),
   apiPort: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** `make up` only: where the embedded Temporal dev server keeps its SQLite file, and its ports. */
+  dataDir: z.string().min(1).default('.warden/data'),
+  devServerPort: z.coerce.number().int().min(1).max(65535).default(7233),
+  devServerUiPort: z.coerce.number().int().min(1).max(65535).default(8233),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type Config = z.infer<typeof ConfigSchema>;
@@ -40,6 +44,9 @@ const ENV: Record<keyof Config, string> = {
   stopGraceSeconds: 'WARDEN_STOP_GRACE_SECONDS',
   apiHost: 'WARDEN_API_HOST',
   apiPort: 'WARDEN_API_PORT',
+  dataDir: 'WARDEN_DATA_DIR',
+  devServerPort: 'WARDEN_TEMPORAL_PORT',
+  devServerUiPort: 'WARDEN_TEMPORAL_UI_PORT',
   logLevel: 'WARDEN_LOG_LEVEL',
 };
 

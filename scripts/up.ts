@@ -1,0 +1,96 @@
+/**
+ * `make up`: the whole stack in the foreground. Starts the embedded Temporal dev server (unless
+ * TEMPORAL_ADDRESS names a server to use), the worker and the API, waits until the API is ready,
+ * prints where everything is, runs the demo (WARDEN_DEMO=0 skips it), and on Ctrl-C stops the
+ * API, then the worker (in-flight activities finish), then Temporal.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { loadConfig } from '../domain/config.js';
+import { PROJECT_ROOT, startDevServer, type DevServer } from './dev-server.js';
+import { runDemo } from './demo.js';
+
+const config = loadConfig();
+const say = (line: string) => console.log(`[warden] ${line}`);
+const children: ChildProcess[] = [];
+let temporal: DevServer | undefined;
+let stopping = false;
+
+async function main() {
+  let temporalAddress = process.env.TEMPORAL_ADDRESS;
+  let webUi = 'the Web UI of your Temporal server';
+  if (!temporalAddress) {
+    const dataDir = resolve(PROJECT_ROOT, config.dataDir);
+    say(`starting the Temporal dev server (state in ${dataDir}/temporal.db)`);
+    temporal = await startDevServer({
+      dbFile: join(dataDir, 'temporal.db'),
+      port: config.devServerPort,
+      uiPort: config.devServerUiPort,
+      logFile: join(PROJECT_ROOT, '.warden/log/temporal.log'),
+    });
+    temporalAddress = temporal.address;
+    webUi = `http://127.0.0.1:${config.devServerUiPort}`;
+  }
+  const env = { ...process.env, TEMPORAL_ADDRESS: temporalAddress };
+  for (const [name, entry] of [['worker', 'workers/main.ts'], ['api', 'api/main.ts']] as const) {
+    const child = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'inherit', 'inherit'] });
+    child.once('exit', (code, signal) => {
+      if (!stopping) {
+        say(`${name} exited (${signal ?? code}); stopping everything`);
+        void shutdown(1);
+      }
+    });
+    children.push(child);
+  }
+
+  const api = `http://${config.apiHost}:${config.apiPort}`;
+  await waitReady(api);
+  say(`API            ${api}`);
+  say(`API docs       ${api}/docs  (OpenAPI: ${api}/openapi.json)`);
+  say(`Temporal       ${temporalAddress}`);
+  say(`Temporal UI    ${webUi}`);
+  if (process.env.WARDEN_DEMO !== '0') {
+    await runDemo(api, say);
+    say('demo finished');
+  }
+  say('running; Ctrl-C stops everything');
+}
+
+async function waitReady(api: string, timeoutMs = 120_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline && !stopping) {
+    try {
+      const res = await fetch(`${api}/readyz`);
+      if (res.ok) return;
+      last = JSON.stringify((await res.json()).components);
+    } catch (err) {
+      last = String(err);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`the API at ${api} did not become ready: ${last}`);
+}
+
+async function shutdown(code: number) {
+  if (stopping) return;
+  stopping = true;
+  say('stopping: API, then worker, then Temporal');
+  for (const child of [...children].reverse()) {
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    const gone = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await Promise.race([gone, new Promise((r) => setTimeout(r, 45_000))]);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+  await temporal?.stop();
+  say('stopped');
+  process.exit(code);
+}
+
+process.on('SIGINT', () => void shutdown(0));
+process.on('SIGTERM', () => void shutdown(0));
+main().catch((err) => {
+  console.error(`[warden] ${err instanceof Error ? err.message : err}`);
+  void shutdown(1);
+});

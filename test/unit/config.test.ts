@@ -1,0 +1,110 @@
+/** loadConfig: the defaults, every environment variable it reads, and bad values named. */
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../domain/config.js';
+
+describe('loadConfig', () => {
+  it('has working defaults on an empty environment', () => {
+    expect(loadConfig({})).toMatchObject({
+      temporalAddress: '127.0.0.1:7233',
+      temporalNamespace: 'default',
+      dockerHostId: 'local',
+      sandboxImage: 'warden-sandbox:bookworm',
+      sandboxRuntime: 'auto',
+      requireSandbox: false,
+      maxAgents: 50,
+      agentIdleTtlSeconds: 3600,
+      stopGraceSeconds: 10,
+      apiHost: '127.0.0.1',
+      apiPort: 8080,
+      logLevel: 'info',
+    });
+  });
+
+  it('treats an empty variable as unset', () => {
+    const config = loadConfig({ TEMPORAL_ADDRESS: '', WARDEN_MAX_AGENTS: '', WARDEN_REQUIRE_SANDBOX: '' });
+    expect(config.temporalAddress).toBe('127.0.0.1:7233');
+    expect(config.maxAgents).toBe(50);
+    expect(config.requireSandbox).toBe(false);
+  });
+
+  it('ignores variables it does not know', () => {
+    expect(loadConfig({ WARDEN_NOPE: 'x', PATH: '/bin' })).toEqual(loadConfig({}));
+  });
+
+  it.each([
+    ['TEMPORAL_ADDRESS', 'temporal.internal:7233', 'temporalAddress', 'temporal.internal:7233'],
+    ['TEMPORAL_NAMESPACE', 'warden-prod', 'temporalNamespace', 'warden-prod'],
+    ['WARDEN_DOCKER_HOST_ID', 'host-7.example', 'dockerHostId', 'host-7.example'],
+    ['WARDEN_SANDBOX_IMAGE', 'registry.example/sandbox:1.2', 'sandboxImage', 'registry.example/sandbox:1.2'],
+    ['WARDEN_SANDBOX_RUNTIME', 'kata', 'sandboxRuntime', 'kata'],
+    ['WARDEN_REQUIRE_SANDBOX', 'true', 'requireSandbox', true],
+    ['WARDEN_MAX_AGENTS', '7', 'maxAgents', 7],
+    ['WARDEN_AGENT_IDLE_TTL_SECONDS', '120', 'agentIdleTtlSeconds', 120],
+    ['WARDEN_STOP_GRACE_SECONDS', '0', 'stopGraceSeconds', 0],
+    ['WARDEN_API_HOST', '0.0.0.0', 'apiHost', '0.0.0.0'],
+    ['WARDEN_API_PORT', '9090', 'apiPort', 9090],
+    ['WARDEN_LOG_LEVEL', 'debug', 'logLevel', 'debug'],
+  ] as const)('reads %s=%s', (name, value, key, expected) => {
+    const defaults = loadConfig({});
+    expect(defaults[key]).not.toEqual(expected); // the variable, not the default, sets it
+    const config = loadConfig({ [name]: value });
+    expect(config[key]).toEqual(expected);
+    // ...and sets nothing else.
+    expect({ ...config, [key]: defaults[key] }).toEqual(defaults);
+  });
+
+  it('reads the process environment when given none', () => {
+    const saved = process.env.WARDEN_MAX_AGENTS;
+    process.env.WARDEN_MAX_AGENTS = '13';
+    try {
+      expect(loadConfig().maxAgents).toBe(13);
+    } finally {
+      if (saved === undefined) delete process.env.WARDEN_MAX_AGENTS;
+      else process.env.WARDEN_MAX_AGENTS = saved;
+    }
+  });
+
+  it.each([
+    ['1', true],
+    ['true', true],
+    ['yes', true],
+    ['0', false],
+    ['false', false],
+    ['no', false],
+  ])('WARDEN_REQUIRE_SANDBOX=%s reads as %s', (value, expected) => {
+    expect(loadConfig({ WARDEN_REQUIRE_SANDBOX: value }).requireSandbox).toBe(expected);
+  });
+
+  it.each(['auto', 'runsc', 'kata', 'runc'] as const)('WARDEN_SANDBOX_RUNTIME=%s is accepted', (runtime) => {
+    expect(loadConfig({ WARDEN_SANDBOX_RUNTIME: runtime }).sandboxRuntime).toBe(runtime);
+  });
+
+  it.each([
+    ['WARDEN_MAX_AGENTS', 'abc'],
+    ['WARDEN_MAX_AGENTS', '0'],
+    ['WARDEN_MAX_AGENTS', '2.5'],
+    ['WARDEN_SANDBOX_RUNTIME', 'docker'],
+    ['WARDEN_REQUIRE_SANDBOX', 'maybe'],
+    ['WARDEN_REQUIRE_SANDBOX', 'TRUE'],
+    ['WARDEN_API_PORT', '70000'],
+    ['WARDEN_STOP_GRACE_SECONDS', '-1'],
+    ['WARDEN_AGENT_IDLE_TTL_SECONDS', '5'],
+    ['WARDEN_DOCKER_HOST_ID', 'Bad_Host'],
+    ['WARDEN_LOG_LEVEL', 'loud'],
+  ])('%s=%s fails start-up naming the variable', (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^invalid configuration:\\n  ${name}: \\S`));
+  });
+
+  it('names every bad variable at once, and none of the good ones', () => {
+    let message = '';
+    try {
+      loadConfig({ WARDEN_MAX_AGENTS: 'abc', WARDEN_SANDBOX_RUNTIME: 'docker', TEMPORAL_ADDRESS: 'fine:7233' });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toContain('WARDEN_MAX_AGENTS: ');
+    expect(message).toContain('WARDEN_SANDBOX_RUNTIME: ');
+    expect(message).not.toContain('TEMPORAL_ADDRESS');
+    expect(message).not.toContain('undefined');
+  });
+});
