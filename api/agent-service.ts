@@ -21,6 +21,7 @@ import {
   CAPACITY_WORKFLOW_ID,
   capacityQuery,
   CONTROL_TASK_QUEUE,
+  newAgentRecord,
   pauseSignal,
   releaseAgentSignal,
   resumeSignal,
@@ -113,22 +114,7 @@ export function createAgentService(client: Client, config: AgentServiceConfig) {
       }
       throw err;
     }
-    return {
-      id: agentId,
-      skill_id: request.skill_id,
-      host: input.host,
-      sandbox_runtime: null,
-      sandbox_warning: null,
-      status: 'provisioning',
-      created_at: input.createdAt,
-      started_at: null,
-      stopped_at: null,
-      container_id: null,
-      resource_limits: limits,
-      idle_ttl_seconds: input.idleTtlSeconds,
-      exit_code: null,
-      error_message: null,
-    };
+    return newAgentRecord(input);
   }
 
   /** The agent's full record, straight from its workflow (the `status` query). */

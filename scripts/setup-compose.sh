@@ -7,6 +7,7 @@
 # it cannot print the configuration as JSON and is no longer maintained.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/scripts/lib/trixie.sh"
 log_dir="$here/.warden/log"
 
 # Exit 0 when "$@" is Compose with a major version of 2 or more.
@@ -34,16 +35,7 @@ TXT
   exit 1
 fi
 
-if [ ! -f /etc/apt/sources.list.d/warden-trixie.sources ]; then
-  cat > /etc/apt/sources.list.d/warden-trixie.sources <<SRC
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: trixie
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-  printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' > /etc/apt/preferences.d/warden-trixie
-fi
+add_trixie_source
 mkdir -p "$log_dir"
 echo "installing docker-compose (Compose v2) from Debian trixie..." >&2
 # --no-install-recommends: trixie's docker-compose recommends docker-cli, which would replace

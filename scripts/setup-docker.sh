@@ -5,6 +5,7 @@
 # starts dockerd in its own session. Anyone else is told what to install.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/scripts/lib/trixie.sh"
 log_dir="$here/.warden/log"; mkdir -p "$log_dir"
 
 engine_up() { docker info >/dev/null 2>&1; }
@@ -34,16 +35,7 @@ fi
 if ! command -v runsc >/dev/null; then
   # Trixie's runsc (a static binary) works where bookworm's fails on statx; pin trixie low so
   # nothing else is taken from it.
-  if [ ! -f /etc/apt/sources.list.d/warden-trixie.sources ]; then
-    cat > /etc/apt/sources.list.d/warden-trixie.sources <<SRC
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: trixie
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-    printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' > /etc/apt/preferences.d/warden-trixie
-  fi
+  add_trixie_source
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t trixie runsc >/dev/null || \
     echo "warning: could not install runsc; agents will run under runc" >&2

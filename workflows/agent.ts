@@ -25,6 +25,7 @@ import {
   agentStatusQuery,
   CAPACITY_WORKFLOW_ID,
   execUpdate,
+  newAgentRecord,
   pauseSignal,
   releaseAgentSignal,
   resumeSignal,
@@ -60,22 +61,7 @@ function sandboxActivities(host: string, input: AgentWorkflowInput) {
 }
 
 export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRecord> {
-  const agent: AgentRecord = input.carried ?? {
-    id: input.agentId,
-    skill_id: input.skillId,
-    host: input.host,
-    sandbox_runtime: null,
-    sandbox_warning: null,
-    status: 'provisioning',
-    created_at: input.createdAt,
-    started_at: null,
-    stopped_at: null,
-    container_id: null,
-    resource_limits: input.limits,
-    idle_ttl_seconds: input.idleTtlSeconds,
-    exit_code: null,
-    error_message: null,
-  };
+  const agent: AgentRecord = input.carried ?? newAgentRecord(input);
   const sandbox = sandboxActivities(input.host, input);
 
   let stopRequest: { force: boolean } | null = null;

@@ -37,6 +37,26 @@ export interface AgentWorkflowInput {
   carried?: AgentRecord;
 }
 
+/** The record of an agent that has just been asked for: provisioning, nothing started yet. */
+export function newAgentRecord(input: AgentWorkflowInput): AgentRecord {
+  return {
+    id: input.agentId,
+    skill_id: input.skillId,
+    host: input.host,
+    sandbox_runtime: null,
+    sandbox_warning: null,
+    status: 'provisioning',
+    created_at: input.createdAt,
+    started_at: null,
+    stopped_at: null,
+    container_id: null,
+    resource_limits: input.limits,
+    idle_ttl_seconds: input.idleTtlSeconds,
+    exit_code: null,
+    error_message: null,
+  };
+}
+
 export const agentStatusQuery = defineQuery<AgentRecord>('status');
 export const pauseSignal = defineSignal('pause');
 export const resumeSignal = defineSignal('resume');

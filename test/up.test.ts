@@ -1,0 +1,66 @@
+/**
+ * `make up` end to end: the launcher starts its own Temporal dev server, worker and API, the demo
+ * drives an agent through its life, and SIGINT (Ctrl-C) stops every process it started.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../scripts/dev-server.js';
+import { freePort } from './global-setup.js';
+
+const listening = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => resolve(false));
+  });
+
+it('starts the stack, runs the demo, and stops everything on Ctrl-C', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'warden-up-'));
+  const [temporalPort, uiPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/up.ts'], {
+    cwd: PROJECT_ROOT,
+    env: {
+      ...process.env,
+      TEMPORAL_ADDRESS: '',
+      WARDEN_DATA_DIR: dataDir,
+      WARDEN_TEMPORAL_PORT: String(temporalPort),
+      WARDEN_TEMPORAL_UI_PORT: String(uiPort),
+      WARDEN_API_PORT: String(apiPort),
+      WARDEN_DOCKER_HOST_ID: 'up-test',
+      WARDEN_LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  try {
+    const deadline = Date.now() + 150_000;
+    while (!out.includes('demo finished') && Date.now() < deadline && child.exitCode === null) {
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(out).toContain('demo finished');
+    expect(out).toContain(`API            http://127.0.0.1:${apiPort}`);
+    expect(out).toContain(`API docs       http://127.0.0.1:${apiPort}/docs`);
+    expect(out).toContain(`Temporal UI    http://127.0.0.1:${uiPort}`);
+    expect(out).toMatch(/demo: agent agt-[0-9a-f]+ is running in container [0-9a-f]{12} under (runsc|kata|runc)/);
+    expect(out).toMatch(/limits: 0.5 CPU, 256 MiB memory \(no swap\), 256 MiB workspace, 128 processes, network off/);
+    expect(out).toMatch(/paused -> paused/);
+    expect(out).toMatch(/resumed -> running/);
+    expect(out).toMatch(/stopped at .* \(exit code 0\); its container is removed/);
+    expect(await listening(apiPort)).toBe(true);
+
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    expect(out).toContain('[warden] stopped');
+    for (const port of [apiPort, temporalPort, uiPort]) expect(await listening(port)).toBe(false);
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}, 200_000);
