@@ -19,7 +19,8 @@ export function engineRuntimes(info: { Runtimes?: Record<string, { path?: string
     const path = runtime.path ?? '';
     if (!names.runsc && (name === 'runsc' || /runsc|gvisor/.test(path))) {
       names.runsc = name;
-      runscNetworkless = (runtime.runtimeArgs ?? []).some((a) => a === '--network=none');
+      // runsc takes flags as --flag=value, --flag value, or with a single dash.
+      runscNetworkless = /(^|\s)--?network(=|\s+)none(\s|$)/.test((runtime.runtimeArgs ?? []).join(' '));
     } else if (!names.kata && /kata/.test(name)) {
       names.kata = name;
     }

@@ -5,9 +5,11 @@
 import { z } from 'zod';
 import { SandboxRuntimeSchema } from './agent.js';
 
-const bool = z
-  .enum(['1', '0', 'true', 'false', 'yes', 'no'])
-  .transform((v) => v === '1' || v === 'true' || v === 'yes');
+// A boolean from the environment; an already-parsed boolean (a Config handed back in) stays as it is.
+const bool = z.preprocess(
+  (v) => (typeof v === 'boolean' ? String(v) : v),
+  z.enum(['1', '0', 'true', 'false', 'yes', 'no']).transform((v) => v === '1' || v === 'true' || v === 'yes'),
+);
 
 export const ConfigSchema = z.object({
   temporalAddress: z.string().min(1).default('127.0.0.1:7233'),

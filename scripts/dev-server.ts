@@ -19,6 +19,8 @@ export interface DevServerOptions {
   logFile: string;
   /** false: no Web UI (the tests). */
   ui?: boolean;
+  /** Dynamic config values, e.g. { 'limit.historyCount.suggestContinueAsNew': 40 }. */
+  dynamicConfig?: Record<string, unknown>;
 }
 
 export interface DevServer {
@@ -40,6 +42,9 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   const out = openSync(opts.logFile, 'a');
   const args = ['server', 'start-dev', '--db-filename', opts.dbFile, '--ip', '127.0.0.1', '--port', String(opts.port), '--log-level', 'warn'];
   args.push(...(opts.ui === false ? ['--headless'] : ['--ui-port', String(opts.uiPort)]));
+  for (const [key, value] of Object.entries(opts.dynamicConfig ?? {})) {
+    args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
+  }
   const child = spawn(cli, args, { stdio: ['ignore', out, out], detached: true });
   const address = `127.0.0.1:${opts.port}`;
   const exited = new Promise<never>((_, reject) =>

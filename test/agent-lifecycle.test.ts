@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containersOf, docker, recordHistory, startStack, uniqueId, waitFor, waitForStatus } from './helpers.js';
-import { execUpdate } from '../workflows/definitions.js';
+import { agentStatusQuery, execUpdate } from '../workflows/definitions.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 beforeAll(async () => {
@@ -70,6 +70,21 @@ describe('agent lifecycle', () => {
       return res.body.agents.find((a: { id: string }) => a.id === id);
     });
     expect(listed).toMatchObject({ id, status: 'stopped', skill_id: 'shell', host: 'test', workflow_status: 'COMPLETED' });
+  });
+
+  it('a cancelled agent workflow still removes its container', async () => {
+    const id = uniqueId('cancel');
+    recorded.set('cancelled', id);
+    await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id });
+    await waitForStatus(stack.api, id, ['running']);
+    const handle = stack.client.workflow.getHandle(id);
+    await handle.cancel();
+    await expect(handle.result()).rejects.toThrow(/cancel/i);
+    expect(await containersOf(id)).toHaveLength(0);
+    expect((await handle.describe()).status.name).toBe('CANCELLED');
+    const record = await handle.query(agentStatusQuery);
+    expect(record).toMatchObject({ status: 'stopped', exit_code: 137 });
+    expect(record.stopped_at).not.toBeNull();
   });
 
   it('stops an idle agent on its TTL timer', async () => {

@@ -1,6 +1,6 @@
 /** loadConfig: the defaults, every environment variable it reads, and bad values named. */
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../domain/config.js';
+import { ConfigSchema, loadConfig } from '../../domain/config.js';
 
 describe('loadConfig', () => {
   it('has working defaults on an empty environment', () => {
@@ -106,5 +106,15 @@ describe('loadConfig', () => {
     expect(message).toContain('WARDEN_SANDBOX_RUNTIME: ');
     expect(message).not.toContain('TEMPORAL_ADDRESS');
     expect(message).not.toContain('undefined');
+  });
+
+  it('a parsed config parses again to itself (tests and tools hand Config objects back in)', () => {
+    for (const env of [{}, { WARDEN_REQUIRE_SANDBOX: 'yes', WARDEN_MAX_AGENTS: '3' }, { WARDEN_REQUIRE_SANDBOX: 'no' }]) {
+      const config = loadConfig(env);
+      expect(ConfigSchema.parse(config)).toEqual(config);
+    }
+    expect(ConfigSchema.parse({ requireSandbox: true }).requireSandbox).toBe(true);
+    expect(ConfigSchema.parse({ requireSandbox: false }).requireSandbox).toBe(false);
+    expect(ConfigSchema.safeParse({ requireSandbox: 1 }).success).toBe(false);
   });
 });

@@ -40,7 +40,7 @@ describe.each([
     expect(hc.CapAdd ?? []).toEqual([]);
     expect(hc.SecurityOpt).toContain('no-new-privileges:true');
     // The engine's default seccomp profile must stay on.
-    expect((hc.SecurityOpt ?? []).filter((o) => /seccomp|apparmor/.test(o))).toEqual([]);
+    expect((hc.SecurityOpt ?? []).filter((o: string) => /seccomp|apparmor/.test(o))).toEqual([]);
   });
 
   it('has a read-only root filesystem, no privileges, no host mounts or devices', () => {

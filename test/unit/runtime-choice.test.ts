@@ -53,6 +53,13 @@ describe('engineRuntimes', () => {
     expect(engine({ runsc: RUNSC_NETWORKLESS })).toEqual({ names: { runc: 'runc', runsc: 'runsc' }, runscNetworkless: true });
   });
 
+  it.each([[['--network', 'none']], [['-network=none']], [['--debug', '-network', 'none']]])(
+    'finds networkless runsc whichever way the flag is spelled: %j',
+    (runtimeArgs) => {
+      expect(engine({ runsc: { path: '/usr/bin/runsc', runtimeArgs } }).runscNetworkless).toBe(true);
+    },
+  );
+
   it('other runsc flags do not make it networkless', () => {
     const e = engine({ runsc: { path: '/usr/bin/runsc', runtimeArgs: ['--platform=systrap', '--debug'] } });
     expect(e.runscNetworkless).toBe(false);
