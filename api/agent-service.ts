@@ -48,8 +48,14 @@ export type AgentServiceConfig = Pick<
   'dockerHostId' | 'sandboxImage' | 'sandboxRuntime' | 'requireSandbox' | 'maxAgents' | 'agentIdleTtlSeconds' | 'stopGraceSeconds'
 >;
 
+const QUERY_DEADLINE_MS = 5_000;
+const ADMIT_DEADLINE_MS = 15_000;
+
 export function createAgentService(client: Client, config: AgentServiceConfig) {
   const handle = (id: string) => client.workflow.getHandle<typeof agentWorkflow>(id);
+  // Queries and updates need a worker; without one they would wait until the gRPC deadline.
+  const withDeadline = <T>(ms: number, fn: () => Promise<T>) => client.withDeadline(Date.now() + ms, fn);
+  const query = <T>(fn: () => Promise<T>) => withDeadline(QUERY_DEADLINE_MS, fn);
 
   /** Admits the agent against max_agents (one serialised update), then starts its workflow. */
   async function createAgent(request: CreateAgentRequest): Promise<AgentRecord> {
@@ -59,7 +65,7 @@ export function createAgentService(client: Client, config: AgentServiceConfig) {
       throw new WardenError('sandbox_required', 'require_sandbox is on: runtime runc is not allowed', 422);
     }
     try {
-      await client.workflow.executeUpdateWithStart(admitAgentUpdate, {
+      await withDeadline(ADMIT_DEADLINE_MS, () => client.workflow.executeUpdateWithStart(admitAgentUpdate, {
         args: [{ agentId, maxAgents: config.maxAgents }],
         startWorkflowOperation: new WithStartWorkflowOperation<typeof capacityWorkflow>('capacityWorkflow', {
           workflowId: CAPACITY_WORKFLOW_ID,
@@ -67,8 +73,11 @@ export function createAgentService(client: Client, config: AgentServiceConfig) {
           workflowIdConflictPolicy: 'USE_EXISTING',
           args: [{ admitted: {} }],
         }),
-      });
+      }));
     } catch (err) {
+      if (isNoWorker(err)) {
+        throw new WardenError('worker_unavailable', 'no worker answered the admission of this agent; is the Warden worker running?', 503);
+      }
       const failure = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
       if (failure instanceof ApplicationFailure && failure.type === 'CapacityExceeded') {
         throw new WardenError('capacity_exceeded', failure.message, 409);
@@ -120,7 +129,7 @@ export function createAgentService(client: Client, config: AgentServiceConfig) {
   /** The agent's full record, straight from its workflow (the `status` query). */
   async function getAgent(id: string): Promise<AgentRecord> {
     try {
-      return await handle(id).query(agentStatusQuery);
+      return await query(() => handle(id).query(agentStatusQuery));
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw new WardenError('not_found', `agent ${id} not found`, 404);
       if (isNoWorker(err)) {
@@ -134,6 +143,9 @@ export function createAgentService(client: Client, config: AgentServiceConfig) {
     const agent = await getAgent(id);
     if (agent.status === 'stopped' || agent.status === 'error') {
       throw new WardenError('agent_not_active', `agent ${id} is ${agent.status}; it cannot ${what}`, 409);
+    }
+    if (what !== 'stop' && agent.status === 'stopping') {
+      throw new WardenError('agent_not_active', `agent ${id} is stopping; it cannot ${what}`, 409);
     }
     if (what !== 'stop' && agent.status === 'provisioning') {
       throw new WardenError('agent_not_ready', `agent ${id} is still provisioning; try again in a moment`, 409);
@@ -172,14 +184,16 @@ export function createAgentService(client: Client, config: AgentServiceConfig) {
     return count;
   }
 
-  /** Slots taken in the capacity workflow (exact, unlike visibility). */
+  /** Slots taken in the capacity workflow (exact); without a worker, running agents per visibility. */
   async function admittedAgents(): Promise<number> {
     try {
-      const state = await client.workflow.getHandle(CAPACITY_WORKFLOW_ID).query(capacityQuery);
+      const state = await query(() => client.workflow.getHandle(CAPACITY_WORKFLOW_ID).query(capacityQuery));
       return Object.keys(state.admitted).length;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return 0;
-      throw err;
+      if (!isNoWorker(err)) throw err;
+      const { count } = await client.workflow.count(`WorkflowType = 'agentWorkflow' AND ExecutionStatus = 'Running'`);
+      return count;
     }
   }
 
@@ -202,7 +216,10 @@ function summarize(info: WorkflowExecutionInfo): AgentSummary {
   };
 }
 
+/** A query or update that no worker answered in time: gRPC DEADLINE_EXCEEDED anywhere in the cause chain. */
 function isNoWorker(err: unknown): boolean {
-  const text = String((err as Error)?.message ?? err);
-  return /deadline exceeded|no poller|timeout/i.test(text);
+  for (let e = err as { code?: unknown; message?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (e.code === 4 || /deadline exceeded|no poller/i.test(e.message ?? '')) return true;
+  }
+  return false;
 }

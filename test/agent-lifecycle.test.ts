@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { containersOf, docker, recordHistory, startStack, uniqueId, waitFor, waitForStatus } from './helpers.js';
+import { containersOf, docker, recordHistory, startStack, TEST_HOST, uniqueId, waitFor, waitForStatus } from './helpers.js';
 import { agentStatusQuery, execUpdate } from '../workflows/definitions.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
@@ -19,7 +19,7 @@ describe('agent lifecycle', () => {
     recorded.set('lifecycle', id);
     const created = await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id, resource_limits: { memory_mb: 128 } });
     expect(created.status).toBe(201);
-    expect(created.body).toMatchObject({ id, status: 'provisioning', skill_id: 'shell', host: 'test' });
+    expect(created.body).toMatchObject({ id, status: 'provisioning', skill_id: 'shell', host: TEST_HOST });
     expect(created.body.resource_limits).toEqual({ cpu_cores: 1, memory_mb: 128, disk_mb: 256, network_enabled: false, max_processes: 128 });
 
     const running = await waitForStatus(stack.api, id, ['running']);
@@ -69,7 +69,7 @@ describe('agent lifecycle', () => {
       const res = await stack.api('GET', '/api/agents?status=stopped');
       return res.body.agents.find((a: { id: string }) => a.id === id);
     });
-    expect(listed).toMatchObject({ id, status: 'stopped', skill_id: 'shell', host: 'test', workflow_status: 'COMPLETED' });
+    expect(listed).toMatchObject({ id, status: 'stopped', skill_id: 'shell', host: TEST_HOST, workflow_status: 'COMPLETED' });
   });
 
   it('a cancelled agent workflow still removes its container', async () => {

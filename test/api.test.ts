@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_STATUSES } from '../domain/agent.js';
 import { detectRuntimes } from '../activities/docker-engine.js';
-import { docker, startStack, TEST_HOST, uniqueId, waitForStatus } from './helpers.js';
+import { docker, startStack, TEST_HOST, uniqueId, waitFor, waitForStatus } from './helpers.js';
 
 const engine = await detectRuntimes(docker);
 
@@ -92,6 +92,19 @@ describe('without workers, on a host no worker serves', () => {
     expect(res.body.components.sandbox_worker.ok).toBe(false);
     expect(res.body.components.sandbox_worker.detail).toMatch(/no worker polls task queue warden-sandbox@nobody/);
     expect(Object.keys(res.body.agents).sort()).toEqual([...AGENT_STATUSES].sort());
+  });
+
+  it('GET /api/agents/{id} answers 503 at once when no worker can answer for the agent', async () => {
+    const id = uniqueId('noworker');
+    const handle = await stack.client.workflow.start('agentWorkflow', { workflowId: id, taskQueue: 'warden-control', args: [{}] });
+    try {
+      const started = Date.now();
+      const res = await raw(stack.app, 'GET', `/api/agents/${id}`);
+      expectError(res, 503, 'worker_unavailable', /is the Warden worker running/);
+      expect(Date.now() - started).toBeLessThan(15_000);
+    } finally {
+      await handle.terminate('test cleanup: never meant to run');
+    }
   });
 
   it('GET /api/sandbox reports this host, with no agents on it', async () => {
@@ -422,8 +435,12 @@ describe('with workers running', () => {
   });
   afterAll(async () => stack?.stop());
 
-  it('GET /readyz is 200 with every component ok', async () => {
-    const res = await raw(stack.app, 'GET', '/readyz');
+  it('GET /readyz becomes 200 with every component ok', async () => {
+    // A just-started worker shows as a poller once its first poll reaches the server.
+    const res = await waitFor('readiness', async () => {
+      const r = await raw(stack.app, 'GET', '/readyz');
+      return r.status === 200 ? r : undefined;
+    }, 30_000);
     expect(res.status, res.text).toBe(200);
     expect(res.body.ready).toBe(true);
     expect(Object.keys(res.body.components).sort()).toEqual(['control_worker', 'docker', 'sandbox_worker', 'temporal']);

@@ -20,6 +20,7 @@ declare module 'vitest' {
     temporalDbFile: string;
     temporalPort: number;
     sandboxImage: string;
+    testHost: string;
   }
 }
 
@@ -35,6 +36,7 @@ export async function freePort(): Promise<number> {
 }
 
 let server: DevServer | undefined;
+const testHost = `test-${process.pid}`;
 let dir: string | undefined;
 
 export async function setup(project: TestProject) {
@@ -53,12 +55,13 @@ export async function setup(project: TestProject) {
   project.provide('temporalDbFile', dbFile);
   project.provide('temporalPort', port);
   project.provide('sandboxImage', sandboxImage);
+  project.provide('testHost', testHost);
 }
 
 export async function teardown() {
   await server?.stop();
-  // Containers the suite made carry Warden's label; none may outlive it.
-  const left = execFileSync('docker', ['ps', '-aq', '--filter', 'label=dev.warden.host=test']).toString().trim();
+  // Containers this run made carry its host id; none may outlive it.
+  const left = execFileSync('docker', ['ps', '-aq', '--filter', `label=dev.warden.host=${testHost}`]).toString().trim();
   if (left) execFileSync('docker', ['rm', '-f', ...left.split('\n')]);
   if (dir) rmSync(dir, { recursive: true, force: true });
 }

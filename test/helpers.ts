@@ -12,7 +12,8 @@ import { createApp } from '../api/app.js';
 import { createWorkers } from '../workers/create-workers.js';
 import { temporalCli } from '../scripts/dev-server.js';
 
-export const TEST_HOST = 'test';
+/** This suite run's Docker host id: its containers carry it, so concurrent runs never touch each other's. */
+export const TEST_HOST = inject('testHost');
 export const docker = new Docker();
 
 let runtimeInstalled = false;
