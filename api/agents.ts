@@ -9,6 +9,7 @@ import {
   StopAgentRequestSchema,
 } from '../domain/agent.js';
 import type { AgentService } from './agent-service.js';
+import { requireRole } from './middleware/auth.js';
 import { errorResponses, validationHook, type AppEnv } from './openapi.js';
 
 const AgentSummarySchema = z.object({
@@ -32,6 +33,8 @@ const jsonBody = <T extends z.ZodType>(schema: T, required = true) => ({
 
 export function agentsRouter(agents: AgentService) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+  // Reading needs any key (viewer and up); changing an agent needs the operator role.
+  app.on('POST', ['/', '/*'], requireRole('operator'));
 
   app.openapi(
     createRoute({

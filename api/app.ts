@@ -9,6 +9,9 @@ import type { Logger } from 'pino';
 import type { Config } from '../domain/config.js';
 import { WardenError } from '../domain/errors.js';
 import { createAgentService } from './agent-service.js';
+import type { KeyStore } from './key-store.js';
+import { keysRouter } from './keys.js';
+import { apiKeyAuth } from './middleware/auth.js';
 import { agentsRouter } from './agents.js';
 import { docsRouter } from './docs.js';
 import { systemRouter } from './system.js';
@@ -19,18 +22,24 @@ export interface AppDeps {
   docker: Docker;
   config: Config;
   logger: Logger;
+  keys: KeyStore;
 }
 
 export function createApp(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   const agents = createAgentService(deps.client, deps.config);
 
+  // Every /api route needs a key; /healthz, /readyz and the docs are for probes and people.
+  app.use('/api/*', apiKeyAuth({ keys: deps.keys }));
   app.route('/', systemRouter({ ...deps, agents }));
   app.route('/api/agents', agentsRouter(agents));
+  app.route('/api/keys', keysRouter(deps.keys));
   app.route('/', docsRouter());
 
+  app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer <API key>' });
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
+    security: [{ apiKey: [] }],
     info: {
       title: 'Warden API',
       version: '0.1.0',

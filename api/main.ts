@@ -4,13 +4,24 @@ import Docker from 'dockerode';
 import { Client, Connection } from '@temporalio/client';
 import { loadConfig } from '../domain/config.js';
 import { createLogger } from '../workers/logger.js';
+import { join, resolve } from 'node:path';
 import { createApp } from './app.js';
+import { KeyStore } from './key-store.js';
 
 const config = loadConfig();
 const logger = createLogger('warden-api', config.logLevel);
 const connection = await Connection.connect({ address: config.temporalAddress });
 const client = new Client({ connection, namespace: config.temporalNamespace });
-const app = createApp({ client, docker: new Docker(), config, logger });
+const keys = KeyStore.open(join(resolve(config.dataDir), 'warden.db'));
+if (config.adminApiKey) {
+  if (keys.ensure('admin (WARDEN_ADMIN_API_KEY)', 'admin', config.adminApiKey)) logger.info('admin API key from WARDEN_ADMIN_API_KEY registered');
+} else if (!keys.hasActiveAdmin()) {
+  // Shown once, on the terminal, never in the structured log: only its hash is kept.
+  const admin = keys.create('admin (first start)', 'admin', 'system');
+  process.stderr.write(`\n  Warden admin API key (shown once, store it now): ${admin.key}\n\n`);
+  logger.warn({ key_id: admin.id }, 'created the first admin API key; it was shown once on stderr');
+}
+const app = createApp({ client, docker: new Docker(), config, logger, keys });
 
 const server = serve({ fetch: app.fetch, hostname: config.apiHost, port: config.apiPort }, (info) =>
   logger.info({ url: `http://${config.apiHost}:${info.port}`, docs: `http://${config.apiHost}:${info.port}/docs` }, 'API listening'),
@@ -19,7 +30,7 @@ const server = serve({ fetch: app.fetch, hostname: config.apiHost, port: config.
 // Stop accepting connections, let open requests finish, then close the Temporal connection.
 const shutdown = (signal: string) => {
   logger.info({ signal }, 'API shutting down');
-  server.close(() => void connection.close().finally(() => process.exit(0)));
+  server.close(() => void connection.close().finally(() => (keys.close(), process.exit(0))));
   setTimeout(() => process.exit(0), 10_000).unref();
 };
 process.once('SIGINT', () => shutdown('SIGINT'));

@@ -2,7 +2,9 @@
 import type { Hook } from '@hono/zod-openapi';
 import { z } from 'zod';
 
-export type AppEnv = { Variables: Record<string, never> };
+import type { AuthEnv } from './middleware/auth.js';
+
+export type AppEnv = AuthEnv;
 
 export const ErrorSchema = z.object({
   error: z.object({ code: z.string(), message: z.string(), issues: z.array(z.string()).optional() }),

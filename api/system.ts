@@ -69,6 +69,7 @@ export function systemRouter(deps: AppDeps & { agents: AgentService }) {
     createRoute({
       method: 'get',
       path: '/readyz',
+      security: [],
       summary: 'Ready when Temporal, the Docker engine and a worker for each task queue answer',
       responses: {
         200: { description: 'Ready', content: { 'application/json': { schema: ReadySchema } } },

@@ -30,6 +30,8 @@ export const ConfigSchema = z.object({
   dataDir: z.string().min(1).default('.warden/data'),
   devServerPort: z.coerce.number().int().min(1).max(65535).default(7233),
   devServerUiPort: z.coerce.number().int().min(1).max(65535).default(8233),
+  /** An admin API key to accept (at least 24 characters); without one, the API makes one on first start. */
+  adminApiKey: z.string().min(24, 'at least 24 characters').optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type Config = z.infer<typeof ConfigSchema>;
@@ -49,6 +51,7 @@ const ENV: Record<keyof Config, string> = {
   dataDir: 'WARDEN_DATA_DIR',
   devServerPort: 'WARDEN_TEMPORAL_PORT',
   devServerUiPort: 'WARDEN_TEMPORAL_UI_PORT',
+  adminApiKey: 'WARDEN_ADMIN_API_KEY',
   logLevel: 'WARDEN_LOG_LEVEL',
 };
 

@@ -1,11 +1,11 @@
 /** The `make up` demo: one agent through its whole life, over the REST API. */
 import type { AgentRecord } from '../domain/agent.js';
 
-export async function runDemo(api: string, say: (line: string) => void): Promise<void> {
+export async function runDemo(api: string, apiKey: string, say: (line: string) => void): Promise<void> {
   const call = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${api}${path}`, {
       method,
-      headers: body ? { 'content-type': 'application/json' } : {},
+      headers: { authorization: `Bearer ${apiKey}`, ...(body ? { 'content-type': 'application/json' } : {}) },
       body: body ? JSON.stringify(body) : undefined,
     });
     const json = await res.json();

@@ -5,7 +5,9 @@
  * API, then the worker (in-flight activities finish), then Temporal.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { loadConfig } from '../domain/config.js';
 import { PROJECT_ROOT, startDevServer, type DevServer } from './dev-server.js';
 import { runDemo } from './demo.js';
@@ -31,7 +33,8 @@ async function main() {
     temporalAddress = temporal.address;
     webUi = `http://127.0.0.1:${config.devServerUiPort}`;
   }
-  const env = { ...process.env, TEMPORAL_ADDRESS: temporalAddress };
+  const adminKey = config.adminApiKey ?? localAdminKey();
+  const env = { ...process.env, TEMPORAL_ADDRESS: temporalAddress, WARDEN_ADMIN_API_KEY: adminKey };
   for (const [name, entry] of [['worker', 'workers/main.ts'], ['api', 'api/main.ts']] as const) {
     const child = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'inherit', 'inherit'] });
     child.once('exit', (code, signal) => {
@@ -49,11 +52,24 @@ async function main() {
   say(`API docs       ${api}/docs  (OpenAPI: ${api}/openapi.json)`);
   say(`Temporal       ${temporalAddress}`);
   say(`Temporal UI    ${webUi}`);
+  if (!config.adminApiKey) say(`admin API key  in ${keyFile()} (mode 0600): curl -H "Authorization: Bearer $(cat ${keyFile()})" ${api}/api/agents`);
   if (process.env.WARDEN_DEMO !== '0') {
-    await runDemo(api, say);
+    await runDemo(api, adminKey, say);
     say('demo finished');
   }
   say('running; Ctrl-C stops everything');
+}
+
+const keyFile = () => resolve(PROJECT_ROOT, config.dataDir, 'admin-key');
+
+/** `make up`'s admin key: made once and kept in a 0600 file under the data dir (git-ignored). */
+function localAdminKey(): string {
+  const file = keyFile();
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(dirname(file), { recursive: true });
+  const key = `wk_${randomBytes(32).toString('base64url')}`;
+  writeFileSync(file, `${key}\n`, { mode: 0o600 });
+  return key;
 }
 
 async function waitReady(api: string, timeoutMs = 120_000) {

@@ -324,8 +324,13 @@ describe('GET /openapi.json and /docs', () => {
         'GET /api/sandbox',
         'GET /api/status',
         'GET /readyz',
+        'POST /api/keys',
+        'GET /api/keys',
+        'DELETE /api/keys/{id}',
       ].sort(),
     );
+    expect(doc.security).toEqual([{ apiKey: [] }]);
+    expect(doc.paths['/readyz'].get.security).toEqual([]); // probes need no key
     for (const ops of Object.values<any>(doc.paths)) {
       for (const op of Object.values<any>(ops)) {
         expect(op.summary).toBeTypeOf('string');

@@ -9,6 +9,8 @@ import { Runtime } from '@temporalio/worker';
 import { ConfigSchema, type Config } from '../domain/config.js';
 import type { AgentRecord, AgentStatus } from '../domain/agent.js';
 import { createApp } from '../api/app.js';
+import { KeyStore } from '../api/key-store.js';
+import type { Role } from '../domain/roles.js';
 import { createWorkers } from '../workers/create-workers.js';
 import { temporalCli } from '../scripts/dev-server.js';
 
@@ -43,7 +45,18 @@ export async function startStack(opts: { config?: Partial<Config>; workers?: boo
   const config = testConfig(opts.config);
   const connection = await Connection.connect({ address: config.temporalAddress });
   const client = new Client({ connection });
-  const app = createApp({ client, docker, config, logger: pino({ level: 'silent' }) });
+  const keys = KeyStore.open(':memory:');
+  const adminKey = keys.create('test admin', 'admin', null).key;
+  const realApp = createApp({ client, docker, config, logger: pino({ level: 'silent' }), keys });
+  /** The app, as an admin: requests without an Authorization header get the admin key. */
+  const app = {
+    request(path: string, init: RequestInit = {}) {
+      const headers = new Headers(init.headers);
+      if (!headers.has('authorization')) headers.set('authorization', `Bearer ${adminKey}`);
+      return realApp.request(path, { ...init, headers });
+    },
+  };
+  const keyFor = (role: Role) => keys.create(`test ${role}`, role, null).key;
   const workers =
     opts.workers === false
       ? undefined
@@ -70,11 +83,15 @@ export async function startStack(opts: { config?: Partial<Config>; workers?: boo
     config,
     client,
     app,
+    realApp,
+    keys,
+    keyFor,
     api,
     async stop() {
       workers?.shutdown();
       await running;
       await connection.close();
+      keys.close();
     },
   };
 }

@@ -3,7 +3,7 @@
  * drives an agent through its life, and SIGINT (Ctrl-C) stops every process it started.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,6 +54,14 @@ it('starts the stack, runs the demo, and stops everything on Ctrl-C', async () =
     expect(out).toMatch(/resumed -> running/);
     expect(out).toMatch(/stopped at .* \(exit code 0\); its container is removed/);
     expect(await listening(apiPort)).toBe(true);
+    // make up keeps its admin key in a file only its owner can read, and the API takes it.
+    const keyFile = join(dataDir, 'admin-key');
+    expect(out).toContain(`admin API key  in ${keyFile} (mode 0600)`);
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    const key = readFileSync(keyFile, 'utf8').trim();
+    expect((await fetch(`http://127.0.0.1:${apiPort}/api/agents`, { headers: { authorization: `Bearer ${key}` } })).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${apiPort}/api/agents`)).status).toBe(401);
+    expect(out).not.toContain(key); // never printed
 
     child.kill('SIGINT');
     expect(await exited).toBe(0);

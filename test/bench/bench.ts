@@ -34,6 +34,7 @@ import { execUpdate } from '../../workflows/definitions.js';
 const run = promisify(execFile);
 
 import { createApp } from '../../api/app.js';
+import { KeyStore } from '../../api/key-store.js';
 
 const HOST_ID = 'bench';
 const RUNTIMES: SandboxRuntime[] = ['runc', 'runsc'];
@@ -422,7 +423,9 @@ async function main(): Promise<void> {
     maxAgents: 1000,
     logLevel: 'silent',
   });
-  const app = createApp({ client, docker, config, logger: pino({ level: 'silent' }) });
+  const keys = KeyStore.open(':memory:');
+  const { key: operatorKey } = keys.create('bench', 'operator', null);
+  const app = createApp({ client, docker, config, logger: pino({ level: 'silent' }), keys });
   const apiPort = await freePort();
   await new Promise<void>((resolve) => {
     httpServer = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: apiPort }, () => resolve());
@@ -431,7 +434,7 @@ async function main(): Promise<void> {
   const api: Api = async (method, path, body) => {
     const res = await fetch(base + path, {
       method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      headers: { authorization: `Bearer ${operatorKey}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.text();

@@ -1,0 +1,77 @@
+/** /api/keys: admins create (the key is shown once), list and revoke API keys. */
+import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
+import { z } from 'zod';
+import { RoleSchema } from '../domain/roles.js';
+import { WardenError } from '../domain/errors.js';
+import type { KeyStore } from './key-store.js';
+import { requireRole } from './middleware/auth.js';
+import { errorResponses, validationHook, type AppEnv } from './openapi.js';
+
+const KeyInfoSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  role: RoleSchema,
+  created_at: z.string(),
+  created_by: z.string().nullable(),
+  revoked_at: z.string().nullable(),
+});
+const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
+
+export function keysRouter(keys: KeyStore) {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+  app.use('*', requireRole('admin'));
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/',
+      summary: 'Create an API key (admin); the key is in this answer and never again',
+      request: {
+        body: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: z
+                .object({
+                  name: z.string().trim().min(1).max(100).regex(/^[\w .@-]+$/, 'name: letters, digits, spaces and . _ @ -'),
+                  role: RoleSchema,
+                })
+                .strict(),
+            },
+          },
+        },
+      },
+      responses: { 201: json(KeyInfoSchema.extend({ key: z.string() }), 'The new key'), ...errorResponses(400, 401, 403) },
+    }),
+    (c) => {
+      const { name, role } = c.req.valid('json');
+      return c.json(keys.create(name, role, c.get('identity').key_id), 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/',
+      summary: 'List API keys (never their secrets)',
+      responses: { 200: json(z.object({ keys: z.array(KeyInfoSchema) }), 'Keys'), ...errorResponses(401, 403) },
+    }),
+    (c) => c.json({ keys: keys.list() }, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'delete',
+      path: '/{id}',
+      summary: 'Revoke an API key',
+      request: { params: z.object({ id: z.string().regex(/^key_[0-9a-f]{12}$/, 'id: key_ followed by 12 hex digits') }) },
+      responses: { 200: json(KeyInfoSchema, 'The revoked key'), ...errorResponses(400, 401, 403, 404) },
+    }),
+    (c) => {
+      const revoked = keys.revoke(c.req.valid('param').id);
+      if (!revoked) throw new WardenError('not_found', `no API key ${c.req.valid('param').id}`, 404);
+      return c.json(revoked, 200);
+    },
+  );
+  return app;
+}

@@ -1,0 +1,34 @@
+/**
+ * Bearer API keys: `apiKeyAuth` puts the caller's identity on the context (401 without a valid,
+ * unrevoked key); `requireRole` answers 403 when the identity's role is below the one needed.
+ */
+import type { MiddlewareHandler } from 'hono';
+import { hasRole, type Identity, type Role } from '../../domain/roles.js';
+import type { KeyStore } from '../key-store.js';
+
+export type AuthEnv = { Variables: { identity: Identity } };
+
+export function apiKeyAuth(options: { keys: KeyStore }): MiddlewareHandler<AuthEnv> {
+  return async function apiKeyAuthHandler(c, next) {
+    const header = c.req.header('authorization') ?? '';
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    const identity = match ? options.keys.authenticate(match[1]!) : null;
+    if (!identity) {
+      c.header('WWW-Authenticate', 'Bearer realm="warden"');
+      const message = match ? 'the API key is unknown or revoked' : 'send an API key: Authorization: Bearer <key>';
+      return c.json({ error: { code: 'unauthorized', message } }, 401);
+    }
+    c.set('identity', identity);
+    await next();
+  };
+}
+
+export function requireRole(role: Role): MiddlewareHandler<AuthEnv> {
+  return async function requireRoleHandler(c, next) {
+    const identity = c.get('identity');
+    if (!hasRole(identity.role, role)) {
+      return c.json({ error: { code: 'forbidden', message: `this needs the ${role} role; the key ${identity.name} has ${identity.role}` } }, 403);
+    }
+    await next();
+  };
+}
