@@ -1,7 +1,10 @@
 /**
  * Control activities: the few things the control workflows need from Temporal itself.
  */
+import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { AgentRecord } from '../domain/agent.js';
+import { agentStatusQuery } from '../workflows/definitions.js';
 
 export function createControlActivities(client: Client) {
   /** Of these agent ids, the ones whose workflow is no longer running (or never started). */
@@ -18,7 +21,28 @@ export function createControlActivities(client: Client) {
     }
     return closed;
   }
-  return { closedAgents };
+  /** The agent an action runs in: it must exist and be running. */
+  async function agentForAction(agentId: string): Promise<Pick<AgentRecord, 'id' | 'host' | 'status'>> {
+    let agent: AgentRecord;
+    try {
+      agent = await client.workflow.getHandle(agentId).query(agentStatusQuery);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) {
+        throw ApplicationFailure.create({ type: 'AgentNotFound', message: `agent ${agentId} does not exist`, nonRetryable: true });
+      }
+      throw err;
+    }
+    if (agent.status !== 'running') {
+      throw ApplicationFailure.create({
+        type: 'AgentNotRunning',
+        message: `agent ${agentId} is ${agent.status}; actions run only in a running agent`,
+        nonRetryable: true,
+      });
+    }
+    return { id: agent.id, host: agent.host, status: agent.status };
+  }
+
+  return { closedAgents, agentForAction };
 }
 
 export type ControlActivities = ReturnType<typeof createControlActivities>;

@@ -1,5 +1,7 @@
 /** What the integration tests share: a client and in-process workers on the suite's dev server. */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import Docker from 'dockerode';
 import { execFileSync } from 'node:child_process';
 import pino from 'pino';
@@ -10,6 +12,7 @@ import { ConfigSchema, type Config } from '../domain/config.js';
 import type { AgentRecord, AgentStatus } from '../domain/agent.js';
 import { createApp } from '../api/app.js';
 import { KeyStore } from '../api/key-store.js';
+import { AuditStore } from '../activities/audit-store.js';
 import type { Role } from '../domain/roles.js';
 import { createWorkers } from '../workers/create-workers.js';
 import { temporalCli } from '../scripts/dev-server.js';
@@ -40,12 +43,13 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
 }
 
 /** A Temporal client, the API app, and (unless workers: false) running control and sandbox workers. */
-export async function startStack(opts: { config?: Partial<Config>; workers?: boolean } = {}) {
+export async function startStack(opts: { config?: Partial<Config>; workers?: boolean; audit?: AuditStore } = {}) {
   quietRuntime();
   const config = testConfig(opts.config);
   const connection = await Connection.connect({ address: config.temporalAddress });
   const client = new Client({ connection });
   const keys = KeyStore.open(':memory:');
+  const audit = opts.audit ?? AuditStore.open(join(mkdtempSync(join(tmpdir(), 'warden-audit-')), 'audit.db'));
   const adminKey = keys.create('test admin', 'admin', null).key;
   const realApp = createApp({ client, docker, config, logger: pino({ level: 'silent' }), keys });
   /** The app, as an admin: requests without an Authorization header get the admin key. */
@@ -65,6 +69,7 @@ export async function startStack(opts: { config?: Partial<Config>; workers?: boo
           namespace: 'default',
           dockerHostId: TEST_HOST,
           roles: ['control', 'sandbox'],
+          audit,
           docker,
           workflowBundle: { codePath: inject('workflowBundlePath') },
           shutdownGraceTime: '2 seconds',
@@ -86,12 +91,14 @@ export async function startStack(opts: { config?: Partial<Config>; workers?: boo
     realApp,
     keys,
     keyFor,
+    audit,
     api,
     async stop() {
       workers?.shutdown();
       await running;
       await connection.close();
       keys.close();
+      if (!opts.audit) audit.close();
     },
   };
 }

@@ -3,6 +3,9 @@
  * with a new worker, signals sent while no worker ran are not lost, and no container leaks.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { PROJECT_ROOT } from '../scripts/dev-server.js';
@@ -10,11 +13,18 @@ import { containersOf, recordHistory, startStack, TEST_HOST, uniqueId, waitFor, 
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 const workers: ChildProcess[] = [];
+const dataDir = mkdtempSync(join(tmpdir(), 'warden-crash-'));
 
 function startWorker(): ChildProcess {
   const child = spawn('npx', ['tsx', 'workers/main.ts'], {
     cwd: PROJECT_ROOT,
-    env: { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress'), WARDEN_DOCKER_HOST_ID: TEST_HOST, WARDEN_LOG_LEVEL: 'warn' },
+    env: {
+      ...process.env,
+      TEMPORAL_ADDRESS: inject('temporalAddress'),
+      WARDEN_DOCKER_HOST_ID: TEST_HOST,
+      WARDEN_DATA_DIR: dataDir,
+      WARDEN_LOG_LEVEL: 'warn',
+    },
     stdio: ['ignore', 'inherit', 'inherit'],
     detached: true, // its own process group: SIGKILL reaches tsx and node alike
   });

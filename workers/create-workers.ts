@@ -5,6 +5,8 @@
 import Docker from 'dockerode';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { createAuditActivities } from '../activities/audit.js';
+import type { AuditStore } from '../activities/audit-store.js';
 import { createControlActivities } from '../activities/control.js';
 import { createSandboxActivities } from '../activities/sandbox.js';
 import { CONTROL_TASK_QUEUE, sandboxTaskQueue } from '../workflows/definitions.js';
@@ -16,6 +18,8 @@ export interface WorkerOptions {
   dockerHostId: string;
   /** Which workers this process runs: a Docker host may run only the sandbox worker. */
   roles: ReadonlyArray<'control' | 'sandbox'>;
+  /** The audit log the control worker writes (required with the control role). */
+  audit?: AuditStore;
   docker?: Docker;
   workflowBundle?: WorkflowBundleWithSourceMap | { codePath: string };
   /** How long in-flight activities may finish after a shutdown signal. */
@@ -29,6 +33,7 @@ export async function createWorkers(opts: WorkerOptions) {
   const common = { connection, namespace: opts.namespace, shutdownGraceTime: opts.shutdownGraceTime ?? '30 seconds', ...(opts.identity ? { identity: opts.identity } : {}) };
   let clientConnection: Connection | undefined;
   if (opts.roles.includes('control')) {
+    if (!opts.audit) throw new Error('the control worker needs the audit store');
     clientConnection = await Connection.connect({ address: opts.temporalAddress });
     const client = new Client({ connection: clientConnection, namespace: opts.namespace });
     workers.push(
@@ -36,7 +41,7 @@ export async function createWorkers(opts: WorkerOptions) {
         ...common,
         taskQueue: CONTROL_TASK_QUEUE,
         ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-        activities: createControlActivities(client),
+        activities: { ...createControlActivities(client), ...createAuditActivities(opts.audit) },
       }),
     );
   }

@@ -6,6 +6,8 @@
 import { Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import { loadConfig } from '../domain/config.js';
 import { createLogger } from './logger.js';
+import { join, resolve } from 'node:path';
+import { AuditStore } from '../activities/audit-store.js';
 import { createWorkers } from './create-workers.js';
 
 const config = loadConfig();
@@ -31,7 +33,9 @@ for (const role of roles) {
 }
 
 try {
+  const audit = roles.includes('control') ? AuditStore.open(join(resolve(config.dataDir), 'audit.db')) : undefined;
   const workers = await createWorkers({
+    audit,
     temporalAddress: config.temporalAddress,
     namespace: config.temporalNamespace,
     dockerHostId: config.dockerHostId,
@@ -39,6 +43,7 @@ try {
   });
   log.info({ roles, host: config.dockerHostId, temporal: config.temporalAddress }, 'worker started');
   await workers.run();
+  audit?.close();
   log.info('worker stopped');
 } catch (err) {
   log.fatal({ err }, 'worker failed');

@@ -5,6 +5,9 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { AgentRecord, ExecRequest, ExecResult, ResourceLimits, SandboxRuntime } from '../domain/agent.js';
+import type { ActionRecord } from '../domain/action.js';
+import type { SkillCommand } from '../skills/types.js';
+import type { ApprovalAttempt, ApprovalVerdict } from './approval.js';
 
 /** Workflows and non-sandbox activities. */
 export const CONTROL_TASK_QUEUE = 'warden-control';
@@ -19,6 +22,9 @@ export const SearchAttributes = {
   skillId: defineSearchAttributeKey('WardenSkillId', SearchAttributeType.KEYWORD),
   runtime: defineSearchAttributeKey('WardenRuntime', SearchAttributeType.KEYWORD),
   host: defineSearchAttributeKey('WardenHost', SearchAttributeType.KEYWORD),
+  actionId: defineSearchAttributeKey('WardenActionId', SearchAttributeType.KEYWORD),
+  actionStatus: defineSearchAttributeKey('WardenActionStatus', SearchAttributeType.KEYWORD),
+  securityLevel: defineSearchAttributeKey('WardenSecurityLevel', SearchAttributeType.KEYWORD),
 } as const;
 
 export interface AgentWorkflowInput {
@@ -76,3 +82,18 @@ export interface CapacityState {
 export const admitAgentUpdate = defineUpdate<{ admitted: number; max_agents: number }, [AdmitRequest]>('admitAgent');
 export const releaseAgentSignal = defineSignal<[{ agentId: string }]>('releaseAgent');
 export const capacityQuery = defineQuery<CapacityState>('capacity');
+
+export interface ActionWorkflowInput {
+  /** The record as submitted: parameters validated, policy decision made, status pending or rejected. */
+  action: ActionRecord;
+  /** What the sandbox runs once the action may run (built by the skill from the parameters). */
+  command: SkillCommand;
+  /** Unapproved actions expire after this long and never run. */
+  expirySeconds: number;
+}
+
+export const actionStatusQuery = defineQuery<ActionRecord>('actionStatus');
+/** An approval or rejection from any Temporal client (chat channels, the CLI, the Web UI). */
+export const approveSignal = defineSignal<[ApprovalAttempt]>('approve');
+/** The same decision, answered at once: the API uses it. */
+export const approveUpdate = defineUpdate<ApprovalVerdict & { status: ActionRecord['status'] }, [ApprovalAttempt]>('approveAction');

@@ -35,6 +35,7 @@ const run = promisify(execFile);
 
 import { createApp } from '../../api/app.js';
 import { KeyStore } from '../../api/key-store.js';
+import { AuditStore } from '../../activities/audit-store.js';
 
 const HOST_ID = 'bench';
 const RUNTIMES: SandboxRuntime[] = ['runc', 'runsc'];
@@ -405,6 +406,7 @@ async function main(): Promise<void> {
     namespace: 'default',
     dockerHostId: HOST_ID,
     roles: ['control', 'sandbox'],
+    audit: AuditStore.open(join(tmp, 'audit.db')),
     docker,
     workflowBundle: bundle,
     shutdownGraceTime: '2 seconds',

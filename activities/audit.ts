@@ -1,0 +1,39 @@
+/**
+ * Audit activities: how workflows write to the audit log. The workflow builds each entry's key
+ * from its workflow id and its own count of audit entries, both part of its deterministic state,
+ * so a retried activity (or a replayed workflow) finds the entry already written and adds nothing.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import { ZodError } from 'zod';
+import { AuditEncodingError, type AuditAppendInput, type AuditStore } from './audit-store.js';
+
+/** What a workflow passes to recordAudit (workflows: `import type`). */
+export type RecordAuditInput = AuditAppendInput;
+
+/** Where the entry landed; the entry itself stays out of the workflow's history. */
+export interface AuditReceipt {
+  seq: number;
+  hash: string;
+}
+
+export function createAuditActivities(store: AuditStore) {
+  async function recordAudit(input: RecordAuditInput): Promise<AuditReceipt> {
+    try {
+      const entry = store.append(input);
+      return { seq: entry.seq, hash: entry.hash };
+    } catch (err) {
+      // A malformed entry stays malformed however often it is retried.
+      if (err instanceof ZodError) {
+        const problems = err.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ');
+        throw ApplicationFailure.create({ type: 'InvalidAuditEntry', message: `invalid audit entry: ${problems}`, nonRetryable: true });
+      }
+      if (err instanceof AuditEncodingError) {
+        throw ApplicationFailure.create({ type: err.name, message: `invalid audit entry: ${err.message}`, nonRetryable: true });
+      }
+      throw err;
+    }
+  }
+  return { recordAudit };
+}
+
+export type AuditActivities = ReturnType<typeof createAuditActivities>;

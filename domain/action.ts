@@ -1,0 +1,81 @@
+/**
+ * The action domain: what a person or an agent asks Warden to do, and the record every caller
+ * sees while the action workflow judges, waits for approval, runs and records it.
+ */
+import { z } from 'zod';
+import { AgentIdSchema } from './agent.js';
+import { RoleSchema } from './roles.js';
+
+export const ACTION_TYPES = ['chat', 'skill_execution', 'model_switch', 'api_call', 'file_operation', 'config_change'] as const;
+export const ActionTypeSchema = z.enum(ACTION_TYPES);
+export type ActionType = z.infer<typeof ActionTypeSchema>;
+
+export const ACTION_STATUSES = ['pending', 'approved', 'rejected', 'expired', 'executing', 'completed', 'failed', 'cancelled'] as const;
+export const ActionStatusSchema = z.enum(ACTION_STATUSES);
+export type ActionStatus = z.infer<typeof ActionStatusSchema>;
+
+export const SecurityLevelSchema = z.enum(['low', 'medium', 'high', 'critical']);
+export type SecurityLevel = z.infer<typeof SecurityLevelSchema>;
+
+export const SubmitActionRequestSchema = z
+  .object({
+    action_type: ActionTypeSchema,
+    skill_id: z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, 'skill_id: a lower-case name such as "shell"'),
+    operation: z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'operation: a lower-case name such as "run"'),
+    agent_id: AgentIdSchema,
+    parameters: z.record(z.string(), z.unknown()).default({}),
+    wait_seconds: z.number().min(0).max(60).default(0).describe('Wait up to this long for the final result.'),
+  })
+  .strict();
+export type SubmitActionRequest = z.infer<typeof SubmitActionRequestSchema>;
+
+export const ApproveActionRequestSchema = z
+  .object({
+    approved: z.boolean(),
+    comment: z.string().max(2000).optional(),
+    params_hash: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/, 'params_hash: the 64-hex-digit hash shown with the action (what you reviewed)'),
+  })
+  .strict();
+
+export const IdentitySchema = z.object({ key_id: z.string(), name: z.string(), role: RoleSchema });
+
+export const ApprovalSchema = z.object({
+  approver: IdentitySchema,
+  approved: z.boolean(),
+  comment: z.string().nullable(),
+  at: z.string(),
+});
+export type Approval = z.infer<typeof ApprovalSchema>;
+
+export const ActionResultSchema = z.object({
+  exit_code: z.number(),
+  stdout: z.string(),
+  stderr: z.string(),
+  timed_out: z.boolean(),
+  duration_ms: z.number(),
+});
+
+export const ActionRecordSchema = z.object({
+  id: z.string(),
+  action_type: ActionTypeSchema,
+  skill_id: z.string(),
+  operation: z.string(),
+  agent_id: z.string(),
+  parameters: z.record(z.string(), z.unknown()),
+  params_hash: z.string(),
+  requester: IdentitySchema,
+  status: ActionStatusSchema,
+  security_level: SecurityLevelSchema,
+  rule: z.string().describe('The policy rule that decided the level.'),
+  reasons: z.array(z.string()),
+  approvals_required: z.number(),
+  approvals: z.array(ApprovalSchema),
+  result: ActionResultSchema.nullable(),
+  error: z.string().nullable(),
+  created_at: z.string(),
+  expires_at: z.string().nullable(),
+  completed_at: z.string().nullable(),
+});
+export type ActionRecord = z.infer<typeof ActionRecordSchema>;

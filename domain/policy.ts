@@ -1,0 +1,614 @@
+/**
+ * The zero-trust policy: a declarative file, validated at start-up, whose rules give each action
+ * a security level (low: runs at once; medium: runs at once, flagged in the audit log; high: one
+ * human approval; critical: two approvals by two different people) or deny it. Rules are tried in
+ * order and the first that matches decides; an action no rule matches is denied by the implicit
+ * rule "default-deny". Every decision names the rule that made it.
+ *
+ * judge() and isDestructive() are pure (no I/O, no clock), so workflow code may call them with a
+ * policy parsed elsewhere; loadPolicy() reads a file and belongs to process start-up.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { RISK_LEVELS, riskRank, RiskLevelSchema, SKILLS, type RiskLevel, type SkillManifest } from '../skills/index.js';
+
+export const ACTION_TYPES = ['chat', 'skill_execution', 'model_switch', 'api_call', 'file_operation', 'config_change'] as const;
+export const ActionTypeSchema = z.enum(ACTION_TYPES);
+export type ActionType = z.infer<typeof ActionTypeSchema>;
+
+export const INJECTION_VERDICTS = ['clean', 'suspicious', 'injection'] as const;
+export type InjectionVerdict = (typeof INJECTION_VERDICTS)[number];
+
+/** The implicit last rule: whatever the policy does not name is denied. */
+export const DEFAULT_DENY_RULE = 'default-deny';
+
+/** The policy shipped with Warden (domain/policy.default.json). */
+export const DEFAULT_POLICY_FILE = fileURLToPath(new URL('./policy.default.json', import.meta.url));
+
+/** Human approvals each level needs before the action runs. */
+export const APPROVALS_REQUIRED: Readonly<Record<RiskLevel, 0 | 1 | 2>> = { low: 0, medium: 0, high: 1, critical: 2 };
+
+const RegexSourceSchema = z
+  .string()
+  .min(1, 'a pattern must not be empty')
+  .superRefine((source, ctx) => {
+    try {
+      new RegExp(source);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `not a valid regular expression: ${(err as Error).message}` });
+    }
+  });
+
+const RuleWhenSchema = z
+  .strictObject({
+    action_types: z.array(ActionTypeSchema).min(1).optional(),
+    skills: z.array(z.string().min(1)).min(1).optional(),
+    operations: z.array(z.string().min(1)).min(1).optional(),
+    /** JavaScript regular expressions tried against the action's command (parameters.command); any may match. */
+    command_matches: z.array(RegexSourceSchema).min(1).optional(),
+    injection: z.array(z.enum(['suspicious', 'injection'])).min(1).optional(),
+    /** true: the command matches a destructive pattern (isDestructive); false: it does not. */
+    destructive: z.boolean().optional(),
+    uses_secrets: z.boolean().optional(),
+  })
+  .describe('Conditions that must all hold; an empty object matches every action.');
+
+const RuleThenSchema = z
+  .strictObject({
+    deny: z.literal(true).optional(),
+    reason: z.string().min(1).optional(),
+    level: z.enum([...RISK_LEVELS, 'skill_default']).optional(),
+    at_least: RiskLevelSchema.optional(),
+  })
+  .superRefine((then, ctx) => {
+    if (then.deny) {
+      if (!then.reason) ctx.addIssue({ code: 'custom', path: ['reason'], message: 'a deny needs a reason, shown to whoever asked' });
+      if (then.level || then.at_least) ctx.addIssue({ code: 'custom', message: 'a deny takes no level or at_least' });
+    } else {
+      if (!then.level) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['level'],
+          message: 'give either {"deny": true, "reason": ...} or a level (low, medium, high, critical or skill_default)',
+        });
+      }
+      if (then.reason) ctx.addIssue({ code: 'custom', path: ['reason'], message: 'reason goes with "deny": true only' });
+    }
+  })
+  .transform((then): RuleOutcome => (then.deny ? { deny: true, reason: then.reason! } : { level: then.level!, at_least: then.at_least }));
+
+export type RuleOutcome = { deny: true; reason: string } | { level: RiskLevel | 'skill_default'; at_least?: RiskLevel };
+
+const names = (list: Iterable<string>): string => [...list].map((n) => `"${n}"`).join(', ');
+
+const RuleSchema = z
+  .strictObject({
+    id: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'a rule id is 1-64 characters of a-z, 0-9, ".", "_" and "-"'),
+    description: z.string().min(1, 'say what the rule is for'),
+    when: RuleWhenSchema,
+    then: RuleThenSchema,
+  })
+  .superRefine((rule, ctx) => {
+    // A misspelt skill or operation would silently never match: refuse it.
+    rule.when.skills?.forEach((skill, j) => {
+      if (!Object.hasOwn(SKILLS, skill)) {
+        ctx.addIssue({ code: 'custom', path: ['when', 'skills', j], message: `unknown skill "${skill}"; known skills: ${names(Object.keys(SKILLS))}` });
+      }
+    });
+    const skills = (rule.when.skills ?? Object.keys(SKILLS)).filter((s) => Object.hasOwn(SKILLS, s)).map((s) => SKILLS[s]!);
+    const known = new Set(skills.flatMap((s) => Object.keys(s.operations)));
+    rule.when.operations?.forEach((op, j) => {
+      if (!known.has(op)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['when', 'operations', j],
+          message: `no ${rule.when.skills ? 'listed ' : ''}skill has an operation "${op}"; known: ${names(known)}`,
+        });
+      }
+    });
+  });
+export type PolicyRule = z.infer<typeof RuleSchema>;
+
+export const PolicySchema = z.strictObject({
+  version: z.literal(1, 'the only policy version is 1'),
+  rules: z.array(RuleSchema).superRefine(
+    (rules, ctx) => {
+      const seen = new Map<string, number>();
+      rules.forEach((rule, i) => {
+        const id = (rule as { id?: unknown } | undefined)?.id;
+        if (typeof id !== 'string') return;
+        const first = seen.get(id);
+        if (first !== undefined) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `duplicate rule id "${id}" (also rules[${first}])` });
+        else seen.set(id, i);
+        if (id === DEFAULT_DENY_RULE) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `"${DEFAULT_DENY_RULE}" is the implicit last rule's id` });
+      });
+    },
+    // Ids are checked even when other parts of the rules are invalid, so one run reports every problem.
+    { when: (payload) => Array.isArray(payload.value) },
+  ),
+});
+export type Policy = z.infer<typeof PolicySchema>;
+
+/** A policy file that cannot be used: every problem, each naming the rule id and the field. */
+export class PolicyError extends Error {
+  constructor(
+    message: string,
+    readonly problems: string[],
+  ) {
+    super(message);
+    this.name = 'PolicyError';
+  }
+}
+
+/** rules[2].when.command_matches[0] → `rule "id" (rules[2]) when.command_matches[0]`. */
+function locate(path: PropertyKey[], input: unknown): string {
+  const field = (parts: PropertyKey[]) =>
+    parts.map((p, k) => (typeof p === 'number' ? `[${p}]` : `${k ? '.' : ''}${String(p)}`)).join('');
+  if (path[0] === 'rules' && typeof path[1] === 'number') {
+    const id = (input as { rules?: { id?: unknown }[] })?.rules?.[path[1]]?.id;
+    const rule = typeof id === 'string' ? `rule "${id}" (rules[${path[1]}])` : `rules[${path[1]}]`;
+    return path.length > 2 ? `${rule} ${field(path.slice(2))}` : rule;
+  }
+  return path.length ? field(path) : 'policy';
+}
+
+/** Validates a parsed policy document; throws a PolicyError listing every problem. */
+export function parsePolicy(input: unknown, source = 'policy'): Policy {
+  const parsed = PolicySchema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => `${locate(issue.path, input)}: ${issue.message}`);
+  throw new PolicyError(`${source} is invalid:\n  ${problems.join('\n  ')}`, problems);
+}
+
+/** Reads and validates a policy file (JSON). */
+export function loadPolicy(path: string = DEFAULT_POLICY_FILE): Policy {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new PolicyError(`cannot read policy file ${path}: ${(err as Error).message}`, [(err as Error).message]);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new PolicyError(`policy file ${path} is not valid JSON: ${(err as Error).message}`, [(err as Error).message]);
+  }
+  return parsePolicy(json, `policy file ${path}`);
+}
+
+export interface ActionRequest {
+  action_type: ActionType;
+  skill_id: string | null;
+  operation: string | null;
+  parameters: Record<string, unknown>;
+  injection: InjectionVerdict;
+  uses_secrets: boolean;
+}
+
+export interface PolicyDecision {
+  allowed: boolean;
+  /** The security level; a denied action reports critical. */
+  level: RiskLevel;
+  /** The rule that decided: a rule id of the policy, or "default-deny". */
+  rule: string;
+  /** Why, for the requester and the audit log: the rule, the conditions that held, the level's origin. */
+  reasons: string[];
+  approvals_required: 0 | 1 | 2;
+}
+
+/** The command an action runs, for command_matches and destructive: its `command` parameter. */
+const commandOf = (request: ActionRequest): string | null =>
+  typeof request.parameters.command === 'string' ? request.parameters.command : null;
+
+interface Facts {
+  command: string | null;
+  destructive: string | null;
+}
+
+/** The reasons a rule's conditions hold, or null when one does not. */
+function matchRule(when: PolicyRule['when'], request: ActionRequest, facts: Facts): string[] | null {
+  const reasons: string[] = [];
+  if (when.action_types && !when.action_types.includes(request.action_type)) return null;
+  if (when.skills && !(request.skill_id !== null && when.skills.includes(request.skill_id))) return null;
+  if (when.operations && !(request.operation !== null && when.operations.includes(request.operation))) return null;
+  if (when.command_matches) {
+    const hit = facts.command === null ? undefined : when.command_matches.find((source) => new RegExp(source).test(facts.command!));
+    if (hit === undefined) return null;
+    reasons.push(`the command matches /${hit}/`);
+  }
+  if (when.injection) {
+    if (request.injection === 'clean' || !when.injection.includes(request.injection)) return null;
+    reasons.push(`the injection screen's verdict is "${request.injection}"`);
+  }
+  if (when.destructive !== undefined) {
+    if ((facts.destructive !== null) !== when.destructive) return null;
+    if (facts.destructive) reasons.push(`destructive command: ${facts.destructive}`);
+  }
+  if (when.uses_secrets !== undefined) {
+    if (request.uses_secrets !== when.uses_secrets) return null;
+    if (request.uses_secrets) reasons.push('the action uses secrets');
+  }
+  return reasons;
+}
+
+const denied = (rule: string, reasons: string[]): PolicyDecision => ({
+  allowed: false,
+  level: 'critical',
+  rule,
+  reasons,
+  approvals_required: 0,
+});
+
+/** Decides an action: the first rule whose conditions all hold, else default-deny. */
+export function judge(
+  policy: Policy,
+  request: ActionRequest,
+  skills: Readonly<Record<string, SkillManifest>> = SKILLS,
+): PolicyDecision {
+  const command = commandOf(request);
+  const facts: Facts = { command, destructive: command === null ? null : destructivePattern(command) };
+  for (const rule of policy.rules) {
+    const held = matchRule(rule.when, request, facts);
+    if (!held) continue;
+    const reasons = [`rule "${rule.id}": ${rule.description}`, ...held];
+    const outcome = rule.then;
+    if ('deny' in outcome) return denied(rule.id, [...reasons, outcome.reason]);
+    let level: RiskLevel;
+    if (outcome.level === 'skill_default') {
+      const skill = request.skill_id !== null && Object.hasOwn(skills, request.skill_id) ? skills[request.skill_id] : undefined;
+      const op = skill && request.operation !== null && Object.hasOwn(skill.operations, request.operation)
+        ? skill.operations[request.operation]
+        : undefined;
+      if (!op) {
+        return denied(rule.id, [...reasons, `${request.skill_id ?? '(no skill)'}.${request.operation ?? '(no operation)'} is not a known skill operation, so it has no default risk`]);
+      }
+      level = op.risk;
+      reasons.push(`default risk of ${request.skill_id}.${request.operation}: ${level}`);
+    } else {
+      level = outcome.level;
+    }
+    if (outcome.at_least && riskRank(outcome.at_least) > riskRank(level)) {
+      reasons.push(`raised from ${level} to ${outcome.at_least}`);
+      level = outcome.at_least;
+    }
+    return { allowed: true, level, rule: rule.id, reasons, approvals_required: APPROVALS_REQUIRED[level] };
+  }
+  return denied(DEFAULT_DENY_RULE, ['no rule of the policy matches this action, and whatever the policy does not name is denied']);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Destructive commands. A small shell lexer splits the command line into simple commands (quotes,
+// escapes, pipelines, separators, redirections, $(...), `...` and <(...)), strips wrappers such
+// as sudo, env and timeout, and looks at what each command would do; `sh -c`, `eval` and command
+// substitutions are looked into too. Text that is merely printed (echo "rm -rf /") is not a hit.
+
+/** True when the command matches a destructive pattern; see destructivePattern for which. */
+export const isDestructive = (command: string): boolean => destructivePattern(command) !== null;
+
+/** What makes the command destructive (e.g. `rm -r on /`), or null. */
+export function destructivePattern(command: string): string | null {
+  return inspectScript(command, 0);
+}
+
+interface SimpleCommand {
+  words: string[];
+  /** Targets of output redirections (>, >>, >|, &>). */
+  outputs: string[];
+  /** Bodies of $(...), `...` and <(...) in this command. */
+  substitutions: string[];
+  /** The previous command of its pipeline. */
+  pipedFrom: SimpleCommand | null;
+}
+
+const FORK_BOMBS = [
+  /([A-Za-z_:.][\w:.-]*)\s*\(\s*\)\s*\{[^}]*?(?<![\w:.-])\1\s*\|\s*&?\s*\1\s*&/,
+  /function\s+([\w:.-]+)\s*(?:\(\s*\))?\s*\{[^}]*?(?<![\w:.-])\1\s*\|\s*&?\s*\1\s*&/,
+];
+const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'fish', 'busybox']);
+const INTERPRETER = /^(?:python[\d.]*|perl[\d.]*|ruby[\d.]*|node|nodejs|php[\d.]*)$/;
+const DOWNLOADERS = new Set(['curl', 'wget', 'fetch', 'nc', 'ncat', 'netcat', 'aria2c']);
+const FORMATTERS = /^(?:mkfs(?:\..+)?|mke2fs|mkswap|wipefs|blkdiscard|mkntfs|mkdosfs)$/;
+const SYSTEM_DIRS = new Set([
+  'bin', 'boot', 'dev', 'etc', 'home', 'lib', 'lib32', 'lib64', 'libx32', 'opt', 'proc', 'root', 'run', 'sbin', 'srv', 'sys', 'usr', 'var',
+]);
+/** Options that take a separate value, per wrapper command. */
+const WRAPPERS: Record<string, Set<string>> = {
+  sudo: new Set(['-u', '-g', '-h', '-p', '-C', '-r', '-t', '-U', '-D', '-R']),
+  doas: new Set(['-u', '-C']),
+  env: new Set(['-u', '-C', '--unset', '--chdir']),
+  nice: new Set(['-n', '--adjustment']),
+  ionice: new Set(['-c', '-n', '-p', '-t']),
+  timeout: new Set(['-s', '-k', '--signal', '--kill-after']),
+  xargs: new Set(['-I', '-n', '-P', '-L', '-s', '-d', '-E', '-a', '--arg-file', '--delimiter', '--max-args', '--max-procs']),
+  stdbuf: new Set(['-i', '-o', '-e']),
+  nohup: new Set(),
+  command: new Set(),
+  exec: new Set(['-a']),
+  builtin: new Set(),
+  time: new Set(['-f', '-o']),
+  setsid: new Set(),
+  watch: new Set(['-n', '-d']),
+  strace: new Set(['-e', '-o', '-p', '-s', '-u']),
+};
+
+const basename = (word: string): string => word.slice(word.lastIndexOf('/') + 1);
+
+function inspectScript(text: string, depth: number): string | null {
+  if (depth > 8) return null;
+  if (FORK_BOMBS.some((re) => re.test(text))) return 'fork bomb';
+  for (const cmd of lexShell(text)) {
+    for (const body of cmd.substitutions) {
+      const hit = inspectScript(body, depth + 1);
+      if (hit) return hit;
+    }
+    const device = cmd.outputs.find(isDevice);
+    if (device) return `output redirected to ${device}`;
+    const hit = inspectCommand(cmd, depth);
+    if (hit) return hit;
+  }
+  return null;
+}
+
+/** The command's words with leading assignments and wrappers (sudo, env, timeout, xargs, ...) removed. */
+function unwrap(words: string[]): string[] {
+  let rest = words;
+  for (let guard = 0; guard < 16; guard++) {
+    while (rest.length && /^[A-Za-z_][A-Za-z0-9_]*=/.test(rest[0]!)) rest = rest.slice(1);
+    const name = rest.length ? basename(rest[0]!) : '';
+    const valued = WRAPPERS[name];
+    if (!valued) return rest;
+    rest = rest.slice(1);
+    while (rest.length && rest[0]!.startsWith('-') && rest[0] !== '-') {
+      const option = rest[0]!;
+      rest = rest.slice(valued.has(option) ? 2 : 1);
+      if (option === '--') break;
+    }
+    if (name === 'timeout' && rest.length) rest = rest.slice(1); // the duration
+    if (name === 'env') while (rest.length && /^[A-Za-z_][A-Za-z0-9_]*=/.test(rest[0]!)) rest = rest.slice(1);
+  }
+  return rest;
+}
+
+/** Options and operands of a command line (after `--`, everything is an operand). */
+function splitArgs(args: string[]): { options: string[]; operands: string[] } {
+  const options: string[] = [];
+  const operands: string[] = [];
+  let ended = false;
+  for (const arg of args) {
+    if (!ended && arg === '--') ended = true;
+    else if (!ended && arg.startsWith('-') && arg !== '-') options.push(arg);
+    else operands.push(arg);
+  }
+  return { options, operands };
+}
+
+const hasShortOption = (options: string[], letters: string): boolean =>
+  options.some((o) => !o.startsWith('--') && [...o.slice(1)].some((c) => letters.includes(c)));
+
+function inspectCommand(cmd: SimpleCommand, depth: number): string | null {
+  const words = unwrap(cmd.words);
+  if (!words.length) return null;
+  const name = basename(words[0]!);
+  const args = words.slice(1);
+  const { options, operands } = splitArgs(args);
+  const recursive = hasShortOption(options, 'rR') || options.includes('--recursive');
+
+  if (SHELLS.has(name) || INTERPRETER.test(name)) {
+    for (let from: SimpleCommand | null = cmd.pipedFrom; from; from = from.pipedFrom) {
+      const source = unwrap(from.words)[0];
+      if (source && DOWNLOADERS.has(basename(source))) return `output of ${basename(source)} piped into ${name}`;
+    }
+    const fetched = cmd.substitutions.find((body) => lexShell(body).some((c) => DOWNLOADERS.has(basename(unwrap(c.words)[0] ?? ''))));
+    if (fetched) return `a download run by ${name}`;
+  }
+  if (SHELLS.has(name)) {
+    // sh -c SCRIPT, sh -ec SCRIPT, ...: the script is the first operand after an option with "c".
+    const flag = args.findIndex((a) => /^-[a-z]*c[a-z]*$/.test(a));
+    const script = flag >= 0 ? args.slice(flag + 1).find((a) => !a.startsWith('-')) : undefined;
+    if (script !== undefined) return inspectScript(script, depth + 1);
+    return null;
+  }
+  switch (name) {
+    case 'eval':
+      return inspectScript(args.join(' '), depth + 1);
+    case 'rm': {
+      if (args.includes('--no-preserve-root')) return 'rm --no-preserve-root';
+      const target = recursive ? operands.find(isSystemPath) : undefined;
+      return target ? `rm -r on ${target}` : null;
+    }
+    case 'chmod':
+    case 'chown':
+    case 'chgrp': {
+      const target = recursive ? operands.find(isSystemPath) : undefined;
+      return target ? `${name} -R on ${target}` : null;
+    }
+    case 'dd': {
+      const of = args.find((a) => a.startsWith('of=') && isDevice(a.slice(3)));
+      return of ? `dd to ${of.slice(3)}` : null;
+    }
+    case 'shred':
+    case 'tee': {
+      const device = operands.find(isDevice);
+      return device ? `${name} to ${device}` : null;
+    }
+    case 'find': {
+      const start = args.findIndex((a) => a.startsWith('-') || a === '(' || a === '!');
+      const roots = start < 0 ? args : args.slice(0, start);
+      const deletes = args.includes('-delete') || args.some((a, i) => /^-(exec|execdir|ok)$/.test(a) && basename(args[i + 1] ?? '') === 'rm');
+      const root = deletes ? roots.find(isSystemPath) : undefined;
+      return root ? `find deleting under ${root}` : null;
+    }
+    default:
+      return FORMATTERS.test(name) ? `${name} (formats or wipes a device)` : null;
+  }
+}
+
+/** /, the home directory, or a top-level system directory, as a command in /workspace would see it. */
+function isSystemPath(arg: string): boolean {
+  if (/^(?:~|\$HOME|\$\{HOME\})(?:\/+\**)?$/.test(arg)) return true;
+  const absolute = arg.startsWith('/') ? arg : `/workspace/${arg}`;
+  const segments: string[] = [];
+  for (const segment of absolute.split('/')) {
+    if (segment === '' || segment === '.') continue;
+    if (segment === '..') segments.pop();
+    else segments.push(segment);
+  }
+  while (segments.length && /^\*+$/.test(segments[segments.length - 1]!)) segments.pop(); // `/*` empties `/`
+  return segments.length === 0 || (segments.length === 1 && SYSTEM_DIRS.has(segments[0]!));
+}
+
+/** A device file other than the harmless ones (null, zero, the terminal, ...). */
+const isDevice = (path: string): boolean =>
+  /^\/dev\/./.test(path) && !/^\/dev\/(?:null|zero|full|u?random|stdin|stdout|stderr|tty|fd\/.*|pts\/.*|shm\/.*)$/.test(path);
+
+/** Splits a command line into simple commands. Unbalanced quotes run to the end of the text. */
+function lexShell(text: string): SimpleCommand[] {
+  const commands: SimpleCommand[] = [];
+  const fresh = (pipedFrom: SimpleCommand | null): SimpleCommand => ({ words: [], outputs: [], substitutions: [], pipedFrom });
+  let cmd = fresh(null);
+  let word: string | null = null;
+  let redirect: 'in' | 'out' | null = null;
+  let i = 0;
+
+  const endWord = () => {
+    if (word === null) return;
+    if (redirect === 'out') cmd.outputs.push(word);
+    else if (redirect === null) cmd.words.push(word);
+    word = null;
+    redirect = null;
+  };
+  const endCommand = (piped: boolean) => {
+    endWord();
+    redirect = null;
+    const empty = !cmd.words.length && !cmd.outputs.length && !cmd.substitutions.length;
+    if (!empty) commands.push(cmd);
+    cmd = fresh(piped && !empty ? cmd : null);
+  };
+  /** The body of a construct opened just before `from`, closed by the matching `)`. */
+  const balanced = (from: number): [string, number] => {
+    let depth = 1;
+    let j = from;
+    for (; j < text.length && depth > 0; j++) {
+      const c = text[j];
+      if (c === '\\') j++;
+      else if (c === "'") j = text.indexOf("'", j + 1) < 0 ? text.length : text.indexOf("'", j + 1);
+      else if (c === '(') depth++;
+      else if (c === ')') depth--;
+    }
+    return [text.slice(from, depth === 0 ? j - 1 : j), j];
+  };
+  const backquoted = (from: number): [string, number] => {
+    let j = from;
+    while (j < text.length && text[j] !== '`') j += text[j] === '\\' ? 2 : 1;
+    return [text.slice(from, j), j + 1];
+  };
+  const append = (s: string) => {
+    word = (word ?? '') + s;
+  };
+
+  while (i < text.length) {
+    const c = text[i]!;
+    const next = text[i + 1];
+    if (c === ' ' || c === '\t') {
+      endWord();
+      i++;
+    } else if (c === '\n' || c === ';' || c === '(' || c === ')') {
+      endCommand(false);
+      i++;
+    } else if (c === '&') {
+      if (next === '>') {
+        endWord();
+        redirect = 'out';
+        i += text[i + 2] === '>' ? 3 : 2;
+      } else {
+        endCommand(false);
+        i += next === '&' ? 2 : 1;
+      }
+    } else if (c === '|') {
+      if (next === '|') {
+        endCommand(false);
+        i += 2;
+      } else {
+        endCommand(true);
+        i += next === '&' ? 2 : 1;
+      }
+    } else if ((c === '{' || c === '}') && word === null) {
+      endCommand(false);
+      i++;
+    } else if (c === '#' && word === null) {
+      const eol = text.indexOf('\n', i);
+      i = eol < 0 ? text.length : eol;
+    } else if (c === "'") {
+      const close = text.indexOf("'", i + 1);
+      append(text.slice(i + 1, close < 0 ? text.length : close));
+      i = close < 0 ? text.length : close + 1;
+    } else if (c === '"') {
+      let j = i + 1;
+      let part = '';
+      while (j < text.length && text[j] !== '"') {
+        const d = text[j]!;
+        if (d === '\\' && j + 1 < text.length && '$`"\\\n'.includes(text[j + 1]!)) {
+          part += text[j + 1];
+          j += 2;
+        } else if (d === '$' && text[j + 1] === '(') {
+          const [body, end] = balanced(j + 2);
+          cmd.substitutions.push(body);
+          part += `$(${body})`;
+          j = end;
+        } else if (d === '`') {
+          const [body, end] = backquoted(j + 1);
+          cmd.substitutions.push(body);
+          part += `\`${body}\``;
+          j = end;
+        } else {
+          part += d;
+          j++;
+        }
+      }
+      append(part);
+      i = j + 1;
+    } else if (c === '\\') {
+      if (next !== '\n' && next !== undefined) append(next);
+      i += 2;
+    } else if (c === '$' && next === '(') {
+      const [body, end] = balanced(i + 2);
+      cmd.substitutions.push(body);
+      append(`$(${body})`);
+      i = end;
+    } else if (c === '$' && next === '{') {
+      const close = text.indexOf('}', i);
+      append(text.slice(i, close < 0 ? text.length : close + 1));
+      i = close < 0 ? text.length : close + 1;
+    } else if (c === '`') {
+      const [body, end] = backquoted(i + 1);
+      cmd.substitutions.push(body);
+      append(`\`${body}\``);
+      i = end;
+    } else if ((c === '<' || c === '>') && next === '(') {
+      const [body, end] = balanced(i + 2);
+      cmd.substitutions.push(body);
+      append(`${c}(${body})`);
+      i = end;
+    } else if (c === '<' || c === '>') {
+      // A digit-only word right before is the file descriptor (2>), not an argument.
+      if (word !== null && /^\d+$/.test(word)) word = null;
+      endWord();
+      redirect = c === '>' ? 'out' : 'in';
+      i++;
+      while (i < text.length && '<>&|'.includes(text[i]!)) i++;
+      // >&2 and <&0 duplicate a descriptor: no file.
+      const dup = /^\d+|^-/.exec(text.slice(i));
+      if (text[i - 1] === '&' && dup) {
+        i += dup[0].length;
+        redirect = null;
+      }
+    } else {
+      append(c);
+      i++;
+    }
+  }
+  endCommand(false);
+  return commands;
+}

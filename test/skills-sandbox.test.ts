@@ -1,0 +1,227 @@
+/**
+ * The filesystem and shell skills against a real sandbox container (the hardened container
+ * options of activities/sandbox.ts, commands run the way execInSandbox runs them), under runc and,
+ * when the engine has it, runsc: the operations work, and every path that leads outside the
+ * workspace is refused before anything is read, written or deleted.
+ */
+import { randomUUID } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { ResourceLimitsSchema } from '../domain/agent.js';
+import { detectRuntimes } from '../activities/docker-engine.js';
+import { sandboxContainerOptions, sandboxExecOptions } from '../activities/sandbox.js';
+import { prepareCommand } from '../skills/index.js';
+import { MAX_CONTENT_BYTES } from '../skills/filesystem/content.js';
+import { parseInfo, parseListing, parseStat } from '../skills/filesystem/output.js';
+import { FS_EXIT } from '../skills/filesystem/scripts.js';
+
+const docker = new Docker();
+const engine = await detectRuntimes(docker);
+const runtimes = (['runc', 'runsc'] as const).filter((r) => engine.names[r]);
+const limits = ResourceLimitsSchema.parse({ cpu_cores: 1, memory_mb: 128, disk_mb: 16, max_processes: 64 });
+
+interface Run {
+  exit_code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs argv in the container as execInSandbox does (sandbox user, /workspace, under `timeout`). */
+async function execArgv(container: Docker.Container, argv: string[], timeoutMs = 20_000): Promise<Run> {
+  const exec = await container.exec(sandboxExecOptions(argv, timeoutMs, randomUUID()));
+  const stream = await exec.start({ hijack: true, stdin: false });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const stdout = new PassThrough().on('data', (c: Buffer) => out.push(c));
+  const stderr = new PassThrough().on('data', (c: Buffer) => err.push(c));
+  docker.modem.demuxStream(stream, stdout, stderr);
+  await new Promise((resolve, reject) => {
+    stream.on('end', resolve);
+    stream.on('close', resolve);
+    stream.on('error', reject);
+  });
+  const info = await exec.inspect();
+  return { exit_code: info.ExitCode ?? -1, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+}
+
+describe.each(runtimes)('skills in a sandbox under %s', (runtime) => {
+  const agentId = `skills-${runtime}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+  let container: Docker.Container;
+
+  const fs = (operation: string, params: Record<string, unknown> = {}) =>
+    execArgv(container, prepareCommand('filesystem', operation, params).argv);
+  /** Sets up the scene with the sandbox's own shell (not through the skill). */
+  const sh = (script: string) => execArgv(container, ['/bin/sh', '-c', script]);
+
+  beforeAll(async () => {
+    container = await docker.createContainer(
+      sandboxContainerOptions({
+        agentId,
+        host: inject('testHost'),
+        image: inject('sandboxImage'),
+        limits,
+        runtime,
+        engineRuntime: engine.names[runtime]!,
+      }),
+    );
+    await container.start();
+  });
+  afterAll(async () => {
+    await container?.remove({ force: true, v: true });
+  });
+
+  it('writes and reads back a file, text and size intact', async () => {
+    const content = 'héllo, wörld\n$(id) `id` ; rm -rf / \'"\n';
+    const written = await fs('write', { path: 'notes/a.txt', content });
+    expect(written).toMatchObject({ exit_code: FS_EXIT.not_found });
+    expect(written.stderr).toMatch(/notes\/a\.txt: its directory does not exist/);
+
+    expect(await fs('mkdir', { path: 'notes/deep/er' })).toMatchObject({ exit_code: 0 });
+    const ok = await fs('write', { path: 'notes/a.txt', content });
+    expect(ok).toMatchObject({ exit_code: 0, stderr: '' });
+    expect(Number(ok.stdout)).toBe(Buffer.byteLength(content));
+    expect(await fs('read', { path: 'notes//./a.txt' })).toEqual({ exit_code: 0, stdout: content, stderr: '' });
+    expect((await fs('read', { path: 'notes/a.txt', max_bytes: 5 })).stdout).toBe('héll');
+
+    // Replacing keeps one file; an empty write empties it.
+    expect((await fs('write', { path: 'notes/a.txt', content: '' })).exit_code).toBe(0);
+    expect((await fs('read', { path: 'notes/a.txt' })).stdout).toBe('');
+    expect((await sh('ls -A notes')).stdout).toBe('a.txt\ndeep\n');
+  });
+
+  it('takes odd names literally: a leading "-", spaces, quotes and shell syntax', async () => {
+    for (const path of ['./-rf', 'notes/$(touch pwned) `id`; "x\' *']) {
+      expect(await fs('write', { path, content: path })).toMatchObject({ exit_code: 0, stderr: '' });
+      expect((await fs('read', { path })).stdout).toBe(path);
+      expect(await fs('delete', { path })).toMatchObject({ exit_code: 0, stderr: '' });
+    }
+    expect((await sh('ls -A; ls -A notes')).stdout).not.toMatch(/pwned|-rf/);
+  });
+
+  it('writes 1 MiB, the most it accepts, through argv', async () => {
+    const content = 'x'.repeat(MAX_CONTENT_BYTES - 2) + 'é';
+    const res = await fs('write', { path: 'big.txt', content });
+    expect(res).toMatchObject({ exit_code: 0, stderr: '' });
+    expect(Number(res.stdout)).toBe(MAX_CONTENT_BYTES);
+    expect((await sh('sha256sum big.txt')).stdout.split(' ')[0]).toBe(
+      (await import('node:crypto')).createHash('sha256').update(content).digest('hex'),
+    );
+    expect((await fs('delete', { path: 'big.txt' })).exit_code).toBe(0);
+  });
+
+  it('lists a directory and stats entries', async () => {
+    await fs('mkdir', { path: 'ls/sub' });
+    await fs('write', { path: 'ls/b.txt', content: '12345' });
+    await sh('ln -s b.txt ls/link && touch "ls/odd\tname"');
+    const res = await fs('list', { path: 'ls' });
+    expect(res.exit_code).toBe(0);
+    const entries = parseListing(res.stdout);
+    expect(entries.map((e) => [e.name, e.type])).toEqual([
+      ['b.txt', 'file'],
+      ['link', 'symlink'],
+      ['odd?name', 'file'],
+      ['sub', 'directory'],
+    ]);
+    expect(entries[0]!.size).toBe(5);
+    expect(Math.abs(Date.parse(entries[0]!.mtime) - Date.now())).toBeLessThan(120_000);
+
+    const file = await fs('stat', { path: 'ls/b.txt' });
+    expect(parseStat(file.stdout)).toMatchObject({ type: 'file', size: 5, symlink: false });
+    expect(parseStat((await fs('stat', { path: 'ls/sub' })).stdout)).toMatchObject({ type: 'directory', symlink: false });
+    expect(parseStat((await fs('stat', { path: 'ls/link' })).stdout)).toMatchObject({ type: 'file', size: 5, symlink: true });
+    expect((await fs('stat', { path: 'ls/missing' })).exit_code).toBe(FS_EXIT.not_found);
+    expect(parseListing((await fs('list', {})).stdout).map((e) => e.name)).toContain('ls');
+  });
+
+  it('deletes files, symlinks (not their targets) and directories', async () => {
+    await fs('mkdir', { path: 'del/full/inner' });
+    await fs('write', { path: 'del/full/inner/f', content: 'x' });
+    await fs('write', { path: 'del/f', content: 'x' });
+    await sh('ln -s f del/link');
+
+    expect(await fs('delete', { path: 'del/link' })).toMatchObject({ exit_code: 0 });
+    expect((await sh('ls -A del')).stdout).toBe('f\nfull\n');
+    expect(await fs('delete', { path: 'del/f' })).toMatchObject({ exit_code: 0 });
+    const notEmpty = await fs('delete', { path: 'del/full' });
+    expect(notEmpty.exit_code).toBe(FS_EXIT.failed);
+    expect(notEmpty.stderr).toMatch(/not empty; pass recursive: true/);
+    expect(await fs('delete', { path: 'del/full', recursive: true })).toMatchObject({ exit_code: 0 });
+    expect((await sh('ls -A del')).stdout).toBe('');
+    expect((await fs('delete', { path: 'del/nothing' })).exit_code).toBe(FS_EXIT.not_found);
+  });
+
+  it('reports file count and total size of the workspace', async () => {
+    await sh('rm -rf /workspace/* /workspace/.[!.]*; true');
+    await fs('mkdir', { path: 'i/j' });
+    await fs('write', { path: 'i/one', content: 'a'.repeat(1000) });
+    await fs('write', { path: 'i/j/two', content: 'b'.repeat(24) });
+    await fs('write', { path: 'three', content: '' });
+    await sh('ln -s three i/link');
+    const res = await fs('info');
+    expect(res.exit_code).toBe(0);
+    expect(parseInfo(res.stdout)).toEqual({
+      files: 3,
+      directories: 2,
+      symlinks: 1,
+      bytes: 1024,
+      capacity_bytes: limits.disk_mb * 1024 * 1024,
+      free_bytes: expect.any(Number),
+    });
+  });
+
+  describe('symlinks that lead outside the workspace are refused before anything runs', () => {
+    beforeAll(async () => {
+      const scene = await sh('ln -sfn /etc/passwd passwd && ln -sfn / root && ln -sfn /tmp/nowhere dangling && mkdir -p in && ln -sfn ../in/t.txt in/rel-inside && echo inside > in/t.txt');
+      expect(scene.exit_code).toBe(0);
+    });
+
+    const refused = (res: Run, what: RegExp) => {
+      expect(res.exit_code).toBe(FS_EXIT.refused);
+      expect(res.stdout).toBe('');
+      expect(res.stderr).toMatch(/^warden-fs: refused: /);
+      expect(res.stderr).toMatch(what);
+    };
+
+    it('a symlink to /etc/passwd: read, write and delete', async () => {
+      refused(await fs('read', { path: 'passwd' }), /passwd leads outside the workspace \(to \/etc\/passwd\)/);
+      refused(await fs('write', { path: 'passwd', content: 'x' }), /to \/etc\/passwd/);
+      refused(await fs('delete', { path: 'passwd' }), /to \/etc\/passwd/);
+      refused(await fs('stat', { path: 'passwd' }), /to \/etc\/passwd/);
+      // Nothing happened: the link is still there, still pointing at /etc/passwd.
+      expect((await sh('readlink passwd')).stdout).toBe('/etc/passwd\n');
+    });
+
+    it('a symlinked intermediate directory to /', async () => {
+      refused(await fs('read', { path: 'root/etc/passwd' }), /root\/etc\/passwd leads outside the workspace \(to \/etc\/passwd\)/);
+      refused(await fs('list', { path: 'root' }), /to \/\)/);
+      refused(await fs('list', { path: 'root/etc' }), /to \/etc\)/);
+      refused(await fs('write', { path: 'root/tmp/x', content: 'x' }), /to \/tmp\/x/);
+      refused(await fs('mkdir', { path: 'root/tmp/newdir' }), /to \/tmp\/newdir/);
+      refused(await fs('delete', { path: 'root/tmp' }), /to \/tmp/);
+      refused(await fs('stat', { path: 'root/etc' }), /to \/etc/);
+      expect((await sh('ls /tmp')).stdout).toBe('');
+    });
+
+    it('a dangling symlink that points outside, as the final component of write and mkdir', async () => {
+      refused(await fs('write', { path: 'dangling', content: 'x' }), /to \/tmp\/nowhere/);
+      refused(await fs('mkdir', { path: 'dangling/sub' }), /to \/tmp\/nowhere\/sub/);
+      expect((await sh('ls -A /tmp')).stdout).toBe('');
+    });
+
+    it('a symlink inside the workspace pointing inside is followed', async () => {
+      expect(await fs('read', { path: 'in/rel-inside' })).toMatchObject({ exit_code: 0, stdout: 'inside\n' });
+      expect(await fs('write', { path: 'in/rel-inside', content: 'through the link\n' })).toMatchObject({ exit_code: 0 });
+      expect((await sh('cat in/t.txt; readlink in/rel-inside')).stdout).toBe('through the link\n../in/t.txt\n');
+      expect(parseListing((await fs('list', { path: 'in' })).stdout).map((e) => e.name)).toEqual(['rel-inside', 't.txt']);
+    });
+  });
+
+  it('runs a shell command with its exit code and output', async () => {
+    const cmd = prepareCommand('shell', 'exec', { command: 'echo "$(id -u) $PWD"; echo err >&2; exit 7', timeout_ms: 5000 });
+    expect(cmd.argv).toEqual(['/bin/sh', '-c', 'echo "$(id -u) $PWD"; echo err >&2; exit 7']);
+    expect(await execArgv(container, cmd.argv, cmd.timeout_ms)).toEqual({ exit_code: 7, stdout: '10001 /workspace\n', stderr: 'err\n' });
+    const slow = prepareCommand('shell', 'exec', { command: 'sleep 30', timeout_ms: 500 });
+    expect((await execArgv(container, slow.argv, slow.timeout_ms)).exit_code).toBe(124);
+  });
+});

@@ -1,0 +1,409 @@
+/**
+ * The audit store: the hash chain, idempotent appends, appends from several processes, every
+ * kind of tampering done with plain SQL on the file, canonical encoding, JSON Lines export and
+ * the CLI.
+ */
+import { execFile, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  AuditEncodingError,
+  AuditEntrySchema,
+  AuditStore,
+  GENESIS_HASH,
+  canonicalJson,
+  hashEntry,
+  type AuditEntry,
+} from '../../activities/audit-store.js';
+import { PROJECT_ROOT } from '../../scripts/dev-server.js';
+
+let dir: string;
+let file: string;
+let store: AuditStore;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'warden-audit-'));
+  file = join(dir, 'nested', 'audit.db');
+  store = AuditStore.open(file);
+});
+
+afterEach(() => {
+  store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const KINDS = ['action.submitted', 'policy.decided', 'approval.requested', 'approval.granted', 'execution.started'] as const;
+
+function seed(n: number): AuditEntry[] {
+  const out: AuditEntry[] = [];
+  for (let i = 1; i <= n; i++) {
+    out.push(
+      store.append({
+        key: `wf-${Math.ceil(i / 5)}:${i}`,
+        kind: KINDS[(i - 1) % KINDS.length],
+        actor: i % 2 ? 'key:ops' : 'system',
+        action_id: `act-${Math.ceil(i / 5)}`,
+        agent_id: 'agt-1',
+        details: { i, rule: { id: `r${i}`, effect: 'allow' }, tags: ['a', i] },
+      }),
+    );
+  }
+  return out;
+}
+
+/** Plain SQL on the file, as someone with access to it would do; the guard triggers go first. */
+function tamper(sql: string, ...params: unknown[]): void {
+  const db = new Database(file);
+  db.exec('DROP TRIGGER IF EXISTS entries_no_update; DROP TRIGGER IF EXISTS entries_no_delete;');
+  for (const statement of sql.split(';').filter((s) => s.trim())) db.prepare(statement).run(...params);
+  db.close();
+}
+
+/** Moves every entry from `from` on one seq up, leaving a hole at `from`. */
+function openHole(from: number): void {
+  tamper(`UPDATE entries SET seq = -seq - 1 WHERE seq >= ${from}; UPDATE entries SET seq = -seq WHERE seq < 0`);
+}
+
+const insertRow = (e: AuditEntry) =>
+  tamper(
+    'INSERT INTO entries (seq, key, at, kind, actor, action_id, agent_id, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    e.seq,
+    e.key,
+    e.at,
+    e.kind,
+    e.actor,
+    e.action_id,
+    e.agent_id,
+    canonicalJson(e.details),
+    e.prev_hash,
+    e.hash,
+  );
+
+const forged = (seq: number, prev_hash: string): AuditEntry => {
+  const fields = {
+    seq,
+    key: 'forged',
+    at: '2026-01-01T00:00:00.000Z',
+    kind: 'approval.granted' as const,
+    actor: 'key:mallory',
+    action_id: 'act-1',
+    agent_id: 'agt-1',
+    details: { approved: true },
+    prev_hash,
+  };
+  return { ...fields, hash: hashEntry(fields) };
+};
+
+describe('the chain', () => {
+  it('links every entry to the one before and records the head', () => {
+    const entries = seed(12);
+    expect(entries.map((e) => e.seq)).toEqual([...Array(12).keys()].map((i) => i + 1));
+    expect(entries[0].prev_hash).toBe(GENESIS_HASH);
+    for (const [i, e] of entries.entries()) {
+      expect(AuditEntrySchema.parse(e)).toEqual(e);
+      expect(e.hash).toBe(hashEntry(e));
+      if (i > 0) expect(e.prev_hash).toBe(entries[i - 1].hash);
+    }
+    expect(store.head()).toEqual({ seq: 12, hash: entries[11].hash });
+    expect(store.verify()).toEqual({ ok: true, entries: 12, first_broken: null });
+  });
+
+  it('verifies an empty log', () => {
+    expect(store.verify()).toEqual({ ok: true, entries: 0, first_broken: null });
+  });
+
+  it('hashes the previous hash, a newline and the canonical encoding of every other field', async () => {
+    const e = store.append({ key: 'k', kind: 'agent.created', actor: 'system', agent_id: 'agt-1', details: { b: 1, a: [true, null] }, at: '2026-02-03T04:05:06.789Z' });
+    const canonical =
+      '{"action_id":null,"actor":"system","agent_id":"agt-1","at":"2026-02-03T04:05:06.789Z","details":{"a":[true,null],"b":1},' +
+      `"key":"k","kind":"agent.created","prev_hash":"${GENESIS_HASH}","seq":1}`;
+    const { createHash } = await import('node:crypto');
+    expect(e.hash).toBe(createHash('sha256').update(`${GENESIS_HASH}\n${canonical}`).digest('hex'));
+  });
+
+  it('stays unchanged and survives reopening', () => {
+    const entries = seed(3);
+    store.close();
+    store = AuditStore.open(file);
+    expect(store.list()).toEqual([...entries].reverse());
+    expect(store.append({ key: 'after-reopen', kind: 'system.started', actor: 'system', details: {} }).prev_hash).toBe(entries[2].hash);
+    expect(store.verify().ok).toBe(true);
+  });
+
+  it('refuses updates and deletes through SQL guards (an attacker can drop them; the chain catches that)', () => {
+    seed(2);
+    const db = new Database(file);
+    expect(() => db.prepare("UPDATE entries SET actor = 'x' WHERE seq = 1").run()).toThrow(/append-only/);
+    expect(() => db.prepare('DELETE FROM entries WHERE seq = 2').run()).toThrow(/append-only/);
+    db.close();
+  });
+});
+
+describe('append', () => {
+  it('is idempotent by key: the first write wins, nothing is inserted twice', () => {
+    seed(2);
+    const first = store.append({ key: 'wf-x:1', kind: 'approval.refused', actor: 'key:bob', action_id: 'act-9', details: { why: 'self-approval' } });
+    const again = store.append({ key: 'wf-x:1', kind: 'approval.granted', actor: 'key:eve', action_id: 'act-9', details: { why: 'different' } });
+    expect(again).toEqual(first);
+    expect(store.list({ action_id: 'act-9' })).toEqual([first]);
+    expect(store.verify()).toMatchObject({ ok: true, entries: 3 });
+  });
+
+  it('validates its input and writes nothing when it is bad', () => {
+    expect(() => store.append({ key: '', kind: 'agent.created', actor: 'system', details: {} })).toThrow();
+    // @ts-expect-error an unknown kind
+    expect(() => store.append({ key: 'k', kind: 'agent.exploded', actor: 'system', details: {} })).toThrow();
+    expect(() => store.append({ key: 'k', kind: 'agent.created', actor: 'system', details: {}, at: 'yesterday' })).toThrow();
+    expect(() => store.append({ key: 'k', kind: 'agent.created', actor: 'system', details: { n: NaN } })).toThrow(AuditEncodingError);
+    expect(() => store.append({ key: 'k', kind: 'agent.created', actor: 'system', details: { reason: undefined } })).toThrow(
+      /details\.reason is undefined/,
+    );
+    expect(store.verify()).toMatchObject({ ok: true, entries: 0 });
+  });
+
+  it('keeps the time it is given', () => {
+    const e = store.append({ key: 'k', kind: 'action.expired', actor: 'system', details: {}, at: '2026-05-01T10:00:00.000Z' });
+    expect(e.at).toBe('2026-05-01T10:00:00.000Z');
+  });
+});
+
+describe('list', () => {
+  it('returns entries newest first, filtered and paged', () => {
+    seed(12);
+    expect(store.list().map((e) => e.seq)).toEqual([12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1]);
+    expect(store.list({ limit: 3 }).map((e) => e.seq)).toEqual([12, 11, 10]);
+    expect(store.list({ limit: 3, before_seq: 10 }).map((e) => e.seq)).toEqual([9, 8, 7]);
+    expect(store.list({ action_id: 'act-2' }).map((e) => e.seq)).toEqual([10, 9, 8, 7, 6]);
+    expect(store.list({ kind: 'policy.decided' }).map((e) => e.seq)).toEqual([12, 7, 2]);
+    expect(store.list({ agent_id: 'agt-none' })).toEqual([]);
+    expect(() => store.list({ limit: 1001 })).toThrow();
+    expect(() => store.list({ limit: 0 })).toThrow();
+  });
+});
+
+describe('verify finds the first broken link', () => {
+  let entries: AuditEntry[];
+  beforeEach(() => {
+    entries = seed(10);
+  });
+  const broken = () => store.verify().first_broken;
+
+  it('a changed detail', () => {
+    tamper(`UPDATE entries SET details = '{"i":5,"rule":{"effect":"deny","id":"r5"},"tags":["a",5]}' WHERE seq = 5`);
+    expect(store.verify()).toMatchObject({ ok: false, entries: 10 });
+    expect(broken()).toEqual({ seq: 5, reason: expect.stringMatching(/entry 5 was changed/) });
+  });
+
+  it('a changed actor', () => {
+    tamper("UPDATE entries SET actor = 'key:admin' WHERE seq = 3");
+    expect(broken()).toEqual({ seq: 3, reason: expect.stringMatching(/entry 3 was changed/) });
+  });
+
+  it('details that no longer parse', () => {
+    tamper("UPDATE entries SET details = '{oops' WHERE seq = 2");
+    expect(broken()).toEqual({ seq: 2, reason: expect.stringMatching(/entry 2 was changed/) });
+  });
+
+  it('a changed last entry', () => {
+    tamper("UPDATE entries SET kind = 'approval.granted' WHERE seq = 10");
+    expect(broken()).toEqual({ seq: 10, reason: expect.stringMatching(/entry 10 was changed/) });
+  });
+
+  it('a deleted entry in the middle', () => {
+    tamper('DELETE FROM entries WHERE seq = 5');
+    expect(store.verify()).toMatchObject({ ok: false, entries: 9 });
+    expect(broken()).toEqual({ seq: 5, reason: expect.stringMatching(/entry 5 is missing.*deleted/) });
+  });
+
+  it('a deleted entry in the middle, the later ones renumbered to hide the gap', () => {
+    tamper('DELETE FROM entries WHERE seq = 5; UPDATE entries SET seq = -(seq - 1) WHERE seq > 5; UPDATE entries SET seq = -seq WHERE seq < 0');
+    expect(broken()).toEqual({ seq: 5, reason: expect.stringMatching(/entry 5 was deleted and the later entries renumbered: seq 5 holds the entry written as entry 6/) });
+  });
+
+  it('a deleted last entry (caught by the head)', () => {
+    tamper('DELETE FROM entries WHERE seq = 10');
+    expect(broken()).toEqual({ seq: 10, reason: expect.stringMatching(/entry 10 is missing.*newest entries were deleted/) });
+  });
+
+  it('a deleted tail stays visible after later appends', () => {
+    tamper('DELETE FROM entries WHERE seq >= 9');
+    const next = store.append({ key: 'later', kind: 'system.started', actor: 'system', details: {} });
+    expect(next.seq).toBe(11);
+    expect(broken()).toEqual({ seq: 9, reason: expect.stringMatching(/entries 9 to 10 are missing/) });
+  });
+
+  it('a replaced last entry, re-hashed consistently (caught by the head)', () => {
+    tamper('DELETE FROM entries WHERE seq = 10');
+    insertRow(forged(10, entries[8].hash));
+    expect(broken()).toEqual({ seq: 10, reason: expect.stringMatching(/entry 10 was replaced/) });
+  });
+
+  it('an entry added after the head outside the store', () => {
+    insertRow(forged(11, entries[9].hash));
+    expect(broken()).toEqual({ seq: 11, reason: expect.stringMatching(/added outside the audit store/) });
+    expect(() => store.append({ key: 'x', kind: 'system.started', actor: 'system', details: {} })).toThrow(/inconsistent/);
+  });
+
+  it('two swapped entries', () => {
+    tamper('UPDATE entries SET seq = -3 WHERE seq = 3; UPDATE entries SET seq = 3 WHERE seq = 7; UPDATE entries SET seq = 7 WHERE seq = -3');
+    expect(broken()).toEqual({ seq: 3, reason: expect.stringMatching(/reordered.*written as entry 7.*entry 3 is now at seq 7/) });
+  });
+
+  it('two swapped neighbours', () => {
+    tamper('UPDATE entries SET seq = -4 WHERE seq = 4; UPDATE entries SET seq = 4 WHERE seq = 5; UPDATE entries SET seq = 5 WHERE seq = -4');
+    expect(broken()).toEqual({ seq: 4, reason: expect.stringMatching(/reordered/) });
+  });
+
+  it('an inserted entry with a correctly forged hash', () => {
+    openHole(5);
+    insertRow(forged(5, entries[3].hash));
+    expect(broken()).toEqual({ seq: 5, reason: expect.stringMatching(/entry 5 was inserted/) });
+  });
+
+  it('an inserted entry with a made-up hash', () => {
+    openHole(5);
+    insertRow({ ...forged(5, entries[3].hash), hash: 'f'.repeat(64) });
+    expect(broken()).toEqual({ seq: 5, reason: expect.stringMatching(/entry 5 was inserted/) });
+  });
+
+  it('a replaced entry in the middle, re-hashed consistently', () => {
+    tamper('DELETE FROM entries WHERE seq = 6');
+    insertRow(forged(6, entries[4].hash));
+    expect(broken()).toEqual({ seq: 6, reason: expect.stringMatching(/entry 6 was replaced/) });
+  });
+});
+
+describe('canonical encoding', () => {
+  it('does not depend on key order', () => {
+    const a = { z: 1, a: { y: [1, { d: 2, c: 3 }], b: 'x' }, m: null };
+    const b = { m: null, a: { b: 'x', y: [1, { c: 3, d: 2 }] }, z: 1 };
+    expect(canonicalJson(a)).toBe(canonicalJson(b));
+    expect(canonicalJson(a)).toBe('{"a":{"b":"x","y":[1,{"c":3,"d":2}]},"m":null,"z":1}');
+    const e1 = store.append({ key: 'one', kind: 'policy.decided', actor: 'system', details: a, at: '2026-01-01T00:00:00.000Z' });
+    const fields = { ...e1, details: b };
+    expect(hashEntry(fields)).toBe(e1.hash);
+  });
+
+  it('writes strings and numbers as JSON does', () => {
+    expect(canonicalJson({ s: 'é"\n\u2028', n: [0, -1.5, 1e21, 2 ** 53] })).toBe(JSON.stringify({ n: [0, -1.5, 1e21, 2 ** 53], s: 'é"\n\u2028' }));
+  });
+
+  it('refuses what JSON cannot carry, saying where', () => {
+    expect(() => canonicalJson({ a: undefined })).toThrow(/\$\.a is undefined/);
+    expect(() => canonicalJson({ a: [1, () => 1] })).toThrow(/\$\.a\[1\] is a function/);
+    expect(() => canonicalJson({ n: NaN })).toThrow(/\$\.n is NaN/);
+    expect(() => canonicalJson({ n: Infinity })).toThrow(/Infinity/);
+    expect(() => canonicalJson({ n: 1n })).toThrow(/bigint/);
+    expect(() => canonicalJson({ d: new Date() })).toThrow(/\$\.d is a Date/);
+    expect(() => canonicalJson({ m: new Map() })).toThrow(/Map/);
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    expect(() => canonicalJson(cycle)).toThrow(/cycle/);
+    const shared = { x: 1 };
+    expect(canonicalJson({ a: shared, b: shared })).toBe('{"a":{"x":1},"b":{"x":1}}');
+  });
+});
+
+describe('export', () => {
+  it('writes canonical JSON Lines, oldest first, that verify on their own', () => {
+    const entries = seed(7);
+    const lines: string[] = [];
+    expect(store.exportJsonl((line) => lines.push(line))).toBe(7);
+    let prev = GENESIS_HASH;
+    for (const [i, line] of lines.entries()) {
+      expect(line).not.toContain('\n');
+      const parsed = AuditEntrySchema.parse(JSON.parse(line));
+      expect(canonicalJson(parsed)).toBe(line);
+      expect(parsed).toEqual(entries[i]);
+      expect(parsed.prev_hash).toBe(prev);
+      expect(hashEntry(parsed)).toBe(parsed.hash);
+      prev = parsed.hash;
+    }
+    const after: string[] = [];
+    store.exportJsonl((line) => after.push(line), { after_seq: 5 });
+    expect(after).toEqual(lines.slice(5));
+  });
+});
+
+describe('appends from several writers', () => {
+  it('two store instances on the same file interleave into one contiguous chain', () => {
+    const other = AuditStore.open(file);
+    try {
+      for (let i = 0; i < 20; i++) {
+        (i % 2 ? store : other).append({ key: `k${i}`, kind: 'execution.started', actor: 'system', details: { i } });
+        (i % 3 ? other : store).append({ key: `k${i}`, kind: 'execution.started', actor: 'system', details: { i } });
+      }
+    } finally {
+      other.close();
+    }
+    expect(store.list({ limit: 1000 }).map((e) => e.seq)).toEqual([...Array(20).keys()].map((i) => 20 - i));
+    expect(store.verify()).toEqual({ ok: true, entries: 20, first_broken: null });
+  });
+
+  it('two processes appending at once, with retried keys, make one contiguous chain', async () => {
+    const N = 60;
+    const moduleUrl = pathToFileURL(join(PROJECT_ROOT, 'activities/audit-store.ts')).href;
+    // Both processes also write a shared set of keys, like a retry landing on another worker.
+    const script = (name: string) => `
+      const { AuditStore } = await import(${JSON.stringify(moduleUrl)});
+      const store = AuditStore.open(${JSON.stringify(file)});
+      for (let i = 0; i < ${N}; i++) {
+        store.append({ key: '${name}:' + i, kind: 'execution.completed', actor: '${name}', details: { i } });
+        if (i % 10 === 0) store.append({ key: 'shared:' + i, kind: 'execution.failed', actor: '${name}', details: { i } });
+      }
+      store.close();`;
+    const run = (name: string) =>
+      promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script(name)], { cwd: PROJECT_ROOT });
+    await Promise.all([run('p1'), run('p2')]);
+    const all = store.list({ limit: 1000 });
+    const shared = N / 10;
+    expect(all).toHaveLength(2 * N + shared);
+    expect(all.map((e) => e.seq)).toEqual([...Array(all.length).keys()].map((i) => all.length - i));
+    expect(new Set(all.map((e) => e.key)).size).toBe(all.length);
+    expect(store.verify()).toEqual({ ok: true, entries: all.length, first_broken: null });
+  });
+});
+
+describe('the CLI', () => {
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'scripts/audit.ts'), ...args], { cwd: PROJECT_ROOT, encoding: 'utf8' });
+
+  it('verifies, exports and tails', () => {
+    const entries = seed(5);
+    const verified = cli('verify', '--db', file);
+    expect(verified.status).toBe(0);
+    expect(verified.stdout).toContain(`intact: 5 entries, head #5 ${entries[4].hash}`);
+
+    const exported = cli('export', '--db', file);
+    expect(exported.status).toBe(0);
+    expect(exported.stdout.trimEnd().split('\n').map((l) => JSON.parse(l))).toEqual(entries);
+
+    const tail = cli('tail', '--db', file, '--limit', '2');
+    expect(tail.status).toBe(0);
+    const lines = tail.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/^#4 \S+ approval\.granted actor=system agent=agt-1 action=act-1 \{"i":4,/);
+    expect(lines[1]).toMatch(/^#5 /);
+
+    tamper('DELETE FROM entries WHERE seq = 3');
+    const broken = cli('verify', '--db', file);
+    expect(broken.status).toBe(1);
+    expect(broken.stdout).toMatch(/BROKEN at entry 3: entry 3 is missing/);
+  });
+
+  it('uses WARDEN_DATA_DIR and says when there is no log', () => {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'scripts/audit.ts'), 'verify'], {
+      cwd: PROJECT_ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, WARDEN_DATA_DIR: join(dir, 'nowhere') },
+    });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain(`no audit log at ${join(dir, 'nowhere', 'audit.db')}`);
+    expect(cli('frobnicate').status).toBe(2);
+  });
+});

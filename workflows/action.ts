@@ -1,0 +1,173 @@
+/**
+ * The action workflow: one per action, its id the action id. The API has validated the parameters
+ * and the policy has judged them before it starts; here the action waits for the approvals its
+ * level requires (or expires on a durable timer and never runs), runs once in the agent's sandbox
+ * through the execution journal, and records every step in the audit log.
+ */
+import {
+  allHandlersFinished,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  type ActivityFailure,
+} from '@temporalio/workflow';
+import type { ActionRecord, ActionStatus } from '../domain/action.js';
+import { journaledCommand } from '../domain/journal.js';
+import type { AuditActivities, RecordAuditInput } from '../activities/audit.js';
+import type { ControlActivities } from '../activities/control.js';
+import type { SandboxActivities } from '../activities/sandbox.js';
+import { judgeApproval, type ApprovalAttempt } from './approval.js';
+import {
+  actionStatusQuery,
+  approveSignal,
+  approveUpdate,
+  sandboxTaskQueue,
+  SearchAttributes,
+  type ActionWorkflowInput,
+} from './definitions.js';
+
+const { recordAudit } = proxyActivities<AuditActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumInterval: '30 seconds' } });
+const { agentForAction } = proxyActivities<ControlActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 5 } });
+
+const DEFAULT_TIMEOUT_MS = 60_000;
+const DEFAULT_MAX_OUTPUT = 64 * 1024;
+
+export async function actionWorkflow(input: ActionWorkflowInput): Promise<ActionRecord> {
+  const action: ActionRecord = { ...input.action, approvals: [...input.action.approvals] };
+  let audits = 0;
+  const audit = (entry: Omit<RecordAuditInput, 'key' | 'action_id' | 'agent_id'>) =>
+    recordAudit({ ...entry, key: `${action.id}:${++audits}`, action_id: action.id, agent_id: action.agent_id });
+
+  const setStatus = (status: ActionStatus) => {
+    action.status = status;
+    upsertSearchAttributes([{ key: SearchAttributes.actionStatus, value: status }]);
+  };
+
+  /** Applies one approval attempt; refused attempts are answered and recorded, never counted. */
+  const decide = async (attempt: ApprovalAttempt) => {
+    const verdict = judgeApproval(action, attempt);
+    const actor = attempt.approver.key_id;
+    if (!verdict.ok) {
+      await audit({ kind: 'approval.refused', actor, details: { approver: attempt.approver.name, approved: attempt.approved, reason: verdict.reason } });
+      return { ...verdict, status: action.status };
+    }
+    const at = new Date().toISOString();
+    action.approvals.push({ approver: attempt.approver, approved: attempt.approved, comment: attempt.comment ?? null, at });
+    if (!attempt.approved) {
+      setStatus('rejected');
+      action.error = `rejected by ${attempt.approver.name}${attempt.comment ? `: ${attempt.comment}` : ''}`;
+    } else if (action.approvals.filter((a) => a.approved).length >= action.approvals_required) {
+      setStatus('approved');
+    }
+    await audit({
+      kind: attempt.approved ? 'approval.granted' : 'approval.rejected',
+      actor,
+      details: { approver: attempt.approver.name, comment: attempt.comment ?? null, approvals: action.approvals.length, required: action.approvals_required },
+    });
+    return { ...verdict, status: action.status };
+  };
+
+  setHandler(actionStatusQuery, () => action);
+  setHandler(approveSignal, (attempt) => void decide(attempt));
+  setHandler(approveUpdate, decide, {
+    // Synchronous, as update validators must be: refuse what can never be accepted before it is
+    // written to history. Refusals that need recording (wrong person, wrong hash) reach the handler.
+    validator: (attempt) => {
+      if (action.status !== 'pending') throw new Error(`action ${action.id} is ${action.status}, not awaiting approval`);
+      if (typeof attempt?.params_hash !== 'string' || !attempt.approver?.key_id) throw new Error('an approval needs an approver and a params_hash');
+    },
+  });
+
+  try {
+    await audit({
+      kind: 'action.submitted',
+      actor: action.requester.key_id,
+      details: { action_type: action.action_type, skill_id: action.skill_id, operation: action.operation, params_hash: action.params_hash },
+    });
+    await audit({
+      kind: 'policy.decided',
+      actor: 'system',
+      details: { rule: action.rule, level: action.security_level, allowed: action.status !== 'rejected', reasons: action.reasons },
+    });
+    if (action.status === 'rejected') return await finish();
+
+    if (action.approvals_required > 0) {
+      await audit({ kind: 'approval.requested', actor: 'system', details: { required: action.approvals_required, level: action.security_level } });
+      const decided = await condition(() => action.status !== 'pending', input.expirySeconds * 1000);
+      if (!decided) {
+        setStatus('expired');
+        action.error = `no decision within ${input.expirySeconds} s; the action expired and did not run`;
+        await audit({ kind: 'action.expired', actor: 'system', details: { after_seconds: input.expirySeconds } });
+      }
+      if (action.status !== 'approved') return await finish();
+    }
+
+    setStatus('executing');
+    const agent = await agentForAction(action.agent_id);
+    const timeout = input.command.timeout_ms ?? DEFAULT_TIMEOUT_MS;
+    const maxOutput = input.command.max_output_bytes ?? DEFAULT_MAX_OUTPUT;
+    const { execInSandbox } = proxyActivities<SandboxActivities>({
+      taskQueue: sandboxTaskQueue(agent.host),
+      startToCloseTimeout: timeout + 30_000,
+      heartbeatTimeout: '15 seconds',
+      // Safe to retry: the journal never runs the command twice and hands a retry the first result.
+      retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['SandboxExited'] },
+    });
+    await audit({ kind: 'execution.started', actor: 'system', details: { host: agent.host } });
+    const result = await execInSandbox({
+      agentId: action.agent_id,
+      command: journaledCommand(action.id, input.command.argv, maxOutput),
+      timeout_ms: timeout,
+      max_output_bytes: maxOutput,
+    });
+    action.result = {
+      exit_code: result.exit_code,
+      stdout: result.stdout,
+      stderr: result.stderr,
+      timed_out: result.timed_out,
+      duration_ms: result.duration_ms,
+    };
+    if (result.exit_code === 0) {
+      setStatus('completed');
+    } else {
+      setStatus('failed');
+      action.error = result.timed_out ? `timed out after ${timeout} ms` : `exited with code ${result.exit_code}`;
+    }
+    await audit({
+      kind: result.exit_code === 0 ? 'execution.completed' : 'execution.failed',
+      actor: 'system',
+      details: { exit_code: result.exit_code, timed_out: result.timed_out, duration_ms: result.duration_ms },
+    });
+    return await finish();
+  } catch (err) {
+    if (isCancellation(err)) {
+      await CancellationScope.nonCancellable(async () => {
+        setStatus('cancelled');
+        action.error = 'cancelled';
+        await audit({ kind: 'action.cancelled', actor: 'system', details: {} });
+        await finish();
+      });
+      throw err;
+    }
+    setStatus('failed');
+    action.error = failureText(err);
+    await audit({ kind: 'execution.failed', actor: 'system', details: { error: action.error } });
+    return await finish();
+  }
+
+  async function finish(): Promise<ActionRecord> {
+    action.completed_at = new Date().toISOString();
+    await condition(allHandlersFinished);
+    return action;
+  }
+}
+
+function failureText(err: unknown): string {
+  let cause = err as ActivityFailure | ApplicationFailure | undefined;
+  while (cause?.cause) cause = cause.cause as typeof cause;
+  return cause?.message ?? String(err);
+}
