@@ -15,6 +15,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { ResourceLimitsSchema, type AgentRecord, type AgentStatus, type CreateAgentRequest } from '../domain/agent.js';
 import type { Config } from '../domain/config.js';
 import { WardenError } from '../domain/errors.js';
+import { isDeadlineExceeded } from './temporal-errors.js';
 import {
   admitAgentUpdate,
   agentStatusQuery,
@@ -75,7 +76,7 @@ export function createAgentService(client: Client, config: AgentServiceConfig) {
         }),
       }));
     } catch (err) {
-      if (isNoWorker(err)) {
+      if (isDeadlineExceeded(err)) {
         throw new WardenError('worker_unavailable', 'no worker answered the admission of this agent; is the Warden worker running?', 503);
       }
       const failure = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
@@ -132,7 +133,7 @@ export function createAgentService(client: Client, config: AgentServiceConfig) {
       return await query(() => handle(id).query(agentStatusQuery));
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw new WardenError('not_found', `agent ${id} not found`, 404);
-      if (isNoWorker(err)) {
+      if (isDeadlineExceeded(err)) {
         throw new WardenError('worker_unavailable', `no worker answered for agent ${id}; is the Warden worker running?`, 503);
       }
       throw err;
@@ -191,7 +192,7 @@ export function createAgentService(client: Client, config: AgentServiceConfig) {
       return Object.keys(state.admitted).length;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return 0;
-      if (!isNoWorker(err)) throw err;
+      if (!isDeadlineExceeded(err)) throw err;
       const { count } = await client.workflow.count(`WorkflowType = 'agentWorkflow' AND ExecutionStatus = 'Running'`);
       return count;
     }
@@ -214,12 +215,4 @@ function summarize(info: WorkflowExecutionInfo): AgentSummary {
     closed_at: info.closeTime?.toISOString() ?? null,
     workflow_status: info.status.name,
   };
-}
-
-/** A query or update that no worker answered in time: gRPC DEADLINE_EXCEEDED anywhere in the cause chain. */
-function isNoWorker(err: unknown): boolean {
-  for (let e = err as { code?: unknown; message?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
-    if (e.code === 4 || /deadline exceeded|no poller/i.test(e.message ?? '')) return true;
-  }
-  return false;
 }

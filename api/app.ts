@@ -8,7 +8,13 @@ import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { Config } from '../domain/config.js';
 import { WardenError } from '../domain/errors.js';
+import type { AuditStore } from '../activities/audit-store.js';
+import type { Policy } from '../domain/policy.js';
+import { createActionService } from './action-service.js';
+import { actionsRouter } from './actions.js';
 import { createAgentService } from './agent-service.js';
+import { auditRouter } from './audit.js';
+import { skillsRouter } from './skills.js';
 import type { KeyStore } from './key-store.js';
 import { keysRouter } from './keys.js';
 import { apiKeyAuth } from './middleware/auth.js';
@@ -23,6 +29,8 @@ export interface AppDeps {
   config: Config;
   logger: Logger;
   keys: KeyStore;
+  audit: AuditStore;
+  policy: Policy;
 }
 
 export function createApp(deps: AppDeps) {
@@ -34,6 +42,9 @@ export function createApp(deps: AppDeps) {
   app.route('/', systemRouter({ ...deps, agents }));
   app.route('/api/agents', agentsRouter(agents));
   app.route('/api/keys', keysRouter(deps.keys));
+  app.route('/api/actions', actionsRouter(createActionService(deps.client, deps.config, deps.policy)));
+  app.route('/api/audit-logs', auditRouter(deps.audit));
+  app.route('/api', skillsRouter());
   app.route('/', docsRouter());
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer <API key>' });

@@ -7,6 +7,8 @@ import { createLogger } from '../workers/logger.js';
 import { join, resolve } from 'node:path';
 import { createApp } from './app.js';
 import { KeyStore } from './key-store.js';
+import { AuditStore } from '../activities/audit-store.js';
+import { loadPolicy } from '../domain/policy.js';
 
 const config = loadConfig();
 const logger = createLogger('warden-api', config.logLevel);
@@ -21,7 +23,10 @@ if (config.adminApiKey) {
   process.stderr.write(`\n  Warden admin API key (shown once, store it now): ${admin.key}\n\n`);
   logger.warn({ key_id: admin.id }, 'created the first admin API key; it was shown once on stderr');
 }
-const app = createApp({ client, docker: new Docker(), config, logger, keys });
+// The policy is validated once, here: a bad policy file stops the API with the rule and field at fault.
+const policy = loadPolicy(config.policyFile);
+const audit = AuditStore.open(join(resolve(config.dataDir), 'audit.db'));
+const app = createApp({ client, docker: new Docker(), config, logger, keys, audit, policy });
 
 const server = serve({ fetch: app.fetch, hostname: config.apiHost, port: config.apiPort }, (info) =>
   logger.info({ url: `http://${config.apiHost}:${info.port}`, docs: `http://${config.apiHost}:${info.port}/docs` }, 'API listening'),
@@ -30,7 +35,7 @@ const server = serve({ fetch: app.fetch, hostname: config.apiHost, port: config.
 // Stop accepting connections, let open requests finish, then close the Temporal connection.
 const shutdown = (signal: string) => {
   logger.info({ signal }, 'API shutting down');
-  server.close(() => void connection.close().finally(() => (keys.close(), process.exit(0))));
+  server.close(() => void connection.close().finally(() => (keys.close(), audit.close(), process.exit(0))));
   setTimeout(() => process.exit(0), 10_000).unref();
 };
 process.once('SIGINT', () => shutdown('SIGINT'));

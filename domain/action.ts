@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { AgentIdSchema } from './agent.js';
 import { RoleSchema } from './roles.js';
+import { RiskLevelSchema, type RiskLevel } from '../skills/types.js';
 
 export const ACTION_TYPES = ['chat', 'skill_execution', 'model_switch', 'api_call', 'file_operation', 'config_change'] as const;
 export const ActionTypeSchema = z.enum(ACTION_TYPES);
@@ -14,8 +15,9 @@ export const ACTION_STATUSES = ['pending', 'approved', 'rejected', 'expired', 'e
 export const ActionStatusSchema = z.enum(ACTION_STATUSES);
 export type ActionStatus = z.infer<typeof ActionStatusSchema>;
 
-export const SecurityLevelSchema = z.enum(['low', 'medium', 'high', 'critical']);
-export type SecurityLevel = z.infer<typeof SecurityLevelSchema>;
+/** The security level of an action: the skills' risk levels, as the policy settles them. */
+export const SecurityLevelSchema = RiskLevelSchema;
+export type SecurityLevel = RiskLevel;
 
 export const SubmitActionRequestSchema = z
   .object({

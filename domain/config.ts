@@ -30,6 +30,10 @@ export const ConfigSchema = z.object({
   dataDir: z.string().min(1).default('.warden/data'),
   devServerPort: z.coerce.number().int().min(1).max(65535).default(7233),
   devServerUiPort: z.coerce.number().int().min(1).max(65535).default(8233),
+  /** Unapproved actions expire after this long and never run. */
+  approvalExpirySeconds: z.coerce.number().int().min(1).max(30 * 24 * 3600).default(1800),
+  /** The policy file; the shipped default policy when unset. */
+  policyFile: z.string().min(1).optional(),
   /** An admin API key to accept (at least 24 characters); without one, the API makes one on first start. */
   adminApiKey: z.string().min(24, 'at least 24 characters').optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -51,6 +55,8 @@ const ENV: Record<keyof Config, string> = {
   dataDir: 'WARDEN_DATA_DIR',
   devServerPort: 'WARDEN_TEMPORAL_PORT',
   devServerUiPort: 'WARDEN_TEMPORAL_UI_PORT',
+  approvalExpirySeconds: 'WARDEN_APPROVAL_EXPIRY_SECONDS',
+  policyFile: 'WARDEN_POLICY_FILE',
   adminApiKey: 'WARDEN_ADMIN_API_KEY',
   logLevel: 'WARDEN_LOG_LEVEL',
 };

@@ -13,9 +13,9 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { RISK_LEVELS, riskRank, RiskLevelSchema, SKILLS, type RiskLevel, type SkillManifest } from '../skills/index.js';
 
-export const ACTION_TYPES = ['chat', 'skill_execution', 'model_switch', 'api_call', 'file_operation', 'config_change'] as const;
-export const ActionTypeSchema = z.enum(ACTION_TYPES);
-export type ActionType = z.infer<typeof ActionTypeSchema>;
+import { ActionTypeSchema, type ActionType } from './action.js';
+
+export { ACTION_TYPES, ActionTypeSchema, type ActionType } from './action.js';
 
 export const INJECTION_VERDICTS = ['clean', 'suspicious', 'injection'] as const;
 export type InjectionVerdict = (typeof INJECTION_VERDICTS)[number];

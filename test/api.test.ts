@@ -327,6 +327,14 @@ describe('GET /openapi.json and /docs', () => {
         'POST /api/keys',
         'GET /api/keys',
         'DELETE /api/keys/{id}',
+        'POST /api/actions',
+        'GET /api/actions/pending',
+        'GET /api/actions/{id}',
+        'POST /api/actions/{id}/approve',
+        'GET /api/audit-logs',
+        'GET /api/audit-logs/verify',
+        'GET /api/skills',
+        'POST /api/security/validate',
       ].sort(),
     );
     expect(doc.security).toEqual([{ apiKey: [] }]);

@@ -27,7 +27,9 @@ async function call(key: string | null, method: string, path: string, body?: unk
   if (key !== null) headers.authorization = `Bearer ${key}`;
   if (body !== undefined) headers['content-type'] = 'application/json';
   const res = await stack.realApp.request(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  return { status: res.status, body: (await res.json()) as { error?: { code: string; message: string } } };
+  const text = await res.text();
+  const json = res.headers.get('content-type')?.startsWith('application/json') ? JSON.parse(text) : {};
+  return { status: res.status, body: json as { error?: { code: string; message: string } } };
 }
 
 // Each route, the least role it needs, and the status an allowed caller gets for this request.
@@ -40,6 +42,15 @@ const ROUTES: Array<[method: string, path: string, body: unknown, needs: Role, a
   ['POST', '/api/agents/no-such-agent/pause', undefined, 'operator', 404],
   ['POST', '/api/agents/no-such-agent/resume', undefined, 'operator', 404],
   ['POST', '/api/agents/no-such-agent/stop', {}, 'operator', 404],
+  ['POST', '/api/actions', {}, 'operator', 400],
+  ['GET', '/api/actions/pending', undefined, 'viewer', 200],
+  ['GET', '/api/actions/act-0000000000000000', undefined, 'viewer', 404],
+  ['POST', '/api/actions/act-0000000000000000/approve', {}, 'approver', 400],
+  ['GET', '/api/audit-logs', undefined, 'viewer', 200],
+  ['GET', '/api/audit-logs/verify', undefined, 'viewer', 200],
+  ['GET', '/api/audit-logs/export', undefined, 'viewer', 200],
+  ['GET', '/api/skills', undefined, 'viewer', 200],
+  ['POST', '/api/security/validate', { text: 'list the files' }, 'viewer', 200],
   ['GET', '/api/keys', undefined, 'admin', 200],
   ['POST', '/api/keys', {}, 'admin', 400],
   ['DELETE', '/api/keys/key_000000000000', undefined, 'admin', 404],

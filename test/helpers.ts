@@ -13,6 +13,7 @@ import type { AgentRecord, AgentStatus } from '../domain/agent.js';
 import { createApp } from '../api/app.js';
 import { KeyStore } from '../api/key-store.js';
 import { AuditStore } from '../activities/audit-store.js';
+import { loadPolicy } from '../domain/policy.js';
 import type { Role } from '../domain/roles.js';
 import { createWorkers } from '../workers/create-workers.js';
 import { temporalCli } from '../scripts/dev-server.js';
@@ -51,7 +52,7 @@ export async function startStack(opts: { config?: Partial<Config>; workers?: boo
   const keys = KeyStore.open(':memory:');
   const audit = opts.audit ?? AuditStore.open(join(mkdtempSync(join(tmpdir(), 'warden-audit-')), 'audit.db'));
   const adminKey = keys.create('test admin', 'admin', null).key;
-  const realApp = createApp({ client, docker, config, logger: pino({ level: 'silent' }), keys });
+  const realApp = createApp({ client, docker, config, logger: pino({ level: 'silent' }), keys, audit, policy: loadPolicy(config.policyFile) });
   /** The app, as an admin: requests without an Authorization header get the admin key. */
   const app = {
     request(path: string, init: RequestInit = {}) {

@@ -47,8 +47,12 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
     upsertSearchAttributes([{ key: SearchAttributes.actionStatus, value: status }]);
   };
 
+  // Approvals are taken once the request for them is on the audit log, so the log reads in order.
+  let approvalsOpen = false;
+
   /** Applies one approval attempt; refused attempts are answered and recorded, never counted. */
   const decide = async (attempt: ApprovalAttempt) => {
+    await condition(() => approvalsOpen || action.status !== 'pending');
     const verdict = judgeApproval(action, attempt);
     const actor = attempt.approver.key_id;
     if (!verdict.ok) {
@@ -97,6 +101,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
 
     if (action.approvals_required > 0) {
       await audit({ kind: 'approval.requested', actor: 'system', details: { required: action.approvals_required, level: action.security_level } });
+      approvalsOpen = true;
       const decided = await condition(() => action.status !== 'pending', input.expirySeconds * 1000);
       if (!decided) {
         setStatus('expired');

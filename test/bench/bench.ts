@@ -36,6 +36,7 @@ const run = promisify(execFile);
 import { createApp } from '../../api/app.js';
 import { KeyStore } from '../../api/key-store.js';
 import { AuditStore } from '../../activities/audit-store.js';
+import { loadPolicy } from '../../domain/policy.js';
 
 const HOST_ID = 'bench';
 const RUNTIMES: SandboxRuntime[] = ['runc', 'runsc'];
@@ -401,12 +402,13 @@ async function main(): Promise<void> {
   const server = await devServer;
   const bundle = await bundleWorkflows();
   if (aborting) return;
+  const audit = AuditStore.open(join(tmp, 'audit.db'));
   workers = createWorkers({
     temporalAddress: server.address,
     namespace: 'default',
     dockerHostId: HOST_ID,
     roles: ['control', 'sandbox'],
-    audit: AuditStore.open(join(tmp, 'audit.db')),
+    audit,
     docker,
     workflowBundle: bundle,
     shutdownGraceTime: '2 seconds',
@@ -427,7 +429,7 @@ async function main(): Promise<void> {
   });
   const keys = KeyStore.open(':memory:');
   const { key: operatorKey } = keys.create('bench', 'operator', null);
-  const app = createApp({ client, docker, config, logger: pino({ level: 'silent' }), keys });
+  const app = createApp({ client, docker, config, logger: pino({ level: 'silent' }), keys, audit, policy: loadPolicy() });
   const apiPort = await freePort();
   await new Promise<void>((resolve) => {
     httpServer = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: apiPort }, () => resolve());

@@ -1,0 +1,171 @@
+/**
+ * Submitting and deciding actions: the parameters are validated against the skill's schema, free
+ * text is screened for prompt injection, the policy judges the result, and the action's workflow
+ * takes it from there. The identity is always the caller's API key, never a field of the body.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+  type Client,
+} from '@temporalio/client';
+import type { ActionRecord, SubmitActionRequest } from '../domain/action.js';
+import type { Config } from '../domain/config.js';
+import { WardenError } from '../domain/errors.js';
+import { isDeadlineExceeded } from './temporal-errors.js';
+import { screenText, type ScreenResult } from '../domain/injection-screen.js';
+import { judge, type Policy } from '../domain/policy.js';
+import type { Identity } from '../domain/roles.js';
+import { canonicalJson } from '../activities/audit-store.js';
+import { prepareCommand } from '../skills/index.js';
+import type { actionWorkflow } from '../workflows/action.js';
+import {
+  actionStatusQuery,
+  approveUpdate,
+  CONTROL_TASK_QUEUE,
+  SearchAttributes,
+  type ActionWorkflowInput,
+} from '../workflows/definitions.js';
+
+export const paramsHash = (parameters: Record<string, unknown>): string =>
+  createHash('sha256').update(canonicalJson(parameters)).digest('hex');
+
+/** Every string inside the parameters, joined: what the injection screen reads. */
+function freeText(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (Array.isArray(value)) return value.map(freeText).join('\n');
+  if (value && typeof value === 'object') return Object.values(value).map(freeText).join('\n');
+  return '';
+}
+
+export interface ActionSummary {
+  id: string;
+  agent_id: string | null;
+  skill_id: string | null;
+  status: string | null;
+  security_level: string | null;
+  created_at: string;
+}
+
+export function createActionService(client: Client, config: Pick<Config, 'approvalExpirySeconds'>, policy: Policy) {
+  const QUERY_DEADLINE_MS = 5_000;
+  const handle = (id: string) => client.workflow.getHandle<typeof actionWorkflow>(id);
+
+  async function submitAction(request: SubmitActionRequest, requester: Identity) {
+    const command = prepareCommand(request.skill_id, request.operation, request.parameters);
+    const screen: ScreenResult = screenText(freeText(request.parameters));
+    const decision = judge(policy, {
+      action_type: request.action_type,
+      skill_id: request.skill_id,
+      operation: request.operation,
+      parameters: request.parameters,
+      injection: screen.verdict,
+      uses_secrets: false,
+    });
+    const now = new Date();
+    const pending = decision.allowed && decision.approvals_required > 0;
+    const action: ActionRecord = {
+      id: `act-${randomBytes(8).toString('hex')}`,
+      action_type: request.action_type,
+      skill_id: request.skill_id,
+      operation: request.operation,
+      agent_id: request.agent_id,
+      parameters: request.parameters,
+      params_hash: paramsHash(request.parameters),
+      requester,
+      status: !decision.allowed ? 'rejected' : pending ? 'pending' : 'approved',
+      security_level: decision.level,
+      rule: decision.rule,
+      reasons: [...decision.reasons, ...(screen.verdict === 'clean' ? [] : [`injection screen: ${screen.verdict} (${screen.categories.join(', ')})`])],
+      approvals_required: decision.approvals_required,
+      approvals: [],
+      result: null,
+      error: decision.allowed ? null : `denied by policy rule ${decision.rule}`,
+      created_at: now.toISOString(),
+      expires_at: pending ? new Date(now.getTime() + config.approvalExpirySeconds * 1000).toISOString() : null,
+      completed_at: null,
+    };
+    const input: ActionWorkflowInput = { action, command, expirySeconds: config.approvalExpirySeconds };
+    const started = await client.workflow.start<typeof actionWorkflow>('actionWorkflow', {
+      workflowId: action.id,
+      taskQueue: CONTROL_TASK_QUEUE,
+      args: [input],
+      typedSearchAttributes: [
+        { key: SearchAttributes.actionId, value: action.id },
+        { key: SearchAttributes.actionStatus, value: action.status },
+        { key: SearchAttributes.securityLevel, value: action.security_level },
+        { key: SearchAttributes.agentId, value: action.agent_id },
+        { key: SearchAttributes.skillId, value: action.skill_id },
+      ],
+    });
+    if (request.wait_seconds > 0) {
+      const final = await Promise.race([
+        started.result(),
+        new Promise<null>((resolve) => setTimeout(() => resolve(null), request.wait_seconds * 1000)),
+      ]).catch(() => null);
+      if (final) return final;
+    }
+    return action;
+  }
+
+  async function getAction(id: string): Promise<ActionRecord> {
+    try {
+      return await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle(id).query(actionStatusQuery));
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new WardenError('not_found', `action ${id} not found`, 404);
+      throw noWorker(err, `no worker answered for action ${id}; is the Warden worker running?`);
+    }
+  }
+
+  /** Pending actions, from Temporal visibility: they survive restarts of every component. */
+  async function pendingActions(limit = 100): Promise<ActionSummary[]> {
+    const query = `WorkflowType = 'actionWorkflow' AND ExecutionStatus = 'Running' AND ${SearchAttributes.actionStatus.name} = 'pending'`;
+    const out: ActionSummary[] = [];
+    for await (const info of client.workflow.list({ query, pageSize: 100 })) {
+      const sa = info.typedSearchAttributes;
+      out.push({
+        id: info.workflowId,
+        agent_id: sa.get(SearchAttributes.agentId) ?? null,
+        skill_id: sa.get(SearchAttributes.skillId) ?? null,
+        status: sa.get(SearchAttributes.actionStatus) ?? null,
+        security_level: sa.get(SearchAttributes.securityLevel) ?? null,
+        created_at: info.startTime.toISOString(),
+      });
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  /** Approves or rejects through the workflow's update: answered at once, decided exactly once. */
+  async function decideAction(id: string, approver: Identity, body: { approved: boolean; comment?: string; params_hash: string }) {
+    try {
+      const verdict = await client.withDeadline(Date.now() + 15_000, () =>
+        handle(id).executeUpdate(approveUpdate, { args: [{ approver, approved: body.approved, comment: body.comment ?? null, params_hash: body.params_hash }] }),
+      );
+      if (!verdict.ok) throw new WardenError('approval_refused', verdict.reason, 409);
+      return { action_id: id, status: verdict.status };
+    } catch (err) {
+      if (err instanceof WardenError) throw err;
+      if (err instanceof WorkflowNotFoundError) {
+        // Updates cannot reach a closed workflow: say what became of the action instead.
+        const action = await getAction(id);
+        throw new WardenError('approval_refused', `action ${id} is ${action.status}, not awaiting approval`, 409);
+      }
+      if (err instanceof WorkflowUpdateFailedError) {
+        // The validator refused it: the action is no longer pending.
+        throw new WardenError('approval_refused', (err.cause as Error | undefined)?.message ?? 'the approval was refused', 409);
+      }
+      if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) throw noWorker(err, `no worker answered for action ${id}`);
+      throw noWorker(err, `no worker answered for action ${id}; is the Warden worker running?`);
+    }
+  }
+
+  return { submitAction, getAction, pendingActions, decideAction };
+}
+
+export type ActionService = ReturnType<typeof createActionService>;
+
+function noWorker(err: unknown, message: string): unknown {
+  return isDeadlineExceeded(err) ? new WardenError('worker_unavailable', message, 503) : err;
+}

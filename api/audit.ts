@@ -1,0 +1,54 @@
+/** /api/audit-logs: read, verify and export the tamper-evident audit log. */
+import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
+import { z } from 'zod';
+import { AuditEntrySchema, AuditKindSchema, type AuditStore } from '../activities/audit-store.js';
+import { errorResponses, validationHook, type AppEnv } from './openapi.js';
+
+const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
+
+export function auditRouter(audit: AuditStore) {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/',
+      summary: 'Audit entries, newest first',
+      request: {
+        query: z
+          .object({
+            limit: z.coerce.number().int().min(1).max(1000).default(100),
+            action_id: z.string().max(100).optional(),
+            agent_id: z.string().max(100).optional(),
+            kind: AuditKindSchema.optional(),
+          })
+          .strict(),
+      },
+      responses: { 200: json(z.object({ entries: z.array(AuditEntrySchema) }), 'Entries'), ...errorResponses(400, 401) },
+    }),
+    (c) => c.json({ entries: audit.list(c.req.valid('query')) }, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/verify',
+      summary: 'Walk the hash chain; report the first broken link',
+      responses: {
+        200: json(
+          z.object({ ok: z.boolean(), entries: z.number(), first_broken: z.object({ seq: z.number(), reason: z.string() }).nullable() }),
+          'Verification',
+        ),
+        ...errorResponses(401),
+      },
+    }),
+    (c) => c.json(audit.verify(), 200),
+  );
+
+  app.get('/export', (c) => {
+    const lines: string[] = [];
+    audit.exportJsonl((line) => lines.push(line));
+    return c.body(lines.length ? `${lines.join('\n')}\n` : '', 200, { 'content-type': 'application/x-ndjson' });
+  });
+  return app;
+}
