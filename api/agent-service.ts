@@ -15,6 +15,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { ResourceLimitsSchema, type AgentRecord, type AgentStatus, type CreateAgentRequest } from '../domain/agent.js';
 import type { Config } from '../domain/config.js';
 import { WardenError } from '../domain/errors.js';
+import type { Identity } from '../domain/roles.js';
 import { isDeadlineExceeded } from './temporal-errors.js';
 import {
   admitAgentUpdate,
@@ -59,7 +60,7 @@ export function createAgentService(client: Client, config: AgentServiceConfig) {
   const query = <T>(fn: () => Promise<T>) => withDeadline(QUERY_DEADLINE_MS, fn);
 
   /** Admits the agent against max_agents (one serialised update), then starts its workflow. */
-  async function createAgent(request: CreateAgentRequest): Promise<AgentRecord> {
+  async function createAgent(request: CreateAgentRequest, requester?: Identity): Promise<AgentRecord> {
     const agentId = request.agent_id ?? `agt-${randomBytes(6).toString('hex')}`;
     const limits = ResourceLimitsSchema.parse(request.resource_limits ?? {});
     if (request.runtime === 'runc' && config.requireSandbox) {
@@ -99,6 +100,7 @@ export function createAgentService(client: Client, config: AgentServiceConfig) {
       idleTtlSeconds: request.idle_ttl_seconds ?? config.agentIdleTtlSeconds,
       stopGraceSeconds: config.stopGraceSeconds,
       createdAt: new Date().toISOString(),
+      requestedBy: requester?.key_id,
     };
     try {
       await client.workflow.start<typeof agentWorkflow>('agentWorkflow', {
@@ -140,7 +142,7 @@ export function createAgentService(client: Client, config: AgentServiceConfig) {
     }
   }
 
-  async function signalAgent(id: string, what: 'pause' | 'resume' | 'stop', force = false): Promise<AgentRecord> {
+  async function signalAgent(id: string, what: 'pause' | 'resume' | 'stop', force = false, requester?: Identity): Promise<AgentRecord> {
     const agent = await getAgent(id);
     if (agent.status === 'stopped' || agent.status === 'error') {
       throw new WardenError('agent_not_active', `agent ${id} is ${agent.status}; it cannot ${what}`, 409);
@@ -152,9 +154,10 @@ export function createAgentService(client: Client, config: AgentServiceConfig) {
       throw new WardenError('agent_not_ready', `agent ${id} is still provisioning; try again in a moment`, 409);
     }
     try {
-      if (what === 'pause') await handle(id).signal(pauseSignal);
-      else if (what === 'resume') await handle(id).signal(resumeSignal);
-      else await handle(id).signal(stopSignal, { force });
+      const by = requester?.key_id;
+      if (what === 'pause') await handle(id).signal(pauseSignal, { by });
+      else if (what === 'resume') await handle(id).signal(resumeSignal, { by });
+      else await handle(id).signal(stopSignal, { force, by });
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) {
         throw new WardenError('agent_not_active', `agent ${id} has ended; it cannot ${what}`, 409);

@@ -45,7 +45,7 @@ export function agentsRouter(agents: AgentService) {
       request: jsonBody(CreateAgentRequestSchema),
       responses: { 201: json(AgentRecordSchema, 'The agent, provisioning'), ...errorResponses(400, 409, 422, 503) },
     }),
-    async (c) => c.json(await agents.createAgent(c.req.valid('json')), 201),
+    async (c) => c.json(await agents.createAgent(c.req.valid('json'), c.get('identity')), 201),
   );
 
   app.openapi(
@@ -89,7 +89,7 @@ export function agentsRouter(agents: AgentService) {
         request: { params: IdParams },
         responses: { 202: json(AgentRecordSchema, 'Signal delivered'), ...errorResponses(400, 404, 409, 503) },
       }),
-      async (c) => c.json(await agents.signalAgent(c.req.valid('param').id, action), 202),
+      async (c) => c.json(await agents.signalAgent(c.req.valid('param').id, action, false, c.get('identity')), 202),
     );
   }
 
@@ -105,7 +105,7 @@ export function agentsRouter(agents: AgentService) {
     async (c) => {
       // The body is optional: without one (or without a JSON content type) the stop is graceful.
       const force = (c.req.valid('json') as { force?: boolean } | undefined)?.force ?? false;
-      return c.json(await agents.signalAgent(c.req.valid('param').id, 'stop', force), 202);
+      return c.json(await agents.signalAgent(c.req.valid('param').id, 'stop', force, c.get('identity')), 202);
     },
   );
 

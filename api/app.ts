@@ -41,7 +41,7 @@ export function createApp(deps: AppDeps) {
   app.use('/api/*', apiKeyAuth({ keys: deps.keys }));
   app.route('/', systemRouter({ ...deps, agents }));
   app.route('/api/agents', agentsRouter(agents));
-  app.route('/api/keys', keysRouter(deps.keys));
+  app.route('/api/keys', keysRouter(deps.keys, deps.audit));
   app.route('/api/actions', actionsRouter(createActionService(deps.client, deps.config, deps.policy)));
   app.route('/api/audit-logs', auditRouter(deps.audit));
   app.route('/api', skillsRouter());

@@ -3,6 +3,7 @@ import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
 import { RoleSchema } from '../domain/roles.js';
 import { WardenError } from '../domain/errors.js';
+import type { AuditStore } from '../activities/audit-store.js';
 import type { KeyStore } from './key-store.js';
 import { requireRole } from './middleware/auth.js';
 import { errorResponses, validationHook, type AppEnv } from './openapi.js';
@@ -17,7 +18,7 @@ const KeyInfoSchema = z.object({
 });
 const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
 
-export function keysRouter(keys: KeyStore) {
+export function keysRouter(keys: KeyStore, audit: AuditStore) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   app.use('*', requireRole('admin'));
 
@@ -45,7 +46,9 @@ export function keysRouter(keys: KeyStore) {
     }),
     (c) => {
       const { name, role } = c.req.valid('json');
-      return c.json(keys.create(name, role, c.get('identity').key_id), 201);
+      const created = keys.create(name, role, c.get('identity').key_id);
+      audit.append({ key: `key:${created.id}:created`, kind: 'key.created', actor: c.get('identity').key_id, details: { id: created.id, name, role } });
+      return c.json(created, 201);
     },
   );
 
@@ -70,6 +73,7 @@ export function keysRouter(keys: KeyStore) {
     (c) => {
       const revoked = keys.revoke(c.req.valid('param').id);
       if (!revoked) throw new WardenError('not_found', `no API key ${c.req.valid('param').id}`, 404);
+      audit.append({ key: `key:${revoked.id}:revoked`, kind: 'key.revoked', actor: c.get('identity').key_id, details: { id: revoked.id, name: revoked.name } });
       return c.json(revoked, 200);
     },
   );

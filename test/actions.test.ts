@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActionRecord } from '../domain/action.js';
-import { docker, startStack, uniqueId, waitFor, waitForStatus } from './helpers.js';
+import { docker, recordHistory, startStack, uniqueId, waitFor, waitForStatus } from './helpers.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 let stack: Stack;
@@ -101,6 +101,7 @@ describe('levels', () => {
     expect(done.approvals).toHaveLength(1);
     expect(done.approvals[0]).toMatchObject({ approver: { name: 'bob' }, approved: true, comment: 'fine' });
     expect(await workspaceHas('approved.txt')).toBe(true);
+    await recordHistory('action-approved', id);
 
     const refused = stack.audit.list({ action_id: id, kind: 'approval.refused' });
     expect(refused.map((e) => e.details.reason).sort()).toEqual(
@@ -133,6 +134,7 @@ describe('levels', () => {
     expect((await as(key.approverB, 'POST', `/api/actions/${id}/approve`, { approved: true, params_hash })).status).toBe(200);
     const done = await finalAction(id);
     expect(done.approvals.map((a) => a.approver.name)).toEqual(['alice', 'bob']);
+    await recordHistory('action-two-approvals', id);
     // It ran only now, and failed in the sandbox (no such image file, no privileges).
     expect(done.status).toBe('failed');
     expect(done.result?.exit_code).not.toBe(0);
@@ -148,6 +150,7 @@ describe('refusals', () => {
     const done = await finalAction(res.body.id);
     expect(done).toMatchObject({ status: 'rejected', error: 'rejected by alice: no', result: null });
     expect(await workspaceHas('rejected.txt')).toBe(false);
+    await recordHistory('action-rejected', res.body.id);
     const late = await as(key.approverB, 'POST', `/api/actions/${res.body.id}/approve`, { approved: true, params_hash: res.body.params_hash });
     expect(late.status).toBe(409);
   });
@@ -240,6 +243,7 @@ describe('expiry', () => {
     const done = await finalAction(res.body.id);
     expect(done).toMatchObject({ status: 'expired', error: 'no decision within 3 s; the action expired and did not run', result: null });
     expect(await workspaceHas('expired.txt')).toBe(false);
+    await recordHistory('action-expired', res.body.id);
     const late = await as(key.approverA, 'POST', `/api/actions/${res.body.id}/approve`, { approved: true, params_hash: res.body.params_hash });
     expect(late.status).toBe(409);
   });

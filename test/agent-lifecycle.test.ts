@@ -50,6 +50,20 @@ describe('agent lifecycle', () => {
     expect(stopped.exit_code).toBe(0); // PID 1 left on SIGTERM, not SIGKILL
     expect(await containersOf(id)).toHaveLength(0);
 
+    // Every step is on the audit log, with who asked for it.
+    const trail = stack.audit.list({ agent_id: id, limit: 100 }).reverse();
+    expect(trail.map((e) => [e.kind, e.details.to ?? null])).toEqual([
+      ['agent.created', null],
+      ['agent.status_changed', 'running'],
+      ['agent.status_changed', 'paused'],
+      ['agent.status_changed', 'running'],
+      ['agent.status_changed', 'stopping'],
+      ['agent.stopped', 'stopped'],
+    ]);
+    expect(trail[0]!.actor).toMatch(/^key_/); // the admin key the test used
+    expect(trail[2]!.actor).toBe(trail[0]!.actor);
+    expect(stack.audit.verify().ok).toBe(true);
+
     // A stopped agent can no longer be driven.
     const again = await stack.api('POST', `/api/agents/${id}/pause`);
     expect(again.status).toBe(409);

@@ -93,10 +93,16 @@ it('an admin creates a key that works at once, is shown once, and stops working 
   expect(JSON.stringify(listed.body)).not.toContain(made.key);
   expect(JSON.stringify(listed.body)).toContain(made.id);
 
+  expect(stack.audit.list({ kind: 'key.created' }).find((e) => e.details.id === made.id)).toMatchObject({
+    actor: made.created_by,
+    details: { name: 'ci bot', role: 'operator' },
+  });
   const revoked = await call(keys.admin, 'DELETE', `/api/keys/${made.id}`);
   expect(revoked.status).toBe(200);
   expect((revoked.body as unknown as { revoked_at: string }).revoked_at).not.toBeNull();
   expect((await call(made.key, 'GET', '/api/agents')).status).toBe(401);
+  expect(stack.audit.list({ kind: 'key.revoked' }).some((e) => e.details.id === made.id)).toBe(true);
+  expect(JSON.stringify(stack.audit.list({ limit: 1000 }))).not.toContain(made.key);
 });
 
 it('refuses bad key requests with the reason', async () => {

@@ -21,6 +21,7 @@ import {
 } from '@temporalio/workflow';
 import type { AgentRecord, AgentStatus } from '../domain/agent.js';
 import type { SandboxActivities, SandboxExit } from '../activities/sandbox.js';
+import type { AuditActivities, RecordAuditInput } from '../activities/audit.js';
 import {
   agentStatusQuery,
   CAPACITY_WORKFLOW_ID,
@@ -60,6 +61,8 @@ function sandboxActivities(host: string, input: AgentWorkflowInput) {
   };
 }
 
+const { recordAudit } = proxyActivities<AuditActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumInterval: '30 seconds' } });
+
 export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRecord> {
   const agent: AgentRecord = input.carried ?? newAgentRecord(input);
   const sandbox = sandboxActivities(input.host, input);
@@ -71,20 +74,30 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
   let idleDeadline = Date.now() + input.idleTtlSeconds * 1000;
   const touch = () => void (idleDeadline = Date.now() + input.idleTtlSeconds * 1000);
 
-  const setStatus = (status: AgentStatus) => {
+  // Audit keys are unique per run (the run id) and per entry (a counter replayed identically).
+  let audits = 0;
+  const audit = (kind: RecordAuditInput['kind'], actor: string, details: Record<string, unknown>) =>
+    recordAudit({ key: `${workflowInfo().runId}:${++audits}`, kind, actor, agent_id: input.agentId, details });
+  /** Who asked for the change under way: the key behind the last signal, or the system. */
+  let requestedBy = 'system';
+
+  const setStatus = async (status: AgentStatus, reason: string | null = null) => {
+    const from = agent.status;
     agent.status = status;
     upsertSearchAttributes([
       { key: SearchAttributes.agentStatus, value: status },
       ...(agent.sandbox_runtime ? [{ key: SearchAttributes.runtime, value: agent.sandbox_runtime }] : []),
     ]);
+    await audit(status === 'stopped' ? 'agent.stopped' : 'agent.status_changed', requestedBy, { from, to: status, reason });
   };
 
   setHandler(agentStatusQuery, () => agent);
-  setHandler(pauseSignal, () => void (wantPaused = true));
-  setHandler(resumeSignal, () => void (wantPaused = false));
-  setHandler(stopSignal, ({ force } = {}) => {
+  setHandler(pauseSignal, ({ by } = {}) => void ((wantPaused = true), (requestedBy = by ?? 'system')));
+  setHandler(resumeSignal, ({ by } = {}) => void ((wantPaused = false), (requestedBy = by ?? 'system')));
+  setHandler(stopSignal, ({ force, by } = {}) => {
     // A forced stop may upgrade a graceful one already asked for, never the reverse.
     stopRequest = { force: Boolean(force) || Boolean(stopRequest?.force) };
+    requestedBy = by ?? 'system';
   });
   setHandler(
     execUpdate,
@@ -127,6 +140,12 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
   let cancelled: unknown = null;
   try {
     if (agent.status === 'provisioning') {
+      await audit('agent.created', input.requestedBy ?? 'system', {
+        skill_id: input.skillId,
+        host: input.host,
+        runtime: input.runtime,
+        limits: input.limits,
+      });
       const created = await sandbox.provision.createSandbox({
         agentId: input.agentId,
         host: input.host,
@@ -139,7 +158,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
       agent.sandbox_runtime = created.runtime;
       agent.sandbox_warning = created.warning;
       agent.started_at = new Date().toISOString();
-      setStatus('running');
+      await setStatus('running');
     }
     watch();
 
@@ -154,17 +173,18 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
         if (execsInFlight === 0 && Date.now() >= idleDeadline) {
           log.info('agent idle; stopping', { idleTtlSeconds: input.idleTtlSeconds });
           stopRequest = { force: false };
+          requestedBy = 'system (idle timeout)';
           break;
         }
         continue;
       }
       if (wantPaused && agent.status === 'running') {
         await sandbox.control.pauseSandbox(input.agentId);
-        setStatus('paused');
+        await setStatus('paused');
         touch();
       } else if (!wantPaused && agent.status === 'paused') {
         await sandbox.control.unpauseSandbox(input.agentId);
-        setStatus('running');
+        await setStatus('running');
         touch();
       } else if (suggestNew()) {
         cleanup = false;
@@ -181,14 +201,14 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
         : exit.oomKilled
           ? `sandbox killed: out of memory (limit ${input.limits.memory_mb} MiB)`
           : `sandbox exited unexpectedly with code ${exit.exitCode}`;
-      setStatus('error');
+      await setStatus('error', agent.error_message);
     }
   } catch (err) {
     if (isCancellation(err)) {
       cancelled = err;
     } else if (cleanup) {
       agent.error_message = errorText(err);
-      setStatus('error');
+      await CancellationScope.nonCancellable(() => setStatus('error', agent.error_message));
     }
     if (!cleanup) throw err; // continue-as-new: the next run owns the sandbox
   } finally {
@@ -196,7 +216,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
       await CancellationScope.nonCancellable(async () => {
         watcher.cancel();
         const failed = agent.status === 'error';
-        if (!failed) setStatus('stopping');
+        if (!failed) await setStatus('stopping');
         const stopped = await sandbox.teardown.stopSandbox({
           agentId: input.agentId,
           graceSeconds: stopRequest?.force || cancelled ? 0 : input.stopGraceSeconds,
@@ -205,7 +225,9 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
         agent.stopped_at = new Date().toISOString();
         if (!failed) {
           agent.exit_code = stopped.exitCode;
-          setStatus('stopped');
+          await setStatus('stopped');
+        } else {
+          await audit('agent.stopped', 'system', { from: 'error', to: 'error', reason: agent.error_message, exit_code: agent.exit_code });
         }
         await getExternalWorkflowHandle(CAPACITY_WORKFLOW_ID)
           .signal(releaseAgentSignal, { agentId: input.agentId })

@@ -39,6 +39,8 @@ export interface AgentWorkflowInput {
   idleTtlSeconds: number;
   stopGraceSeconds: number;
   createdAt: string;
+  /** The key id of whoever created the agent, for the audit log. */
+  requestedBy?: string;
   /** Set when the workflow continues as new: the record carried over. */
   carried?: AgentRecord;
 }
@@ -64,9 +66,10 @@ export function newAgentRecord(input: AgentWorkflowInput): AgentRecord {
 }
 
 export const agentStatusQuery = defineQuery<AgentRecord>('status');
-export const pauseSignal = defineSignal('pause');
-export const resumeSignal = defineSignal('resume');
-export const stopSignal = defineSignal<[{ force?: boolean }]>('stop');
+/** `by`: the key id of whoever asked, for the audit log (absent: the system). */
+export const pauseSignal = defineSignal<[{ by?: string }?]>('pause');
+export const resumeSignal = defineSignal<[{ by?: string }?]>('resume');
+export const stopSignal = defineSignal<[{ force?: boolean; by?: string }]>('stop');
 /** Runs a command in the agent's sandbox; only while the agent is running. */
 export const execUpdate = defineUpdate<ExecResult, [ExecRequest]>('exec');
 
