@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { PROJECT_ROOT } from '../scripts/dev-server.js';
-import { containersOf, recordHistory, startStack, TEST_HOST, uniqueId, waitFor, waitForStatus } from './helpers.js';
+import { containersOf, docker, recordHistory, startStack, TEST_HOST, uniqueId, waitFor, waitForStatus } from './helpers.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 const workers: ChildProcess[] = [];
@@ -86,4 +86,53 @@ it('an agent survives its worker being killed while provisioning and while stopp
   );
   expect(creates).toHaveLength(1); // one activity, retried by the server, not scheduled twice
   await recordHistory('worker-killed', id);
+}, 240_000);
+
+it('a command whose worker is killed mid-run runs once, and its result still arrives', async () => {
+  const id = uniqueId('crash-act');
+  for (const w of workers) kill(w); // only this test's worker may run its tasks
+  startWorker();
+  expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id, runtime: 'runc' })).status).toBe(201);
+  await waitForStatus(stack.api, id, ['running'], 90_000);
+  const approver = stack.keys.create('approver', 'approver', null).key;
+  const submitted = await stack.api('POST', '/api/actions', {
+    action_type: 'skill_execution',
+    skill_id: 'shell',
+    operation: 'exec',
+    agent_id: id,
+    parameters: { command: 'echo run >> count.txt; sleep 6; echo finished' },
+  });
+  expect(submitted.body.status).toBe('pending');
+  const approve = await stack.realApp.request(`/api/actions/${submitted.body.id}/approve`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${approver}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ approved: true, params_hash: submitted.body.params_hash }),
+  });
+  expect(approve.status).toBe(200);
+
+  // Kill the worker once the command has started in the sandbox.
+  const lines = async () => {
+    const exec = await docker.getContainer(`warden-agent-${id}`).exec({ Cmd: ['sh', '-c', 'cat count.txt 2>/dev/null | wc -l'], AttachStdout: true });
+    const stream = await exec.start({ hijack: true, stdin: false });
+    let out = '';
+    stream.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    await new Promise((resolve) => (stream.on('end', resolve), stream.on('close', resolve)));
+    return Number(out.replace(/[^0-9]/g, '') || '0');
+  };
+  await waitFor('the command to start', async () => (await lines()) === 1);
+  for (const w of workers) kill(w);
+  startWorker();
+
+  const done = await waitFor('the action to finish', async () => {
+    const res = await stack.api('GET', `/api/actions/${submitted.body.id}`);
+    return res.status === 200 && res.body.completed_at ? res.body : undefined;
+  }, 120_000);
+  expect(done).toMatchObject({ status: 'completed', result: { exit_code: 0, stdout: 'finished\n' } });
+  expect(await lines()).toBe(1); // ran once, though its activity ran twice
+  const history = await stack.client.workflow.getHandle(submitted.body.id).fetchHistory();
+  const attempts = history.events!.find((e) => e.activityTaskStartedEventAttributes && e.activityTaskStartedEventAttributes.attempt! > 1);
+  expect(attempts).toBeDefined(); // the exec activity was retried after the worker died
+
+  await stack.api('POST', `/api/agents/${id}/stop`, { force: true });
+  await waitForStatus(stack.api, id, ['stopped'], 60_000);
 }, 240_000);
