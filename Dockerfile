@@ -7,7 +7,8 @@ ENV NODE_ENV=production
 WORKDIR /app
 
 # Dependencies first, so a code change does not reinstall them. The Temporal worker's native
-# bridge and esbuild (tsx) ship prebuilt binaries for linux-x64/arm64 glibc: nothing compiles.
+# bridge and esbuild (tsx) ship prebuilt binaries for linux-x64/arm64 glibc; better-sqlite3 fetches
+# its prebuilt binary at install time (a host that can pull images can reach it).
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
@@ -24,6 +25,7 @@ COPY . .
 # `docker run --group-add "$(stat -c %g /var/run/docker.sock)"`), and nothing runs as root.
 # Membership of that group is root-equivalent on the host all the same: docs/deployment.md,
 # "Security". The API needs no group: it reaches the engine through a read-only socket proxy.
+RUN mkdir -p /data && chown node:node /data
 USER node
 
 # `node --import tsx` rather than `npx tsx`: one process, so SIGTERM from `docker stop` reaches
