@@ -27,9 +27,10 @@ image:
 up: deps
 	npx tsx scripts/up.ts
 
+# WARDEN_TEST_LOG=error: a 500 in any test prints its cause.
 test: deps
 	npx tsc --noEmit
-	npx vitest run
+	WARDEN_TEST_LOG=error npx vitest run
 
 bench: deps
 	npx tsx test/bench/bench.ts

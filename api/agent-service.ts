@@ -85,7 +85,7 @@ export function createAgentService(client: Client, config: AgentServiceConfig) {
         throw new WardenError('capacity_exceeded', failure.message, 409);
       }
       if (failure instanceof ApplicationFailure && failure.type === 'AgentExists') {
-        throw new WardenError('agent_exists', `agent ${agentId} already exists`, 409);
+        throw new WardenError('agent_exists', `agent ${agentId} already exists (agent ids are never reused)`, 409);
       }
       throw err;
     }

@@ -68,7 +68,7 @@ export function createApp(deps: AppDeps) {
       // Hono's own HTTPExceptions (malformed JSON and the like) say what is wrong.
       return c.json({ error: { code: 'bad_request', message: err.message } }, status as 400);
     }
-    deps.logger.error({ err: { type: err.name, message: err.message }, path: c.req.path }, 'request failed');
+    deps.logger.error({ err: { type: err.name, message: err.message, cause: String((err as { cause?: unknown }).cause ?? '') }, path: c.req.path }, 'request failed');
     return c.json({ error: { code: 'internal', message: 'internal error; the server log has the details' } }, 500);
   });
   return app;

@@ -79,9 +79,10 @@ describe('agent lifecycle', () => {
     const stopped = await waitForStatus(stack.api, id, ['stopped']);
     expect(stopped.exit_code).toBe(137);
     expect(await containersOf(id)).toHaveLength(0);
-    const listed = await waitFor('list to show the stopped agent', async () => {
+    const listed = await waitFor('list to show the stopped agent, its workflow completed', async () => {
       const res = await stack.api('GET', '/api/agents?status=stopped');
-      return res.body.agents.find((a: { id: string }) => a.id === id);
+      const agent = res.body.agents.find((a: { id: string }) => a.id === id);
+      return agent?.workflow_status === 'COMPLETED' ? agent : undefined;
     });
     expect(listed).toMatchObject({ id, status: 'stopped', skill_id: 'shell', host: TEST_HOST, workflow_status: 'COMPLETED' });
   });

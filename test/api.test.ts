@@ -96,7 +96,8 @@ describe('without workers, on a host no worker serves', () => {
 
   it('GET /api/agents/{id} answers 503 at once when no worker can answer for the agent', async () => {
     const id = uniqueId('noworker');
-    const handle = await stack.client.workflow.start('agentWorkflow', { workflowId: id, taskQueue: 'warden-control', args: [{}] });
+    // A task queue no worker polls, so no stray worker of another test can answer either.
+    const handle = await stack.client.workflow.start('agentWorkflow', { workflowId: id, taskQueue: `nobody-polls-${id}`, args: [{}] });
     try {
       const started = Date.now();
       const res = await raw(stack.app, 'GET', `/api/agents/${id}`);

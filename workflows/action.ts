@@ -11,6 +11,7 @@ import {
   condition,
   isCancellation,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
   type ActivityFailure,
@@ -30,7 +31,9 @@ import {
   type ActionWorkflowInput,
 } from './definitions.js';
 
-const { recordAudit } = proxyActivities<AuditActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumInterval: '30 seconds' } });
+// A local activity: the audit store sits beside the control worker, and an append is a short,
+// idempotent write, so it skips the task queue round trip a regular activity costs.
+const { recordAudit } = proxyLocalActivities<AuditActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumInterval: '30 seconds' } });
 const { agentForAction } = proxyActivities<ControlActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 5 } });
 
 const DEFAULT_TIMEOUT_MS = 60_000;

@@ -14,6 +14,7 @@ import {
   isCancellation,
   log,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -61,7 +62,9 @@ function sandboxActivities(host: string, input: AgentWorkflowInput) {
   };
 }
 
-const { recordAudit } = proxyActivities<AuditActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumInterval: '30 seconds' } });
+// A local activity: the audit store sits beside the control worker, and an append is a short,
+// idempotent write, so it skips the task queue round trip a regular activity costs.
+const { recordAudit } = proxyLocalActivities<AuditActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumInterval: '30 seconds' } });
 
 export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRecord> {
   const agent: AgentRecord = input.carried ?? newAgentRecord(input);
@@ -222,6 +225,10 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
           graceSeconds: stopRequest?.force || cancelled ? 0 : input.stopGraceSeconds,
         });
         await sandbox.teardown.removeSandbox(input.agentId);
+        // Free the slot before saying "stopped": whoever sees the final status may create at once.
+        await getExternalWorkflowHandle(CAPACITY_WORKFLOW_ID)
+          .signal(releaseAgentSignal, { agentId: input.agentId })
+          .catch((err) => log.warn('could not release capacity slot', { error: String(err) }));
         agent.stopped_at = new Date().toISOString();
         if (!failed) {
           agent.exit_code = stopped.exitCode;
@@ -229,9 +236,6 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
         } else {
           await audit('agent.stopped', 'system', { from: 'error', to: 'error', reason: agent.error_message, exit_code: agent.exit_code });
         }
-        await getExternalWorkflowHandle(CAPACITY_WORKFLOW_ID)
-          .signal(releaseAgentSignal, { agentId: input.agentId })
-          .catch((err) => log.warn('could not release capacity slot', { error: String(err) }));
         await condition(allHandlersFinished);
       });
     }

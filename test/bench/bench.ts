@@ -30,6 +30,7 @@ import { PROJECT_ROOT, startDevServer, type DevServer } from '../../scripts/dev-
 import { bundleWorkflows } from '../../workers/bundle.js';
 import { createWorkers } from '../../workers/create-workers.js';
 import { execUpdate } from '../../workflows/definitions.js';
+import { prepareCommand } from '../../skills/index.js';
 
 const run = promisify(execFile);
 
@@ -97,19 +98,21 @@ function stats(samples: number[]): Stats {
   };
 }
 
-type Measure = 'warden_create_to_ready' | 'raw_create_start' | 'warden_exec' | 'raw_exec';
+type Measure = 'warden_create_to_ready' | 'raw_create_start' | 'warden_exec' | 'warden_action' | 'raw_exec' | 'raw_action_exec';
 const MEASURE_LABEL: Record<Measure, string> = {
   warden_create_to_ready: 'Warden create-to-ready (API)',
   raw_create_start: 'raw create+start (dockerode)',
   warden_exec: 'Warden exec (Temporal update)',
+  warden_action: 'Warden action (REST, low risk)',
   raw_exec: 'raw exec (dockerode)',
+  raw_action_exec: 'raw filesystem info exec',
 };
 
 interface RuntimeResult {
   runtime: SandboxRuntime;
   engine_runtime: string;
   measures: Partial<Record<Measure, Stats & { samples_ms: number[] }>>;
-  overhead_p50_ms: { create: number; exec: number };
+  overhead_p50_ms: { create: number; exec: number; action: number };
 }
 
 function printTable(results: RuntimeResult[], skipped: string[]): void {
@@ -131,7 +134,7 @@ function printTable(results: RuntimeResult[], skipped: string[]): void {
   console.log('\nOverhead Warden adds (p50 Warden - p50 raw)');
   for (const r of results) {
     const sign = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(2)} ms`;
-    console.log(`  ${r.runtime.padEnd(6)} create-to-ready ${sign(r.overhead_p50_ms.create)}, exec ${sign(r.overhead_p50_ms.exec)}`);
+    console.log(`  ${r.runtime.padEnd(6)} create-to-ready ${sign(r.overhead_p50_ms.create)}, exec ${sign(r.overhead_p50_ms.exec)}, REST action ${sign(r.overhead_p50_ms.action)}`);
   }
   for (const note of skipped) console.log(`  note: ${note}`);
 }
@@ -321,6 +324,21 @@ async function stopAgent(api: Api, client: Client, agentId: string): Promise<voi
   await waitGone(containerName(agentId));
 }
 
+async function wardenAction(api: Api, agentId: string): Promise<number> {
+  const started = performance.now();
+  const res = await api('POST', '/api/actions', {
+    action_type: 'skill_execution',
+    skill_id: 'filesystem',
+    operation: 'info',
+    agent_id: agentId,
+    parameters: {},
+    wait_seconds: 30,
+  });
+  const elapsed = performance.now() - started;
+  if (res.status !== 202 || res.body.status !== 'completed') throw new Error(`Warden action ended ${res.status} ${JSON.stringify(res.body)}`);
+  return elapsed;
+}
+
 async function wardenExec(client: Client, agentId: string): Promise<number> {
   const handle = client.workflow.getHandle(agentId);
   const started = performance.now();
@@ -352,9 +370,9 @@ class Discard extends Writable {
 }
 
 /** What execInSandbox does on the engine: the same Cmd, user, dir and env, hijacked stream, inspect. */
-async function rawExec(container: Docker.Container): Promise<number> {
+async function rawExec(container: Docker.Container, argv: string[] = ['true']): Promise<number> {
   const started = performance.now();
-  const exec = await container.exec(sandboxExecOptions(['true'], EXEC_TIMEOUT_MS, randomUUID()));
+  const exec = await container.exec(sandboxExecOptions(argv, EXEC_TIMEOUT_MS, randomUUID()));
   const stream = await exec.start({ hijack: true, stdin: false });
   docker.modem.demuxStream(stream, new Discard(), new Discard());
   await new Promise<void>((resolve, reject) => {
@@ -485,8 +503,19 @@ async function main(): Promise<void> {
         execs.push(await wardenExec(client, id));
         progress('Warden exec', i + 1, M);
       }
-      await stopAgent(api, client, id);
       keep('warden_exec', execs);
+
+      // The full REST-to-action path: POST /api/actions with wait_seconds, for a low-risk
+      // operation that runs at once (validation, screen, policy, action workflow, audit entries,
+      // journaled exec, result).
+      for (let i = 0; i < EXEC_WARMUP; i++) await wardenAction(api, id);
+      const actions: number[] = [];
+      for (let i = 0; i < M; i++) {
+        actions.push(await wardenAction(api, id));
+        progress('Warden action', i + 1, M);
+      }
+      keep('warden_action', actions);
+      await stopAgent(api, client, id);
     }
 
     // c) Raw baseline: the same container via dockerode, then the same exec without Temporal.
@@ -510,9 +539,18 @@ async function main(): Promise<void> {
         execs.push(await rawExec(container));
         progress('raw exec', i + 1, M);
       }
+      keep('raw_exec', execs);
+      // The same skill command the Warden action runs, straight on the engine (no journal).
+      const infoArgv = prepareCommand('filesystem', 'info', {}).argv;
+      for (let i = 0; i < EXEC_WARMUP; i++) await rawExec(container, infoArgv);
+      const infos: number[] = [];
+      for (let i = 0; i < M; i++) {
+        infos.push(await rawExec(container, infoArgv));
+        progress('raw filesystem info', i + 1, M);
+      }
+      keep('raw_action_exec', infos);
       await removeContainer(name);
       await waitGone(name);
-      keep('raw_exec', execs);
     }
 
     const diff = (a: Measure, b: Measure) => Math.round((measures[a]!.p50 - measures[b]!.p50) * 100) / 100;
@@ -520,7 +558,11 @@ async function main(): Promise<void> {
       runtime,
       engine_runtime: engineRuntime,
       measures,
-      overhead_p50_ms: { create: diff('warden_create_to_ready', 'raw_create_start'), exec: diff('warden_exec', 'raw_exec') },
+      overhead_p50_ms: {
+        create: diff('warden_create_to_ready', 'raw_create_start'),
+        exec: diff('warden_exec', 'raw_exec'),
+        action: diff('warden_action', 'raw_action_exec'),
+      },
     });
   }
 

@@ -1,0 +1,212 @@
+/**
+ * `npx tsx test/bench/injection-rates.ts`: how well and how fast the prompt-injection screen
+ * works.
+ *   - Detection rate (attacks whose verdict is not 'clean') and false-positive rate (benign texts
+ *     whose verdict is not 'clean') on test/fixtures/injection/dev.jsonl (the rules were tuned on
+ *     it) and holdout.jsonl (never tuned on: the numbers to quote), with the stricter
+ *     verdict = 'injection' rates next to them, and misses and false positives per kind.
+ *   - Throughput: the long benign technical texts of both sets, a 1 MiB input made of them, and
+ *     1 MiB worst cases (look-alikes or zero-width characters in every word, escapes throughout).
+ * Results: a table on stdout and JSON in bench-results/injection-<timestamp>.json.
+ * BENCH_REPEATS (default 5) sets how often each throughput input is screened; the median counts.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { INJECTION_SCORE, SUSPICIOUS_SCORE, screenText } from '../../domain/injection-screen.js';
+import { PROJECT_ROOT } from '../../scripts/dev-server.js';
+
+interface Sample {
+  text: string;
+  label: 'attack' | 'benign';
+  kind: string;
+}
+
+interface SetResult {
+  attacks: number;
+  detected: number;
+  detectedAsInjection: number;
+  benign: number;
+  falsePositives: number;
+  falsePositivesAsInjection: number;
+  /** kind -> [samples, misses (attacks) or false positives (benign)] */
+  attackKinds: Record<string, [number, number]>;
+  benignKinds: Record<string, [number, number]>;
+  missed: { kind: string; score: number; text: string }[];
+  falselyFlagged: { kind: string; score: number; rules: string[]; text: string }[];
+}
+
+interface Throughput {
+  input: string;
+  bytes: number;
+  medianMs: number;
+  mbPerSecond: number;
+  verdict: string;
+}
+
+const FIXTURES = join(PROJECT_ROOT, 'test', 'fixtures', 'injection');
+const REPEATS = positiveInt('BENCH_REPEATS', 5);
+const MIB = 1 << 20;
+
+function positiveInt(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${raw}`);
+  return value;
+}
+
+function load(file: string): Sample[] {
+  return readFileSync(join(FIXTURES, file), 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as Sample);
+}
+
+function evaluate(samples: Sample[]): SetResult {
+  const r: SetResult = {
+    attacks: 0,
+    detected: 0,
+    detectedAsInjection: 0,
+    benign: 0,
+    falsePositives: 0,
+    falsePositivesAsInjection: 0,
+    attackKinds: {},
+    benignKinds: {},
+    missed: [],
+    falselyFlagged: [],
+  };
+  for (const s of samples) {
+    const result = screenText(s.text);
+    const flagged = result.verdict !== 'clean';
+    const kinds = s.label === 'attack' ? r.attackKinds : r.benignKinds;
+    const [n, wrong] = kinds[s.kind] ?? [0, 0];
+    const excerpt = s.text.replace(/\s+/g, ' ').slice(0, 100);
+    if (s.label === 'attack') {
+      r.attacks += 1;
+      if (flagged) r.detected += 1;
+      if (result.verdict === 'injection') r.detectedAsInjection += 1;
+      else if (!flagged) r.missed.push({ kind: s.kind, score: result.score, text: excerpt });
+      kinds[s.kind] = [n + 1, wrong + (flagged ? 0 : 1)];
+    } else {
+      r.benign += 1;
+      if (flagged) {
+        r.falsePositives += 1;
+        r.falselyFlagged.push({ kind: s.kind, score: result.score, rules: result.findings.map((f) => f.rule), text: excerpt });
+      }
+      if (result.verdict === 'injection') r.falsePositivesAsInjection += 1;
+      kinds[s.kind] = [n + 1, wrong + (flagged ? 1 : 0)];
+    }
+  }
+  return r;
+}
+
+function megabyteOf(unit: string): string {
+  return unit.repeat(Math.ceil(MIB / unit.length)).slice(0, MIB);
+}
+
+function measure(input: string, text: string): Throughput {
+  const bytes = Buffer.byteLength(text, 'utf8');
+  let verdict = screenText(text).verdict;
+  const times: number[] = [];
+  for (let i = 0; i < REPEATS; i++) {
+    const start = performance.now();
+    verdict = screenText(text).verdict;
+    times.push(performance.now() - start);
+  }
+  times.sort((a, b) => a - b);
+  const medianMs = times[Math.floor(times.length / 2)];
+  return { input, bytes, medianMs: round(medianMs, 1), mbPerSecond: round(bytes / MIB / (medianMs / 1000), 2), verdict };
+}
+
+/** All long texts screened one after another, as one measurement. */
+function measureEach(input: string, texts: string[]): Throughput {
+  const bytes = texts.reduce((sum, t) => sum + Buffer.byteLength(t, 'utf8'), 0);
+  const verdicts = new Set(texts.map((t) => screenText(t).verdict));
+  const times: number[] = [];
+  for (let i = 0; i < REPEATS; i++) {
+    const start = performance.now();
+    for (const t of texts) screenText(t);
+    times.push(performance.now() - start);
+  }
+  times.sort((a, b) => a - b);
+  const medianMs = times[Math.floor(times.length / 2)];
+  return { input, bytes, medianMs: round(medianMs, 1), mbPerSecond: round(bytes / MIB / (medianMs / 1000), 2), verdict: [...verdicts].join('/') };
+}
+
+const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
+const pct = (part: number, whole: number) => `${part}/${whole} (${((100 * part) / whole).toFixed(1)}%)`;
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join('  ')).join('\n');
+}
+
+function kindLines(kinds: Record<string, [number, number]>, what: string): string {
+  const wrong = Object.entries(kinds).filter(([, [, w]]) => w > 0);
+  if (wrong.length === 0) return `  ${what}: none`;
+  return `  ${what}: ` + wrong.map(([kind, [n, w]]) => `${kind} ${w}/${n}`).join(', ');
+}
+
+const dev = load('dev.jsonl');
+const holdout = load('holdout.jsonl');
+const sets = { dev: evaluate(dev), holdout: evaluate(holdout) };
+
+const longTexts = [...dev, ...holdout].filter((s) => s.label === 'benign' && s.kind.startsWith('long_')).map((s) => s.text);
+const throughput = [
+  measureEach(`long benign texts (${longTexts.length}, one by one)`, longTexts),
+  measure('1 MiB of long benign texts', megabyteOf(longTexts.join('\n\n') + '\n\n')),
+  measure('1 MiB, look-alike letter in every word', megabyteOf('p\u0430ypal acc\u043eunt ')),
+  measure('1 MiB, zero-width character in every word', megabyteOf('up\u200bdate the fi\u200ble ')),
+  measure('1 MiB of percent escapes on one line', megabyteOf('%41')),
+  measure('1 MiB of trigger words', megabyteOf('ignore previous system prompt send key ')),
+];
+
+console.log(`Injection screen: verdict thresholds suspicious >= ${SUSPICIOUS_SCORE}, injection >= ${INJECTION_SCORE}`);
+console.log('"detected" and "false positives" count any verdict other than clean; "as injection" only verdict = injection.\n');
+console.log(
+  table([
+    ['set', 'detected', 'as injection', 'false positives', 'as injection'],
+    ...Object.entries(sets).map(([name, r]) => [
+      name,
+      pct(r.detected, r.attacks),
+      pct(r.detectedAsInjection, r.attacks),
+      pct(r.falsePositives, r.benign),
+      pct(r.falsePositivesAsInjection, r.benign),
+    ]),
+  ]),
+);
+for (const [name, r] of Object.entries(sets)) {
+  console.log(`\n${name}`);
+  console.log(kindLines(r.attackKinds, 'missed attacks by kind'));
+  console.log(kindLines(r.benignKinds, 'false positives by kind'));
+  for (const m of r.missed) console.log(`    missed  ${m.kind} (score ${m.score}): ${m.text}`);
+  for (const f of r.falselyFlagged) console.log(`    flagged ${f.kind} (score ${f.score}; ${f.rules.join(', ')}): ${f.text}`);
+}
+console.log('\nThroughput (median of ' + REPEATS + ')');
+console.log(
+  table([
+    ['input', 'bytes', 'ms', 'MB/s', 'verdict'],
+    ...throughput.map((t) => [t.input, String(t.bytes), t.medianMs.toFixed(1), t.mbPerSecond.toFixed(2), t.verdict]),
+  ]),
+);
+
+const timestamp = new Date().toISOString().replace(/[:.]/g, '-');
+const outDir = join(PROJECT_ROOT, 'bench-results');
+mkdirSync(outDir, { recursive: true });
+const outFile = join(outDir, `injection-${timestamp}.json`);
+writeFileSync(
+  outFile,
+  JSON.stringify(
+    {
+      timestamp: new Date().toISOString(),
+      host: { node: process.version, cpus: os.cpus().length, cpu: os.cpus()[0]?.model, loadavg: os.loadavg() },
+      thresholds: { suspicious: SUSPICIOUS_SCORE, injection: INJECTION_SCORE },
+      sets,
+      throughput,
+    },
+    null,
+    2,
+  ) + '\n',
+);
+console.log(`\nwrote ${outFile}`);
