@@ -1162,7 +1162,7 @@ const BASE64_VALUE: Int16Array = (() => {
 })();
 
 /** Standard or URL-safe base64, padding optional; stops at the first character outside it. */
-export function decodeBase64(s: string): Uint8Array {
+function decodeBase64(s: string): Uint8Array {
   const out = new Uint8Array(Math.floor((s.length * 3) / 4));
   let bits = 0;
   let acc = 0;
@@ -1182,7 +1182,7 @@ export function decodeBase64(s: string): Uint8Array {
 }
 
 /** Strict UTF-8 decoding; null on any malformed sequence (binary data is not text). */
-export function decodeUtf8(bytes: Uint8Array): string | null {
+function decodeUtf8(bytes: Uint8Array): string | null {
   let out = '';
   let chunk: number[] = [];
   for (let i = 0; i < bytes.length; ) {

@@ -290,3 +290,31 @@ describe('bounded work', () => {
     expect(INJECTION_CATEGORIES).toEqual(expect.arrayContaining(screenText(megabyte(unit)).categories));
   });
 });
+
+describe('rates on the held-out set', () => {
+  /**
+   * Measured with this screen: 57/74 attacks detected (77.0%), 0/66 benign texts flagged. The
+   * floor and ceiling sit at those numbers, so one more miss or one false positive fails.
+   * See test/fixtures/injection/README.md for how the set was built and measured.
+   */
+  const DETECTION_FLOOR = 0.77;
+  const FALSE_POSITIVE_CEILING = 0;
+
+  it('detects at least the measured share of attacks and flags no more benign texts', () => {
+    const samples = loadSamples('holdout.jsonl');
+    const attacks = samples.filter((s) => s.label === 'attack');
+    const benign = samples.filter((s) => s.label === 'benign');
+    const detected = attacks.filter((s) => flagged(screenText(s.text))).length;
+    const falsePositives = benign.filter((s) => flagged(screenText(s.text))).length;
+    const detection = detected / attacks.length;
+    const falsePositiveRate = falsePositives / benign.length;
+    console.log(
+      `injection screen on holdout: detection ${detected}/${attacks.length} (${(100 * detection).toFixed(1)}%), ` +
+        `false positives ${falsePositives}/${benign.length} (${(100 * falsePositiveRate).toFixed(1)}%)`,
+    );
+    expect(attacks.length).toBeGreaterThanOrEqual(48);
+    expect(benign.length).toBeGreaterThanOrEqual(48);
+    expect(detection).toBeGreaterThanOrEqual(DETECTION_FLOOR);
+    expect(falsePositiveRate).toBeLessThanOrEqual(FALSE_POSITIVE_CEILING);
+  });
+});
