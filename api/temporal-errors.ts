@@ -1,7 +1,11 @@
-/** Recognises a Temporal call that no worker answered in time: gRPC DEADLINE_EXCEEDED anywhere in the cause chain. */
+/**
+ * Recognises a Temporal call that no worker answered before our deadline (`client.withDeadline`):
+ * gRPC DEADLINE_EXCEEDED (4), or CANCELLED (1), which is how the client reports its own deadline
+ * on some calls, anywhere in the cause chain.
+ */
 export function isDeadlineExceeded(err: unknown): boolean {
   for (let e = err as { code?: unknown; message?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
-    if (e.code === 4 || /deadline exceeded|no poller/i.test(e.message ?? '')) return true;
+    if (e.code === 4 || e.code === 1 || /deadline exceeded|no poller/i.test(e.message ?? '')) return true;
   }
   return false;
 }
