@@ -4,11 +4,9 @@ import { z } from 'zod';
 import { ActionRecordSchema, ApproveActionRequestSchema, SubmitActionRequestSchema } from '../domain/action.js';
 import type { ActionService } from './action-service.js';
 import { requireRole } from './middleware/auth.js';
-import { errorResponses, validationHook, type AppEnv } from './openapi.js';
+import { errorResponses, jsonBody as body, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
 
 const ActionIdParams = z.object({ id: z.string().regex(/^act-[0-9a-f]{16}$/, 'id: act- followed by 16 hex digits') });
-const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
-const body = <T extends z.ZodType>(schema: T) => ({ body: { required: true, content: { 'application/json': { schema } } } });
 
 const SubmittedSchema = ActionRecordSchema.extend({
   action_id: z.string(),

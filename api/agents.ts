@@ -10,7 +10,7 @@ import {
 } from '../domain/agent.js';
 import type { AgentService } from './agent-service.js';
 import { requireRole } from './middleware/auth.js';
-import { errorResponses, validationHook, type AppEnv } from './openapi.js';
+import { errorResponses, jsonBody, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
 
 const AgentSummarySchema = z.object({
   id: z.string(),
@@ -23,13 +23,6 @@ const AgentSummarySchema = z.object({
   workflow_status: z.string(),
 });
 const IdParams = z.object({ id: AgentIdSchema });
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  description,
-  content: { 'application/json': { schema } },
-});
-const jsonBody = <T extends z.ZodType>(schema: T, required = true) => ({
-  body: { required, content: { 'application/json': { schema } } },
-});
 
 export function agentsRouter(agents: AgentService) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });

@@ -2,9 +2,8 @@
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
 import { AuditEntrySchema, AuditKindSchema, type AuditStore } from '../activities/audit-store.js';
-import { errorResponses, validationHook, type AppEnv } from './openapi.js';
+import { errorResponses, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
 
-const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
 
 export function auditRouter(audit: AuditStore) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });

@@ -6,7 +6,7 @@ import { WardenError } from '../domain/errors.js';
 import type { AuditStore } from '../activities/audit-store.js';
 import type { KeyStore } from './key-store.js';
 import { requireRole } from './middleware/auth.js';
-import { errorResponses, validationHook, type AppEnv } from './openapi.js';
+import { errorResponses, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
 
 const KeyInfoSchema = z.object({
   id: z.string(),
@@ -16,7 +16,6 @@ const KeyInfoSchema = z.object({
   created_by: z.string().nullable(),
   revoked_at: z.string().nullable(),
 });
-const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
 
 export function keysRouter(keys: KeyStore, audit: AuditStore) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });

@@ -21,3 +21,14 @@ export const validationHook: Hook<unknown, AppEnv, string, unknown> = (result, c
   const issues = result.error.issues.map((i) => `${[result.target, ...i.path].join('.')}: ${i.message}`);
   return c.json({ error: { code: 'invalid_request', message: issues.join('; '), issues } }, 400);
 };
+
+/** A JSON response of this schema. */
+export const jsonResponse = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { 'application/json': { schema } },
+});
+
+/** A JSON request body of this schema. */
+export const jsonBody = <T extends z.ZodType>(schema: T, required = true) => ({
+  body: { required, content: { 'application/json': { schema } } },
+});

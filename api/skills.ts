@@ -3,9 +3,8 @@ import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
 import { screenText } from '../domain/injection-screen.js';
 import { SKILLS, toJsonSchema } from '../skills/index.js';
-import { errorResponses, validationHook, type AppEnv } from './openapi.js';
+import { errorResponses, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
 
-const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
 
 export function skillsRouter() {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
