@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActionRecord } from '../domain/action.js';
+import { approveSignal } from '../workflows/definitions.js';
 import { docker, recordHistory, startStack, uniqueId, waitFor, waitForStatus } from './helpers.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
@@ -140,6 +141,21 @@ describe('levels', () => {
     expect(done.result?.exit_code).not.toBe(0);
     expect(auditKinds(id).slice(-5)).toEqual(['approval.granted', 'approval.refused', 'approval.granted', 'execution.started', 'execution.failed']);
   });
+});
+
+it('an approval delivered as a Temporal signal (as a chat channel would) runs the action too', async () => {
+  const res = await submit(key.operator, 'shell', 'exec', { command: 'echo via signal' });
+  const handle = stack.client.workflow.getHandle(res.body.id);
+  const carol = stack.keys.authenticate(stack.keys.create('carol', 'approver', null).key)!;
+  const viewer = stack.keys.authenticate(key.viewer)!;
+  // A viewer's signal is refused and recorded; the approver's is applied.
+  await handle.signal(approveSignal, { approver: viewer, approved: true, params_hash: res.body.params_hash });
+  await handle.signal(approveSignal, { approver: carol, approved: true, params_hash: res.body.params_hash });
+  const done = await finalAction(res.body.id);
+  expect(done).toMatchObject({ status: 'completed', result: { stdout: 'via signal\n' } });
+  expect(done.approvals.map((a) => a.approver.name)).toEqual(['carol']);
+  const refused = stack.audit.list({ action_id: res.body.id, kind: 'approval.refused' });
+  expect(refused.map((e) => e.details.reason)).toEqual([`test viewer has the viewer role; approving needs approver`]);
 });
 
 describe('refusals', () => {
