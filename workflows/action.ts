@@ -9,6 +9,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
+  getExternalWorkflowHandle,
   isCancellation,
   proxyActivities,
   proxyLocalActivities,
@@ -28,6 +29,7 @@ import {
   approveUpdate,
   sandboxTaskQueue,
   SearchAttributes,
+  touchSignal,
   type ActionWorkflowInput,
 } from './definitions.js';
 
@@ -125,13 +127,16 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
       // Safe to retry: the journal never runs the command twice and hands a retry the first result.
       retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['SandboxExited'] },
     });
+    // Keep the agent from stopping on its idle timer while the command runs.
+    const agentHandle = getExternalWorkflowHandle(action.agent_id);
+    await agentHandle.signal(touchSignal, { action_id: action.id, busy_ms: timeout + 30_000 });
     await audit({ kind: 'execution.started', actor: 'system', details: { host: agent.host } });
     const result = await execInSandbox({
       agentId: action.agent_id,
       command: journaledCommand(action.id, input.command.argv, maxOutput),
       timeout_ms: timeout,
       max_output_bytes: maxOutput,
-    });
+    }).finally(() => agentHandle.signal(touchSignal, { action_id: action.id, busy_ms: 0 }).catch(() => undefined));
     action.result = {
       exit_code: result.exit_code,
       stdout: result.stdout,

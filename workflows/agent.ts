@@ -34,6 +34,7 @@ import {
   sandboxTaskQueue,
   SearchAttributes,
   stopSignal,
+  touchSignal,
   type AgentWorkflowInput,
 } from './definitions.js';
 
@@ -76,6 +77,11 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
   let execsInFlight = 0;
   let idleDeadline = Date.now() + input.idleTtlSeconds * 1000;
   const touch = () => void (idleDeadline = Date.now() + input.idleTtlSeconds * 1000);
+  /** Actions running in the agent, each with the time it may run until: the agent is not idle. */
+  const busy = new Map<string, number>();
+  const stopsAt = () => Math.max(idleDeadline, ...busy.values());
+  /** Set when the idle deadline may have moved earlier: the loop re-arms its timer. */
+  let rearm = false;
 
   // Audit keys are unique per run (the run id) and per entry (a counter replayed identically).
   let audits = 0;
@@ -95,6 +101,12 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
   };
 
   setHandler(agentStatusQuery, () => agent);
+  setHandler(touchSignal, ({ action_id, busy_ms }) => {
+    if (busy_ms > 0) busy.set(action_id, Date.now() + busy_ms);
+    else busy.delete(action_id);
+    touch();
+    rearm = true;
+  });
   setHandler(pauseSignal, ({ by } = {}) => void ((wantPaused = true), (requestedBy = by ?? 'system')));
   setHandler(resumeSignal, ({ by } = {}) => void ((wantPaused = false), (requestedBy = by ?? 'system')));
   setHandler(stopSignal, ({ force, by } = {}) => {
@@ -168,12 +180,16 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
     for (;;) {
       const suggestNew = () => workflowInfo().continueAsNewSuggested && execsInFlight === 0 && allHandlersFinished();
       const woke = await condition(
-        () => stopRequest !== null || exited !== null || wantPaused !== (agent.status === 'paused') || suggestNew(),
-        Math.max(idleDeadline - Date.now(), 1),
+        () => stopRequest !== null || exited !== null || wantPaused !== (agent.status === 'paused') || rearm || suggestNew(),
+        Math.max(stopsAt() - Date.now(), 1),
       );
       if (stopRequest || exited) break;
+      if (rearm) {
+        rearm = false;
+        continue;
+      }
       if (!woke) {
-        if (execsInFlight === 0 && Date.now() >= idleDeadline) {
+        if (execsInFlight === 0 && Date.now() >= stopsAt()) {
           log.info('agent idle; stopping', { idleTtlSeconds: input.idleTtlSeconds });
           stopRequest = { force: false };
           requestedBy = 'system (idle timeout)';

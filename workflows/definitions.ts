@@ -70,6 +70,8 @@ export const agentStatusQuery = defineQuery<AgentRecord>('status');
 export const pauseSignal = defineSignal<[{ by?: string }?]>('pause');
 export const resumeSignal = defineSignal<[{ by?: string }?]>('resume');
 export const stopSignal = defineSignal<[{ force?: boolean; by?: string }]>('stop');
+/** An action runs in the agent for up to busy_ms (0: it has ended): the idle timer waits for it. */
+export const touchSignal = defineSignal<[{ action_id: string; busy_ms: number }]>('touch');
 /** Runs a command in the agent's sandbox; only while the agent is running. */
 export const execUpdate = defineUpdate<ExecResult, [ExecRequest]>('exec');
 
