@@ -178,7 +178,8 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
     watch();
 
     for (;;) {
-      const suggestNew = () => workflowInfo().continueAsNewSuggested && execsInFlight === 0 && allHandlersFinished();
+      // Never while commands or actions run: their bookkeeping is not carried to the next run.
+      const suggestNew = () => workflowInfo().continueAsNewSuggested && execsInFlight === 0 && busy.size === 0 && allHandlersFinished();
       const woke = await condition(
         () => stopRequest !== null || exited !== null || wantPaused !== (agent.status === 'paused') || rearm || suggestNew(),
         Math.max(stopsAt() - Date.now(), 1),
