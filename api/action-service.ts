@@ -17,7 +17,7 @@ import { isDeadlineExceeded } from './temporal-errors.js';
 import { screenText, type ScreenResult } from '../domain/injection-screen.js';
 import { judge, type Policy } from '../domain/policy.js';
 import type { Identity } from '../domain/roles.js';
-import { canonicalJson } from '../activities/audit-store.js';
+import { canonicalJson, type AuditStore } from '../activities/audit-store.js';
 import { prepareCommand } from '../skills/index.js';
 import type { actionWorkflow } from '../workflows/action.js';
 import {
@@ -48,7 +48,7 @@ export interface ActionSummary {
   created_at: string;
 }
 
-export function createActionService(client: Client, config: Pick<Config, 'approvalExpirySeconds'>, policy: Policy) {
+export function createActionService(client: Client, config: Pick<Config, 'approvalExpirySeconds'>, policy: Policy, audit: AuditStore) {
   const QUERY_DEADLINE_MS = 5_000;
   const handle = (id: string) => client.workflow.getHandle<typeof actionWorkflow>(id);
 
@@ -150,15 +150,27 @@ export function createActionService(client: Client, config: Pick<Config, 'approv
       if (err instanceof WorkflowNotFoundError) {
         // Updates cannot reach a closed workflow: say what became of the action instead.
         const action = await getAction(id);
-        throw new WardenError('approval_refused', `action ${id} is ${action.status}, not awaiting approval`, 409);
+        throw refused(id, approver, body.approved, `action ${id} is ${action.status}, not awaiting approval`);
       }
       if (err instanceof WorkflowUpdateFailedError) {
-        // The validator refused it: the action is no longer pending.
-        throw new WardenError('approval_refused', (err.cause as Error | undefined)?.message ?? 'the approval was refused', 409);
+        // The validator refused it before the workflow recorded it: the action is no longer pending.
+        throw refused(id, approver, body.approved, (err.cause as Error | undefined)?.message ?? 'the approval was refused');
       }
       if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) throw noWorker(err, `no worker answered for action ${id}`);
       throw noWorker(err, `no worker answered for action ${id}; is the Warden worker running?`);
     }
+  }
+
+  /** A refusal the workflow never saw: the API records it, so every refused attempt is on the log. */
+  function refused(id: string, approver: Identity, approved: boolean, reason: string): WardenError {
+    audit.append({
+      key: `api:${id}:refused:${randomBytes(8).toString('hex')}`,
+      kind: 'approval.refused',
+      actor: approver.key_id,
+      action_id: id,
+      details: { approver: approver.name, approved, reason },
+    });
+    return new WardenError('approval_refused', reason, 409);
   }
 
   return { submitAction, getAction, pendingActions, decideAction };

@@ -42,7 +42,7 @@ export function createApp(deps: AppDeps) {
   app.route('/', systemRouter({ ...deps, agents }));
   app.route('/api/agents', agentsRouter(agents));
   app.route('/api/keys', keysRouter(deps.keys, deps.audit));
-  app.route('/api/actions', actionsRouter(createActionService(deps.client, deps.config, deps.policy)));
+  app.route('/api/actions', actionsRouter(createActionService(deps.client, deps.config, deps.policy, deps.audit)));
   app.route('/api/audit-logs', auditRouter(deps.audit));
   app.route('/api', skillsRouter());
   app.route('/', docsRouter());

@@ -14,14 +14,20 @@ const SCRIPT = [
   'set -u -C',
   `d=${JOURNAL_DIR}; id=$1; max=$2; shift 2`,
   '[ -d "$d" ] || mkdir -p "$d" || exit 70',
-  'if true > "$d/$id.started" 2>/dev/null; then',
-  '  "$@" > "$d/$id.out" 2> "$d/$id.err"',
-  '  rc=$?; echo $rc > "$d/$id.tmp" && mv "$d/$id.tmp" "$d/$id.done"',
+  // Each stream is cut at max bytes as it is written (and the rest drained, so the command is
+  // not killed by a closed pipe): the journal cannot fill the sandbox's small /tmp.
+  'cap() { head -c "$max" > "$1"; cat > /dev/null; }',
+  'if true 2>/dev/null > "$d/$id.started"; then',
+  // Outputs of actions finished 10+ minutes ago: their workflows have them (retries come within
+  // seconds). The tiny markers stay, so an old action id can never run again.
+  '  find "$d" -type f \\( -name "*.out" -o -name "*.err" \\) -mmin +10 -delete 2>/dev/null',
+  '  { { "$@" 2>&1 1>&3 3>&-; echo $? > "$d/$id.tmp"; } | cap "$d/$id.err"; } 3>&1 | cap "$d/$id.out"',
+  '  mv "$d/$id.tmp" "$d/$id.done"',
   'else',
   '  while [ ! -e "$d/$id.done" ]; do sleep 0.2; done',
-  '  read -r rc < "$d/$id.done"',
   'fi',
-  'head -c "$max" "$d/$id.out"; head -c "$max" "$d/$id.err" >&2',
+  'read -r rc < "$d/$id.done"',
+  'cat "$d/$id.out"; cat "$d/$id.err" >&2',
   'exit "$rc"',
 ].join('\n');
 

@@ -187,6 +187,9 @@ describe('refusals', () => {
     await recordHistory('action-rejected', res.body.id);
     const late = await as(key.approverB, 'POST', `/api/actions/${res.body.id}/approve`, { approved: true, params_hash: res.body.params_hash });
     expect(late.status).toBe(409);
+    // Refused by the API after the workflow closed, and recorded all the same.
+    const refusedLate = stack.audit.list({ action_id: res.body.id, kind: 'approval.refused' });
+    expect(refusedLate.map((e) => [e.details.approver, e.details.reason])).toEqual([['bob', `action ${res.body.id} is rejected, not awaiting approval`]]);
   });
 
   it('approve and reject racing end with exactly one decision', async () => {

@@ -136,7 +136,10 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
       command: journaledCommand(action.id, input.command.argv, maxOutput),
       timeout_ms: timeout,
       max_output_bytes: maxOutput,
-    }).finally(() => agentHandle.signal(touchSignal, { action_id: action.id, busy_ms: 0 }).catch(() => undefined));
+    }).finally(() =>
+      // Even when the action is cancelled: the agent must not think it is still busy.
+      CancellationScope.nonCancellable(() => agentHandle.signal(touchSignal, { action_id: action.id, busy_ms: 0 })).catch(() => undefined),
+    );
     action.result = {
       exit_code: result.exit_code,
       stdout: result.stdout,
@@ -158,6 +161,8 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
     return await finish();
   } catch (err) {
     if (isCancellation(err)) {
+      // A cancellation that arrives after the action ran or was decided changes nothing.
+      if (['completed', 'failed', 'rejected', 'expired'].includes(action.status)) throw err;
       await CancellationScope.nonCancellable(async () => {
         setStatus('cancelled');
         action.error = 'cancelled';

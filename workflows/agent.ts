@@ -79,7 +79,11 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
   const touch = () => void (idleDeadline = Date.now() + input.idleTtlSeconds * 1000);
   /** Actions running in the agent, each with the time it may run until: the agent is not idle. */
   const busy = new Map<string, number>();
-  const stopsAt = () => Math.max(idleDeadline, ...busy.values());
+  /** Drops entries past their time: actions that ended without saying so (they were cancelled). */
+  const pruneBusy = () => {
+    for (const [id, until] of busy) if (until < Date.now()) busy.delete(id);
+  };
+  const stopsAt = () => (pruneBusy(), Math.max(idleDeadline, ...busy.values()));
   /** Set when the idle deadline may have moved earlier: the loop re-arms its timer. */
   let rearm = false;
 
@@ -131,6 +135,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
       } finally {
         execsInFlight--;
         touch();
+        rearm = true;
       }
     },
     {
@@ -152,6 +157,8 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
       });
 
   let cleanup = true;
+  /** False when the container by our name belongs to someone else: teardown must not touch it. */
+  let ownsContainer = true;
   let cancelled: unknown = null;
   try {
     if (agent.status === 'provisioning') {
@@ -179,11 +186,11 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
 
     for (;;) {
       // Never while commands or actions run: their bookkeeping is not carried to the next run.
-      const suggestNew = () => workflowInfo().continueAsNewSuggested && execsInFlight === 0 && busy.size === 0 && allHandlersFinished();
-      const woke = await condition(
-        () => stopRequest !== null || exited !== null || wantPaused !== (agent.status === 'paused') || rearm || suggestNew(),
-        Math.max(stopsAt() - Date.now(), 1),
-      );
+      const suggestNew = () =>
+        workflowInfo().continueAsNewSuggested && execsInFlight === 0 && (pruneBusy(), busy.size === 0) && allHandlersFinished();
+      const wake = () => stopRequest !== null || exited !== null || wantPaused !== (agent.status === 'paused') || rearm || suggestNew();
+      // While a command runs the agent is not idle: no timer, the command's end re-arms the loop.
+      const woke = execsInFlight > 0 ? (await condition(wake), true) : await condition(wake, Math.max(stopsAt() - Date.now(), 1));
       if (stopRequest || exited) break;
       if (rearm) {
         rearm = false;
@@ -227,6 +234,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
     if (isCancellation(err)) {
       cancelled = err;
     } else if (cleanup) {
+      ownsContainer = !errorText(err).startsWith('NameConflict');
       agent.error_message = errorText(err);
       await CancellationScope.nonCancellable(() => setStatus('error', agent.error_message));
     }
@@ -237,11 +245,13 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
         watcher.cancel();
         const failed = agent.status === 'error';
         if (!failed) await setStatus('stopping');
-        const stopped = await sandbox.teardown.stopSandbox({
-          agentId: input.agentId,
-          graceSeconds: stopRequest?.force || cancelled ? 0 : input.stopGraceSeconds,
-        });
-        await sandbox.teardown.removeSandbox(input.agentId);
+        const stopped = ownsContainer
+          ? await sandbox.teardown.stopSandbox({
+              agentId: input.agentId,
+              graceSeconds: stopRequest?.force || cancelled ? 0 : input.stopGraceSeconds,
+            })
+          : { exitCode: null };
+        if (ownsContainer) await sandbox.teardown.removeSandbox(input.agentId);
         // Free the slot before saying "stopped": whoever sees the final status may create at once.
         await getExternalWorkflowHandle(CAPACITY_WORKFLOW_ID)
           .signal(releaseAgentSignal, { agentId: input.agentId })
