@@ -38,6 +38,7 @@ import { createApp } from '../../api/app.js';
 import { KeyStore } from '../../api/key-store.js';
 import { AuditStore } from '../../activities/audit-store.js';
 import { loadPolicy } from '../../domain/policy.js';
+import { positiveInt } from './env.js';
 
 const HOST_ID = 'bench';
 const RUNTIMES: SandboxRuntime[] = ['runc', 'runsc'];
@@ -54,14 +55,6 @@ const EXEC_MAX_OUTPUT = 1024;
 const RUN_ID = randomBytes(3).toString('hex');
 const BENCH_RUN_LABEL = 'dev.warden.bench-run';
 const agentPrefix = `bench-${RUN_ID}-`;
-
-function positiveInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${raw}`);
-  return value;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Statistics and output

@@ -15,6 +15,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { INJECTION_SCORE, SUSPICIOUS_SCORE, screenText } from '../../domain/injection-screen.js';
 import { PROJECT_ROOT } from '../../scripts/dev-server.js';
+import { positiveInt } from './env.js';
 
 interface Sample {
   text: string;
@@ -47,14 +48,6 @@ interface Throughput {
 const FIXTURES = join(PROJECT_ROOT, 'test', 'fixtures', 'injection');
 const REPEATS = positiveInt('BENCH_REPEATS', 5);
 const MIB = 1 << 20;
-
-function positiveInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${raw}`);
-  return value;
-}
 
 function load(file: string): Sample[] {
   return readFileSync(join(FIXTURES, file), 'utf8')
