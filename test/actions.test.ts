@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActionRecord } from '../domain/action.js';
 import { approveSignal } from '../workflows/definitions.js';
-import { docker, recordHistory, startStack, uniqueId, waitFor, waitForStatus } from './helpers.js';
+import { docker, recordHistory, startStack, submitShell, uniqueId, waitFor, waitForStatus } from './helpers.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 let stack: Stack;
@@ -269,13 +269,7 @@ describe('expiry', () => {
   afterAll(async () => short?.stop());
 
   it('an unapproved action expires on its timer and never runs', async () => {
-    const res = await short.api('POST', '/api/actions', {
-      action_type: 'skill_execution',
-      skill_id: 'shell',
-      operation: 'exec',
-      agent_id: agentId,
-      parameters: { command: 'touch expired.txt' },
-    });
+    const res = await submitShell(short.api, agentId, 'touch expired.txt');
     expect(res.body.status).toBe('pending');
     const done = await finalAction(res.body.id);
     expect(done).toMatchObject({ status: 'expired', error: 'no decision within 3 s; the action expired and did not run', result: null });

@@ -149,3 +149,20 @@ export async function recordHistory(name: string, workflowId: string) {
   mkdirSync('test/histories', { recursive: true });
   writeFileSync(`test/histories/${name}.json`, json);
 }
+
+type Stack = Awaited<ReturnType<typeof startStack>>;
+
+/** Submits a shell command as an action (high risk: it waits for one approval). */
+export function submitShell(api: Stack['api'], agentId: string, command: string) {
+  return api('POST', '/api/actions', { action_type: 'skill_execution', skill_id: 'shell', operation: 'exec', agent_id: agentId, parameters: { command } });
+}
+
+/** Approves an action over the API with this key, bound to the parameters hash it was shown. */
+export async function approveWith(stack: Stack, key: string, action: { id: string; params_hash: string }): Promise<number> {
+  const res = await stack.realApp.request(`/api/actions/${action.id}/approve`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ approved: true, params_hash: action.params_hash }),
+  });
+  return res.status;
+}

@@ -10,7 +10,7 @@ import { afterAll, expect, it } from 'vitest';
 import { AuditStore } from '../activities/audit-store.js';
 import { startDevServer, type DevServer } from '../scripts/dev-server.js';
 import { freePort } from './global-setup.js';
-import { startStack, uniqueId, waitFor, waitForStatus } from './helpers.js';
+import { approveWith, startStack, submitShell, uniqueId, waitFor, waitForStatus } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'warden-restart-'));
 let server: DevServer | undefined;
@@ -28,13 +28,7 @@ it('approves an action after the workers and the Temporal server were restarted'
   const agentId = uniqueId('restart');
   await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: agentId, runtime: 'runc' });
   const before = await waitForStatus(stack.api, agentId, ['running']);
-  const submitted = await stack.api('POST', '/api/actions', {
-    action_type: 'skill_execution',
-    skill_id: 'shell',
-    operation: 'exec',
-    agent_id: agentId,
-    parameters: { command: 'echo after the restart' },
-  });
+  const submitted = await submitShell(stack.api, agentId, 'echo after the restart');
   expect(submitted.body.status).toBe('pending');
 
   await stack.stop();
@@ -51,12 +45,7 @@ it('approves an action after the workers and the Temporal server were restarted'
   expect(after.container_id).toBe(before.container_id);
 
   const approver = stack.keys.create('approver after restart', 'approver', null).key;
-  const res = await stack.realApp.request(`/api/actions/${submitted.body.id}/approve`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${approver}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ approved: true, params_hash: submitted.body.params_hash }),
-  });
-  expect(res.status).toBe(200);
+  expect(await approveWith(stack, approver, submitted.body)).toBe(200);
   const done = await waitFor('the action to run', async () => {
     const r = await stack.api('GET', `/api/actions/${submitted.body.id}`);
     return r.body.completed_at ? r.body : undefined;

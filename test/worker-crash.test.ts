@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { PROJECT_ROOT } from '../scripts/dev-server.js';
-import { containersOf, docker, recordHistory, startStack, TEST_HOST, uniqueId, waitFor, waitForStatus } from './helpers.js';
+import { approveWith, containersOf, docker, recordHistory, startStack, submitShell, TEST_HOST, uniqueId, waitFor, waitForStatus } from './helpers.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 const workers: ChildProcess[] = [];
@@ -95,20 +95,9 @@ it('a command whose worker is killed mid-run runs once, and its result still arr
   expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id, runtime: 'runc' })).status).toBe(201);
   await waitForStatus(stack.api, id, ['running'], 90_000);
   const approver = stack.keys.create('approver', 'approver', null).key;
-  const submitted = await stack.api('POST', '/api/actions', {
-    action_type: 'skill_execution',
-    skill_id: 'shell',
-    operation: 'exec',
-    agent_id: id,
-    parameters: { command: 'echo run >> count.txt; sleep 6; echo finished' },
-  });
+  const submitted = await submitShell(stack.api, id, 'echo run >> count.txt; sleep 6; echo finished');
   expect(submitted.body.status).toBe('pending');
-  const approve = await stack.realApp.request(`/api/actions/${submitted.body.id}/approve`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${approver}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ approved: true, params_hash: submitted.body.params_hash }),
-  });
-  expect(approve.status).toBe(200);
+  expect(await approveWith(stack, approver, submitted.body)).toBe(200);
 
   // Kill the worker once the command has started in the sandbox.
   const lines = async () => {
