@@ -7,7 +7,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import {
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
-  WorkflowUpdateRPCTimeoutOrCancelledError,
   type Client,
 } from '@temporalio/client';
 import type { ActionRecord, SubmitActionRequest } from '../domain/action.js';
@@ -156,7 +155,6 @@ export function createActionService(client: Client, config: Pick<Config, 'approv
         // The validator refused it before the workflow recorded it: the action is no longer pending.
         throw refused(id, approver, body.approved, (err.cause as Error | undefined)?.message ?? 'the approval was refused');
       }
-      if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) throw noWorker(err, `no worker answered for action ${id}`);
       throw noWorker(err, `no worker answered for action ${id}; is the Warden worker running?`);
     }
   }

@@ -162,13 +162,7 @@ it('an agent does not stop on its idle timer while an action runs in it', async 
   const idle = uniqueId('act-idle');
   await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: idle, runtime: 'runc', idle_ttl_seconds: 10 });
   await waitForStatus(stack.api, idle, ['running']);
-  const res = await as(key.operator, 'POST', '/api/actions', {
-    action_type: 'skill_execution',
-    skill_id: 'shell',
-    operation: 'exec',
-    agent_id: idle,
-    parameters: { command: 'sleep 14; echo still here' },
-  });
+  const res = await submitShell(stack.api, idle, 'sleep 14; echo still here');
   await as(key.approverA, 'POST', `/api/actions/${res.body.id}/approve`, { approved: true, params_hash: res.body.params_hash });
   const done = await finalAction(res.body.id);
   expect(done).toMatchObject({ status: 'completed', result: { stdout: 'still here\n' } });
