@@ -36,6 +36,10 @@ export const ConfigSchema = z.object({
   policyFile: z.string().min(1).optional(),
   /** An admin API key to accept (at least 24 characters); without one, the API makes one on first start. */
   adminApiKey: z.string().min(24, 'at least 24 characters').optional(),
+  /** The master key (base64 of 32 bytes) for the vault and payload encryption; a key file in dataDir when unset. */
+  masterKey: z.string().min(1).optional(),
+  /** Older master keys (comma-separated), kept to decrypt what they encrypted. */
+  masterKeyPrevious: z.string().min(1).optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type Config = z.infer<typeof ConfigSchema>;
@@ -58,6 +62,8 @@ const ENV: Record<keyof Config, string> = {
   approvalExpirySeconds: 'WARDEN_APPROVAL_EXPIRY_SECONDS',
   policyFile: 'WARDEN_POLICY_FILE',
   adminApiKey: 'WARDEN_ADMIN_API_KEY',
+  masterKey: 'WARDEN_MASTER_KEY',
+  masterKeyPrevious: 'WARDEN_MASTER_KEY_PREVIOUS',
   logLevel: 'WARDEN_LOG_LEVEL',
 };
 
