@@ -1,0 +1,192 @@
+/**
+ * The secrets vault: named secrets in SQLite under the data dir (`vault.db`), each encrypted on its
+ * own with AES-256-GCM under the vault key of a master key (Keyring.derive('vault', id)). Each row
+ * records the id of the master key it is encrypted under, and the secret's name is bound to the
+ * ciphertext as additional authenticated data, so a ciphertext copied to another name does not
+ * decrypt. A wrong key or a changed byte fails with a VaultError, never with garbage.
+ *
+ * The API writes (put, delete, rotate); the sandbox worker reads values at execution time. Values
+ * never leave this module except through reveal().
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { Keyring, KeyringError, type KeyringOptions } from '../domain/keyring.js';
+import { SecretNameSchema, SecretValueSchema } from '../domain/secret.js';
+
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+
+export interface SecretInfo {
+  name: string;
+  key_id: string;
+  created_at: string;
+  updated_at: string;
+}
+
+/**
+ * What went wrong, as a code: secret_not_found, invalid_secret (a bad name or value),
+ * decryption_failed (wrong key or tampered ciphertext), key_unavailable (the master key it was
+ * encrypted under is not in this process's keyring).
+ */
+export type VaultErrorCode = 'secret_not_found' | 'invalid_secret' | 'decryption_failed' | 'key_unavailable';
+
+export class VaultError extends Error {
+  override name = 'VaultError';
+  constructor(
+    readonly code: VaultErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Row {
+  name: string;
+  key_id: string;
+  nonce: Buffer;
+  ciphertext: Buffer;
+  created_at: string;
+  updated_at: string;
+}
+
+const aad = (name: string) => Buffer.from(`warden vault v1\0${name}`, 'utf8');
+
+export class Vault {
+  private constructor(
+    private readonly db: Database.Database,
+    private readonly keyring: Keyring,
+  ) {}
+
+  static open(path: string, keyring: Keyring): Vault {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    // The API writes while the sandbox worker reads: wait for the lock instead of failing.
+    const db = new Database(path, { timeout: 10_000 });
+    db.pragma('journal_mode = WAL');
+    db.exec(`CREATE TABLE IF NOT EXISTS secrets (
+      name TEXT PRIMARY KEY,
+      key_id TEXT NOT NULL,
+      nonce BLOB NOT NULL,
+      ciphertext BLOB NOT NULL,
+      created_at TEXT NOT NULL,
+      updated_at TEXT NOT NULL
+    )`);
+    return new Vault(db, keyring);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  /** Stores a secret under the current master key; `created` is false when it replaced one. */
+  put(name: string, value: string): SecretInfo & { created: boolean } {
+    checkName(name);
+    const checked = SecretValueSchema.safeParse(value);
+    if (!checked.success) throw new VaultError('invalid_secret', `secret ${name}: ${checked.error.issues[0]!.message}`);
+    const now = new Date().toISOString();
+    const sealed = this.seal(name, value);
+    return this.db
+      .transaction(() => {
+        const existing = this.row(name);
+        this.db
+          .prepare(
+            `INSERT INTO secrets (name, key_id, nonce, ciphertext, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET key_id = excluded.key_id, nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at`,
+          )
+          .run(name, sealed.key_id, sealed.nonce, sealed.ciphertext, existing?.created_at ?? now, now);
+        return { name, key_id: sealed.key_id, created_at: existing?.created_at ?? now, updated_at: now, created: !existing };
+      })
+      .immediate();
+  }
+
+  /** Names and times, never values. */
+  list(): SecretInfo[] {
+    return this.db.prepare('SELECT name, key_id, created_at, updated_at FROM secrets ORDER BY name').all() as SecretInfo[];
+  }
+
+  has(name: string): boolean {
+    return Boolean(this.db.prepare('SELECT 1 FROM secrets WHERE name = ?').get(name));
+  }
+
+  /** Removes a secret; false when there was none. */
+  delete(name: string): boolean {
+    checkName(name);
+    return this.db.prepare('DELETE FROM secrets WHERE name = ?').run(name).changes > 0;
+  }
+
+  /** The values of these secrets; a missing one fails with secret_not_found naming every missing name. */
+  reveal(names: readonly string[]): Map<string, string> {
+    names.forEach(checkName);
+    const rows = names.map((name) => this.row(name));
+    const missing = names.filter((_, i) => !rows[i]);
+    if (missing.length) throw new VaultError('secret_not_found', `no secret named ${missing.join(', ')} in the vault`);
+    return new Map(rows.map((row) => [row!.name, this.open(row!)]));
+  }
+
+  /**
+   * Re-encrypts every secret under the current master key, in one transaction: all or nothing.
+   * With a key file, a new master key is made first (`newKey`); with WARDEN_MASTER_KEY, the
+   * current key is the one the operator just set.
+   */
+  rotate(opts: { newKey: boolean }): { key_id: string; reencrypted: number; total: number } {
+    if (opts.newKey) this.keyring.rotate();
+    return this.db
+      .transaction(() => {
+        const rows = this.db.prepare('SELECT * FROM secrets ORDER BY name').all() as Row[];
+        const update = this.db.prepare('UPDATE secrets SET key_id = ?, nonce = ?, ciphertext = ? WHERE name = ?');
+        let reencrypted = 0;
+        for (const row of rows) {
+          const sealed = this.seal(row.name, this.open(row));
+          reencrypted += update.run(sealed.key_id, sealed.nonce, sealed.ciphertext, row.name).changes;
+        }
+        return { key_id: this.keyring.currentId, reencrypted, total: rows.length };
+      })
+      .immediate();
+  }
+
+  private row(name: string): Row | undefined {
+    return this.db.prepare('SELECT * FROM secrets WHERE name = ?').get(name) as Row | undefined;
+  }
+
+  private seal(name: string, value: string): { key_id: string; nonce: Buffer; ciphertext: Buffer } {
+    const keyId = this.keyring.currentId;
+    const nonce = randomBytes(NONCE_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', this.keyring.derive('vault', keyId), nonce);
+    cipher.setAAD(aad(name));
+    const ciphertext = Buffer.concat([cipher.update(value, 'utf8'), cipher.final(), cipher.getAuthTag()]);
+    return { key_id: keyId, nonce, ciphertext };
+  }
+
+  private open(row: Row): string {
+    let key: Buffer;
+    try {
+      key = this.keyring.derive('vault', row.key_id);
+    } catch (err) {
+      if (err instanceof KeyringError) throw new VaultError('key_unavailable', `secret ${row.name}: ${err.message}`);
+      throw err;
+    }
+    try {
+      if (row.ciphertext.length < TAG_BYTES) throw new Error('too short');
+      const decipher = createDecipheriv('aes-256-gcm', key, row.nonce);
+      decipher.setAAD(aad(row.name));
+      decipher.setAuthTag(row.ciphertext.subarray(-TAG_BYTES));
+      return Buffer.concat([decipher.update(row.ciphertext.subarray(0, -TAG_BYTES)), decipher.final()]).toString('utf8');
+    } catch {
+      throw new VaultError(
+        'decryption_failed',
+        `secret ${row.name} does not decrypt under master key ${row.key_id}: the key is wrong or the stored secret was changed`,
+      );
+    }
+  }
+}
+
+function checkName(name: string): void {
+  const checked = SecretNameSchema.safeParse(name);
+  if (!checked.success) throw new VaultError('invalid_secret', `secret name "${name}": ${checked.error.issues[0]!.message}`);
+}
+
+/** Opens `<dataDir>/vault.db` with the master keys from the environment or the key file. */
+export function openVault(opts: KeyringOptions): Vault {
+  return Vault.open(join(resolve(opts.dataDir), 'vault.db'), Keyring.load(opts));
+}
