@@ -35,6 +35,10 @@ export const AUDIT_KINDS = [
   'key.created',
   'key.revoked',
   'key.rotated',
+  /** The vault: a secret stored or deleted (its name, never its value), every secret re-encrypted. */
+  'secret.stored',
+  'secret.deleted',
+  'vault.rotated',
   'system.started',
   'system.stopped',
 ] as const;

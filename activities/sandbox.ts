@@ -9,6 +9,9 @@ import Docker from 'dockerode';
 import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
 import type { ExecRequest, ExecResult, ResourceLimits, SandboxRuntime } from '../domain/agent.js';
 import { chooseRuntime, detectRuntimes, SandboxUnavailableError } from './docker-engine.js';
+import { redactSecrets } from '../domain/redact.js';
+import { resolveSecrets, secretsStdin, withSecretsFromStdin } from './secret-env.js';
+import type { Vault } from './vault.js';
 
 export const SANDBOX_UID = 10001;
 export const WORKSPACE = '/workspace';
@@ -87,8 +90,9 @@ export function sandboxContainerOptions(opts: {
 }
 
 /** How a command is run in the sandbox: as the sandbox user, under `timeout`, tagged with its exec id. */
-export function sandboxExecOptions(command: string[], timeoutMs: number, execId: string): Docker.ExecCreateOptions {
+export function sandboxExecOptions(command: string[], timeoutMs: number, execId: string, stdin = false): Docker.ExecCreateOptions {
   return {
+    AttachStdin: stdin,
     Cmd: ['timeout', '--kill-after=2', (timeoutMs / 1000).toFixed(3), ...command],
     User: `${SANDBOX_UID}:${SANDBOX_UID}`,
     WorkingDir: WORKSPACE,
@@ -122,12 +126,14 @@ export interface SandboxExit {
 
 export interface ExecInput extends ExecRequest {
   agentId: string;
+  /** Vault secrets the command gets as environment variables: names only, values are read here. */
+  secrets?: string[];
 }
 
 const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number })?.statusCode;
 
 /** Builds the sandbox activities around a Docker client (the real engine, in tests too). */
-export function createSandboxActivities(docker: Docker) {
+export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } = {}) {
   const container = (agentId: string) => docker.getContainer(containerName(agentId));
 
   async function createSandbox(input: CreateSandboxInput): Promise<CreateSandboxResult> {
@@ -244,15 +250,20 @@ export function createSandboxActivities(docker: Docker) {
    * Runs a command as the sandbox user in /workspace. `timeout` (coreutils) makes the command the
    * leader of its own process group and signals the whole group when time runs out; a cancelled
    * activity kills that group through its exec id. Output beyond max_output_bytes is counted and
-   * dropped.
+   * dropped. Named secrets are read from the vault before anything runs, passed on stdin, and
+   * their values redacted from the output.
    */
   async function execInSandbox(input: ExecInput): Promise<ExecResult> {
     const ctx = Context.current();
+    const names = input.secrets ?? [];
+    const secrets = names.length ? resolveSecrets(opts.vault, names) : new Map<string, string>();
     const execId = randomUUID();
     const started = Date.now();
     const c = container(input.agentId);
-    const exec = await c.exec(sandboxExecOptions(input.command, input.timeout_ms, execId));
-    const stream = await exec.start({ hijack: true, stdin: false });
+    const command = names.length ? withSecretsFromStdin(names, input.command) : input.command;
+    const exec = await c.exec(sandboxExecOptions(command, input.timeout_ms, execId, names.length > 0));
+    const stream = await exec.start({ hijack: true, stdin: names.length > 0 });
+    if (names.length) stream.write(secretsStdin(names, secrets));
     const stdout = new BoundedSink(input.max_output_bytes);
     const stderr = new BoundedSink(input.max_output_bytes);
     docker.modem.demuxStream(stream, stdout, stderr);
@@ -305,10 +316,12 @@ export function createSandboxActivities(docker: Docker) {
       const exitCode = info.ExitCode ?? 137;
       const timedOut = outcome === 'deadline' || ((exitCode === 124 || exitCode === 137) && duration >= input.timeout_ms);
       const oomKilled = exitCode === 137 && !timedOut && (await oomSince(docker, containerName(input.agentId), started));
+      // Output at its size limit may end in the first part of a secret: redact that too.
+      const redact = (sink: BoundedSink) => redactSecrets(sink.text(), secrets, sink.kept >= input.max_output_bytes);
       return {
         exit_code: exitCode,
-        stdout: stdout.text(),
-        stderr: stderr.text(),
+        stdout: redact(stdout),
+        stderr: redact(stderr),
         stdout_truncated_bytes: stdout.dropped,
         stderr_truncated_bytes: stderr.dropped,
         timed_out: timedOut,
@@ -381,7 +394,7 @@ async function oomSince(docker: Docker, name: string, sinceMs: number): Promise<
 /** Keeps the first `limit` bytes written to it and counts the rest. */
 class BoundedSink extends Writable {
   private chunks: Buffer[] = [];
-  private kept = 0;
+  kept = 0;
   dropped = 0;
   constructor(private readonly limit: number) {
     super();

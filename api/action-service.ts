@@ -18,6 +18,7 @@ import { judge, type Policy } from '../domain/policy.js';
 import type { Identity } from '../domain/roles.js';
 import { canonicalJson, type AuditStore } from '../activities/audit-store.js';
 import { prepareCommand } from '../skills/index.js';
+import type { Vault } from '../activities/vault.js';
 import type { actionWorkflow } from '../workflows/action.js';
 import {
   actionStatusQuery,
@@ -47,12 +48,15 @@ export interface ActionSummary {
   created_at: string;
 }
 
-export function createActionService(client: Client, config: Pick<Config, 'approvalExpirySeconds'>, policy: Policy, audit: AuditStore) {
+export function createActionService(client: Client, config: Pick<Config, 'approvalExpirySeconds'>, policy: Policy, audit: AuditStore, vault?: Vault) {
   const QUERY_DEADLINE_MS = 5_000;
   const handle = (id: string) => client.workflow.getHandle<typeof actionWorkflow>(id);
 
   async function submitAction(request: SubmitActionRequest, requester: Identity) {
     const command = prepareCommand(request.skill_id, request.operation, request.parameters);
+    // Checked again when the command runs (a secret may be deleted meanwhile); here for a fast 422.
+    const missing = vault ? (command.secrets ?? []).filter((name) => !vault.has(name)) : [];
+    if (missing.length) throw new WardenError('unknown_secret', `no secret named ${missing.join(', ')} in the vault; an admin stores it with PUT /api/secrets/{name}`, 422);
     const screen: ScreenResult = screenText(freeText(request.parameters));
     const decision = judge(policy, {
       action_type: request.action_type,
@@ -60,7 +64,7 @@ export function createActionService(client: Client, config: Pick<Config, 'approv
       operation: request.operation,
       parameters: request.parameters,
       injection: screen.verdict,
-      uses_secrets: false,
+      uses_secrets: (command.secrets?.length ?? 0) > 0,
     });
     const now = new Date();
     const pending = decision.allowed && decision.approvals_required > 0;

@@ -22,6 +22,9 @@ import { agentsRouter } from './agents.js';
 import { docsRouter } from './docs.js';
 import { systemRouter } from './system.js';
 import { validationHook, type AppEnv } from './openapi.js';
+import { secretsRouter } from './secrets.js';
+import type { Vault } from '../activities/vault.js';
+import { scrubText } from '../domain/redact.js';
 
 export interface AppDeps {
   client: Client;
@@ -31,6 +34,8 @@ export interface AppDeps {
   keys: KeyStore;
   audit: AuditStore;
   policy: Policy;
+  /** The secrets vault; without it the /api/secrets routes answer 503 and action secrets are not checked at submission. */
+  vault?: Vault;
 }
 
 export function createApp(deps: AppDeps) {
@@ -42,7 +47,8 @@ export function createApp(deps: AppDeps) {
   app.route('/', systemRouter({ ...deps, agents }));
   app.route('/api/agents', agentsRouter(agents));
   app.route('/api/keys', keysRouter(deps.keys, deps.audit));
-  app.route('/api/actions', actionsRouter(createActionService(deps.client, deps.config, deps.policy, deps.audit)));
+  app.route('/api/actions', actionsRouter(createActionService(deps.client, deps.config, deps.policy, deps.audit, deps.vault)));
+  app.route('/api/secrets', secretsRouter({ vault: deps.vault, audit: deps.audit, masterKeyFromEnv: Boolean(deps.config.masterKey) }));
   app.route('/api/audit-logs', auditRouter(deps.audit));
   app.route('/api', skillsRouter());
   app.route('/', docsRouter());
@@ -61,12 +67,12 @@ export function createApp(deps: AppDeps) {
   app.notFound((c) => c.json({ error: { code: 'not_found', message: `no route for ${c.req.method} ${c.req.path}` } }, 404));
   app.onError((err, c) => {
     if (err instanceof WardenError) {
-      return c.json({ error: { code: err.code, message: err.message } }, err.status);
+      return c.json({ error: { code: err.code, message: scrubText(err.message) } }, err.status);
     }
     const status = (err as { status?: number }).status;
     if (status && status >= 400 && status < 500) {
       // Hono's own HTTPExceptions (malformed JSON and the like) say what is wrong.
-      return c.json({ error: { code: 'bad_request', message: err.message } }, status as 400);
+      return c.json({ error: { code: 'bad_request', message: scrubText(err.message) } }, status as 400);
     }
     deps.logger.error({ err: { type: err.name, message: err.message, cause: String((err as { cause?: unknown }).cause ?? '') }, path: c.req.path }, 'request failed');
     return c.json({ error: { code: 'internal', message: 'internal error; the server log has the details' } }, 500);

@@ -9,6 +9,7 @@ import { createApp } from './app.js';
 import { KeyStore } from './key-store.js';
 import { AuditStore } from '../activities/audit-store.js';
 import { loadPolicy } from '../domain/policy.js';
+import { openVault } from '../activities/vault.js';
 
 const config = loadConfig();
 const logger = createLogger('warden-api', config.logLevel);
@@ -26,7 +27,13 @@ if (config.adminApiKey) {
 // The policy is validated once, here: a bad policy file stops the API with the rule and field at fault.
 const policy = loadPolicy(config.policyFile);
 const audit = AuditStore.open(join(resolve(config.dataDir), 'audit.db'));
-const app = createApp({ client, docker: new Docker(), config, logger, keys, audit, policy });
+const vault = openVault({
+  dataDir: config.dataDir,
+  masterKey: config.masterKey,
+  previousMasterKeys: config.masterKeyPrevious,
+  onKeyFileCreated: (path) => logger.warn({ path }, 'created the master key file; back it up: without it the vault cannot be read'),
+});
+const app = createApp({ client, docker: new Docker(), config, logger, keys, audit, policy, vault });
 
 const server = serve({ fetch: app.fetch, hostname: config.apiHost, port: config.apiPort }, (info) =>
   logger.info({ url: `http://${config.apiHost}:${info.port}`, docs: `http://${config.apiHost}:${info.port}/docs` }, 'API listening'),
@@ -35,7 +42,7 @@ const server = serve({ fetch: app.fetch, hostname: config.apiHost, port: config.
 // Stop accepting connections, let open requests finish, then close the Temporal connection.
 const shutdown = (signal: string) => {
   logger.info({ signal }, 'API shutting down');
-  server.close(() => void connection.close().finally(() => (keys.close(), audit.close(), process.exit(0))));
+  server.close(() => void connection.close().finally(() => (keys.close(), audit.close(), vault.close(), process.exit(0))));
   setTimeout(() => process.exit(0), 10_000).unref();
 };
 process.once('SIGINT', () => shutdown('SIGINT'));

@@ -25,6 +25,8 @@ export interface SkillCommand {
   timeout_ms?: number;
   /** The output bound this call asks for; the caller's default when absent. */
   max_output_bytes?: number;
+  /** Names of vault secrets passed to the command as environment variables (values are resolved in the sandbox activity). */
+  secrets?: string[];
 }
 
 export interface SkillOperation<S extends z.ZodType = z.ZodType> {

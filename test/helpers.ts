@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { execFileSync } from 'node:child_process';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { inject } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
 import { Runtime } from '@temporalio/worker';
@@ -17,18 +17,29 @@ import { loadPolicy } from '../domain/policy.js';
 import type { Role } from '../domain/roles.js';
 import { createWorkers } from '../workers/create-workers.js';
 import { temporalCli } from '../scripts/dev-server.js';
+import { openVault, type Vault } from '../activities/vault.js';
 
 /** This suite run's Docker host id: its containers carry it, so concurrent runs never touch each other's. */
 export const TEST_HOST = inject('testHost');
 export const docker = new Docker();
 
 let runtimeInstalled = false;
-function quietRuntime() {
+/** Installs the SDK runtime once per test file: quiet, or every line to `logger` when one is given. */
+function quietRuntime(logger?: Logger) {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   const noop = () => undefined;
   Runtime.install({
-    logger: { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: (m) => console.error(m) },
+    logger: logger
+      ? {
+          log: (level, m, meta) => logger[level.toLowerCase() as 'info'](meta ?? {}, m),
+          trace: (m, meta) => logger.trace(meta ?? {}, m),
+          debug: (m, meta) => logger.debug(meta ?? {}, m),
+          info: (m, meta) => logger.info(meta ?? {}, m),
+          warn: (m, meta) => logger.warn(meta ?? {}, m),
+          error: (m, meta) => logger.error(meta ?? {}, m),
+        }
+      : { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: (m) => console.error(m) },
   });
 }
 
@@ -44,15 +55,27 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
 }
 
 /** A Temporal client, the API app, and (unless workers: false) running control and sandbox workers. */
-export async function startStack(opts: { config?: Partial<Config>; workers?: boolean; audit?: AuditStore } = {}) {
-  quietRuntime();
+export async function startStack(
+  opts: {
+    config?: Partial<Config>;
+    workers?: boolean;
+    audit?: AuditStore;
+    /** The vault of the API and the sandbox worker; a fresh one in a temporary dir by default. */
+    vault?: Vault;
+    /** The API's logger, also given the SDK runtime's lines when it is the first stack of the file. */
+    logger?: Logger;
+  } = {},
+) {
+  quietRuntime(opts.logger);
   const config = testConfig(opts.config);
   const connection = await Connection.connect({ address: config.temporalAddress });
   const client = new Client({ connection });
   const keys = KeyStore.open(':memory:');
   const audit = opts.audit ?? AuditStore.open(join(mkdtempSync(join(tmpdir(), 'warden-audit-')), 'audit.db'));
   const adminKey = keys.create('test admin', 'admin', null).key;
-  const realApp = createApp({ client, docker, config, logger: pino({ level: process.env.WARDEN_TEST_LOG ?? 'silent' }), keys, audit, policy: loadPolicy(config.policyFile) });
+  const vault = opts.vault ?? openVault({ dataDir: mkdtempSync(join(tmpdir(), 'warden-vault-')) });
+  const logger = opts.logger ?? pino({ level: process.env.WARDEN_TEST_LOG ?? 'silent' });
+  const realApp = createApp({ client, docker, config, logger, keys, audit, policy: loadPolicy(config.policyFile), vault });
   /** The app, as an admin: requests without an Authorization header get the admin key. */
   const app = {
     request(path: string, init: RequestInit = {}) {
@@ -71,6 +94,7 @@ export async function startStack(opts: { config?: Partial<Config>; workers?: boo
           dockerHostId: TEST_HOST,
           roles: ['control', 'sandbox'],
           audit,
+          vault,
           docker,
           workflowBundle: { codePath: inject('workflowBundlePath') },
           shutdownGraceTime: '2 seconds',
@@ -93,6 +117,7 @@ export async function startStack(opts: { config?: Partial<Config>; workers?: boo
     keys,
     keyFor,
     audit,
+    vault,
     api,
     async stop() {
       workers?.shutdown();
@@ -100,6 +125,7 @@ export async function startStack(opts: { config?: Partial<Config>; workers?: boo
       await connection.close();
       keys.close();
       if (!opts.audit) audit.close();
+      if (!opts.vault) vault.close();
     },
   };
 }

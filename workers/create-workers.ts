@@ -9,6 +9,7 @@ import { createAuditActivities } from '../activities/audit.js';
 import type { AuditStore } from '../activities/audit-store.js';
 import { createControlActivities } from '../activities/control.js';
 import { createSandboxActivities } from '../activities/sandbox.js';
+import type { Vault } from '../activities/vault.js';
 import { CONTROL_TASK_QUEUE, sandboxTaskQueue } from '../workflows/definitions.js';
 import { WORKFLOWS_PATH } from './bundle.js';
 
@@ -21,6 +22,8 @@ export interface WorkerOptions {
   /** The audit log the control worker writes (required with the control role). */
   audit?: AuditStore;
   docker?: Docker;
+  /** The secrets vault the sandbox worker reads actions' secrets from; without it, actions naming secrets fail. */
+  vault?: Vault;
   workflowBundle?: WorkflowBundleWithSourceMap | { codePath: string };
   /** How long in-flight activities may finish after a shutdown signal. */
   shutdownGraceTime?: string;
@@ -50,7 +53,7 @@ export async function createWorkers(opts: WorkerOptions) {
       await Worker.create({
         ...common,
         taskQueue: sandboxTaskQueue(opts.dockerHostId),
-        activities: createSandboxActivities(opts.docker ?? new Docker()),
+        activities: createSandboxActivities(opts.docker ?? new Docker(), { vault: opts.vault }),
       }),
     );
   }

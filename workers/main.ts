@@ -9,6 +9,7 @@ import { createLogger } from './logger.js';
 import { join, resolve } from 'node:path';
 import { AuditStore } from '../activities/audit-store.js';
 import { createWorkers } from './create-workers.js';
+import { openVault } from '../activities/vault.js';
 
 const config = loadConfig();
 const log = createLogger('warden-worker', config.logLevel);
@@ -34,8 +35,17 @@ for (const role of roles) {
 
 try {
   const audit = roles.includes('control') ? AuditStore.open(join(resolve(config.dataDir), 'audit.db')) : undefined;
+  const vault = roles.includes('sandbox')
+    ? openVault({
+        dataDir: config.dataDir,
+        masterKey: config.masterKey,
+        previousMasterKeys: config.masterKeyPrevious,
+        onKeyFileCreated: (path) => log.warn({ path }, 'created the master key file; back it up: without it the vault cannot be read'),
+      })
+    : undefined;
   const workers = await createWorkers({
     audit,
+    vault,
     temporalAddress: config.temporalAddress,
     namespace: config.temporalNamespace,
     dockerHostId: config.dockerHostId,
@@ -44,6 +54,7 @@ try {
   log.info({ roles, host: config.dockerHostId, temporal: config.temporalAddress }, 'worker started');
   await workers.run();
   audit?.close();
+  vault?.close();
   log.info('worker stopped');
 } catch (err) {
   log.fatal({ err }, 'worker failed');

@@ -136,6 +136,8 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
       command: journaledCommand(action.id, input.command.argv, maxOutput),
       timeout_ms: timeout,
       max_output_bytes: maxOutput,
+      // Names only: the activity reads the values from the vault, so they never enter this history.
+      secrets: input.command.secrets,
     }).finally(() =>
       // Even when the action is cancelled: the agent must not think it is still busy.
       CancellationScope.nonCancellable(() => agentHandle.signal(touchSignal, { action_id: action.id, busy_ms: 0 })).catch(() => undefined),

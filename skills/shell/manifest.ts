@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { defineOperation, type SkillManifest } from '../types.js';
 import { utf8Length } from '../filesystem/content.js';
+import { SecretNamesSchema } from '../../domain/secret.js';
 
 export const MAX_COMMAND_BYTES = 16 * 1024;
 
@@ -33,9 +34,12 @@ const exec = defineOperation({
       .max(1024 * 1024)
       .optional()
       .describe('Keep at most this many bytes of stdout and of stderr; default 64 KiB.'),
+    secrets: SecretNamesSchema.optional().describe(
+      'Vault secrets the command needs: each reaches it as the environment variable of that name; output that echoes a value is redacted.',
+    ),
   }),
   risk: 'high',
-  command: (p) => ({ argv: ['/bin/sh', '-c', p.command], timeout_ms: p.timeout_ms, max_output_bytes: p.max_output_bytes }),
+  command: (p) => ({ argv: ['/bin/sh', '-c', p.command], timeout_ms: p.timeout_ms, max_output_bytes: p.max_output_bytes, secrets: p.secrets }),
 });
 
 export const shellSkill: SkillManifest = {

@@ -1,0 +1,54 @@
+/**
+ * How an action's secrets reach its command: the sandbox activity reads the values from the vault
+ * at execution time and writes them to the exec's stdin, where a small loader script exports each
+ * as the environment variable of its name and then runs the command (with stdin from /dev/null).
+ * The values are never in the exec's or the container's configuration (`docker inspect` shows
+ * neither), nor in the workflow's history: only the names travel through Temporal.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import type { Vault } from './vault.js';
+import { VaultError } from './vault.js';
+
+// One base64 line per name, in order; `printf x` keeps the value's trailing newlines, which
+// command substitution would strip. The names (validated: A-Z, 0-9, _) come as arguments, ended by --.
+const LOADER = [
+  'while [ "$1" != -- ]; do',
+  '  IFS= read -r v || exit 125',
+  '  x=$(printf %s "$v" | base64 -d; printf x)',
+  '  export "$1=${x%x}"',
+  '  shift',
+  'done',
+  'shift',
+  'exec "$@" < /dev/null',
+].join('\n');
+
+/** The argv that exports the secrets read from stdin, then runs `argv`. */
+export function withSecretsFromStdin(names: readonly string[], argv: string[]): string[] {
+  return ['/bin/sh', '-c', LOADER, 'warden-secrets', ...names, '--', ...argv];
+}
+
+/** What the activity writes to the exec's stdin for withSecretsFromStdin. */
+export function secretsStdin(names: readonly string[], values: ReadonlyMap<string, string>): Buffer {
+  return Buffer.from(names.map((n) => `${Buffer.from(values.get(n)!, 'utf8').toString('base64')}\n`).join(''), 'utf8');
+}
+
+/** The values of the named secrets, or a non-retryable failure naming what is wrong (never a value). */
+export function resolveSecrets(vault: Vault | undefined, names: readonly string[]): Map<string, string> {
+  if (!vault) {
+    throw ApplicationFailure.create({
+      type: 'VaultUnavailable',
+      message: `the action needs secrets (${names.join(', ')}) but this sandbox worker has no vault`,
+      nonRetryable: true,
+    });
+  }
+  try {
+    return vault.reveal(names);
+  } catch (err) {
+    if (!(err instanceof VaultError)) throw err;
+    throw ApplicationFailure.create({
+      type: err.code === 'secret_not_found' ? 'SecretNotFound' : 'SecretUnreadable',
+      message: err.message,
+      nonRetryable: true,
+    });
+  }
+}
