@@ -15,6 +15,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { z } from 'zod';
+import { scrubValue } from '../domain/redact.js';
 
 export const AUDIT_KINDS = [
   'action.submitted',
@@ -255,7 +256,9 @@ export class AuditStore {
    */
   append(input: AuditAppendInput): AuditEntry {
     const parsed = AuditAppendSchema.parse(input);
-    const details = canonicalJson(parsed.details, 'details');
+    // Credentials that slipped into details (an error message quoting a URL, say) are redacted before hashing.
+    // Encoded first, so what has no JSON form is refused as before; the plain JSON is then scrubbed.
+    const details = canonicalJson(scrubValue(JSON.parse(canonicalJson(parsed.details, 'details'))));
     return this.db
       .transaction((): AuditEntry => {
         const existing = this.db.prepare(`SELECT ${COLUMNS} FROM entries WHERE key = ?`).get(parsed.key) as Row | undefined;

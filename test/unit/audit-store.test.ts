@@ -407,3 +407,13 @@ describe('the CLI', () => {
     expect(cli('frobnicate').status).toBe(2);
   });
 });
+
+describe('redaction', () => {
+  it('scrubs credentials out of details before they are hashed and stored', () => {
+    const store = AuditStore.open(':memory:');
+    const entry = store.append({ key: 'redact-1', kind: 'execution.failed', actor: 'system', details: { error: 'cannot reach postgres://app:hunter2@db/x', nested: ['Bearer abcdef0123456789abcdef'] } });
+    expect(entry.details).toEqual({ error: 'cannot reach postgres://app:[REDACTED:password]@db/x', nested: ['Bearer [REDACTED:token]'] });
+    expect(store.list()[0]!.details).toEqual(entry.details);
+    expect(store.verify().ok).toBe(true);
+  });
+});

@@ -150,6 +150,18 @@ describe('commands', () => {
     }
   });
 
+  it('shell passes the names of the secrets it needs, never values; names are validated and unique', () => {
+    expect(prepareCommand('shell', 'exec', { command: 'env', secrets: ['DB_PASSWORD', 'API_TOKEN'] })).toEqual({
+      argv: ['/bin/sh', '-c', 'env'],
+      secrets: ['DB_PASSWORD', 'API_TOKEN'],
+    });
+    expect(() => prepareCommand('shell', 'exec', { command: 'env', secrets: ['db-password'] })).toThrow(/secrets\.0: a secret name is 1-64 characters/);
+    expect(() => prepareCommand('shell', 'exec', { command: 'env', secrets: ['A', 'A'] })).toThrow(/each secret may be named once/);
+    expect(() => prepareCommand('shell', 'exec', { command: 'env', secrets: [] })).toThrow(/at least one secret/);
+    expect(() => prepareCommand('shell', 'exec', { command: 'env', secrets: ['WARDEN_EXEC_ID'] })).toThrow(/reserved for Warden/);
+    expect(() => prepareCommand('filesystem', 'read', { path: 'a', secrets: ['A'] })).toThrow(/Unrecognized key: "secrets"/);
+  });
+
   it('shell runs the command line as given, with its timeout and output bound', () => {
     const cmd = prepareCommand('shell', 'exec', { command: HOSTILE, timeout_ms: 1000, max_output_bytes: 10 });
     expect(cmd).toEqual({ argv: ['/bin/sh', '-c', HOSTILE], timeout_ms: 1000, max_output_bytes: 10 });
