@@ -336,6 +336,10 @@ describe('GET /openapi.json and /docs', () => {
         'GET /api/audit-logs/verify',
         'GET /api/skills',
         'POST /api/security/validate',
+        'PUT /api/secrets/{name}',
+        'GET /api/secrets',
+        'DELETE /api/secrets/{name}',
+        'POST /api/secrets/rotate',
       ].sort(),
     );
     expect(doc.security).toEqual([{ apiKey: [] }]);

@@ -54,6 +54,10 @@ const ROUTES: Array<[method: string, path: string, body: unknown, needs: Role, a
   ['GET', '/api/keys', undefined, 'admin', 200],
   ['POST', '/api/keys', {}, 'admin', 400],
   ['DELETE', '/api/keys/key_000000000000', undefined, 'admin', 404],
+  ['GET', '/api/secrets', undefined, 'admin', 200],
+  ['PUT', '/api/secrets/MATRIX_SECRET', {}, 'admin', 400],
+  ['DELETE', '/api/secrets/NO_SUCH_SECRET', undefined, 'admin', 404],
+  ['POST', '/api/secrets/rotate', undefined, 'admin', 200],
 ];
 
 describe.each(ROUTES)('%s %s', (method, path, body, needs, allowed) => {
