@@ -13,7 +13,7 @@
  * A key id (a fingerprint, never the key) names each key, so encrypted data records which key to use.
  */
 import { createHash, hkdfSync, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 
 export type KeyPurpose = 'vault' | 'payload';
@@ -76,8 +76,10 @@ export class Keyring {
     const file = join(resolve(opts.dataDir), 'master-keys.json');
     if (!existsSync(file)) {
       const key = randomBytes(KEY_BYTES);
-      writeKeyFile(file, { current: keyId(key), keys: { [keyId(key)]: key.toString('base64') } });
-      opts.onKeyFileCreated?.(file);
+      // The API and the worker may start together: only one creates the file, the other reads it.
+      if (writeKeyFile(file, { current: keyId(key), keys: { [keyId(key)]: key.toString('base64') } }, { exclusive: true })) {
+        opts.onKeyFileCreated?.(file);
+      }
     }
     const { keys, current } = readKeyFile(file);
     return new Keyring(keys, current, file);
@@ -137,11 +139,26 @@ function readKeyFile(file: string): { keys: Map<string, Buffer>; current: string
   return { keys, current: parsed.current };
 }
 
-/** Written whole to a temporary file and renamed, so a crash never leaves half a key file. */
-function writeKeyFile(file: string, content: KeyFile): void {
+/**
+ * Written whole to a temporary file and renamed, so a crash never leaves half a key file.
+ * `exclusive`: linked instead, so an existing file is never replaced; false when one existed.
+ */
+function writeKeyFile(file: string, content: KeyFile, opts: { exclusive?: boolean } = {}): boolean {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, JSON.stringify(content, null, 2) + '\n', { mode: 0o600 });
   chmodSync(tmp, 0o600);
-  renameSync(tmp, file);
+  if (!opts.exclusive) {
+    renameSync(tmp, file);
+    return true;
+  }
+  try {
+    linkSync(tmp, file);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    unlinkSync(tmp);
+  }
 }
