@@ -19,6 +19,7 @@ import type { Identity } from '../domain/roles.js';
 import { canonicalJson, type AuditStore } from '../activities/audit-store.js';
 import { prepareCommand } from '../skills/index.js';
 import type { Vault } from '../activities/vault.js';
+import { scrubText } from '../domain/redact.js';
 import type { actionWorkflow } from '../workflows/action.js';
 import {
   actionStatusQuery,
@@ -107,14 +108,14 @@ export function createActionService(client: Client, config: Pick<Config, 'approv
         started.result(),
         new Promise<null>((resolve) => setTimeout(() => resolve(null), request.wait_seconds * 1000)),
       ]).catch(() => null);
-      if (final) return final;
+      if (final) return withScrubbedError(final);
     }
     return action;
   }
 
   async function getAction(id: string): Promise<ActionRecord> {
     try {
-      return await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle(id).query(actionStatusQuery));
+      return withScrubbedError(await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle(id).query(actionStatusQuery)));
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw new WardenError('not_found', `action ${id} not found`, 404);
       throw noWorker(err, `no worker answered for action ${id}; is the Warden worker running?`);
@@ -179,6 +180,9 @@ export function createActionService(client: Client, config: Pick<Config, 'approv
 }
 
 export type ActionService = ReturnType<typeof createActionService>;
+
+/** An action's error message comes from anywhere a failure did: credentials in it are redacted. */
+const withScrubbedError = (action: ActionRecord): ActionRecord => (action.error ? { ...action, error: scrubText(action.error) } : action);
 
 function noWorker(err: unknown, message: string): unknown {
   return isDeadlineExceeded(err) ? new WardenError('worker_unavailable', message, 503) : err;

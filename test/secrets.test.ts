@@ -213,6 +213,23 @@ describe('shell actions with secrets', () => {
   });
 });
 
+describe('redaction in answers and the audit log', () => {
+  it("credentials in an action's error and in audit details are redacted", async () => {
+    const res = await shell(agents.runc, { command: 'true' });
+    const rejected = await as(key.approver, 'POST', `/api/actions/${res.body.id}/approve`, {
+      approved: false,
+      comment: 'use postgres://app:hunter2-pw@db/app instead',
+      params_hash: res.body.params_hash,
+    });
+    expect(rejected.status).toBe(200);
+    const action = await finalAction(res.body.id);
+    expect(action.error).toBe(`rejected by test approver: use postgres://app:[REDACTED:password]@db/app instead`);
+    const entry = stack.audit.list({ action_id: res.body.id, kind: 'approval.rejected' })[0]!;
+    expect(entry.details.comment).toBe('use postgres://app:[REDACTED:password]@db/app instead');
+    expect(stack.audit.verify().ok).toBe(true);
+  });
+});
+
 describe('the canary sweep', () => {
   /** The canary in base64 at each of the three alignments it could have inside a longer encoding. */
   const base64Forms = [0, 1, 2].map((k) => {
