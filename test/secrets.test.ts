@@ -27,6 +27,8 @@ const key: Record<'operator' | 'approver' | 'viewer', string> = {} as never;
 
 // The canary: a value that must never appear outside the vault and the sandbox.
 const CANARY = `canary-${randomBytes(16).toString('hex')}`;
+/** A value that breaks naive quoting. */
+const TRICKY = "it's a\n'multi-line' $value \\ `id` $(id)\n\n";
 /** Every log line of the API and of the SDK runtime (workers, activities, workflows). */
 const logLines: string[] = [];
 /** Every response body this file received. */
@@ -154,7 +156,7 @@ describe('admin routes', () => {
 describe('shell actions with secrets', () => {
   beforeAll(async () => {
     expect((await admin('PUT', '/api/secrets/CANARY_SECRET', { value: CANARY })).status).toBe(201);
-    expect((await admin('PUT', '/api/secrets/TRICKY', { value: "it's a\n'multi-line' $value\n\n" })).status).toBe(201);
+    expect((await admin('PUT', '/api/secrets/TRICKY', { value: TRICKY })).status).toBe(201);
   });
 
   for (const runtime of ['runc', 'runsc'] as const) {
@@ -168,7 +170,7 @@ describe('shell actions with secrets', () => {
       const lines = action.result!.stdout.split('\n');
       expect(lines[0]).toBe('canary: [REDACTED:CANARY_SECRET]');
       expect(lines[1]).toBe(`${sha256(CANARY)}  -`);
-      expect(lines[2]).toBe(`${sha256("it's a\n'multi-line' $value\n\n")}  -`);
+      expect(lines[2]).toBe(`${sha256(TRICKY)}  -`);
       expect(action.result!.stderr).toBe('[REDACTED:CANARY_SECRET]\n');
       expect(action.parameters).toEqual({ command: expect.any(String), secrets: ['CANARY_SECRET', 'TRICKY'] });
     });
