@@ -22,6 +22,8 @@ import { agentsRouter } from './agents.js';
 import { docsRouter } from './docs.js';
 import { systemRouter } from './system.js';
 import { validationHook, type AppEnv } from './openapi.js';
+import { codecRouter } from './codec.js';
+import type { PayloadEncryptionCodec } from '../domain/payload-codec.js';
 
 export interface AppDeps {
   client: Client;
@@ -31,6 +33,8 @@ export interface AppDeps {
   keys: KeyStore;
   audit: AuditStore;
   policy: Policy;
+  /** The payload codec behind /codec (the Web UI's codec server). */
+  payloadCodec: PayloadEncryptionCodec;
 }
 
 export function createApp(deps: AppDeps) {
@@ -46,6 +50,7 @@ export function createApp(deps: AppDeps) {
   app.route('/api/audit-logs', auditRouter(deps.audit));
   app.route('/api', skillsRouter());
   app.route('/', docsRouter());
+  app.route('/codec', codecRouter({ codec: deps.payloadCodec, keys: deps.keys, config: deps.config }));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer <API key>' });
   app.doc31('/openapi.json', {

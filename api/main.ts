@@ -9,11 +9,13 @@ import { createApp } from './app.js';
 import { KeyStore } from './key-store.js';
 import { AuditStore } from '../activities/audit-store.js';
 import { loadPolicy } from '../domain/policy.js';
+import { createDataConverter, loadPayloadCodec } from '../domain/data-converter.js';
 
 const config = loadConfig();
 const logger = createLogger('warden-api', config.logLevel);
+const payloadCodec = loadPayloadCodec(config, logger);
 const connection = await Connection.connect({ address: config.temporalAddress });
-const client = new Client({ connection, namespace: config.temporalNamespace });
+const client = new Client({ connection, namespace: config.temporalNamespace, dataConverter: createDataConverter(payloadCodec) });
 const keys = KeyStore.open(join(resolve(config.dataDir), 'warden.db'));
 if (config.adminApiKey) {
   if (keys.ensure('admin (WARDEN_ADMIN_API_KEY)', 'admin', config.adminApiKey)) logger.info('admin API key from WARDEN_ADMIN_API_KEY registered');
@@ -26,7 +28,7 @@ if (config.adminApiKey) {
 // The policy is validated once, here: a bad policy file stops the API with the rule and field at fault.
 const policy = loadPolicy(config.policyFile);
 const audit = AuditStore.open(join(resolve(config.dataDir), 'audit.db'));
-const app = createApp({ client, docker: new Docker(), config, logger, keys, audit, policy });
+const app = createApp({ client, docker: new Docker(), config, logger, keys, audit, policy, payloadCodec });
 
 const server = serve({ fetch: app.fetch, hostname: config.apiHost, port: config.apiPort }, (info) =>
   logger.info({ url: `http://${config.apiHost}:${info.port}`, docs: `http://${config.apiHost}:${info.port}/docs` }, 'API listening'),

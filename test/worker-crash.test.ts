@@ -10,7 +10,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { PROJECT_ROOT } from '../scripts/dev-server.js';
 import { pauseSignal } from '../workflows/definitions.js';
-import { approveWith, containersOf, docker, recordHistory, startStack, submitShell, TEST_HOST, uniqueId, waitFor, waitForStatus } from './helpers.js';
+import { approveWith, containersOf, docker, recordHistory, startStack, submitShell, TEST_HOST, TEST_MASTER_KEY, uniqueId, waitFor, waitForStatus } from './helpers.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 const workers: ChildProcess[] = [];
@@ -24,6 +24,7 @@ function startWorker(): ChildProcess {
       TEMPORAL_ADDRESS: inject('temporalAddress'),
       WARDEN_DOCKER_HOST_ID: TEST_HOST,
       WARDEN_DATA_DIR: dataDir,
+      WARDEN_MASTER_KEY: TEST_MASTER_KEY, // the same keys as the test's client and API
       WARDEN_LOG_LEVEL: 'warn',
     },
     stdio: ['ignore', 'inherit', 'inherit'],

@@ -9,6 +9,7 @@ import { createLogger } from './logger.js';
 import { join, resolve } from 'node:path';
 import { AuditStore } from '../activities/audit-store.js';
 import { createWorkers } from './create-workers.js';
+import { createDataConverter, loadPayloadCodec } from '../domain/data-converter.js';
 
 const config = loadConfig();
 const log = createLogger('warden-worker', config.logLevel);
@@ -40,6 +41,7 @@ try {
     namespace: config.temporalNamespace,
     dockerHostId: config.dockerHostId,
     roles: roles as Array<'control' | 'sandbox'>,
+    dataConverter: createDataConverter(loadPayloadCodec(config, log)),
   });
   log.info({ roles, host: config.dockerHostId, temporal: config.temporalAddress }, 'worker started');
   await workers.run();
