@@ -336,6 +336,10 @@ describe('GET /openapi.json and /docs', () => {
         'GET /api/audit-logs/verify',
         'GET /api/skills',
         'POST /api/security/validate',
+        'POST /codec/decode',
+        'POST /codec/encode',
+        'POST /codec/session',
+        'DELETE /codec/session',
       ].sort(),
     );
     expect(doc.security).toEqual([{ apiKey: [] }]);

@@ -1,5 +1,5 @@
 /**
- * API keys and roles: the authorization matrix over every /api route, key creation (shown
+ * API keys and roles: the authorization matrix over every /api and /codec route, key creation (shown
  * once), revocation, and keys stored only as hashes.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -54,6 +54,8 @@ const ROUTES: Array<[method: string, path: string, body: unknown, needs: Role, a
   ['GET', '/api/keys', undefined, 'admin', 200],
   ['POST', '/api/keys', {}, 'admin', 400],
   ['DELETE', '/api/keys/key_000000000000', undefined, 'admin', 404],
+  ['POST', '/codec/decode', { payloads: [] }, 'viewer', 200],
+  ['POST', '/codec/encode', { payloads: [] }, 'viewer', 200],
 ];
 
 describe.each(ROUTES)('%s %s', (method, path, body, needs, allowed) => {
