@@ -15,7 +15,7 @@ import type { Config } from '../domain/config.js';
 import { WardenError } from '../domain/errors.js';
 import { isEncrypted, PayloadCodecError, type PayloadEncryptionCodec } from '../domain/payload-codec.js';
 import type { KeyStore } from './key-store.js';
-import { apiKeyAuth, requireRole } from './middleware/auth.js';
+import { apiKeyAuth, bearerKey, requireRole } from './middleware/auth.js';
 import { errorResponses, jsonBody, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
 
 /** The cookie that carries a person's API key to the codec routes, and only to them (Path=/codec). */
@@ -88,7 +88,7 @@ export function codecRouter(deps: { codec: PayloadEncryptionCodec; keys: KeyStor
       const origin = c.req.header('origin');
       if (origin && origin !== new URL(c.req.url).origin) throw new WardenError('forbidden', `a codec session cannot be started from ${origin}`, 403);
       const form = c.req.header('content-type')?.startsWith('application/x-www-form-urlencoded') ? await c.req.parseBody() : {};
-      const key = typeof form.api_key === 'string' && form.api_key ? form.api_key : /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '')?.[1];
+      const key = typeof form.api_key === 'string' && form.api_key ? form.api_key : bearerKey(c.req.header('authorization'));
       const identity = key ? deps.keys.authenticate(key) : null;
       if (!key || !identity) throw new WardenError('unauthorized', key ? 'the API key is unknown or revoked' : 'send an API key: form field api_key or Authorization: Bearer <key>', 401);
       setCookie(c, CODEC_COOKIE, key, {
