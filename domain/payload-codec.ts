@@ -34,6 +34,9 @@ export interface PayloadEncryptionOptions {
 }
 
 export class PayloadEncryptionCodec implements PayloadCodec {
+  /** Derived keys by key id: HKDF once per key, not once per payload. */
+  private readonly keys = new Map<string, Buffer>();
+
   constructor(
     private readonly keyring: Keyring,
     private readonly options: PayloadEncryptionOptions = {},
@@ -51,7 +54,7 @@ export class PayloadEncryptionCodec implements PayloadCodec {
   encrypt(payload: Payload): Payload {
     const keyId = this.keyring.currentId;
     const iv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', this.keyring.derive('payload', keyId), iv);
+    const cipher = createCipheriv('aes-256-gcm', this.key(keyId), iv);
     // The key id is authenticated too: a payload relabelled with another key id fails.
     cipher.setAAD(Buffer.from(keyId));
     const plain = PayloadMessage.encode(payload).finish();
@@ -80,7 +83,7 @@ export class PayloadEncryptionCodec implements PayloadCodec {
     if (data.length < IV_BYTES + TAG_BYTES) throw new PayloadCodecError(`an encrypted payload is too short (${data.length} bytes) to be one`);
     let key: Buffer;
     try {
-      key = this.keyring.derive('payload', keyId);
+      key = this.key(keyId);
     } catch (err) {
       throw new PayloadCodecError(`cannot decrypt a payload: ${(err as Error).message}`);
     }
@@ -94,6 +97,12 @@ export class PayloadEncryptionCodec implements PayloadCodec {
       throw new PayloadCodecError(`a payload encrypted under key ${keyId} failed authentication: it was altered or damaged`);
     }
     return PayloadMessage.decode(plain);
+  }
+
+  private key(keyId: string): Buffer {
+    let key = this.keys.get(keyId);
+    if (!key) this.keys.set(keyId, (key = this.keyring.derive('payload', keyId)));
+    return key;
   }
 }
 
