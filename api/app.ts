@@ -25,6 +25,8 @@ import { validationHook, type AppEnv } from './openapi.js';
 import { secretsRouter } from './secrets.js';
 import type { Vault } from '../activities/vault.js';
 import { scrubText } from '../domain/redact.js';
+import { codecRouter } from './codec.js';
+import type { PayloadEncryptionCodec } from '../domain/payload-codec.js';
 
 export interface AppDeps {
   client: Client;
@@ -36,6 +38,8 @@ export interface AppDeps {
   policy: Policy;
   /** The secrets vault; without it the /api/secrets routes answer 503 and action secrets are not checked at submission. */
   vault?: Vault;
+  /** The payload codec behind /codec (the Web UI's codec server). */
+  payloadCodec: PayloadEncryptionCodec;
 }
 
 export function createApp(deps: AppDeps) {
@@ -52,6 +56,7 @@ export function createApp(deps: AppDeps) {
   app.route('/api/audit-logs', auditRouter(deps.audit));
   app.route('/api', skillsRouter());
   app.route('/', docsRouter());
+  app.route('/codec', codecRouter({ codec: deps.payloadCodec, keys: deps.keys, config: deps.config }));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer <API key>' });
   app.doc31('/openapi.json', {

@@ -10,11 +10,13 @@ import { KeyStore } from './key-store.js';
 import { AuditStore } from '../activities/audit-store.js';
 import { loadPolicy } from '../domain/policy.js';
 import { openVault } from '../activities/vault.js';
+import { createDataConverter, loadPayloadCodec } from '../domain/data-converter.js';
 
 const config = loadConfig();
 const logger = createLogger('warden-api', config.logLevel);
+const payloadCodec = loadPayloadCodec(config, logger);
 const connection = await Connection.connect({ address: config.temporalAddress });
-const client = new Client({ connection, namespace: config.temporalNamespace });
+const client = new Client({ connection, namespace: config.temporalNamespace, dataConverter: createDataConverter(payloadCodec) });
 const keys = KeyStore.open(join(resolve(config.dataDir), 'warden.db'));
 if (config.adminApiKey) {
   if (keys.ensure('admin (WARDEN_ADMIN_API_KEY)', 'admin', config.adminApiKey)) logger.info('admin API key from WARDEN_ADMIN_API_KEY registered');
@@ -33,7 +35,7 @@ const vault = openVault({
   previousMasterKeys: config.masterKeyPrevious,
   onKeyFileCreated: (path) => logger.warn({ path }, 'created the master key file; back it up: without it the vault cannot be read'),
 });
-const app = createApp({ client, docker: new Docker(), config, logger, keys, audit, policy, vault });
+const app = createApp({ client, docker: new Docker(), config, logger, keys, audit, policy, vault, payloadCodec });
 
 const server = serve({ fetch: app.fetch, hostname: config.apiHost, port: config.apiPort }, (info) =>
   logger.info({ url: `http://${config.apiHost}:${info.port}`, docs: `http://${config.apiHost}:${info.port}/docs` }, 'API listening'),

@@ -40,6 +40,10 @@ export const ConfigSchema = z.object({
   masterKey: z.string().min(1).optional(),
   /** Older master keys (comma-separated), kept to decrypt what they encrypted. */
   masterKeyPrevious: z.string().min(1).optional(),
+  /** Migration only: accept Temporal payloads that are not encrypted (written before payload encryption). */
+  payloadAllowPlaintext: bool.default(false),
+  /** Web UI origins allowed to call the codec server (comma-separated); the dev server's UI when unset. */
+  codecCorsOrigins: z.string().min(1).optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type Config = z.infer<typeof ConfigSchema>;
@@ -64,6 +68,8 @@ const ENV: Record<keyof Config, string> = {
   adminApiKey: 'WARDEN_ADMIN_API_KEY',
   masterKey: 'WARDEN_MASTER_KEY',
   masterKeyPrevious: 'WARDEN_MASTER_KEY_PREVIOUS',
+  payloadAllowPlaintext: 'WARDEN_PAYLOAD_ALLOW_PLAINTEXT',
+  codecCorsOrigins: 'WARDEN_CODEC_CORS_ORIGINS',
   logLevel: 'WARDEN_LOG_LEVEL',
 };
 

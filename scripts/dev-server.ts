@@ -19,6 +19,8 @@ export interface DevServerOptions {
   logFile: string;
   /** false: no Web UI (the tests). */
   ui?: boolean;
+  /** The codec server the Web UI decodes payloads through (Warden's API, /codec). */
+  uiCodecEndpoint?: string;
   /** Dynamic config values, e.g. { 'limit.historyCount.suggestContinueAsNew': 40 }. */
   dynamicConfig?: Record<string, unknown>;
 }
@@ -42,6 +44,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   const out = openSync(opts.logFile, 'a');
   const args = ['server', 'start-dev', '--db-filename', opts.dbFile, '--ip', '127.0.0.1', '--port', String(opts.port), '--log-level', 'warn'];
   args.push(...(opts.ui === false ? ['--headless'] : ['--ui-port', String(opts.uiPort)]));
+  if (opts.ui !== false && opts.uiCodecEndpoint) args.push('--ui-codec-endpoint', opts.uiCodecEndpoint);
   for (const [key, value] of Object.entries(opts.dynamicConfig ?? {})) {
     args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
   }

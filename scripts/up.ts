@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { loadConfig } from '../domain/config.js';
+import { Keyring } from '../domain/keyring.js';
 import { PROJECT_ROOT, startDevServer, type DevServer } from './dev-server.js';
 import { runDemo } from './demo.js';
 
@@ -29,10 +30,13 @@ async function main() {
       port: config.devServerPort,
       uiPort: config.devServerUiPort,
       logFile: join(PROJECT_ROOT, '.warden/log/temporal.log'),
+      uiCodecEndpoint: `${apiUrl()}/codec`,
     });
     temporalAddress = temporal.address;
     webUi = `http://127.0.0.1:${config.devServerUiPort}`;
   }
+  // Made here, once, so the worker and the API never race to create two different key files.
+  Keyring.load({ masterKey: config.masterKey, previousMasterKeys: config.masterKeyPrevious, dataDir: resolve(PROJECT_ROOT, config.dataDir), onKeyFileCreated: (file) => say(`master key     created in ${file} (mode 0600): back it up`) });
   const adminKey = config.adminApiKey ?? localAdminKey();
   const env = { ...process.env, TEMPORAL_ADDRESS: temporalAddress, WARDEN_ADMIN_API_KEY: adminKey };
   for (const [name, entry] of [['worker', 'workers/main.ts'], ['api', 'api/main.ts']] as const) {
@@ -46,12 +50,13 @@ async function main() {
     children.push(child);
   }
 
-  const api = `http://${config.apiHost}:${config.apiPort}`;
+  const api = apiUrl();
   await waitReady(api);
   say(`API            ${api}`);
   say(`API docs       ${api}/docs  (OpenAPI: ${api}/openapi.json)`);
   say(`Temporal       ${temporalAddress}`);
   say(`Temporal UI    ${webUi}`);
+  if (temporal) say(`Web UI decoding through ${api}/codec: sign in once at ${api}/codec/login (see README, Encrypted payloads)`);
   if (!config.adminApiKey) say(`admin API key  in ${keyFile()} (mode 0600): curl -H "Authorization: Bearer $(cat ${keyFile()})" ${api}/api/agents`);
   if (process.env.WARDEN_DEMO !== '0') {
     await runDemo(api, adminKey, say);
@@ -59,6 +64,9 @@ async function main() {
   }
   say('running; Ctrl-C stops everything');
 }
+
+// The address a browser on this machine reaches the API at.
+const apiUrl = () => `http://${config.apiHost === '0.0.0.0' ? '127.0.0.1' : config.apiHost}:${config.apiPort}`;
 
 const keyFile = () => resolve(PROJECT_ROOT, config.dataDir, 'admin-key');
 

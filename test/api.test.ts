@@ -340,6 +340,10 @@ describe('GET /openapi.json and /docs', () => {
         'GET /api/secrets',
         'DELETE /api/secrets/{name}',
         'POST /api/secrets/rotate',
+        'POST /codec/decode',
+        'POST /codec/encode',
+        'POST /codec/session',
+        'DELETE /codec/session',
       ].sort(),
     );
     expect(doc.security).toEqual([{ apiKey: [] }]);

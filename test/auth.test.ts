@@ -1,5 +1,5 @@
 /**
- * API keys and roles: the authorization matrix over every /api route, key creation (shown
+ * API keys and roles: the authorization matrix over every /api and /codec route, key creation (shown
  * once), revocation, and keys stored only as hashes.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -58,6 +58,8 @@ const ROUTES: Array<[method: string, path: string, body: unknown, needs: Role, a
   ['PUT', '/api/secrets/MATRIX_SECRET', {}, 'admin', 400],
   ['DELETE', '/api/secrets/NO_SUCH_SECRET', undefined, 'admin', 404],
   ['POST', '/api/secrets/rotate', undefined, 'admin', 200],
+  ['POST', '/codec/decode', { payloads: [] }, 'viewer', 200],
+  ['POST', '/codec/encode', { payloads: [] }, 'viewer', 200],
 ];
 
 describe.each(ROUTES)('%s %s', (method, path, body, needs, allowed) => {

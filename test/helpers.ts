@@ -18,6 +18,9 @@ import type { Role } from '../domain/roles.js';
 import { createWorkers } from '../workers/create-workers.js';
 import { temporalCli } from '../scripts/dev-server.js';
 import { openVault, type Vault } from '../activities/vault.js';
+import { createDataConverter, loadPayloadCodec } from '../domain/data-converter.js';
+import { Keyring } from '../domain/keyring.js';
+import { PayloadEncryptionCodec } from '../domain/payload-codec.js';
 
 /** This suite run's Docker host id: its containers carry it, so concurrent runs never touch each other's. */
 export const TEST_HOST = inject('testHost');
@@ -43,6 +46,17 @@ function quietRuntime(logger?: Logger) {
   });
 }
 
+/**
+ * The master key of every test process (and of the recorded histories in test/histories/, which the
+ * replay test decrypts with it). A test key, public in this repository: never use it anywhere else.
+ */
+export const TEST_MASTER_KEY = Buffer.from('warden-TEST-ONLY-master-key-0001').toString('base64');
+
+/** The payload codec and data converter of the test processes (the key above; plaintext refused). */
+export const testPayloadCodec = (options: { allowPlaintext?: boolean } = {}) =>
+  new PayloadEncryptionCodec(Keyring.load({ masterKey: TEST_MASTER_KEY, dataDir: tmpdir() }), options);
+export const testDataConverter = () => createDataConverter(testPayloadCodec());
+
 export function testConfig(overrides: Partial<Config> = {}): Config {
   return ConfigSchema.parse({
     temporalAddress: inject('temporalAddress'),
@@ -50,6 +64,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     sandboxImage: inject('sandboxImage'),
     logLevel: 'silent',
     stopGraceSeconds: 2,
+    masterKey: TEST_MASTER_KEY,
     ...overrides,
   });
 }
@@ -68,14 +83,16 @@ export async function startStack(
 ) {
   quietRuntime(opts.logger);
   const config = testConfig(opts.config);
+  const payloadCodec = loadPayloadCodec(config, { warn: () => undefined });
+  const dataConverter = createDataConverter(payloadCodec);
   const connection = await Connection.connect({ address: config.temporalAddress });
-  const client = new Client({ connection });
+  const client = new Client({ connection, dataConverter });
   const keys = KeyStore.open(':memory:');
   const audit = opts.audit ?? AuditStore.open(join(mkdtempSync(join(tmpdir(), 'warden-audit-')), 'audit.db'));
   const adminKey = keys.create('test admin', 'admin', null).key;
   const vault = opts.vault ?? openVault({ dataDir: mkdtempSync(join(tmpdir(), 'warden-vault-')) });
   const logger = opts.logger ?? pino({ level: process.env.WARDEN_TEST_LOG ?? 'silent' });
-  const realApp = createApp({ client, docker, config, logger, keys, audit, policy: loadPolicy(config.policyFile), vault });
+  const realApp = createApp({ client, docker, config, logger, keys, audit, policy: loadPolicy(config.policyFile), vault, payloadCodec });
   /** The app, as an admin: requests without an Authorization header get the admin key. */
   const app = {
     request(path: string, init: RequestInit = {}) {
@@ -93,6 +110,7 @@ export async function startStack(
           namespace: 'default',
           dockerHostId: TEST_HOST,
           roles: ['control', 'sandbox'],
+          dataConverter,
           audit,
           vault,
           docker,

@@ -6,6 +6,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { expect, inject, it } from 'vitest';
 import { Worker } from '@temporalio/worker';
+import { testDataConverter } from './helpers.js';
 
 const dir = 'test/histories';
 const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
@@ -17,13 +18,23 @@ it('has recorded histories of every workflow type', () => {
   expect([...types].sort()).toEqual(['actionWorkflow', 'agentWorkflow', 'capacityWorkflow']);
 });
 
+it('has histories recorded with encrypted payloads (under the test master key)', () => {
+  // proto3 JSON: metadata values are base64; a history recorded without the codec must be re-recorded.
+  const encrypted = Buffer.from('binary/encrypted').toString('base64');
+  const plaintext = files.filter((f) => {
+    const input = JSON.parse(readFileSync(`${dir}/${f}`, 'utf8')).events[0].workflowExecutionStartedEventAttributes.input;
+    return !input.payloads.every((p: { metadata: { encoding: string } }) => p.metadata.encoding === encrypted);
+  });
+  expect(plaintext, 'recorded without payload encryption: re-record with WARDEN_RECORD_HISTORIES=1').toEqual([]);
+});
+
 it('replays every recorded history without non-determinism', async () => {
   const histories = files.map((f) => ({
     workflowId: f.replace(/\.json$/, ''),
     history: JSON.parse(readFileSync(`${dir}/${f}`, 'utf8')) as unknown, // the worker parses proto3 JSON itself
   }));
   const failures: string[] = [];
-  for await (const result of Worker.runReplayHistories({ workflowBundle: { codePath: inject('workflowBundlePath') } }, histories)) {
+  for await (const result of Worker.runReplayHistories({ workflowBundle: { codePath: inject('workflowBundlePath') }, dataConverter: testDataConverter() }, histories)) {
     if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);
   }
   expect(failures).toEqual([]);

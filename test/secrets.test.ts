@@ -16,7 +16,7 @@ import { AuditStore } from '../activities/audit-store.js';
 import { openVault } from '../activities/vault.js';
 import { createApp } from '../api/app.js';
 import { createLogger } from '../workers/logger.js';
-import { approveWith, docker, startStack, uniqueId, waitFor, waitForStatus } from './helpers.js';
+import { approveWith, docker, startStack, testPayloadCodec, uniqueId, waitFor, waitForStatus } from './helpers.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 let stack: Stack;
@@ -131,6 +131,7 @@ describe('admin routes', () => {
       keys: stack.keys,
       audit: stack.audit,
       policy: loadPolicy(),
+      payloadCodec: testPayloadCodec(),
     });
     const res = await bare.request('/api/secrets', { headers: { authorization: `Bearer ${stack.keys.create('admin2', 'admin', null).key}` } });
     expect(res.status).toBe(503);

@@ -2,14 +2,17 @@
  * `make up` end to end: the launcher starts its own Temporal dev server, worker and API, the demo
  * drives an agent through its life, and SIGINT (Ctrl-C) stops every process it started.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../scripts/dev-server.js';
+import { PROJECT_ROOT, temporalCli } from '../scripts/dev-server.js';
 import { freePort } from './global-setup.js';
+
+const run = promisify(execFile);
 
 const listening = (port: number) =>
   new Promise<boolean>((resolve) => {
@@ -21,6 +24,7 @@ const listening = (port: number) =>
 it('starts the stack, runs the demo, and stops everything on Ctrl-C', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'warden-up-'));
   const [temporalPort, uiPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+  const cli = await temporalCli();
   const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/up.ts'], {
     cwd: PROJECT_ROOT,
     env: {
@@ -62,6 +66,20 @@ it('starts the stack, runs the demo, and stops everything on Ctrl-C', async () =
     expect((await fetch(`http://127.0.0.1:${apiPort}/api/agents`, { headers: { authorization: `Bearer ${key}` } })).status).toBe(200);
     expect((await fetch(`http://127.0.0.1:${apiPort}/api/agents`)).status).toBe(401);
     expect(out).not.toContain(key); // never printed
+
+    // Payloads are encrypted under the key file made before the worker and API started; the Web UI
+    // is pointed at the API's codec server, which the CLI uses here with the admin key.
+    expect(statSync(join(dataDir, 'master-keys.json')).mode & 0o777).toBe(0o600);
+    const settings = (await (await fetch(`http://127.0.0.1:${uiPort}/api/v1/settings`)).json()) as { Codec: { Endpoint: string } };
+    expect(settings.Codec.Endpoint).toBe(`http://127.0.0.1:${apiPort}/codec`);
+    const agentId = /demo: agent (agt-[0-9a-f]+) is running/.exec(out)![1]!;
+    const show = (...codec: string[]) =>
+      run(cli, ['workflow', 'show', '--workflow-id', agentId, '--address', `127.0.0.1:${temporalPort}`, '--output', 'json', ...codec]);
+    const encrypted = /binary\/encrypted|YmluYXJ5L2VuY3J5cHRlZA==/;
+    expect((await show()).stdout).toMatch(encrypted);
+    const codecEndpoint = ['--codec-endpoint', `http://127.0.0.1:${apiPort}/codec`];
+    expect((await show(...codecEndpoint, '--codec-auth', `Bearer ${key}`)).stdout).not.toMatch(encrypted);
+    await expect(show(...codecEndpoint)).rejects.toThrow(/Command failed/); // no key: the codec server answers 401
 
     child.kill('SIGINT');
     expect(await exited).toBe(0);

@@ -7,10 +7,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import proto from '@temporalio/proto';
 import { inject } from 'vitest';
 import { PROJECT_ROOT } from '../scripts/dev-server.js';
-import { pauseSignal } from '../workflows/definitions.js';
-import { approveWith, containersOf, docker, recordHistory, startStack, submitShell, TEST_HOST, uniqueId, waitFor, waitForStatus } from './helpers.js';
+import { CONTROL_TASK_QUEUE, pauseSignal } from '../workflows/definitions.js';
+import { approveWith, containersOf, docker, recordHistory, startStack, submitShell, TEST_HOST, TEST_MASTER_KEY, uniqueId, waitFor, waitForStatus } from './helpers.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 const workers: ChildProcess[] = [];
@@ -24,12 +25,25 @@ function startWorker(): ChildProcess {
       TEMPORAL_ADDRESS: inject('temporalAddress'),
       WARDEN_DOCKER_HOST_ID: TEST_HOST,
       WARDEN_DATA_DIR: dataDir,
+      WARDEN_MASTER_KEY: TEST_MASTER_KEY, // the same keys as the test's client and API
       WARDEN_LOG_LEVEL: 'warn',
     },
     stdio: ['ignore', 'inherit', 'inherit'],
     detached: true, // its own process group: SIGKILL reaches tsx and node alike
   });
   workers.push(child);
+  return child;
+}
+
+/** Starts a worker and waits until it polls: under load, its start (bundling the workflows) outlasts the API's admission deadline. */
+async function startPollingWorker(): Promise<ChildProcess> {
+  const polling = async () => {
+    const res = await stack.client.workflowService.describeTaskQueue({ namespace: 'default', taskQueue: { name: CONTROL_TASK_QUEUE }, taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW });
+    return new Set((res.pollers ?? []).map((p) => p.identity));
+  };
+  const before = await polling();
+  const child = startWorker();
+  await waitFor('the new worker to poll', async () => [...(await polling())].some((identity) => !before.has(identity)), 120_000);
   return child;
 }
 
@@ -52,7 +66,7 @@ afterAll(async () => {
 
 it('an agent survives its worker being killed while provisioning and while stopping', async () => {
   const id = uniqueId('crash');
-  const first = startWorker();
+  const first = await startPollingWorker();
   expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id })).status).toBe(201);
 
   // Kill the worker the moment the container exists: createSandbox may be mid-flight.
@@ -92,7 +106,7 @@ it('an agent survives its worker being killed while provisioning and while stopp
 it('a command whose worker is killed mid-run runs once, and its result still arrives', async () => {
   const id = uniqueId('crash-act');
   for (const w of workers) kill(w); // only this test's worker may run its tasks
-  startWorker();
+  await startPollingWorker();
   expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id, runtime: 'runc' })).status).toBe(201);
   await waitForStatus(stack.api, id, ['running'], 90_000);
   const approver = stack.keys.create('approver', 'approver', null).key;

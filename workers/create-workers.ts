@@ -4,6 +4,7 @@
  */
 import Docker from 'dockerode';
 import { Client, Connection } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createAuditActivities } from '../activities/audit.js';
 import type { AuditStore } from '../activities/audit-store.js';
@@ -19,6 +20,8 @@ export interface WorkerOptions {
   dockerHostId: string;
   /** Which workers this process runs: a Docker host may run only the sandbox worker. */
   roles: ReadonlyArray<'control' | 'sandbox'>;
+  /** Warden's data converter (domain/data-converter.ts createDataConverter): required, so no worker runs unencrypted. */
+  dataConverter: DataConverter;
   /** The audit log the control worker writes (required with the control role). */
   audit?: AuditStore;
   docker?: Docker;
@@ -33,12 +36,12 @@ export interface WorkerOptions {
 export async function createWorkers(opts: WorkerOptions) {
   const connection = await NativeConnection.connect({ address: opts.temporalAddress });
   const workers: Worker[] = [];
-  const common = { connection, namespace: opts.namespace, shutdownGraceTime: opts.shutdownGraceTime ?? '30 seconds', ...(opts.identity ? { identity: opts.identity } : {}) };
+  const common = { connection, namespace: opts.namespace, dataConverter: opts.dataConverter, shutdownGraceTime: opts.shutdownGraceTime ?? '30 seconds', ...(opts.identity ? { identity: opts.identity } : {}) };
   let clientConnection: Connection | undefined;
   if (opts.roles.includes('control')) {
     if (!opts.audit) throw new Error('the control worker needs the audit store');
     clientConnection = await Connection.connect({ address: opts.temporalAddress });
-    const client = new Client({ connection: clientConnection, namespace: opts.namespace });
+    const client = new Client({ connection: clientConnection, namespace: opts.namespace, dataConverter: opts.dataConverter });
     workers.push(
       await Worker.create({
         ...common,

@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { AuditStore } from '../activities/audit-store.js';
 import { createWorkers } from './create-workers.js';
 import { openVault } from '../activities/vault.js';
+import { createDataConverter, loadPayloadCodec } from '../domain/data-converter.js';
 
 const config = loadConfig();
 const log = createLogger('warden-worker', config.logLevel);
@@ -50,6 +51,7 @@ try {
     namespace: config.temporalNamespace,
     dockerHostId: config.dockerHostId,
     roles: roles as Array<'control' | 'sandbox'>,
+    dataConverter: createDataConverter(loadPayloadCodec(config, log)),
   });
   log.info({ roles, host: config.dockerHostId, temporal: config.temporalAddress }, 'worker started');
   await workers.run();

@@ -3,19 +3,23 @@
  * unrevoked key); `requireRole` answers 403 when the identity's role is below the one needed.
  */
 import type { MiddlewareHandler } from 'hono';
+import { getCookie } from 'hono/cookie';
 import { hasRole, type Identity, type Role } from '../../domain/roles.js';
 import type { KeyStore } from '../key-store.js';
 
 export type AuthEnv = { Variables: { identity: Identity } };
 
-export function apiKeyAuth(options: { keys: KeyStore }): MiddlewareHandler<AuthEnv> {
+/** The key in an `Authorization: Bearer <key>` header, if that is what the header holds. */
+export const bearerKey = (header: string | undefined) => /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1];
+
+export function apiKeyAuth(options: { keys: KeyStore; /** Also take the key from this cookie when no header is sent. */ cookie?: string }): MiddlewareHandler<AuthEnv> {
   return async function apiKeyAuthHandler(c, next) {
     const header = c.req.header('authorization') ?? '';
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    const identity = match ? options.keys.authenticate(match[1]!) : null;
+    const key = bearerKey(header) ?? (!header && options.cookie ? getCookie(c, options.cookie) : undefined);
+    const identity = key ? options.keys.authenticate(key) : null;
     if (!identity) {
       c.header('WWW-Authenticate', 'Bearer realm="warden"');
-      const message = match ? 'the API key is unknown or revoked' : 'send an API key: Authorization: Bearer <key>';
+      const message = key ? 'the API key is unknown or revoked' : 'send an API key: Authorization: Bearer <key>';
       return c.json({ error: { code: 'unauthorized', message } }, 401);
     }
     c.set('identity', identity);

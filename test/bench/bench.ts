@@ -29,6 +29,7 @@ import { ConfigSchema } from '../../domain/config.js';
 import { PROJECT_ROOT, startDevServer, type DevServer } from '../../scripts/dev-server.js';
 import { bundleWorkflows } from '../../workers/bundle.js';
 import { createWorkers } from '../../workers/create-workers.js';
+import { createDataConverter, loadPayloadCodec } from '../../domain/data-converter.js';
 import { execUpdate } from '../../workflows/definitions.js';
 import { prepareCommand } from '../../skills/index.js';
 
@@ -414,11 +415,15 @@ async function main(): Promise<void> {
   const bundle = await bundleWorkflows();
   if (aborting) return;
   const audit = AuditStore.open(join(tmp, 'audit.db'));
+  // Payloads are encrypted as in a deployment: the workers and the API share one key file.
+  const payloadCodec = loadPayloadCodec(ConfigSchema.parse({ dataDir: tmp }), { warn: () => undefined });
+  const dataConverter = createDataConverter(payloadCodec);
   workers = createWorkers({
     temporalAddress: server.address,
     namespace: 'default',
     dockerHostId: HOST_ID,
     roles: ['control', 'sandbox'],
+    dataConverter,
     audit,
     docker,
     workflowBundle: bundle,
@@ -431,7 +436,7 @@ async function main(): Promise<void> {
   });
 
   connection = await Connection.connect({ address: server.address });
-  const client = new Client({ connection });
+  const client = new Client({ connection, dataConverter });
   const config = ConfigSchema.parse({
     temporalAddress: server.address,
     dockerHostId: HOST_ID,
@@ -440,7 +445,7 @@ async function main(): Promise<void> {
   });
   const keys = KeyStore.open(':memory:');
   const { key: operatorKey } = keys.create('bench', 'operator', null);
-  const app = createApp({ client, docker, config, logger: pino({ level: 'silent' }), keys, audit, policy: loadPolicy() });
+  const app = createApp({ client, docker, config, logger: pino({ level: 'silent' }), keys, audit, policy: loadPolicy(), payloadCodec });
   const apiPort = await freePort();
   await new Promise<void>((resolve) => {
     httpServer = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: apiPort }, () => resolve());
