@@ -129,8 +129,9 @@ export class Vault {
    * With a key file, a new master key is made first (`newKey`); with WARDEN_MASTER_KEY, the
    * current key is the one the operator just set.
    */
-  rotate(opts: { newKey: boolean }): { key_id: string; reencrypted: number; total: number } {
-    if (opts.newKey) this.keyring.rotate();
+  rotate(): { key_id: string; reencrypted: number; total: number; new_master_key: boolean } {
+    const newKey = this.keyring.rotatable;
+    if (newKey) this.keyring.rotate();
     return this.db
       .transaction(() => {
         const rows = this.db.prepare('SELECT * FROM secrets ORDER BY name').all() as Row[];
@@ -140,7 +141,7 @@ export class Vault {
           const sealed = this.seal(row.name, this.open(row));
           reencrypted += update.run(sealed.key_id, sealed.nonce, sealed.ciphertext, row.name).changes;
         }
-        return { key_id: this.keyring.currentId, reencrypted, total: rows.length };
+        return { key_id: this.keyring.currentId, reencrypted, total: rows.length, new_master_key: newKey };
       })
       .immediate();
   }

@@ -52,7 +52,7 @@ export function createApp(deps: AppDeps) {
   app.route('/api/agents', agentsRouter(agents));
   app.route('/api/keys', keysRouter(deps.keys, deps.audit));
   app.route('/api/actions', actionsRouter(createActionService(deps.client, deps.config, deps.policy, deps.audit, deps.vault)));
-  app.route('/api/secrets', secretsRouter({ vault: deps.vault, audit: deps.audit, masterKeyFromEnv: Boolean(deps.config.masterKey) }));
+  app.route('/api/secrets', secretsRouter({ vault: deps.vault, audit: deps.audit }));
   app.route('/api/audit-logs', auditRouter(deps.audit));
   app.route('/api', skillsRouter());
   app.route('/', docsRouter());

@@ -29,7 +29,7 @@ function toWardenError(err: unknown): unknown {
   return new WardenError('vault_undecryptable', `${err.message}; nothing was changed`, 409);
 }
 
-export function secretsRouter(deps: { vault?: Vault; audit: AuditStore; masterKeyFromEnv: boolean }) {
+export function secretsRouter(deps: { vault?: Vault; audit: AuditStore }) {
   const { audit } = deps;
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   app.use('*', requireRole('admin'));
@@ -100,16 +100,15 @@ export function secretsRouter(deps: { vault?: Vault; audit: AuditStore; masterKe
       },
     }),
     (c) => {
-      const newKey = !deps.masterKeyFromEnv;
       let result;
       try {
-        result = vault().rotate({ newKey });
+        result = vault().rotate();
       } catch (err) {
         throw toWardenError(err);
       }
-      record('vault.rotated', c.get('identity').key_id, { ...result, new_master_key: newKey });
+      record('vault.rotated', c.get('identity').key_id, result);
       const message = `${result.reencrypted} of ${result.total} secrets re-encrypted under master key ${result.key_id}`;
-      return c.json({ ...result, new_master_key: newKey, message }, 200);
+      return c.json({ ...result, message }, 200);
     },
   );
   return app;

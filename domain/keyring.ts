@@ -90,6 +90,11 @@ export class Keyring {
     return this.current;
   }
 
+  /** Key-file mode: rotate() can make a new key (with WARDEN_MASTER_KEY the operator rotates). */
+  get rotatable(): boolean {
+    return this.file !== undefined;
+  }
+
   /** Every key id this keyring can decrypt. */
   ids(): string[] {
     return [...this.keys.keys()];

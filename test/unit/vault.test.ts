@@ -96,8 +96,8 @@ describe('Vault', () => {
     const vault = openVault({ dataDir });
     for (let i = 0; i < 5; i++) vault.put(`S${i}`, `value ${i}`);
     const before = vault.list()[0]!.key_id;
-    const result = vault.rotate({ newKey: true });
-    expect(result).toMatchObject({ reencrypted: 5, total: 5 });
+    const result = vault.rotate();
+    expect(result).toMatchObject({ reencrypted: 5, total: 5, new_master_key: true });
     expect(result.key_id).not.toBe(before);
     expect(new Set(vault.list().map((s) => s.key_id))).toEqual(new Set([result.key_id]));
     // A fresh process reads the rotated key file and every value.
@@ -111,7 +111,7 @@ describe('Vault', () => {
     const newKey = masterKey();
     openVault({ dataDir, masterKey: oldKey }).put('DB_PASSWORD', 'correct horse');
     const rotating = openVault({ dataDir, masterKey: newKey, previousMasterKeys: oldKey });
-    expect(rotating.rotate({ newKey: false })).toMatchObject({ reencrypted: 1, total: 1 });
+    expect(rotating.rotate()).toMatchObject({ reencrypted: 1, total: 1, new_master_key: false });
     expect(openVault({ dataDir, masterKey: newKey }).reveal(['DB_PASSWORD']).get('DB_PASSWORD')).toBe('correct horse');
   });
 
@@ -124,7 +124,7 @@ describe('Vault', () => {
     // Without the old key, A cannot be re-encrypted: B must stay as it was too.
     const vault = openVault({ dataDir, masterKey: masterKey(), previousMasterKeys: newKey });
     const before = vault.list();
-    expect(codeOf(() => vault.rotate({ newKey: false }))).toBe('key_unavailable');
+    expect(codeOf(() => vault.rotate())).toBe('key_unavailable');
     expect(vault.list()).toEqual(before);
   });
 });
