@@ -47,12 +47,20 @@ export interface ActionSummary {
   created_at: string;
 }
 
-export function createActionService(client: Client, config: Pick<Config, 'approvalExpirySeconds'>, policy: Policy, audit: AuditStore) {
+export function createActionService(
+  client: Client,
+  config: Pick<Config, 'approvalExpirySeconds'> & Partial<Pick<Config, 'alertWebhooks' | 'alertApprovalPendingSeconds'>>,
+  policy: Policy,
+  audit: AuditStore,
+  /** Refuses new actions during the emergency lockdown (the action workflow checks again). */
+  assertOpen: (what: 'action', requester: Identity) => Promise<void> = async () => undefined,
+) {
   const QUERY_DEADLINE_MS = 5_000;
   const handle = (id: string) => client.workflow.getHandle<typeof actionWorkflow>(id);
 
   async function submitAction(request: SubmitActionRequest, requester: Identity) {
     const command = prepareCommand(request.skill_id, request.operation, request.parameters);
+    await assertOpen('action', requester);
     const screen: ScreenResult = screenText(freeText(request.parameters));
     const decision = judge(policy, {
       action_type: request.action_type,
@@ -85,7 +93,12 @@ export function createActionService(client: Client, config: Pick<Config, 'approv
       expires_at: pending ? new Date(now.getTime() + config.approvalExpirySeconds * 1000).toISOString() : null,
       completed_at: null,
     };
-    const input: ActionWorkflowInput = { action, command, expirySeconds: config.approvalExpirySeconds };
+    const input: ActionWorkflowInput = {
+      action,
+      command,
+      expirySeconds: config.approvalExpirySeconds,
+      ...(pending && config.alertWebhooks?.length ? { alertPendingSeconds: config.alertApprovalPendingSeconds } : {}),
+    };
     const started = await client.workflow.start<typeof actionWorkflow>('actionWorkflow', {
       workflowId: action.id,
       taskQueue: CONTROL_TASK_QUEUE,

@@ -48,7 +48,8 @@ export interface AgentSummary {
 export type AgentServiceConfig = Pick<
   Config,
   'dockerHostId' | 'sandboxImage' | 'sandboxRuntime' | 'requireSandbox' | 'maxAgents' | 'agentIdleTtlSeconds' | 'stopGraceSeconds'
->;
+> &
+  Partial<Pick<Config, 'alertWebhooks' | 'alertCapacityPercent'>>;
 
 const QUERY_DEADLINE_MS = 5_000;
 const ADMIT_DEADLINE_MS = 15_000;
@@ -68,7 +69,7 @@ export function createAgentService(client: Client, config: AgentServiceConfig) {
     }
     try {
       await withDeadline(ADMIT_DEADLINE_MS, () => client.workflow.executeUpdateWithStart(admitAgentUpdate, {
-        args: [{ agentId, maxAgents: config.maxAgents }],
+        args: [{ agentId, maxAgents: config.maxAgents, ...(config.alertWebhooks?.length ? { alertPercent: config.alertCapacityPercent } : {}) }],
         startWorkflowOperation: new WithStartWorkflowOperation<typeof capacityWorkflow>('capacityWorkflow', {
           workflowId: CAPACITY_WORKFLOW_ID,
           taskQueue: CONTROL_TASK_QUEUE,
@@ -83,6 +84,9 @@ export function createAgentService(client: Client, config: AgentServiceConfig) {
       const failure = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
       if (failure instanceof ApplicationFailure && failure.type === 'CapacityExceeded') {
         throw new WardenError('capacity_exceeded', failure.message, 409);
+      }
+      if (failure instanceof ApplicationFailure && failure.type === 'Lockdown') {
+        throw new WardenError('lockdown', failure.message, 423);
       }
       if (failure instanceof ApplicationFailure && failure.type === 'AgentExists') {
         throw new WardenError('agent_exists', `agent ${agentId} already exists (agent ids are never reused)`, 409);

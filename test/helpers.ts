@@ -74,6 +74,7 @@ export async function startStack(opts: { config?: Partial<Config>; workers?: boo
           docker,
           workflowBundle: { codePath: inject('workflowBundlePath') },
           shutdownGraceTime: '2 seconds',
+          alerts: { webhooks: config.alertWebhooks, secret: config.alertSecret },
         });
   const running = workers?.run();
   const api = async (method: string, path: string, body?: unknown) => {

@@ -40,6 +40,7 @@ try {
     namespace: config.temporalNamespace,
     dockerHostId: config.dockerHostId,
     roles: roles as Array<'control' | 'sandbox'>,
+    alerts: { webhooks: config.alertWebhooks, secret: config.alertSecret },
   });
   log.info({ roles, host: config.dockerHostId, temporal: config.temporalAddress }, 'worker started');
   await workers.run();
