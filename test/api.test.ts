@@ -336,6 +336,9 @@ describe('GET /openapi.json and /docs', () => {
         'GET /api/audit-logs/verify',
         'GET /api/skills',
         'POST /api/security/validate',
+        'POST /api/system/emergency-stop',
+        'POST /api/system/resume',
+        'GET /api/system/lockdown',
       ].sort(),
     );
     expect(doc.security).toEqual([{ apiKey: [] }]);

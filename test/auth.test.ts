@@ -54,6 +54,9 @@ const ROUTES: Array<[method: string, path: string, body: unknown, needs: Role, a
   ['GET', '/api/keys', undefined, 'admin', 200],
   ['POST', '/api/keys', {}, 'admin', 400],
   ['DELETE', '/api/keys/key_000000000000', undefined, 'admin', 404],
+  ['POST', '/api/system/emergency-stop', {}, 'admin', 400],
+  ['POST', '/api/system/resume', {}, 'admin', 400],
+  ['GET', '/api/system/lockdown', undefined, 'viewer', 200],
 ];
 
 describe.each(ROUTES)('%s %s', (method, path, body, needs, allowed) => {
