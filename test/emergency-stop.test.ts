@@ -7,14 +7,14 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AlertEvent } from '../domain/alert.js';
+import { alertWorkflowId, type AlertEvent } from '../domain/alert.js';
 import type { ActionRecord } from '../domain/action.js';
 import type { AgentRecord } from '../domain/agent.js';
 import { verifyAlertSignature } from '../activities/alerts.js';
 import { prepareCommand } from '../skills/index.js';
 import { CONTROL_TASK_QUEUE, type ActionWorkflowInput, type AgentWorkflowInput } from '../workflows/definitions.js';
 import { freePort } from './global-setup.js';
-import { containersOf, docker, startStack, submitShell, TEST_HOST, uniqueId, waitFor, waitForStatus } from './helpers.js';
+import { containersOf, docker, recordHistory, startStack, submitShell, TEST_HOST, uniqueId, waitFor, waitForStatus } from './helpers.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 
@@ -147,6 +147,8 @@ describe('before the stop', () => {
     const alert = await alertOf('agent.error', (e) => e.details.agent_id === id);
     expect(alert.id).toBe(`agent-error-${id}`);
     expect(alert.summary).toMatch(/exited unexpectedly|disappeared/);
+    await stack.client.workflow.getHandle(id).result();
+    await recordHistory('agent-error-alert', id);
   });
 });
 
@@ -167,6 +169,7 @@ describe('the emergency stop', () => {
       approvals_cancelled: report.approvals_cancelled.length,
       actions_in_flight: report.actions_in_flight.length,
     });
+    await recordHistory('emergency-stop', report.stop_workflow_id);
   });
 
   it('every agent ends stopped, its container gone', async () => {
@@ -190,6 +193,7 @@ describe('the emergency stop', () => {
       expect(cancelled).toHaveLength(1);
       expect(cancelled[0]!.details).toEqual({ reason: 'emergency stop: drill: everything stops' });
     }
+    await recordHistory('action-cancelled-by-stop', pendingIds[0]!);
     expect((await stack.api('GET', '/api/actions/pending')).body.actions.map((a: { id: string }) => a.id)).not.toEqual(expect.arrayContaining([pendingIds[0]]));
     expect(stack.audit.list({ kind: 'system.lockdown', limit: 1 })[0]!.details).toMatchObject({ reason: 'drill: everything stops', by_name: 'test admin' });
     expect(stack.audit.list({ kind: 'system.emergency_stop', limit: 1 })[0]!.details).toMatchObject({ counts: report.counts });
@@ -226,6 +230,7 @@ describe('the emergency stop', () => {
     const direct = await stack.client.workflow.execute('actionWorkflow', { workflowId: action.id, taskQueue: CONTROL_TASK_QUEUE, args: [input] });
     expect(direct).toMatchObject({ status: 'rejected', error: expect.stringMatching(LOCKDOWN_MESSAGE), result: null });
     expect(stack.audit.list({ action_id: action.id, limit: 20 }).map((e) => e.kind)).not.toContain('execution.started');
+    await recordHistory('action-lockdown-refused', action.id);
 
     const agentId = uniqueId('direct');
     const agentInput: AgentWorkflowInput = {
@@ -237,6 +242,7 @@ describe('the emergency stop', () => {
     expect(agent.error_message).toMatch(/^Lockdown: Warden is in emergency lockdown/);
     expect(agent.container_id).toBeNull();
     expect(await containersOf(agentId)).toHaveLength(0);
+    await recordHistory('agent-lockdown-refused', agentId);
   });
 
   it('alerts every webhook once, signed; the flaky one gets it after its failures', async () => {
@@ -247,6 +253,8 @@ describe('the emergency stop', () => {
     const flaky = received('/flaky', alert.id);
     expect(flaky.map((d) => d.answered)).toEqual([...Array(FLAKY_FAILURES).fill(503), 200]);
     expect(new Set(flaky.map((d) => d.body)).size).toBe(1); // the same event each time
+    await waitFor('the alert workflow to end', async () => (await stack.client.workflow.getHandle(alertWorkflowId(alert.id)).describe()).status.name === 'COMPLETED');
+    await recordHistory('alert-after-retries', alertWorkflowId(alert.id));
   });
 });
 

@@ -14,7 +14,7 @@ it('has recorded histories of every workflow type', () => {
   const types = new Set(
     files.map((f) => JSON.parse(readFileSync(`${dir}/${f}`, 'utf8')).events[0].workflowExecutionStartedEventAttributes.workflowType.name),
   );
-  expect([...types].sort()).toEqual(['actionWorkflow', 'agentWorkflow', 'capacityWorkflow']);
+  expect([...types].sort()).toEqual(['actionWorkflow', 'agentWorkflow', 'alertWorkflow', 'capacityWorkflow', 'emergencyStopWorkflow']);
 });
 
 it('replays every recorded history without non-determinism', async () => {
