@@ -4,8 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
-  WithStartWorkflowOperation,
   WorkflowFailedError,
+  WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   type Client,
 } from '@temporalio/client';
@@ -15,8 +15,8 @@ import { lockdownMessage, type EmergencyStopReport, type Lockdown, type Lockdown
 import type { Identity } from '../domain/roles.js';
 import type { AuditStore } from '../activities/audit-store.js';
 import { readLockdown } from '../activities/emergency.js';
-import { CAPACITY_WORKFLOW_ID, CONTROL_TASK_QUEUE, liftLockdownUpdate, lockdownUpdate } from '../workflows/definitions.js';
-import type { capacityWorkflow } from '../workflows/capacity.js';
+import { CAPACITY_WORKFLOW_ID, liftLockdownUpdate, lockdownUpdate } from '../workflows/definitions.js';
+import { updateCapacity } from './capacity-updates.js';
 import type { emergencyStopWorkflow } from '../workflows/emergency-stop.js';
 import { isDeadlineExceeded } from './temporal-errors.js';
 
@@ -44,15 +44,7 @@ export function createLockdownService(client: Client, audit: AuditStore, opts: {
     let started: { lockdown: Lockdown; already_locked: boolean; stop_workflow_id: string };
     try {
       started = await client.withDeadline(Date.now() + UPDATE_DEADLINE_MS, () =>
-        client.workflow.executeUpdateWithStart(lockdownUpdate, {
-          args: [actor(who, reason)],
-          startWorkflowOperation: new WithStartWorkflowOperation<typeof capacityWorkflow>('capacityWorkflow', {
-            workflowId: CAPACITY_WORKFLOW_ID,
-            taskQueue: CONTROL_TASK_QUEUE,
-            workflowIdConflictPolicy: 'USE_EXISTING',
-            args: [{ admitted: {} }],
-          }),
-        }),
+        updateCapacity(client, lockdownUpdate, [actor(who, reason)]),
       );
     } catch (err) {
       throw noWorker(err, 'emergency stop');
@@ -76,7 +68,7 @@ export function createLockdownService(client: Client, audit: AuditStore, opts: {
     } catch (err) {
       const failure = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
       if (failure instanceof ApplicationFailure && failure.type === 'NotLocked') throw new WardenError('not_locked', failure.message, 409);
-      if ((err as Error).name === 'WorkflowNotFoundError') throw new WardenError('not_locked', 'Warden is not in lockdown; there is nothing to resume', 409);
+      if (err instanceof WorkflowNotFoundError) throw new WardenError('not_locked', 'Warden is not in lockdown; there is nothing to resume', 409);
       throw noWorker(err, 'resume');
     }
   }

@@ -12,7 +12,7 @@ import type { ActionRecord } from '../domain/action.js';
 import type { AgentRecord } from '../domain/agent.js';
 import { verifyAlertSignature } from '../activities/alerts.js';
 import { prepareCommand } from '../skills/index.js';
-import { CONTROL_TASK_QUEUE, type ActionWorkflowInput, type AgentWorkflowInput } from '../workflows/definitions.js';
+import { CAPACITY_WORKFLOW_ID, capacityQuery, CONTROL_TASK_QUEUE, type ActionWorkflowInput, type AgentWorkflowInput } from '../workflows/definitions.js';
 import { freePort } from './global-setup.js';
 import { containersOf, docker, recordHistory, startStack, submitShell, TEST_HOST, uniqueId, waitFor, waitForStatus } from './helpers.js';
 
@@ -288,5 +288,24 @@ describe('after the stop', () => {
     const alert = await alertOf('emergency_resume');
     expect(alert.details).toMatchObject({ reason: 'drill over', by_name: 'test admin' });
     expect((await stack.api('POST', '/api/system/resume', { reason: 'twice' })).status).toBe(409);
+  });
+});
+
+describe('capacity alert', () => {
+  it('alerts when an admission reaches the threshold', async () => {
+    // The capacity workflow is shared by the suite: put the threshold at the next admission.
+    const held = Object.keys((await stack.client.workflow.getHandle(CAPACITY_WORKFLOW_ID).query(capacityQuery)).admitted).length;
+    const full = await startStack({ workers: false, config: { ...config(), maxAgents: held + 1, alertCapacityPercent: 100 } });
+    try {
+      const id = uniqueId('cap');
+      expect((await full.api('POST', '/api/agents', smallAgent(id))).status).toBe(201);
+      const alert = await alertOf('capacity.high', (e) => e.details.max_agents === held + 1);
+      expect(alert).toMatchObject({ severity: 'warning', details: { admitted: held + 1, threshold_percent: 100 } });
+      await waitForStatus(stack.api, id, ['running']);
+      await stack.api('POST', `/api/agents/${id}/stop`, { force: true });
+      await waitForStatus(stack.api, id, ['stopped']);
+    } finally {
+      await full.stop();
+    }
   });
 });
