@@ -237,14 +237,17 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
   }
 }
 
-function failureType(err: unknown): string | undefined {
+function innermostFailure(err: unknown): ActivityFailure | ApplicationFailure | undefined {
   let cause = err as ActivityFailure | ApplicationFailure | undefined;
   while (cause?.cause) cause = cause.cause as typeof cause;
-  return cause instanceof ApplicationFailure ? cause.type ?? undefined : undefined;
+  return cause;
+}
+
+function failureType(err: unknown): string | undefined {
+  const cause = innermostFailure(err);
+  return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
 }
 
 function failureText(err: unknown): string {
-  let cause = err as ActivityFailure | ApplicationFailure | undefined;
-  while (cause?.cause) cause = cause.cause as typeof cause;
-  return cause?.message ?? String(err);
+  return innermostFailure(err)?.message ?? String(err);
 }
