@@ -5,7 +5,7 @@
 import { heartbeat } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Lockdown } from '../domain/lockdown.js';
-import { CAPACITY_WORKFLOW_ID, cancelActionUpdate, lockdownQuery, SearchAttributes } from '../workflows/definitions.js';
+import { CAPACITY_WORKFLOW_ID, cancelActionUpdate, lockdownQuery, SearchAttributes, stopSignal } from '../workflows/definitions.js';
 
 /** The lockdown the capacity workflow holds; null when there is none (or it never ran: nothing was ever admitted). */
 export async function readLockdown(client: Client): Promise<Lockdown | null> {
@@ -15,6 +15,19 @@ export async function readLockdown(client: Client): Promise<Lockdown | null> {
     if (err instanceof WorkflowNotFoundError) return null;
     throw err;
   }
+}
+
+/** Runs fn on every workflow at once: the ids it answered true for (a workflow that has ended: false). */
+async function workflowsWhere(ids: string[], fn: (id: string) => Promise<boolean>): Promise<string[]> {
+  const outcomes = await Promise.all(
+    ids.map((id) =>
+      fn(id).catch((err: unknown) => {
+        if (err instanceof WorkflowNotFoundError) return false;
+        throw err;
+      }),
+    ),
+  );
+  return ids.filter((_, i) => outcomes[i]);
 }
 
 export function createEmergencyActivities(client: Client) {
@@ -34,6 +47,18 @@ export function createEmergencyActivities(client: Client) {
     return idsOf(`WorkflowType = 'agentWorkflow' AND ExecutionStatus = 'Running'`);
   }
 
+  /**
+   * Sends every agent a forced stop, all at once (signals sent one by one from a workflow reach a
+   * busy server one after another). A retry sends them again: a second forced stop changes nothing.
+   */
+  async function forceStopAgents(request: { agentIds: string[]; by: string }): Promise<{ stopped: string[]; ended: string[] }> {
+    const stopped = await workflowsWhere(request.agentIds, async (id) => {
+      await client.workflow.getHandle(id).signal(stopSignal, { force: true, by: request.by });
+      return true;
+    });
+    return { stopped, ended: request.agentIds.filter((id) => !stopped.includes(id)) };
+  }
+
   /** Actions approved or executing: the stop does not interrupt their command, it stops their agent. */
   async function actionsInFlight(): Promise<string[]> {
     const status = SearchAttributes.actionStatus.name;
@@ -48,21 +73,14 @@ export function createEmergencyActivities(client: Client) {
   async function cancelPendingApprovals(request: { reason: string; by: string }): Promise<string[]> {
     const status = SearchAttributes.actionStatus.name;
     const pending = await idsOf(`WorkflowType = 'actionWorkflow' AND ExecutionStatus = 'Running' AND ${status} = 'pending'`);
-    const cancelled: string[] = [];
-    for (const id of pending) {
+    return workflowsWhere(pending, async (id) => {
+      const outcome = await client.workflow.getHandle(id).executeUpdate(cancelActionUpdate, { args: [request] });
       heartbeat(id);
-      try {
-        const outcome = await client.workflow.getHandle(id).executeUpdate(cancelActionUpdate, { args: [request] });
-        if (outcome.cancelled || outcome.status === 'cancelled') cancelled.push(id);
-      } catch (err) {
-        // Ended between the listing and the update: nothing left to cancel.
-        if (!(err instanceof WorkflowNotFoundError)) throw err;
-      }
-    }
-    return cancelled;
+      return outcome.cancelled || outcome.status === 'cancelled';
+    });
   }
 
-  return { lockdownState, runningAgents, actionsInFlight, cancelPendingApprovals };
+  return { lockdownState, runningAgents, forceStopAgents, actionsInFlight, cancelPendingApprovals };
 }
 
 export type EmergencyActivities = ReturnType<typeof createEmergencyActivities>;

@@ -4,14 +4,14 @@
  * lists the actions in flight, records each step and returns the report. Being a workflow, a
  * crash of the API or a worker mid-stop does not leave half the agents running.
  */
-import { getExternalWorkflowHandle, proxyActivities, proxyLocalActivities, uuid4, workflowInfo } from '@temporalio/workflow';
+import { proxyActivities, proxyLocalActivities, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { AlertActivities } from '../activities/alerts.js';
 import type { AuditActivities, RecordAuditInput } from '../activities/audit.js';
 import type { EmergencyActivities } from '../activities/emergency.js';
 import type { EmergencyStopReport } from '../domain/lockdown.js';
-import { stopSignal, type EmergencyStopInput } from './definitions.js';
+import type { EmergencyStopInput } from './definitions.js';
 
-const { runningAgents, actionsInFlight, cancelPendingApprovals } = proxyActivities<EmergencyActivities>({
+const { runningAgents, forceStopAgents, actionsInFlight, cancelPendingApprovals } = proxyActivities<EmergencyActivities>({
   startToCloseTimeout: '5 minutes',
   heartbeatTimeout: '30 seconds',
   retry: { maximumInterval: '10 seconds' },
@@ -30,17 +30,10 @@ export async function emergencyStopWorkflow({ stop, lockdown, requested, admitte
   // action records its cancellation with the reason; this workflow records the report.
   // Admitted agents (exact) and running agent workflows (visibility: also those started without admission).
   const agents = [...new Set([...admitted, ...(await runningAgents())])].sort();
-  const outcomes = await Promise.all(
-    agents.map((id) =>
-      getExternalWorkflowHandle(id)
-        .signal(stopSignal, { force: true, by: requested.by })
-        .then(() => true, () => false),
-    ),
-  );
-  const stopped = agents.filter((_, i) => outcomes[i]);
-  const ended = agents.filter((_, i) => !outcomes[i]);
-
-  const cancelled = await cancelPendingApprovals({ reason: `emergency stop: ${requested.reason}`, by: requested.by });
+  const [{ stopped, ended }, cancelled] = await Promise.all([
+    forceStopAgents({ agentIds: agents, by: requested.by }),
+    cancelPendingApprovals({ reason: `emergency stop: ${requested.reason}`, by: requested.by }),
+  ]);
   const inFlight = await actionsInFlight();
 
   const report: EmergencyStopReport = {
