@@ -42,6 +42,11 @@ export const AUDIT_KINDS = [
   'vault.rotated',
   'system.started',
   'system.stopped',
+  /** The emergency lockdown began, was lifted; an emergency stop's report; a request refused because of it. */
+  'system.lockdown',
+  'system.lockdown_lifted',
+  'system.emergency_stop',
+  'system.lockdown_refused',
 ] as const;
 export const AuditKindSchema = z.enum(AUDIT_KINDS);
 export type AuditKind = z.infer<typeof AuditKindSchema>;

@@ -4,7 +4,9 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { AgentRecord } from '../domain/agent.js';
+import { lockdownMessage } from '../domain/lockdown.js';
 import { agentStatusQuery } from '../workflows/definitions.js';
+import { readLockdown } from './emergency.js';
 
 export function createControlActivities(client: Client) {
   /** Of these agent ids, the ones whose workflow is no longer running (or never started). */
@@ -21,8 +23,10 @@ export function createControlActivities(client: Client) {
     }
     return closed;
   }
-  /** The agent an action runs in: it must exist and be running. */
+  /** The agent an action runs in: it must exist and be running, and Warden must not be in lockdown. */
   async function agentForAction(agentId: string): Promise<Pick<AgentRecord, 'id' | 'host' | 'status'>> {
+    const lockdown = await readLockdown(client);
+    if (lockdown) throw ApplicationFailure.create({ type: 'Lockdown', message: lockdownMessage(lockdown), nonRetryable: true });
     let agent: AgentRecord;
     try {
       agent = await client.workflow.getHandle(agentId).query(agentStatusQuery);

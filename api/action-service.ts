@@ -49,7 +49,19 @@ export interface ActionSummary {
   created_at: string;
 }
 
-export function createActionService(client: Client, config: Pick<Config, 'approvalExpirySeconds'>, policy: Policy, audit: AuditStore, vault?: Vault) {
+export function createActionService(
+  client: Client,
+  config: Pick<Config, 'approvalExpirySeconds'> & Partial<Pick<Config, 'alertWebhooks' | 'alertApprovalPendingSeconds'>>,
+  policy: Policy,
+  audit: AuditStore,
+  opts: {
+    /** Without it, action secrets are checked only when the command runs. */
+    vault?: Vault;
+    /** Refuses new actions during the emergency lockdown (the action workflow checks again). */
+    assertOpen?: (what: 'action', requester: Identity) => Promise<void>;
+  } = {},
+) {
+  const { vault, assertOpen = async () => undefined } = opts;
   const QUERY_DEADLINE_MS = 5_000;
   const handle = (id: string) => client.workflow.getHandle<typeof actionWorkflow>(id);
 
@@ -58,6 +70,7 @@ export function createActionService(client: Client, config: Pick<Config, 'approv
     // Checked again when the command runs (a secret may be deleted meanwhile); here for a fast 422.
     const missing = vault ? (command.secrets ?? []).filter((name) => !vault.has(name)) : [];
     if (missing.length) throw new WardenError('unknown_secret', `no secret named ${missing.join(', ')} in the vault; an admin stores it with PUT /api/secrets/{name}`, 422);
+    await assertOpen('action', requester);
     const screen: ScreenResult = screenText(freeText(request.parameters));
     const decision = judge(policy, {
       action_type: request.action_type,
@@ -90,7 +103,12 @@ export function createActionService(client: Client, config: Pick<Config, 'approv
       expires_at: pending ? new Date(now.getTime() + config.approvalExpirySeconds * 1000).toISOString() : null,
       completed_at: null,
     };
-    const input: ActionWorkflowInput = { action, command, expirySeconds: config.approvalExpirySeconds };
+    const input: ActionWorkflowInput = {
+      action,
+      command,
+      expirySeconds: config.approvalExpirySeconds,
+      ...(pending && config.alertWebhooks?.length ? { alertPendingSeconds: config.alertApprovalPendingSeconds } : {}),
+    };
     const started = await client.workflow.start<typeof actionWorkflow>('actionWorkflow', {
       workflowId: action.id,
       taskQueue: CONTROL_TASK_QUEUE,

@@ -4,7 +4,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
-  WithStartWorkflowOperation,
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
@@ -17,6 +16,7 @@ import type { Config } from '../domain/config.js';
 import { WardenError } from '../domain/errors.js';
 import type { Identity } from '../domain/roles.js';
 import { isDeadlineExceeded } from './temporal-errors.js';
+import { updateCapacity } from './capacity-updates.js';
 import {
   admitAgentUpdate,
   agentStatusQuery,
@@ -32,7 +32,6 @@ import {
   type AgentWorkflowInput,
 } from '../workflows/definitions.js';
 import type { agentWorkflow } from '../workflows/agent.js';
-import type { capacityWorkflow } from '../workflows/capacity.js';
 
 export interface AgentSummary {
   id: string;
@@ -48,7 +47,8 @@ export interface AgentSummary {
 export type AgentServiceConfig = Pick<
   Config,
   'dockerHostId' | 'sandboxImage' | 'sandboxRuntime' | 'requireSandbox' | 'maxAgents' | 'agentIdleTtlSeconds' | 'stopGraceSeconds'
->;
+> &
+  Partial<Pick<Config, 'alertWebhooks' | 'alertCapacityPercent'>>;
 
 const QUERY_DEADLINE_MS = 5_000;
 const ADMIT_DEADLINE_MS = 15_000;
@@ -67,15 +67,11 @@ export function createAgentService(client: Client, config: AgentServiceConfig) {
       throw new WardenError('sandbox_required', 'require_sandbox is on: runtime runc is not allowed', 422);
     }
     try {
-      await withDeadline(ADMIT_DEADLINE_MS, () => client.workflow.executeUpdateWithStart(admitAgentUpdate, {
-        args: [{ agentId, maxAgents: config.maxAgents }],
-        startWorkflowOperation: new WithStartWorkflowOperation<typeof capacityWorkflow>('capacityWorkflow', {
-          workflowId: CAPACITY_WORKFLOW_ID,
-          taskQueue: CONTROL_TASK_QUEUE,
-          workflowIdConflictPolicy: 'USE_EXISTING',
-          args: [{ admitted: {} }],
-        }),
-      }));
+      await withDeadline(ADMIT_DEADLINE_MS, () =>
+        updateCapacity(client, admitAgentUpdate, [
+          { agentId, maxAgents: config.maxAgents, ...(config.alertWebhooks?.length ? { alertPercent: config.alertCapacityPercent } : {}) },
+        ]),
+      );
     } catch (err) {
       if (isDeadlineExceeded(err)) {
         throw new WardenError('worker_unavailable', 'no worker answered the admission of this agent; is the Warden worker running?', 503);
@@ -83,6 +79,9 @@ export function createAgentService(client: Client, config: AgentServiceConfig) {
       const failure = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
       if (failure instanceof ApplicationFailure && failure.type === 'CapacityExceeded') {
         throw new WardenError('capacity_exceeded', failure.message, 409);
+      }
+      if (failure instanceof ApplicationFailure && failure.type === 'Lockdown') {
+        throw new WardenError('lockdown', failure.message, 423);
       }
       if (failure instanceof ApplicationFailure && failure.type === 'AgentExists') {
         throw new WardenError('agent_exists', `agent ${agentId} already exists (agent ids are never reused)`, 409);

@@ -20,6 +20,8 @@ import { keysRouter } from './keys.js';
 import { apiKeyAuth } from './middleware/auth.js';
 import { agentsRouter } from './agents.js';
 import { docsRouter } from './docs.js';
+import { emergencyRouter } from './emergency.js';
+import { createLockdownService } from './lockdown-service.js';
 import { systemRouter } from './system.js';
 import { validationHook, type AppEnv } from './openapi.js';
 import { secretsRouter } from './secrets.js';
@@ -45,14 +47,16 @@ export interface AppDeps {
 export function createApp(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   const agents = createAgentService(deps.client, deps.config);
+  const lockdown = createLockdownService(deps.client, deps.audit);
 
   // Every /api route needs a key; /healthz, /readyz and the docs are for probes and people.
   app.use('/api/*', apiKeyAuth({ keys: deps.keys }));
   app.route('/', systemRouter({ ...deps, agents }));
   app.route('/api/agents', agentsRouter(agents));
   app.route('/api/keys', keysRouter(deps.keys, deps.audit));
-  app.route('/api/actions', actionsRouter(createActionService(deps.client, deps.config, deps.policy, deps.audit, deps.vault)));
+  app.route('/api/actions', actionsRouter(createActionService(deps.client, deps.config, deps.policy, deps.audit, { vault: deps.vault, assertOpen: lockdown.assertOpen })));
   app.route('/api/secrets', secretsRouter({ vault: deps.vault, audit: deps.audit }));
+  app.route('/api/system', emergencyRouter(lockdown));
   app.route('/api/audit-logs', auditRouter(deps.audit));
   app.route('/api', skillsRouter());
   app.route('/', docsRouter());

@@ -45,6 +45,20 @@ export const ConfigSchema = z.object({
   /** Web UI origins allowed to call the codec server (comma-separated); the dev server's UI when unset. */
   codecCorsOrigins: z.string().min(1).optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Alert webhook URLs (comma-separated); none: alerts are off. */
+  alertWebhooks: z.preprocess(
+    (v) => (typeof v === 'string' ? v.split(',').map((u) => u.trim()).filter(Boolean) : v),
+    z.array(z.url({ protocol: /^https?$/, error: 'each webhook must be an http(s) URL' })).max(20),
+  ).default([]),
+  /** The HMAC-SHA256 key that signs every alert (required with webhooks). */
+  alertSecret: z.string().min(32, 'at least 32 characters').optional(),
+  /** Alert when an action has awaited approval this long. */
+  alertApprovalPendingSeconds: z.coerce.number().int().min(1).default(900),
+  /** Alert when admitted agents reach this percentage of WARDEN_MAX_AGENTS. */
+  alertCapacityPercent: z.coerce.number().int().min(1).max(100).default(90),
+}).refine((c) => c.alertWebhooks.length === 0 || c.alertSecret !== undefined, {
+  path: ['alertSecret'],
+  message: 'required when WARDEN_ALERT_WEBHOOKS is set: alerts are always signed',
 });
 export type Config = z.infer<typeof ConfigSchema>;
 
@@ -71,6 +85,10 @@ const ENV: Record<keyof Config, string> = {
   payloadAllowPlaintext: 'WARDEN_PAYLOAD_ALLOW_PLAINTEXT',
   codecCorsOrigins: 'WARDEN_CODEC_CORS_ORIGINS',
   logLevel: 'WARDEN_LOG_LEVEL',
+  alertWebhooks: 'WARDEN_ALERT_WEBHOOKS',
+  alertSecret: 'WARDEN_ALERT_SECRET',
+  alertApprovalPendingSeconds: 'WARDEN_ALERT_APPROVAL_PENDING_SECONDS',
+  alertCapacityPercent: 'WARDEN_ALERT_CAPACITY_PERCENT',
 };
 
 /** Reads the configuration; a bad value fails start-up with the variable's name and the problem. */

@@ -3,7 +3,7 @@ export class WardenError extends Error {
   constructor(
     readonly code: string,
     message: string,
-    readonly status: 400 | 401 | 403 | 404 | 409 | 422 | 429 | 503 = 400,
+    readonly status: 400 | 401 | 403 | 404 | 409 | 422 | 423 | 429 | 503 = 400,
   ) {
     super(message);
     this.name = 'WardenError';

@@ -344,6 +344,9 @@ describe('GET /openapi.json and /docs', () => {
         'POST /codec/encode',
         'POST /codec/session',
         'DELETE /codec/session',
+        'POST /api/system/emergency-stop',
+        'POST /api/system/resume',
+        'GET /api/system/lockdown',
       ].sort(),
     );
     expect(doc.security).toEqual([{ apiKey: [] }]);

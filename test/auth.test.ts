@@ -60,6 +60,9 @@ const ROUTES: Array<[method: string, path: string, body: unknown, needs: Role, a
   ['POST', '/api/secrets/rotate', undefined, 'admin', 200],
   ['POST', '/codec/decode', { payloads: [] }, 'viewer', 200],
   ['POST', '/codec/encode', { payloads: [] }, 'viewer', 200],
+  ['POST', '/api/system/emergency-stop', {}, 'admin', 400],
+  ['POST', '/api/system/resume', {}, 'admin', 400],
+  ['GET', '/api/system/lockdown', undefined, 'viewer', 200],
 ];
 
 describe.each(ROUTES)('%s %s', (method, path, body, needs, allowed) => {

@@ -116,6 +116,7 @@ export async function startStack(
           docker,
           workflowBundle: { codePath: inject('workflowBundlePath') },
           shutdownGraceTime: '2 seconds',
+          alerts: { webhooks: config.alertWebhooks, secret: config.alertSecret },
         });
   const running = workers?.run();
   const api = async (method: string, path: string, body?: unknown) => {

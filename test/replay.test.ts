@@ -15,7 +15,7 @@ it('has recorded histories of every workflow type', () => {
   const types = new Set(
     files.map((f) => JSON.parse(readFileSync(`${dir}/${f}`, 'utf8')).events[0].workflowExecutionStartedEventAttributes.workflowType.name),
   );
-  expect([...types].sort()).toEqual(['actionWorkflow', 'agentWorkflow', 'capacityWorkflow']);
+  expect([...types].sort()).toEqual(['actionWorkflow', 'agentWorkflow', 'alertWorkflow', 'capacityWorkflow', 'emergencyStopWorkflow']);
 });
 
 it('has histories recorded with encrypted payloads (under the test master key)', () => {

@@ -9,6 +9,8 @@ import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@tem
 import { createAuditActivities } from '../activities/audit.js';
 import type { AuditStore } from '../activities/audit-store.js';
 import { createControlActivities } from '../activities/control.js';
+import { createAlertActivities, type AlertSettings } from '../activities/alerts.js';
+import { createEmergencyActivities } from '../activities/emergency.js';
 import { createSandboxActivities } from '../activities/sandbox.js';
 import type { Vault } from '../activities/vault.js';
 import { CONTROL_TASK_QUEUE, sandboxTaskQueue } from '../workflows/definitions.js';
@@ -31,6 +33,8 @@ export interface WorkerOptions {
   /** How long in-flight activities may finish after a shutdown signal. */
   shutdownGraceTime?: string;
   identity?: string;
+  /** Alert webhooks and their signing secret (none: no alert is raised). */
+  alerts?: AlertSettings;
 }
 
 export async function createWorkers(opts: WorkerOptions) {
@@ -47,7 +51,12 @@ export async function createWorkers(opts: WorkerOptions) {
         ...common,
         taskQueue: CONTROL_TASK_QUEUE,
         ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-        activities: { ...createControlActivities(client), ...createAuditActivities(opts.audit) },
+        activities: {
+          ...createControlActivities(client),
+          ...createAuditActivities(opts.audit),
+          ...createEmergencyActivities(client),
+          ...createAlertActivities(client, opts.alerts ?? { webhooks: [] }),
+        },
       }),
     );
   }

@@ -52,6 +52,7 @@ try {
     dockerHostId: config.dockerHostId,
     roles: roles as Array<'control' | 'sandbox'>,
     dataConverter: createDataConverter(loadPayloadCodec(config, log)),
+    alerts: { webhooks: config.alertWebhooks, secret: config.alertSecret },
   });
   log.info({ roles, host: config.dockerHostId, temporal: config.temporalAddress }, 'worker started');
   await workers.run();

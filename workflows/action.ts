@@ -11,6 +11,7 @@ import {
   condition,
   getExternalWorkflowHandle,
   isCancellation,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -21,12 +22,16 @@ import type { ActionRecord, ActionStatus } from '../domain/action.js';
 import { journaledCommand } from '../domain/journal.js';
 import type { AuditActivities, RecordAuditInput } from '../activities/audit.js';
 import type { ControlActivities } from '../activities/control.js';
+import type { AlertActivities } from '../activities/alerts.js';
+import type { EmergencyActivities } from '../activities/emergency.js';
+import { lockdownMessage } from '../domain/lockdown.js';
 import type { SandboxActivities } from '../activities/sandbox.js';
 import { judgeApproval, type ApprovalAttempt } from './approval.js';
 import {
   actionStatusQuery,
   approveSignal,
   approveUpdate,
+  cancelActionUpdate,
   sandboxTaskQueue,
   SearchAttributes,
   touchSignal,
@@ -35,7 +40,10 @@ import {
 
 // A local activity: the audit store sits beside the control worker, and an append is a short,
 // idempotent write, so it skips the task queue round trip a regular activity costs.
-const { recordAudit } = proxyLocalActivities<AuditActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumInterval: '30 seconds' } });
+const { recordAudit, raiseAlert, lockdownState } = proxyLocalActivities<AuditActivities & AlertActivities & EmergencyActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumInterval: '30 seconds' },
+});
 const { agentForAction } = proxyActivities<ControlActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 5 } });
 
 const DEFAULT_TIMEOUT_MS = 60_000;
@@ -91,6 +99,15 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
     },
   });
 
+  setHandler(cancelActionUpdate, async ({ reason, by }) => {
+    await condition(() => approvalsOpen || action.status !== 'pending');
+    if (action.status !== 'pending') return { cancelled: false, status: action.status };
+    setStatus('cancelled');
+    action.error = `cancelled: ${reason}`;
+    await audit({ kind: 'action.cancelled', actor: by, details: { reason } });
+    return { cancelled: true, status: action.status };
+  });
+
   try {
     await audit({
       kind: 'action.submitted',
@@ -103,11 +120,21 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
       details: { rule: action.rule, level: action.security_level, allowed: action.status !== 'rejected', reasons: action.reasons },
     });
     if (action.status === 'rejected') return await finish();
+    // Fail closed: an action started during the lockdown, by any client, never runs.
+    if (patched('lockdown-check')) {
+      const lockdown = await lockdownState();
+      if (lockdown) {
+        setStatus('rejected');
+        action.error = lockdownMessage(lockdown);
+        await audit({ kind: 'system.lockdown_refused', actor: 'system', details: { reason: action.error } });
+        return await finish();
+      }
+    }
 
     if (action.approvals_required > 0) {
       await audit({ kind: 'approval.requested', actor: 'system', details: { required: action.approvals_required, level: action.security_level } });
       approvalsOpen = true;
-      const decided = await condition(() => action.status !== 'pending', input.expirySeconds * 1000);
+      const decided = await awaitDecision();
       if (!decided) {
         setStatus('expired');
         action.error = `no decision within ${input.expirySeconds} s; the action expired and did not run`;
@@ -173,10 +200,36 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
       });
       throw err;
     }
-    setStatus('failed');
+    // The lockdown, checked again just before the command would run (agentForAction).
+    const refused = failureType(err) === 'Lockdown';
+    setStatus(refused ? 'rejected' : 'failed');
     action.error = failureText(err);
-    await audit({ kind: 'execution.failed', actor: 'system', details: { error: action.error } });
+    await audit({ kind: refused ? 'system.lockdown_refused' : 'execution.failed', actor: 'system', details: refused ? { reason: action.error } : { error: action.error } });
     return await finish();
+  }
+
+  /** Waits for the decision until expiry; past the alert threshold (when set), raises the approval-pending alert once. */
+  async function awaitDecision(): Promise<boolean> {
+    const decided = () => action.status !== 'pending';
+    const alertAfter = input.alertPendingSeconds;
+    if (!alertAfter || alertAfter >= input.expirySeconds) return condition(decided, input.expirySeconds * 1000);
+    if (await condition(decided, alertAfter * 1000)) return true;
+    await raiseAlert({
+      id: `approval-pending-${action.id}`,
+      type: 'approval.pending',
+      time: new Date().toISOString(),
+      severity: 'warning',
+      summary: `action ${action.id} (${action.skill_id}.${action.operation}, ${action.security_level}) has awaited approval for ${alertAfter} s`,
+      details: {
+        action_id: action.id,
+        agent_id: action.agent_id,
+        security_level: action.security_level,
+        approvals: action.approvals.length,
+        approvals_required: action.approvals_required,
+        expires_at: action.expires_at,
+      },
+    });
+    return condition(decided, (input.expirySeconds - alertAfter) * 1000);
   }
 
   async function finish(): Promise<ActionRecord> {
@@ -186,8 +239,17 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
   }
 }
 
-function failureText(err: unknown): string {
+function innermostFailure(err: unknown): ActivityFailure | ApplicationFailure | undefined {
   let cause = err as ActivityFailure | ApplicationFailure | undefined;
   while (cause?.cause) cause = cause.cause as typeof cause;
-  return cause?.message ?? String(err);
+  return cause;
+}
+
+function failureType(err: unknown): string | undefined {
+  const cause = innermostFailure(err);
+  return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
+}
+
+function failureText(err: unknown): string {
+  return innermostFailure(err)?.message ?? String(err);
 }

@@ -13,6 +13,7 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -23,6 +24,9 @@ import {
 import type { AgentRecord, AgentStatus } from '../domain/agent.js';
 import type { SandboxActivities, SandboxExit } from '../activities/sandbox.js';
 import type { AuditActivities, RecordAuditInput } from '../activities/audit.js';
+import type { AlertActivities } from '../activities/alerts.js';
+import type { EmergencyActivities } from '../activities/emergency.js';
+import { lockdownMessage } from '../domain/lockdown.js';
 import {
   agentStatusQuery,
   CAPACITY_WORKFLOW_ID,
@@ -65,7 +69,10 @@ function sandboxActivities(host: string, input: AgentWorkflowInput) {
 
 // A local activity: the audit store sits beside the control worker, and an append is a short,
 // idempotent write, so it skips the task queue round trip a regular activity costs.
-const { recordAudit } = proxyLocalActivities<AuditActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumInterval: '30 seconds' } });
+const { recordAudit, raiseAlert, lockdownState } = proxyLocalActivities<AuditActivities & AlertActivities & EmergencyActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumInterval: '30 seconds' },
+});
 
 export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRecord> {
   const agent: AgentRecord = input.carried ?? newAgentRecord(input);
@@ -94,6 +101,8 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
   /** Who asked for the change under way: the key behind the last signal, or the system. */
   let requestedBy = 'system';
 
+  /** Set when the lockdown refused this agent: no container exists, and there is no failure to alert about. */
+  let refusedByLockdown = false;
   const setStatus = async (status: AgentStatus, reason: string | null = null) => {
     const from = agent.status;
     agent.status = status;
@@ -102,6 +111,16 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
       ...(agent.sandbox_runtime ? [{ key: SearchAttributes.runtime, value: agent.sandbox_runtime }] : []),
     ]);
     await audit(status === 'stopped' ? 'agent.stopped' : 'agent.status_changed', requestedBy, { from, to: status, reason });
+    if (status === 'error' && !refusedByLockdown && patched('alerts')) {
+      await raiseAlert({
+        id: `agent-error-${input.agentId}`,
+        type: 'agent.error',
+        time: new Date().toISOString(),
+        severity: 'warning',
+        summary: `agent ${input.agentId} entered error: ${reason}`,
+        details: { agent_id: input.agentId, skill_id: input.skillId, host: input.host, from, reason, exit_code: agent.exit_code },
+      });
+    }
   };
 
   setHandler(agentStatusQuery, () => agent);
@@ -162,6 +181,14 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
   let cancelled: unknown = null;
   try {
     if (agent.status === 'provisioning') {
+      // Fail closed: an agent started during the lockdown, by any client, never gets a sandbox.
+      if (patched('lockdown-check')) {
+        const lockdown = await lockdownState();
+        if (lockdown) {
+          refusedByLockdown = true;
+          throw ApplicationFailure.create({ type: 'Lockdown', message: lockdownMessage(lockdown), nonRetryable: true });
+        }
+      }
       await audit('agent.created', input.requestedBy ?? 'system', {
         skill_id: input.skillId,
         host: input.host,
@@ -234,7 +261,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
     if (isCancellation(err)) {
       cancelled = err;
     } else if (cleanup) {
-      ownsContainer = !errorText(err).startsWith('NameConflict');
+      ownsContainer = !errorText(err).startsWith('NameConflict') && !refusedByLockdown;
       agent.error_message = errorText(err);
       await CancellationScope.nonCancellable(() => setStatus('error', agent.error_message));
     }

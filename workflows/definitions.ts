@@ -8,6 +8,7 @@ import type { AgentRecord, ExecRequest, ExecResult, ResourceLimits, SandboxRunti
 import type { ActionRecord } from '../domain/action.js';
 import type { SkillCommand } from '../skills/types.js';
 import type { ApprovalAttempt, ApprovalVerdict } from './approval.js';
+import type { Lockdown, LockdownActor } from '../domain/lockdown.js';
 
 /** Workflows and non-sandbox activities. */
 export const CONTROL_TASK_QUEUE = 'warden-control';
@@ -78,15 +79,26 @@ export const execUpdate = defineUpdate<ExecResult, [ExecRequest]>('exec');
 export interface AdmitRequest {
   agentId: string;
   maxAgents: number;
+  /** Raise a capacity alert when admissions reach this percentage of maxAgents (alerts configured). */
+  alertPercent?: number;
 }
 export interface CapacityState {
   /** Admitted agent ids, with the time they were admitted (ISO). */
   admitted: Record<string, string>;
+  /** The emergency lockdown, while it holds. */
+  lockdown?: Lockdown | null;
+  /** Emergency stops so far: the next one is number stops + 1. */
+  stops?: number;
 }
 /** Reserves a slot for an agent; fails with CapacityExceeded when max_agents are admitted. */
 export const admitAgentUpdate = defineUpdate<{ admitted: number; max_agents: number }, [AdmitRequest]>('admitAgent');
 export const releaseAgentSignal = defineSignal<[{ agentId: string }]>('releaseAgent');
 export const capacityQuery = defineQuery<CapacityState>('capacity');
+/** Locks Warden down (or keeps the lockdown) and starts an emergency stop workflow that stops everything. */
+export const lockdownUpdate = defineUpdate<{ lockdown: Lockdown; already_locked: boolean; stop_workflow_id: string }, [LockdownActor]>('lockdown');
+/** Lifts the lockdown; fails with NotLocked when there is none. */
+export const liftLockdownUpdate = defineUpdate<{ lifted: Lockdown; resumed_at: string }, [LockdownActor]>('liftLockdown');
+export const lockdownQuery = defineQuery<Lockdown | null>('lockdown');
 
 export interface ActionWorkflowInput {
   /** The record as submitted: parameters validated, policy decision made, status pending or rejected. */
@@ -95,6 +107,17 @@ export interface ActionWorkflowInput {
   command: SkillCommand;
   /** Unapproved actions expire after this long and never run. */
   expirySeconds: number;
+  /** Raise an alert when the action has waited this long for approval (set when alerts are configured). */
+  alertPendingSeconds?: number;
+}
+
+export interface EmergencyStopInput {
+  stop: number;
+  lockdown: Lockdown;
+  /** Who asked for this stop, and why (a repeated stop keeps the first lockdown). */
+  requested: LockdownActor;
+  /** The agents the capacity workflow had admitted when the lockdown began. */
+  admitted: string[];
 }
 
 export const actionStatusQuery = defineQuery<ActionRecord>('actionStatus');
@@ -102,3 +125,5 @@ export const actionStatusQuery = defineQuery<ActionRecord>('actionStatus');
 export const approveSignal = defineSignal<[ApprovalAttempt]>('approve');
 /** The same decision, answered at once: the API uses it. */
 export const approveUpdate = defineUpdate<ApprovalVerdict & { status: ActionRecord['status'] }, [ApprovalAttempt]>('approveAction');
+/** Cancels an action still awaiting approval (the emergency stop); answers what became of it. */
+export const cancelActionUpdate = defineUpdate<{ cancelled: boolean; status: ActionRecord['status'] }, [{ reason: string; by: string }]>('cancelAction');

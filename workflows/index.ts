@@ -2,3 +2,5 @@
 export { agentWorkflow } from './agent.js';
 export { capacityWorkflow } from './capacity.js';
 export { actionWorkflow } from './action.js';
+export { emergencyStopWorkflow } from './emergency-stop.js';
+export { alertWorkflow } from './alert.js';

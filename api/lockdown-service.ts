@@ -1,0 +1,104 @@
+/**
+ * The emergency stop, the resume and the lockdown state, as Temporal calls on the capacity
+ * workflow (which holds the lockdown and starts the stop workflow), with typed errors.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  WorkflowFailedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+} from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { WardenError } from '../domain/errors.js';
+import { lockdownMessage, type EmergencyStopReport, type Lockdown, type LockdownActor } from '../domain/lockdown.js';
+import type { Identity } from '../domain/roles.js';
+import type { AuditStore } from '../activities/audit-store.js';
+import { readLockdown } from '../activities/emergency.js';
+import { CAPACITY_WORKFLOW_ID, liftLockdownUpdate, lockdownUpdate } from '../workflows/definitions.js';
+import { updateCapacity } from './capacity-updates.js';
+import type { emergencyStopWorkflow } from '../workflows/emergency-stop.js';
+import { isDeadlineExceeded } from './temporal-errors.js';
+
+const UPDATE_DEADLINE_MS = 15_000;
+const QUERY_DEADLINE_MS = 5_000;
+/** How long the API waits for the stop's report; the stop carries on past it regardless. */
+export const STOP_REPORT_WAIT_MS = 60_000;
+
+export interface EmergencyStopOutcome {
+  lockdown: Lockdown;
+  already_locked: boolean;
+  stop_workflow_id: string;
+  /** False when the report was not ready in time: the workflow is still stopping things. */
+  completed: boolean;
+  report: EmergencyStopReport | null;
+}
+
+export function createLockdownService(client: Client, audit: AuditStore, opts: { reportWaitMs?: number } = {}) {
+  const actor = (who: Identity, reason: string): LockdownActor => ({ by: who.key_id, by_name: who.name, reason });
+  const noWorker = (err: unknown, what: string) =>
+    isDeadlineExceeded(err) ? new WardenError('worker_unavailable', `no worker answered the ${what}; is the Warden worker running?`, 503) : err;
+
+  /** Locks down, then waits (up to the deadline) for the stop workflow's report. */
+  async function emergencyStop(reason: string, who: Identity): Promise<EmergencyStopOutcome> {
+    let started: { lockdown: Lockdown; already_locked: boolean; stop_workflow_id: string };
+    try {
+      started = await client.withDeadline(Date.now() + UPDATE_DEADLINE_MS, () =>
+        updateCapacity(client, lockdownUpdate, [actor(who, reason)]),
+      );
+    } catch (err) {
+      throw noWorker(err, 'emergency stop');
+    }
+    const handle = client.workflow.getHandle<typeof emergencyStopWorkflow>(started.stop_workflow_id);
+    const report = await Promise.race([
+      handle.result(),
+      new Promise<null>((resolve) => setTimeout(resolve, opts.reportWaitMs ?? STOP_REPORT_WAIT_MS, null).unref()),
+    ]).catch((err) => {
+      if (err instanceof WorkflowFailedError) throw new WardenError('stop_failed', `the emergency stop ${started.stop_workflow_id} failed: ${err.cause?.message ?? err.message}`, 503);
+      throw err;
+    });
+    return { ...started, completed: report !== null, report };
+  }
+
+  async function resume(reason: string, who: Identity): Promise<{ lifted: Lockdown; resumed_at: string }> {
+    try {
+      return await client.withDeadline(Date.now() + UPDATE_DEADLINE_MS, () =>
+        client.workflow.getHandle(CAPACITY_WORKFLOW_ID).executeUpdate(liftLockdownUpdate, { args: [actor(who, reason)] }),
+      );
+    } catch (err) {
+      const failure = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
+      if (failure instanceof ApplicationFailure && failure.type === 'NotLocked') throw new WardenError('not_locked', failure.message, 409);
+      if (err instanceof WorkflowNotFoundError) throw new WardenError('not_locked', 'Warden is not in lockdown; there is nothing to resume', 409);
+      throw noWorker(err, 'resume');
+    }
+  }
+
+  async function state(): Promise<Lockdown | null> {
+    try {
+      return await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => readLockdown(client));
+    } catch (err) {
+      throw noWorker(err, 'lockdown query');
+    }
+  }
+
+  /**
+   * Refuses a new agent or action during the lockdown (423), and records the refusal. Fails
+   * closed: a lockdown that cannot be read refuses too (503).
+   */
+  async function assertOpen(what: 'agent' | 'action', who: Identity): Promise<void> {
+    const lockdown = await state();
+    if (!lockdown) return;
+    const message = lockdownMessage(lockdown);
+    audit.append({
+      key: `api:lockdown-refused:${randomBytes(8).toString('hex')}`,
+      kind: 'system.lockdown_refused',
+      actor: who.key_id,
+      details: { what, reason: message },
+    });
+    throw new WardenError('lockdown', message, 423);
+  }
+
+  return { emergencyStop, resume, state, assertOpen };
+}
+
+export type LockdownService = ReturnType<typeof createLockdownService>;

@@ -1,0 +1,37 @@
+/**
+ * The alert workflow: one per alert event (id `warden-alert-<event id>`), delivering it to every
+ * configured webhook with retries on a backoff for up to a day, so no alert is lost when the API
+ * or a worker restarts, and none is sent twice by Warden (receivers should still de-duplicate on
+ * the X-Warden-Event-Id header: a delivery whose answer was lost is retried).
+ */
+import { proxyActivities } from '@temporalio/workflow';
+import type { AlertActivities } from '../activities/alerts.js';
+import type { AlertDelivery, AlertWorkflowInput } from '../domain/alert.js';
+
+const { deliverAlert } = proxyActivities<AlertActivities>({
+  startToCloseTimeout: '30 seconds',
+  scheduleToCloseTimeout: '24 hours',
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '10 minutes',
+    nonRetryableErrorTypes: ['WebhookRejected', 'WebhookNotConfigured'],
+  },
+});
+
+export async function alertWorkflow({ event, targets }: AlertWorkflowInput): Promise<AlertDelivery[]> {
+  return Promise.all(
+    targets.map((target) =>
+      deliverAlert({ event, target }).then(
+        ({ status }): AlertDelivery => ({ target, delivered: true, status, error: null }),
+        (err: Error): AlertDelivery => ({ target, delivered: false, status: null, error: innermost(err) }),
+      ),
+    ),
+  );
+}
+
+function innermost(err: Error): string {
+  let cause: Error | undefined = err;
+  while (cause?.cause) cause = cause.cause as Error;
+  return cause?.message ?? String(err);
+}
