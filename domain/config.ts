@@ -41,6 +41,13 @@ export const ConfigSchema = z.object({
   /** Older master keys (comma-separated), kept to decrypt what they encrypted. */
   masterKeyPrevious: z.string().min(1).optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** How often the reaper runs on each Docker host (its Temporal Schedule's interval); 0: this process makes no schedule. */
+  reaperIntervalSeconds: z.coerce
+    .number()
+    .int()
+    .max(7 * 24 * 3600)
+    .refine((v) => v === 0 || v >= 10, '0 (no schedule) or at least 10 seconds')
+    .default(300),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 
@@ -65,6 +72,7 @@ const ENV: Record<keyof Config, string> = {
   masterKey: 'WARDEN_MASTER_KEY',
   masterKeyPrevious: 'WARDEN_MASTER_KEY_PREVIOUS',
   logLevel: 'WARDEN_LOG_LEVEL',
+  reaperIntervalSeconds: 'WARDEN_REAPER_INTERVAL_SECONDS',
 };
 
 /** Reads the configuration; a bad value fails start-up with the variable's name and the problem. */

@@ -16,6 +16,7 @@ import { AuditStore } from '../activities/audit-store.js';
 import { loadPolicy } from '../domain/policy.js';
 import type { Role } from '../domain/roles.js';
 import { createWorkers } from '../workers/create-workers.js';
+import { ensureReaperSchedule } from '../workers/reaper-schedule.js';
 import { temporalCli } from '../scripts/dev-server.js';
 
 /** This suite run's Docker host id: its containers carry it, so concurrent runs never touch each other's. */
@@ -44,7 +45,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
 }
 
 /** A Temporal client, the API app, and (unless workers: false) running control and sandbox workers. */
-export async function startStack(opts: { config?: Partial<Config>; workers?: boolean; audit?: AuditStore } = {}) {
+export async function startStack(opts: { config?: Partial<Config>; workers?: boolean; audit?: AuditStore; reaper?: boolean } = {}) {
   quietRuntime();
   const config = testConfig(opts.config);
   const connection = await Connection.connect({ address: config.temporalAddress });
@@ -76,6 +77,10 @@ export async function startStack(opts: { config?: Partial<Config>; workers?: boo
           shutdownGraceTime: '2 seconds',
         });
   const running = workers?.run();
+  // With reaper: this host's reaper Schedule, as a worker process makes it (deleted by stop()).
+  const reaperSchedule = opts.reaper
+    ? (await ensureReaperSchedule(client, { host: TEST_HOST, intervalSeconds: config.reaperIntervalSeconds || 3600 })).handle
+    : undefined;
   const api = async (method: string, path: string, body?: unknown) => {
     const res = await app.request(path, {
       method,
@@ -94,7 +99,9 @@ export async function startStack(opts: { config?: Partial<Config>; workers?: boo
     keyFor,
     audit,
     api,
+    reaperSchedule,
     async stop() {
+      await reaperSchedule?.delete();
       workers?.shutdown();
       await running;
       await connection.close();

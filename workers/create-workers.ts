@@ -9,6 +9,7 @@ import { createAuditActivities } from '../activities/audit.js';
 import type { AuditStore } from '../activities/audit-store.js';
 import { createControlActivities } from '../activities/control.js';
 import { createSandboxActivities } from '../activities/sandbox.js';
+import { createReaperControlActivities, createReaperSandboxActivities } from '../activities/reaper.js';
 import { CONTROL_TASK_QUEUE, sandboxTaskQueue } from '../workflows/definitions.js';
 import { WORKFLOWS_PATH } from './bundle.js';
 
@@ -41,7 +42,7 @@ export async function createWorkers(opts: WorkerOptions) {
         ...common,
         taskQueue: CONTROL_TASK_QUEUE,
         ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-        activities: { ...createControlActivities(client), ...createAuditActivities(opts.audit) },
+        activities: { ...createControlActivities(client), ...createAuditActivities(opts.audit), ...createReaperControlActivities(client) },
       }),
     );
   }
@@ -50,7 +51,7 @@ export async function createWorkers(opts: WorkerOptions) {
       await Worker.create({
         ...common,
         taskQueue: sandboxTaskQueue(opts.dockerHostId),
-        activities: createSandboxActivities(opts.docker ?? new Docker()),
+        activities: { ...createSandboxActivities(opts.docker ?? new Docker()), ...createReaperSandboxActivities(opts.docker ?? new Docker()) },
       }),
     );
   }

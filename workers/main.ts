@@ -9,6 +9,8 @@ import { createLogger } from './logger.js';
 import { join, resolve } from 'node:path';
 import { AuditStore } from '../activities/audit-store.js';
 import { createWorkers } from './create-workers.js';
+import { Client, Connection } from '@temporalio/client';
+import { ensureReaperSchedule } from './reaper-schedule.js';
 
 const config = loadConfig();
 const log = createLogger('warden-worker', config.logLevel);
@@ -42,6 +44,15 @@ try {
     roles: roles as Array<'control' | 'sandbox'>,
   });
   log.info({ roles, host: config.dockerHostId, temporal: config.temporalAddress }, 'worker started');
+  if (roles.includes('sandbox') && config.reaperIntervalSeconds > 0) {
+    // The host's reaper Schedule: whoever serves the host makes sure it exists.
+    const connection = await Connection.connect({ address: config.temporalAddress });
+    const schedule = await ensureReaperSchedule(new Client({ connection, namespace: config.temporalNamespace }), {
+      host: config.dockerHostId,
+      intervalSeconds: config.reaperIntervalSeconds,
+    }).finally(() => connection.close());
+    log.info({ schedule: schedule.handle.scheduleId, outcome: schedule.outcome, intervalSeconds: config.reaperIntervalSeconds }, 'reaper schedule');
+  }
   await workers.run();
   audit?.close();
   log.info('worker stopped');

@@ -26,6 +26,7 @@ import type { AuditActivities, RecordAuditInput } from '../activities/audit.js';
 import {
   agentStatusQuery,
   CAPACITY_WORKFLOW_ID,
+  containerLostUpdate,
   execUpdate,
   newAgentRecord,
   pauseSignal,
@@ -74,6 +75,8 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
   let stopRequest: { force: boolean } | null = null;
   let wantPaused = agent.status === 'paused';
   let exited: SandboxExit | null = null;
+  /** Set when the reaper found the container gone or stopped before the watcher did. */
+  let lostReason: string | null = null;
   let execsInFlight = 0;
   let idleDeadline = Date.now() + input.idleTtlSeconds * 1000;
   const touch = () => void (idleDeadline = Date.now() + input.idleTtlSeconds * 1000);
@@ -117,6 +120,15 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
     // A forced stop may upgrade a graceful one already asked for, never the reverse.
     stopRequest = { force: Boolean(force) || Boolean(stopRequest?.force) };
     requestedBy = by ?? 'system';
+  });
+  setHandler(containerLostUpdate, ({ reason, exit_code }) => {
+    // The reaper looked a moment ago: an agent that is stopping since then still owns its
+    // container's fate, and one that already knows keeps what its watcher saw.
+    if (exited || stopRequest || (agent.status !== 'running' && agent.status !== 'paused')) return { accepted: false, status: agent.status };
+    exited = { exitCode: exit_code, oomKilled: false, vanished: false };
+    lostReason = reason;
+    requestedBy = 'reaper';
+    return { accepted: true, status: agent.status };
   });
   setHandler(
     execUpdate,
@@ -223,11 +235,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
     if (exited) {
       const exit: SandboxExit = exited;
       agent.exit_code = exit.exitCode;
-      agent.error_message = exit.vanished
-        ? 'sandbox container disappeared (removed outside Warden, or lost by the Docker engine)'
-        : exit.oomKilled
-          ? `sandbox killed: out of memory (limit ${input.limits.memory_mb} MiB)`
-          : `sandbox exited unexpectedly with code ${exit.exitCode}`;
+      agent.error_message = lostReason ?? exitReason(exit, input.limits.memory_mb);
       await setStatus('error', agent.error_message);
     }
   } catch (err) {
@@ -269,6 +277,20 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
   }
   if (cancelled) throw cancelled;
   return agent;
+}
+
+/** Why the sandbox ended, as the agent's error message says it. */
+function exitReason(exit: SandboxExit, memoryMb: number): string {
+  if (exit.oomKilled) return `sandbox killed: out of memory (limit ${memoryMb} MiB)`;
+  if (exit.engineRestarted) {
+    return exit.vanished
+      ? 'sandbox container lost when the Docker engine restarted'
+      : `sandbox container exited after the Docker engine restarted (exit code ${exit.exitCode})`;
+  }
+  if (exit.vanished) return 'sandbox container disappeared (removed outside Warden, or lost by the Docker engine)';
+  // The sandbox's init exits 0 only on SIGTERM, and Warden stops it only after leaving this loop.
+  if (exit.exitCode === 0) return 'sandbox container stopped outside Warden (SIGTERM: `docker stop`, or the Docker engine shutting down)';
+  return `sandbox exited unexpectedly with code ${exit.exitCode}`;
 }
 
 function errorText(err: unknown): string {

@@ -23,7 +23,7 @@ const { closedAgents } = proxyActivities<ControlActivities>({
 });
 
 /** A freshly admitted agent gets this long to start its workflow before its slot can be reclaimed. */
-const ADMISSION_GRACE_MS = 60_000;
+export const ADMISSION_GRACE_MS = 60_000;
 
 export async function capacityWorkflow(state: CapacityState = { admitted: {} }): Promise<void> {
   const admitted = new Map(Object.entries(state.admitted));

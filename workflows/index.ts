@@ -2,3 +2,4 @@
 export { agentWorkflow } from './agent.js';
 export { capacityWorkflow } from './capacity.js';
 export { actionWorkflow } from './action.js';
+export { reaperWorkflow } from './reaper.js';
