@@ -16,14 +16,14 @@ import { triggerReaper } from './reaper-runs.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 const foreignIds: string[] = [];
-let recordReaperRun: string | undefined;
+const recorded = new Map<string, string>();
 
 beforeAll(async () => {
   stack = await startStack({ reaper: true, config: { reaperIntervalSeconds: 3600 } });
 });
 afterAll(async () => {
   for (const id of foreignIds) await docker.getContainer(id).remove({ force: true }).catch(() => undefined);
-  if (recordReaperRun) await recordHistory('reaper', recordReaperRun);
+  for (const [name, id] of recorded) await recordHistory(name, id);
   await stack?.stop();
 });
 
@@ -55,6 +55,7 @@ it('makes one schedule per host, idempotently, even when two processes start at 
 
 it('an agent told that its container is lost moves to error with that reason; one already stopping refuses', async () => {
   const agent = await createRunning('lost');
+  recorded.set('container-lost', agent.id);
   const handle = stack.client.workflow.getHandle(agent.id);
   const reason = 'sandbox container removed outside Warden (the reaper found none for this running agent)';
   expect(await handle.executeUpdate(containerLostUpdate, { args: [{ reason, exit_code: null }] })).toEqual({ accepted: true, status: 'running' });
@@ -96,7 +97,7 @@ it('removes the container of a terminated workflow and frees its slot, and never
   // A slot is only reclaimed once its admission grace has passed (an API may still be starting the workflow).
   await new Promise((r) => setTimeout(r, Math.max(0, admittedAt + ADMISSION_GRACE_MS + 1_000 - Date.now())));
   const report = await triggerReaper(stack.client, stack.reaperSchedule!);
-  recordReaperRun = report.workflowId;
+  recorded.set('reaper', report.workflowId);
 
   expect(report.host).toBe(TEST_HOST);
   expect(report.containers_removed).toContainEqual({

@@ -14,7 +14,7 @@ it('has recorded histories of every workflow type', () => {
   const types = new Set(
     files.map((f) => JSON.parse(readFileSync(`${dir}/${f}`, 'utf8')).events[0].workflowExecutionStartedEventAttributes.workflowType.name),
   );
-  expect([...types].sort()).toEqual(['actionWorkflow', 'agentWorkflow', 'capacityWorkflow']);
+  expect([...types].sort()).toEqual(['actionWorkflow', 'agentWorkflow', 'capacityWorkflow', 'reaperWorkflow']);
 });
 
 it('replays every recorded history without non-determinism', async () => {
@@ -27,5 +27,5 @@ it('replays every recorded history without non-determinism', async () => {
     if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);
   }
   expect(failures).toEqual([]);
-  expect(histories.length).toBeGreaterThanOrEqual(11);
+  expect(histories.length).toBeGreaterThanOrEqual(13);
 });

@@ -42,7 +42,7 @@ describe('planReaping', () => {
       {
         agent_id: 'stopped',
         exit_code: 0,
-        reason: 'sandbox container exited outside Warden (exit code 0), as after a Docker engine restart or `docker stop`',
+        reason: 'sandbox container exited outside Warden (exit code 0), as after `docker stop` or a Docker engine shutdown or restart',
       },
     ]);
     expect(plan.orphans).toEqual([]);
