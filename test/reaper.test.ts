@@ -4,8 +4,10 @@
  * a container of another host is never touched; an agent told that it lost its container moves
  * to error, unless it is already stopping.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { ScheduleOverlapPolicy } from '@temporalio/client';
+import { spawn } from 'node:child_process';
+import { afterAll, beforeAll, expect, inject, it } from 'vitest';
+import { ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
+import { PROJECT_ROOT } from '../scripts/dev-server.js';
 import { CAPACITY_WORKFLOW_ID, capacityQuery, containerLostUpdate, stopSignal } from '../workflows/definitions.js';
 import { ADMISSION_GRACE_MS } from '../workflows/capacity.js';
 import { sandboxContainerOptions } from '../activities/sandbox.js';
@@ -50,6 +52,34 @@ it('makes one schedule per host, idempotently, even when two processes start at 
     expect((await ensureReaperSchedule(stack.client, { host, intervalSeconds: 120 })).outcome).toBe('unchanged');
   } finally {
     await made[0]!.handle.delete();
+  }
+});
+
+it('a worker process serving a host makes its reaper schedule at start-up', async () => {
+  const host = `${TEST_HOST}-proc`;
+  const handle = stack.client.schedule.getHandle(`warden-reaper@${host}`);
+  const child = spawn('npx', ['tsx', 'workers/main.ts'], {
+    cwd: PROJECT_ROOT,
+    env: {
+      ...process.env,
+      TEMPORAL_ADDRESS: inject('temporalAddress'),
+      WARDEN_DOCKER_HOST_ID: host,
+      WARDEN_WORKER_ROLES: 'sandbox',
+      WARDEN_REAPER_INTERVAL_SECONDS: '120',
+      WARDEN_LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+    detached: true, // its own process group, so tsx and node both get the signal
+  });
+  try {
+    const described = await waitFor('the worker to make its schedule', () => handle.describe(), 90_000);
+    expect(described.spec.intervals).toMatchObject([{ every: 120_000 }]);
+    expect(described.action).toMatchObject({ workflowType: 'reaperWorkflow', args: [{ host }] });
+  } finally {
+    process.kill(-child.pid!, 'SIGTERM');
+    await handle.delete().catch((err) => {
+      if (!(err instanceof ScheduleNotFoundError)) throw err;
+    });
   }
 });
 
