@@ -34,6 +34,17 @@ for (const role of roles) {
   }
 }
 
+async function ensureHostReaperSchedule() {
+  const connection = await Connection.connect({ address: config.temporalAddress });
+  try {
+    const client = new Client({ connection, namespace: config.temporalNamespace });
+    const { handle, outcome } = await ensureReaperSchedule(client, { host: config.dockerHostId, intervalSeconds: config.reaperIntervalSeconds });
+    log.info({ schedule: handle.scheduleId, outcome, intervalSeconds: config.reaperIntervalSeconds }, 'reaper schedule');
+  } finally {
+    await connection.close();
+  }
+}
+
 try {
   const audit = roles.includes('control') ? AuditStore.open(join(resolve(config.dataDir), 'audit.db')) : undefined;
   const workers = await createWorkers({
@@ -44,16 +55,13 @@ try {
     roles: roles as Array<'control' | 'sandbox'>,
   });
   log.info({ roles, host: config.dockerHostId, temporal: config.temporalAddress }, 'worker started');
-  if (roles.includes('sandbox') && config.reaperIntervalSeconds > 0) {
-    // The host's reaper Schedule: whoever serves the host makes sure it exists.
-    const connection = await Connection.connect({ address: config.temporalAddress });
-    const schedule = await ensureReaperSchedule(new Client({ connection, namespace: config.temporalNamespace }), {
-      host: config.dockerHostId,
-      intervalSeconds: config.reaperIntervalSeconds,
-    }).finally(() => connection.close());
-    log.info({ schedule: schedule.handle.scheduleId, outcome: schedule.outcome, intervalSeconds: config.reaperIntervalSeconds }, 'reaper schedule');
-  }
-  await workers.run();
+  // The host's reaper Schedule: whoever serves the host makes sure it exists, while polling
+  // already runs. Without it the worker still serves its agents: a failure is logged, not fatal.
+  const schedule =
+    roles.includes('sandbox') && config.reaperIntervalSeconds > 0
+      ? ensureHostReaperSchedule().catch((err) => log.error({ err }, 'could not make the reaper schedule; containers of terminated workflows will not be reaped'))
+      : undefined;
+  await Promise.all([workers.run(), schedule]);
   audit?.close();
   log.info('worker stopped');
 } catch (err) {
