@@ -118,8 +118,6 @@ export interface SandboxExit {
   oomKilled: boolean;
   /** The container is gone: removed outside Warden, or lost by the engine. */
   vanished: boolean;
-  /** The engine stopped answering while the sandbox ran: it was restarted (or died) meanwhile. */
-  engineRestarted?: boolean;
 }
 
 export interface ExecInput extends ExecRequest {
@@ -127,12 +125,6 @@ export interface ExecInput extends ExecRequest {
 }
 
 const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number })?.statusCode;
-
-/** The engine's socket refuses, is missing or drops the connection: the engine is down or restarting. */
-export function engineUnreachable(err: unknown): boolean {
-  const code = (err as { code?: string })?.code;
-  return ['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EPIPE'].includes(code ?? '') || /socket hang up/i.test(String((err as Error)?.message));
-}
 
 /** Builds the sandbox activities around a Docker client (the real engine, in tests too). */
 export function createSandboxActivities(docker: Docker) {
@@ -231,30 +223,18 @@ export function createSandboxActivities(docker: Docker) {
     }
   }
 
-  /**
-   * Waits until the sandbox's container exits or disappears; heartbeats while it runs. When the
-   * engine stops answering (it closes its socket before it stops the containers on a restart),
-   * waits for it to come back and reports the container's fate with `engineRestarted`; a retried
-   * attempt remembers that from the heartbeat details.
-   */
+  /** Waits until the sandbox's container exits or disappears; heartbeats while it runs. */
   async function awaitSandboxExit(agentId: string): Promise<SandboxExit> {
     const ctx = Context.current();
-    let engineRestarted = (ctx.info.heartbeatDetails as { engineRestarted?: boolean } | undefined)?.engineRestarted === true;
-    const beat = setInterval(() => heartbeat({ engineRestarted }), 5_000);
+    const beat = setInterval(() => heartbeat(), 5_000);
     try {
-      for (;;) {
-        try {
-          await container(agentId).wait({ abortSignal: ctx.cancellationSignal });
-          const state = (await container(agentId).inspect()).State;
-          return { exitCode: state.ExitCode, oomKilled: state.OOMKilled, vanished: false, engineRestarted };
-        } catch (err) {
-          if (statusOf(err) === 404) return { exitCode: null, oomKilled: false, vanished: true, engineRestarted };
-          if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? err;
-          if (!engineUnreachable(err)) throw err;
-          if (!engineRestarted) heartbeat({ engineRestarted: (engineRestarted = true) });
-          await ctx.sleep(1_000);
-        }
-      }
+      await container(agentId).wait({ abortSignal: ctx.cancellationSignal });
+      const state = (await container(agentId).inspect()).State;
+      return { exitCode: state.ExitCode, oomKilled: state.OOMKilled, vanished: false };
+    } catch (err) {
+      if (statusOf(err) === 404) return { exitCode: null, oomKilled: false, vanished: true };
+      if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? err;
+      throw err;
     } finally {
       clearInterval(beat);
     }
