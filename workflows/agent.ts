@@ -284,8 +284,8 @@ function exitReason(exit: SandboxExit, memoryMb: number): string {
   if (exit.oomKilled) return `sandbox killed: out of memory (limit ${memoryMb} MiB)`;
   if (exit.vanished) return 'sandbox container disappeared (removed outside Warden, or lost by the Docker engine)';
   // The sandbox's init exits 0 only on SIGTERM, and no process inside can SIGKILL it: while the
-  // agent runs, Warden sends neither, so these came from outside (the engine stops a paused
-  // container with SIGKILL).
+  // agent runs, Warden sends neither, so these came from outside (an engine shutting down
+  // SIGKILLs what SIGTERM did not stop, such as a paused gVisor sandbox).
   if (exit.exitCode === 0) return 'sandbox container stopped outside Warden (SIGTERM: `docker stop`, or a Docker engine shutdown or restart)';
   if (exit.exitCode === 137) return 'sandbox container killed outside Warden (SIGKILL: `docker kill` or `docker rm -f`, or a Docker engine shutdown or restart)';
   return `sandbox exited unexpectedly with code ${exit.exitCode}`;
