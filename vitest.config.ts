@@ -11,5 +11,8 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 180_000,
     reporters: ['default'],
+    // Worker processes the tests spawn make no reaper schedule: a reaper run in the middle of another
+    // test would remove the containers it makes by hand. The reaper's own tests ask for one.
+    env: { WARDEN_REAPER_INTERVAL_SECONDS: '0' },
   },
 });

@@ -47,6 +47,12 @@ export const AUDIT_KINDS = [
   'system.lockdown_lifted',
   'system.emergency_stop',
   'system.lockdown_refused',
+  /** The reaper removed a container whose agent workflow was not running. */
+  'reaper.container_removed',
+  /** The reaper told a running agent that its container is gone or stopped. */
+  'reaper.agent_lost',
+  /** The reaper freed the capacity slot of an agent whose workflow had ended. */
+  'reaper.slot_released',
 ] as const;
 export const AuditKindSchema = z.enum(AUDIT_KINDS);
 export type AuditKind = z.infer<typeof AuditKindSchema>;

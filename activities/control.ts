@@ -8,19 +8,21 @@ import { lockdownMessage } from '../domain/lockdown.js';
 import { agentStatusQuery } from '../workflows/definitions.js';
 import { readLockdown } from './emergency.js';
 
+/** The execution status of an agent's workflow as the server has it now (Temporal's names), or NOT_FOUND. */
+export async function agentWorkflowState(client: Client, agentId: string): Promise<string> {
+  try {
+    return (await client.workflow.getHandle(agentId).describe()).status.name;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return 'NOT_FOUND';
+    throw err;
+  }
+}
+
 export function createControlActivities(client: Client) {
   /** Of these agent ids, the ones whose workflow is no longer running (or never started). */
   async function closedAgents(agentIds: string[]): Promise<string[]> {
     const closed: string[] = [];
-    for (const id of agentIds) {
-      try {
-        const description = await client.workflow.getHandle(id).describe();
-        if (description.status.name !== 'RUNNING') closed.push(id);
-      } catch (err) {
-        if (err instanceof WorkflowNotFoundError) closed.push(id);
-        else throw err;
-      }
-    }
+    for (const id of agentIds) if ((await agentWorkflowState(client, id)) !== 'RUNNING') closed.push(id);
     return closed;
   }
   /** The agent an action runs in: it must exist and be running, and Warden must not be in lockdown. */

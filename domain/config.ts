@@ -56,6 +56,13 @@ export const ConfigSchema = z.object({
   alertApprovalPendingSeconds: z.coerce.number().int().min(1).default(900),
   /** Alert when admitted agents reach this percentage of WARDEN_MAX_AGENTS. */
   alertCapacityPercent: z.coerce.number().int().min(1).max(100).default(90),
+  /** How often the reaper runs on each Docker host (its Temporal Schedule's interval); 0: this process makes no schedule. */
+  reaperIntervalSeconds: z.coerce
+    .number()
+    .int()
+    .max(7 * 24 * 3600)
+    .refine((v) => v === 0 || v >= 10, '0 (no schedule) or at least 10 seconds')
+    .default(300),
 }).refine((c) => c.alertWebhooks.length === 0 || c.alertSecret !== undefined, {
   path: ['alertSecret'],
   message: 'required when WARDEN_ALERT_WEBHOOKS is set: alerts are always signed',
@@ -89,6 +96,7 @@ const ENV: Record<keyof Config, string> = {
   alertSecret: 'WARDEN_ALERT_SECRET',
   alertApprovalPendingSeconds: 'WARDEN_ALERT_APPROVAL_PENDING_SECONDS',
   alertCapacityPercent: 'WARDEN_ALERT_CAPACITY_PERCENT',
+  reaperIntervalSeconds: 'WARDEN_REAPER_INTERVAL_SECONDS',
 };
 
 /** Reads the configuration; a bad value fails start-up with the variable's name and the problem. */

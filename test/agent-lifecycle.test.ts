@@ -119,6 +119,6 @@ describe('agent lifecycle', () => {
     const running = await waitForStatus(stack.api, id, ['running']);
     await docker.getContainer(running.container_id!).remove({ force: true });
     const failed = await waitForStatus(stack.api, id, ['error']);
-    expect(failed.error_message).toMatch(/exited unexpectedly|disappeared/);
+    expect(failed.error_message).toMatch(/exited unexpectedly|disappeared|killed outside Warden/);
   });
 });

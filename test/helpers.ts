@@ -16,6 +16,7 @@ import { AuditStore } from '../activities/audit-store.js';
 import { loadPolicy } from '../domain/policy.js';
 import type { Role } from '../domain/roles.js';
 import { createWorkers } from '../workers/create-workers.js';
+import { ensureReaperSchedule } from '../workers/reaper-schedule.js';
 import { temporalCli } from '../scripts/dev-server.js';
 import { openVault, type Vault } from '../activities/vault.js';
 import { createDataConverter, loadPayloadCodec } from '../domain/data-converter.js';
@@ -79,6 +80,8 @@ export async function startStack(
     vault?: Vault;
     /** The API's logger, also given the SDK runtime's lines when it is the first stack of the file. */
     logger?: Logger;
+    /** Make this host's reaper Schedule, as a worker process does (deleted by stop()). */
+    reaper?: boolean;
   } = {},
 ) {
   quietRuntime(opts.logger);
@@ -119,6 +122,10 @@ export async function startStack(
           alerts: { webhooks: config.alertWebhooks, secret: config.alertSecret },
         });
   const running = workers?.run();
+  // With reaper: this host's reaper Schedule, as a worker process makes it (deleted by stop()).
+  const reaperSchedule = opts.reaper
+    ? (await ensureReaperSchedule(client, { host: TEST_HOST, intervalSeconds: config.reaperIntervalSeconds || 3600 })).handle
+    : undefined;
   const api = async (method: string, path: string, body?: unknown) => {
     const res = await app.request(path, {
       method,
@@ -138,7 +145,9 @@ export async function startStack(
     audit,
     vault,
     api,
+    reaperSchedule,
     async stop() {
+      await reaperSchedule?.delete();
       workers?.shutdown();
       await running;
       await connection.close();

@@ -15,7 +15,7 @@ it('has recorded histories of every workflow type', () => {
   const types = new Set(
     files.map((f) => JSON.parse(readFileSync(`${dir}/${f}`, 'utf8')).events[0].workflowExecutionStartedEventAttributes.workflowType.name),
   );
-  expect([...types].sort()).toEqual(['actionWorkflow', 'agentWorkflow', 'alertWorkflow', 'capacityWorkflow', 'emergencyStopWorkflow']);
+  expect([...types].sort()).toEqual(['actionWorkflow', 'agentWorkflow', 'alertWorkflow', 'capacityWorkflow', 'emergencyStopWorkflow', 'reaperWorkflow']);
 });
 
 it('has histories recorded with encrypted payloads (under the test master key)', () => {
@@ -38,5 +38,5 @@ it('replays every recorded history without non-determinism', async () => {
     if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);
   }
   expect(failures).toEqual([]);
-  expect(histories.length).toBeGreaterThanOrEqual(11);
+  expect(histories.length).toBeGreaterThanOrEqual(13);
 });

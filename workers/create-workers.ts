@@ -13,6 +13,7 @@ import { createAlertActivities, type AlertSettings } from '../activities/alerts.
 import { createEmergencyActivities } from '../activities/emergency.js';
 import { createSandboxActivities } from '../activities/sandbox.js';
 import type { Vault } from '../activities/vault.js';
+import { createReaperControlActivities, createReaperSandboxActivities } from '../activities/reaper.js';
 import { CONTROL_TASK_QUEUE, sandboxTaskQueue } from '../workflows/definitions.js';
 import { WORKFLOWS_PATH } from './bundle.js';
 
@@ -56,16 +57,18 @@ export async function createWorkers(opts: WorkerOptions) {
           ...createAuditActivities(opts.audit),
           ...createEmergencyActivities(client),
           ...createAlertActivities(client, opts.alerts ?? { webhooks: [] }),
+          ...createReaperControlActivities(client),
         },
       }),
     );
   }
   if (opts.roles.includes('sandbox')) {
+    const docker = opts.docker ?? new Docker();
     workers.push(
       await Worker.create({
         ...common,
         taskQueue: sandboxTaskQueue(opts.dockerHostId),
-        activities: createSandboxActivities(opts.docker ?? new Docker(), { vault: opts.vault }),
+        activities: { ...createSandboxActivities(docker, { vault: opts.vault }), ...createReaperSandboxActivities(docker) },
       }),
     );
   }

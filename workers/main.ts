@@ -11,6 +11,8 @@ import { AuditStore } from '../activities/audit-store.js';
 import { createWorkers } from './create-workers.js';
 import { openVault } from '../activities/vault.js';
 import { createDataConverter, loadPayloadCodec } from '../domain/data-converter.js';
+import { Client, Connection } from '@temporalio/client';
+import { ensureReaperSchedule } from './reaper-schedule.js';
 
 const config = loadConfig();
 const log = createLogger('warden-worker', config.logLevel);
@@ -34,6 +36,20 @@ for (const role of roles) {
   }
 }
 
+const dataConverter = createDataConverter(loadPayloadCodec(config, log));
+
+async function ensureHostReaperSchedule() {
+  const connection = await Connection.connect({ address: config.temporalAddress });
+  try {
+    // The schedule's workflow input is a payload like any other: encrypted.
+    const client = new Client({ connection, namespace: config.temporalNamespace, dataConverter });
+    const { handle, outcome } = await ensureReaperSchedule(client, { host: config.dockerHostId, intervalSeconds: config.reaperIntervalSeconds });
+    log.info({ schedule: handle.scheduleId, outcome, intervalSeconds: config.reaperIntervalSeconds }, 'reaper schedule');
+  } finally {
+    await connection.close();
+  }
+}
+
 try {
   const audit = roles.includes('control') ? AuditStore.open(join(resolve(config.dataDir), 'audit.db')) : undefined;
   const vault = roles.includes('sandbox')
@@ -51,11 +67,17 @@ try {
     namespace: config.temporalNamespace,
     dockerHostId: config.dockerHostId,
     roles: roles as Array<'control' | 'sandbox'>,
-    dataConverter: createDataConverter(loadPayloadCodec(config, log)),
+    dataConverter,
     alerts: { webhooks: config.alertWebhooks, secret: config.alertSecret },
   });
   log.info({ roles, host: config.dockerHostId, temporal: config.temporalAddress }, 'worker started');
-  await workers.run();
+  // The host's reaper Schedule: whoever serves the host makes sure it exists, while polling
+  // already runs. Without it the worker still serves its agents: a failure is logged, not fatal.
+  const schedule =
+    roles.includes('sandbox') && config.reaperIntervalSeconds > 0
+      ? ensureHostReaperSchedule().catch((err) => log.error({ err }, 'could not make the reaper schedule; containers of terminated workflows will not be reaped'))
+      : undefined;
+  await Promise.all([workers.run(), schedule]);
   audit?.close();
   vault?.close();
   log.info('worker stopped');

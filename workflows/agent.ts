@@ -30,6 +30,7 @@ import { lockdownMessage } from '../domain/lockdown.js';
 import {
   agentStatusQuery,
   CAPACITY_WORKFLOW_ID,
+  containerLostUpdate,
   execUpdate,
   newAgentRecord,
   pauseSignal,
@@ -81,6 +82,8 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
   let stopRequest: { force: boolean } | null = null;
   let wantPaused = agent.status === 'paused';
   let exited: SandboxExit | null = null;
+  /** Set when the reaper found the container gone or stopped before the watcher did. */
+  let lostReason: string | null = null;
   let execsInFlight = 0;
   let idleDeadline = Date.now() + input.idleTtlSeconds * 1000;
   const touch = () => void (idleDeadline = Date.now() + input.idleTtlSeconds * 1000);
@@ -136,6 +139,15 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
     // A forced stop may upgrade a graceful one already asked for, never the reverse.
     stopRequest = { force: Boolean(force) || Boolean(stopRequest?.force) };
     requestedBy = by ?? 'system';
+  });
+  setHandler(containerLostUpdate, ({ reason, exit_code }) => {
+    // The reaper looked a moment ago: an agent that is stopping since then still owns its
+    // container's fate, and one that already knows keeps what its watcher saw.
+    if (exited || stopRequest || (agent.status !== 'running' && agent.status !== 'paused')) return { accepted: false, status: agent.status };
+    exited = { exitCode: exit_code, oomKilled: false, vanished: false };
+    lostReason = reason;
+    requestedBy = 'reaper';
+    return { accepted: true, status: agent.status };
   });
   setHandler(
     execUpdate,
@@ -250,11 +262,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
     if (exited) {
       const exit: SandboxExit = exited;
       agent.exit_code = exit.exitCode;
-      agent.error_message = exit.vanished
-        ? 'sandbox container disappeared (removed outside Warden, or lost by the Docker engine)'
-        : exit.oomKilled
-          ? `sandbox killed: out of memory (limit ${input.limits.memory_mb} MiB)`
-          : `sandbox exited unexpectedly with code ${exit.exitCode}`;
+      agent.error_message = lostReason ?? exitReason(exit, input.limits.memory_mb);
       await setStatus('error', agent.error_message);
     }
   } catch (err) {
@@ -296,6 +304,18 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
   }
   if (cancelled) throw cancelled;
   return agent;
+}
+
+/** Why the sandbox ended, as the agent's error message says it. */
+function exitReason(exit: SandboxExit, memoryMb: number): string {
+  if (exit.oomKilled) return `sandbox killed: out of memory (limit ${memoryMb} MiB)`;
+  if (exit.vanished) return 'sandbox container disappeared (removed outside Warden, or lost by the Docker engine)';
+  // The sandbox's init exits 0 only on SIGTERM, and no process inside can SIGKILL it: while the
+  // agent runs, Warden sends neither, so these came from outside (an engine shutting down
+  // SIGKILLs what SIGTERM did not stop, such as a paused gVisor sandbox).
+  if (exit.exitCode === 0) return 'sandbox container stopped outside Warden (SIGTERM: `docker stop`, or a Docker engine shutdown or restart)';
+  if (exit.exitCode === 137) return 'sandbox container killed outside Warden (SIGKILL: `docker kill` or `docker rm -f`, or a Docker engine shutdown or restart)';
+  return `sandbox exited unexpectedly with code ${exit.exitCode}`;
 }
 
 function errorText(err: unknown): string {

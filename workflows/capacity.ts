@@ -42,7 +42,7 @@ const { closedAgents } = proxyActivities<ControlActivities>({
 });
 
 /** A freshly admitted agent gets this long to start its workflow before its slot can be reclaimed. */
-const ADMISSION_GRACE_MS = 60_000;
+export const ADMISSION_GRACE_MS = 60_000;
 
 const { recordAudit, raiseAlert } = proxyLocalActivities<AuditActivities & AlertActivities>({
   startToCloseTimeout: '30 seconds',

@@ -127,3 +127,23 @@ export const approveSignal = defineSignal<[ApprovalAttempt]>('approve');
 export const approveUpdate = defineUpdate<ApprovalVerdict & { status: ActionRecord['status'] }, [ApprovalAttempt]>('approveAction');
 /** Cancels an action still awaiting approval (the emergency stop); answers what became of it. */
 export const cancelActionUpdate = defineUpdate<{ cancelled: boolean; status: ActionRecord['status'] }, [{ reason: string; by: string }]>('cancelAction');
+
+/** The reaper found the agent's container gone or stopped; accepted only while the agent runs or is paused. */
+export const containerLostUpdate = defineUpdate<{ accepted: boolean; status: AgentRecord['status'] }, [{ reason: string; exit_code: number | null }]>(
+  'containerLost',
+);
+
+/** One reaper Schedule per Docker host: its activities touch that host's engine. */
+export const reaperScheduleId = (host: string): string => `warden-reaper@${host}`;
+export interface ReaperInput {
+  host: string;
+}
+/** What a reaper run did (the workflow's result, shown by the Web UI). */
+export interface ReaperReport {
+  host: string;
+  containers_seen: number;
+  agents_checked: number;
+  containers_removed: Array<{ container_id: string; agent_id: string; state: string; reason: string }>;
+  agents_lost: Array<{ agent_id: string; reason: string; accepted: boolean }>;
+  slots_released: string[];
+}

@@ -4,3 +4,4 @@ export { capacityWorkflow } from './capacity.js';
 export { actionWorkflow } from './action.js';
 export { emergencyStopWorkflow } from './emergency-stop.js';
 export { alertWorkflow } from './alert.js';
+export { reaperWorkflow } from './reaper.js';

@@ -75,6 +75,13 @@ describe('loadConfig', () => {
     expect(loadConfig({ WARDEN_REQUIRE_SANDBOX: value }).requireSandbox).toBe(expected);
   });
 
+  it.each([
+    ['0', 0],
+    ['600', 600],
+  ])('WARDEN_REAPER_INTERVAL_SECONDS=%s reads as %s (0: no reaper schedule from this process)', (value, expected) => {
+    expect(loadConfig({ WARDEN_REAPER_INTERVAL_SECONDS: value }).reaperIntervalSeconds).toBe(expected);
+  });
+
   it.each(['auto', 'runsc', 'kata', 'runc'] as const)('WARDEN_SANDBOX_RUNTIME=%s is accepted', (runtime) => {
     expect(loadConfig({ WARDEN_SANDBOX_RUNTIME: runtime }).sandboxRuntime).toBe(runtime);
   });
@@ -91,6 +98,7 @@ describe('loadConfig', () => {
     ['WARDEN_AGENT_IDLE_TTL_SECONDS', '5'],
     ['WARDEN_DOCKER_HOST_ID', 'Bad_Host'],
     ['WARDEN_LOG_LEVEL', 'loud'],
+    ['WARDEN_REAPER_INTERVAL_SECONDS', '5'],
   ])('%s=%s fails start-up naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^invalid configuration:\\n  ${name}: \\S`));
   });

@@ -1,0 +1,116 @@
+/**
+ * The reaper's activities. The sandbox ones run on a Docker host's own task queue and only ever
+ * look at containers labelled with that host's id; the control ones ask Temporal which agents
+ * run. The reaper workflow (workflows/reaper.ts) decides from what they report.
+ */
+import Docker from 'dockerode';
+import { ApplicationFailure, heartbeat } from '@temporalio/activity';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { AgentStatus } from '../domain/agent.js';
+import { containerAlive, type SandboxContainer } from '../domain/reaping.js';
+import { agentStatusQuery, CAPACITY_WORKFLOW_ID, capacityQuery, containerLostUpdate, SearchAttributes } from '../workflows/definitions.js';
+import { agentWorkflowState } from './control.js';
+import { LABELS } from './sandbox.js';
+
+export function createReaperSandboxActivities(docker: Docker) {
+  /** Warden's containers on this host, and only this host's. */
+  async function listSandboxContainers(host: string): Promise<SandboxContainer[]> {
+    heartbeat();
+    const found = await docker.listContainers({ all: true, filters: { label: [`${LABELS.managed}=true`, `${LABELS.host}=${host}`] } });
+    const containers: SandboxContainer[] = [];
+    for (const c of found) {
+      const agentId = c.Labels[LABELS.agentId];
+      if (!agentId) continue; // Warden never makes one without its agent's label: not ours to judge
+      const exitCode = containerAlive(c.State) ? null : ((await docker.getContainer(c.Id).inspect().catch(() => null))?.State.ExitCode ?? null);
+      containers.push({ container_id: c.Id, agent_id: agentId, state: c.State, exit_code: exitCode });
+    }
+    return containers;
+  }
+
+  /** Removes one container by id, after checking again that it is Warden's and this host's. */
+  async function removeOrphanContainer(input: { containerId: string; agentId: string; host: string }): Promise<'removed' | 'gone'> {
+    const c = docker.getContainer(input.containerId);
+    let labels: Record<string, string>;
+    try {
+      labels = (await c.inspect()).Config.Labels ?? {};
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return 'gone';
+      throw err;
+    }
+    if (labels[LABELS.managed] !== 'true' || labels[LABELS.host] !== input.host || labels[LABELS.agentId] !== input.agentId) {
+      throw ApplicationFailure.create({
+        type: 'NotOurContainer',
+        message: `container ${input.containerId} is not agent ${input.agentId}'s on host ${input.host}; the reaper leaves it alone`,
+        nonRetryable: true,
+      });
+    }
+    try {
+      await c.remove({ force: true, v: true });
+      return 'removed';
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return 'gone';
+      throw err;
+    }
+  }
+
+  return { listSandboxContainers, removeOrphanContainer };
+}
+
+export function createReaperControlActivities(client: Client) {
+  /** The state of each agent's workflow, read from the server (not from visibility, which lags). */
+  async function agentWorkflowStates(agentIds: string[]): Promise<Record<string, string>> {
+    const states: Record<string, string> = {};
+    for (const id of agentIds) {
+      states[id] = await agentWorkflowState(client, id);
+      heartbeat();
+    }
+    return states;
+  }
+
+  /** Agents of this host whose workflow runs, with the status each reports now. */
+  async function runningAgentsOnHost(host: string): Promise<Array<{ agent_id: string; status: AgentStatus }>> {
+    const agents: Array<{ agent_id: string; status: AgentStatus }> = [];
+    const query = `WorkflowType = 'agentWorkflow' AND ExecutionStatus = 'Running' AND ${SearchAttributes.host.name} = '${host}'`;
+    for await (const info of client.workflow.list({ query })) {
+      try {
+        agents.push({ agent_id: info.workflowId, status: (await client.workflow.getHandle(info.workflowId).query(agentStatusQuery)).status });
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err; // it ended since visibility saw it
+      }
+      heartbeat();
+    }
+    return agents;
+  }
+
+  /** Tells an agent its container is lost; the agent decides (it refuses when it is already stopping). */
+  async function reportContainerLost(input: { agentId: string; reason: string; exitCode: number | null }) {
+    try {
+      return await client.workflow.getHandle(input.agentId).executeUpdate(containerLostUpdate, { args: [{ reason: input.reason, exit_code: input.exitCode }] });
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return { accepted: false, status: null };
+      throw err;
+    }
+  }
+
+  /** Capacity slots held longer than graceMs by agents whose workflow is not running. */
+  async function staleCapacitySlots(graceMs: number): Promise<string[]> {
+    let admitted: Record<string, string>;
+    try {
+      admitted = (await client.workflow.getHandle(CAPACITY_WORKFLOW_ID).query(capacityQuery)).admitted;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return []; // no agent was ever admitted
+      throw err;
+    }
+    const stale: string[] = [];
+    for (const [id, at] of Object.entries(admitted)) {
+      if (Date.now() - Date.parse(at) > graceMs && (await agentWorkflowState(client, id)) !== 'RUNNING') stale.push(id);
+      heartbeat();
+    }
+    return stale;
+  }
+
+  return { agentWorkflowStates, runningAgentsOnHost, reportContainerLost, staleCapacitySlots };
+}
+
+export type ReaperSandboxActivities = ReturnType<typeof createReaperSandboxActivities>;
+export type ReaperControlActivities = ReturnType<typeof createReaperControlActivities>;
