@@ -13,7 +13,7 @@ import { ADMISSION_GRACE_MS } from '../workflows/capacity.js';
 import { sandboxContainerOptions } from '../activities/sandbox.js';
 import { ResourceLimitsSchema } from '../domain/agent.js';
 import { ensureReaperSchedule } from '../workers/reaper-schedule.js';
-import { containersOf, docker, recordHistory, startStack, TEST_HOST, uniqueId, waitFor, waitForStatus } from './helpers.js';
+import { containersOf, docker, recordHistory, startStack, TEST_HOST, TEST_MASTER_KEY, uniqueId, waitFor, waitForStatus } from './helpers.js';
 import { triggerReaper } from './reaper-runs.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
@@ -67,6 +67,7 @@ it('a worker process serving a host makes its reaper schedule at start-up', asyn
       WARDEN_WORKER_ROLES: 'sandbox',
       WARDEN_REAPER_INTERVAL_SECONDS: '120',
       WARDEN_LOG_LEVEL: 'warn',
+      WARDEN_MASTER_KEY: TEST_MASTER_KEY, // the same keys as the test's client
     },
     stdio: ['ignore', 'inherit', 'inherit'],
     detached: true, // its own process group, so tsx and node both get the signal
