@@ -18,10 +18,13 @@ import { skillsRouter } from './skills.js';
 import type { KeyStore } from './key-store.js';
 import { keysRouter } from './keys.js';
 import { apiKeyAuth } from './middleware/auth.js';
+import { apiCors, bodySizeLimit, requireJsonBody, securityHeaders } from './middleware/hardening.js';
+import { authFailureLimit, MemoryRateLimitStore, rateLimit, type RateLimitStore } from './middleware/rate-limit.js';
+import { parseRateLimits } from '../domain/rate-limits.js';
 import { agentsRouter } from './agents.js';
 import { docsRouter } from './docs.js';
 import { systemRouter } from './system.js';
-import { validationHook, type AppEnv } from './openapi.js';
+import { declareMiddlewareResponses, validationHook, type AppEnv } from './openapi.js';
 
 export interface AppDeps {
   client: Client;
@@ -31,14 +34,26 @@ export interface AppDeps {
   keys: KeyStore;
   audit: AuditStore;
   policy: Policy;
+  /** Where rate-limit buckets live; in memory when not given. */
+  rateLimitStore?: RateLimitStore;
+  /** The rate limiter's clock (ms); tests pass a fake one. */
+  clock?: () => number;
 }
 
 export function createApp(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   const agents = createAgentService(deps.client, deps.config);
 
+  app.use('*', securityHeaders());
+  const corsOrigins = deps.config.corsOrigins.split(',').map((o) => o.trim()).filter(Boolean);
+  if (corsOrigins.length) app.use('/api/*', apiCors(corsOrigins));
+  const limits = parseRateLimits(deps.config.rateLimits);
+  const limiter = limits && { limits, store: deps.rateLimitStore ?? new MemoryRateLimitStore(), clock: deps.clock, trustProxy: deps.config.trustProxy };
+  if (limiter) app.use('/api/*', authFailureLimit(limiter));
   // Every /api route needs a key; /healthz, /readyz and the docs are for probes and people.
   app.use('/api/*', apiKeyAuth({ keys: deps.keys }));
+  if (limiter) app.use('/api/*', rateLimit(limiter));
+  app.use('/api/*', bodySizeLimit(deps.config.maxBodyBytes), requireJsonBody());
   app.route('/', systemRouter({ ...deps, agents }));
   app.route('/api/agents', agentsRouter(agents));
   app.route('/api/keys', keysRouter(deps.keys, deps.audit));
@@ -47,6 +62,7 @@ export function createApp(deps: AppDeps) {
   app.route('/api', skillsRouter());
   app.route('/', docsRouter());
 
+  declareMiddlewareResponses(app.openAPIRegistry);
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer <API key>' });
   app.doc31('/openapi.json', {
     openapi: '3.1.0',

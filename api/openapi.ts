@@ -1,5 +1,5 @@
 /** Shared pieces of the OpenAPI routes: the error shape and the hook that reports bad input. */
-import type { Hook } from '@hono/zod-openapi';
+import type { Hook, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
 
 import type { AuthEnv } from './middleware/auth.js';
@@ -32,3 +32,16 @@ export const jsonResponse = <T extends z.ZodType>(schema: T, description: string
 export const jsonBody = <T extends z.ZodType>(schema: T, required = true) => ({
   body: { required, content: { 'application/json': { schema } } },
 });
+
+/**
+ * Declares on every /api route what the middleware in front of it can answer: 401 (no key),
+ * 429 (rate limited), and for routes with a body 400 (malformed JSON), 413 (too large), 415 (not JSON).
+ */
+export function declareMiddlewareResponses(registry: OpenAPIHono['openAPIRegistry']) {
+  for (const definition of registry.definitions) {
+    if (definition.type !== 'route' || !definition.route.path.startsWith('/api/')) continue;
+    const { route } = definition;
+    const codes = route.request?.body ? [400, 401, 413, 415, 429] : [401, 429];
+    route.responses = { ...errorResponses(...codes), ...route.responses };
+  }
+}

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { SandboxRuntimeSchema } from './agent.js';
+import { DEFAULT_RATE_LIMITS, parseRateLimits } from './rate-limits.js';
 
 // A boolean from the environment; an already-parsed boolean (a Config handed back in) stays as it is.
 const bool = z.preprocess(
@@ -40,6 +41,23 @@ export const ConfigSchema = z.object({
   masterKey: z.string().min(1).optional(),
   /** Older master keys (comma-separated), kept to decrypt what they encrypted. */
   masterKeyPrevious: z.string().min(1).optional(),
+  /** Token buckets per route group, per API key and per client address (domain/rate-limits.ts); `off` turns them off. */
+  rateLimits: z
+    .string()
+    .default(DEFAULT_RATE_LIMITS)
+    .superRefine((text, ctx) => {
+      try {
+        parseRateLimits(text);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    }),
+  /** Reverse proxies in front of the API whose X-Forwarded-For is believed; 0: the socket address is the client. */
+  trustProxy: z.coerce.number().int().min(0).max(10).default(0),
+  /** Browser origins allowed to call /api (comma-separated); none by default. */
+  corsOrigins: z.string().default(''),
+  /** The largest request body the API reads. */
+  maxBodyBytes: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type Config = z.infer<typeof ConfigSchema>;
@@ -64,6 +82,10 @@ const ENV: Record<keyof Config, string> = {
   adminApiKey: 'WARDEN_ADMIN_API_KEY',
   masterKey: 'WARDEN_MASTER_KEY',
   masterKeyPrevious: 'WARDEN_MASTER_KEY_PREVIOUS',
+  rateLimits: 'WARDEN_RATE_LIMITS',
+  trustProxy: 'WARDEN_TRUST_PROXY',
+  corsOrigins: 'WARDEN_CORS_ORIGINS',
+  maxBodyBytes: 'WARDEN_MAX_BODY_BYTES',
   logLevel: 'WARDEN_LOG_LEVEL',
 };
 

@@ -39,6 +39,8 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     sandboxImage: inject('sandboxImage'),
     logLevel: 'silent',
     stopGraceSeconds: 2,
+    // Suites run hundreds of requests (and 401s) from one in-process address; test/rate-limit*.test.ts set limits.
+    rateLimits: 'off',
     ...overrides,
   });
 }
