@@ -22,6 +22,8 @@ describe('MemoryRateLimitStore', () => {
         fc.integer({ min: 1, max: 60 }),
         fc.integer({ min: 1, max: 250 }),
         (capacity, perSecond, seconds, stepMs) => {
+          // Asked this often, the drained bucket never overflows: every token that arrives is taken.
+          fc.pre(capacity >= 1 + (perSecond * stepMs) / 1000);
           const store = new MemoryRateLimitStore();
           let admitted = 0;
           // Every stepMs from t = 0 to t = seconds, the client asks until it is refused.
@@ -31,7 +33,7 @@ describe('MemoryRateLimitStore', () => {
           const lastAsk = Math.floor((seconds * 1000) / stepMs) * stepMs;
           const expected = capacity + (perSecond * lastAsk) / 1000;
           // ±1, plus floating-point dust from adding fractions of tokens.
-          expect(Math.abs(admitted - expected)).toBeLessThanOrEqual(1 + 1e-9);
+          expect(Math.abs(admitted - expected)).toBeLessThanOrEqual(1 + 1e-6);
         },
       ),
       { numRuns: 200 },
