@@ -82,7 +82,9 @@ export function createApp(deps: AppDeps) {
     const status = (err as { status?: number }).status;
     if (status && status >= 400 && status < 500) {
       // Hono's own HTTPExceptions (malformed JSON and the like) say what is wrong.
-      return c.json({ error: { code: 'bad_request', message: err.message } }, status as 400);
+      const code = status === 415 ? 'unsupported_media_type' : 'bad_request';
+      const message = status === 415 ? `send the body as JSON with Content-Type: application/json (${err.message})` : err.message;
+      return c.json({ error: { code, message } }, status as 400);
     }
     deps.logger.error({ err: { type: err.name, message: err.message, cause: String((err as { cause?: unknown }).cause ?? '') }, path: c.req.path }, 'request failed');
     return c.json({ error: { code: 'internal', message: 'internal error; the server log has the details' } }, 500);

@@ -35,13 +35,15 @@ export const jsonBody = <T extends z.ZodType>(schema: T, required = true) => ({
 
 /**
  * Declares on every /api route what the middleware in front of it can answer: 401 (no key),
- * 429 (rate limited), and for routes with a body 400 (malformed JSON), 413 (too large), 415 (not JSON).
+ * 429 (rate limited); 413 (too large) and 415 (not JSON) wherever a body can be sent; 400 (malformed JSON)
+ * where one is read.
  */
 export function declareMiddlewareResponses(registry: OpenAPIHono['openAPIRegistry']) {
   for (const definition of registry.definitions) {
     if (definition.type !== 'route' || !definition.route.path.startsWith('/api/')) continue;
     const { route } = definition;
-    const codes = route.request?.body ? [400, 401, 413, 415, 429] : [401, 429];
+    const codes = route.method === 'get' ? [401, 429] : [401, 413, 415, 429];
+    if (route.request?.body) codes.push(400);
     route.responses = { ...errorResponses(...codes), ...route.responses };
   }
 }
