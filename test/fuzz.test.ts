@@ -12,7 +12,7 @@ import { arbitraryOf, deref, validate, type JsonSchema, type OpenApiDocument } f
 import { containersOf, startStack, TEST_HOST, waitFor } from './helpers.js';
 
 const MAX_BODY = 64 * 1024;
-const RUNS = Number(process.env.WARDEN_FUZZ_RUNS ?? 60);
+const RUNS = Number(process.env.WARDEN_FUZZ_RUNS ?? 100);
 
 const rejections: unknown[] = [];
 const onRejection = (reason: unknown) => rejections.push(reason);

@@ -43,8 +43,11 @@ export function apiCors(origins: string[]): MiddlewareHandler {
 export function bodySizeLimit(maxBytes: number): MiddlewareHandler {
   return bodyLimit({
     maxSize: maxBytes,
-    onError: (c) =>
-      c.json({ error: { code: 'payload_too_large', message: `the request body is larger than the limit of ${maxBytes} bytes` } }, 413),
+    onError: (c) => {
+      // The rest of the body is never read: the connection cannot carry another request.
+      c.header('Connection', 'close');
+      return c.json({ error: { code: 'payload_too_large', message: `the request body is larger than the limit of ${maxBytes} bytes` } }, 413);
+    },
   });
 }
 
