@@ -18,7 +18,7 @@ fi
 url=${1:?usage: WARDEN_API_KEY=<admin key> scripts/schemathesis.sh <API base URL> [schemathesis options]}
 shift
 : "${WARDEN_API_KEY:?set WARDEN_API_KEY to an admin API key}"
-exec "$venv/bin/schemathesis" run "$url/openapi.json" \
+exec "$venv/bin/schemathesis" --config-file "$root/scripts/schemathesis.toml" run "$url/openapi.json" \
   --header "Authorization: Bearer $WARDEN_API_KEY" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection \
   --phases examples,coverage,fuzzing \
