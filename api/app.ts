@@ -62,6 +62,7 @@ export function createApp(deps: AppDeps) {
   app.route('/api', skillsRouter());
   app.route('/', docsRouter());
 
+  // After every router is mounted: the statuses the middleware above adds, on each /api route.
   declareMiddlewareResponses(app.openAPIRegistry);
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer <API key>' });
   app.doc31('/openapi.json', {

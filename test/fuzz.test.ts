@@ -9,7 +9,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { arbitraryOf, deref, validate, type JsonSchema, type OpenApiDocument } from './openapi-schema.js';
-import { containersOf, startStack, TEST_HOST, waitFor } from './helpers.js';
+import { startStack, stopLiveAgents } from './helpers.js';
 
 const MAX_BODY = 64 * 1024;
 const RUNS = Number(process.env.WARDEN_FUZZ_RUNS ?? 100);
@@ -34,10 +34,7 @@ afterAll(async () => {
   process.off('unhandledRejection', onRejection);
   if (!stack) return;
   // Whatever agents the fuzzer created: stopped, and their containers gone.
-  const listed = await stack.api('GET', `/api/agents?host=${TEST_HOST}&limit=1000`);
-  const live = (listed.body?.agents ?? []).filter((a: { workflow_status: string }) => a.workflow_status === 'RUNNING');
-  for (const agent of live) await stack.api('POST', `/api/agents/${agent.id}/stop`, { force: true });
-  for (const agent of live) await waitFor(`agent ${agent.id}'s container to go`, async () => (await containersOf(agent.id)).length === 0);
+  await stopLiveAgents(stack.api);
   await stack.stop();
 });
 

@@ -168,3 +168,11 @@ export async function approveWith(stack: Stack, key: string, action: { id: strin
   });
   return res.status;
 }
+
+/** Force-stops every agent on this suite's host whose workflow still runs, and waits until its container is gone. */
+export async function stopLiveAgents(api: Stack['api']) {
+  const listed = await api('GET', `/api/agents?host=${TEST_HOST}&limit=1000`);
+  const live = (listed.body?.agents ?? []).filter((a: { workflow_status: string }) => a.workflow_status === 'RUNNING');
+  for (const agent of live) await api('POST', `/api/agents/${agent.id}/stop`, { force: true });
+  for (const agent of live) await waitFor(`agent ${agent.id}'s container to go`, async () => (await containersOf(agent.id)).length === 0);
+}

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../scripts/dev-server.js';
-import { containersOf, startStack, TEST_HOST, waitFor } from './helpers.js';
+import { startStack, stopLiveAgents } from './helpers.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 let server: ServerType;
@@ -26,10 +26,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)));
   if (!stack) return;
-  const listed = await stack.api('GET', `/api/agents?host=${TEST_HOST}&limit=1000`);
-  const live = (listed.body?.agents ?? []).filter((a: { workflow_status: string }) => a.workflow_status === 'RUNNING');
-  for (const agent of live) await stack.api('POST', `/api/agents/${agent.id}/stop`, { force: true });
-  for (const agent of live) await waitFor(`agent ${agent.id}'s container to go`, async () => (await containersOf(agent.id)).length === 0);
+  await stopLiveAgents(stack.api);
   await stack.stop();
 });
 
