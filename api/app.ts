@@ -36,8 +36,6 @@ export interface AppDeps {
   policy: Policy;
   /** Where rate-limit buckets live; in memory when not given. */
   rateLimitStore?: RateLimitStore;
-  /** The rate limiter's clock (ms); tests pass a fake one. */
-  clock?: () => number;
 }
 
 export function createApp(deps: AppDeps) {
@@ -48,7 +46,7 @@ export function createApp(deps: AppDeps) {
   const corsOrigins = deps.config.corsOrigins.split(',').map((o) => o.trim()).filter(Boolean);
   if (corsOrigins.length) app.use('/api/*', apiCors(corsOrigins));
   const limits = parseRateLimits(deps.config.rateLimits);
-  const limiter = limits && { limits, store: deps.rateLimitStore ?? new MemoryRateLimitStore(), clock: deps.clock, trustProxy: deps.config.trustProxy };
+  const limiter = limits && { limits, store: deps.rateLimitStore ?? new MemoryRateLimitStore(), trustProxy: deps.config.trustProxy };
   if (limiter) app.use('/api/*', authFailureLimit(limiter));
   // Every /api route needs a key; /healthz, /readyz and the docs are for probes and people.
   app.use('/api/*', apiKeyAuth({ keys: deps.keys }));
