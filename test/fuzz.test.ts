@@ -4,15 +4,16 @@
  * unknown fields, huge and unicode strings, odd path parameters, junk queries), malformed JSON,
  * wrong content types, oversized bodies, missing and weak keys. Every answer is a declared status
  * of that route with a body that validates against the declared schema; never a 5xx; no
- * unhandled rejection anywhere in the process.
+ * unhandled rejection anywhere in the process. Actions with parameters generated from the skills' own
+ * schemas run on a live agent, and the records they leave match the document.
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { arbitraryOf, deref, validate, type JsonSchema, type OpenApiDocument } from './openapi-schema.js';
-import { startStack, stopLiveAgents } from './helpers.js';
+import { startStack, stopLiveAgents, waitFor, waitForStatus } from './helpers.js';
 
 const MAX_BODY = 64 * 1024;
-const RUNS = Number(process.env.WARDEN_FUZZ_RUNS ?? 100);
+const RUNS = Number(process.env.WARDEN_FUZZ_RUNS ?? 80);
 
 const rejections: unknown[] = [];
 const onRejection = (reason: unknown) => rejections.push(reason);
@@ -166,6 +167,71 @@ function nonConformance(op: Operation, res: Awaited<ReturnType<typeof send>>): s
   }
   return validate(doc, schema, body).map((p) => `${res.status} body ${p}`);
 }
+
+// First, while the fuzzer below has not yet taken the agent slots.
+describe('actions with generated parameters on a live agent', () => {
+  const FINAL = ['completed', 'failed', 'rejected', 'expired', 'cancelled'];
+  const submitted: string[] = [];
+  let agentId: string;
+
+  beforeAll(async () => {
+    const created = await stack.api('POST', '/api/agents', { skill_id: 'shell', runtime: 'runc', resource_limits: { memory_mb: 128 } });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    agentId = created.body.id;
+    await waitForStatus(stack.api, agentId, ['running']);
+  });
+
+  afterAll(async () => {
+    // Nothing left waiting: pending actions are rejected by an approver (not their requester) and every workflow ends.
+    const approver = stack.keyFor('approver');
+    const record = async (id: string) => (await stack.api('GET', `/api/actions/${id}`)).body;
+    const settled = () => waitFor('the actions to settle', async () => {
+      const records = await Promise.all(submitted.map(record));
+      return records.every((r) => FINAL.includes(r.status) || r.status === 'pending') && records;
+    }, 120_000);
+    for (const action of (await settled()).filter((r) => r.status === 'pending')) {
+      await stack.realApp.request(`/api/actions/${action.id}/approve`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${approver}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ approved: false, params_hash: action.params_hash, comment: 'fuzz clean-up' }),
+      });
+    }
+    await waitFor('every action to end', async () => (await Promise.all(submitted.map(record))).every((r) => FINAL.includes(r.status)), 60_000);
+  });
+
+  it('answers as the document declares, and the records it keeps match their schema', async () => {
+    const submit = operations().find((op) => op.method === 'POST' && op.path === '/api/actions')!;
+    const getAction = operations().find((op) => op.method === 'GET' && op.path === '/api/actions/{id}')!;
+    const getAgent = operations().find((op) => op.method === 'GET' && op.path === '/api/agents/{id}')!;
+    const skills: Array<{ id: string; operations: Array<{ name: string; parameters: JsonSchema }> }> = (await stack.api('GET', '/api/skills')).body.skills;
+    const requests = fc
+      .constantFrom(...skills.flatMap((skill) => skill.operations.map((op) => ({ skill: skill.id, op: op.name, schema: op.parameters }))))
+      .chain(({ skill, op, schema }) =>
+        fc.record({
+          action_type: fc.constant('skill_execution'),
+          skill_id: fc.constant(skill),
+          operation: fc.constant(op),
+          agent_id: fc.constant(agentId),
+          parameters: fc.oneof({ weight: 3, arbitrary: arbitraryOf(doc, schema) }, { weight: 1, arbitrary: arbitraryOf(doc, schema).chain(mutated) }),
+        }),
+      );
+    const failures: string[] = [];
+    await fc.assert(
+      fc.asyncProperty(requests, async (body) => {
+        const res = await send(submit, { params: {}, query: [], body: { text: JSON.stringify(body), contentType: 'application/json' }, auth: 'admin' });
+        const problems = nonConformance(submit, res);
+        if (problems.length) failures.push(`${res.url} ${JSON.stringify(body).slice(0, 200)}: ${problems.slice(0, 3).join('; ')}`);
+        if (res.status === 202) submitted.push(JSON.parse(res.text).id);
+      }),
+      { numRuns: Math.ceil(RUNS / 3) },
+    );
+    expect(failures).toEqual([]);
+    expect(submitted.length).toBeGreaterThan(0);
+    // The records, as they are now (pending, running, completed, failed, rejected), and the agent's.
+    for (const id of submitted) expect(nonConformance(getAction, await send(getAction, { params: { id }, query: [], auth: 'viewer' }))).toEqual([]);
+    expect(nonConformance(getAgent, await send(getAgent, { params: { id: agentId }, query: [], auth: 'viewer' }))).toEqual([]);
+  });
+});
 
 describe('every route in the OpenAPI document', () => {
   it('lists the routes it fuzzes', () => {
