@@ -93,7 +93,10 @@ export function arbitraryOf(doc: OpenApiDocument, schema: JsonSchema): fc.Arbitr
       return fc.array(arbitraryOf(doc, s.items ?? {}), { minLength: s.minItems ?? 0, maxLength: Math.min(s.maxItems ?? 4, 4) });
     case 'object': {
       const properties: Record<string, JsonSchema> = s.properties ?? {};
-      if (!Object.keys(properties).length) return fc.dictionary(fc.string({ maxLength: 10 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 });
+      if (!Object.keys(properties).length) {
+        const values = typeof s.additionalProperties === 'object' ? arbitraryOf(doc, s.additionalProperties) : fc.jsonValue({ maxDepth: 2 });
+        return fc.dictionary(fc.string({ maxLength: 10 }), values, { maxKeys: 3 });
+      }
       const record = Object.fromEntries(Object.entries(properties).map(([k, v]) => [k, arbitraryOf(doc, v)]));
       return fc.record(record, { requiredKeys: s.required ?? [] });
     }
