@@ -22,7 +22,7 @@ export type RateLimits = Record<RateLimitScope, Record<RateLimitGroup, BucketRul
 export const DEFAULT_RATE_LIMITS = 'read=600/min,write=120/min,approve=30/min,auth_failure=20/min';
 
 const PERIOD_SECONDS: Record<string, number> = { s: 1, sec: 1, min: 60, h: 3600 };
-const ENTRY = /^(?:(key|address)\.)?([a-z_]+)=(\d+)\/(\d*)(s|sec|min|h)(?::(\d+))?$/;
+const ENTRY = /^(?:(key|address)\.)?([a-z_]+)=(\d+)\/([1-9]\d*)?(s|sec|min|h)(?::(\d+))?$/;
 
 /** The limits this text asks for on top of the defaults; null when limiting is off. Throws on a bad entry, naming it. */
 export function parseRateLimits(text: string): RateLimits | null {

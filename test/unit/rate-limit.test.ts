@@ -226,6 +226,7 @@ describe('WARDEN_RATE_LIMITS', () => {
     expect(() => parseRateLimits('reads=1/s')).toThrow(/unknown group reads/);
     expect(() => parseRateLimits('key.auth_failure=1/s')).toThrow(/per address only/);
     expect(() => parseRateLimits('read=0/s')).toThrow(/at least 1/);
+    expect(() => parseRateLimits('read=5/0min')).toThrow(/expected <group>/);
     expect(() => loadConfig({ WARDEN_TRUST_PROXY: 'yes' })).toThrow(/WARDEN_TRUST_PROXY/);
   });
 });
