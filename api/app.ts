@@ -25,6 +25,7 @@ import { agentsRouter } from './agents.js';
 import { docsRouter } from './docs.js';
 import { systemRouter } from './system.js';
 import { declareMiddlewareResponses, validationHook, type AppEnv } from './openapi.js';
+import { isTemporalUnreachable } from './temporal-errors.js';
 
 export interface AppDeps {
   client: Client;
@@ -60,7 +61,7 @@ export function createApp(deps: AppDeps) {
   app.route('/api', skillsRouter());
   app.route('/', docsRouter());
 
-  // After every router is mounted: the statuses the middleware above adds, on each /api route.
+  // After every router is mounted: the statuses the middleware above and onError add, on each /api route.
   declareMiddlewareResponses(app.openAPIRegistry);
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer <API key>' });
   app.doc31('/openapi.json', {
@@ -77,6 +78,9 @@ export function createApp(deps: AppDeps) {
   app.onError((err, c) => {
     if (err instanceof WardenError) {
       return c.json({ error: { code: err.code, message: err.message } }, err.status);
+    }
+    if (isTemporalUnreachable(err)) {
+      return c.json({ error: { code: 'temporal_unavailable', message: 'the Temporal server cannot be reached; try again when it is back' } }, 503);
     }
     const status = (err as { status?: number }).status;
     if (status && status >= 400 && status < 500) {

@@ -34,15 +34,15 @@ export const jsonBody = <T extends z.ZodType>(schema: T, required = true) => ({
 });
 
 /**
- * Declares on every /api route what the middleware in front of it can answer: 401 (no key),
- * 429 (rate limited); 413 (too large) and 415 (not JSON) wherever a body can be sent; 400 (malformed JSON)
- * where one is read.
+ * Declares on every /api route what the middleware in front of it and the error handler can
+ * answer: 401 (no key), 429 (rate limited), 503 (Temporal unreachable); 413 (too large) and 415
+ * (not JSON) wherever a body can be sent; 400 (malformed JSON) where one is read.
  */
 export function declareMiddlewareResponses(registry: OpenAPIHono['openAPIRegistry']) {
   for (const definition of registry.definitions) {
     if (definition.type !== 'route' || !definition.route.path.startsWith('/api/')) continue;
     const { route } = definition;
-    const codes = route.method === 'get' ? [401, 429] : [401, 413, 415, 429];
+    const codes = route.method === 'get' ? [401, 429, 503] : [401, 413, 415, 429, 503];
     if (route.request?.body) codes.push(400);
     route.responses = { ...errorResponses(...codes), ...route.responses };
   }

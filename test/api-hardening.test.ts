@@ -3,14 +3,21 @@
  * headers on the API and the docs page, CORS closed unless the origin is configured, body limits
  * by Content-Length and by counting a chunked body, JSON only, unknown fields named, rate limits
  * with their headers and a 429 that matches the OpenAPI document, X-Forwarded-For believed only
- * from a trusted proxy.
+ * from a trusted proxy, and 503 (declared) when the Temporal server cannot be reached.
  */
 import { request as httpRequest } from 'node:http';
 import { serve, type ServerType } from '@hono/node-server';
+import pino from 'pino';
+import { Client, Connection } from '@temporalio/client';
+import { createApp } from '../api/app.js';
+import { KeyStore } from '../api/key-store.js';
+import type { AuditStore } from '../activities/audit-store.js';
+import { loadPolicy } from '../domain/policy.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../domain/config.js';
 import { validate, type OpenApiDocument } from './openapi-schema.js';
-import { startStack } from './helpers.js';
+import { docker, startStack, testConfig } from './helpers.js';
+import { freePort } from './global-setup.js';
 
 interface Served {
   stack: Awaited<ReturnType<typeof startStack>>;
@@ -183,5 +190,33 @@ describe('with CORS origins, tight rate limits and a trusted proxy', () => {
     const locked = await get(s.stack.keyFor('viewer'));
     expect(locked.status).toBe(429);
     expect((await locked.json()).error.message).toMatch(/^too many failed authentications from this address; retry in \d+ s$/);
+  });
+});
+
+describe('when the Temporal server cannot be reached', () => {
+  it('answers 503 temporal_unavailable, as the document declares, instead of a 500', async () => {
+    // A lazy connection to a port nobody listens on; no retry interceptor, so it fails at once.
+    const connection = Connection.lazy({ address: `127.0.0.1:${await freePort()}`, interceptors: [] });
+    const keys = KeyStore.open(':memory:');
+    const app = createApp({
+      client: new Client({ connection }),
+      docker,
+      config: testConfig(),
+      logger: pino({ level: 'silent' }),
+      keys,
+      audit: {} as AuditStore,
+      policy: loadPolicy(),
+    });
+    const doc = (await (await app.request('/openapi.json')).json()) as OpenApiDocument;
+    const headers = { authorization: `Bearer ${keys.create('admin', 'admin', null).key}` };
+    for (const [path, route] of [['/api/agents', '/api/agents'], ['/api/actions/pending', '/api/actions/pending']] as const) {
+      const res = await app.request(path, { headers });
+      expect(res.status, path).toBe(503);
+      const body = await res.json();
+      expect(body.error).toEqual({ code: 'temporal_unavailable', message: 'the Temporal server cannot be reached; try again when it is back' });
+      expect(validate(doc, doc.paths[route]!.get.responses['503'].content['application/json'].schema, body)).toEqual([]);
+    }
+    keys.close();
+    await connection.close();
   });
 });
