@@ -18,6 +18,8 @@ fi
 url=${1:?usage: WARDEN_API_KEY=<admin key> scripts/schemathesis.sh <API base URL> [schemathesis options]}
 shift
 : "${WARDEN_API_KEY:?set WARDEN_API_KEY to an admin API key}"
+# Its cache of failures (for `st replay`) goes under .warden/, not into the source tree.
+cd "$root/.warden"
 # One worker: with several threads, Hypothesis' ast.parse calls failed here under CPython 3.11.7
 # ("SystemError: AST constructor recursion depth mismatch").
 exec "$venv/bin/schemathesis" --config-file "$root/scripts/schemathesis.toml" run "$url/openapi.json" \
