@@ -24,7 +24,7 @@ export function actionsRouter(actions: ActionService) {
       path: '/',
       summary: 'Submit an action: validated, screened, judged by the policy, then run or held for approval',
       request: body(SubmitActionRequestSchema),
-      responses: { 202: json(SubmittedSchema, 'The action as it stands'), ...errorResponses(400, 401, 403, 404, 503) },
+      responses: { 202: json(SubmittedSchema, 'The action as it stands'), ...errorResponses(400, 401, 403, 404, 422, 503) },
     }),
     async (c) => {
       const action = await actions.submitAction(c.req.valid('json'), c.get('identity'));

@@ -36,7 +36,7 @@ export function agentsRouter(agents: AgentService) {
       summary: 'Create an agent in a new sandbox',
       description: 'Starts the agent workflow; the agent is "provisioning" until its sandbox runs. Poll GET /api/agents/{id}.',
       request: jsonBody(CreateAgentRequestSchema),
-      responses: { 201: json(AgentRecordSchema, 'The agent, provisioning'), ...errorResponses(400, 409, 422, 503) },
+      responses: { 201: json(AgentRecordSchema, 'The agent, provisioning'), ...errorResponses(400, 403, 409, 422, 503) },
     }),
     async (c) => c.json(await agents.createAgent(c.req.valid('json'), c.get('identity')), 201),
   );
@@ -80,7 +80,7 @@ export function agentsRouter(agents: AgentService) {
         summary: `${action === 'pause' ? 'Pause (freeze)' : 'Resume'} an agent's sandbox`,
         description: 'Sends the signal; the returned record is the state before it took effect.',
         request: { params: IdParams },
-        responses: { 202: json(AgentRecordSchema, 'Signal delivered'), ...errorResponses(400, 404, 409, 503) },
+        responses: { 202: json(AgentRecordSchema, 'Signal delivered'), ...errorResponses(400, 403, 404, 409, 503) },
       }),
       async (c) => c.json(await agents.signalAgent(c.req.valid('param').id, action, false, c.get('identity')), 202),
     );
@@ -93,7 +93,7 @@ export function agentsRouter(agents: AgentService) {
       summary: 'Stop an agent and remove its sandbox',
       description: 'Graceful: SIGTERM, then SIGKILL after the grace period. force: SIGKILL at once.',
       request: { params: IdParams, ...jsonBody(StopAgentRequestSchema, false) },
-      responses: { 202: json(AgentRecordSchema, 'Signal delivered'), ...errorResponses(400, 404, 409, 503) },
+      responses: { 202: json(AgentRecordSchema, 'Signal delivered'), ...errorResponses(400, 403, 404, 409, 503) },
     }),
     async (c) => {
       // The body is optional: without one (or without a JSON content type) the stop is graceful.

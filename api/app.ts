@@ -18,17 +18,21 @@ import { skillsRouter } from './skills.js';
 import type { KeyStore } from './key-store.js';
 import { keysRouter } from './keys.js';
 import { apiKeyAuth } from './middleware/auth.js';
+import { apiCors, bodySizeLimit, requireJsonBody, securityHeaders } from './middleware/hardening.js';
+import { authFailureLimit, MemoryRateLimitStore, rateLimit, type RateLimitStore } from './middleware/rate-limit.js';
+import { parseRateLimits } from '../domain/rate-limits.js';
 import { agentsRouter } from './agents.js';
 import { docsRouter } from './docs.js';
 import { emergencyRouter } from './emergency.js';
 import { createLockdownService } from './lockdown-service.js';
 import { systemRouter } from './system.js';
-import { validationHook, type AppEnv } from './openapi.js';
 import { secretsRouter } from './secrets.js';
 import type { Vault } from '../activities/vault.js';
 import { scrubText } from '../domain/redact.js';
 import { codecRouter } from './codec.js';
 import type { PayloadEncryptionCodec } from '../domain/payload-codec.js';
+import { declareMiddlewareResponses, validationHook, type AppEnv } from './openapi.js';
+import { isTemporalUnreachable } from './temporal-errors.js';
 
 export interface AppDeps {
   client: Client;
@@ -42,6 +46,8 @@ export interface AppDeps {
   vault?: Vault;
   /** The payload codec behind /codec (the Web UI's codec server). */
   payloadCodec: PayloadEncryptionCodec;
+  /** Where rate-limit buckets live; in memory when not given. */
+  rateLimitStore?: RateLimitStore;
 }
 
 export function createApp(deps: AppDeps) {
@@ -49,8 +55,16 @@ export function createApp(deps: AppDeps) {
   const agents = createAgentService(deps.client, deps.config);
   const lockdown = createLockdownService(deps.client, deps.audit);
 
+  app.use('*', securityHeaders());
+  const corsOrigins = deps.config.corsOrigins.split(',').map((o) => o.trim()).filter(Boolean);
+  if (corsOrigins.length) app.use('/api/*', apiCors(corsOrigins));
+  const limits = parseRateLimits(deps.config.rateLimits);
+  const limiter = limits && { limits, store: deps.rateLimitStore ?? new MemoryRateLimitStore(), trustProxy: deps.config.trustProxy };
+  if (limiter) app.use('/api/*', authFailureLimit(limiter));
   // Every /api route needs a key; /healthz, /readyz and the docs are for probes and people.
   app.use('/api/*', apiKeyAuth({ keys: deps.keys }));
+  if (limiter) app.use('/api/*', rateLimit(limiter));
+  app.use('/api/*', bodySizeLimit(deps.config.maxBodyBytes), requireJsonBody());
   app.route('/', systemRouter({ ...deps, agents }));
   app.route('/api/agents', agentsRouter(agents));
   app.route('/api/keys', keysRouter(deps.keys, deps.audit));
@@ -62,6 +76,8 @@ export function createApp(deps: AppDeps) {
   app.route('/', docsRouter());
   app.route('/codec', codecRouter({ codec: deps.payloadCodec, keys: deps.keys, config: deps.config }));
 
+  // After every router is mounted: the statuses the middleware above and onError add, on each /api route.
+  declareMiddlewareResponses(app.openAPIRegistry);
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer <API key>' });
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
@@ -78,10 +94,15 @@ export function createApp(deps: AppDeps) {
     if (err instanceof WardenError) {
       return c.json({ error: { code: err.code, message: scrubText(err.message) } }, err.status);
     }
+    if (isTemporalUnreachable(err)) {
+      return c.json({ error: { code: 'temporal_unavailable', message: 'the Temporal server cannot be reached; try again when it is back' } }, 503);
+    }
     const status = (err as { status?: number }).status;
     if (status && status >= 400 && status < 500) {
       // Hono's own HTTPExceptions (malformed JSON and the like) say what is wrong.
-      return c.json({ error: { code: 'bad_request', message: scrubText(err.message) } }, status as 400);
+      const code = status === 415 ? 'unsupported_media_type' : 'bad_request';
+      const message = status === 415 ? `send the body as JSON with Content-Type: application/json (${err.message})` : err.message;
+      return c.json({ error: { code, message: scrubText(message) } }, status as 400);
     }
     deps.logger.error({ err: { type: err.name, message: err.message, cause: String((err as { cause?: unknown }).cause ?? '') }, path: c.req.path }, 'request failed');
     return c.json({ error: { code: 'internal', message: 'internal error; the server log has the details' } }, 500);

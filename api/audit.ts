@@ -17,8 +17,8 @@ export function auditRouter(audit: AuditStore) {
         query: z
           .object({
             limit: z.coerce.number().int().min(1).max(1000).default(100),
-            action_id: z.string().max(100).optional(),
-            agent_id: z.string().max(100).optional(),
+            action_id: z.string().min(1).max(100).optional(),
+            agent_id: z.string().min(1).max(100).optional(),
             kind: AuditKindSchema.optional(),
           })
           .strict(),

@@ -1,5 +1,5 @@
 /** Shared pieces of the OpenAPI routes: the error shape and the hook that reports bad input. */
-import type { Hook } from '@hono/zod-openapi';
+import type { Hook, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
 
 import type { AuthEnv } from './middleware/auth.js';
@@ -32,3 +32,18 @@ export const jsonResponse = <T extends z.ZodType>(schema: T, description: string
 export const jsonBody = <T extends z.ZodType>(schema: T, required = true) => ({
   body: { required, content: { 'application/json': { schema } } },
 });
+
+/**
+ * Declares on every /api route what the middleware in front of it and the error handler can
+ * answer: 401 (no key), 429 (rate limited), 503 (Temporal unreachable); 413 (too large) and 415
+ * (not JSON) wherever a body can be sent; 400 (malformed JSON) where one is read.
+ */
+export function declareMiddlewareResponses(registry: OpenAPIHono['openAPIRegistry']) {
+  for (const definition of registry.definitions) {
+    if (definition.type !== 'route' || !definition.route.path.startsWith('/api/')) continue;
+    const { route } = definition;
+    const codes = route.method === 'get' ? [401, 429, 503] : [401, 413, 415, 429, 503];
+    if (route.request?.body) codes.push(400);
+    route.responses = { ...errorResponses(...codes), ...route.responses };
+  }
+}

@@ -9,3 +9,11 @@ export function isDeadlineExceeded(err: unknown): boolean {
   }
   return false;
 }
+
+/** A Temporal call that never reached the server: gRPC UNAVAILABLE (14) anywhere in the cause chain. */
+export function isTemporalUnreachable(err: unknown): boolean {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (e.code === 14) return true;
+  }
+  return false;
+}

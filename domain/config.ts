@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { SandboxRuntimeSchema } from './agent.js';
+import { DEFAULT_RATE_LIMITS, parseRateLimits } from './rate-limits.js';
 
 // A boolean from the environment; an already-parsed boolean (a Config handed back in) stays as it is.
 const bool = z.preprocess(
@@ -44,6 +45,23 @@ export const ConfigSchema = z.object({
   payloadAllowPlaintext: bool.default(false),
   /** Web UI origins allowed to call the codec server (comma-separated); the dev server's UI when unset. */
   codecCorsOrigins: z.string().min(1).optional(),
+  /** Token buckets per route group, per API key and per client address (domain/rate-limits.ts); `off` turns them off. */
+  rateLimits: z
+    .string()
+    .default(DEFAULT_RATE_LIMITS)
+    .superRefine((text, ctx) => {
+      try {
+        parseRateLimits(text);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    }),
+  /** Reverse proxies in front of the API whose X-Forwarded-For is believed; 0: the socket address is the client. */
+  trustProxy: z.coerce.number().int().min(0).max(10).default(0),
+  /** Browser origins allowed to call /api (comma-separated); none by default. */
+  corsOrigins: z.string().default(''),
+  /** The largest request body the API reads. */
+  maxBodyBytes: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Alert webhook URLs (comma-separated); none: alerts are off. */
   alertWebhooks: z.preprocess(
@@ -91,6 +109,10 @@ const ENV: Record<keyof Config, string> = {
   masterKeyPrevious: 'WARDEN_MASTER_KEY_PREVIOUS',
   payloadAllowPlaintext: 'WARDEN_PAYLOAD_ALLOW_PLAINTEXT',
   codecCorsOrigins: 'WARDEN_CODEC_CORS_ORIGINS',
+  rateLimits: 'WARDEN_RATE_LIMITS',
+  trustProxy: 'WARDEN_TRUST_PROXY',
+  corsOrigins: 'WARDEN_CORS_ORIGINS',
+  maxBodyBytes: 'WARDEN_MAX_BODY_BYTES',
   logLevel: 'WARDEN_LOG_LEVEL',
   alertWebhooks: 'WARDEN_ALERT_WEBHOOKS',
   alertSecret: 'WARDEN_ALERT_SECRET',

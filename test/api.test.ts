@@ -142,7 +142,7 @@ describe('bad input never gets a 5xx', () => {
 
     it('a body that is not JSON is 415', async () => {
       const res = await raw(app, 'POST', '/api/agents', { body: 'skill_id=shell', contentType: 'text/plain' });
-      expectError(res, 415, 'bad_request', /media type/i);
+      expectError(res, 415, 'unsupported_media_type', /Content-Type: application\/json/i);
     });
 
     it.each([

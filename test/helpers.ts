@@ -66,6 +66,8 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     logLevel: 'silent',
     stopGraceSeconds: 2,
     masterKey: TEST_MASTER_KEY,
+    // Suites run hundreds of requests (and 401s) from one in-process address; test/rate-limit*.test.ts set limits.
+    rateLimits: 'off',
     ...overrides,
   });
 }
@@ -219,4 +221,12 @@ export async function approveWith(stack: Stack, key: string, action: { id: strin
     body: JSON.stringify({ approved: true, params_hash: action.params_hash }),
   });
   return res.status;
+}
+
+/** Force-stops every agent on this suite's host whose workflow still runs, and waits until its container is gone. */
+export async function stopLiveAgents(api: Stack['api']) {
+  const listed = await api('GET', `/api/agents?host=${TEST_HOST}&limit=1000`);
+  const live = (listed.body?.agents ?? []).filter((a: { workflow_status: string }) => a.workflow_status === 'RUNNING');
+  for (const agent of live) await api('POST', `/api/agents/${agent.id}/stop`, { force: true });
+  for (const agent of live) await waitFor(`agent ${agent.id}'s container to go`, async () => (await containersOf(agent.id)).length === 0);
 }
