@@ -19,6 +19,8 @@ import type { KeyStore } from './key-store.js';
 import { keysRouter } from './keys.js';
 import { apiKeyAuth } from './middleware/auth.js';
 import { agentsRouter } from './agents.js';
+import { agentStatsRouter, createAgentStats } from './agent-stats.js';
+import { createContainerUsage } from './container-usage.js';
 import { docsRouter } from './docs.js';
 import { systemRouter } from './system.js';
 import { validationHook, type AppEnv } from './openapi.js';
@@ -36,11 +38,14 @@ export interface AppDeps {
 export function createApp(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   const agents = createAgentService(deps.client, deps.config);
+  const usage = createContainerUsage(deps.docker);
+  const stats = createAgentStats(agents, usage, deps.config);
 
   // Every /api route needs a key; /healthz, /readyz and the docs are for probes and people.
   app.use('/api/*', apiKeyAuth({ keys: deps.keys }));
   app.route('/', systemRouter({ ...deps, agents }));
-  app.route('/api/agents', agentsRouter(agents));
+  app.route('/api/agents', agentsRouter(agents, stats));
+  app.route('/api/agents', agentStatsRouter(stats));
   app.route('/api/keys', keysRouter(deps.keys, deps.audit));
   app.route('/api/actions', actionsRouter(createActionService(deps.client, deps.config, deps.policy, deps.audit)));
   app.route('/api/audit-logs', auditRouter(deps.audit));
