@@ -23,6 +23,7 @@ import { agentStatsRouter, createAgentStats } from './agent-stats.js';
 import { createContainerUsage } from './container-usage.js';
 import { docsRouter } from './docs.js';
 import { systemRouter } from './system.js';
+import { createMetrics } from './metrics.js';
 import { validationHook, type AppEnv } from './openapi.js';
 
 export interface AppDeps {
@@ -41,6 +42,9 @@ export function createApp(deps: AppDeps) {
   const usage = createContainerUsage(deps.docker);
   const stats = createAgentStats(agents, usage, deps.config);
 
+  const metrics = createMetrics({ client: deps.client, config: deps.config, audit: deps.audit, usage });
+  app.use('*', metrics.countErrors);
+  app.route('/', metrics.router);
   // Every /api route needs a key; /healthz, /readyz and the docs are for probes and people.
   app.use('/api/*', apiKeyAuth({ keys: deps.keys }));
   app.route('/', systemRouter({ ...deps, agents }));

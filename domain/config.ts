@@ -41,6 +41,14 @@ export const ConfigSchema = z.object({
   /** Older master keys (comma-separated), kept to decrypt what they encrypted. */
   masterKeyPrevious: z.string().min(1).optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** A bearer token /metrics requires (16+ characters); without it /metrics is open on the API's address. */
+  metricsToken: z.string().min(16, 'at least 16 characters').optional(),
+  /** At most this many sandboxes get per-container gauges in /metrics. */
+  metricsMaxContainers: z.coerce.number().int().min(0).max(10_000).default(100),
+  /** Worker only: host:port where the Temporal SDK serves its Prometheus metrics; off when unset. */
+  sdkMetricsAddress: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'host:port').optional(),
+  /** OTLP/HTTP collector base URL (e.g. http://127.0.0.1:4318): OpenTelemetry tracing is on when set. */
+  otelEndpoint: z.url().optional(),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 
@@ -65,6 +73,10 @@ const ENV: Record<keyof Config, string> = {
   masterKey: 'WARDEN_MASTER_KEY',
   masterKeyPrevious: 'WARDEN_MASTER_KEY_PREVIOUS',
   logLevel: 'WARDEN_LOG_LEVEL',
+  metricsToken: 'WARDEN_METRICS_TOKEN',
+  metricsMaxContainers: 'WARDEN_METRICS_MAX_CONTAINERS',
+  sdkMetricsAddress: 'WARDEN_SDK_METRICS_ADDRESS',
+  otelEndpoint: 'WARDEN_OTEL_ENDPOINT',
 };
 
 /** Reads the configuration; a bad value fails start-up with the variable's name and the problem. */

@@ -11,6 +11,7 @@ import { createControlActivities } from '../activities/control.js';
 import { createSandboxActivities } from '../activities/sandbox.js';
 import { CONTROL_TASK_QUEUE, sandboxTaskQueue } from '../workflows/definitions.js';
 import { WORKFLOWS_PATH } from './bundle.js';
+import { workerTracingOptions, type Tracing } from './tracing.js';
 
 export interface WorkerOptions {
   temporalAddress: string;
@@ -25,6 +26,8 @@ export interface WorkerOptions {
   /** How long in-flight activities may finish after a shutdown signal. */
   shutdownGraceTime?: string;
   identity?: string;
+  /** OpenTelemetry tracing (workers/tracing.ts); the workflows are then bundled with its interceptors, never from workflowBundle. */
+  tracing?: Tracing;
 }
 
 export async function createWorkers(opts: WorkerOptions) {
@@ -40,8 +43,9 @@ export async function createWorkers(opts: WorkerOptions) {
       await Worker.create({
         ...common,
         taskQueue: CONTROL_TASK_QUEUE,
-        ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+        ...(opts.workflowBundle && !opts.tracing ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
         activities: { ...createControlActivities(client), ...createAuditActivities(opts.audit) },
+        ...(opts.tracing ? workerTracingOptions(opts.tracing) : {}),
       }),
     );
   }
@@ -51,6 +55,7 @@ export async function createWorkers(opts: WorkerOptions) {
         ...common,
         taskQueue: sandboxTaskQueue(opts.dockerHostId),
         activities: createSandboxActivities(opts.docker ?? new Docker()),
+        ...(opts.tracing ? workerTracingOptions(opts.tracing) : {}),
       }),
     );
   }

@@ -9,6 +9,7 @@ import { createLogger } from './logger.js';
 import { join, resolve } from 'node:path';
 import { AuditStore } from '../activities/audit-store.js';
 import { createWorkers } from './create-workers.js';
+import { startTracing } from './tracing.js';
 
 const config = loadConfig();
 const log = createLogger('warden-worker', config.logLevel);
@@ -21,8 +22,13 @@ Runtime.install({
     warn: (m, meta) => log.warn(meta ?? {}, m),
     error: (m, meta) => log.error(meta ?? {}, m),
   },
-  telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } },
+  telemetryOptions: {
+    logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) },
+    // The SDK's own metrics (workflow and activity task latencies, pollers, slots), for Prometheus to scrape.
+    ...(config.sdkMetricsAddress ? { metrics: { prometheus: { bindAddress: config.sdkMetricsAddress } } } : {}),
+  },
 });
+const tracing = config.otelEndpoint ? startTracing(config.otelEndpoint, 'warden-worker') : undefined;
 
 const roles = (process.env.WARDEN_WORKER_ROLES ?? 'control,sandbox').split(',').map((r) => r.trim());
 for (const role of roles) {
@@ -40,9 +46,11 @@ try {
     namespace: config.temporalNamespace,
     dockerHostId: config.dockerHostId,
     roles: roles as Array<'control' | 'sandbox'>,
+    tracing,
   });
-  log.info({ roles, host: config.dockerHostId, temporal: config.temporalAddress }, 'worker started');
+  log.info({ roles, host: config.dockerHostId, temporal: config.temporalAddress, sdk_metrics: config.sdkMetricsAddress ?? null, tracing: Boolean(tracing) }, 'worker started');
   await workers.run();
+  await tracing?.shutdown();
   audit?.close();
   log.info('worker stopped');
 } catch (err) {
