@@ -68,16 +68,23 @@ export function agentsRouter(agents: AgentService, stats?: AgentStats) {
       method: 'get',
       path: '/{id}',
       summary: "An agent's full record",
-      request: { params: IdParams },
+      request: {
+        params: IdParams,
+        query: z
+          .object({
+            usage: z.enum(['true', 'false']).optional().describe('true: add a usage summary from the Docker engine (can take about a second).'),
+          })
+          .strict(),
+      },
       responses: {
-        200: json(AgentRecordSchema.extend({ usage: UsageSummarySchema.nullable().optional().describe('Live usage while the sandbox runs or is paused.') }), 'The agent'),
+        200: json(AgentRecordSchema.extend({ usage: UsageSummarySchema.nullable().optional().describe('With ?usage=true: live usage while the sandbox runs or is paused.') }), 'The agent'),
         ...errorResponses(400, 404, 503),
       },
     }),
     async (c) => {
       const agent = await agents.getAgent(c.req.valid('param').id);
-      const usage = await stats?.usageSummary(agent);
-      return c.json(usage ? { ...agent, usage } : agent, 200);
+      if (c.req.valid('query').usage !== 'true' || !stats) return c.json(agent, 200);
+      return c.json({ ...agent, usage: await stats.usageSummary(agent) }, 200);
     },
   );
 

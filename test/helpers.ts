@@ -44,7 +44,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
 }
 
 /** A Temporal client, the API app, and (unless workers: false) running control and sandbox workers. */
-export async function startStack(opts: { config?: Partial<Config>; workers?: boolean; audit?: AuditStore } = {}) {
+export async function startStack(opts: { config?: Partial<Config>; workers?: boolean; audit?: AuditStore; docker?: Docker } = {}) {
   quietRuntime();
   const config = testConfig(opts.config);
   const connection = await Connection.connect({ address: config.temporalAddress });
@@ -52,7 +52,7 @@ export async function startStack(opts: { config?: Partial<Config>; workers?: boo
   const keys = KeyStore.open(':memory:');
   const audit = opts.audit ?? AuditStore.open(join(mkdtempSync(join(tmpdir(), 'warden-audit-')), 'audit.db'));
   const adminKey = keys.create('test admin', 'admin', null).key;
-  const realApp = createApp({ client, docker, config, logger: pino({ level: process.env.WARDEN_TEST_LOG ?? 'silent' }), keys, audit, policy: loadPolicy(config.policyFile) });
+  const realApp = createApp({ client, docker: opts.docker ?? docker, config, logger: pino({ level: process.env.WARDEN_TEST_LOG ?? 'silent' }), keys, audit, policy: loadPolicy(config.policyFile) });
   /** The app, as an admin: requests without an Authorization header get the admin key. */
   const app = {
     request(path: string, init: RequestInit = {}) {
