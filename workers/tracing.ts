@@ -3,7 +3,9 @@
  * API's Temporal calls (client interceptor), of every workflow (workflow interceptors, exported
  * from the sandbox through a sink) and of every activity, linked into one trace per request.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createRequire } from 'node:module';
+import { ROOT_CONTEXT, type Context, type ContextManager } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { Resource } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -27,7 +29,7 @@ export function startTracing(endpoint: string, serviceName: string): Tracing {
   const resource = new Resource({ 'service.name': serviceName });
   const spanProcessor = new BatchSpanProcessor(new OTLPTraceExporter({ url: new URL('/v1/traces', endpoint).href }), { scheduledDelayMillis: 1000 });
   const provider = new BasicTracerProvider({ resource, spanProcessors: [spanProcessor] });
-  provider.register();
+  provider.register({ contextManager: new AsyncContextManager() });
   return { resource, spanProcessor, shutdown: () => provider.shutdown() };
 }
 
@@ -47,3 +49,29 @@ export function workerTracingOptions(tracing: Tracing): Pick<WorkerOptions, 'int
 
 /** Client interceptors: a span per workflow start, signal, query and update, its context passed on in headers. */
 export const clientTracingInterceptors = () => ({ workflow: [new OpenTelemetryWorkflowClientInterceptor()] });
+
+/**
+ * The active span follows the async flow (what @opentelemetry/context-async-hooks does): without
+ * it the interceptors see no active span and pass no trace context to Temporal.
+ */
+class AsyncContextManager implements ContextManager {
+  private readonly storage = new AsyncLocalStorage<Context>();
+  active(): Context {
+    return this.storage.getStore() ?? ROOT_CONTEXT;
+  }
+  with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(context: Context, fn: F, thisArg?: ThisParameterType<F>, ...args: A): ReturnType<F> {
+    return this.storage.run(context, () => fn.apply(thisArg, args));
+  }
+  bind<T>(context: Context, target: T): T {
+    if (typeof target !== 'function') return target;
+    const run = (...args: unknown[]) => this.with(context, target as (...a: unknown[]) => unknown, undefined, ...args);
+    return run as T;
+  }
+  enable(): this {
+    return this;
+  }
+  disable(): this {
+    this.storage.disable();
+    return this;
+  }
+}
