@@ -46,9 +46,9 @@ export const ConfigSchema = z.object({
   /** At most this many sandboxes get per-container gauges in /metrics. */
   metricsMaxContainers: z.coerce.number().int().min(0).max(10_000).default(100),
   /** Worker only: host:port where the Temporal SDK serves its Prometheus metrics; off when unset. */
-  sdkMetricsAddress: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'host:port').optional(),
+  sdkMetricsAddress: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^\s:[\]]+):\d{1,5}$/, 'host:port').optional(),
   /** OTLP/HTTP collector base URL (e.g. http://127.0.0.1:4318): OpenTelemetry tracing is on when set. */
-  otelEndpoint: z.url().optional(),
+  otelEndpoint: z.url({ protocol: /^https?$/, error: 'an http(s) URL such as http://127.0.0.1:4318' }).optional(),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 
