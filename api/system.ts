@@ -15,6 +15,11 @@ const { temporal } = proto;
 
 /** No probe waits longer than this: a dead component must not hang /readyz or /api/status. */
 const PROBE_TIMEOUT_MS = 3_000;
+/** A worker's long poll lasts about 60 s (measured: a live poller's last access is never older). */
+const POLLER_LIVE_SECONDS = 90;
+
+const tsToMs = (t: { seconds?: { toNumber(): number } | number | null; nanos?: number | null } | null | undefined): number =>
+  t ? Number(t.seconds ?? 0) * 1000 + (t.nanos ?? 0) / 1e6 : 0;
 
 const ComponentSchema = z.object({
   ok: z.boolean().describe('false when the component is down'),
@@ -64,9 +69,13 @@ export function systemRouter(deps: AppDeps & { agents: AgentService }) {
         taskQueueType: type,
       }),
     );
-    const n = res.pollers?.length ?? 0;
-    if (n === 0) throw new Error(`no worker polls task queue ${queue}`);
-    return `${n} poller(s)`;
+    const pollers = res.pollers ?? [];
+    if (pollers.length === 0) throw new Error(`no worker polls task queue ${queue}`);
+    // A live worker polls again at least every minute; the server keeps listing a dead one for minutes.
+    const ages = pollers.map((p) => (Date.now() - tsToMs(p.lastAccessTime)) / 1000);
+    const live = ages.filter((age) => age <= POLLER_LIVE_SECONDS).length;
+    if (live === 0) throw new Error(`no worker has polled task queue ${queue} for ${Math.round(Math.min(...ages))} s`);
+    return `${live} poller(s)`;
   };
 
   /** The components the API needs, probed concurrently, each within PROBE_TIMEOUT_MS. */
