@@ -18,8 +18,12 @@ const PROBE_TIMEOUT_MS = 3_000;
 /** A worker's long poll lasts about 60 s (measured: a live poller's last access is never older). */
 const POLLER_LIVE_SECONDS = 90;
 
-const tsToMs = (t: { seconds?: { toNumber(): number } | number | null; nanos?: number | null } | null | undefined): number =>
-  t ? Number(t.seconds ?? 0) * 1000 + (t.nanos ?? 0) / 1e6 : 0;
+/** A protobuf Timestamp (seconds may be a Long) in ms since the epoch; 0 when absent. */
+function tsToMs(t: { seconds?: { toNumber(): number } | number | null; nanos?: number | null } | null | undefined): number {
+  if (!t) return 0;
+  const seconds = typeof t.seconds === 'number' ? t.seconds : (t.seconds?.toNumber() ?? 0);
+  return seconds * 1000 + (t.nanos ?? 0) / 1e6;
+}
 
 const ComponentSchema = z.object({
   ok: z.boolean().describe('false when the component is down'),
