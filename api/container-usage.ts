@@ -22,7 +22,7 @@ export const ContainerUsageSchema = UsageSummarySchema.extend({
   cpu_limit_cores: z.number().nullable(),
   pids_limit: z.number().nullable(),
   paused: z.boolean(),
-  workspace_bytes: z.number().nullable().describe('Bytes used in the /workspace tmpfs; null while paused (nothing runs in a frozen sandbox).'),
+  workspace_bytes: z.number().nullable().describe('Bytes used in the /workspace tmpfs; null while paused (nothing runs in a frozen sandbox) or when the engine refuses exec.'),
   workspace_limit_bytes: z.number().nullable(),
 });
 export type ContainerUsage = z.infer<typeof ContainerUsageSchema>;
@@ -100,7 +100,8 @@ export function createContainerUsage(docker: Docker) {
     const info = await inspect(agentId);
     if (!info.State.Running) throw new ContainerGoneError(`the container of agent ${agentId} is not running`);
     const paused = info.State.Paused;
-    const [stats, workspace] = await Promise.all([engineStats(agentId, false), paused ? null : workspaceUse(agentId)]);
+    // An engine (or proxy) that refuses exec still gives the rest.
+    const [stats, workspace] = await Promise.all([engineStats(agentId, false), paused ? null : workspaceUse(agentId).catch(() => null)]);
     const nanoCpus = info.HostConfig.NanoCpus ?? 0;
     return {
       ...summary(stats, info.State.StartedAt),
