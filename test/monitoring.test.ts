@@ -4,6 +4,7 @@
  * summary follows agents as they are created, paused and stopped; /api/status and /readyz say
  * which component is down, and a component that never answers cannot hang them.
  */
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import Docker from 'dockerode';
 import Long from 'long';
@@ -239,5 +240,48 @@ describe('a Docker engine that never answers', () => {
     expect(sandbox.status).toBe(200);
     expect(sandbox.body).toMatchObject({ available: false, warning: expect.stringMatching(/did not answer within 3000 ms/) });
     expect(sandbox.body.capacity.cpu_cores.total).toBeNull();
+  });
+});
+
+describe('behind a read-only Docker proxy (as in docker-compose)', () => {
+  let proxy: ReturnType<typeof createHttpServer>;
+  let stack: Stack;
+  const id = uniqueId('proxied');
+  beforeAll(async () => {
+    // Like docker-compose's docker-proxy: GET /_ping, /version and /info reach the engine, anything else is 403.
+    proxy = createHttpServer((req, res) => {
+      const path = (req.url ?? '').replace(/^\/v[\d.]+/, '').split('?')[0];
+      if (req.method !== 'GET' || !['/_ping', '/version', '/info'].includes(path!)) {
+        res.writeHead(403, { 'content-type': 'text/plain' }).end('Forbidden');
+        return;
+      }
+      const upstream = httpRequest({ socketPath: '/var/run/docker.sock', path: req.url, method: 'GET' }, (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      });
+      upstream.end();
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const port = (proxy.address() as { port: number }).port;
+    // The workers use the engine itself; only the API goes through the proxy.
+    stack = await startStack({ docker: new Docker({ host: '127.0.0.1', port }) });
+  });
+  afterAll(async () => {
+    await stack?.api('POST', `/api/agents/${id}/stop`, { force: true });
+    await stack?.stop();
+    proxy?.close();
+  });
+
+  it('stats answer 503 stats_unavailable saying the engine refused; /api/sandbox still works', async () => {
+    expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id, runtime: 'runc' })).status).toBe(201);
+    await waitForStatus(stack.api, id, ['running']);
+    const res = await stack.api('GET', `/api/agents/${id}/stats`);
+    expect(res.status).toBe(503);
+    expect(res.body.error.code).toBe('stats_unavailable');
+    expect(res.body.error.message).toMatch(/refused/);
+    expect((await stack.api('GET', `/api/agents/${id}?usage=true`)).body.usage).toBeNull();
+    const sandbox = await stack.api('GET', '/api/sandbox');
+    expect(sandbox.body.available).toBe(true);
+    expect(sandbox.body.capacity.cpu_cores.total).toBeGreaterThan(0);
   });
 });
