@@ -58,11 +58,10 @@ const UsedFreeSchema = z.object({ used: z.number(), total: z.number().nullable()
 const StatusCountsSchema = z.object(Object.fromEntries(AGENT_STATUSES.map((s) => [s, z.number()])) as Record<(typeof AGENT_STATUSES)[number], z.ZodNumber>);
 
 export function systemRouter(deps: AppDeps & { agents: AgentService }) {
-  const { client, docker, config, agents } = deps;
+  const { client, docker, config, agents, audit } = deps;
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   const sandboxQueue = sandboxTaskQueue(config.dockerHostId);
 
-  const { audit } = deps;
   const deadline = <T>(fn: () => Promise<T>) => client.withDeadline(Date.now() + PROBE_TIMEOUT_MS, fn);
 
   const pollers = async (queue: string, type: proto.temporal.api.enums.v1.TaskQueueType) => {
