@@ -42,6 +42,7 @@ export function createApp(deps: AppDeps) {
   const usage = createContainerUsage(deps.docker);
   const stats = createAgentStats(agents, usage, deps.config);
 
+  // Every 4xx/5xx is counted; /metrics has its own optional scrape token instead of an API key.
   const metrics = createMetrics({ client: deps.client, config: deps.config, audit: deps.audit, usage });
   app.use('*', metrics.countErrors);
   app.route('/', metrics.router);
