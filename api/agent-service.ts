@@ -180,11 +180,26 @@ export function createAgentService(client: Client, config: AgentServiceConfig) {
     return agents;
   }
 
-  async function countAgents(status: AgentStatus): Promise<number> {
+  async function countAgents(status: AgentStatus, host?: string): Promise<number> {
+    const onHost = host ? ` AND ${SearchAttributes.host.name} = '${host}'` : '';
     const { count } = await client.workflow.count(
-      `WorkflowType = 'agentWorkflow' AND ${SearchAttributes.agentStatus.name} = '${status}'`,
+      `WorkflowType = 'agentWorkflow' AND ${SearchAttributes.agentStatus.name} = '${status}'${onHost}`,
     );
     return count;
+  }
+
+  /** CPU cores and memory reserved by the limits of the agents whose workflow runs on this host (from their memo). */
+  async function reservedResources(host: string): Promise<{ agents: number; cpu_cores: number; memory_bytes: number }> {
+    const query = `WorkflowType = 'agentWorkflow' AND ExecutionStatus = 'Running' AND ${SearchAttributes.host.name} = '${host}'`;
+    const reserved = { agents: 0, cpu_cores: 0, memory_bytes: 0 };
+    for await (const info of client.workflow.list({ query, pageSize: 100 })) {
+      const limits = ResourceLimitsSchema.safeParse(info.memo?.resource_limits);
+      if (!limits.success) continue;
+      reserved.agents += 1;
+      reserved.cpu_cores += limits.data.cpu_cores;
+      reserved.memory_bytes += limits.data.memory_mb * 1024 * 1024;
+    }
+    return reserved;
   }
 
   /** Slots taken in the capacity workflow (exact); without a worker, running agents per visibility. */
@@ -200,7 +215,7 @@ export function createAgentService(client: Client, config: AgentServiceConfig) {
     }
   }
 
-  return { createAgent, getAgent, signalAgent, listAgents, countAgents, admittedAgents };
+  return { createAgent, getAgent, signalAgent, listAgents, countAgents, admittedAgents, reservedResources };
 }
 
 export type AgentService = ReturnType<typeof createAgentService>;

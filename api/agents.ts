@@ -9,6 +9,8 @@ import {
   StopAgentRequestSchema,
 } from '../domain/agent.js';
 import type { AgentService } from './agent-service.js';
+import type { AgentStats } from './agent-stats.js';
+import { UsageSummarySchema } from './container-usage.js';
 import { requireRole } from './middleware/auth.js';
 import { errorResponses, jsonBody, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
 
@@ -24,7 +26,7 @@ const AgentSummarySchema = z.object({
 });
 const IdParams = z.object({ id: AgentIdSchema });
 
-export function agentsRouter(agents: AgentService) {
+export function agentsRouter(agents: AgentService, stats?: AgentStats) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   // Reading needs any key (viewer and up); changing an agent needs the operator role.
   app.on('POST', ['/', '/*'], requireRole('operator'));
@@ -66,10 +68,24 @@ export function agentsRouter(agents: AgentService) {
       method: 'get',
       path: '/{id}',
       summary: "An agent's full record",
-      request: { params: IdParams },
-      responses: { 200: json(AgentRecordSchema, 'The agent'), ...errorResponses(400, 404, 503) },
+      request: {
+        params: IdParams,
+        query: z
+          .object({
+            usage: z.enum(['true', 'false']).optional().describe('true: add a usage summary from the Docker engine (can take about a second).'),
+          })
+          .strict(),
+      },
+      responses: {
+        200: json(AgentRecordSchema.extend({ usage: UsageSummarySchema.nullable().optional().describe('With ?usage=true: live usage while the sandbox runs or is paused.') }), 'The agent'),
+        ...errorResponses(400, 404, 503),
+      },
     }),
-    async (c) => c.json(await agents.getAgent(c.req.valid('param').id), 200),
+    async (c) => {
+      const agent = await agents.getAgent(c.req.valid('param').id);
+      if (c.req.valid('query').usage !== 'true' || !stats) return c.json(agent, 200);
+      return c.json({ ...agent, usage: await stats.usageSummary(agent) }, 200);
+    },
   );
 
   for (const action of ['pause', 'resume'] as const) {

@@ -22,6 +22,8 @@ import { apiCors, bodySizeLimit, requireJsonBody, securityHeaders } from './midd
 import { authFailureLimit, MemoryRateLimitStore, rateLimit, type RateLimitStore } from './middleware/rate-limit.js';
 import { parseRateLimits } from '../domain/rate-limits.js';
 import { agentsRouter } from './agents.js';
+import { agentStatsRouter, createAgentStats } from './agent-stats.js';
+import { createContainerUsage } from './container-usage.js';
 import { docsRouter } from './docs.js';
 import { emergencyRouter } from './emergency.js';
 import { createLockdownService } from './lockdown-service.js';
@@ -33,6 +35,7 @@ import { codecRouter } from './codec.js';
 import type { PayloadEncryptionCodec } from '../domain/payload-codec.js';
 import { declareMiddlewareResponses, validationHook, type AppEnv } from './openapi.js';
 import { isTemporalUnreachable } from './temporal-errors.js';
+import { createMetrics } from './metrics.js';
 
 export interface AppDeps {
   client: Client;
@@ -61,12 +64,20 @@ export function createApp(deps: AppDeps) {
   const limits = parseRateLimits(deps.config.rateLimits);
   const limiter = limits && { limits, store: deps.rateLimitStore ?? new MemoryRateLimitStore(), trustProxy: deps.config.trustProxy };
   if (limiter) app.use('/api/*', authFailureLimit(limiter));
+  const usage = createContainerUsage(deps.docker);
+  const stats = createAgentStats(agents, usage, deps.config);
+
+  // Every 4xx/5xx is counted; /metrics has its own optional scrape token instead of an API key.
+  const metrics = createMetrics({ client: deps.client, config: deps.config, audit: deps.audit, usage });
+  app.use('*', metrics.countErrors);
+  app.route('/', metrics.router);
   // Every /api route needs a key; /healthz, /readyz and the docs are for probes and people.
   app.use('/api/*', apiKeyAuth({ keys: deps.keys }));
   if (limiter) app.use('/api/*', rateLimit(limiter));
   app.use('/api/*', bodySizeLimit(deps.config.maxBodyBytes), requireJsonBody());
   app.route('/', systemRouter({ ...deps, agents }));
-  app.route('/api/agents', agentsRouter(agents));
+  app.route('/api/agents', agentsRouter(agents, stats));
+  app.route('/api/agents', agentStatsRouter(stats));
   app.route('/api/keys', keysRouter(deps.keys, deps.audit));
   app.route('/api/actions', actionsRouter(createActionService(deps.client, deps.config, deps.policy, deps.audit, { vault: deps.vault, assertOpen: lockdown.assertOpen })));
   app.route('/api/secrets', secretsRouter({ vault: deps.vault, audit: deps.audit }));

@@ -11,12 +11,19 @@ import { AuditStore } from '../activities/audit-store.js';
 import { loadPolicy } from '../domain/policy.js';
 import { openVault } from '../activities/vault.js';
 import { createDataConverter, loadPayloadCodec } from '../domain/data-converter.js';
+import { clientTracingInterceptors, startTracing } from '../workers/tracing.js';
 
 const config = loadConfig();
 const logger = createLogger('warden-api', config.logLevel);
 const payloadCodec = loadPayloadCodec(config, logger);
 const connection = await Connection.connect({ address: config.temporalAddress });
-const client = new Client({ connection, namespace: config.temporalNamespace, dataConverter: createDataConverter(payloadCodec) });
+const tracing = config.otelEndpoint ? startTracing(config.otelEndpoint, 'warden-api') : undefined;
+const client = new Client({
+  connection,
+  namespace: config.temporalNamespace,
+  dataConverter: createDataConverter(payloadCodec),
+  ...(tracing ? { interceptors: clientTracingInterceptors() } : {}),
+});
 const keys = KeyStore.open(join(resolve(config.dataDir), 'warden.db'));
 if (config.adminApiKey) {
   if (keys.ensure('admin (WARDEN_ADMIN_API_KEY)', 'admin', config.adminApiKey)) logger.info('admin API key from WARDEN_ADMIN_API_KEY registered');
@@ -44,7 +51,7 @@ const server = serve({ fetch: app.fetch, hostname: config.apiHost, port: config.
 // Stop accepting connections, let open requests finish, then close the Temporal connection.
 const shutdown = (signal: string) => {
   logger.info({ signal }, 'API shutting down');
-  server.close(() => void connection.close().finally(() => (keys.close(), audit.close(), vault.close(), process.exit(0))));
+  server.close(() => void Promise.allSettled([connection.close(), tracing?.shutdown()]).finally(() => (keys.close(), audit.close(), vault.close(), process.exit(0))));
   setTimeout(() => process.exit(0), 10_000).unref();
 };
 process.once('SIGINT', () => shutdown('SIGINT'));

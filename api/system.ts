@@ -3,25 +3,48 @@ import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
 import proto from '@temporalio/proto';
 import { AGENT_STATUSES, SandboxRuntimeSchema } from '../domain/agent.js';
-import { chooseRuntime, detectRuntimes, SandboxUnavailableError } from '../activities/docker-engine.js';
-import { CONTROL_TASK_QUEUE, sandboxTaskQueue } from '../workflows/definitions.js';
+import { chooseRuntime, engineRuntimes, SandboxUnavailableError } from '../activities/docker-engine.js';
+import { CONTROL_TASK_QUEUE, sandboxTaskQueue, SearchAttributes } from '../workflows/definitions.js';
 import type { AgentService } from './agent-service.js';
 import type { AppDeps } from './app.js';
+import { withTimeout } from './container-usage.js';
 import { validationHook, type AppEnv } from './openapi.js';
 
 // @temporalio/proto is CommonJS: Node's ESM loader sees only its default export.
 const { temporal } = proto;
 
-const ComponentSchema = z.object({ ok: z.boolean(), latency_ms: z.number(), detail: z.string().nullable() });
+/** No probe waits longer than this: a dead component must not hang /readyz or /api/status. */
+const PROBE_TIMEOUT_MS = 3_000;
+/** A worker's long poll lasts about 60 s (measured: a live poller's last access is never older). */
+const POLLER_LIVE_SECONDS = 90;
+
+/** A protobuf Timestamp (seconds may be a Long) in ms since the epoch; 0 when absent. */
+function tsToMs(t: { seconds?: { toNumber(): number } | number | null; nanos?: number | null } | null | undefined): number {
+  if (!t) return 0;
+  const seconds = typeof t.seconds === 'number' ? t.seconds : (t.seconds?.toNumber() ?? 0);
+  return seconds * 1000 + (t.nanos ?? 0) / 1e6;
+}
+
+const ComponentSchema = z.object({
+  ok: z.boolean().describe('false when the component is down'),
+  state: z.enum(['up', 'degraded', 'down']),
+  latency_ms: z.number(),
+  detail: z.string().nullable(),
+});
 type Component = z.infer<typeof ComponentSchema>;
 
-async function probe(fn: () => Promise<string | null>): Promise<Component> {
+/** What a probe found: a detail, and `degraded` when the component works but not as it should. */
+type Finding = string | { detail: string; degraded: true };
+
+async function probe(what: string, fn: () => Promise<Finding>): Promise<Component> {
   const started = performance.now();
+  const latency = () => Math.round(performance.now() - started);
   try {
-    const detail = await fn();
-    return { ok: true, latency_ms: Math.round(performance.now() - started), detail };
+    const found = await withTimeout(fn(), PROBE_TIMEOUT_MS, what);
+    if (typeof found === 'string') return { ok: true, state: 'up', latency_ms: latency(), detail: found };
+    return { ok: true, state: 'degraded', latency_ms: latency(), detail: found.detail };
   } catch (err) {
-    return { ok: false, latency_ms: Math.round(performance.now() - started), detail: (err as Error).message ?? String(err) };
+    return { ok: false, state: 'down', latency_ms: latency(), detail: (err as Error).message ?? String(err) };
   }
 }
 
@@ -30,37 +53,64 @@ const ReadySchema = z.object({
   components: z.record(z.string(), ComponentSchema),
 });
 
+const UsedFreeSchema = z.object({ used: z.number(), total: z.number().nullable(), free: z.number().nullable() });
+
+const StatusCountsSchema = z.object(Object.fromEntries(AGENT_STATUSES.map((s) => [s, z.number()])) as Record<(typeof AGENT_STATUSES)[number], z.ZodNumber>);
+
 export function systemRouter(deps: AppDeps & { agents: AgentService }) {
-  const { client, docker, config, agents } = deps;
+  const { client, docker, config, agents, audit } = deps;
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   const sandboxQueue = sandboxTaskQueue(config.dockerHostId);
 
+  const deadline = <T>(fn: () => Promise<T>) => client.withDeadline(Date.now() + PROBE_TIMEOUT_MS, fn);
+
   const pollers = async (queue: string, type: proto.temporal.api.enums.v1.TaskQueueType) => {
-    const res = await client.workflowService.describeTaskQueue({
-      namespace: config.temporalNamespace,
-      taskQueue: { name: queue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-      taskQueueType: type,
-    });
-    const n = res.pollers?.length ?? 0;
-    if (n === 0) throw new Error(`no worker polls task queue ${queue}`);
-    return `${n} poller(s)`;
+    const res = await deadline(() =>
+      client.workflowService.describeTaskQueue({
+        namespace: config.temporalNamespace,
+        taskQueue: { name: queue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+        taskQueueType: type,
+      }),
+    );
+    const pollers = res.pollers ?? [];
+    if (pollers.length === 0) throw new Error(`no worker polls task queue ${queue}`);
+    // A live worker polls again at least every minute; the server keeps listing a dead one for minutes.
+    const ages = pollers.map((p) => (Date.now() - tsToMs(p.lastAccessTime)) / 1000);
+    const live = ages.filter((age) => age <= POLLER_LIVE_SECONDS).length;
+    if (live === 0) throw new Error(`no worker has polled task queue ${queue} for ${Math.round(Math.min(...ages))} s`);
+    return `${live} poller(s)`;
   };
 
-  /** The components the API needs, probed concurrently. */
+  /** The components the API needs, probed concurrently, each within PROBE_TIMEOUT_MS. */
   const components = async () => {
-    const [temporalServer, dockerEngine, controlWorker, sandboxWorker] = await Promise.all([
-      probe(async () => {
-        const info = await client.workflowService.getSystemInfo({});
+    const [temporalServer, dockerEngine, runtimes, controlWorker, sandboxWorker, auditStore] = await Promise.all([
+      probe('Temporal', async () => {
+        const info = await deadline(() => client.workflowService.getSystemInfo({}));
         return `server ${info.serverVersion}`;
       }),
-      probe(async () => {
+      probe('the Docker engine', async () => {
         const v = await docker.version();
         return `engine ${v.Version}`;
       }),
-      probe(() => pollers(CONTROL_TASK_QUEUE, temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)),
-      probe(() => pollers(sandboxQueue, temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)),
+      // Down when no runtime can run an agent here (require_sandbox without gVisor or Kata); degraded under runc.
+      probe('the Docker engine', async () => {
+        const engine = engineRuntimes(await docker.info());
+        const choice = chooseRuntime(engine, config.sandboxRuntime, { requireSandbox: config.requireSandbox, networkEnabled: false });
+        const detail = `${Object.keys(engine.names).join(', ')}; agents run under ${choice.runtime}`;
+        return choice.warning ? { detail: `${detail}: ${choice.warning}`, degraded: true } : detail;
+      }),
+      probe('Temporal', () => pollers(CONTROL_TASK_QUEUE, temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)),
+      probe('Temporal', () => pollers(sandboxQueue, temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)),
+      probe('the audit store', async () => `${audit.head().seq} entries`),
     ]);
-    return { temporal: temporalServer, docker: dockerEngine, control_worker: controlWorker, sandbox_worker: sandboxWorker };
+    return {
+      temporal: temporalServer,
+      docker: dockerEngine,
+      runtimes,
+      control_worker: controlWorker,
+      sandbox_worker: sandboxWorker,
+      audit_store: auditStore,
+    };
   };
 
   app.get('/healthz', (c) => c.json({ ok: true }));
@@ -70,7 +120,7 @@ export function systemRouter(deps: AppDeps & { agents: AgentService }) {
       method: 'get',
       path: '/readyz',
       security: [],
-      summary: 'Ready when Temporal, the Docker engine and a worker for each task queue answer',
+      summary: 'Ready when Temporal, the Docker engine (with a runtime agents may use), a worker for each task queue and the audit store answer',
       responses: {
         200: { description: 'Ready', content: { 'application/json': { schema: ReadySchema } } },
         503: { description: 'Not ready; components say which', content: { 'application/json': { schema: ReadySchema } } },
@@ -78,7 +128,7 @@ export function systemRouter(deps: AppDeps & { agents: AgentService }) {
     }),
     async (c) => {
       const parts = await components();
-      const ready = Object.values(parts).every((p) => p.ok);
+      const ready = Object.values(parts).every((p) => p.state !== 'down');
       return c.json({ ready, components: parts }, ready ? 200 : 503);
     },
   );
@@ -87,7 +137,7 @@ export function systemRouter(deps: AppDeps & { agents: AgentService }) {
     createRoute({
       method: 'get',
       path: '/api/status',
-      summary: 'System status: each component with its latency, and agents by status',
+      summary: 'System status: each component with its state and latency, pending actions, and agents by status',
       responses: {
         200: {
           description: 'Status',
@@ -95,7 +145,8 @@ export function systemRouter(deps: AppDeps & { agents: AgentService }) {
             'application/json': {
               schema: z.object({
                 components: z.record(z.string(), ComponentSchema),
-                agents: z.record(z.string(), z.number()).nullable(),
+                agents: StatusCountsSchema.nullable().describe('Agents by status (all hosts); null when Temporal is down.'),
+                pending_actions: z.number().nullable().describe('Actions awaiting approval; null when Temporal is down.'),
                 max_agents: z.number(),
               }),
             },
@@ -105,12 +156,18 @@ export function systemRouter(deps: AppDeps & { agents: AgentService }) {
     }),
     async (c) => {
       const parts = await components();
-      let counts: Record<string, number> | null = null;
+      let counts: z.infer<typeof StatusCountsSchema> | null = null;
+      let pending: number | null = null;
       if (parts.temporal.ok) {
-        const values = await Promise.all(AGENT_STATUSES.map((s) => agents.countAgents(s)));
-        counts = Object.fromEntries(AGENT_STATUSES.map((s, i) => [s, values[i]]));
+        const pendingQuery = `WorkflowType = 'actionWorkflow' AND ExecutionStatus = 'Running' AND ${SearchAttributes.actionStatus.name} = 'pending'`;
+        const [values, pendingCount] = await Promise.all([
+          Promise.all(AGENT_STATUSES.map((s) => agents.countAgents(s))),
+          client.workflow.count(pendingQuery),
+        ]);
+        counts = Object.fromEntries(AGENT_STATUSES.map((s, i) => [s, values[i]])) as z.infer<typeof StatusCountsSchema>;
+        pending = pendingCount.count;
       }
-      return c.json({ components: parts, agents: counts, max_agents: config.maxAgents }, 200);
+      return c.json({ components: parts, agents: counts, pending_actions: pending, max_agents: config.maxAgents }, 200);
     },
   );
 
@@ -134,6 +191,14 @@ export function systemRouter(deps: AppDeps & { agents: AgentService }) {
                 max_agents: z.number(),
                 current_agents: z.number(),
                 agents: z.array(z.object({ id: z.string(), status: z.string().nullable(), sandbox_runtime: z.string().nullable() })),
+                capacity: z
+                  .object({
+                    agents: UsedFreeSchema.describe('Admitted agents against WARDEN_MAX_AGENTS.'),
+                    cpu_cores: UsedFreeSchema.describe("Cores reserved by this host's running agents' limits against the engine's CPUs."),
+                    memory_bytes: UsedFreeSchema.describe("Memory reserved by this host's running agents' limits against the engine's memory."),
+                  })
+                  .describe('Reserved is what the limits promise, not what is in use: see GET /api/agents/{id}/stats for that.'),
+                statuses: StatusCountsSchema.describe('Agents of this host by status.'),
               }),
             },
           },
@@ -145,8 +210,13 @@ export function systemRouter(deps: AppDeps & { agents: AgentService }) {
       let runtimes: Array<z.infer<typeof SandboxRuntimeSchema>> = [];
       let warning: string | null = null;
       let available = true;
+      let engineCpus: number | null = null;
+      let engineMemory: number | null = null;
       try {
-        const engine = await detectRuntimes(docker);
+        const info = await withTimeout(docker.info(), PROBE_TIMEOUT_MS, 'the Docker engine');
+        engineCpus = info.NCPU ?? null;
+        engineMemory = info.MemTotal ?? null;
+        const engine = engineRuntimes(info);
         runtimes = Object.keys(engine.names) as typeof runtimes;
         const choice = chooseRuntime(engine, config.sandboxRuntime, { requireSandbox: config.requireSandbox, networkEnabled: false });
         runtime = choice.runtime;
@@ -155,10 +225,13 @@ export function systemRouter(deps: AppDeps & { agents: AgentService }) {
         available = false;
         warning = err instanceof SandboxUnavailableError ? err.message : `Docker engine unreachable: ${(err as Error).message}`;
       }
-      const [current, active] = await Promise.all([
+      const [current, active, reserved, statusCounts] = await Promise.all([
         agents.admittedAgents(),
         agents.listAgents({ host: config.dockerHostId, limit: 1000 }),
+        agents.reservedResources(config.dockerHostId),
+        Promise.all(AGENT_STATUSES.map((s) => agents.countAgents(s, config.dockerHostId))),
       ]);
+      const usedFree = (used: number, total: number | null) => ({ used, total, free: total === null ? null : Math.max(0, total - used) });
       return c.json(
         {
           host: config.dockerHostId,
@@ -172,6 +245,12 @@ export function systemRouter(deps: AppDeps & { agents: AgentService }) {
           agents: active
             .filter((a) => a.workflow_status === 'RUNNING')
             .map((a) => ({ id: a.id, status: a.status, sandbox_runtime: a.sandbox_runtime })),
+          capacity: {
+            agents: usedFree(current, config.maxAgents),
+            cpu_cores: usedFree(Math.round(reserved.cpu_cores * 1000) / 1000, engineCpus),
+            memory_bytes: usedFree(reserved.memory_bytes, engineMemory),
+          },
+          statuses: Object.fromEntries(AGENT_STATUSES.map((s, i) => [s, statusCounts[i]])) as z.infer<typeof StatusCountsSchema>,
         },
         200,
       );

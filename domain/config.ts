@@ -81,6 +81,14 @@ export const ConfigSchema = z.object({
     .max(7 * 24 * 3600)
     .refine((v) => v === 0 || v >= 10, '0 (no schedule) or at least 10 seconds')
     .default(300),
+  /** A bearer token /metrics requires (16+ characters); without it /metrics is open on the API's address. */
+  metricsToken: z.string().min(16, 'at least 16 characters').optional(),
+  /** At most this many sandboxes get per-container gauges in /metrics. */
+  metricsMaxContainers: z.coerce.number().int().min(0).max(10_000).default(100),
+  /** Worker only: host:port where the Temporal SDK serves its Prometheus metrics; off when unset. */
+  sdkMetricsAddress: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^\s:[\]]+):\d{1,5}$/, 'host:port').optional(),
+  /** OTLP/HTTP collector base URL (e.g. http://127.0.0.1:4318): OpenTelemetry tracing is on when set. */
+  otelEndpoint: z.url({ protocol: /^https?$/, error: 'an http(s) URL such as http://127.0.0.1:4318' }).optional(),
 }).refine((c) => c.alertWebhooks.length === 0 || c.alertSecret !== undefined, {
   path: ['alertSecret'],
   message: 'required when WARDEN_ALERT_WEBHOOKS is set: alerts are always signed',
@@ -119,6 +127,10 @@ const ENV: Record<keyof Config, string> = {
   alertApprovalPendingSeconds: 'WARDEN_ALERT_APPROVAL_PENDING_SECONDS',
   alertCapacityPercent: 'WARDEN_ALERT_CAPACITY_PERCENT',
   reaperIntervalSeconds: 'WARDEN_REAPER_INTERVAL_SECONDS',
+  metricsToken: 'WARDEN_METRICS_TOKEN',
+  metricsMaxContainers: 'WARDEN_METRICS_MAX_CONTAINERS',
+  sdkMetricsAddress: 'WARDEN_SDK_METRICS_ADDRESS',
+  otelEndpoint: 'WARDEN_OTEL_ENDPOINT',
 };
 
 /** Reads the configuration; a bad value fails start-up with the variable's name and the problem. */

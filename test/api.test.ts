@@ -78,7 +78,7 @@ describe('without workers, on a host no worker serves', () => {
     expect(res.status).toBe(503);
     expect(res.body.ready).toBe(false);
     const { components } = res.body;
-    expect(Object.keys(components).sort()).toEqual(['control_worker', 'docker', 'sandbox_worker', 'temporal']);
+    expect(Object.keys(components).sort()).toEqual(['audit_store', 'control_worker', 'docker', 'runtimes', 'sandbox_worker', 'temporal']);
     expect(components.temporal).toMatchObject({ ok: true, detail: expect.stringMatching(/^server /) });
     expect(components.docker).toMatchObject({ ok: true, detail: expect.stringMatching(/^engine /) });
     expect(components.sandbox_worker.ok).toBe(false);
@@ -319,6 +319,7 @@ describe('GET /openapi.json and /docs', () => {
         'POST /api/agents',
         'GET /api/agents',
         'GET /api/agents/{id}',
+        'GET /api/agents/{id}/stats',
         'POST /api/agents/{id}/pause',
         'POST /api/agents/{id}/resume',
         'POST /api/agents/{id}/stop',
@@ -468,7 +469,7 @@ describe('with workers running', () => {
     }, 30_000);
     expect(res.status, res.text).toBe(200);
     expect(res.body.ready).toBe(true);
-    expect(Object.keys(res.body.components).sort()).toEqual(['control_worker', 'docker', 'sandbox_worker', 'temporal']);
+    expect(Object.keys(res.body.components).sort()).toEqual(['audit_store', 'control_worker', 'docker', 'runtimes', 'sandbox_worker', 'temporal']);
     for (const [name, c] of Object.entries<any>(res.body.components)) {
       expect(c.ok, name).toBe(true);
       expect(c.latency_ms).toBeGreaterThanOrEqual(0);
@@ -479,7 +480,7 @@ describe('with workers running', () => {
   it('GET /api/status lists the components with latency and agents by status', async () => {
     const res = await raw(stack.app, 'GET', '/api/status');
     expect(res.status).toBe(200);
-    expect(Object.keys(res.body.components).sort()).toEqual(['control_worker', 'docker', 'sandbox_worker', 'temporal']);
+    expect(Object.keys(res.body.components).sort()).toEqual(['audit_store', 'control_worker', 'docker', 'runtimes', 'sandbox_worker', 'temporal']);
     for (const c of Object.values<any>(res.body.components)) {
       expect(c).toMatchObject({ ok: true, latency_ms: expect.any(Number) });
       expect(c.detail).toBeTypeOf('string');

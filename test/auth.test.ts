@@ -36,6 +36,7 @@ async function call(key: string | null, method: string, path: string, body?: unk
 const ROUTES: Array<[method: string, path: string, body: unknown, needs: Role, allowed: number]> = [
   ['GET', '/api/agents', undefined, 'viewer', 200],
   ['GET', '/api/agents/no-such-agent', undefined, 'viewer', 404],
+  ['GET', '/api/agents/no-such-agent/stats', undefined, 'viewer', 404],
   ['GET', '/api/sandbox', undefined, 'viewer', 200],
   ['GET', '/api/status', undefined, 'viewer', 200],
   ['POST', '/api/agents', {}, 'operator', 400],
@@ -86,7 +87,8 @@ describe.each(ROUTES)('%s %s', (method, path, body, needs, allowed) => {
 });
 
 it('probes and docs need no key', async () => {
-  for (const path of ['/healthz', '/openapi.json', '/docs']) expect((await stack.realApp.request(path)).status).toBe(200);
+  // /metrics too, unless WARDEN_METRICS_TOKEN is set (test/metrics.test.ts).
+  for (const path of ['/healthz', '/openapi.json', '/docs', '/metrics']) expect((await stack.realApp.request(path)).status).toBe(200);
 });
 
 it('an admin creates a key that works at once, is shown once, and stops working when revoked', async () => {

@@ -84,6 +84,8 @@ export async function startStack(
     logger?: Logger;
     /** Make this host's reaper Schedule, as a worker process does (deleted by stop()). */
     reaper?: boolean;
+    /** The API's Docker client (a stand-in engine or proxy); the real engine by default. */
+    docker?: Docker;
   } = {},
 ) {
   quietRuntime(opts.logger);
@@ -97,7 +99,7 @@ export async function startStack(
   const adminKey = keys.create('test admin', 'admin', null).key;
   const vault = opts.vault ?? openVault({ dataDir: mkdtempSync(join(tmpdir(), 'warden-vault-')) });
   const logger = opts.logger ?? pino({ level: process.env.WARDEN_TEST_LOG ?? 'silent' });
-  const realApp = createApp({ client, docker, config, logger, keys, audit, policy: loadPolicy(config.policyFile), vault, payloadCodec });
+  const realApp = createApp({ client, docker: opts.docker ?? docker, config, logger, keys, audit, policy: loadPolicy(config.policyFile), vault, payloadCodec });
   /** The app, as an admin: requests without an Authorization header get the admin key. */
   const app = {
     request(path: string, init: RequestInit = {}) {

@@ -16,6 +16,7 @@ import type { Vault } from '../activities/vault.js';
 import { createReaperControlActivities, createReaperSandboxActivities } from '../activities/reaper.js';
 import { CONTROL_TASK_QUEUE, sandboxTaskQueue } from '../workflows/definitions.js';
 import { WORKFLOWS_PATH } from './bundle.js';
+import { workerTracingOptions, type Tracing } from './tracing.js';
 
 export interface WorkerOptions {
   temporalAddress: string;
@@ -36,6 +37,8 @@ export interface WorkerOptions {
   identity?: string;
   /** Alert webhooks and their signing secret (none: no alert is raised). */
   alerts?: AlertSettings;
+  /** OpenTelemetry tracing (workers/tracing.ts); the workflows are then bundled with its interceptors, never from workflowBundle. */
+  tracing?: Tracing;
 }
 
 export async function createWorkers(opts: WorkerOptions) {
@@ -51,7 +54,7 @@ export async function createWorkers(opts: WorkerOptions) {
       await Worker.create({
         ...common,
         taskQueue: CONTROL_TASK_QUEUE,
-        ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+        ...(opts.workflowBundle && !opts.tracing ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
         activities: {
           ...createControlActivities(client),
           ...createAuditActivities(opts.audit),
@@ -59,6 +62,7 @@ export async function createWorkers(opts: WorkerOptions) {
           ...createAlertActivities(client, opts.alerts ?? { webhooks: [] }),
           ...createReaperControlActivities(client),
         },
+        ...(opts.tracing ? workerTracingOptions(opts.tracing) : {}),
       }),
     );
   }
@@ -69,6 +73,7 @@ export async function createWorkers(opts: WorkerOptions) {
         ...common,
         taskQueue: sandboxTaskQueue(opts.dockerHostId),
         activities: { ...createSandboxActivities(docker, { vault: opts.vault }), ...createReaperSandboxActivities(docker) },
+        ...(opts.tracing ? workerTracingOptions(opts.tracing) : {}),
       }),
     );
   }

@@ -13,6 +13,7 @@ import { openVault } from '../activities/vault.js';
 import { createDataConverter, loadPayloadCodec } from '../domain/data-converter.js';
 import { Client, Connection } from '@temporalio/client';
 import { ensureReaperSchedule } from './reaper-schedule.js';
+import { startTracing } from './tracing.js';
 
 const config = loadConfig();
 const log = createLogger('warden-worker', config.logLevel);
@@ -25,8 +26,13 @@ Runtime.install({
     warn: (m, meta) => log.warn(meta ?? {}, m),
     error: (m, meta) => log.error(meta ?? {}, m),
   },
-  telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } },
+  telemetryOptions: {
+    logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) },
+    // The SDK's own metrics (workflow and activity task latencies, pollers, slots), for Prometheus to scrape.
+    ...(config.sdkMetricsAddress ? { metrics: { prometheus: { bindAddress: config.sdkMetricsAddress } } } : {}),
+  },
 });
+const tracing = config.otelEndpoint ? startTracing(config.otelEndpoint, 'warden-worker') : undefined;
 
 const roles = (process.env.WARDEN_WORKER_ROLES ?? 'control,sandbox').split(',').map((r) => r.trim());
 for (const role of roles) {
@@ -69,8 +75,9 @@ try {
     roles: roles as Array<'control' | 'sandbox'>,
     dataConverter,
     alerts: { webhooks: config.alertWebhooks, secret: config.alertSecret },
+    tracing,
   });
-  log.info({ roles, host: config.dockerHostId, temporal: config.temporalAddress }, 'worker started');
+  log.info({ roles, host: config.dockerHostId, temporal: config.temporalAddress, sdk_metrics: config.sdkMetricsAddress ?? null, tracing: Boolean(tracing) }, 'worker started');
   // The host's reaper Schedule: whoever serves the host makes sure it exists, while polling
   // already runs. Without it the worker still serves its agents: a failure is logged, not fatal.
   const schedule =
@@ -78,6 +85,7 @@ try {
       ? ensureHostReaperSchedule().catch((err) => log.error({ err }, 'could not make the reaper schedule; containers of terminated workflows will not be reaped'))
       : undefined;
   await Promise.all([workers.run(), schedule]);
+  await tracing?.shutdown();
   audit?.close();
   vault?.close();
   log.info('worker stopped');

@@ -44,6 +44,11 @@ describe('loadConfig', () => {
     ['WARDEN_API_HOST', '0.0.0.0', 'apiHost', '0.0.0.0'],
     ['WARDEN_API_PORT', '9090', 'apiPort', 9090],
     ['WARDEN_LOG_LEVEL', 'debug', 'logLevel', 'debug'],
+    ['WARDEN_METRICS_TOKEN', 'scrape-token-0123456789', 'metricsToken', 'scrape-token-0123456789'],
+    ['WARDEN_METRICS_MAX_CONTAINERS', '5', 'metricsMaxContainers', 5],
+    ['WARDEN_SDK_METRICS_ADDRESS', '127.0.0.1:9464', 'sdkMetricsAddress', '127.0.0.1:9464'],
+    ['WARDEN_SDK_METRICS_ADDRESS', '[::1]:9464', 'sdkMetricsAddress', '[::1]:9464'],
+    ['WARDEN_OTEL_ENDPOINT', 'http://collector:4318', 'otelEndpoint', 'http://collector:4318'],
   ] as const)('reads %s=%s', (name, value, key, expected) => {
     const defaults = loadConfig({});
     expect(defaults[key]).not.toEqual(expected); // the variable, not the default, sets it
@@ -95,6 +100,9 @@ describe('loadConfig', () => {
     ['WARDEN_REQUIRE_SANDBOX', 'TRUE'],
     ['WARDEN_API_PORT', '70000'],
     ['WARDEN_STOP_GRACE_SECONDS', '-1'],
+    ['WARDEN_METRICS_TOKEN', 'short'],
+    ['WARDEN_SDK_METRICS_ADDRESS', '9464'],
+    ['WARDEN_OTEL_ENDPOINT', 'collector:4318'],
     ['WARDEN_AGENT_IDLE_TTL_SECONDS', '5'],
     ['WARDEN_DOCKER_HOST_ID', 'Bad_Host'],
     ['WARDEN_LOG_LEVEL', 'loud'],

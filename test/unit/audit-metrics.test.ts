@@ -1,0 +1,113 @@
+/**
+ * The audit log fold behind /metrics: every way an action can end lands in the right status and
+ * histogram, with durations taken from the entries' times, and folding is incremental (a second
+ * scrape never counts an entry twice).
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { AuditStore, type AuditAppendInput } from '../../activities/audit-store.js';
+import { createAuditMetrics } from '../../api/audit-metrics.js';
+
+const T0 = Date.parse('2026-11-28T00:00:00.000Z');
+
+function setup() {
+  const audit = AuditStore.open(join(mkdtempSync(join(tmpdir(), 'warden-audit-metrics-')), 'audit.db'));
+  const registry = new Registry();
+  const fold = createAuditMetrics(registry, audit);
+  let n = 0;
+  /** An entry `seconds` after T0. */
+  const add = (seconds: number, entry: Omit<AuditAppendInput, 'key' | 'at' | 'actor'>) =>
+    audit.append({ ...entry, key: `k${++n}`, actor: 'system', at: new Date(T0 + seconds * 1000).toISOString() });
+  const submit = (id: string, at: number, level: string, allowed = true) => {
+    add(at, { kind: 'action.submitted', action_id: id, details: { action_type: 'skill_execution' } });
+    add(at, { kind: 'policy.decided', action_id: id, details: { level, allowed } });
+  };
+  /** Scrapes: folds new entries, then reads one series (undefined when absent). */
+  const value = async (name: string, labels: Record<string, string> = {}) => {
+    fold.catchUp();
+    const metrics = await registry.getMetricsAsJSON();
+    for (const metric of metrics) {
+      for (const v of metric.values as Array<{ labels: Record<string, string | number>; value: number; metricName?: string }>) {
+        const series = v.metricName ?? metric.name;
+        if (series === name && Object.entries(labels).every(([k, l]) => String(v.labels[k]) === l) && Object.keys(v.labels).length === Object.keys(labels).length) return v.value;
+      }
+    }
+    return undefined;
+  };
+  return { add, submit, value };
+}
+
+describe('the audit log fold', () => {
+  it('rejected, approved-then-failed, expired, cancelled and denied actions', async () => {
+    const { add, submit, value } = setup();
+    submit('a', 0, 'high');
+    add(1, { kind: 'approval.requested', action_id: 'a', details: { required: 1 } });
+    add(11, { kind: 'approval.rejected', action_id: 'a', details: { approvals: 1, required: 1 } });
+
+    submit('b', 100, 'critical');
+    add(100, { kind: 'approval.requested', action_id: 'b', details: { required: 2 } });
+    add(110, { kind: 'approval.granted', action_id: 'b', details: { approvals: 1, required: 2 } });
+    add(130, { kind: 'approval.granted', action_id: 'b', details: { approvals: 2, required: 2 } });
+    add(131, { kind: 'execution.started', action_id: 'b', details: {} });
+    add(133, { kind: 'execution.failed', action_id: 'b', details: { exit_code: 1, duration_ms: 2500 } });
+
+    submit('c', 200, 'high');
+    add(200, { kind: 'approval.requested', action_id: 'c', details: { required: 1 } });
+    add(2000, { kind: 'action.expired', action_id: 'c', details: {} });
+    add(2001, { kind: 'approval.refused', action_id: 'c', details: {} }); // after the end: changes nothing
+
+    submit('d', 300, 'low');
+    add(301, { kind: 'execution.started', action_id: 'd', details: {} });
+    add(305, { kind: 'action.cancelled', action_id: 'd', details: {} });
+
+    submit('e', 400, 'critical', false);
+
+    const actions = (status: string, level: string) => value('warden_actions', { type: 'skill_execution', status, level });
+    expect(await actions('rejected', 'high')).toBe(1);
+    expect(await actions('failed', 'critical')).toBe(1);
+    expect(await actions('expired', 'high')).toBe(1);
+    expect(await actions('cancelled', 'low')).toBe(1);
+    expect(await actions('rejected', 'critical')).toBe(1);
+    expect(await actions('pending', 'high')).toBe(0); // a and c were pending, then moved on
+
+    expect(await value('warden_approval_wait_seconds_sum', { outcome: 'rejected' })).toBe(10);
+    expect(await value('warden_approval_wait_seconds_sum', { outcome: 'approved' })).toBe(30);
+    expect(await value('warden_approval_wait_seconds_sum', { outcome: 'expired' })).toBe(1800);
+    expect(await value('warden_approval_wait_seconds_count', { outcome: 'approved' })).toBe(1);
+
+    expect(await value('warden_action_duration_seconds_sum', { status: 'rejected' })).toBe(11); // a: 11 s, e: 0 s
+    expect(await value('warden_action_duration_seconds_count', { status: 'rejected' })).toBe(2);
+    expect(await value('warden_action_duration_seconds_sum', { status: 'failed' })).toBe(33);
+    expect(await value('warden_action_duration_seconds_sum', { status: 'expired' })).toBe(1800);
+    expect(await value('warden_action_duration_seconds_sum', { status: 'cancelled' })).toBe(5);
+
+    expect(await value('warden_exec_duration_seconds_count')).toBe(1);
+    expect(await value('warden_exec_duration_seconds_sum')).toBe(2.5);
+  });
+
+  it('folds incrementally: an action seen executing, then completed, is counted once', async () => {
+    const { add, submit, value } = setup();
+    submit('x', 0, 'medium');
+    add(1, { kind: 'execution.started', action_id: 'x', details: {} });
+    expect(await value('warden_actions', { type: 'skill_execution', status: 'executing', level: 'medium' })).toBe(1);
+    add(3, { kind: 'execution.completed', action_id: 'x', details: { exit_code: 0, duration_ms: 1500 } });
+    expect(await value('warden_actions', { type: 'skill_execution', status: 'executing', level: 'medium' })).toBe(0);
+    expect(await value('warden_actions', { type: 'skill_execution', status: 'completed', level: 'medium' })).toBe(1);
+    expect(await value('warden_exec_duration_seconds_count')).toBe(1);
+    expect(await value('warden_action_duration_seconds_count', { status: 'completed' })).toBe(1);
+  });
+
+  it('sandbox create latency: created to running, not for an agent that failed to provision', async () => {
+    const { add, value } = setup();
+    add(0, { kind: 'agent.created', agent_id: 'agt-1', details: {} });
+    add(0.4, { kind: 'agent.status_changed', agent_id: 'agt-1', details: { from: 'provisioning', to: 'running' } });
+    add(10, { kind: 'agent.created', agent_id: 'agt-2', details: {} });
+    add(15, { kind: 'agent.status_changed', agent_id: 'agt-2', details: { from: 'provisioning', to: 'error' } });
+    add(20, { kind: 'agent.status_changed', agent_id: 'agt-1', details: { from: 'running', to: 'paused' } });
+    expect(await value('warden_sandbox_create_seconds_count')).toBe(1);
+    expect(await value('warden_sandbox_create_seconds_sum')).toBeCloseTo(0.4, 6);
+  });
+});
