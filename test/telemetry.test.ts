@@ -16,7 +16,7 @@ import { PROJECT_ROOT } from '../scripts/dev-server.js';
 import { createAgentService } from '../api/agent-service.js';
 import { clientTracingInterceptors, startTracing } from '../workers/tracing.js';
 import { freePort } from './global-setup.js';
-import { containersOf, testConfig, TEST_MASTER_KEY, uniqueId, waitFor } from './helpers.js';
+import { containersOf, testConfig, testDataConverter, TEST_MASTER_KEY, uniqueId, waitFor } from './helpers.js';
 
 // @temporalio/proto is CommonJS: Node's ESM loader sees only its default export.
 const { temporal } = proto;
@@ -106,7 +106,7 @@ describe('WARDEN_OTEL_ENDPOINT', () => {
     // The API side: a client with the tracing interceptors, as api/main.ts builds it.
     const tracing = startTracing(endpoint, 'warden-api');
     const connection = await Connection.connect({ address: inject('temporalAddress') });
-    const client = new Client({ connection, interceptors: clientTracingInterceptors() });
+    const client = new Client({ connection, dataConverter: testDataConverter(), interceptors: clientTracingInterceptors() });
     const agents = createAgentService(client, testConfig({ dockerHostId: host }));
     const id = uniqueId('traced');
     try {
