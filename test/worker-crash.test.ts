@@ -2,51 +2,20 @@
  * Durability: the worker process is SIGKILLed mid-lifecycle, twice; the agent workflow carries on
  * with a new worker, signals sent while no worker ran are not lost, and no container leaks.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { inject } from 'vitest';
-import { PROJECT_ROOT } from '../scripts/dev-server.js';
 import { pauseSignal } from '../workflows/definitions.js';
-import { approveWith, containersOf, docker, recordHistory, startStack, submitShell, TEST_HOST, uniqueId, waitFor, waitForStatus } from './helpers.js';
+import { approveWith, containersOf, recordHistory, startStack, submitShell, uniqueId, waitFor, waitForStatus } from './helpers.js';
+import { killWorkers, signalWorker, startWorker, workspaceLines, type WorkerProcess } from './worker-process.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
-const workers: ChildProcess[] = [];
-const dataDir = mkdtempSync(join(tmpdir(), 'warden-crash-'));
-
-function startWorker(): ChildProcess {
-  const child = spawn('npx', ['tsx', 'workers/main.ts'], {
-    cwd: PROJECT_ROOT,
-    env: {
-      ...process.env,
-      TEMPORAL_ADDRESS: inject('temporalAddress'),
-      WARDEN_DOCKER_HOST_ID: TEST_HOST,
-      WARDEN_DATA_DIR: dataDir,
-      WARDEN_LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-    detached: true, // its own process group: SIGKILL reaches tsx and node alike
-  });
-  workers.push(child);
-  return child;
-}
-
-function kill(child: ChildProcess) {
-  try {
-    process.kill(-child.pid!, 'SIGKILL');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err; // already gone
-  }
-}
+const kill = (w: WorkerProcess) => signalWorker(w, 'SIGKILL');
 
 beforeAll(async () => {
   // The API and client only: the worker runs as a separate process that the test kills.
   stack = await startStack({ workers: false, config: { stopGraceSeconds: 2 } });
 });
 afterAll(async () => {
-  for (const w of workers) kill(w);
+  killWorkers();
   await stack?.stop();
 });
 
@@ -61,7 +30,7 @@ it('an agent survives its worker being killed while provisioning and while stopp
   // A pause sent while no worker runs waits in the workflow's history.
   await stack.client.workflow.getHandle(id).signal(pauseSignal, {});
 
-  startWorker();
+  const second = startWorker();
   const paused = await waitForStatus(stack.api, id, ['paused'], 90_000);
   expect(paused.container_id).not.toBeNull();
   const containers = await containersOf(id);
@@ -75,7 +44,7 @@ it('an agent survives its worker being killed while provisioning and while stopp
     const res = await stack.api('GET', `/api/agents/${id}`);
     return ['stopping', 'stopped'].includes(res.body.status);
   });
-  kill(workers.at(-1)!);
+  kill(second);
   startWorker();
   const stopped = await waitForStatus(stack.api, id, ['stopped'], 90_000);
   expect(stopped.stopped_at).not.toBeNull();
@@ -91,7 +60,7 @@ it('an agent survives its worker being killed while provisioning and while stopp
 
 it('a command whose worker is killed mid-run runs once, and its result still arrives', async () => {
   const id = uniqueId('crash-act');
-  for (const w of workers) kill(w); // only this test's worker may run its tasks
+  killWorkers(); // only this test's worker may run its tasks
   startWorker();
   expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id, runtime: 'runc' })).status).toBe(201);
   await waitForStatus(stack.api, id, ['running'], 90_000);
@@ -101,16 +70,9 @@ it('a command whose worker is killed mid-run runs once, and its result still arr
   expect(await approveWith(stack, approver, submitted.body)).toBe(200);
 
   // Kill the worker once the command has started in the sandbox.
-  const lines = async () => {
-    const exec = await docker.getContainer(`warden-agent-${id}`).exec({ Cmd: ['sh', '-c', 'cat count.txt 2>/dev/null | wc -l'], AttachStdout: true });
-    const stream = await exec.start({ hijack: true, stdin: false });
-    let out = '';
-    stream.on('data', (d: Buffer) => (out += d.toString('latin1')));
-    await new Promise((resolve) => (stream.on('end', resolve), stream.on('close', resolve)));
-    return Number(out.replace(/[^0-9]/g, '') || '0');
-  };
+  const lines = () => workspaceLines(id, 'count.txt');
   await waitFor('the command to start', async () => (await lines()) === 1);
-  for (const w of workers) kill(w);
+  killWorkers();
   startWorker();
 
   const done = await waitFor('the action to finish', async () => {

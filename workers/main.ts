@@ -22,6 +22,8 @@ Runtime.install({
     error: (m, meta) => log.error(meta ?? {}, m),
   },
   telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } },
+  // Our own handlers below: they also tell the activities that the shutdown has begun.
+  shutdownSignals: [],
 });
 
 const roles = (process.env.WARDEN_WORKER_ROLES ?? 'control,sandbox').split(',').map((r) => r.trim());
@@ -32,6 +34,19 @@ for (const role of roles) {
   }
 }
 
+// Once: Ctrl-C reaches `make up` and the worker alike, and `make up` then sends its own SIGTERM.
+// A signal during start-up stops the workers as soon as they exist.
+let stopRequested = false;
+let shutdown: () => void = () => undefined;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopRequested) return;
+    stopRequested = true;
+    log.info({ signal, grace_seconds: config.workerShutdownGraceSeconds }, 'worker shutting down: no new tasks; in-flight activities may finish');
+    shutdown();
+  });
+}
+
 try {
   const audit = roles.includes('control') ? AuditStore.open(join(resolve(config.dataDir), 'audit.db')) : undefined;
   const workers = await createWorkers({
@@ -40,7 +55,12 @@ try {
     namespace: config.temporalNamespace,
     dockerHostId: config.dockerHostId,
     roles: roles as Array<'control' | 'sandbox'>,
+    shutdownGraceTime: `${config.workerShutdownGraceSeconds} seconds`,
+    // A last resort for an activity that ignores its cancellation: the process still ends.
+    shutdownForceTime: `${config.workerShutdownGraceSeconds + 30} seconds`,
   });
+  if (stopRequested) workers.shutdown();
+  else shutdown = () => workers.shutdown();
   log.info({ roles, host: config.dockerHostId, temporal: config.temporalAddress }, 'worker started');
   await workers.run();
   audit?.close();
