@@ -22,6 +22,7 @@ afterAll(async () => {
 it('an agent survives its worker being killed while provisioning and while stopping', async () => {
   const id = uniqueId('crash');
   const first = startWorker();
+  await first.ready;
   expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id })).status).toBe(201);
 
   // Kill the worker the moment the container exists: createSandbox may be mid-flight.
@@ -61,7 +62,7 @@ it('an agent survives its worker being killed while provisioning and while stopp
 it('a command whose worker is killed mid-run runs once, and its result still arrives', async () => {
   const id = uniqueId('crash-act');
   killWorkers(); // only this test's worker may run its tasks
-  startWorker();
+  await startWorker().ready;
   expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id, runtime: 'runc' })).status).toBe(201);
   await waitForStatus(stack.api, id, ['running'], 90_000);
   const approver = stack.keys.create('approver', 'approver', null).key;
