@@ -65,11 +65,11 @@ export function killWorkers() {
   for (const w of running) signalWorker(w, 'SIGKILL');
 }
 
-/** How many lines a file in the agent's workspace has (0 when it does not exist). */
-export async function workspaceLines(agentId: string, file: string): Promise<number> {
+/** How many lines of a file in the agent's workspace equal `line` (any line when omitted; 0 without the file). */
+export async function workspaceLines(agentId: string, file: string, line = '.*'): Promise<number> {
   const exec = await docker
     .getContainer(`warden-agent-${agentId}`)
-    .exec({ Cmd: ['sh', '-c', `cat ${file} 2>/dev/null | wc -l`], AttachStdout: true });
+    .exec({ Cmd: ['sh', '-c', 'cat "$1" 2>/dev/null | grep -cx -- "$2"', 'count', file, line], AttachStdout: true });
   const stream = await exec.start({ hijack: true, stdin: false });
   let out = '';
   stream.on('data', (d: Buffer) => (out += d.toString('latin1')));
