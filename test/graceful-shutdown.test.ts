@@ -15,7 +15,7 @@ import type { temporal } from '@temporalio/proto';
 import { PROJECT_ROOT } from '../scripts/dev-server.js';
 import { freePort } from './global-setup.js';
 import { approveWith, containersOf, startStack, submitShell, uniqueId, waitFor, waitForStatus } from './helpers.js';
-import { killWorkers, signalWorker, startWorker, workspaceLines } from './worker-process.js';
+import { killWorkers, signalWorker, startWorker, workspaceLines, type WorkerProcess } from './worker-process.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 let approver: string;
@@ -63,6 +63,15 @@ async function startCommand(agentId: string, command: string) {
   return submitted.body.id as string;
 }
 
+/** Stops the agent (its container goes) and then its worker, which exits 0. */
+async function stopBoth(agentId: string, worker: WorkerProcess) {
+  await stack.api('POST', `/api/agents/${agentId}/stop`, { force: true });
+  await waitForStatus(stack.api, agentId, ['stopped'], 60_000);
+  expect(await containersOf(agentId)).toHaveLength(0);
+  signalWorker(worker, 'SIGTERM');
+  expect(await worker.exited).toBe(0);
+}
+
 it('SIGTERM while an agent is being created: one container, adopted by its workflow', async () => {
   const worker = startWorker({ WARDEN_WORKER_SHUTDOWN_GRACE_SECONDS: '20' });
   await worker.ready;
@@ -77,11 +86,7 @@ it('SIGTERM while an agent is being created: one container, adopted by its workf
   const containers = await containersOf(id);
   expect(containers).toHaveLength(1);
   expect(containers[0]!.Id).toBe(agent.container_id);
-  await stack.api('POST', `/api/agents/${id}/stop`, { force: true });
-  await waitForStatus(stack.api, id, ['stopped'], 60_000);
-  expect(await containersOf(id)).toHaveLength(0);
-  signalWorker(next, 'SIGTERM');
-  expect(await next.exited).toBe(0);
+  await stopBoth(id, next);
 }, 240_000);
 
 it('SIGTERM during a command: it finishes within the grace, its result is handed in, the worker exits 0', async () => {
@@ -98,10 +103,7 @@ it('SIGTERM during a command: it finishes within the grace, its result is handed
   const next = startWorker();
   expect(await finalAction(actionId)).toMatchObject({ status: 'completed', result: { exit_code: 0, stdout: 'done\n' } });
   expect(await workspaceLines(id, 'count.txt')).toBe(1);
-  await stack.api('POST', `/api/agents/${id}/stop`, { force: true });
-  await waitForStatus(stack.api, id, ['stopped'], 60_000);
-  signalWorker(next, 'SIGTERM');
-  expect(await next.exited).toBe(0);
+  await stopBoth(id, next);
 }, 240_000);
 
 it('SIGTERM during a command longer than the grace: the next worker collects the outcome of its one run', async () => {
@@ -118,10 +120,7 @@ it('SIGTERM during a command longer than the grace: the next worker collects the
   expect(attempts).toHaveLength(1); // only the last attempt's started event is recorded
   expect(attempts[0]!.activityTaskStartedEventAttributes!.attempt).toBe(2);
   expect(attempts[0]!.activityTaskStartedEventAttributes!.lastFailure?.applicationFailureInfo?.type).toBe('WorkerShutdown');
-  await stack.api('POST', `/api/agents/${id}/stop`, { force: true });
-  await waitForStatus(stack.api, id, ['stopped'], 60_000);
-  signalWorker(next, 'SIGTERM');
-  expect(await next.exited).toBe(0);
+  await stopBoth(id, next);
 }, 240_000);
 
 it('SIGTERM to the API: a request in flight still gets its answer, new connections are refused', async () => {
