@@ -15,7 +15,7 @@ import type { temporal } from '@temporalio/proto';
 import { PROJECT_ROOT } from '../scripts/dev-server.js';
 import { freePort } from './global-setup.js';
 import { approveWith, containersOf, startStack, submitShell, uniqueId, waitFor, waitForStatus } from './helpers.js';
-import { killWorkers, signalWorker, startWorker, workspaceLines, type WorkerProcess } from './worker-process.js';
+import { killWorkers, sandboxOutput, signalWorker, startWorker, workspaceLines, type WorkerProcess } from './worker-process.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 let approver: string;
@@ -121,6 +121,20 @@ it('SIGTERM during a command longer than the grace: the next worker collects the
   expect(attempts[0]!.activityTaskStartedEventAttributes!.attempt).toBe(2);
   expect(attempts[0]!.activityTaskStartedEventAttributes!.lastFailure?.applicationFailureInfo?.type).toBe('WorkerShutdown');
   await stopBoth(id, next);
+}, 240_000);
+
+it('a cancelled action still kills its command: only a shutdown leaves it running', async () => {
+  const { worker, id } = await runningAgent('cancel-exec', {});
+  const actionId = await startCommand(id, 'echo run >> count.txt; sleep 120; echo finished');
+  await stack.client.workflow.getHandle(actionId).cancel();
+  await waitFor('the action to be cancelled', async () => (await stack.api('GET', `/api/actions/${actionId}`)).body.status === 'cancelled');
+  // The activity hears of the cancel at its next heartbeat and kills the command's process group:
+  // its `sleep 120` goes long before it would end by itself.
+  await waitFor('the command to be killed', async () => {
+    const processes = await sandboxOutput(id, 'for f in /proc/[0-9]*/cmdline; do tr "\\0" " " < "$f"; echo; done');
+    return processes.includes('sh -c for f in') && !processes.includes('sleep 120');
+  }, 60_000);
+  await stopBoth(id, worker);
 }, 240_000);
 
 it('SIGTERM to the API: a request in flight still gets its answer, new connections are refused', async () => {

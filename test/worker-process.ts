@@ -65,14 +65,19 @@ export function killWorkers() {
   for (const w of running) signalWorker(w, 'SIGKILL');
 }
 
-/** How many lines of a file in the agent's workspace equal `line` (any line when omitted; 0 without the file). */
-export async function workspaceLines(agentId: string, file: string, line = '.*'): Promise<number> {
+/** What a shell script prints in the agent's sandbox (run beside Warden, straight on the engine). */
+export async function sandboxOutput(agentId: string, script: string, ...args: string[]): Promise<string> {
   const exec = await docker
     .getContainer(`warden-agent-${agentId}`)
-    .exec({ Cmd: ['sh', '-c', 'cat "$1" 2>/dev/null | grep -cx -- "$2"', 'count', file, line], AttachStdout: true });
-  const stream = await exec.start({ hijack: true, stdin: false });
+    .exec({ Cmd: ['sh', '-c', script, 'probe', ...args], AttachStdout: true, Tty: true }); // a tty: no stream headers
+  const stream = await exec.start({ hijack: true, stdin: false, Tty: true });
   let out = '';
-  stream.on('data', (d: Buffer) => (out += d.toString('latin1')));
+  stream.on('data', (d: Buffer) => (out += d.toString('utf8')));
   await new Promise((resolve) => (stream.on('end', resolve), stream.on('close', resolve)));
-  return Number(out.replace(/[^0-9]/g, '') || '0');
+  return out;
+}
+
+/** How many lines of a file in the agent's workspace equal `line` (any line when omitted; 0 without the file). */
+export async function workspaceLines(agentId: string, file: string, line = '.*'): Promise<number> {
+  return Number((await sandboxOutput(agentId, 'cat "$1" 2>/dev/null | grep -cx -- "$2"', file, line)).trim());
 }
