@@ -51,6 +51,8 @@ const shutdown = (signal: string) => {
     http.closeAllConnections();
   }, config.apiShutdownGraceSeconds * 1000).unref();
   idle.unref();
+  // A last resort should closing the Temporal connection hang.
+  setTimeout(() => process.exit(1), (config.apiShutdownGraceSeconds + 10) * 1000).unref();
 };
 process.on('SIGINT', () => shutdown('SIGINT'));
 process.on('SIGTERM', () => shutdown('SIGTERM'));
