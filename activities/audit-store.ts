@@ -179,7 +179,7 @@ function toEntry(row: Row): AuditEntry {
   try {
     details = JSON.parse(row.details);
   } catch {
-    throw new Error(`audit entry ${row.seq} has unreadable details; run \`npx tsx scripts/audit.ts verify\``);
+    throw new Error(`audit entry ${row.seq} has unreadable details; run \`warden audit verify --db <file>\``);
   }
   return { ...row, kind: row.kind as AuditKind, details };
 }
@@ -281,7 +281,7 @@ export class AuditStore {
         if (last > head.seq) {
           throw new Error(
             `the audit log is inconsistent: its head records entry ${head.seq} but entry ${last} exists; ` +
-              'run `npx tsx scripts/audit.ts verify`',
+              'run `warden audit verify --db <file>`',
           );
         }
         const fields: Omit<AuditEntry, 'hash'> = {

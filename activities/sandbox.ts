@@ -132,8 +132,14 @@ export interface ExecInput extends ExecRequest {
 
 const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number })?.statusCode;
 
-/** Builds the sandbox activities around a Docker client (the real engine, in tests too). */
-export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } = {}) {
+/** The worker's shutdown has begun: activities that never end on their own hand themselves back. */
+const WORKER_SHUTDOWN = 'WorkerShutdown';
+
+/**
+ * Builds the sandbox activities around a Docker client (the real engine, in tests too).
+ * `draining` is aborted when the worker begins to shut down.
+ */
+export function createSandboxActivities(docker: Docker, opts: { vault?: Vault; draining?: AbortSignal } = {}) {
   const container = (agentId: string) => docker.getContainer(containerName(agentId));
 
   async function createSandbox(input: CreateSandboxInput): Promise<CreateSandboxResult> {
@@ -233,13 +239,17 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } 
   async function awaitSandboxExit(agentId: string): Promise<SandboxExit> {
     const ctx = Context.current();
     const beat = setInterval(() => heartbeat(), 5_000);
+    // A watch never ends on its own: on shutdown it fails at once (retryable) and a worker that
+    // stays takes it over, instead of holding the shutdown for the whole grace period.
+    const stopWatching = AbortSignal.any([ctx.cancellationSignal, ...(opts.draining ? [opts.draining] : [])]);
     try {
-      await container(agentId).wait({ abortSignal: ctx.cancellationSignal });
+      await container(agentId).wait({ abortSignal: stopWatching });
       const state = (await container(agentId).inspect()).State;
       return { exitCode: state.ExitCode, oomKilled: state.OOMKilled, vanished: false };
     } catch (err) {
       if (statusOf(err) === 404) return { exitCode: null, oomKilled: false, vanished: true };
       if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? err;
+      if (opts.draining?.aborted) throw ApplicationFailure.retryable('the worker is shutting down; another worker watches the sandbox', WORKER_SHUTDOWN);
       throw err;
     } finally {
       clearInterval(beat);
@@ -303,6 +313,11 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } 
             nonRetryable: true,
           });
         }
+        if (outcome === 'cancelled' && isWorkerShutdown(ctx)) {
+          // The grace period is over and the worker is leaving: the command runs on in the sandbox
+          // and the retry on another worker collects its outcome through the execution journal.
+          throw ApplicationFailure.retryable('the worker shut down while the command ran; it runs on in the sandbox', WORKER_SHUTDOWN);
+        }
         if (outcome !== 'ended') {
           await killExec(c, execId).catch(() => undefined);
           if (outcome === 'cancelled') throw ctx.cancellationSignal.reason ?? new Error('exec cancelled');
@@ -363,6 +378,11 @@ function heartbeating<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (
   };
   Object.defineProperty(wrapped, 'name', { value: fn.name });
   return wrapped;
+}
+
+/** The SDK cancels activities still running when a shutdown's grace period ends with this reason. */
+function isWorkerShutdown(ctx: Context): boolean {
+  return ctx.cancellationDetails?.workerShutdown === true || (ctx.cancellationSignal.reason as Error | undefined)?.message === 'WORKER_SHUTDOWN';
 }
 
 /** Kills every process group whose leader carries this exec id in its environment. */

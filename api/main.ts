@@ -1,5 +1,6 @@
 /** The API process: the Hono app on WARDEN_API_HOST:WARDEN_API_PORT (127.0.0.1:8080 by default). */
 import { serve } from '@hono/node-server';
+import type { Server } from 'node:http';
 import Docker from 'dockerode';
 import { Client, Connection } from '@temporalio/client';
 import { loadConfig } from '../domain/config.js';
@@ -48,11 +49,26 @@ const server = serve({ fetch: app.fetch, hostname: config.apiHost, port: config.
   logger.info({ url: `http://${config.apiHost}:${info.port}`, docs: `http://${config.apiHost}:${info.port}/docs` }, 'API listening'),
 );
 
-// Stop accepting connections, let open requests finish, then close the Temporal connection.
+// Stop accepting connections, let open requests finish within the grace period (then cut them
+// off), then close the Temporal connection and the stores. Once: a signal may reach npm, tsx and
+// node alike, and each passes it on.
+let stopping = false;
 const shutdown = (signal: string) => {
-  logger.info({ signal }, 'API shutting down');
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal, grace_seconds: config.apiShutdownGraceSeconds }, 'API shutting down: no new connections; open requests may finish');
   server.close(() => void Promise.allSettled([connection.close(), tracing?.shutdown()]).finally(() => (keys.close(), audit.close(), vault.close(), process.exit(0))));
-  setTimeout(() => process.exit(0), 10_000).unref();
+  const http = server as Server;
+  // Idle keep-alive connections would hold close() open: close each as it becomes idle.
+  const idle = setInterval(() => http.closeIdleConnections(), 100);
+  setTimeout(() => {
+    clearInterval(idle);
+    logger.warn('API shutdown grace period over: closing the connections still open');
+    http.closeAllConnections();
+  }, config.apiShutdownGraceSeconds * 1000).unref();
+  idle.unref();
+  // A last resort should closing the Temporal connection hang.
+  setTimeout(() => process.exit(1), (config.apiShutdownGraceSeconds + 10) * 1000).unref();
 };
-process.once('SIGINT', () => shutdown('SIGINT'));
-process.once('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));
+process.on('SIGTERM', () => shutdown('SIGTERM'));

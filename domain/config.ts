@@ -25,6 +25,10 @@ export const ConfigSchema = z.object({
   maxAgents: z.coerce.number().int().min(1).max(10_000).default(50),
   agentIdleTtlSeconds: z.coerce.number().int().min(10).default(3600),
   stopGraceSeconds: z.coerce.number().int().min(0).max(300).default(10),
+  /** After SIGTERM, how long a worker lets in-flight activities finish before handing them back to Temporal. */
+  workerShutdownGraceSeconds: z.coerce.number().int().min(0).max(3600).default(30),
+  /** After SIGTERM, how long the API lets open requests finish before closing their connections. */
+  apiShutdownGraceSeconds: z.coerce.number().int().min(0).max(3600).default(10),
   apiHost: z.string().default('127.0.0.1'),
   apiPort: z.coerce.number().int().min(0).max(65535).default(8080),
   /** `make up` only: where the embedded Temporal dev server keeps its SQLite file, and its ports. */
@@ -105,6 +109,8 @@ const ENV: Record<keyof Config, string> = {
   maxAgents: 'WARDEN_MAX_AGENTS',
   agentIdleTtlSeconds: 'WARDEN_AGENT_IDLE_TTL_SECONDS',
   stopGraceSeconds: 'WARDEN_STOP_GRACE_SECONDS',
+  workerShutdownGraceSeconds: 'WARDEN_WORKER_SHUTDOWN_GRACE_SECONDS',
+  apiShutdownGraceSeconds: 'WARDEN_API_SHUTDOWN_GRACE_SECONDS',
   apiHost: 'WARDEN_API_HOST',
   apiPort: 'WARDEN_API_PORT',
   dataDir: 'WARDEN_DATA_DIR',

@@ -34,6 +34,8 @@ export interface WorkerOptions {
   workflowBundle?: WorkflowBundleWithSourceMap | { codePath: string };
   /** How long in-flight activities may finish after a shutdown signal. */
   shutdownGraceTime?: string;
+  /** When a shutdown gives up waiting for activities that ignore their cancellation (no limit by default). */
+  shutdownForceTime?: string;
   identity?: string;
   /** Alert webhooks and their signing secret (none: no alert is raised). */
   alerts?: AlertSettings;
@@ -45,6 +47,10 @@ export async function createWorkers(opts: WorkerOptions) {
   const connection = await NativeConnection.connect({ address: opts.temporalAddress });
   const workers: Worker[] = [];
   const common = { connection, namespace: opts.namespace, dataConverter: opts.dataConverter, shutdownGraceTime: opts.shutdownGraceTime ?? '30 seconds', ...(opts.identity ? { identity: opts.identity } : {}) };
+  if (opts.shutdownForceTime) Object.assign(common, { shutdownForceTime: opts.shutdownForceTime });
+  // Aborted when shutdown begins: activities that would never end on their own (the sandbox
+  // watchers) hand themselves back to Temporal at once instead of holding the grace period.
+  const draining = new AbortController();
   let clientConnection: Connection | undefined;
   if (opts.roles.includes('control')) {
     if (!opts.audit) throw new Error('the control worker needs the audit store');
@@ -72,7 +78,7 @@ export async function createWorkers(opts: WorkerOptions) {
       await Worker.create({
         ...common,
         taskQueue: sandboxTaskQueue(opts.dockerHostId),
-        activities: { ...createSandboxActivities(docker, { vault: opts.vault }), ...createReaperSandboxActivities(docker) },
+        activities: { ...createSandboxActivities(docker, { vault: opts.vault, draining: draining.signal }), ...createReaperSandboxActivities(docker) },
         ...(opts.tracing ? workerTracingOptions(opts.tracing) : {}),
       }),
     );
@@ -89,6 +95,7 @@ export async function createWorkers(opts: WorkerOptions) {
       }
     },
     shutdown() {
+      draining.abort();
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
     },
   };

@@ -31,6 +31,8 @@ Runtime.install({
     // The SDK's own metrics (workflow and activity task latencies, pollers, slots), for Prometheus to scrape.
     ...(config.sdkMetricsAddress ? { metrics: { prometheus: { bindAddress: config.sdkMetricsAddress } } } : {}),
   },
+  // Our own handlers below: they also tell the activities that the shutdown has begun.
+  shutdownSignals: [],
 });
 const tracing = config.otelEndpoint ? startTracing(config.otelEndpoint, 'warden-worker') : undefined;
 
@@ -56,6 +58,19 @@ async function ensureHostReaperSchedule() {
   }
 }
 
+// Once: Ctrl-C reaches `make up` and the worker alike, and `make up` then sends its own SIGTERM.
+// A signal during start-up stops the workers as soon as they exist.
+let stopRequested = false;
+let shutdown: () => void = () => undefined;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopRequested) return;
+    stopRequested = true;
+    log.info({ signal, grace_seconds: config.workerShutdownGraceSeconds }, 'worker shutting down: no new tasks; in-flight activities may finish');
+    shutdown();
+  });
+}
+
 try {
   const audit = roles.includes('control') ? AuditStore.open(join(resolve(config.dataDir), 'audit.db')) : undefined;
   const vault = roles.includes('sandbox')
@@ -76,7 +91,12 @@ try {
     dataConverter,
     alerts: { webhooks: config.alertWebhooks, secret: config.alertSecret },
     tracing,
+    shutdownGraceTime: `${config.workerShutdownGraceSeconds} seconds`,
+    // A last resort for an activity that ignores its cancellation: the process still ends.
+    shutdownForceTime: `${config.workerShutdownGraceSeconds + 30} seconds`,
   });
+  if (stopRequested) workers.shutdown();
+  else shutdown = () => workers.shutdown();
   log.info({ roles, host: config.dockerHostId, temporal: config.temporalAddress, sdk_metrics: config.sdkMetricsAddress ?? null, tracing: Boolean(tracing) }, 'worker started');
   // The host's reaper Schedule: whoever serves the host makes sure it exists, while polling
   // already runs. Without it the worker still serves its agents: a failure is logged, not fatal.

@@ -8,6 +8,10 @@
  * Everything runs in this process against a Temporal dev server of its own; every container it
  * makes is removed at the end, on error and on Ctrl-C. Results: a table on stdout and JSON in
  * bench-results/. Sizes: BENCH_AGENTS (creates per runtime, default 15), BENCH_EXECS (default 100).
+ * Then idle agents (test/bench/idle-agents.ts): memory per idle agent against raw containers
+ * (BENCH_IDLE_AGENTS, default 20) and the most idle agents held while the exec p99 stays within
+ * twice the single-agent p99 (steps of BENCH_IDLE_STEP, default 10, BENCH_RAMP_EXECS execs per
+ * step, default 100, up to WARDEN_BENCH_MAX_AGENTS, default 200).
  */
 import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -40,11 +44,16 @@ import { KeyStore } from '../../api/key-store.js';
 import { AuditStore } from '../../activities/audit-store.js';
 import { loadPolicy } from '../../domain/policy.js';
 import { positiveInt } from './env.js';
+import { memoryPerIdleAgent, rampIdleAgents, type IdleBench, type MemoryPerAgent, type RampResult } from './idle-agents.js';
 
 const HOST_ID = 'bench';
 const RUNTIMES: SandboxRuntime[] = ['runc', 'runsc'];
 const N = positiveInt('BENCH_AGENTS', 15);
 const M = positiveInt('BENCH_EXECS', 100);
+const IDLE_N = positiveInt('BENCH_IDLE_AGENTS', 20);
+const IDLE_STEP = positiveInt('BENCH_IDLE_STEP', 10);
+const IDLE_CAP = positiveInt('WARDEN_BENCH_MAX_AGENTS', 200);
+const RAMP_EXECS = positiveInt('BENCH_RAMP_EXECS', 100);
 const EXEC_WARMUP = 5;
 /** Untimed creates before the timed ones (first workflow task, first container of a runtime). */
 const CREATE_WARMUP = 1;
@@ -107,6 +116,7 @@ interface RuntimeResult {
   engine_runtime: string;
   measures: Partial<Record<Measure, Stats & { samples_ms: number[] }>>;
   overhead_p50_ms: { create: number; exec: number; action: number };
+  idle: { memory: { warden: MemoryPerAgent; raw: MemoryPerAgent }; ramp: RampResult };
 }
 
 function printTable(results: RuntimeResult[], skipped: string[]): void {
@@ -131,6 +141,19 @@ function printTable(results: RuntimeResult[], skipped: string[]): void {
     console.log(`  ${r.runtime.padEnd(6)} create-to-ready ${sign(r.overhead_p50_ms.create)}, exec ${sign(r.overhead_p50_ms.exec)}, REST action ${sign(r.overhead_p50_ms.action)}`);
   }
   for (const note of skipped) console.log(`  note: ${note}`);
+  const mib = (b: number | null) => (b === null ? '-' : `${(b / 1024 ** 2).toFixed(1)} MiB`);
+  console.log('\nMemory per idle agent (host: MemAvailable drop / n; cgroup: usage minus inactive file; rss: processes in the cgroup)');
+  for (const r of results) {
+    for (const [who, m] of [['Warden agent', r.idle.memory.warden], ['raw container', r.idle.memory.raw]] as const) {
+      console.log(`  ${r.runtime.padEnd(6)} ${who.padEnd(13)} n=${m.n}  host ${mib(m.host_bytes_per_agent)}  cgroup ${mib(m.cgroup_bytes_per_container)}  rss ${mib(m.rss_bytes_per_container)}`);
+    }
+  }
+  console.log('\nIdle agents held with the exec p99 within 2x the single-agent p99');
+  for (const r of results) {
+    const { ramp } = r.idle;
+    console.log(`  ${r.runtime.padEnd(6)} ${ramp.largest_ok} agents (single-agent p99 ${ramp.single_agent_p99_ms} ms); stopped: ${ramp.stopped_because}`);
+    console.log(`         ${ramp.steps.map((s) => `${s.agents}:${s.exec_p99_ms}`).join('  ')}  (agents:p99 ms)`);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -553,6 +576,29 @@ async function main(): Promise<void> {
       await waitGone(name);
     }
 
+    // d) Idle agents: memory per agent against raw containers, and how many this machine holds.
+    const inBatches = async <T>(items: T[], fn: (item: T) => Promise<void>) => {
+      for (let i = 0; i < items.length; i += 10) await Promise.all(items.slice(i, i + 10).map(fn));
+    };
+    const idleBench: IdleBench = {
+      docker,
+      createAgent: async () => {
+        const id = nextAgentId(runtime);
+        await wardenCreateToReady(api, client, runtime, id);
+        return id;
+      },
+      stopAgents: (ids) => inBatches(ids, (id) => stopAgent(api, client, id)),
+      exec: (id) => wardenExec(client, id),
+      createRaw: async () => {
+        const name = nextRawName();
+        await rawCreateStart(image, runtime, engineRuntime, name);
+        return name;
+      },
+      removeRaw: (names) => inBatches(names, async (name) => (await removeContainer(name), await waitGone(name))),
+    };
+    const memory = await memoryPerIdleAgent(idleBench, IDLE_N, console.log);
+    const ramp = await rampIdleAgents(idleBench, { step: IDLE_STEP, cap: IDLE_CAP, execs: RAMP_EXECS }, console.log);
+
     const diff = (a: Measure, b: Measure) => Math.round((measures[a]!.p50 - measures[b]!.p50) * 100) / 100;
     results.push({
       runtime,
@@ -563,6 +609,7 @@ async function main(): Promise<void> {
         exec: diff('warden_exec', 'raw_exec'),
         action: diff('warden_action', 'raw_action_exec'),
       },
+      idle: { memory, ramp },
     });
   }
 
@@ -576,6 +623,10 @@ async function main(): Promise<void> {
     run_id: RUN_ID,
     n_agents: N,
     m_execs: M,
+    idle_agents: IDLE_N,
+    idle_step: IDLE_STEP,
+    idle_cap: IDLE_CAP,
+    ramp_execs: RAMP_EXECS,
     exec_warmup: EXEC_WARMUP,
     create_warmup: CREATE_WARMUP,
     poll_interval_ms: POLL_MS,
@@ -586,6 +637,9 @@ async function main(): Promise<void> {
       'Warden exec: client.workflow.getHandle(id).executeUpdate(execUpdate) with command ["true"].',
       'raw create+start: dockerode createContainer (createSandbox options, sandboxHostConfig) + start.',
       'raw exec: dockerode exec of the command execInSandbox runs (timeout --kill-after=2 10.000 true), start (hijacked) + inspect.',
+      'idle memory, host: MemAvailable (median of 5 samples after 3 s of settling) before and after n idle agents, divided by n; it includes the workers and API in this process and the Temporal dev server.',
+      'idle memory, cgroup: memory.usage_in_bytes (v1) or memory.current (v2) minus inactive file pages, mean per container; rss: VmRSS summed over the processes in the cgroup (runsc: sandbox and gofer), shared pages counted per process.',
+      'idle ramp: agents added in steps; exec p99 of the Warden exec update, round robin over the agents; stops at the first step over 2x the single-agent p99 or at WARDEN_BENCH_MAX_AGENTS.',
       ...skipped,
     ],
     results,

@@ -369,9 +369,9 @@ describe('appends from several writers', () => {
   });
 });
 
-describe('the CLI', () => {
+describe('warden audit --db: the log read straight from its file', () => {
   const cli = (...args: string[]) =>
-    spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'scripts/audit.ts'), ...args], { cwd: PROJECT_ROOT, encoding: 'utf8' });
+    spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'bin/warden.ts'), 'audit', ...args], { cwd: PROJECT_ROOT, encoding: 'utf8' });
 
   it('verifies, exports and tails', () => {
     const entries = seed(5);
@@ -383,7 +383,7 @@ describe('the CLI', () => {
     expect(exported.status).toBe(0);
     expect(exported.stdout.trimEnd().split('\n').map((l) => JSON.parse(l))).toEqual(entries);
 
-    const tail = cli('tail', '--db', file, '--limit', '2');
+    const tail = cli('tail', '--db', file, '-n', '2');
     expect(tail.status).toBe(0);
     const lines = tail.stdout.trimEnd().split('\n');
     expect(lines).toHaveLength(2);
@@ -396,15 +396,12 @@ describe('the CLI', () => {
     expect(broken.stdout).toMatch(/BROKEN at entry 3: entry 3 is missing/);
   });
 
-  it('uses WARDEN_DATA_DIR and says when there is no log', () => {
-    const result = spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'scripts/audit.ts'), 'verify'], {
-      cwd: PROJECT_ROOT,
-      encoding: 'utf8',
-      env: { ...process.env, WARDEN_DATA_DIR: join(dir, 'nowhere') },
-    });
-    expect(result.status).toBe(2);
-    expect(result.stderr).toContain(`no audit log at ${join(dir, 'nowhere', 'audit.db')}`);
+  it('says when there is no log, and refuses what it does not know', () => {
+    const missing = cli('verify', '--db', join(dir, 'nowhere', 'audit.db'));
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toContain(`no audit log at ${join(dir, 'nowhere', 'audit.db')}`);
     expect(cli('frobnicate').status).toBe(2);
+    expect(cli('tail', '--db', file, '-n', 'many').status).toBe(2);
   });
 });
 

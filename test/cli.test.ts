@@ -1,0 +1,231 @@
+/**
+ * The `warden` CLI as a real process against a real API served over HTTP (real Temporal and
+ * Docker behind it): status, sandbox, agents list/show/stop, audit tail/verify, and the errors a
+ * person meets (a bad key, a role too low, an unknown agent, the API down). The emergency and
+ * secrets commands run against a small HTTP server that records what they send.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { promisify } from 'node:util';
+import { serve } from '@hono/node-server';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuditStore } from '../activities/audit-store.js';
+import { PROJECT_ROOT } from '../scripts/dev-server.js';
+import { freePort } from './global-setup.js';
+import { startStack, uniqueId, waitForStatus } from './helpers.js';
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs bin/warden.ts as its own process (asynchronously: the API answering it lives in this one). */
+function warden(args: string[], env: Record<string, string>, input?: string): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bin/warden.ts', ...args], {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, WARDEN_API_KEY: '', WARDEN_DATA_DIR: '/nonexistent', ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.stdin.end(input ?? '');
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+describe('against the real API', () => {
+  let stack: Awaited<ReturnType<typeof startStack>>;
+  let server: ReturnType<typeof serve>;
+  let env: Record<string, string>;
+  const auditFile = join(mkdtempSync(join(tmpdir(), 'warden-cli-')), 'audit.db');
+
+  beforeAll(async () => {
+    stack = await startStack({ audit: AuditStore.open(auditFile) });
+    server = serve({ fetch: stack.realApp.fetch, hostname: '127.0.0.1', port: 0 });
+    await new Promise((r) => server.once('listening', r));
+    env = { WARDEN_API_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, WARDEN_API_KEY: stack.keyFor('admin') };
+  });
+  afterAll(async () => {
+    await new Promise((r) => server?.close(r));
+    await stack?.stop();
+    stack?.audit.close();
+  });
+
+  it('status shows every component and the agent counts; sandbox shows the host', async () => {
+    const status = await warden(['status'], env);
+    expect(status.stderr).toBe('');
+    expect(status.code).toBe(0);
+    for (const component of ['temporal', 'docker', 'control_worker', 'sandbox_worker']) expect(status.stdout).toMatch(new RegExp(`^${component}\\s+ok\\s+\\d+ ms`, 'm'));
+    expect(status.stdout).toMatch(/^agents: provisioning \d+, running \d+/m);
+
+    const json = await warden(['status', '--json'], env);
+    expect(JSON.parse(json.stdout)).toMatchObject({ components: { temporal: { ok: true } }, max_agents: stack.config.maxAgents });
+
+    const sandbox = await warden(['sandbox'], env);
+    expect(sandbox.code).toBe(0);
+    expect(sandbox.stdout).toMatch(new RegExp(`^host\\s+${stack.config.dockerHostId}$`, 'm'));
+    expect(sandbox.stdout).toMatch(/^max_agents\s+\d+$/m);
+  });
+
+  it('lists, shows and stops an agent', async () => {
+    const id = uniqueId('cli');
+    expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id, runtime: 'runc' })).status).toBe(201);
+    await waitForStatus(stack.api, id, ['running'], 90_000);
+
+    const list = await warden(['agents', 'list', '--status', 'running'], env);
+    expect(list.code).toBe(0);
+    expect(list.stdout.split('\n')[0]).toMatch(/^ID\s+STATUS\s+SKILL_ID\s+SANDBOX_RUNTIME\s+HOST\s+CREATED_AT$/);
+    expect(list.stdout).toMatch(new RegExp(`^${id}\\s+running\\s+shell\\s+runc\\s`, 'm'));
+    const listed = JSON.parse((await warden(['agents', 'list', '--json'], env)).stdout);
+    expect(listed.agents.map((a: { id: string }) => a.id)).toContain(id);
+
+    const show = await warden(['agents', 'show', id], env);
+    expect(show.code).toBe(0);
+    expect(show.stdout).toMatch(/^status\s+running$/m);
+    expect(show.stdout).toMatch(/^sandbox_runtime\s+runc$/m);
+
+    const stop = await warden(['agents', 'stop', id, '--force'], env);
+    expect(stop.code).toBe(0);
+    expect(stop.stdout).toContain(`force stop requested for ${id}`);
+    const stopped = await waitForStatus(stack.api, id, ['stopped'], 60_000);
+    expect(stopped.exit_code).toBe(137); // SIGKILL: the --force reached the workflow
+
+    const missing = await warden(['agents', 'show', 'agt-000000000000'], env);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^warden: not found: agent agt-000000000000/);
+  });
+
+  it('tails and verifies the audit log through the API, and from its file', async () => {
+    const tail = await warden(['audit', 'tail', '-n', '3'], env);
+    expect(tail.code).toBe(0);
+    const lines = tail.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(3);
+    const seqs = lines.map((l) => Number(/^#(\d+) /.exec(l)![1]));
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b)); // oldest first, like tail
+    expect(seqs.at(-1)).toBe(stack.audit.head().seq);
+
+    const verify = await warden(['audit', 'verify'], env);
+    expect(verify.code).toBe(0);
+    expect(verify.stdout).toMatch(/^audit log intact: \d+ entries$/m);
+    const offline = await warden(['audit', 'verify', '--db', auditFile], {});
+    expect(offline.code).toBe(0);
+    expect(offline.stdout).toContain(`head #${stack.audit.head().seq} ${stack.audit.head().hash}`);
+  });
+
+  it('says what is wrong with the key, the role or the usage, with its exit code', async () => {
+    const bad = await warden(['status'], { ...env, WARDEN_API_KEY: 'wk_not-a-key' });
+    expect(bad.code).toBe(4);
+    expect(bad.stderr).toMatch(/the API refused the key: the API key is unknown or revoked \(set WARDEN_API_KEY/);
+
+    const viewer = await warden(['agents', 'stop', 'agt-000000000000'], { ...env, WARDEN_API_KEY: stack.keyFor('viewer') });
+    expect(viewer.code).toBe(4);
+    expect(viewer.stderr).toMatch(/not allowed: this needs the operator role; the key .* has viewer/);
+
+    const none = await warden(['status'], { WARDEN_API_URL: env.WARDEN_API_URL! });
+    expect(none.code).toBe(4);
+    expect(none.stderr).toContain('no API key: set WARDEN_API_KEY');
+
+    expect((await warden(['agents', 'show'], env)).code).toBe(2);
+    expect((await warden(['agents', 'list', '--frobnicate'], env)).code).toBe(2);
+    expect((await warden(['reboot'], env)).code).toBe(2);
+  });
+});
+
+it('says when the API cannot be reached', async () => {
+  const port = await freePort(); // free: nothing listens there
+  const down = await warden(['agents', 'list'], { WARDEN_API_URL: `http://127.0.0.1:${port}`, WARDEN_API_KEY: 'wk_whatever' });
+  expect(down.code).toBe(3);
+  expect(down.stderr).toContain(`cannot reach the Warden API at http://127.0.0.1:${port} (ECONNREFUSED)`);
+});
+
+it('runs as ./bin/warden.ts and as npx warden', async () => {
+  for (const [file, args] of [['./bin/warden.ts', ['--help']], ['npx', ['warden', '--help']]] as const) {
+    const { stdout } = await promisify(execFile)(file, [...args], { cwd: PROJECT_ROOT });
+    expect(stdout).toContain('warden agents stop <id> [--force]');
+  }
+});
+
+/** Emergency stop and secrets: the routes come from other slices; here their request shapes are checked. */
+describe('emergency stop and secrets, against a recording server', () => {
+  const seen: Array<{ method: string; url: string; auth: string; body: unknown }> = [];
+  let server: Server;
+  let env: Record<string, string>;
+  const answers: Record<string, [number, unknown]> = {
+    'POST /api/system/emergency-stop': [200, { lockdown: true, agents_stopped: 3, approvals_cancelled: 2 }],
+    'POST /api/system/resume': [200, { lockdown: false }],
+    'GET /api/secrets': [200, { secrets: [{ name: 'OPENAI_KEY', updated_at: '2026-11-28T00:00:00Z' }] }],
+    'PUT /api/secrets/OPENAI_KEY': [200, { name: 'OPENAI_KEY' }],
+    'DELETE /api/secrets/OPENAI_KEY': [200, { name: 'OPENAI_KEY', deleted: true }],
+    'POST /api/secrets/rotate': [200, { rotated: 1 }],
+  };
+  const body = async (req: IncomingMessage) => {
+    let text = '';
+    for await (const chunk of req) text += chunk;
+    return text ? JSON.parse(text) : undefined;
+  };
+
+  beforeAll(async () => {
+    server = createServer(async (req, res) => {
+      const key = `${req.method} ${req.url}`;
+      seen.push({ method: req.method!, url: req.url!, auth: req.headers.authorization ?? '', body: await body(req) });
+      const [status, answer] = answers[key] ?? [404, { error: { code: 'not_found', message: `no route for ${key}` } }];
+      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    env = { WARDEN_API_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, WARDEN_API_KEY: 'wk_admin-key-for-the-test' };
+  });
+  afterAll(() => new Promise((r) => server.close(r)));
+  const last = () => seen.at(-1)!;
+
+  it('emergency-stop and resume send the reason and print the report', async () => {
+    const stop = await warden(['emergency-stop', '--reason', 'agent exfiltrating data'], env);
+    expect(stop.code).toBe(0);
+    expect(last()).toEqual({ method: 'POST', url: '/api/system/emergency-stop', auth: 'Bearer wk_admin-key-for-the-test', body: { reason: 'agent exfiltrating data' } });
+    expect(stop.stdout).toMatch(/^agents_stopped\s+3$/m);
+
+    const resume = await warden(['resume', '--reason', 'contained'], env);
+    expect(resume.code).toBe(0);
+    expect(last()).toMatchObject({ method: 'POST', url: '/api/system/resume', body: { reason: 'contained' } });
+
+    const count = seen.length;
+    const noReason = await warden(['emergency-stop'], env);
+    expect(noReason.code).toBe(2);
+    expect(noReason.stderr).toContain('needs --reason');
+    expect(seen).toHaveLength(count); // nothing was sent
+  });
+
+  it('status shows the lockdown when the API has one', async () => {
+    answers['GET /api/status'] = [200, { components: { temporal: { ok: true, latency_ms: 1, detail: null } }, agents: { running: 0 }, max_agents: 5 }];
+    answers['GET /api/system/lockdown'] = [200, { locked: true, reason: 'drill' }];
+    const status = await warden(['status'], env);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/^lockdown:\nlocked\s+true\nreason\s+drill$/m);
+  });
+
+  it('secrets: the value goes from stdin into the request body, never anywhere else', async () => {
+    const value = 'sk-canary-0123456789';
+    const put = await warden(['secrets', 'put', 'OPENAI_KEY'], env, `${value}\n`);
+    expect(put.code).toBe(0);
+    expect(last()).toMatchObject({ method: 'PUT', url: '/api/secrets/OPENAI_KEY', body: { value } });
+    expect(put.stdout + put.stderr).not.toContain(value);
+    expect((await warden(['secrets', 'put', 'OPENAI_KEY'], env, '')).code).toBe(2); // empty stdin
+
+    const list = await warden(['secrets', 'list'], env);
+    expect(list.stdout).toMatch(/^NAME\s+UPDATED_AT\nOPENAI_KEY\s+2026-11-28T00:00:00Z$/m);
+    expect((await warden(['secrets', 'delete', 'OPENAI_KEY'], env)).code).toBe(0);
+    expect(last()).toMatchObject({ method: 'DELETE', url: '/api/secrets/OPENAI_KEY' });
+    expect((await warden(['secrets', 'rotate', '--json'], env)).stdout).toContain('"rotated": 1');
+    expect(last()).toMatchObject({ method: 'POST', url: '/api/secrets/rotate' });
+
+    const missing = await warden(['secrets', 'delete', 'NOPE'], env);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('not found: no route for DELETE /api/secrets/NOPE');
+  });
+});
