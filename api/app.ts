@@ -85,6 +85,8 @@ export function createApp(deps: AppDeps) {
   app.route('/api/audit-logs', auditRouter(deps.audit));
   app.route('/api', skillsRouter());
   app.route('/', docsRouter());
+  // The Web UI sends a page of payloads at a time: the API's body limit (WARDEN_MAX_BODY_BYTES) fits.
+  app.use('/codec/*', bodySizeLimit(deps.config.maxBodyBytes));
   app.route('/codec', codecRouter({ codec: deps.payloadCodec, keys: deps.keys, config: deps.config }));
 
   // After every router is mounted: the statuses the middleware above and onError add, on each /api route.

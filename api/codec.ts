@@ -60,7 +60,7 @@ export function codecRouter(deps: { codec: PayloadEncryptionCodec; keys: KeyStor
       path,
       summary,
       request: jsonBody(PayloadsSchema),
-      responses: { 200: json(PayloadsSchema, 'The payloads'), ...errorResponses(400, 401, 403, 422) },
+      responses: { 200: json(PayloadsSchema, 'The payloads'), ...errorResponses(400, 401, 403, 413, 415, 422) },
     });
 
   app.openapi(codecRoute('/decode', 'Decrypt payloads for the Temporal Web UI or CLI (viewer); unencrypted payloads come back as they are'), async (c) => {
@@ -81,7 +81,7 @@ export function codecRouter(deps: { codec: PayloadEncryptionCodec; keys: KeyStor
       path: '/session',
       summary: 'Keep an API key in an HttpOnly cookie for the codec routes, for the Web UI (form field api_key, or Authorization: Bearer)',
       security: [],
-      responses: { 200: json(z.object({ name: z.string(), role: z.string(), expires_in_seconds: z.number() }), 'The cookie is set'), ...errorResponses(401, 403) },
+      responses: { 200: json(z.object({ name: z.string(), role: z.string(), expires_in_seconds: z.number() }), 'The cookie is set'), ...errorResponses(401, 403, 413) },
     }),
     async (c) => {
       // A page of another site must not plant its own key in this browser.
@@ -103,7 +103,7 @@ export function codecRouter(deps: { codec: PayloadEncryptionCodec; keys: KeyStor
   );
 
   app.openapi(
-    createRoute({ method: 'delete', path: '/session', summary: 'Forget the codec cookie', security: [], responses: { 204: { description: 'The cookie is cleared' } } }),
+    createRoute({ method: 'delete', path: '/session', summary: 'Forget the codec cookie', security: [], responses: { 204: { description: 'The cookie is cleared' }, ...errorResponses(413) } }),
     (c) => {
       deleteCookie(c, CODEC_COOKIE, { path: '/codec' });
       return c.body(null, 204);

@@ -9,6 +9,7 @@ export const ALERT_TYPES = [
   'capacity.high',
   'emergency_stop',
   'emergency_resume',
+  'component.down',
 ] as const;
 export type AlertType = (typeof ALERT_TYPES)[number];
 

@@ -14,7 +14,10 @@ import { verifyAlertSignature } from '../activities/alerts.js';
 import { prepareCommand } from '../skills/index.js';
 import { CAPACITY_WORKFLOW_ID, capacityQuery, CONTROL_TASK_QUEUE, type ActionWorkflowInput, type AgentWorkflowInput } from '../workflows/definitions.js';
 import { freePort } from './global-setup.js';
-import { containersOf, docker, recordHistory, startStack, submitShell, TEST_HOST, uniqueId, waitFor, waitForStatus } from './helpers.js';
+import { containersOf, docker, recordHistory, startStack, submitShell, TEST_HOST, testDataConverter, uniqueId, waitFor, waitForStatus } from './helpers.js';
+import Docker from 'dockerode';
+import { WorkflowFailedError } from '@temporalio/client';
+import { createWorkers } from '../workers/create-workers.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 
@@ -146,10 +149,38 @@ describe('before the stop', () => {
     await waitForStatus(stack.api, id, ['error']);
     const alert = await alertOf('agent.error', (e) => e.details.agent_id === id);
     expect(alert.id).toBe(`agent-error-${id}`);
-    expect(alert.summary).toMatch(/exited unexpectedly|disappeared/);
+    expect(alert.summary).toMatch(/exited unexpectedly|disappeared|outside Warden/);
     await stack.client.workflow.getHandle(id).result();
     await recordHistory('agent-error-alert', id);
   });
+});
+
+describe('component down', () => {
+  it("alerts when the reaper cannot reach a Docker host's engine", async () => {
+    // A sandbox worker for a host whose engine socket does not exist: every engine call fails.
+    const host = `dead-${randomBytes(4).toString('hex')}`;
+    const deadHost = await createWorkers({
+      temporalAddress: stack.config.temporalAddress,
+      namespace: 'default',
+      dockerHostId: host,
+      roles: ['sandbox'],
+      dataConverter: testDataConverter(),
+      docker: new Docker({ socketPath: '/nonexistent/docker.sock' }),
+      shutdownGraceTime: '1 second',
+    });
+    const running = deadHost.run();
+    try {
+      const run = stack.client.workflow.execute('reaperWorkflow', { taskQueue: CONTROL_TASK_QUEUE, workflowId: `reaper-test-${host}`, args: [{ host }] });
+      await expect(run).rejects.toBeInstanceOf(WorkflowFailedError);
+      const alert = await alertOf('component.down', (e) => e.details.host === host);
+      expect(alert).toMatchObject({ severity: 'critical', details: { component: 'docker_host' } });
+      expect(alert.summary).toBe(`Docker host ${host}: the reaper cannot reach its Docker engine or its sandbox worker`);
+      expect(String(alert.details.error)).toMatch(/ENOENT|nonexistent/);
+    } finally {
+      deadHost.shutdown();
+      await running;
+    }
+  }, 120_000);
 });
 
 describe('the emergency stop', () => {

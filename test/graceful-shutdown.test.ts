@@ -138,6 +138,9 @@ it('a cancelled action still kills its command: only a shutdown leaves it runnin
 }, 240_000);
 
 it('SIGTERM to the API: a request in flight still gets its answer, new connections are refused', async () => {
+  // A worker answers the API's lockdown check before it starts the action.
+  killWorkers();
+  await startWorker().ready;
   const port = await freePort();
   const key = `wk_${'t'.repeat(40)}`;
   const api = spawn(process.execPath, ['--import', 'tsx', 'api/main.ts'], {

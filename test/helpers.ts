@@ -203,7 +203,7 @@ export async function recordHistory(name: string, workflowId: string) {
   // The CLI writes the proto3 JSON that historyFromJSON reads back.
   const json = execFileSync(await temporalCli(), [
     'workflow', 'show', '--workflow-id', workflowId, '--output', 'json', '--address', inject('temporalAddress'),
-  ]);
+  ], { maxBuffer: 512 * 1024 * 1024 });
   mkdirSync('test/histories', { recursive: true });
   writeFileSync(`test/histories/${name}.json`, json);
 }

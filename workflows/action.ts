@@ -6,7 +6,6 @@
  */
 import {
   allHandlersFinished,
-  ApplicationFailure,
   CancellationScope,
   condition,
   getExternalWorkflowHandle,
@@ -16,7 +15,6 @@ import {
   proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
-  type ActivityFailure,
 } from '@temporalio/workflow';
 import type { ActionRecord, ActionStatus } from '../domain/action.js';
 import { journaledCommand } from '../domain/journal.js';
@@ -27,6 +25,7 @@ import type { EmergencyActivities } from '../activities/emergency.js';
 import { lockdownMessage } from '../domain/lockdown.js';
 import type { SandboxActivities } from '../activities/sandbox.js';
 import { judgeApproval, type ApprovalAttempt } from './approval.js';
+import { failureText, failureType } from './failures.js';
 import {
   actionStatusQuery,
   approveSignal,
@@ -239,17 +238,3 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
   }
 }
 
-function innermostFailure(err: unknown): ActivityFailure | ApplicationFailure | undefined {
-  let cause = err as ActivityFailure | ApplicationFailure | undefined;
-  while (cause?.cause) cause = cause.cause as typeof cause;
-  return cause;
-}
-
-function failureType(err: unknown): string | undefined {
-  const cause = innermostFailure(err);
-  return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
-}
-
-function failureText(err: unknown): string {
-  return innermostFailure(err)?.message ?? String(err);
-}

@@ -109,12 +109,15 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
   const setStatus = async (status: AgentStatus, reason: string | null = null) => {
     const from = agent.status;
     agent.status = status;
+    // Decided before the audit's local activity: a patch marker recorded after a local activity's
+    // marker in the same workflow task does not replay.
+    const alert = status === 'error' && !refusedByLockdown && patched('alerts');
     upsertSearchAttributes([
       { key: SearchAttributes.agentStatus, value: status },
       ...(agent.sandbox_runtime ? [{ key: SearchAttributes.runtime, value: agent.sandbox_runtime }] : []),
     ]);
     await audit(status === 'stopped' ? 'agent.stopped' : 'agent.status_changed', requestedBy, { from, to: status, reason });
-    if (status === 'error' && !refusedByLockdown && patched('alerts')) {
+    if (alert) {
       await raiseAlert({
         id: `agent-error-${input.agentId}`,
         type: 'agent.error',

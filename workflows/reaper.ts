@@ -9,7 +9,9 @@
 import { getExternalWorkflowHandle, proxyActivities, proxyLocalActivities, workflowInfo } from '@temporalio/workflow';
 import type { ReaperControlActivities, ReaperSandboxActivities } from '../activities/reaper.js';
 import type { AuditActivities, RecordAuditInput } from '../activities/audit.js';
+import type { AlertActivities } from '../activities/alerts.js';
 import { planReaping } from '../domain/reaping.js';
+import { failureText } from './failures.js';
 import { ADMISSION_GRACE_MS } from './capacity.js';
 import { CAPACITY_WORKFLOW_ID, releaseAgentSignal, sandboxTaskQueue, type ReaperInput, type ReaperReport } from './definitions.js';
 
@@ -18,12 +20,14 @@ const control = proxyActivities<ReaperControlActivities>({
   heartbeatTimeout: '30 seconds',
   retry: { maximumAttempts: 5, maximumInterval: '30 seconds' },
 });
-const { recordAudit } = proxyLocalActivities<AuditActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumInterval: '30 seconds' } });
+const { recordAudit, raiseAlert } = proxyLocalActivities<AuditActivities & AlertActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumInterval: '30 seconds' } });
 
 export async function reaperWorkflow({ host }: ReaperInput): Promise<ReaperReport> {
   // A run that cannot reach the host's engine fails; the next tick tries again.
   const onHost = proxyActivities<ReaperSandboxActivities>({
     taskQueue: sandboxTaskQueue(host),
+    // No sandbox worker polling the host's queue is a failure too, not a run that waits forever.
+    scheduleToStartTimeout: '2 minutes',
     startToCloseTimeout: '2 minutes',
     heartbeatTimeout: '30 seconds',
     retry: { maximumAttempts: 5, maximumInterval: '30 seconds', nonRetryableErrorTypes: ['NotOurContainer'] },
@@ -35,7 +39,21 @@ export async function reaperWorkflow({ host }: ReaperInput): Promise<ReaperRepor
   // Agents before containers: an agent that reported running had its container before we
   // listed them, so a container missing from the list is really gone.
   const agents = await control.runningAgentsOnHost(host);
-  const containers = await onHost.listSandboxContainers(host);
+  let containers;
+  try {
+    containers = await onHost.listSandboxContainers(host);
+  } catch (err) {
+    // The host's engine or its sandbox worker is down: alert, and fail this run (the next tick tries again).
+    await raiseAlert({
+      id: `component-down-${host}-${workflowInfo().runId}`,
+      type: 'component.down',
+      time: new Date().toISOString(),
+      severity: 'critical',
+      summary: `Docker host ${host}: the reaper cannot reach its Docker engine or its sandbox worker`,
+      details: { host, component: 'docker_host', error: failureText(err).slice(0, 500) },
+    });
+    throw err;
+  }
   const owners = await control.agentWorkflowStates([...new Set(containers.map((c) => c.agent_id))]);
   const plan = planReaping({ agents, containers, owners });
 
@@ -66,3 +84,4 @@ export async function reaperWorkflow({ host }: ReaperInput): Promise<ReaperRepor
   }
   return report;
 }
+

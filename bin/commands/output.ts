@@ -22,5 +22,7 @@ export function fields(record: Row, keys: string[] = Object.keys(record)): strin
   return keys.map((k) => `${k.padEnd(width)}  ${cell(record[k])}`).join('\n');
 }
 
-export const print = (text: string) => process.stdout.write(`${text}\n`);
+export const print = (text: string): void => {
+  process.stdout.write(`${text}\n`);
+};
 export const printJson = (value: unknown) => print(JSON.stringify(value, null, 2));

@@ -5,18 +5,15 @@ import { fields, print, printJson, table, type Row } from './output.js';
 
 interface Component {
   ok: boolean;
+  state: 'up' | 'degraded' | 'down';
   latency_ms: number;
   detail: string | null;
 }
 
-/** The lockdown, or null where this API has no emergency stop. */
+/** The lockdown, or null when there is none. */
 async function lockdown(api: ApiClient): Promise<Row | null> {
-  try {
-    return await api.call('GET', '/api/system/lockdown');
-  } catch (err) {
-    if (err instanceof CliError && /no route/.test(err.message)) return null;
-    throw err;
-  }
+  const lock = await api.call<Row & { locked: boolean }>('GET', '/api/system/lockdown');
+  return lock.locked ? lock : null;
 }
 
 const reasonOption = { reason: { type: 'string' } } as const;
@@ -38,7 +35,7 @@ export const systemCommands: Record<string, Command> = {
       if (json) return printJson({ ...status, ...(lock ? { lockdown: lock } : {}) });
       const rows = Object.entries(status.components).map(([name, c]) => ({
         component: name,
-        state: c.ok ? 'ok' : 'DOWN',
+        state: c.state === 'down' ? 'DOWN' : c.state,
         latency: `${c.latency_ms} ms`,
         detail: c.detail,
       }));
@@ -46,7 +43,7 @@ export const systemCommands: Record<string, Command> = {
       const counts = status.agents ? Object.entries(status.agents).map(([s, n]) => `${s} ${n}`).join(', ') : 'unknown (Temporal is down)';
       print(`\nagents: ${counts} (capacity ${status.max_agents})`);
       if (lock) print(`\nlockdown:\n${fields(lock)}`);
-      return rows.every((r) => r.state === 'ok') ? 0 : EXIT.failed;
+      return rows.some((r) => r.state === 'DOWN') ? EXIT.failed : 0;
     },
   },
   sandbox: {
@@ -65,9 +62,13 @@ export const systemCommands: Record<string, Command> = {
     summary: 'admin: lock down (refuse new agents and actions), cancel pending approvals, force-stop every agent',
     options: reasonOption,
     async run({ api, json, values }) {
-      const report = await api.call('POST', '/api/system/emergency-stop', { reason: reasonOf(values, 'emergency-stop') });
-      if (json) return printJson(report);
-      print(`emergency stop done; nothing new is accepted until \`warden resume\`\n${fields(report)}`);
+      const result = await api.call<{ completed: boolean; stop_workflow_id: string; report: { counts: Row } | null }>('POST', '/api/system/emergency-stop', {
+        reason: reasonOf(values, 'emergency-stop'),
+      });
+      if (json) return printJson(result);
+      const done = result.completed ? 'emergency stop done' : `emergency stop still running (workflow ${result.stop_workflow_id})`;
+      print(`${done}; nothing new is accepted until \`warden resume\``);
+      if (result.report) print(fields(result.report.counts));
     },
   },
   resume: {
