@@ -1,7 +1,7 @@
 /** max_agents holds under concurrent creates: with room for N, N+5 simultaneous creates admit exactly N. */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CAPACITY_WORKFLOW_ID, capacityQuery } from '../workflows/definitions.js';
-import { containersOf, recordHistory, startStack, uniqueId, waitFor, waitForStatus } from './helpers.js';
+import { containersOf, recordHistory, startStack, stopLiveAgents, uniqueId, waitFor, waitForStatus } from './helpers.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 afterAll(async () => {
@@ -22,6 +22,7 @@ const ROOM = 4;
 beforeAll(async () => {
   // Start from an idle system: agents of earlier test files have ended and released their slots.
   const probe = await startStack();
+  await stopLiveAgents(probe.api);
   await waitFor('earlier agents to end and release their slots', async () => {
     const { count } = await probe.client.workflow.count(`WorkflowType = 'agentWorkflow' AND ExecutionStatus = 'Running'`);
     return count === 0 && (await admitted(probe.client)) === 0;

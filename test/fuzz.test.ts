@@ -175,6 +175,8 @@ describe('actions with generated parameters on a live agent', () => {
   let agentId: string;
 
   beforeAll(async () => {
+    // The capacity (2 agents here) is the suite's: agents other test files left running count.
+    await stopLiveAgents(stack.api);
     const created = await stack.api('POST', '/api/agents', { skill_id: 'shell', runtime: 'runc', resource_limits: { memory_mb: 128 } });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     agentId = created.body.id;
