@@ -15,7 +15,7 @@ import { ResourceLimitsSchema, type AgentRecord, type AgentStatus, type CreateAg
 import type { Config } from '../domain/config.js';
 import { WardenError } from '../domain/errors.js';
 import type { Identity } from '../domain/roles.js';
-import { isDeadlineExceeded } from './temporal-errors.js';
+import { isClosedBeforeFirstTask, isDeadlineExceeded } from './temporal-errors.js';
 import { updateCapacity } from './capacity-updates.js';
 import {
   admitAgentUpdate,
@@ -134,6 +134,9 @@ export function createAgentService(client: Client, config: AgentServiceConfig) {
       return await query(() => handle(id).query(agentStatusQuery));
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw new WardenError('not_found', `agent ${id} not found`, 404);
+      if (isClosedBeforeFirstTask(err)) {
+        throw new WardenError('not_found', `agent ${id} has no record: its workflow was closed (terminated or timed out) before it first ran`, 404);
+      }
       if (isDeadlineExceeded(err)) {
         throw new WardenError('worker_unavailable', `no worker answered for agent ${id}; is the Warden worker running?`, 503);
       }

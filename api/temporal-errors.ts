@@ -17,3 +17,11 @@ export function isTemporalUnreachable(err: unknown): boolean {
   }
   return false;
 }
+
+/** A query to a workflow that was closed (terminated, timed out) before it ever ran: it has no state to answer with. */
+export function isClosedBeforeFirstTask(err: unknown): boolean {
+  for (let e = err as { code?: unknown; message?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (e.code === 9 && /closed before WorkflowTaskStarted/i.test(e.message ?? '')) return true;
+  }
+  return false;
+}

@@ -106,6 +106,10 @@ describe('without workers, on a host no worker serves', () => {
     } finally {
       await handle.terminate('test cleanup: never meant to run');
     }
+    // Closed before its first task, it has no state to query: a 404 that says so, never a 500.
+    for (const [method, path] of [['GET', `/api/agents/${id}`], ['POST', `/api/agents/${id}/stop`]] as const) {
+      expectError(await raw(stack.app, method, path), 404, 'not_found', /closed \(terminated or timed out\) before it first ran/);
+    }
   });
 
   it('GET /api/sandbox reports this host, with no agents on it', async () => {

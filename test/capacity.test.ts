@@ -1,6 +1,6 @@
 /** max_agents holds under concurrent creates: with room for N, N+5 simultaneous creates admit exactly N. */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { CAPACITY_WORKFLOW_ID, capacityQuery } from '../workflows/definitions.js';
+import { CAPACITY_WORKFLOW_ID, capacityQuery, releaseAgentSignal } from '../workflows/definitions.js';
 import { containersOf, recordHistory, startStack, stopLiveAgents, uniqueId, waitFor, waitForStatus } from './helpers.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
@@ -21,11 +21,21 @@ const ROOM = 4;
 
 beforeAll(async () => {
   // Start from an idle system: agents of earlier test files have ended and released their slots.
+  // The capacity workflow is the suite's: clear what other test files left behind.
   const probe = await startStack();
   await stopLiveAgents(probe.api);
+  // Agents of other hosts whose workers those files stopped can never end by themselves.
+  for await (const info of probe.client.workflow.list({ query: `WorkflowType = 'agentWorkflow' AND ExecutionStatus = 'Running'` })) {
+    await probe.client.workflow.getHandle(info.workflowId).terminate('capacity test: left over by another test file').catch(() => undefined);
+  }
   await waitFor('earlier agents to end and release their slots', async () => {
     const { count } = await probe.client.workflow.count(`WorkflowType = 'agentWorkflow' AND ExecutionStatus = 'Running'`);
-    return count === 0 && (await admitted(probe.client)) === 0;
+    if (count > 0) return false;
+    // Slots of ended workflows (terminated ones never release theirs) are freed as the reaper would.
+    const capacity = probe.client.workflow.getHandle(CAPACITY_WORKFLOW_ID);
+    const held = await capacity.query(capacityQuery).then((c) => Object.keys(c.admitted), () => []);
+    for (const agentId of held) await capacity.signal(releaseAgentSignal, { agentId });
+    return (await admitted(probe.client)) === 0;
   });
   await probe.stop();
   stack = await startStack({ config: { maxAgents: ROOM } });
