@@ -191,8 +191,8 @@ describe('emergency stop and secrets, against the real API', () => {
     const status = await warden(['status'], env);
     expect(status.stdout).toMatch(/^lockdown:$/m);
     expect(status.stdout).toMatch(/^reason\s+agent exfiltrating data$/m);
-    const refused = await warden(['agents', 'list'], env); // reading still works during the lockdown
-    expect(refused.code).toBe(0);
+    const reading = await warden(['agents', 'list'], env); // reading still works during the lockdown
+    expect(reading.code).toBe(0);
 
     const resume = await warden(['resume', '--reason', 'contained'], env);
     expect(resume.code).toBe(0);
