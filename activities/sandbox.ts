@@ -89,11 +89,32 @@ export function sandboxContainerOptions(opts: {
   };
 }
 
+/**
+ * Runs the command under `timeout` (its own process group) and, when time ran out (124, or 137
+ * once KILL was needed), kills what is left of that group until nothing is. Under gVisor a fork bomb's children forked while the group
+ * was signalled can outlive `timeout` and hold every process slot of the sandbox user, so that no
+ * later exec could start; the sweep is done by this shell, which exists before the bomb does, with
+ * builtins only (forking needs a free slot). Stdin reaches the command through fd 3, as a
+ * background job's own stdin is /dev/null.
+ */
+const EXEC_WRAPPER = [
+  't=$1; shift',
+  'exec 3<&0',
+  'timeout --kill-after=2 "$t" "$@" <&3 3<&- &',
+  'pid=$!',
+  'exec 3<&-',
+  'wait "$pid"; rc=$?',
+  'if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then',
+  '  n=0; while kill -KILL -"$pid" 2>/dev/null && [ "$n" -lt 10000 ]; do n=$((n + 1)); done',
+  'fi',
+  'exit "$rc"',
+].join('\n');
+
 /** How a command is run in the sandbox: as the sandbox user, under `timeout`, tagged with its exec id. */
 export function sandboxExecOptions(command: string[], timeoutMs: number, execId: string, stdin = false): Docker.ExecCreateOptions {
   return {
     AttachStdin: stdin,
-    Cmd: ['timeout', '--kill-after=2', (timeoutMs / 1000).toFixed(3), ...command],
+    Cmd: ['/bin/sh', '-c', EXEC_WRAPPER, 'warden-exec', (timeoutMs / 1000).toFixed(3), ...command],
     User: `${SANDBOX_UID}:${SANDBOX_UID}`,
     WorkingDir: WORKSPACE,
     Env: [`WARDEN_EXEC_ID=${execId}`],

@@ -636,7 +636,7 @@ async function main(): Promise<void> {
       'Warden create-to-ready: POST /api/agents over HTTP, then GET /api/agents/{id} every 10 ms until running.',
       'Warden exec: client.workflow.getHandle(id).executeUpdate(execUpdate) with command ["true"].',
       'raw create+start: dockerode createContainer (createSandbox options, sandboxHostConfig) + start.',
-      'raw exec: dockerode exec of the command execInSandbox runs (timeout --kill-after=2 10.000 true), start (hijacked) + inspect.',
+      'raw exec: dockerode exec of the command execInSandbox runs (the sweeping shell wrapper around timeout --kill-after=2 10.000 true), start (hijacked) + inspect.',
       'idle memory, host: MemAvailable (median of 5 samples after 3 s of settling) before and after n idle agents, divided by n; it includes the workers and API in this process and the Temporal dev server.',
       'idle memory, cgroup: memory.usage_in_bytes (v1) or memory.current (v2) minus inactive file pages, mean per container; rss: VmRSS summed over the processes in the cgroup (runsc: sandbox and gofer), shared pages counted per process.',
       'idle ramp: agents added in steps; exec p99 of the Warden exec update, round robin over the agents; stops at the first step over 2x the single-agent p99 or at WARDEN_BENCH_MAX_AGENTS.',
