@@ -12,6 +12,7 @@ import { createServer as createTcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { loadConfig } from '../domain/config.js';
 import { PROJECT_ROOT, temporalCli } from '../scripts/dev-server.js';
 import { SearchAttributes } from '../workflows/definitions.js';
 
@@ -153,7 +154,15 @@ describe('docker-compose.yml', () => {
     // Every setting is one domain/config.ts reads, and both processes see the same value: the
     // API admits agents with the settings the worker runs them with.
     const configSource = readFileSync(join(PROJECT_ROOT, 'domain/config.ts'), 'utf8');
-    const own = new Set(['WARDEN_WORKER_ROLES', 'WARDEN_API_HOST', 'WARDEN_API_PORT', 'DOCKER_HOST']);
+    const own = new Set([
+      'WARDEN_WORKER_ROLES',
+      'WARDEN_REAPER_INTERVAL_SECONDS',
+      'WARDEN_WORKER_SHUTDOWN_GRACE_SECONDS',
+      'WARDEN_SDK_METRICS_ADDRESS',
+      'WARDEN_API_HOST',
+      'WARDEN_API_PORT',
+      'DOCKER_HOST',
+    ]);
     for (const [name, vars] of [['worker', worker], ['api', api]] as const) {
       for (const key of Object.keys(vars)) {
         if (key === 'WARDEN_WORKER_ROLES' || key === 'DOCKER_HOST') continue;
@@ -163,6 +172,43 @@ describe('docker-compose.yml', () => {
     const shared = Object.keys(worker).filter((k) => !own.has(k));
     expect(shared.length).toBeGreaterThanOrEqual(8);
     for (const key of shared) expect(api[key], key).toBe(worker[key]);
+  });
+
+  it('passes every setting of domain/config.ts through, but the few that have no place in Compose', () => {
+    const configSource = readFileSync(join(PROJECT_ROOT, 'domain/config.ts'), 'utf8');
+    const settings = [...configSource.matchAll(/^\s+\w+: '((?:WARDEN|TEMPORAL)_[A-Z_]+)',$/gm)].map((m) => m[1]!);
+    expect(settings.length).toBeGreaterThanOrEqual(30);
+    const notInCompose = new Set([
+      'WARDEN_TEMPORAL_PORT', // the dev server's, which Compose does not run
+      'WARDEN_TEMPORAL_UI_PORT',
+      'WARDEN_POLICY_FILE', // a path in the container: mount the file and set it in an override
+      'WARDEN_PAYLOAD_ALLOW_PLAINTEXT', // a one-off migration switch, never left on
+    ]);
+    const { services } = load();
+    const passed = new Set([...Object.keys(env(services.worker)), ...Object.keys(env(services.api))]);
+    for (const name of settings) expect(passed.has(name) || notInCompose.has(name), name).toBe(true);
+    // What Compose renders by default is a valid configuration for both processes.
+    for (const service of [services.worker, services.api]) {
+      const vars = Object.fromEntries(Object.entries(env(service)).map(([k, v]) => [k, v ?? undefined]));
+      expect(() => loadConfig(vars)).not.toThrow();
+    }
+
+    // Set on the host, they reach the processes that read them; unset, they are off.
+    const alerting = {
+      WARDEN_ALERT_WEBHOOKS: 'https://alerts.example/hook',
+      WARDEN_ALERT_SECRET: 'a'.repeat(32),
+      WARDEN_METRICS_TOKEN: 'scrape-token-0123456789',
+      WARDEN_SDK_METRICS_ADDRESS: '0.0.0.0:9464',
+    };
+    const set = load(alerting).services;
+    for (const service of [set.worker, set.api]) {
+      expect(env(service).WARDEN_ALERT_WEBHOOKS).toBe(alerting.WARDEN_ALERT_WEBHOOKS);
+      expect(env(service).WARDEN_ALERT_SECRET).toBe(alerting.WARDEN_ALERT_SECRET);
+    }
+    expect(env(set.api).WARDEN_METRICS_TOKEN).toBe(alerting.WARDEN_METRICS_TOKEN);
+    expect(env(set.worker).WARDEN_SDK_METRICS_ADDRESS).toBe(alerting.WARDEN_SDK_METRICS_ADDRESS);
+    expect(env(services.api).WARDEN_ALERT_WEBHOOKS ?? '').toBe('');
+    expect(env(services.api).WARDEN_METRICS_TOKEN ?? '').toBe('');
   });
 
   it('starts the worker and the API after the search attributes and the sandbox image exist', () => {
