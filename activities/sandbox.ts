@@ -259,12 +259,25 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault; d
   /** Waits until the sandbox's container exits or disappears; heartbeats while it runs. */
   async function awaitSandboxExit(agentId: string): Promise<SandboxExit> {
     const ctx = Context.current();
-    const beat = setInterval(() => heartbeat(), 5_000);
     // A watch never ends on its own: on shutdown it fails at once (retryable) and a worker that
     // stays takes it over, instead of holding the shutdown for the whole grace period.
     const stopWatching = AbortSignal.any([ctx.cancellationSignal, ...(opts.draining ? [opts.draining] : [])]);
+    const watched = new AbortController();
+    const signal = AbortSignal.any([stopWatching, watched.signal]);
+    // The engine's wait is the fast path; the state is also read every 5 s, because a wait that an
+    // engine accepted while shutting down may never be answered (nor ended) after its restart.
+    let beat: NodeJS.Timeout | undefined;
+    const polled = new Promise<void>((resolve) => {
+      beat = setInterval(() => {
+        heartbeat();
+        container(agentId)
+          .inspect({ abortSignal: signal })
+          .then((info) => !info.State.Running && resolve(), (err) => statusOf(err) === 404 && resolve());
+      }, 5_000);
+    });
+    const stopped = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
     try {
-      await container(agentId).wait({ abortSignal: stopWatching });
+      await Promise.race([container(agentId).wait({ abortSignal: signal }), polled, stopped]);
       const state = (await container(agentId).inspect()).State;
       return { exitCode: state.ExitCode, oomKilled: state.OOMKilled, vanished: false };
     } catch (err) {
@@ -274,6 +287,7 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault; d
       throw err;
     } finally {
       clearInterval(beat);
+      watched.abort();
     }
   }
 

@@ -11,7 +11,7 @@ import {
   type WorkflowExecutionInfo,
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { ResourceLimitsSchema, type AgentRecord, type AgentStatus, type CreateAgentRequest } from '../domain/agent.js';
+import { DEFAULT_MAX_RESTARTS, ResourceLimitsSchema, type AgentRecord, type AgentStatus, type CreateAgentRequest } from '../domain/agent.js';
 import type { Config } from '../domain/config.js';
 import { WardenError } from '../domain/errors.js';
 import type { Identity } from '../domain/roles.js';
@@ -98,6 +98,7 @@ export function createAgentService(client: Client, config: AgentServiceConfig) {
       requireSandbox: config.requireSandbox,
       idleTtlSeconds: request.idle_ttl_seconds ?? config.agentIdleTtlSeconds,
       stopGraceSeconds: config.stopGraceSeconds,
+      ...(request.restart_policy === 'on-failure' ? { restartPolicy: 'on-failure', maxRestarts: request.max_restarts ?? DEFAULT_MAX_RESTARTS } : {}),
       createdAt: new Date().toISOString(),
       requestedBy: requester?.key_id,
     };

@@ -36,6 +36,12 @@ export const AgentIdSchema = z
   .string()
   .regex(AGENT_ID_PATTERN, 'agent id: 3-63 characters of a-z, 0-9 and "-", starting with a letter or digit');
 
+/** What happens when an agent's container is lost while it runs (removed, killed, out of memory, engine restart). */
+export const RESTART_POLICIES = ['never', 'on-failure'] as const;
+export const RestartPolicySchema = z.enum(RESTART_POLICIES);
+export type RestartPolicy = z.infer<typeof RestartPolicySchema>;
+export const DEFAULT_MAX_RESTARTS = 3;
+
 export const CreateAgentRequestSchema = z
   .object({
     skill_id: z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, 'skill_id: a lower-case name such as "shell"'),
@@ -43,8 +49,22 @@ export const CreateAgentRequestSchema = z
     resource_limits: ResourceLimitsSchema.partial().strict().optional(),
     runtime: SandboxRuntimeSchema.optional().describe('Ask for one runtime; default: the strongest the host has.'),
     idle_ttl_seconds: z.number().int().min(10).max(30 * 24 * 3600).optional().describe('Auto-stop after this long without activity.'),
+    restart_policy: RestartPolicySchema.optional().describe(
+      'never (default): a lost container puts the agent in error. on-failure: a new sandbox is made in its place (a fresh workspace), up to max_restarts times.',
+    ),
+    max_restarts: z
+      .number()
+      .int()
+      .min(1)
+      .max(10)
+      .optional()
+      .describe(`With restart_policy on-failure: how many times the sandbox is re-provisioned (default ${DEFAULT_MAX_RESTARTS}).`),
   })
-  .strict();
+  .strict()
+  .refine((r) => r.max_restarts === undefined || r.restart_policy === 'on-failure', {
+    path: ['max_restarts'],
+    message: 'max_restarts needs restart_policy "on-failure"',
+  });
 export type CreateAgentRequest = z.infer<typeof CreateAgentRequestSchema>;
 
 export const AgentRecordSchema = z.object({
@@ -60,6 +80,9 @@ export const AgentRecordSchema = z.object({
   container_id: z.string().nullable(),
   resource_limits: ResourceLimitsSchema,
   idle_ttl_seconds: z.number(),
+  restart_policy: RestartPolicySchema,
+  max_restarts: z.number().describe('0 under restart_policy never.'),
+  restarts: z.number().describe('Times the sandbox was re-provisioned after its container was lost.'),
   exit_code: z.number().nullable(),
   error_message: z.string().nullable(),
 });

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containersOf, docker, recordHistory, startStack, TEST_HOST, uniqueId, waitFor, waitForStatus } from './helpers.js';
 import { agentStatusQuery, execUpdate } from '../workflows/definitions.js';
+import type { AgentRecord } from '../domain/agent.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 beforeAll(async () => {
@@ -120,7 +121,62 @@ describe('agent lifecycle', () => {
     await docker.getContainer(running.container_id!).remove({ force: true });
     const failed = await waitForStatus(stack.api, id, ['error']);
     expect(failed.error_message).toMatch(/exited unexpectedly|disappeared|killed outside Warden/);
+    expect(failed).toMatchObject({ restart_policy: 'never', max_restarts: 0, restarts: 0 });
     // Recorded for the replay test once closed: its teardown is part of the story.
     await stack.client.workflow.getHandle(id).result().catch(() => undefined);
+  });
+
+  it('re-provisions a lost sandbox under restart_policy on-failure, until its restarts are used', async () => {
+    const id = uniqueId('restart');
+    recorded.set('restart-on-failure', id);
+    const created = await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id, restart_policy: 'on-failure', max_restarts: 1 });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ restart_policy: 'on-failure', max_restarts: 1, restarts: 0 });
+    const first = await waitForStatus(stack.api, id, ['running']);
+    const handle = stack.client.workflow.getHandle(id);
+    const run = (command: string[]) => handle.executeUpdate(execUpdate, { args: [{ command, timeout_ms: 5000, max_output_bytes: 1000 }] });
+    expect(await run(['sh', '-c', 'echo kept > /workspace/note'])).toMatchObject({ exit_code: 0 });
+
+    await docker.getContainer(first.container_id!).remove({ force: true });
+    const again = await waitFor('the agent to run in a new sandbox', async () => {
+      const res = await stack.api('GET', `/api/agents/${id}`);
+      const agent = res.body as AgentRecord;
+      return agent.status === 'running' && agent.container_id !== first.container_id ? agent : undefined;
+    });
+    expect(again).toMatchObject({ restarts: 1, exit_code: null, error_message: null });
+    expect((await docker.getContainer(again.container_id!).inspect()).State.Running).toBe(true);
+    expect(await containersOf(id)).toHaveLength(1);
+    // A new sandbox: commands run again, in a fresh workspace.
+    expect(await run(['ls', '-A', '/workspace'])).toMatchObject({ exit_code: 0, stdout: '' });
+    const { entries } = (await stack.api('GET', `/api/audit-logs?agent_id=${id}`)).body as { entries: { kind: string; details: Record<string, unknown> }[] };
+    const restart = entries.find((e) => e.details.to === 'provisioning' && e.details.from === 'running');
+    expect(restart?.details.reason).toMatch(/outside Warden.*; re-provisioning \(restart 1 of 1\)$|disappeared.*; re-provisioning \(restart 1 of 1\)$/);
+
+    // Lost again with no restart left: error, with both reasons.
+    await docker.getContainer(again.container_id!).remove({ force: true });
+    const failed = await waitForStatus(stack.api, id, ['error']);
+    expect(failed.restarts).toBe(1);
+    expect(failed.error_message).toMatch(/; not re-provisioned: all 1 restarts used$/);
+    await handle.result().catch(() => undefined);
+    expect(await containersOf(id)).toHaveLength(0);
+  });
+
+  it('refuses a restart policy it cannot honour, and gives on-failure 3 restarts by default', async () => {
+    for (const [body, field] of [
+      [{ max_restarts: 2 }, 'max_restarts'],
+      [{ restart_policy: 'on-failure', max_restarts: 0 }, 'max_restarts'],
+      [{ restart_policy: 'on-failure', max_restarts: 11 }, 'max_restarts'],
+      [{ restart_policy: 'always' }, 'restart_policy'],
+    ] as const) {
+      const res = await stack.api('POST', '/api/agents', { skill_id: 'shell', ...body });
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(JSON.stringify(res.body), JSON.stringify(body)).toContain(field);
+    }
+    const id = uniqueId('norestart');
+    const created = await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id, restart_policy: 'on-failure' });
+    expect(created.body).toMatchObject({ restart_policy: 'on-failure', max_restarts: 3, restarts: 0 });
+    await waitForStatus(stack.api, id, ['running']);
+    await stack.api('POST', `/api/agents/${id}/stop`, { force: true });
+    await waitForStatus(stack.api, id, ['stopped']);
   });
 });

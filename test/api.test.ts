@@ -371,8 +371,10 @@ describe('GET /openapi.json and /docs', () => {
     expect(schema.type).toBe('object');
     expect(schema.required).toEqual(['skill_id']);
     expect(schema.additionalProperties).toBe(false);
-    expect(Object.keys(schema.properties).sort()).toEqual(['agent_id', 'idle_ttl_seconds', 'resource_limits', 'runtime', 'skill_id']);
+    expect(Object.keys(schema.properties).sort()).toEqual(['agent_id', 'idle_ttl_seconds', 'max_restarts', 'resource_limits', 'restart_policy', 'runtime', 'skill_id']);
     expect(schema.properties.runtime.enum).toEqual(['runsc', 'kata', 'runc']);
+    expect(schema.properties.restart_policy.enum).toEqual(['never', 'on-failure']);
+    expect(schema.properties.max_restarts).toMatchObject({ type: 'integer', minimum: 1, maximum: 10 });
     expect(schema.properties.agent_id.pattern).toBeTypeOf('string');
     const limits = schema.properties.resource_limits;
     expect(limits.additionalProperties).toBe(false);

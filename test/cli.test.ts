@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditStore } from '../activities/audit-store.js';
 import { PROJECT_ROOT } from '../scripts/dev-server.js';
 import { freePort } from './global-setup.js';
-import { startStack, uniqueId, waitForStatus } from './helpers.js';
+import { startStack, uniqueId, waitFor, waitForStatus } from './helpers.js';
 
 interface Run {
   code: number;
@@ -58,6 +58,8 @@ describe('against the real API', () => {
   });
 
   it('status shows every component and the agent counts; sandbox shows the host', async () => {
+    // Workers that have just started are up once they have polled their task queues.
+    await waitFor('every component to be up', async () => (await stack.api('GET', '/readyz')).status === 200);
     const status = await warden(['status'], env);
     expect(status.stderr).toBe('');
     expect(status.code).toBe(0);

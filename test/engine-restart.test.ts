@@ -17,6 +17,7 @@ import { PROJECT_ROOT } from '../scripts/dev-server.js';
 import type { AgentRecord } from '../domain/agent.js';
 import { containersOf, docker, startStack, TEST_HOST, uniqueId, waitFor, waitForStatus } from './helpers.js';
 import { triggerReaper } from './reaper-runs.js';
+import { execUpdate } from '../workflows/definitions.js';
 
 const PID_FILE = '/var/run/docker.pid';
 const restartable = !process.env.DOCKER_HOST && existsSync(PID_FILE) && process.getuid?.() === 0;
@@ -48,7 +49,7 @@ async function restartEngine() {
 }
 
 it.skipIf(!restartable)(
-  'after a Docker engine restart no agent claims to run, each ends in error saying the engine stopped it, and the reaper removes what is left',
+  'after a Docker engine restart no agent claims to run in a lost container: each ends in error saying the engine stopped it or, under on-failure, runs in a new sandbox; the reaper removes what is left',
   async () => {
     const runtimes = (await docker.info()).Runtimes?.runsc ? (['runc', 'runsc'] as const) : (['runc'] as const);
     const agents: AgentRecord[] = [];
@@ -70,7 +71,30 @@ it.skipIf(!restartable)(
     const orphan = await waitForStatus(stack.api, orphanId, ['running']);
     await stack.client.workflow.getHandle(orphanId).terminate('test: terminated by force');
 
+    // One agent under restart_policy on-failure: it runs again in a new sandbox once the engine is back.
+    const phoenixId = uniqueId('eng-restart');
+    const asked = await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: phoenixId, runtime: 'runc', restart_policy: 'on-failure' });
+    expect(asked.status).toBe(201);
+    const phoenix = await waitForStatus(stack.api, phoenixId, ['running']);
+
     await restartEngine();
+
+    // A sandbox made while the engine was still shutting down is stopped with it, and costs one
+    // more restart: the agent runs again once one is made on the restarted engine.
+    const back = await waitFor(
+      'the on-failure agent to run commands in a new sandbox',
+      async () => {
+        const agent = (await stack.api('GET', `/api/agents/${phoenixId}`)).body as AgentRecord;
+        if (agent.status !== 'running' || agent.container_id === phoenix.container_id) return undefined;
+        const echoed = await stack.client.workflow
+          .getHandle(phoenixId)
+          .executeUpdate(execUpdate, { args: [{ command: ['echo', 'back'], timeout_ms: 5000, max_output_bytes: 100 }] });
+        return echoed.stdout === 'back\n' ? agent : undefined;
+      },
+      180_000,
+    );
+    expect(back.restarts).toBeGreaterThanOrEqual(1);
+    expect(back.restarts).toBeLessThanOrEqual(back.max_restarts);
 
     // Every agent notices: it ends in error, and says the engine restarted.
     for (const agent of agents) {
@@ -97,6 +121,11 @@ it.skipIf(!restartable)(
     const removal = stack.audit.list({ agent_id: orphanId, kind: 'reaper.container_removed' });
     expect(removal).toHaveLength(1);
     expect(removal[0]).toMatchObject({ actor: 'reaper', details: { container_id: orphan.container_id, state: 'exited' } });
+    // The reaper left the re-provisioned agent's new container alone: its workflow owns it.
+    expect(report.containers_removed.map((c) => c.agent_id)).not.toContain(phoenixId);
+    expect((await containersOf(phoenixId)).map((c) => c.State)).toEqual(['running']);
+    await stack.api('POST', `/api/agents/${phoenixId}/stop`, { force: true });
+    await waitForStatus(stack.api, phoenixId, ['stopped']);
     for (const agent of agents) {
       const changes = stack.audit.list({ agent_id: agent.id, kind: 'agent.status_changed' });
       expect(changes.some((e) => e.details.to === 'error' && /outside Warden \((SIGTERM|SIGKILL): .*a Docker engine shutdown or restart\)/.test(String(e.details.reason))), agent.id).toBe(true);

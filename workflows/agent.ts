@@ -1,8 +1,9 @@
 /**
  * The agent workflow: one long-running workflow per agent, whose id is the agent id. It
  * provisions the sandbox, keeps the agent's record (the `status` query), follows pause, resume
- * and stop signals, runs commands through the `exec` update, notices a sandbox that died, stops an
- * idle agent on a durable timer, and always removes its container, whatever ends it.
+ * and stop signals, runs commands through the `exec` update, notices a sandbox that died (and,
+ * under restart_policy on-failure, makes a new one), stops an idle agent on a durable timer, and
+ * always removes its container, whatever ends it.
  */
 import {
   allHandlersFinished,
@@ -17,6 +18,7 @@ import {
   proxyActivities,
   proxyLocalActivities,
   setHandler,
+  sleep,
   upsertSearchAttributes,
   workflowInfo,
   type ActivityOptions,
@@ -77,6 +79,10 @@ const { recordAudit, raiseAlert, lockdownState } = proxyLocalActivities<AuditAct
 
 export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRecord> {
   const agent: AgentRecord = input.carried ?? newAgentRecord(input);
+  // A record carried over from a run before restart policies existed.
+  agent.restart_policy ??= 'never';
+  agent.max_restarts ??= 0;
+  agent.restarts ??= 0;
   const sandbox = sandboxActivities(input.host, input);
 
   let stopRequest: { force: boolean } | null = null;
@@ -181,14 +187,62 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
     },
   );
 
-  const watcher = new CancellationScope();
-  const watch = () =>
-    void watcher
+  /** Watches the current sandbox; a re-provisioned agent watches its new one (the old watch says nothing more). */
+  let watcher = new CancellationScope();
+  const watch = () => {
+    const scope = (watcher = new CancellationScope());
+    void scope
       .run(() => sandbox.watch.awaitSandboxExit(input.agentId))
-      .then((exit) => void (exited = exit))
+      .then((exit) => void (scope === watcher && (exited = exit)))
       .catch((err) => {
         if (!isCancellation(err)) log.warn('sandbox watch failed', { error: String(err) });
       });
+  };
+
+  const provision = () =>
+    sandbox.provision.createSandbox({
+      agentId: input.agentId,
+      host: input.host,
+      image: input.image,
+      limits: input.limits,
+      runtime: input.runtime,
+      requireSandbox: input.requireSandbox,
+    });
+  const started = (created: Awaited<ReturnType<typeof provision>>) => {
+    agent.container_id = created.containerId;
+    agent.sandbox_runtime = created.runtime;
+    agent.sandbox_warning = created.warning;
+    agent.started_at = new Date().toISOString();
+  };
+
+  /**
+   * The container was lost while the agent ran: under restart_policy on-failure, with restarts
+   * left and no lockdown, a new sandbox takes its place (null); otherwise the agent's error.
+   */
+  const reprovision = async (exit: SandboxExit): Promise<string | null> => {
+    const reason = lostReason ?? exitReason(exit, input.limits.memory_mb);
+    if (agent.restart_policy !== 'on-failure') return reason;
+    if (agent.restarts >= agent.max_restarts) return `${reason}; not re-provisioned: all ${agent.max_restarts} restarts used`;
+    agent.restarts++;
+    agent.exit_code = exit.exitCode;
+    requestedBy = 'system (restart policy)';
+    await setStatus('provisioning', `${reason}; re-provisioning (restart ${agent.restarts} of ${agent.max_restarts})`);
+    // Backing off (1 s, 2 s, 4 s, ... at most a minute) lets an engine that is shutting down finish
+    // first: a sandbox made on it now would be stopped with it.
+    await sleep(Math.min(60_000, 1000 * 2 ** (agent.restarts - 1)));
+    const lockdown = await lockdownState();
+    if (lockdown) return `${reason}; not re-provisioned: ${lockdownMessage(lockdown)}`;
+    // Whatever is left of the old container goes first: the new one takes its name.
+    await sandbox.teardown.removeSandbox(input.agentId);
+    started(await provision());
+    exited = null;
+    lostReason = null;
+    agent.exit_code = null;
+    await setStatus('running');
+    touch();
+    watch();
+    return null;
+  };
 
   let cleanup = true;
   /** False when the container by our name belongs to someone else: teardown must not touch it. */
@@ -210,63 +264,56 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
         runtime: input.runtime,
         limits: input.limits,
       });
-      const created = await sandbox.provision.createSandbox({
-        agentId: input.agentId,
-        host: input.host,
-        image: input.image,
-        limits: input.limits,
-        runtime: input.runtime,
-        requireSandbox: input.requireSandbox,
-      });
-      agent.container_id = created.containerId;
-      agent.sandbox_runtime = created.runtime;
-      agent.sandbox_warning = created.warning;
-      agent.started_at = new Date().toISOString();
+      started(await provision());
       await setStatus('running');
     }
     watch();
 
     for (;;) {
-      // Never while commands or actions run: their bookkeeping is not carried to the next run.
-      const suggestNew = () =>
-        workflowInfo().continueAsNewSuggested && execsInFlight === 0 && (pruneBusy(), busy.size === 0) && allHandlersFinished();
-      const wake = () => stopRequest !== null || exited !== null || wantPaused !== (agent.status === 'paused') || rearm || suggestNew();
-      // While a command runs the agent is not idle: no timer, the command's end re-arms the loop.
-      const woke = execsInFlight > 0 ? (await condition(wake), true) : await condition(wake, Math.max(stopsAt() - Date.now(), 1));
-      if (stopRequest || exited) break;
-      if (rearm) {
-        rearm = false;
-        continue;
-      }
-      if (!woke) {
-        if (execsInFlight === 0 && Date.now() >= stopsAt()) {
-          log.info('agent idle; stopping', { idleTtlSeconds: input.idleTtlSeconds });
-          stopRequest = { force: false };
-          requestedBy = 'system (idle timeout)';
-          break;
+      for (;;) {
+        // Never while commands or actions run: their bookkeeping is not carried to the next run.
+        const suggestNew = () =>
+          workflowInfo().continueAsNewSuggested && execsInFlight === 0 && (pruneBusy(), busy.size === 0) && allHandlersFinished();
+        const wake = () => stopRequest !== null || exited !== null || wantPaused !== (agent.status === 'paused') || rearm || suggestNew();
+        // While a command runs the agent is not idle: no timer, the command's end re-arms the loop.
+        const woke = execsInFlight > 0 ? (await condition(wake), true) : await condition(wake, Math.max(stopsAt() - Date.now(), 1));
+        if (stopRequest || exited) break;
+        if (rearm) {
+          rearm = false;
+          continue;
         }
-        continue;
+        if (!woke) {
+          if (execsInFlight === 0 && Date.now() >= stopsAt()) {
+            log.info('agent idle; stopping', { idleTtlSeconds: input.idleTtlSeconds });
+            stopRequest = { force: false };
+            requestedBy = 'system (idle timeout)';
+            break;
+          }
+          continue;
+        }
+        if (wantPaused && agent.status === 'running') {
+          await sandbox.control.pauseSandbox(input.agentId);
+          await setStatus('paused');
+          touch();
+        } else if (!wantPaused && agent.status === 'paused') {
+          await sandbox.control.unpauseSandbox(input.agentId);
+          await setStatus('running');
+          touch();
+        } else if (suggestNew()) {
+          cleanup = false;
+          watcher.cancel();
+          await continueAsNew<typeof agentWorkflow>({ ...input, carried: agent });
+        }
       }
-      if (wantPaused && agent.status === 'running') {
-        await sandbox.control.pauseSandbox(input.agentId);
-        await setStatus('paused');
-        touch();
-      } else if (!wantPaused && agent.status === 'paused') {
-        await sandbox.control.unpauseSandbox(input.agentId);
-        await setStatus('running');
-        touch();
-      } else if (suggestNew()) {
-        cleanup = false;
-        watcher.cancel();
-        await continueAsNew<typeof agentWorkflow>({ ...input, carried: agent });
-      }
-    }
 
-    if (exited) {
+      if (!exited || stopRequest) break;
       const exit: SandboxExit = exited;
+      const refusal = await reprovision(exit);
+      if (refusal === null) continue;
       agent.exit_code = exit.exitCode;
-      agent.error_message = lostReason ?? exitReason(exit, input.limits.memory_mb);
+      agent.error_message = refusal;
       await setStatus('error', agent.error_message);
+      break;
     }
   } catch (err) {
     if (isCancellation(err)) {

@@ -4,7 +4,7 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import type { AgentRecord, ExecRequest, ExecResult, ResourceLimits, SandboxRuntime } from '../domain/agent.js';
+import type { AgentRecord, ExecRequest, ExecResult, ResourceLimits, RestartPolicy, SandboxRuntime } from '../domain/agent.js';
 import type { ActionRecord } from '../domain/action.js';
 import type { SkillCommand } from '../skills/types.js';
 import type { ApprovalAttempt, ApprovalVerdict } from './approval.js';
@@ -39,6 +39,10 @@ export interface AgentWorkflowInput {
   requireSandbox: boolean;
   idleTtlSeconds: number;
   stopGraceSeconds: number;
+  /** Absent (agents made before restart policies): never. */
+  restartPolicy?: RestartPolicy;
+  /** How many times on-failure re-provisions the sandbox (the API fills in the default). */
+  maxRestarts?: number;
   createdAt: string;
   /** The key id of whoever created the agent, for the audit log. */
   requestedBy?: string;
@@ -61,6 +65,9 @@ export function newAgentRecord(input: AgentWorkflowInput): AgentRecord {
     container_id: null,
     resource_limits: input.limits,
     idle_ttl_seconds: input.idleTtlSeconds,
+    restart_policy: input.restartPolicy ?? 'never',
+    max_restarts: input.restartPolicy === 'on-failure' ? (input.maxRestarts ?? 0) : 0,
+    restarts: 0,
     exit_code: null,
     error_message: null,
   };
