@@ -161,6 +161,21 @@ describe('agent lifecycle', () => {
     expect(await containersOf(id)).toHaveLength(0);
   });
 
+  it('stops without a new sandbox when asked to stop while re-provisioning', async () => {
+    const id = uniqueId('restart-stop');
+    await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id, restart_policy: 'on-failure' });
+    const running = await waitForStatus(stack.api, id, ['running']);
+    await docker.getContainer(running.container_id!).remove({ force: true });
+    await waitForStatus(stack.api, id, ['provisioning']); // backing off for 1 s before the new sandbox
+    expect((await stack.api('POST', `/api/agents/${id}/stop`, {})).status).toBe(202);
+    const stopped = await waitForStatus(stack.api, id, ['stopped', 'error']);
+    expect(stopped).toMatchObject({ status: 'stopped', restarts: 1 });
+    const { entries } = (await stack.api('GET', `/api/audit-logs?agent_id=${id}`)).body as { entries: { kind: string; details: Record<string, unknown> }[] };
+    const path = entries.reverse().filter((e) => e.kind === 'agent.status_changed' || e.kind === 'agent.stopped').map((e) => e.details.to);
+    expect(path).toEqual(['running', 'provisioning', 'stopping', 'stopped']);
+    expect(await containersOf(id)).toHaveLength(0);
+  });
+
   it('refuses a restart policy it cannot honour, and gives on-failure 3 restarts by default', async () => {
     for (const [body, field] of [
       [{ max_restarts: 2 }, 'max_restarts'],

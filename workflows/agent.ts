@@ -217,7 +217,8 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
 
   /**
    * The container was lost while the agent ran: under restart_policy on-failure, with restarts
-   * left and no lockdown, a new sandbox takes its place (null); otherwise the agent's error.
+   * left and no lockdown, a new sandbox takes its place (null, as when a stop came meanwhile);
+   * otherwise the agent's error.
    */
   const reprovision = async (exit: SandboxExit): Promise<string | null> => {
     const reason = lostReason ?? exitReason(exit, input.limits.memory_mb);
@@ -230,6 +231,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
     // Backing off (1 s, 2 s, 4 s, ... at most a minute) lets an engine that is shutting down finish
     // first: a sandbox made on it now would be stopped with it.
     await sleep(Math.min(60_000, 1000 * 2 ** (agent.restarts - 1)));
+    if (stopRequest) return null; // stopped meanwhile: the loop ends and the agent stops, no new sandbox
     const lockdown = await lockdownState();
     if (lockdown) return `${reason}; not re-provisioned: ${lockdownMessage(lockdown)}`;
     // Whatever is left of the old container goes first: the new one takes its name.
