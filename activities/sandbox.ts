@@ -91,11 +91,11 @@ export function sandboxContainerOptions(opts: {
 
 /**
  * Runs the command under `timeout` (its own process group) and, when time ran out (124, or 137
- * once KILL was needed), kills what is left of that group until nothing is. Under gVisor a fork bomb's children forked while the group
- * was signalled can outlive `timeout` and hold every process slot of the sandbox user, so that no
- * later exec could start; the sweep is done by this shell, which exists before the bomb does, with
- * builtins only (forking needs a free slot). Stdin reaches the command through fd 3, as a
- * background job's own stdin is /dev/null.
+ * once KILL was needed), kills what is left of that group until nothing is. Under gVisor a fork
+ * bomb's children forked while the group was signalled can outlive `timeout` and hold every
+ * process slot of the sandbox user, so that no later exec could start; the sweep is done by this
+ * shell, which exists before the bomb does, with builtins only (forking needs a free slot). Stdin
+ * reaches the command through fd 3, as a background job's own stdin is /dev/null.
  */
 const EXEC_WRAPPER = [
   't=$1; shift',
