@@ -188,7 +188,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
   );
 
   /** Watches the current sandbox; a re-provisioned agent watches its new one (the old watch says nothing more). */
-  let watcher = new CancellationScope();
+  let watcher: CancellationScope | undefined;
   const watch = () => {
     const scope = (watcher = new CancellationScope());
     void scope
@@ -303,7 +303,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
           touch();
         } else if (suggestNew()) {
           cleanup = false;
-          watcher.cancel();
+          watcher?.cancel();
           await continueAsNew<typeof agentWorkflow>({ ...input, carried: agent });
         }
       }
@@ -329,7 +329,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
   } finally {
     if (cleanup) {
       await CancellationScope.nonCancellable(async () => {
-        watcher.cancel();
+        watcher?.cancel();
         const failed = agent.status === 'error';
         if (!failed) await setStatus('stopping');
         const stopped = ownsContainer
