@@ -53,6 +53,10 @@ export const AUDIT_KINDS = [
   'reaper.agent_lost',
   /** The reaper freed the capacity slot of an agent whose workflow had ended. */
   'reaper.slot_released',
+  /** An action whose grant did not hold (not made by the API, altered, replayed elsewhere, expired): it never runs. */
+  'action.refused',
+  /** A signal or update whose argument did not decode or validate: refused, the workflow carries on. */
+  'message.refused',
 ] as const;
 export const AuditKindSchema = z.enum(AUDIT_KINDS);
 export type AuditKind = z.infer<typeof AuditKindSchema>;

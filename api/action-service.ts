@@ -3,21 +3,22 @@
  * text is screened for prompt injection, the policy judges the result, and the action's workflow
  * takes it from there. The identity is always the caller's API key, never a field of the body.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   type Client,
 } from '@temporalio/client';
 import type { ActionRecord, SubmitActionRequest } from '../domain/action.js';
+import { assessAction } from '../domain/action-decision.js';
+import { DEFAULT_ACTION_TIMEOUT_MS } from '../domain/action-exec.js';
 import type { Config } from '../domain/config.js';
 import { WardenError } from '../domain/errors.js';
+import { actionHash, type Grants } from '../domain/grants.js';
 import { isDeadlineExceeded } from './temporal-errors.js';
-import { screenText, type ScreenResult } from '../domain/injection-screen.js';
-import { judge, type Policy } from '../domain/policy.js';
+import type { Policy } from '../domain/policy.js';
 import type { Identity } from '../domain/roles.js';
-import { canonicalJson, type AuditStore } from '../activities/audit-store.js';
-import { prepareCommand } from '../skills/index.js';
+import type { AuditStore } from '../activities/audit-store.js';
 import type { Vault } from '../activities/vault.js';
 import { scrubText } from '../domain/redact.js';
 import type { actionWorkflow } from '../workflows/action.js';
@@ -29,16 +30,8 @@ import {
   type ActionWorkflowInput,
 } from '../workflows/definitions.js';
 
-export const paramsHash = (parameters: Record<string, unknown>): string =>
-  createHash('sha256').update(canonicalJson(parameters)).digest('hex');
-
-/** Every string inside the parameters, joined: what the injection screen reads. */
-function freeText(value: unknown): string {
-  if (typeof value === 'string') return value;
-  if (Array.isArray(value)) return value.map(freeText).join('\n');
-  if (value && typeof value === 'object') return Object.values(value).map(freeText).join('\n');
-  return '';
-}
+/** How long a signed action stays runnable past its approval expiry and its command's time: room for retries. */
+const GRANT_MARGIN_MS = 10 * 60_000;
 
 export interface ActionSummary {
   id: string;
@@ -54,6 +47,7 @@ export function createActionService(
   config: Pick<Config, 'approvalExpirySeconds'> & Partial<Pick<Config, 'alertWebhooks' | 'alertApprovalPendingSeconds'>>,
   policy: Policy,
   audit: AuditStore,
+  grants: Grants,
   opts: {
     /** Without it, action secrets are checked only when the command runs. */
     vault?: Vault;
@@ -66,22 +60,14 @@ export function createActionService(
   const handle = (id: string) => client.workflow.getHandle<typeof actionWorkflow>(id);
 
   async function submitAction(request: SubmitActionRequest, requester: Identity) {
-    const command = prepareCommand(request.skill_id, request.operation, request.parameters);
+    const { command, decision, reasons } = assessAction(policy, request);
     // Checked again when the command runs (a secret may be deleted meanwhile); here for a fast 422.
     const missing = vault ? (command.secrets ?? []).filter((name) => !vault.has(name)) : [];
     if (missing.length) throw new WardenError('unknown_secret', `no secret named ${missing.join(', ')} in the vault; an admin stores it with PUT /api/secrets/{name}`, 422);
     await assertOpen('action', requester);
-    const screen: ScreenResult = screenText(freeText(request.parameters));
-    const decision = judge(policy, {
-      action_type: request.action_type,
-      skill_id: request.skill_id,
-      operation: request.operation,
-      parameters: request.parameters,
-      injection: screen.verdict,
-      uses_secrets: (command.secrets?.length ?? 0) > 0,
-    });
     const now = new Date();
     const pending = decision.allowed && decision.approvals_required > 0;
+    const expiresAt = pending ? new Date(now.getTime() + config.approvalExpirySeconds * 1000) : now;
     const action: ActionRecord = {
       id: `act-${randomBytes(8).toString('hex')}`,
       action_type: request.action_type,
@@ -89,23 +75,33 @@ export function createActionService(
       operation: request.operation,
       agent_id: request.agent_id,
       parameters: request.parameters,
-      params_hash: paramsHash(request.parameters),
+      params_hash: actionHash(request),
       requester,
       status: !decision.allowed ? 'rejected' : pending ? 'pending' : 'approved',
       security_level: decision.level,
       rule: decision.rule,
-      reasons: [...decision.reasons, ...(screen.verdict === 'clean' ? [] : [`injection screen: ${screen.verdict} (${screen.categories.join(', ')})`])],
+      reasons,
       approvals_required: decision.approvals_required,
       approvals: [],
       result: null,
       error: decision.allowed ? null : `denied by policy rule ${decision.rule}`,
       created_at: now.toISOString(),
-      expires_at: pending ? new Date(now.getTime() + config.approvalExpirySeconds * 1000).toISOString() : null,
+      expires_at: pending ? expiresAt.toISOString() : null,
       completed_at: null,
     };
+    const grant = grants.sign({
+      kind: 'action',
+      action_id: action.id,
+      action_hash: action.params_hash,
+      requester,
+      level: decision.level,
+      approvals_required: decision.approvals_required,
+      expires_at: new Date(expiresAt.getTime() + (command.timeout_ms ?? DEFAULT_ACTION_TIMEOUT_MS) + GRANT_MARGIN_MS).toISOString(),
+    });
     const input: ActionWorkflowInput = {
       action,
       command,
+      grant,
       expirySeconds: config.approvalExpirySeconds,
       ...(pending && config.alertWebhooks?.length ? { alertPendingSeconds: config.alertApprovalPendingSeconds } : {}),
     };
@@ -162,8 +158,18 @@ export function createActionService(
   /** Approves or rejects through the workflow's update: answered at once, decided exactly once. */
   async function decideAction(id: string, approver: Identity, body: { approved: boolean; comment?: string; params_hash: string }) {
     try {
+      const comment = body.comment ?? null;
+      const grant = grants.sign({
+        kind: 'approval',
+        action_id: id,
+        action_hash: body.params_hash,
+        approver,
+        approved: body.approved,
+        comment,
+        issued_at: new Date().toISOString(),
+      });
       const verdict = await client.withDeadline(Date.now() + 15_000, () =>
-        handle(id).executeUpdate(approveUpdate, { args: [{ approver, approved: body.approved, comment: body.comment ?? null, params_hash: body.params_hash }] }),
+        handle(id).executeUpdate(approveUpdate, { args: [{ approver, approved: body.approved, comment, params_hash: body.params_hash, grant }] }),
       );
       if (!verdict.ok) throw new WardenError('approval_refused', verdict.reason, 409);
       return { action_id: id, status: verdict.status };

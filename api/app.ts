@@ -33,6 +33,7 @@ import type { Vault } from '../activities/vault.js';
 import { scrubText } from '../domain/redact.js';
 import { codecRouter } from './codec.js';
 import type { PayloadEncryptionCodec } from '../domain/payload-codec.js';
+import { Grants } from '../domain/grants.js';
 import { declareMiddlewareResponses, validationHook, type AppEnv } from './openapi.js';
 import { isTemporalUnreachable } from './temporal-errors.js';
 import { createMetrics } from './metrics.js';
@@ -79,7 +80,7 @@ export function createApp(deps: AppDeps) {
   app.route('/api/agents', agentsRouter(agents, stats));
   app.route('/api/agents', agentStatsRouter(stats));
   app.route('/api/keys', keysRouter(deps.keys, deps.audit));
-  app.route('/api/actions', actionsRouter(createActionService(deps.client, deps.config, deps.policy, deps.audit, { vault: deps.vault, assertOpen: lockdown.assertOpen })));
+  app.route('/api/actions', actionsRouter(createActionService(deps.client, deps.config, deps.policy, deps.audit, new Grants(deps.payloadCodec.keyring), { vault: deps.vault, assertOpen: lockdown.assertOpen })));
   app.route('/api/secrets', secretsRouter({ vault: deps.vault, audit: deps.audit }));
   app.route('/api/system', emergencyRouter(lockdown));
   app.route('/api/audit-logs', auditRouter(deps.audit));

@@ -5,10 +5,10 @@
  * master keys (WARDEN_MASTER_KEY, or one WARDEN_DATA_DIR with its key file).
  */
 import { fileURLToPath } from 'node:url';
-import type { DataConverter } from '@temporalio/common';
+import { METADATA_ENCODING_KEY, type DataConverter, type Payload, type PayloadCodec } from '@temporalio/common';
 import type { Config } from './config.js';
 import { Keyring } from './keyring.js';
-import { PayloadEncryptionCodec } from './payload-codec.js';
+import { PayloadCodecError, PayloadEncryptionCodec } from './payload-codec.js';
 
 /** The failure converter by path: clients and workers `require()` it, the workflow bundler includes it. */
 export const FAILURE_CONVERTER_PATH = fileURLToPath(new URL('./failure-converter.cjs', import.meta.url));
@@ -16,6 +16,41 @@ export const FAILURE_CONVERTER_PATH = fileURLToPath(new URL('./failure-converter
 /** The DataConverter for `new Client({ dataConverter })` and `Worker.create({ dataConverter })`. */
 export function createDataConverter(codec: PayloadEncryptionCodec): DataConverter {
   return { payloadCodecs: [codec], failureConverterPath: FAILURE_CONVERTER_PATH };
+}
+
+/** The key of the object an undecodable payload becomes in a worker (see createWorkerDataConverter). */
+export const UNDECODABLE_KEY = 'warden_undecodable';
+
+/**
+ * The DataConverter of workers. A payload the codec refuses (plaintext, a foreign key, tampered
+ * bytes) would fail the workflow task on every retry, wedging the workflow for good: anyone who
+ * reaches Temporal's port could do that with one signal. In a worker it decodes instead to
+ * `{"warden_undecodable": "<why>"}`, an object no handler accepts (each checks its argument), so
+ * the message is refused and recorded while the workflow carries on. Nothing an attacker wrote is
+ * passed on: only the codec's reason.
+ */
+export function createWorkerDataConverter(codec: PayloadEncryptionCodec): DataConverter {
+  const tolerant: PayloadCodec = {
+    encode: (payloads) => codec.encode(payloads),
+    async decode(payloads) {
+      return payloads.map((payload) => {
+        try {
+          return codec.decrypt(payload);
+        } catch (err) {
+          if (!(err instanceof PayloadCodecError)) throw err;
+          return undecodable(err.message);
+        }
+      });
+    },
+  };
+  return { payloadCodecs: [tolerant], failureConverterPath: FAILURE_CONVERTER_PATH };
+}
+
+function undecodable(reason: string): Payload {
+  return {
+    metadata: { [METADATA_ENCODING_KEY]: Buffer.from('json/plain') },
+    data: Buffer.from(JSON.stringify({ [UNDECODABLE_KEY]: reason })),
+  };
 }
 
 /** The payload codec of this process, from the configured master keys; says so when plaintext is let through. */

@@ -16,7 +16,7 @@ import { createHash, hkdfSync, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 
-export type KeyPurpose = 'vault' | 'payload';
+export type KeyPurpose = 'vault' | 'payload' | 'grant';
 
 const KEY_BYTES = 32;
 

@@ -38,7 +38,7 @@ export class PayloadEncryptionCodec implements PayloadCodec {
   private readonly keys = new Map<string, Buffer>();
 
   constructor(
-    private readonly keyring: Keyring,
+    readonly keyring: Keyring,
     private readonly options: PayloadEncryptionOptions = {},
   ) {}
 

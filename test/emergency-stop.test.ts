@@ -14,7 +14,7 @@ import { verifyAlertSignature } from '../activities/alerts.js';
 import { prepareCommand } from '../skills/index.js';
 import { CAPACITY_WORKFLOW_ID, capacityQuery, CONTROL_TASK_QUEUE, type ActionWorkflowInput, type AgentWorkflowInput } from '../workflows/definitions.js';
 import { freePort } from './global-setup.js';
-import { containersOf, docker, recordHistory, startStack, submitShell, TEST_HOST, testDataConverter, uniqueId, waitFor, waitForStatus } from './helpers.js';
+import { containersOf, docker, recordHistory, startStack, submitShell, TEST_HOST, testPayloadCodec, uniqueId, waitFor, waitForStatus } from './helpers.js';
 import Docker from 'dockerode';
 import { WorkflowFailedError } from '@temporalio/client';
 import { createWorkers } from '../workers/create-workers.js';
@@ -164,7 +164,7 @@ describe('component down', () => {
       namespace: 'default',
       dockerHostId: host,
       roles: ['sandbox'],
-      dataConverter: testDataConverter(),
+      payloadCodec: testPayloadCodec(),
       docker: new Docker({ socketPath: '/nonexistent/docker.sock' }),
       shutdownGraceTime: '1 second',
     });

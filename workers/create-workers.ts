@@ -4,7 +4,6 @@
  */
 import Docker from 'dockerode';
 import { Client, Connection } from '@temporalio/client';
-import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createAuditActivities } from '../activities/audit.js';
 import type { AuditStore } from '../activities/audit-store.js';
@@ -12,6 +11,11 @@ import { createControlActivities } from '../activities/control.js';
 import { createAlertActivities, type AlertSettings } from '../activities/alerts.js';
 import { createEmergencyActivities } from '../activities/emergency.js';
 import { createSandboxActivities } from '../activities/sandbox.js';
+import { createGrantActivities, guardSandboxActivities } from '../activities/grants.js';
+import { createDataConverter, createWorkerDataConverter } from '../domain/data-converter.js';
+import { Grants } from '../domain/grants.js';
+import type { PayloadEncryptionCodec } from '../domain/payload-codec.js';
+import type { Policy } from '../domain/policy.js';
 import type { Vault } from '../activities/vault.js';
 import { createReaperControlActivities, createReaperSandboxActivities } from '../activities/reaper.js';
 import { CONTROL_TASK_QUEUE, sandboxTaskQueue } from '../workflows/definitions.js';
@@ -24,8 +28,13 @@ export interface WorkerOptions {
   dockerHostId: string;
   /** Which workers this process runs: a Docker host may run only the sandbox worker. */
   roles: ReadonlyArray<'control' | 'sandbox'>;
-  /** Warden's data converter (domain/data-converter.ts createDataConverter): required, so no worker runs unencrypted. */
-  dataConverter: DataConverter;
+  /**
+   * Warden's payload codec: required, so no worker runs unencrypted. Its master keys also check
+   * the API's grants (domain/grants.ts).
+   */
+  payloadCodec: PayloadEncryptionCodec;
+  /** The policy the control worker decides actions with again (required with the control role). */
+  policy?: Policy;
   /** The audit log the control worker writes (required with the control role). */
   audit?: AuditStore;
   docker?: Docker;
@@ -46,7 +55,9 @@ export interface WorkerOptions {
 export async function createWorkers(opts: WorkerOptions) {
   const connection = await NativeConnection.connect({ address: opts.temporalAddress });
   const workers: Worker[] = [];
-  const common = { connection, namespace: opts.namespace, dataConverter: opts.dataConverter, shutdownGraceTime: opts.shutdownGraceTime ?? '30 seconds', ...(opts.identity ? { identity: opts.identity } : {}) };
+  const grants = new Grants(opts.payloadCodec.keyring);
+  const dataConverter = createWorkerDataConverter(opts.payloadCodec);
+  const common = { connection, namespace: opts.namespace, dataConverter, shutdownGraceTime: opts.shutdownGraceTime ?? '30 seconds', ...(opts.identity ? { identity: opts.identity } : {}) };
   if (opts.shutdownForceTime) Object.assign(common, { shutdownForceTime: opts.shutdownForceTime });
   // Aborted when shutdown begins: activities that would never end on their own (the sandbox
   // watchers) hand themselves back to Temporal at once instead of holding the grace period.
@@ -54,8 +65,9 @@ export async function createWorkers(opts: WorkerOptions) {
   let clientConnection: Connection | undefined;
   if (opts.roles.includes('control')) {
     if (!opts.audit) throw new Error('the control worker needs the audit store');
+    if (!opts.policy) throw new Error('the control worker needs the policy');
     clientConnection = await Connection.connect({ address: opts.temporalAddress });
-    const client = new Client({ connection: clientConnection, namespace: opts.namespace, dataConverter: opts.dataConverter });
+    const client = new Client({ connection: clientConnection, namespace: opts.namespace, dataConverter: createDataConverter(opts.payloadCodec) });
     workers.push(
       await Worker.create({
         ...common,
@@ -67,6 +79,7 @@ export async function createWorkers(opts: WorkerOptions) {
           ...createEmergencyActivities(client),
           ...createAlertActivities(client, opts.alerts ?? { webhooks: [] }),
           ...createReaperControlActivities(client),
+          ...createGrantActivities({ grants, policy: opts.policy }),
         },
         ...(opts.tracing ? workerTracingOptions(opts.tracing) : {}),
       }),
@@ -78,7 +91,10 @@ export async function createWorkers(opts: WorkerOptions) {
       await Worker.create({
         ...common,
         taskQueue: sandboxTaskQueue(opts.dockerHostId),
-        activities: { ...createSandboxActivities(docker, { vault: opts.vault, draining: draining.signal }), ...createReaperSandboxActivities(docker) },
+        activities: {
+          ...guardSandboxActivities(grants, createSandboxActivities(docker, { vault: opts.vault, draining: draining.signal })),
+          ...createReaperSandboxActivities(docker),
+        },
         ...(opts.tracing ? workerTracingOptions(opts.tracing) : {}),
       }),
     );

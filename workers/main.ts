@@ -14,6 +14,7 @@ import { createDataConverter, loadPayloadCodec } from '../domain/data-converter.
 import { Client, Connection } from '@temporalio/client';
 import { ensureReaperSchedule } from './reaper-schedule.js';
 import { startTracing } from './tracing.js';
+import { loadPolicy } from '../domain/policy.js';
 
 const config = loadConfig();
 const log = createLogger('warden-worker', config.logLevel);
@@ -44,7 +45,8 @@ for (const role of roles) {
   }
 }
 
-const dataConverter = createDataConverter(loadPayloadCodec(config, log));
+const payloadCodec = loadPayloadCodec(config, log);
+const dataConverter = createDataConverter(payloadCodec);
 
 async function ensureHostReaperSchedule() {
   const connection = await Connection.connect({ address: config.temporalAddress });
@@ -88,7 +90,8 @@ try {
     namespace: config.temporalNamespace,
     dockerHostId: config.dockerHostId,
     roles: roles as Array<'control' | 'sandbox'>,
-    dataConverter,
+    payloadCodec,
+    policy: roles.includes('control') ? loadPolicy(config.policyFile) : undefined,
     alerts: { webhooks: config.alertWebhooks, secret: config.alertSecret },
     tracing,
     shutdownGraceTime: `${config.workerShutdownGraceSeconds} seconds`,

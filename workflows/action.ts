@@ -15,15 +15,17 @@ import {
   proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { ActionRecord, ActionStatus } from '../domain/action.js';
-import { journaledCommand } from '../domain/journal.js';
+import { actionExec, type ActionExec } from '../domain/action-exec.js';
+import type { ApprovalClaims, Grant } from '../domain/grants.js';
+import type { GrantActivities, GuardedSandboxActivities } from '../activities/grants.js';
 import type { AuditActivities, RecordAuditInput } from '../activities/audit.js';
 import type { ControlActivities } from '../activities/control.js';
 import type { AlertActivities } from '../activities/alerts.js';
 import type { EmergencyActivities } from '../activities/emergency.js';
 import { lockdownMessage } from '../domain/lockdown.js';
-import type { SandboxActivities } from '../activities/sandbox.js';
 import { judgeApproval, type ApprovalAttempt } from './approval.js';
 import { failureText, failureType } from './failures.js';
 import {
@@ -34,22 +36,29 @@ import {
   sandboxTaskQueue,
   SearchAttributes,
   touchSignal,
+  ApprovalAttemptSchema,
   type ActionWorkflowInput,
 } from './definitions.js';
 
 // A local activity: the audit store sits beside the control worker, and an append is a short,
 // idempotent write, so it skips the task queue round trip a regular activity costs.
-const { recordAudit, raiseAlert, lockdownState } = proxyLocalActivities<AuditActivities & AlertActivities & EmergencyActivities>({
+const { recordAudit, raiseAlert, lockdownState, verifyAction, verifyApproval } = proxyLocalActivities<
+  AuditActivities & AlertActivities & EmergencyActivities & GrantActivities
+>({
   startToCloseTimeout: '30 seconds',
   retry: { maximumInterval: '30 seconds' },
 });
 const { agentForAction } = proxyActivities<ControlActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 5 } });
 
-const DEFAULT_TIMEOUT_MS = 60_000;
-const DEFAULT_MAX_OUTPUT = 64 * 1024;
-
 export async function actionWorkflow(input: ActionWorkflowInput): Promise<ActionRecord> {
-  const action: ActionRecord = { ...input.action, approvals: [...input.action.approvals] };
+  // Decided first, before any marker: workflows started since grants exist trust nothing in their
+  // input that a grant does not prove (histories from before replay the old path).
+  const requireGrants = patched('signed-grants');
+  const action: ActionRecord = { ...input.action, approvals: [...(input.action?.approvals ?? [])] };
+  /** The approvals' grants, shown to the sandbox worker, which counts them again. */
+  const approvalGrants: Grant<ApprovalClaims>[] = [];
+  /** What the sandbox runs: under grants, made by the control worker from the signed parameters. */
+  let exec: ActionExec | undefined = requireGrants ? undefined : actionExec(action.id, input.command);
   let audits = 0;
   const audit = (entry: Omit<RecordAuditInput, 'key' | 'action_id' | 'agent_id'>) =>
     recordAudit({ ...entry, key: `${action.id}:${++audits}`, action_id: action.id, agent_id: action.agent_id });
@@ -63,14 +72,24 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
   let approvalsOpen = false;
 
   /** Applies one approval attempt; refused attempts are answered and recorded, never counted. */
-  const decide = async (attempt: ApprovalAttempt) => {
+  const decide = async (sent: ApprovalAttempt) => {
     await condition(() => approvalsOpen || action.status !== 'pending');
+    let attempt = sent;
+    if (requireGrants) {
+      const checked = await verifyApproval({ action_id: action.id, action_hash: action.params_hash, grant: sent.grant });
+      if (!checked.ok) {
+        await audit({ kind: 'approval.refused', actor: 'unverified', details: { claimed_approver: sent.approver?.key_id ?? null, reason: checked.reason } });
+        return { ok: false as const, reason: checked.reason, status: action.status };
+      }
+      attempt = { approver: checked.approver, approved: checked.approved, comment: checked.comment, params_hash: action.params_hash };
+    }
     const verdict = judgeApproval(action, attempt);
     const actor = attempt.approver.key_id;
     if (!verdict.ok) {
       await audit({ kind: 'approval.refused', actor, details: { approver: attempt.approver.name, approved: attempt.approved, reason: verdict.reason } });
       return { ...verdict, status: action.status };
     }
+    if (requireGrants && attempt.approved) approvalGrants.push(sent.grant!);
     const at = new Date().toISOString();
     action.approvals.push({ approver: attempt.approver, approved: attempt.approved, comment: attempt.comment ?? null, at });
     if (!attempt.approved) {
@@ -88,13 +107,20 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
   };
 
   setHandler(actionStatusQuery, () => action);
-  setHandler(approveSignal, (attempt) => void decide(attempt));
+  setHandler(approveSignal, (attempt) => {
+    // A signal cannot be refused before it is written: one that does not decode or validate is
+    // recorded as refused, and the workflow carries on.
+    const parsed = ApprovalAttemptSchema.safeParse(attempt);
+    if (!parsed.success) void audit({ kind: 'message.refused', actor: 'unverified', details: { message: 'approve', reason: messageProblem(parsed.error) } });
+    else void decide(parsed.data as ApprovalAttempt);
+  });
   setHandler(approveUpdate, decide, {
     // Synchronous, as update validators must be: refuse what can never be accepted before it is
     // written to history. Refusals that need recording (wrong person, wrong hash) reach the handler.
     validator: (attempt) => {
       if (action.status !== 'pending') throw new Error(`action ${action.id} is ${action.status}, not awaiting approval`);
-      if (typeof attempt?.params_hash !== 'string' || !attempt.approver?.key_id) throw new Error('an approval needs an approver and a params_hash');
+      const parsed = ApprovalAttemptSchema.safeParse(attempt);
+      if (!parsed.success) throw new Error(`an approval needs an approver, a params_hash and the API's grant: ${messageProblem(parsed.error)}`);
     },
   });
 
@@ -108,6 +134,23 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
   });
 
   try {
+    if (requireGrants) {
+      const verdict = await verifyAction({ workflowId: workflowInfo().workflowId, action: input.action, grant: input.grant });
+      if (!verdict.ok) {
+        setStatus('rejected');
+        action.error = `refused: ${verdict.reason}`;
+        await audit({ kind: 'action.refused', actor: 'unverified', details: { claimed_requester: action.requester?.key_id ?? null, reason: verdict.reason } });
+        return await finish();
+      }
+      // The control worker's decision, from the signed parameters, replaces whatever the input claimed.
+      action.security_level = verdict.level;
+      action.rule = verdict.rule;
+      action.reasons = verdict.reasons;
+      action.approvals_required = verdict.approvals_required;
+      action.approvals = [];
+      setStatus(verdict.approvals_required > 0 ? 'pending' : 'approved');
+      exec = verdict.exec;
+    }
     await audit({
       kind: 'action.submitted',
       actor: action.requester.key_id,
@@ -144,9 +187,9 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
 
     setStatus('executing');
     const agent = await agentForAction(action.agent_id);
-    const timeout = input.command.timeout_ms ?? DEFAULT_TIMEOUT_MS;
-    const maxOutput = input.command.max_output_bytes ?? DEFAULT_MAX_OUTPUT;
-    const { execInSandbox } = proxyActivities<SandboxActivities>({
+    if (!exec) throw new Error('no command was decided for this action');
+    const timeout = exec.timeout_ms;
+    const { execInSandbox } = proxyActivities<GuardedSandboxActivities>({
       taskQueue: sandboxTaskQueue(agent.host),
       startToCloseTimeout: timeout + 30_000,
       heartbeatTimeout: '15 seconds',
@@ -159,11 +202,21 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
     await audit({ kind: 'execution.started', actor: 'system', details: { host: agent.host } });
     const result = await execInSandbox({
       agentId: action.agent_id,
-      command: journaledCommand(action.id, input.command.argv, maxOutput),
-      timeout_ms: timeout,
-      max_output_bytes: maxOutput,
+      command: exec.command,
+      timeout_ms: exec.timeout_ms,
+      max_output_bytes: exec.max_output_bytes,
       // Names only: the activity reads the values from the vault, so they never enter this history.
-      secrets: input.command.secrets,
+      secrets: exec.secrets,
+      // The sandbox worker checks the grants itself before anything runs.
+      ...(requireGrants
+        ? {
+            authority: {
+              action: { id: action.id, action_type: action.action_type, skill_id: action.skill_id, operation: action.operation, agent_id: action.agent_id, parameters: action.parameters },
+              grant: input.grant!,
+              approvals: approvalGrants,
+            },
+          }
+        : {}),
     }).finally(() =>
       // Even when the action is cancelled: the agent must not think it is still busy.
       CancellationScope.nonCancellable(() => agentHandle.signal(touchSignal, { action_id: action.id, busy_ms: 0 })).catch(() => undefined),
@@ -229,6 +282,10 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
       },
     });
     return condition(decided, (input.expirySeconds - alertAfter) * 1000);
+  }
+
+  function messageProblem(error: { issues: Array<{ path: PropertyKey[]; message: string }> }): string {
+    return error.issues.map((i) => `${i.path.map(String).join('.') || 'argument'}: ${i.message}`).join('; ');
   }
 
   async function finish(): Promise<ActionRecord> {

@@ -42,6 +42,7 @@ import {
   SearchAttributes,
   stopSignal,
   touchSignal,
+  AgentSignalSchemas,
   type AgentWorkflowInput,
 } from './definitions.js';
 
@@ -78,6 +79,9 @@ const { recordAudit, raiseAlert, lockdownState } = proxyLocalActivities<AuditAct
 });
 
 export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRecord> {
+  // Commands run only as actions (policy, approvals, grants, journal, audit): agents started since
+  // then have no `exec` update; histories from before still replay theirs.
+  const execDoor = !patched('no-exec-update');
   const agent: AgentRecord = input.carried ?? newAgentRecord(input);
   // A record carried over from a run before restart policies existed.
   agent.restart_policy ??= 'never';
@@ -136,19 +140,29 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
   };
 
   setHandler(agentStatusQuery, () => agent);
-  setHandler(touchSignal, ({ action_id, busy_ms }) => {
-    if (busy_ms > 0) busy.set(action_id, Date.now() + busy_ms);
-    else busy.delete(action_id);
-    touch();
-    rearm = true;
-  });
-  setHandler(pauseSignal, ({ by } = {}) => void ((wantPaused = true), (requestedBy = by ?? 'system')));
-  setHandler(resumeSignal, ({ by } = {}) => void ((wantPaused = false), (requestedBy = by ?? 'system')));
-  setHandler(stopSignal, ({ force, by } = {}) => {
-    // A forced stop may upgrade a graceful one already asked for, never the reverse.
-    stopRequest = { force: Boolean(force) || Boolean(stopRequest?.force) };
-    requestedBy = by ?? 'system';
-  });
+  /** A signal whose argument does not decode or validate is refused and recorded, never acted on. */
+  const checked = <T>(name: keyof typeof AgentSignalSchemas, arg: unknown, act: (value: T) => void) => {
+    const parsed = AgentSignalSchemas[name].safeParse(arg);
+    if (parsed.success) act(parsed.data as T);
+    else void audit('message.refused', 'unverified', { message: name, reason: parsed.error.issues.map((i) => i.message).join('; ') });
+  };
+  setHandler(touchSignal, (arg) =>
+    checked<{ action_id: string; busy_ms: number }>('touch', arg, ({ action_id, busy_ms }) => {
+      if (busy_ms > 0) busy.set(action_id, Date.now() + busy_ms);
+      else busy.delete(action_id);
+      touch();
+      rearm = true;
+    }),
+  );
+  setHandler(pauseSignal, (arg) => checked<{ by?: string } | undefined>('pause', arg, (v) => void ((wantPaused = true), (requestedBy = v?.by ?? 'system'))));
+  setHandler(resumeSignal, (arg) => checked<{ by?: string } | undefined>('resume', arg, (v) => void ((wantPaused = false), (requestedBy = v?.by ?? 'system'))));
+  setHandler(stopSignal, (arg) =>
+    checked<{ force?: boolean; by?: string }>('stop', arg, ({ force, by }) => {
+      // A forced stop may upgrade a graceful one already asked for, never the reverse.
+      stopRequest = { force: Boolean(force) || Boolean(stopRequest?.force) };
+      requestedBy = by ?? 'system';
+    }),
+  );
   setHandler(containerLostUpdate, ({ reason, exit_code }) => {
     // The reaper looked a moment ago: an agent that is stopping since then still owns its
     // container's fate, and one that already knows keeps what its watcher saw.
@@ -158,7 +172,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
     requestedBy = 'reaper';
     return { accepted: true, status: agent.status };
   });
-  setHandler(
+  if (execDoor) setHandler(
     execUpdate,
     async (request) => {
       execsInFlight++;

@@ -4,13 +4,19 @@
  */
 import type { ActionRecord } from '../domain/action.js';
 import { hasRole, type Identity } from '../domain/roles.js';
+import type { ApprovalClaims, Grant } from '../domain/grants.js';
 
 export interface ApprovalAttempt {
   approver: Identity;
   approved: boolean;
   comment?: string | null;
-  /** The hash of the exact parameters the approver reviewed. */
+  /** The hash of the exact action the approver reviewed. */
   params_hash: string;
+  /**
+   * The API's signed approval. Where the workflow requires grants, only the grant counts: the
+   * approver, decision and hash above are taken from it, whatever the rest of the attempt says.
+   */
+  grant?: Grant<ApprovalClaims>;
 }
 
 export type ApprovalVerdict = { ok: true } | { ok: false; reason: string };

@@ -4,11 +4,14 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { z } from 'zod';
+import { IdentitySchema } from '../domain/action.js';
 import type { AgentRecord, ExecRequest, ExecResult, ResourceLimits, RestartPolicy, SandboxRuntime } from '../domain/agent.js';
 import type { ActionRecord } from '../domain/action.js';
 import type { SkillCommand } from '../skills/types.js';
 import type { ApprovalAttempt, ApprovalVerdict } from './approval.js';
 import type { Lockdown, LockdownActor } from '../domain/lockdown.js';
+import type { ActionClaims, Grant } from '../domain/grants.js';
 
 /** Workflows and non-sandbox activities. */
 export const CONTROL_TASK_QUEUE = 'warden-control';
@@ -74,6 +77,14 @@ export function newAgentRecord(input: AgentWorkflowInput): AgentRecord {
 }
 
 export const agentStatusQuery = defineQuery<AgentRecord>('status');
+
+/** The arguments the agent's signals must carry (see ApprovalAttemptSchema for why every handler checks). */
+export const AgentSignalSchemas = {
+  pause: z.strictObject({ by: z.string().optional() }).optional(),
+  resume: z.strictObject({ by: z.string().optional() }).optional(),
+  stop: z.strictObject({ force: z.boolean().optional(), by: z.string().optional() }),
+  touch: z.strictObject({ action_id: z.string().min(1), busy_ms: z.number().min(0) }),
+} as const;
 /** `by`: the key id of whoever asked, for the audit log (absent: the system). */
 export const pauseSignal = defineSignal<[{ by?: string }?]>('pause');
 export const resumeSignal = defineSignal<[{ by?: string }?]>('resume');
@@ -116,6 +127,11 @@ export interface ActionWorkflowInput {
   expirySeconds: number;
   /** Raise an alert when the action has waited this long for approval (set when alerts are configured). */
   alertPendingSeconds?: number;
+  /**
+   * The API's signed grant (absent only in histories from before grants). The workflow checks it and
+   * decides the action again from its parameters: `action`'s status, level and `command` are not trusted.
+   */
+  grant?: Grant<ActionClaims>;
 }
 
 export interface EmergencyStopInput {
@@ -128,6 +144,19 @@ export interface EmergencyStopInput {
 }
 
 export const actionStatusQuery = defineQuery<ActionRecord>('actionStatus');
+
+/**
+ * What an approval signal or update must carry. Anyone who reaches Temporal can send one, and an
+ * argument that does not decode arrives as a stand-in object: the handlers check every argument
+ * against this before they act, and refuse what does not fit (the grant's checks come after).
+ */
+export const ApprovalAttemptSchema = z.object({
+  approver: IdentitySchema,
+  approved: z.boolean(),
+  comment: z.string().max(2000).nullish(),
+  params_hash: z.string(),
+  grant: z.object({ claims: z.record(z.string(), z.unknown()), key_id: z.string(), mac: z.string() }).optional(),
+});
 /** An approval or rejection from any Temporal client (chat channels, the CLI, the Web UI). */
 export const approveSignal = defineSignal<[ApprovalAttempt]>('approve');
 /** The same decision, answered at once: the API uses it. */

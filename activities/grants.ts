@@ -1,0 +1,165 @@
+/**
+ * Grant checks, where the keys are: the control worker checks an action's grant and decides the
+ * action again from its parameters (local activities of the action workflow), checks each
+ * approval's grant before it counts, and the sandbox worker checks the whole authority again right
+ * before a command runs (authorizeExec). None of them trusts what the workflow says it has.
+ */
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { ExecResult } from '../domain/agent.js';
+import type { ExecInput, SandboxActivities } from './sandbox.js';
+import type { ActionRecord } from '../domain/action.js';
+import { assessAction } from '../domain/action-decision.js';
+import { actionExec, type ActionExec } from '../domain/action-exec.js';
+import { actionHash, GrantError, type ActionClaims, type ActionSubject, type Grant, type ApprovalClaims, type Grants } from '../domain/grants.js';
+import type { Policy } from '../domain/policy.js';
+import { prepareCommand } from '../skills/index.js';
+import { hasRole, type Identity } from '../domain/roles.js';
+import { maxRisk, RISK_LEVELS, type RiskLevel } from '../skills/types.js';
+import { WardenError } from '../domain/errors.js';
+
+/** The decision the control worker made itself, from the signed action's parameters. */
+export type ActionVerdict =
+  | { ok: true; level: RiskLevel; rule: string; reasons: string[]; approvals_required: number; exec: ActionExec }
+  | { ok: false; reason: string };
+
+export type ApprovalVerdict = { ok: true; approver: Identity; approved: boolean; comment: string | null } | { ok: false; reason: string };
+
+/** What execInSandbox must be shown to run an action's command. */
+export interface ExecAuthority {
+  action: ActionSubject & { id: string };
+  grant: Grant<ActionClaims>;
+  approvals: Grant<ApprovalClaims>[];
+}
+
+const sameIdentity = (a: Identity, b: Identity) => a.key_id === b.key_id && a.name === b.name && a.role === b.role;
+
+/** The signed action's claims, checked against the action it came with; throws a GrantError. */
+function checkActionGrant(grants: Grants, grant: unknown, action: ActionSubject & { id: string }, workflowId: string): ActionClaims {
+  const claims = grants.verify(grant, 'action');
+  if (claims.action_id !== action.id || claims.action_id !== workflowId) {
+    throw new GrantError(`the grant is for action ${claims.action_id}, not for this workflow (${workflowId})`);
+  }
+  if (actionHash(action) !== claims.action_hash) throw new GrantError('the action differs from what the API signed (type, skill, operation, agent or parameters)');
+  return claims;
+}
+
+export function createGrantActivities(deps: { grants: Grants; policy: Policy }) {
+  /**
+   * Checks the action's grant and decides the action again from its parameters with this worker's
+   * policy: the stricter of the API's decision and this one holds.
+   */
+  async function verifyAction(input: { workflowId: string; action: ActionRecord; grant: unknown }): Promise<ActionVerdict> {
+    const { action } = input;
+    let claims: ActionClaims;
+    let decided: ReturnType<typeof assessAction>;
+    try {
+      claims = checkActionGrant(deps.grants, input.grant, action, input.workflowId);
+      if (!sameIdentity(claims.requester, action.requester)) throw new GrantError('the requester differs from the one the API signed');
+      decided = assessAction(deps.policy, action);
+    } catch (err) {
+      // Whatever the input is (a hand-written one may be anything), a failed check refuses the action: never retried.
+      const known = err instanceof GrantError || err instanceof WardenError;
+      return { ok: false, reason: known ? (err as Error).message : `the action could not be checked: ${(err as Error)?.message ?? String(err)}` };
+    }
+    const { decision } = decided;
+    if (!decision.allowed) return { ok: false, reason: `denied by policy rule ${decision.rule}: ${decision.reasons.join('; ')}` };
+    const level = maxRisk(decision.level, RISK_LEVELS.includes(claims.level) ? claims.level : 'critical');
+    return {
+      ok: true,
+      level,
+      rule: decision.rule,
+      reasons: decided.reasons,
+      approvals_required: Math.max(decision.approvals_required, claims.approvals_required),
+      exec: actionExec(action.id, decided.command),
+    };
+  }
+
+  /** Checks an approval's grant against the action it is sent to; the identity comes from the grant only. */
+  async function verifyApproval(input: { action_id: string; action_hash: string; grant: unknown }): Promise<ApprovalVerdict> {
+    try {
+      const claims = deps.grants.verify(input.grant, 'approval');
+      if (claims.action_id !== input.action_id) throw new GrantError(`the approval is for action ${claims.action_id}, not ${input.action_id}`);
+      if (claims.action_hash !== input.action_hash) {
+        throw new GrantError('the approval was given for another version of this action (the hash differs): review the action again');
+      }
+      return { ok: true, approver: claims.approver, approved: claims.approved, comment: claims.comment };
+    } catch (err) {
+      if (err instanceof GrantError) return { ok: false, reason: err.message };
+      throw err;
+    }
+  }
+
+  return { verifyAction, verifyApproval };
+}
+
+export type GrantActivities = ReturnType<typeof createGrantActivities>;
+
+/**
+ * The sandbox worker's check before a command runs: the action's grant is genuine, for this
+ * workflow, unexpired; enough distinct approvers other than the requester approved exactly this
+ * action; and the command, timeout, output bound and secrets are what the signed parameters make.
+ * Refusals are non-retryable failures of type Unauthorized.
+ */
+export function authorizeExec(
+  grants: Grants,
+  authority: ExecAuthority | undefined,
+  request: { command: string[]; timeout_ms: number; max_output_bytes: number; secrets?: string[] },
+  workflowId: string,
+): void {
+  const refuse = (why: string): never => {
+    throw ApplicationFailure.create({ type: 'Unauthorized', message: `the sandbox refused the command: ${why}`, nonRetryable: true });
+  };
+  if (!authority) refuse('it carries no grant from the Warden API (commands run only as approved actions)');
+  const { action, grant, approvals } = authority!;
+  let claims: ActionClaims;
+  try {
+    claims = checkActionGrant(grants, grant, action, workflowId);
+  } catch (err) {
+    return refuse((err as Error).message);
+  }
+  if (Date.now() > Date.parse(claims.expires_at)) refuse(`the action's grant expired at ${claims.expires_at}`);
+  const approvers = new Set<string>();
+  for (const approval of Array.isArray(approvals) ? approvals : []) {
+    let c: ApprovalClaims;
+    try {
+      c = grants.verify(approval, 'approval');
+    } catch (err) {
+      return refuse((err as Error).message);
+    }
+    if (c.action_id !== claims.action_id || c.action_hash !== claims.action_hash || !c.approved) continue;
+    if (!hasRole(c.approver.role, 'approver') || c.approver.key_id === claims.requester.key_id) continue;
+    approvers.add(c.approver.key_id);
+  }
+  if (approvers.size < claims.approvals_required) {
+    refuse(`the action needs ${claims.approvals_required} approval(s) by different people other than the requester; it has ${approvers.size}`);
+  }
+  let expected: ActionExec;
+  try {
+    expected = actionExec(action.id, prepareCommand(action.skill_id, action.operation, action.parameters));
+  } catch (err) {
+    return refuse((err as Error).message);
+  }
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  if (
+    !same(request.command, expected.command) ||
+    request.timeout_ms !== expected.timeout_ms ||
+    request.max_output_bytes !== expected.max_output_bytes ||
+    !same(request.secrets ?? [], expected.secrets ?? [])
+  ) {
+    refuse('the command differs from the one the signed action makes');
+  }
+}
+
+/** The sandbox activities as workers register them: a command runs only with an authority that holds. */
+export type GuardedSandboxActivities = Omit<SandboxActivities, 'execInSandbox'> & {
+  execInSandbox(input: ExecInput & { authority?: ExecAuthority }): Promise<ExecResult>;
+};
+
+export function guardSandboxActivities(grants: Grants, activities: SandboxActivities): GuardedSandboxActivities {
+  async function execInSandbox(input: ExecInput & { authority?: ExecAuthority }): Promise<ExecResult> {
+    authorizeExec(grants, input.authority, input, Context.current().info.workflowExecution?.workflowId ?? '');
+    const { authority: _checked, ...exec } = input;
+    return activities.execInSandbox(exec);
+  }
+  return { ...activities, execInSandbox };
+}

@@ -1,0 +1,104 @@
+/**
+ * Grants: what gives an action its authority, signed by the API with a key derived from the master
+ * key, which Temporal never sees. Anyone who reaches Temporal's port can start workflows and send
+ * signals, but cannot sign: the workers check every grant before they count an approval or run a
+ * command (the action workflow through a local activity, the sandbox worker again right before
+ * the command runs), so a hand-written workflow input, approval signal or replayed payload grants
+ * nothing.
+ *
+ * - An action grant names the action (its id and the hash of everything it does), who asked, the
+ *   level and approvals the policy decided at submission, and until when it may run.
+ * - An approval grant names the action (id and hash, as the approver reviewed it), who decided,
+ *   and the decision.
+ *
+ * Node-side only (node:crypto): workflows import its types.
+ */
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import type { Identity } from './roles.js';
+import type { RiskLevel } from '../skills/types.js';
+import type { ActionType } from './action.js';
+import { canonicalJson } from '../activities/audit-store.js';
+import type { Keyring } from './keyring.js';
+
+/** What an action does: the fields its hash covers (the same command on two agents hashes differently). */
+export interface ActionSubject {
+  action_type: ActionType;
+  skill_id: string;
+  operation: string;
+  agent_id: string;
+  parameters: Record<string, unknown>;
+}
+
+/** The hash of the whole action: what an approver reviews and approves (`params_hash` in the API). */
+export function actionHash(subject: ActionSubject): string {
+  const { action_type, skill_id, operation, agent_id, parameters } = subject;
+  return createHash('sha256').update(canonicalJson({ action_type, skill_id, operation, agent_id, parameters }), 'utf8').digest('hex');
+}
+
+export interface ActionClaims {
+  kind: 'action';
+  action_id: string;
+  action_hash: string;
+  requester: Identity;
+  level: RiskLevel;
+  approvals_required: number;
+  /** After this the action may no longer run (approval expiry, the command's time, and a margin for retries). */
+  expires_at: string;
+}
+
+export interface ApprovalClaims {
+  kind: 'approval';
+  action_id: string;
+  action_hash: string;
+  approver: Identity;
+  approved: boolean;
+  comment: string | null;
+  issued_at: string;
+}
+
+export type GrantClaims = ActionClaims | ApprovalClaims;
+
+/** Claims with the MAC that proves the API made them, and the id of the master key it used. */
+export interface Grant<C extends GrantClaims = GrantClaims> {
+  claims: C;
+  key_id: string;
+  mac: string;
+}
+
+/** A grant that does not hold; the message says which check failed (never a key or a MAC). */
+export class GrantError extends Error {
+  override name = 'GrantError';
+}
+
+export class Grants {
+  constructor(private readonly keyring: Keyring) {}
+
+  sign<C extends GrantClaims>(claims: C): Grant<C> {
+    const keyId = this.keyring.currentId;
+    return { claims, key_id: keyId, mac: this.mac(claims, keyId) };
+  }
+
+  /** The claims of a genuine grant of this kind; throws a GrantError saying what is wrong otherwise. */
+  verify<K extends GrantClaims['kind']>(grant: unknown, kind: K): Extract<GrantClaims, { kind: K }> {
+    const g = grant as Partial<Grant> | null | undefined;
+    if (!g || typeof g !== 'object' || !g.claims || typeof g.claims !== 'object' || typeof g.mac !== 'string' || typeof g.key_id !== 'string') {
+      throw new GrantError(`no ${kind} grant: it must come from the Warden API`);
+    }
+    let expected: string;
+    try {
+      expected = this.mac(g.claims, g.key_id);
+    } catch {
+      throw new GrantError(`the ${kind} grant names a master key this worker does not have (${g.key_id})`);
+    }
+    const given = Buffer.from(g.mac, 'hex');
+    if (given.length !== 32 || !timingSafeEqual(given, Buffer.from(expected, 'hex'))) {
+      throw new GrantError(`the ${kind} grant's signature does not match: it was not made by the Warden API, or it was altered`);
+    }
+    if (g.claims.kind !== kind) throw new GrantError(`a ${g.claims.kind} grant was given where a ${kind} grant is needed`);
+    return g.claims as Extract<GrantClaims, { kind: K }>;
+  }
+
+  private mac(claims: unknown, keyId: string): string {
+    return createHmac('sha256', this.keyring.derive('grant', keyId)).update(canonicalJson(claims), 'utf8').digest('hex');
+  }
+}
