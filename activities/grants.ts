@@ -80,7 +80,7 @@ export function createGrantActivities(deps: { grants: Grants; policy: Policy }) 
       const claims = deps.grants.verify(input.grant, 'approval');
       if (claims.action_id !== input.action_id) throw new GrantError(`the approval is for action ${claims.action_id}, not ${input.action_id}`);
       if (claims.action_hash !== input.action_hash) {
-        throw new GrantError('the approval was given for another version of this action (the hash differs): review the action again');
+        throw new GrantError('the parameters hash does not match this action: review the action again and approve what it now says');
       }
       return { ok: true, approver: claims.approver, approved: claims.approved, comment: claims.comment };
     } catch (err) {

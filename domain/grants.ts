@@ -94,7 +94,7 @@ export class Grants {
     if (given.length !== 32 || !timingSafeEqual(given, Buffer.from(expected, 'hex'))) {
       throw new GrantError(`the ${kind} grant's signature does not match: it was not made by the Warden API, or it was altered`);
     }
-    if (g.claims.kind !== kind) throw new GrantError(`a ${g.claims.kind} grant was given where a ${kind} grant is needed`);
+    if (g.claims.kind !== kind) throw new GrantError(`this is not a grant of the ${kind} kind (it is one of the ${String(g.claims.kind)} kind)`);
     return g.claims as Extract<GrantClaims, { kind: K }>;
   }
 

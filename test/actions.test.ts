@@ -5,7 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActionRecord } from '../domain/action.js';
 import { approveSignal } from '../workflows/definitions.js';
-import { docker, recordHistory, startStack, submitShell, uniqueId, waitFor, waitForStatus } from './helpers.js';
+import { Grants } from '../domain/grants.js';
+import { docker, recordHistory, startStack, submitShell, testPayloadCodec, uniqueId, waitFor, waitForStatus } from './helpers.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 let stack: Stack;
@@ -148,9 +149,17 @@ it('an approval delivered as a Temporal signal (as a chat channel would) runs th
   const handle = stack.client.workflow.getHandle(res.body.id);
   const carol = stack.keys.authenticate(stack.keys.create('carol', 'approver', null).key)!;
   const viewer = stack.keys.authenticate(key.viewer)!;
+  // A channel holds the master key as the API does, and signs what the person decided.
+  const grants = new Grants(testPayloadCodec().keyring);
+  const signed = (approver: typeof carol) => ({
+    approver,
+    approved: true,
+    params_hash: res.body.params_hash,
+    grant: grants.sign({ kind: 'approval', action_id: res.body.id, action_hash: res.body.params_hash, approver, approved: true, comment: null, issued_at: new Date().toISOString() }),
+  });
   // A viewer's signal is refused and recorded; the approver's is applied.
-  await handle.signal(approveSignal, { approver: viewer, approved: true, params_hash: res.body.params_hash });
-  await handle.signal(approveSignal, { approver: carol, approved: true, params_hash: res.body.params_hash });
+  await handle.signal(approveSignal, signed(viewer));
+  await handle.signal(approveSignal, signed(carol));
   const done = await finalAction(res.body.id);
   expect(done).toMatchObject({ status: 'completed', result: { stdout: 'via signal\n' } });
   expect(done.approvals.map((a) => a.approver.name)).toEqual(['carol']);

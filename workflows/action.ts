@@ -72,7 +72,17 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
   let approvalsOpen = false;
 
   /** Applies one approval attempt; refused attempts are answered and recorded, never counted. */
-  const decide = async (sent: ApprovalAttempt) => {
+  // Under grants, attempts are decided one at a time: each waits for its grant's check (a local
+  // activity), and concurrent checks would make the decision depend on which finished first, which
+  // a replay cannot reproduce.
+  let decisions: Promise<unknown> = Promise.resolve();
+  const decide = (sent: ApprovalAttempt) => {
+    if (!requireGrants) return decideNow(sent);
+    const next = decisions.then(() => decideNow(sent));
+    decisions = next.catch(() => undefined);
+    return next;
+  };
+  const decideNow = async (sent: ApprovalAttempt) => {
     await condition(() => approvalsOpen || action.status !== 'pending');
     let attempt = sent;
     if (requireGrants) {
