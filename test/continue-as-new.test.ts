@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startDevServer, type DevServer } from '../scripts/dev-server.js';
-import { CAPACITY_WORKFLOW_ID, capacityQuery, execUpdate } from '../workflows/definitions.js';
+import { CAPACITY_WORKFLOW_ID, capacityQuery } from '../workflows/definitions.js';
 import { freePort } from './global-setup.js';
 import { containersOf, startStack, uniqueId, waitForStatus } from './helpers.js';
 
@@ -34,6 +34,10 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** A filesystem action (medium or low: it runs at once), as an operator's client submits it. */
+const fileAction = async (agentId: string, operation: string, parameters: Record<string, unknown>) =>
+  (await stack.api('POST', '/api/actions', { action_type: 'skill_execution', skill_id: 'filesystem', operation, agent_id: agentId, parameters, wait_seconds: 30 })).body;
+
 const runIds = async (workflowId: string) => {
   const runs = new Set<string>();
   for await (const info of stack.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) runs.add(info.runId);
@@ -44,7 +48,6 @@ it('an agent continues as new and keeps its sandbox, record and behaviour', asyn
   const id = uniqueId('can');
   expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id })).status).toBe(201);
   const first = await waitForStatus(stack.api, id, ['running']);
-  const handle = stack.client.workflow.getHandle(id);
 
   for (let round = 0; (await runIds(id)).size < 2; round++) {
     expect(round).toBeLessThan(15);
@@ -52,16 +55,17 @@ it('an agent continues as new and keeps its sandbox, record and behaviour', asyn
     await waitForStatus(stack.api, id, ['paused']);
     await stack.api('POST', `/api/agents/${id}/resume`);
     await waitForStatus(stack.api, id, ['running']);
-    const out = await handle.executeUpdate(execUpdate, { args: [{ command: ['echo', String(round)], timeout_ms: 5000, max_output_bytes: 100 }] });
-    expect(out.stdout).toBe(`${round}\n`);
+    const wrote = await fileAction(id, 'write', { path: 'round.txt', content: String(round) });
+    expect(wrote.status).toBe('completed');
   }
 
   // The new run carries the record over and still owns the same container.
   const now = await waitForStatus(stack.api, id, ['running']);
   expect(now).toMatchObject({ container_id: first.container_id, started_at: first.started_at, created_at: first.created_at });
   expect(await containersOf(id)).toHaveLength(1);
-  const after = await handle.executeUpdate(execUpdate, { args: [{ command: ['echo', 'still here'], timeout_ms: 5000, max_output_bytes: 100 }] });
-  expect(after.stdout).toBe('still here\n');
+  const after = await fileAction(id, 'read', { path: 'round.txt' });
+  expect(after).toMatchObject({ status: 'completed' });
+  expect(after.result.stdout).toMatch(/^\d+$/);
 
   await stack.api('POST', `/api/agents/${id}/stop`, { force: true });
   await waitForStatus(stack.api, id, ['stopped']);

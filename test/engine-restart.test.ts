@@ -17,7 +17,6 @@ import { PROJECT_ROOT } from '../scripts/dev-server.js';
 import type { AgentRecord } from '../domain/agent.js';
 import { containersOf, docker, startStack, TEST_HOST, uniqueId, waitFor, waitForStatus } from './helpers.js';
 import { triggerReaper } from './reaper-runs.js';
-import { execUpdate } from '../workflows/definitions.js';
 
 const PID_FILE = '/var/run/docker.pid';
 const restartable = !process.env.DOCKER_HOST && existsSync(PID_FILE) && process.getuid?.() === 0;
@@ -86,10 +85,10 @@ it.skipIf(!restartable)(
       async () => {
         const agent = (await stack.api('GET', `/api/agents/${phoenixId}`)).body as AgentRecord;
         if (agent.status !== 'running' || agent.container_id === phoenix.container_id) return undefined;
-        const echoed = await stack.client.workflow
-          .getHandle(phoenixId)
-          .executeUpdate(execUpdate, { args: [{ command: ['echo', 'back'], timeout_ms: 5000, max_output_bytes: 100 }] });
-        return echoed.stdout === 'back\n' ? agent : undefined;
+        const wrote = await stack.api('POST', '/api/actions', {
+          action_type: 'skill_execution', skill_id: 'filesystem', operation: 'write', agent_id: phoenixId, parameters: { path: 'back.txt', content: 'back' }, wait_seconds: 20,
+        });
+        return wrote.body.status === 'completed' ? agent : undefined;
       },
       180_000,
     );

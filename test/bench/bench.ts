@@ -34,7 +34,6 @@ import { PROJECT_ROOT, startDevServer, type DevServer } from '../../scripts/dev-
 import { bundleWorkflows } from '../../workers/bundle.js';
 import { createWorkers } from '../../workers/create-workers.js';
 import { createDataConverter, loadPayloadCodec } from '../../domain/data-converter.js';
-import { execUpdate } from '../../workflows/definitions.js';
 import { prepareCommand } from '../../skills/index.js';
 
 const run = promisify(execFile);
@@ -105,7 +104,7 @@ type Measure = 'warden_create_to_ready' | 'raw_create_start' | 'warden_exec' | '
 const MEASURE_LABEL: Record<Measure, string> = {
   warden_create_to_ready: 'Warden create-to-ready (API)',
   raw_create_start: 'raw create+start (dockerode)',
-  warden_exec: 'Warden exec (Temporal update)',
+  warden_exec: 'Warden command (a low-risk action run at once)',
   warden_action: 'Warden action (REST, low risk)',
   raw_exec: 'raw exec (dockerode)',
   raw_action_exec: 'raw filesystem info exec',
@@ -314,7 +313,7 @@ interface Api {
 
 async function wardenCreateToReady(api: Api, client: Client, runtime: SandboxRuntime, agentId: string): Promise<number> {
   const started = performance.now();
-  const created = await api('POST', '/api/agents', { skill_id: 'bench', runtime, agent_id: agentId });
+  const created = await api('POST', '/api/agents', { skill_id: 'filesystem', runtime, agent_id: agentId });
   if (created.status !== 201) {
     throw new Error(`POST /api/agents: ${created.status} ${JSON.stringify(created.body)}`);
   }
@@ -353,17 +352,6 @@ async function wardenAction(api: Api, agentId: string): Promise<number> {
   });
   const elapsed = performance.now() - started;
   if (res.status !== 202 || res.body.status !== 'completed') throw new Error(`Warden action ended ${res.status} ${JSON.stringify(res.body)}`);
-  return elapsed;
-}
-
-async function wardenExec(client: Client, agentId: string): Promise<number> {
-  const handle = client.workflow.getHandle(agentId);
-  const started = performance.now();
-  const result = await handle.executeUpdate(execUpdate, {
-    args: [{ command: ['true'], timeout_ms: EXEC_TIMEOUT_MS, max_output_bytes: EXEC_MAX_OUTPUT }],
-  });
-  const elapsed = performance.now() - started;
-  if (result.exit_code !== 0) throw new Error(`Warden exec exited ${result.exit_code}: ${result.stderr}`);
   return elapsed;
 }
 
@@ -517,14 +505,14 @@ async function main(): Promise<void> {
     }
     keep('warden_create_to_ready', creates);
 
-    // b) Warden exec round trip through the agent workflow's update.
+    // b) Warden command round trip: commands run only as actions (the agent has no exec door).
     {
       const id = nextAgentId(runtime);
       await wardenCreateToReady(api, client, runtime, id);
-      for (let i = 0; i < EXEC_WARMUP; i++) await wardenExec(client, id);
+      for (let i = 0; i < EXEC_WARMUP; i++) await wardenAction(api, id);
       const execs: number[] = [];
       for (let i = 0; i < M; i++) {
-        execs.push(await wardenExec(client, id));
+        execs.push(await wardenAction(api, id));
         progress('Warden exec', i + 1, M);
       }
       keep('warden_exec', execs);
@@ -589,7 +577,7 @@ async function main(): Promise<void> {
         return id;
       },
       stopAgents: (ids) => inBatches(ids, (id) => stopAgent(api, client, id)),
-      exec: (id) => wardenExec(client, id),
+      exec: (id) => wardenAction(api, id),
       createRaw: async () => {
         const name = nextRawName();
         await rawCreateStart(image, runtime, engineRuntime, name);
@@ -635,12 +623,12 @@ async function main(): Promise<void> {
     machine,
     notes: [
       'Warden create-to-ready: POST /api/agents over HTTP, then GET /api/agents/{id} every 10 ms until running.',
-      'Warden exec: client.workflow.getHandle(id).executeUpdate(execUpdate) with command ["true"].',
+      'Warden command: a low-risk action (filesystem info) through the API, waiting for its result; commands run only as actions.',
       'raw create+start: dockerode createContainer (createSandbox options, sandboxHostConfig) + start.',
       'raw exec: dockerode exec of the command execInSandbox runs (the sweeping shell wrapper around timeout --kill-after=2 10.000 true), start (hijacked) + inspect.',
       'idle memory, host: MemAvailable (median of 5 samples after 3 s of settling) before and after n idle agents, divided by n; it includes the workers and API in this process and the Temporal dev server.',
       'idle memory, cgroup: memory.usage_in_bytes (v1) or memory.current (v2) minus inactive file pages, mean per container; rss: VmRSS summed over the processes in the cgroup (runsc: sandbox and gofer), shared pages counted per process.',
-      'idle ramp: agents added in steps; exec p99 of the Warden exec update, round robin over the agents; stops at the first step over 2x the single-agent p99 or at WARDEN_BENCH_MAX_AGENTS.',
+      'idle ramp: agents added in steps; exec p99 of the Warden command (a low-risk action), round robin over the agents; stops at the first step over 2x the single-agent p99 or at WARDEN_BENCH_MAX_AGENTS.',
       ...skipped,
     ],
     results,
