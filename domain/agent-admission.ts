@@ -26,7 +26,7 @@ export function checkAgentRequest(request: CreateAgentRequest, limits: ResourceL
       ['max_processes', limits.max_processes, settings.operatorMaxProcesses, 'WARDEN_OPERATOR_MAX_PROCESSES'],
     ] as const;
     for (const [field, asked, max, setting] of maxima) {
-      if (asked > max) beyond.push(`resource_limits.${field} ${asked}, above the ${max} a ${role} may ask for (${setting})`);
+      if (asked > max) beyond.push(`resource_limits.${field} ${asked}, above ${max}, the most a key below admin may ask for (${setting})`);
     }
     if (beyond.length > 0) {
       throw new WardenError('admin_required', `an admin must create an agent with ${beyond.join('; ')}`, 403);
