@@ -6,6 +6,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { AgentRecord } from '../domain/agent.js';
 import { lockdownMessage } from '../domain/lockdown.js';
 import { agentStatusQuery } from '../workflows/definitions.js';
+import type { AuditStore } from './audit-store.js';
 import { readLockdown } from './emergency.js';
 
 /** The execution status of an agent's workflow as the server has it now (Temporal's names), or NOT_FOUND. */
@@ -18,7 +19,7 @@ export async function agentWorkflowState(client: Client, agentId: string): Promi
   }
 }
 
-export function createControlActivities(client: Client) {
+export function createControlActivities(client: Client, audit: AuditStore) {
   /** Of these agent ids, the ones whose workflow is no longer running (or never started). */
   async function closedAgents(agentIds: string[]): Promise<string[]> {
     const closed: string[] = [];
@@ -27,7 +28,7 @@ export function createControlActivities(client: Client) {
   }
   /** The agent an action runs in: it must exist and be running, and Warden must not be in lockdown. */
   async function agentForAction(agentId: string): Promise<Pick<AgentRecord, 'id' | 'host' | 'status'>> {
-    const lockdown = await readLockdown(client);
+    const lockdown = await readLockdown(client, audit);
     if (lockdown) throw ApplicationFailure.create({ type: 'Lockdown', message: lockdownMessage(lockdown), nonRetryable: true });
     let agent: AgentRecord;
     try {

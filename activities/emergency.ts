@@ -1,18 +1,26 @@
 /**
  * Emergency activities: what the emergency stop and the lockdown checks need from Temporal
- * itself (visibility, the capacity workflow's lockdown, the cancellation of pending approvals).
+ * itself (visibility, the capacity workflow's lockdown, the cancellation of pending approvals)
+ * and from the audit log (the lockdown's record of truth).
  */
 import { heartbeat } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Lockdown } from '../domain/lockdown.js';
 import { CAPACITY_WORKFLOW_ID, cancelActionUpdate, lockdownQuery, SearchAttributes, stopSignal } from '../workflows/definitions.js';
+import type { AuditStore } from './audit-store.js';
+import { recordedLockdown } from './lockdown-record.js';
 
-/** The lockdown the capacity workflow holds; null when there is none (or it never ran: nothing was ever admitted). */
-export async function readLockdown(client: Client): Promise<Lockdown | null> {
+/**
+ * The lockdown, failing closed: locked when the capacity workflow holds one or the audit log
+ * records one (a capacity workflow that was terminated, or started anew with no lockdown, lifts
+ * nothing). An error reading either is thrown, never taken for "no lockdown".
+ */
+export async function readLockdown(client: Client, audit: AuditStore): Promise<Lockdown | null> {
+  const recorded = recordedLockdown(audit);
   try {
-    return await client.workflow.getHandle(CAPACITY_WORKFLOW_ID).query(lockdownQuery);
+    return (await client.workflow.getHandle(CAPACITY_WORKFLOW_ID).query(lockdownQuery)) ?? recorded;
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return null;
+    if (err instanceof WorkflowNotFoundError) return recorded;
     throw err;
   }
 }
@@ -30,7 +38,7 @@ async function workflowsWhere(ids: string[], fn: (id: string) => Promise<boolean
   return ids.filter((_, i) => outcomes[i]);
 }
 
-export function createEmergencyActivities(client: Client) {
+export function createEmergencyActivities(client: Client, audit: AuditStore) {
   async function idsOf(query: string): Promise<string[]> {
     const ids: string[] = [];
     for await (const info of client.workflow.list({ query, pageSize: 500 })) ids.push(info.workflowId);
@@ -39,7 +47,12 @@ export function createEmergencyActivities(client: Client) {
 
   /** Fails closed: a lockdown that cannot be read is retried, never assumed away. */
   async function lockdownState(): Promise<Lockdown | null> {
-    return readLockdown(client);
+    return readLockdown(client, audit);
+  }
+
+  /** The lockdown the audit log records: the capacity workflow restores it when a run starts. */
+  async function recordedLockdownState(): Promise<Lockdown | null> {
+    return recordedLockdown(audit);
   }
 
   /** Agent workflows still running, from visibility. */
@@ -80,7 +93,7 @@ export function createEmergencyActivities(client: Client) {
     });
   }
 
-  return { lockdownState, runningAgents, forceStopAgents, actionsInFlight, cancelPendingApprovals };
+  return { lockdownState, recordedLockdownState, runningAgents, forceStopAgents, actionsInFlight, cancelPendingApprovals };
 }
 
 export type EmergencyActivities = ReturnType<typeof createEmergencyActivities>;

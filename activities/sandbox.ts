@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import Docker from 'dockerode';
 import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
-import type { ExecRequest, ExecResult, ResourceLimits, SandboxRuntime } from '../domain/agent.js';
+import { SANDBOX_SHM_MB, type ExecRequest, type ExecResult, type ResourceLimits, type SandboxRuntime } from '../domain/agent.js';
 import { chooseRuntime, detectRuntimes, SandboxUnavailableError } from './docker-engine.js';
 import { redactSecrets } from '../domain/redact.js';
 import { resolveSecrets, secretsStdin, withSecretsFromStdin } from './secret-env.js';
@@ -60,6 +60,8 @@ export function sandboxHostConfig(limits: ResourceLimits, runtime: SandboxRuntim
       [WORKSPACE]: `rw,nosuid,nodev,size=${limits.disk_mb}m,${owner},mode=0700`,
       '/tmp': `rw,nosuid,nodev,noexec,size=16m,${owner},mode=1777`,
     },
+    // The engine's /dev/shm is another writable tmpfs (64 MiB by default): small, and counted in memory_mb.
+    ShmSize: SANDBOX_SHM_MB * MiB,
     Privileged: false,
     Init: false,
     RestartPolicy: { Name: 'no' },

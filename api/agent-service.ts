@@ -3,7 +3,9 @@
  * Temporal call on the agent's workflow, and each failure becomes a typed WardenError.
  */
 import { randomBytes } from 'node:crypto';
+import type Docker from 'dockerode';
 import {
+  QueryNotRegisteredError,
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
@@ -11,10 +13,22 @@ import {
   type WorkflowExecutionInfo,
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { DEFAULT_MAX_RESTARTS, ResourceLimitsSchema, type AgentRecord, type AgentStatus, type CreateAgentRequest } from '../domain/agent.js';
+import {
+  completeLimits,
+  DEFAULT_MAX_RESTARTS,
+  ResourceLimitsSchema,
+  type AgentRecord,
+  type AgentStatus,
+  type CreateAgentRequest,
+  type ResourceLimits,
+} from '../domain/agent.js';
+import { checkAgentRequest, type AgentAdmissionSettings } from '../domain/agent-admission.js';
 import type { Config } from '../domain/config.js';
 import { WardenError } from '../domain/errors.js';
+import type { HostBudget } from '../domain/host-capacity.js';
 import type { Identity } from '../domain/roles.js';
+import { getSkill } from '../skills/index.js';
+import { withTimeout } from './container-usage.js';
 import { isClosedBeforeFirstTask, isDeadlineExceeded } from './temporal-errors.js';
 import { updateCapacity } from './capacity-updates.js';
 import {
@@ -46,30 +60,67 @@ export interface AgentSummary {
 
 export type AgentServiceConfig = Pick<
   Config,
-  'dockerHostId' | 'sandboxImage' | 'sandboxRuntime' | 'requireSandbox' | 'maxAgents' | 'agentIdleTtlSeconds' | 'stopGraceSeconds'
+  | 'dockerHostId'
+  | 'sandboxImage'
+  | 'sandboxRuntime'
+  | 'maxAgents'
+  | 'agentIdleTtlSeconds'
+  | 'stopGraceSeconds'
+  | 'memoryOvercommit'
+  | 'cpuOvercommit'
 > &
+  AgentAdmissionSettings &
   Partial<Pick<Config, 'alertWebhooks' | 'alertCapacityPercent'>>;
 
 const QUERY_DEADLINE_MS = 5_000;
 const ADMIT_DEADLINE_MS = 15_000;
+const HOST_INFO_TIMEOUT_MS = 5_000;
+const MiB = 1024 * 1024;
 
-export function createAgentService(client: Client, config: AgentServiceConfig) {
+/**
+ * `docker`: the engine of this API's Docker host (config.dockerHostId), where its agents run; its
+ * memory and cores bound what the agents' limits may reserve in all.
+ */
+export function createAgentService(client: Client, config: AgentServiceConfig, deps: { docker: Pick<Docker, 'info'> }) {
   const handle = (id: string) => client.workflow.getHandle<typeof agentWorkflow>(id);
   // Queries and updates need a worker; without one they would wait until the gRPC deadline.
   const withDeadline = <T>(ms: number, fn: () => Promise<T>) => client.withDeadline(Date.now() + ms, fn);
   const query = <T>(fn: () => Promise<T>) => withDeadline(QUERY_DEADLINE_MS, fn);
 
-  /** Admits the agent against max_agents (one serialised update), then starts its workflow. */
-  async function createAgent(request: CreateAgentRequest, requester?: Identity): Promise<AgentRecord> {
-    const agentId = request.agent_id ?? `agt-${randomBytes(6).toString('hex')}`;
-    const limits = ResourceLimitsSchema.parse(request.resource_limits ?? {});
-    if (request.runtime === 'runc' && config.requireSandbox) {
-      throw new WardenError('sandbox_required', 'require_sandbox is on: runtime runc is not allowed', 422);
+  /** What this host lets its agents reserve; fails closed when the engine does not say. */
+  async function hostBudget(): Promise<HostBudget> {
+    let info: { MemTotal?: number; NCPU?: number };
+    try {
+      info = await withTimeout(deps.docker.info(), HOST_INFO_TIMEOUT_MS, 'the Docker engine');
+    } catch (err) {
+      throw new WardenError('host_unavailable', `cannot read the memory and cores of Docker host ${config.dockerHostId} to admit the agent (${(err as Error).message}); try again when its engine answers`, 503);
     }
+    if (!info.MemTotal || !info.NCPU) {
+      throw new WardenError('host_unavailable', `the Docker engine of host ${config.dockerHostId} did not report its memory and cores; no agent is admitted without them`, 503);
+    }
+    return { memory_mb: Math.floor(info.MemTotal / MiB), cpu_cores: info.NCPU, memoryOvercommit: config.memoryOvercommit, cpuOvercommit: config.cpuOvercommit };
+  }
+
+  /**
+   * Checks what the requester may ask for, then admits the agent against max_agents and its
+   * host's memory and cores (one serialised update), then starts its workflow.
+   */
+  async function createAgent(request: CreateAgentRequest, requester: Identity): Promise<AgentRecord> {
+    getSkill(request.skill_id);
+    const agentId = request.agent_id ?? `agt-${randomBytes(6).toString('hex')}`;
+    const limits: ResourceLimits = completeLimits(request.resource_limits);
+    checkAgentRequest(request, limits, requester.role, config);
+    const budget = await hostBudget();
     try {
       await withDeadline(ADMIT_DEADLINE_MS, () =>
         updateCapacity(client, admitAgentUpdate, [
-          { agentId, maxAgents: config.maxAgents, ...(config.alertWebhooks?.length ? { alertPercent: config.alertCapacityPercent } : {}) },
+          {
+            agentId,
+            maxAgents: config.maxAgents,
+            ...(config.alertWebhooks?.length ? { alertPercent: config.alertCapacityPercent } : {}),
+            reservation: { host: config.dockerHostId, cpu_cores: limits.cpu_cores, memory_mb: limits.memory_mb },
+            hostBudget: budget,
+          },
         ]),
       );
     } catch (err) {
@@ -79,6 +130,9 @@ export function createAgentService(client: Client, config: AgentServiceConfig) {
       const failure = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
       if (failure instanceof ApplicationFailure && failure.type === 'CapacityExceeded') {
         throw new WardenError('capacity_exceeded', failure.message, 409);
+      }
+      if (failure instanceof ApplicationFailure && failure.type === 'HostCapacityExceeded') {
+        throw new WardenError('host_capacity_exceeded', failure.message, 409);
       }
       if (failure instanceof ApplicationFailure && failure.type === 'Lockdown') {
         throw new WardenError('lockdown', failure.message, 423);
@@ -100,7 +154,7 @@ export function createAgentService(client: Client, config: AgentServiceConfig) {
       stopGraceSeconds: config.stopGraceSeconds,
       ...(request.restart_policy === 'on-failure' ? { restartPolicy: 'on-failure', maxRestarts: request.max_restarts ?? DEFAULT_MAX_RESTARTS } : {}),
       createdAt: new Date().toISOString(),
-      requestedBy: requester?.key_id,
+      requestedBy: requester.key_id,
     };
     try {
       await client.workflow.start<typeof agentWorkflow>('agentWorkflow', {
@@ -131,10 +185,16 @@ export function createAgentService(client: Client, config: AgentServiceConfig) {
 
   /** The agent's full record, straight from its workflow (the `status` query). */
   async function getAgent(id: string): Promise<AgentRecord> {
+    const notAnAgent = () => new WardenError('not_found', `${id} is not an agent (it is one of Warden's own workflows, or an action)`, 404);
     try {
-      return await query(() => handle(id).query(agentStatusQuery));
+      const agent = await query(() => handle(id).query(agentStatusQuery));
+      if (agent?.id !== id) throw notAnAgent();
+      return agent;
     } catch (err) {
+      if (err instanceof WardenError) throw err;
       if (err instanceof WorkflowNotFoundError) throw new WardenError('not_found', `agent ${id} not found`, 404);
+      // Another workflow's id: it has no `status` query.
+      if (err instanceof QueryNotRegisteredError) throw notAnAgent();
       if (isClosedBeforeFirstTask(err)) {
         throw new WardenError('not_found', `agent ${id} has no record: its workflow was closed (terminated or timed out) before it first ran`, 404);
       }
@@ -213,7 +273,8 @@ export function createAgentService(client: Client, config: AgentServiceConfig) {
       return Object.keys(state.admitted).length;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return 0;
-      if (!isDeadlineExceeded(err)) throw err;
+      // No worker, or a capacity workflow that cannot answer (closed before it ran, or not Warden's).
+      if (!isDeadlineExceeded(err) && !isClosedBeforeFirstTask(err) && !(err instanceof QueryNotRegisteredError)) throw err;
       const { count } = await client.workflow.count(`WorkflowType = 'agentWorkflow' AND ExecutionStatus = 'Running'`);
       return count;
     }

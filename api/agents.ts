@@ -36,7 +36,10 @@ export function agentsRouter(agents: AgentService, stats?: AgentStats) {
       method: 'post',
       path: '/',
       summary: 'Create an agent in a new sandbox',
-      description: 'Starts the agent workflow; the agent is "provisioning" until its sandbox runs. Poll GET /api/agents/{id}.',
+      description:
+        'Starts the agent workflow; the agent is "provisioning" until its sandbox runs. Poll GET /api/agents/{id}. ' +
+        'runtime runc, network_enabled and limits above the WARDEN_OPERATOR_MAX_* settings need an admin key (403); an unknown skill or limits whose tmpfs mounts do not fit in memory_mb are a 422; ' +
+        "limits the Docker host cannot hold beside its other agents' (its memory and cores times the overcommit settings) are a 409.",
       request: jsonBody(CreateAgentRequestSchema),
       responses: { 201: json(AgentRecordSchema, 'The agent, provisioning'), ...errorResponses(400, 403, 409, 422, 503) },
     }),

@@ -56,7 +56,7 @@ export interface AppDeps {
 
 export function createApp(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
-  const agents = createAgentService(deps.client, deps.config);
+  const agents = createAgentService(deps.client, deps.config, { docker: deps.docker });
   const lockdown = createLockdownService(deps.client, deps.audit);
 
   app.use('*', securityHeaders());

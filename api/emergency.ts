@@ -1,7 +1,7 @@
 /** /api/system: the emergency stop (admin), the resume (admin) and the lockdown state (viewer). */
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
-import { emergencyStopWorkflowId, lockdownMessage } from '../domain/lockdown.js';
+import { lockdownMessage, stopWorkflowIdOf } from '../domain/lockdown.js';
 import type { LockdownService } from './lockdown-service.js';
 import { requireRole } from './middleware/auth.js';
 import { errorResponses, jsonBody as body, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
@@ -15,7 +15,8 @@ const LockdownSchema = z.object({
   by: z.string().describe('the API key id of the admin who stopped everything'),
   by_name: z.string(),
   reason: z.string(),
-  stop: z.number().int().describe('the emergency stop that began it: workflow warden-emergency-stop-<stop>'),
+  stop: z.number().int().describe('the number of the emergency stop that began it'),
+  stop_workflow_id: z.string().optional().describe('the workflow of that stop'),
 });
 
 const ReportSchema = z.object({
@@ -57,7 +58,7 @@ export function emergencyRouter(lockdown: LockdownService) {
       path: '/emergency-stop',
       summary: 'Emergency stop (admin): lock down, force-stop every agent, cancel every pending approval',
       description:
-        'The lockdown is held by Temporal and survives restarts: until POST /api/system/resume, new agents and actions are refused (423). ' +
+        'The lockdown is held by Temporal and recorded in the audit log: it survives restarts and a terminated capacity workflow; until POST /api/system/resume, new agents and actions are refused (423). ' +
         'The stop itself is a workflow; this answers with its report when it is ready within a minute (200), or with completed: false (202) while it carries on.',
       request: body(ReasonRequestSchema),
       responses: {
@@ -102,7 +103,7 @@ export function emergencyRouter(lockdown: LockdownService) {
           by: state?.by ?? null,
           by_name: state?.by_name ?? null,
           reason: state?.reason ?? null,
-          stop_workflow_id: state ? emergencyStopWorkflowId(state.stop) : null,
+          stop_workflow_id: state ? stopWorkflowIdOf(state) : null,
           message: state ? lockdownMessage(state) : null,
         },
         200,

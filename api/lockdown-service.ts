@@ -3,19 +3,14 @@
  * workflow (which holds the lockdown and starts the stop workflow), with typed errors.
  */
 import { randomBytes } from 'node:crypto';
-import {
-  WorkflowFailedError,
-  WorkflowNotFoundError,
-  WorkflowUpdateFailedError,
-  type Client,
-} from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { WardenError } from '../domain/errors.js';
 import { lockdownMessage, type EmergencyStopReport, type Lockdown, type LockdownActor } from '../domain/lockdown.js';
 import type { Identity } from '../domain/roles.js';
 import type { AuditStore } from '../activities/audit-store.js';
 import { readLockdown } from '../activities/emergency.js';
-import { CAPACITY_WORKFLOW_ID, liftLockdownUpdate, lockdownUpdate } from '../workflows/definitions.js';
+import { liftLockdownUpdate, lockdownUpdate } from '../workflows/definitions.js';
 import { updateCapacity } from './capacity-updates.js';
 import type { emergencyStopWorkflow } from '../workflows/emergency-stop.js';
 import { isDeadlineExceeded } from './temporal-errors.js';
@@ -47,6 +42,8 @@ export function createLockdownService(client: Client, audit: AuditStore, opts: {
         updateCapacity(client, lockdownUpdate, [actor(who, reason)]),
       );
     } catch (err) {
+      const failure = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
+      if (failure instanceof ApplicationFailure && failure.type === 'EmergencyStopNotStarted') throw new WardenError('stop_failed', failure.message, 503);
       throw noWorker(err, 'emergency stop');
     }
     const handle = client.workflow.getHandle<typeof emergencyStopWorkflow>(started.stop_workflow_id);
@@ -62,20 +59,18 @@ export function createLockdownService(client: Client, audit: AuditStore, opts: {
 
   async function resume(reason: string, who: Identity): Promise<{ lifted: Lockdown; resumed_at: string }> {
     try {
-      return await client.withDeadline(Date.now() + UPDATE_DEADLINE_MS, () =>
-        client.workflow.getHandle(CAPACITY_WORKFLOW_ID).executeUpdate(liftLockdownUpdate, { args: [actor(who, reason)] }),
-      );
+      // With start: a capacity workflow that was terminated comes back with the recorded lockdown, which this lifts.
+      return await client.withDeadline(Date.now() + UPDATE_DEADLINE_MS, () => updateCapacity(client, liftLockdownUpdate, [actor(who, reason)]));
     } catch (err) {
       const failure = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
       if (failure instanceof ApplicationFailure && failure.type === 'NotLocked') throw new WardenError('not_locked', failure.message, 409);
-      if (err instanceof WorkflowNotFoundError) throw new WardenError('not_locked', 'Warden is not in lockdown; there is nothing to resume', 409);
       throw noWorker(err, 'resume');
     }
   }
 
   async function state(): Promise<Lockdown | null> {
     try {
-      return await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => readLockdown(client));
+      return await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => readLockdown(client, audit));
     } catch (err) {
       throw noWorker(err, 'lockdown query');
     }

@@ -17,6 +17,7 @@ const { temporal } = proto;
 const PROBE_TIMEOUT_MS = 3_000;
 /** A worker's long poll lasts about 60 s (measured: a live poller's last access is never older). */
 const POLLER_LIVE_SECONDS = 90;
+const MiB = 1024 * 1024;
 
 /** A protobuf Timestamp (seconds may be a Long) in ms since the epoch; 0 when absent. */
 function tsToMs(t: { seconds?: { toNumber(): number } | number | null; nanos?: number | null } | null | undefined): number {
@@ -196,6 +197,14 @@ export function systemRouter(deps: AppDeps & { agents: AgentService }) {
                     agents: UsedFreeSchema.describe('Admitted agents against WARDEN_MAX_AGENTS.'),
                     cpu_cores: UsedFreeSchema.describe("Cores reserved by this host's running agents' limits against the engine's CPUs."),
                     memory_bytes: UsedFreeSchema.describe("Memory reserved by this host's running agents' limits against the engine's memory."),
+                    admission: z
+                      .object({
+                        cpu_cores: z.number().nullable().describe('The most CPU the limits of agents on this host may reserve in all: cores x cpu_overcommit.'),
+                        memory_bytes: z.number().nullable().describe('The most memory the limits of agents on this host may reserve in all: memory x memory_overcommit.'),
+                        cpu_overcommit: z.number(),
+                        memory_overcommit: z.number(),
+                      })
+                      .describe('What admission allows (WARDEN_CPU_OVERCOMMIT, WARDEN_MEMORY_OVERCOMMIT): a new agent whose limits do not fit is refused (409).'),
                   })
                   .describe('Reserved is what the limits promise, not what is in use: see GET /api/agents/{id}/stats for that.'),
                 statuses: StatusCountsSchema.describe('Agents of this host by status.'),
@@ -249,6 +258,12 @@ export function systemRouter(deps: AppDeps & { agents: AgentService }) {
             agents: usedFree(current, config.maxAgents),
             cpu_cores: usedFree(Math.round(reserved.cpu_cores * 1000) / 1000, engineCpus),
             memory_bytes: usedFree(reserved.memory_bytes, engineMemory),
+            admission: {
+              cpu_cores: engineCpus === null ? null : engineCpus * config.cpuOvercommit,
+              memory_bytes: engineMemory === null ? null : Math.floor((engineMemory / MiB) * config.memoryOvercommit) * MiB,
+              cpu_overcommit: config.cpuOvercommit,
+              memory_overcommit: config.memoryOvercommit,
+            },
           },
           statuses: Object.fromEntries(AGENT_STATUSES.map((s, i) => [s, statusCounts[i]])) as z.infer<typeof StatusCountsSchema>,
         },

@@ -20,8 +20,20 @@ export const ConfigSchema = z.object({
   sandboxImage: z.string().min(1).default('warden-sandbox:bookworm'),
   /** auto: the strongest runtime the engine has (runsc, then kata, then runc with a warning). */
   sandboxRuntime: z.union([z.literal('auto'), SandboxRuntimeSchema]).default('auto'),
-  /** Fail closed: never run an agent under plain runc. */
-  requireSandbox: bool.default(false),
+  /** Fail closed (the default): never run an agent under plain runc; off, an admin may ask for runc. */
+  requireSandbox: bool.default(true),
+  /** Admission: the share of the Docker host's memory the limits of its agents may reserve in all (1.0: no overcommit). */
+  memoryOvercommit: z.coerce.number().min(0.1).max(10).default(1),
+  /** Admission: the host's cores times this is the CPU the limits of its agents may reserve in all (CPU is shared, not lost). */
+  cpuOvercommit: z.coerce.number().min(0.1).max(64).default(4),
+  /** The largest cpu_cores an agent created by a non-admin key may ask for (admins: up to 64). */
+  operatorMaxCpuCores: z.coerce.number().min(0.05).max(64).default(2),
+  /** The largest memory_mb (MiB) an agent created by a non-admin key may ask for (admins: up to 65536). */
+  operatorMaxMemoryMb: z.coerce.number().int().min(32).max(65536).default(2048),
+  /** The largest disk_mb (MiB of /workspace) an agent created by a non-admin key may ask for (admins: up to 65536). */
+  operatorMaxDiskMb: z.coerce.number().int().min(1).max(65536).default(1024),
+  /** The largest max_processes an agent created by a non-admin key may ask for (admins: up to 32768). */
+  operatorMaxProcesses: z.coerce.number().int().min(8).max(32768).default(512),
   maxAgents: z.coerce.number().int().min(1).max(10_000).default(50),
   agentIdleTtlSeconds: z.coerce.number().int().min(10).default(3600),
   stopGraceSeconds: z.coerce.number().int().min(0).max(300).default(10),
@@ -106,6 +118,12 @@ const ENV: Record<keyof Config, string> = {
   sandboxImage: 'WARDEN_SANDBOX_IMAGE',
   sandboxRuntime: 'WARDEN_SANDBOX_RUNTIME',
   requireSandbox: 'WARDEN_REQUIRE_SANDBOX',
+  memoryOvercommit: 'WARDEN_MEMORY_OVERCOMMIT',
+  cpuOvercommit: 'WARDEN_CPU_OVERCOMMIT',
+  operatorMaxCpuCores: 'WARDEN_OPERATOR_MAX_CPU_CORES',
+  operatorMaxMemoryMb: 'WARDEN_OPERATOR_MAX_MEMORY_MB',
+  operatorMaxDiskMb: 'WARDEN_OPERATOR_MAX_DISK_MB',
+  operatorMaxProcesses: 'WARDEN_OPERATOR_MAX_PROCESSES',
   maxAgents: 'WARDEN_MAX_AGENTS',
   agentIdleTtlSeconds: 'WARDEN_AGENT_IDLE_TTL_SECONDS',
   stopGraceSeconds: 'WARDEN_STOP_GRACE_SECONDS',

@@ -1,7 +1,9 @@
 /**
  * The emergency lockdown: while it holds, no agent is admitted and no action runs, until an admin
- * resumes. Held by the capacity workflow (durable, and serialised with every admission); these
- * are its records and the message every refusal carries. Workflow-safe: no I/O, no imports.
+ * resumes. Held by the capacity workflow (durable, and serialised with every admission) and
+ * recorded in the audit log, whose newest system.lockdown or system.lockdown_lifted entry is the
+ * record of truth: terminating the capacity workflow cannot lift it. These are its records and the
+ * message every refusal carries. Workflow-safe: no I/O, no imports.
  */
 
 export interface Lockdown {
@@ -10,8 +12,10 @@ export interface Lockdown {
   by: string;
   by_name: string;
   reason: string;
-  /** The number of the emergency stop that began it: its workflow is `warden-emergency-stop-<n>`. */
+  /** The number of the emergency stop that began it. */
   stop: number;
+  /** The workflow of that stop (absent from lockdowns begun before stop ids were unique: `warden-emergency-stop-<stop>`). */
+  stop_workflow_id?: string;
 }
 
 /** Who asks for a lockdown or its end, and why (the identity comes from the API key, never the body). */
@@ -35,7 +39,11 @@ export interface EmergencyStopReport {
   completed_at: string;
 }
 
-export const emergencyStopWorkflowId = (n: number): string => `warden-emergency-stop-${n}`;
+/** A stop's workflow id: a uuid (from the workflow's deterministic uuid4) that no one can take ahead of it. */
+export const emergencyStopWorkflowId = (run: number | string): string => `warden-emergency-stop-${run}`;
+
+/** The workflow of the stop that began this lockdown. */
+export const stopWorkflowIdOf = (lockdown: Lockdown): string => lockdown.stop_workflow_id ?? emergencyStopWorkflowId(lockdown.stop);
 
 /** What every refusal during the lockdown says. */
 export function lockdownMessage(lockdown: Lockdown): string {

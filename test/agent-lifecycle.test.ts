@@ -21,7 +21,8 @@ describe('agent lifecycle', () => {
     const created = await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id, resource_limits: { memory_mb: 128 } });
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ id, status: 'provisioning', skill_id: 'shell', host: TEST_HOST });
-    expect(created.body.resource_limits).toEqual({ cpu_cores: 1, memory_mb: 128, disk_mb: 256, network_enabled: false, max_processes: 128 });
+    // The workspace is a tmpfs counted in memory_mb: absent, it is what 128 MiB has room for.
+    expect(created.body.resource_limits).toEqual({ cpu_cores: 1, memory_mb: 128, disk_mb: 100, network_enabled: false, max_processes: 128 });
 
     const running = await waitForStatus(stack.api, id, ['running']);
     expect(running.container_id).toMatch(/^[0-9a-f]{64}$/);

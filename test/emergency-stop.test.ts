@@ -192,7 +192,7 @@ describe('the emergency stop', () => {
     expect(res.body).toMatchObject({ locked: true, already_locked: false, completed: true, lockdown: { by_name: 'test admin', reason: 'drill: everything stops' } });
     report = res.body.report;
     expect(report.stop_workflow_id).toBe(res.body.stop_workflow_id);
-    expect(report.stop_workflow_id).toMatch(/^warden-emergency-stop-\d+$/);
+    expect(report.stop_workflow_id).toMatch(/^warden-emergency-stop-[0-9a-f-]{36}$/);
     expect(report.agents_stopped).toEqual(expect.arrayContaining(agentIds));
     expect(report.approvals_cancelled).toEqual(expect.arrayContaining(pendingIds));
     expect(report.counts).toEqual({

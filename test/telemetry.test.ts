@@ -16,7 +16,7 @@ import { PROJECT_ROOT } from '../scripts/dev-server.js';
 import { createAgentService } from '../api/agent-service.js';
 import { clientTracingInterceptors, startTracing } from '../workers/tracing.js';
 import { freePort } from './global-setup.js';
-import { containersOf, testConfig, testDataConverter, TEST_MASTER_KEY, uniqueId, waitFor } from './helpers.js';
+import { containersOf, docker, testConfig, testDataConverter, TEST_MASTER_KEY, uniqueId, waitFor } from './helpers.js';
 
 // @temporalio/proto is CommonJS: Node's ESM loader sees only its default export.
 const { temporal } = proto;
@@ -107,7 +107,7 @@ describe('WARDEN_OTEL_ENDPOINT', () => {
     const tracing = startTracing(endpoint, 'warden-api');
     const connection = await Connection.connect({ address: inject('temporalAddress') });
     const client = new Client({ connection, dataConverter: testDataConverter(), interceptors: clientTracingInterceptors() });
-    const agents = createAgentService(client, testConfig({ dockerHostId: host }));
+    const agents = createAgentService(client, testConfig({ dockerHostId: host }), { docker });
     const id = uniqueId('traced');
     try {
       // Ready once its sandbox worker polls (the control worker, bundling its workflows first, starts with it).
@@ -119,7 +119,7 @@ describe('WARDEN_OTEL_ENDPOINT', () => {
         });
         return (res.pollers?.length ?? 0) > 0;
       }, 120_000);
-      await agents.createAgent({ skill_id: 'shell', agent_id: id, runtime: 'runc' });
+      await agents.createAgent({ skill_id: 'shell', agent_id: id, runtime: 'runc' }, { key_id: 'telemetry-test', name: 'telemetry test', role: 'admin' });
       await waitFor('the agent to run', async () => (await agents.getAgent(id).catch(() => null))?.status === 'running', 90_000);
       await agents.signalAgent(id, 'stop', true);
       await waitFor('the agent to stop', async () => (await agents.getAgent(id)).status === 'stopped', 60_000);

@@ -74,9 +74,9 @@ export async function createWorkers(opts: WorkerOptions) {
         taskQueue: CONTROL_TASK_QUEUE,
         ...(opts.workflowBundle && !opts.tracing ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
         activities: {
-          ...createControlActivities(client),
+          ...createControlActivities(client, opts.audit),
           ...createAuditActivities(opts.audit),
-          ...createEmergencyActivities(client),
+          ...createEmergencyActivities(client, opts.audit),
           ...createAlertActivities(client, opts.alerts ?? { webhooks: [] }),
           ...createReaperControlActivities(client),
           ...createGrantActivities({ grants, policy: opts.policy }),

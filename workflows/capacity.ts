@@ -3,16 +3,21 @@
  * update handlers run one at a time, so N+k concurrent creates with room for N admit exactly N.
  * Agent workflows release their slot when they end; slots of agents that ended without doing so
  * (terminated workflows, an API that died between admission and start) are reclaimed when the
- * capacity is full. It also holds the emergency lockdown: admissions are refused while it holds,
- * and the update that sets it starts the emergency stop workflow, so a lockdown never exists
- * without the stop that goes with it.
+ * capacity is full. Each admission also reserves the agent's memory and cores on its Docker host,
+ * refused when the host cannot hold them. It also holds the emergency lockdown: admissions are
+ * refused while it holds, and the update that sets it starts the emergency stop workflow (under an
+ * id no one can take ahead of it), so a lockdown never exists without the stop that goes with it.
+ * The audit log records the lockdown too, and every run restores it from there before it admits
+ * anything: a terminated capacity workflow, recreated empty, stays locked.
  */
 import {
   allHandlersFinished,
   ApplicationFailure,
   condition,
   continueAsNew,
+  log,
   ParentClosePolicy,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -23,6 +28,8 @@ import {
 import type { ControlActivities } from '../activities/control.js';
 import type { AlertActivities } from '../activities/alerts.js';
 import type { AuditActivities } from '../activities/audit.js';
+import type { EmergencyActivities } from '../activities/emergency.js';
+import { hostShortfall, type HostReservation } from '../domain/host-capacity.js';
 import { emergencyStopWorkflowId, lockdownMessage, type Lockdown, type LockdownActor } from '../domain/lockdown.js';
 import type { emergencyStopWorkflow } from './emergency-stop.js';
 import {
@@ -44,29 +51,38 @@ const { closedAgents } = proxyActivities<ControlActivities>({
 /** A freshly admitted agent gets this long to start its workflow before its slot can be reclaimed. */
 export const ADMISSION_GRACE_MS = 60_000;
 
-const { recordAudit, raiseAlert } = proxyLocalActivities<AuditActivities & AlertActivities>({
+const { recordAudit, raiseAlert, recordedLockdownState } = proxyLocalActivities<AuditActivities & AlertActivities & EmergencyActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { maximumInterval: '30 seconds' },
 });
 
+/** Attempts at starting an emergency stop, each under a new id, before the lockdown is rolled back. */
+const STOP_START_ATTEMPTS = 3;
+
 export async function capacityWorkflow(state: CapacityState = { admitted: {} }): Promise<void> {
   const admitted = new Map(Object.entries(state.admitted));
+  const reserved = new Map<string, HostReservation>(Object.entries(state.reserved ?? {}));
+  const release = (agentId: string) => void (admitted.delete(agentId), reserved.delete(agentId));
   let lockdown: Lockdown | null = state.lockdown ?? null;
   let stops = state.stops ?? 0;
-  let tail: Promise<unknown> = Promise.resolve();
+  // Fail closed: before this run admits anything, the lockdown the audit log records is restored
+  // (whatever state this run was started with: by continue-as-new, or by anyone with a client).
+  let tail: Promise<unknown> = patched('lockdown-from-audit')
+    ? recordedLockdownState().then((recorded) => void (lockdown ??= recorded))
+    : Promise.resolve();
   const oneAtATime = <T>(fn: () => Promise<T>): Promise<T> => {
     const run = tail.then(fn, fn);
     tail = run.catch(() => undefined);
     return run;
   };
 
-  const snapshot = (): CapacityState => ({ admitted: Object.fromEntries(admitted), lockdown, stops });
+  const snapshot = (): CapacityState => ({ admitted: Object.fromEntries(admitted), lockdown, stops, reserved: Object.fromEntries(reserved) });
   setHandler(capacityQuery, snapshot);
   setHandler(lockdownQuery, () => lockdown);
-  setHandler(releaseAgentSignal, ({ agentId }) => void admitted.delete(agentId));
+  setHandler(releaseAgentSignal, ({ agentId }) => release(agentId));
   setHandler(
     admitAgentUpdate,
-    ({ agentId, maxAgents, alertPercent }) =>
+    ({ agentId, maxAgents, alertPercent, reservation, hostBudget }) =>
       oneAtATime(async () => {
         if (lockdown) {
           const message = lockdownMessage(lockdown);
@@ -79,7 +95,7 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
         if (admitted.size >= maxAgents) {
           const now = Date.now();
           const settled = [...admitted].filter(([, at]) => now - Date.parse(at) > ADMISSION_GRACE_MS).map(([id]) => id);
-          if (settled.length > 0) for (const id of await closedAgents(settled)) admitted.delete(id);
+          if (settled.length > 0) for (const id of await closedAgents(settled)) release(id);
         }
         if (admitted.size >= maxAgents) {
           throw ApplicationFailure.create({
@@ -88,7 +104,10 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
             nonRetryable: true,
           });
         }
+        const shortfall = reservation && hostBudget ? hostShortfall(reservation, [...reserved.values()], hostBudget) : null;
+        if (shortfall) throw ApplicationFailure.create({ type: 'HostCapacityExceeded', message: shortfall, nonRetryable: true });
         admitted.set(agentId, new Date().toISOString());
+        if (reservation) reserved.set(agentId, reservation);
         // Alert when this admission crosses the threshold (not on every admission above it).
         const threshold = alertPercent ? Math.ceil((maxAgents * alertPercent) / 100) : 0;
         if (threshold > 0 && admitted.size === threshold) {
@@ -104,34 +123,83 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
         return { admitted: admitted.size, max_agents: maxAgents };
       }),
     {
-      validator: ({ agentId, maxAgents }) => {
+      validator: ({ agentId, maxAgents, reservation, hostBudget }) => {
         if (typeof agentId !== 'string' || agentId.length === 0) throw new Error('agentId is required');
         if (!Number.isInteger(maxAgents) || maxAgents < 1) throw new Error('maxAgents must be a positive integer');
+        if ((reservation === undefined) !== (hostBudget === undefined)) throw new Error('reservation and hostBudget go together');
       },
     },
   );
 
   setHandler(
     lockdownUpdate,
-    (actor) =>
-      oneAtATime(async () => {
+    (actor) => {
+      // Decided as the update arrives, before any local activity of this workflow task.
+      const uniqueStopIds = patched('emergency-stop-unique-id');
+      return oneAtATime(async () => {
         const alreadyLocked = lockdown !== null;
         const stop = ++stops;
+        if (!uniqueStopIds) return startNumberedStop(actor, stop, alreadyLocked);
+        const stopWorkflowId = emergencyStopWorkflowId(uuid4());
         if (!lockdown) {
-          lockdown = { since: new Date().toISOString(), by: actor.by, by_name: actor.by_name, reason: actor.reason, stop };
+          lockdown = { since: new Date().toISOString(), by: actor.by, by_name: actor.by_name, reason: actor.reason, stop, stop_workflow_id: stopWorkflowId };
           await recordAudit({ key: `lockdown:${uuid4()}`, kind: 'system.lockdown', actor: actor.by, details: { ...lockdown } });
         }
-        // Abandoned: the stop carries on whatever becomes of this run (continue-as-new included).
-        await startChild<typeof emergencyStopWorkflow>('emergencyStopWorkflow', {
-          workflowId: emergencyStopWorkflowId(stop),
-          taskQueue: CONTROL_TASK_QUEUE,
-          parentClosePolicy: ParentClosePolicy.ABANDON,
-          args: [{ stop, lockdown, requested: actor, admitted: [...admitted.keys()] }],
+        const started = await startStop(actor, stop, lockdown, stopWorkflowId);
+        if (started) return { lockdown, already_locked: alreadyLocked, stop_workflow_id: started };
+        // No stop could start: a lockdown this update began is rolled back, never left without its stop.
+        if (!alreadyLocked) {
+          const lifted = lockdown;
+          lockdown = null;
+          await recordAudit({
+            key: `lockdown-lifted:${uuid4()}`,
+            kind: 'system.lockdown_lifted',
+            actor: 'system',
+            details: { reason: 'the emergency stop could not start', by_name: 'system', locked_since: lifted.since, stop: lifted.stop },
+          });
+        }
+        throw ApplicationFailure.create({
+          type: 'EmergencyStopNotStarted',
+          message: `the emergency stop could not start after ${STOP_START_ATTEMPTS} attempts; ${alreadyLocked ? 'the lockdown holds' : 'no lockdown was set'}: try again`,
+          nonRetryable: true,
         });
-        return { lockdown, already_locked: alreadyLocked, stop_workflow_id: emergencyStopWorkflowId(stop) };
-      }),
+      });
+    },
     { validator: validateActor },
   );
+
+  /** Starts the stop's workflow, abandoned (it carries on whatever becomes of this run); its id, or null when every attempt failed. */
+  async function startStop(actor: LockdownActor, stop: number, held: Lockdown, firstId: string): Promise<string | null> {
+    for (let attempt = 1, workflowId = firstId; attempt <= STOP_START_ATTEMPTS; attempt++, workflowId = emergencyStopWorkflowId(uuid4())) {
+      try {
+        await startChild<typeof emergencyStopWorkflow>('emergencyStopWorkflow', {
+          workflowId,
+          taskQueue: CONTROL_TASK_QUEUE,
+          parentClosePolicy: ParentClosePolicy.ABANDON,
+          args: [{ stop, lockdown: held, requested: actor, admitted: [...admitted.keys()] }],
+        });
+        return workflowId;
+      } catch (err) {
+        log.warn('an emergency stop did not start', { workflowId, error: String(err) });
+      }
+    }
+    return null;
+  }
+
+  /** Histories from before unique stop ids: the stop's workflow is numbered. */
+  async function startNumberedStop(actor: LockdownActor, stop: number, alreadyLocked: boolean) {
+    if (!lockdown) {
+      lockdown = { since: new Date().toISOString(), by: actor.by, by_name: actor.by_name, reason: actor.reason, stop };
+      await recordAudit({ key: `lockdown:${uuid4()}`, kind: 'system.lockdown', actor: actor.by, details: { ...lockdown } });
+    }
+    await startChild<typeof emergencyStopWorkflow>('emergencyStopWorkflow', {
+      workflowId: emergencyStopWorkflowId(stop),
+      taskQueue: CONTROL_TASK_QUEUE,
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      args: [{ stop, lockdown, requested: actor, admitted: [...admitted.keys()] }],
+    });
+    return { lockdown, already_locked: alreadyLocked, stop_workflow_id: emergencyStopWorkflowId(stop) };
+  }
   setHandler(
     liftLockdownUpdate,
     (actor) =>

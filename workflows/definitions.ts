@@ -12,6 +12,7 @@ import type { SkillCommand } from '../skills/types.js';
 import type { ApprovalAttempt, ApprovalVerdict } from './approval.js';
 import type { Lockdown, LockdownActor } from '../domain/lockdown.js';
 import type { ActionClaims, Grant } from '../domain/grants.js';
+import type { HostBudget, HostReservation } from '../domain/host-capacity.js';
 
 /** Workflows and non-sandbox activities. */
 export const CONTROL_TASK_QUEUE = 'warden-control';
@@ -99,6 +100,9 @@ export interface AdmitRequest {
   maxAgents: number;
   /** Raise a capacity alert when admissions reach this percentage of maxAgents (alerts configured). */
   alertPercent?: number;
+  /** What the agent reserves on its Docker host, and what that host can hold (absent from older callers: not checked). */
+  reservation?: HostReservation;
+  hostBudget?: HostBudget;
 }
 export interface CapacityState {
   /** Admitted agent ids, with the time they were admitted (ISO). */
@@ -107,6 +111,8 @@ export interface CapacityState {
   lockdown?: Lockdown | null;
   /** Emergency stops so far: the next one is number stops + 1. */
   stops?: number;
+  /** What each admitted agent reserves on its Docker host (agents admitted with a reservation). */
+  reserved?: Record<string, HostReservation>;
 }
 /** Reserves a slot for an agent; fails with CapacityExceeded when max_agents are admitted. */
 export const admitAgentUpdate = defineUpdate<{ admitted: number; max_agents: number }, [AdmitRequest]>('admitAgent');

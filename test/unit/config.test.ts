@@ -10,7 +10,13 @@ describe('loadConfig', () => {
       dockerHostId: 'local',
       sandboxImage: 'warden-sandbox:bookworm',
       sandboxRuntime: 'auto',
-      requireSandbox: false,
+      requireSandbox: true,
+      memoryOvercommit: 1,
+      cpuOvercommit: 4,
+      operatorMaxCpuCores: 2,
+      operatorMaxMemoryMb: 2048,
+      operatorMaxDiskMb: 1024,
+      operatorMaxProcesses: 512,
       maxAgents: 50,
       agentIdleTtlSeconds: 3600,
       stopGraceSeconds: 10,
@@ -24,7 +30,7 @@ describe('loadConfig', () => {
     const config = loadConfig({ TEMPORAL_ADDRESS: '', WARDEN_MAX_AGENTS: '', WARDEN_REQUIRE_SANDBOX: '' });
     expect(config.temporalAddress).toBe('127.0.0.1:7233');
     expect(config.maxAgents).toBe(50);
-    expect(config.requireSandbox).toBe(false);
+    expect(config.requireSandbox).toBe(true);
   });
 
   it('ignores variables it does not know', () => {
@@ -37,7 +43,13 @@ describe('loadConfig', () => {
     ['WARDEN_DOCKER_HOST_ID', 'host-7.example', 'dockerHostId', 'host-7.example'],
     ['WARDEN_SANDBOX_IMAGE', 'registry.example/sandbox:1.2', 'sandboxImage', 'registry.example/sandbox:1.2'],
     ['WARDEN_SANDBOX_RUNTIME', 'kata', 'sandboxRuntime', 'kata'],
-    ['WARDEN_REQUIRE_SANDBOX', 'true', 'requireSandbox', true],
+    ['WARDEN_REQUIRE_SANDBOX', 'false', 'requireSandbox', false],
+    ['WARDEN_MEMORY_OVERCOMMIT', '1.5', 'memoryOvercommit', 1.5],
+    ['WARDEN_CPU_OVERCOMMIT', '2', 'cpuOvercommit', 2],
+    ['WARDEN_OPERATOR_MAX_CPU_CORES', '0.5', 'operatorMaxCpuCores', 0.5],
+    ['WARDEN_OPERATOR_MAX_MEMORY_MB', '256', 'operatorMaxMemoryMb', 256],
+    ['WARDEN_OPERATOR_MAX_DISK_MB', '64', 'operatorMaxDiskMb', 64],
+    ['WARDEN_OPERATOR_MAX_PROCESSES', '64', 'operatorMaxProcesses', 64],
     ['WARDEN_MAX_AGENTS', '7', 'maxAgents', 7],
     ['WARDEN_AGENT_IDLE_TTL_SECONDS', '120', 'agentIdleTtlSeconds', 120],
     ['WARDEN_STOP_GRACE_SECONDS', '0', 'stopGraceSeconds', 0],
@@ -107,6 +119,10 @@ describe('loadConfig', () => {
     ['WARDEN_DOCKER_HOST_ID', 'Bad_Host'],
     ['WARDEN_LOG_LEVEL', 'loud'],
     ['WARDEN_REAPER_INTERVAL_SECONDS', '5'],
+    ['WARDEN_MEMORY_OVERCOMMIT', '0'],
+    ['WARDEN_CPU_OVERCOMMIT', 'lots'],
+    ['WARDEN_OPERATOR_MAX_MEMORY_MB', '131072'],
+    ['WARDEN_OPERATOR_MAX_PROCESSES', '2'],
   ])('%s=%s fails start-up naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^invalid configuration:\\n  ${name}: \\S`));
   });

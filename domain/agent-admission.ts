@@ -1,0 +1,44 @@
+/**
+ * Who may ask for what in a new agent. Weaker isolation (runc, a network) and limits above the
+ * operator maxima are an admin's to give, and every sandbox must hold its own tmpfs mounts. What
+ * the Docker host can hold is the capacity workflow's check (domain/host-capacity.ts).
+ */
+import { sandboxMemoryProblem, type CreateAgentRequest, type ResourceLimits } from './agent.js';
+import type { Config } from './config.js';
+import { WardenError } from './errors.js';
+import { hasRole, type Role } from './roles.js';
+
+export type AgentAdmissionSettings = Pick<
+  Config,
+  'requireSandbox' | 'operatorMaxCpuCores' | 'operatorMaxMemoryMb' | 'operatorMaxDiskMb' | 'operatorMaxProcesses'
+>;
+
+/** Refuses what this role may not ask for (403) and limits that cannot work (422). */
+export function checkAgentRequest(request: CreateAgentRequest, limits: ResourceLimits, role: Role, settings: AgentAdmissionSettings): void {
+  if (!hasRole(role, 'admin')) {
+    const beyond: string[] = [];
+    if (request.runtime === 'runc') beyond.push('runtime runc (no sandbox kernel: the container shares the host kernel)');
+    if (limits.network_enabled) beyond.push('resource_limits.network_enabled true (a network interface and a default route)');
+    const maxima = [
+      ['cpu_cores', limits.cpu_cores, settings.operatorMaxCpuCores, 'WARDEN_OPERATOR_MAX_CPU_CORES'],
+      ['memory_mb', limits.memory_mb, settings.operatorMaxMemoryMb, 'WARDEN_OPERATOR_MAX_MEMORY_MB'],
+      ['disk_mb', limits.disk_mb, settings.operatorMaxDiskMb, 'WARDEN_OPERATOR_MAX_DISK_MB'],
+      ['max_processes', limits.max_processes, settings.operatorMaxProcesses, 'WARDEN_OPERATOR_MAX_PROCESSES'],
+    ] as const;
+    for (const [field, asked, max, setting] of maxima) {
+      if (asked > max) beyond.push(`resource_limits.${field} ${asked}, above ${max}, the most a key below admin may ask for (${setting})`);
+    }
+    if (beyond.length > 0) {
+      throw new WardenError('admin_required', `an admin must create an agent with ${beyond.join('; ')}`, 403);
+    }
+  }
+  if (request.runtime === 'runc' && settings.requireSandbox) {
+    throw new WardenError(
+      'sandbox_required',
+      'require_sandbox is on: runtime runc is not allowed; ask for runsc or kata, or leave runtime out (an operator of the host may set WARDEN_REQUIRE_SANDBOX=false)',
+      422,
+    );
+  }
+  const problem = sandboxMemoryProblem(limits);
+  if (problem) throw new WardenError('invalid_limits', problem, 422);
+}
