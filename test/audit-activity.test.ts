@@ -11,13 +11,14 @@ import { DefaultLogger } from '@temporalio/worker';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createAuditActivities, type AuditReceipt, type RecordAuditInput } from '../activities/audit.js';
 import { AuditStore } from '../activities/audit-store.js';
+import { testAuditOptions } from './helpers.js';
 
 let dir: string;
 let store: AuditStore;
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'warden-audit-activity-'));
-  store = AuditStore.open(join(dir, 'audit.db'));
+  store = AuditStore.open(join(dir, 'audit.db'), testAuditOptions());
 });
 
 afterEach(() => {

@@ -20,7 +20,15 @@ import {
   hashEntry,
   type AuditEntry,
 } from '../../activities/audit-store.js';
+import { Keyring } from '../../domain/keyring.js';
 import { PROJECT_ROOT } from '../../scripts/dev-server.js';
+
+/** A master key for these tests only. */
+const MASTER_KEY = Buffer.from('audit-store-TEST-ONLY-master-key').toString('base64');
+const keyring = () => Keyring.load({ masterKey: MASTER_KEY, dataDir: tmpdir() });
+/** The key ids the key store knows, for these tests. */
+const KNOWN_KEY_IDS = new Set(['key:ops']);
+const options = () => ({ keyring: keyring(), isKnownKeyId: (id: string) => KNOWN_KEY_IDS.has(id) });
 
 let dir: string;
 let file: string;
@@ -29,7 +37,7 @@ let store: AuditStore;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'warden-audit-'));
   file = join(dir, 'nested', 'audit.db');
-  store = AuditStore.open(file);
+  store = AuditStore.open(file, options());
 });
 
 afterEach(() => {
@@ -91,6 +99,7 @@ const forged = (seq: number, prev_hash: string): AuditEntry => {
     at: '2026-01-01T00:00:00.000Z',
     kind: 'approval.granted' as const,
     actor: 'key:mallory',
+    actor_verified: null,
     action_id: 'act-1',
     agent_id: 'agt-1',
     details: { approved: true },
@@ -110,17 +119,17 @@ describe('the chain', () => {
       if (i > 0) expect(e.prev_hash).toBe(entries[i - 1].hash);
     }
     expect(store.head()).toEqual({ seq: 12, hash: entries[11].hash });
-    expect(store.verify()).toEqual({ ok: true, entries: 12, first_broken: null });
+    expect(store.verify()).toMatchObject({ ok: true, entries: 12, breaks: [], first_broken: null });
   });
 
   it('verifies an empty log', () => {
-    expect(store.verify()).toEqual({ ok: true, entries: 0, first_broken: null });
+    expect(store.verify()).toMatchObject({ ok: true, entries: 0, breaks: [], first_broken: null });
   });
 
   it('hashes the previous hash, a newline and the canonical encoding of every other field', async () => {
     const e = store.append({ key: 'k', kind: 'agent.created', actor: 'system', agent_id: 'agt-1', details: { b: 1, a: [true, null] }, at: '2026-02-03T04:05:06.789Z' });
     const canonical =
-      '{"action_id":null,"actor":"system","agent_id":"agt-1","at":"2026-02-03T04:05:06.789Z","details":{"a":[true,null],"b":1},' +
+      '{"action_id":null,"actor":"system","actor_verified":true,"agent_id":"agt-1","at":"2026-02-03T04:05:06.789Z","details":{"a":[true,null],"b":1},' +
       `"key":"k","kind":"agent.created","prev_hash":"${GENESIS_HASH}","seq":1}`;
     const { createHash } = await import('node:crypto');
     expect(e.hash).toBe(createHash('sha256').update(`${GENESIS_HASH}\n${canonical}`).digest('hex'));
@@ -129,7 +138,7 @@ describe('the chain', () => {
   it('stays unchanged and survives reopening', () => {
     const entries = seed(3);
     store.close();
-    store = AuditStore.open(file);
+    store = AuditStore.open(file, options());
     expect(store.list()).toEqual([...entries].reverse());
     expect(store.append({ key: 'after-reopen', kind: 'system.started', actor: 'system', details: {} }).prev_hash).toBe(entries[2].hash);
     expect(store.verify().ok).toBe(true);
@@ -332,7 +341,7 @@ describe('export', () => {
 
 describe('appends from several writers', () => {
   it('two store instances on the same file interleave into one contiguous chain', () => {
-    const other = AuditStore.open(file);
+    const other = AuditStore.open(file, options());
     try {
       for (let i = 0; i < 20; i++) {
         (i % 2 ? store : other).append({ key: `k${i}`, kind: 'execution.started', actor: 'system', details: { i } });
@@ -342,16 +351,19 @@ describe('appends from several writers', () => {
       other.close();
     }
     expect(store.list({ limit: 1000 }).map((e) => e.seq)).toEqual([...Array(20).keys()].map((i) => 20 - i));
-    expect(store.verify()).toEqual({ ok: true, entries: 20, first_broken: null });
+    expect(store.verify()).toMatchObject({ ok: true, entries: 20, breaks: [] });
   });
 
   it('two processes appending at once, with retried keys, make one contiguous chain', async () => {
     const N = 60;
     const moduleUrl = pathToFileURL(join(PROJECT_ROOT, 'activities/audit-store.ts')).href;
+    const keyringUrl = pathToFileURL(join(PROJECT_ROOT, 'domain/keyring.ts')).href;
     // Both processes also write a shared set of keys, like a retry landing on another worker.
     const script = (name: string) => `
       const { AuditStore } = await import(${JSON.stringify(moduleUrl)});
-      const store = AuditStore.open(${JSON.stringify(file)});
+      const { Keyring } = await import(${JSON.stringify(keyringUrl)});
+      const keyring = Keyring.load({ masterKey: ${JSON.stringify(MASTER_KEY)}, dataDir: '.' });
+      const store = AuditStore.open(${JSON.stringify(file)}, { keyring, isKnownKeyId: () => false });
       for (let i = 0; i < ${N}; i++) {
         store.append({ key: '${name}:' + i, kind: 'execution.completed', actor: '${name}', details: { i } });
         if (i % 10 === 0) store.append({ key: 'shared:' + i, kind: 'execution.failed', actor: '${name}', details: { i } });
@@ -365,13 +377,17 @@ describe('appends from several writers', () => {
     expect(all).toHaveLength(2 * N + shared);
     expect(all.map((e) => e.seq)).toEqual([...Array(all.length).keys()].map((i) => all.length - i));
     expect(new Set(all.map((e) => e.key)).size).toBe(all.length);
-    expect(store.verify()).toEqual({ ok: true, entries: all.length, first_broken: null });
+    expect(store.verify()).toMatchObject({ ok: true, entries: all.length, breaks: [] });
   });
 });
 
 describe('warden audit --db: the log read straight from its file', () => {
   const cli = (...args: string[]) =>
-    spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'bin/warden.ts'), 'audit', ...args], { cwd: PROJECT_ROOT, encoding: 'utf8' });
+    spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'bin/warden.ts'), 'audit', ...args], {
+      cwd: PROJECT_ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, WARDEN_MASTER_KEY: MASTER_KEY },
+    });
 
   it('verifies, exports and tails', () => {
     const entries = seed(5);
@@ -407,7 +423,7 @@ describe('warden audit --db: the log read straight from its file', () => {
 
 describe('redaction', () => {
   it('scrubs credentials out of details before they are hashed and stored', () => {
-    const store = AuditStore.open(':memory:');
+    const store = AuditStore.open(':memory:', options());
     const entry = store.append({ key: 'redact-1', kind: 'execution.failed', actor: 'system', details: { error: 'cannot reach postgres://app:hunter2@db/x', nested: ['Bearer abcdef0123456789abcdef'] } });
     expect(entry.details).toEqual({ error: 'cannot reach postgres://app:[REDACTED:password]@db/x', nested: ['Bearer [REDACTED:token]'] });
     expect(store.list()[0]!.details).toEqual(entry.details);
