@@ -1,20 +1,24 @@
 /**
  * The audit log: append-only and tamper-evident, in SQLite under the data dir. Every entry
  * carries the hash of the one before it (a hash chain over a canonical encoding), so changing,
- * deleting, reordering or inserting an entry breaks a link that `verify()` reports. A `head` row,
- * written in the same transaction as each entry, records the newest (seq, hash): the chain alone
- * cannot notice that its newest entries were cut off. Someone able to rewrite the whole file
- * consistently (every hash and the head) is only caught by an anchor kept elsewhere, for
- * instance a head exported to another system now and then.
+ * deleting, reordering or inserting an entry breaks a link that `verify()` reports, every break
+ * with its reason. A `head` row, written in the same transaction as each entry, records the newest
+ * (seq, hash): the chain alone cannot notice that its newest entries were cut off. The head is
+ * anchored with a MAC under a key derived from the master key, which the database never holds:
+ * whoever rewrites the whole table and re-chains it consistently cannot make the anchor match.
+ *
+ * Each entry says whether its actor was verified when it was written: a system actor, or an API
+ * key the key store knows. Workflows pass actors in, and anyone who reaches Temporal can start a
+ * workflow, so any other actor is recorded as claimed, never as trusted.
  *
  * Appends are idempotent by key: a retried activity gets the entry its first attempt wrote.
  * The store never logs: details may name things a log should not.
  */
-import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { z } from 'zod';
+import { KeyringError, type Keyring } from '../domain/keyring.js';
+import { preparePrivateDatabase } from '../domain/private-files.js';
 import { scrubValue } from '../domain/redact.js';
 
 export const AUDIT_KINDS = [
@@ -64,6 +68,13 @@ export type AuditKind = z.infer<typeof AuditKindSchema>;
 /** prev_hash of the first entry. */
 export const GENESIS_HASH = '0'.repeat(64);
 
+/**
+ * The actors workflows and the API record that are not API keys (workflows/agent.ts, action.ts,
+ * capacity.ts, reaper.ts). An actor that is neither one of these nor a known key id is recorded
+ * as unverified.
+ */
+export const SYSTEM_ACTORS: readonly string[] = ['system', 'reaper', 'system (restart policy)', 'system (idle timeout)'];
+
 const Hex64 = z.string().regex(/^[0-9a-f]{64}$/);
 
 export const AuditEntrySchema = z.object({
@@ -72,8 +83,14 @@ export const AuditEntrySchema = z.object({
   key: z.string().min(1),
   at: z.string(),
   kind: AuditKindSchema,
-  /** Who: an API key's name or id, or 'system'. */
+  /** Who: an API key's id, or a system actor. */
   actor: z.string().nullable(),
+  /**
+   * Whether the actor was checked when the entry was written: a system actor or a key id the key
+   * store knows. false: a claim nobody could confirm (a forged workflow, say); null: written
+   * before actors were checked.
+   */
+  actor_verified: z.boolean().nullable(),
   action_id: z.string().nullable(),
   agent_id: z.string().nullable(),
   details: z.record(z.string(), z.unknown()),
@@ -104,11 +121,33 @@ export const AuditQuerySchema = z.object({
 });
 export type AuditQuery = z.input<typeof AuditQuerySchema>;
 
+export interface AuditBreak {
+  seq: number;
+  reason: string;
+}
+
 export interface AuditVerification {
+  /** True when nothing is broken: the chain, the head and its anchor. */
   ok: boolean;
   entries: number;
-  first_broken: null | { seq: number; reason: string };
+  /** Every break, in the order found (the chain oldest first, then the head, then the anchor). */
+  breaks: AuditBreak[];
+  /** breaks[0], or null. */
+  first_broken: AuditBreak | null;
+  /** Entries whose actor could not be verified when written: how many, and the seqs of the first 100. */
+  unverified_actors: { count: number; seqs: number[] };
+  /** The head's anchor: the master key it is under, and the entry it was first set at (after that, every head was anchored). */
+  anchor: { key_id: string; since_seq: number } | null;
 }
+
+/** The log does not match its anchor: it was rewritten outside the audit store, or cannot be checked here. */
+export class AuditIntegrityError extends Error {
+  override name = 'AuditIntegrityError';
+}
+
+const LISTED_UNVERIFIED = 100;
+/** Breaks past this many are reported without searching for where their entry came from (each search hashes the whole log). */
+const DIAGNOSED_BREAKS = 100;
 
 /** A value that has no canonical JSON form (undefined, a function, NaN, a Date, a cycle…). */
 export class AuditEncodingError extends Error {
@@ -157,10 +196,31 @@ function encode(value: unknown, path: string, seen: Set<object>): string {
   }
 }
 
-/** The hash of an entry: sha256 over the previous hash and the canonical encoding of every other field. */
-export function hashEntry(entry: Omit<AuditEntry, 'hash'> & { hash?: string }): string {
-  const { hash: _ignored, ...fields } = entry;
+type HashedFields = Omit<AuditEntry, 'hash' | 'actor_verified'> & { actor_verified?: boolean | null; hash?: string };
+
+/**
+ * The hash of an entry: sha256 over the previous hash and the canonical encoding of every other
+ * field. An entry written before actors were checked (actor_verified null) is hashed without it.
+ */
+export function hashEntry(entry: HashedFields): string {
+  const { hash: _ignored, actor_verified, ...rest } = entry;
+  const fields = actor_verified === null || actor_verified === undefined ? rest : { ...rest, actor_verified };
   return createHash('sha256').update(`${entry.prev_hash}\n${canonicalJson(fields)}`, 'utf8').digest('hex');
+}
+
+// Node 20 has String.prototype.toWellFormed; the ES2022 library this project compiles against does not declare it.
+const toWellFormed = (text: string): string => (text as string & { toWellFormed(): string }).toWellFormed();
+
+/**
+ * A lone surrogate becomes U+FFFD. SQLite keeps text as UTF-8, which cannot hold one: it would be
+ * hashed as written and read back as U+FFFD, and an honest entry would fail verification.
+ * (Details are stored as JSON, whose escapes carry lone surrogates exactly.)
+ */
+const wellFormed = <T extends string | null | undefined>(text: T): T => (typeof text === 'string' ? (toWellFormed(text) as T) : text);
+
+/** The MAC that anchors a head (seq, hash), first set at entry `since`. */
+function anchorMac(key: Buffer, head: { seq: number; hash: string }, since: number): string {
+  return createHmac('sha256', key).update(`warden audit head v1\0${head.seq}\0${head.hash}\0${since}`, 'utf8').digest('hex');
 }
 
 interface Row {
@@ -169,6 +229,7 @@ interface Row {
   at: string;
   kind: string;
   actor: string | null;
+  actor_verified: 0 | 1 | null;
   action_id: string | null;
   agent_id: string | null;
   details: string;
@@ -176,7 +237,17 @@ interface Row {
   hash: string;
 }
 
-const COLUMNS = 'seq, key, at, kind, actor, action_id, agent_id, details, prev_hash, hash';
+const COLUMNS = 'seq, key, at, kind, actor, actor_verified, action_id, agent_id, details, prev_hash, hash';
+/** What a log written before actors were checked gives for the same columns. */
+const LEGACY_COLUMNS = COLUMNS.replace('actor_verified', 'NULL AS actor_verified');
+
+interface HeadRow {
+  seq: number;
+  hash: string;
+  mac: string | null;
+  mac_key_id: string | null;
+  anchored_since: number | null;
+}
 
 function toEntry(row: Row): AuditEntry {
   let details: Record<string, unknown>;
@@ -185,7 +256,7 @@ function toEntry(row: Row): AuditEntry {
   } catch {
     throw new Error(`audit entry ${row.seq} has unreadable details; run \`warden audit verify --db <file>\``);
   }
-  return { ...row, kind: row.kind as AuditKind, details };
+  return { ...row, kind: row.kind as AuditKind, actor_verified: row.actor_verified === null ? null : row.actor_verified === 1, details };
 }
 
 /** The entry as stored, or null when its details no longer parse (a tampered row). */
@@ -198,7 +269,7 @@ function rowFields(row: Row): Omit<AuditEntry, 'hash'> | null {
   }
 }
 
-const rowHashMatches = (row: Row, seq = row.seq): boolean => {
+const rowHashMatches = (row: Row, seq: number): boolean => {
   const fields = rowFields(row);
   if (!fields) return false;
   try {
@@ -208,19 +279,36 @@ const rowHashMatches = (row: Row, seq = row.seq): boolean => {
   }
 };
 
+/** A writer checks actors and anchors the head; a reader (the verifier, the CLI) checks the anchor when it has the keys. */
+export type AuditStoreOptions =
+  | {
+      readonly?: false;
+      /** The master keys the head's anchor is made and checked with. */
+      keyring: Keyring;
+      /** Whether an API key with this id exists (a read-only view of the key store). */
+      isKnownKeyId: (id: string) => boolean;
+    }
+  | { readonly: true; keyring?: Keyring };
+
 export class AuditStore {
-  private constructor(private readonly db: Database.Database) {}
+  private constructor(
+    private readonly db: Database.Database,
+    private readonly keyring: Keyring | undefined,
+    private readonly isKnownKeyId: (id: string) => boolean,
+    /** What SELECTs entries' columns: a log older than actor checks lacks actor_verified. */
+    private readonly columns: string,
+  ) {}
 
   /**
    * Opens (and creates) the log. `readonly` opens an existing file without changing it, for the
    * verifier and the CLI.
    */
-  static open(path: string, opts: { readonly?: boolean } = {}): AuditStore {
+  static open(path: string, opts: AuditStoreOptions): AuditStore {
     if (opts.readonly) {
       const db = new Database(path, { readonly: true, fileMustExist: true, timeout: 10_000 });
-      return new AuditStore(db);
+      return new AuditStore(db, opts.keyring, () => false, hasColumn(db, 'entries', 'actor_verified') ? COLUMNS : LEGACY_COLUMNS);
     }
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    preparePrivateDatabase(path);
     // Writers in other processes wait for the write lock instead of failing at once.
     const db = new Database(path, { timeout: 10_000 });
     db.pragma('journal_mode = WAL');
@@ -256,7 +344,27 @@ export class AuditStore {
       CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     `);
-    return new AuditStore(db);
+    const store = new AuditStore(db, opts.keyring, opts.isKnownKeyId, COLUMNS);
+    store.upgrade();
+    return store;
+  }
+
+  /**
+   * Adds what an older log lacks: actor_verified, and the head's anchor. A log that had no anchor
+   * column is anchored as it stands (its `since` says from which entry on the anchor vouches); a
+   * head without an anchor once the column exists is never anchored here, as that is what
+   * someone who rewrote the log would leave: verify reports it, and appends refuse.
+   */
+  private upgrade(): void {
+    this.db
+      .transaction(() => {
+        if (!hasColumn(this.db, 'entries', 'actor_verified')) this.db.exec('ALTER TABLE entries ADD COLUMN actor_verified INTEGER');
+        const anchorColumnAdded = !hasColumn(this.db, 'head', 'mac');
+        if (anchorColumnAdded) this.db.exec('ALTER TABLE head ADD COLUMN mac TEXT; ALTER TABLE head ADD COLUMN mac_key_id TEXT; ALTER TABLE head ADD COLUMN anchored_since INTEGER');
+        const head = this.headRow()!;
+        if (head.mac === null && (anchorColumnAdded || head.seq === 0)) this.writeHead(head, head.seq);
+      })
+      .immediate();
   }
 
   close(): void {
@@ -264,49 +372,84 @@ export class AuditStore {
   }
 
   /**
-   * Appends an entry, atomically: the write lock is taken first, then the head is read, the hash
-   * computed and the entry and head written in one transaction. Idempotent by key: when the key
-   * is already stored, that entry is returned unchanged and nothing is written, even when this
-   * call's details differ (the first write wins).
+   * Appends an entry, atomically: the write lock is taken first, then the head is read and its
+   * anchor checked, the hash computed and the entry and anchored head written in one transaction.
+   * Idempotent by key: when the key is already stored, that entry is returned unchanged and
+   * nothing is written, even when this call's details differ (the first write wins).
    */
   append(input: AuditAppendInput): AuditEntry {
     const parsed = AuditAppendSchema.parse(input);
     // Credentials that slipped into details (an error message quoting a URL, say) are redacted before hashing.
     // Encoded first, so what has no JSON form is refused as before; the plain JSON is then scrubbed.
     const details = canonicalJson(scrubValue(JSON.parse(canonicalJson(parsed.details, 'details'))));
+    const key = wellFormed(parsed.key);
+    const actor = wellFormed(parsed.actor);
     return this.db
       .transaction((): AuditEntry => {
-        const existing = this.db.prepare(`SELECT ${COLUMNS} FROM entries WHERE key = ?`).get(parsed.key) as Row | undefined;
+        const existing = this.db.prepare(`SELECT ${COLUMNS} FROM entries WHERE key = ?`).get(key) as Row | undefined;
         if (existing) return toEntry(existing);
         // The head, not the newest row, is what the next entry links to: if the newest rows were
         // deleted, new entries keep pointing at them and the gap stays visible to verify().
-        const head = this.db.prepare('SELECT seq, hash FROM head WHERE id = 1').get() as { seq: number; hash: string };
+        const head = this.headRow()!;
+        const anchorProblem = this.anchorProblem(head);
+        if (anchorProblem) throw new AuditIntegrityError(`the audit log cannot be appended to: ${anchorProblem}; run \`warden audit verify\``);
         const last = (this.db.prepare('SELECT MAX(seq) AS seq FROM entries').get() as { seq: number | null }).seq ?? 0;
         if (last > head.seq) {
-          throw new Error(
+          throw new AuditIntegrityError(
             `the audit log is inconsistent: its head records entry ${head.seq} but entry ${last} exists; ` +
               'run `warden audit verify --db <file>`',
           );
         }
         const fields: Omit<AuditEntry, 'hash'> = {
           seq: head.seq + 1,
-          key: parsed.key,
+          key,
           at: parsed.at ?? new Date().toISOString(),
           kind: parsed.kind,
-          actor: parsed.actor,
-          action_id: parsed.action_id ?? null,
-          agent_id: parsed.agent_id ?? null,
+          actor,
+          actor_verified: actor !== null && (SYSTEM_ACTORS.includes(actor) || this.isKnownKeyId(actor)),
+          action_id: wellFormed(parsed.action_id) ?? null,
+          agent_id: wellFormed(parsed.agent_id) ?? null,
           details: JSON.parse(details),
           prev_hash: head.hash,
         };
         const entry: AuditEntry = { ...fields, hash: hashEntry(fields) };
         this.db
-          .prepare(`INSERT INTO entries (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-          .run(entry.seq, entry.key, entry.at, entry.kind, entry.actor, entry.action_id, entry.agent_id, details, entry.prev_hash, entry.hash);
-        this.db.prepare('UPDATE head SET seq = ?, hash = ? WHERE id = 1').run(entry.seq, entry.hash);
+          .prepare(`INSERT INTO entries (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+          .run(entry.seq, entry.key, entry.at, entry.kind, entry.actor, entry.actor_verified ? 1 : 0, entry.action_id, entry.agent_id, details, entry.prev_hash, entry.hash);
+        this.writeHead(entry, head.anchored_since!);
         return entry;
       })
       .immediate();
+  }
+
+  /** Sets the head to (seq, hash), anchored under the current master key. */
+  private writeHead(head: { seq: number; hash: string }, since: number): void {
+    const keyId = this.keyring!.currentId;
+    const mac = anchorMac(this.keyring!.derive('audit-head', keyId), head, since);
+    this.db.prepare('UPDATE head SET seq = ?, hash = ?, mac = ?, mac_key_id = ?, anchored_since = ? WHERE id = 1').run(head.seq, head.hash, mac, keyId, since);
+  }
+
+  /** Why the head's anchor does not vouch for it, or null when it does. */
+  private anchorProblem(head: HeadRow): string | null {
+    if (!this.keyring) {
+      return 'the anchor was not checked: no master key here (set WARDEN_MASTER_KEY, or run where the data dir holds master-keys.json)';
+    }
+    if (head.mac === null || head.mac_key_id === null || head.anchored_since === null) {
+      return `the head (entry ${head.seq}) has no anchor: the log was rewritten by someone without the master key`;
+    }
+    let key: Buffer;
+    try {
+      key = this.keyring.derive('audit-head', head.mac_key_id);
+    } catch (err) {
+      if (err instanceof KeyringError) return `the anchor cannot be checked: ${err.message}`;
+      throw err;
+    }
+    const expected = Buffer.from(anchorMac(key, head, head.anchored_since), 'hex');
+    const actual = Buffer.from(head.mac, 'hex');
+    if (actual.length !== expected.length || !timingSafeEqual(actual, expected)) {
+      return `the anchor does not match the head (entry ${head.seq}): the head was not written by the audit store, so the log was rewritten or re-chained by someone without the master key`;
+    }
+    return null;
   }
 
   /** Entries, newest first. */
@@ -324,89 +467,100 @@ export class AuditStore {
       where.push('seq < ?');
       params.push(q.before_seq);
     }
-    const sql = `SELECT ${COLUMNS} FROM entries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`;
+    const sql = `SELECT ${this.columns} FROM entries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`;
     return (this.db.prepare(sql).all(...params, q.limit) as Row[]).map(toEntry);
   }
 
   /** The newest entry's (seq, hash) as the head records it: the value to anchor elsewhere. */
   head(): { seq: number; hash: string } {
-    return this.headRow() ?? { seq: 0, hash: GENESIS_HASH };
+    const head = this.headRow();
+    return head ? { seq: head.seq, hash: head.hash } : { seq: 0, hash: GENESIS_HASH };
   }
 
-  private headRow(): { seq: number; hash: string } | undefined {
-    const table = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'head'").get();
-    if (!table) return undefined;
-    return this.db.prepare('SELECT seq, hash FROM head WHERE id = 1').get() as { seq: number; hash: string } | undefined;
+  private headRow(): HeadRow | undefined {
+    if (!hasColumn(this.db, 'head', 'seq')) return undefined;
+    const anchor = hasColumn(this.db, 'head', 'mac') ? 'mac, mac_key_id, anchored_since' : 'NULL AS mac, NULL AS mac_key_id, NULL AS anchored_since';
+    return this.db.prepare(`SELECT seq, hash, ${anchor} FROM head WHERE id = 1`).get() as HeadRow | undefined;
   }
 
   /**
-   * Walks the chain oldest first and reports the first broken link: an entry that was changed,
-   * deleted, moved or inserted, or a head that does not match the newest entry.
+   * Walks the chain oldest first and reports every break: each entry that was changed, deleted,
+   * moved or inserted, a head that does not match the newest entry, and a head its anchor does
+   * not vouch for. After a break the walk carries on from the entry found there, so one
+   * tampering is reported once and a later one is reported too.
    */
   verify(): AuditVerification {
     return this.db.transaction((): AuditVerification => {
       const entries = (this.db.prepare('SELECT COUNT(*) AS n FROM entries').get() as { n: number }).n;
-      const broken = (seq: number, reason: string): AuditVerification => ({ ok: false, entries, first_broken: { seq, reason } });
+      const breaks: AuditBreak[] = [];
+      const unverified = { count: 0, seqs: [] as number[] };
       let prev = GENESIS_HASH;
       let expected = 1;
-      let anomaly: Row | undefined;
-      for (const row of this.db.prepare(`SELECT ${COLUMNS} FROM entries ORDER BY seq`).iterate() as IterableIterator<Row>) {
-        if (row.seq !== expected || row.prev_hash !== prev || !rowHashMatches(row)) {
-          anomaly = row;
-          break;
+      // How far seqs were shifted by a deletion whose later entries were renumbered to hide it.
+      let shift = 0;
+      for (const row of this.db.prepare(`SELECT ${this.columns} FROM entries ORDER BY seq`).iterate() as IterableIterator<Row>) {
+        if (row.seq !== expected || row.prev_hash !== prev || !rowHashMatches(row, row.seq + shift)) {
+          const found = this.diagnose(row, expected, prev, shift, breaks.length < DIAGNOSED_BREAKS);
+          breaks.push({ seq: found.seq, reason: found.reason });
+          shift = found.shift ?? shift;
         }
+        if (row.actor_verified === 0 && ++unverified.count <= LISTED_UNVERIFIED) unverified.seqs.push(row.seq);
         prev = row.hash;
-        expected += 1;
-      }
-      if (anomaly) {
-        const found = this.diagnose(anomaly, expected, prev);
-        return broken(found.seq, found.reason);
+        expected = row.seq + 1;
       }
       const last = expected - 1;
       const head = this.headRow();
-      if (!head) return broken(last + 1, 'the head record is missing, so entries cut off the end of the log would go unnoticed');
-      if (head.seq > last) {
-        const missing = head.seq === last + 1 ? `entry ${head.seq} is missing` : `entries ${last + 1} to ${head.seq} are missing`;
-        return broken(last + 1, `${missing}: the head records entry ${head.seq} but the log ends at entry ${last} (the newest entries were deleted)`);
+      if (!head) {
+        breaks.push({ seq: last + 1, reason: 'the head record is missing, so entries cut off the end of the log would go unnoticed' });
+      } else {
+        const written = last + shift;
+        if (head.seq > written) {
+          const missing = head.seq === written + 1 ? `entry ${head.seq} is missing` : `entries ${written + 1} to ${head.seq} are missing`;
+          breaks.push({ seq: last + 1, reason: `${missing}: the head records entry ${head.seq} but the log ends at entry ${last} (the newest entries were deleted)` });
+        } else if (head.seq < written) {
+          breaks.push({ seq: head.seq + 1, reason: `entry ${head.seq + 1} was added outside the audit store: the head records entry ${head.seq} as the newest` });
+        } else if (head.hash !== prev) {
+          breaks.push({ seq: last, reason: `entry ${last} was replaced: its hash does not match the one the head recorded for it` });
+        }
+        const anchorProblem = this.anchorProblem(head);
+        if (anchorProblem) breaks.push({ seq: head.seq, reason: anchorProblem });
       }
-      if (head.seq < last) {
-        return broken(head.seq + 1, `entry ${head.seq + 1} was added outside the audit store: the head records entry ${head.seq} as the newest`);
-      }
-      if (head.hash !== prev) {
-        return broken(last, `entry ${last} was replaced: its hash does not match the one the head recorded for it`);
-      }
-      return { ok: true, entries, first_broken: null };
+      const anchor = head?.mac_key_id != null && head.anchored_since != null ? { key_id: head.mac_key_id, since_seq: head.anchored_since } : null;
+      return { ok: breaks.length === 0, entries, breaks, first_broken: breaks[0] ?? null, unverified_actors: unverified, anchor };
     })();
   }
 
   /**
-   * Says what happened at the first entry that does not fit: `row` sits where entry `expected`
-   * should be, and entry `expected - 1` (hash `prev`) is intact.
+   * Says what happened at an entry that does not fit: `row` sits where entry `expected` should
+   * be, entry `expected - 1` (hash `prev`) was the last to fit, and entries were written `shift`
+   * seqs higher than they now sit. `search`: look for where the entry came from (costly).
+   * Returns a new shift when this entry shows later ones were renumbered.
    */
-  private diagnose(row: Row, expected: number, prev: string): { seq: number; reason: string } {
+  private diagnose(row: Row, expected: number, prev: string, shift: number, search: boolean): AuditBreak & { shift?: number } {
     if (row.seq !== expected) {
       const missing = row.seq === expected + 1 ? `entry ${expected} is missing` : `entries ${expected} to ${row.seq - 1} are missing`;
       return { seq: expected, reason: `${missing}: the log jumps from entry ${expected - 1} to entry ${row.seq} (deleted)` };
     }
     const n = row.seq;
-    if (rowHashMatches(row)) {
+    if (rowHashMatches(row, n + shift)) {
       // Intact as written at this seq, yet written after a different entry n-1.
       return { seq: n - 1, reason: `entry ${n - 1} was replaced or inserted: entry ${n} was written after a different entry ${n - 1}` };
     }
+    if (!search) return { seq: n, reason: `entry ${n} does not fit the chain: it was changed, moved or inserted` };
     // The entry that was written right after entry n-1, if it is still in the log somewhere else.
     const successor = this.db.prepare('SELECT seq FROM entries WHERE prev_hash = ? AND seq != ? ORDER BY seq LIMIT 1').get(prev, n) as
       | { seq: number }
       | undefined;
     const writtenAs = this.originalSeq(row);
-    if (writtenAs !== null && writtenAs > n) {
+    if (writtenAs !== null && writtenAs > n + shift) {
       if (successor) {
         return { seq: n, reason: `entries were reordered: seq ${n} holds the entry written as entry ${writtenAs}, and entry ${n} is now at seq ${successor.seq}` };
       }
-      const deleted = writtenAs === n + 1 ? `entry ${n} was deleted` : `entries ${n} to ${writtenAs - 1} were deleted`;
-      return { seq: n, reason: `${deleted} and the later entries renumbered: seq ${n} holds the entry written as entry ${writtenAs}` };
+      const deleted = writtenAs === n + shift + 1 ? `entry ${n} was deleted` : `entries ${n} to ${writtenAs - shift - 1} were deleted`;
+      return { seq: n, reason: `${deleted} and the later entries renumbered: seq ${n} holds the entry written as entry ${writtenAs}`, shift: writtenAs - n };
     }
-    if (writtenAs !== null && writtenAs < n) {
-      return { seq: writtenAs, reason: `entry ${writtenAs} was inserted: the entry now at seq ${n} was written as entry ${writtenAs}` };
+    if (writtenAs !== null && writtenAs < n + shift) {
+      return { seq: writtenAs - shift, reason: `entry ${writtenAs - shift} was inserted: the entry now at seq ${n} was written as entry ${writtenAs}` };
     }
     if (successor) {
       return { seq: n, reason: `entry ${n} was inserted: the entry written after entry ${n - 1} is now at seq ${successor.seq}` };
@@ -439,7 +593,7 @@ export class AuditStore {
   exportJsonl(write: (line: string) => void, opts: { after_seq?: number } = {}): number {
     return this.db.transaction((): number => {
       let count = 0;
-      const rows = this.db.prepare(`SELECT ${COLUMNS} FROM entries WHERE seq > ? ORDER BY seq`).iterate(opts.after_seq ?? 0) as IterableIterator<Row>;
+      const rows = this.db.prepare(`SELECT ${this.columns} FROM entries WHERE seq > ? ORDER BY seq`).iterate(opts.after_seq ?? 0) as IterableIterator<Row>;
       for (const row of rows) {
         write(canonicalJson(toEntry(row)));
         count += 1;
@@ -447,4 +601,8 @@ export class AuditStore {
       return count;
     })();
   }
+}
+
+function hasColumn(db: Database.Database, table: string, column: string): boolean {
+  return (db.prepare(`SELECT name FROM pragma_table_info(?)`).all(table) as Array<{ name: string }>).some((c) => c.name === column);
 }

@@ -5,7 +5,7 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { ZodError } from 'zod';
-import { AuditEncodingError, type AuditAppendInput, type AuditStore } from './audit-store.js';
+import { AuditEncodingError, AuditIntegrityError, type AuditAppendInput, type AuditStore } from './audit-store.js';
 
 /** What a workflow passes to recordAudit (workflows: `import type`). */
 export type RecordAuditInput = AuditAppendInput;
@@ -30,6 +30,8 @@ export function createAuditActivities(store: AuditStore) {
       if (err instanceof AuditEncodingError) {
         throw ApplicationFailure.create({ type: err.name, message: `invalid audit entry: ${err.message}`, nonRetryable: true });
       }
+      // Retried: the workflow waits, unaudited, until an operator has looked at the log.
+      if (err instanceof AuditIntegrityError) throw ApplicationFailure.create({ type: err.name, message: err.message });
       throw err;
     }
   }

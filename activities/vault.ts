@@ -9,10 +9,10 @@
  * never leave this module except through reveal().
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { Keyring, KeyringError, type KeyringOptions } from '../domain/keyring.js';
+import { preparePrivateDatabase } from '../domain/private-files.js';
 import { SecretNameSchema, SecretValueSchema } from '../domain/secret.js';
 
 const NONCE_BYTES = 12;
@@ -60,7 +60,7 @@ export class Vault {
   ) {}
 
   static open(path: string, keyring: Keyring): Vault {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    preparePrivateDatabase(path);
     // The API writes while the sandbox worker reads: wait for the lock instead of failing.
     const db = new Database(path, { timeout: 10_000 });
     db.pragma('journal_mode = WAL');

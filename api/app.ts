@@ -64,7 +64,8 @@ export function createApp(deps: AppDeps) {
   if (corsOrigins.length) app.use('/api/*', apiCors(corsOrigins));
   const limits = parseRateLimits(deps.config.rateLimits);
   const limiter = limits && { limits, store: deps.rateLimitStore ?? new MemoryRateLimitStore(), trustProxy: deps.config.trustProxy };
-  if (limiter) app.use('/api/*', authFailureLimit(limiter));
+  // Failed authentications count wherever a key is checked: the API and the codec server.
+  if (limiter) for (const path of ['/api/*', '/codec/*']) app.use(path, authFailureLimit(limiter));
   const usage = createContainerUsage(deps.docker);
   const stats = createAgentStats(agents, usage, deps.config);
 

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { AuditEntrySchema, AuditKindSchema, type AuditStore } from '../activities/audit-store.js';
 import { errorResponses, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
 
+const AuditBreakSchema = z.object({ seq: z.number(), reason: z.string() });
 
 export function auditRouter(audit: AuditStore) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
@@ -32,10 +33,17 @@ export function auditRouter(audit: AuditStore) {
     createRoute({
       method: 'get',
       path: '/verify',
-      summary: 'Walk the hash chain; report the first broken link',
+      summary: 'Walk the hash chain and check the anchor of its head; report every break, and entries whose actor was not verified',
       responses: {
         200: json(
-          z.object({ ok: z.boolean(), entries: z.number(), first_broken: z.object({ seq: z.number(), reason: z.string() }).nullable() }),
+          z.object({
+            ok: z.boolean(),
+            entries: z.number(),
+            breaks: z.array(AuditBreakSchema),
+            first_broken: AuditBreakSchema.nullable(),
+            unverified_actors: z.object({ count: z.number(), seqs: z.array(z.number()) }),
+            anchor: z.object({ key_id: z.string(), since_seq: z.number() }).nullable(),
+          }),
           'Verification',
         ),
         ...errorResponses(401),

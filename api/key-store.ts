@@ -4,9 +4,8 @@
  * by that hash and compared in constant time. A key is shown once, when it is created.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { preparePrivateDatabase } from '../domain/private-files.js';
 import type { Identity, Role } from '../domain/roles.js';
 
 export interface ApiKeyInfo {
@@ -24,7 +23,7 @@ export class KeyStore {
   private constructor(private readonly db: Database.Database) {}
 
   static open(path: string): KeyStore {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    preparePrivateDatabase(path);
     const db = new Database(path);
     db.pragma('journal_mode = WAL');
     db.exec(`CREATE TABLE IF NOT EXISTS api_keys (
@@ -76,6 +75,11 @@ export class KeyStore {
     return true;
   }
 
+  /** Whether a key with this id was ever made (revoked ones too). */
+  has(id: string): boolean {
+    return Boolean(this.db.prepare('SELECT 1 FROM api_keys WHERE id = ?').get(id));
+  }
+
   hasActiveAdmin(): boolean {
     return Boolean(this.db.prepare("SELECT 1 FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL").get());
   }
@@ -90,5 +94,32 @@ export class KeyStore {
   revoke(id: string): ApiKeyInfo | null {
     this.db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(new Date().toISOString(), id);
     return (this.db.prepare('SELECT id, name, role, created_at, created_by, revoked_at FROM api_keys WHERE id = ?').get(id) as ApiKeyInfo) ?? null;
+  }
+}
+
+/**
+ * Which key ids exist, read-only, for a process that does not own the key store (the worker's
+ * audit store checks actors with it). Revoked keys count: an action a key started may be recorded
+ * after the key was revoked. The file is opened when first asked, as the API may not have made it
+ * yet; until then no key id is known.
+ */
+export class KeyIdDirectory {
+  private db: Database.Database | undefined;
+
+  constructor(private readonly path: string) {}
+
+  has(id: string): boolean {
+    try {
+      this.db ??= new Database(this.path, { readonly: true, fileMustExist: true, timeout: 10_000 });
+      return Boolean(this.db.prepare('SELECT 1 FROM api_keys WHERE id = ?').get(id));
+    } catch (err) {
+      // No key store yet (no file, or no table), or one that cannot be read: the id is not known (fail closed).
+      if (err instanceof Database.SqliteError) return false;
+      throw err;
+    }
+  }
+
+  close(): void {
+    this.db?.close();
   }
 }

@@ -10,7 +10,8 @@ import { createApp } from './app.js';
 import { KeyStore } from './key-store.js';
 import { AuditStore } from '../activities/audit-store.js';
 import { loadPolicy } from '../domain/policy.js';
-import { openVault } from '../activities/vault.js';
+import { Vault } from '../activities/vault.js';
+import { Keyring } from '../domain/keyring.js';
 import { createDataConverter, loadPayloadCodec } from '../domain/data-converter.js';
 import { clientTracingInterceptors, startTracing } from '../workers/tracing.js';
 
@@ -36,13 +37,14 @@ if (config.adminApiKey) {
 }
 // The policy is validated once, here: a bad policy file stops the API with the rule and field at fault.
 const policy = loadPolicy(config.policyFile);
-const audit = AuditStore.open(join(resolve(config.dataDir), 'audit.db'));
-const vault = openVault({
+const keyring = Keyring.load({
   dataDir: config.dataDir,
   masterKey: config.masterKey,
   previousMasterKeys: config.masterKeyPrevious,
   onKeyFileCreated: (path) => logger.warn({ path }, 'created the master key file; back it up: without it the vault cannot be read'),
 });
+const audit = AuditStore.open(join(resolve(config.dataDir), 'audit.db'), { keyring, isKnownKeyId: (id) => keys.has(id) });
+const vault = Vault.open(join(resolve(config.dataDir), 'vault.db'), keyring);
 const app = createApp({ client, docker: new Docker(), config, logger, keys, audit, policy, vault, payloadCodec });
 
 const server = serve({ fetch: app.fetch, hostname: config.apiHost, port: config.apiPort }, (info) =>

@@ -1,7 +1,7 @@
 /**
- * Warden's master keys. The secrets vault and the payload codec each derive their own AES-256 key
- * from a master key (HKDF-SHA256 with a purpose label), so one secret protects both and neither
- * key can be used for the other's data.
+ * Warden's master keys. The secrets vault, the payload codec and the audit log's anchor each derive
+ * their own 256-bit key from a master key (HKDF-SHA256 with a purpose label), so one secret
+ * protects all three and no derived key can be used for another's data.
  *
  * Where the keys come from:
  * - WARDEN_MASTER_KEY (base64 of 32 bytes) is the current key; WARDEN_MASTER_KEY_PREVIOUS
@@ -16,7 +16,8 @@ import { createHash, hkdfSync, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 
-export type KeyPurpose = 'vault' | 'payload' | 'grant';
+/** vault: secrets; payload: Temporal payloads; audit-head: the MAC that anchors the audit log's head; grant: the API's signature on actions and approvals. */
+export type KeyPurpose = 'vault' | 'payload' | 'audit-head' | 'grant';
 
 const KEY_BYTES = 32;
 

@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { loadConfig } from '../domain/config.js';
 import { Keyring } from '../domain/keyring.js';
+import { ensurePrivateFile } from '../domain/private-files.js';
 import { PROJECT_ROOT, startDevServer, type DevServer } from './dev-server.js';
 import { runDemo } from './demo.js';
 
@@ -25,11 +26,14 @@ async function main() {
   if (!temporalAddress) {
     const dataDir = resolve(PROJECT_ROOT, config.dataDir);
     say(`starting the Temporal dev server (state in ${dataDir}/temporal.db)`);
+    const logFile = join(PROJECT_ROOT, '.warden/log/temporal.log');
+    // The server's log names workflows and their errors: for Warden's user only (0600 in a 0700 dir).
+    ensurePrivateFile(logFile);
     temporal = await startDevServer({
       dbFile: join(dataDir, 'temporal.db'),
       port: config.devServerPort,
       uiPort: config.devServerUiPort,
-      logFile: join(PROJECT_ROOT, '.warden/log/temporal.log'),
+      logFile,
       uiCodecEndpoint: `${apiUrl()}/codec`,
     });
     temporalAddress = temporal.address;

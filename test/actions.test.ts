@@ -2,6 +2,7 @@
  * Actions end to end on real Temporal and Docker: the policy's levels, every approval rule,
  * expiry, denial, and the audit trail each leaves.
  */
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActionRecord } from '../domain/action.js';
 import { approveSignal } from '../workflows/definitions.js';
@@ -284,11 +285,19 @@ describe('expiry', () => {
 });
 
 describe('audit log', () => {
-  it('verifies over the API, and reports the first broken link after tampering', async () => {
+  it('verifies over the API, and reports the broken link after the file is tampered with', async () => {
     const ok = await as(key.viewer, 'GET', '/api/audit-logs/verify');
-    expect(ok.body).toMatchObject({ ok: true, first_broken: null });
+    expect(ok.body).toMatchObject({ ok: true, breaks: [], first_broken: null });
     expect(ok.body.entries).toBeGreaterThan(10);
     const listed = await as(key.viewer, 'GET', `/api/audit-logs?limit=5`);
     expect(listed.body.entries).toHaveLength(5);
+    // Someone with write access to audit.db changes who an entry names, with plain SQL.
+    const db = new Database(stack.auditFile!);
+    db.exec('DROP TRIGGER entries_no_update');
+    db.prepare("UPDATE entries SET actor = 'key_forged' WHERE seq = 1").run();
+    db.close();
+    const broken = await as(key.viewer, 'GET', '/api/audit-logs/verify');
+    expect(broken.body).toMatchObject({ ok: false, breaks: [{ seq: 1, reason: expect.stringMatching(/^entry 1 was changed/) }] });
+    expect(broken.body.breaks).toHaveLength(1);
   });
 });

@@ -2,7 +2,8 @@
  * API hardening over real HTTP (@hono/node-server, a Temporal server, no workers needed): security
  * headers on the API and the docs page, CORS closed unless the origin is configured, body limits
  * by Content-Length and by counting a chunked body, JSON only, unknown fields named, rate limits
- * with their headers and a 429 that matches the OpenAPI document, X-Forwarded-For believed only
+ * with their headers and a 429 that matches the OpenAPI document, failed authentications (API and
+ * codec server) limited per address without refusing valid keys, X-Forwarded-For believed only
  * from a trusted proxy, and 503 (declared) when the Temporal server cannot be reached.
  */
 import { request as httpRequest } from 'node:http';
@@ -183,13 +184,23 @@ describe('with CORS origins, tight rate limits and a trusted proxy', () => {
     expect(other.status).toBe(200);
   });
 
-  it('locks out an address after failed authentications, with a clear reason', async () => {
-    const get = (key: string) => fetch(`${s.url}/api/agents`, { headers: { authorization: `Bearer ${key}`, 'x-forwarded-for': '198.51.100.77' } });
-    expect((await get('wk_wrong')).status).toBe(401);
-    expect((await get('wk_wrong')).status).toBe(401);
-    const locked = await get(s.stack.keyFor('viewer'));
-    expect(locked.status).toBe(429);
-    expect((await locked.json()).error.message).toMatch(/^too many failed authentications from this address; retry in \d+ s$/);
+  it("limits an address's failed authentications, on the API and the codec server, never its valid keys", async () => {
+    const from = { 'x-forwarded-for': '198.51.100.77' };
+    const api = (key: string) => fetch(`${s.url}/api/agents`, { headers: { authorization: `Bearer ${key}`, ...from } });
+    const decode = (key: string) =>
+      fetch(`${s.url}/codec/decode`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...from }, body: '{"payloads":[]}' });
+    // One failure on each: the codec server's count is the address's count.
+    expect((await api('wk_wrong')).status).toBe(401);
+    expect((await decode('wk_wrong')).status).toBe(401);
+    for (const refused of [await api('wk_wrong'), await decode('wk_wrong')]) {
+      expect(refused.status).toBe(429);
+      expect((await refused.json()).error.message).toMatch(/^too many failed authentications from this address; retry in \d+ s$/);
+    }
+    const session = await fetch(`${s.url}/codec/session`, { method: 'POST', headers: { authorization: 'Bearer wk_wrong', ...from } });
+    expect(session.status).toBe(429);
+    // The same address's valid keys go on working.
+    expect((await api(s.admin)).status).toBe(200);
+    expect((await decode(s.stack.keyFor('viewer'))).status).toBe(200);
   });
 });
 

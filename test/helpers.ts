@@ -53,6 +53,12 @@ function quietRuntime(logger?: Logger) {
  */
 export const TEST_MASTER_KEY = Buffer.from('warden-TEST-ONLY-master-key-0001').toString('base64');
 
+/** A test's audit store: anchored under the test master key; actors checked against `keys` when given. */
+export const testAuditOptions = (keys?: KeyStore) => ({
+  keyring: Keyring.load({ masterKey: TEST_MASTER_KEY, dataDir: tmpdir() }),
+  isKnownKeyId: (id: string) => keys?.has(id) ?? false,
+});
+
 /** The payload codec and data converter of the test processes (the key above; plaintext refused). */
 export const testPayloadCodec = (options: { allowPlaintext?: boolean } = {}) =>
   new PayloadEncryptionCodec(Keyring.load({ masterKey: TEST_MASTER_KEY, dataDir: tmpdir() }), options);
@@ -97,7 +103,8 @@ export async function startStack(
   const connection = await Connection.connect({ address: config.temporalAddress });
   const client = new Client({ connection, dataConverter });
   const keys = KeyStore.open(':memory:');
-  const audit = opts.audit ?? AuditStore.open(join(mkdtempSync(join(tmpdir(), 'warden-audit-')), 'audit.db'));
+  const auditFile = join(mkdtempSync(join(tmpdir(), 'warden-audit-')), 'audit.db');
+  const audit = opts.audit ?? AuditStore.open(auditFile, testAuditOptions(keys));
   const adminKey = keys.create('test admin', 'admin', null).key;
   const vault = opts.vault ?? openVault({ dataDir: mkdtempSync(join(tmpdir(), 'warden-vault-')) });
   const logger = opts.logger ?? pino({ level: process.env.WARDEN_TEST_LOG ?? 'silent' });
@@ -150,6 +157,8 @@ export async function startStack(
     keys,
     keyFor,
     audit,
+    /** The audit store's file, when the stack opened it (no `audit` given). */
+    auditFile: opts.audit ? undefined : auditFile,
     vault,
     api,
     reaperSchedule,

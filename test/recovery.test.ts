@@ -13,7 +13,7 @@ import { afterAll, expect, it } from 'vitest';
 import { AuditStore } from '../activities/audit-store.js';
 import { startDevServer, type DevServer } from '../scripts/dev-server.js';
 import { freePort } from './global-setup.js';
-import { approveWith, containersOf, startStack, submitShell, uniqueId, waitFor, waitForStatus } from './helpers.js';
+import { approveWith, containersOf, startStack, submitShell, uniqueId, waitFor, waitForStatus, testAuditOptions } from './helpers.js';
 import { killWorkers, signalWorker, startWorker, workspaceLines } from './worker-process.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
@@ -103,7 +103,7 @@ it('restart the Temporal server mid-run with agents being created and commands r
   const serve = () => startDevServer({ dbFile: join(dir, 'temporal.db'), port, uiPort: 0, ui: false, logFile: join(dir, 'temporal.log') });
   server = await serve();
   // In-process workers that live through the restart: their connection reconnects by itself.
-  const stack = await startStack({ config: { temporalAddress: server.address }, audit: AuditStore.open(join(dir, 'audit.db')) });
+  const stack = await startStack({ config: { temporalAddress: server.address }, audit: AuditStore.open(join(dir, 'audit.db'), testAuditOptions()) });
   stacks.push(stack);
   const approver = stack.keys.create('approver', 'approver', null).key;
 

@@ -10,7 +10,7 @@ import { afterAll, expect, it } from 'vitest';
 import { AuditStore } from '../activities/audit-store.js';
 import { startDevServer, type DevServer } from '../scripts/dev-server.js';
 import { freePort } from './global-setup.js';
-import { approveWith, startStack, submitShell, uniqueId, waitFor, waitForStatus } from './helpers.js';
+import { approveWith, startStack, submitShell, uniqueId, waitFor, waitForStatus, testAuditOptions } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'warden-restart-'));
 let server: DevServer | undefined;
@@ -22,7 +22,7 @@ afterAll(async () => {
 it('approves an action after the workers and the Temporal server were restarted', async () => {
   const port = await freePort();
   const serve = () => startDevServer({ dbFile: join(dir, 'temporal.db'), port, uiPort: 0, ui: false, logFile: join(dir, 'temporal.log') });
-  const audit = AuditStore.open(join(dir, 'audit.db'));
+  const audit = AuditStore.open(join(dir, 'audit.db'), testAuditOptions());
   server = await serve();
   let stack = await startStack({ config: { temporalAddress: server.address }, audit });
   const agentId = uniqueId('restart');

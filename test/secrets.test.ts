@@ -16,7 +16,7 @@ import { AuditStore } from '../activities/audit-store.js';
 import { openVault } from '../activities/vault.js';
 import { createApp } from '../api/app.js';
 import { createLogger } from '../workers/logger.js';
-import { approveWith, docker, startStack, testPayloadCodec, uniqueId, waitFor, waitForStatus } from './helpers.js';
+import { approveWith, docker, startStack, testPayloadCodec, uniqueId, waitFor, waitForStatus, testAuditOptions } from './helpers.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 let stack: Stack;
@@ -67,7 +67,7 @@ const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').diges
 
 beforeAll(async () => {
   const logger = createLogger('secrets-test', 'trace', { write: (line: string) => void logLines.push(line) });
-  stack = await startStack({ vault: openVault({ dataDir }), audit: AuditStore.open(auditFile), logger });
+  stack = await startStack({ vault: openVault({ dataDir }), audit: AuditStore.open(auditFile, testAuditOptions()), logger });
   key.operator = stack.keyFor('operator');
   key.approver = stack.keyFor('approver');
   key.viewer = stack.keyFor('viewer');

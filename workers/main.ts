@@ -9,7 +9,9 @@ import { createLogger } from './logger.js';
 import { join, resolve } from 'node:path';
 import { AuditStore } from '../activities/audit-store.js';
 import { createWorkers } from './create-workers.js';
-import { openVault } from '../activities/vault.js';
+import { Vault } from '../activities/vault.js';
+import { Keyring } from '../domain/keyring.js';
+import { KeyIdDirectory } from '../api/key-store.js';
 import { createDataConverter, loadPayloadCodec } from '../domain/data-converter.js';
 import { Client, Connection } from '@temporalio/client';
 import { ensureReaperSchedule } from './reaper-schedule.js';
@@ -74,15 +76,18 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 try {
-  const audit = roles.includes('control') ? AuditStore.open(join(resolve(config.dataDir), 'audit.db')) : undefined;
-  const vault = roles.includes('sandbox')
-    ? openVault({
-        dataDir: config.dataDir,
-        masterKey: config.masterKey,
-        previousMasterKeys: config.masterKeyPrevious,
-        onKeyFileCreated: (path) => log.warn({ path }, 'created the master key file; back it up: without it the vault cannot be read'),
-      })
+  const keyring = Keyring.load({
+    dataDir: config.dataDir,
+    masterKey: config.masterKey,
+    previousMasterKeys: config.masterKeyPrevious,
+    onKeyFileCreated: (path) => log.warn({ path }, 'created the master key file; back it up: without it the vault cannot be read'),
+  });
+  // The API owns the key store; the audit store only asks it which key ids exist, to verify actors.
+  const keyIds = new KeyIdDirectory(join(resolve(config.dataDir), 'warden.db'));
+  const audit = roles.includes('control')
+    ? AuditStore.open(join(resolve(config.dataDir), 'audit.db'), { keyring, isKnownKeyId: (id) => keyIds.has(id) })
     : undefined;
+  const vault = roles.includes('sandbox') ? Vault.open(join(resolve(config.dataDir), 'vault.db'), keyring) : undefined;
   const workers = await createWorkers({
     audit,
     vault,
@@ -110,6 +115,7 @@ try {
   await Promise.all([workers.run(), schedule]);
   await tracing?.shutdown();
   audit?.close();
+  keyIds.close();
   vault?.close();
   log.info('worker stopped');
 } catch (err) {

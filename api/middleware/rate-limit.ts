@@ -1,8 +1,8 @@
 /**
  * Rate limiting with token buckets (limits from domain/rate-limits.ts): `rateLimit` charges each
  * /api request to its route group's bucket for the client address and for the API key;
- * `authFailureLimit`, mounted before authentication, refuses an address whose failed
- * authentications emptied its bucket. Headers follow draft-ietf-httpapi-ratelimit-headers-06:
+ * `authFailureLimit` counts failed authentications per address and refuses further failures
+ * once its bucket is empty, never a valid key. Headers follow draft-ietf-httpapi-ratelimit-headers-06:
  * RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset (seconds until the bucket is full again)
  * and RateLimit-Policy (`<capacity>;w=<seconds to refill it>`); a 429 adds Retry-After.
  */
@@ -141,15 +141,23 @@ export function rateLimit(options: RateLimitOptions): MiddlewareHandler<AuthEnv>
   };
 }
 
-/** Refuses an address whose failed authentications (401s) emptied its bucket, and charges each new 401 (mount before apiKeyAuth). */
+/**
+ * Counts failed authentications (401s) per address, and once an address has spent its bucket,
+ * answers its further failures 429 instead of 401. Mount before whatever authenticates (apiKeyAuth,
+ * the codec routes): the bucket is only charged after authentication failed, so a request with a
+ * valid key is never counted nor refused because of others' failures from the same address (a NAT,
+ * a proxy without WARDEN_TRUST_PROXY), while a guesser still gets no more than the bucket allows.
+ */
 export function authFailureLimit(options: RateLimitOptions): MiddlewareHandler {
   const clock = options.clock ?? Date.now;
   const rule = options.limits.address.auth_failure;
   return async function authFailureLimitHandler(c, next) {
-    const key = `address:${clientAddress(c, options.trustProxy)}:auth_failure`;
-    const state = await options.store.take(key, rule, clock(), false);
-    if (!state.allowed) return tooMany(c, rule, state, 'too many failed authentications from this address');
     await next();
-    if (c.res.status === 401) await options.store.take(key, rule, clock());
+    if (c.res.status !== 401) return;
+    const state = await options.store.take(`address:${clientAddress(c, options.trustProxy)}:auth_failure`, rule, clock());
+    if (state.allowed) return;
+    // Headers set on the way (security, CORS) carry over to the 429; the 401's challenge does not.
+    c.res = tooMany(c, rule, state, 'too many failed authentications from this address');
+    c.res.headers.delete('WWW-Authenticate');
   };
 }

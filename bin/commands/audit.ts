@@ -3,7 +3,8 @@
  * log's SQLite file (read-only), for when the API is down.
  */
 import { existsSync } from 'node:fs';
-import type { AuditEntry, AuditStore } from '../../activities/audit-store.js';
+import { dirname, join, resolve } from 'node:path';
+import type { AuditEntry, AuditStore, AuditVerification } from '../../activities/audit-store.js';
 import { CliError, EXIT } from './api-client.js';
 import type { Command, CommandContext } from './command.js';
 import { print, printJson } from './output.js';
@@ -19,13 +20,10 @@ const readable = (e: AuditEntry): string =>
     JSON.stringify(e.details),
   ].join(' ');
 
-interface Verification {
-  ok: boolean;
-  entries: number;
-  first_broken: { seq: number; reason: string } | null;
-  /** The chain's head, read from the file (--db): worth keeping somewhere else as an anchor. */
+type Verification = AuditVerification & {
+  /** The chain's head, read from the file (--db): worth keeping somewhere else too. */
   head?: { seq: number; hash: string };
-}
+};
 
 const dbOption = { db: { type: 'string' } } as const;
 
@@ -34,7 +32,20 @@ async function localStore(values: CommandContext['values']): Promise<AuditStore 
   if (typeof values.db !== 'string') return undefined;
   if (!existsSync(values.db)) throw new CliError(`no audit log at ${values.db}`, EXIT.usage);
   const { AuditStore } = await import('../../activities/audit-store.js');
-  return AuditStore.open(values.db, { readonly: true });
+  return AuditStore.open(values.db, { readonly: true, keyring: await masterKeys(values.db) });
+}
+
+/**
+ * The master keys that check the log's anchor: WARDEN_MASTER_KEY (and _PREVIOUS), or the key file
+ * of the data dir the log sits in. Never a new key file: without keys, verify says it could not
+ * check the anchor.
+ */
+async function masterKeys(db: string) {
+  const { Keyring } = await import('../../domain/keyring.js');
+  const dataDir = dirname(resolve(db));
+  const masterKey = process.env.WARDEN_MASTER_KEY;
+  if (masterKey) return Keyring.load({ masterKey, previousMasterKeys: process.env.WARDEN_MASTER_KEY_PREVIOUS, dataDir });
+  return existsSync(join(dataDir, 'master-keys.json')) ? Keyring.load({ dataDir }) : undefined;
 }
 
 /** Runs against the local file with --db, else through the API. */
@@ -67,7 +78,7 @@ export const auditCommands: Record<string, Command> = {
   },
   'audit verify': {
     usage: 'warden audit verify [--db PATH]',
-    summary: 'walk the hash chain; exit 1 with the first broken link',
+    summary: 'walk the hash chain and check its anchor; exit 1 listing every break',
     options: dbOption,
     async run(ctx) {
       const result = await withSource(
@@ -76,8 +87,12 @@ export const auditCommands: Record<string, Command> = {
         () => ctx.api.call<Verification>('GET', '/api/audit-logs/verify'),
       );
       if (ctx.json) printJson(result);
-      else if (result.ok) print(`audit log intact: ${result.entries} entries${result.head ? `, head #${result.head.seq} ${result.head.hash}` : ''}`);
-      else print(`audit log BROKEN at entry ${result.first_broken?.seq}: ${result.first_broken?.reason}`);
+      else {
+        if (result.ok) print(`audit log intact: ${result.entries} entries${result.head ? `, head #${result.head.seq} ${result.head.hash}` : ''}`);
+        for (const { seq, reason } of result.breaks) print(`audit log BROKEN at entry ${seq}: ${reason}`);
+        const { count, seqs } = result.unverified_actors;
+        if (count) print(`${count} entries record an actor that was not verified when written (not a system actor nor a known API key): #${seqs.join(', #')}${count > seqs.length ? ', …' : ''}`);
+      }
       return result.ok ? 0 : EXIT.failed;
     },
   },

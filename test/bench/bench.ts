@@ -41,6 +41,7 @@ const run = promisify(execFile);
 import { createApp } from '../../api/app.js';
 import { KeyStore } from '../../api/key-store.js';
 import { AuditStore } from '../../activities/audit-store.js';
+import { Keyring } from '../../domain/keyring.js';
 import { loadPolicy } from '../../domain/policy.js';
 import { positiveInt } from './env.js';
 import { memoryPerIdleAgent, rampIdleAgents, type IdleBench, type MemoryPerAgent, type RampResult } from './idle-agents.js';
@@ -425,7 +426,9 @@ async function main(): Promise<void> {
   const server = await devServer;
   const bundle = await bundleWorkflows();
   if (aborting) return;
-  const audit = AuditStore.open(join(tmp, 'audit.db'));
+  const keys = KeyStore.open(':memory:');
+  // The audit store anchors its head under the key file the payload codec below shares.
+  const audit = AuditStore.open(join(tmp, 'audit.db'), { keyring: Keyring.load({ dataDir: tmp }), isKnownKeyId: (id) => keys.has(id) });
   // Payloads are encrypted as in a deployment: the workers and the API share one key file.
   const payloadCodec = loadPayloadCodec(ConfigSchema.parse({ dataDir: tmp }), { warn: () => undefined });
   const dataConverter = createDataConverter(payloadCodec);
@@ -457,7 +460,6 @@ async function main(): Promise<void> {
     // The benchmark polls every 10 ms from one key: far beyond the default read limit.
     rateLimits: 'read=100000/s',
   });
-  const keys = KeyStore.open(':memory:');
   const { key: operatorKey } = keys.create('bench', 'operator', null);
   const app = createApp({ client, docker, config, logger: pino({ level: 'silent' }), keys, audit, policy: loadPolicy(), payloadCodec });
   const apiPort = await freePort();

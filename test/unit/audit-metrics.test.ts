@@ -10,11 +10,13 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { AuditStore, type AuditAppendInput } from '../../activities/audit-store.js';
 import { createAuditMetrics } from '../../api/audit-metrics.js';
+import { Keyring } from '../../domain/keyring.js';
 
 const T0 = Date.parse('2026-11-28T00:00:00.000Z');
 
 function setup() {
-  const audit = AuditStore.open(join(mkdtempSync(join(tmpdir(), 'warden-audit-metrics-')), 'audit.db'));
+  const keyring = Keyring.load({ masterKey: Buffer.from('audit-metrics-TEST-ONLY-master-k').toString('base64'), dataDir: tmpdir() });
+  const audit = AuditStore.open(join(mkdtempSync(join(tmpdir(), 'warden-audit-metrics-')), 'audit.db'), { keyring, isKnownKeyId: () => false });
   const registry = new Registry();
   const fold = createAuditMetrics(registry, audit);
   let n = 0;

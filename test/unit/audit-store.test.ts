@@ -1,7 +1,8 @@
 /**
  * The audit store: the hash chain, idempotent appends, appends from several processes, every
- * kind of tampering done with plain SQL on the file, canonical encoding, JSON Lines export and
- * the CLI.
+ * kind of tampering done with plain SQL on the file (every break reported), the head's anchor
+ * against a log rewritten whole, actors checked, ill-formed strings, canonical encoding, JSON
+ * Lines export and the CLI.
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -14,13 +15,23 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   AuditEncodingError,
   AuditEntrySchema,
+  AuditIntegrityError,
   AuditStore,
   GENESIS_HASH,
+  SYSTEM_ACTORS,
   canonicalJson,
   hashEntry,
   type AuditEntry,
 } from '../../activities/audit-store.js';
+import { Keyring } from '../../domain/keyring.js';
 import { PROJECT_ROOT } from '../../scripts/dev-server.js';
+
+/** A master key for these tests only. */
+const MASTER_KEY = Buffer.from('audit-store-TEST-ONLY-master-key').toString('base64');
+const keyring = () => Keyring.load({ masterKey: MASTER_KEY, dataDir: tmpdir() });
+/** The key ids the key store knows, for these tests. */
+const KNOWN_KEY_IDS = new Set(['key:ops']);
+const options = () => ({ keyring: keyring(), isKnownKeyId: (id: string) => KNOWN_KEY_IDS.has(id) });
 
 let dir: string;
 let file: string;
@@ -29,7 +40,7 @@ let store: AuditStore;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'warden-audit-'));
   file = join(dir, 'nested', 'audit.db');
-  store = AuditStore.open(file);
+  store = AuditStore.open(file, options());
 });
 
 afterEach(() => {
@@ -91,6 +102,7 @@ const forged = (seq: number, prev_hash: string): AuditEntry => {
     at: '2026-01-01T00:00:00.000Z',
     kind: 'approval.granted' as const,
     actor: 'key:mallory',
+    actor_verified: null,
     action_id: 'act-1',
     agent_id: 'agt-1',
     details: { approved: true },
@@ -110,17 +122,17 @@ describe('the chain', () => {
       if (i > 0) expect(e.prev_hash).toBe(entries[i - 1].hash);
     }
     expect(store.head()).toEqual({ seq: 12, hash: entries[11].hash });
-    expect(store.verify()).toEqual({ ok: true, entries: 12, first_broken: null });
+    expect(store.verify()).toMatchObject({ ok: true, entries: 12, breaks: [], first_broken: null });
   });
 
   it('verifies an empty log', () => {
-    expect(store.verify()).toEqual({ ok: true, entries: 0, first_broken: null });
+    expect(store.verify()).toMatchObject({ ok: true, entries: 0, breaks: [], first_broken: null });
   });
 
   it('hashes the previous hash, a newline and the canonical encoding of every other field', async () => {
     const e = store.append({ key: 'k', kind: 'agent.created', actor: 'system', agent_id: 'agt-1', details: { b: 1, a: [true, null] }, at: '2026-02-03T04:05:06.789Z' });
     const canonical =
-      '{"action_id":null,"actor":"system","agent_id":"agt-1","at":"2026-02-03T04:05:06.789Z","details":{"a":[true,null],"b":1},' +
+      '{"action_id":null,"actor":"system","actor_verified":true,"agent_id":"agt-1","at":"2026-02-03T04:05:06.789Z","details":{"a":[true,null],"b":1},' +
       `"key":"k","kind":"agent.created","prev_hash":"${GENESIS_HASH}","seq":1}`;
     const { createHash } = await import('node:crypto');
     expect(e.hash).toBe(createHash('sha256').update(`${GENESIS_HASH}\n${canonical}`).digest('hex'));
@@ -129,7 +141,7 @@ describe('the chain', () => {
   it('stays unchanged and survives reopening', () => {
     const entries = seed(3);
     store.close();
-    store = AuditStore.open(file);
+    store = AuditStore.open(file, options());
     expect(store.list()).toEqual([...entries].reverse());
     expect(store.append({ key: 'after-reopen', kind: 'system.started', actor: 'system', details: {} }).prev_hash).toBe(entries[2].hash);
     expect(store.verify().ok).toBe(true);
@@ -332,7 +344,7 @@ describe('export', () => {
 
 describe('appends from several writers', () => {
   it('two store instances on the same file interleave into one contiguous chain', () => {
-    const other = AuditStore.open(file);
+    const other = AuditStore.open(file, options());
     try {
       for (let i = 0; i < 20; i++) {
         (i % 2 ? store : other).append({ key: `k${i}`, kind: 'execution.started', actor: 'system', details: { i } });
@@ -342,16 +354,19 @@ describe('appends from several writers', () => {
       other.close();
     }
     expect(store.list({ limit: 1000 }).map((e) => e.seq)).toEqual([...Array(20).keys()].map((i) => 20 - i));
-    expect(store.verify()).toEqual({ ok: true, entries: 20, first_broken: null });
+    expect(store.verify()).toMatchObject({ ok: true, entries: 20, breaks: [] });
   });
 
   it('two processes appending at once, with retried keys, make one contiguous chain', async () => {
     const N = 60;
     const moduleUrl = pathToFileURL(join(PROJECT_ROOT, 'activities/audit-store.ts')).href;
+    const keyringUrl = pathToFileURL(join(PROJECT_ROOT, 'domain/keyring.ts')).href;
     // Both processes also write a shared set of keys, like a retry landing on another worker.
     const script = (name: string) => `
       const { AuditStore } = await import(${JSON.stringify(moduleUrl)});
-      const store = AuditStore.open(${JSON.stringify(file)});
+      const { Keyring } = await import(${JSON.stringify(keyringUrl)});
+      const keyring = Keyring.load({ masterKey: ${JSON.stringify(MASTER_KEY)}, dataDir: '.' });
+      const store = AuditStore.open(${JSON.stringify(file)}, { keyring, isKnownKeyId: () => false });
       for (let i = 0; i < ${N}; i++) {
         store.append({ key: '${name}:' + i, kind: 'execution.completed', actor: '${name}', details: { i } });
         if (i % 10 === 0) store.append({ key: 'shared:' + i, kind: 'execution.failed', actor: '${name}', details: { i } });
@@ -365,13 +380,17 @@ describe('appends from several writers', () => {
     expect(all).toHaveLength(2 * N + shared);
     expect(all.map((e) => e.seq)).toEqual([...Array(all.length).keys()].map((i) => all.length - i));
     expect(new Set(all.map((e) => e.key)).size).toBe(all.length);
-    expect(store.verify()).toEqual({ ok: true, entries: all.length, first_broken: null });
+    expect(store.verify()).toMatchObject({ ok: true, entries: all.length, breaks: [] });
   });
 });
 
 describe('warden audit --db: the log read straight from its file', () => {
   const cli = (...args: string[]) =>
-    spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'bin/warden.ts'), 'audit', ...args], { cwd: PROJECT_ROOT, encoding: 'utf8' });
+    spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'bin/warden.ts'), 'audit', ...args], {
+      cwd: PROJECT_ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, WARDEN_MASTER_KEY: MASTER_KEY },
+    });
 
   it('verifies, exports and tails', () => {
     const entries = seed(5);
@@ -407,10 +426,145 @@ describe('warden audit --db: the log read straight from its file', () => {
 
 describe('redaction', () => {
   it('scrubs credentials out of details before they are hashed and stored', () => {
-    const store = AuditStore.open(':memory:');
+    const store = AuditStore.open(':memory:', options());
     const entry = store.append({ key: 'redact-1', kind: 'execution.failed', actor: 'system', details: { error: 'cannot reach postgres://app:hunter2@db/x', nested: ['Bearer abcdef0123456789abcdef'] } });
     expect(entry.details).toEqual({ error: 'cannot reach postgres://app:[REDACTED:password]@db/x', nested: ['Bearer [REDACTED:token]'] });
     expect(store.list()[0]!.details).toEqual(entry.details);
     expect(store.verify().ok).toBe(true);
+  });
+});
+
+describe('actors', () => {
+  it('marks an actor that is neither a system actor nor a known key id as unverified, and verify lists it', () => {
+    const known = store.append({ key: 'a1', kind: 'approval.granted', actor: 'key:ops', details: {} });
+    const system = store.append({ key: 'a2', kind: 'agent.status_changed', actor: 'system (idle timeout)', details: {} });
+    // What anyone reaching Temporal's port can make a workflow record: an id no key store issued,
+    // a lookalike of a system actor, or no actor at all.
+    const forgedKey = store.append({ key: 'a3', kind: 'approval.granted', actor: 'key_0123456789ab', details: {} });
+    const lookalike = store.append({ key: 'a4', kind: 'approval.granted', actor: 'system (trust me)', details: {} });
+    const nobody = store.append({ key: 'a5', kind: 'approval.granted', actor: null, details: {} });
+    expect([known, system, forgedKey, lookalike, nobody].map((e) => e.actor_verified)).toEqual([true, true, false, false, false]);
+    expect(store.list({ limit: 5 }).map((e) => e.actor_verified)).toEqual([false, false, false, true, true]);
+    expect(store.verify()).toMatchObject({ ok: true, unverified_actors: { count: 3, seqs: [3, 4, 5] } });
+  });
+
+  it('hashes the mark: flipping it in the file breaks the chain', () => {
+    store.append({ key: 'a1', kind: 'approval.granted', actor: 'key_0123456789ab', details: {} });
+    tamper('UPDATE entries SET actor_verified = 1 WHERE seq = 1');
+    expect(store.verify().breaks).toEqual([{ seq: 1, reason: expect.stringMatching(/entry 1 was changed/) }]);
+  });
+
+  it('knows every system actor the workflows record', async () => {
+    const { readFileSync, readdirSync } = await import('node:fs');
+    const sources = readdirSync(join(PROJECT_ROOT, 'workflows')).map((f) => readFileSync(join(PROJECT_ROOT, 'workflows', f), 'utf8'));
+    const literals = new Set(sources.flatMap((s) => [...s.matchAll(/'((?:system|reaper)(?: \([^')]*\))?)'/g)].map((m) => m[1]!)));
+    expect(literals.size).toBeGreaterThan(2);
+    for (const actor of literals) expect(SYSTEM_ACTORS, actor).toContain(actor);
+  });
+});
+
+describe('ill-formed strings', () => {
+  it('an entry with a lone surrogate in any string column reads back as hashed, and verifies', () => {
+    const entry = store.append({ key: 'k-\ud800', kind: 'agent.created', actor: 'key:ops\udc00', action_id: 'act-\ud83d', agent_id: 'agt-\udfff', details: { note: 'x\ud800y' } });
+    expect(entry).toMatchObject({ key: 'k-\ufffd', actor: 'key:ops\ufffd', action_id: 'act-\ufffd', agent_id: 'agt-\ufffd', details: { note: 'x\ud800y' } });
+    expect(store.list()).toEqual([entry]);
+    expect(store.verify()).toMatchObject({ ok: true, breaks: [] });
+    // The same key, retried, finds the entry.
+    expect(store.append({ key: 'k-\ud800', kind: 'agent.created', actor: 'system', details: {} })).toEqual(entry);
+  });
+});
+
+describe('verify reports every break', () => {
+  it('two separate tamperings: two breaks, each with its seq and reason, as the CLI prints them', () => {
+    seed(10);
+    tamper("UPDATE entries SET actor = 'key:admin' WHERE seq = 3; DELETE FROM entries WHERE seq = 7");
+    const result = store.verify();
+    expect(result).toMatchObject({ ok: false, entries: 9 });
+    expect(result.breaks).toEqual([
+      { seq: 3, reason: expect.stringMatching(/entry 3 was changed/) },
+      { seq: 7, reason: expect.stringMatching(/entry 7 is missing/) },
+    ]);
+    expect(result.first_broken).toEqual(result.breaks[0]);
+  });
+
+  it('a deletion hidden by renumbering is one break, and a change after it is another', () => {
+    seed(10);
+    tamper('DELETE FROM entries WHERE seq = 4; UPDATE entries SET seq = -(seq - 1) WHERE seq > 4; UPDATE entries SET seq = -seq WHERE seq < 0');
+    tamper(`UPDATE entries SET details = '{"i":0}' WHERE seq = 7`);
+    expect(store.verify().breaks).toEqual([
+      { seq: 4, reason: expect.stringMatching(/entry 4 was deleted and the later entries renumbered/) },
+      { seq: 7, reason: expect.stringMatching(/entry 7 was changed/) },
+    ]);
+  });
+});
+
+describe('the anchor', () => {
+  /** What someone with write access to audit.db can do: every row rewritten into a fresh, consistent chain, head included. */
+  function rechain(change: (e: AuditEntry) => AuditEntry) {
+    let prev = GENESIS_HASH;
+    const rows = store.list({ limit: 1000 }).reverse().map((e) => {
+      const { hash: _old, ...fields } = { ...change(e), prev_hash: prev };
+      const hash = hashEntry(fields);
+      prev = hash;
+      return { ...fields, hash };
+    });
+    tamper('DELETE FROM entries');
+    for (const row of rows) {
+      tamper(
+        'INSERT INTO entries (seq, key, at, kind, actor, actor_verified, action_id, agent_id, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        row.seq, row.key, row.at, row.kind, row.actor, row.actor_verified === null ? null : Number(row.actor_verified), row.action_id, row.agent_id, canonicalJson(row.details), row.prev_hash, row.hash,
+      );
+    }
+    tamper('UPDATE head SET seq = ?, hash = ?', rows.at(-1)!.seq, prev);
+  }
+
+  it('a log rewritten and re-chained consistently fails verification, naming the anchor; appends refuse', () => {
+    seed(6);
+    rechain((e) => (e.seq === 2 ? { ...e, kind: 'approval.granted', actor: 'key:ops', details: { approved: true } } : e));
+    const result = store.verify();
+    expect(result.ok).toBe(false);
+    expect(result.breaks).toEqual([{ seq: 6, reason: expect.stringMatching(/^the anchor does not match the head \(entry 6\).*rewritten or re-chained/) }]);
+    expect(() => store.append({ key: 'after', kind: 'system.started', actor: 'system', details: {} })).toThrow(AuditIntegrityError);
+    expect(() => store.append({ key: 'after', kind: 'system.started', actor: 'system', details: {} })).toThrow(/anchor does not match/);
+  });
+
+  it('a removed anchor is a break, and is not re-made on reopening', () => {
+    seed(3);
+    tamper('UPDATE head SET mac = NULL');
+    store.close();
+    store = AuditStore.open(file, options());
+    expect(store.verify().breaks).toEqual([{ seq: 3, reason: expect.stringMatching(/the head \(entry 3\) has no anchor/) }]);
+  });
+
+  it('under another master key it cannot be checked; without one, verify says so', () => {
+    seed(2);
+    store.close();
+    const otherKey = Buffer.from('another-TEST-ONLY-master-key-002').toString('base64');
+    store = AuditStore.open(file, { readonly: true, keyring: Keyring.load({ masterKey: otherKey, dataDir: tmpdir() }) });
+    expect(store.verify().breaks).toEqual([{ seq: 2, reason: expect.stringMatching(/the anchor cannot be checked: no master key with id/) }]);
+    store.close();
+    store = AuditStore.open(file, { readonly: true });
+    expect(store.verify().breaks).toEqual([{ seq: 2, reason: expect.stringMatching(/the anchor was not checked: no master key here/) }]);
+  });
+
+  it('a log from before anchors is anchored as it stands when first opened, and says since when', () => {
+    store.close();
+    // An older audit.db: no actor_verified column, a head without an anchor.
+    const legacy = join(dir, 'legacy.db');
+    const db = new Database(legacy);
+    db.exec(`CREATE TABLE entries (seq INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, at TEXT NOT NULL, kind TEXT NOT NULL, actor TEXT,
+      action_id TEXT, agent_id TEXT, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+      CREATE TABLE head (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL);`);
+    const old = forged(1, GENESIS_HASH);
+    db.prepare('INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run(old.seq, old.key, old.at, old.kind, old.actor, old.action_id, old.agent_id, canonicalJson(old.details), old.prev_hash, old.hash);
+    db.prepare('INSERT INTO head VALUES (1, 1, ?)').run(old.hash);
+    db.close();
+    const readOnly = AuditStore.open(legacy, { readonly: true, keyring: keyring() });
+    expect(readOnly.list()[0]).toMatchObject({ seq: 1, actor_verified: null });
+    expect(readOnly.verify().breaks).toEqual([{ seq: 1, reason: expect.stringMatching(/has no anchor/) }]);
+    readOnly.close();
+    store = AuditStore.open(legacy, options());
+    store.append({ key: 'new', kind: 'system.started', actor: 'system', details: {} });
+    expect(store.verify()).toMatchObject({ ok: true, entries: 2, anchor: { since_seq: 1 } });
   });
 });

@@ -1,8 +1,9 @@
 /**
  * Rate limiting with a fake clock: a bucket of capacity B at rate R admits B + R·t (±1) requests
  * over t seconds; the RateLimit headers, Retry-After and the 429 body; API keys, addresses and
- * route groups have buckets of their own; failed authentications lock an address out; the
- * in-memory store stays bounded; the configuration is parsed and bad entries are named.
+ * route groups have buckets of their own; failed authentications from an address are limited
+ * without ever refusing a valid key; the in-memory store stays bounded; the configuration is
+ * parsed and bad entries are named.
  */
 import fc from 'fast-check';
 import { Hono } from 'hono';
@@ -172,20 +173,42 @@ describe('rateLimit and authFailureLimit middleware', () => {
     expect((await call(app, alice, 'POST', '/api/actions/act-1/approve')).status).toBe(429);
   });
 
-  it('failed authentications empty the address bucket: then even a good key from there waits', async () => {
+  it('failed authentications from an address are limited: past the bucket they answer 429, and refill', async () => {
     const app = appWith('auth_failure=3/min', 1);
     for (let i = 0; i < 3; i++) expect((await call(app, 'wk_guess', 'GET', '/api/things', '203.0.113.7')).status).toBe(401);
-    const locked = await call(app, alice, 'GET', '/api/things', '203.0.113.7');
-    expect(locked.status).toBe(429);
-    expect(locked.headers.get('retry-after')).toBe('20');
-    expect((await locked.json()).error.message).toBe('too many failed authentications from this address; retry in 20 s');
-    // Successful requests cost nothing here, and other addresses are not affected.
-    expect((await call(app, alice, 'GET', '/api/things', '198.51.100.1')).status).toBe(200);
+    const refused = await call(app, 'wk_guess', 'GET', '/api/things', '203.0.113.7');
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toBe('20');
+    expect(refused.headers.get('www-authenticate')).toBeNull();
+    expect((await refused.json()).error.message).toBe('too many failed authentications from this address; retry in 20 s');
+    expect((await call(app, null, 'GET', '/api/things', '203.0.113.7')).status).toBe(429);
+    // Other addresses have buckets of their own.
+    expect((await call(app, 'wk_guess', 'GET', '/api/things', '198.51.100.1')).status).toBe(401);
     now += 20_000;
-    expect((await call(app, alice, 'GET', '/api/things', '203.0.113.7')).status).toBe(200);
-    expect((await call(app, alice, 'GET', '/api/things', '203.0.113.7')).status).toBe(200);
-    expect((await call(app, null, 'GET', '/api/things', '203.0.113.7')).status).toBe(401);
-    expect((await call(app, alice, 'GET', '/api/things', '203.0.113.7')).status).toBe(429);
+    expect((await call(app, 'wk_guess', 'GET', '/api/things', '203.0.113.7')).status).toBe(401);
+    expect((await call(app, 'wk_guess', 'GET', '/api/things', '203.0.113.7')).status).toBe(429);
+  });
+
+  it("a valid key is never refused for others' failed authentications from its address", async () => {
+    // The attack: twenty bogus keys from a shared address, then one more every 3 s to keep the bucket empty.
+    const app = appWith('auth_failure=20/min');
+    for (let i = 0; i < 20; i++) expect((await call(app, `wk_bogus${i}`)).status).toBe(401);
+    expect((await call(app, 'wk_bogus')).status).toBe(429);
+    for (let round = 0; round < 5; round++) {
+      now += 3000;
+      expect((await call(app, 'wk_bogus')).status).toBe(401);
+      expect((await call(app, alice)).status).toBe(200);
+      expect((await call(app, bob, 'POST')).status).toBe(201);
+      expect((await call(app, 'wk_bogus')).status).toBe(429);
+    }
+  });
+
+  it('requests with a valid key cost the failure bucket nothing', async () => {
+    const app = appWith('auth_failure=2/min');
+    for (let i = 0; i < 50; i++) expect((await call(app, alice)).status).toBe(200);
+    expect((await call(app, 'wk_guess')).status).toBe(401);
+    expect((await call(app, 'wk_guess')).status).toBe(401);
+    expect((await call(app, 'wk_guess')).status).toBe(429);
   });
 
   it('the client address: the peer, or n hops back along X-Forwarded-For with n trusted proxies', async () => {

@@ -1,0 +1,27 @@
+/** KeyIdDirectory: the worker's read-only view of which API key ids exist, for checking audit actors. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { KeyIdDirectory, KeyStore } from '../../api/key-store.js';
+
+it('knows no id before the key store exists, then every key made, revoked ones too, without writing', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-key-ids-'));
+  const file = join(dir, 'warden.db');
+  const directory = new KeyIdDirectory(file);
+  try {
+    expect(directory.has('key_0123456789ab')).toBe(false);
+    const keys = KeyStore.open(file);
+    const kept = keys.create('ops', 'operator', null);
+    const revoked = keys.create('old', 'viewer', null);
+    keys.revoke(revoked.id);
+    expect(directory.has(kept.id)).toBe(true);
+    expect(directory.has(revoked.id)).toBe(true);
+    expect(directory.has('key_0123456789ab')).toBe(false);
+    expect(directory.has("' OR 1=1 --")).toBe(false);
+    keys.close();
+  } finally {
+    directory.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
