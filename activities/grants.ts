@@ -18,8 +18,14 @@ import { maxRisk, RISK_LEVELS, type RiskLevel } from '../skills/types.js';
 import { WardenError } from '../domain/errors.js';
 
 /** The decision the control worker made itself, from the signed action's parameters. */
+/**
+ * The control worker's check of an action: refused (the grant or the input does not hold), or
+ * genuine and decided again, allowed or denied by the policy. (Histories from before `allowed`
+ * recorded denials as refusals.)
+ */
 export type ActionVerdict =
-  | { ok: true; level: RiskLevel; rule: string; reasons: string[]; approvals_required: number; exec: ActionExec }
+  | { ok: true; allowed?: true; level: RiskLevel; rule: string; reasons: string[]; approvals_required: number; exec: ActionExec }
+  | { ok: true; allowed: false; level: RiskLevel; rule: string; reasons: string[] }
   | { ok: false; reason: string };
 
 export type ApprovalVerdict = { ok: true; approver: Identity; approved: boolean; comment: string | null } | { ok: false; reason: string };
@@ -62,10 +68,11 @@ export function createGrantActivities(deps: { grants: Grants; policy: Policy }) 
       return { ok: false, reason: known ? (err as Error).message : `the action could not be checked: ${(err as Error)?.message ?? String(err)}` };
     }
     const { decision } = decided;
-    if (!decision.allowed) return { ok: false, reason: `denied by policy rule ${decision.rule}: ${decision.reasons.join('; ')}` };
+    if (!decision.allowed) return { ok: true, allowed: false, level: decision.level, rule: decision.rule, reasons: decided.reasons };
     const level = maxRisk(decision.level, RISK_LEVELS.includes(claims.level) ? claims.level : 'critical');
     return {
       ok: true,
+      allowed: true,
       level,
       rule: decision.rule,
       reasons: decided.reasons,

@@ -9,6 +9,9 @@ import { METADATA_ENCODING_KEY, type DataConverter, type Payload, type PayloadCo
 import type { Config } from './config.js';
 import { Keyring } from './keyring.js';
 import { PayloadCodecError, PayloadEncryptionCodec } from './payload-codec.js';
+import { UNDECODABLE_KEY } from './undecodable.js';
+
+export { UNDECODABLE_KEY } from './undecodable.js';
 
 /** The failure converter by path: clients and workers `require()` it, the workflow bundler includes it. */
 export const FAILURE_CONVERTER_PATH = fileURLToPath(new URL('./failure-converter.cjs', import.meta.url));
@@ -18,15 +21,14 @@ export function createDataConverter(codec: PayloadEncryptionCodec): DataConverte
   return { payloadCodecs: [codec], failureConverterPath: FAILURE_CONVERTER_PATH };
 }
 
-/** The key of the object an undecodable payload becomes in a worker (see createWorkerDataConverter). */
-export const UNDECODABLE_KEY = 'warden_undecodable';
 
 /**
  * The DataConverter of workers. A payload the codec refuses (plaintext, a foreign key, tampered
  * bytes) would fail the workflow task on every retry, wedging the workflow for good: anyone who
  * reaches Temporal's port could do that with one signal. In a worker it decodes instead to
  * `{"warden_undecodable": "<why>"}`, an object no handler accepts (each checks its argument), so
- * the message is refused and recorded while the workflow carries on. Nothing an attacker wrote is
+ * the message is refused and recorded while the workflow carries on; a workflow's own input that
+ * does not decode still fails its task (refuseUndecodableInput). Nothing an attacker wrote is
  * passed on: only the codec's reason.
  */
 export function createWorkerDataConverter(codec: PayloadEncryptionCodec): DataConverter {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containersOf, docker, recordHistory, startStack, TEST_HOST, uniqueId, waitFor, waitForStatus } from './helpers.js';
-import { agentStatusQuery, execUpdate } from '../workflows/definitions.js';
+import { agentStatusQuery } from '../workflows/definitions.js';
 import type { AgentRecord } from '../domain/agent.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
@@ -9,6 +9,10 @@ beforeAll(async () => {
 });
 // WARDEN_RECORD_HISTORIES=1 saves each test's agent history for the replay test (test/histories/).
 const recorded = new Map<string, string>();
+
+/** A filesystem action (low or medium risk: it runs at once), answered when it is done. */
+const files = (agentId: string, operation: string, parameters: Record<string, unknown>) =>
+  stack.api('POST', '/api/actions', { action_type: 'skill_execution', skill_id: 'filesystem', operation, agent_id: agentId, parameters, wait_seconds: 30 });
 afterAll(async () => {
   for (const [name, id] of recorded) await recordHistory(name, id);
   await stack?.stop();
@@ -35,16 +39,14 @@ describe('agent lifecycle', () => {
     await waitForStatus(stack.api, id, ['paused']);
     expect((await docker.getContainer(running.container_id!).inspect()).State.Paused).toBe(true);
 
-    // Commands are refused while paused, with the reason.
-    const handle = stack.client.workflow.getHandle(id);
-    await expect(handle.executeUpdate(execUpdate, { args: [{ command: ['true'], timeout_ms: 5000, max_output_bytes: 100 }] })).rejects.toMatchObject({
-      cause: { message: expect.stringMatching(/is paused; commands run only while it is running/) },
-    });
+    // Actions are refused while paused, with the reason.
+    const paused = await files(id, 'write', { path: 'note', content: 'hi' });
+    expect(paused.body).toMatchObject({ status: 'failed', error: expect.stringMatching(/is paused; actions run only in a running agent/) });
 
     expect((await stack.api('POST', `/api/agents/${id}/resume`)).status).toBe(202);
     await waitForStatus(stack.api, id, ['running']);
-    const echo = await handle.executeUpdate(execUpdate, { args: [{ command: ['sh', '-c', 'echo hi; id -u'], timeout_ms: 5000, max_output_bytes: 1000 }] });
-    expect(echo).toMatchObject({ exit_code: 0, stdout: 'hi\n10001\n', timed_out: false, oom_killed: false });
+    expect((await files(id, 'write', { path: 'note', content: 'hi' })).body).toMatchObject({ status: 'completed', result: { exit_code: 0 } });
+    expect((await files(id, 'read', { path: 'note' })).body).toMatchObject({ status: 'completed', result: { exit_code: 0, stdout: 'hi' } });
 
     expect((await stack.api('POST', `/api/agents/${id}/stop`, { force: false })).status).toBe(202);
     const stopped = await waitForStatus(stack.api, id, ['stopped']);
@@ -53,7 +55,7 @@ describe('agent lifecycle', () => {
     expect(await containersOf(id)).toHaveLength(0);
 
     // Every step is on the audit log, with who asked for it.
-    const trail = stack.audit.list({ agent_id: id, limit: 100 }).reverse();
+    const trail = stack.audit.list({ agent_id: id, limit: 100 }).reverse().filter((e) => e.kind.startsWith('agent.')); // the actions have their own
     expect(trail.map((e) => [e.kind, e.details.to ?? null])).toEqual([
       ['agent.created', null],
       ['agent.status_changed', 'running'],
@@ -135,8 +137,7 @@ describe('agent lifecycle', () => {
     expect(created.body).toMatchObject({ restart_policy: 'on-failure', max_restarts: 1, restarts: 0 });
     const first = await waitForStatus(stack.api, id, ['running']);
     const handle = stack.client.workflow.getHandle(id);
-    const run = (command: string[]) => handle.executeUpdate(execUpdate, { args: [{ command, timeout_ms: 5000, max_output_bytes: 1000 }] });
-    expect(await run(['sh', '-c', 'echo kept > /workspace/note'])).toMatchObject({ exit_code: 0 });
+    expect((await files(id, 'write', { path: 'note', content: 'kept' })).body).toMatchObject({ status: 'completed', result: { exit_code: 0 } });
 
     await docker.getContainer(first.container_id!).remove({ force: true });
     const again = await waitFor('the agent to run in a new sandbox', async () => {
@@ -148,7 +149,7 @@ describe('agent lifecycle', () => {
     expect((await docker.getContainer(again.container_id!).inspect()).State.Running).toBe(true);
     expect(await containersOf(id)).toHaveLength(1);
     // A new sandbox: commands run again, in a fresh workspace.
-    expect(await run(['ls', '-A', '/workspace'])).toMatchObject({ exit_code: 0, stdout: '' });
+    expect((await files(id, 'list', {})).body).toMatchObject({ status: 'completed', result: { exit_code: 0, stdout: '' } });
     const { entries } = (await stack.api('GET', `/api/audit-logs?agent_id=${id}`)).body as { entries: { kind: string; details: Record<string, unknown> }[] };
     const restart = entries.find((e) => e.details.to === 'provisioning' && e.details.from === 'running');
     expect(restart?.details.reason).toMatch(/outside Warden.*; re-provisioning \(restart 1 of 1\)$|disappeared.*; re-provisioning \(restart 1 of 1\)$/);

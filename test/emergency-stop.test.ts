@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alertWorkflowId, type AlertEvent } from '../domain/alert.js';
 import type { ActionRecord } from '../domain/action.js';
 import type { AgentRecord } from '../domain/agent.js';
+import { Grants } from '../domain/grants.js';
 import { verifyAlertSignature } from '../activities/alerts.js';
 import { prepareCommand } from '../skills/index.js';
 import { CAPACITY_WORKFLOW_ID, capacityQuery, CONTROL_TASK_QUEUE, type ActionWorkflowInput, type AgentWorkflowInput } from '../workflows/definitions.js';
@@ -257,7 +258,12 @@ describe('the emergency stop', () => {
       error: null,
       completed_at: null,
     };
-    const input: ActionWorkflowInput = { action, command: prepareCommand('shell', 'exec', { command: 'touch /workspace/never' }), expirySeconds: 60 };
+    // Even with a grant the API would have signed (so the lockdown, not a missing grant, refuses it).
+    const grant = new Grants(testPayloadCodec().keyring).sign({
+      kind: 'action', action_id: action.id, action_hash: action.params_hash, requester: action.requester,
+      level: action.security_level, approvals_required: 0, expires_at: new Date(Date.now() + 600_000).toISOString(),
+    });
+    const input: ActionWorkflowInput = { action, command: prepareCommand('shell', 'exec', { command: 'touch /workspace/never' }), grant, expirySeconds: 60 };
     const direct = await stack.client.workflow.execute('actionWorkflow', { workflowId: action.id, taskQueue: CONTROL_TASK_QUEUE, args: [input] });
     expect(direct).toMatchObject({ status: 'rejected', error: expect.stringMatching(LOCKDOWN_MESSAGE), result: null });
     expect(stack.audit.list({ action_id: action.id, limit: 20 }).map((e) => e.kind)).not.toContain('execution.started');

@@ -5,6 +5,7 @@
  * refused; a plaintext workflow is refused by the workers unless migration allows plaintext;
  * search attributes and workflow ids carry no command text.
  */
+import { createEmergencyActivities } from '../activities/emergency.js';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { Client } from '@temporalio/client';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
@@ -274,7 +275,11 @@ it('a workflow started without encryption is refused by the workers, and runs on
   const taskQueue = uniqueId('migration');
   const connection = await NativeConnection.connect({ address: inject('temporalAddress') });
   try {
-    const worker = await Worker.create({ connection, taskQueue, workflowBundle: { codePath: inject('workflowBundlePath') }, dataConverter: migrating });
+    // The capacity workflow restores the lockdown from the audit log when it starts: the one activity it needs.
+    const { recordedLockdownState } = createEmergencyActivities(stack.client, stack.audit);
+    const worker = await Worker.create({
+      connection, taskQueue, workflowBundle: { codePath: inject('workflowBundlePath') }, dataConverter: migrating, activities: { recordedLockdownState },
+    });
     await worker.runUntil(async () => {
       const handle = await plainClient.workflow.start('capacityWorkflow', { workflowId: uniqueId('migrated'), taskQueue, args: [legacy] });
       const client = new Client({ connection: stack.client.connection, dataConverter: migrating });

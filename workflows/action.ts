@@ -39,6 +39,7 @@ import {
   ApprovalAttemptSchema,
   type ActionWorkflowInput,
 } from './definitions.js';
+import { refuseUndecodableInput } from '../domain/undecodable.js';
 
 // A local activity: the audit store sits beside the control worker, and an append is a short,
 // idempotent write, so it skips the task queue round trip a regular activity costs.
@@ -51,6 +52,7 @@ const { recordAudit, raiseAlert, lockdownState, verifyAction, verifyApproval } =
 const { agentForAction } = proxyActivities<ControlActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 5 } });
 
 export async function actionWorkflow(input: ActionWorkflowInput): Promise<ActionRecord> {
+  refuseUndecodableInput(input);
   // Decided first, before any marker: workflows started since grants exist trust nothing in their
   // input that a grant does not prove (histories from before replay the old path).
   const requireGrants = patched('signed-grants');
@@ -156,10 +158,16 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
       action.security_level = verdict.level;
       action.rule = verdict.rule;
       action.reasons = verdict.reasons;
-      action.approvals_required = verdict.approvals_required;
       action.approvals = [];
-      setStatus(verdict.approvals_required > 0 ? 'pending' : 'approved');
-      exec = verdict.exec;
+      if (verdict.allowed === false) {
+        action.approvals_required = 0;
+        setStatus('rejected');
+        action.error = `denied by policy rule ${verdict.rule}`;
+      } else {
+        action.approvals_required = verdict.approvals_required;
+        setStatus(verdict.approvals_required > 0 ? 'pending' : 'approved');
+        exec = verdict.exec;
+      }
     }
     await audit({
       kind: 'action.submitted',

@@ -45,6 +45,7 @@ import {
   AgentSignalSchemas,
   type AgentWorkflowInput,
 } from './definitions.js';
+import { refuseUndecodableInput } from '../domain/undecodable.js';
 
 /** Activities on the agent's Docker host; teardown retries until it succeeds, so nothing leaks. */
 function sandboxActivities(host: string, input: AgentWorkflowInput) {
@@ -79,6 +80,7 @@ const { recordAudit, raiseAlert, lockdownState } = proxyLocalActivities<AuditAct
 });
 
 export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRecord> {
+  refuseUndecodableInput(input);
   // Commands run only as actions (policy, approvals, grants, journal, audit): agents started since
   // then have no `exec` update; histories from before still replay theirs.
   const execDoor = !patched('no-exec-update');

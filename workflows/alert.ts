@@ -7,6 +7,7 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { AlertActivities } from '../activities/alerts.js';
 import type { AlertDelivery, AlertWorkflowInput } from '../domain/alert.js';
+import { refuseUndecodableInput } from '../domain/undecodable.js';
 
 const { deliverAlert } = proxyActivities<AlertActivities>({
   startToCloseTimeout: '30 seconds',
@@ -19,7 +20,9 @@ const { deliverAlert } = proxyActivities<AlertActivities>({
   },
 });
 
-export async function alertWorkflow({ event, targets }: AlertWorkflowInput): Promise<AlertDelivery[]> {
+export async function alertWorkflow(input: AlertWorkflowInput): Promise<AlertDelivery[]> {
+  refuseUndecodableInput(input);
+  const { event, targets } = input;
   return Promise.all(
     targets.map((target) =>
       deliverAlert({ event, target }).then(

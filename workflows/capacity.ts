@@ -42,6 +42,7 @@ import {
   releaseAgentSignal,
   type CapacityState,
 } from './definitions.js';
+import { refuseUndecodableInput } from '../domain/undecodable.js';
 
 const { closedAgents } = proxyActivities<ControlActivities>({
   startToCloseTimeout: '30 seconds',
@@ -60,6 +61,7 @@ const { recordAudit, raiseAlert, recordedLockdownState } = proxyLocalActivities<
 const STOP_START_ATTEMPTS = 3;
 
 export async function capacityWorkflow(state: CapacityState = { admitted: {} }): Promise<void> {
+  refuseUndecodableInput(state);
   const admitted = new Map(Object.entries(state.admitted));
   const reserved = new Map<string, HostReservation>(Object.entries(state.reserved ?? {}));
   const release = (agentId: string) => void (admitted.delete(agentId), reserved.delete(agentId));

@@ -10,6 +10,7 @@ import type { AuditActivities, RecordAuditInput } from '../activities/audit.js';
 import type { EmergencyActivities } from '../activities/emergency.js';
 import type { EmergencyStopReport } from '../domain/lockdown.js';
 import type { EmergencyStopInput } from './definitions.js';
+import { refuseUndecodableInput } from '../domain/undecodable.js';
 
 const { runningAgents, forceStopAgents, actionsInFlight, cancelPendingApprovals } = proxyActivities<EmergencyActivities>({
   startToCloseTimeout: '5 minutes',
@@ -21,7 +22,9 @@ const { recordAudit, raiseAlert } = proxyLocalActivities<AuditActivities & Alert
   retry: { maximumInterval: '30 seconds' },
 });
 
-export async function emergencyStopWorkflow({ stop, lockdown, requested, admitted }: EmergencyStopInput): Promise<EmergencyStopReport> {
+export async function emergencyStopWorkflow(input: EmergencyStopInput): Promise<EmergencyStopReport> {
+  refuseUndecodableInput(input);
+  const { stop, lockdown, requested, admitted } = input;
   let audits = 0;
   const audit = (kind: RecordAuditInput['kind'], details: Record<string, unknown>) =>
     recordAudit({ key: `${workflowInfo().workflowId}:${workflowInfo().runId}:${++audits}`, kind, actor: requested.by, details });

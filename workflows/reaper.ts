@@ -14,6 +14,7 @@ import { planReaping } from '../domain/reaping.js';
 import { failureText } from './failures.js';
 import { ADMISSION_GRACE_MS } from './capacity.js';
 import { CAPACITY_WORKFLOW_ID, releaseAgentSignal, sandboxTaskQueue, type ReaperInput, type ReaperReport } from './definitions.js';
+import { refuseUndecodableInput } from '../domain/undecodable.js';
 
 const control = proxyActivities<ReaperControlActivities>({
   startToCloseTimeout: '2 minutes',
@@ -22,7 +23,9 @@ const control = proxyActivities<ReaperControlActivities>({
 });
 const { recordAudit, raiseAlert } = proxyLocalActivities<AuditActivities & AlertActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumInterval: '30 seconds' } });
 
-export async function reaperWorkflow({ host }: ReaperInput): Promise<ReaperReport> {
+export async function reaperWorkflow(input: ReaperInput): Promise<ReaperReport> {
+  refuseUndecodableInput(input);
+  const { host } = input;
   // A run that cannot reach the host's engine fails; the next tick tries again.
   const onHost = proxyActivities<ReaperSandboxActivities>({
     taskQueue: sandboxTaskQueue(host),
