@@ -51,7 +51,7 @@ beforeAll(async () => {
   key.viewer = stack.keyFor('viewer');
   key.approverA = stack.keys.create('alice', 'approver', null).key;
   key.approverB = stack.keys.create('bob', 'approver', null).key;
-  agentId = uniqueId('act');
+  agentId = uniqueId('actions');
   expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: agentId, runtime: 'runc' })).status).toBe(201);
   await waitForStatus(stack.api, agentId, ['running']);
 });
@@ -169,7 +169,7 @@ it('an approval delivered as a Temporal signal (as a chat channel would) runs th
 });
 
 it('an agent does not stop on its idle timer while an action runs in it', async () => {
-  const idle = uniqueId('act-idle');
+  const idle = uniqueId('actions-idle');
   await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: idle, runtime: 'runc', idle_ttl_seconds: 10 });
   await waitForStatus(stack.api, idle, ['running']);
   const res = await submitShell(stack.api, idle, 'sleep 14; echo still here');
@@ -220,15 +220,23 @@ describe('refusals', () => {
     expect(done.result).toBeNull();
   });
 
-  it('an action type the policy does not allow is rejected', async () => {
-    const res = await as(key.operator, 'POST', '/api/actions', {
-      action_type: 'config_change',
-      skill_id: 'filesystem',
-      operation: 'list',
-      agent_id: agentId,
-      parameters: {},
-    });
-    expect(res.body).toMatchObject({ status: 'rejected', rule: 'not-yet-available' });
+  it('an action type that does not fit its skill is denied and never runs: a chat is not a shell command', async () => {
+    const written = await submit(key.operator, 'filesystem', 'write', { path: 'keep.txt', content: 'kept' }, { wait_seconds: 30 });
+    expect(written.body.status).toBe('completed');
+    for (const [action_type, skill_id, operation, parameters] of [
+      ['chat', 'shell', 'exec', { command: 'touch chat-ran.txt' }],
+      ['chat', 'filesystem', 'delete', { path: 'keep.txt' }],
+      ['config_change', 'filesystem', 'list', {}],
+    ] as const) {
+      const res = await as(key.operator, 'POST', '/api/actions', { action_type, skill_id, operation, agent_id: agentId, parameters, wait_seconds: 10 });
+      expect(res.status).toBe(202);
+      expect(res.body).toMatchObject({ status: 'rejected', security_level: 'critical', rule: 'skill-fit', requires_approval: false });
+      expect(res.body.reasons.join(' ')).toMatch(new RegExp(`a ${action_type} action runs no skill, but this one names ${skill_id}\\.${operation}`));
+      expect((await finalAction(res.body.id)).result).toBeNull();
+      expect(auditKinds(res.body.id)).toEqual(['action.refused']);
+    }
+    expect(await workspaceHas('chat-ran.txt')).toBe(false);
+    expect(await workspaceHas('keep.txt')).toBe(true);
   });
 
   it('bad parameters are refused before anything runs, naming the problem', async () => {
@@ -248,7 +256,7 @@ describe('refusals', () => {
   });
 
   it('an action in a stopped agent fails with the reason', async () => {
-    const other = uniqueId('act-stopped');
+    const other = uniqueId('actions-stopped');
     await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: other, runtime: 'runc' });
     await waitForStatus(stack.api, other, ['running']);
     await stack.api('POST', `/api/agents/${other}/stop`, { force: true });
