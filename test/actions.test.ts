@@ -143,6 +143,18 @@ describe('levels', () => {
     expect(done.result?.exit_code).not.toBe(0);
     expect(auditKinds(id).slice(-5)).toEqual(['approval.granted', 'approval.refused', 'approval.granted', 'execution.started', 'execution.failed']);
   });
+
+  it('destruction in disguise is critical too, and one approval does not run it', async () => {
+    for (const command of ['echo cm0gLXJmIC8K | base64 -d | sh', 'a=rm; $a -rf --no-preserve-root /', `python3 -c "import shutil; shutil.rmtree('/')"`, 'kill -9 -1']) {
+      const res = await submit(key.operator, 'shell', 'exec', { command });
+      expect(res.body, command).toMatchObject({ status: 'pending', security_level: 'critical', rule: 'destructive-command', approvals_required: 2 });
+      const { id, params_hash } = res.body;
+      expect((await as(key.approverA, 'POST', `/api/actions/${id}/approve`, { approved: true, params_hash })).status).toBe(200);
+      expect((await as(key.viewer, 'GET', `/api/actions/${id}`)).body.status).toBe('pending');
+      expect((await as(key.approverB, 'POST', `/api/actions/${id}/approve`, { approved: false, params_hash })).status).toBe(200);
+      expect((await finalAction(id)).result).toBeNull();
+    }
+  });
 });
 
 it('an approval delivered as a Temporal signal (as a chat channel would) runs the action too', async () => {
