@@ -358,7 +358,10 @@ const FORK_BOMBS = [
   /([A-Za-z_:.][\w:.-]*)\s*\(\s*\)\s*\{[^}]*?(?<![\w:.-])\1\s*\|\s*&?\s*\1\s*&/,
   /function\s+([\w:.-]+)\s*(?:\(\s*\))?\s*\{[^}]*?(?<![\w:.-])\1\s*\|\s*&?\s*\1\s*&/,
 ];
-const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'fish']);
+/** Programs that run a shell script: from -c, a file operand, or standard input. */
+const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'fish', 'su']);
+/** Reserved words that may open a simple command (`then rm -rf /`): the command follows them. */
+const KEYWORDS = new Set(['if', 'then', 'else', 'elif', 'do', 'while', 'until', '!']);
 /** Binaries that run whichever applet their first operand names (busybox rm -rf /). */
 const MULTI_CALL = new Set(['busybox', 'toybox']);
 /** Interpreters, each with the option pattern that hands it code on the command line. */
@@ -404,8 +407,7 @@ const basename = (word: string): string => word.slice(word.lastIndexOf('/') + 1)
 function inspectScript(text: string, depth: number): string | null {
   if (depth > 8) return 'commands nested too deep to read';
   if (FORK_BOMBS.some((re) => re.test(text))) return 'fork bomb';
-  /** The working directory, followed through cd; null once it cannot be known. */
-  let cwd: string | null = '/workspace';
+  const scope: Scope = { cwd: '/workspace', written: new Set() };
   for (const cmd of lexShell(text)) {
     for (const body of cmd.substitutions) {
       const hit = inspectScript(body, depth + 1);
@@ -413,13 +415,24 @@ function inspectScript(text: string, depth: number): string | null {
     }
     const device = cmd.outputs.find(isDevice);
     if (device) return `output redirected to ${device}`;
-    const hit = inspectCommand(cmd, depth, cwd);
+    const hit = inspectCommand(cmd, depth, scope);
     if (hit) return hit;
     const [name, ...args] = unwrap(cmd.words);
-    if (name === 'cd' || name === 'pushd') cwd = changeDirectory(cwd, args.find((a) => !/^-[LPe@]+$/.test(a)));
+    if (name === 'cd' || name === 'pushd') scope.cwd = changeDirectory(scope.cwd, args.find((a) => !/^-[LPe@]+$/.test(a)));
+    for (const file of [...cmd.outputs, ...(name === 'tee' ? args : [])]) scope.written.add(plainPath(file));
   }
   return null;
 }
+
+/** What a script has done so far that changes how its later commands read. */
+interface Scope {
+  /** The working directory, followed through cd; null once it cannot be known. */
+  cwd: string | null;
+  /** Files it wrote (redirections, tee): running one runs text the detector never saw as commands. */
+  written: Set<string>;
+}
+
+const plainPath = (path: string): string => path.replace(/^(?:\.\/+)+/, '');
 
 /** Where `cd TARGET` leads from cwd: a home directory is /home/~; null when it cannot be known. */
 function changeDirectory(cwd: string | null, target: string | undefined): string | null {
@@ -430,13 +443,13 @@ function changeDirectory(cwd: string | null, target: string | undefined): string
 }
 
 /**
- * The command's words with leading assignments and wrappers (sudo, env, timeout, xargs, ...)
- * removed; the wrappers' names are added to `wrappers` when given.
+ * The command's words with leading reserved words, assignments and wrappers (sudo, env, timeout,
+ * xargs, ...) removed; the wrappers' names are added to `wrappers` when given.
  */
 function unwrap(words: string[], wrappers: string[] = []): string[] {
   let rest = words;
   for (let guard = 0; guard < 16; guard++) {
-    while (rest.length && /^[A-Za-z_][A-Za-z0-9_]*=/.test(rest[0]!)) rest = rest.slice(1);
+    while (rest.length && (KEYWORDS.has(rest[0]!) || /^[A-Za-z_][A-Za-z0-9_]*=/.test(rest[0]!))) rest = rest.slice(1);
     const name = rest.length ? basename(rest[0]!) : '';
     const valued = WRAPPERS[name];
     if (!valued) return rest;
@@ -469,11 +482,16 @@ function splitArgs(args: string[]): { options: string[]; operands: string[] } {
 const hasShortOption = (options: string[], letters: string): boolean =>
   options.some((o) => !o.startsWith('--') && [...o.slice(1)].some((c) => letters.includes(c)));
 
-function inspectCommand(cmd: SimpleCommand, depth: number, cwd: string | null): string | null {
+function inspectCommand(cmd: SimpleCommand, depth: number, scope: Scope): string | null {
   const wrappers: string[] = [];
   const words = unwrap(cmd.words, wrappers);
   if (!words.length) return null;
   if (isExpansion(words[0]!)) return `a command name computed at run time (${words[0]})`;
+  // env -S 'rm -rf /' and the like: a command word holding a whole command line.
+  if (/\s/.test(words[0]!)) return inspectScript(words.join(' '), depth + 1);
+  const wrote = (file: string | undefined) => file !== undefined && scope.written.has(plainPath(file));
+  if (wrote(words[0])) return `${words[0]}, which this command line wrote`;
+  const cwd = scope.cwd;
   const name = basename(words[0]!);
   const args = words.slice(1);
   const { options, operands } = splitArgs(args);
@@ -501,13 +519,14 @@ function inspectCommand(cmd: SimpleCommand, depth: number, cwd: string | null): 
       return isExpansion(script) ? `${name} -c of text computed at run time` : inspectScript(script, depth + 1);
     }
     if (script === undefined || hasShortOption(options, 's')) return fedText ? `text fed into ${name} as its script` : null;
+    if (wrote(script)) return `${name} running ${script}, which this command line wrote`;
     return isExpansion(script) ? `${name} running a script computed at run time (${script})` : null;
   }
   if (isInterpreter(name)) {
     const codeOption = INTERPRETERS.find(([re]) => re.test(name))?.[1];
     if ((codeOption && options.some((o) => codeOption.test(o))) || (name === 'deno' && args[0] === 'eval')) return `code given to ${name} on the command line`;
     if ((operands.length === 0 || operands[0] === '-') && fedText) return `code fed into ${name}`;
-    return null;
+    return wrote(operands[0]) ? `${name} running ${operands[0]}, which this command line wrote` : null;
   }
   switch (name) {
     case 'eval': {
@@ -517,7 +536,7 @@ function inspectCommand(cmd: SimpleCommand, depth: number, cwd: string | null): 
     }
     case 'source':
     case '.':
-      return operands.some((a) => isExpansion(a) || a.startsWith('/dev/')) || viaXargs ? `${name} of a script computed at run time` : null;
+      return operands.some((a) => isExpansion(a) || a.startsWith('/dev/') || wrote(a)) || viaXargs ? `${name} of a script computed at run time` : null;
     case 'rm': {
       if (args.includes('--no-preserve-root')) return 'rm --no-preserve-root';
       // Options computed at run time may be -r: `o=-rf; rm $o /`.
@@ -557,7 +576,16 @@ function inspectCommand(cmd: SimpleCommand, depth: number, cwd: string | null): 
       const roots = start < 0 ? args : args.slice(0, start);
       const deletes = args.includes('-delete') || args.some((a, i) => /^-(exec|execdir|ok)$/.test(a) && basename(args[i + 1] ?? '') === 'rm');
       const root = deletes ? roots.find(guarded) : undefined;
-      return root ? `find deleting under ${root}` : null;
+      if (root) return `find deleting under ${root}`;
+      // What -exec runs is a command of its own: find . -exec sh -c 'rm -rf /' \;
+      for (let i = 0; i < args.length; i++) {
+        if (!/^-(?:exec|execdir|ok|okdir)$/.test(args[i]!)) continue;
+        const end = args.findIndex((a, j) => j > i && (a === ';' || a === '+'));
+        const words = args.slice(i + 1, end < 0 ? args.length : end);
+        const hit = inspectCommand({ words, outputs: [], substitutions: [], pipedFrom: null, hereInput: false }, depth + 1, scope);
+        if (hit) return hit;
+      }
+      return null;
     }
     default:
       return FORMATTERS.test(name) ? `${name} (formats or wipes a device)` : null;

@@ -334,6 +334,18 @@ describe('isDestructive', () => {
     ['source <(echo cm0g | base64 -d)', 'source of a script computed at run time'],
     ['killall5 -9', 'killall5 (signals every process)'],
     [`awk 'BEGIN { system("rm -rf /") }'`, 'awk program that runs commands'],
+    ['if true; then rm -rf /; fi', 'rm -r on /'],
+    ['for x in /; do rm -rf $x; done', 'rm -r on $x'],
+    ['while true; do kill -9 -1; done', 'kill -1 (every process it may signal)'],
+    ['! rm -rf /', 'rm -r on /'],
+    ['su -c "rm -rf /"', 'rm -r on /'],
+    ['echo cm0gLXJmIC8K | base64 -d > x.sh; sh x.sh', 'sh running x.sh, which this command line wrote'],
+    ["printf 'rm -rf /' > run.sh && chmod +x run.sh && ./run.sh", './run.sh, which this command line wrote'],
+    ['echo "import shutil" | tee x.py && python3 x.py', 'python3 running x.py, which this command line wrote'],
+    ['env -S "rm -rf /"', 'rm -r on /'],
+    ["find . -exec sh -c 'rm -rf /' \\;", 'rm -r on /'],
+    ['find . -name x -exec bash -c "$0" {} \\;', 'bash -c of text computed at run time'],
+    ['cd / && find . -exec rm -rf {} +', 'find deleting under .'],
   ])('in disguise: %s', (command, pattern) => {
     expect(destructivePattern(command)).toBe(pattern);
   });
@@ -364,6 +376,11 @@ describe('isDestructive', () => {
     `awk '{print $1}' data.txt`,
     'rm -rf ~/cache',
     'rm -f notes.txt',
+    'if [ -f x ]; then cat x; fi',
+    'for f in *.txt; do wc -l "$f"; done',
+    'echo hi > out.txt; cat out.txt',
+    'find . -name "*.log" -exec rm {} +',
+    'find . -type f -exec grep -l x {} +',
   ])('not in disguise: %s', (command) => {
     expect(destructivePattern(command)).toBeNull();
   });
