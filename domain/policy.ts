@@ -514,7 +514,10 @@ function inspectCommand(cmd: SimpleCommand, depth: number, scope: Scope): string
   if (SHELLS.has(name)) {
     // sh -c SCRIPT, sh -ec SCRIPT, ...: the script is the first operand after an option with "c".
     const flag = args.findIndex((a) => /^-[a-z]*c[a-z]*$/.test(a));
-    const script = flag >= 0 ? args.slice(flag + 1).find((a) => !a.startsWith('-')) : operands.find((a) => !/^[+-]/.test(a));
+    // Otherwise the first operand is a script file (past the values of -o and -O); without one, stdin is the script.
+    const script = flag >= 0
+      ? args.slice(flag + 1).find((a) => !a.startsWith('-'))
+      : args.find((a, i) => !/^[+-]/.test(a) && !/^[+-][oO]$/.test(args[i - 1] ?? ''));
     if (flag >= 0 && script !== undefined) {
       return isExpansion(script) ? `${name} -c of text computed at run time` : inspectScript(script, depth + 1);
     }
@@ -541,7 +544,7 @@ function inspectCommand(cmd: SimpleCommand, depth: number, scope: Scope): string
       if (args.includes('--no-preserve-root')) return 'rm --no-preserve-root';
       // Options computed at run time may be -r: `o=-rf; rm $o /`.
       if (!recursive && !args.some(isExpansion)) return null;
-      if (viaXargs) return 'rm -r on operands xargs reads from its input';
+      if (recursive && viaXargs) return 'rm -r on operands xargs reads from its input';
       const target = operands.find(guarded);
       return target ? `rm -r on ${target}` : null;
     }
@@ -563,7 +566,7 @@ function inspectCommand(cmd: SimpleCommand, depth: number, scope: Scope): string
     case 'nawk':
       return args.some((a) => /\bsystem\s*\(|\|\s*(?:"|getline)|\|&/.test(a)) ? `${name} program that runs commands` : null;
     case 'dd': {
-      const of = args.find((a) => a.startsWith('of=') && isDevice(a.slice(3)));
+      const of = args.find((a) => a.startsWith('of=') && (isDevice(a.slice(3)) || isExpansion(a.slice(3))));
       return of ? `dd to ${of.slice(3)}` : null;
     }
     case 'shred':

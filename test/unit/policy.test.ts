@@ -346,6 +346,8 @@ describe('isDestructive', () => {
     ["find . -exec sh -c 'rm -rf /' \\;", 'rm -r on /'],
     ['find . -name x -exec bash -c "$0" {} \\;', 'bash -c of text computed at run time'],
     ['cd / && find . -exec rm -rf {} +', 'find deleting under .'],
+    ['echo cm0gLXJmIC8K | base64 -d | bash -o pipefail', 'text fed into bash as its script'],
+    ['dd if=/dev/zero of=$DISK', 'dd to $DISK'],
   ])('in disguise: %s', (command, pattern) => {
     expect(destructivePattern(command)).toBe(pattern);
   });
@@ -379,6 +381,8 @@ describe('isDestructive', () => {
     'if [ -f x ]; then cat x; fi',
     'for f in *.txt; do wc -l "$f"; done',
     'echo hi > out.txt; cat out.txt',
+    'bash -o pipefail build.sh',
+    'dd if=/dev/zero of=./disk.img bs=1M count=1',
     'find . -name "*.log" -exec rm {} +',
     'find . -type f -exec grep -l x {} +',
   ])('not in disguise: %s', (command) => {
