@@ -483,6 +483,7 @@ const hasShortOption = (options: string[], letters: string): boolean =>
   options.some((o) => !o.startsWith('--') && [...o.slice(1)].some((c) => letters.includes(c)));
 
 function inspectCommand(cmd: SimpleCommand, depth: number, scope: Scope): string | null {
+  if (depth > 8) return 'commands nested too deep to read';
   const wrappers: string[] = [];
   const words = unwrap(cmd.words, wrappers);
   if (!words.length) return null;
@@ -583,10 +584,12 @@ function inspectCommand(cmd: SimpleCommand, depth: number, scope: Scope): string
       // What -exec runs is a command of its own: find . -exec sh -c 'rm -rf /' \;
       for (let i = 0; i < args.length; i++) {
         if (!/^-(?:exec|execdir|ok|okdir)$/.test(args[i]!)) continue;
-        const end = args.findIndex((a, j) => j > i && (a === ';' || a === '+'));
-        const words = args.slice(i + 1, end < 0 ? args.length : end);
+        let end = i + 1;
+        while (end < args.length && args[end] !== ';' && args[end] !== '+') end++;
+        const words = args.slice(i + 1, end);
         const hit = inspectCommand({ words, outputs: [], substitutions: [], pipedFrom: null, hereInput: false }, depth + 1, scope);
         if (hit) return hit;
+        i = end;
       }
       return null;
     }

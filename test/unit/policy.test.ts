@@ -389,6 +389,15 @@ describe('isDestructive', () => {
     expect(destructivePattern(command)).toBeNull();
   });
 
+  it('commands nested too deep to read are destructive, and reading them stays fast', () => {
+    expect(destructivePattern('find . -exec '.repeat(2000) + 'ls')).toBe('commands nested too deep to read');
+    expect(destructivePattern('eval '.repeat(20) + 'ls')).toBe('commands nested too deep to read');
+    expect(destructivePattern('eval '.repeat(5) + 'ls')).toBeNull();
+    const started = Date.now();
+    destructivePattern('find . ' + '-exec ls ; '.repeat(1500));
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
   it('names the pattern it found', () => {
     expect(destructivePattern('rm -fr /*')).toBe('rm -r on /*');
     expect(destructivePattern('curl x | sh')).toBe('output of curl piped into sh');
