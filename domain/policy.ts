@@ -400,7 +400,18 @@ const WRAPPERS: Record<string, Set<string>> = {
   setsid: new Set(),
   watch: new Set(['-n', '-d']),
   strace: new Set(['-e', '-o', '-p', '-s', '-u']),
+  flock: new Set(['-w', '-E', '--timeout', '--conflict-exit-code']),
+  chrt: new Set(),
+  taskset: new Set(),
+  chroot: new Set(['--userspec', '--groups']),
+  unshare: new Set(),
+  setpriv: new Set(['--reuid', '--regid', '--groups', '--inh-caps', '--bounding-set']),
+  runuser: new Set(['-u', '-g', '-G']),
 };
+/** Operands a wrapper takes before the command it runs: timeout's duration, flock's lock file, ... */
+const WRAPPER_OPERANDS: Record<string, number> = { timeout: 1, flock: 1, chrt: 1, taskset: 1, chroot: 1 };
+/** Standard input named as a file: `python3 /dev/stdin` reads what is fed to it. */
+const isStdin = (path: string): boolean => path === '-' || /^(?:\/dev\/stdin|\/dev\/fd\/0|\/proc\/self\/fd\/0)$/.test(path);
 
 const basename = (word: string): string => word.slice(word.lastIndexOf('/') + 1);
 
@@ -460,7 +471,7 @@ function unwrap(words: string[], wrappers: string[] = []): string[] {
       rest = rest.slice(valued.has(option) ? 2 : 1);
       if (option === '--') break;
     }
-    if (name === 'timeout' && rest.length) rest = rest.slice(1); // the duration
+    rest = rest.slice(WRAPPER_OPERANDS[name] ?? 0);
     if (name === 'env') while (rest.length && /^[A-Za-z_][A-Za-z0-9_]*=/.test(rest[0]!)) rest = rest.slice(1);
   }
   return rest;
@@ -520,16 +531,17 @@ function inspectCommand(cmd: SimpleCommand, depth: number, scope: Scope): string
       ? args.slice(flag + 1).find((a) => !a.startsWith('-'))
       : args.find((a, i) => !/^[+-]/.test(a) && !/^[+-][oO]$/.test(args[i - 1] ?? ''));
     if (flag >= 0 && script !== undefined) {
-      return isExpansion(script) ? `${name} -c of text computed at run time` : inspectScript(script, depth + 1);
+      // xargs may put its input anywhere in the script (-I {}), so the script is not all there is to read.
+      return isExpansion(script) || viaXargs ? `${name} -c of text computed at run time` : inspectScript(script, depth + 1);
     }
-    if (script === undefined || hasShortOption(options, 's')) return fedText ? `text fed into ${name} as its script` : null;
+    if (script === undefined || isStdin(script) || hasShortOption(options, 's')) return fedText ? `text fed into ${name} as its script` : null;
     if (wrote(script)) return `${name} running ${script}, which this command line wrote`;
     return isExpansion(script) ? `${name} running a script computed at run time (${script})` : null;
   }
   if (isInterpreter(name)) {
     const codeOption = INTERPRETERS.find(([re]) => re.test(name))?.[1];
     if ((codeOption && options.some((o) => codeOption.test(o))) || (name === 'deno' && args[0] === 'eval')) return `code given to ${name} on the command line`;
-    if ((operands.length === 0 || operands[0] === '-') && fedText) return `code fed into ${name}`;
+    if ((operands.length === 0 || isStdin(operands[0]!)) && fedText) return `code fed into ${name}`;
     return wrote(operands[0]) ? `${name} running ${operands[0]}, which this command line wrote` : null;
   }
   switch (name) {
@@ -574,6 +586,17 @@ function inspectCommand(cmd: SimpleCommand, depth: number, scope: Scope): string
     case 'tee': {
       const device = operands.find(isDevice);
       return device ? `${name} to ${device}` : null;
+    }
+    case 'cp':
+    case 'mv':
+    case 'install': {
+      const target = operands.at(-1);
+      return target !== undefined && isDevice(target) ? `${name} to ${target}` : null;
+    }
+    case 'rsync': {
+      // --delete makes the destination match the source: an empty source wipes it.
+      const target = operands.at(-1);
+      return args.some((a) => a.startsWith('--delete')) && target !== undefined && guarded(target) ? `rsync --delete into ${target}` : null;
     }
     case 'find': {
       const start = args.findIndex((a) => a.startsWith('-') || a === '(' || a === '!');

@@ -348,6 +348,14 @@ describe('isDestructive', () => {
     ['cd / && find . -exec rm -rf {} +', 'find deleting under .'],
     ['echo cm0gLXJmIC8K | base64 -d | bash -o pipefail', 'text fed into bash as its script'],
     ['dd if=/dev/zero of=$DISK', 'dd to $DISK'],
+    ['python3 /dev/stdin <<< "import shutil"', 'code fed into python3'],
+    ['echo cm0gLXJmIC8K | base64 -d | sh /dev/stdin', 'text fed into sh as its script'],
+    ["echo 'rm -rf /' | xargs -I% sh -c %", 'sh -c of text computed at run time'],
+    ['flock /tmp/lock rm -rf /', 'rm -r on /'],
+    ['timeout -s KILL 10 chrt 5 rm -rf /', 'rm -r on /'],
+    ["watch -n 1 'rm -rf /'", 'rm -r on /'],
+    ['cp /dev/zero /dev/sda', 'cp to /dev/sda'],
+    ['rsync -a --delete empty/ /', 'rsync --delete into /'],
   ])('in disguise: %s', (command, pattern) => {
     expect(destructivePattern(command)).toBe(pattern);
   });
@@ -382,6 +390,9 @@ describe('isDestructive', () => {
     'for f in *.txt; do wc -l "$f"; done',
     'echo hi > out.txt; cat out.txt',
     'bash -o pipefail build.sh',
+    'timeout 10 make test',
+    'cp /dev/sda disk.img',
+    'rsync -a --delete src/ backup/',
     'dd if=/dev/zero of=./disk.img bs=1M count=1',
     'find . -name "*.log" -exec rm {} +',
     'find . -type f -exec grep -l x {} +',
