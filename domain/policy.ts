@@ -418,7 +418,7 @@ const basename = (word: string): string => word.slice(word.lastIndexOf('/') + 1)
 function inspectScript(text: string, depth: number): string | null {
   if (depth > 8) return 'commands nested too deep to read';
   if (FORK_BOMBS.some((re) => re.test(text))) return 'fork bomb';
-  const scope: Scope = { cwd: '/workspace', written: new Set() };
+  const scope: Scope = { cwd: '/workspace', written: new Set(), links: new Set() };
   for (const cmd of lexShell(text)) {
     for (const body of cmd.substitutions) {
       const hit = inspectScript(body, depth + 1);
@@ -431,6 +431,13 @@ function inspectScript(text: string, depth: number): string | null {
     const [name, ...args] = unwrap(cmd.words);
     if (name === 'cd' || name === 'pushd') scope.cwd = changeDirectory(scope.cwd, args.find((a) => !/^-[LPe@]+$/.test(a)));
     for (const file of [...cmd.outputs, ...(name === 'tee' ? args : [])]) scope.written.add(plainPath(file));
+    if (name === 'ln') {
+      // ln -s / x: from now on x/ is /.
+      const { options, operands } = splitArgs(args);
+      const [target, link] = [operands[0], operands.at(-1)];
+      const symbolic = hasShortOption(options, 's') || options.includes('--symbolic');
+      if (symbolic && operands.length >= 2 && (isExpansion(target!) || isSystemPath(target!, scope.cwd))) scope.links.add(plainPath(link!).replace(/\/+$/, ''));
+    }
   }
   return null;
 }
@@ -441,6 +448,8 @@ interface Scope {
   cwd: string | null;
   /** Files it wrote (redirections, tee): running one runs text the detector never saw as commands. */
   written: Set<string>;
+  /** Symbolic links it made to a system path or an expansion: a path through one is that path. */
+  links: Set<string>;
 }
 
 const plainPath = (path: string): string => path.replace(/^(?:\.\/+)+/, '');
@@ -512,7 +521,7 @@ function inspectCommand(cmd: SimpleCommand, depth: number, scope: Scope): string
   /** The command reads its standard input from a pipe, a here-document or a here-string. */
   const fedText = cmd.pipedFrom !== null || cmd.hereInput || viaXargs;
   /** A target a recursive change must not reach: a system path, or one not known until run time. */
-  const guarded = (arg: string) => isExpansion(arg) || isSystemPath(arg, cwd);
+  const guarded = (arg: string) => isExpansion(arg) || isSystemPath(arg, cwd) || scope.links.has(plainPath(arg).split('/')[0]!);
 
   if (MULTI_CALL.has(name)) return `${name} (a multi-call binary: it runs whichever command it is given)`;
   if (SHELLS.has(name) || isInterpreter(name)) {
@@ -569,8 +578,10 @@ function inspectCommand(cmd: SimpleCommand, depth: number, scope: Scope): string
       return target ? `${name} -R on ${target}` : null;
     }
     case 'kill':
-      // Process id -1 is every process the user may signal; `kill -1` alone is caught too (fail closed).
-      return args.includes('-1') ? 'kill -1 (every process it may signal)' : null;
+      // Process id -1 is every process the user may signal; `kill -1` alone is caught too (fail closed),
+      // and so is a process id not known until run time ($! is the last background job's).
+      if (args.includes('-1')) return 'kill -1 (every process it may signal)';
+      return viaXargs || args.some((a) => isExpansion(a) && a !== '$!') ? 'kill of process ids computed at run time' : null;
     case 'killall5':
       return 'killall5 (signals every process)';
     case 'awk':

@@ -356,6 +356,10 @@ describe('isDestructive', () => {
     ["watch -n 1 'rm -rf /'", 'rm -r on /'],
     ['cp /dev/zero /dev/sda', 'cp to /dev/sda'],
     ['rsync -a --delete empty/ /', 'rsync --delete into /'],
+    ['kill -9 $(echo -1)', 'kill of process ids computed at run time'],
+    ['echo -1 | xargs kill -9', 'kill of process ids computed at run time'],
+    ['ln -sf / x && rm -rf x/', 'rm -r on x/'],
+    ['ln -s "$T" y; chmod -R 777 y/etc', 'chmod -R on y/etc'],
   ])('in disguise: %s', (command, pattern) => {
     expect(destructivePattern(command)).toBe(pattern);
   });
@@ -393,6 +397,8 @@ describe('isDestructive', () => {
     'timeout 10 make test',
     'cp /dev/sda disk.img',
     'rsync -a --delete src/ backup/',
+    'sleep 30 & kill $!',
+    'ln -s ../shared lib && rm -rf lib/cache',
     'dd if=/dev/zero of=./disk.img bs=1M count=1',
     'find . -name "*.log" -exec rm {} +',
     'find . -type f -exec grep -l x {} +',
