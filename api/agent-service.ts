@@ -27,7 +27,6 @@ import type { Config } from '../domain/config.js';
 import { WardenError } from '../domain/errors.js';
 import type { HostBudget } from '../domain/host-capacity.js';
 import type { Identity } from '../domain/roles.js';
-import { getSkill } from '../skills/index.js';
 import { withTimeout } from './container-usage.js';
 import { isClosedBeforeFirstTask, isDeadlineExceeded } from './temporal-errors.js';
 import { updateCapacity } from './capacity-updates.js';
@@ -106,7 +105,6 @@ export function createAgentService(client: Client, config: AgentServiceConfig, d
    * host's memory and cores (one serialised update), then starts its workflow.
    */
   async function createAgent(request: CreateAgentRequest, requester: Identity): Promise<AgentRecord> {
-    getSkill(request.skill_id);
     const agentId = request.agent_id ?? `agt-${randomBytes(6).toString('hex')}`;
     const limits: ResourceLimits = completeLimits(request.resource_limits);
     checkAgentRequest(request, limits, requester.role, config);

@@ -33,7 +33,11 @@ function freeText(value: unknown): string {
   return '';
 }
 
-/** Validates, screens and judges an action; invalid parameters throw a SkillError naming each problem. */
+/**
+ * Validates, screens and judges an action; invalid parameters throw a SkillError naming each
+ * problem. An action whose type does not fit its skill (a chat naming shell.exec) is denied by
+ * judge's implicit rule skill-fit: it is recorded as rejected, at both doors, and never runs.
+ */
 export function assessAction(policy: Policy, request: ActionRequestFields): ActionDecision {
   const command = prepareCommand(request.skill_id, request.operation, request.parameters);
   const screen = screenText(freeText(request.parameters));

@@ -21,7 +21,9 @@ export type SecurityLevel = RiskLevel;
 
 export const SubmitActionRequestSchema = z
   .object({
-    action_type: ActionTypeSchema,
+    action_type: ActionTypeSchema.describe(
+      'skill_execution runs skill_id.operation. No other type runs a skill, so any other type naming one is rejected by the policy rule skill-fit and never runs.',
+    ),
     skill_id: z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, 'skill_id: a lower-case name such as "shell"'),
     operation: z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'operation: a lower-case name such as "run"'),
     agent_id: AgentIdSchema,

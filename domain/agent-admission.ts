@@ -1,20 +1,23 @@
 /**
- * Who may ask for what in a new agent. Weaker isolation (runc, a network) and limits above the
- * operator maxima are an admin's to give, and every sandbox must hold its own tmpfs mounts. What
- * the Docker host can hold is the capacity workflow's check (domain/host-capacity.ts).
+ * What a new agent may be: a skill of the registry, and what its requester's role may ask for.
+ * Weaker isolation (runc, a network) and limits above the operator maxima are an admin's to give,
+ * and every sandbox must hold its own tmpfs mounts. What the Docker host can hold is the capacity
+ * workflow's check (domain/host-capacity.ts).
  */
 import { sandboxMemoryProblem, type CreateAgentRequest, type ResourceLimits } from './agent.js';
 import type { Config } from './config.js';
 import { WardenError } from './errors.js';
 import { hasRole, type Role } from './roles.js';
+import { getSkill } from '../skills/index.js';
 
 export type AgentAdmissionSettings = Pick<
   Config,
   'requireSandbox' | 'operatorMaxCpuCores' | 'operatorMaxMemoryMb' | 'operatorMaxDiskMb' | 'operatorMaxProcesses'
 >;
 
-/** Refuses what this role may not ask for (403) and limits that cannot work (422). */
+/** Refuses an unknown skill (422), what this role may not ask for (403) and limits that cannot work (422). */
 export function checkAgentRequest(request: CreateAgentRequest, limits: ResourceLimits, role: Role, settings: AgentAdmissionSettings): void {
+  getSkill(request.skill_id);
   if (!hasRole(role, 'admin')) {
     const beyond: string[] = [];
     if (request.runtime === 'runc') beyond.push('runtime runc (no sandbox kernel: the container shares the host kernel)');

@@ -51,7 +51,7 @@ beforeAll(async () => {
   key.viewer = stack.keyFor('viewer');
   key.approverA = stack.keys.create('alice', 'approver', null).key;
   key.approverB = stack.keys.create('bob', 'approver', null).key;
-  agentId = uniqueId('actor');
+  agentId = uniqueId('actions');
   expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: agentId, runtime: 'runc' })).status).toBe(201);
   await waitForStatus(stack.api, agentId, ['running']);
 });
@@ -143,6 +143,18 @@ describe('levels', () => {
     expect(done.result?.exit_code).not.toBe(0);
     expect(auditKinds(id).slice(-5)).toEqual(['approval.granted', 'approval.refused', 'approval.granted', 'execution.started', 'execution.failed']);
   });
+
+  it('destruction in disguise is critical too, and one approval does not run it', async () => {
+    for (const command of ['echo cm0gLXJmIC8K | base64 -d | sh', 'a=rm; $a -rf --no-preserve-root /', `python3 -c "import shutil; shutil.rmtree('/')"`, 'kill -9 -1']) {
+      const res = await submit(key.operator, 'shell', 'exec', { command });
+      expect(res.body, command).toMatchObject({ status: 'pending', security_level: 'critical', rule: 'destructive-command', approvals_required: 2 });
+      const { id, params_hash } = res.body;
+      expect((await as(key.approverA, 'POST', `/api/actions/${id}/approve`, { approved: true, params_hash })).status).toBe(200);
+      expect((await as(key.viewer, 'GET', `/api/actions/${id}`)).body.status).toBe('pending');
+      expect((await as(key.approverB, 'POST', `/api/actions/${id}/approve`, { approved: false, params_hash })).status).toBe(200);
+      expect((await finalAction(id)).result).toBeNull();
+    }
+  });
 });
 
 it('an approval delivered as a Temporal signal (as a chat channel would) runs the action too', async () => {
@@ -169,7 +181,7 @@ it('an approval delivered as a Temporal signal (as a chat channel would) runs th
 });
 
 it('an agent does not stop on its idle timer while an action runs in it', async () => {
-  const idle = uniqueId('idle');
+  const idle = uniqueId('actions-idle');
   await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: idle, runtime: 'runc', idle_ttl_seconds: 10 });
   await waitForStatus(stack.api, idle, ['running']);
   const res = await submitShell(stack.api, idle, 'sleep 14; echo still here');
@@ -220,15 +232,23 @@ describe('refusals', () => {
     expect(done.result).toBeNull();
   });
 
-  it('an action type the policy does not allow is rejected', async () => {
-    const res = await as(key.operator, 'POST', '/api/actions', {
-      action_type: 'config_change',
-      skill_id: 'filesystem',
-      operation: 'list',
-      agent_id: agentId,
-      parameters: {},
-    });
-    expect(res.body).toMatchObject({ status: 'rejected', rule: 'not-yet-available' });
+  it('an action type that does not fit its skill is denied and never runs: a chat is not a shell command', async () => {
+    const written = await submit(key.operator, 'filesystem', 'write', { path: 'keep.txt', content: 'kept' }, { wait_seconds: 30 });
+    expect(written.body.status).toBe('completed');
+    for (const [action_type, skill_id, operation, parameters] of [
+      ['chat', 'shell', 'exec', { command: 'touch chat-ran.txt' }],
+      ['chat', 'filesystem', 'delete', { path: 'keep.txt' }],
+      ['config_change', 'filesystem', 'list', {}],
+    ] as const) {
+      const res = await as(key.operator, 'POST', '/api/actions', { action_type, skill_id, operation, agent_id: agentId, parameters, wait_seconds: 10 });
+      expect(res.status).toBe(202);
+      expect(res.body).toMatchObject({ status: 'rejected', security_level: 'critical', rule: 'skill-fit', requires_approval: false });
+      expect(res.body.reasons.join(' ')).toMatch(new RegExp(`a ${action_type} action runs no skill, but this one names ${skill_id}\\.${operation}`));
+      expect((await finalAction(res.body.id)).result).toBeNull();
+      expect(auditKinds(res.body.id)).toEqual(['action.refused']);
+    }
+    expect(await workspaceHas('chat-ran.txt')).toBe(false);
+    expect(await workspaceHas('keep.txt')).toBe(true);
   });
 
   it('bad parameters are refused before anything runs, naming the problem', async () => {
@@ -248,7 +268,7 @@ describe('refusals', () => {
   });
 
   it('an action in a stopped agent fails with the reason', async () => {
-    const other = uniqueId('stopped');
+    const other = uniqueId('actions-stopped');
     await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: other, runtime: 'runc' });
     await waitForStatus(stack.api, other, ['running']);
     await stack.api('POST', `/api/agents/${other}/stop`, { force: true });

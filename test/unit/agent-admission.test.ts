@@ -27,6 +27,14 @@ function refusal(request: Partial<CreateAgentRequest>, role: Role, over: Partial
   }
 }
 
+describe('skills', () => {
+  it.each(['rootkit', 'constructor', 'hasownproperty'])('an unknown skill_id (%s) is a 422 naming the known skills, for every role', (skill_id) => {
+    for (const role of ['operator', 'admin'] as const) {
+      expect(refusal({ skill_id }, role)).toMatchObject({ status: 422, code: 'unknown_skill', message: expect.stringMatching(/^unknown skill ".+"; known skills: "filesystem", "shell"$/) });
+    }
+  });
+});
+
 describe('agent ids', () => {
   it.each(['warden-capacity', 'warden-emergency-stop-1', 'warden-alert-capacity-1', 'warden-reaper-local', 'act-0123456789abcdef', 'temporal-sys-batcher'])(
     '%s is reserved',

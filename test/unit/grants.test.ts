@@ -7,7 +7,9 @@ import { actionExec } from '../../domain/action-exec.js';
 import { actionHash, Grants, type ActionClaims, type ApprovalClaims, type ActionSubject } from '../../domain/grants.js';
 import { Keyring } from '../../domain/keyring.js';
 import type { Identity } from '../../domain/roles.js';
-import { guardSandboxActivities, type ExecAuthority } from '../../activities/grants.js';
+import { createGrantActivities, guardSandboxActivities, type ExecAuthority } from '../../activities/grants.js';
+import type { ActionRecord } from '../../domain/action.js';
+import { loadPolicy } from '../../domain/policy.js';
 import type { SandboxActivities } from '../../activities/sandbox.js';
 import { prepareCommand } from '../../skills/index.js';
 
@@ -60,6 +62,16 @@ describe('grants', () => {
     expect(actionHash({ ...subject, agent_id: 'agent-2' })).not.toBe(base);
     expect(actionHash({ ...subject, action_type: 'chat' })).not.toBe(base);
     expect(actionHash({ ...subject, parameters: { command: 'id ' } })).not.toBe(base);
+  });
+});
+
+describe('the control worker decides the action again', () => {
+  it('denies a chat that names shell.exec, though a genuine grant says low', async () => {
+    const chat = { ...subject, action_type: 'chat' as const };
+    const grant = actionGrant({ action_hash: actionHash(chat), level: 'low', approvals_required: 0 });
+    const { verifyAction } = createGrantActivities({ grants, policy: loadPolicy() });
+    const verdict = await verifyAction({ workflowId: ID, action: { ...chat, requester } as ActionRecord, grant });
+    expect(verdict).toEqual({ ok: false, reason: expect.stringMatching(/^denied by policy rule skill-fit: .*a chat action runs no skill, but this one names shell\.exec/) });
   });
 });
 

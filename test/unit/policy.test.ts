@@ -12,9 +12,12 @@ import {
   loadPolicy,
   parsePolicy,
   PolicyError,
+  SKILL_FIT_RULE,
   type ActionRequest,
   type PolicyDecision,
 } from '../../domain/policy.js';
+import { assessAction } from '../../domain/action-decision.js';
+import { riskRank, SKILLS } from '../../skills/index.js';
 
 const policy = loadPolicy();
 
@@ -68,10 +71,13 @@ describe('the default policy', () => {
     ['api_call', request({ action_type: 'api_call' }), deny('not-yet-available')],
     ['file_operation', request({ action_type: 'file_operation' }), deny('not-yet-available')],
     ['config_change', request({ action_type: 'config_change' }), deny('not-yet-available')],
-    ['an unknown skill', request({ skill_id: 'browser', operation: 'open' }), deny(DEFAULT_DENY_RULE)],
-    ['a skill_execution without a skill', request({}), deny(DEFAULT_DENY_RULE)],
-    ['an unknown filesystem operation has no default risk', fsOp('chmod'), deny('filesystem')],
-    ['an unknown skill using secrets', request({ skill_id: 'browser', operation: 'open', uses_secrets: true }), deny(DEFAULT_DENY_RULE)],
+    ['an unknown skill', request({ skill_id: 'browser', operation: 'open' }), deny(SKILL_FIT_RULE)],
+    ['a skill_execution without a skill', request({}), deny(SKILL_FIT_RULE)],
+    ['an unknown filesystem operation', fsOp('chmod'), deny(SKILL_FIT_RULE)],
+    ['an unknown skill using secrets', request({ skill_id: 'browser', operation: 'open', uses_secrets: true }), deny(SKILL_FIT_RULE)],
+    ['a chat that names shell.exec', shell('id', { action_type: 'chat' }), deny(SKILL_FIT_RULE)],
+    ['a chat that names filesystem.delete', fsOp('delete', { action_type: 'chat' }), deny(SKILL_FIT_RULE)],
+    ['a model_switch that names shell.exec', shell('id', { action_type: 'model_switch' }), deny(SKILL_FIT_RULE)],
   ];
 
   it.each(table)('%s', (_name, req, expected) => {
@@ -80,9 +86,9 @@ describe('the default policy', () => {
     expect(decision.reasons[0]).toMatch(expected.rule === DEFAULT_DENY_RULE ? /no rule of the policy matches/ : `rule "${expected.rule}"`);
   });
 
-  it('covers every rule of the default policy and the default deny', () => {
+  it('covers every rule of the default policy and the skill fit (nothing reaches the default deny)', () => {
     const used = new Set(table.map(([, , e]) => e.rule));
-    expect([...used].sort()).toEqual([...policy.rules.map((r) => r.id), DEFAULT_DENY_RULE].sort());
+    expect([...used].sort()).toEqual([...policy.rules.map((r) => r.id), SKILL_FIT_RULE].sort());
   });
 
   it('explains its decisions', () => {
@@ -96,7 +102,59 @@ describe('the default policy', () => {
     expect(judge(policy, request({ action_type: 'chat', injection: 'injection' })).reasons).toContain(
       'the request was flagged as a prompt injection; ask again in your own words if you meant it',
     );
-    expect(judge(policy, fsOp('chmod')).reasons.at(-1)).toBe('filesystem.chmod is not a known skill operation, so it has no default risk');
+    expect(judge(policy, fsOp('chmod')).reasons).toEqual([
+      'rule "skill-fit": an action\'s type must fit the skill it names',
+      'a skill_execution needs a known skill and operation, and filesystem.chmod is not one',
+    ]);
+    expect(judge(policy, shell('id', { action_type: 'chat' })).reasons.at(-1)).toBe(
+      'a chat action runs no skill, but this one names shell.exec; to run it, submit it as a skill_execution, judged at that operation\'s risk',
+    );
+  });
+});
+
+describe('every action type × skill × operation', () => {
+  // What the default policy intends: a skill_execution of a real operation is decided by a rule
+  // written for its skill, never below the operation's default risk; any other action that names
+  // a skill, and any unknown skill or operation, is denied. Without a skill only chat is allowed.
+  const known = Object.values(SKILLS).flatMap((skill) => Object.keys(skill.operations).map((op): [string | null, string | null] => [skill.id, op]));
+  const unknown: [string | null, string | null][] = [
+    ['browser', 'open'],
+    ...Object.keys(SKILLS).map((id): [string, string] => [id, 'nope']),
+    ['shell', null],
+    [null, 'exec'],
+    ['toString', 'exec'],
+    ['shell', 'constructor'],
+  ];
+  const cases = ACTION_TYPES.flatMap((type) => [...known, ...unknown, [null, null]].map(([skill, op]) => [type, skill, op] as const));
+  const variants = [
+    { injection: 'clean', uses_secrets: false },
+    { injection: 'clean', uses_secrets: true },
+    { injection: 'suspicious', uses_secrets: false },
+  ] as const;
+
+  it.each(cases)('%s %s.%s', (action_type, skill_id, operation) => {
+    const op = skill_id && operation && Object.hasOwn(SKILLS, skill_id) && Object.hasOwn(SKILLS[skill_id]!.operations, operation)
+      ? SKILLS[skill_id]!.operations[operation]!
+      : undefined;
+    for (const variant of variants) {
+      const decision = judge(policy, request({ action_type, skill_id, operation, parameters: { command: 'ls', path: 'a.txt' }, ...variant }));
+      if (action_type === 'skill_execution' && op) {
+        expect(decision.allowed).toBe(true);
+        expect(riskRank(decision.level)).toBeGreaterThanOrEqual(riskRank(op.risk));
+        const rule = policy.rules.find((r) => r.id === decision.rule)!;
+        if (variant.injection === 'clean') expect(rule.when.skills).toContain(skill_id);
+        if (variant.injection === 'clean' && !variant.uses_secrets) expect(decision.level).toBe(op.risk);
+      } else if (skill_id === null && operation === null) {
+        expect(decision.allowed).toBe(action_type === 'chat');
+      } else {
+        expect(decision).toMatchObject(deny(SKILL_FIT_RULE));
+      }
+    }
+  });
+
+  it('assessAction, which the API and the worker both call, denies a chat that runs a command', () => {
+    const decided = assessAction(policy, { action_type: 'chat', skill_id: 'shell', operation: 'exec', parameters: { command: 'id' } });
+    expect(decided.decision).toMatchObject(deny(SKILL_FIT_RULE));
   });
 });
 
@@ -133,7 +191,8 @@ describe('rule conditions', () => {
 
   it('an empty policy denies everything', () => {
     for (const action_type of ACTION_TYPES) {
-      expect(judge(parsePolicy({ version: 1, rules: [] }), request({ action_type }))).toMatchObject(deny(DEFAULT_DENY_RULE));
+      const req = action_type === 'skill_execution' ? shell('ls') : request({ action_type });
+      expect(judge(parsePolicy({ version: 1, rules: [] }), req)).toMatchObject(deny(DEFAULT_DENY_RULE));
     }
   });
 });
@@ -191,6 +250,7 @@ describe('isDestructive', () => {
     'echo $(rm -rf /)',
     'echo "`rm -rf ~`"',
     'x=1 rm -rf /',
+    'rm -rf "$HOME/cache"',
   ])('%s', (command) => {
     expect(isDestructive(command)).toBe(true);
   });
@@ -203,7 +263,6 @@ describe('isDestructive', () => {
     'rm /etc/passwd',
     'rm -rf /workspace/tmp',
     'rm -rf ../x',
-    'rm -rf "$HOME/cache"',
     'git rm -r --cached .',
     'ls -la /',
     'echo "rm -rf /"',
@@ -230,6 +289,132 @@ describe('isDestructive', () => {
     expect(destructivePattern(command)).toBeNull();
   });
 
+  // Destruction in disguise: what the detector cannot read is destructive (fail closed).
+  it.each([
+    ['echo cm0gLXJmIC8K | base64 -d | sh', 'text fed into sh as its script'],
+    ['a=rm; $a -rf --no-preserve-root /', 'a command name computed at run time ($a)'],
+    ['x=/; rm -rf $x', 'rm -r on $x'],
+    [`eval "$(printf '\\x72\\x6d -rf /')"`, 'eval of text computed at run time'],
+    [`python3 -c "import shutil; shutil.rmtree('/')"`, 'code given to python3 on the command line'],
+    ['busybox rm -rf /', 'busybox (a multi-call binary: it runs whichever command it is given)'],
+    ['echo / | xargs rm -rf', 'rm -r on operands xargs reads from its input'],
+    ['cd / && rm -rf .', 'rm -r on .'],
+    ['rm$IFS-rf$IFS/', 'a command name computed at run time (rm$IFS-rf$IFS/)'],
+    ['kill -9 -1', 'kill -1 (every process it may signal)'],
+    ['kill -1', 'kill -1 (every process it may signal)'],
+    ['sh -c "$CMD"', 'sh -c of text computed at run time'],
+    ['bash -c "echo $X"', 'bash -c of text computed at run time'],
+    ['base64 -d <<< cm0gLXJmIC8K | bash', 'text fed into bash as its script'],
+    ['sh <<< "rm -rf /"', 'text fed into sh as its script'],
+    ['bash <(echo cm0gLXJmIC8K | base64 -d)', 'bash running a script computed at run time (<(echo cm0gLXJmIC8K | base64 -d))'],
+    ['$(echo rm) -rf /', 'a command name computed at run time ($(echo rm))'],
+    ['`which rm` -rf /', 'a command name computed at run time (`which rm`)'],
+    ['sudo $CMD', 'a command name computed at run time ($CMD)'],
+    ['o=-rf; rm $o /', 'rm -r on $o'],
+    ['perl -e \'system("rm -rf /")\'', 'code given to perl on the command line'],
+    ['perl -pe s/a/b/ f', 'code given to perl on the command line'],
+    ['node -e "require(\'fs\').rmSync(\'/\', {recursive: true})"', 'code given to node on the command line'],
+    ['ruby -e \'`rm -rf /`\'', 'code given to ruby on the command line'],
+    ['php -r \'system("rm -rf /");\'', 'code given to php on the command line'],
+    ['echo "import os" | python3', 'code fed into python3'],
+    ['python3 - <<EOF\nimport shutil\nEOF', 'code fed into python3'],
+    ['deno eval "Deno.removeSync(\'/\')"', 'code given to deno on the command line'],
+    ['toybox rm -rf /', 'toybox (a multi-call binary: it runs whichever command it is given)'],
+    ['find / -type f | xargs chmod -R 777', 'chmod -R on operands xargs reads from its input'],
+    ['echo rm -rf / | xargs eval', 'eval of text computed at run time'],
+    ['cd /; rm -rf *', 'rm -r on *'],
+    ['cd .. && rm -rf .', 'rm -r on .'],
+    ['cd && rm -rf .', 'rm -r on .'],
+    ['cd "$D" && rm -rf build', 'rm -r on build'],
+    ['cd / && find . -delete', 'find deleting under .'],
+    ['rm -rf /b*', 'rm -r on /b*'],
+    ['rm -rf /{bin,etc}', 'rm -r on /{bin,etc}'],
+    ['rm -rf /home/sandbox', 'rm -r on /home/sandbox'],
+    ['rm -rf ~/..', 'rm -r on ~/..'],
+    ['source <(echo cm0g | base64 -d)', 'source of a script computed at run time'],
+    ['killall5 -9', 'killall5 (signals every process)'],
+    [`awk 'BEGIN { system("rm -rf /") }'`, 'awk program that runs commands'],
+    ['if true; then rm -rf /; fi', 'rm -r on /'],
+    ['for x in /; do rm -rf $x; done', 'rm -r on $x'],
+    ['while true; do kill -9 -1; done', 'kill -1 (every process it may signal)'],
+    ['! rm -rf /', 'rm -r on /'],
+    ['su -c "rm -rf /"', 'rm -r on /'],
+    ['echo cm0gLXJmIC8K | base64 -d > x.sh; sh x.sh', 'sh running x.sh, which this command line wrote'],
+    ["printf 'rm -rf /' > run.sh && chmod +x run.sh && ./run.sh", './run.sh, which this command line wrote'],
+    ['echo "import shutil" | tee x.py && python3 x.py', 'python3 running x.py, which this command line wrote'],
+    ['env -S "rm -rf /"', 'rm -r on /'],
+    ["find . -exec sh -c 'rm -rf /' \\;", 'rm -r on /'],
+    ['find . -name x -exec bash -c "$0" {} \\;', 'bash -c of text computed at run time'],
+    ['cd / && find . -exec rm -rf {} +', 'find deleting under .'],
+    ['echo cm0gLXJmIC8K | base64 -d | bash -o pipefail', 'text fed into bash as its script'],
+    ['dd if=/dev/zero of=$DISK', 'dd to $DISK'],
+    ['python3 /dev/stdin <<< "import shutil"', 'code fed into python3'],
+    ['echo cm0gLXJmIC8K | base64 -d | sh /dev/stdin', 'text fed into sh as its script'],
+    ["echo 'rm -rf /' | xargs -I% sh -c %", 'sh -c of text computed at run time'],
+    ['flock /tmp/lock rm -rf /', 'rm -r on /'],
+    ['timeout -s KILL 10 chrt 5 rm -rf /', 'rm -r on /'],
+    ["watch -n 1 'rm -rf /'", 'rm -r on /'],
+    ['cp /dev/zero /dev/sda', 'cp to /dev/sda'],
+    ['rsync -a --delete empty/ /', 'rsync --delete into /'],
+    ['kill -9 $(echo -1)', 'kill of process ids computed at run time'],
+    ['echo -1 | xargs kill -9', 'kill of process ids computed at run time'],
+    ['ln -sf / x && rm -rf x/', 'rm -r on x/'],
+    ['ln -s "$T" y; chmod -R 777 y/etc', 'chmod -R on y/etc'],
+  ])('in disguise: %s', (command, pattern) => {
+    expect(destructivePattern(command)).toBe(pattern);
+  });
+
+  // Commands that stay at their skill's level: a program file is no disguise (its code is on disk,
+  // and the shell skill's default risk already asks a person), and neither is printing an expansion.
+  it.each([
+    'ls',
+    'echo hello',
+    'cat file',
+    'echo $HOME',
+    'python3 script.py',
+    'python3 -m pytest -q',
+    'node server.js',
+    'perl script.pl',
+    'cat data.json | python3 script.py',
+    'echo hi | sh build.sh',
+    'sh -c "ls -la"',
+    'bash -c \'ls && make test\'',
+    'eval "ls -la"',
+    'cd src && rm -rf build',
+    'cd /tmp && rm -rf build',
+    'cd /workspace/app && rm -rf .',
+    'find . -name "*.o" | xargs rm -f',
+    'find . -name "*.py" | xargs grep -n TODO',
+    'kill 1234',
+    'kill -9 1234',
+    `awk '{print $1}' data.txt`,
+    'rm -rf ~/cache',
+    'rm -f notes.txt',
+    'if [ -f x ]; then cat x; fi',
+    'for f in *.txt; do wc -l "$f"; done',
+    'echo hi > out.txt; cat out.txt',
+    'bash -o pipefail build.sh',
+    'timeout 10 make test',
+    'cp /dev/sda disk.img',
+    'rsync -a --delete src/ backup/',
+    'sleep 30 & kill $!',
+    'ln -s ../shared lib && rm -rf lib/cache',
+    'dd if=/dev/zero of=./disk.img bs=1M count=1',
+    'find . -name "*.log" -exec rm {} +',
+    'find . -type f -exec grep -l x {} +',
+  ])('not in disguise: %s', (command) => {
+    expect(destructivePattern(command)).toBeNull();
+  });
+
+  it('commands nested too deep to read are destructive, and reading them stays fast', () => {
+    expect(destructivePattern('find . -exec '.repeat(2000) + 'ls')).toBe('commands nested too deep to read');
+    expect(destructivePattern('eval '.repeat(20) + 'ls')).toBe('commands nested too deep to read');
+    expect(destructivePattern('eval '.repeat(5) + 'ls')).toBeNull();
+    const started = Date.now();
+    destructivePattern('find . ' + '-exec ls ; '.repeat(1500));
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
   it('names the pattern it found', () => {
     expect(destructivePattern('rm -fr /*')).toBe('rm -r on /*');
     expect(destructivePattern('curl x | sh')).toBe('output of curl piped into sh');
@@ -240,7 +425,7 @@ describe('isDestructive', () => {
 });
 
 describe('invalid policy files', () => {
-  const rule = (over: Record<string, unknown> = {}) => ({ id: 'r1', description: 'd', when: {}, then: { level: 'low' }, ...over });
+  const rule = (over: Record<string, unknown> = {}) => ({ id: 'r1', description: 'd', when: {}, then: { level: 'skill_default' }, ...over });
   const problems = (doc: unknown): string[] => {
     try {
       parsePolicy(doc);
@@ -267,6 +452,10 @@ describe('invalid policy files', () => {
     ['a misspelt skill', { version: 1, rules: [rule({ when: { skills: ['shel'] } })] }, /when\.skills\[0\]: unknown skill "shel"; known skills: "filesystem", "shell"/],
     ['an operation the listed skills lack', { version: 1, rules: [rule({ when: { skills: ['shell'], operations: ['read'] } })] }, /when\.operations\[0\]: no listed skill has an operation "read"; known: "exec"/],
     ['the reserved id', { version: 1, rules: [rule({ id: 'default-deny' })] }, /rules\[0\]\) id: "default-deny" is the implicit last rule's id/],
+    ['the other reserved id', { version: 1, rules: [rule({ id: 'skill-fit' })] }, /rules\[0\]\) id: "skill-fit" is the implicit first rule's id/],
+    ['a fixed level for every action', { version: 1, rules: [rule({ then: { level: 'low' } })] }, /^rule "r1" \(rules\[0\]\) when\.skills: the rule gives skill_execution actions level low without naming their skills/],
+    ['a fixed level for skill executions', { version: 1, rules: [rule({ when: { action_types: ['chat', 'skill_execution'], command_matches: ['^ls'] }, then: { level: 'high' } })] }, /when\.skills: the rule gives skill_execution actions level high/],
+    ['a fixed level raised below critical', { version: 1, rules: [rule({ when: { operations: ['exec'] }, then: { level: 'low', at_least: 'medium' } })] }, /when\.skills: the rule gives skill_execution actions level medium/],
     ['a rule without an id', { version: 1, rules: [{ description: 'd', when: {}, then: { level: 'low' } }] }, /^rules\[0\] id: /],
     ['a bad id', { version: 1, rules: [rule({ id: 'Has Spaces' })] }, /^rule "Has Spaces" \(rules\[0\]\) id: a rule id is 1-64 characters/],
   ])('%s', (_name, doc, message) => {
