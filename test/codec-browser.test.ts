@@ -1,0 +1,150 @@
+/**
+ * The codec sign-in in a real browser: Debian's chromium, driven by playwright-core, against the API
+ * over HTTP and a Temporal dev server with its Web UI pointed at the API's codec server. A person
+ * signs in on the page, reads what to set next, and the browser then decodes with its cookie: from
+ * the page itself, from the Web UI's origin (CORS with credentials), and in the Web UI itself, set
+ * up as the success page says.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { serve, type ServerType } from '@hono/node-server';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { PROJECT_ROOT, startDevServer, type DevServer } from '../scripts/dev-server.js';
+import { freePort } from './global-setup.js';
+import { startStack, uniqueId } from './helpers.js';
+
+type JsonPayload = { metadata: Record<string, string>; data: string };
+
+let dir: string;
+let temporal: DevServer;
+let stack: Awaited<ReturnType<typeof startStack>>;
+let server: ServerType;
+let browser: Browser;
+let api: string;
+let ui: string;
+let workflowId: string;
+const canary = uniqueId('canary');
+
+/** Debian's chromium (scripts/setup-browser.sh installs it as root); a clear failure without it. */
+function chromiumPath(): string {
+  try {
+    return execFileSync('bash', [join(PROJECT_ROOT, 'scripts/setup-browser.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  } catch (err) {
+    const said = (err as { stderr?: string }).stderr?.trim();
+    throw new Error(`the browser tests need Chromium and scripts/setup-browser.sh could not provide it: ${said || err}`);
+  }
+}
+
+beforeAll(async () => {
+  const executablePath = chromiumPath();
+  dir = mkdtempSync(join(tmpdir(), 'warden-browser-'));
+  const [port, uiPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+  api = `http://127.0.0.1:${apiPort}`;
+  ui = `http://127.0.0.1:${uiPort}`;
+  temporal = await startDevServer({ dbFile: join(dir, 'temporal.db'), port, uiPort, ui: true, uiCodecEndpoint: `${api}/codec`, logFile: join(dir, 'temporal.log') });
+  stack = await startStack({ workers: false, config: { temporalAddress: temporal.address, devServerUiPort: uiPort } });
+  await new Promise<void>((resolve) => {
+    server = serve({ fetch: stack.realApp.fetch, hostname: '127.0.0.1', port: apiPort }, () => resolve());
+  });
+  // No worker polls this task queue: the workflow waits, its encrypted input in the history.
+  workflowId = uniqueId('browser');
+  await stack.client.workflow.start('browserCanaryWorkflow', { workflowId, taskQueue: uniqueId('nobody'), args: [{ prompt: canary }] });
+  browser = await chromium.launch({
+    executablePath,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)));
+  await stack?.stop();
+  await temporal?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** The workflow's input as the Web UI sends it to the codec server. */
+async function startInput(): Promise<JsonPayload[]> {
+  const res = await stack.client.workflowService.getWorkflowExecutionHistory({ namespace: 'default', execution: { workflowId } });
+  const payloads = res.history!.events![0]!.workflowExecutionStartedEventAttributes!.input!.payloads!;
+  return payloads.map((p) => ({
+    metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+    data: Buffer.from(p.data ?? []).toString('base64'),
+  }));
+}
+
+/** POST /codec/decode from a page's own script, sending the cookie as the Web UI does. */
+function decodeFrom(page: Page, payloads: JsonPayload[]) {
+  return page.evaluate(
+    async ({ url, payloads }) => {
+      const res = await fetch(url, {
+        method: 'POST',
+        credentials: 'include',
+        headers: { 'content-type': 'application/json', 'x-namespace': 'default' },
+        body: JSON.stringify({ payloads }),
+      });
+      return { status: res.status, body: await res.json() };
+    },
+    { url: `${api}/codec/decode`, payloads },
+  );
+}
+
+const decodedText = (body: { payloads: JsonPayload[] }) => body.payloads.map((p) => Buffer.from(p.data, 'base64').toString()).join('');
+
+async function newContext() {
+  const context = await browser.newContext();
+  // A page that breaks (a form the browser will not post) fails in seconds, not playwright's 30.
+  context.setDefaultTimeout(10_000);
+  return context;
+}
+
+async function signIn(page: Page, key: string) {
+  await page.goto(`${api}/codec/login`);
+  await page.getByLabel('Warden API key').fill(key);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+it.each(['viewer', 'admin'] as const)('signs a %s in on the page, says what to set in the Web UI, and decodes with the cookie from the page and from the Web UI origin', async (role) => {
+  const context = await newContext();
+  try {
+    const page = await context.newPage();
+    await signIn(page, stack.keyFor(role));
+    await expect.poll(() => page.textContent('#signed-in')).toContain(`Signed in as test ${role} (${role}) for 12 hours`);
+    const next = await page.textContent('body');
+    expect(next).toContain(`${api}/codec`);
+    expect(next).toContain('Use my browser setting and ignore Cluster-level setting');
+    expect(next).toContain('Include cross-origin credentials');
+
+    // A page of the Web UI's origin (another origin of the same site, as the Web UI's own requests
+    // are): CORS with credentials carries the cookie. The API's own pages may fetch nothing (CSP).
+    const input = await startInput();
+    const uiPage = await context.newPage();
+    await uiPage.goto(ui);
+    const fromUi = await decodeFrom(uiPage, input);
+    expect(fromUi.status).toBe(200);
+    expect(decodedText(fromUi.body)).toContain(canary);
+
+    // Sign out: the cookie is gone, and the codec server answers 401 again.
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await expect.poll(() => page.textContent('body')).toContain('Signed out');
+    expect((await decodeFrom(uiPage, input)).status).toBe(401);
+  } finally {
+    await context.close();
+  }
+});
+
+it('shows the sign-in page again, saying why, for a wrong key', async () => {
+  const context = await newContext();
+  try {
+    const page = await context.newPage();
+    await signIn(page, 'wk_not-a-key');
+    await expect.poll(() => page.textContent('body')).toContain('the API key is unknown or revoked');
+    await page.goto(ui);
+    expect((await decodeFrom(page, await startInput())).status).toBe(401);
+  } finally {
+    await context.close();
+  }
+});
