@@ -95,7 +95,8 @@ function decodeFrom(page: Page, payloads: JsonPayload[]) {
 const decodedText = (body: { payloads: JsonPayload[] }) => body.payloads.map((p) => Buffer.from(p.data, 'base64').toString()).join('');
 
 async function newContext() {
-  const context = await browser.newContext();
+  // Tall enough that the Web UI's codec settings, opened under its sticky top bar, fit on the screen.
+  const context = await browser.newContext({ viewport: { width: 1280, height: 1400 } });
   // A page that breaks (a form the browser will not post) fails in seconds, not playwright's 30.
   context.setDefaultTimeout(10_000);
   return context;
@@ -144,6 +145,38 @@ it('shows the sign-in page again, saying why, for a wrong key', async () => {
     await expect.poll(() => page.textContent('body')).toContain('the API key is unknown or revoked');
     await page.goto(ui);
     expect((await decodeFrom(page, await startInput())).status).toBe(401);
+  } finally {
+    await context.close();
+  }
+});
+
+it('decodes a workflow input in the Temporal Web UI, set up as the success page says', async () => {
+  const context = await newContext();
+  try {
+    const page = await context.newPage();
+    await signIn(page, stack.keyFor('viewer'));
+    await expect.poll(() => page.textContent('#signed-in')).toContain('Signed in');
+
+    // The cluster-level endpoint alone (--ui-codec-endpoint) sends no cookie: the input stays encrypted.
+    await page.goto(`${ui}/namespaces/default/workflows/${workflowId}`);
+    const input = page.getByTestId('input-and-result');
+    await expect.poll(() => input.textContent(), { timeout: 15_000 }).toContain(Buffer.from('binary/encrypted').toString('base64'));
+    expect(await input.textContent()).not.toContain(canary);
+
+    // The steps of the success page: the data encoder icon, the browser setting, the endpoint,
+    // cross-origin credentials, Apply, reload.
+    await page.locator('[data-testid^="data-encoder-status"]').click();
+    await page.getByTestId('override-accordion').getByRole('button').first().click();
+    await page.getByText('Use my browser setting and ignore Cluster-level setting').click();
+    await page.getByTestId('data-encoder-endpoint-input').fill(`${api}/codec`);
+    // The settings drawer is shorter than its content and the top bar covers its lower part: the
+    // keyboard reaches what a pointer would have to scroll to.
+    const credentials = page.getByRole('switch', { name: 'Include cross-origin credentials' });
+    await credentials.press('Space');
+    expect(await credentials.isChecked()).toBe(true);
+    await page.getByTestId('confirm-data-encoder-button').press('Enter');
+    await page.reload();
+    await expect.poll(() => input.textContent(), { timeout: 15_000 }).toContain(canary);
   } finally {
     await context.close();
   }
