@@ -1,18 +1,20 @@
 /**
- * The codec sign-in in a real browser: Debian's chromium, driven by playwright-core, against the API
- * over HTTP and a Temporal dev server with its Web UI pointed at the API's codec server. A person
- * signs in on the page, reads what to set next, and the browser then decodes with its cookie: from
- * the page itself, from the Web UI's origin (CORS with credentials), and in the Web UI itself, set
- * up as the success page says.
+ * The codec server as its real clients use it, over HTTP, with a Temporal dev server whose Web UI is
+ * pointed at it. In a real browser (Debian's chromium, driven by playwright-core) a person signs in
+ * on the page, reads what to set next, and the browser then decodes with its cookie: from the Web
+ * UI's origin (CORS with credentials), and in the Web UI itself, set up as the success page says.
+ * The Temporal CLI signals with a viewer key (it encodes an empty list, sent as `{}`) and can forge
+ * a signal's input only with an admin key.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { serve, type ServerType } from '@hono/node-server';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { PROJECT_ROOT, startDevServer, type DevServer } from '../scripts/dev-server.js';
+import { PROJECT_ROOT, startDevServer, temporalCli, type DevServer } from '../scripts/dev-server.js';
 import { freePort } from './global-setup.js';
 import { startStack, uniqueId } from './helpers.js';
 
@@ -180,4 +182,19 @@ it('decodes a workflow input in the Temporal Web UI, set up as the success page 
   } finally {
     await context.close();
   }
+});
+
+it('lets the Temporal CLI signal with a viewer key, which encodes an empty list ({}); input is encoded for an admin only', async () => {
+  const cli = await temporalCli();
+  const signal = (key: string, ...input: string[]) =>
+    promisify(execFile)(cli, ['workflow', 'signal', '--workflow-id', workflowId, '--name', 'nudge', '--address', temporal.address, '--codec-endpoint', `${api}/codec`, '--codec-auth', `Bearer ${key}`, ...input]);
+  await signal(stack.keyFor('viewer'));
+  // A viewer cannot make ciphertext the workers would take for Warden's own.
+  await expect(signal(stack.keyFor('viewer'), '--input', '{"approved": true}')).rejects.toThrow(/Forbidden.*this needs the admin role/);
+  await signal(stack.keyFor('admin'), '--input', '{"approved": true}');
+
+  const { history } = await stack.client.workflowService.getWorkflowExecutionHistory({ namespace: 'default', execution: { workflowId } });
+  const signals = history!.events!.filter((e) => e.workflowExecutionSignaledEventAttributes).map((e) => e.workflowExecutionSignaledEventAttributes!.input?.payloads ?? []);
+  expect(signals.map((payloads) => payloads.length)).toEqual([0, 1]);
+  expect(Buffer.from(signals[1]![0]!.metadata!.encoding!).toString()).toBe('binary/encrypted');
 });
