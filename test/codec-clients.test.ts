@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { serve, type ServerType } from '@hono/node-server';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { PROJECT_ROOT, startDevServer, temporalCli, type DevServer } from '../scripts/dev-server.js';
 import { freePort } from './global-setup.js';
@@ -96,12 +96,17 @@ function decodeFrom(page: Page, payloads: JsonPayload[]) {
 
 const decodedText = (body: { payloads: JsonPayload[] }) => body.payloads.map((p) => Buffer.from(p.data, 'base64').toString()).join('');
 
-async function newContext() {
+/** A person's browser, new (no cookies, no Web UI settings), with one page open. */
+async function inBrowser(use: (page: Page, context: BrowserContext) => Promise<void>) {
   // Tall enough that the Web UI's codec settings, opened under its sticky top bar, fit on the screen.
   const context = await browser.newContext({ viewport: { width: 1280, height: 1400 } });
   // A page that breaks (a form the browser will not post) fails in seconds, not playwright's 30.
   context.setDefaultTimeout(10_000);
-  return context;
+  try {
+    await use(await context.newPage(), context);
+  } finally {
+    await context.close();
+  }
 }
 
 async function signIn(page: Page, key: string) {
@@ -110,10 +115,8 @@ async function signIn(page: Page, key: string) {
   await page.getByRole('button', { name: 'Sign in' }).click();
 }
 
-it.each(['viewer', 'admin'] as const)('signs a %s in on the page, says what to set in the Web UI, and decodes with the cookie from the page and from the Web UI origin', async (role) => {
-  const context = await newContext();
-  try {
-    const page = await context.newPage();
+it.each(['viewer', 'admin'] as const)('signs a %s in on the page, says what to set in the Web UI, and decodes with the cookie from the Web UI origin', (role) =>
+  inBrowser(async (page, context) => {
     await signIn(page, stack.keyFor(role));
     await expect.poll(() => page.textContent('#signed-in')).toContain(`Signed in as test ${role} (${role}) for 12 hours`);
     const next = await page.textContent('body');
@@ -134,28 +137,18 @@ it.each(['viewer', 'admin'] as const)('signs a %s in on the page, says what to s
     await page.getByRole('button', { name: 'Sign out' }).click();
     await expect.poll(() => page.textContent('body')).toContain('Signed out');
     expect((await decodeFrom(uiPage, input)).status).toBe(401);
-  } finally {
-    await context.close();
-  }
-});
+  }));
 
-it('shows the sign-in page again, saying why, for a wrong key', async () => {
-  const context = await newContext();
-  try {
-    const page = await context.newPage();
+it('shows the sign-in page again, saying why, for a wrong key', () =>
+  inBrowser(async (page) => {
     await signIn(page, 'wk_not-a-key');
     await expect.poll(() => page.textContent('body')).toContain('the API key is unknown or revoked');
     await page.goto(ui);
     expect((await decodeFrom(page, await startInput())).status).toBe(401);
-  } finally {
-    await context.close();
-  }
-});
+  }));
 
-it('decodes a workflow input in the Temporal Web UI, set up as the success page says', async () => {
-  const context = await newContext();
-  try {
-    const page = await context.newPage();
+it('decodes a workflow input in the Temporal Web UI, set up as the success page says', () =>
+  inBrowser(async (page) => {
     await signIn(page, stack.keyFor('viewer'));
     await expect.poll(() => page.textContent('#signed-in')).toContain('Signed in');
 
@@ -179,10 +172,7 @@ it('decodes a workflow input in the Temporal Web UI, set up as the success page 
     await page.getByTestId('confirm-data-encoder-button').press('Enter');
     await page.reload();
     await expect.poll(() => input.textContent(), { timeout: 15_000 }).toContain(canary);
-  } finally {
-    await context.close();
-  }
-});
+  }));
 
 it('lets the Temporal CLI signal with a viewer key, which encodes an empty list ({}); input is encoded for an admin only', async () => {
   const cli = await temporalCli();
