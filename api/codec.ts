@@ -9,7 +9,7 @@
  * send a key of its own.
  */
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
-import type { Context } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { cors } from 'hono/cors';
 import { deleteCookie, setCookie } from 'hono/cookie';
 import { z } from 'zod';
@@ -57,7 +57,7 @@ export function codecRouter(deps: { codec: PayloadEncryptionCodec; keys: KeyStor
     }),
   );
   const auth = apiKeyAuth({ keys: deps.keys, cookie: CODEC_COOKIE });
-  for (const path of ['/decode', '/encode']) app.use(path, auth, requireRole('viewer'));
+  for (const path of ['/decode', '/encode']) app.use(path, auth, requireRole('viewer'), requireJsonPayloads);
 
   const codecRoute = (path: '/decode' | '/encode', summary: string) =>
     createRoute({
@@ -190,6 +190,15 @@ function signedInPage(identity: Identity, endpoint: string): string {
       '<form method="post" action="/codec/sign-out"><button>Sign out</button></form>',
   );
 }
+
+/**
+ * 400 for a request with no JSON body: the validator would read it as `{}`, an empty list, and a
+ * client that forgot its payloads must hear so. (The Temporal CLI and Web UI always send JSON.)
+ */
+const requireJsonPayloads: MiddlewareHandler = async (c, next) => {
+  if (!c.req.header('content-type')) throw new WardenError('invalid_request', 'send the payloads as JSON with Content-Type: application/json: {"payloads": [...]}, or {} for none', 400);
+  await next();
+};
 
 function refuseUndecodable(index: number, decrypt: () => Payload): Payload {
   try {

@@ -235,6 +235,11 @@ it('encodes for an admin only; a viewer or an operator may encode an empty list,
       }
     }
   }
+  // No body at all is a mistake, not an empty list.
+  const bodiless = await stack.realApp.request('/codec/decode', { method: 'POST', headers: bearer(viewer) });
+  expect(bodiless.status).toBe(400);
+  expect(((await bodiless.json()) as { error: { message: string } }).error.message).toMatch(/or \{\} for none/);
+
   const encoded = await codec('/codec/encode', forged, bearer(stack.keyFor('admin')));
   expect(encoded.status).toBe(200);
   const [payload] = ((await encoded.json()) as { payloads: JsonPayload[] }).payloads;
