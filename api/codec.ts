@@ -182,9 +182,9 @@ function signedInPage(identity: Identity, endpoint: string): string {
     `<h1>Signed in</h1><p id="signed-in">Signed in as ${escapeHtml(identity.name)} (${identity.role}) for 12 hours: this browser sends your key to ${escapeHtml(endpoint)} and nowhere else.</p>` +
       '<h2>Next, in the Temporal Web UI (in this browser)</h2><ol>' +
       `<li>Open the Web UI with the same host name as this page, <code>${escapeHtml(host)}</code>: the cookie travels only within one site.</li>` +
-      '<li>Click the data encoder icon (the glasses) at the top of the page.</li>' +
-      '<li>Choose <q>Use my browser setting and ignore Cluster-level setting</q>.</li>' +
-      `<li>Set the endpoint to <code>${escapeHtml(endpoint)}</code>.</li>` +
+      '<li>Click the data encoder icon (the glasses) at the top right.</li>' +
+      '<li>In the Codec Server drawer, open the choice <q>Use Cluster-level setting, where available.</q> and pick <q>Use my browser setting and ignore Cluster-level setting.</q></li>' +
+      `<li>Enter <code>${escapeHtml(endpoint)}</code> as the <q>Codec Server browser endpoint</q>.</li>` +
       '<li>Turn on <q>Include cross-origin credentials</q>.</li>' +
       '<li>Apply, then reload the page: workflow inputs and results show decoded.</li></ol>' +
       '<form method="post" action="/codec/sign-out"><button>Sign out</button></form>',

@@ -115,7 +115,7 @@ async function signIn(page: Page, key: string) {
   await page.getByRole('button', { name: 'Sign in' }).click();
 }
 
-it.each(['viewer', 'admin'] as const)('signs a %s in on the page, says what to set in the Web UI, and decodes with the cookie from the Web UI origin', (role) =>
+it.each(['viewer', 'admin'] as const)('signs in with a %s key on the page, says what to set in the Web UI, and decodes with the cookie from the Web UI origin', (role) =>
   inBrowser(async (page, context) => {
     await signIn(page, stack.keyFor(role));
     await expect.poll(() => page.textContent('#signed-in')).toContain(`Signed in as test ${role} (${role}) for 12 hours`);

@@ -178,6 +178,13 @@ it('gives the Web UI its key by an HttpOnly cookie limited to /codec, from a for
       body: new URLSearchParams({ api_key: key }).toString(),
     });
   expect((await form('http://evil.example', viewer)).status).toBe(403);
+  // Behind a proxy that changes the host name, the browser's own Sec-Fetch-Site vouches for the form.
+  const proxied = await stack.realApp.request('http://internal:8080/codec/session', {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://warden.example', 'sec-fetch-site': 'same-origin' },
+    body: new URLSearchParams({ api_key: viewer }).toString(),
+  });
+  expect(proxied.status).toBe(200);
   expect((await form('http://127.0.0.1:8080', 'wk_not-a-key')).status).toBe(401);
   const signedIn = await form('http://127.0.0.1:8080', viewer);
   expect(signedIn.status).toBe(200);
