@@ -20,6 +20,10 @@ deps: node_modules/.installed
 	@bash scripts/build-image.sh
 	@bash scripts/setup-temporal.sh >/dev/null
 
+# The browser tests (test/codec-clients.test.ts) drive Debian's chromium through playwright-core.
+browser:
+	@bash scripts/setup-browser.sh >/dev/null
+
 image:
 	@bash scripts/setup-docker.sh
 	@bash scripts/build-image.sh
@@ -28,7 +32,7 @@ up: deps
 	npx tsx scripts/up.ts
 
 # WARDEN_TEST_LOG=error: a 500 in any test prints its cause.
-test: deps
+test: deps browser
 	npx tsc --noEmit
 	WARDEN_TEST_LOG=error npx vitest run
 
@@ -38,4 +42,4 @@ bench: deps
 clean:
 	rm -rf .warden
 
-.PHONY: help deps image up test bench clean
+.PHONY: help deps browser image up test bench clean

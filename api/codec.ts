@@ -2,11 +2,14 @@
  * /codec: the codec server of Temporal's remote codec protocol, so the Temporal Web UI and CLI show
  * decrypted payloads to people holding a Warden API key (viewer or above), and to nobody else.
  * POST /codec/decode and /codec/encode take and return `{payloads: [{metadata: {k: base64}, data: base64}]}`
- * (proto3 JSON of Temporal's Payloads). The key comes as `Authorization: Bearer` (CLI, curl), or
- * as a cookie set by POST /codec/session: the Web UI sends cookies ("Include cross-origin
- * credentials") but cannot send a key of its own.
+ * (proto3 JSON of Temporal's Payloads; `{}` is an empty list, as proto3 JSON leaves it out). Encoding
+ * makes ciphertext Warden's workers accept, so only an admin may encode anything. The key comes as
+ * `Authorization: Bearer` (CLI, curl), or as a cookie set by the sign-in page (GET /codec/login,
+ * POST /codec/session): the Web UI sends cookies ("Include cross-origin credentials") but cannot
+ * send a key of its own.
  */
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
+import type { Context, MiddlewareHandler } from 'hono';
 import { cors } from 'hono/cors';
 import { deleteCookie, setCookie } from 'hono/cookie';
 import { z } from 'zod';
@@ -14,8 +17,9 @@ import type { Payload } from '@temporalio/common';
 import type { Config } from '../domain/config.js';
 import { WardenError } from '../domain/errors.js';
 import { isEncrypted, PayloadCodecError, type PayloadEncryptionCodec } from '../domain/payload-codec.js';
+import { hasRole, type Identity } from '../domain/roles.js';
 import type { KeyStore } from './key-store.js';
-import { apiKeyAuth, bearerKey, requireRole } from './middleware/auth.js';
+import { apiKeyAuth, bearerKey, requireRole, roleRefusal } from './middleware/auth.js';
 import { errorResponses, jsonBody, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
 
 /** The cookie that carries a person's API key to the codec routes, and only to them (Path=/codec). */
@@ -28,7 +32,8 @@ const JsonPayloadSchema = z.object({
   metadata: z.record(z.string(), Base64).nullish(),
   data: Base64.nullish(),
 });
-const PayloadsSchema = z.object({ payloads: z.array(JsonPayloadSchema) });
+// The Temporal CLI sends `{}` for no payloads (proto3 JSON omits an empty list), e.g. before a query.
+const PayloadsSchema = z.object({ payloads: z.array(JsonPayloadSchema).default([]) });
 type JsonPayload = z.infer<typeof JsonPayloadSchema>;
 
 /** The Web UI origins allowed to call the codec routes: WARDEN_CODEC_CORS_ORIGINS, or the dev server's UI. */
@@ -52,7 +57,7 @@ export function codecRouter(deps: { codec: PayloadEncryptionCodec; keys: KeyStor
     }),
   );
   const auth = apiKeyAuth({ keys: deps.keys, cookie: CODEC_COOKIE });
-  for (const path of ['/decode', '/encode']) app.use(path, auth, requireRole('viewer'));
+  for (const path of ['/decode', '/encode']) app.use(path, auth, requireRole('viewer'), requireJsonPayloads);
 
   const codecRoute = (path: '/decode' | '/encode', summary: string) =>
     createRoute({
@@ -70,27 +75,38 @@ export function codecRouter(deps: { codec: PayloadEncryptionCodec; keys: KeyStor
     return c.json({ payloads: decoded.map(toJson) }, 200);
   });
 
-  app.openapi(codecRoute('/encode', 'Encrypt payloads, for input given in the Temporal Web UI or CLI (viewer)'), async (c) => {
+  app.openapi(codecRoute('/encode', 'Encrypt payloads, for input given in the Temporal Web UI or CLI (admin; a viewer may send an empty list)'), async (c) => {
     const payloads = c.req.valid('json').payloads.map(fromJson);
+    // Ciphertext under Warden's key is what its workers trust: whoever encodes can forge workflow
+    // inputs and signals. The CLI asks to encode an empty list before every query, so that stays open.
+    const identity = c.get('identity');
+    if (payloads.length && !hasRole(identity.role, 'admin')) throw new WardenError('forbidden', roleRefusal('admin', identity), 403);
     return c.json({ payloads: payloads.map((p) => toJson(deps.codec.encrypt(p))) }, 200);
   });
 
+  const SessionSchema = z.object({ name: z.string(), role: z.string(), expires_in_seconds: z.number() });
   app.openapi(
     createRoute({
       method: 'post',
       path: '/session',
-      summary: 'Keep an API key in an HttpOnly cookie for the codec routes, for the Web UI (form field api_key, or Authorization: Bearer)',
+      summary: 'Keep an API key in an HttpOnly cookie for the codec routes, for the Web UI (form field api_key: an HTML page answers; or Authorization: Bearer: JSON)',
       security: [],
-      responses: { 200: json(z.object({ name: z.string(), role: z.string(), expires_in_seconds: z.number() }), 'The cookie is set'), ...errorResponses(401, 403, 413) },
+      responses: {
+        200: { description: 'The cookie is set', content: { 'application/json': { schema: SessionSchema }, 'text/html': { schema: z.string() } } },
+        ...errorResponses(401, 403, 413),
+      },
     }),
     async (c) => {
-      // A page of another site must not plant its own key in this browser.
-      const origin = c.req.header('origin');
-      if (origin && origin !== new URL(c.req.url).origin) throw new WardenError('forbidden', `a codec session cannot be started from ${origin}`, 403);
-      const form = c.req.header('content-type')?.startsWith('application/x-www-form-urlencoded') ? await c.req.parseBody() : {};
+      if (!fromThisOrigin(c)) throw new WardenError('forbidden', `a codec session cannot be started from ${c.req.header('origin')}: sign in at ${codecUrl(c)}/login`, 403);
+      const isForm = c.req.header('content-type')?.startsWith('application/x-www-form-urlencoded') ?? false;
+      const form = isForm ? await c.req.parseBody() : {};
       const key = typeof form.api_key === 'string' && form.api_key ? form.api_key : bearerKey(c.req.header('authorization'));
       const identity = key ? deps.keys.authenticate(key) : null;
-      if (!key || !identity) throw new WardenError('unauthorized', key ? 'the API key is unknown or revoked' : 'send an API key: form field api_key or Authorization: Bearer <key>', 401);
+      if (!key || !identity) {
+        const message = key ? 'the API key is unknown or revoked' : 'send an API key: form field api_key or Authorization: Bearer <key>';
+        if (isForm) return c.html(signInPage(message), 401);
+        throw new WardenError('unauthorized', message, 401);
+      }
       setCookie(c, CODEC_COOKIE, key, {
         path: '/codec',
         httpOnly: true,
@@ -98,6 +114,7 @@ export function codecRouter(deps: { codec: PayloadEncryptionCodec; keys: KeyStor
         secure: new URL(c.req.url).protocol === 'https:',
         maxAge: SESSION_SECONDS,
       });
+      if (isForm) return c.html(signedInPage(identity, codecUrl(c)), 200);
       return c.json({ name: identity.name, role: identity.role, expires_in_seconds: SESSION_SECONDS }, 200);
     },
   );
@@ -110,16 +127,78 @@ export function codecRouter(deps: { codec: PayloadEncryptionCodec; keys: KeyStor
     },
   );
 
-  // A page a person opens once, in the browser that runs the Web UI, to hand it their key.
-  app.get('/login', (c) =>
-    c.html(
-      '<!doctype html><meta charset="utf-8"><title>Warden codec sign-in</title>' +
-        '<form method="post" action="/codec/session"><p>Warden API key (viewer or above), kept in an HttpOnly cookie sent only to /codec for 12 hours:</p>' +
-        '<input name="api_key" type="password" size="60" autocomplete="off"> <button>Sign in</button></form>',
-    ),
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/sign-out',
+      summary: "Forget the codec cookie, from the sign-in page's Sign out button (an HTML page answers)",
+      security: [],
+      responses: { 200: { description: 'The cookie is cleared', content: { 'text/html': { schema: z.string() } } }, ...errorResponses(403, 413) },
+    }),
+    (c) => {
+      if (!fromThisOrigin(c)) throw new WardenError('forbidden', `a codec session cannot be ended from ${c.req.header('origin')}`, 403);
+      deleteCookie(c, CODEC_COOKIE, { path: '/codec' });
+      return c.html(signInPage('Signed out: this browser no longer sends a key to the codec server.'), 200);
+    },
   );
+
+  // A page a person opens once, in the browser that runs the Web UI, to hand it their key.
+  app.get('/login', (c) => c.html(signInPage()));
   return app;
 }
+
+/**
+ * Whether a form post comes from a page of this API, so another site's page cannot plant its own
+ * key in this browser. Browsers send Origin (the sign-in pages keep it with Referrer-Policy:
+ * same-origin); behind a proxy that changes the host, Sec-Fetch-Site (set by the browser only) tells.
+ * Clients that are not browsers send neither.
+ */
+function fromThisOrigin(c: Context): boolean {
+  const origin = c.req.header('origin');
+  return !origin || origin === new URL(c.req.url).origin || c.req.header('sec-fetch-site') === 'same-origin';
+}
+
+const codecUrl = (c: Context) => `${new URL(c.req.url).origin}/codec`;
+
+const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+
+const page = (title: string, body: string) => `<!doctype html><html lang="en"><meta charset="utf-8"><title>${title}</title><body>${body}</body></html>`;
+
+function signInPage(notice?: string): string {
+  return page(
+    'Warden codec sign-in',
+    '<h1>Warden codec sign-in</h1>' +
+      (notice ? `<p role="status">${escapeHtml(notice)}</p>` : '') +
+      '<form method="post" action="/codec/session"><p><label for="api_key">Warden API key (viewer or above)</label>, kept in an HttpOnly cookie sent only to /codec for 12 hours:</p>' +
+      '<input id="api_key" name="api_key" type="password" size="60" autocomplete="off" required> <button>Sign in</button></form>',
+  );
+}
+
+/** What the person does next: the Web UI's codec settings, which no server flag turns on for them. */
+function signedInPage(identity: Identity, endpoint: string): string {
+  const host = new URL(endpoint).hostname;
+  return page(
+    'Warden codec: signed in',
+    `<h1>Signed in</h1><p id="signed-in">Signed in as ${escapeHtml(identity.name)} (${identity.role}) for 12 hours: this browser sends your key to ${escapeHtml(endpoint)} and nowhere else.</p>` +
+      '<h2>Next, in the Temporal Web UI (in this browser)</h2><ol>' +
+      `<li>Open the Web UI with the same host name as this page, <code>${escapeHtml(host)}</code>: the cookie travels only within one site.</li>` +
+      '<li>Click the data encoder icon (the glasses) at the top right.</li>' +
+      '<li>In the Codec Server drawer, open the choice <q>Use Cluster-level setting, where available.</q> and pick <q>Use my browser setting and ignore Cluster-level setting.</q></li>' +
+      `<li>Enter <code>${escapeHtml(endpoint)}</code> as the <q>Codec Server browser endpoint</q>.</li>` +
+      '<li>Turn on <q>Include cross-origin credentials</q>.</li>' +
+      '<li>Apply, then reload the page: workflow inputs and results show decoded.</li></ol>' +
+      '<form method="post" action="/codec/sign-out"><button>Sign out</button></form>',
+  );
+}
+
+/**
+ * 400 for a request with no JSON body: the validator would read it as `{}`, an empty list, and a
+ * client that forgot its payloads must hear so. (The Temporal CLI and Web UI always send JSON.)
+ */
+const requireJsonPayloads: MiddlewareHandler = async (c, next) => {
+  if (!c.req.header('content-type')) throw new WardenError('invalid_request', 'send the payloads as JSON with Content-Type: application/json: {"payloads": [...]}, or {} for none', 400);
+  await next();
+};
 
 function refuseUndecodable(index: number, decrypt: () => Payload): Payload {
   try {

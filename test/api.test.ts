@@ -349,6 +349,7 @@ describe('GET /openapi.json and /docs', () => {
         'POST /codec/encode',
         'POST /codec/session',
         'DELETE /codec/session',
+        'POST /codec/sign-out',
         'POST /api/system/emergency-stop',
         'POST /api/system/resume',
         'GET /api/system/lockdown',

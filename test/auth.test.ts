@@ -60,7 +60,10 @@ const ROUTES: Array<[method: string, path: string, body: unknown, needs: Role, a
   ['DELETE', '/api/secrets/NO_SUCH_SECRET', undefined, 'admin', 404],
   ['POST', '/api/secrets/rotate', undefined, 'admin', 200],
   ['POST', '/codec/decode', { payloads: [] }, 'viewer', 200],
+  // The Temporal CLI asks to encode nothing before each query: a viewer may; encoding anything is an admin's.
   ['POST', '/codec/encode', { payloads: [] }, 'viewer', 200],
+  ['POST', '/codec/encode', {}, 'viewer', 200],
+  ['POST', '/codec/encode', { payloads: [{ metadata: { encoding: btoa('json/plain') }, data: btoa('"forged"') }] }, 'admin', 200],
   ['POST', '/api/system/emergency-stop', {}, 'admin', 400],
   ['POST', '/api/system/resume', {}, 'admin', 400],
   ['GET', '/api/system/lockdown', undefined, 'viewer', 200],

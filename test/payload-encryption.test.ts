@@ -179,15 +179,79 @@ it('gives the Web UI its key by an HttpOnly cookie limited to /codec, from a for
       body: new URLSearchParams({ api_key: key }).toString(),
     });
   expect((await form('http://evil.example', viewer)).status).toBe(403);
+  // Behind a proxy that changes the host name, the browser's own Sec-Fetch-Site vouches for the form.
+  const proxied = await stack.realApp.request('http://internal:8080/codec/session', {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://warden.example', 'sec-fetch-site': 'same-origin' },
+    body: new URLSearchParams({ api_key: viewer }).toString(),
+  });
+  expect(proxied.status).toBe(200);
   expect((await form('http://127.0.0.1:8080', 'wk_not-a-key')).status).toBe(401);
   const signedIn = await form('http://127.0.0.1:8080', viewer);
   expect(signedIn.status).toBe(200);
+  // A person reads what to do next: the Web UI's settings, with this API's endpoint.
+  expect(signedIn.headers.get('content-type')).toMatch(/^text\/html/);
+  const page = await signedIn.text();
+  expect(page).toContain('Signed in as test viewer (viewer)');
+  expect(page).toContain('<code>http://127.0.0.1:8080/codec</code>');
+  expect(page).toContain('Include cross-origin credentials');
   const cookie = signedIn.headers.get('set-cookie')!;
   expect(cookie).toMatch(/^warden_codec_key=wk_[^;]+; Max-Age=43200; Path=\/codec; HttpOnly; SameSite=Strict$/);
   const res = await codec('/codec/decode', input, { cookie: cookie.split(';')[0]! });
   expect(res.status).toBe(200);
   // The cookie opens the codec routes only, never the rest of the API.
   expect((await stack.realApp.request('/api/agents', { headers: { cookie: cookie.split(';')[0]! } })).status).toBe(401);
+  // Without a form, the session route answers JSON (curl, scripts).
+  const json = await stack.realApp.request('/codec/session', { method: 'POST', headers: bearer(viewer) });
+  expect(await json.json()).toEqual({ name: 'test viewer', role: 'viewer', expires_in_seconds: 43200 });
+  // A wrong key in the form: the sign-in page again, saying why.
+  const wrong = await form('http://127.0.0.1:8080', 'wk_not-a-key');
+  expect(wrong.headers.get('content-type')).toMatch(/^text\/html/);
+  expect(await wrong.text()).toContain('the API key is unknown or revoked');
+
+  const signOut = (origin: string) => stack.realApp.request('http://127.0.0.1:8080/codec/sign-out', { method: 'POST', headers: { origin } });
+  expect((await signOut('http://evil.example')).status).toBe(403);
+  const signedOut = await signOut('http://127.0.0.1:8080');
+  expect(signedOut.status).toBe(200);
+  expect(signedOut.headers.get('set-cookie')).toMatch(/^warden_codec_key=; Max-Age=0; Path=\/codec/);
+  expect(await signedOut.text()).toContain('Signed out');
+});
+
+it('serves the sign-in pages with a CSP that lets their forms post to this origin, and a Referrer-Policy that keeps the origin', async () => {
+  for (const res of [await stack.realApp.request('/codec/login'), await stack.realApp.request('/codec/session', { method: 'POST', headers: bearer(viewer) })]) {
+    expect(res.headers.get('content-security-policy')).toBe("default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+    // Under no-referrer, a browser posts the form with `Origin: null`, which the session route refuses.
+    expect(res.headers.get('referrer-policy')).toBe('same-origin');
+  }
+  expect((await stack.realApp.request('/codec/decode', { method: 'POST' })).headers.get('content-security-policy')).toContain("form-action 'none'");
+});
+
+it('encodes for an admin only; a viewer or an operator may encode an empty list, which the Temporal CLI sends as {}', async () => {
+  const raw = (path: string, body: string, key: string) =>
+    stack.realApp.request(path, { method: 'POST', headers: { 'content-type': 'application/json', ...bearer(key) }, body });
+  const forged = [toJson(defaultPayloadConverter.toPayload({ approved: true })!)];
+  for (const role of ['viewer', 'operator', 'approver'] as const) {
+    const key = stack.keyFor(role);
+    const refused = await codec('/codec/encode', forged, bearer(key));
+    expect(refused.status, role).toBe(403);
+    expect(await refused.json()).toEqual({ error: { code: 'forbidden', message: `this needs the admin role; the key test ${role} has ${role}` } });
+    for (const path of ['/codec/encode', '/codec/decode']) {
+      for (const body of ['{}', '{"payloads":[]}']) {
+        const empty = await raw(path, body, key);
+        expect(empty.status, `${role} ${path} ${body}`).toBe(200);
+        expect(await empty.json()).toEqual({ payloads: [] });
+      }
+    }
+  }
+  // No body at all is a mistake, not an empty list.
+  const bodiless = await stack.realApp.request('/codec/decode', { method: 'POST', headers: bearer(viewer) });
+  expect(bodiless.status).toBe(400);
+  expect(((await bodiless.json()) as { error: { message: string } }).error.message).toMatch(/or \{\} for none/);
+
+  const encoded = await codec('/codec/encode', forged, bearer(stack.keyFor('admin')));
+  expect(encoded.status).toBe(200);
+  const [payload] = ((await encoded.json()) as { payloads: JsonPayload[] }).payloads;
+  expect(encoding(fromJson(payload!))).toBe(ENCRYPTED_ENCODING);
 });
 
 it('answers the Web UI preflight without a key, for the configured UI origins only', async () => {
@@ -211,7 +275,7 @@ it('answers the Web UI preflight without a key, for the configured UI origins on
 });
 
 it('refuses a payload with a flipped byte with a 422 that says it failed authentication', async () => {
-  const encoded = await codec('/codec/encode', [toJson(defaultPayloadConverter.toPayload({ command })!)], bearer(viewer));
+  const encoded = await codec('/codec/encode', [toJson(defaultPayloadConverter.toPayload({ command })!)], bearer(stack.keyFor('admin')));
   expect(encoded.status).toBe(200);
   const [payload] = ((await encoded.json()) as { payloads: JsonPayload[] }).payloads;
   const data = Buffer.from(payload!.data, 'base64');

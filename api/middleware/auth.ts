@@ -27,11 +27,14 @@ export function apiKeyAuth(options: { keys: KeyStore; /** Also take the key from
   };
 }
 
+/** The 403 message when a key's role is below the one needed. */
+export const roleRefusal = (role: Role, identity: Identity) => `this needs the ${role} role; the key ${identity.name} has ${identity.role}`;
+
 export function requireRole(role: Role): MiddlewareHandler<AuthEnv> {
   return async function requireRoleHandler(c, next) {
     const identity = c.get('identity');
     if (!hasRole(identity.role, role)) {
-      return c.json({ error: { code: 'forbidden', message: `this needs the ${role} role; the key ${identity.name} has ${identity.role}` } }, 403);
+      return c.json({ error: { code: 'forbidden', message: roleRefusal(role, identity) } }, 403);
     }
     await next();
   };

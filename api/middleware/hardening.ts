@@ -17,14 +17,25 @@ const DOCS_CSP = {
   imgSrc: ["'self'", 'data:'],
   connectSrc: ["'self'"],
 };
+// The codec sign-in pages post their forms to this origin; nothing else runs on them.
+const CODEC_PAGE_CSP = { ...API_CSP, formAction: ["'self'"] };
+/** The codec sign-in pages: the only HTML forms the API serves (api/codec.ts). */
+const CODEC_PAGES = ['/codec/login', '/codec/session', '/codec/sign-out'];
 
-/** nosniff, frame DENY, no-referrer, and a Content-Security-Policy for JSON (for /docs, one that lets swagger-ui run). */
+/**
+ * nosniff, frame DENY, no-referrer, and a Content-Security-Policy for JSON (for /docs, one that lets
+ * swagger-ui run; for the codec sign-in pages, one that lets their forms post to this origin).
+ */
 export function securityHeaders(): MiddlewareHandler {
   const common = { xFrameOptions: 'DENY', referrerPolicy: 'no-referrer', xContentTypeOptions: true } as const;
   const api = secureHeaders({ ...common, contentSecurityPolicy: API_CSP });
   const docs = secureHeaders({ ...common, contentSecurityPolicy: DOCS_CSP });
+  // same-origin, not no-referrer: under no-referrer a browser posts the form with `Origin: null`,
+  // and the session route must see its own origin to tell the page's form from another site's.
+  const codecPages = secureHeaders({ ...common, referrerPolicy: 'same-origin', contentSecurityPolicy: CODEC_PAGE_CSP });
   return async function securityHeadersHandler(c, next) {
-    return c.req.path === '/docs' || c.req.path.startsWith('/docs/') ? docs(c, next) : api(c, next);
+    if (c.req.path === '/docs' || c.req.path.startsWith('/docs/')) return docs(c, next);
+    return CODEC_PAGES.includes(c.req.path) ? codecPages(c, next) : api(c, next);
   };
 }
 
