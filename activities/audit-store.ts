@@ -61,6 +61,8 @@ export const AUDIT_KINDS = [
   'action.refused',
   /** A signal or update whose argument did not decode or validate: refused, the workflow carries on. */
   'message.refused',
+  /** An action whose workflow was ended outside Warden (terminated, timed out, reset away) before it finished: seen by the API. */
+  'action.abandoned',
 ] as const;
 export const AuditKindSchema = z.enum(AUDIT_KINDS);
 export type AuditKind = z.infer<typeof AuditKindSchema>;

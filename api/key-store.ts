@@ -80,6 +80,11 @@ export class KeyStore {
     return Boolean(this.db.prepare('SELECT 1 FROM api_keys WHERE id = ?').get(id));
   }
 
+  /** Whether the key with this id was revoked (false for an unknown id). */
+  isRevoked(id: string): boolean {
+    return Boolean(this.db.prepare('SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NOT NULL').get(id));
+  }
+
   hasActiveAdmin(): boolean {
     return Boolean(this.db.prepare("SELECT 1 FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL").get());
   }

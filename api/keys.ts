@@ -17,7 +17,10 @@ const KeyInfoSchema = z.object({
   revoked_at: z.string().nullable(),
 });
 
-export function keysRouter(keys: KeyStore, audit: AuditStore) {
+/** What else a revocation ends: the key's actions awaiting approval (their ids). */
+export type OnRevoked = (keyId: string, by: string) => Promise<string[]>;
+
+export function keysRouter(keys: KeyStore, audit: AuditStore, onRevoked: OnRevoked = async () => []) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   app.use('*', requireRole('admin'));
 
@@ -67,13 +70,17 @@ export function keysRouter(keys: KeyStore, audit: AuditStore) {
       path: '/{id}',
       summary: 'Revoke an API key',
       request: { params: z.object({ id: z.string().regex(/^key_[0-9a-f]{12}$/, 'id: key_ followed by 12 hex digits') }) },
-      responses: { 200: json(KeyInfoSchema, 'The revoked key'), ...errorResponses(400, 401, 403, 404) },
+      responses: {
+        200: json(KeyInfoSchema.extend({ cancelled_actions: z.array(z.string()).describe('Its actions that were awaiting approval, now cancelled') }), 'The revoked key'),
+        ...errorResponses(400, 401, 403, 404),
+      },
     }),
-    (c) => {
+    async (c) => {
       const revoked = keys.revoke(c.req.valid('param').id);
       if (!revoked) throw new WardenError('not_found', `no API key ${c.req.valid('param').id}`, 404);
-      audit.append({ key: `key:${revoked.id}:revoked`, kind: 'key.revoked', actor: c.get('identity').key_id, details: { id: revoked.id, name: revoked.name } });
-      return c.json(revoked, 200);
+      const by = c.get('identity').key_id;
+      audit.append({ key: `key:${revoked.id}:revoked`, kind: 'key.revoked', actor: by, details: { id: revoked.id, name: revoked.name } });
+      return c.json({ ...revoked, cancelled_actions: await onRevoked(revoked.id, by) }, 200);
     },
   );
   return app;

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActionRecord } from '../domain/action.js';
 import { approveSignal } from '../workflows/definitions.js';
 import { Grants } from '../domain/grants.js';
-import { docker, recordHistory, startStack, submitShell, testPayloadCodec, uniqueId, waitFor, waitForStatus } from './helpers.js';
+import { approveWith, docker, recordHistory, startStack, submitShell, testPayloadCodec, uniqueId, waitFor, waitForStatus } from './helpers.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 let stack: Stack;
@@ -262,6 +262,54 @@ describe('refusals', () => {
       wait_seconds: 30,
     });
     expect(res.body).toMatchObject({ status: 'failed', error: `agent ${other} is stopped; actions run only in a running agent` });
+  });
+});
+
+describe('actions a key no longer stands behind', () => {
+  it("revoking a key cancels its actions awaiting approval, and one it missed cannot be approved", async () => {
+    const created = stack.keys.create('soon revoked', 'operator', null);
+    const first = await as(created.key, 'POST', '/api/actions', {
+      action_type: 'skill_execution', skill_id: 'shell', operation: 'exec', agent_id: agentId, parameters: { command: 'touch revoked-1.txt' },
+    });
+    expect(first.body.status).toBe('pending');
+    await waitFor('visibility to list the pending action', async () => (await stack.api('GET', '/api/actions/pending')).body.actions?.some((a: { id: string }) => a.id === first.body.id));
+    const revoked = await stack.api('DELETE', `/api/keys/${created.id}`);
+    expect(revoked.status).toBe(200);
+    expect(revoked.body.cancelled_actions).toEqual([first.body.id]);
+    expect(await finalAction(first.body.id)).toMatchObject({ status: 'cancelled', error: expect.stringMatching(/the key that requested it \(soon revoked, key_\w+\) was revoked/) });
+    expect(await approveWith(stack, key.approverA, first.body)).toBe(409);
+
+    // A revocation the cancellation did not reach (here: made in the key store directly) still stops the approval.
+    const other = stack.keys.create('revoked behind the API', 'operator', null);
+    const second = await as(other.key, 'POST', '/api/actions', {
+      action_type: 'skill_execution', skill_id: 'shell', operation: 'exec', agent_id: agentId, parameters: { command: 'touch revoked-2.txt' },
+    });
+    stack.keys.revoke(other.id);
+    const refused = await as(key.approverA, 'POST', `/api/actions/${second.body.id}/approve`, { approved: true, params_hash: second.body.params_hash });
+    expect(refused).toMatchObject({ status: 409, body: { error: { message: expect.stringMatching(/was revoked; it cannot be approved/) } } });
+    expect((await as(key.viewer, 'GET', `/api/actions/${second.body.id}`)).body.status).toBe('pending');
+    expect(await workspaceHas('revoked-1.txt')).toBe(false);
+    expect(await workspaceHas('revoked-2.txt')).toBe(false);
+  });
+
+  it('an action whose workflow was terminated outside Warden reads as cancelled, and the log says so once', async () => {
+    const res = await submitShell(stack.api, agentId, 'touch terminated.txt');
+    expect(res.body.status).toBe('pending');
+    await stack.client.workflow.getHandle(res.body.id).terminate('by hand, outside Warden');
+    for (let i = 0; i < 2; i++) {
+      const read = await as(key.viewer, 'GET', `/api/actions/${res.body.id}`);
+      expect(read.body).toMatchObject({ status: 'cancelled', error: expect.stringMatching(/^the action's workflow was terminated outside Warden while the action was pending; it did not run$/) });
+    }
+    expect(auditKinds(res.body.id).filter((k) => k === 'action.abandoned')).toHaveLength(1);
+    expect(await approveWith(stack, key.approverA, res.body)).toBe(409);
+  });
+
+  it('an action terminated before its workflow ever ran reads as cancelled too (no state to query: its start says what it was)', async () => {
+    const id = `act-${Date.now().toString(16).padStart(16, '0').slice(-16)}`;
+    const direct = await stack.client.workflow.start('actionWorkflow', { workflowId: id, taskQueue: uniqueId('no-worker'), args: [{ action: { id, status: 'pending', agent_id: agentId } }] });
+    await direct.terminate('before any worker saw it');
+    const read = await as(key.viewer, 'GET', `/api/actions/${direct.workflowId}`);
+    expect(read).toMatchObject({ status: 200, body: { status: 'cancelled', error: expect.stringMatching(/terminated outside Warden while the action was pending/) } });
   });
 });
 
