@@ -75,7 +75,7 @@ export function createGrantActivities(deps: { grants: Grants; policy: Policy }) 
       allowed: true,
       level,
       rule: decision.rule,
-      reasons: decided.reasons,
+      reasons: level === decision.level ? decided.reasons : [...decided.reasons, `raised to ${level} by the API at submission`],
       approvals_required: Math.max(decision.approvals_required, claims.approvals_required),
       exec: actionExec(action.id, decided.command),
     };

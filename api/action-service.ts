@@ -17,7 +17,7 @@ import type { Config } from '../domain/config.js';
 import { WardenError } from '../domain/errors.js';
 import { actionHash, type Grants } from '../domain/grants.js';
 import { isDeadlineExceeded } from './temporal-errors.js';
-import type { Policy } from '../domain/policy.js';
+import { APPROVALS_REQUIRED, type Policy, type PolicyDecision } from '../domain/policy.js';
 import { hasRole, type Identity } from '../domain/roles.js';
 import type { AuditStore } from '../activities/audit-store.js';
 import type { Vault } from '../activities/vault.js';
@@ -67,7 +67,9 @@ export function createActionService(
   const handle = (id: string) => client.workflow.getHandle<typeof actionWorkflow>(id);
 
   async function submitAction(request: SubmitActionRequest, requester: Identity) {
-    const { command, decision, reasons } = assessAction(policy, request);
+    const assessed = assessAction(policy, request);
+    const { command } = assessed;
+    const { decision, reasons } = await raisedUnderPendingApproval(request.agent_id, assessed);
     // Checked again when the command runs (a secret may be deleted meanwhile); here for a fast 422,
     // to admins only: only they may list the vault's names, and a 422 against a 202 would let any
     // key probe them. Below admin, a missing secret fails the action when it runs, after the
@@ -208,6 +210,29 @@ export function createActionService(
       if (outcome.cancelled) cancelled.push(id);
     }
     return cancelled;
+  }
+
+  /**
+   * An approver reads what an action will act on (a script, a config) and approves that; a medium
+   * action that runs at once could change it before the approved one runs. So while an action of
+   * the agent awaits approval, whatever is not low there needs an approval too (the signed level
+   * carries the raise to the workers). Pending actions come from visibility, which may lag a
+   * submission by a moment.
+   */
+  async function raisedUnderPendingApproval(agentId: string, assessed: { decision: PolicyDecision; reasons: string[] }) {
+    const { decision, reasons } = assessed;
+    if (!decision.allowed || decision.level !== 'medium') return assessed;
+    const query = `WorkflowType = 'actionWorkflow' AND ExecutionStatus = 'Running' AND ${SearchAttributes.actionStatus.name} = 'pending' AND ${SearchAttributes.agentId.name} = '${agentId.replaceAll("'", '')}'`;
+    const pending: string[] = [];
+    for await (const info of client.workflow.list({ query, pageSize: 10 })) {
+      pending.push(info.workflowId);
+      if (pending.length >= 3) break;
+    }
+    if (pending.length === 0) return assessed;
+    return {
+      decision: { ...decision, level: 'high' as const, approvals_required: APPROVALS_REQUIRED.high },
+      reasons: [...reasons, `raised to high: action ${pending.join(', ')} awaits approval in agent ${agentId}, and this could change what it acts on`],
+    };
   }
 
   /** Pending actions, from Temporal visibility: they survive restarts of every component. */

@@ -31,6 +31,13 @@ async function finalAction(id: string): Promise<ActionRecord> {
   });
 }
 
+/** The action once its workflow has decided it (no longer the API's first answer). */
+const finalOrPending = (id: string) =>
+  waitFor(`action ${id} to be decided by the workflow`, async () => {
+    const res = await as(key.viewer, 'GET', `/api/actions/${id}`);
+    return res.body.reasons?.some((r: string) => r.includes('by the API at submission')) || res.body.completed_at ? (res.body as ActionRecord) : undefined;
+  });
+
 /** Whether a file exists in the agent's workspace, asked of the engine directly (not through Warden). */
 async function workspaceHas(file: string): Promise<boolean> {
   const exec = await docker.getContainer(`warden-agent-${agentId}`).exec({ Cmd: ['test', '-e', `/workspace/${file}`], AttachStdout: true });
@@ -263,6 +270,28 @@ describe('refusals', () => {
     });
     expect(res.body).toMatchObject({ status: 'failed', error: `agent ${other} is stopped; actions run only in a running agent` });
   });
+});
+
+it('while an action awaits approval, a write in the same agent needs an approval too: the approved script cannot change under it', async () => {
+  expect((await submit(key.operator, 'filesystem', 'write', { path: 'build.sh', content: 'echo build\n' }, { wait_seconds: 30 })).body.status).toBe('completed');
+  const run = await submit(key.operator, 'shell', 'exec', { command: 'sh build.sh > built.txt' });
+  expect(run.body.status).toBe('pending');
+  await waitFor('visibility to list the pending action', async () => (await stack.api('GET', '/api/actions/pending')).body.actions?.some((a: { id: string }) => a.id === run.body.id));
+
+  const swap = await submit(key.operator, 'filesystem', 'write', { path: 'build.sh', content: 'touch swapped.txt\n' }, { wait_seconds: 5 });
+  expect(swap.body).toMatchObject({ status: 'pending', security_level: 'high', approvals_required: 1 });
+  expect(swap.body.reasons.join('\n')).toMatch(new RegExp(`raised to high: action ${run.body.id} awaits approval in agent ${agentId}`));
+  // The worker keeps the raise: it was signed.
+  const held = await finalOrPending(swap.body.id);
+  expect(held).toMatchObject({ status: 'pending', security_level: 'high' });
+
+  expect(await approveWith(stack, key.approverA, run.body)).toBe(200);
+  expect((await finalAction(run.body.id)).status).toBe('completed');
+  expect(await workspaceHas('swapped.txt')).toBe(false);
+  expect((await as(key.approverA, 'POST', `/api/actions/${swap.body.id}/approve`, { approved: false, params_hash: swap.body.params_hash })).status).toBe(200);
+  // Nothing pending any more: a write runs at once again.
+  await waitFor('visibility to list nothing pending in the agent', async () => !(await stack.api('GET', '/api/actions/pending')).body.actions?.some((a: { agent_id: string }) => a.agent_id === agentId));
+  expect((await submit(key.operator, 'filesystem', 'write', { path: 'build.sh', content: 'echo again\n' }, { wait_seconds: 30 })).body).toMatchObject({ status: 'completed', security_level: 'medium' });
 });
 
 describe('actions a key no longer stands behind', () => {
