@@ -294,6 +294,51 @@ it('while an action awaits approval, a write in the same agent needs an approval
   expect((await submit(key.operator, 'filesystem', 'write', { path: 'build.sh', content: 'echo again\n' }, { wait_seconds: 30 })).body).toMatchObject({ status: 'completed', security_level: 'medium' });
 });
 
+describe('approvals count people, not keys', () => {
+  it('one admin who mints two approver keys is one person: the second approval is refused until another admin confirms the key', async () => {
+    const mint = async (name: string) => (await stack.api('POST', '/api/keys', { name, role: 'approver', person: name })).body;
+    const carol = await mint('carol');
+    const dave = await mint('dave');
+    const { body: admin } = await stack.api('GET', '/api/keys');
+    const maker = admin.keys.find((k: { id: string }) => k.id === carol.created_by);
+    expect(carol).toMatchObject({ person: 'carol', confirmed_by: null, counts_as: maker.person });
+    expect(dave.counts_as).toBe(maker.person);
+
+    const res = await submit(key.operator, 'shell', 'exec', { command: 'mkfs.ext4 /workspace/people.img' });
+    expect(res.body).toMatchObject({ status: 'pending', approvals_required: 2 });
+    const { id, params_hash } = res.body;
+    expect((await as(carol.key, 'POST', `/api/actions/${id}/approve`, { approved: true, params_hash })).status).toBe(200);
+    const second = await as(dave.key, 'POST', `/api/actions/${id}/approve`, { approved: true, params_hash });
+    expect(second.status).toBe(409);
+    expect(second.body.error.message).toMatch(new RegExp(`dave counts as ${maker.person}, who already approved this action \\(as carol\\)`));
+
+    // The admin who made it cannot confirm it, nor can a second admin key that admin made.
+    expect((await stack.api('POST', `/api/keys/${dave.id}/confirm`)).status).toBe(409);
+    const sockPuppet = (await stack.api('POST', '/api/keys', { name: 'second admin', role: 'admin' })).body;
+    const byPuppet = await as(sockPuppet.key, 'POST', `/api/keys/${dave.id}/confirm`);
+    expect(byPuppet).toMatchObject({ status: 409, body: { error: { message: expect.stringMatching(/a second admin, another person, must confirm it/) } } });
+    // An admin who is another person can (here one made on the host, as the first admin is).
+    const otherAdmin = stack.keys.create('erin', 'admin', null).key;
+    const confirmed = await as(otherAdmin, 'POST', `/api/keys/${dave.id}/confirm`);
+    expect(confirmed).toMatchObject({ status: 200, body: { counts_as: 'dave', confirmed_by: expect.stringMatching(/^key_/) } });
+    expect(stack.audit.list({ kind: 'key.confirmed' }).some((e) => e.details.id === dave.id)).toBe(true);
+
+    expect((await as(dave.key, 'POST', `/api/actions/${id}/approve`, { approved: true, params_hash })).status).toBe(200);
+    const done = await finalAction(id);
+    expect(done.approvals.map((a) => a.approver.name)).toEqual(['carol', 'dave']);
+  });
+
+  it('a key that counts as the requester cannot approve: an admin cannot approve through a key it made', async () => {
+    const puppet = (await stack.api('POST', '/api/keys', { name: 'approver puppet', role: 'approver' })).body;
+    const res = await stack.api('POST', '/api/actions', {
+      action_type: 'skill_execution', skill_id: 'shell', operation: 'exec', agent_id: agentId, parameters: { command: 'touch puppet.txt' },
+    });
+    expect(res.body.status).toBe('pending');
+    const refused = await as(puppet.key, 'POST', `/api/actions/${res.body.id}/approve`, { approved: true, params_hash: res.body.params_hash });
+    expect(refused).toMatchObject({ status: 409, body: { error: { message: expect.stringMatching(/approver puppet counts as .*, who requested this action/) } } });
+  });
+});
+
 describe('actions a key no longer stands behind', () => {
   it("revoking a key cancels its actions awaiting approval, and one it missed cannot be approved", async () => {
     const created = stack.keys.create('soon revoked', 'operator', null);
