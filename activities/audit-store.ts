@@ -39,6 +39,8 @@ export const AUDIT_KINDS = [
   'agent.stopped',
   'key.created',
   'key.revoked',
+  /** A key confirmed as its holder's own by a second admin (approvals then count it as that person). */
+  'key.confirmed',
   'key.rotated',
   /** The vault: a secret stored or deleted (its name, never its value), every secret re-encrypted. */
   'secret.stored',
@@ -61,6 +63,8 @@ export const AUDIT_KINDS = [
   'action.refused',
   /** A signal or update whose argument did not decode or validate: refused, the workflow carries on. */
   'message.refused',
+  /** An action whose workflow was ended outside Warden (terminated, timed out, reset away) before it finished: seen by the API. */
+  'action.abandoned',
 ] as const;
 export const AuditKindSchema = z.enum(AUDIT_KINDS);
 export type AuditKind = z.infer<typeof AuditKindSchema>;
@@ -70,10 +74,10 @@ export const GENESIS_HASH = '0'.repeat(64);
 
 /**
  * The actors workflows and the API record that are not API keys (workflows/agent.ts, action.ts,
- * capacity.ts, reaper.ts). An actor that is neither one of these nor a known key id is recorded
+ * capacity.ts, reaper.ts; `host` is scripts/confirm-key.ts). An actor that is neither one of these nor a known key id is recorded
  * as unverified.
  */
-export const SYSTEM_ACTORS: readonly string[] = ['system', 'reaper', 'system (restart policy)', 'system (idle timeout)'];
+export const SYSTEM_ACTORS: readonly string[] = ['system', 'reaper', 'system (restart policy)', 'system (idle timeout)', 'host'];
 
 const Hex64 = z.string().regex(/^[0-9a-f]{64}$/);
 

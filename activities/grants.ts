@@ -13,7 +13,7 @@ import { actionExec, type ActionExec } from '../domain/action-exec.js';
 import { actionHash, GrantError, type ActionClaims, type ActionSubject, type Grant, type ApprovalClaims, type Grants } from '../domain/grants.js';
 import type { Policy } from '../domain/policy.js';
 import { prepareCommand } from '../skills/index.js';
-import { hasRole, type Identity } from '../domain/roles.js';
+import { hasRole, personOf, type Identity } from '../domain/roles.js';
 import { maxRisk, RISK_LEVELS, type RiskLevel } from '../skills/types.js';
 import { WardenError } from '../domain/errors.js';
 
@@ -75,7 +75,7 @@ export function createGrantActivities(deps: { grants: Grants; policy: Policy }) 
       allowed: true,
       level,
       rule: decision.rule,
-      reasons: decided.reasons,
+      reasons: level === decision.level ? decided.reasons : [...decided.reasons, `raised to ${level} by the API at submission`],
       approvals_required: Math.max(decision.approvals_required, claims.approvals_required),
       exec: actionExec(action.id, decided.command),
     };
@@ -134,8 +134,8 @@ export function authorizeExec(
       return refuse((err as Error).message);
     }
     if (c.action_id !== claims.action_id || c.action_hash !== claims.action_hash || !c.approved) continue;
-    if (!hasRole(c.approver.role, 'approver') || c.approver.key_id === claims.requester.key_id) continue;
-    approvers.add(c.approver.key_id);
+    if (!hasRole(c.approver.role, 'approver') || personOf(c.approver) === personOf(claims.requester)) continue;
+    approvers.add(personOf(c.approver));
   }
   if (approvers.size < claims.approvals_required) {
     refuse(`the action needs ${claims.approvals_required} approval(s) by different people other than the requester; it has ${approvers.size}`);

@@ -4,20 +4,21 @@
  * takes it from there. The identity is always the caller's API key, never a field of the body.
  */
 import { randomBytes } from 'node:crypto';
+import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow/index.js';
 import {
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   type Client,
 } from '@temporalio/client';
-import type { ActionRecord, SubmitActionRequest } from '../domain/action.js';
+import type { ActionRecord, ActionStatus, SubmitActionRequest } from '../domain/action.js';
 import { assessAction } from '../domain/action-decision.js';
 import { DEFAULT_ACTION_TIMEOUT_MS } from '../domain/action-exec.js';
 import type { Config } from '../domain/config.js';
 import { WardenError } from '../domain/errors.js';
 import { actionHash, type Grants } from '../domain/grants.js';
 import { isDeadlineExceeded } from './temporal-errors.js';
-import type { Policy } from '../domain/policy.js';
-import type { Identity } from '../domain/roles.js';
+import { APPROVALS_REQUIRED, type Policy, type PolicyDecision } from '../domain/policy.js';
+import { hasRole, type Identity } from '../domain/roles.js';
 import type { AuditStore } from '../activities/audit-store.js';
 import type { Vault } from '../activities/vault.js';
 import { scrubText } from '../domain/redact.js';
@@ -25,10 +26,14 @@ import type { actionWorkflow } from '../workflows/action.js';
 import {
   actionStatusQuery,
   approveUpdate,
+  cancelActionUpdate,
   CONTROL_TASK_QUEUE,
   SearchAttributes,
   type ActionWorkflowInput,
 } from '../workflows/definitions.js';
+
+/** Statuses an action never leaves. */
+const FINAL_STATUSES: ReadonlySet<ActionStatus> = new Set(['rejected', 'expired', 'completed', 'failed', 'cancelled']);
 
 /** How long a signed action stays runnable past its approval expiry and its command's time: room for retries. */
 const GRANT_MARGIN_MS = 10 * 60_000;
@@ -53,16 +58,23 @@ export function createActionService(
     vault?: Vault;
     /** Refuses new actions during the emergency lockdown (the action workflow checks again). */
     assertOpen?: (what: 'action', requester: Identity) => Promise<void>;
+    /** Whether an API key was revoked: an action its key no longer stands behind is not approved. */
+    isRevoked?: (keyId: string) => boolean;
   } = {},
 ) {
-  const { vault, assertOpen = async () => undefined } = opts;
+  const { vault, assertOpen = async () => undefined, isRevoked } = opts;
   const QUERY_DEADLINE_MS = 5_000;
   const handle = (id: string) => client.workflow.getHandle<typeof actionWorkflow>(id);
 
   async function submitAction(request: SubmitActionRequest, requester: Identity) {
-    const { command, decision, reasons } = assessAction(policy, request);
-    // Checked again when the command runs (a secret may be deleted meanwhile); here for a fast 422.
-    const missing = vault ? (command.secrets ?? []).filter((name) => !vault.has(name)) : [];
+    const assessed = assessAction(policy, request);
+    const { command } = assessed;
+    const { decision, reasons } = await raisedUnderPendingApproval(request.agent_id, assessed);
+    // Checked again when the command runs (a secret may be deleted meanwhile); here for a fast 422,
+    // to admins only: only they may list the vault's names, and a 422 against a 202 would let any
+    // key probe them. Below admin, a missing secret fails the action when it runs, after the
+    // approval every secret-using action needs.
+    const missing = vault && hasRole(requester.role, 'admin') ? (command.secrets ?? []).filter((name) => !vault.has(name)) : [];
     if (missing.length) throw new WardenError('unknown_secret', `no secret named ${missing.join(', ')} in the vault; an admin stores it with PUT /api/secrets/{name}`, 422);
     await assertOpen('action', requester);
     const now = new Date();
@@ -129,11 +141,98 @@ export function createActionService(
 
   async function getAction(id: string): Promise<ActionRecord> {
     try {
-      return withScrubbedError(await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle(id).query(actionStatusQuery)));
+      let action: ActionRecord;
+      try {
+        action = await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle(id).query(actionStatusQuery));
+      } catch (err) {
+        // A workflow ended before its first task has no state to query: its start input says what it was.
+        if (!(await endedOutside(id))) throw err;
+        action = await startedAs(id);
+      }
+      return withScrubbedError(FINAL_STATUSES.has(action.status) ? action : await unlessEnded(action));
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw new WardenError('not_found', `action ${id} not found`, 404);
       throw noWorker(err, `no worker answered for action ${id}; is the Warden worker running?`);
     }
+  }
+
+  /**
+   * A query of a closed workflow answers with its last state: an action whose workflow was
+   * terminated (or timed out) outside Warden would read `pending` or `executing` for ever. It is
+   * shown as what it became, and the log records it once.
+   */
+  async function unlessEnded(action: ActionRecord): Promise<ActionRecord> {
+    const workflowStatus = await endedOutside(action.id);
+    if (!workflowStatus) return action;
+    const how = workflowStatus.toLowerCase().replace('_', ' ');
+    const ran = action.status === 'executing';
+    const ended: ActionRecord = {
+      ...action,
+      status: ran ? 'failed' : 'cancelled',
+      error: `the action's workflow was ${how} outside Warden while the action was ${action.status}; ${ran ? 'its command may have run, in part' : 'it did not run'}`,
+    };
+    audit.append({
+      key: `api:${action.id}:abandoned`,
+      kind: 'action.abandoned',
+      actor: 'system',
+      action_id: action.id,
+      agent_id: action.agent_id,
+      details: { workflow_status: how, was: action.status, status: ended.status },
+    });
+    return ended;
+  }
+
+  /** How the action's workflow ended, when it ended other than by finishing (terminated, timed out, ...). */
+  async function endedOutside(id: string): Promise<string | null> {
+    const { status } = await handle(id).describe();
+    return status.name === 'RUNNING' || status.name === 'COMPLETED' || status.name === 'CONTINUED_AS_NEW' ? null : status.name;
+  }
+
+  /** The action as the API started it, from the workflow's first event. */
+  async function startedAs(id: string): Promise<ActionRecord> {
+    const history = await handle(id).fetchHistory();
+    const payloads = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads;
+    const input = await decodeFromPayloadsAtIndex<ActionWorkflowInput>(client.options.loadedDataConverter, 0, payloads);
+    return input.action;
+  }
+
+  /**
+   * When a key is revoked, what it asked for no longer stands: its actions awaiting approval are
+   * cancelled (an approval of one visibility has not listed yet is refused by decideAction).
+   */
+  async function cancelPendingOf(keyId: string, by: string): Promise<string[]> {
+    const cancelled: string[] = [];
+    for (const { id } of await pendingActions(10_000)) {
+      const action = await handle(id).query(actionStatusQuery);
+      if (action.requester.key_id !== keyId || action.status !== 'pending') continue;
+      const reason = `the key that requested it (${action.requester.name}, ${keyId}) was revoked`;
+      const outcome = await handle(id).executeUpdate(cancelActionUpdate, { args: [{ reason, by }] });
+      if (outcome.cancelled) cancelled.push(id);
+    }
+    return cancelled;
+  }
+
+  /**
+   * An approver reads what an action will act on (a script, a config) and approves that; a medium
+   * action that runs at once could change it before the approved one runs. So while an action of
+   * the agent awaits approval, whatever is not low there needs an approval too (the signed level
+   * carries the raise to the workers). Pending actions come from visibility, which may lag a
+   * submission by a moment.
+   */
+  async function raisedUnderPendingApproval(agentId: string, assessed: { decision: PolicyDecision; reasons: string[] }) {
+    const { decision, reasons } = assessed;
+    if (!decision.allowed || decision.level !== 'medium') return assessed;
+    const query = `WorkflowType = 'actionWorkflow' AND ExecutionStatus = 'Running' AND ${SearchAttributes.actionStatus.name} = 'pending' AND ${SearchAttributes.agentId.name} = '${agentId.replaceAll("'", '')}'`;
+    const pending: string[] = [];
+    for await (const info of client.workflow.list({ query, pageSize: 10 })) {
+      pending.push(info.workflowId);
+      if (pending.length >= 3) break;
+    }
+    if (pending.length === 0) return assessed;
+    return {
+      decision: { ...decision, level: 'high' as const, approvals_required: APPROVALS_REQUIRED.high },
+      reasons: [...reasons, `raised to high: action ${pending.join(', ')} awaits approval in agent ${agentId}, and this could change what it acts on`],
+    };
   }
 
   /** Pending actions, from Temporal visibility: they survive restarts of every component. */
@@ -158,6 +257,12 @@ export function createActionService(
   /** Approves or rejects through the workflow's update: answered at once, decided exactly once. */
   async function decideAction(id: string, approver: Identity, body: { approved: boolean; comment?: string; params_hash: string }) {
     try {
+      if (body.approved && isRevoked) {
+        const action = await getAction(id);
+        if (action.status === 'pending' && isRevoked(action.requester.key_id)) {
+          throw refused(id, approver, body.approved, `the key that requested this action (${action.requester.name}, ${action.requester.key_id}) was revoked; it cannot be approved`);
+        }
+      }
       const comment = body.comment ?? null;
       const grant = grants.sign({
         kind: 'approval',
@@ -200,7 +305,7 @@ export function createActionService(
     return new WardenError('approval_refused', reason, 409);
   }
 
-  return { submitAction, getAction, pendingActions, decideAction };
+  return { submitAction, getAction, pendingActions, decideAction, cancelPendingOf };
 }
 
 export type ActionService = ReturnType<typeof createActionService>;

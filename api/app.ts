@@ -80,8 +80,13 @@ export function createApp(deps: AppDeps) {
   app.route('/', systemRouter({ ...deps, agents }));
   app.route('/api/agents', agentsRouter(agents, stats));
   app.route('/api/agents', agentStatsRouter(stats));
-  app.route('/api/keys', keysRouter(deps.keys, deps.audit));
-  app.route('/api/actions', actionsRouter(createActionService(deps.client, deps.config, deps.policy, deps.audit, new Grants(deps.payloadCodec.keyring), { vault: deps.vault, assertOpen: lockdown.assertOpen })));
+  const actions = createActionService(deps.client, deps.config, deps.policy, deps.audit, new Grants(deps.payloadCodec.keyring), {
+    vault: deps.vault,
+    assertOpen: lockdown.assertOpen,
+    isRevoked: (keyId) => deps.keys.isRevoked(keyId),
+  });
+  app.route('/api/keys', keysRouter(deps.keys, deps.audit, actions.cancelPendingOf));
+  app.route('/api/actions', actionsRouter(actions));
   app.route('/api/secrets', secretsRouter({ vault: deps.vault, audit: deps.audit }));
   app.route('/api/system', emergencyRouter(lockdown));
   app.route('/api/audit-logs', auditRouter(deps.audit));

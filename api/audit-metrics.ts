@@ -138,6 +138,9 @@ export function createAuditMetrics(registry: Registry, audit: AuditStore) {
       case 'action.cancelled':
         finish(id, a, 'cancelled', at);
         break;
+      case 'action.abandoned':
+        finish(id, a, String(d.status), at);
+        break;
     }
   }
 

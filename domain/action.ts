@@ -43,7 +43,7 @@ export const ApproveActionRequestSchema = z
   })
   .strict();
 
-export const IdentitySchema = z.object({ key_id: z.string(), name: z.string(), role: RoleSchema });
+export const IdentitySchema = z.object({ key_id: z.string(), name: z.string(), role: RoleSchema, person: z.string().optional() });
 
 export const ApprovalSchema = z.object({
   approver: IdentitySchema,

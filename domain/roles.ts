@@ -12,4 +12,12 @@ export interface Identity {
   key_id: string;
   name: string;
   role: Role;
+  /**
+   * The person the key counts as (api/key-store.ts personOf): approvals count people, not keys.
+   * Absent in records from before persons, where each key counted as one.
+   */
+  person?: string;
 }
+
+/** Who an identity counts as when approvals are counted. */
+export const personOf = (identity: Identity): string => identity.person ?? identity.key_id;

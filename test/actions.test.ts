@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActionRecord } from '../domain/action.js';
 import { approveSignal } from '../workflows/definitions.js';
 import { Grants } from '../domain/grants.js';
-import { docker, recordHistory, startStack, submitShell, testPayloadCodec, uniqueId, waitFor, waitForStatus } from './helpers.js';
+import { approveWith, docker, recordHistory, startStack, submitShell, testPayloadCodec, uniqueId, waitFor, waitForStatus } from './helpers.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 let stack: Stack;
@@ -30,6 +30,13 @@ async function finalAction(id: string): Promise<ActionRecord> {
     return res.status === 200 && res.body.completed_at ? (res.body as ActionRecord) : undefined;
   });
 }
+
+/** The action once its workflow has decided it (no longer the API's first answer). */
+const finalOrPending = (id: string) =>
+  waitFor(`action ${id} to be decided by the workflow`, async () => {
+    const res = await as(key.viewer, 'GET', `/api/actions/${id}`);
+    return res.body.reasons?.some((r: string) => r.includes('by the API at submission')) || res.body.completed_at ? (res.body as ActionRecord) : undefined;
+  });
 
 /** Whether a file exists in the agent's workspace, asked of the engine directly (not through Warden). */
 async function workspaceHas(file: string): Promise<boolean> {
@@ -282,6 +289,121 @@ describe('refusals', () => {
       wait_seconds: 30,
     });
     expect(res.body).toMatchObject({ status: 'failed', error: `agent ${other} is stopped; actions run only in a running agent` });
+  });
+});
+
+it('while an action awaits approval, a write in the same agent needs an approval too: the approved script cannot change under it', async () => {
+  expect((await submit(key.operator, 'filesystem', 'write', { path: 'build.sh', content: 'echo build\n' }, { wait_seconds: 30 })).body.status).toBe('completed');
+  const run = await submit(key.operator, 'shell', 'exec', { command: 'sh build.sh > built.txt' });
+  expect(run.body.status).toBe('pending');
+  await waitFor('visibility to list the pending action', async () => (await stack.api('GET', '/api/actions/pending')).body.actions?.some((a: { id: string }) => a.id === run.body.id));
+
+  const swap = await submit(key.operator, 'filesystem', 'write', { path: 'build.sh', content: 'touch swapped.txt\n' }, { wait_seconds: 5 });
+  expect(swap.body).toMatchObject({ status: 'pending', security_level: 'high', approvals_required: 1 });
+  expect(swap.body.reasons.join('\n')).toMatch(new RegExp(`raised to high: action ${run.body.id} awaits approval in agent ${agentId}`));
+  // The worker keeps the raise: it was signed.
+  const held = await finalOrPending(swap.body.id);
+  expect(held).toMatchObject({ status: 'pending', security_level: 'high' });
+
+  expect(await approveWith(stack, key.approverA, run.body)).toBe(200);
+  expect((await finalAction(run.body.id)).status).toBe('completed');
+  expect(await workspaceHas('swapped.txt')).toBe(false);
+  expect((await as(key.approverA, 'POST', `/api/actions/${swap.body.id}/approve`, { approved: false, params_hash: swap.body.params_hash })).status).toBe(200);
+  // Nothing pending any more: a write runs at once again.
+  await waitFor('visibility to list nothing pending in the agent', async () => !(await stack.api('GET', '/api/actions/pending')).body.actions?.some((a: { agent_id: string }) => a.agent_id === agentId));
+  expect((await submit(key.operator, 'filesystem', 'write', { path: 'build.sh', content: 'echo again\n' }, { wait_seconds: 30 })).body).toMatchObject({ status: 'completed', security_level: 'medium' });
+});
+
+describe('approvals count people, not keys', () => {
+  it('one admin who mints two approver keys is one person: the second approval is refused until another admin confirms the key', async () => {
+    const mint = async (name: string) => (await stack.api('POST', '/api/keys', { name, role: 'approver', person: name })).body;
+    const carol = await mint('carol');
+    const dave = await mint('dave');
+    const { body: admin } = await stack.api('GET', '/api/keys');
+    const maker = admin.keys.find((k: { id: string }) => k.id === carol.created_by);
+    expect(carol).toMatchObject({ person: 'carol', confirmed_by: null, counts_as: maker.person });
+    expect(dave.counts_as).toBe(maker.person);
+
+    const res = await submit(key.operator, 'shell', 'exec', { command: 'mkfs.ext4 /workspace/people.img' });
+    expect(res.body).toMatchObject({ status: 'pending', approvals_required: 2 });
+    const { id, params_hash } = res.body;
+    expect((await as(carol.key, 'POST', `/api/actions/${id}/approve`, { approved: true, params_hash })).status).toBe(200);
+    const second = await as(dave.key, 'POST', `/api/actions/${id}/approve`, { approved: true, params_hash });
+    expect(second.status).toBe(409);
+    expect(second.body.error.message).toMatch(new RegExp(`dave counts as ${maker.person}, who already approved this action \\(as carol\\)`));
+
+    // The admin who made it cannot confirm it, nor can a second admin key that admin made.
+    expect((await stack.api('POST', `/api/keys/${dave.id}/confirm`)).status).toBe(409);
+    const sockPuppet = (await stack.api('POST', '/api/keys', { name: 'second admin', role: 'admin' })).body;
+    const byPuppet = await as(sockPuppet.key, 'POST', `/api/keys/${dave.id}/confirm`);
+    expect(byPuppet).toMatchObject({ status: 409, body: { error: { message: expect.stringMatching(/a second admin, another person, must confirm it/) } } });
+    // An admin who is another person can (here one made on the host, as the first admin is).
+    const otherAdmin = stack.keys.create('erin', 'admin', null).key;
+    const confirmed = await as(otherAdmin, 'POST', `/api/keys/${dave.id}/confirm`);
+    expect(confirmed).toMatchObject({ status: 200, body: { counts_as: 'dave', confirmed_by: expect.stringMatching(/^key_/) } });
+    expect(stack.audit.list({ kind: 'key.confirmed' }).some((e) => e.details.id === dave.id)).toBe(true);
+
+    expect((await as(dave.key, 'POST', `/api/actions/${id}/approve`, { approved: true, params_hash })).status).toBe(200);
+    const done = await finalAction(id);
+    expect(done.approvals.map((a) => a.approver.name)).toEqual(['carol', 'dave']);
+  });
+
+  it('a key that counts as the requester cannot approve: an admin cannot approve through a key it made', async () => {
+    const puppet = (await stack.api('POST', '/api/keys', { name: 'approver puppet', role: 'approver' })).body;
+    const res = await stack.api('POST', '/api/actions', {
+      action_type: 'skill_execution', skill_id: 'shell', operation: 'exec', agent_id: agentId, parameters: { command: 'touch puppet.txt' },
+    });
+    expect(res.body.status).toBe('pending');
+    const refused = await as(puppet.key, 'POST', `/api/actions/${res.body.id}/approve`, { approved: true, params_hash: res.body.params_hash });
+    expect(refused).toMatchObject({ status: 409, body: { error: { message: expect.stringMatching(/approver puppet counts as .*, who requested this action/) } } });
+  });
+});
+
+describe('actions a key no longer stands behind', () => {
+  it("revoking a key cancels its actions awaiting approval, and one it missed cannot be approved", async () => {
+    const created = stack.keys.create('soon revoked', 'operator', null);
+    const first = await as(created.key, 'POST', '/api/actions', {
+      action_type: 'skill_execution', skill_id: 'shell', operation: 'exec', agent_id: agentId, parameters: { command: 'touch revoked-1.txt' },
+    });
+    expect(first.body.status).toBe('pending');
+    await waitFor('visibility to list the pending action', async () => (await stack.api('GET', '/api/actions/pending')).body.actions?.some((a: { id: string }) => a.id === first.body.id));
+    const revoked = await stack.api('DELETE', `/api/keys/${created.id}`);
+    expect(revoked.status).toBe(200);
+    expect(revoked.body.cancelled_actions).toEqual([first.body.id]);
+    expect(await finalAction(first.body.id)).toMatchObject({ status: 'cancelled', error: expect.stringMatching(/the key that requested it \(soon revoked, key_\w+\) was revoked/) });
+    expect(await approveWith(stack, key.approverA, first.body)).toBe(409);
+
+    // A revocation the cancellation did not reach (here: made in the key store directly) still stops the approval.
+    const other = stack.keys.create('revoked behind the API', 'operator', null);
+    const second = await as(other.key, 'POST', '/api/actions', {
+      action_type: 'skill_execution', skill_id: 'shell', operation: 'exec', agent_id: agentId, parameters: { command: 'touch revoked-2.txt' },
+    });
+    stack.keys.revoke(other.id);
+    const refused = await as(key.approverA, 'POST', `/api/actions/${second.body.id}/approve`, { approved: true, params_hash: second.body.params_hash });
+    expect(refused).toMatchObject({ status: 409, body: { error: { message: expect.stringMatching(/was revoked; it cannot be approved/) } } });
+    expect((await as(key.viewer, 'GET', `/api/actions/${second.body.id}`)).body.status).toBe('pending');
+    expect(await workspaceHas('revoked-1.txt')).toBe(false);
+    expect(await workspaceHas('revoked-2.txt')).toBe(false);
+  });
+
+  it('an action whose workflow was terminated outside Warden reads as cancelled, and the log says so once', async () => {
+    const res = await submitShell(stack.api, agentId, 'touch terminated.txt');
+    expect(res.body.status).toBe('pending');
+    await stack.client.workflow.getHandle(res.body.id).terminate('by hand, outside Warden');
+    for (let i = 0; i < 2; i++) {
+      const read = await as(key.viewer, 'GET', `/api/actions/${res.body.id}`);
+      expect(read.body).toMatchObject({ status: 'cancelled', error: expect.stringMatching(/^the action's workflow was terminated outside Warden while the action was pending; it did not run$/) });
+    }
+    expect(auditKinds(res.body.id).filter((k) => k === 'action.abandoned')).toHaveLength(1);
+    expect(await approveWith(stack, key.approverA, res.body)).toBe(409);
+  });
+
+  it('an action terminated before its workflow ever ran reads as cancelled too (no state to query: its start says what it was)', async () => {
+    const id = `act-${Date.now().toString(16).padStart(16, '0').slice(-16)}`;
+    const direct = await stack.client.workflow.start('actionWorkflow', { workflowId: id, taskQueue: uniqueId('no-worker'), args: [{ action: { id, status: 'pending', agent_id: agentId } }] });
+    await direct.terminate('before any worker saw it');
+    const read = await as(key.viewer, 'GET', `/api/actions/${direct.workflowId}`);
+    expect(read).toMatchObject({ status: 200, body: { status: 'cancelled', error: expect.stringMatching(/terminated outside Warden while the action was pending/) } });
   });
 });
 

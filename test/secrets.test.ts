@@ -194,11 +194,25 @@ describe('shell actions with secrets', () => {
     expect((await finalAction(cut.body.id)).result!.stdout).toBe('0123456789[REDACTED:CANARY_SECRET]');
   });
 
-  it('an unknown secret is refused at submission with a 422 naming it', async () => {
-    const res = await shell(agents.runc, { command: 'true', secrets: ['CANARY_SECRET', 'NO_SUCH_SECRET'] });
+  it('an unknown secret is refused at submission with a 422 naming it, to an admin (who may list the names)', async () => {
+    const res = await admin('POST', '/api/actions', {
+      action_type: 'skill_execution', skill_id: 'shell', operation: 'exec', agent_id: agents.runc, parameters: { command: 'true', secrets: ['CANARY_SECRET', 'NO_SUCH_SECRET'] },
+    });
     expect(res).toMatchObject({ status: 422, body: { error: { code: 'unknown_secret', message: expect.stringMatching(/^no secret named NO_SUCH_SECRET in the vault/) } } });
     expect((await shell(agents.runc, { command: 'true', secrets: ['bad-name'] })).status).toBe(422);
     expect((await shell(agents.runc, { command: 'true', secrets: ['A', 'A'] })).body.error.message).toMatch(/each secret may be named once/);
+  });
+
+  it('below admin, a known and an unknown secret name get the same answer: names cannot be probed', async () => {
+    const known = await shell(agents.runc, { command: 'true', secrets: ['CANARY_SECRET'] });
+    const unknown = await shell(agents.runc, { command: 'true', secrets: ['NO_SUCH_SECRET'] });
+    expect([known.status, unknown.status]).toEqual([202, 202]);
+    expect(unknown.body).toMatchObject({ status: known.body.status, security_level: known.body.security_level, rule: known.body.rule });
+    // The name is checked when the command runs, after a person approved asking for it.
+    expect(await approveWith(stack, key.approver, unknown.body)).toBe(200);
+    expect(await finalAction(unknown.body.id)).toMatchObject({ status: 'failed', result: null, error: 'no secret named NO_SUCH_SECRET in the vault' });
+    expect(await approveWith(stack, key.approver, known.body)).toBe(200);
+    expect((await finalAction(known.body.id)).status).toBe('completed');
   });
 
   it('a secret deleted before the action runs fails it, naming the secret, and nothing runs', async () => {

@@ -3,7 +3,7 @@
  * update's validator and the API, so every path applies the same rules.
  */
 import type { ActionRecord } from '../domain/action.js';
-import { hasRole, type Identity } from '../domain/roles.js';
+import { hasRole, personOf, type Identity } from '../domain/roles.js';
 import type { ApprovalClaims, Grant } from '../domain/grants.js';
 
 export interface ApprovalAttempt {
@@ -29,11 +29,21 @@ export function judgeApproval(action: ActionRecord, attempt: ApprovalAttempt): A
   if (attempt.approver.key_id === action.requester.key_id) {
     return { ok: false, reason: 'the requester cannot approve or reject their own action' };
   }
+  if (personOf(attempt.approver) === personOf(action.requester)) {
+    return { ok: false, reason: `${attempt.approver.name} counts as ${personOf(attempt.approver)}, who requested this action: someone else must decide it` };
+  }
   if (attempt.params_hash !== action.params_hash) {
     return { ok: false, reason: 'the parameters hash does not match this action: review the action again and approve what it now says' };
   }
   if (action.approvals.some((a) => a.approver.key_id === attempt.approver.key_id)) {
     return { ok: false, reason: `${attempt.approver.name} has already approved this action; a second approval must come from someone else` };
+  }
+  const same = action.approvals.find((a) => personOf(a.approver) === personOf(attempt.approver));
+  if (same) {
+    return {
+      ok: false,
+      reason: `${attempt.approver.name} counts as ${personOf(attempt.approver)}, who already approved this action (as ${same.approver.name}); a second approval must come from another person`,
+    };
   }
   return { ok: true };
 }
