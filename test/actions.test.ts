@@ -252,7 +252,9 @@ describe('refusals', () => {
       expect(res.body).toMatchObject({ status: 'rejected', security_level: 'critical', rule: 'skill-fit', requires_approval: false });
       expect(res.body.reasons.join(' ')).toMatch(new RegExp(`a ${action_type} action runs no skill, but this one names ${skill_id}\\.${operation}`));
       expect((await finalAction(res.body.id)).result).toBeNull();
-      expect(auditKinds(res.body.id)).toEqual(['action.refused']);
+      // The worker decided it again from the signed parameters: denied, on the log as decided.
+      expect(auditKinds(res.body.id)).toEqual(['action.submitted', 'policy.decided']);
+      expect(stack.audit.list({ action_id: res.body.id, kind: 'policy.decided' })[0]!.details).toMatchObject({ rule: 'skill-fit', allowed: false });
     }
     expect(await workspaceHas('chat-ran.txt')).toBe(false);
     expect(await workspaceHas('keep.txt')).toBe(true);

@@ -331,6 +331,7 @@ describe('GET /openapi.json and /docs', () => {
         'GET /api/status',
         'GET /readyz',
         'POST /api/keys',
+        'POST /api/keys/{id}/confirm',
         'GET /api/keys',
         'DELETE /api/keys/{id}',
         'POST /api/actions',

@@ -71,7 +71,9 @@ describe('the control worker decides the action again', () => {
     const grant = actionGrant({ action_hash: actionHash(chat), level: 'low', approvals_required: 0 });
     const { verifyAction } = createGrantActivities({ grants, policy: loadPolicy() });
     const verdict = await verifyAction({ workflowId: ID, action: { ...chat, requester } as ActionRecord, grant });
-    expect(verdict).toEqual({ ok: false, reason: expect.stringMatching(/^denied by policy rule skill-fit: .*a chat action runs no skill, but this one names shell\.exec/) });
+    expect(verdict).toMatchObject({ ok: true, allowed: false, level: 'critical', rule: 'skill-fit' });
+    expect(verdict).not.toHaveProperty('exec');
+    expect((verdict as { reasons: string[] }).reasons.join(' ')).toMatch(/a chat action runs no skill, but this one names shell\.exec/);
   });
 });
 
