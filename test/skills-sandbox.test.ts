@@ -217,6 +217,66 @@ describe.each(runtimes)('skills in a sandbox under %s', (runtime) => {
     });
   });
 
+  describe('a process of the agent swapping a directory for a symlink while the skill works', () => {
+    /**
+     * The attacker: a loop the agent could start itself with a low-risk shell action, turning
+     * `race/d` from a real directory into a symlink to `target` and back as fast as it can, until
+     * `race/stop` appears (20 s at most, so a failed test leaves nothing running for long).
+     */
+    const SWAPPER = String.raw`
+      my ($target) = @ARGV;
+      my $end = time + 20;
+      until (-e 'stop' || time > $end) {
+        rename 'd', 'real'; symlink $target, 'd';
+        unlink 'd'; rename 'real', 'd';
+      }`;
+
+    /**
+     * Runs `attempt` `times` times (twice as many under runc, whose execs are faster) while the
+     * loop swaps `race/d` with a symlink to `target`.
+     */
+    async function underSwapping(target: string, times: number, attempt: (i: number) => Promise<void>) {
+      if (runtime === 'runc') times *= 2;
+      expect((await sh('rm -rf race && mkdir -p race/d && echo inside > race/d/passwd')).exit_code).toBe(0);
+      const swapper = await container.exec({ Cmd: ['perl', '-e', SWAPPER, target], User: '10001:10001', WorkingDir: '/workspace/race' });
+      await swapper.start({ Detach: true });
+      try {
+        for (let i = 0; i < times; i++) await attempt(i);
+      } finally {
+        await sh('touch race/stop');
+      }
+    }
+
+    it('read and list never see /etc', async () => {
+      const seen = { inside: 0, refused: 0 };
+      await underSwapping('/etc', 30, async (i) => {
+        if (i % 2 === 0) {
+          const res = await fs('read', { path: 'race/d/passwd' });
+          expect(res.stdout).not.toMatch(/root:/);
+          if (res.stdout === 'inside\n') seen.inside++;
+          if (res.exit_code === FS_EXIT.refused) seen.refused++;
+        } else {
+          const res = await fs('list', { path: 'race/d' });
+          expect(res.stdout).not.toMatch(/debian_version/);
+        }
+      });
+      // The loop did swap: some reads saw the directory.
+      expect(seen.inside).toBeGreaterThan(0);
+    });
+
+    it('write, mkdir and delete never reach /tmp', async () => {
+      await sh('rm -rf /tmp/* && echo outside > /tmp/victim');
+      let written = 0;
+      await underSwapping('/tmp', 36, async (i) => {
+        if (i % 3 === 0) written += (await fs('write', { path: 'race/d/written', content: 'x' })).exit_code === 0 ? 1 : 0;
+        else if (i % 3 === 1) await fs('mkdir', { path: 'race/d/made' });
+        else await fs('delete', { path: 'race/d/victim' });
+      });
+      expect((await sh('ls -A /tmp; cat /tmp/victim')).stdout).toBe('victim\noutside\n');
+      expect(written).toBeGreaterThan(0);
+    });
+  });
+
   it('runs a shell command with its exit code and output', async () => {
     const cmd = prepareCommand('shell', 'exec', { command: 'echo "$(id -u) $PWD"; echo err >&2; exit 7', timeout_ms: 5000 });
     expect(cmd.argv).toEqual(['/bin/sh', '-c', 'echo "$(id -u) $PWD"; echo err >&2; exit 7']);
