@@ -235,11 +235,11 @@ describe.each(runtimes)('skills in a sandbox under %s', (runtime) => {
      * Runs `attempt` `times` times (twice as many under runc, whose execs are faster) while the
      * loop swaps `race/d` with a symlink to `target`.
      */
-    async function underSwapping(target: string, times: number, attempt: (i: number) => Promise<void>) {
+    async function underSwapping(target: string, times: number, attempt: (i: number) => Promise<void>, swapper = SWAPPER) {
       if (runtime === 'runc') times *= 2;
       expect((await sh('rm -rf race && mkdir -p race/d && echo inside > race/d/passwd')).exit_code).toBe(0);
-      const swapper = await container.exec({ Cmd: ['perl', '-e', SWAPPER, target], User: '10001:10001', WorkingDir: '/workspace/race' });
-      await swapper.start({ Detach: true });
+      const loop = await container.exec({ Cmd: ['perl', '-e', swapper, target], User: '10001:10001', WorkingDir: '/workspace/race' });
+      await loop.start({ Detach: true });
       try {
         for (let i = 0; i < times; i++) await attempt(i);
       } finally {
@@ -274,6 +274,54 @@ describe.each(runtimes)('skills in a sandbox under %s', (runtime) => {
       });
       expect((await sh('ls -A /tmp; cat /tmp/victim')).stdout).toBe('victim\noutside\n');
       expect(written).toBeGreaterThan(0);
+    });
+
+    it('a recursive delete does not descend into a directory swapped for a symlink to /tmp', async () => {
+      await sh('rm -rf /tmp/* && echo outside > /tmp/victim');
+      // Remakes race/t/d after each delete, then swaps it like the loop above.
+      const TREE_SWAPPER = String.raw`
+        my ($target) = @ARGV;
+        my $end = time + 20;
+        until (-e 'stop' || time > $end) {
+          mkdir 't'; mkdir 't/d';
+          rename 't/d', 't/real'; symlink $target, 't/d';
+          unlink 't/d'; rename 't/real', 't/d';
+        }`;
+      let deleted = 0;
+      await underSwapping('/tmp', 10, async () => {
+        deleted += (await fs('delete', { path: 'race/t', recursive: true })).exit_code === 0 ? 1 : 0;
+      }, TREE_SWAPPER);
+      expect((await sh('ls -A /tmp; cat /tmp/victim')).stdout).toBe('victim\noutside\n');
+      expect(deleted).toBeGreaterThan(0);
+    });
+  });
+
+  describe('paths the walk must get right', () => {
+    beforeAll(async () => {
+      const scene = await sh(
+        'mkdir -p w/sub && echo hi > w/f && ln -s /workspace/w/f w/abs && ln -s .. w/sub/up && ln -s ../.. w/sub/top && ' +
+          'ln -s ../../etc w/esc && ln -s /workspace/../etc w/abs-esc && ln -s loop2 w/loop1 && ln -s loop1 w/loop2 && mkfifo w/fifo',
+      );
+      expect(scene.exit_code).toBe(0);
+    });
+
+    it('follows links into the workspace: absolute, and through ".." while inside', async () => {
+      expect(await fs('read', { path: 'w/abs' })).toMatchObject({ exit_code: 0, stdout: 'hi\n' });
+      expect(await fs('read', { path: 'w/sub/up/f' })).toMatchObject({ exit_code: 0, stdout: 'hi\n' });
+      expect(parseListing((await fs('list', { path: 'w/sub/up' })).stdout).map((e) => e.name)).toContain('abs');
+      expect(parseStat((await fs('stat', { path: 'w/sub/top' })).stdout)).toMatchObject({ type: 'directory', symlink: true });
+      expect(parseListing((await fs('list', { path: 'w/sub/top' })).stdout).map((e) => e.name)).toContain('w');
+    });
+
+    it('refuses links that climb out, relative or absolute, and stops on loops and FIFOs', async () => {
+      const esc = await fs('read', { path: 'w/esc/passwd' });
+      expect(esc).toMatchObject({ exit_code: FS_EXIT.refused, stdout: '' });
+      expect(esc.stderr).toMatch(/w\/esc\/passwd leads outside the workspace \(to \/etc\/passwd\)/);
+      expect((await fs('list', { path: 'w/abs-esc' })).stderr).toMatch(/refused: .*\(to \/etc\)/);
+      const loop = await fs('read', { path: 'w/loop1' });
+      expect(loop.exit_code).toBe(FS_EXIT.failed);
+      expect(loop.stderr).toMatch(/too many levels of symbolic links/);
+      expect(await fs('read', { path: 'w/fifo' })).toMatchObject({ exit_code: FS_EXIT.failed, stderr: 'warden-fs: w/fifo: not a regular file\n' });
     });
   });
 

@@ -107,7 +107,8 @@ sub resolve {
 sub is_workspace { $_[0] eq '.' && !@names }
 
 # Deletes directory $name of directory $parent (the current one) with everything in it, entering
-# each directory as resolve does. Not rm -r: its fts opens directories with O_DIRECTORY|O_NOFOLLOW.
+# each directory as resolve does. Not rm -r: it opens directories with O_DIRECTORY|O_NOFOLLOW, so
+# under gVisor it descends through a directory swapped for a symlink (and empties /tmp).
 sub remove_tree {
   my ($parent, $name) = @_;
   my $dir = enter($name) or return 0;
