@@ -221,11 +221,11 @@ describe.each(runtimes)('skills in a sandbox under %s', (runtime) => {
     /**
      * The attacker: a loop the agent could start itself with a low-risk shell action, turning
      * `race/d` from a real directory into a symlink to `target` and back as fast as it can, until
-     * `race/stop` appears (20 s at most, so a failed test leaves nothing running for long).
+     * `race/stop` appears (30 s at most, so a failed test leaves nothing running for long).
      */
     const SWAPPER = String.raw`
       my ($target) = @ARGV;
-      my $end = time + 20;
+      my $end = time + 30;
       until (-e 'stop' || time > $end) {
         rename 'd', 'real'; symlink $target, 'd';
         unlink 'd'; rename 'real', 'd';
@@ -247,21 +247,23 @@ describe.each(runtimes)('skills in a sandbox under %s', (runtime) => {
       }
     }
 
-    it('read and list never see /etc', async () => {
-      const seen = { inside: 0, refused: 0 };
+    it('read, list and stat never see /etc', async () => {
+      let inside = 0;
       await underSwapping('/etc', 30, async (i) => {
-        if (i % 2 === 0) {
+        if (i % 3 === 0) {
           const res = await fs('read', { path: 'race/d/passwd' });
           expect(res.stdout).not.toMatch(/root:/);
-          if (res.stdout === 'inside\n') seen.inside++;
-          if (res.exit_code === FS_EXIT.refused) seen.refused++;
-        } else {
+          if (res.stdout === 'inside\n') inside++;
+        } else if (i % 3 === 1) {
           const res = await fs('list', { path: 'race/d' });
           expect(res.stdout).not.toMatch(/debian_version/);
+        } else {
+          const res = await fs('stat', { path: 'race/d/passwd' });
+          if (res.exit_code === 0) expect(parseStat(res.stdout)).toMatchObject({ type: 'file', size: 'inside\n'.length });
         }
       });
-      // The loop did swap: some reads saw the directory.
-      expect(seen.inside).toBeGreaterThan(0);
+      // The skill worked through the directory between the swaps.
+      expect(inside).toBeGreaterThan(0);
     });
 
     it('write, mkdir and delete never reach /tmp', async () => {
@@ -281,7 +283,7 @@ describe.each(runtimes)('skills in a sandbox under %s', (runtime) => {
       // Remakes race/t/d after each delete, then swaps it like the loop above.
       const TREE_SWAPPER = String.raw`
         my ($target) = @ARGV;
-        my $end = time + 20;
+        my $end = time + 30;
         until (-e 'stop' || time > $end) {
           mkdir 't'; mkdir 't/d';
           rename 't/d', 't/real'; symlink $target, 't/d';
