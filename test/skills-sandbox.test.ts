@@ -220,15 +220,18 @@ describe.each(runtimes)('skills in a sandbox under %s', (runtime) => {
   describe('a process of the agent swapping a directory for a symlink while the skill works', () => {
     /**
      * The attacker: a loop the agent could start itself with a low-risk shell action, turning
-     * `race/d` from a real directory into a symlink to `target` and back as fast as it can, until
-     * `race/stop` appears (30 s at most, so a failed test leaves nothing running for long).
+     * `race/d` from a real directory into a symlink to `target` and back every millisecond (each
+     * state about as long as the other), until `race/stop` appears (30 s at most, so a failed test
+     * leaves nothing running for long).
      */
     const SWAPPER = String.raw`
       my ($target) = @ARGV;
       my $end = time + 30;
       until (-e 'stop' || time > $end) {
         rename 'd', 'real'; symlink $target, 'd';
+        select undef, undef, undef, 0.001;
         unlink 'd'; rename 'real', 'd';
+        select undef, undef, undef, 0.001;
       }`;
 
     /**
@@ -244,6 +247,8 @@ describe.each(runtimes)('skills in a sandbox under %s', (runtime) => {
         for (let i = 0; i < times; i++) await attempt(i);
       } finally {
         await sh('touch race/stop');
+        // The next test's set-up must not race a loop still swapping.
+        while ((await loop.inspect()).Running) await new Promise((r) => setTimeout(r, 50));
       }
     }
 
@@ -267,7 +272,7 @@ describe.each(runtimes)('skills in a sandbox under %s', (runtime) => {
     });
 
     it('write, mkdir and delete never reach /tmp', async () => {
-      await sh('rm -rf /tmp/* && echo outside > /tmp/victim');
+      await sh('find /tmp -mindepth 1 -delete && echo outside > /tmp/victim');
       let written = 0;
       await underSwapping('/tmp', 36, async (i) => {
         if (i % 3 === 0) written += (await fs('write', { path: 'race/d/written', content: 'x' })).exit_code === 0 ? 1 : 0;
@@ -279,7 +284,7 @@ describe.each(runtimes)('skills in a sandbox under %s', (runtime) => {
     });
 
     it('a recursive delete does not descend into a directory swapped for a symlink to /tmp', async () => {
-      await sh('rm -rf /tmp/* && echo outside > /tmp/victim');
+      await sh('find /tmp -mindepth 1 -delete && echo outside > /tmp/victim');
       // Remakes race/t/d after each delete, then swaps it like the loop above.
       const TREE_SWAPPER = String.raw`
         my ($target) = @ARGV;
@@ -287,7 +292,9 @@ describe.each(runtimes)('skills in a sandbox under %s', (runtime) => {
         until (-e 'stop' || time > $end) {
           mkdir 't'; mkdir 't/d';
           rename 't/d', 't/real'; symlink $target, 't/d';
+          select undef, undef, undef, 0.001;
           unlink 't/d'; rename 't/real', 't/d';
+          select undef, undef, undef, 0.001;
         }`;
       let deleted = 0;
       await underSwapping('/tmp', 10, async () => {
