@@ -1,8 +1,9 @@
 /**
  * The filesystem and shell skills against a real sandbox container (the hardened container
  * options of activities/sandbox.ts, commands run the way execInSandbox runs them), under runc and,
- * when the engine has it, runsc: the operations work, and every path that leads outside the
- * workspace is refused before anything is read, written or deleted.
+ * when the engine has it, runsc: the operations work, every path that leads outside the
+ * workspace is refused before anything is read, written or deleted, and a process of the agent's
+ * own swapping a directory for a symlink mid-operation never gets an operation outside.
  */
 import { randomUUID } from 'node:crypto';
 import { PassThrough } from 'node:stream';
