@@ -2,6 +2,7 @@
 # Builds the sandbox image once (WARDEN_SANDBOX_IMAGE, default warden-sandbox:bookworm).
 # With registry access it builds sandbox-image/Dockerfile; without (the default here), it makes
 # the same image from Debian's packages: debootstrap minbase into a folder, then docker import.
+# minbase has perl-base (Essential), which the filesystem skill's programs run on.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 image=${WARDEN_SANDBOX_IMAGE:-warden-sandbox:bookworm}

@@ -1,8 +1,9 @@
 /**
  * The filesystem and shell skills against a real sandbox container (the hardened container
  * options of activities/sandbox.ts, commands run the way execInSandbox runs them), under runc and,
- * when the engine has it, runsc: the operations work, and every path that leads outside the
- * workspace is refused before anything is read, written or deleted.
+ * when the engine has it, runsc: the operations work, every path that leads outside the
+ * workspace is refused before anything is read, written or deleted, and a process of the agent's
+ * own swapping a directory for a symlink mid-operation never gets an operation outside.
  */
 import { randomUUID } from 'node:crypto';
 import { PassThrough } from 'node:stream';
@@ -214,6 +215,122 @@ describe.each(runtimes)('skills in a sandbox under %s', (runtime) => {
       expect(await fs('write', { path: 'in/rel-inside', content: 'through the link\n' })).toMatchObject({ exit_code: 0 });
       expect((await sh('cat in/t.txt; readlink in/rel-inside')).stdout).toBe('through the link\n../in/t.txt\n');
       expect(parseListing((await fs('list', { path: 'in' })).stdout).map((e) => e.name)).toEqual(['rel-inside', 't.txt']);
+    });
+  });
+
+  describe('a process of the agent swapping a directory for a symlink while the skill works', () => {
+    /**
+     * The attacker: a loop the agent could start itself with a low-risk shell action, turning
+     * `race/d` from a real directory into a symlink to `target` and back every millisecond (each
+     * state about as long as the other), until `race/stop` appears (30 s at most, so a failed test
+     * leaves nothing running for long).
+     */
+    const SWAPPER = String.raw`
+      my ($target) = @ARGV;
+      my $end = time + 30;
+      until (-e 'stop' || time > $end) {
+        rename 'd', 'real'; symlink $target, 'd';
+        select undef, undef, undef, 0.001;
+        unlink 'd'; rename 'real', 'd';
+        select undef, undef, undef, 0.001;
+      }`;
+
+    /**
+     * Runs `attempt` `times` times (twice as many under runc, whose execs are faster) while the
+     * loop swaps `race/d` with a symlink to `target`.
+     */
+    async function underSwapping(target: string, times: number, attempt: (i: number) => Promise<void>, swapper = SWAPPER) {
+      if (runtime === 'runc') times *= 2;
+      expect((await sh('rm -rf race && mkdir -p race/d && echo inside > race/d/passwd')).exit_code).toBe(0);
+      const loop = await container.exec({ Cmd: ['perl', '-e', swapper, target], User: '10001:10001', WorkingDir: '/workspace/race' });
+      await loop.start({ Detach: true });
+      try {
+        for (let i = 0; i < times; i++) await attempt(i);
+      } finally {
+        await sh('touch race/stop');
+        // The next test's set-up must not race a loop still swapping.
+        while ((await loop.inspect()).Running) await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+
+    it('read, list and stat never see /etc', async () => {
+      let inside = 0;
+      await underSwapping('/etc', 30, async (i) => {
+        if (i % 3 === 0) {
+          const res = await fs('read', { path: 'race/d/passwd' });
+          expect(res.stdout).not.toMatch(/root:/);
+          if (res.stdout === 'inside\n') inside++;
+        } else if (i % 3 === 1) {
+          const res = await fs('list', { path: 'race/d' });
+          expect(res.stdout).not.toMatch(/debian_version/);
+        } else {
+          const res = await fs('stat', { path: 'race/d/passwd' });
+          if (res.exit_code === 0) expect(parseStat(res.stdout)).toMatchObject({ type: 'file', size: 'inside\n'.length });
+        }
+      });
+      // The skill worked through the directory between the swaps.
+      expect(inside).toBeGreaterThan(0);
+    });
+
+    it('write, mkdir and delete never reach /tmp', async () => {
+      await sh('find /tmp -mindepth 1 -delete && echo outside > /tmp/victim');
+      let written = 0;
+      await underSwapping('/tmp', 36, async (i) => {
+        if (i % 3 === 0) written += (await fs('write', { path: 'race/d/written', content: 'x' })).exit_code === 0 ? 1 : 0;
+        else if (i % 3 === 1) await fs('mkdir', { path: 'race/d/made' });
+        else await fs('delete', { path: 'race/d/victim' });
+      });
+      expect((await sh('ls -A /tmp; cat /tmp/victim')).stdout).toBe('victim\noutside\n');
+      expect(written).toBeGreaterThan(0);
+    });
+
+    it('a recursive delete does not descend into a directory swapped for a symlink to /tmp', async () => {
+      await sh('find /tmp -mindepth 1 -delete && echo outside > /tmp/victim');
+      // Remakes race/t/d after each delete, then swaps it like the loop above but without pauses:
+      // rm -r's window under gVisor (between its lstat and its open of a directory) is short.
+      const TREE_SWAPPER = String.raw`
+        my ($target) = @ARGV;
+        my $end = time + 30;
+        until (-e 'stop' || time > $end) {
+          mkdir 't'; mkdir 't/d';
+          rename 't/d', 't/real'; symlink $target, 't/d';
+          unlink 't/d'; rename 't/real', 't/d';
+        }`;
+      let deleted = 0;
+      await underSwapping('/tmp', 25, async () => {
+        deleted += (await fs('delete', { path: 'race/t', recursive: true })).exit_code === 0 ? 1 : 0;
+      }, TREE_SWAPPER);
+      expect((await sh('ls -A /tmp; cat /tmp/victim')).stdout).toBe('victim\noutside\n');
+      expect(deleted).toBeGreaterThan(0);
+    });
+  });
+
+  describe('paths the walk must get right', () => {
+    beforeAll(async () => {
+      const scene = await sh(
+        'mkdir -p w/sub && echo hi > w/f && ln -s /workspace/w/f w/abs && ln -s .. w/sub/up && ln -s ../.. w/sub/top && ' +
+          'ln -s ../../etc w/esc && ln -s /workspace/../etc w/abs-esc && ln -s loop2 w/loop1 && ln -s loop1 w/loop2 && mkfifo w/fifo',
+      );
+      expect(scene.exit_code).toBe(0);
+    });
+
+    it('follows links into the workspace: absolute, and through ".." while inside', async () => {
+      expect(await fs('read', { path: 'w/abs' })).toMatchObject({ exit_code: 0, stdout: 'hi\n' });
+      expect(await fs('read', { path: 'w/sub/up/f' })).toMatchObject({ exit_code: 0, stdout: 'hi\n' });
+      expect(parseListing((await fs('list', { path: 'w/sub/up' })).stdout).map((e) => e.name)).toContain('abs');
+      expect(parseStat((await fs('stat', { path: 'w/sub/top' })).stdout)).toMatchObject({ type: 'directory', symlink: true });
+      expect(parseListing((await fs('list', { path: 'w/sub/top' })).stdout).map((e) => e.name)).toContain('w');
+    });
+
+    it('refuses links that climb out, relative or absolute, and stops on loops and FIFOs', async () => {
+      const esc = await fs('read', { path: 'w/esc/passwd' });
+      expect(esc).toMatchObject({ exit_code: FS_EXIT.refused, stdout: '' });
+      expect(esc.stderr).toMatch(/w\/esc\/passwd leads outside the workspace \(to \/etc\/passwd\)/);
+      expect((await fs('list', { path: 'w/abs-esc' })).stderr).toMatch(/refused: .*\(to \/etc\)/);
+      const loop = await fs('read', { path: 'w/loop1' });
+      expect(loop.exit_code).toBe(FS_EXIT.failed);
+      expect(loop.stderr).toMatch(/too many levels of symbolic links/);
+      expect(await fs('read', { path: 'w/fifo' })).toMatchObject({ exit_code: FS_EXIT.failed, stderr: 'warden-fs: w/fifo: not a regular file\n' });
     });
   });
 

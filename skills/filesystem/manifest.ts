@@ -1,7 +1,7 @@
 /**
  * The filesystem skill: read, write, list, stat, mkdir, delete and info, inside the agent's
  * workspace only. Paths are refused twice: by the schemas before anything runs, and by the
- * sandbox scripts after following symlinks (see scripts.ts).
+ * sandbox programs, which walk them without letting the kernel follow a symlink (see scripts.ts).
  */
 import { z } from 'zod';
 import { defineOperation, type SkillCommand, type SkillManifest } from '../types.js';
@@ -18,7 +18,8 @@ import {
   WRITE_SCRIPT,
 } from './scripts.js';
 
-const run = (script: string, ...args: string[]): SkillCommand => ({ argv: ['/bin/sh', '-c', script, FS_SCRIPT_NAME, ...args] });
+/** A program of scripts.ts with its arguments ("--": the first argument is not one of perl's options). */
+const run = (program: string, ...args: string[]): SkillCommand => ({ argv: ['/usr/bin/perl', '-e', program, '--', ...args] });
 
 const MiB = 1024 * 1024;
 
@@ -81,7 +82,7 @@ const info = defineOperation({
   description: 'How many files, directories and symlinks the workspace holds, their total size, and its capacity.',
   schema: z.strictObject({}),
   risk: 'low',
-  command: () => run(INFO_SCRIPT),
+  command: () => ({ argv: ['/bin/sh', '-c', INFO_SCRIPT, FS_SCRIPT_NAME] }),
 });
 
 export const filesystemSkill: SkillManifest = {

@@ -1,4 +1,4 @@
-/** Parsers for what the filesystem skill's scripts print (see scripts.ts for the formats). */
+/** Parsers for what the filesystem skill's programs print (see scripts.ts for the formats). */
 
 export type EntryType = 'file' | 'directory' | 'symlink' | 'other';
 

@@ -1,7 +1,7 @@
 /**
  * Workspace paths, checked before anything runs: relative, no `..` segment, no NUL or control
  * characters, no leading `-` or `~`, bounded length, then normalised (`a//b/./c/` is `a/b/c`; the
- * workspace itself is `.`). The sandbox script checks again after following symlinks.
+ * workspace itself is `.`). The sandbox program checks again as it walks the path (scripts.ts).
  */
 import { z } from 'zod';
 import { utf8Length } from './content.js';
