@@ -49,7 +49,8 @@ exec head -c "$2" -- "$r"
 /**
  * $1 path, $2... the content, base64, in pieces (one argv element may not exceed 128 KiB). Writes
  * a temporary file beside the target and renames it over the target (`mv -T` replaces a symlink
- * put there meanwhile instead of following it). Prints the size written.
+ * put there meanwhile instead of following it). A new file is 0660: later commands run as other
+ * uids of the sandbox group. Prints the size written.
  */
 export const WRITE_SCRIPT = script(String.raw`
 p=$1
@@ -61,7 +62,7 @@ d=$(dirname -- "$r")
 [ -d "$d" ] || fail 4 "$p: its directory does not exist (create it with mkdir first)"
 t=$(mktemp -p "$d" .warden-write.XXXXXX) || fail 1 "$p: cannot create a file in its directory"
 if ! printf '%s' "$@" | base64 -d > "$t"; then rm -f -- "$t"; fail 1 "$p: could not write the content"; fi
-if [ -e "$r" ]; then chmod --reference="$r" -- "$t" 2>/dev/null; else chmod 0644 -- "$t"; fi
+if [ -e "$r" ]; then chmod --reference="$r" -- "$t" 2>/dev/null; else chmod 0660 -- "$t"; fi
 mv -fT -- "$t" "$r" || { rm -f -- "$t"; fail 1 "$p: could not replace it"; }
 stat -c %s -- "$r"
 `);
