@@ -9,6 +9,7 @@
 import { mkdtempSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
+import { PassThrough } from 'node:stream';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActionRecord } from '../domain/action.js';
@@ -49,25 +50,23 @@ async function act(agentId: string, skill: string, operation: string, parameters
 }
 
 /**
- * Every process in the sandbox but this probe, as "pid uid name", read from /proc by an exec of the
- * test's own (as root, which without capabilities still reads every process's status).
+ * The processes in the sandbox other than its own PID 1 and that shell's `sleep 3600`, as
+ * "pid uid command line", read from /proc by an exec of the test's own (as root, which without
+ * capabilities still reads every process's status).
  */
-async function processes(agentId: string): Promise<string[]> {
+async function leftovers(agentId: string): Promise<string[]> {
   const probe =
-    'for s in /proc/[0-9]*/status; do [ "$s" = "/proc/$$/status" ] && continue; ' +
-    'n=; u=; while read -r k v _; do case $k in Name:) n=$v;; Uid:) u=$v; break;; esac; done < "$s"; ' +
-    'p=${s#/proc/}; echo "${p%/status} $u $n"; done 2>/dev/null';
+    'for p in /proc/[0-9]*; do [ "$p" = "/proc/$$" ] && continue; ' +
+    'u=; while read -r k v _; do [ "$k" = Uid: ] && { u=$v; break; }; done < "$p/status"; ' +
+    'echo "${p#/proc/} $u $(tr "\\0" " " < "$p/cmdline")"; done 2>/dev/null';
   const exec = await docker.getContainer(`warden-agent-${agentId}`).exec({ Cmd: ['/bin/sh', '-c', probe], User: '0:0', AttachStdout: true, AttachStderr: true });
   const stream = await exec.start({ hijack: true, stdin: false });
   const chunks: Buffer[] = [];
-  stream.on('data', (c: Buffer) => chunks.push(c));
+  docker.modem.demuxStream(stream, new PassThrough().on('data', (c: Buffer) => chunks.push(c)), new PassThrough());
   await new Promise((resolve) => stream.on('end', resolve));
-  // Demultiplexed by hand: 8-byte frame headers carry no newline, so lines survive splitting.
-  return Buffer.concat(chunks)
-    .toString('latin1')
-    .split('\n')
-    .map((l) => l.replace(/^[\s\S]*?(\d+ \d+ )/, '$1'))
-    .filter((l) => /^\d+ \d+ /.test(l));
+  const lines = Buffer.concat(chunks).toString('utf8').split('\n').filter(Boolean);
+  expect(lines.some((l) => l.startsWith(`1 ${SANDBOX_UID} `))).toBe(true); // the probe saw PID 1
+  return lines.filter((l) => !l.startsWith('1 ') && l !== `${l.split(' ')[0]} ${SANDBOX_UID} sleep 3600 `);
 }
 
 describe.each(runtimes)('under %s', (runtime) => {
@@ -90,10 +89,8 @@ describe.each(runtimes)('under %s', (runtime) => {
       ].join('\n'),
     });
     expect(planted).toMatchObject({ status: 'completed', result: { stdout: 'planted\n' } });
-    // Only the sandbox's own PID 1 and its sleep are left: no process of the action's uid.
-    const after = await processes(agentId);
-    expect(after.length).toBeGreaterThan(0);
-    expect(after.filter((p) => p.split(' ')[1] !== String(SANDBOX_UID))).toEqual([]);
+    // Only the sandbox's own PID 1 and its sleep are left.
+    expect(await leftovers(agentId)).toEqual([]);
 
     const withSecret = await act(agentId, 'shell', 'exec', {
       command: 'echo "$CANARY_SECRET" > copy; echo "out: $CANARY_SECRET"; sleep 1',
@@ -112,13 +109,13 @@ describe.each(runtimes)('under %s', (runtime) => {
     expect(copy.result!.stdout).toBe('[REDACTED:CANARY_SECRET]\n');
     const journal = await act(agentId, 'shell', 'exec', { command: `cat /tmp/.warden-actions/${withSecret.id}.out; base64 copy | base64 -d` });
     expect(journal.result!.stdout).toBe('out: [REDACTED:CANARY_SECRET]\n[REDACTED:CANARY_SECRET]\n');
-    expect((await processes(agentId)).filter((p) => p.split(' ')[1] !== String(SANDBOX_UID))).toEqual([]);
+    expect(await leftovers(agentId)).toEqual([]);
   });
 
   it('returns what a command printed before it timed out, and kills what it started', async () => {
     const action = await act(agentId, 'shell', 'exec', { command: 'echo before; echo err >&2; setsid sleep 1000 & sleep 30', timeout_ms: 1500 });
     expect(action).toMatchObject({ status: 'failed', error: 'timed out after 1500 ms', result: { stdout: 'before\n', stderr: 'err\n', timed_out: true } });
-    expect((await processes(agentId)).filter((p) => p.split(' ')[1] !== String(SANDBOX_UID))).toEqual([]);
+    expect(await leftovers(agentId)).toEqual([]);
   });
 
   it('returns a command printing 3 MiB to each stream, cut to fit through Temporal', async () => {
