@@ -51,7 +51,7 @@ beforeAll(async () => {
   key.viewer = stack.keyFor('viewer');
   key.approverA = stack.keys.create('alice', 'approver', null).key;
   key.approverB = stack.keys.create('bob', 'approver', null).key;
-  agentId = uniqueId('act');
+  agentId = uniqueId('actions'); // ids starting act- are reserved (action ids)
   expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: agentId, runtime: 'runc' })).status).toBe(201);
   await waitForStatus(stack.api, agentId, ['running']);
 });
@@ -169,7 +169,7 @@ it('an approval delivered as a Temporal signal (as a chat channel would) runs th
 });
 
 it('an agent does not stop on its idle timer while an action runs in it', async () => {
-  const idle = uniqueId('act-idle');
+  const idle = uniqueId('actions-idle');
   await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: idle, runtime: 'runc', idle_ttl_seconds: 10 });
   await waitForStatus(stack.api, idle, ['running']);
   const res = await submitShell(stack.api, idle, 'sleep 14; echo still here');
@@ -248,7 +248,7 @@ describe('refusals', () => {
   });
 
   it('an action in a stopped agent fails with the reason', async () => {
-    const other = uniqueId('act-stopped');
+    const other = uniqueId('actions-stopped');
     await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: other, runtime: 'runc' });
     await waitForStatus(stack.api, other, ['running']);
     await stack.api('POST', `/api/agents/${other}/stop`, { force: true });
