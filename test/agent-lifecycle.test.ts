@@ -1,7 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containersOf, docker, recordHistory, startStack, TEST_HOST, uniqueId, waitFor, waitForStatus } from './helpers.js';
 import { agentStatusQuery, execUpdate } from '../workflows/definitions.js';
-import type { AgentRecord } from '../domain/agent.js';
+import type { AgentRecord, ExecResult } from '../domain/agent.js';
+import { DefaultLogger } from '@temporalio/worker';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createSandboxActivities } from '../activities/sandbox.js';
+
+/** Runs a command in the agent's sandbox through the exec activity (commands reach agents only as actions). */
+function runIn(agentId: string, command: string[]): Promise<ExecResult> {
+  const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
+  return env.run(createSandboxActivities(docker).execInSandbox, { agentId, command, timeout_ms: 5000, max_output_bytes: 1000 });
+}
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 beforeAll(async () => {
@@ -35,16 +44,17 @@ describe('agent lifecycle', () => {
     await waitForStatus(stack.api, id, ['paused']);
     expect((await docker.getContainer(running.container_id!).inspect()).State.Paused).toBe(true);
 
-    // Commands are refused while paused, with the reason.
+    // The agent's own exec door is gone: commands run only as actions.
     const handle = stack.client.workflow.getHandle(id);
     await expect(handle.executeUpdate(execUpdate, { args: [{ command: ['true'], timeout_ms: 5000, max_output_bytes: 100 }] })).rejects.toMatchObject({
-      cause: { message: expect.stringMatching(/is paused; commands run only while it is running/) },
+      cause: { message: expect.stringMatching(/No registered handler for update: exec/) },
     });
 
     expect((await stack.api('POST', `/api/agents/${id}/resume`)).status).toBe(202);
     await waitForStatus(stack.api, id, ['running']);
-    const echo = await handle.executeUpdate(execUpdate, { args: [{ command: ['sh', '-c', 'echo hi; id -u'], timeout_ms: 5000, max_output_bytes: 1000 }] });
-    expect(echo).toMatchObject({ exit_code: 0, stdout: 'hi\n10001\n', timed_out: false, oom_killed: false });
+    // Each command runs as a uid of its own, in the sandbox group (10001).
+    const echo = await runIn(id, ['sh', '-c', 'echo hi; id -g; id -u']);
+    expect(echo).toMatchObject({ exit_code: 0, stdout: expect.stringMatching(/^hi\n10001\n\d{7,10}\n$/), timed_out: false, oom_killed: false });
 
     expect((await stack.api('POST', `/api/agents/${id}/stop`, { force: false })).status).toBe(202);
     const stopped = await waitForStatus(stack.api, id, ['stopped']);
@@ -134,8 +144,7 @@ describe('agent lifecycle', () => {
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ restart_policy: 'on-failure', max_restarts: 1, restarts: 0 });
     const first = await waitForStatus(stack.api, id, ['running']);
-    const handle = stack.client.workflow.getHandle(id);
-    const run = (command: string[]) => handle.executeUpdate(execUpdate, { args: [{ command, timeout_ms: 5000, max_output_bytes: 1000 }] });
+    const run = (command: string[]) => runIn(id, command);
     expect(await run(['sh', '-c', 'echo kept > /workspace/note'])).toMatchObject({ exit_code: 0 });
 
     await docker.getContainer(first.container_id!).remove({ force: true });
@@ -158,7 +167,7 @@ describe('agent lifecycle', () => {
     const failed = await waitForStatus(stack.api, id, ['error']);
     expect(failed.restarts).toBe(1);
     expect(failed.error_message).toMatch(/; not re-provisioned: all 1 restarts used$/);
-    await handle.result().catch(() => undefined);
+    await stack.client.workflow.getHandle(id).result().catch(() => undefined);
     expect(await containersOf(id)).toHaveLength(0);
   });
 
