@@ -5,7 +5,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { AgentRecord } from '../domain/agent.js';
 import { lockdownMessage } from '../domain/lockdown.js';
-import { agentStatusQuery } from '../workflows/definitions.js';
+import { agentSecretsQuery, agentStatusQuery } from '../workflows/definitions.js';
 import type { AuditStore } from './audit-store.js';
 import { readLockdown } from './emergency.js';
 
@@ -26,8 +26,11 @@ export function createControlActivities(client: Client, audit: AuditStore) {
     for (const id of agentIds) if ((await agentWorkflowState(client, id)) !== 'RUNNING') closed.push(id);
     return closed;
   }
-  /** The agent an action runs in: it must exist and be running, and Warden must not be in lockdown. */
-  async function agentForAction(agentId: string): Promise<Pick<AgentRecord, 'id' | 'host' | 'status'>> {
+  /**
+   * The agent an action runs in: it must exist and be running, and Warden must not be in lockdown.
+   * With it, the names of the secrets its actions have used so far (their values are redacted).
+   */
+  async function agentForAction(agentId: string): Promise<Pick<AgentRecord, 'id' | 'host' | 'status'> & { secrets_used: string[] }> {
     const lockdown = await readLockdown(client, audit);
     if (lockdown) throw ApplicationFailure.create({ type: 'Lockdown', message: lockdownMessage(lockdown), nonRetryable: true });
     let agent: AgentRecord;
@@ -46,7 +49,8 @@ export function createControlActivities(client: Client, audit: AuditStore) {
         nonRetryable: true,
       });
     }
-    return { id: agent.id, host: agent.host, status: agent.status };
+    const secretsUsed = await client.workflow.getHandle(agentId).query(agentSecretsQuery);
+    return { id: agent.id, host: agent.host, status: agent.status, secrets_used: secretsUsed };
   }
 
   return { closedAgents, agentForAction };

@@ -3,18 +3,29 @@
  * attached to the agent's Docker host (its own task queue) and address the container by its
  * deterministic name, so a retry always finds what an earlier attempt made.
  */
-import { randomUUID } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { Writable } from 'node:stream';
 import Docker from 'dockerode';
 import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
 import { SANDBOX_SHM_MB, type ExecRequest, type ExecResult, type ResourceLimits, type SandboxRuntime } from '../domain/agent.js';
 import { chooseRuntime, detectRuntimes, SandboxUnavailableError } from './docker-engine.js';
 import { redactSecrets } from '../domain/redact.js';
-import { resolveSecrets, secretsStdin, withSecretsFromStdin } from './secret-env.js';
+import { resolveSecrets, secretsStdin, secretsToRedact, withSecretsFromStdin } from './secret-env.js';
 import type { Vault } from './vault.js';
 
+/** The sandbox's PID 1 runs as this uid, which owns the tmpfs mounts; its gid is every exec's group. */
 export const SANDBOX_UID = 10001;
+export const SANDBOX_GID = 10001;
+/**
+ * Each exec runs as its own uid, drawn from [2^20, 2^31 - 2] (far above the uids images and hosts
+ * hand out), in the shared group: its processes can neither signal nor trace (nor, under runc, read
+ * the environment of) another command's, and when it ends everything that uid still runs is killed.
+ */
+export const EXEC_UID_MIN = 2 ** 20;
+export const EXEC_UID_MAX = 2 ** 31 - 2;
+export const execUid = (): number => randomInt(EXEC_UID_MIN, EXEC_UID_MAX + 1);
 export const WORKSPACE = '/workspace';
+const WORKSPACE_MODE = '2770';
 export const LABELS = {
   managed: 'dev.warden.managed',
   agentId: 'dev.warden.agent-id',
@@ -32,14 +43,15 @@ const MiB = 1024 * 1024;
  * Host tasks a gVisor sandbox may use: measured with trixie's runsc, an idle sandbox holds about
  * 32 host tasks (the Sentry's threads) and each process inside adds one or two more. Hitting the
  * cgroup's pids limit kills the whole gVisor sandbox, so under runsc the process limit is
- * enforced inside by RLIMIT_NPROC (the gVisor kernel counts the sandbox user's processes) and the
- * cgroup limit is only a backstop sized from those numbers.
+ * enforced inside by RLIMIT_NPROC (the gVisor kernel counts each uid's processes, so the limit
+ * holds per command, every exec having its own uid) and the cgroup limit is only a backstop sized
+ * from those numbers.
  */
 export const runscHostTasks = (maxProcesses: number): number => 64 + 4 * maxProcesses;
 
 /** The engine-enforced limits and the always-on hardening of every sandbox. */
 export function sandboxHostConfig(limits: ResourceLimits, runtime: SandboxRuntime, engineRuntime: string): Docker.HostConfig {
-  const owner = `uid=${SANDBOX_UID},gid=${SANDBOX_UID}`;
+  const owner = `uid=${SANDBOX_UID},gid=${SANDBOX_GID}`;
   // Under runc, RLIMIT_NPROC would count the uid's processes across every sandbox on the host, so
   // the pids cgroup alone is the limit there.
   const processes =
@@ -57,7 +69,9 @@ export function sandboxHostConfig(limits: ResourceLimits, runtime: SandboxRuntim
     CapDrop: ['ALL'],
     SecurityOpt: ['no-new-privileges:true'], // the engine's default seccomp profile stays on
     Tmpfs: {
-      [WORKSPACE]: `rw,nosuid,nodev,size=${limits.disk_mb}m,${owner},mode=0700`,
+      // Shared by the execs' uids through the group; setgid, so new files keep the group (runc copies
+      // the image directory's mode over this one: shareWorkspace sets it again).
+      [WORKSPACE]: `rw,nosuid,nodev,size=${limits.disk_mb}m,${owner},mode=${WORKSPACE_MODE}`,
       '/tmp': `rw,nosuid,nodev,noexec,size=16m,${owner},mode=1777`,
     },
     // The engine's /dev/shm is another writable tmpfs (64 MiB by default): small, and counted in memory_mb.
@@ -81,7 +95,7 @@ export function sandboxContainerOptions(opts: {
     name: containerName(opts.agentId),
     Image: opts.image,
     Cmd: SANDBOX_INIT,
-    User: `${SANDBOX_UID}:${SANDBOX_UID}`,
+    User: `${SANDBOX_UID}:${SANDBOX_GID}`,
     WorkingDir: WORKSPACE,
     Hostname: 'sandbox',
     Env: [],
@@ -92,39 +106,62 @@ export function sandboxContainerOptions(opts: {
 }
 
 /**
- * Runs the command under `timeout` (its own process group) and, when time ran out (124, or 137
- * once KILL was needed), kills what is left of that group until nothing is. Under gVisor a fork
- * bomb's children forked while the group was signalled can outlive `timeout` and hold every
- * process slot of the sandbox user, so that no later exec could start; the sweep is done by this
- * shell, which exists before the bomb does, with builtins only (forking needs a free slot). Stdin
- * reaches the command through fd 3, as a background job's own stdin is /dev/null.
+ * Runs the command under `timeout` (its own process group), then kills everything else its uid
+ * still runs: children that left the group (setsid, nohup, daemons) included. Under gVisor a fork
+ * bomb's children forked while they were signalled can outlive one kill, so it is repeated while
+ * some are left (gVisor's kill(-1) fails once none is; Linux's succeeds while any other process
+ * exists, so the count bounds it); the sweep is done by this shell, which exists before the bomb
+ * does, with builtins only (forking needs a free slot). The activity checks afterwards, from
+ * another exec, that nothing of the uid is left. umask 007: what the command makes stays usable by
+ * later commands (other uids, same group). Stdin reaches the command through fd 3, as a background
+ * job's own stdin is /dev/null.
  */
 const EXEC_WRAPPER = [
   't=$1; shift',
+  'umask 007',
   'exec 3<&0',
   'timeout --kill-after=2 "$t" "$@" <&3 3<&- &',
   'pid=$!',
   'exec 3<&-',
   'wait "$pid"; rc=$?',
-  'if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then',
-  '  n=0; while kill -KILL -"$pid" 2>/dev/null && [ "$n" -lt 10000 ]; do n=$((n + 1)); done',
-  'fi',
+  'n=0; while kill -KILL -1 2>/dev/null && [ "$n" -lt 1000 ]; do n=$((n + 1)); done',
   'exit "$rc"',
 ].join('\n');
 
-/** How a command is run in the sandbox: as the sandbox user, under `timeout`, tagged with its exec id. */
-export function sandboxExecOptions(command: string[], timeoutMs: number, execId: string, stdin = false): Docker.ExecCreateOptions {
+/** How a command is run in the sandbox: as its own uid in the sandbox group, under `timeout`. */
+export function sandboxExecOptions(command: string[], timeoutMs: number, uid: number, stdin = false): Docker.ExecCreateOptions {
   return {
     AttachStdin: stdin,
     Cmd: ['/bin/sh', '-c', EXEC_WRAPPER, 'warden-exec', (timeoutMs / 1000).toFixed(3), ...command],
-    User: `${SANDBOX_UID}:${SANDBOX_UID}`,
+    User: `${uid}:${SANDBOX_GID}`,
     WorkingDir: WORKSPACE,
-    Env: [`WARDEN_EXEC_ID=${execId}`],
+    // The uid has no passwd entry; the sandbox user's home was the workspace.
+    Env: [`HOME=${WORKSPACE}`],
     AttachStdout: true,
     AttachStderr: true,
     Tty: false,
   };
 }
+
+/**
+ * Kills every process of an exec's uid and checks, by reading /proc, that none is left (zombies
+ * included, until PID 1 has reaped them): exit 0 when none is, 3 when some outlived ~5 s of tries.
+ * Run as that uid, the only one allowed to signal them; it skips itself.
+ */
+const REAP_SCRIPT = [
+  'u=$1; n=0',
+  'left() {',
+  '  for s in /proc/[0-9]*/status; do',
+  '    [ "$s" = "/proc/$$/status" ] && continue',
+  '    while read -r k v _; do if [ "$k" = Uid: ]; then [ "$v" = "$u" ] && return 0; break; fi; done < "$s"',
+  '  done 2>/dev/null',
+  '  return 1',
+  '}',
+  'while left; do',
+  '  [ "$n" -ge 100 ] && exit 3',
+  '  kill -KILL -1 2>/dev/null; n=$((n + 1)); sleep 0.05',
+  'done',
+].join('\n');
 
 export interface CreateSandboxInput {
   agentId: string;
@@ -151,6 +188,8 @@ export interface ExecInput extends ExecRequest {
   agentId: string;
   /** Vault secrets the command gets as environment variables: names only, values are read here. */
   secrets?: string[];
+  /** Vault secrets the agent's earlier commands used: their values are redacted from this output too. */
+  redact_secrets?: string[];
 }
 
 const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number })?.statusCode;
@@ -213,6 +252,7 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault; d
         if (statusOf(err) !== 304) throw err;
       }
     }
+    await shareWorkspace(docker.getContainer(id));
     return { containerId: id, runtime: choice.runtime, warning: choice.warning };
   }
 
@@ -294,9 +334,10 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault; d
   }
 
   /**
-   * Runs a command as the sandbox user in /workspace. `timeout` (coreutils) makes the command the
-   * leader of its own process group and signals the whole group when time runs out; a cancelled
-   * activity kills that group through its exec id. Output beyond max_output_bytes is counted and
+   * Runs a command as a fresh uid in /workspace. `timeout` (coreutils) makes the command the
+   * leader of its own process group and signals the whole group when time runs out; however the
+   * exec ends (done, timed out, cancelled), every process of its uid is then killed, and an exec
+   * whose processes cannot be fails with ExecOutlived. Output beyond max_output_bytes is counted and
    * dropped. Named secrets are read from the vault before anything runs, passed on stdin, and
    * their values redacted from the output.
    */
@@ -304,11 +345,12 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault; d
     const ctx = Context.current();
     const names = input.secrets ?? [];
     const secrets = names.length ? resolveSecrets(opts.vault, names) : new Map<string, string>();
-    const execId = randomUUID();
+    const redacted = new Map([...secretsToRedact(opts.vault, input.redact_secrets ?? []), ...secrets]);
+    const uid = execUid();
     const started = Date.now();
     const c = container(input.agentId);
     const command = names.length ? withSecretsFromStdin(names, input.command) : input.command;
-    const exec = await c.exec(sandboxExecOptions(command, input.timeout_ms, execId, names.length > 0));
+    const exec = await c.exec(sandboxExecOptions(command, input.timeout_ms, uid, names.length > 0));
     const stream = await exec.start({ hijack: true, stdin: names.length > 0 });
     if (names.length) stream.write(secretsStdin(names, secrets));
     const stdout = new BoundedSink(input.max_output_bytes);
@@ -355,9 +397,15 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault; d
           // and the retry on another worker collects its outcome through the execution journal.
           throw ApplicationFailure.retryable('the worker shut down while the command ran; it runs on in the sandbox', WORKER_SHUTDOWN);
         }
-        if (outcome !== 'ended') {
-          await killExec(c, execId).catch(() => undefined);
-          if (outcome === 'cancelled') throw ctx.cancellationSignal.reason ?? new Error('exec cancelled');
+        // Every other end (done, timed out, cancelled): nothing the command started may outlive it.
+        const reaped = await reapExec(c, uid);
+        if (outcome === 'cancelled') throw ctx.cancellationSignal.reason ?? new Error('exec cancelled');
+        if (!reaped) {
+          throw ApplicationFailure.create({
+            type: 'ExecOutlived',
+            message: `processes the command started (uid ${uid}) could not be killed after it ended; stop the agent, which ends its sandbox`,
+            nonRetryable: true,
+          });
         }
       } finally {
         waitAbort.abort();
@@ -369,8 +417,8 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault; d
       const timedOut = outcome === 'deadline' || ((exitCode === 124 || exitCode === 137) && duration >= input.timeout_ms);
       const oomKilled = exitCode === 137 && !timedOut && (await oomSince(docker, containerName(input.agentId), started));
       // Output at its size limit may end in the first part of a secret: redact that too.
-      const redact = (sink: BoundedSink) => redactSecrets(sink.text(), secrets, sink.kept >= input.max_output_bytes);
-      return {
+      const redact = (sink: BoundedSink) => redactSecrets(sink.text(), redacted, sink.kept >= input.max_output_bytes);
+      return fitResult({
         exit_code: exitCode,
         stdout: redact(stdout),
         stderr: redact(stderr),
@@ -379,7 +427,7 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault; d
         timed_out: timedOut,
         oom_killed: oomKilled,
         duration_ms: duration,
-      };
+      });
     } finally {
       clearInterval(beat);
       clearTimeout(hostDeadline);
@@ -422,18 +470,34 @@ function isWorkerShutdown(ctx: Context): boolean {
   return ctx.cancellationDetails?.workerShutdown === true || (ctx.cancellationSignal.reason as Error | undefined)?.message === 'WORKER_SHUTDOWN';
 }
 
-/** Kills every process group whose leader carries this exec id in its environment. */
-async function killExec(c: Docker.Container, execId: string): Promise<void> {
-  const script =
-    `for p in /proc/[0-9]*; do pid=\${p#/proc/}; ` +
-    `if grep -qzx "WARDEN_EXEC_ID=${execId}" "$p/environ" 2>/dev/null; then kill -KILL -"$pid" "$pid" 2>/dev/null; fi; done; true`;
-  const exec = await c.exec({ Cmd: ['/bin/sh', '-c', script], User: `${SANDBOX_UID}:${SANDBOX_UID}` });
+/**
+ * Gives a started sandbox's workspace its shared mode: under runc the engine copies the image
+ * directory's mode over the one the tmpfs was mounted with.
+ */
+export async function shareWorkspace(c: Docker.Container): Promise<void> {
+  const code = await runToEnd(c, { Cmd: ['chmod', WORKSPACE_MODE, WORKSPACE], User: `${SANDBOX_UID}:${SANDBOX_GID}` });
+  if (code !== 0) throw new Error(`could not make the sandbox's ${WORKSPACE} shared (chmod exited with ${code})`);
+}
+
+/** Runs REAP_SCRIPT as the exec's uid: true once no process of that uid is left. */
+async function reapExec(c: Docker.Container, uid: number): Promise<boolean> {
+  try {
+    return (await runToEnd(c, { Cmd: ['/bin/sh', '-c', REAP_SCRIPT, 'warden-reap', String(uid)], User: `${uid}:${SANDBOX_GID}` })) === 0;
+  } catch {
+    return false; // the engine refused the exec (a paused or stopping sandbox): nothing was checked
+  }
+}
+
+/** Runs a short command of Warden's own in the sandbox (output discarded) and returns its exit code. */
+async function runToEnd(c: Docker.Container, options: Docker.ExecCreateOptions): Promise<number | null> {
+  const exec = await c.exec({ ...options, AttachStdout: true, AttachStderr: true });
   const stream = await exec.start({ hijack: true, stdin: false });
   await new Promise((resolve) => {
     stream.on('end', resolve);
     stream.on('close', resolve);
     stream.resume();
   });
+  return (await exec.inspect()).ExitCode;
 }
 
 /** Did the engine report an OOM kill in this container since `sinceMs`? */
@@ -446,6 +510,33 @@ async function oomSince(docker: Docker, name: string, sinceMs: number): Promise<
   let found = false;
   for await (const chunk of stream) if (String(chunk).includes('"oom"')) found = true;
   return found;
+}
+
+/**
+ * The most an exec's result may take as JSON: well under Temporal's 2 MiB payload limit, with room
+ * for the action record around it, and still enough for a 1 MiB file read. Output that JSON
+ * escaping inflates (control characters take 6 bytes, invalid UTF-8 3) can exceed it even within
+ * max_output_bytes.
+ */
+export const MAX_RESULT_JSON_BYTES = 1.25 * MiB;
+export const RESULT_CUT_MARKER = '\n[warden: output cut here to fit the result size limit]\n';
+
+/**
+ * The result, with stdout and stderr (the longer first) cut until its JSON fits in `limit` bytes;
+ * each cut stream ends in RESULT_CUT_MARKER and counts the bytes cut in its *_truncated_bytes.
+ */
+export function fitResult(result: ExecResult, limit = MAX_RESULT_JSON_BYTES): ExecResult {
+  const jsonBytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value));
+  let out = result;
+  for (let size = jsonBytes(out); size > limit; size = jsonBytes(out)) {
+    const key = jsonBytes(out.stdout) >= jsonBytes(out.stderr) ? 'stdout' : 'stderr';
+    const text = out[key].endsWith(RESULT_CUT_MARKER) ? out[key].slice(0, -RESULT_CUT_MARKER.length) : out[key];
+    if (!text) break; // nothing left to cut: the rest of the result is what is too big
+    const kept = text.slice(0, Math.floor(text.length * Math.min(0.9, limit / size)));
+    const cut = Buffer.byteLength(text) - Buffer.byteLength(kept);
+    out = { ...out, [key]: kept + RESULT_CUT_MARKER, [`${key}_truncated_bytes`]: out[`${key}_truncated_bytes`] + cut };
+  }
+  return out;
 }
 
 /** Keeps the first `limit` bytes written to it and counts the rest. */

@@ -62,3 +62,17 @@ export function resolveSecrets(vault: Vault | undefined, names: readonly string[
     });
   }
 }
+
+/**
+ * The values of the secrets an agent used earlier, to redact from its output. Best effort: a secret
+ * deleted since (or a worker without a vault) has no value to redact, and must not fail the command.
+ */
+export function secretsToRedact(vault: Vault | undefined, names: readonly string[]): Map<string, string> {
+  const known = vault ? names.filter((name) => vault.has(name)) : [];
+  try {
+    return known.length ? vault!.reveal(known) : new Map();
+  } catch (err) {
+    if (err instanceof VaultError && err.code === 'secret_not_found') return new Map(); // deleted meanwhile
+    throw err;
+  }
+}

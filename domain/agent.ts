@@ -160,7 +160,7 @@ export const ExecRequestSchema = z
   .object({
     command: z.array(z.string()).min(1).max(256),
     timeout_ms: z.number().int().min(100).max(3_600_000).default(60_000),
-    max_output_bytes: z.number().int().min(1).max(1 << 20).default(64 * 1024),
+    max_output_bytes: z.number().int().min(1).max(512 * 1024).default(64 * 1024),
   })
   .strict();
 export type ExecRequest = z.infer<typeof ExecRequestSchema>;

@@ -12,7 +12,7 @@ export const MAX_SECRETS_PER_ACTION = 32;
 export const SecretNameSchema = z
   .string()
   .regex(/^[A-Z_][A-Z0-9_]{0,63}$/, 'a secret name is 1-64 characters of A-Z, 0-9 and _, not starting with a digit (an environment variable name)')
-  // Warden's own variables (WARDEN_EXEC_ID) must not be overridden by a secret.
+  // The WARDEN_ prefix is kept for Warden's own variables, which a secret must never override.
   .refine((name) => !name.startsWith('WARDEN_'), 'names starting with WARDEN_ are reserved for Warden');
 
 export const SecretValueSchema = z

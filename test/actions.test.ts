@@ -58,7 +58,7 @@ beforeAll(async () => {
   key.viewer = stack.keyFor('viewer');
   key.approverA = stack.keys.create('alice', 'approver', null).key;
   key.approverB = stack.keys.create('bob', 'approver', null).key;
-  agentId = uniqueId('actions');
+  agentId = uniqueId('actions'); // ids starting act- are reserved (action ids)
   expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: agentId, runtime: 'runc' })).status).toBe(201);
   await waitForStatus(stack.api, agentId, ['running']);
 });

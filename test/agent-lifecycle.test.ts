@@ -1,7 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containersOf, docker, recordHistory, startStack, TEST_HOST, uniqueId, waitFor, waitForStatus } from './helpers.js';
-import { agentStatusQuery } from '../workflows/definitions.js';
-import type { AgentRecord } from '../domain/agent.js';
+import { agentStatusQuery, execUpdate } from '../workflows/definitions.js';
+import type { AgentRecord, ExecResult } from '../domain/agent.js';
+import { DefaultLogger } from '@temporalio/worker';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createSandboxActivities } from '../activities/sandbox.js';
+
+/** Runs a command in the agent's sandbox through the exec activity (commands reach agents only as actions). */
+function runIn(agentId: string, command: string[]): Promise<ExecResult> {
+  const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
+  return env.run(createSandboxActivities(docker).execInSandbox, { agentId, command, timeout_ms: 5000, max_output_bytes: 1000 });
+}
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 beforeAll(async () => {
@@ -39,6 +48,12 @@ describe('agent lifecycle', () => {
     await waitForStatus(stack.api, id, ['paused']);
     expect((await docker.getContainer(running.container_id!).inspect()).State.Paused).toBe(true);
 
+    // The agent's own exec door is gone: commands run only as actions.
+    const handle = stack.client.workflow.getHandle(id);
+    await expect(handle.executeUpdate(execUpdate, { args: [{ command: ['true'], timeout_ms: 5000, max_output_bytes: 100 }] })).rejects.toMatchObject({
+      cause: { message: expect.stringMatching(/No registered handler for update: exec/) },
+    });
+
     // Actions are refused while paused, with the reason.
     const paused = await files(id, 'write', { path: 'note', content: 'hi' });
     expect(paused.body).toMatchObject({ status: 'failed', error: expect.stringMatching(/is paused; actions run only in a running agent/) });
@@ -47,6 +62,9 @@ describe('agent lifecycle', () => {
     await waitForStatus(stack.api, id, ['running']);
     expect((await files(id, 'write', { path: 'note', content: 'hi' })).body).toMatchObject({ status: 'completed', result: { exit_code: 0 } });
     expect((await files(id, 'read', { path: 'note' })).body).toMatchObject({ status: 'completed', result: { exit_code: 0, stdout: 'hi' } });
+    // Each command runs as a uid of its own, in the sandbox group (10001).
+    const echo = await runIn(id, ['sh', '-c', 'echo hi; id -g; id -u']);
+    expect(echo).toMatchObject({ exit_code: 0, stdout: expect.stringMatching(/^hi\n10001\n\d{7,10}\n$/), timed_out: false, oom_killed: false });
 
     expect((await stack.api('POST', `/api/agents/${id}/stop`, { force: false })).status).toBe(202);
     const stopped = await waitForStatus(stack.api, id, ['stopped']);
@@ -159,7 +177,7 @@ describe('agent lifecycle', () => {
     const failed = await waitForStatus(stack.api, id, ['error']);
     expect(failed.restarts).toBe(1);
     expect(failed.error_message).toMatch(/; not re-provisioned: all 1 restarts used$/);
-    await handle.result().catch(() => undefined);
+    await stack.client.workflow.getHandle(id).result().catch(() => undefined);
     expect(await containersOf(id)).toHaveLength(0);
   });
 

@@ -5,13 +5,12 @@
  * workspace is refused before anything is read, written or deleted, and a process of the agent's
  * own swapping a directory for a symlink mid-operation never gets an operation outside.
  */
-import { randomUUID } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { ResourceLimitsSchema } from '../domain/agent.js';
 import { detectRuntimes } from '../activities/docker-engine.js';
-import { sandboxContainerOptions, sandboxExecOptions } from '../activities/sandbox.js';
+import { sandboxContainerOptions, sandboxExecOptions, execUid, shareWorkspace } from '../activities/sandbox.js';
 import { prepareCommand } from '../skills/index.js';
 import { MAX_CONTENT_BYTES } from '../skills/filesystem/content.js';
 import { parseInfo, parseListing, parseStat } from '../skills/filesystem/output.js';
@@ -30,7 +29,7 @@ interface Run {
 
 /** Runs argv in the container as execInSandbox does (sandbox user, /workspace, under `timeout`). */
 async function execArgv(container: Docker.Container, argv: string[], timeoutMs = 20_000): Promise<Run> {
-  const exec = await container.exec(sandboxExecOptions(argv, timeoutMs, randomUUID()));
+  const exec = await container.exec(sandboxExecOptions(argv, timeoutMs, execUid()));
   const stream = await exec.start({ hijack: true, stdin: false });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
@@ -67,6 +66,7 @@ describe.each(runtimes)('skills in a sandbox under %s', (runtime) => {
       }),
     );
     await container.start();
+    await shareWorkspace(container);
   });
   afterAll(async () => {
     await container?.remove({ force: true, v: true });
@@ -337,7 +337,7 @@ describe.each(runtimes)('skills in a sandbox under %s', (runtime) => {
   it('runs a shell command with its exit code and output', async () => {
     const cmd = prepareCommand('shell', 'exec', { command: 'echo "$(id -u) $PWD"; echo err >&2; exit 7', timeout_ms: 5000 });
     expect(cmd.argv).toEqual(['/bin/sh', '-c', 'echo "$(id -u) $PWD"; echo err >&2; exit 7']);
-    expect(await execArgv(container, cmd.argv, cmd.timeout_ms)).toEqual({ exit_code: 7, stdout: '10001 /workspace\n', stderr: 'err\n' });
+    expect(await execArgv(container, cmd.argv, cmd.timeout_ms)).toEqual({ exit_code: 7, stdout: expect.stringMatching(/^\d+ \/workspace\n$/), stderr: 'err\n' });
     const slow = prepareCommand('shell', 'exec', { command: 'sleep 30', timeout_ms: 500 });
     expect((await execArgv(container, slow.argv, slow.timeout_ms)).exit_code).toBe(124);
   });

@@ -212,11 +212,18 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
       startToCloseTimeout: timeout + 30_000,
       heartbeatTimeout: '15 seconds',
       // Safe to retry: the journal never runs the command twice and hands a retry the first result.
-      retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['SandboxExited'] },
+      retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['SandboxExited', 'ExecOutlived'] },
     });
+    // Since this patch the agent learns which secrets its actions use, and every later output of
+    // the agent has their values redacted (a secret copied to a file or left in the journal).
+    const redactUsed = patched('redact-agent-secrets');
     // Keep the agent from stopping on its idle timer while the command runs.
     const agentHandle = getExternalWorkflowHandle(action.agent_id);
-    await agentHandle.signal(touchSignal, { action_id: action.id, busy_ms: timeout + 30_000 });
+    await agentHandle.signal(touchSignal, {
+      action_id: action.id,
+      busy_ms: timeout + 30_000,
+      ...(redactUsed && exec.secrets ? { secrets: exec.secrets } : {}),
+    });
     await audit({ kind: 'execution.started', actor: 'system', details: { host: agent.host } });
     const result = await execInSandbox({
       agentId: action.agent_id,
@@ -225,6 +232,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
       max_output_bytes: exec.max_output_bytes,
       // Names only: the activity reads the values from the vault, so they never enter this history.
       secrets: exec.secrets,
+      ...(redactUsed ? { redact_secrets: agent.secrets_used } : {}),
       // The sandbox worker checks the grants itself before anything runs.
       ...(requireGrants
         ? {

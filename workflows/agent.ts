@@ -31,6 +31,7 @@ import type { EmergencyActivities } from '../activities/emergency.js';
 import { lockdownMessage } from '../domain/lockdown.js';
 import {
   agentStatusQuery,
+  agentSecretsQuery,
   CAPACITY_WORKFLOW_ID,
   containerLostUpdate,
   execUpdate,
@@ -148,8 +149,12 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
     if (parsed.success) act(parsed.data as T);
     else void audit('message.refused', 'unverified', { message: name, reason: parsed.error.issues.map((i) => i.message).join('; ') });
   };
+  /** The vault secrets this agent's actions ran with: their values are redacted from its later outputs. */
+  const secretsUsed = new Set<string>(input.secretsUsed ?? []);
+  setHandler(agentSecretsQuery, () => [...secretsUsed]);
   setHandler(touchSignal, (arg) =>
-    checked<{ action_id: string; busy_ms: number }>('touch', arg, ({ action_id, busy_ms }) => {
+    checked<{ action_id: string; busy_ms: number; secrets?: string[] }>('touch', arg, ({ action_id, busy_ms, secrets }) => {
+      for (const name of secrets ?? []) secretsUsed.add(name);
       if (busy_ms > 0) busy.set(action_id, Date.now() + busy_ms);
       else busy.delete(action_id);
       touch();
@@ -320,7 +325,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
         } else if (suggestNew()) {
           cleanup = false;
           watcher?.cancel();
-          await continueAsNew<typeof agentWorkflow>({ ...input, carried: agent });
+          await continueAsNew<typeof agentWorkflow>({ ...input, carried: agent, secretsUsed: [...secretsUsed] });
         }
       }
 

@@ -52,6 +52,8 @@ export interface AgentWorkflowInput {
   requestedBy?: string;
   /** Set when the workflow continues as new: the record carried over. */
   carried?: AgentRecord;
+  /** Set when the workflow continues as new: the secrets its actions have used (agentSecretsQuery). */
+  secretsUsed?: string[];
 }
 
 /** The record of an agent that has just been asked for: provisioning, nothing started yet. */
@@ -78,20 +80,25 @@ export function newAgentRecord(input: AgentWorkflowInput): AgentRecord {
 }
 
 export const agentStatusQuery = defineQuery<AgentRecord>('status');
+/** Names of the vault secrets the agent's actions have used: later outputs of the agent redact their values. */
+export const agentSecretsQuery = defineQuery<string[]>('secretsUsed');
 
 /** The arguments the agent's signals must carry (see ApprovalAttemptSchema for why every handler checks). */
 export const AgentSignalSchemas = {
   pause: z.strictObject({ by: z.string().optional() }).optional(),
   resume: z.strictObject({ by: z.string().optional() }).optional(),
   stop: z.strictObject({ force: z.boolean().optional(), by: z.string().optional() }),
-  touch: z.strictObject({ action_id: z.string().min(1), busy_ms: z.number().min(0) }),
+  touch: z.strictObject({ action_id: z.string().min(1), busy_ms: z.number().min(0), secrets: z.array(z.string()).optional() }),
 } as const;
 /** `by`: the key id of whoever asked, for the audit log (absent: the system). */
 export const pauseSignal = defineSignal<[{ by?: string }?]>('pause');
 export const resumeSignal = defineSignal<[{ by?: string }?]>('resume');
 export const stopSignal = defineSignal<[{ force?: boolean; by?: string }]>('stop');
-/** An action runs in the agent for up to busy_ms (0: it has ended): the idle timer waits for it. */
-export const touchSignal = defineSignal<[{ action_id: string; busy_ms: number }]>('touch');
+/**
+ * An action runs in the agent for up to busy_ms (0: it has ended): the idle timer waits for it.
+ * `secrets`: the names of the vault secrets it runs with (see agentSecretsQuery).
+ */
+export const touchSignal = defineSignal<[{ action_id: string; busy_ms: number; secrets?: string[] }]>('touch');
 /** Runs a command in the agent's sandbox; only while the agent is running. */
 export const execUpdate = defineUpdate<ExecResult, [ExecRequest]>('exec');
 

@@ -146,7 +146,8 @@ while ($max > 0) {
 /**
  * $1 path, $2... the content, base64, in pieces (one argv element may not exceed 128 KiB). Writes
  * a new file beside the target and renames it over the target (a rename replaces a symlink put
- * there meanwhile instead of following it). Prints the size written.
+ * there meanwhile instead of following it). A new file is 0660: later commands run as other uids
+ * of the sandbox group. Prints the size written.
  */
 export const WRITE_SCRIPT = program(String.raw`
 my ($p, @chunks) = @ARGV;
@@ -154,7 +155,7 @@ my $name = resolve($p, 1) // fail(4, "$p: its directory does not exist (create i
 refuse("$p: the workspace itself is not a file") if is_workspace($name);
 my @st = lstat $name;
 fail(1, "$p: is a directory") if $name eq '.' || (@st && -d _);
-my $mode = @st && -f _ ? $st[2] & 07777 : 0644;
+my $mode = @st && -f _ ? $st[2] & 07777 : 0660;
 
 # perl-base has no MIME::Base64: base64 becomes uuencoding (same 6-bit groups, another alphabet),
 # which unpack decodes, in lines of 60 characters behind their length character.

@@ -31,9 +31,10 @@ const exec = defineOperation({
       .number()
       .int()
       .min(1)
-      .max(1024 * 1024)
+      // Both streams at their most, escaped as JSON, must still travel through Temporal (2 MiB a payload).
+      .max(512 * 1024)
       .optional()
-      .describe('Keep at most this many bytes of stdout and of stderr; default 64 KiB.'),
+      .describe('Keep at most this many bytes of stdout and of stderr (at most 512 KiB each); default 64 KiB.'),
     secrets: SecretNamesSchema.optional().describe(
       'Vault secrets the command needs: each reaches it as the environment variable of that name; output that echoes a value is redacted.',
     ),

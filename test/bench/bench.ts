@@ -14,7 +14,7 @@
  * step, default 100, up to WARDEN_BENCH_MAX_AGENTS, default 200).
  */
 import { execFile } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -27,7 +27,7 @@ import pino from 'pino';
 import { Client, Connection } from '@temporalio/client';
 import { Runtime } from '@temporalio/worker';
 import { detectRuntimes } from '../../activities/docker-engine.js';
-import { containerName, LABELS, sandboxContainerOptions, sandboxExecOptions } from '../../activities/sandbox.js';
+import { containerName, LABELS, sandboxContainerOptions, sandboxExecOptions, execUid, shareWorkspace } from '../../activities/sandbox.js';
 import { ResourceLimitsSchema, type AgentRecord, type SandboxRuntime } from '../../domain/agent.js';
 import { ConfigSchema } from '../../domain/config.js';
 import { PROJECT_ROOT, startDevServer, type DevServer } from '../../scripts/dev-server.js';
@@ -366,6 +366,7 @@ async function rawCreateStart(image: string, runtime: SandboxRuntime, engineRunt
   const started = performance.now();
   const created = await docker.createContainer(rawContainerOptions(name, image, runtime, engineRuntime));
   await created.start();
+  await shareWorkspace(created);
   return performance.now() - started;
 }
 
@@ -378,7 +379,7 @@ class Discard extends Writable {
 /** What execInSandbox does on the engine: the same Cmd, user, dir and env, hijacked stream, inspect. */
 async function rawExec(container: Docker.Container, argv: string[] = ['true']): Promise<number> {
   const started = performance.now();
-  const exec = await container.exec(sandboxExecOptions(argv, EXEC_TIMEOUT_MS, randomUUID()));
+  const exec = await container.exec(sandboxExecOptions(argv, EXEC_TIMEOUT_MS, execUid()));
   const stream = await exec.start({ hijack: true, stdin: false });
   docker.modem.demuxStream(stream, new Discard(), new Discard());
   await new Promise<void>((resolve, reject) => {

@@ -4,6 +4,11 @@ import { ResourceLimitsSchema, type ResourceLimits } from '../../domain/agent.js
 import {
   runscHostTasks,
   SANDBOX_UID,
+  SANDBOX_GID,
+  EXEC_UID_MIN,
+  EXEC_UID_MAX,
+  execUid,
+  sandboxExecOptions,
   sandboxContainerOptions,
   sandboxHostConfig,
   WORKSPACE,
@@ -77,7 +82,7 @@ describe.each([
     expect(Number.isInteger(odd)).toBe(true);
   });
 
-  it('mounts /workspace as a size-limited tmpfs owned by the sandbox user, private to it', () => {
+  it('mounts /workspace as a size-limited tmpfs owned by the sandbox user, shared by its group (setgid)', () => {
     expect(WORKSPACE).toBe('/workspace');
     const ws = tmpfsOptions(hc.Tmpfs?.['/workspace']);
     expect(ws).toMatchObject({
@@ -86,8 +91,8 @@ describe.each([
       nodev: true,
       size: '8m',
       uid: String(SANDBOX_UID),
-      gid: String(SANDBOX_UID),
-      mode: '0700',
+      gid: String(SANDBOX_GID),
+      mode: '2770',
     });
     expect(tmpfsOptions(sandboxHostConfig(limits({ disk_mb: 300 }), runtime, engineName).Tmpfs?.['/workspace']).size).toBe('300m');
   });
@@ -155,11 +160,26 @@ describe('sandboxContainerOptions', () => {
 
   it('runs as the unprivileged sandbox user in /workspace, with no inherited environment', () => {
     const o = opts(false);
-    expect(o.User).toBe(`${SANDBOX_UID}:${SANDBOX_UID}`);
+    expect(o.User).toBe(`${SANDBOX_UID}:${SANDBOX_GID}`);
     expect(SANDBOX_UID).not.toBe(0);
     expect(o.WorkingDir).toBe(WORKSPACE);
     expect(o.Env).toEqual([]);
     expect(o.HostConfig).toEqual(sandboxHostConfig(limits(), 'runsc', 'runsc'));
+  });
+
+  it('runs each command as its own uid, in the sandbox group, never the sandbox user nor root', () => {
+    const uids = new Set<number>();
+    for (let i = 0; i < 50; i++) {
+      const uid = execUid();
+      expect(uid).toBeGreaterThanOrEqual(EXEC_UID_MIN);
+      expect(uid).toBeLessThanOrEqual(EXEC_UID_MAX);
+      uids.add(uid);
+    }
+    expect(uids.size).toBe(50);
+    expect(EXEC_UID_MIN).toBeGreaterThan(SANDBOX_UID);
+    const exec = sandboxExecOptions(['true'], 1000, 1234567);
+    expect(exec.User).toBe(`1234567:${SANDBOX_GID}`);
+    expect(exec.Env).toEqual([`HOME=${WORKSPACE}`]);
   });
 
   it('disables networking unless network_enabled', () => {
