@@ -258,9 +258,11 @@ export function createActionService(
   async function decideAction(id: string, approver: Identity, body: { approved: boolean; comment?: string; params_hash: string }) {
     try {
       if (body.approved && isRevoked) {
-        const action = await getAction(id);
-        if (action.status === 'pending' && isRevoked(action.requester.key_id)) {
-          throw refused(id, approver, body.approved, `the key that requested this action (${action.requester.name}, ${action.requester.key_id}) was revoked; it cannot be approved`);
+        // The requester is on the log's submitted entry (no worker needed); the query is the fallback.
+        const submitted = audit.list({ action_id: id, kind: 'action.submitted', limit: 1 })[0];
+        const requester = submitted?.actor ?? (await getAction(id)).requester.key_id;
+        if (isRevoked(requester)) {
+          throw refused(id, approver, body.approved, `the key that requested this action (${requester}) was revoked; it cannot be approved`);
         }
       }
       const comment = body.comment ?? null;
