@@ -3,6 +3,7 @@ import { serve } from '@hono/node-server';
 import type { Server } from 'node:http';
 import Docker from 'dockerode';
 import { Client, Connection } from '@temporalio/client';
+import { temporalTls } from '../domain/temporal-tls.js';
 import { loadConfig } from '../domain/config.js';
 import { createLogger } from '../workers/logger.js';
 import { join, resolve } from 'node:path';
@@ -18,7 +19,7 @@ import { clientTracingInterceptors, startTracing } from '../workers/tracing.js';
 const config = loadConfig();
 const logger = createLogger('warden-api', config.logLevel);
 const payloadCodec = loadPayloadCodec(config, logger);
-const connection = await Connection.connect({ address: config.temporalAddress });
+const connection = await Connection.connect({ address: config.temporalAddress, tls: temporalTls(config) });
 const tracing = config.otelEndpoint ? startTracing(config.otelEndpoint, 'warden-api') : undefined;
 const client = new Client({
   connection,

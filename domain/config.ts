@@ -15,6 +15,13 @@ const bool = z.preprocess(
 export const ConfigSchema = z.object({
   temporalAddress: z.string().min(1).default('127.0.0.1:7233'),
   temporalNamespace: z.string().min(1).default('default'),
+  /** mTLS to Temporal (domain/temporal-tls.ts): the CA that signed the frontend's certificate (PEM file). */
+  temporalTlsCa: z.string().min(1).optional(),
+  /** mTLS to Temporal: this process's client certificate and its key (PEM files), both or neither. */
+  temporalTlsCert: z.string().min(1).optional(),
+  temporalTlsKey: z.string().min(1).optional(),
+  /** mTLS to Temporal: the name the frontend's certificate must carry, when not the address's host. */
+  temporalTlsServerName: z.string().min(1).optional(),
   /** Identifies this worker's Docker host; sandbox activities run on its own task queue. */
   dockerHostId: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/).default('local'),
   sandboxImage: z.string().min(1).default('warden-sandbox:bookworm'),
@@ -108,12 +115,19 @@ export const ConfigSchema = z.object({
 }).refine((c) => c.alertWebhooks.length === 0 || c.alertSecret !== undefined, {
   path: ['alertSecret'],
   message: 'required when WARDEN_ALERT_WEBHOOKS is set: alerts are always signed',
+}).refine((c) => (c.temporalTlsCert === undefined) === (c.temporalTlsKey === undefined), {
+  path: ['temporalTlsKey'],
+  message: 'a client certificate needs its key and a key its certificate: set both WARDEN_TEMPORAL_TLS_CERT and WARDEN_TEMPORAL_TLS_KEY, or neither',
 });
 export type Config = z.infer<typeof ConfigSchema>;
 
 const ENV: Record<keyof Config, string> = {
   temporalAddress: 'TEMPORAL_ADDRESS',
   temporalNamespace: 'TEMPORAL_NAMESPACE',
+  temporalTlsCa: 'WARDEN_TEMPORAL_TLS_CA',
+  temporalTlsCert: 'WARDEN_TEMPORAL_TLS_CERT',
+  temporalTlsKey: 'WARDEN_TEMPORAL_TLS_KEY',
+  temporalTlsServerName: 'WARDEN_TEMPORAL_TLS_SERVER_NAME',
   dockerHostId: 'WARDEN_DOCKER_HOST_ID',
   sandboxImage: 'WARDEN_SANDBOX_IMAGE',
   sandboxRuntime: 'WARDEN_SANDBOX_RUNTIME',

@@ -3,7 +3,7 @@
  * the sandbox worker of this process's Docker host. Tests build them the same way.
  */
 import Docker from 'dockerode';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type TLSConfig } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createAuditActivities } from '../activities/audit.js';
 import type { AuditStore } from '../activities/audit-store.js';
@@ -24,6 +24,8 @@ import { workerTracingOptions, type Tracing } from './tracing.js';
 
 export interface WorkerOptions {
   temporalAddress: string;
+  /** TLS (mutual, with a client certificate) to Temporal's frontend: domain/temporal-tls.ts. */
+  temporalTls?: TLSConfig;
   namespace: string;
   dockerHostId: string;
   /** Which workers this process runs: a Docker host may run only the sandbox worker. */
@@ -53,7 +55,7 @@ export interface WorkerOptions {
 }
 
 export async function createWorkers(opts: WorkerOptions) {
-  const connection = await NativeConnection.connect({ address: opts.temporalAddress });
+  const connection = await NativeConnection.connect({ address: opts.temporalAddress, tls: opts.temporalTls });
   const workers: Worker[] = [];
   const grants = new Grants(opts.payloadCodec.keyring);
   const dataConverter = createWorkerDataConverter(opts.payloadCodec);
@@ -66,7 +68,7 @@ export async function createWorkers(opts: WorkerOptions) {
   if (opts.roles.includes('control')) {
     if (!opts.audit) throw new Error('the control worker needs the audit store');
     if (!opts.policy) throw new Error('the control worker needs the policy');
-    clientConnection = await Connection.connect({ address: opts.temporalAddress });
+    clientConnection = await Connection.connect({ address: opts.temporalAddress, tls: opts.temporalTls });
     const client = new Client({ connection: clientConnection, namespace: opts.namespace, dataConverter: createDataConverter(opts.payloadCodec) });
     workers.push(
       await Worker.create({

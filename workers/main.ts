@@ -14,11 +14,14 @@ import { Keyring } from '../domain/keyring.js';
 import { KeyIdDirectory } from '../api/key-store.js';
 import { createDataConverter, loadPayloadCodec } from '../domain/data-converter.js';
 import { Client, Connection } from '@temporalio/client';
+import { temporalTls } from '../domain/temporal-tls.js';
 import { ensureReaperSchedule } from './reaper-schedule.js';
 import { startTracing } from './tracing.js';
 import { loadPolicy } from '../domain/policy.js';
 
 const config = loadConfig();
+/** mTLS to Temporal when configured; files read once, here. */
+const tls = temporalTls(config);
 const log = createLogger('warden-worker', config.logLevel);
 Runtime.install({
   logger: {
@@ -51,7 +54,7 @@ const payloadCodec = loadPayloadCodec(config, log);
 const dataConverter = createDataConverter(payloadCodec);
 
 async function ensureHostReaperSchedule() {
-  const connection = await Connection.connect({ address: config.temporalAddress });
+  const connection = await Connection.connect({ address: config.temporalAddress, tls });
   try {
     // The schedule's workflow input is a payload like any other: encrypted.
     const client = new Client({ connection, namespace: config.temporalNamespace, dataConverter });
@@ -92,6 +95,7 @@ try {
     audit,
     vault,
     temporalAddress: config.temporalAddress,
+    temporalTls: tls,
     namespace: config.temporalNamespace,
     dockerHostId: config.dockerHostId,
     roles: roles as Array<'control' | 'sandbox'>,
