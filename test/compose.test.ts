@@ -182,6 +182,10 @@ describe('docker-compose.yml', () => {
       'WARDEN_TEMPORAL_PORT', // the dev server's, which Compose does not run
       'WARDEN_TEMPORAL_UI_PORT',
       'WARDEN_POLICY_FILE', // a path in the container: mount the file and set it in an override
+      'WARDEN_TEMPORAL_TLS_CA', // paths in the container too: mount the certificates and set them in an override
+      'WARDEN_TEMPORAL_TLS_CERT',
+      'WARDEN_TEMPORAL_TLS_KEY',
+      'WARDEN_TEMPORAL_TLS_SERVER_NAME', // with them: Compose's own Temporal has no TLS
       'WARDEN_PAYLOAD_ALLOW_PLAINTEXT', // a one-off migration switch, never left on
     ]);
     const { services } = load();

@@ -290,6 +290,8 @@ describe.each(runtimes)('skills in a sandbox under %s', (runtime) => {
       // rm -r's window under gVisor (between its lstat and its open of a directory) is short.
       const TREE_SWAPPER = String.raw`
         my ($target) = @ARGV;
+        # As every command in the sandbox does: what it makes, the group (each command's own uid) may change.
+        umask 007;
         my $end = time + 30;
         until (-e 'stop' || time > $end) {
           mkdir 't'; mkdir 't/d';
