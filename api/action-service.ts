@@ -260,7 +260,8 @@ export function createActionService(
       if (body.approved && isRevoked) {
         // The requester is on the log's submitted entry (no worker needed); the query is the fallback.
         const submitted = audit.list({ action_id: id, kind: 'action.submitted', limit: 1 })[0];
-        const requester = submitted?.actor ?? (await getAction(id)).requester.key_id;
+        const requester =
+          submitted?.actor ?? (await client.withDeadline(Date.now() + 15_000, () => handle(id).query(actionStatusQuery))).requester.key_id;
         if (isRevoked(requester)) {
           throw refused(id, approver, body.approved, `the key that requested this action (${requester}) was revoked; it cannot be approved`);
         }
