@@ -20,7 +20,7 @@ import { isEncrypted, PayloadCodecError, type PayloadEncryptionCodec } from '../
 import { hasRole, type Identity } from '../domain/roles.js';
 import type { KeyStore } from './key-store.js';
 import { apiKeyAuth, bearerKey, requireRole, roleRefusal } from './middleware/auth.js';
-import { errorResponses, jsonBody, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
+import { ErrorSchema, errorResponses, jsonBody, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
 
 /** The cookie that carries a person's API key to the codec routes, and only to them (Path=/codec). */
 export const CODEC_COOKIE = 'warden_codec_key';
@@ -93,7 +93,9 @@ export function codecRouter(deps: { codec: PayloadEncryptionCodec; keys: KeyStor
       security: [],
       responses: {
         200: { description: 'The cookie is set', content: { 'application/json': { schema: SessionSchema }, 'text/html': { schema: z.string() } } },
-        ...errorResponses(401, 403, 413),
+        ...errorResponses(403, 413),
+        // A form gets the sign-in page again, with the reason; a Bearer request gets JSON.
+        401: { description: 'No key, or an unknown or revoked one', content: { 'application/json': { schema: ErrorSchema }, 'text/html': { schema: z.string() } } },
       },
     }),
     async (c) => {
