@@ -4,7 +4,8 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import type { AuditEntry, AuditStore, AuditVerification } from '../../activities/audit-store.js';
+import type { AuditStore } from '../../activities/audit-store.js';
+import type { AuditEntry, AuditVerification } from '../../domain/audit-entry.js';
 import { CliError, EXIT } from './api-client.js';
 import type { Command, CommandContext } from './command.js';
 import { print, printJson } from './output.js';

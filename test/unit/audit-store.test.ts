@@ -12,17 +12,16 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AuditIntegrityError, AuditStore } from '../../activities/audit-store.js';
 import {
   AuditEncodingError,
   AuditEntrySchema,
-  AuditIntegrityError,
-  AuditStore,
   GENESIS_HASH,
   SYSTEM_ACTORS,
   canonicalJson,
   hashEntry,
   type AuditEntry,
-} from '../../activities/audit-store.js';
+} from '../../domain/audit-entry.js';
 import { Keyring } from '../../domain/keyring.js';
 import { PROJECT_ROOT } from '../../scripts/dev-server.js';
 
