@@ -22,7 +22,7 @@ import {
 } from '../sandbox/spec.js';
 import { redactSecrets } from '../domain/redact.js';
 import { resolveSecrets, secretsStdin, secretsToRedact, withSecretsFromStdin } from './secret-env.js';
-import type { Vault } from './vault.js';
+import type { Vault } from '../stores/vault.js';
 
 /**
  * Kills every process of an exec's uid and checks, by reading /proc, that none is left (zombies

@@ -1,7 +1,7 @@
 /**
  * An audit entry, as the log and its readers know it: the kinds, the schemas of an entry, an
  * append and a query, and the hash chain's encoding (canonical JSON, sha256 over the previous
- * hash and the entry). The store that keeps entries is activities/audit-store.ts; the API, the CLI and
+ * hash and the entry). The store that keeps entries is stores/audit-store.ts; the API, the CLI and
  * grants use this without opening a database.
  */
 import { createHash } from 'node:crypto';

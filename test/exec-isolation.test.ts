@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActionRecord } from '../domain/action.js';
 import type { ExecResult } from '../domain/agent.js';
-import { openVault } from '../activities/vault.js';
+import { openVault } from '../stores/vault.js';
 import { detectRuntimes } from '../sandbox/docker-engine.js';
 import { createSandboxActivities, MAX_RESULT_JSON_BYTES, RESULT_CUT_MARKER } from '../activities/sandbox.js';
 import { SANDBOX_UID } from '../sandbox/spec.js';

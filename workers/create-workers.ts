@@ -6,7 +6,7 @@ import Docker from 'dockerode';
 import { Client, Connection, type TLSConfig } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createAuditActivities } from '../activities/audit.js';
-import type { AuditStore } from '../activities/audit-store.js';
+import type { AuditStore } from '../stores/audit-store.js';
 import { createControlActivities } from '../activities/control.js';
 import { createAlertActivities, type AlertSettings } from '../activities/alerts.js';
 import { createEmergencyActivities } from '../activities/emergency.js';
@@ -16,7 +16,7 @@ import { createDataConverter, createWorkerDataConverter } from '../domain/data-c
 import { Grants } from '../domain/grants.js';
 import type { PayloadEncryptionCodec } from '../domain/payload-codec.js';
 import type { Policy } from '../domain/policy.js';
-import type { Vault } from '../activities/vault.js';
+import type { Vault } from '../stores/vault.js';
 import { createReaperControlActivities, createReaperSandboxActivities } from '../activities/reaper.js';
 import { CONTROL_TASK_QUEUE, sandboxTaskQueue } from '../workflows/definitions.js';
 import { WORKFLOWS_PATH } from './bundle.js';

@@ -40,8 +40,8 @@ import { prepareCommand } from '../../skills/index.js';
 const run = promisify(execFile);
 
 import { createApp } from '../../api/app.js';
-import { KeyStore } from '../../api/key-store.js';
-import { AuditStore } from '../../activities/audit-store.js';
+import { KeyStore } from '../../stores/key-store.js';
+import { AuditStore } from '../../stores/audit-store.js';
 import { Keyring } from '../../domain/keyring.js';
 import { loadPolicy } from '../../domain/policy.js';
 import { positiveInt } from './env.js';
