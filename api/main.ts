@@ -5,7 +5,7 @@ import Docker from 'dockerode';
 import { Client, Connection } from '@temporalio/client';
 import { temporalTls } from '../domain/temporal-tls.js';
 import { loadConfig } from '../domain/config.js';
-import { createLogger } from '../workers/logger.js';
+import { createLogger } from '../telemetry/logger.js';
 import { join, resolve } from 'node:path';
 import { createApp } from './app.js';
 import { KeyStore } from '../stores/key-store.js';
@@ -14,7 +14,7 @@ import { loadPolicy } from '../domain/policy.js';
 import { Vault } from '../stores/vault.js';
 import { Keyring } from '../domain/keyring.js';
 import { createDataConverter, loadPayloadCodec } from '../domain/data-converter.js';
-import { clientTracingInterceptors, startTracing } from '../workers/tracing.js';
+import { clientTracingInterceptors, startTracing } from '../telemetry/tracing.js';
 
 const config = loadConfig();
 const logger = createLogger('warden-api', config.logLevel);

@@ -15,7 +15,7 @@ import { loadPolicy } from '../domain/policy.js';
 import { AuditStore } from '../stores/audit-store.js';
 import { openVault } from '../stores/vault.js';
 import { createApp } from '../api/app.js';
-import { createLogger } from '../workers/logger.js';
+import { createLogger } from '../telemetry/logger.js';
 import { approveWith, docker, startStack, testPayloadCodec, uniqueId, waitFor, waitForStatus, testAuditOptions } from './helpers.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;

@@ -20,7 +20,7 @@ import type { Vault } from '../stores/vault.js';
 import { createReaperControlActivities, createReaperSandboxActivities } from '../activities/reaper.js';
 import { CONTROL_TASK_QUEUE, sandboxTaskQueue } from '../workflows/definitions.js';
 import { WORKFLOWS_PATH } from './bundle.js';
-import { workerTracingOptions, type Tracing } from './tracing.js';
+import { workerTracingOptions, type Tracing } from '../telemetry/tracing.js';
 
 export interface WorkerOptions {
   temporalAddress: string;
@@ -50,7 +50,7 @@ export interface WorkerOptions {
   identity?: string;
   /** Alert webhooks and their signing secret (none: no alert is raised). */
   alerts?: AlertSettings;
-  /** OpenTelemetry tracing (workers/tracing.ts); the workflows are then bundled with its interceptors, never from workflowBundle. */
+  /** OpenTelemetry tracing (telemetry/tracing.ts); the workflows are then bundled with its interceptors, never from workflowBundle. */
   tracing?: Tracing;
 }
 

@@ -5,7 +5,7 @@
  */
 import { Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import { loadConfig } from '../domain/config.js';
-import { createLogger } from './logger.js';
+import { createLogger } from '../telemetry/logger.js';
 import { join, resolve } from 'node:path';
 import { AuditStore } from '../stores/audit-store.js';
 import { createWorkers } from './create-workers.js';
@@ -16,7 +16,7 @@ import { createDataConverter, loadPayloadCodec } from '../domain/data-converter.
 import { Client, Connection } from '@temporalio/client';
 import { temporalTls } from '../domain/temporal-tls.js';
 import { ensureReaperSchedule } from './reaper-schedule.js';
-import { startTracing } from './tracing.js';
+import { startTracing } from '../telemetry/tracing.js';
 import { loadPolicy } from '../domain/policy.js';
 
 const config = loadConfig();
