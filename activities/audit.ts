@@ -5,7 +5,8 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { ZodError } from 'zod';
-import { AuditEncodingError, AuditIntegrityError, type AuditAppendInput, type AuditStore } from './audit-store.js';
+import { AuditIntegrityError, type AuditStore } from '../stores/audit-store.js';
+import { AuditEncodingError, type AuditAppendInput } from '../domain/audit-entry.js';
 
 /** What a workflow passes to recordAudit (workflows: `import type`). */
 export type RecordAuditInput = AuditAppendInput;

@@ -6,8 +6,8 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { AgentRecord } from '../domain/agent.js';
 import { lockdownMessage } from '../domain/lockdown.js';
 import { agentSecretsQuery, agentStatusQuery } from '../workflows/definitions.js';
-import type { AuditStore } from './audit-store.js';
-import { readLockdown } from './emergency.js';
+import type { AuditStore } from '../stores/audit-store.js';
+import { readLockdown } from '../stores/lockdown-record.js';
 
 /** The execution status of an agent's workflow as the server has it now (Temporal's names), or NOT_FOUND. */
 export async function agentWorkflowState(client: Client, agentId: string): Promise<string> {

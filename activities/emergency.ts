@@ -6,24 +6,9 @@
 import { heartbeat } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Lockdown } from '../domain/lockdown.js';
-import { CAPACITY_WORKFLOW_ID, cancelActionUpdate, lockdownQuery, SearchAttributes, stopSignal } from '../workflows/definitions.js';
-import type { AuditStore } from './audit-store.js';
-import { recordedLockdown } from './lockdown-record.js';
-
-/**
- * The lockdown, failing closed: locked when the capacity workflow holds one or the audit log
- * records one (a capacity workflow that was terminated, or started anew with no lockdown, lifts
- * nothing). An error reading either is thrown, never taken for "no lockdown".
- */
-export async function readLockdown(client: Client, audit: AuditStore): Promise<Lockdown | null> {
-  const recorded = recordedLockdown(audit);
-  try {
-    return (await client.workflow.getHandle(CAPACITY_WORKFLOW_ID).query(lockdownQuery)) ?? recorded;
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return recorded;
-    throw err;
-  }
-}
+import { cancelActionUpdate, SearchAttributes, stopSignal } from '../workflows/definitions.js';
+import type { AuditStore } from '../stores/audit-store.js';
+import { readLockdown, recordedLockdown } from '../stores/lockdown-record.js';
 
 /** Runs fn on every workflow at once: the ids it answered true for (a workflow that has ended: false). */
 async function workflowsWhere(ids: string[], fn: (id: string) => Promise<boolean>): Promise<string[]> {

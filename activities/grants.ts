@@ -14,7 +14,7 @@ import { actionHash, GrantError, type ActionClaims, type ActionSubject, type Gra
 import type { Policy } from '../domain/policy.js';
 import { prepareCommand } from '../skills/index.js';
 import { hasRole, personOf, type Identity } from '../domain/roles.js';
-import { maxRisk, RISK_LEVELS, type RiskLevel } from '../skills/types.js';
+import { maxRisk, RISK_LEVELS, type RiskLevel } from '../domain/risk.js';
 import { WardenError } from '../domain/errors.js';
 
 /** The decision the control worker made itself, from the signed action's parameters. */

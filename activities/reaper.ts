@@ -10,7 +10,7 @@ import type { AgentStatus } from '../domain/agent.js';
 import { containerAlive, type SandboxContainer } from '../domain/reaping.js';
 import { agentStatusQuery, CAPACITY_WORKFLOW_ID, capacityQuery, containerLostUpdate, SearchAttributes } from '../workflows/definitions.js';
 import { agentWorkflowState } from './control.js';
-import { LABELS } from './sandbox.js';
+import { LABELS } from '../sandbox/spec.js';
 
 export function createReaperSandboxActivities(docker: Docker) {
   /** Warden's containers on this host, and only this host's. */

@@ -3,145 +3,26 @@
  * attached to the agent's Docker host (its own task queue) and address the container by its
  * deterministic name, so a retry always finds what an earlier attempt made.
  */
-import { randomInt } from 'node:crypto';
 import { Writable } from 'node:stream';
 import Docker from 'dockerode';
 import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
-import { SANDBOX_SHM_MB, type ExecRequest, type ExecResult, type ResourceLimits, type SandboxRuntime } from '../domain/agent.js';
-import { chooseRuntime, detectRuntimes, SandboxUnavailableError } from './docker-engine.js';
+import type { ExecRequest, ExecResult, ResourceLimits, SandboxRuntime } from '../domain/agent.js';
+import { chooseRuntime, detectRuntimes, SandboxUnavailableError } from '../sandbox/docker-engine.js';
+import {
+  containerName,
+  execUid,
+  LABELS,
+  MiB,
+  SANDBOX_GID,
+  SANDBOX_UID,
+  sandboxContainerOptions,
+  sandboxExecOptions,
+  WORKSPACE,
+  WORKSPACE_MODE,
+} from '../sandbox/spec.js';
 import { redactSecrets } from '../domain/redact.js';
 import { resolveSecrets, secretsStdin, secretsToRedact, withSecretsFromStdin } from './secret-env.js';
-import type { Vault } from './vault.js';
-
-/** The sandbox's PID 1 runs as this uid, which owns the tmpfs mounts; its gid is every exec's group. */
-export const SANDBOX_UID = 10001;
-export const SANDBOX_GID = 10001;
-/**
- * Each exec runs as its own uid, drawn from [2^20, 2^31 - 2] (far above the uids images and hosts
- * hand out), in the shared group: its processes can neither signal nor trace (nor, under runc, read
- * the environment of) another command's, and when it ends everything that uid still runs is killed.
- */
-export const EXEC_UID_MIN = 2 ** 20;
-export const EXEC_UID_MAX = 2 ** 31 - 2;
-export const execUid = (): number => randomInt(EXEC_UID_MIN, EXEC_UID_MAX + 1);
-export const WORKSPACE = '/workspace';
-const WORKSPACE_MODE = '2770';
-export const LABELS = {
-  managed: 'dev.warden.managed',
-  agentId: 'dev.warden.agent-id',
-  host: 'dev.warden.host',
-} as const;
-
-export const containerName = (agentId: string): string => `warden-agent-${agentId}`;
-
-/** PID 1 of the sandbox: exits at once on SIGTERM (a bare `sleep` as PID 1 would ignore it). */
-const SANDBOX_INIT = ['/bin/sh', '-c', "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"];
-
-const MiB = 1024 * 1024;
-
-/**
- * Host tasks a gVisor sandbox may use: measured with trixie's runsc, an idle sandbox holds about
- * 32 host tasks (the Sentry's threads) and each process inside adds one or two more. Hitting the
- * cgroup's pids limit kills the whole gVisor sandbox, so under runsc the process limit is
- * enforced inside by RLIMIT_NPROC (the gVisor kernel counts each uid's processes, so the limit
- * holds per command, every exec having its own uid) and the cgroup limit is only a backstop sized
- * from those numbers.
- */
-export const runscHostTasks = (maxProcesses: number): number => 64 + 4 * maxProcesses;
-
-/** The engine-enforced limits and the always-on hardening of every sandbox. */
-export function sandboxHostConfig(limits: ResourceLimits, runtime: SandboxRuntime, engineRuntime: string): Docker.HostConfig {
-  const owner = `uid=${SANDBOX_UID},gid=${SANDBOX_GID}`;
-  // Under runc, RLIMIT_NPROC would count the uid's processes across every sandbox on the host, so
-  // the pids cgroup alone is the limit there.
-  const processes =
-    runtime === 'runsc'
-      ? { PidsLimit: runscHostTasks(limits.max_processes), Ulimits: [{ Name: 'nproc', Soft: limits.max_processes, Hard: limits.max_processes }] }
-      : { PidsLimit: limits.max_processes };
-  return {
-    Runtime: engineRuntime,
-    NanoCpus: Math.round(limits.cpu_cores * 1e9),
-    Memory: limits.memory_mb * MiB,
-    MemorySwap: limits.memory_mb * MiB, // equal to Memory: no swap
-    ...processes,
-    NetworkMode: limits.network_enabled ? 'bridge' : 'none',
-    ReadonlyRootfs: true,
-    CapDrop: ['ALL'],
-    SecurityOpt: ['no-new-privileges:true'], // the engine's default seccomp profile stays on
-    Tmpfs: {
-      // Shared by the execs' uids through the group; setgid, so new files keep the group (runc copies
-      // the image directory's mode over this one: shareWorkspace sets it again).
-      [WORKSPACE]: `rw,nosuid,nodev,size=${limits.disk_mb}m,${owner},mode=${WORKSPACE_MODE}`,
-      '/tmp': `rw,nosuid,nodev,noexec,size=16m,${owner},mode=1777`,
-    },
-    // The engine's /dev/shm is another writable tmpfs (64 MiB by default): small, and counted in memory_mb.
-    ShmSize: SANDBOX_SHM_MB * MiB,
-    Privileged: false,
-    Init: false,
-    RestartPolicy: { Name: 'no' },
-  };
-}
-
-/** Everything the engine is told about a sandbox container (also used by the benchmark's baseline). */
-export function sandboxContainerOptions(opts: {
-  agentId: string;
-  host: string;
-  image: string;
-  limits: ResourceLimits;
-  runtime: SandboxRuntime;
-  engineRuntime: string;
-}): Docker.ContainerCreateOptions {
-  return {
-    name: containerName(opts.agentId),
-    Image: opts.image,
-    Cmd: SANDBOX_INIT,
-    User: `${SANDBOX_UID}:${SANDBOX_GID}`,
-    WorkingDir: WORKSPACE,
-    Hostname: 'sandbox',
-    Env: [],
-    Labels: { [LABELS.managed]: 'true', [LABELS.agentId]: opts.agentId, [LABELS.host]: opts.host },
-    NetworkDisabled: !opts.limits.network_enabled,
-    HostConfig: sandboxHostConfig(opts.limits, opts.runtime, opts.engineRuntime),
-  };
-}
-
-/**
- * Runs the command under `timeout` (its own process group), then kills everything else its uid
- * still runs: children that left the group (setsid, nohup, daemons) included. Under gVisor a fork
- * bomb's children forked while they were signalled can outlive one kill, so it is repeated while
- * some are left (gVisor's kill(-1) fails once none is; Linux's succeeds while any other process
- * exists, so the count bounds it); the sweep is done by this shell, which exists before the bomb
- * does, with builtins only (forking needs a free slot). The activity checks afterwards, from
- * another exec, that nothing of the uid is left. umask 007: what the command makes stays usable by
- * later commands (other uids, same group). Stdin reaches the command through fd 3, as a background
- * job's own stdin is /dev/null.
- */
-const EXEC_WRAPPER = [
-  't=$1; shift',
-  'umask 007',
-  'exec 3<&0',
-  'timeout --kill-after=2 "$t" "$@" <&3 3<&- &',
-  'pid=$!',
-  'exec 3<&-',
-  'wait "$pid"; rc=$?',
-  'n=0; while kill -KILL -1 2>/dev/null && [ "$n" -lt 1000 ]; do n=$((n + 1)); done',
-  'exit "$rc"',
-].join('\n');
-
-/** How a command is run in the sandbox: as its own uid in the sandbox group, under `timeout`. */
-export function sandboxExecOptions(command: string[], timeoutMs: number, uid: number, stdin = false): Docker.ExecCreateOptions {
-  return {
-    AttachStdin: stdin,
-    Cmd: ['/bin/sh', '-c', EXEC_WRAPPER, 'warden-exec', (timeoutMs / 1000).toFixed(3), ...command],
-    User: `${uid}:${SANDBOX_GID}`,
-    WorkingDir: WORKSPACE,
-    // The uid has no passwd entry; the sandbox user's home was the workspace.
-    Env: [`HOME=${WORKSPACE}`],
-    AttachStdout: true,
-    AttachStderr: true,
-    Tty: false,
-  };
-}
+import type { Vault } from '../stores/vault.js';
 
 /**
  * Kills every process of an exec's uid and checks, by reading /proc, that none is left (zombies

@@ -6,8 +6,8 @@
  * neither), nor in the workflow's history: only the names travel through Temporal.
  */
 import { ApplicationFailure } from '@temporalio/activity';
-import type { Vault } from './vault.js';
-import { VaultError } from './vault.js';
+import type { Vault } from '../stores/vault.js';
+import { VaultError } from '../stores/vault.js';
 
 // One line per name, in order: the value as a single-quoted shell word, with each newline outside
 // the quotes as "$nl" so the word fits on one line. Builtins only: under gVisor, forking a

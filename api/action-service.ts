@@ -19,8 +19,8 @@ import { actionHash, type Grants } from '../domain/grants.js';
 import { isDeadlineExceeded } from './temporal-errors.js';
 import { APPROVALS_REQUIRED, type Policy, type PolicyDecision } from '../domain/policy.js';
 import { hasRole, type Identity } from '../domain/roles.js';
-import type { AuditStore } from '../activities/audit-store.js';
-import type { Vault } from '../activities/vault.js';
+import type { AuditStore } from '../stores/audit-store.js';
+import type { Vault } from '../stores/vault.js';
 import { scrubText } from '../domain/redact.js';
 import type { actionWorkflow } from '../workflows/action.js';
 import {

@@ -18,7 +18,7 @@ import type { Config } from '../domain/config.js';
 import { WardenError } from '../domain/errors.js';
 import { isEncrypted, PayloadCodecError, type PayloadEncryptionCodec } from '../domain/payload-codec.js';
 import { hasRole, type Identity } from '../domain/roles.js';
-import type { KeyStore } from './key-store.js';
+import type { KeyStore } from '../stores/key-store.js';
 import { apiKeyAuth, bearerKey, requireRole, roleRefusal } from './middleware/auth.js';
 import { ErrorSchema, errorResponses, jsonBody, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
 

@@ -3,8 +3,8 @@ import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
 import { RoleSchema } from '../domain/roles.js';
 import { WardenError } from '../domain/errors.js';
-import type { AuditStore } from '../activities/audit-store.js';
-import type { KeyStore } from './key-store.js';
+import type { AuditStore } from '../stores/audit-store.js';
+import type { KeyStore } from '../stores/key-store.js';
 import { requireRole } from './middleware/auth.js';
 import { errorResponses, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
 

@@ -10,7 +10,7 @@ import type { Client } from '@temporalio/client';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { AGENT_STATUSES, SANDBOX_RUNTIMES } from '../domain/agent.js';
 import type { Config } from '../domain/config.js';
-import type { AuditStore } from '../activities/audit-store.js';
+import type { AuditStore } from '../stores/audit-store.js';
 import { SearchAttributes } from '../workflows/definitions.js';
 import { createAuditMetrics } from './audit-metrics.js';
 import { withTimeout, type ContainerUsageReader, type UsageSummary } from './container-usage.js';

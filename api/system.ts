@@ -3,7 +3,7 @@ import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
 import proto from '@temporalio/proto';
 import { AGENT_STATUSES, SandboxRuntimeSchema } from '../domain/agent.js';
-import { chooseRuntime, engineRuntimes, SandboxUnavailableError } from '../activities/docker-engine.js';
+import { chooseRuntime, engineRuntimes, SandboxUnavailableError } from '../sandbox/docker-engine.js';
 import { CONTROL_TASK_QUEUE, sandboxTaskQueue, SearchAttributes } from '../workflows/definitions.js';
 import type { AgentService } from './agent-service.js';
 import type { AppDeps } from './app.js';

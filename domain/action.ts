@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { AgentIdSchema } from './agent.js';
 import { RoleSchema } from './roles.js';
-import { RiskLevelSchema, type RiskLevel } from '../skills/types.js';
+import { RiskLevelSchema, type RiskLevel } from './risk.js';
 
 export const ACTION_TYPES = ['chat', 'skill_execution', 'model_switch', 'api_call', 'file_operation', 'config_change'] as const;
 export const ActionTypeSchema = z.enum(ACTION_TYPES);

@@ -16,7 +16,7 @@ export type SandboxRuntime = z.infer<typeof SandboxRuntimeSchema>;
 
 /**
  * Memory a sandbox's tmpfs mounts can fill besides /workspace (disk_mb): /tmp and /dev/shm
- * (activities/sandbox.ts mounts them at these sizes). Every tmpfs counts towards memory_mb, so
+ * (sandbox/spec.ts mounts them at these sizes). Every tmpfs counts towards memory_mb, so
  * disk_mb + /tmp + /dev/shm must leave at least SANDBOX_PROCESS_ROOM_MB for the processes.
  */
 export const SANDBOX_TMP_MB = 16;

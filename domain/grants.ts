@@ -15,9 +15,9 @@
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { Identity } from './roles.js';
-import type { RiskLevel } from '../skills/types.js';
+import type { RiskLevel } from './risk.js';
 import type { ActionType } from './action.js';
-import { canonicalJson } from '../activities/audit-store.js';
+import { canonicalJson } from './audit-entry.js';
 import type { Keyring } from './keyring.js';
 
 /** What an action does: the fields its hash covers (the same command on two agents hashes differently). */

@@ -13,7 +13,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { maxRisk, RISK_LEVELS, riskRank, RiskLevelSchema, SKILLS, type RiskLevel, type SkillManifest } from '../skills/index.js';
+import { maxRisk, RISK_LEVELS, riskRank, RiskLevelSchema, type RiskLevel } from './risk.js';
+import { SKILLS, type SkillManifest } from '../skills/index.js';
 
 import { ACTION_TYPES, ActionTypeSchema, type ActionType } from './action.js';
 

@@ -4,8 +4,8 @@
  * dir (and so the master key) is trusted with this anyway. The confirmation is on the audit log.
  */
 import { join, resolve } from 'node:path';
-import { AuditStore } from '../activities/audit-store.js';
-import { KeyStore } from '../api/key-store.js';
+import { AuditStore } from '../stores/audit-store.js';
+import { KeyStore } from '../stores/key-store.js';
 import { loadConfig } from '../domain/config.js';
 import { Keyring } from '../domain/keyring.js';
 

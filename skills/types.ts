@@ -4,17 +4,7 @@
  * code may import them (the policy judges and builds commands deterministically).
  */
 import { z } from 'zod';
-
-/** Risk levels, lowest first: low runs at once, medium is flagged, high needs one approval, critical two. */
-export const RISK_LEVELS = ['low', 'medium', 'high', 'critical'] as const;
-export const RiskLevelSchema = z.enum(RISK_LEVELS);
-export type RiskLevel = z.infer<typeof RiskLevelSchema>;
-
-/** The position of a level in RISK_LEVELS: compare two levels with it. */
-export const riskRank = (level: RiskLevel): number => RISK_LEVELS.indexOf(level);
-
-/** The higher of two levels. */
-export const maxRisk = (a: RiskLevel, b: RiskLevel): RiskLevel => (riskRank(a) >= riskRank(b) ? a : b);
+import type { RiskLevel } from '../domain/risk.js';
 
 /** What the sandbox runs for one operation (through execInSandbox, as the sandbox user in /workspace). */
 export interface SkillCommand {

@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_STATUSES } from '../domain/agent.js';
-import { detectRuntimes } from '../activities/docker-engine.js';
+import { detectRuntimes } from '../sandbox/docker-engine.js';
 import { docker, startStack, TEST_HOST, uniqueId, waitFor, waitForStatus } from './helpers.js';
 
 const engine = await detectRuntimes(docker);

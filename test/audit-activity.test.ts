@@ -10,7 +10,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createAuditActivities, type AuditReceipt, type RecordAuditInput } from '../activities/audit.js';
-import { AuditStore } from '../activities/audit-store.js';
+import { AuditStore } from '../stores/audit-store.js';
 import { testAuditOptions } from './helpers.js';
 
 let dir: string;

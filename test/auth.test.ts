@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KeyStore } from '../api/key-store.js';
+import { KeyStore } from '../stores/key-store.js';
 import { ROLES, type Role } from '../domain/roles.js';
 import { startStack } from './helpers.js';
 

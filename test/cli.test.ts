@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 import { serve } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuditStore } from '../activities/audit-store.js';
+import { AuditStore } from '../stores/audit-store.js';
 import { PROJECT_ROOT } from '../scripts/dev-server.js';
 import { freePort } from './global-setup.js';
 import { startStack, uniqueId, waitFor, waitForStatus, testAuditOptions, TEST_MASTER_KEY } from './helpers.js';

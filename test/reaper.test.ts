@@ -10,7 +10,7 @@ import { ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client
 import { PROJECT_ROOT } from '../scripts/dev-server.js';
 import { CAPACITY_WORKFLOW_ID, capacityQuery, containerLostUpdate, stopSignal } from '../workflows/definitions.js';
 import { ADMISSION_GRACE_MS } from '../workflows/capacity.js';
-import { sandboxContainerOptions } from '../activities/sandbox.js';
+import { sandboxContainerOptions } from '../sandbox/spec.js';
 import { ResourceLimitsSchema } from '../domain/agent.js';
 import { ensureReaperSchedule } from '../workers/reaper-schedule.js';
 import { containersOf, docker, recordHistory, startStack, TEST_HOST, TEST_MASTER_KEY, uniqueId, waitFor, waitForStatus } from './helpers.js';

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { AuditStore } from '../activities/audit-store.js';
+import { AuditStore } from '../stores/audit-store.js';
 import { startDevServer, type DevServer } from '../scripts/dev-server.js';
 import { freePort } from './global-setup.js';
 import { approveWith, startStack, submitShell, uniqueId, waitFor, waitForStatus, testAuditOptions } from './helpers.js';

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentRecord, ExecResult } from '../domain/agent.js';
-import { detectRuntimes } from '../activities/docker-engine.js';
+import { detectRuntimes } from '../sandbox/docker-engine.js';
 import { createSandboxActivities } from '../activities/sandbox.js';
 import { DefaultLogger } from '@temporalio/worker';
 import { MockActivityEnvironment } from '@temporalio/testing';

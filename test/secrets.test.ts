@@ -12,10 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { temporal } from '@temporalio/proto';
 import type { ActionRecord } from '../domain/action.js';
 import { loadPolicy } from '../domain/policy.js';
-import { AuditStore } from '../activities/audit-store.js';
-import { openVault } from '../activities/vault.js';
+import { AuditStore } from '../stores/audit-store.js';
+import { openVault } from '../stores/vault.js';
 import { createApp } from '../api/app.js';
-import { createLogger } from '../workers/logger.js';
+import { createLogger } from '../telemetry/logger.js';
 import { approveWith, docker, startStack, testPayloadCodec, uniqueId, waitFor, waitForStatus, testAuditOptions } from './helpers.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;

@@ -1,6 +1,6 @@
 /**
  * The filesystem and shell skills against a real sandbox container (the hardened container
- * options of activities/sandbox.ts, commands run the way execInSandbox runs them), under runc and,
+ * options of sandbox/spec.ts, commands run the way execInSandbox runs them), under runc and,
  * when the engine has it, runsc: the operations work, every path that leads outside the
  * workspace is refused before anything is read, written or deleted, and a process of the agent's
  * own swapping a directory for a symlink mid-operation never gets an operation outside.
@@ -9,8 +9,9 @@ import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { ResourceLimitsSchema } from '../domain/agent.js';
-import { detectRuntimes } from '../activities/docker-engine.js';
-import { sandboxContainerOptions, sandboxExecOptions, execUid, shareWorkspace } from '../activities/sandbox.js';
+import { detectRuntimes } from '../sandbox/docker-engine.js';
+import { shareWorkspace } from '../activities/sandbox.js';
+import { sandboxContainerOptions, sandboxExecOptions, execUid } from '../sandbox/spec.js';
 import { prepareCommand } from '../skills/index.js';
 import { MAX_CONTENT_BYTES } from '../skills/filesystem/content.js';
 import { parseInfo, parseListing, parseStat } from '../skills/filesystem/output.js';

@@ -14,7 +14,7 @@ import { Client, Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { PROJECT_ROOT } from '../scripts/dev-server.js';
 import { createAgentService } from '../api/agent-service.js';
-import { clientTracingInterceptors, startTracing } from '../workers/tracing.js';
+import { clientTracingInterceptors, startTracing } from '../telemetry/tracing.js';
 import { freePort } from './global-setup.js';
 import { containersOf, docker, testConfig, testDataConverter, TEST_MASTER_KEY, uniqueId, waitFor } from './helpers.js';
 

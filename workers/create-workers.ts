@@ -6,7 +6,7 @@ import Docker from 'dockerode';
 import { Client, Connection, type TLSConfig } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createAuditActivities } from '../activities/audit.js';
-import type { AuditStore } from '../activities/audit-store.js';
+import type { AuditStore } from '../stores/audit-store.js';
 import { createControlActivities } from '../activities/control.js';
 import { createAlertActivities, type AlertSettings } from '../activities/alerts.js';
 import { createEmergencyActivities } from '../activities/emergency.js';
@@ -16,11 +16,11 @@ import { createDataConverter, createWorkerDataConverter } from '../domain/data-c
 import { Grants } from '../domain/grants.js';
 import type { PayloadEncryptionCodec } from '../domain/payload-codec.js';
 import type { Policy } from '../domain/policy.js';
-import type { Vault } from '../activities/vault.js';
+import type { Vault } from '../stores/vault.js';
 import { createReaperControlActivities, createReaperSandboxActivities } from '../activities/reaper.js';
 import { CONTROL_TASK_QUEUE, sandboxTaskQueue } from '../workflows/definitions.js';
 import { WORKFLOWS_PATH } from './bundle.js';
-import { workerTracingOptions, type Tracing } from './tracing.js';
+import { workerTracingOptions, type Tracing } from '../telemetry/tracing.js';
 
 export interface WorkerOptions {
   temporalAddress: string;
@@ -50,7 +50,7 @@ export interface WorkerOptions {
   identity?: string;
   /** Alert webhooks and their signing secret (none: no alert is raised). */
   alerts?: AlertSettings;
-  /** OpenTelemetry tracing (workers/tracing.ts); the workflows are then bundled with its interceptors, never from workflowBundle. */
+  /** OpenTelemetry tracing (telemetry/tracing.ts); the workflows are then bundled with its interceptors, never from workflowBundle. */
   tracing?: Tracing;
 }
 

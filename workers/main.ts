@@ -5,18 +5,18 @@
  */
 import { Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import { loadConfig } from '../domain/config.js';
-import { createLogger } from './logger.js';
+import { createLogger } from '../telemetry/logger.js';
 import { join, resolve } from 'node:path';
-import { AuditStore } from '../activities/audit-store.js';
+import { AuditStore } from '../stores/audit-store.js';
 import { createWorkers } from './create-workers.js';
-import { Vault } from '../activities/vault.js';
+import { Vault } from '../stores/vault.js';
 import { Keyring } from '../domain/keyring.js';
-import { KeyIdDirectory } from '../api/key-store.js';
+import { KeyIdDirectory } from '../stores/key-store.js';
 import { createDataConverter, loadPayloadCodec } from '../domain/data-converter.js';
 import { Client, Connection } from '@temporalio/client';
 import { temporalTls } from '../domain/temporal-tls.js';
 import { ensureReaperSchedule } from './reaper-schedule.js';
-import { startTracing } from './tracing.js';
+import { startTracing } from '../telemetry/tracing.js';
 import { loadPolicy } from '../domain/policy.js';
 
 const config = loadConfig();

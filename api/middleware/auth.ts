@@ -5,7 +5,7 @@
 import type { MiddlewareHandler } from 'hono';
 import { getCookie } from 'hono/cookie';
 import { hasRole, type Identity, type Role } from '../../domain/roles.js';
-import type { KeyStore } from '../key-store.js';
+import type { KeyStore } from '../../stores/key-store.js';
 
 export type AuthEnv = { Variables: { identity: Identity } };
 

@@ -4,7 +4,8 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import type { AuditEntry, AuditStore, AuditVerification } from '../../activities/audit-store.js';
+import type { AuditStore } from '../../stores/audit-store.js';
+import type { AuditEntry, AuditVerification } from '../../domain/audit-entry.js';
 import { CliError, EXIT } from './api-client.js';
 import type { Command, CommandContext } from './command.js';
 import { print, printJson } from './output.js';
@@ -31,7 +32,7 @@ const dbOption = { db: { type: 'string' } } as const;
 async function localStore(values: CommandContext['values']): Promise<AuditStore | undefined> {
   if (typeof values.db !== 'string') return undefined;
   if (!existsSync(values.db)) throw new CliError(`no audit log at ${values.db}`, EXIT.usage);
-  const { AuditStore } = await import('../../activities/audit-store.js');
+  const { AuditStore } = await import('../../stores/audit-store.js');
   return AuditStore.open(values.db, { readonly: true, keyring: await masterKeys(values.db) });
 }
 

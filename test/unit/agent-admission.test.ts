@@ -12,7 +12,7 @@ import { checkAgentRequest } from '../../domain/agent-admission.js';
 import { ConfigSchema } from '../../domain/config.js';
 import { hostShortfall } from '../../domain/host-capacity.js';
 import type { Role } from '../../domain/roles.js';
-import { sandboxHostConfig } from '../../activities/sandbox.js';
+import { sandboxHostConfig } from '../../sandbox/spec.js';
 
 const MiB = 1024 * 1024;
 const settings = ConfigSchema.parse({});

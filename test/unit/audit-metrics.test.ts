@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { AuditStore, type AuditAppendInput } from '../../activities/audit-store.js';
+import { AuditStore } from '../../stores/audit-store.js';
+import type { AuditAppendInput } from '../../domain/audit-entry.js';
 import { createAuditMetrics } from '../../api/audit-metrics.js';
 import { Keyring } from '../../domain/keyring.js';
 

@@ -12,17 +12,16 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AuditIntegrityError, AuditStore } from '../../stores/audit-store.js';
 import {
   AuditEncodingError,
   AuditEntrySchema,
-  AuditIntegrityError,
-  AuditStore,
   GENESIS_HASH,
   SYSTEM_ACTORS,
   canonicalJson,
   hashEntry,
   type AuditEntry,
-} from '../../activities/audit-store.js';
+} from '../../domain/audit-entry.js';
 import { Keyring } from '../../domain/keyring.js';
 import { PROJECT_ROOT } from '../../scripts/dev-server.js';
 
@@ -359,7 +358,7 @@ describe('appends from several writers', () => {
 
   it('two processes appending at once, with retried keys, make one contiguous chain', async () => {
     const N = 60;
-    const moduleUrl = pathToFileURL(join(PROJECT_ROOT, 'activities/audit-store.ts')).href;
+    const moduleUrl = pathToFileURL(join(PROJECT_ROOT, 'stores/audit-store.ts')).href;
     const keyringUrl = pathToFileURL(join(PROJECT_ROOT, 'domain/keyring.ts')).href;
     // Both processes also write a shared set of keys, like a retry landing on another worker.
     const script = (name: string) => `

@@ -7,9 +7,9 @@ import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { AuditStore } from '../../activities/audit-store.js';
-import { Vault } from '../../activities/vault.js';
-import { KeyStore } from '../../api/key-store.js';
+import { AuditStore } from '../../stores/audit-store.js';
+import { Vault } from '../../stores/vault.js';
+import { KeyStore } from '../../stores/key-store.js';
 import { Keyring } from '../../domain/keyring.js';
 import { ensurePrivateFile } from '../../domain/private-files.js';
 

@@ -12,7 +12,7 @@ import {
   sandboxContainerOptions,
   sandboxHostConfig,
   WORKSPACE,
-} from '../../activities/sandbox.js';
+} from '../../sandbox/spec.js';
 
 const MiB = 1024 * 1024;
 const limits = (over: Partial<ResourceLimits> = {}): ResourceLimits => ResourceLimitsSchema.parse(over);

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { KeyIdDirectory, KeyStore } from '../../api/key-store.js';
+import { KeyIdDirectory, KeyStore } from '../../stores/key-store.js';
 
 it('knows no id before the key store exists, then every key made, revoked ones too, without writing', () => {
   const dir = mkdtempSync(join(tmpdir(), 'warden-key-ids-'));

@@ -1,5 +1,5 @@
 /**
- * Persons behind keys (api/key-store.ts): who a key counts as for approvals, who may confirm it,
+ * Persons behind keys (stores/key-store.ts): who a key counts as for approvals, who may confirm it,
  * and the host's confirmation script run as an operator would.
  */
 import { execFile } from 'node:child_process';
@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, expect, it } from 'vitest';
-import { AuditStore } from '../../activities/audit-store.js';
-import { KeyStore } from '../../api/key-store.js';
+import { AuditStore } from '../../stores/audit-store.js';
+import { KeyStore } from '../../stores/key-store.js';
 import { Keyring } from '../../domain/keyring.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'warden-persons-'));

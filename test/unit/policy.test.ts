@@ -17,7 +17,8 @@ import {
   type PolicyDecision,
 } from '../../domain/policy.js';
 import { assessAction } from '../../domain/action-decision.js';
-import { riskRank, SKILLS } from '../../skills/index.js';
+import { riskRank } from '../../domain/risk.js';
+import { SKILLS } from '../../skills/index.js';
 
 const policy = loadPolicy();
 

@@ -8,7 +8,7 @@
 import fc from 'fast-check';
 import { Hono } from 'hono';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { KeyStore } from '../../api/key-store.js';
+import { KeyStore } from '../../stores/key-store.js';
 import { apiKeyAuth, type AuthEnv } from '../../api/middleware/auth.js';
 import { authFailureLimit, clientAddress, MemoryRateLimitStore, rateLimit } from '../../api/middleware/rate-limit.js';
 import { loadConfig } from '../../domain/config.js';

@@ -5,7 +5,7 @@ import {
   engineRuntimes,
   SandboxUnavailableError,
   type EngineRuntimes,
-} from '../../activities/docker-engine.js';
+} from '../../sandbox/docker-engine.js';
 import type { SandboxRuntime } from '../../domain/agent.js';
 
 /** What `docker info` reports for the engine's default runtimes. */

@@ -1,17 +1,8 @@
 /** Skill manifests: path and parameter schemas, JSON Schema export, look-up errors, and argv built without interpolation. */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import {
-  getOperation,
-  getSkill,
-  maxRisk,
-  prepareCommand,
-  riskRank,
-  SKILLS,
-  SkillError,
-  toJsonSchema,
-  RISK_LEVELS,
-} from '../../skills/index.js';
+import { maxRisk, riskRank, RISK_LEVELS } from '../../domain/risk.js';
+import { getOperation, getSkill, prepareCommand, SKILLS, SkillError, toJsonSchema } from '../../skills/index.js';
 import { contentChunks, CONTENT_CHUNK_CHARS, MAX_CONTENT_BYTES, toBase64 } from '../../skills/filesystem/content.js';
 import { WorkspaceEntrySchema, WorkspacePathSchema } from '../../skills/filesystem/paths.js';
 import { FS_SCRIPT_NAME } from '../../skills/filesystem/scripts.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { Keyring } from '../../domain/keyring.js';
-import { openVault, Vault, VaultError } from '../../activities/vault.js';
+import { openVault, Vault, VaultError } from '../../stores/vault.js';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'warden-vault-'));
 const masterKey = () => randomBytes(32).toString('base64');

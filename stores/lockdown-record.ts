@@ -1,0 +1,55 @@
+/**
+ * The lockdown as it is recorded: by the capacity workflow, which holds it, and by the audit log,
+ * its record of truth. The log is outside Temporal, so whoever can reach Temporal's port and
+ * terminate the capacity workflow cannot erase it. Read by the API and by the activities.
+ */
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { z } from 'zod';
+import type { Lockdown } from '../domain/lockdown.js';
+import type { AuditStore } from './audit-store.js';
+import { CAPACITY_WORKFLOW_ID, lockdownQuery } from '../workflows/definitions.js';
+
+const RecordedLockdownSchema = z.object({
+  since: z.string(),
+  by: z.string(),
+  by_name: z.string(),
+  reason: z.string(),
+  stop: z.number(),
+  stop_workflow_id: z.string().optional(),
+});
+
+/**
+ * The lockdown as the audit log records it: the newest system.lockdown entry, unless a
+ * system.lockdown_lifted entry came after it.
+ */
+export function recordedLockdown(audit: AuditStore): Lockdown | null {
+  const [locked] = audit.list({ kind: 'system.lockdown', limit: 1 });
+  if (!locked) return null;
+  const [lifted] = audit.list({ kind: 'system.lockdown_lifted', limit: 1 });
+  if (lifted && lifted.seq > locked.seq) return null;
+  const parsed = RecordedLockdownSchema.safeParse(locked.details);
+  if (parsed.success) return parsed.data;
+  // Fail closed: a lockdown entry whose details do not read is a lockdown all the same.
+  return {
+    since: locked.at,
+    by: locked.actor ?? 'unknown',
+    by_name: locked.actor ?? 'unknown',
+    reason: `see audit entry ${locked.seq}`,
+    stop: 0,
+  };
+}
+
+/**
+ * The lockdown, failing closed: locked when the capacity workflow holds one or the audit log
+ * records one (a capacity workflow that was terminated, or started anew with no lockdown, lifts
+ * nothing). An error reading either is thrown, never taken for "no lockdown".
+ */
+export async function readLockdown(client: Client, audit: AuditStore): Promise<Lockdown | null> {
+  const recorded = recordedLockdown(audit);
+  try {
+    return (await client.workflow.getHandle(CAPACITY_WORKFLOW_ID).query(lockdownQuery)) ?? recorded;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return recorded;
+    throw err;
+  }
+}
