@@ -199,6 +199,20 @@ it('an agent does not stop on its idle timer while an action runs in it', async 
   await waitForStatus(stack.api, idle, ['stopped'], 60_000);
 }, 90_000);
 
+it("a seed client's request (the operation inside the parameters, or none for a one-operation skill) runs like Warden's own", async () => {
+  const seed = await as(key.operator, 'POST', '/api/actions', {
+    action_type: 'skill_execution', skill_id: 'filesystem', agent_id: agentId, parameters: { operation: 'list' }, wait_seconds: 30,
+  });
+  expect(seed.status).toBe(202);
+  expect(seed.body).toMatchObject({ status: 'completed', operation: 'list', parameters: {}, security_level: 'low' });
+  const shell = await as(key.operator, 'POST', '/api/actions', { action_type: 'skill_execution', skill_id: 'shell', agent_id: agentId, parameters: { command: 'true' } });
+  expect(shell.body).toMatchObject({ status: 'pending', operation: 'exec', security_level: 'high' });
+  expect((await as(key.approverA, 'POST', `/api/actions/${shell.body.id}/approve`, { approved: false, params_hash: shell.body.params_hash })).status).toBe(200);
+  const unclear = await as(key.operator, 'POST', '/api/actions', { action_type: 'skill_execution', skill_id: 'filesystem', agent_id: agentId, parameters: { path: 'x' } });
+  expect(unclear.status).toBe(400);
+  expect(JSON.stringify(unclear.body)).toMatch(/operation: required, at the top level or as parameters\.operation \(filesystem has read/);
+});
+
 describe('refusals', () => {
   it('a rejection ends the action and it never runs', async () => {
     const res = await submit(key.operator, 'shell', 'exec', { command: 'touch rejected.txt' });
