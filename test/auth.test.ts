@@ -55,6 +55,7 @@ const ROUTES: Array<[method: string, path: string, body: unknown, needs: Role, a
   ['GET', '/api/keys', undefined, 'admin', 200],
   ['POST', '/api/keys', {}, 'admin', 400],
   ['DELETE', '/api/keys/key_000000000000', undefined, 'admin', 404],
+  ['POST', '/api/keys/key_000000000000/confirm', undefined, 'admin', 404],
   ['GET', '/api/secrets', undefined, 'admin', 200],
   ['PUT', '/api/secrets/MATRIX_SECRET', {}, 'admin', 400],
   ['DELETE', '/api/secrets/NO_SUCH_SECRET', undefined, 'admin', 404],
@@ -87,6 +88,37 @@ describe.each(ROUTES)('%s %s', (method, path, body, needs, allowed) => {
       expect(res.body.error?.message).toBe(`this needs the ${needs} role; the key test ${role} has ${role}`);
     }
   });
+});
+
+it('covers exactly the routes of the OpenAPI document, each with an expected role', async () => {
+  const doc = (await (await stack.realApp.request('/openapi.json')).json()) as { paths: Record<string, Record<string, unknown>> };
+  const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'];
+  const documented = Object.entries(doc.paths).flatMap(([template, item]) =>
+    Object.entries(item).filter(([m]) => METHODS.includes(m)).map(([m, op]) => ({
+      route: `${m.toUpperCase()} ${template}`,
+      template,
+      method: m.toUpperCase(),
+      open: Array.isArray((op as { security?: unknown[] }).security) && (op as { security: unknown[] }).security.length === 0,
+    })),
+  );
+  // The routes the document declares open (security: []): readiness, and the codec's sign-in and sign-out, which take the key in the request itself.
+  expect(documented.filter((d) => d.open).map((d) => d.route).sort()).toEqual(['DELETE /codec/session', 'GET /readyz', 'POST /codec/session', 'POST /codec/sign-out']);
+  // A documented path template as a pattern for concrete paths: /api/agents/{id} matches /api/agents/x.
+  const matches = (template: string, path: string) =>
+    new RegExp(`^${template.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\\?\{[^}]+\\?\}/g, '[^/]+')}$`).test(path);
+  const covered = new Set<string>();
+  const undocumented: string[] = [];
+  for (const [method, path] of ROUTES) {
+    const exact = documented.filter((d) => d.method === method && d.template === path); // a fixed path wins over a template
+    const hits = exact.length ? exact : documented.filter((d) => d.method === method && matches(d.template, path));
+    if (hits.length > 1) throw new Error(`${method} ${path} matches several documented routes: ${hits.map((d) => d.route).join(', ')}`);
+    if (hits[0]) covered.add(hits[0].route);
+    else undocumented.push(`${method} ${path}`);
+  }
+  // Served but not in the document: the export streams NDJSON, not a JSON answer.
+  expect(undocumented, 'rows of ROUTES that are no documented route').toEqual(['GET /api/audit-logs/export']);
+  const missing = documented.filter((d) => !d.open && !covered.has(d.route)).map((d) => d.route);
+  expect(missing, 'documented routes with no row in ROUTES (add the least role each needs)').toEqual([]);
 });
 
 it('probes and docs need no key', async () => {
