@@ -20,10 +20,12 @@ import { createSandboxActivities, MAX_RESULT_JSON_BYTES, RESULT_CUT_MARKER, SAND
 import { DefaultLogger } from '@temporalio/worker';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { approveWith, docker, startStack, uniqueId, waitFor, waitForStatus } from './helpers.js';
+import { requireOrSkip } from './require-or-skip.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 const engine = await detectRuntimes(docker);
 const runtimes = (['runc', 'runsc'] as const).filter((r) => engine.names[r]);
+requireOrSkip(runtimes.includes('runsc'), 'gVisor (runsc)', 'the Docker engine has no runsc runtime registered (scripts/setup-docker.sh installs it)');
 const CANARY = `canary-${randomBytes(16).toString('hex')}`;
 let operator: string;
 let approver: string;
