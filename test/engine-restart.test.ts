@@ -54,6 +54,13 @@ const ours = requireOrSkip(
   `the engine is not ours to restart (${process.env.DOCKER_HOST ? `DOCKER_HOST is ${process.env.DOCKER_HOST}` : !existsSync(PID_FILE) ? `no ${PID_FILE}` : 'not root'})`,
 );
 
+// The test covers runsc agents only when the engine has gVisor: without it, that part is missing, said so.
+requireOrSkip(
+  Boolean((await docker.info()).Runtimes?.runsc),
+  'gVisor (runsc) for the engine-restart test',
+  'the Docker engine has no runsc runtime registered (scripts/setup-docker.sh installs it)',
+);
+
 it.runIf(ours)(
   'after a Docker engine restart no agent claims to run in a lost container: each ends in error saying the engine stopped it or, under on-failure, runs in a new sandbox; the reaper removes what is left',
   async () => {
