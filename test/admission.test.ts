@@ -96,6 +96,22 @@ describe('who may ask for what', () => {
     await expect(stack.client.workflow.getHandle(agent_id).describe()).rejects.toThrow();
   });
 
+  it.each([
+    ['runtime runc', { runtime: 'runc', resource_limits: small }, {}],
+    ['network_enabled', { runtime: 'runc', resource_limits: { ...small, network_enabled: true } }, { resource_limits: { network_enabled: true } }],
+    ['memory_mb above the operator maximum', { runtime: 'runc', resource_limits: { ...small, memory_mb: 3072 } }, { resource_limits: { memory_mb: 3072 } }],
+    ['disk_mb above the operator maximum', { runtime: 'runc', resource_limits: { ...small, memory_mb: 2048, disk_mb: 1100 } }, { resource_limits: { disk_mb: 1100 } }],
+    ['cpu_cores above the operator maximum', { runtime: 'runc', resource_limits: { ...small, cpu_cores: 2.5 } }, { resource_limits: { cpu_cores: 2.5 } }],
+    ['max_processes above the operator maximum', { runtime: 'runc', resource_limits: { ...small, max_processes: 1024 } }, { resource_limits: { max_processes: 1024 } }],
+  ])('an admin asking for %s is admitted (201) with what was asked', async (_what, asked, recorded) => {
+    const agent_id = uniqueId('adm');
+    const res = await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id, ...asked });
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject(recorded);
+    if (_what === 'runtime runc') expect((await waitForStatus(stack.api, agent_id, ['running', 'error'])).sandbox_runtime).toBe('runc');
+    await stack.api('POST', `/api/agents/${agent_id}/stop`, { force: true });
+  });
+
   it('an operator within the maxima, under the sandbox runtime, is admitted', async () => {
     const agent_id = uniqueId('op-ok');
     const res = await as(operator, 'POST', '/api/agents', { skill_id: 'shell', agent_id, resource_limits: small });

@@ -6,8 +6,8 @@
  *
  * The engine is restarted once per run of this file (it stops every container on the machine,
  * other test runs' included): SIGTERM to dockerd, then scripts/setup-docker.sh starts it again
- * the way it was started. Skipped when that engine is not ours to restart (DOCKER_HOST, no
- * dockerd pid file, not root).
+ * the way it was started. When that engine is not ours to restart (DOCKER_HOST, no dockerd pid
+ * file, not root) the file fails saying so, or is skipped under WARDEN_ALLOW_SKIP=1.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -17,6 +17,7 @@ import { PROJECT_ROOT } from '../scripts/dev-server.js';
 import type { AgentRecord } from '../domain/agent.js';
 import { containersOf, docker, startStack, TEST_HOST, uniqueId, waitFor, waitForStatus } from './helpers.js';
 import { triggerReaper } from './reaper-runs.js';
+import { requireOrSkip } from './require-or-skip.js';
 
 const PID_FILE = '/var/run/docker.pid';
 const restartable = !process.env.DOCKER_HOST && existsSync(PID_FILE) && process.getuid?.() === 0;
@@ -47,7 +48,20 @@ async function restartEngine() {
   await waitFor('the engine to answer again', () => docker.ping().then(() => true), 180_000);
 }
 
-it.skipIf(!restartable)(
+const ours = requireOrSkip(
+  restartable,
+  'a Docker engine this run may restart',
+  `the engine is not ours to restart (${process.env.DOCKER_HOST ? `DOCKER_HOST is ${process.env.DOCKER_HOST}` : !existsSync(PID_FILE) ? `no ${PID_FILE}` : 'not root'})`,
+);
+
+// The test covers runsc agents only when the engine has gVisor: without it, that part is missing, said so.
+requireOrSkip(
+  Boolean((await docker.info()).Runtimes?.runsc),
+  'gVisor (runsc) for the engine-restart test',
+  'the Docker engine has no runsc runtime registered (scripts/setup-docker.sh installs it)',
+);
+
+it.runIf(ours)(
   'after a Docker engine restart no agent claims to run in a lost container: each ends in error saying the engine stopped it or, under on-failure, runs in a new sandbox; the reaper removes what is left',
   async () => {
     const runtimes = (await docker.info()).Runtimes?.runsc ? (['runc', 'runsc'] as const) : (['runc'] as const);

@@ -21,10 +21,12 @@ import { SANDBOX_UID } from '../sandbox/spec.js';
 import { DefaultLogger } from '@temporalio/worker';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { approveWith, docker, startStack, uniqueId, waitFor, waitForStatus } from './helpers.js';
+import { requireOrSkip } from './require-or-skip.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 const engine = await detectRuntimes(docker);
 const runtimes = (['runc', 'runsc'] as const).filter((r) => engine.names[r]);
+requireOrSkip(runtimes.includes('runsc'), 'gVisor (runsc)', 'the Docker engine has no runsc runtime registered (scripts/setup-docker.sh installs it)');
 const CANARY = `canary-${randomBytes(16).toString('hex')}`;
 let operator: string;
 let approver: string;

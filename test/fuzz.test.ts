@@ -11,6 +11,9 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { arbitraryOf, deref, validate, type JsonSchema, type OpenApiDocument } from './openapi-schema.js';
 import { startStack, stopLiveAgents, waitFor, waitForStatus } from './helpers.js';
+import { ACTION_TYPES, type ActionRecord } from '../domain/action.js';
+import { APPROVALS_REQUIRED } from '../domain/policy.js';
+import { riskRank, type RiskLevel } from '../domain/risk.js';
 
 const MAX_BODY = 64 * 1024;
 const RUNS = Number(process.env.WARDEN_FUZZ_RUNS ?? 80);
@@ -209,12 +212,16 @@ describe('actions with generated parameters on a live agent', () => {
     const submit = operations().find((op) => op.method === 'POST' && op.path === '/api/actions')!;
     const getAction = operations().find((op) => op.method === 'GET' && op.path === '/api/actions/{id}')!;
     const getAgent = operations().find((op) => op.method === 'GET' && op.path === '/api/agents/{id}')!;
-    const skills: Array<{ id: string; operations: Array<{ name: string; parameters: JsonSchema }> }> = (await stack.api('GET', '/api/skills')).body.skills;
+    const skills: Array<{ id: string; operations: Array<{ name: string; risk: RiskLevel; parameters: JsonSchema }> }> = (await stack.api('GET', '/api/skills')).body.skills;
+    // Every action type with every skill operation: a type that does not fit its skill is refused.
     const requests = fc
-      .constantFrom(...skills.flatMap((skill) => skill.operations.map((op) => ({ skill: skill.id, op: op.name, schema: op.parameters }))))
-      .chain(({ skill, op, schema }) =>
+      .record({
+        action_type: fc.constantFrom(...ACTION_TYPES),
+        target: fc.constantFrom(...skills.flatMap((skill) => skill.operations.map((op) => ({ skill: skill.id, op: op.name, schema: op.parameters })))),
+      })
+      .chain(({ action_type, target: { skill, op, schema } }) =>
         fc.record({
-          action_type: fc.constant('skill_execution'),
+          action_type: fc.constant(action_type),
           skill_id: fc.constant(skill),
           operation: fc.constant(op),
           agent_id: fc.constant(agentId),
@@ -229,13 +236,44 @@ describe('actions with generated parameters on a live agent', () => {
         if (problems.length) failures.push(`${res.url} ${JSON.stringify(body).slice(0, 200)}: ${problems.slice(0, 3).join('; ')}`);
         if (res.status === 202) submitted.push(JSON.parse(res.text).id);
       }),
-      { numRuns: Math.ceil(RUNS / 3) },
+      {
+        numRuns: Math.ceil(RUNS / 3),
+        // Always among the runs, so the oracle below sees both: one that runs at once, one held for approval.
+        examples: [
+          [{ action_type: 'skill_execution', skill_id: 'filesystem', operation: 'list', agent_id: agentId, parameters: { path: '.' } }],
+          [{ action_type: 'skill_execution', skill_id: 'shell', operation: 'exec', agent_id: agentId, parameters: { command: 'echo fuzz' } }],
+        ],
+      },
     );
     expect(failures).toEqual([]);
     expect(submitted.length).toBeGreaterThan(0);
     // The records, as they are now (pending, running, completed, failed, rejected), and the agent's.
     for (const id of submitted) expect(nonConformance(getAction, await send(getAction, { params: { id }, query: [], auth: 'viewer' }))).toEqual([]);
     expect(nonConformance(getAgent, await send(getAgent, { params: { id: agentId }, query: [], auth: 'viewer' }))).toEqual([]);
+
+    // The security oracle, once each action has run or waits for a decision (nobody approves here).
+    const risk = new Map(skills.flatMap((skill) => skill.operations.map((op) => [`${skill.id}.${op.name}`, op.risk] as const)));
+    const records: ActionRecord[] = await waitFor('the actions to settle', async () => {
+      const now = await Promise.all(submitted.map(async (id) => (await stack.api('GET', `/api/actions/${id}`)).body as ActionRecord));
+      return now.every((r) => FINAL.includes(r.status) || r.status === 'pending') && now;
+    }, 120_000);
+    const breaches = records.flatMap((r) => {
+      const found: string[] = [];
+      const named = `${r.id} ${r.action_type} ${r.skill_id}.${r.operation} (${r.status}, ${r.security_level})`;
+      const granted = r.approvals.filter((a) => a.approved).length;
+      const defaultRisk = r.action_type === 'skill_execution' ? risk.get(`${r.skill_id}.${r.operation}`) : undefined;
+      if (r.action_type === 'skill_execution' && !defaultRisk) found.push(`${named}: accepted without a known skill operation`);
+      if (defaultRisk && riskRank(r.security_level) < riskRank(defaultRisk)) found.push(`${named}: below the operation's default risk ${defaultRisk}`);
+      // (A denial is recorded as rejected at critical with no approvals to wait for.)
+      if (r.status !== 'rejected' && r.approvals_required < APPROVALS_REQUIRED[r.security_level]) found.push(`${named}: needs ${r.approvals_required} approvals, its level ${APPROVALS_REQUIRED[r.security_level]}`);
+      if (r.status === 'completed' && granted < r.approvals_required) found.push(`${named}: completed with ${granted} of ${r.approvals_required} approvals`);
+      if (r.skill_id === 'shell' && r.status === 'completed' && granted === 0) found.push(`${named}: a shell command completed without an approval`);
+      return found;
+    });
+    expect(breaches).toEqual([]);
+    // The oracle saw both kinds: actions that ran at once and shell commands held for approval.
+    expect(records.some((r) => r.status === 'completed')).toBe(true);
+    expect(records.some((r) => r.skill_id === 'shell' && r.status === 'pending')).toBe(true);
   });
 });
 

@@ -1,5 +1,5 @@
 /** What the integration tests share: a client and in-process workers on the suite's dev server. */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
@@ -209,9 +209,17 @@ export async function containersOf(agentId: string) {
   return docker.listContainers({ all: true, filters: { label: [`dev.warden.agent-id=${agentId}`] } });
 }
 
-/** With WARDEN_RECORD_HISTORIES=1, saves a workflow's history for the replay test (test/histories/). */
+/**
+ * With WARDEN_RECORD_HISTORIES=1, saves a workflow's history for the replay test (test/histories/).
+ * A history already there is kept (test/history-checksums.test.ts pins it): to record anew, give
+ * the new history a new name beside the old.
+ */
 export async function recordHistory(name: string, workflowId: string) {
   if (process.env.WARDEN_RECORD_HISTORIES !== '1') return;
+  if (existsSync(`test/histories/${name}.json`)) {
+    console.warn(`test/histories/${name}.json kept: recorded histories are never overwritten; record under a new name`);
+    return;
+  }
   // The CLI writes the proto3 JSON that historyFromJSON reads back.
   const json = execFileSync(await temporalCli(), [
     'workflow', 'show', '--workflow-id', workflowId, '--output', 'json', '--address', inject('temporalAddress'),

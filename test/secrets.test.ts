@@ -278,7 +278,27 @@ describe('the canary sweep', () => {
     expect((await finalAction(running.body.id)).result!.stdout).toBe('[REDACTED:CANARY_SECRET]\n');
   });
 
-  it('is in no Temporal history, as raw bytes or base64', async () => {
+  it('is in no Temporal history: raw bytes, base64, or any payload or failure decoded with the codec', async () => {
+    // Every payload is encrypted, so the raw bytes alone would hide a canary in any activity input or
+    // result: each payload (failure attributes included, which the failure converter encrypts) is
+    // decrypted and its plaintext swept too.
+    const codec = testPayloadCodec({ allowPlaintext: true });
+    const decoded: Buffer[] = [];
+    const failureAttributes: string[] = [];
+    let encrypted = 0;
+    const sweep = (node: unknown, field = ''): void => {
+      if (!node || typeof node !== 'object' || node instanceof Uint8Array) return;
+      const payload = node as { metadata?: Record<string, Uint8Array>; data?: Uint8Array | null };
+      if (payload.metadata && payload.metadata.encoding instanceof Uint8Array) {
+        if (Buffer.from(payload.metadata.encoding).toString() === 'binary/encrypted') encrypted++;
+        const plain = codec.decrypt({ metadata: payload.metadata, data: payload.data ?? undefined });
+        decoded.push(...Object.values(plain.metadata ?? {}).map((v) => Buffer.from(v)), Buffer.from(plain.data ?? []));
+        if (field === 'encodedAttributes') failureAttributes.push(Buffer.from(plain.data ?? []).toString());
+        return;
+      }
+      for (const [key, value] of Object.entries(node)) sweep(value, key);
+    };
+    const raw: Buffer[] = [];
     let histories = 0;
     for await (const wf of stack.client.workflow.list()) {
       let nextPageToken: Uint8Array | undefined;
@@ -290,11 +310,24 @@ describe('the canary sweep', () => {
         });
         const bytes = Buffer.from(temporal.api.workflowservice.v1.GetWorkflowExecutionHistoryResponse.encode(page).finish());
         expect(leaks(bytes), `history of ${wf.workflowId}`).toEqual([]);
+        raw.push(bytes);
+        const before = decoded.length;
+        sweep(page.history?.events);
+        expect(leaks(Buffer.concat(decoded.slice(before))), `decoded payloads of ${wf.workflowId}`).toEqual([]);
         nextPageToken = page.nextPageToken?.length ? page.nextPageToken : undefined;
       } while (nextPageToken);
       histories++;
     }
     expect(histories).toBeGreaterThan(5);
+    expect(encrypted).toBeGreaterThan(histories);
+    // The positive control: text of an action's parameters is hidden in the raw bytes and found
+    // once decoded, so a canary inside any payload would have been found too.
+    const known = 'canary: $CANARY_SECRET';
+    expect(Buffer.concat(raw).includes(known)).toBe(false);
+    expect(Buffer.concat(decoded).includes(known)).toBe(true);
+    // And failures: the activity failure of the deleted secret is read from its encrypted attributes.
+    expect(Buffer.concat(raw).includes('no secret named SOON_GONE')).toBe(false);
+    expect(failureAttributes.some((f) => f.includes('no secret named SOON_GONE'))).toBe(true);
   });
 
   it('is in no log line', () => {

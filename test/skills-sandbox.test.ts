@@ -16,10 +16,12 @@ import { prepareCommand } from '../skills/index.js';
 import { MAX_CONTENT_BYTES } from '../skills/filesystem/content.js';
 import { parseInfo, parseListing, parseStat } from '../skills/filesystem/output.js';
 import { FS_EXIT } from '../skills/filesystem/scripts.js';
+import { requireOrSkip } from './require-or-skip.js';
 
 const docker = new Docker();
 const engine = await detectRuntimes(docker);
 const runtimes = (['runc', 'runsc'] as const).filter((r) => engine.names[r]);
+requireOrSkip(runtimes.includes('runsc'), 'gVisor (runsc)', 'the Docker engine has no runsc runtime registered (scripts/setup-docker.sh installs it)');
 const limits = ResourceLimitsSchema.parse({ cpu_cores: 1, memory_mb: 128, disk_mb: 16, max_processes: 64 });
 
 interface Run {

@@ -56,6 +56,11 @@ it('an agent survives its worker being killed while provisioning and while stopp
     (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'createSandbox',
   );
   expect(creates).toHaveLength(1); // one activity, retried by the server, not scheduled twice
+  // The kill landed mid-create: the attempt that completed it was a retry, on the second worker.
+  const createStarted = history.events!.find(
+    (e) => e.activityTaskStartedEventAttributes && Number(e.activityTaskStartedEventAttributes.scheduledEventId) === Number(creates[0]!.eventId),
+  );
+  expect(createStarted?.activityTaskStartedEventAttributes?.attempt).toBeGreaterThan(1);
   await recordHistory('worker-killed', id);
 }, 240_000);
 

@@ -1,6 +1,7 @@
 /**
  * screenText(): each category with texts that must and must not fire, normalisation, decoding,
- * bounded work on a megabyte, and the detection and false-positive rates on the held-out set
+ * a megabyte of pathological input screened to its exact result (how fast is measured by
+ * test/bench/injection-rates.ts, not here), and the detection and false-positive rates on the held-out set
  * (test/fixtures/injection/holdout.jsonl, never used for tuning; see the README there).
  */
 import { readFileSync } from 'node:fs';
@@ -268,7 +269,7 @@ describe('result shape', () => {
   });
 });
 
-describe('bounded work', () => {
+describe('a megabyte of pathological input', () => {
   const megabyte = (unit: string) => unit.repeat(Math.ceil((1 << 20) / unit.length)).slice(0, 1 << 20);
   const longBenign = loadSamples('dev.jsonl')
     .filter((s) => s.label === 'benign' && s.kind.startsWith('long_'))
@@ -280,14 +281,14 @@ describe('bounded work', () => {
   });
 
   it.each([
-    ['percent escapes on one line', '%41'],
-    ['base64 alphabet without end', 'QUJDREVGR0hJSktMTU5P'],
-    ['look-alikes in every word', 'p\u0430ypal '],
-    ['zero-width characters in every word', 'a\u200bb '],
-    ['single spaced letters', 'a '],
-    ['trigger words only', 'ignore previous system '],
-  ])('finishes a megabyte of %s', (_, unit) => {
-    expect(INJECTION_CATEGORIES).toEqual(expect.arrayContaining(screenText(megabyte(unit)).categories));
+    ['percent escapes on one line', '%41', []],
+    ['base64 alphabet without end', 'QUJDREVGR0hJSktMTU5P', []],
+    ['look-alikes in every word', 'p\u0430ypal ', ['obfuscation']],
+    ['zero-width characters in every word', 'a\u200bb ', ['obfuscation']],
+    ['single spaced letters', 'a ', []],
+    ['trigger words only', 'ignore previous system ', []],
+  ])('screens a megabyte of %s to its exact result', (_, unit, categories) => {
+    expect(screenText(megabyte(unit))).toMatchObject({ verdict: 'clean', categories });
   });
 });
 
