@@ -34,7 +34,7 @@ export function startTracing(endpoint: string, serviceName: string): Tracing {
 }
 
 /** The workflow interceptors module: bundled into the workflow code only when tracing is on. */
-const WORKFLOW_TRACING_MODULE = createRequire(import.meta.url).resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors');
+export const WORKFLOW_TRACING_MODULE = createRequire(import.meta.url).resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors');
 
 /** What a worker adds for tracing: interceptors and the sink workflows export their spans through. */
 export function workerTracingOptions(tracing: Tracing): Pick<WorkerOptions, 'interceptors' | 'sinks'> {

@@ -19,6 +19,10 @@ import { containersOf, docker, recordHistory, startStack, submitShell, TEST_HOST
 import Docker from 'dockerode';
 import { WorkflowFailedError } from '@temporalio/client';
 import { createWorkers } from '../workers/create-workers.js';
+import { WORKFLOWS_PATH } from '../workers/bundle.js';
+import { Worker } from '@temporalio/worker';
+import { WORKFLOW_TRACING_MODULE } from '../telemetry/tracing.js';
+import { createWorkerDataConverter } from '../domain/data-converter.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 
@@ -193,7 +197,7 @@ describe('the emergency stop', () => {
     expect(res.body).toMatchObject({ locked: true, already_locked: false, completed: true, lockdown: { by_name: 'test admin', reason: 'drill: everything stops' } });
     report = res.body.report;
     expect(report.stop_workflow_id).toBe(res.body.stop_workflow_id);
-    expect(report.stop_workflow_id).toMatch(/^warden-emergency-stop-[0-9a-f-]{36}$/);
+    expect(report.stop_workflow_id).toMatch(/^warden-emergency-stop-[0-9a-f-]{36}-\d+$/);
     expect(report.agents_stopped).toEqual(expect.arrayContaining(agentIds));
     expect(report.approvals_cancelled).toEqual(expect.arrayContaining(pendingIds));
     expect(report.counts).toEqual({
@@ -328,6 +332,28 @@ describe('after the stop', () => {
     // The capacity workflow's history so far: lockdowns, refused admissions, stops started, the resume.
     await recordHistory('capacity-lockdown', CAPACITY_WORKFLOW_ID);
   });
+
+  it('the capacity runs that started the stops replay on a worker with tracing on (its span ids draw on the workflow\'s random numbers)', async () => {
+    const stops: string[] = [];
+    for await (const run of stack.client.workflow.list({ query: `WorkflowId = '${CAPACITY_WORKFLOW_ID}'` })) {
+      const history = await stack.client.workflow.getHandle(CAPACITY_WORKFLOW_ID, run.runId).fetchHistory();
+      for (const e of history.events ?? []) {
+        const child = e.startChildWorkflowExecutionInitiatedEventAttributes;
+        if (child?.workflowType?.name === 'emergencyStopWorkflow') stops.push(child.workflowId!);
+      }
+      await Worker.runReplayHistory(
+        {
+          workflowsPath: WORKFLOWS_PATH,
+          interceptors: { workflowModules: [WORKFLOW_TRACING_MODULE] },
+          sinks: { exporter: { export: { fn: () => undefined } } },
+          dataConverter: createWorkerDataConverter(testPayloadCodec()),
+        },
+        history,
+        `${CAPACITY_WORKFLOW_ID}/${run.runId}`,
+      );
+    }
+    expect(stops.length).toBeGreaterThanOrEqual(2);
+  }, 120_000);
 });
 
 describe('capacity alert', () => {

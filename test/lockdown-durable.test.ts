@@ -45,7 +45,7 @@ describe('an id squatted ahead of the emergency stop', () => {
     }
     const res = await stack.api('POST', '/api/system/emergency-stop', { reason: 'squatters everywhere' });
     expect(res.status, JSON.stringify(res.body)).toBe(200);
-    expect(res.body.stop_workflow_id).toMatch(/^warden-emergency-stop-[0-9a-f-]{36}$/);
+    expect(res.body.stop_workflow_id).toMatch(/^warden-emergency-stop-[0-9a-f-]{36}-\d+$/);
     expect(res.body.report.agents_stopped).toContain(agentId);
     expect(res.body.report.approvals_cancelled).toContain(pendingId);
     await waitForStatus(stack.api, agentId, ['stopped']);

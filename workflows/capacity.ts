@@ -78,6 +78,12 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
   // Every worker that picks this workflow up cold replays its whole history before it answers an
   // admission; short runs keep that quick (histories from before keep the server's suggestion).
   const shortRuns = patched('capacity-short-runs');
+  // Ids this workflow makes come from its run id and a counter, not from the workflow's random
+  // numbers: a worker with tracing on draws from those too (span ids), so a run replayed on a
+  // worker with tracing off (or on) would otherwise make other ids and fail as nondeterministic.
+  const idsWithoutRandom = patched('capacity-ids-without-random');
+  let made = 0;
+  const newId = () => (idsWithoutRandom ? `${workflowInfo().runId}-${++made}` : uuid4());
   const oneAtATime = <T>(fn: () => Promise<T>): Promise<T> => {
     const run = tail.then(fn, fn);
     tail = run.catch(() => undefined);
@@ -94,7 +100,7 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
       oneAtATime(async () => {
         if (lockdown) {
           const message = lockdownMessage(lockdown);
-          await recordAudit({ key: `lockdown-refused:${uuid4()}`, kind: 'system.lockdown_refused', actor: 'system', agent_id: agentId, details: { what: 'agent', reason: message } });
+          await recordAudit({ key: `lockdown-refused:${newId()}`, kind: 'system.lockdown_refused', actor: 'system', agent_id: agentId, details: { what: 'agent', reason: message } });
           throw ApplicationFailure.create({ type: 'Lockdown', message, nonRetryable: true });
         }
         if (admitted.has(agentId)) {
@@ -120,7 +126,7 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
         const threshold = alertPercent ? Math.ceil((maxAgents * alertPercent) / 100) : 0;
         if (threshold > 0 && admitted.size === threshold) {
           await raiseAlert({
-            id: `capacity-${uuid4()}`,
+            id: `capacity-${newId()}`,
             type: 'capacity.high',
             time: new Date().toISOString(),
             severity: 'warning',
@@ -148,10 +154,10 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
         const alreadyLocked = lockdown !== null;
         const stop = ++stops;
         if (!uniqueStopIds) return startNumberedStop(actor, stop, alreadyLocked);
-        const stopWorkflowId = emergencyStopWorkflowId(uuid4());
+        const stopWorkflowId = emergencyStopWorkflowId(newId());
         if (!lockdown) {
           lockdown = { since: new Date().toISOString(), by: actor.by, by_name: actor.by_name, reason: actor.reason, stop, stop_workflow_id: stopWorkflowId };
-          await recordAudit({ key: `lockdown:${uuid4()}`, kind: 'system.lockdown', actor: actor.by, details: { ...lockdown } });
+          await recordAudit({ key: `lockdown:${newId()}`, kind: 'system.lockdown', actor: actor.by, details: { ...lockdown } });
         }
         const started = await startStop(actor, stop, lockdown, stopWorkflowId);
         if (started) return { lockdown, already_locked: alreadyLocked, stop_workflow_id: started };
@@ -160,7 +166,7 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
           const lifted = lockdown;
           lockdown = null;
           await recordAudit({
-            key: `lockdown-lifted:${uuid4()}`,
+            key: `lockdown-lifted:${newId()}`,
             kind: 'system.lockdown_lifted',
             actor: 'system',
             details: { reason: 'the emergency stop could not start', by_name: 'system', locked_since: lifted.since, stop: lifted.stop },
@@ -178,7 +184,7 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
 
   /** Starts the stop's workflow, abandoned (it carries on whatever becomes of this run); its id, or null when every attempt failed. */
   async function startStop(actor: LockdownActor, stop: number, held: Lockdown, firstId: string): Promise<string | null> {
-    for (let attempt = 1, workflowId = firstId; attempt <= STOP_START_ATTEMPTS; attempt++, workflowId = emergencyStopWorkflowId(uuid4())) {
+    for (let attempt = 1, workflowId = firstId; attempt <= STOP_START_ATTEMPTS; attempt++, workflowId = emergencyStopWorkflowId(newId())) {
       try {
         await startChild<typeof emergencyStopWorkflow>('emergencyStopWorkflow', {
           workflowId,
@@ -198,7 +204,7 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
   async function startNumberedStop(actor: LockdownActor, stop: number, alreadyLocked: boolean) {
     if (!lockdown) {
       lockdown = { since: new Date().toISOString(), by: actor.by, by_name: actor.by_name, reason: actor.reason, stop };
-      await recordAudit({ key: `lockdown:${uuid4()}`, kind: 'system.lockdown', actor: actor.by, details: { ...lockdown } });
+      await recordAudit({ key: `lockdown:${newId()}`, kind: 'system.lockdown', actor: actor.by, details: { ...lockdown } });
     }
     await startChild<typeof emergencyStopWorkflow>('emergencyStopWorkflow', {
       workflowId: emergencyStopWorkflowId(stop),
@@ -217,13 +223,13 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
         lockdown = null;
         const resumedAt = new Date().toISOString();
         await recordAudit({
-          key: `lockdown-lifted:${uuid4()}`,
+          key: `lockdown-lifted:${newId()}`,
           kind: 'system.lockdown_lifted',
           actor: actor.by,
           details: { reason: actor.reason, by_name: actor.by_name, locked_since: lifted.since, stop: lifted.stop },
         });
         await raiseAlert({
-          id: `resume-${uuid4()}`,
+          id: `resume-${newId()}`,
           type: 'emergency_resume',
           time: resumedAt,
           severity: 'info',
