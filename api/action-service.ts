@@ -64,6 +64,8 @@ export function createActionService(
 ) {
   const { vault, assertOpen = async () => undefined, isRevoked } = opts;
   const QUERY_DEADLINE_MS = 5_000;
+  /** An approval waits longer: a worker that just restarted may first replay the action. */
+  const APPROVAL_DEADLINE_MS = 15_000;
   const handle = (id: string) => client.workflow.getHandle<typeof actionWorkflow>(id);
 
   async function submitAction(request: SubmitActionRequest, requester: Identity) {
@@ -139,11 +141,11 @@ export function createActionService(
     return action;
   }
 
-  async function getAction(id: string): Promise<ActionRecord> {
+  async function getAction(id: string, deadlineMs = QUERY_DEADLINE_MS): Promise<ActionRecord> {
     try {
       let action: ActionRecord;
       try {
-        action = await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle(id).query(actionStatusQuery));
+        action = await client.withDeadline(Date.now() + deadlineMs, () => handle(id).query(actionStatusQuery));
       } catch (err) {
         // A workflow ended before its first task has no state to query: its start input says what it was.
         if (!(await endedOutside(id))) throw err;
@@ -260,8 +262,7 @@ export function createActionService(
       if (body.approved && isRevoked) {
         // The requester is on the log's submitted entry (no worker needed); the query is the fallback.
         const submitted = audit.list({ action_id: id, kind: 'action.submitted', limit: 1 })[0];
-        const requester =
-          submitted?.actor ?? (await client.withDeadline(Date.now() + 15_000, () => handle(id).query(actionStatusQuery))).requester.key_id;
+        const requester = submitted?.actor ?? (await getAction(id, APPROVAL_DEADLINE_MS)).requester.key_id;
         if (isRevoked(requester)) {
           throw refused(id, approver, body.approved, `the key that requested this action (${requester}) was revoked; it cannot be approved`);
         }
@@ -276,7 +277,7 @@ export function createActionService(
         comment,
         issued_at: new Date().toISOString(),
       });
-      const verdict = await client.withDeadline(Date.now() + 15_000, () =>
+      const verdict = await client.withDeadline(Date.now() + APPROVAL_DEADLINE_MS, () =>
         handle(id).executeUpdate(approveUpdate, { args: [{ approver, approved: body.approved, comment, params_hash: body.params_hash, grant }] }),
       );
       if (!verdict.ok) throw new WardenError('approval_refused', verdict.reason, 409);
