@@ -57,9 +57,6 @@ const { recordAudit, raiseAlert, recordedLockdownState } = proxyLocalActivities<
   retry: { maximumInterval: '30 seconds' },
 });
 
-/** A run continues as new past this many history events (a hundred or so admissions and releases). */
-const CAPACITY_RUN_EVENTS = 500;
-
 /** Attempts at starting an emergency stop, each under a new id, before the lockdown is rolled back. */
 const STOP_START_ATTEMPTS = 3;
 
@@ -75,9 +72,6 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
   let tail: Promise<unknown> = patched('lockdown-from-audit')
     ? recordedLockdownState().then((recorded) => void (lockdown ??= recorded))
     : Promise.resolve();
-  // Every worker that picks this workflow up cold replays its whole history before it answers an
-  // admission; short runs keep that quick (histories from before keep the server's suggestion).
-  const shortRuns = patched('capacity-short-runs');
   // Ids this workflow makes come from its run id and a counter, not from the workflow's random
   // numbers: a worker with tracing on draws from those too (span ids), so a run replayed on a
   // worker with tracing off (or on) would otherwise make other ids and fail as nondeterministic.
@@ -241,9 +235,7 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
     { validator: validateActor },
   );
 
-  await condition(
-    () => (workflowInfo().continueAsNewSuggested || (shortRuns && workflowInfo().historyLength > CAPACITY_RUN_EVENTS)) && allHandlersFinished(),
-  );
+  await condition(() => workflowInfo().continueAsNewSuggested && allHandlersFinished());
   await continueAsNew<typeof capacityWorkflow>(snapshot());
 }
 
