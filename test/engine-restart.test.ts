@@ -24,7 +24,9 @@ const restartable = !process.env.DOCKER_HOST && existsSync(PID_FILE) && process.
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 beforeAll(async () => {
-  stack = await startStack({ reaper: true, config: { reaperIntervalSeconds: 3600 } });
+  // Schedule intervals are aligned to the clock: an hourly one ticks at every :00 and could reap in
+  // the middle of a test; a weekly one (Thursdays, 00:00 UTC) stays out of the way.
+  stack = await startStack({ reaper: true, config: { reaperIntervalSeconds: 7 * 24 * 3600 } });
 });
 afterAll(async () => {
   await stack?.stop();

@@ -21,7 +21,9 @@ const foreignIds: string[] = [];
 const recorded = new Map<string, string>();
 
 beforeAll(async () => {
-  stack = await startStack({ reaper: true, config: { reaperIntervalSeconds: 3600 } });
+  // Schedule intervals are aligned to the clock: an hourly one ticks at every :00 and could reap in
+  // the middle of a test; a weekly one (Thursdays, 00:00 UTC) stays out of the way.
+  stack = await startStack({ reaper: true, config: { reaperIntervalSeconds: 7 * 24 * 3600 } });
 });
 afterAll(async () => {
   for (const id of foreignIds) await docker.getContainer(id).remove({ force: true }).catch(() => undefined);
