@@ -10,7 +10,7 @@ import {
   WorkflowUpdateFailedError,
   type Client,
 } from '@temporalio/client';
-import type { ActionRecord, ActionStatus, SubmitActionRequest } from '../domain/action.js';
+import type { ActionRecord, SubmitActionRequest } from '../domain/action.js';
 import { assessAction } from '../domain/action-decision.js';
 import { DEFAULT_ACTION_TIMEOUT_MS } from '../domain/action-exec.js';
 import type { Config } from '../domain/config.js';
@@ -31,9 +31,6 @@ import {
   SearchAttributes,
   type ActionWorkflowInput,
 } from '../workflows/definitions.js';
-
-/** Statuses an action never leaves. */
-const FINAL_STATUSES: ReadonlySet<ActionStatus> = new Set(['rejected', 'expired', 'completed', 'failed', 'cancelled']);
 
 /** How long a signed action stays runnable past its approval expiry and its command's time: room for retries. */
 const GRANT_MARGIN_MS = 10 * 60_000;
@@ -151,7 +148,7 @@ export function createActionService(
         if (!(await endedOutside(id))) throw err;
         action = await startedAs(id);
       }
-      return withScrubbedError(FINAL_STATUSES.has(action.status) ? action : await unlessEnded(action));
+      return withScrubbedError(action.completed_at ? action : await unlessEnded(action));
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw new WardenError('not_found', `action ${id} not found`, 404);
       throw noWorker(err, `no worker answered for action ${id}; is the Warden worker running?`);

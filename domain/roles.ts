@@ -13,7 +13,7 @@ export interface Identity {
   name: string;
   role: Role;
   /**
-   * The person the key counts as (stores/key-store.ts personOf): approvals count people, not keys.
+   * The person the key counts as (stores/key-store.ts countsAs): approvals count people, not keys.
    * Absent in records from before persons, where each key counted as one.
    */
   person?: string;

@@ -19,7 +19,7 @@ export interface ApiKeyInfo {
   /** The admin key (or "host") that confirmed the key as its holder's own; null until then. */
   confirmed_by: string | null;
   revoked_at: string | null;
-  /** The person approvals count the key as (see KeyStore.personOf). */
+  /** The person approvals count the key as (see KeyStore.countsAs). */
   counts_as: string;
 }
 
@@ -79,7 +79,7 @@ export class KeyStore {
    * a different person from its maker, is its holder's own; any other key counts as the person of
    * the admin who made it: one admin who mints keys for made-up names is still one person.
    */
-  personOf(id: string): string {
+  countsAs(id: string): string {
     const seen = new Set<string>();
     let row = this.row(id);
     while (row && !madeOnTheHost(row.created_by) && !row.confirmed_by && !seen.has(row.id)) {
@@ -99,7 +99,7 @@ export class KeyStore {
     if (row.revoked_at) return `key ${id} is revoked`;
     if (row.confirmed_by || madeOnTheHost(row.created_by)) return `key ${id} is already its holder's own (${row.confirmed_by ? `confirmed by ${row.confirmed_by}` : 'made on the host'})`;
     if (by !== HOST) {
-      const maker = this.personOf(row.created_by!);
+      const maker = this.countsAs(row.created_by!);
       if (by.person === maker || by.key_id === id) {
         return `the key was made by ${maker}, whom your key counts as: a second admin, another person, must confirm it`;
       }
@@ -115,7 +115,7 @@ export class KeyStore {
       | { id: string; name: string; role: Role; hash: Buffer; revoked_at: string | null }
       | undefined;
     if (!row || !timingSafeEqual(row.hash, hash) || row.revoked_at) return null;
-    return { key_id: row.id, name: row.name, role: row.role, person: this.personOf(row.id) };
+    return { key_id: row.id, name: row.name, role: row.role, person: this.countsAs(row.id) };
   }
 
   private row(id: string): KeyRow | undefined {
@@ -123,7 +123,7 @@ export class KeyStore {
   }
 
   private info(row: KeyRow): ApiKeyInfo {
-    return { ...row, person: row.person ?? row.name, counts_as: this.personOf(row.id) };
+    return { ...row, person: row.person ?? row.name, counts_as: this.countsAs(row.id) };
   }
 
   /** Makes sure a key with this secret exists (WARDEN_ADMIN_API_KEY); true when it was added. */

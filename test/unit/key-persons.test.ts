@@ -15,7 +15,7 @@ import { Keyring } from '../../domain/keyring.js';
 const dir = mkdtempSync(join(tmpdir(), 'warden-persons-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const keys = KeyStore.open(join(dir, 'warden.db'));
-const identity = (id: string) => ({ key_id: id, name: keys.get(id)!.name, role: keys.get(id)!.role, person: keys.personOf(id) });
+const identity = (id: string) => ({ key_id: id, name: keys.get(id)!.name, role: keys.get(id)!.role, person: keys.countsAs(id) });
 
 it("a key an admin made counts as that admin, through any chain of keys it made, until someone else confirms it", () => {
   const root = keys.create('root', 'admin', null);
