@@ -5,7 +5,8 @@
  * (https://github.com/Tecnativa/docker-socket-proxy/blob/v0.3.0/haproxy.cfg and .../v0.3.0/Dockerfile):
  * - `http-request deny unless METH_GET || { env(POST) -m bool }`: only GET and HEAD unless POST;
  * - then one `http-request allow if { path,url_dec -m reg -i ^(/v[\d\.]+)?/<section> } { env(<VAR>) -m bool }`
- *   per section (ALLOW_RESTARTS, ALLOW_START and ALLOW_STOP match one container's action);
+ *   per section (ALLOW_RESTARTS, ALLOW_START and ALLOW_STOP match one container's action; releases
+ *   after 0.3.0 also admit one segment such as podman's /libpod before the section);
  * - then `http-request deny`, answered with HAProxy's stock 403 page.
  * Allowed requests go to the engine's socket unchanged. Given the environment of the service, it
  * lets through exactly what the image would, so a test through it fails when compose's `docker-proxy`
