@@ -6,58 +6,23 @@
  * healthcheck against a local HTTP server.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../domain/config.js';
 import { PROJECT_ROOT, temporalCli } from '../scripts/dev-server.js';
 import { SearchAttributes } from '../workflows/definitions.js';
+import { COMPOSE_FILE, composeCli, type ComposeCli, type Service } from './compose-config.js';
 
-const COMPOSE_FILE = join(PROJECT_ROOT, 'docker-compose.yml');
 const SOCKET = '/var/run/docker.sock';
 const SERVICES = ['postgresql', 'temporal', 'temporal-admin-tools', 'temporal-ui', 'sandbox-image', 'docker-proxy', 'worker', 'api'];
 const WARDEN_ATTRIBUTES = Object.values(SearchAttributes).map((key) => key.name);
 
-interface Port { host_ip?: string; target: number; published?: string; protocol?: string }
-interface Volume { type: string; source?: string; target: string; read_only?: boolean }
-interface Service {
-  image?: string;
-  build?: { context: string; dockerfile?: string };
-  pull_policy?: string;
-  command?: string[] | null;
-  entrypoint?: string[] | null;
-  environment?: Record<string, string | null>;
-  ports?: Port[];
-  volumes?: Volume[];
-  group_add?: string[];
-  depends_on?: Record<string, { condition: string }>;
-  healthcheck?: { test: string[] };
-  restart?: string;
-  network_mode?: string;
-}
-interface ComposeConfig { name: string; services: Record<string, Service>; volumes?: Record<string, unknown> }
-
-let compose: string[] = [];
-let workDir: string;
-let emptyEnvFile: string;
-
-/** `compose config` with only the variables given (and a fixed empty env file): no .env of a developer's and no WARDEN_* of the shell leak in. */
-function composeConfig(vars: Record<string, string>, args: string[] = ['--format', 'json']) {
-  const [bin, ...pre] = compose;
-  return spawnSync(bin, [...pre, '--env-file', emptyEnvFile, '--project-directory', PROJECT_ROOT, '-f', COMPOSE_FILE, 'config', ...args], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? workDir, ...vars },
-    encoding: 'utf8',
-  });
-}
-
-function load(vars: Record<string, string> = {}): ComposeConfig {
-  const res = composeConfig({ DOCKER_GID: '4242', ...vars });
-  expect(res.status, res.stderr).toBe(0);
-  return JSON.parse(res.stdout) as ComposeConfig;
-}
+let cli: ComposeCli;
+const composeConfig: ComposeCli['config'] = (vars, args) => cli.config(vars, args);
+const load: ComposeCli['load'] = (vars) => cli.load(vars);
 
 /** A port nothing listens on (taken, then released). */
 function closedPort(): Promise<number> {
@@ -73,17 +38,10 @@ const env = (s: Service) => s.environment ?? {};
 const mountsSocket = (s: Service) => (s.volumes ?? []).filter((v) => v.type === 'bind' && v.source === SOCKET);
 
 beforeAll(() => {
-  const out = execFileSync('bash', [join(PROJECT_ROOT, 'scripts/setup-compose.sh')], { encoding: 'utf8' }).trim();
-  expect(['docker compose', 'docker-compose']).toContain(out);
-  compose = out.split(' ');
-  workDir = mkdtempSync(join(tmpdir(), 'warden-compose-'));
-  emptyEnvFile = join(workDir, 'empty.env');
-  writeFileSync(emptyEnvFile, '');
+  cli = composeCli();
 });
 
-afterAll(() => {
-  if (workDir) rmSync(workDir, { recursive: true, force: true });
-});
+afterAll(() => cli?.dispose());
 
 describe('docker-compose.yml', () => {
   it('is valid for Compose, and refuses to render without DOCKER_GID', () => {

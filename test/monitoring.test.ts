@@ -2,14 +2,17 @@
  * Health and resources on the real engine and Temporal: an agent's live usage shows what the
  * test made it do (memory, processes, CPU, a workspace file) under runc and runsc; the sandbox
  * summary follows agents as they are created, paused and stopped; /api/status and /readyz say
- * which component is down, and a component that never answers cannot hang them.
+ * which component is down, and a component that never answers cannot hang them. Behind
+ * docker-compose's socket proxy (a stand-in following the image's rules, configured from the compose
+ * file), the API reads what the proxy allows and says what it refuses.
  */
-import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import Docker from 'dockerode';
 import Long from 'long';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_STATUSES } from '../domain/agent.js';
+import { composeCli } from './compose-config.js';
+import { DOCKER_SOCKET_PROXY_IMAGE, startDockerSocketProxy, type DockerSocketProxy } from './docker-socket-proxy.js';
 import { docker, startStack, uniqueId, waitFor, waitForStatus } from './helpers.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
@@ -243,33 +246,46 @@ describe('a Docker engine that never answers', () => {
   });
 });
 
-describe('behind a read-only Docker proxy (as in docker-compose)', () => {
-  let proxy: ReturnType<typeof createHttpServer>;
+describe("behind docker-compose's read-only Docker proxy", () => {
+  let proxyEnvironment: Record<string, string | null>;
+  let proxy: DockerSocketProxy;
   let stack: Stack;
   const id = uniqueId('proxied');
-  beforeAll(async () => {
-    // Like docker-compose's docker-proxy: GET /_ping, /version and /info reach the engine, anything else is 403.
-    proxy = createHttpServer((req, res) => {
-      const path = (req.url ?? '').replace(/^\/v[\d.]+/, '').split('?')[0];
-      if (req.method !== 'GET' || !['/_ping', '/version', '/info'].includes(path!)) {
-        res.writeHead(403, { 'content-type': 'text/plain' }).end('Forbidden');
-        return;
-      }
-      const upstream = httpRequest({ socketPath: '/var/run/docker.sock', path: req.url, method: 'GET' }, (r) => {
-        res.writeHead(r.statusCode ?? 502, r.headers);
-        r.pipe(res);
-      });
-      upstream.end();
+  const viaProxy = (method: string, path: string, body?: unknown) =>
+    fetch(`http://127.0.0.1:${proxy.port}${path}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
     });
-    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-    const port = (proxy.address() as { port: number }).port;
+  beforeAll(async () => {
+    const compose = composeCli();
+    try {
+      const service = compose.load().services['docker-proxy']!;
+      // The stand-in decides as this release of the image does; another release needs its rules re-checked.
+      expect(service.image).toBe(DOCKER_SOCKET_PROXY_IMAGE);
+      proxyEnvironment = service.environment ?? {};
+    } finally {
+      compose.dispose();
+    }
+    proxy = await startDockerSocketProxy(proxyEnvironment);
     // The workers use the engine itself; only the API goes through the proxy.
-    stack = await startStack({ docker: new Docker({ host: '127.0.0.1', port }) });
+    stack = await startStack({ docker: new Docker({ host: '127.0.0.1', port: proxy.port }) });
   });
   afterAll(async () => {
     await stack?.api('POST', `/api/agents/${id}/stop`, { force: true });
     await stack?.stop();
-    proxy?.close();
+    await proxy?.close();
+  });
+
+  it("lets through, with compose's environment, the engine reads the API needs and nothing that lists or changes containers", async () => {
+    expect((await viaProxy('GET', '/info')).status).toBe(200);
+    expect((await viaProxy('GET', '/v1.41/version')).status).toBe(200);
+    expect((await viaProxy('HEAD', '/_ping')).status).toBe(200);
+    expect((await viaProxy('GET', '/containers/json')).status).toBe(403);
+    expect((await viaProxy('GET', `/v1.41/containers/warden-agent-${id}/stats?stream=false`)).status).toBe(403);
+    const create = await viaProxy('POST', '/containers/create', { Image: 'busybox' });
+    expect(create.status).toBe(403);
+    expect(await create.text()).toMatch(/Request forbidden by administrative rules/);
   });
 
   it('stats answer 503 stats_unavailable saying the engine refused; /api/sandbox still works', async () => {
@@ -283,5 +299,19 @@ describe('behind a read-only Docker proxy (as in docker-compose)', () => {
     const sandbox = await stack.api('GET', '/api/sandbox');
     expect(sandbox.body.available).toBe(true);
     expect(sandbox.body.capacity.cpu_cores.total).toBeGreaterThan(0);
+  });
+
+  it('fails when the proxy stops allowing /info: with INFO off, /api/sandbox reports the engine unavailable', async () => {
+    const closed = await startDockerSocketProxy({ ...proxyEnvironment, INFO: '0' });
+    const apiOnly = await startStack({ workers: false, docker: new Docker({ host: '127.0.0.1', port: closed.port }) });
+    try {
+      const sandbox = await apiOnly.api('GET', '/api/sandbox');
+      expect(sandbox.status).toBe(200);
+      expect(sandbox.body).toMatchObject({ available: false, warning: expect.stringMatching(/HTTP code 403/) });
+      expect(sandbox.body.capacity.cpu_cores.total).toBeNull();
+    } finally {
+      await apiOnly.stop();
+      await closed.close();
+    }
   });
 });
