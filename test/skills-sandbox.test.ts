@@ -1,18 +1,24 @@
 /**
  * The filesystem and shell skills against a real sandbox container (the hardened container
- * options of sandbox/spec.ts, commands run the way execInSandbox runs them), under runc and,
+ * options of sandbox/spec.ts, commands run by the sandbox activity itself, under the execution
+ * journal as actions run them), under runc and,
  * when the engine has it, runsc: the operations work, every path that leads outside the
  * workspace is refused before anything is read, written or deleted, and a process of the agent's
  * own swapping a directory for a symlink mid-operation never gets an operation outside.
  */
-import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
+import { DefaultLogger } from '@temporalio/worker';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { ResourceLimitsSchema } from '../domain/agent.js';
 import { detectRuntimes } from '../sandbox/docker-engine.js';
-import { shareWorkspace } from '../activities/sandbox.js';
-import { sandboxContainerOptions, sandboxExecOptions, execUid } from '../sandbox/spec.js';
+import { createSandboxActivities, shareWorkspace } from '../activities/sandbox.js';
+import { sandboxContainerOptions } from '../sandbox/spec.js';
+import { actionExec } from '../domain/action-exec.js';
+import { JOURNAL_DIR } from '../domain/journal.js';
+import type { ExecResult } from '../domain/agent.js';
 import { prepareCommand } from '../skills/index.js';
+import type { SkillCommand } from '../skills/types.js';
 import { MAX_CONTENT_BYTES } from '../skills/filesystem/content.js';
 import { parseInfo, parseListing, parseStat } from '../skills/filesystem/output.js';
 import { FS_EXIT } from '../skills/filesystem/scripts.js';
@@ -30,32 +36,35 @@ interface Run {
   stderr: string;
 }
 
-/** Runs argv in the container as execInSandbox does (sandbox user, /workspace, under `timeout`). */
-async function execArgv(container: Docker.Container, argv: string[], timeoutMs = 20_000): Promise<Run> {
-  const exec = await container.exec(sandboxExecOptions(argv, timeoutMs, execUid()));
-  const stream = await exec.start({ hijack: true, stdin: false });
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  const stdout = new PassThrough().on('data', (c: Buffer) => out.push(c));
-  const stderr = new PassThrough().on('data', (c: Buffer) => err.push(c));
-  docker.modem.demuxStream(stream, stdout, stderr);
-  await new Promise((resolve, reject) => {
-    stream.on('end', resolve);
-    stream.on('close', resolve);
-    stream.on('error', reject);
-  });
-  const info = await exec.inspect();
-  return { exit_code: info.ExitCode ?? -1, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+const sandbox = createSandboxActivities(docker);
+const activity = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
+let actions = 0;
+
+/** Runs argv in the agent's sandbox through the sandbox activity itself: its uid, sweep and result. */
+async function execArgv(agentId: string, argv: string[], timeoutMs = 20_000): Promise<ExecResult> {
+  return activity.run(sandbox.execInSandbox, { agentId, command: argv, timeout_ms: timeoutMs, max_output_bytes: 2 * 1024 * 1024 });
 }
+
+/** Runs a skill's command as an action does: under the execution journal, through the activity. */
+async function runAction(agentId: string, command: SkillCommand, actionId = `act-${Date.now().toString(36)}-${actions++}`): Promise<ExecResult> {
+  const exec = actionExec(actionId, { ...command, max_output_bytes: command.max_output_bytes ?? 2 * 1024 * 1024 });
+  return activity.run(sandbox.execInSandbox, { agentId, ...exec });
+}
+
+/** /tmp, apart from the execution journal the actions keep there. */
+const LS_TMP = `ls -A -I ${JOURNAL_DIR.slice('/tmp/'.length)} /tmp`;
+const CLEAR_TMP = `find /tmp -mindepth 1 -maxdepth 1 ! -path ${JOURNAL_DIR} -exec rm -rf {} +`;
+
+const run = ({ exit_code, stdout, stderr }: ExecResult): Run => ({ exit_code, stdout, stderr });
 
 describe.each(runtimes)('skills in a sandbox under %s', (runtime) => {
   const agentId = `skills-${runtime}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
   let container: Docker.Container;
 
-  const fs = (operation: string, params: Record<string, unknown> = {}) =>
-    execArgv(container, prepareCommand('filesystem', operation, params).argv);
+  const fs = async (operation: string, params: Record<string, unknown> = {}) =>
+    run(await runAction(agentId, prepareCommand('filesystem', operation, params)));
   /** Sets up the scene with the sandbox's own shell (not through the skill). */
-  const sh = (script: string) => execArgv(container, ['/bin/sh', '-c', script]);
+  const sh = async (script: string) => run(await execArgv(agentId, ['/bin/sh', '-c', script]));
 
   beforeAll(async () => {
     container = await docker.createContainer(
@@ -204,13 +213,13 @@ describe.each(runtimes)('skills in a sandbox under %s', (runtime) => {
       refused(await fs('mkdir', { path: 'root/tmp/newdir' }), /to \/tmp\/newdir/);
       refused(await fs('delete', { path: 'root/tmp' }), /to \/tmp/);
       refused(await fs('stat', { path: 'root/etc' }), /to \/etc/);
-      expect((await sh('ls /tmp')).stdout).toBe('');
+      expect((await sh(LS_TMP)).stdout).toBe('');
     });
 
     it('a dangling symlink that points outside, as the final component of write and mkdir', async () => {
       refused(await fs('write', { path: 'dangling', content: 'x' }), /to \/tmp\/nowhere/);
       refused(await fs('mkdir', { path: 'dangling/sub' }), /to \/tmp\/nowhere\/sub/);
-      expect((await sh('ls -A /tmp')).stdout).toBe('');
+      expect((await sh(LS_TMP)).stdout).toBe('');
     });
 
     it('a symlink inside the workspace pointing inside is followed', async () => {
@@ -276,19 +285,19 @@ describe.each(runtimes)('skills in a sandbox under %s', (runtime) => {
     });
 
     it('write, mkdir and delete never reach /tmp', async () => {
-      await sh('find /tmp -mindepth 1 -delete && echo outside > /tmp/victim');
+      await sh(`${CLEAR_TMP} && echo outside > /tmp/victim`);
       let written = 0;
       await underSwapping('/tmp', 36, async (i) => {
         if (i % 3 === 0) written += (await fs('write', { path: 'race/d/written', content: 'x' })).exit_code === 0 ? 1 : 0;
         else if (i % 3 === 1) await fs('mkdir', { path: 'race/d/made' });
         else await fs('delete', { path: 'race/d/victim' });
       });
-      expect((await sh('ls -A /tmp; cat /tmp/victim')).stdout).toBe('victim\noutside\n');
+      expect((await sh(`${LS_TMP}; cat /tmp/victim`)).stdout).toBe('victim\noutside\n');
       expect(written).toBeGreaterThan(0);
     });
 
     it('a recursive delete does not descend into a directory swapped for a symlink to /tmp', async () => {
-      await sh('find /tmp -mindepth 1 -delete && echo outside > /tmp/victim');
+      await sh(`${CLEAR_TMP} && echo outside > /tmp/victim`);
       // Remakes race/t/d after each delete, then swaps it like the loop above but without pauses:
       // rm -r's window under gVisor (between its lstat and its open of a directory) is short.
       const TREE_SWAPPER = String.raw`
@@ -305,7 +314,7 @@ describe.each(runtimes)('skills in a sandbox under %s', (runtime) => {
       await underSwapping('/tmp', 25, async () => {
         deleted += (await fs('delete', { path: 'race/t', recursive: true })).exit_code === 0 ? 1 : 0;
       }, TREE_SWAPPER);
-      expect((await sh('ls -A /tmp; cat /tmp/victim')).stdout).toBe('victim\noutside\n');
+      expect((await sh(`${LS_TMP}; cat /tmp/victim`)).stdout).toBe('victim\noutside\n');
       expect(deleted).toBeGreaterThan(0);
     });
   });
@@ -342,8 +351,31 @@ describe.each(runtimes)('skills in a sandbox under %s', (runtime) => {
   it('runs a shell command with its exit code and output', async () => {
     const cmd = prepareCommand('shell', 'exec', { command: 'echo "$(id -u) $PWD"; echo err >&2; exit 7', timeout_ms: 5000 });
     expect(cmd.argv).toEqual(['/bin/sh', '-c', 'echo "$(id -u) $PWD"; echo err >&2; exit 7']);
-    expect(await execArgv(container, cmd.argv, cmd.timeout_ms)).toEqual({ exit_code: 7, stdout: expect.stringMatching(/^\d+ \/workspace\n$/), stderr: 'err\n' });
-    const slow = prepareCommand('shell', 'exec', { command: 'sleep 30', timeout_ms: 500 });
-    expect((await execArgv(container, slow.argv, slow.timeout_ms)).exit_code).toBe(124);
+    expect(run(await runAction(agentId, cmd))).toEqual({ exit_code: 7, stdout: expect.stringMatching(/^\d+ \/workspace\n$/), stderr: 'err\n' });
+    const slow = await runAction(agentId, prepareCommand('shell', 'exec', { command: 'echo started; sleep 30', timeout_ms: 500 }));
+    expect(slow).toMatchObject({ exit_code: 124, timed_out: true, stdout: 'started\n' });
+  });
+
+  it('runs an action once: the same action id hands back the first result and runs nothing', async () => {
+    const actionId = `once-${Date.now().toString(36)}`;
+    const first = await runAction(agentId, prepareCommand('filesystem', 'write', { path: 'once.txt', content: 'first' }), actionId);
+    expect(first.exit_code).toBe(0);
+    const again = await runAction(agentId, prepareCommand('filesystem', 'write', { path: 'once.txt', content: 'second' }), actionId);
+    expect(run(again)).toEqual(run(first));
+    expect((await fs('read', { path: 'once.txt' })).stdout).toBe('first');
+  });
+
+  it('leaves no process of an action behind: what it started in the background is killed', async () => {
+    const res = await runAction(agentId, prepareCommand('shell', 'exec', { command: 'sleep 300 >/dev/null 2>&1 & sleep 301 >/dev/null 2>&1 & id -u', timeout_ms: 5000 }));
+    expect(res.exit_code).toBe(0);
+    const uid = res.stdout.trim();
+    expect(Number(uid)).toBeGreaterThan(10001);
+    // Every process's owner and command line, read from /proc as any user may.
+    const ps = await sh('for p in /proc/[0-9]*; do echo "$(stat -c %u $p) $(tr "\\0" " " < $p/cmdline 2>/dev/null)"; done');
+    expect(ps.stdout).not.toMatch(/sleep 30[01]/);
+    expect(ps.stdout.split('\n').filter((l) => l.startsWith(`${uid} `))).toEqual([]);
+    // A positive control: the listing does see a process that still runs.
+    const own = await sh('sleep 2 & for p in /proc/[0-9]*; do tr "\\0" " " < $p/cmdline 2>/dev/null; echo; done');
+    expect(own.stdout).toMatch(/sleep 2/);
   });
 });
