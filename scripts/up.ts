@@ -60,7 +60,7 @@ async function main() {
   say(`API docs       ${api}/docs  (OpenAPI: ${api}/openapi.json)`);
   say(`Temporal       ${temporalAddress}`);
   say(`Temporal UI    ${webUi}`);
-  if (temporal) say(`Web UI decoding through ${api}/codec: sign in once at ${api}/codec/login (see README, Encrypted payloads)`);
+  if (temporal) say(`Web UI decoding through ${api}/codec: sign in once at ${api}/codec/login (see docs/security.md, Encrypted payloads)`);
   if (!config.adminApiKey) say(`admin API key  in ${keyFile()} (mode 0600): curl -H "Authorization: Bearer $(cat ${keyFile()})" ${api}/api/agents`);
   if (process.env.WARDEN_DEMO !== '0') {
     await runDemo(api, adminKey, say);

@@ -148,7 +148,7 @@ describe.each(runtimes)('under %s', (runtime) => {
     })) as ExecResult;
     expect((await holder).exit_code).toBe(0);
     // runc: another uid's environment is not readable. gVisor (runsc 0.0~20240729) lets any
-    // process read it: the README says so; nothing outlives its action, so only commands running
+    // process read it: docs/architecture.md says so; nothing outlives its action, so only commands running
     // at the same time can.
     expect(snooper.stdout).toBe(runtime === 'runc' ? '0\n' : '1\n');
   });

@@ -42,13 +42,7 @@ Runtime.install({
 });
 const tracing = config.otelEndpoint ? startTracing(config.otelEndpoint, 'warden-worker') : undefined;
 
-const roles = (process.env.WARDEN_WORKER_ROLES ?? 'control,sandbox').split(',').map((r) => r.trim());
-for (const role of roles) {
-  if (role !== 'control' && role !== 'sandbox') {
-    log.fatal(`WARDEN_WORKER_ROLES: unknown role "${role}" (known: control, sandbox)`);
-    process.exit(2);
-  }
-}
+const roles = config.workerRoles;
 
 const payloadCodec = loadPayloadCodec(config, log);
 const dataConverter = createDataConverter(payloadCodec);
@@ -98,7 +92,7 @@ try {
     temporalTls: tls,
     namespace: config.temporalNamespace,
     dockerHostId: config.dockerHostId,
-    roles: roles as Array<'control' | 'sandbox'>,
+    roles,
     payloadCodec,
     policy: roles.includes('control') ? loadPolicy(config.policyFile) : undefined,
     alerts: { webhooks: config.alertWebhooks, secret: config.alertSecret },

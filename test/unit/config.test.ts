@@ -23,6 +23,7 @@ describe('loadConfig', () => {
       apiHost: '127.0.0.1',
       apiPort: 8080,
       logLevel: 'info',
+      workerRoles: ['control', 'sandbox'],
     });
   });
 
@@ -125,6 +126,22 @@ describe('loadConfig', () => {
     ['WARDEN_OPERATOR_MAX_PROCESSES', '2'],
   ])('%s=%s fails start-up naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^invalid configuration:\\n  ${name}: \\S`));
+  });
+
+  it.each([
+    ['sandbox', ['sandbox']],
+    [' control , sandbox ', ['control', 'sandbox']],
+  ])('WARDEN_WORKER_ROLES=%j reads as %j', (value, expected) => {
+    expect(loadConfig({ WARDEN_WORKER_ROLES: value }).workerRoles).toEqual(expected);
+  });
+
+  it.each([
+    ['control,bogus', 'bogus'],
+    ['control,', ''],
+  ])('WARDEN_WORKER_ROLES=%j names the unknown role', (value, role) => {
+    expect(() => loadConfig({ WARDEN_WORKER_ROLES: value })).toThrow(
+      `invalid configuration:\n  WARDEN_WORKER_ROLES: unknown role "${role}" (known: control, sandbox)`,
+    );
   });
 
   it('names every bad variable at once, and none of the good ones', () => {
