@@ -5,7 +5,7 @@
  * action may wait for approval or run, so a workflow input that claims another decision changes
  * nothing. Pure: no I/O.
  */
-import { screenText, type ScreenResult } from './injection-screen.js';
+import { screenText, type ScreenResult } from './injection-screen/index.js';
 import { judge, type Policy, type PolicyDecision } from './policy.js';
 import type { ActionType } from './action.js';
 import { prepareCommand, type SkillCommand } from '../skills/index.js';
