@@ -6,8 +6,6 @@ import { describe, expect, it } from 'vitest';
 import {
   ACTION_TYPES,
   DEFAULT_DENY_RULE,
-  destructivePattern,
-  isDestructive,
   judge,
   loadPolicy,
   parsePolicy,
@@ -17,6 +15,7 @@ import {
   type PolicyDecision,
 } from '../../domain/policy.js';
 import { assessAction } from '../../domain/action-decision.js';
+import { destructivePattern, isDestructive } from '../../domain/shell-analysis.js';
 import { riskRank } from '../../domain/risk.js';
 import { SKILLS } from '../../skills/index.js';
 
