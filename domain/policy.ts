@@ -15,10 +15,10 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { maxRisk, RISK_LEVELS, riskRank, RiskLevelSchema, type RiskLevel } from './risk.js';
-import { SKILLS, type SkillManifest } from '../skills/index.js';
 import { destructivePattern } from './shell-analysis.js';
 
 import { ACTION_TYPES, ActionTypeSchema, type ActionType } from './action.js';
+import type { SkillManifests } from './skill.js';
 
 export { ACTION_TYPES, ActionTypeSchema, type ActionType } from './action.js';
 
@@ -90,68 +90,72 @@ export type RuleOutcome = { deny: true; reason: string } | { level: RiskLevel | 
 
 const names = (list: Iterable<string>): string => [...list].map((n) => `"${n}"`).join(', ');
 
-const RuleSchema = z
-  .strictObject({
-    id: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'a rule id is 1-64 characters of a-z, 0-9, ".", "_" and "-"'),
-    description: z.string().min(1, 'say what the rule is for'),
-    when: RuleWhenSchema,
-    then: RuleThenSchema,
-  })
-  .superRefine((rule, ctx) => {
-    // A misspelt skill or operation would silently never match: refuse it.
-    rule.when.skills?.forEach((skill, j) => {
-      if (!Object.hasOwn(SKILLS, skill)) {
-        ctx.addIssue({ code: 'custom', path: ['when', 'skills', j], message: `unknown skill "${skill}"; known skills: ${names(Object.keys(SKILLS))}` });
-      }
-    });
-    const skills = (rule.when.skills ?? Object.keys(SKILLS)).filter((s) => Object.hasOwn(SKILLS, s)).map((s) => SKILLS[s]!);
-    const known = new Set(skills.flatMap((s) => Object.keys(s.operations)));
-    rule.when.operations?.forEach((op, j) => {
-      if (!known.has(op)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['when', 'operations', j],
-          message: `no ${rule.when.skills ? 'listed ' : ''}skill has an operation "${op}"; known: ${names(known)}`,
-        });
-      }
-    });
-    // A fixed level written without skills would also decide shell.exec and filesystem.delete,
-    // below their default risks: a rule that may decide skill executions must say for which skills.
-    const then = rule.then;
-    const decidesSkills = (rule.when.action_types ?? ACTION_TYPES).includes('skill_execution');
-    if (decidesSkills && !rule.when.skills && !('deny' in then) && then.level !== 'skill_default') {
-      const level = then.at_least ? maxRisk(then.level, then.at_least) : then.level;
-      if (level !== 'critical') {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['when', 'skills'],
-          message: `the rule gives skill_execution actions level ${level} without naming their skills: list them in when.skills, leave skill_execution out of when.action_types, or use the level "skill_default"`,
-        });
-      }
-    }
-  });
-export type PolicyRule = z.infer<typeof RuleSchema>;
-
-export const PolicySchema = z.strictObject({
-  version: z.literal(1, 'the only policy version is 1'),
-  rules: z.array(RuleSchema).superRefine(
-    (rules, ctx) => {
-      const seen = new Map<string, number>();
-      rules.forEach((rule, i) => {
-        const id = (rule as { id?: unknown } | undefined)?.id;
-        if (typeof id !== 'string') return;
-        const first = seen.get(id);
-        if (first !== undefined) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `duplicate rule id "${id}" (also rules[${first}])` });
-        else seen.set(id, i);
-        if (id === DEFAULT_DENY_RULE) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `"${DEFAULT_DENY_RULE}" is the implicit last rule's id` });
-        if (id === SKILL_FIT_RULE) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `"${SKILL_FIT_RULE}" is the implicit first rule's id` });
+/** A rule, checked against the skills it may name. */
+const ruleSchema = (skills: SkillManifests) =>
+  z
+    .strictObject({
+      id: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'a rule id is 1-64 characters of a-z, 0-9, ".", "_" and "-"'),
+      description: z.string().min(1, 'say what the rule is for'),
+      when: RuleWhenSchema,
+      then: RuleThenSchema,
+    })
+    .superRefine((rule, ctx) => {
+      // A misspelt skill or operation would silently never match: refuse it.
+      rule.when.skills?.forEach((skill, j) => {
+        if (!Object.hasOwn(skills, skill)) {
+          ctx.addIssue({ code: 'custom', path: ['when', 'skills', j], message: `unknown skill "${skill}"; known skills: ${names(Object.keys(skills))}` });
+        }
       });
-    },
-    // Ids are checked even when other parts of the rules are invalid, so one run reports every problem.
-    { when: (payload) => Array.isArray(payload.value) },
-  ),
-});
-export type Policy = z.infer<typeof PolicySchema>;
+      const listed = (rule.when.skills ?? Object.keys(skills)).filter((s) => Object.hasOwn(skills, s)).map((s) => skills[s]!);
+      const known = new Set(listed.flatMap((s) => Object.keys(s.operations)));
+      rule.when.operations?.forEach((op, j) => {
+        if (!known.has(op)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['when', 'operations', j],
+            message: `no ${rule.when.skills ? 'listed ' : ''}skill has an operation "${op}"; known: ${names(known)}`,
+          });
+        }
+      });
+      // A fixed level written without skills would also decide shell.exec and filesystem.delete,
+      // below their default risks: a rule that may decide skill executions must say for which skills.
+      const then = rule.then;
+      const decidesSkills = (rule.when.action_types ?? ACTION_TYPES).includes('skill_execution');
+      if (decidesSkills && !rule.when.skills && !('deny' in then) && then.level !== 'skill_default') {
+        const level = then.at_least ? maxRisk(then.level, then.at_least) : then.level;
+        if (level !== 'critical') {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['when', 'skills'],
+            message: `the rule gives skill_execution actions level ${level} without naming their skills: list them in when.skills, leave skill_execution out of when.action_types, or use the level "skill_default"`,
+          });
+        }
+      }
+    });
+export type PolicyRule = z.infer<ReturnType<typeof ruleSchema>>;
+
+/** A policy document, its rules checked against these skills. */
+const policySchema = (skills: SkillManifests) =>
+  z.strictObject({
+    version: z.literal(1, 'the only policy version is 1'),
+    rules: z.array(ruleSchema(skills)).superRefine(
+      (rules, ctx) => {
+        const seen = new Map<string, number>();
+        rules.forEach((rule, i) => {
+          const id = (rule as { id?: unknown } | undefined)?.id;
+          if (typeof id !== 'string') return;
+          const first = seen.get(id);
+          if (first !== undefined) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `duplicate rule id "${id}" (also rules[${first}])` });
+          else seen.set(id, i);
+          if (id === DEFAULT_DENY_RULE) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `"${DEFAULT_DENY_RULE}" is the implicit last rule's id` });
+          if (id === SKILL_FIT_RULE) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `"${SKILL_FIT_RULE}" is the implicit first rule's id` });
+        });
+      },
+      // Ids are checked even when other parts of the rules are invalid, so one run reports every problem.
+      { when: (payload) => Array.isArray(payload.value) },
+    ),
+  });
+export type Policy = z.infer<ReturnType<typeof policySchema>>;
 
 /** A policy file that cannot be used: every problem, each naming the rule id and the field. */
 export class PolicyError extends Error {
@@ -176,16 +180,16 @@ function locate(path: PropertyKey[], input: unknown): string {
   return path.length ? field(path) : 'policy';
 }
 
-/** Validates a parsed policy document; throws a PolicyError listing every problem. */
-export function parsePolicy(input: unknown, source = 'policy'): Policy {
-  const parsed = PolicySchema.safeParse(input);
+/** Validates a parsed policy document against the skills it may name; throws a PolicyError listing every problem. */
+export function parsePolicy(input: unknown, skills: SkillManifests, source = 'policy'): Policy {
+  const parsed = policySchema(skills).safeParse(input);
   if (parsed.success) return parsed.data;
   const problems = parsed.error.issues.map((issue) => `${locate(issue.path, input)}: ${issue.message}`);
   throw new PolicyError(`${source} is invalid:\n  ${problems.join('\n  ')}`, problems);
 }
 
-/** Reads and validates a policy file (JSON). */
-export function loadPolicy(path: string = DEFAULT_POLICY_FILE): Policy {
+/** Reads and validates a policy file (JSON) against the skills it may name. */
+export function loadPolicy(skills: SkillManifests, path: string = DEFAULT_POLICY_FILE): Policy {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -198,7 +202,7 @@ export function loadPolicy(path: string = DEFAULT_POLICY_FILE): Policy {
   } catch (err) {
     throw new PolicyError(`policy file ${path} is not valid JSON: ${(err as Error).message}`, [(err as Error).message]);
   }
-  return parsePolicy(json, `policy file ${path}`);
+  return parsePolicy(json, skills, `policy file ${path}`);
 }
 
 export interface ActionRequest {
@@ -271,7 +275,7 @@ const denied = (rule: string, reasons: string[]): PolicyDecision => ({
  */
 export function skillFitProblem(
   request: Pick<ActionRequest, 'action_type' | 'skill_id' | 'operation'>,
-  skills: Readonly<Record<string, SkillManifest>> = SKILLS,
+  skills: SkillManifests,
 ): string | null {
   const { action_type, skill_id, operation } = request;
   const named = `${skill_id ?? '(no skill)'}.${operation ?? '(no operation)'}`;
@@ -290,7 +294,7 @@ export function skillFitProblem(
 export function judge(
   policy: Policy,
   request: ActionRequest,
-  skills: Readonly<Record<string, SkillManifest>> = SKILLS,
+  skills: SkillManifests,
 ): PolicyDecision {
   const misfit = skillFitProblem(request, skills);
   if (misfit) return denied(SKILL_FIT_RULE, [`rule "${SKILL_FIT_RULE}": an action's type must fit the skill it names`, misfit]);
