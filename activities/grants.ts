@@ -12,7 +12,7 @@ import { assessAction } from '../domain/action-decision.js';
 import { actionExec, type ActionExec } from '../domain/action-exec.js';
 import { actionHash, GrantError, type ActionClaims, type ActionSubject, type Grant, type ApprovalClaims, type Grants } from '../domain/grants.js';
 import type { Policy } from '../domain/policy.js';
-import { prepareCommand } from '../skills/index.js';
+import { prepareCommand, SKILL_REGISTRY } from '../skills/index.js';
 import { hasRole, personOf, type Identity } from '../domain/roles.js';
 import { maxRisk, RISK_LEVELS, type RiskLevel } from '../domain/risk.js';
 import { WardenError } from '../domain/errors.js';
@@ -61,7 +61,7 @@ export function createGrantActivities(deps: { grants: Grants; policy: Policy }) 
     try {
       claims = checkActionGrant(deps.grants, input.grant, action, input.workflowId);
       if (!sameIdentity(claims.requester, action.requester)) throw new GrantError('the requester differs from the one the API signed');
-      decided = assessAction(deps.policy, action);
+      decided = assessAction(deps.policy, action, SKILL_REGISTRY);
     } catch (err) {
       // Whatever the input is (a hand-written one may be anything), a failed check refuses the action: never retried.
       const known = err instanceof GrantError || err instanceof WardenError;

@@ -18,6 +18,7 @@ import { WardenError } from '../domain/errors.js';
 import { actionHash, type Grants } from '../domain/grants.js';
 import { isDeadlineExceeded } from './temporal-errors.js';
 import { APPROVALS_REQUIRED, type Policy, type PolicyDecision } from '../domain/policy.js';
+import { SKILL_REGISTRY } from '../skills/index.js';
 import { hasRole, type Identity } from '../domain/roles.js';
 import type { AuditStore } from '../stores/audit-store.js';
 import type { Vault } from '../stores/vault.js';
@@ -66,7 +67,7 @@ export function createActionService(
   const handle = (id: string) => client.workflow.getHandle<typeof actionWorkflow>(id);
 
   async function submitAction(request: SubmitActionRequest, requester: Identity) {
-    const assessed = assessAction(policy, request);
+    const assessed = assessAction(policy, request, SKILL_REGISTRY);
     const { command } = assessed;
     const { decision, reasons } = await raisedUnderPendingApproval(request.agent_id, assessed);
     // Checked again when the command runs (a secret may be deleted meanwhile); here for a fast 422,

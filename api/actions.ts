@@ -1,7 +1,8 @@
 /** /api/actions: submit, inspect, list pending, approve or reject. */
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
-import { ActionRecordSchema, ApproveActionRequestSchema, SubmitActionRequestSchema } from '../domain/action.js';
+import { ActionRecordSchema, ApproveActionRequestSchema, submitActionRequestSchema } from '../domain/action.js';
+import { SKILLS } from '../skills/index.js';
 import type { ActionService } from './action-service.js';
 import { requireRole } from './middleware/auth.js';
 import { errorResponses, jsonBody as body, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
@@ -23,7 +24,7 @@ export function actionsRouter(actions: ActionService) {
       method: 'post',
       path: '/',
       summary: 'Submit an action: validated, screened, judged by the policy, then run or held for approval',
-      request: body(SubmitActionRequestSchema),
+      request: body(submitActionRequestSchema(SKILLS)),
       responses: { 202: json(SubmittedSchema, 'The action as it stands'), ...errorResponses(400, 401, 403, 404, 422, 503) },
     }),
     async (c) => {

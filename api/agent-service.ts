@@ -23,6 +23,7 @@ import {
   type ResourceLimits,
 } from '../domain/agent.js';
 import { checkAgentRequest, type AgentAdmissionSettings } from '../domain/agent-admission.js';
+import { SKILL_REGISTRY } from '../skills/index.js';
 import type { Config } from '../domain/config.js';
 import { WardenError } from '../domain/errors.js';
 import type { HostBudget } from '../domain/host-capacity.js';
@@ -107,7 +108,7 @@ export function createAgentService(client: Client, config: AgentServiceConfig, d
   async function createAgent(request: CreateAgentRequest, requester: Identity): Promise<AgentRecord> {
     const agentId = request.agent_id ?? `agt-${randomBytes(6).toString('hex')}`;
     const limits: ResourceLimits = completeLimits(request.resource_limits);
-    checkAgentRequest(request, limits, requester.role, config);
+    checkAgentRequest(request, limits, requester.role, config, SKILL_REGISTRY);
     const budget = await hostBudget();
     try {
       await withDeadline(ADMIT_DEADLINE_MS, () =>

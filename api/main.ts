@@ -11,6 +11,7 @@ import { createApp } from './app.js';
 import { KeyStore } from '../stores/key-store.js';
 import { AuditStore } from '../stores/audit-store.js';
 import { loadPolicy } from '../domain/policy.js';
+import { SKILLS } from '../skills/index.js';
 import { Vault } from '../stores/vault.js';
 import { Keyring } from '../domain/keyring.js';
 import { createDataConverter, loadPayloadCodec } from '../domain/data-converter.js';
@@ -37,7 +38,7 @@ if (config.adminApiKey) {
   logger.warn({ key_id: admin.id }, 'created the first admin API key; it was shown once on stderr');
 }
 // The policy is validated once, here: a bad policy file stops the API with the rule and field at fault.
-const policy = loadPolicy(config.policyFile);
+const policy = loadPolicy(SKILLS, config.policyFile);
 const keyring = Keyring.load({
   dataDir: config.dataDir,
   masterKey: config.masterKey,

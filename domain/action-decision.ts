@@ -5,10 +5,10 @@
  * action may wait for approval or run, so a workflow input that claims another decision changes
  * nothing. Pure: no I/O.
  */
-import { screenText, type ScreenResult } from './injection-screen.js';
+import { screenText, type ScreenResult } from './injection-screen/index.js';
 import { judge, type Policy, type PolicyDecision } from './policy.js';
 import type { ActionType } from './action.js';
-import { prepareCommand, type SkillCommand } from '../skills/index.js';
+import type { SkillCommand, SkillRegistry } from './skill.js';
 
 export interface ActionRequestFields {
   action_type: ActionType;
@@ -38,17 +38,21 @@ function freeText(value: unknown): string {
  * problem. An action whose type does not fit its skill (a chat naming shell.exec) is denied by
  * judge's implicit rule skill-fit: it is recorded as rejected, at both doors, and never runs.
  */
-export function assessAction(policy: Policy, request: ActionRequestFields): ActionDecision {
-  const command = prepareCommand(request.skill_id, request.operation, request.parameters);
+export function assessAction(policy: Policy, request: ActionRequestFields, skills: SkillRegistry): ActionDecision {
+  const command = skills.prepareCommand(request.skill_id, request.operation, request.parameters);
   const screen = screenText(freeText(request.parameters));
-  const decision = judge(policy, {
-    action_type: request.action_type,
-    skill_id: request.skill_id,
-    operation: request.operation,
-    parameters: request.parameters,
-    injection: screen.verdict,
-    uses_secrets: (command.secrets?.length ?? 0) > 0,
-  });
+  const decision = judge(
+    policy,
+    {
+      action_type: request.action_type,
+      skill_id: request.skill_id,
+      operation: request.operation,
+      parameters: request.parameters,
+      injection: screen.verdict,
+      uses_secrets: (command.secrets?.length ?? 0) > 0,
+    },
+    skills.manifests,
+  );
   const reasons = [...decision.reasons, ...(screen.verdict === 'clean' ? [] : [`injection screen: ${screen.verdict} (${screen.categories.join(', ')})`])];
   return { command, screen, decision, reasons };
 }

@@ -5,7 +5,7 @@
  * Workflow-safe.
  */
 import { journaledCommand } from './journal.js';
-import type { SkillCommand } from '../skills/types.js';
+import type { SkillCommand } from './skill.js';
 
 export const DEFAULT_ACTION_TIMEOUT_MS = 60_000;
 export const DEFAULT_ACTION_MAX_OUTPUT = 64 * 1024;

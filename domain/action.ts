@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { AgentIdSchema } from './agent.js';
 import { RoleSchema } from './roles.js';
 import { RiskLevelSchema, type RiskLevel } from './risk.js';
-import { SKILLS } from '../skills/index.js';
+import type { SkillManifests } from './skill.js';
 
 export const ACTION_TYPES = ['chat', 'skill_execution', 'model_switch', 'api_call', 'file_operation', 'config_change'] as const;
 export const ActionTypeSchema = z.enum(ACTION_TYPES);
@@ -22,41 +22,46 @@ export type SecurityLevel = RiskLevel;
 
 const OperationSchema = z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'operation: a lower-case name such as "run"');
 
-export const SubmitActionRequestSchema = z
-  .object({
-    action_type: ActionTypeSchema.describe(
-      'skill_execution runs skill_id.operation. No other type runs a skill, so any other type naming one is rejected by the policy rule skill-fit and never runs.',
-    ),
-    skill_id: z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, 'skill_id: a lower-case name such as "shell"'),
-    operation: OperationSchema.optional().describe(
-      "The skill's operation. Seed clients may leave it out: it is then parameters.operation, or the skill's only operation.",
-    ),
-    agent_id: AgentIdSchema,
-    parameters: z.record(z.string(), z.unknown()).default({}),
-    wait_seconds: z.number().min(0).max(60).default(0).describe('Wait up to this long for the final result.'),
-  })
-  .strict()
-  .transform((request, ctx) => {
-    if (request.operation !== undefined) return { ...request, operation: request.operation };
-    // The seed's shape: {action_type, skill_id, agent_id, parameters: {operation, ...}}.
-    const { operation: nested, ...parameters } = request.parameters;
-    if (nested !== undefined) {
-      const parsed = OperationSchema.safeParse(nested);
-      if (parsed.success) return { ...request, operation: parsed.data, parameters };
-      ctx.addIssue({ code: 'custom', path: ['parameters', 'operation'], message: parsed.error.issues[0]!.message });
+/**
+ * POST /api/actions' body, for these skills: a seed client may leave out the operation of a skill
+ * that has only one.
+ */
+export const submitActionRequestSchema = (skills: SkillManifests) =>
+  z
+    .object({
+      action_type: ActionTypeSchema.describe(
+        'skill_execution runs skill_id.operation. No other type runs a skill, so any other type naming one is rejected by the policy rule skill-fit and never runs.',
+      ),
+      skill_id: z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, 'skill_id: a lower-case name such as "shell"'),
+      operation: OperationSchema.optional().describe(
+        "The skill's operation. Seed clients may leave it out: it is then parameters.operation, or the skill's only operation.",
+      ),
+      agent_id: AgentIdSchema,
+      parameters: z.record(z.string(), z.unknown()).default({}),
+      wait_seconds: z.number().min(0).max(60).default(0).describe('Wait up to this long for the final result.'),
+    })
+    .strict()
+    .transform((request, ctx) => {
+      if (request.operation !== undefined) return { ...request, operation: request.operation };
+      // The seed's shape: {action_type, skill_id, agent_id, parameters: {operation, ...}}.
+      const { operation: nested, ...parameters } = request.parameters;
+      if (nested !== undefined) {
+        const parsed = OperationSchema.safeParse(nested);
+        if (parsed.success) return { ...request, operation: parsed.data, parameters };
+        ctx.addIssue({ code: 'custom', path: ['parameters', 'operation'], message: parsed.error.issues[0]!.message });
+        return z.NEVER;
+      }
+      const skill = Object.hasOwn(skills, request.skill_id) ? skills[request.skill_id] : undefined;
+      const operations = skill ? Object.keys(skill.operations) : [];
+      if (operations.length === 1) return { ...request, operation: operations[0]! };
+      ctx.addIssue({
+        code: 'custom',
+        path: ['operation'],
+        message: `operation: required, at the top level or as parameters.operation${operations.length ? ` (${request.skill_id} has ${operations.join(', ')})` : ''}`,
+      });
       return z.NEVER;
-    }
-    const skill = Object.hasOwn(SKILLS, request.skill_id) ? SKILLS[request.skill_id] : undefined;
-    const operations = skill ? Object.keys(skill.operations) : [];
-    if (operations.length === 1) return { ...request, operation: operations[0]! };
-    ctx.addIssue({
-      code: 'custom',
-      path: ['operation'],
-      message: `operation: required, at the top level or as parameters.operation${operations.length ? ` (${request.skill_id} has ${operations.join(', ')})` : ''}`,
     });
-    return z.NEVER;
-  });
-export type SubmitActionRequest = z.output<typeof SubmitActionRequestSchema>;
+export type SubmitActionRequest = z.output<ReturnType<typeof submitActionRequestSchema>>;
 
 export const ApproveActionRequestSchema = z
   .object({

@@ -8,7 +8,7 @@ import { sandboxMemoryProblem, type CreateAgentRequest, type ResourceLimits } fr
 import type { Config } from './config.js';
 import { WardenError } from './errors.js';
 import { hasRole, type Role } from './roles.js';
-import { getSkill } from '../skills/index.js';
+import type { SkillRegistry } from './skill.js';
 
 export type AgentAdmissionSettings = Pick<
   Config,
@@ -16,8 +16,14 @@ export type AgentAdmissionSettings = Pick<
 >;
 
 /** Refuses an unknown skill (422), what this role may not ask for (403) and limits that cannot work (422). */
-export function checkAgentRequest(request: CreateAgentRequest, limits: ResourceLimits, role: Role, settings: AgentAdmissionSettings): void {
-  getSkill(request.skill_id);
+export function checkAgentRequest(
+  request: CreateAgentRequest,
+  limits: ResourceLimits,
+  role: Role,
+  settings: AgentAdmissionSettings,
+  skills: SkillRegistry,
+): void {
+  skills.getSkill(request.skill_id);
   if (!hasRole(role, 'admin')) {
     const beyond: string[] = [];
     if (request.runtime === 'runc') beyond.push('runtime runc (no sandbox kernel: the container shares the host kernel)');

@@ -3,11 +3,11 @@ import { z } from 'zod';
 import { WardenError } from '../domain/errors.js';
 import { filesystemSkill } from './filesystem/manifest.js';
 import { shellSkill } from './shell/manifest.js';
-import type { SkillCommand, SkillManifest, SkillOperation } from './types.js';
+import type { SkillCommand, SkillManifest, SkillManifests, SkillOperation, SkillRegistry } from './types.js';
 
 export * from './types.js';
 
-export const SKILLS: Readonly<Record<string, SkillManifest>> = Object.freeze({
+export const SKILLS: SkillManifests = Object.freeze({
   [filesystemSkill.id]: filesystemSkill,
   [shellSkill.id]: shellSkill,
 });
@@ -50,6 +50,9 @@ export function prepareCommand(skillId: string, operation: string, params: unkno
   }
   return op.command(parsed.data);
 }
+
+/** The registry as the domain's decisions receive it: the policy, admission and assessment take it as a parameter. */
+export const SKILL_REGISTRY: SkillRegistry = Object.freeze({ manifests: SKILLS, getSkill, prepareCommand });
 
 /** The operation's parameters as JSON Schema (draft 2020-12), as an LLM tool's input schema. */
 export function toJsonSchema(skillId: string, operation: string): Record<string, unknown> {

@@ -1,39 +1,8 @@
-/**
- * What a skill is: a manifest of operations, each with a zod schema for its parameters, a default
- * risk, and the argv that runs it inside the agent's sandbox. Skills use no Node API, so workflow
- * code may import them (the policy judges and builds commands deterministically).
- */
-import { z } from 'zod';
-import type { RiskLevel } from '../domain/risk.js';
+/** What a skill is (domain/skill.ts), and how a skill declares its operations. */
+import type { z } from 'zod';
+import type { SkillOperation } from '../domain/skill.js';
 
-/** What the sandbox runs for one operation (through execInSandbox, as the sandbox user in /workspace). */
-export interface SkillCommand {
-  argv: string[];
-  /** Not used by the skills here: execInSandbox has no stdin, so content travels in argv. */
-  stdin?: string;
-  /** The exec timeout this call asks for; the caller's default when absent. */
-  timeout_ms?: number;
-  /** The output bound this call asks for; the caller's default when absent. */
-  max_output_bytes?: number;
-  /** Names of vault secrets passed to the command as environment variables (values are resolved in the sandbox activity). */
-  secrets?: string[];
-}
-
-export interface SkillOperation<S extends z.ZodType = z.ZodType> {
-  description: string;
-  /** A strict object schema: unknown parameters are refused. */
-  schema: S;
-  /** The default risk; the policy may raise it or deny the operation. */
-  risk: RiskLevel;
-  /** Builds the argv from validated parameters. User values are only ever separate argv elements. */
-  command(params: z.infer<S>): SkillCommand;
-}
-
-export interface SkillManifest {
-  id: string;
-  description: string;
-  operations: Record<string, SkillOperation>;
-}
+export type { SkillCommand, SkillManifest, SkillManifests, SkillOperation, SkillRegistry } from '../domain/skill.js';
 
 /** Declares an operation with its parameter type inferred from its schema. */
 export const defineOperation = <S extends z.ZodType>(op: SkillOperation<S>): SkillOperation<S> => op;

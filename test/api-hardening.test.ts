@@ -14,6 +14,7 @@ import { createApp } from '../api/app.js';
 import { KeyStore } from '../stores/key-store.js';
 import type { AuditStore } from '../stores/audit-store.js';
 import { loadPolicy } from '../domain/policy.js';
+import { SKILLS } from '../skills/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../domain/config.js';
 import { validate, type OpenApiDocument } from './openapi-schema.js';
@@ -216,7 +217,7 @@ describe('when the Temporal server cannot be reached', () => {
       logger: pino({ level: 'silent' }),
       keys,
       audit: {} as AuditStore,
-      policy: loadPolicy(),
+      policy: loadPolicy(SKILLS),
       payloadCodec: testPayloadCodec(),
     });
     const doc = (await (await app.request('/openapi.json')).json()) as OpenApiDocument;

@@ -14,6 +14,7 @@ import { createApp } from '../api/app.js';
 import { KeyStore } from '../stores/key-store.js';
 import { AuditStore } from '../stores/audit-store.js';
 import { loadPolicy } from '../domain/policy.js';
+import { SKILLS } from '../skills/index.js';
 import type { Role } from '../domain/roles.js';
 import { createWorkers } from '../workers/create-workers.js';
 import { ensureReaperSchedule } from '../workers/reaper-schedule.js';
@@ -108,7 +109,7 @@ export async function startStack(
   const adminKey = keys.create('test admin', 'admin', null).key;
   const vault = opts.vault ?? openVault({ dataDir: mkdtempSync(join(tmpdir(), 'warden-vault-')) });
   const logger = opts.logger ?? pino({ level: process.env.WARDEN_TEST_LOG ?? 'silent' });
-  const realApp = createApp({ client, docker: opts.docker ?? docker, config, logger, keys, audit, policy: loadPolicy(config.policyFile), vault, payloadCodec });
+  const realApp = createApp({ client, docker: opts.docker ?? docker, config, logger, keys, audit, policy: loadPolicy(SKILLS, config.policyFile), vault, payloadCodec });
   /** The app, as an admin: requests without an Authorization header get the admin key. */
   const app = {
     request(path: string, init: RequestInit = {}) {
@@ -127,7 +128,7 @@ export async function startStack(
           dockerHostId: TEST_HOST,
           roles: ['control', 'sandbox'],
           payloadCodec,
-          policy: loadPolicy(config.policyFile),
+          policy: loadPolicy(SKILLS, config.policyFile),
           audit,
           vault,
           docker,

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { temporal } from '@temporalio/proto';
 import type { ActionRecord } from '../domain/action.js';
 import { loadPolicy } from '../domain/policy.js';
+import { SKILLS } from '../skills/index.js';
 import { AuditStore } from '../stores/audit-store.js';
 import { openVault } from '../stores/vault.js';
 import { createApp } from '../api/app.js';
@@ -130,7 +131,7 @@ describe('admin routes', () => {
       logger: pino({ level: 'silent' }),
       keys: stack.keys,
       audit: stack.audit,
-      policy: loadPolicy(),
+      policy: loadPolicy(SKILLS),
       payloadCodec: testPayloadCodec(),
     });
     const res = await bare.request('/api/secrets', { headers: { authorization: `Bearer ${stack.keys.create('admin2', 'admin', null).key}` } });

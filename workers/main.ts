@@ -18,6 +18,7 @@ import { temporalTls } from '../domain/temporal-tls.js';
 import { ensureReaperSchedule } from './reaper-schedule.js';
 import { startTracing } from '../telemetry/tracing.js';
 import { loadPolicy } from '../domain/policy.js';
+import { SKILLS } from '../skills/index.js';
 
 const config = loadConfig();
 /** mTLS to Temporal when configured; files read once, here. */
@@ -94,7 +95,7 @@ try {
     dockerHostId: config.dockerHostId,
     roles,
     payloadCodec,
-    policy: roles.includes('control') ? loadPolicy(config.policyFile) : undefined,
+    policy: roles.includes('control') ? loadPolicy(SKILLS, config.policyFile) : undefined,
     alerts: { webhooks: config.alertWebhooks, secret: config.alertSecret },
     tracing,
     shutdownGraceTime: `${config.workerShutdownGraceSeconds} seconds`,

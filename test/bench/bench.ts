@@ -35,7 +35,7 @@ import { PROJECT_ROOT, startDevServer, type DevServer } from '../../scripts/dev-
 import { bundleWorkflows } from '../../workers/bundle.js';
 import { createWorkers } from '../../workers/create-workers.js';
 import { createDataConverter, loadPayloadCodec } from '../../domain/data-converter.js';
-import { prepareCommand } from '../../skills/index.js';
+import { prepareCommand, SKILLS } from '../../skills/index.js';
 
 const run = promisify(execFile);
 
@@ -440,7 +440,7 @@ async function main(): Promise<void> {
     dockerHostId: HOST_ID,
     roles: ['control', 'sandbox'],
     payloadCodec,
-    policy: loadPolicy(),
+    policy: loadPolicy(SKILLS),
     audit,
     docker,
     workflowBundle: bundle,
@@ -463,7 +463,7 @@ async function main(): Promise<void> {
     rateLimits: 'read=100000/s',
   });
   const { key: operatorKey } = keys.create('bench', 'operator', null);
-  const app = createApp({ client, docker, config, logger: pino({ level: 'silent' }), keys, audit, policy: loadPolicy(), payloadCodec });
+  const app = createApp({ client, docker, config, logger: pino({ level: 'silent' }), keys, audit, policy: loadPolicy(SKILLS), payloadCodec });
   const apiPort = await freePort();
   await new Promise<void>((resolve) => {
     httpServer = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: apiPort }, () => resolve());

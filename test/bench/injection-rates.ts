@@ -13,7 +13,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { INJECTION_SCORE, SUSPICIOUS_SCORE, screenText } from '../../domain/injection-screen.js';
+import { INJECTION_SCORE, SUSPICIOUS_SCORE, screenText } from '../../domain/injection-screen/index.js';
 import { PROJECT_ROOT } from '../../scripts/dev-server.js';
 import { positiveInt } from './env.js';
 

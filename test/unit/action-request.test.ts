@@ -3,7 +3,10 @@
  * put the operation inside the parameters or leave it out where a skill has only one.
  */
 import { expect, it } from 'vitest';
-import { SubmitActionRequestSchema } from '../../domain/action.js';
+import { submitActionRequestSchema } from '../../domain/action.js';
+import { SKILLS } from '../../skills/index.js';
+
+const SubmitActionRequestSchema = submitActionRequestSchema(SKILLS);
 
 const base = { action_type: 'skill_execution', agent_id: 'agent-1' } as const;
 

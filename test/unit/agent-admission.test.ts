@@ -12,6 +12,7 @@ import { checkAgentRequest } from '../../domain/agent-admission.js';
 import { ConfigSchema } from '../../domain/config.js';
 import { hostShortfall } from '../../domain/host-capacity.js';
 import type { Role } from '../../domain/roles.js';
+import { SKILL_REGISTRY } from '../../skills/index.js';
 import { sandboxHostConfig } from '../../sandbox/spec.js';
 
 const MiB = 1024 * 1024;
@@ -20,7 +21,7 @@ const settings = ConfigSchema.parse({});
 function refusal(request: Partial<CreateAgentRequest>, role: Role, over: Partial<typeof settings> = {}) {
   const parsed = CreateAgentRequestSchema.parse({ skill_id: 'shell', ...request });
   try {
-    checkAgentRequest(parsed, completeLimits(parsed.resource_limits), role, { ...settings, ...over });
+    checkAgentRequest(parsed, completeLimits(parsed.resource_limits), role, { ...settings, ...over }, SKILL_REGISTRY);
     return null;
   } catch (err) {
     return err as { status: number; code: string; message: string };

@@ -11,7 +11,7 @@ import { createGrantActivities, guardSandboxActivities, type ExecAuthority } fro
 import type { ActionRecord } from '../../domain/action.js';
 import { loadPolicy } from '../../domain/policy.js';
 import type { SandboxActivities } from '../../activities/sandbox.js';
-import { prepareCommand } from '../../skills/index.js';
+import { prepareCommand, SKILLS } from '../../skills/index.js';
 
 const keyring = (key = randomBytes(32)) => Keyring.load({ masterKey: key.toString('base64'), dataDir: tmpdir() });
 const grants = new Grants(keyring());
@@ -69,7 +69,7 @@ describe('the control worker decides the action again', () => {
   it('denies a chat that names shell.exec, though a genuine grant says low', async () => {
     const chat = { ...subject, action_type: 'chat' as const };
     const grant = actionGrant({ action_hash: actionHash(chat), level: 'low', approvals_required: 0 });
-    const { verifyAction } = createGrantActivities({ grants, policy: loadPolicy() });
+    const { verifyAction } = createGrantActivities({ grants, policy: loadPolicy(SKILLS) });
     const verdict = await verifyAction({ workflowId: ID, action: { ...chat, requester } as ActionRecord, grant });
     expect(verdict).toMatchObject({ ok: true, allowed: false, level: 'critical', rule: 'skill-fit' });
     expect(verdict).not.toHaveProperty('exec');

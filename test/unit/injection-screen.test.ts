@@ -16,7 +16,7 @@ import {
   screenText,
   type InjectionCategory,
   type ScreenResult,
-} from '../../domain/injection-screen.js';
+} from '../../domain/injection-screen/index.js';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'injection');
 

@@ -1,8 +1,10 @@
 /**
- * Each folder means one thing, and the imports keep it so: the API imports no activity module
- * (what it shares with the workers lives in domain/, stores/, sandbox/ and telemetry/), and
- * workflow code takes nothing from Node, Docker, logging, stores, the sandbox spec, telemetry or
- * the activities but types (the bundler would refuse it, or worse, replay would diverge).
+ * Each folder means one thing, and the imports keep it so: domain/ is the shared ground and
+ * imports none of the folders built on it (the skill registry is passed to it, not imported), the
+ * API imports no activity module (what it shares with the workers lives in domain/, stores/,
+ * sandbox/ and telemetry/), and workflow code takes nothing from Node, Docker, logging, stores, the
+ * sandbox spec, telemetry or the activities but types (the bundler would refuse it, or worse,
+ * replay would diverge).
  * Imports are read with the TypeScript parser: static, re-exports, dynamic import() and require().
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -112,6 +114,12 @@ describe('module boundaries', () => {
     ]);
     expect(target('api/middleware/auth.ts', '../../activities/audit.js')).toBe('activities/audit.js');
     expect(target('workflows/agent.ts', 'fs/promises')).toBe('node:fs/promises');
+  });
+
+  it('domain/ imports nothing from skills/, api/, activities/, workflows/ or workers/, not even types', () => {
+    expect(sourcesIn('domain')).toContain('domain/injection-screen/screen.ts');
+    const above = ['skills', 'api', 'activities', 'workflows', 'workers'].map(under);
+    expect(violations('domain', (t) => above.some((folder) => folder(t)))).toEqual([]);
   });
 
   it('the API imports no activity module', () => {

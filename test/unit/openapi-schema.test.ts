@@ -12,6 +12,7 @@ import { KeyStore } from '../../stores/key-store.js';
 import type { AuditStore } from '../../stores/audit-store.js';
 import { ConfigSchema } from '../../domain/config.js';
 import { loadPolicy } from '../../domain/policy.js';
+import { SKILLS } from '../../skills/index.js';
 import type { PayloadEncryptionCodec } from '../../domain/payload-codec.js';
 import { arbitraryOf, validate, type JsonSchema, type OpenApiDocument } from '../openapi-schema.js';
 
@@ -23,7 +24,7 @@ const app = createApp({
   logger: pino({ level: 'silent' }),
   keys: KeyStore.open(':memory:'),
   audit: {} as AuditStore,
-  policy: loadPolicy(),
+  policy: loadPolicy(SKILLS),
   payloadCodec: {} as PayloadEncryptionCodec,
 });
 const doc = (await (await app.request('/openapi.json')).json()) as OpenApiDocument;

@@ -6,8 +6,6 @@ import { describe, expect, it } from 'vitest';
 import {
   ACTION_TYPES,
   DEFAULT_DENY_RULE,
-  destructivePattern,
-  isDestructive,
   judge,
   loadPolicy,
   parsePolicy,
@@ -17,10 +15,11 @@ import {
   type PolicyDecision,
 } from '../../domain/policy.js';
 import { assessAction } from '../../domain/action-decision.js';
+import { destructivePattern, isDestructive } from '../../domain/shell-analysis.js';
 import { riskRank } from '../../domain/risk.js';
-import { SKILLS } from '../../skills/index.js';
+import { SKILL_REGISTRY, SKILLS } from '../../skills/index.js';
 
-const policy = loadPolicy();
+const policy = loadPolicy(SKILLS);
 
 const request = (over: Partial<ActionRequest>): ActionRequest => ({
   action_type: 'skill_execution',
@@ -82,7 +81,7 @@ describe('the default policy', () => {
   ];
 
   it.each(table)('%s', (_name, req, expected) => {
-    const decision = judge(policy, req);
+    const decision = judge(policy, req, SKILLS);
     expect(decision).toMatchObject(expected);
     expect(decision.reasons[0]).toMatch(expected.rule === DEFAULT_DENY_RULE ? /no rule of the policy matches/ : `rule "${expected.rule}"`);
   });
@@ -93,21 +92,21 @@ describe('the default policy', () => {
   });
 
   it('explains its decisions', () => {
-    expect(judge(policy, fsOp('read', { uses_secrets: true })).reasons).toEqual([
+    expect(judge(policy, fsOp('read', { uses_secrets: true }), SKILLS).reasons).toEqual([
       'rule "secrets-skills": A skill operation that uses secrets: its default risk, raised to at least high.',
       'the action uses secrets',
       'default risk of filesystem.read: low',
       'raised from low to high',
     ]);
-    expect(judge(policy, shell('sudo rm -fr /*')).reasons).toContain('destructive command: rm -r on /*');
-    expect(judge(policy, request({ action_type: 'chat', injection: 'injection' })).reasons).toContain(
+    expect(judge(policy, shell('sudo rm -fr /*'), SKILLS).reasons).toContain('destructive command: rm -r on /*');
+    expect(judge(policy, request({ action_type: 'chat', injection: 'injection' }), SKILLS).reasons).toContain(
       'the request was flagged as a prompt injection; ask again in your own words if you meant it',
     );
-    expect(judge(policy, fsOp('chmod')).reasons).toEqual([
+    expect(judge(policy, fsOp('chmod'), SKILLS).reasons).toEqual([
       'rule "skill-fit": an action\'s type must fit the skill it names',
       'a skill_execution needs a known skill and operation, and filesystem.chmod is not one',
     ]);
-    expect(judge(policy, shell('id', { action_type: 'chat' })).reasons.at(-1)).toBe(
+    expect(judge(policy, shell('id', { action_type: 'chat' }), SKILLS).reasons.at(-1)).toBe(
       'a chat action runs no skill, but this one names shell.exec; to run it, submit it as a skill_execution, judged at that operation\'s risk',
     );
   });
@@ -138,7 +137,7 @@ describe('every action type × skill × operation', () => {
       ? SKILLS[skill_id]!.operations[operation]!
       : undefined;
     for (const variant of variants) {
-      const decision = judge(policy, request({ action_type, skill_id, operation, parameters: { command: 'ls', path: 'a.txt' }, ...variant }));
+      const decision = judge(policy, request({ action_type, skill_id, operation, parameters: { command: 'ls', path: 'a.txt' }, ...variant }), SKILLS);
       if (action_type === 'skill_execution' && op) {
         expect(decision.allowed).toBe(true);
         expect(riskRank(decision.level)).toBeGreaterThanOrEqual(riskRank(op.risk));
@@ -154,7 +153,7 @@ describe('every action type × skill × operation', () => {
   });
 
   it('assessAction, which the API and the worker both call, denies a chat that runs a command', () => {
-    const decided = assessAction(policy, { action_type: 'chat', skill_id: 'shell', operation: 'exec', parameters: { command: 'id' } });
+    const decided = assessAction(policy, { action_type: 'chat', skill_id: 'shell', operation: 'exec', parameters: { command: 'id' } }, SKILL_REGISTRY);
     expect(decided.decision).toMatchObject(deny(SKILL_FIT_RULE));
   });
 });
@@ -168,32 +167,32 @@ describe('rule conditions', () => {
       { id: 'quiet-shell', description: 'd', when: { skills: ['shell'], destructive: false, uses_secrets: false }, then: { level: 'low', at_least: 'medium' } },
       { id: 'anything', description: 'd', when: {}, then: { level: 'skill_default' } },
     ],
-  });
+  }, SKILLS);
 
   it('command_matches tries each pattern against the command', () => {
-    expect(judge(custom, shell('cd repo && git  push origin main'))).toMatchObject({ allowed: false, rule: 'no-git-push' });
-    expect(judge(custom, shell('scp a b')).reasons).toContain('the command matches /^scp /');
-    expect(judge(custom, shell('git pull'))).toMatchObject({ rule: 'quiet-shell', level: 'medium' });
+    expect(judge(custom, shell('cd repo && git  push origin main'), SKILLS)).toMatchObject({ allowed: false, rule: 'no-git-push' });
+    expect(judge(custom, shell('scp a b'), SKILLS).reasons).toContain('the command matches /^scp /');
+    expect(judge(custom, shell('git pull'), SKILLS)).toMatchObject({ rule: 'quiet-shell', level: 'medium' });
   });
 
   it('skills and operations must both hold', () => {
-    expect(judge(custom, fsOp('list'))).toMatchObject({ rule: 'fs-reads', level: 'medium' });
-    expect(judge(custom, fsOp('delete'))).toMatchObject({ rule: 'anything', level: 'high', approvals_required: 1 });
+    expect(judge(custom, fsOp('list'), SKILLS)).toMatchObject({ rule: 'fs-reads', level: 'medium' });
+    expect(judge(custom, fsOp('delete'), SKILLS)).toMatchObject({ rule: 'anything', level: 'high', approvals_required: 1 });
   });
 
   it('destructive: false and uses_secrets: false match only when they are false', () => {
-    expect(judge(custom, shell('dd if=/dev/zero of=/dev/sda'))).toMatchObject({ rule: 'anything', level: 'high' });
-    expect(judge(custom, shell('ls', { uses_secrets: true }))).toMatchObject({ rule: 'anything' });
+    expect(judge(custom, shell('dd if=/dev/zero of=/dev/sda'), SKILLS)).toMatchObject({ rule: 'anything', level: 'high' });
+    expect(judge(custom, shell('ls', { uses_secrets: true }), SKILLS)).toMatchObject({ rule: 'anything' });
   });
 
   it('an empty when matches everything, and skill_default without a skill denies', () => {
-    expect(judge(custom, request({ action_type: 'chat' }))).toMatchObject({ allowed: false, rule: 'anything' });
+    expect(judge(custom, request({ action_type: 'chat' }), SKILLS)).toMatchObject({ allowed: false, rule: 'anything' });
   });
 
   it('an empty policy denies everything', () => {
     for (const action_type of ACTION_TYPES) {
       const req = action_type === 'skill_execution' ? shell('ls') : request({ action_type });
-      expect(judge(parsePolicy({ version: 1, rules: [] }), req)).toMatchObject(deny(DEFAULT_DENY_RULE));
+      expect(judge(parsePolicy({ version: 1, rules: [] }, SKILLS), req, SKILLS)).toMatchObject(deny(DEFAULT_DENY_RULE));
     }
   });
 });
@@ -429,7 +428,7 @@ describe('invalid policy files', () => {
   const rule = (over: Record<string, unknown> = {}) => ({ id: 'r1', description: 'd', when: {}, then: { level: 'skill_default' }, ...over });
   const problems = (doc: unknown): string[] => {
     try {
-      parsePolicy(doc);
+      parsePolicy(doc, SKILLS);
     } catch (err) {
       expect(err).toBeInstanceOf(PolicyError);
       return (err as PolicyError).problems;
@@ -466,7 +465,7 @@ describe('invalid policy files', () => {
   it('lists every problem in one error', () => {
     const err = (() => {
       try {
-        parsePolicy({ version: 1, rules: [rule({ when: { command_matches: ['['] } }), rule()] }, 'policy file p.json');
+        parsePolicy({ version: 1, rules: [rule({ when: { command_matches: ['['] } }), rule()] }, SKILLS, 'policy file p.json');
       } catch (e) {
         return e as PolicyError;
       }
@@ -485,10 +484,10 @@ describe('invalid policy files', () => {
     const dir = mkdtempSync(join(tmpdir(), 'warden-policy-'));
     const broken = join(dir, 'broken.json');
     writeFileSync(broken, '{"version": 1, "rules": [');
-    expect(() => loadPolicy(broken)).toThrow(new RegExp(`policy file ${broken} is not valid JSON`));
-    expect(() => loadPolicy(join(dir, 'missing.json'))).toThrow(/cannot read policy file .*missing\.json/);
+    expect(() => loadPolicy(SKILLS, broken)).toThrow(new RegExp(`policy file ${broken} is not valid JSON`));
+    expect(() => loadPolicy(SKILLS, join(dir, 'missing.json'))).toThrow(/cannot read policy file .*missing\.json/);
     const invalid = join(dir, 'invalid.json');
     writeFileSync(invalid, JSON.stringify({ version: 1, rules: [rule({ when: { action_types: ['nope'] } })] }));
-    expect(() => loadPolicy(invalid)).toThrow(/invalid\.json is invalid:\n {2}rule "r1" \(rules\[0\]\) when\.action_types\[0\]/);
+    expect(() => loadPolicy(SKILLS, invalid)).toThrow(/invalid\.json is invalid:\n {2}rule "r1" \(rules\[0\]\) when\.action_types\[0\]/);
   });
 });

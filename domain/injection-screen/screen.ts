@@ -1,0 +1,114 @@
+/** The entry point: screen the text as it is, normalised, transformed and decoded. */
+import { encodedPayloads } from './decoders.js';
+import { add, clip, finding, INJECTION_CATEGORIES, type ScreenFinding, type ScreenResult } from './findings.js';
+import { fenceOffsets } from './markers.js';
+import { normalise } from './normalise.js';
+import { runRules } from './pattern-rules.js';
+import { combine, INJECTION_SCORE, SUSPICIOUS_SCORE } from './score.js';
+import { makeView, type View } from './tokens.js';
+import { WORD_TRANSFORMS } from './transforms.js';
+import { runWindowRules } from './window-rules.js';
+
+/** Decoding levels below the input (base64 inside base64 inside the text is depth 2). */
+export const MAX_DECODE_DEPTH = 3;
+/** Decoded text screened per call, all levels together; the rest is not decoded. */
+export const MAX_DECODED_CHARS = 256 * 1024;
+
+export function screenText(text: string): ScreenResult {
+  const found = new Map<string, ScreenFinding>();
+  screenInto(text, 0, { decodedChars: 0 }, found);
+  const findings = [...found.values()].sort((a, b) => b.weight - a.weight || a.rule.localeCompare(b.rule));
+  const score = combine(findings);
+  const present = new Set(findings.map((f) => f.category));
+  return {
+    verdict: score >= INJECTION_SCORE ? 'injection' : score >= SUSPICIOUS_SCORE ? 'suspicious' : 'clean',
+    score,
+    categories: INJECTION_CATEGORIES.filter((c) => present.has(c)),
+    findings,
+  };
+}
+
+interface Budget {
+  decodedChars: number;
+}
+
+function screenInto(text: string, depth: number, budget: Budget, out: Map<string, ScreenFinding>): void {
+  const raw = makeView(text);
+  const rawHits = runRules(raw);
+  rawHits.forEach((f) => add(out, f));
+
+  const norm = normalise(text);
+  norm.signals.forEach((f) => add(out, f));
+  const views = [raw];
+  const changed = changedLines(raw, norm.text);
+  if (changed !== null) {
+    const view = makeView(changed);
+    views.push(view);
+    for (const [id, f] of runRules(view)) {
+      if (rawHits.has(id)) continue;
+      add(out, f);
+      // A rule that fires only once the text is normalised was hidden on purpose.
+      add(out, finding('obfuscation', 'obfuscation.revealed_by_normalisation', 0.5, `${id}: ${f.evidence}`));
+    }
+  }
+
+  // Leetspeak, ROT13 and reversed text keep word boundaries: the word-window rules read them
+  // word by word, and only when a word of theirs looks like a rule's trigger.
+  for (const view of views) {
+    for (const transform of WORD_TRANSFORMS) {
+      const read = transform.apply(view.tokens);
+      if (!read) continue;
+      const { words, clause } = read;
+      const excerpt = (lo: number, hi: number) => words.slice(lo, hi + 1).join(' ');
+      for (const f of runWindowRules({ ...view.tokens, words, clause, excerpt })) {
+        if (out.has(f.rule)) continue;
+        add(out, { ...f, evidence: clip(`[${transform.name}] ${f.evidence}`) });
+        add(out, finding(transform.category, transform.rule, 0.5, `${transform.name}: ${f.evidence}`));
+      }
+    }
+  }
+
+  if (depth >= MAX_DECODE_DEPTH) return;
+  for (const payload of encodedPayloads(text, norm.hidden)) {
+    const room = MAX_DECODED_CHARS - budget.decodedChars;
+    if (room <= 0) return;
+    const decoded = payload.text.slice(0, room);
+    budget.decodedChars += decoded.length;
+    const inner = new Map<string, ScreenFinding>();
+    screenInto(decoded, depth + 1, budget, inner);
+    // Weak findings in decoded data (a JWT's JSON, a data URI's text) are noise, not a payload.
+    if (![...inner.values()].some((f) => f.weight >= 0.3)) continue;
+    for (const f of inner.values()) add(out, { ...f, evidence: clip(`[${payload.kind}] ${f.evidence}`) });
+    // JSON string escapes are how tool output is written, not a disguise; the others are.
+    if (payload.kind !== 'json_string') add(out, finding('encoded_payload', `encoded.${payload.kind}`, 0.5, `${payload.kind}: ${decoded}`));
+  }
+}
+
+/**
+ * The normalised lines that differ from the raw ones, with a line of context on each side (the
+ * rest was screened already, as it is the same text). Chunks are separated by blank lines, so no
+ * rule joins two of them; a chunk that sits in a fenced code block is fenced again.
+ */
+function changedLines(raw: View, normText: string): string | null {
+  if (normText === raw.text) return null;
+  const before = raw.text.split('\n');
+  const after = normText.split('\n');
+  if (before.length !== after.length) return normText;
+  raw.fences ??= fenceOffsets(raw.lower);
+  const lineOffsets: number[] = [];
+  for (let i = 0, offset = 0; i < before.length; offset += before[i].length + 1, i++) lineOffsets.push(offset);
+  const differs = (i: number) => i < after.length && before[i] !== after[i];
+  const chunks: string[] = [];
+  for (let i = 0; i < after.length; i++) {
+    if (!differs(i)) continue;
+    const from = Math.max(0, i - 1);
+    let to = i;
+    while (differs(to + 1) || differs(to + 2)) to += 1;
+    to = Math.min(after.length - 1, to + 1);
+    const chunk = after.slice(from, to + 1).join('\n');
+    const fenced = raw.fences.filter((f) => f < lineOffsets[from]).length % 2 === 1;
+    chunks.push(fenced ? '```\n' + chunk + '\n```' : chunk);
+    i = to;
+  }
+  return chunks.join('\n\n');
+}
