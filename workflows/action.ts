@@ -40,6 +40,7 @@ import {
   type ActionWorkflowInput,
 } from './definitions.js';
 import { refuseUndecodableInput } from '../domain/undecodable.js';
+import { FailureType } from '../domain/failure-types.js';
 
 // A local activity: the audit store sits beside the control worker, and an append is a short,
 // idempotent write, so it skips the task queue round trip a regular activity costs.
@@ -212,7 +213,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
       startToCloseTimeout: timeout + 30_000,
       heartbeatTimeout: '15 seconds',
       // Safe to retry: the journal never runs the command twice and hands a retry the first result.
-      retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['SandboxExited', 'ExecOutlived'] },
+      retry: { maximumAttempts: 5, nonRetryableErrorTypes: [FailureType.SandboxExited, FailureType.ExecOutlived] },
     });
     // Since this patch the agent learns which secrets its actions use, and every later output of
     // the agent has their values redacted (a secret copied to a file or left in the journal).
@@ -279,7 +280,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
       throw err;
     }
     // The lockdown, checked again just before the command would run (agentForAction).
-    const refused = failureType(err) === 'Lockdown';
+    const refused = failureType(err) === FailureType.Lockdown;
     setStatus(refused ? 'rejected' : 'failed');
     action.error = failureText(err);
     await audit({ kind: refused ? 'system.lockdown_refused' : 'execution.failed', actor: 'system', details: refused ? { reason: action.error } : { error: action.error } });

@@ -47,6 +47,7 @@ import {
   type AgentWorkflowInput,
 } from './definitions.js';
 import { refuseUndecodableInput } from '../domain/undecodable.js';
+import { FailureType } from '../domain/failure-types.js';
 
 /** Activities on the agent's Docker host; teardown retries until it succeeds, so nothing leaks. */
 function sandboxActivities(host: string, input: AgentWorkflowInput) {
@@ -56,7 +57,7 @@ function sandboxActivities(host: string, input: AgentWorkflowInput) {
     provision: proxyActivities<SandboxActivities>({
       ...base,
       startToCloseTimeout: '3 minutes',
-      retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['SandboxUnavailable', 'ImageMissing', 'NameConflict'] },
+      retry: { maximumAttempts: 5, nonRetryableErrorTypes: [FailureType.SandboxUnavailable, FailureType.ImageMissing, FailureType.NameConflict] },
     }),
     control: proxyActivities<SandboxActivities>({ ...base, retry: { maximumAttempts: 5 } }),
     teardown: proxyActivities<SandboxActivities>({
@@ -278,7 +279,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
         const lockdown = await lockdownState();
         if (lockdown) {
           refusedByLockdown = true;
-          throw ApplicationFailure.create({ type: 'Lockdown', message: lockdownMessage(lockdown), nonRetryable: true });
+          throw ApplicationFailure.create({ type: FailureType.Lockdown, message: lockdownMessage(lockdown), nonRetryable: true });
         }
       }
       await audit('agent.created', input.requestedBy ?? 'system', {

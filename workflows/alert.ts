@@ -8,6 +8,7 @@ import { proxyActivities } from '@temporalio/workflow';
 import type { AlertActivities } from '../activities/alerts.js';
 import type { AlertDelivery, AlertWorkflowInput } from '../domain/alert.js';
 import { refuseUndecodableInput } from '../domain/undecodable.js';
+import { FailureType } from '../domain/failure-types.js';
 
 const { deliverAlert } = proxyActivities<AlertActivities>({
   startToCloseTimeout: '30 seconds',
@@ -16,7 +17,7 @@ const { deliverAlert } = proxyActivities<AlertActivities>({
     initialInterval: '1 second',
     backoffCoefficient: 2,
     maximumInterval: '10 minutes',
-    nonRetryableErrorTypes: ['WebhookRejected', 'WebhookNotConfigured'],
+    nonRetryableErrorTypes: [FailureType.WebhookRejected, FailureType.WebhookNotConfigured],
   },
 });
 

@@ -43,6 +43,7 @@ import {
   type CapacityState,
 } from './definitions.js';
 import { refuseUndecodableInput } from '../domain/undecodable.js';
+import { FailureType } from '../domain/failure-types.js';
 
 const { closedAgents } = proxyActivities<ControlActivities>({
   startToCloseTimeout: '30 seconds',
@@ -95,10 +96,10 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
         if (lockdown) {
           const message = lockdownMessage(lockdown);
           await recordAudit({ key: `lockdown-refused:${newId()}`, kind: 'system.lockdown_refused', actor: 'system', agent_id: agentId, details: { what: 'agent', reason: message } });
-          throw ApplicationFailure.create({ type: 'Lockdown', message, nonRetryable: true });
+          throw ApplicationFailure.create({ type: FailureType.Lockdown, message, nonRetryable: true });
         }
         if (admitted.has(agentId)) {
-          throw ApplicationFailure.create({ type: 'AgentExists', message: `agent ${agentId} already exists`, nonRetryable: true });
+          throw ApplicationFailure.create({ type: FailureType.AgentExists, message: `agent ${agentId} already exists`, nonRetryable: true });
         }
         if (admitted.size >= maxAgents) {
           const now = Date.now();
@@ -107,13 +108,13 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
         }
         if (admitted.size >= maxAgents) {
           throw ApplicationFailure.create({
-            type: 'CapacityExceeded',
+            type: FailureType.CapacityExceeded,
             message: `capacity reached: ${admitted.size} of ${maxAgents} agents are running; stop one or raise WARDEN_MAX_AGENTS`,
             nonRetryable: true,
           });
         }
         const shortfall = reservation && hostBudget ? hostShortfall(reservation, [...reserved.values()], hostBudget) : null;
-        if (shortfall) throw ApplicationFailure.create({ type: 'HostCapacityExceeded', message: shortfall, nonRetryable: true });
+        if (shortfall) throw ApplicationFailure.create({ type: FailureType.HostCapacityExceeded, message: shortfall, nonRetryable: true });
         admitted.set(agentId, new Date().toISOString());
         if (reservation) reserved.set(agentId, reservation);
         // Alert when this admission crosses the threshold (not on every admission above it).
@@ -167,7 +168,7 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
           });
         }
         throw ApplicationFailure.create({
-          type: 'EmergencyStopNotStarted',
+          type: FailureType.EmergencyStopNotStarted,
           message: `the emergency stop could not start after ${STOP_START_ATTEMPTS} attempts; ${alreadyLocked ? 'the lockdown holds' : 'no lockdown was set'}: try again`,
           nonRetryable: true,
         });
@@ -213,7 +214,7 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
     (actor) =>
       oneAtATime(async () => {
         const lifted = lockdown;
-        if (!lifted) throw ApplicationFailure.create({ type: 'NotLocked', message: 'Warden is not in lockdown; there is nothing to resume', nonRetryable: true });
+        if (!lifted) throw ApplicationFailure.create({ type: FailureType.NotLocked, message: 'Warden is not in lockdown; there is nothing to resume', nonRetryable: true });
         lockdown = null;
         const resumedAt = new Date().toISOString();
         await recordAudit({

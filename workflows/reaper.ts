@@ -15,6 +15,7 @@ import { failureText } from './failures.js';
 import { ADMISSION_GRACE_MS } from './capacity.js';
 import { CAPACITY_WORKFLOW_ID, releaseAgentSignal, sandboxTaskQueue, type ReaperInput, type ReaperReport } from './definitions.js';
 import { refuseUndecodableInput } from '../domain/undecodable.js';
+import { FailureType } from '../domain/failure-types.js';
 
 const control = proxyActivities<ReaperControlActivities>({
   startToCloseTimeout: '2 minutes',
@@ -33,7 +34,7 @@ export async function reaperWorkflow(input: ReaperInput): Promise<ReaperReport> 
     scheduleToStartTimeout: '2 minutes',
     startToCloseTimeout: '2 minutes',
     heartbeatTimeout: '30 seconds',
-    retry: { maximumAttempts: 5, maximumInterval: '30 seconds', nonRetryableErrorTypes: ['NotOurContainer'] },
+    retry: { maximumAttempts: 5, maximumInterval: '30 seconds', nonRetryableErrorTypes: [FailureType.NotOurContainer] },
   });
   let audits = 0;
   const audit = (kind: RecordAuditInput['kind'], agentId: string, details: Record<string, unknown>) =>
