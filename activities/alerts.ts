@@ -6,9 +6,8 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
-import { alertWorkflowId, type AlertEvent, type AlertWorkflowInput } from '../domain/alert.js';
+import { alertWorkflowId, type AlertEvent, type AlertWorkflow, type AlertWorkflowInput } from '../domain/alert.js';
 import { CONTROL_TASK_QUEUE } from '../workflows/definitions.js';
-import type { alertWorkflow } from '../workflows/alert.js';
 import { FailureType } from '../domain/failure-types.js';
 
 export interface AlertSettings {
@@ -52,7 +51,7 @@ export function createAlertActivities(client: Client, settings: AlertSettings) {
   async function raiseAlert(event: AlertEvent): Promise<{ started: boolean }> {
     if (byId.size === 0) return { started: false };
     try {
-      await client.workflow.start<typeof alertWorkflow>('alertWorkflow', {
+      await client.workflow.start<AlertWorkflow>('alertWorkflow', {
         workflowId: alertWorkflowId(event.id),
         taskQueue: CONTROL_TASK_QUEUE,
         args: [{ event, targets: [...byId.keys()] } satisfies AlertWorkflowInput],

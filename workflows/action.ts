@@ -12,7 +12,6 @@ import {
   isCancellation,
   patched,
   proxyActivities,
-  proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -20,14 +19,13 @@ import {
 import type { ActionRecord, ActionStatus } from '../domain/action.js';
 import { actionExec, type ActionExec } from '../domain/action-exec.js';
 import type { ApprovalClaims, Grant } from '../domain/grants.js';
-import type { GrantActivities, GuardedSandboxActivities } from '../activities/grants.js';
-import type { AuditActivities, RecordAuditInput } from '../activities/audit.js';
+import type { GuardedSandboxActivities } from '../activities/grants.js';
+import type { RecordAuditInput } from '../activities/audit.js';
 import type { ControlActivities } from '../activities/control.js';
-import type { AlertActivities } from '../activities/alerts.js';
-import type { EmergencyActivities } from '../activities/emergency.js';
 import { lockdownMessage } from '../domain/lockdown.js';
 import { judgeApproval, type ApprovalAttempt } from './approval.js';
 import { failureText, failureType } from './failures.js';
+import { auditTrail, lockdownState, raiseAlert, verifyAction, verifyApproval } from './local-activities.js';
 import {
   actionStatusQuery,
   approveSignal,
@@ -42,14 +40,6 @@ import {
 import { refuseUndecodableInput } from '../domain/undecodable.js';
 import { FailureType } from '../domain/failure-types.js';
 
-// A local activity: the audit store sits beside the control worker, and an append is a short,
-// idempotent write, so it skips the task queue round trip a regular activity costs.
-const { recordAudit, raiseAlert, lockdownState, verifyAction, verifyApproval } = proxyLocalActivities<
-  AuditActivities & AlertActivities & EmergencyActivities & GrantActivities
->({
-  startToCloseTimeout: '30 seconds',
-  retry: { maximumInterval: '30 seconds' },
-});
 const { agentForAction } = proxyActivities<ControlActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 5 } });
 
 export async function actionWorkflow(input: ActionWorkflowInput): Promise<ActionRecord> {
@@ -62,9 +52,8 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
   const approvalGrants: Grant<ApprovalClaims>[] = [];
   /** What the sandbox runs: under grants, made by the control worker from the signed parameters. */
   let exec: ActionExec | undefined = requireGrants ? undefined : actionExec(action.id, input.command);
-  let audits = 0;
-  const audit = (entry: Omit<RecordAuditInput, 'key' | 'action_id' | 'agent_id'>) =>
-    recordAudit({ ...entry, key: `${action.id}:${++audits}`, action_id: action.id, agent_id: action.agent_id });
+  const trail = auditTrail(action.id);
+  const audit = (entry: Omit<RecordAuditInput, 'key' | 'action_id' | 'agent_id'>) => trail({ ...entry, action_id: action.id, agent_id: action.agent_id });
 
   const setStatus = (status: ActionStatus) => {
     action.status = status;

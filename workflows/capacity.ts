@@ -19,16 +19,12 @@ import {
   ParentClosePolicy,
   patched,
   proxyActivities,
-  proxyLocalActivities,
   setHandler,
   startChild,
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities/control.js';
-import type { AlertActivities } from '../activities/alerts.js';
-import type { AuditActivities } from '../activities/audit.js';
-import type { EmergencyActivities } from '../activities/emergency.js';
 import { hostShortfall, type HostReservation } from '../domain/host-capacity.js';
 import { emergencyStopWorkflowId, lockdownMessage, type Lockdown, type LockdownActor } from '../domain/lockdown.js';
 import type { emergencyStopWorkflow } from './emergency-stop.js';
@@ -43,6 +39,7 @@ import {
   type CapacityState,
 } from './definitions.js';
 import { refuseUndecodableInput } from '../domain/undecodable.js';
+import { raiseAlert, recordAudit, recordedLockdownState } from './local-activities.js';
 import { FailureType } from '../domain/failure-types.js';
 
 const { closedAgents } = proxyActivities<ControlActivities>({
@@ -52,11 +49,6 @@ const { closedAgents } = proxyActivities<ControlActivities>({
 
 /** A freshly admitted agent gets this long to start its workflow before its slot can be reclaimed. */
 export const ADMISSION_GRACE_MS = 60_000;
-
-const { recordAudit, raiseAlert, recordedLockdownState } = proxyLocalActivities<AuditActivities & AlertActivities & EmergencyActivities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { maximumInterval: '30 seconds' },
-});
 
 /** Attempts at starting an emergency stop, each under a new id, before the lockdown is rolled back. */
 const STOP_START_ATTEMPTS = 3;
