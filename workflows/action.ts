@@ -46,6 +46,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
   refuseUndecodableInput(input);
   // Decided first, before any marker: workflows started since grants exist trust nothing in their
   // input that a grant does not prove (histories from before replay the old path).
+  // Patch guards signed grants; deprecatePatch once no open action predates it: every recorded action history does.
   const requireGrants = patched('signed-grants');
   const action: ActionRecord = { ...input.action, approvals: [...(input.action?.approvals ?? [])] };
   /** The approvals' grants, shown to the sandbox worker, which counts them again. */
@@ -171,6 +172,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
     });
     if (action.status === 'rejected') return await finish();
     // Fail closed: an action started during the lockdown, by any client, never runs.
+    // Patch guards the lockdown check before approvals; no recorded history predates it: deprecatePatch once no open action does.
     if (patched('lockdown-check')) {
       const lockdown = await lockdownState();
       if (lockdown) {
@@ -206,6 +208,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
     });
     // Since this patch the agent learns which secrets its actions use, and every later output of
     // the agent has their values redacted (a secret copied to a file or left in the journal).
+    // Patch guards telling the agent its secrets; deprecatePatch once no open action predates it: action-approved and action-two-approvals do.
     const redactUsed = patched('redact-agent-secrets');
     // Keep the agent from stopping on its idle timer while the command runs.
     const agentHandle = getExternalWorkflowHandle(action.agent_id);

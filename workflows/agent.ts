@@ -76,6 +76,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
   refuseUndecodableInput(input);
   // Commands run only as actions (policy, approvals, grants, journal, audit): agents started since
   // then have no `exec` update; histories from before still replay theirs.
+  // Patch guards the retired `exec` update; deprecatePatch once no open agent predates it: every recorded agent history does (lifecycle and restart-on-failure use the update).
   const execDoor = !patched('no-exec-update');
   const agent = new AgentEntity(input);
   const record = agent.record;
@@ -86,6 +87,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
     const from = agent.enter(status);
     // Decided before the audit's local activity: a patch marker recorded after a local activity's
     // marker in the same workflow task does not replay.
+    // Patch guards the agent.error alert; no recorded history predates it: deprecatePatch once no open agent does.
     const alert = status === 'error' && !agent.refusedByLockdown && patched('alerts');
     upsertSearchAttributes([
       { key: SearchAttributes.agentStatus, value: status },
@@ -190,6 +192,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
   try {
     if (record.status === 'provisioning') {
       // Fail closed: an agent started during the lockdown, by any client, never gets a sandbox.
+      // Patch guards the lockdown check before provisioning; no recorded history predates it: deprecatePatch once no open agent does.
       if (patched('lockdown-check')) {
         const lockdown = await lockdownState();
         if (lockdown) {

@@ -62,12 +62,14 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
   let stops = state.stops ?? 0;
   // Fail closed: before this run admits anything, the lockdown the audit log records is restored
   // (whatever state this run was started with: by continue-as-new, or by anyone with a client).
+  // Patch guards restoring the lockdown from the audit log; deprecatePatch once no open capacity run predates it: capacity and capacity-lockdown do.
   let tail: Promise<unknown> = patched('lockdown-from-audit')
     ? recordedLockdownState().then((recorded) => void (lockdown ??= recorded))
     : Promise.resolve();
   // Ids this workflow makes come from its run id and a counter, not from the workflow's random
   // numbers: a worker with tracing on draws from those too (span ids), so a run replayed on a
   // worker with tracing off (or on) would otherwise make other ids and fail as nondeterministic.
+  // Patch guards ids without random numbers; deprecatePatch once no open capacity run predates it: all three capacity histories do.
   const idsWithoutRandom = patched('capacity-ids-without-random');
   let made = 0;
   const newId = () => (idsWithoutRandom ? `${workflowInfo().runId}-${++made}` : uuid4());
@@ -136,6 +138,7 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
     lockdownUpdate,
     (actor) => {
       // Decided as the update arrives, before any local activity of this workflow task.
+      // Patch guards unique emergency stop ids; deprecatePatch once no open capacity run predates it: capacity-lockdown does.
       const uniqueStopIds = patched('emergency-stop-unique-id');
       return oneAtATime(async () => {
         const alreadyLocked = lockdown !== null;
