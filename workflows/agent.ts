@@ -24,6 +24,7 @@ import {
 } from '@temporalio/workflow';
 import type { AgentRecord, AgentStatus } from '../domain/agent.js';
 import type { SandboxActivities, SandboxExit } from '../activities/sandbox.js';
+import type { RecordAuditInput } from '../activities/audit.js';
 import { lockdownMessage } from '../domain/lockdown.js';
 import {
   agentStatusQuery,
@@ -81,7 +82,8 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
   const agent = new AgentEntity(input);
   const record = agent.record;
   const sandbox = sandboxActivities(input.host, input);
-  const audit = auditTrail(workflowInfo().runId);
+  const trail = auditTrail(workflowInfo().runId);
+  const audit = (kind: RecordAuditInput['kind'], actor: string, details: Record<string, unknown>) => trail({ kind, actor, agent_id: input.agentId, details });
 
   const setStatus = async (status: AgentStatus, reason: string | null = null) => {
     const from = agent.enter(status);
@@ -93,7 +95,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
       { key: SearchAttributes.agentStatus, value: status },
       ...(record.sandbox_runtime ? [{ key: SearchAttributes.runtime, value: record.sandbox_runtime }] : []),
     ]);
-    await audit({ kind: status === 'stopped' ? 'agent.stopped' : 'agent.status_changed', actor: agent.requestedBy, agent_id: input.agentId, details: { from, to: status, reason } });
+    await audit(status === 'stopped' ? 'agent.stopped' : 'agent.status_changed', agent.requestedBy, { from, to: status, reason });
     if (alert) await raiseAlert(agent.errorAlert(from, reason));
   };
 
@@ -103,7 +105,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
   const checked = <T>(name: keyof typeof AgentSignalSchemas, arg: unknown, act: (value: T) => void) => {
     const parsed = AgentSignalSchemas[name].safeParse(arg);
     if (parsed.success) act(parsed.data as T);
-    else void audit({ kind: 'message.refused', actor: 'unverified', agent_id: input.agentId, details: { message: name, reason: parsed.error.issues.map((i) => i.message).join('; ') } });
+    else void audit('message.refused', 'unverified', { message: name, reason: parsed.error.issues.map((i) => i.message).join('; ') });
   };
   setHandler(touchSignal, (arg) => checked<{ action_id: string; busy_ms: number; secrets?: string[] }>('touch', arg, (busy) => agent.actionBusy(busy)));
   setHandler(pauseSignal, (arg) => checked<{ by?: string } | undefined>('pause', arg, (v) => agent.requestPause(v?.by)));
@@ -200,12 +202,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
           throw ApplicationFailure.create({ type: FailureType.Lockdown, message: lockdownMessage(lockdown), nonRetryable: true });
         }
       }
-      await audit({
-        kind: 'agent.created',
-        actor: input.requestedBy ?? 'system',
-        agent_id: input.agentId,
-        details: { skill_id: input.skillId, host: input.host, runtime: input.runtime, limits: input.limits },
-      });
+      await audit('agent.created', input.requestedBy ?? 'system', { skill_id: input.skillId, host: input.host, runtime: input.runtime, limits: input.limits });
       agent.sandboxStarted(await provision());
       await setStatus('running');
     }
@@ -275,12 +272,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
           record.exit_code = stopped.exitCode;
           await setStatus('stopped');
         } else {
-          await audit({
-            kind: 'agent.stopped',
-            actor: 'system',
-            agent_id: input.agentId,
-            details: { from: 'error', to: 'error', reason: record.error_message, exit_code: record.exit_code },
-          });
+          await audit('agent.stopped', 'system', { from: 'error', to: 'error', reason: record.error_message, exit_code: record.exit_code });
         }
         await condition(allHandlersFinished);
       });
