@@ -6,9 +6,9 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
-import { alertWorkflowId, type AlertEvent, type AlertWorkflowInput } from '../domain/alert.js';
+import { alertWorkflowId, type AlertEvent, type AlertWorkflow, type AlertWorkflowInput } from '../domain/alert.js';
 import { CONTROL_TASK_QUEUE } from '../workflows/definitions.js';
-import type { alertWorkflow } from '../workflows/alert.js';
+import { FailureType } from '../domain/failure-types.js';
 
 export interface AlertSettings {
   /** Webhook URLs; none: alerts are off and no alert workflow is started. */
@@ -51,7 +51,7 @@ export function createAlertActivities(client: Client, settings: AlertSettings) {
   async function raiseAlert(event: AlertEvent): Promise<{ started: boolean }> {
     if (byId.size === 0) return { started: false };
     try {
-      await client.workflow.start<typeof alertWorkflow>('alertWorkflow', {
+      await client.workflow.start<AlertWorkflow>('alertWorkflow', {
         workflowId: alertWorkflowId(event.id),
         taskQueue: CONTROL_TASK_QUEUE,
         args: [{ event, targets: [...byId.keys()] } satisfies AlertWorkflowInput],
@@ -68,7 +68,7 @@ export function createAlertActivities(client: Client, settings: AlertSettings) {
   async function deliverAlert({ event, target }: { event: AlertEvent; target: string }): Promise<{ status: number }> {
     const url = byId.get(target);
     if (!url || !settings.secret) {
-      throw ApplicationFailure.create({ type: 'WebhookNotConfigured', message: `webhook ${target} is no longer configured on this worker`, nonRetryable: true });
+      throw ApplicationFailure.create({ type: FailureType.WebhookNotConfigured, message: `webhook ${target} is no longer configured on this worker`, nonRetryable: true });
     }
     const where = `webhook ${target} (${new URL(url).host})`;
     const body = JSON.stringify(event);
@@ -90,12 +90,12 @@ export function createAlertActivities(client: Client, settings: AlertSettings) {
       });
       await res.body?.cancel();
     } catch (err) {
-      throw ApplicationFailure.create({ type: 'WebhookUnreachable', message: `${where}: ${(err as Error).message}` });
+      throw ApplicationFailure.create({ type: FailureType.WebhookUnreachable, message: `${where}: ${(err as Error).message}` });
     }
     if (res.ok) return { status: res.status };
     const final = res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429;
     throw ApplicationFailure.create({
-      type: final ? 'WebhookRejected' : 'WebhookFailed',
+      type: final ? FailureType.WebhookRejected : FailureType.WebhookFailed,
       message: `${where} answered ${res.status}`,
       nonRetryable: final,
     });

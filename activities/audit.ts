@@ -7,6 +7,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { ZodError } from 'zod';
 import { AuditIntegrityError, type AuditStore } from '../stores/audit-store.js';
 import { AuditEncodingError, type AuditAppendInput } from '../domain/audit-entry.js';
+import { FailureType } from '../domain/failure-types.js';
 
 /** What a workflow passes to recordAudit (workflows: `import type`). */
 export type RecordAuditInput = AuditAppendInput;
@@ -26,7 +27,7 @@ export function createAuditActivities(store: AuditStore) {
       // A malformed entry stays malformed however often it is retried.
       if (err instanceof ZodError) {
         const problems = err.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ');
-        throw ApplicationFailure.create({ type: 'InvalidAuditEntry', message: `invalid audit entry: ${problems}`, nonRetryable: true });
+        throw ApplicationFailure.create({ type: FailureType.InvalidAuditEntry, message: `invalid audit entry: ${problems}`, nonRetryable: true });
       }
       if (err instanceof AuditEncodingError) {
         throw ApplicationFailure.create({ type: err.name, message: `invalid audit entry: ${err.message}`, nonRetryable: true });

@@ -8,6 +8,7 @@ import { lockdownMessage } from '../domain/lockdown.js';
 import { agentSecretsQuery, agentStatusQuery } from '../workflows/definitions.js';
 import type { AuditStore } from '../stores/audit-store.js';
 import { readLockdown } from '../stores/lockdown-record.js';
+import { FailureType } from '../domain/failure-types.js';
 
 /** The execution status of an agent's workflow as the server has it now (Temporal's names), or NOT_FOUND. */
 export async function agentWorkflowState(client: Client, agentId: string): Promise<string> {
@@ -32,19 +33,19 @@ export function createControlActivities(client: Client, audit: AuditStore) {
    */
   async function agentForAction(agentId: string): Promise<Pick<AgentRecord, 'id' | 'host' | 'status'> & { secrets_used: string[] }> {
     const lockdown = await readLockdown(client, audit);
-    if (lockdown) throw ApplicationFailure.create({ type: 'Lockdown', message: lockdownMessage(lockdown), nonRetryable: true });
+    if (lockdown) throw ApplicationFailure.create({ type: FailureType.Lockdown, message: lockdownMessage(lockdown), nonRetryable: true });
     let agent: AgentRecord;
     try {
       agent = await client.workflow.getHandle(agentId).query(agentStatusQuery);
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) {
-        throw ApplicationFailure.create({ type: 'AgentNotFound', message: `agent ${agentId} does not exist`, nonRetryable: true });
+        throw ApplicationFailure.create({ type: FailureType.AgentNotFound, message: `agent ${agentId} does not exist`, nonRetryable: true });
       }
       throw err;
     }
     if (agent.status !== 'running') {
       throw ApplicationFailure.create({
-        type: 'AgentNotRunning',
+        type: FailureType.AgentNotRunning,
         message: `agent ${agentId} is ${agent.status}; actions run only in a running agent`,
         nonRetryable: true,
       });

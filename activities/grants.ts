@@ -16,6 +16,7 @@ import { prepareCommand, SKILL_REGISTRY } from '../skills/index.js';
 import { hasRole, personOf, type Identity } from '../domain/roles.js';
 import { maxRisk, RISK_LEVELS, type RiskLevel } from '../domain/risk.js';
 import { WardenError } from '../domain/errors.js';
+import { FailureType } from '../domain/failure-types.js';
 
 /** The decision the control worker made itself, from the signed action's parameters. */
 /**
@@ -114,7 +115,7 @@ export function authorizeExec(
   workflowId: string,
 ): void {
   const refuse = (why: string): never => {
-    throw ApplicationFailure.create({ type: 'Unauthorized', message: `the sandbox refused the command: ${why}`, nonRetryable: true });
+    throw ApplicationFailure.create({ type: FailureType.Unauthorized, message: `the sandbox refused the command: ${why}`, nonRetryable: true });
   };
   if (!authority) refuse('it carries no grant from the Warden API (commands run only as approved actions)');
   const { action, grant, approvals } = authority!;

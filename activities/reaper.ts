@@ -11,6 +11,7 @@ import { containerAlive, type SandboxContainer } from '../domain/reaping.js';
 import { agentStatusQuery, CAPACITY_WORKFLOW_ID, capacityQuery, containerLostUpdate, SearchAttributes } from '../workflows/definitions.js';
 import { agentWorkflowState } from './control.js';
 import { LABELS } from '../sandbox/spec.js';
+import { FailureType } from '../domain/failure-types.js';
 
 export function createReaperSandboxActivities(docker: Docker) {
   /** Warden's containers on this host, and only this host's. */
@@ -39,7 +40,7 @@ export function createReaperSandboxActivities(docker: Docker) {
     }
     if (labels[LABELS.managed] !== 'true' || labels[LABELS.host] !== input.host || labels[LABELS.agentId] !== input.agentId) {
       throw ApplicationFailure.create({
-        type: 'NotOurContainer',
+        type: FailureType.NotOurContainer,
         message: `container ${input.containerId} is not agent ${input.agentId}'s on host ${input.host}; the reaper leaves it alone`,
         nonRetryable: true,
       });

@@ -23,6 +23,7 @@ import {
 import { redactSecrets } from '../domain/redact.js';
 import { resolveSecrets, secretsStdin, secretsToRedact, withSecretsFromStdin } from './secret-env.js';
 import type { Vault } from '../stores/vault.js';
+import { FailureType } from '../domain/failure-types.js';
 
 /**
  * Kills every process of an exec's uid and checks, by reading /proc, that none is left (zombies
@@ -75,9 +76,6 @@ export interface ExecInput extends ExecRequest {
 
 const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number })?.statusCode;
 
-/** The worker's shutdown has begun: activities that never end on their own hand themselves back. */
-const WORKER_SHUTDOWN = 'WorkerShutdown';
-
 /**
  * Builds the sandbox activities around a Docker client (the real engine, in tests too).
  * `draining` is aborted when the worker begins to shut down.
@@ -108,7 +106,7 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault; d
     } catch (err) {
       if (statusOf(err) === 404) {
         throw ApplicationFailure.create({
-          type: 'ImageMissing',
+          type: FailureType.ImageMissing,
           message: `sandbox image ${input.image} is not on this Docker host; build it with \`make image\``,
           nonRetryable: true,
         });
@@ -118,7 +116,7 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault; d
       const existing = await docker.getContainer(name).inspect();
       if (existing.Config.Labels?.[LABELS.agentId] !== input.agentId) {
         throw ApplicationFailure.create({
-          type: 'NameConflict',
+          type: FailureType.NameConflict,
           message: `a container named ${name} exists and does not belong to agent ${input.agentId}`,
           nonRetryable: true,
         });
@@ -206,7 +204,7 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault; d
     } catch (err) {
       if (statusOf(err) === 404) return { exitCode: null, oomKilled: false, vanished: true };
       if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? err;
-      if (opts.draining?.aborted) throw ApplicationFailure.retryable('the worker is shutting down; another worker watches the sandbox', WORKER_SHUTDOWN);
+      if (opts.draining?.aborted) throw ApplicationFailure.retryable('the worker is shutting down; another worker watches the sandbox', FailureType.WorkerShutdown);
       throw err;
     } finally {
       clearInterval(beat);
@@ -268,7 +266,7 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault; d
         if (outcome === 'sandbox-exited') {
           const state = (await c.inspect().catch(() => null))?.State;
           throw ApplicationFailure.create({
-            type: 'SandboxExited',
+            type: FailureType.SandboxExited,
             message: `the sandbox ended while the command ran${state?.OOMKilled ? ': out of memory' : ''} (exit code ${state?.ExitCode ?? 'unknown'})`,
             nonRetryable: true,
           });
@@ -276,14 +274,14 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault; d
         if (outcome === 'cancelled' && isWorkerShutdown(ctx)) {
           // The grace period is over and the worker is leaving: the command runs on in the sandbox
           // and the retry on another worker collects its outcome through the execution journal.
-          throw ApplicationFailure.retryable('the worker shut down while the command ran; it runs on in the sandbox', WORKER_SHUTDOWN);
+          throw ApplicationFailure.retryable('the worker shut down while the command ran; it runs on in the sandbox', FailureType.WorkerShutdown);
         }
         // Every other end (done, timed out, cancelled): nothing the command started may outlive it.
         const reaped = await reapExec(c, uid);
         if (outcome === 'cancelled') throw ctx.cancellationSignal.reason ?? new Error('exec cancelled');
         if (!reaped) {
           throw ApplicationFailure.create({
-            type: 'ExecOutlived',
+            type: FailureType.ExecOutlived,
             message: `processes the command started (uid ${uid}) could not be killed after it ended; stop the agent, which ends its sandbox`,
             nonRetryable: true,
           });

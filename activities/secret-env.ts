@@ -8,6 +8,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Vault } from '../stores/vault.js';
 import { VaultError } from '../stores/vault.js';
+import { FailureType } from '../domain/failure-types.js';
 
 // One line per name, in order: the value as a single-quoted shell word, with each newline outside
 // the quotes as "$nl" so the word fits on one line. Builtins only: under gVisor, forking a
@@ -46,7 +47,7 @@ export function secretsStdin(names: readonly string[], values: ReadonlyMap<strin
 export function resolveSecrets(vault: Vault | undefined, names: readonly string[]): Map<string, string> {
   if (!vault) {
     throw ApplicationFailure.create({
-      type: 'VaultUnavailable',
+      type: FailureType.VaultUnavailable,
       message: `the action needs secrets (${names.join(', ')}) but this sandbox worker has no vault`,
       nonRetryable: true,
     });
@@ -56,7 +57,7 @@ export function resolveSecrets(vault: Vault | undefined, names: readonly string[
   } catch (err) {
     if (!(err instanceof VaultError)) throw err;
     throw ApplicationFailure.create({
-      type: err.code === 'secret_not_found' ? 'SecretNotFound' : 'SecretUnreadable',
+      type: err.code === 'secret_not_found' ? FailureType.SecretNotFound : FailureType.SecretUnreadable,
       message: err.message,
       nonRetryable: true,
     });

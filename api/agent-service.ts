@@ -46,6 +46,7 @@ import {
   type AgentWorkflowInput,
 } from '../workflows/definitions.js';
 import type { agentWorkflow } from '../workflows/agent.js';
+import { FailureType } from '../domain/failure-types.js';
 
 export interface AgentSummary {
   id: string;
@@ -127,16 +128,16 @@ export function createAgentService(client: Client, config: AgentServiceConfig, d
         throw new WardenError('worker_unavailable', 'no worker answered the admission of this agent; is the Warden worker running?', 503);
       }
       const failure = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
-      if (failure instanceof ApplicationFailure && failure.type === 'CapacityExceeded') {
+      if (failure instanceof ApplicationFailure && failure.type === FailureType.CapacityExceeded) {
         throw new WardenError('capacity_exceeded', failure.message, 409);
       }
-      if (failure instanceof ApplicationFailure && failure.type === 'HostCapacityExceeded') {
+      if (failure instanceof ApplicationFailure && failure.type === FailureType.HostCapacityExceeded) {
         throw new WardenError('host_capacity_exceeded', failure.message, 409);
       }
-      if (failure instanceof ApplicationFailure && failure.type === 'Lockdown') {
+      if (failure instanceof ApplicationFailure && failure.type === FailureType.Lockdown) {
         throw new WardenError('lockdown', failure.message, 423);
       }
-      if (failure instanceof ApplicationFailure && failure.type === 'AgentExists') {
+      if (failure instanceof ApplicationFailure && failure.type === FailureType.AgentExists) {
         throw new WardenError('agent_exists', `agent ${agentId} already exists (agent ids are never reused)`, 409);
       }
       throw err;

@@ -14,6 +14,7 @@ import { liftLockdownUpdate, lockdownUpdate } from '../workflows/definitions.js'
 import { updateCapacity } from './capacity-updates.js';
 import type { emergencyStopWorkflow } from '../workflows/emergency-stop.js';
 import { isDeadlineExceeded } from './temporal-errors.js';
+import { FailureType } from '../domain/failure-types.js';
 
 const UPDATE_DEADLINE_MS = 15_000;
 const QUERY_DEADLINE_MS = 5_000;
@@ -43,7 +44,7 @@ export function createLockdownService(client: Client, audit: AuditStore, opts: {
       );
     } catch (err) {
       const failure = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
-      if (failure instanceof ApplicationFailure && failure.type === 'EmergencyStopNotStarted') throw new WardenError('stop_failed', failure.message, 503);
+      if (failure instanceof ApplicationFailure && failure.type === FailureType.EmergencyStopNotStarted) throw new WardenError('stop_failed', failure.message, 503);
       throw noWorker(err, 'emergency stop');
     }
     const handle = client.workflow.getHandle<typeof emergencyStopWorkflow>(started.stop_workflow_id);
@@ -63,7 +64,7 @@ export function createLockdownService(client: Client, audit: AuditStore, opts: {
       return await client.withDeadline(Date.now() + UPDATE_DEADLINE_MS, () => updateCapacity(client, liftLockdownUpdate, [actor(who, reason)]));
     } catch (err) {
       const failure = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
-      if (failure instanceof ApplicationFailure && failure.type === 'NotLocked') throw new WardenError('not_locked', failure.message, 409);
+      if (failure instanceof ApplicationFailure && failure.type === FailureType.NotLocked) throw new WardenError('not_locked', failure.message, 409);
       throw noWorker(err, 'resume');
     }
   }

@@ -39,3 +39,9 @@ export interface AlertDelivery {
   status: number | null;
   error: string | null;
 }
+
+/**
+ * The alert workflow's signature, here so that the activity starting it need not import the
+ * workflow, which imports the activity's types (the import goes one way).
+ */
+export type AlertWorkflow = (input: AlertWorkflowInput) => Promise<AlertDelivery[]>;

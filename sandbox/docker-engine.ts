@@ -4,6 +4,7 @@
  */
 import Docker from 'dockerode';
 import type { SandboxRuntime } from '../domain/agent.js';
+import { FailureType } from '../domain/failure-types.js';
 
 export interface EngineRuntimes {
   /** Warden runtime -> the name the engine knows it by. */
@@ -40,7 +41,7 @@ export interface RuntimeChoice {
 }
 
 export class SandboxUnavailableError extends Error {
-  override readonly name = 'SandboxUnavailable';
+  override readonly name = FailureType.SandboxUnavailable;
 }
 
 const STRENGTH: SandboxRuntime[] = ['runsc', 'kata', 'runc'];

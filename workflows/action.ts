@@ -12,7 +12,6 @@ import {
   isCancellation,
   patched,
   proxyActivities,
-  proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -20,14 +19,13 @@ import {
 import type { ActionRecord, ActionStatus } from '../domain/action.js';
 import { actionExec, type ActionExec } from '../domain/action-exec.js';
 import type { ApprovalClaims, Grant } from '../domain/grants.js';
-import type { GrantActivities, GuardedSandboxActivities } from '../activities/grants.js';
-import type { AuditActivities, RecordAuditInput } from '../activities/audit.js';
+import type { GuardedSandboxActivities } from '../activities/grants.js';
+import type { RecordAuditInput } from '../activities/audit.js';
 import type { ControlActivities } from '../activities/control.js';
-import type { AlertActivities } from '../activities/alerts.js';
-import type { EmergencyActivities } from '../activities/emergency.js';
 import { lockdownMessage } from '../domain/lockdown.js';
 import { judgeApproval, type ApprovalAttempt } from './approval.js';
 import { failureText, failureType } from './failures.js';
+import { auditTrail, lockdownState, raiseAlert, verifyAction, verifyApproval } from './local-activities.js';
 import {
   actionStatusQuery,
   approveSignal,
@@ -40,30 +38,23 @@ import {
   type ActionWorkflowInput,
 } from './definitions.js';
 import { refuseUndecodableInput } from '../domain/undecodable.js';
+import { FailureType } from '../domain/failure-types.js';
 
-// A local activity: the audit store sits beside the control worker, and an append is a short,
-// idempotent write, so it skips the task queue round trip a regular activity costs.
-const { recordAudit, raiseAlert, lockdownState, verifyAction, verifyApproval } = proxyLocalActivities<
-  AuditActivities & AlertActivities & EmergencyActivities & GrantActivities
->({
-  startToCloseTimeout: '30 seconds',
-  retry: { maximumInterval: '30 seconds' },
-});
 const { agentForAction } = proxyActivities<ControlActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 5 } });
 
 export async function actionWorkflow(input: ActionWorkflowInput): Promise<ActionRecord> {
   refuseUndecodableInput(input);
   // Decided first, before any marker: workflows started since grants exist trust nothing in their
   // input that a grant does not prove (histories from before replay the old path).
+  // Patch guards signed grants; deprecatePatch once no open action predates it: every recorded action history does.
   const requireGrants = patched('signed-grants');
   const action: ActionRecord = { ...input.action, approvals: [...(input.action?.approvals ?? [])] };
   /** The approvals' grants, shown to the sandbox worker, which counts them again. */
   const approvalGrants: Grant<ApprovalClaims>[] = [];
   /** What the sandbox runs: under grants, made by the control worker from the signed parameters. */
   let exec: ActionExec | undefined = requireGrants ? undefined : actionExec(action.id, input.command);
-  let audits = 0;
-  const audit = (entry: Omit<RecordAuditInput, 'key' | 'action_id' | 'agent_id'>) =>
-    recordAudit({ ...entry, key: `${action.id}:${++audits}`, action_id: action.id, agent_id: action.agent_id });
+  const trail = auditTrail(action.id);
+  const audit = (entry: Omit<RecordAuditInput, 'key' | 'action_id' | 'agent_id'>) => trail({ ...entry, action_id: action.id, agent_id: action.agent_id });
 
   const setStatus = (status: ActionStatus) => {
     action.status = status;
@@ -181,6 +172,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
     });
     if (action.status === 'rejected') return await finish();
     // Fail closed: an action started during the lockdown, by any client, never runs.
+    // Patch guards the lockdown check before approvals; no recorded history predates it: deprecatePatch once no open action does.
     if (patched('lockdown-check')) {
       const lockdown = await lockdownState();
       if (lockdown) {
@@ -212,10 +204,11 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
       startToCloseTimeout: timeout + 30_000,
       heartbeatTimeout: '15 seconds',
       // Safe to retry: the journal never runs the command twice and hands a retry the first result.
-      retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['SandboxExited', 'ExecOutlived'] },
+      retry: { maximumAttempts: 5, nonRetryableErrorTypes: [FailureType.SandboxExited, FailureType.ExecOutlived] },
     });
     // Since this patch the agent learns which secrets its actions use, and every later output of
     // the agent has their values redacted (a secret copied to a file or left in the journal).
+    // Patch guards telling the agent its secrets; deprecatePatch once no open action predates it: action-approved and action-two-approvals do.
     const redactUsed = patched('redact-agent-secrets');
     // Keep the agent from stopping on its idle timer while the command runs.
     const agentHandle = getExternalWorkflowHandle(action.agent_id);
@@ -279,7 +272,7 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
       throw err;
     }
     // The lockdown, checked again just before the command would run (agentForAction).
-    const refused = failureType(err) === 'Lockdown';
+    const refused = failureType(err) === FailureType.Lockdown;
     setStatus(refused ? 'rejected' : 'failed');
     action.error = failureText(err);
     await audit({ kind: refused ? 'system.lockdown_refused' : 'execution.failed', actor: 'system', details: refused ? { reason: action.error } : { error: action.error } });

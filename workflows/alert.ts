@@ -6,8 +6,10 @@
  */
 import { proxyActivities } from '@temporalio/workflow';
 import type { AlertActivities } from '../activities/alerts.js';
-import type { AlertDelivery, AlertWorkflowInput } from '../domain/alert.js';
+import type { AlertDelivery, AlertWorkflow } from '../domain/alert.js';
 import { refuseUndecodableInput } from '../domain/undecodable.js';
+import { failureText } from './failures.js';
+import { FailureType } from '../domain/failure-types.js';
 
 const { deliverAlert } = proxyActivities<AlertActivities>({
   startToCloseTimeout: '30 seconds',
@@ -16,25 +18,19 @@ const { deliverAlert } = proxyActivities<AlertActivities>({
     initialInterval: '1 second',
     backoffCoefficient: 2,
     maximumInterval: '10 minutes',
-    nonRetryableErrorTypes: ['WebhookRejected', 'WebhookNotConfigured'],
+    nonRetryableErrorTypes: [FailureType.WebhookRejected, FailureType.WebhookNotConfigured],
   },
 });
 
-export async function alertWorkflow(input: AlertWorkflowInput): Promise<AlertDelivery[]> {
+export const alertWorkflow: AlertWorkflow = async (input) => {
   refuseUndecodableInput(input);
   const { event, targets } = input;
   return Promise.all(
     targets.map((target) =>
       deliverAlert({ event, target }).then(
         ({ status }): AlertDelivery => ({ target, delivered: true, status, error: null }),
-        (err: Error): AlertDelivery => ({ target, delivered: false, status: null, error: innermost(err) }),
+        (err: Error): AlertDelivery => ({ target, delivered: false, status: null, error: failureText(err) }),
       ),
     ),
   );
-}
-
-function innermost(err: Error): string {
-  let cause: Error | undefined = err;
-  while (cause?.cause) cause = cause.cause as Error;
-  return cause?.message ?? String(err);
-}
+};

@@ -19,16 +19,12 @@ import {
   ParentClosePolicy,
   patched,
   proxyActivities,
-  proxyLocalActivities,
   setHandler,
   startChild,
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities/control.js';
-import type { AlertActivities } from '../activities/alerts.js';
-import type { AuditActivities } from '../activities/audit.js';
-import type { EmergencyActivities } from '../activities/emergency.js';
 import { hostShortfall, type HostReservation } from '../domain/host-capacity.js';
 import { emergencyStopWorkflowId, lockdownMessage, type Lockdown, type LockdownActor } from '../domain/lockdown.js';
 import type { emergencyStopWorkflow } from './emergency-stop.js';
@@ -43,6 +39,8 @@ import {
   type CapacityState,
 } from './definitions.js';
 import { refuseUndecodableInput } from '../domain/undecodable.js';
+import { raiseAlert, recordAudit, recordedLockdownState } from './local-activities.js';
+import { FailureType } from '../domain/failure-types.js';
 
 const { closedAgents } = proxyActivities<ControlActivities>({
   startToCloseTimeout: '30 seconds',
@@ -51,11 +49,6 @@ const { closedAgents } = proxyActivities<ControlActivities>({
 
 /** A freshly admitted agent gets this long to start its workflow before its slot can be reclaimed. */
 export const ADMISSION_GRACE_MS = 60_000;
-
-const { recordAudit, raiseAlert, recordedLockdownState } = proxyLocalActivities<AuditActivities & AlertActivities & EmergencyActivities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { maximumInterval: '30 seconds' },
-});
 
 /** Attempts at starting an emergency stop, each under a new id, before the lockdown is rolled back. */
 const STOP_START_ATTEMPTS = 3;
@@ -69,12 +62,14 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
   let stops = state.stops ?? 0;
   // Fail closed: before this run admits anything, the lockdown the audit log records is restored
   // (whatever state this run was started with: by continue-as-new, or by anyone with a client).
+  // Patch guards restoring the lockdown from the audit log; deprecatePatch once no open capacity run predates it: capacity and capacity-lockdown do.
   let tail: Promise<unknown> = patched('lockdown-from-audit')
     ? recordedLockdownState().then((recorded) => void (lockdown ??= recorded))
     : Promise.resolve();
   // Ids this workflow makes come from its run id and a counter, not from the workflow's random
   // numbers: a worker with tracing on draws from those too (span ids), so a run replayed on a
   // worker with tracing off (or on) would otherwise make other ids and fail as nondeterministic.
+  // Patch guards ids without random numbers; deprecatePatch once no open capacity run predates it: all three capacity histories do.
   const idsWithoutRandom = patched('capacity-ids-without-random');
   let made = 0;
   const newId = () => (idsWithoutRandom ? `${workflowInfo().runId}-${++made}` : uuid4());
@@ -95,10 +90,10 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
         if (lockdown) {
           const message = lockdownMessage(lockdown);
           await recordAudit({ key: `lockdown-refused:${newId()}`, kind: 'system.lockdown_refused', actor: 'system', agent_id: agentId, details: { what: 'agent', reason: message } });
-          throw ApplicationFailure.create({ type: 'Lockdown', message, nonRetryable: true });
+          throw ApplicationFailure.create({ type: FailureType.Lockdown, message, nonRetryable: true });
         }
         if (admitted.has(agentId)) {
-          throw ApplicationFailure.create({ type: 'AgentExists', message: `agent ${agentId} already exists`, nonRetryable: true });
+          throw ApplicationFailure.create({ type: FailureType.AgentExists, message: `agent ${agentId} already exists`, nonRetryable: true });
         }
         if (admitted.size >= maxAgents) {
           const now = Date.now();
@@ -107,13 +102,13 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
         }
         if (admitted.size >= maxAgents) {
           throw ApplicationFailure.create({
-            type: 'CapacityExceeded',
+            type: FailureType.CapacityExceeded,
             message: `capacity reached: ${admitted.size} of ${maxAgents} agents are running; stop one or raise WARDEN_MAX_AGENTS`,
             nonRetryable: true,
           });
         }
         const shortfall = reservation && hostBudget ? hostShortfall(reservation, [...reserved.values()], hostBudget) : null;
-        if (shortfall) throw ApplicationFailure.create({ type: 'HostCapacityExceeded', message: shortfall, nonRetryable: true });
+        if (shortfall) throw ApplicationFailure.create({ type: FailureType.HostCapacityExceeded, message: shortfall, nonRetryable: true });
         admitted.set(agentId, new Date().toISOString());
         if (reservation) reserved.set(agentId, reservation);
         // Alert when this admission crosses the threshold (not on every admission above it).
@@ -143,6 +138,7 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
     lockdownUpdate,
     (actor) => {
       // Decided as the update arrives, before any local activity of this workflow task.
+      // Patch guards unique emergency stop ids; deprecatePatch once no open capacity run predates it: capacity-lockdown does.
       const uniqueStopIds = patched('emergency-stop-unique-id');
       return oneAtATime(async () => {
         const alreadyLocked = lockdown !== null;
@@ -167,7 +163,7 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
           });
         }
         throw ApplicationFailure.create({
-          type: 'EmergencyStopNotStarted',
+          type: FailureType.EmergencyStopNotStarted,
           message: `the emergency stop could not start after ${STOP_START_ATTEMPTS} attempts; ${alreadyLocked ? 'the lockdown holds' : 'no lockdown was set'}: try again`,
           nonRetryable: true,
         });
@@ -213,7 +209,7 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
     (actor) =>
       oneAtATime(async () => {
         const lifted = lockdown;
-        if (!lifted) throw ApplicationFailure.create({ type: 'NotLocked', message: 'Warden is not in lockdown; there is nothing to resume', nonRetryable: true });
+        if (!lifted) throw ApplicationFailure.create({ type: FailureType.NotLocked, message: 'Warden is not in lockdown; there is nothing to resume', nonRetryable: true });
         lockdown = null;
         const resumedAt = new Date().toISOString();
         await recordAudit({

@@ -4,12 +4,11 @@
  * lists the actions in flight, records each step and returns the report. Being a workflow, a
  * crash of the API or a worker mid-stop does not leave half the agents running.
  */
-import { proxyActivities, proxyLocalActivities, uuid4, workflowInfo } from '@temporalio/workflow';
-import type { AlertActivities } from '../activities/alerts.js';
-import type { AuditActivities, RecordAuditInput } from '../activities/audit.js';
+import { proxyActivities, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { EmergencyActivities } from '../activities/emergency.js';
 import type { EmergencyStopReport } from '../domain/lockdown.js';
 import type { EmergencyStopInput } from './definitions.js';
+import { auditTrail, raiseAlert } from './local-activities.js';
 import { refuseUndecodableInput } from '../domain/undecodable.js';
 
 const { runningAgents, forceStopAgents, actionsInFlight, cancelPendingApprovals } = proxyActivities<EmergencyActivities>({
@@ -17,17 +16,11 @@ const { runningAgents, forceStopAgents, actionsInFlight, cancelPendingApprovals 
   heartbeatTimeout: '30 seconds',
   retry: { maximumInterval: '10 seconds' },
 });
-const { recordAudit, raiseAlert } = proxyLocalActivities<AuditActivities & AlertActivities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { maximumInterval: '30 seconds' },
-});
 
 export async function emergencyStopWorkflow(input: EmergencyStopInput): Promise<EmergencyStopReport> {
   refuseUndecodableInput(input);
   const { stop, lockdown, requested, admitted } = input;
-  let audits = 0;
-  const audit = (kind: RecordAuditInput['kind'], details: Record<string, unknown>) =>
-    recordAudit({ key: `${workflowInfo().workflowId}:${workflowInfo().runId}:${++audits}`, kind, actor: requested.by, details });
+  const audit = auditTrail(`${workflowInfo().workflowId}:${workflowInfo().runId}`);
 
   // Each agent records its own stop (stopping, stopped) with the admin as the actor; each cancelled
   // action records its cancellation with the reason; this workflow records the report.
@@ -48,7 +41,11 @@ export async function emergencyStopWorkflow(input: EmergencyStopInput): Promise<
     counts: { agents_stopped: stopped.length, approvals_cancelled: cancelled.length, actions_in_flight: inFlight.length },
     completed_at: new Date().toISOString(),
   };
-  await audit('system.emergency_stop', { stop, reason: requested.reason, by_name: requested.by_name, locked_since: lockdown.since, ...report });
+  await audit({
+    kind: 'system.emergency_stop',
+    actor: requested.by,
+    details: { stop, reason: requested.reason, by_name: requested.by_name, locked_since: lockdown.since, ...report },
+  });
   await raiseAlert({
     id: `emergency-stop-${uuid4()}`,
     type: 'emergency_stop',

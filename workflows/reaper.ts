@@ -6,22 +6,22 @@
  * by agents whose workflow has ended. Every decision goes to the audit log, and the run returns
  * its report.
  */
-import { getExternalWorkflowHandle, proxyActivities, proxyLocalActivities, workflowInfo } from '@temporalio/workflow';
+import { getExternalWorkflowHandle, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { ReaperControlActivities, ReaperSandboxActivities } from '../activities/reaper.js';
-import type { AuditActivities, RecordAuditInput } from '../activities/audit.js';
-import type { AlertActivities } from '../activities/alerts.js';
+import type { RecordAuditInput } from '../activities/audit.js';
 import { planReaping } from '../domain/reaping.js';
 import { failureText } from './failures.js';
+import { auditTrail, raiseAlert } from './local-activities.js';
 import { ADMISSION_GRACE_MS } from './capacity.js';
 import { CAPACITY_WORKFLOW_ID, releaseAgentSignal, sandboxTaskQueue, type ReaperInput, type ReaperReport } from './definitions.js';
 import { refuseUndecodableInput } from '../domain/undecodable.js';
+import { FailureType } from '../domain/failure-types.js';
 
 const control = proxyActivities<ReaperControlActivities>({
   startToCloseTimeout: '2 minutes',
   heartbeatTimeout: '30 seconds',
   retry: { maximumAttempts: 5, maximumInterval: '30 seconds' },
 });
-const { recordAudit, raiseAlert } = proxyLocalActivities<AuditActivities & AlertActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumInterval: '30 seconds' } });
 
 export async function reaperWorkflow(input: ReaperInput): Promise<ReaperReport> {
   refuseUndecodableInput(input);
@@ -33,11 +33,11 @@ export async function reaperWorkflow(input: ReaperInput): Promise<ReaperReport> 
     scheduleToStartTimeout: '2 minutes',
     startToCloseTimeout: '2 minutes',
     heartbeatTimeout: '30 seconds',
-    retry: { maximumAttempts: 5, maximumInterval: '30 seconds', nonRetryableErrorTypes: ['NotOurContainer'] },
+    retry: { maximumAttempts: 5, maximumInterval: '30 seconds', nonRetryableErrorTypes: [FailureType.NotOurContainer] },
   });
-  let audits = 0;
+  const trail = auditTrail(workflowInfo().runId);
   const audit = (kind: RecordAuditInput['kind'], agentId: string, details: Record<string, unknown>) =>
-    recordAudit({ key: `${workflowInfo().runId}:${++audits}`, kind, actor: 'reaper', agent_id: agentId, details: { host, ...details } });
+    trail({ kind, actor: 'reaper', agent_id: agentId, details: { host, ...details } });
 
   // Agents before containers: an agent that reported running had its container before we
   // listed them, so a container missing from the list is really gone.

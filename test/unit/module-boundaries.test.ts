@@ -88,6 +88,43 @@ const WORKFLOW_UNSAFE = [
   under('activities'),
 ];
 
+/** The imports, types included, between the files of these folders: file -> the files it imports. */
+function importGraph(folders: string[]): Map<string, string[]> {
+  const files = folders.flatMap(sourcesIn);
+  return new Map(
+    files.map((file) => [
+      file,
+      importsOf(readFileSync(join(ROOT, file), 'utf8'), file)
+        .map((imp) => target(file, imp.specifier).replace(/\.js$/, '.ts'))
+        .filter((t) => files.includes(t)),
+    ]),
+  );
+}
+
+/** Each import from one folder into the other that the imported file leads back from, as `a -> b -> ... -> a`. */
+function crossFolderCycles(graph: Map<string, string[]>): string[] {
+  const folderOf = (file: string) => file.split('/')[0];
+  const pathBack = (from: string, to: string): string[] | null => {
+    const seen = new Set([from]);
+    const queue: string[][] = [[from]];
+    for (let path = queue.shift(); path; path = queue.shift()) {
+      for (const next of graph.get(path.at(-1)!) ?? []) {
+        if (next === to) return [...path, next];
+        if (!seen.has(next)) seen.add(next), queue.push([...path, next]);
+      }
+    }
+    return null;
+  };
+  return [...graph].flatMap(([file, imports]) =>
+    imports
+      .filter((imported) => folderOf(imported) !== folderOf(file))
+      .flatMap((imported) => {
+        const back = pathBack(imported, file);
+        return back ? [[file, ...back].join(' -> ')] : [];
+      }),
+  );
+}
+
 describe('module boundaries', () => {
   it('reads every kind of import, and tells type-only ones apart', () => {
     const source = [
@@ -133,5 +170,17 @@ describe('module boundaries', () => {
     // The check sees the type imports it lets through.
     expect(workflowImports.some((imp) => imp.typeOnly && imp.specifier.startsWith('../activities/'))).toBe(true);
     expect(violations('workflows', (t, imp) => !imp.typeOnly && WORKFLOW_UNSAFE.some((unsafe) => unsafe(t)))).toEqual([]);
+  });
+
+  it('no import cycle runs between workflows and activities: activities take message definitions, workflows take activity types', () => {
+    const graph = importGraph(['workflows', 'activities']);
+    // The check sees imports both ways.
+    expect(graph.get('activities/control.ts')).toContain('workflows/definitions.ts');
+    expect(graph.get('workflows/agent.ts')).toContain('activities/sandbox.ts');
+    expect(crossFolderCycles(new Map([['workflows/a.ts', ['activities/b.ts']], ['activities/b.ts', ['workflows/a.ts']]]))).toEqual([
+      'workflows/a.ts -> activities/b.ts -> workflows/a.ts',
+      'activities/b.ts -> workflows/a.ts -> activities/b.ts',
+    ]);
+    expect(crossFolderCycles(graph)).toEqual([]);
   });
 });
