@@ -1,9 +1,9 @@
 /** /api/skills and /api/security/validate: what agents can do, and what the injection screen thinks of a text. */
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
-import { screenText } from '../domain/injection-screen.js';
-import { SKILLS, toJsonSchema } from '../skills/index.js';
-import { errorResponses, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
+import { screenText } from '../../domain/injection-screen.js';
+import { SKILLS, toJsonSchema } from '../../skills/index.js';
+import { errorResponses, jsonResponse as json, validationHook, type AppEnv } from '../openapi.js';
 
 
 export function skillsRouter() {

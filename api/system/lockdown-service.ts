@@ -5,15 +5,15 @@
 import { randomBytes } from 'node:crypto';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { WardenError } from '../domain/errors.js';
-import { lockdownMessage, type EmergencyStopReport, type Lockdown, type LockdownActor } from '../domain/lockdown.js';
-import type { Identity } from '../domain/roles.js';
-import type { AuditStore } from '../stores/audit-store.js';
-import { readLockdown } from '../stores/lockdown-record.js';
-import { liftLockdownUpdate, lockdownUpdate } from '../workflows/definitions.js';
+import { WardenError } from '../../domain/errors.js';
+import { lockdownMessage, type EmergencyStopReport, type Lockdown, type LockdownActor } from '../../domain/lockdown.js';
+import type { Identity } from '../../domain/roles.js';
+import type { AuditStore } from '../../stores/audit-store.js';
+import { readLockdown } from '../../stores/lockdown-record.js';
+import { liftLockdownUpdate, lockdownUpdate } from '../../workflows/definitions.js';
 import { updateCapacity } from './capacity-updates.js';
-import type { emergencyStopWorkflow } from '../workflows/emergency-stop.js';
-import { isDeadlineExceeded } from './temporal-errors.js';
+import type { emergencyStopWorkflow } from '../../workflows/emergency-stop.js';
+import { isDeadlineExceeded } from '../temporal-errors.js';
 
 const UPDATE_DEADLINE_MS = 15_000;
 const QUERY_DEADLINE_MS = 5_000;

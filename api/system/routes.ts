@@ -2,13 +2,13 @@
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
 import proto from '@temporalio/proto';
-import { AGENT_STATUSES, SandboxRuntimeSchema } from '../domain/agent.js';
-import { chooseRuntime, engineRuntimes, SandboxUnavailableError } from '../sandbox/docker-engine.js';
-import { CONTROL_TASK_QUEUE, sandboxTaskQueue, SearchAttributes } from '../workflows/definitions.js';
-import type { AgentService } from './agent-service.js';
-import type { AppDeps } from './app.js';
-import { withTimeout } from './container-usage.js';
-import { validationHook, type AppEnv } from './openapi.js';
+import { AGENT_STATUSES, SandboxRuntimeSchema } from '../../domain/agent.js';
+import { chooseRuntime, engineRuntimes, SandboxUnavailableError } from '../../sandbox/docker-engine.js';
+import { CONTROL_TASK_QUEUE, sandboxTaskQueue, SearchAttributes } from '../../workflows/definitions.js';
+import type { AgentService } from '../agents/service.js';
+import type { AppDeps } from '../app.js';
+import { withTimeout } from '../agents/container-usage.js';
+import { validationHook, type AppEnv } from '../openapi.js';
 
 // @temporalio/proto is CommonJS: Node's ESM loader sees only its default export.
 const { temporal } = proto;

@@ -1,10 +1,10 @@
 /** /api/system: the emergency stop (admin), the resume (admin) and the lockdown state (viewer). */
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
-import { lockdownMessage, stopWorkflowIdOf } from '../domain/lockdown.js';
+import { lockdownMessage, stopWorkflowIdOf } from '../../domain/lockdown.js';
 import type { LockdownService } from './lockdown-service.js';
-import { requireRole } from './middleware/auth.js';
-import { errorResponses, jsonBody as body, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
+import { requireRole } from '../middleware/auth.js';
+import { errorResponses, jsonBody as body, jsonResponse as json, validationHook, type AppEnv } from '../openapi.js';
 
 const ReasonRequestSchema = z
   .object({ reason: z.string().trim().min(1, 'reason: say why').max(500, 'reason: at most 500 characters') })

@@ -1,12 +1,12 @@
 /** /api/keys: admins create (the key is shown once), list and revoke API keys. */
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
-import { RoleSchema } from '../domain/roles.js';
-import { WardenError } from '../domain/errors.js';
-import type { AuditStore } from '../stores/audit-store.js';
-import type { KeyStore } from '../stores/key-store.js';
-import { requireRole } from './middleware/auth.js';
-import { errorResponses, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
+import { RoleSchema } from '../../domain/roles.js';
+import { WardenError } from '../../domain/errors.js';
+import type { AuditStore } from '../../stores/audit-store.js';
+import type { KeyStore } from '../../stores/key-store.js';
+import { requireRole } from '../middleware/auth.js';
+import { errorResponses, jsonResponse as json, validationHook, type AppEnv } from '../openapi.js';
 
 const KeyInfoSchema = z.object({
   id: z.string(),

@@ -6,7 +6,7 @@
 import { Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { z } from 'zod';
-import { containerName, WORKSPACE, SANDBOX_UID } from '../sandbox/spec.js';
+import { containerName, WORKSPACE, SANDBOX_UID } from '../../sandbox/spec.js';
 
 export const UsageSummarySchema = z.object({
   cpu_seconds: z.number().describe('CPU time used since the container started.'),

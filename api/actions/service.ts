@@ -10,19 +10,19 @@ import {
   WorkflowUpdateFailedError,
   type Client,
 } from '@temporalio/client';
-import type { ActionRecord, SubmitActionRequest } from '../domain/action.js';
-import { assessAction } from '../domain/action-decision.js';
-import { DEFAULT_ACTION_TIMEOUT_MS } from '../domain/action-exec.js';
-import type { Config } from '../domain/config.js';
-import { WardenError } from '../domain/errors.js';
-import { actionHash, type Grants } from '../domain/grants.js';
-import { isDeadlineExceeded } from './temporal-errors.js';
-import { APPROVALS_REQUIRED, type Policy, type PolicyDecision } from '../domain/policy.js';
-import { hasRole, type Identity } from '../domain/roles.js';
-import type { AuditStore } from '../stores/audit-store.js';
-import type { Vault } from '../stores/vault.js';
-import { scrubText } from '../domain/redact.js';
-import type { actionWorkflow } from '../workflows/action.js';
+import type { ActionRecord, SubmitActionRequest } from '../../domain/action.js';
+import { assessAction } from '../../domain/action-decision.js';
+import { DEFAULT_ACTION_TIMEOUT_MS } from '../../domain/action-exec.js';
+import type { Config } from '../../domain/config.js';
+import { WardenError } from '../../domain/errors.js';
+import { actionHash, type Grants } from '../../domain/grants.js';
+import { isDeadlineExceeded } from '../temporal-errors.js';
+import { APPROVALS_REQUIRED, type Policy, type PolicyDecision } from '../../domain/policy.js';
+import { hasRole, type Identity } from '../../domain/roles.js';
+import type { AuditStore } from '../../stores/audit-store.js';
+import type { Vault } from '../../stores/vault.js';
+import { scrubText } from '../../domain/redact.js';
+import type { actionWorkflow } from '../../workflows/action.js';
 import {
   actionStatusQuery,
   approveUpdate,
@@ -30,7 +30,7 @@ import {
   CONTROL_TASK_QUEUE,
   SearchAttributes,
   type ActionWorkflowInput,
-} from '../workflows/definitions.js';
+} from '../../workflows/definitions.js';
 
 /** How long a signed action stays runnable past its approval expiry and its command's time: room for retries. */
 const GRANT_MARGIN_MS = 10 * 60_000;

@@ -7,12 +7,12 @@ import {
   AgentStatusSchema,
   CreateAgentRequestSchema,
   StopAgentRequestSchema,
-} from '../domain/agent.js';
-import type { AgentService } from './agent-service.js';
-import type { AgentStats } from './agent-stats.js';
+} from '../../domain/agent.js';
+import type { AgentService } from './service.js';
+import type { AgentStats } from './stats.js';
 import { UsageSummarySchema } from './container-usage.js';
-import { requireRole } from './middleware/auth.js';
-import { errorResponses, jsonBody, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
+import { requireRole } from '../middleware/auth.js';
+import { errorResponses, jsonBody, jsonResponse as json, validationHook, type AppEnv } from '../openapi.js';
 
 const AgentSummarySchema = z.object({
   id: z.string(),

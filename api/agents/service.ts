@@ -21,15 +21,15 @@ import {
   type AgentStatus,
   type CreateAgentRequest,
   type ResourceLimits,
-} from '../domain/agent.js';
-import { checkAgentRequest, type AgentAdmissionSettings } from '../domain/agent-admission.js';
-import type { Config } from '../domain/config.js';
-import { WardenError } from '../domain/errors.js';
-import type { HostBudget } from '../domain/host-capacity.js';
-import type { Identity } from '../domain/roles.js';
+} from '../../domain/agent.js';
+import { checkAgentRequest, type AgentAdmissionSettings } from '../../domain/agent-admission.js';
+import type { Config } from '../../domain/config.js';
+import { WardenError } from '../../domain/errors.js';
+import type { HostBudget } from '../../domain/host-capacity.js';
+import type { Identity } from '../../domain/roles.js';
 import { withTimeout } from './container-usage.js';
-import { isClosedBeforeFirstTask, isDeadlineExceeded } from './temporal-errors.js';
-import { updateCapacity } from './capacity-updates.js';
+import { isClosedBeforeFirstTask, isDeadlineExceeded } from '../temporal-errors.js';
+import { updateCapacity } from '../system/capacity-updates.js';
 import {
   admitAgentUpdate,
   agentStatusQuery,
@@ -43,8 +43,8 @@ import {
   SearchAttributes,
   stopSignal,
   type AgentWorkflowInput,
-} from '../workflows/definitions.js';
-import type { agentWorkflow } from '../workflows/agent.js';
+} from '../../workflows/definitions.js';
+import type { agentWorkflow } from '../../workflows/agent.js';
 
 export interface AgentSummary {
   id: string;

@@ -1,10 +1,10 @@
 /** /api/actions: submit, inspect, list pending, approve or reject. */
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
-import { ActionRecordSchema, ApproveActionRequestSchema, SubmitActionRequestSchema } from '../domain/action.js';
-import type { ActionService } from './action-service.js';
-import { requireRole } from './middleware/auth.js';
-import { errorResponses, jsonBody as body, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
+import { ActionRecordSchema, ApproveActionRequestSchema, SubmitActionRequestSchema } from '../../domain/action.js';
+import type { ActionService } from './service.js';
+import { requireRole } from '../middleware/auth.js';
+import { errorResponses, jsonBody as body, jsonResponse as json, validationHook, type AppEnv } from '../openapi.js';
 
 const ActionIdParams = z.object({ id: z.string().regex(/^act-[0-9a-f]{16}$/, 'id: act- followed by 16 hex digits') });
 
