@@ -27,7 +27,7 @@ import type { Config } from '../../domain/config.js';
 import { WardenError } from '../../domain/errors.js';
 import type { HostBudget } from '../../domain/host-capacity.js';
 import type { Identity } from '../../domain/roles.js';
-import { withTimeout } from './container-usage.js';
+import { askWorker, withTimeout } from '../deadlines.js';
 import { isClosedBeforeFirstTask, isDeadlineExceeded } from '../temporal-errors.js';
 import { updateCapacity } from '../system/capacity-updates.js';
 import {
@@ -82,9 +82,6 @@ const MiB = 1024 * 1024;
  */
 export function createAgentService(client: Client, config: AgentServiceConfig, deps: { docker: Pick<Docker, 'info'> }) {
   const handle = (id: string) => client.workflow.getHandle<typeof agentWorkflow>(id);
-  // Queries and updates need a worker; without one they would wait until the gRPC deadline.
-  const withDeadline = <T>(ms: number, fn: () => Promise<T>) => client.withDeadline(Date.now() + ms, fn);
-  const query = <T>(fn: () => Promise<T>) => withDeadline(QUERY_DEADLINE_MS, fn);
 
   /** What this host lets its agents reserve; fails closed when the engine does not say. */
   async function hostBudget(): Promise<HostBudget> {
@@ -109,22 +106,16 @@ export function createAgentService(client: Client, config: AgentServiceConfig, d
     const limits: ResourceLimits = completeLimits(request.resource_limits);
     checkAgentRequest(request, limits, requester.role, config);
     const budget = await hostBudget();
+    const admission = {
+      agentId,
+      maxAgents: config.maxAgents,
+      ...(config.alertWebhooks?.length ? { alertPercent: config.alertCapacityPercent } : {}),
+      reservation: { host: config.dockerHostId, cpu_cores: limits.cpu_cores, memory_mb: limits.memory_mb },
+      hostBudget: budget,
+    };
     try {
-      await withDeadline(ADMIT_DEADLINE_MS, () =>
-        updateCapacity(client, admitAgentUpdate, [
-          {
-            agentId,
-            maxAgents: config.maxAgents,
-            ...(config.alertWebhooks?.length ? { alertPercent: config.alertCapacityPercent } : {}),
-            reservation: { host: config.dockerHostId, cpu_cores: limits.cpu_cores, memory_mb: limits.memory_mb },
-            hostBudget: budget,
-          },
-        ]),
-      );
+      await askWorker(client, ADMIT_DEADLINE_MS, () => updateCapacity(client, admitAgentUpdate, [admission]), 'no worker answered the admission of this agent; is the Warden worker running?');
     } catch (err) {
-      if (isDeadlineExceeded(err)) {
-        throw new WardenError('worker_unavailable', 'no worker answered the admission of this agent; is the Warden worker running?', 503);
-      }
       const failure = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
       if (failure instanceof ApplicationFailure && failure.type === 'CapacityExceeded') {
         throw new WardenError('capacity_exceeded', failure.message, 409);
@@ -185,7 +176,7 @@ export function createAgentService(client: Client, config: AgentServiceConfig, d
   async function getAgent(id: string): Promise<AgentRecord> {
     const notAnAgent = () => new WardenError('not_found', `${id} is not an agent (it is one of Warden's own workflows, or an action)`, 404);
     try {
-      const agent = await query(() => handle(id).query(agentStatusQuery));
+      const agent = await askWorker(client, QUERY_DEADLINE_MS, () => handle(id).query(agentStatusQuery), `no worker answered for agent ${id}; is the Warden worker running?`);
       if (agent?.id !== id) throw notAnAgent();
       return agent;
     } catch (err) {
@@ -195,9 +186,6 @@ export function createAgentService(client: Client, config: AgentServiceConfig, d
       if (err instanceof QueryNotRegisteredError) throw notAnAgent();
       if (isClosedBeforeFirstTask(err)) {
         throw new WardenError('not_found', `agent ${id} has no record: its workflow was closed (terminated or timed out) before it first ran`, 404);
-      }
-      if (isDeadlineExceeded(err)) {
-        throw new WardenError('worker_unavailable', `no worker answered for agent ${id}; is the Warden worker running?`, 503);
       }
       throw err;
     }
@@ -267,7 +255,8 @@ export function createAgentService(client: Client, config: AgentServiceConfig, d
   /** Slots taken in the capacity workflow (exact); without a worker, running agents per visibility. */
   async function admittedAgents(): Promise<number> {
     try {
-      const state = await query(() => client.workflow.getHandle(CAPACITY_WORKFLOW_ID).query(capacityQuery));
+      // A query needs a worker; without one it would wait until the gRPC deadline.
+      const state = await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => client.workflow.getHandle(CAPACITY_WORKFLOW_ID).query(capacityQuery));
       return Object.keys(state.admitted).length;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return 0;

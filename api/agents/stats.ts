@@ -11,7 +11,8 @@ import { AgentIdSchema, SandboxRuntimeSchema, type AgentRecord } from '../../dom
 import type { Config } from '../../domain/config.js';
 import { WardenError } from '../../domain/errors.js';
 import type { AgentService } from './service.js';
-import { ContainerGoneError, ContainerUsageSchema, withTimeout, type ContainerUsageReader, type UsageSummary } from './container-usage.js';
+import { ContainerGoneError, ContainerUsageSchema, type ContainerUsageReader, type UsageSummary } from './container-usage.js';
+import { withTimeout } from '../deadlines.js';
 import { errorResponses, jsonResponse as json, validationHook, type AppEnv } from '../openapi.js';
 
 const STATS_TIMEOUT_MS = 10_000;

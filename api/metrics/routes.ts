@@ -13,7 +13,8 @@ import type { Config } from '../../domain/config.js';
 import type { AuditStore } from '../../stores/audit-store.js';
 import { SearchAttributes } from '../../workflows/definitions.js';
 import { createAuditMetrics } from './audit-metrics.js';
-import { withTimeout, type ContainerUsageReader, type UsageSummary } from '../agents/container-usage.js';
+import type { ContainerUsageReader, UsageSummary } from '../agents/container-usage.js';
+import { withTimeout } from '../deadlines.js';
 
 const ENGINE_TIMEOUT_MS = 3_000;
 

@@ -13,7 +13,7 @@ import { readLockdown } from '../../stores/lockdown-record.js';
 import { liftLockdownUpdate, lockdownUpdate } from '../../workflows/definitions.js';
 import { updateCapacity } from './capacity-updates.js';
 import type { emergencyStopWorkflow } from '../../workflows/emergency-stop.js';
-import { isDeadlineExceeded } from '../temporal-errors.js';
+import { askWorker } from '../deadlines.js';
 
 const UPDATE_DEADLINE_MS = 15_000;
 const QUERY_DEADLINE_MS = 5_000;
@@ -31,20 +31,17 @@ export interface EmergencyStopOutcome {
 
 export function createLockdownService(client: Client, audit: AuditStore, opts: { reportWaitMs?: number } = {}) {
   const actor = (who: Identity, reason: string): LockdownActor => ({ by: who.key_id, by_name: who.name, reason });
-  const noWorker = (err: unknown, what: string) =>
-    isDeadlineExceeded(err) ? new WardenError('worker_unavailable', `no worker answered the ${what}; is the Warden worker running?`, 503) : err;
+  const noWorker = (what: string) => `no worker answered the ${what}; is the Warden worker running?`;
 
   /** Locks down, then waits (up to the deadline) for the stop workflow's report. */
   async function emergencyStop(reason: string, who: Identity): Promise<EmergencyStopOutcome> {
     let started: { lockdown: Lockdown; already_locked: boolean; stop_workflow_id: string };
     try {
-      started = await client.withDeadline(Date.now() + UPDATE_DEADLINE_MS, () =>
-        updateCapacity(client, lockdownUpdate, [actor(who, reason)]),
-      );
+      started = await askWorker(client, UPDATE_DEADLINE_MS, () => updateCapacity(client, lockdownUpdate, [actor(who, reason)]), noWorker('emergency stop'));
     } catch (err) {
       const failure = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
       if (failure instanceof ApplicationFailure && failure.type === 'EmergencyStopNotStarted') throw new WardenError('stop_failed', failure.message, 503);
-      throw noWorker(err, 'emergency stop');
+      throw err;
     }
     const handle = client.workflow.getHandle<typeof emergencyStopWorkflow>(started.stop_workflow_id);
     const report = await Promise.race([
@@ -60,20 +57,16 @@ export function createLockdownService(client: Client, audit: AuditStore, opts: {
   async function resume(reason: string, who: Identity): Promise<{ lifted: Lockdown; resumed_at: string }> {
     try {
       // With start: a capacity workflow that was terminated comes back with the recorded lockdown, which this lifts.
-      return await client.withDeadline(Date.now() + UPDATE_DEADLINE_MS, () => updateCapacity(client, liftLockdownUpdate, [actor(who, reason)]));
+      return await askWorker(client, UPDATE_DEADLINE_MS, () => updateCapacity(client, liftLockdownUpdate, [actor(who, reason)]), noWorker('resume'));
     } catch (err) {
       const failure = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
       if (failure instanceof ApplicationFailure && failure.type === 'NotLocked') throw new WardenError('not_locked', failure.message, 409);
-      throw noWorker(err, 'resume');
+      throw err;
     }
   }
 
-  async function state(): Promise<Lockdown | null> {
-    try {
-      return await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => readLockdown(client, audit));
-    } catch (err) {
-      throw noWorker(err, 'lockdown query');
-    }
+  function state(): Promise<Lockdown | null> {
+    return askWorker(client, QUERY_DEADLINE_MS, () => readLockdown(client, audit), noWorker('lockdown query'));
   }
 
   /**
