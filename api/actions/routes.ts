@@ -2,7 +2,7 @@
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
 import { ActionRecordSchema, ApproveActionRequestSchema, SubmitActionRequestSchema } from '../../domain/action.js';
-import type { ActionService } from './service.js';
+import { ActionSummarySchema, type ActionService } from './service.js';
 import { requireRole } from '../middleware/auth.js';
 import { errorResponses, jsonBody as body, jsonResponse as json, validationHook, type AppEnv } from '../openapi.js';
 
@@ -40,18 +40,7 @@ export function actionsRouter(actions: ActionService) {
       request: { query: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) }).strict() },
       responses: {
         200: json(
-          z.object({
-            actions: z.array(
-              z.object({
-                id: z.string(),
-                agent_id: z.string().nullable(),
-                skill_id: z.string().nullable(),
-                status: z.string().nullable(),
-                security_level: z.string().nullable(),
-                created_at: z.string(),
-              }),
-            ),
-          }),
+          z.object({ actions: z.array(ActionSummarySchema) }),
           'Pending actions, newest first',
         ),
         ...errorResponses(400, 401),

@@ -10,6 +10,7 @@ import {
   WorkflowUpdateFailedError,
   type Client,
 } from '@temporalio/client';
+import { z } from 'zod';
 import type { ActionRecord, SubmitActionRequest } from '../../domain/action.js';
 import { assessAction } from '../../domain/action-decision.js';
 import { DEFAULT_ACTION_TIMEOUT_MS } from '../../domain/action-exec.js';
@@ -35,14 +36,16 @@ import {
 /** How long a signed action stays runnable past its approval expiry and its command's time: room for retries. */
 const GRANT_MARGIN_MS = 10 * 60_000;
 
-export interface ActionSummary {
-  id: string;
-  agent_id: string | null;
-  skill_id: string | null;
-  status: string | null;
-  security_level: string | null;
-  created_at: string;
-}
+/** An action awaiting approval as Temporal visibility lists it. */
+export const ActionSummarySchema = z.object({
+  id: z.string(),
+  agent_id: z.string().nullable(),
+  skill_id: z.string().nullable(),
+  status: z.string().nullable(),
+  security_level: z.string().nullable(),
+  created_at: z.string(),
+});
+export type ActionSummary = z.infer<typeof ActionSummarySchema>;
 
 export function createActionService(
   client: Client,

@@ -8,22 +8,12 @@ import {
   CreateAgentRequestSchema,
   StopAgentRequestSchema,
 } from '../../domain/agent.js';
-import type { AgentService } from './service.js';
+import { AgentSummarySchema, type AgentService } from './service.js';
 import type { AgentStats } from './stats.js';
 import { UsageSummarySchema } from './container-usage.js';
 import { requireRole } from '../middleware/auth.js';
 import { errorResponses, jsonBody, jsonResponse as json, validationHook, type AppEnv } from '../openapi.js';
 
-const AgentSummarySchema = z.object({
-  id: z.string(),
-  skill_id: z.string().nullable(),
-  status: AgentStatusSchema.nullable(),
-  sandbox_runtime: z.string().nullable(),
-  host: z.string().nullable(),
-  created_at: z.string().nullable(),
-  closed_at: z.string().nullable(),
-  workflow_status: z.string(),
-});
 const IdParams = z.object({ id: AgentIdSchema });
 
 export function agentsRouter(agents: AgentService, stats?: AgentStats) {

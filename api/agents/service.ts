@@ -13,7 +13,9 @@ import {
   type WorkflowExecutionInfo,
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import { z } from 'zod';
 import {
+  AgentStatusSchema,
   completeLimits,
   DEFAULT_MAX_RESTARTS,
   ResourceLimitsSchema,
@@ -46,16 +48,18 @@ import {
 } from '../../workflows/definitions.js';
 import type { agentWorkflow } from '../../workflows/agent.js';
 
-export interface AgentSummary {
-  id: string;
-  skill_id: string | null;
-  status: AgentStatus | null;
-  sandbox_runtime: string | null;
-  host: string | null;
-  created_at: string | null;
-  closed_at: string | null;
-  workflow_status: string;
-}
+/** An agent as Temporal visibility lists it (search attributes, no query). */
+export const AgentSummarySchema = z.object({
+  id: z.string(),
+  skill_id: z.string().nullable(),
+  status: AgentStatusSchema.nullable(),
+  sandbox_runtime: z.string().nullable(),
+  host: z.string().nullable(),
+  created_at: z.string().nullable(),
+  closed_at: z.string().nullable(),
+  workflow_status: z.string(),
+});
+export type AgentSummary = z.infer<typeof AgentSummarySchema>;
 
 export type AgentServiceConfig = Pick<
   Config,

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import { z } from 'zod';
 import { WardenError } from '../../domain/errors.js';
 import { lockdownMessage, type EmergencyStopReport, type Lockdown, type LockdownActor } from '../../domain/lockdown.js';
 import type { Identity } from '../../domain/roles.js';
@@ -20,14 +21,34 @@ const QUERY_DEADLINE_MS = 5_000;
 /** How long the API waits for the stop's report; the stop carries on past it regardless. */
 export const STOP_REPORT_WAIT_MS = 60_000;
 
-export interface EmergencyStopOutcome {
-  lockdown: Lockdown;
-  already_locked: boolean;
-  stop_workflow_id: string;
-  /** False when the report was not ready in time: the workflow is still stopping things. */
-  completed: boolean;
-  report: EmergencyStopReport | null;
-}
+/** The lockdown and the stop's report as the API answers them: the records of domain/lockdown.ts, which workflows share without zod. */
+export const LockdownSchema = z.object({
+  since: z.string(),
+  by: z.string().describe('the API key id of the admin who stopped everything'),
+  by_name: z.string(),
+  reason: z.string(),
+  stop: z.number().int().describe('the number of the emergency stop that began it'),
+  stop_workflow_id: z.string().optional().describe('the workflow of that stop'),
+}) satisfies z.ZodType<Lockdown>;
+
+const EmergencyStopReportSchema = z.object({
+  stop_workflow_id: z.string(),
+  agents_stopped: z.array(z.string()),
+  agents_already_ended: z.array(z.string()),
+  approvals_cancelled: z.array(z.string()),
+  actions_in_flight: z.array(z.string()),
+  counts: z.object({ agents_stopped: z.number(), approvals_cancelled: z.number(), actions_in_flight: z.number() }),
+  completed_at: z.string(),
+}) satisfies z.ZodType<EmergencyStopReport>;
+
+export const EmergencyStopOutcomeSchema = z.object({
+  lockdown: LockdownSchema,
+  already_locked: z.boolean(),
+  stop_workflow_id: z.string(),
+  completed: z.boolean().describe('false: the report was not ready in time; the stop workflow carries on'),
+  report: EmergencyStopReportSchema.nullable(),
+});
+export type EmergencyStopOutcome = z.infer<typeof EmergencyStopOutcomeSchema>;
 
 export function createLockdownService(client: Client, audit: AuditStore, opts: { reportWaitMs?: number } = {}) {
   const actor = (who: Identity, reason: string): LockdownActor => ({ by: who.key_id, by_name: who.name, reason });
