@@ -29,6 +29,9 @@ export interface SkillOperation<S extends z.ZodType = z.ZodType> {
   command(params: z.infer<S>): SkillCommand;
 }
 
+/** A skill's id as requests name it: agents, actions and the filters that list them. */
+export const SkillIdSchema = z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, 'skill_id: a lower-case name such as "shell"');
+
 export interface SkillManifest {
   id: string;
   description: string;

@@ -8,6 +8,7 @@ import {
   CreateAgentRequestSchema,
   StopAgentRequestSchema,
 } from '../../domain/agent.js';
+import { SkillIdSchema } from '../../skills/types.js';
 import { AgentSummarySchema, type AgentService } from './service.js';
 import type { AgentStats } from './stats.js';
 import { UsageSummarySchema } from './container-usage.js';
@@ -45,7 +46,7 @@ export function agentsRouter(agents: AgentService, stats?: AgentStats) {
         query: z
           .object({
             status: AgentStatusSchema.optional(),
-            skill_id: z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/).optional(),
+            skill_id: SkillIdSchema.optional(),
             host: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/).optional(),
             limit: z.coerce.number().int().min(1).max(1000).default(100),
           })
