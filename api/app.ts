@@ -15,6 +15,7 @@ import { actionsRouter } from './actions/routes.js';
 import { createAgentService } from './agents/service.js';
 import { auditRouter } from './audit/routes.js';
 import { skillsRouter } from './skills/routes.js';
+import { securityRouter } from './security/routes.js';
 import type { KeyStore } from '../stores/key-store.js';
 import { keysRouter } from './keys/routes.js';
 import { apiKeyAuth } from './middleware/auth.js';
@@ -91,6 +92,7 @@ export function createApp(deps: AppDeps) {
   app.route('/api/system', emergencyRouter(lockdown));
   app.route('/api/audit-logs', auditRouter(deps.audit));
   app.route('/api', skillsRouter());
+  app.route('/api', securityRouter());
   app.route('/', docsRouter());
   // The Web UI sends a page of payloads at a time: the API's body limit (WARDEN_MAX_BODY_BYTES) fits.
   app.use('/codec/*', bodySizeLimit(deps.config.maxBodyBytes));
