@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { AgentIdSchema } from './agent.js';
 import { RoleSchema } from './roles.js';
 import { RiskLevelSchema, type RiskLevel } from './risk.js';
-import type { SkillManifests } from './skill.js';
+import { SkillIdSchema, type SkillManifests } from './skill.js';
 
 export const ACTION_TYPES = ['chat', 'skill_execution', 'model_switch', 'api_call', 'file_operation', 'config_change'] as const;
 export const ActionTypeSchema = z.enum(ACTION_TYPES);
@@ -32,7 +32,7 @@ export const submitActionRequestSchema = (skills: SkillManifests) =>
       action_type: ActionTypeSchema.describe(
         'skill_execution runs skill_id.operation. No other type runs a skill, so any other type naming one is rejected by the policy rule skill-fit and never runs.',
       ),
-      skill_id: z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, 'skill_id: a lower-case name such as "shell"'),
+      skill_id: SkillIdSchema,
       operation: OperationSchema.optional().describe(
         "The skill's operation. Seed clients may leave it out: it is then parameters.operation, or the skill's only operation.",
       ),

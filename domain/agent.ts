@@ -4,6 +4,7 @@
  * TypeScript types and the OpenAPI document.
  */
 import { z } from 'zod';
+import { SkillIdSchema } from './skill.js';
 
 export const AGENT_STATUSES = ['provisioning', 'running', 'paused', 'stopping', 'stopped', 'error'] as const;
 export const AgentStatusSchema = z.enum(AGENT_STATUSES);
@@ -105,7 +106,7 @@ export const DEFAULT_MAX_RESTARTS = 3;
 
 export const CreateAgentRequestSchema = z
   .object({
-    skill_id: z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, 'skill_id: a lower-case name such as "shell"'),
+    skill_id: SkillIdSchema,
     agent_id: NewAgentIdSchema.optional().describe(
       `Optional; generated when absent. Creating an existing id is refused, and so is one starting with ${RESERVED_ID_PREFIXES.map((p) => `"${p}"`).join(', ')}.`,
     ),

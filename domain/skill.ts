@@ -5,8 +5,11 @@
  * parameter (SkillRegistry) rather than importing skills/ back. Skills use no Node API, so
  * workflow code may import them (the policy judges and builds commands deterministically).
  */
-import type { z } from 'zod';
+import { z } from 'zod';
 import type { RiskLevel } from './risk.js';
+
+/** A skill's id as requests name it: agents, actions and the filters that list them. */
+export const SkillIdSchema = z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, 'skill_id: a lower-case name such as "shell"');
 
 /** What the sandbox runs for one operation (through execInSandbox, as the sandbox user in /workspace). */
 export interface SkillCommand {

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { PROJECT_ROOT } from '../scripts/dev-server.js';
-import { createAgentService } from '../api/agent-service.js';
+import { createAgentService } from '../api/agents/service.js';
 import { clientTracingInterceptors, startTracing } from '../telemetry/tracing.js';
 import { freePort } from './global-setup.js';
 import { containersOf, docker, testConfig, testDataConverter, TEST_MASTER_KEY, uniqueId, waitFor } from './helpers.js';

@@ -19,7 +19,7 @@ const DOCS_CSP = {
 };
 // The codec sign-in pages post their forms to this origin; nothing else runs on them.
 const CODEC_PAGE_CSP = { ...API_CSP, formAction: ["'self'"] };
-/** The codec sign-in pages: the only HTML forms the API serves (api/codec.ts). */
+/** The codec sign-in pages: the only HTML forms the API serves (api/codec/routes.ts). */
 const CODEC_PAGES = ['/codec/login', '/codec/session', '/codec/sign-out'];
 
 /**

@@ -10,7 +10,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { AuditStore } from '../../stores/audit-store.js';
 import type { AuditAppendInput } from '../../domain/audit-entry.js';
-import { createAuditMetrics } from '../../api/audit-metrics.js';
+import { createAuditMetrics } from '../../api/metrics/audit-metrics.js';
 import { Keyring } from '../../domain/keyring.js';
 
 const T0 = Date.parse('2026-11-28T00:00:00.000Z');

@@ -1,9 +1,9 @@
 /** /api/audit-logs: read, verify and export the tamper-evident audit log. */
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
-import type { AuditStore } from '../stores/audit-store.js';
-import { AuditEntrySchema, AuditKindSchema } from '../domain/audit-entry.js';
-import { errorResponses, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
+import type { AuditStore } from '../../stores/audit-store.js';
+import { AuditEntrySchema, AuditKindSchema } from '../../domain/audit-entry.js';
+import { errorResponses, jsonResponse as json, validationHook, type AppEnv } from '../openapi.js';
 
 const AuditBreakSchema = z.object({ seq: z.number(), reason: z.string() });
 

@@ -14,13 +14,13 @@ import { cors } from 'hono/cors';
 import { deleteCookie, setCookie } from 'hono/cookie';
 import { z } from 'zod';
 import type { Payload } from '@temporalio/common';
-import type { Config } from '../domain/config.js';
-import { WardenError } from '../domain/errors.js';
-import { isEncrypted, PayloadCodecError, type PayloadEncryptionCodec } from '../domain/payload-codec.js';
-import { hasRole, type Identity } from '../domain/roles.js';
-import type { KeyStore } from '../stores/key-store.js';
-import { apiKeyAuth, bearerKey, requireRole, roleRefusal } from './middleware/auth.js';
-import { ErrorSchema, errorResponses, jsonBody, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
+import type { Config } from '../../domain/config.js';
+import { WardenError } from '../../domain/errors.js';
+import { isEncrypted, PayloadCodecError, type PayloadEncryptionCodec } from '../../domain/payload-codec.js';
+import { hasRole, type Identity } from '../../domain/roles.js';
+import type { KeyStore } from '../../stores/key-store.js';
+import { apiKeyAuth, bearerKey, requireRole, roleRefusal } from '../middleware/auth.js';
+import { ErrorSchema, errorResponses, jsonBody, jsonResponse as json, validationHook, type AppEnv } from '../openapi.js';
 
 /** The cookie that carries a person's API key to the codec routes, and only to them (Path=/codec). */
 export const CODEC_COOKIE = 'warden_codec_key';

@@ -10,20 +10,21 @@ import {
   WorkflowUpdateFailedError,
   type Client,
 } from '@temporalio/client';
-import type { ActionRecord, SubmitActionRequest } from '../domain/action.js';
-import { assessAction } from '../domain/action-decision.js';
-import { DEFAULT_ACTION_TIMEOUT_MS } from '../domain/action-exec.js';
-import type { Config } from '../domain/config.js';
-import { WardenError } from '../domain/errors.js';
-import { actionHash, type Grants } from '../domain/grants.js';
-import { isDeadlineExceeded } from './temporal-errors.js';
-import { APPROVALS_REQUIRED, type Policy, type PolicyDecision } from '../domain/policy.js';
-import { SKILL_REGISTRY } from '../skills/index.js';
-import { hasRole, type Identity } from '../domain/roles.js';
-import type { AuditStore } from '../stores/audit-store.js';
-import type { Vault } from '../stores/vault.js';
-import { scrubText } from '../domain/redact.js';
-import type { actionWorkflow } from '../workflows/action.js';
+import { z } from 'zod';
+import type { ActionRecord, SubmitActionRequest } from '../../domain/action.js';
+import { assessAction } from '../../domain/action-decision.js';
+import { DEFAULT_ACTION_TIMEOUT_MS } from '../../domain/action-exec.js';
+import type { Config } from '../../domain/config.js';
+import { WardenError } from '../../domain/errors.js';
+import { actionHash, type Grants } from '../../domain/grants.js';
+import { askWorker, workerUnavailable } from '../deadlines.js';
+import { APPROVALS_REQUIRED, type Policy, type PolicyDecision } from '../../domain/policy.js';
+import { SKILL_REGISTRY } from '../../skills/index.js';
+import { hasRole, type Identity } from '../../domain/roles.js';
+import type { AuditStore } from '../../stores/audit-store.js';
+import type { Vault } from '../../stores/vault.js';
+import { scrubText } from '../../domain/redact.js';
+import type { actionWorkflow } from '../../workflows/action.js';
 import {
   actionStatusQuery,
   approveUpdate,
@@ -31,19 +32,21 @@ import {
   CONTROL_TASK_QUEUE,
   SearchAttributes,
   type ActionWorkflowInput,
-} from '../workflows/definitions.js';
+} from '../../workflows/definitions.js';
 
 /** How long a signed action stays runnable past its approval expiry and its command's time: room for retries. */
 const GRANT_MARGIN_MS = 10 * 60_000;
 
-export interface ActionSummary {
-  id: string;
-  agent_id: string | null;
-  skill_id: string | null;
-  status: string | null;
-  security_level: string | null;
-  created_at: string;
-}
+/** An action awaiting approval as Temporal visibility lists it. */
+export const ActionSummarySchema = z.object({
+  id: z.string(),
+  agent_id: z.string().nullable(),
+  skill_id: z.string().nullable(),
+  status: z.string().nullable(),
+  security_level: z.string().nullable(),
+  created_at: z.string(),
+});
+export type ActionSummary = z.infer<typeof ActionSummarySchema>;
 
 export function createActionService(
   client: Client,
@@ -143,7 +146,7 @@ export function createActionService(
     try {
       let action: ActionRecord;
       try {
-        action = await client.withDeadline(Date.now() + deadlineMs, () => handle(id).query(actionStatusQuery));
+        action = await askWorker(client, deadlineMs, () => handle(id).query(actionStatusQuery), noWorker(id));
       } catch (err) {
         // A workflow ended before its first task has no state to query: its start input says what it was.
         if (!(await endedOutside(id))) throw err;
@@ -152,7 +155,7 @@ export function createActionService(
       return withScrubbedError(action.completed_at ? action : await unlessEnded(action));
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw new WardenError('not_found', `action ${id} not found`, 404);
-      throw noWorker(err, `no worker answered for action ${id}; is the Warden worker running?`);
+      throw workerUnavailable(err, noWorker(id));
     }
   }
 
@@ -275,8 +278,11 @@ export function createActionService(
         comment,
         issued_at: new Date().toISOString(),
       });
-      const verdict = await client.withDeadline(Date.now() + APPROVAL_DEADLINE_MS, () =>
-        handle(id).executeUpdate(approveUpdate, { args: [{ approver, approved: body.approved, comment, params_hash: body.params_hash, grant }] }),
+      const verdict = await askWorker(
+        client,
+        APPROVAL_DEADLINE_MS,
+        () => handle(id).executeUpdate(approveUpdate, { args: [{ approver, approved: body.approved, comment, params_hash: body.params_hash, grant }] }),
+        noWorker(id),
       );
       if (!verdict.ok) throw new WardenError('approval_refused', verdict.reason, 409);
       return { action_id: id, status: verdict.status };
@@ -291,7 +297,7 @@ export function createActionService(
         // The validator refused it before the workflow recorded it: the action is no longer pending.
         throw refused(id, approver, body.approved, (err.cause as Error | undefined)?.message ?? 'the approval was refused');
       }
-      throw noWorker(err, `no worker answered for action ${id}; is the Warden worker running?`);
+      throw err;
     }
   }
 
@@ -315,6 +321,4 @@ export type ActionService = ReturnType<typeof createActionService>;
 /** An action's error message comes from anywhere a failure did: credentials in it are redacted. */
 const withScrubbedError = (action: ActionRecord): ActionRecord => (action.error ? { ...action, error: scrubText(action.error) } : action);
 
-function noWorker(err: unknown, message: string): unknown {
-  return isDeadlineExceeded(err) ? new WardenError('worker_unavailable', message, 503) : err;
-}
+const noWorker = (id: string) => `no worker answered for action ${id}; is the Warden worker running?`;

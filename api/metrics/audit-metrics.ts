@@ -7,8 +7,8 @@
  * time between two entries of one action or agent.
  */
 import { Gauge, Histogram, type Registry } from 'prom-client';
-import type { AuditStore } from '../stores/audit-store.js';
-import type { AuditEntry } from '../domain/audit-entry.js';
+import type { AuditStore } from '../../stores/audit-store.js';
+import type { AuditEntry } from '../../domain/audit-entry.js';
 
 /** An action not yet in a final state, as far as the log has told. */
 interface OpenAction {

@@ -2,13 +2,16 @@
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
 import proto from '@temporalio/proto';
-import { AGENT_STATUSES, SandboxRuntimeSchema } from '../domain/agent.js';
-import { chooseRuntime, engineRuntimes, SandboxUnavailableError } from '../sandbox/docker-engine.js';
-import { CONTROL_TASK_QUEUE, sandboxTaskQueue, SearchAttributes } from '../workflows/definitions.js';
-import type { AgentService } from './agent-service.js';
-import type { AppDeps } from './app.js';
-import { withTimeout } from './container-usage.js';
-import { validationHook, type AppEnv } from './openapi.js';
+import type { Client } from '@temporalio/client';
+import type Docker from 'dockerode';
+import { AGENT_STATUSES, SandboxRuntimeSchema } from '../../domain/agent.js';
+import { chooseRuntime, engineRuntimes, SandboxUnavailableError } from '../../sandbox/docker-engine.js';
+import { CONTROL_TASK_QUEUE, sandboxTaskQueue, SearchAttributes } from '../../workflows/definitions.js';
+import type { Config } from '../../domain/config.js';
+import type { AuditStore } from '../../stores/audit-store.js';
+import type { AgentService } from '../agents/service.js';
+import { withTimeout } from '../deadlines.js';
+import { validationHook, type AppEnv } from '../openapi.js';
 
 // @temporalio/proto is CommonJS: Node's ESM loader sees only its default export.
 const { temporal } = proto;
@@ -58,7 +61,15 @@ const UsedFreeSchema = z.object({ used: z.number(), total: z.number().nullable()
 
 const StatusCountsSchema = z.object(Object.fromEntries(AGENT_STATUSES.map((s) => [s, z.number()])) as Record<(typeof AGENT_STATUSES)[number], z.ZodNumber>);
 
-export function systemRouter(deps: AppDeps & { agents: AgentService }) {
+export interface SystemDeps {
+  client: Client;
+  docker: Docker;
+  config: Config;
+  audit: AuditStore;
+  agents: AgentService;
+}
+
+export function systemRouter(deps: SystemDeps) {
   const { client, docker, config, agents, audit } = deps;
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   const sandboxQueue = sandboxTaskQueue(config.dockerHostId);

@@ -13,7 +13,9 @@ import {
   type WorkflowExecutionInfo,
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import { z } from 'zod';
 import {
+  AgentStatusSchema,
   completeLimits,
   DEFAULT_MAX_RESTARTS,
   ResourceLimitsSchema,
@@ -21,16 +23,16 @@ import {
   type AgentStatus,
   type CreateAgentRequest,
   type ResourceLimits,
-} from '../domain/agent.js';
-import { checkAgentRequest, type AgentAdmissionSettings } from '../domain/agent-admission.js';
-import { SKILL_REGISTRY } from '../skills/index.js';
-import type { Config } from '../domain/config.js';
-import { WardenError } from '../domain/errors.js';
-import type { HostBudget } from '../domain/host-capacity.js';
-import type { Identity } from '../domain/roles.js';
-import { withTimeout } from './container-usage.js';
-import { isClosedBeforeFirstTask, isDeadlineExceeded } from './temporal-errors.js';
-import { updateCapacity } from './capacity-updates.js';
+} from '../../domain/agent.js';
+import { checkAgentRequest, type AgentAdmissionSettings } from '../../domain/agent-admission.js';
+import { SKILL_REGISTRY } from '../../skills/index.js';
+import type { Config } from '../../domain/config.js';
+import { WardenError } from '../../domain/errors.js';
+import type { HostBudget } from '../../domain/host-capacity.js';
+import type { Identity } from '../../domain/roles.js';
+import { askWorker, withTimeout } from '../deadlines.js';
+import { isClosedBeforeFirstTask, isDeadlineExceeded } from '../temporal-errors.js';
+import { updateCapacity } from '../system/capacity-updates.js';
 import {
   admitAgentUpdate,
   agentStatusQuery,
@@ -44,20 +46,22 @@ import {
   SearchAttributes,
   stopSignal,
   type AgentWorkflowInput,
-} from '../workflows/definitions.js';
-import type { agentWorkflow } from '../workflows/agent.js';
-import { FailureType } from '../domain/failure-types.js';
+} from '../../workflows/definitions.js';
+import type { agentWorkflow } from '../../workflows/agent.js';
+import { FailureType } from '../../domain/failure-types.js';
 
-export interface AgentSummary {
-  id: string;
-  skill_id: string | null;
-  status: AgentStatus | null;
-  sandbox_runtime: string | null;
-  host: string | null;
-  created_at: string | null;
-  closed_at: string | null;
-  workflow_status: string;
-}
+/** An agent as Temporal visibility lists it (search attributes, no query). */
+export const AgentSummarySchema = z.object({
+  id: z.string(),
+  skill_id: z.string().nullable(),
+  status: AgentStatusSchema.nullable(),
+  sandbox_runtime: z.string().nullable(),
+  host: z.string().nullable(),
+  created_at: z.string().nullable(),
+  closed_at: z.string().nullable(),
+  workflow_status: z.string(),
+});
+export type AgentSummary = z.infer<typeof AgentSummarySchema>;
 
 export type AgentServiceConfig = Pick<
   Config,
@@ -84,9 +88,6 @@ const MiB = 1024 * 1024;
  */
 export function createAgentService(client: Client, config: AgentServiceConfig, deps: { docker: Pick<Docker, 'info'> }) {
   const handle = (id: string) => client.workflow.getHandle<typeof agentWorkflow>(id);
-  // Queries and updates need a worker; without one they would wait until the gRPC deadline.
-  const withDeadline = <T>(ms: number, fn: () => Promise<T>) => client.withDeadline(Date.now() + ms, fn);
-  const query = <T>(fn: () => Promise<T>) => withDeadline(QUERY_DEADLINE_MS, fn);
 
   /** What this host lets its agents reserve; fails closed when the engine does not say. */
   async function hostBudget(): Promise<HostBudget> {
@@ -111,22 +112,16 @@ export function createAgentService(client: Client, config: AgentServiceConfig, d
     const limits: ResourceLimits = completeLimits(request.resource_limits);
     checkAgentRequest(request, limits, requester.role, config, SKILL_REGISTRY);
     const budget = await hostBudget();
+    const admission = {
+      agentId,
+      maxAgents: config.maxAgents,
+      ...(config.alertWebhooks?.length ? { alertPercent: config.alertCapacityPercent } : {}),
+      reservation: { host: config.dockerHostId, cpu_cores: limits.cpu_cores, memory_mb: limits.memory_mb },
+      hostBudget: budget,
+    };
     try {
-      await withDeadline(ADMIT_DEADLINE_MS, () =>
-        updateCapacity(client, admitAgentUpdate, [
-          {
-            agentId,
-            maxAgents: config.maxAgents,
-            ...(config.alertWebhooks?.length ? { alertPercent: config.alertCapacityPercent } : {}),
-            reservation: { host: config.dockerHostId, cpu_cores: limits.cpu_cores, memory_mb: limits.memory_mb },
-            hostBudget: budget,
-          },
-        ]),
-      );
+      await askWorker(client, ADMIT_DEADLINE_MS, () => updateCapacity(client, admitAgentUpdate, [admission]), 'no worker answered the admission of this agent; is the Warden worker running?');
     } catch (err) {
-      if (isDeadlineExceeded(err)) {
-        throw new WardenError('worker_unavailable', 'no worker answered the admission of this agent; is the Warden worker running?', 503);
-      }
       const failure = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
       if (failure instanceof ApplicationFailure && failure.type === FailureType.CapacityExceeded) {
         throw new WardenError('capacity_exceeded', failure.message, 409);
@@ -187,7 +182,7 @@ export function createAgentService(client: Client, config: AgentServiceConfig, d
   async function getAgent(id: string): Promise<AgentRecord> {
     const notAnAgent = () => new WardenError('not_found', `${id} is not an agent (it is one of Warden's own workflows, or an action)`, 404);
     try {
-      const agent = await query(() => handle(id).query(agentStatusQuery));
+      const agent = await askWorker(client, QUERY_DEADLINE_MS, () => handle(id).query(agentStatusQuery), `no worker answered for agent ${id}; is the Warden worker running?`);
       if (agent?.id !== id) throw notAnAgent();
       return agent;
     } catch (err) {
@@ -197,9 +192,6 @@ export function createAgentService(client: Client, config: AgentServiceConfig, d
       if (err instanceof QueryNotRegisteredError) throw notAnAgent();
       if (isClosedBeforeFirstTask(err)) {
         throw new WardenError('not_found', `agent ${id} has no record: its workflow was closed (terminated or timed out) before it first ran`, 404);
-      }
-      if (isDeadlineExceeded(err)) {
-        throw new WardenError('worker_unavailable', `no worker answered for agent ${id}; is the Warden worker running?`, 503);
       }
       throw err;
     }
@@ -269,7 +261,8 @@ export function createAgentService(client: Client, config: AgentServiceConfig, d
   /** Slots taken in the capacity workflow (exact); without a worker, running agents per visibility. */
   async function admittedAgents(): Promise<number> {
     try {
-      const state = await query(() => client.workflow.getHandle(CAPACITY_WORKFLOW_ID).query(capacityQuery));
+      // A query needs a worker; without one it would wait until the gRPC deadline.
+      const state = await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => client.workflow.getHandle(CAPACITY_WORKFLOW_ID).query(capacityQuery));
       return Object.keys(state.admitted).length;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return 0;

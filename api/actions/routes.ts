@@ -1,11 +1,11 @@
 /** /api/actions: submit, inspect, list pending, approve or reject. */
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
-import { ActionRecordSchema, ApproveActionRequestSchema, submitActionRequestSchema } from '../domain/action.js';
-import { SKILLS } from '../skills/index.js';
-import type { ActionService } from './action-service.js';
-import { requireRole } from './middleware/auth.js';
-import { errorResponses, jsonBody as body, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
+import { ActionRecordSchema, ApproveActionRequestSchema, submitActionRequestSchema } from '../../domain/action.js';
+import { SKILLS } from '../../skills/index.js';
+import { ActionSummarySchema, type ActionService } from './service.js';
+import { requireRole } from '../middleware/auth.js';
+import { errorResponses, jsonBody as body, jsonResponse as json, validationHook, type AppEnv } from '../openapi.js';
 
 const ActionIdParams = z.object({ id: z.string().regex(/^act-[0-9a-f]{16}$/, 'id: act- followed by 16 hex digits') });
 
@@ -41,18 +41,7 @@ export function actionsRouter(actions: ActionService) {
       request: { query: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) }).strict() },
       responses: {
         200: json(
-          z.object({
-            actions: z.array(
-              z.object({
-                id: z.string(),
-                agent_id: z.string().nullable(),
-                skill_id: z.string().nullable(),
-                status: z.string().nullable(),
-                security_level: z.string().nullable(),
-                created_at: z.string(),
-              }),
-            ),
-          }),
+          z.object({ actions: z.array(ActionSummarySchema) }),
           'Pending actions, newest first',
         ),
         ...errorResponses(400, 401),

@@ -1,19 +1,20 @@
 /**
  * GET /metrics in the Prometheus text format: one prom-client registry per app (never the global
  * one). Agent gauges come from Temporal visibility at scrape time, action counts and latencies
- * from the audit log (api/audit-metrics.ts), container gauges from the Docker engine, HTTP
+ * from the audit log (api/metrics/audit-metrics.ts), container gauges from the Docker engine, HTTP
  * errors from the app itself. With WARDEN_METRICS_TOKEN set, a scrape needs that bearer token.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Hono, type MiddlewareHandler } from 'hono';
 import type { Client } from '@temporalio/client';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import { AGENT_STATUSES, SANDBOX_RUNTIMES } from '../domain/agent.js';
-import type { Config } from '../domain/config.js';
-import type { AuditStore } from '../stores/audit-store.js';
-import { SearchAttributes } from '../workflows/definitions.js';
+import { AGENT_STATUSES, SANDBOX_RUNTIMES } from '../../domain/agent.js';
+import type { Config } from '../../domain/config.js';
+import type { AuditStore } from '../../stores/audit-store.js';
+import { SearchAttributes } from '../../workflows/definitions.js';
 import { createAuditMetrics } from './audit-metrics.js';
-import { withTimeout, type ContainerUsageReader, type UsageSummary } from './container-usage.js';
+import type { ContainerUsageReader, UsageSummary } from '../agents/container-usage.js';
+import { withTimeout } from '../deadlines.js';
 
 const ENGINE_TIMEOUT_MS = 3_000;
 

@@ -5,19 +5,19 @@
 import { randomBytes } from 'node:crypto';
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
-import { WardenError } from '../domain/errors.js';
-import { SecretNameSchema, SecretValueSchema } from '../domain/secret.js';
-import type { AuditStore } from '../stores/audit-store.js';
-import { VaultError, type Vault } from '../stores/vault.js';
-import { requireRole } from './middleware/auth.js';
-import { errorResponses, jsonBody, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
+import { WardenError } from '../../domain/errors.js';
+import { SecretNameSchema, SecretValueSchema } from '../../domain/secret.js';
+import type { AuditStore } from '../../stores/audit-store.js';
+import { VaultError, type SecretInfo, type Vault } from '../../stores/vault.js';
+import { requireRole } from '../middleware/auth.js';
+import { errorResponses, jsonBody, jsonResponse as json, validationHook, type AppEnv } from '../openapi.js';
 
 const SecretInfoSchema = z.object({
   name: z.string(),
   key_id: z.string().describe('The master key the secret is encrypted under (its fingerprint, never the key).'),
   created_at: z.string(),
   updated_at: z.string(),
-});
+}) satisfies z.ZodType<SecretInfo>;
 
 const NameParam = z.object({ name: SecretNameSchema });
 

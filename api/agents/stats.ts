@@ -7,12 +7,13 @@
  */
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
-import { AgentIdSchema, SandboxRuntimeSchema, type AgentRecord } from '../domain/agent.js';
-import type { Config } from '../domain/config.js';
-import { WardenError } from '../domain/errors.js';
-import type { AgentService } from './agent-service.js';
-import { ContainerGoneError, ContainerUsageSchema, withTimeout, type ContainerUsageReader, type UsageSummary } from './container-usage.js';
-import { errorResponses, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
+import { AgentIdSchema, SandboxRuntimeSchema, type AgentRecord } from '../../domain/agent.js';
+import type { Config } from '../../domain/config.js';
+import { WardenError } from '../../domain/errors.js';
+import type { AgentService } from './service.js';
+import { ContainerGoneError, ContainerUsageSchema, type ContainerUsageReader, type UsageSummary } from './container-usage.js';
+import { withTimeout } from '../deadlines.js';
+import { errorResponses, jsonResponse as json, validationHook, type AppEnv } from '../openapi.js';
 
 const STATS_TIMEOUT_MS = 10_000;
 /** The engine answers a one-shot sample at once, or at its next collection tick (about a second). */

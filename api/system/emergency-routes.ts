@@ -1,42 +1,16 @@
 /** /api/system: the emergency stop (admin), the resume (admin) and the lockdown state (viewer). */
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
-import { lockdownMessage, stopWorkflowIdOf } from '../domain/lockdown.js';
-import type { LockdownService } from './lockdown-service.js';
-import { requireRole } from './middleware/auth.js';
-import { errorResponses, jsonBody as body, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
+import { lockdownMessage, stopWorkflowIdOf } from '../../domain/lockdown.js';
+import { EmergencyStopOutcomeSchema, LockdownSchema, type LockdownService } from './lockdown-service.js';
+import { requireRole } from '../middleware/auth.js';
+import { errorResponses, jsonBody as body, jsonResponse as json, validationHook, type AppEnv } from '../openapi.js';
 
 const ReasonRequestSchema = z
   .object({ reason: z.string().trim().min(1, 'reason: say why').max(500, 'reason: at most 500 characters') })
   .strict();
 
-const LockdownSchema = z.object({
-  since: z.string(),
-  by: z.string().describe('the API key id of the admin who stopped everything'),
-  by_name: z.string(),
-  reason: z.string(),
-  stop: z.number().int().describe('the number of the emergency stop that began it'),
-  stop_workflow_id: z.string().optional().describe('the workflow of that stop'),
-});
-
-const ReportSchema = z.object({
-  stop_workflow_id: z.string(),
-  agents_stopped: z.array(z.string()),
-  agents_already_ended: z.array(z.string()),
-  approvals_cancelled: z.array(z.string()),
-  actions_in_flight: z.array(z.string()),
-  counts: z.object({ agents_stopped: z.number(), approvals_cancelled: z.number(), actions_in_flight: z.number() }),
-  completed_at: z.string(),
-});
-
-const StopOutcomeSchema = z.object({
-  locked: z.literal(true),
-  lockdown: LockdownSchema,
-  already_locked: z.boolean(),
-  stop_workflow_id: z.string(),
-  completed: z.boolean().describe('false: the report was not ready in time; the stop workflow carries on'),
-  report: ReportSchema.nullable(),
-});
+const StopOutcomeSchema = z.object({ locked: z.literal(true) }).extend(EmergencyStopOutcomeSchema.shape);
 
 const LockdownStateSchema = z.object({
   locked: z.boolean(),

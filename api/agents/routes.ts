@@ -7,23 +7,14 @@ import {
   AgentStatusSchema,
   CreateAgentRequestSchema,
   StopAgentRequestSchema,
-} from '../domain/agent.js';
-import type { AgentService } from './agent-service.js';
-import type { AgentStats } from './agent-stats.js';
+} from '../../domain/agent.js';
+import { SkillIdSchema } from '../../domain/skill.js';
+import { AgentSummarySchema, type AgentService } from './service.js';
+import type { AgentStats } from './stats.js';
 import { UsageSummarySchema } from './container-usage.js';
-import { requireRole } from './middleware/auth.js';
-import { errorResponses, jsonBody, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
+import { requireRole } from '../middleware/auth.js';
+import { errorResponses, jsonBody, jsonResponse as json, validationHook, type AppEnv } from '../openapi.js';
 
-const AgentSummarySchema = z.object({
-  id: z.string(),
-  skill_id: z.string().nullable(),
-  status: AgentStatusSchema.nullable(),
-  sandbox_runtime: z.string().nullable(),
-  host: z.string().nullable(),
-  created_at: z.string().nullable(),
-  closed_at: z.string().nullable(),
-  workflow_status: z.string(),
-});
 const IdParams = z.object({ id: AgentIdSchema });
 
 export function agentsRouter(agents: AgentService, stats?: AgentStats) {
@@ -55,7 +46,7 @@ export function agentsRouter(agents: AgentService, stats?: AgentStats) {
         query: z
           .object({
             status: AgentStatusSchema.optional(),
-            skill_id: z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/).optional(),
+            skill_id: SkillIdSchema.optional(),
             host: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/).optional(),
             limit: z.coerce.number().int().min(1).max(1000).default(100),
           })

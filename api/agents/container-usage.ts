@@ -6,7 +6,7 @@
 import { Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { z } from 'zod';
-import { containerName, WORKSPACE, SANDBOX_UID } from '../sandbox/spec.js';
+import { containerName, WORKSPACE, SANDBOX_UID } from '../../sandbox/spec.js';
 
 export const UsageSummarySchema = z.object({
   cpu_seconds: z.number().describe('CPU time used since the container started.'),
@@ -33,15 +33,6 @@ export class ContainerGoneError extends Error {
 }
 
 const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number })?.statusCode;
-
-/** Rejects after `ms`, so a dead component cannot hang a caller. */
-export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 interface EngineStats {
   memory_stats: { usage?: number; limit?: number; stats?: Record<string, number> };

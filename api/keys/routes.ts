@@ -1,12 +1,12 @@
 /** /api/keys: admins create (the key is shown once), list and revoke API keys. */
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
-import { RoleSchema } from '../domain/roles.js';
-import { WardenError } from '../domain/errors.js';
-import type { AuditStore } from '../stores/audit-store.js';
-import type { KeyStore } from '../stores/key-store.js';
-import { requireRole } from './middleware/auth.js';
-import { errorResponses, jsonResponse as json, validationHook, type AppEnv } from './openapi.js';
+import { RoleSchema } from '../../domain/roles.js';
+import { WardenError } from '../../domain/errors.js';
+import type { AuditStore } from '../../stores/audit-store.js';
+import type { ApiKeyInfo, KeyStore } from '../../stores/key-store.js';
+import { requireRole } from '../middleware/auth.js';
+import { errorResponses, jsonResponse as json, validationHook, type AppEnv } from '../openapi.js';
 
 const KeyInfoSchema = z.object({
   id: z.string(),
@@ -18,7 +18,7 @@ const KeyInfoSchema = z.object({
   confirmed_by: z.string().nullable().describe('The admin key (or "host") that confirmed the key as its holder\'s own'),
   revoked_at: z.string().nullable(),
   counts_as: z.string().describe("The person approvals count the key as: its holder once confirmed (or made on the host), else the admin who made it"),
-});
+}) satisfies z.ZodType<ApiKeyInfo>;
 
 const KeyIdSchema = z.object({ id: z.string().regex(/^key_[0-9a-f]{12}$/, 'id: key_ followed by 12 hex digits') });
 

@@ -5,47 +5,65 @@
 import { randomBytes } from 'node:crypto';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { WardenError } from '../domain/errors.js';
-import { lockdownMessage, type EmergencyStopReport, type Lockdown, type LockdownActor } from '../domain/lockdown.js';
-import type { Identity } from '../domain/roles.js';
-import type { AuditStore } from '../stores/audit-store.js';
-import { readLockdown } from '../stores/lockdown-record.js';
-import { liftLockdownUpdate, lockdownUpdate } from '../workflows/definitions.js';
+import { z } from 'zod';
+import { WardenError } from '../../domain/errors.js';
+import { lockdownMessage, type EmergencyStopReport, type Lockdown, type LockdownActor } from '../../domain/lockdown.js';
+import type { Identity } from '../../domain/roles.js';
+import type { AuditStore } from '../../stores/audit-store.js';
+import { readLockdown } from '../../stores/lockdown-record.js';
+import { liftLockdownUpdate, lockdownUpdate } from '../../workflows/definitions.js';
 import { updateCapacity } from './capacity-updates.js';
-import type { emergencyStopWorkflow } from '../workflows/emergency-stop.js';
-import { isDeadlineExceeded } from './temporal-errors.js';
-import { FailureType } from '../domain/failure-types.js';
+import type { emergencyStopWorkflow } from '../../workflows/emergency-stop.js';
+import { askWorker } from '../deadlines.js';
+import { FailureType } from '../../domain/failure-types.js';
 
 const UPDATE_DEADLINE_MS = 15_000;
 const QUERY_DEADLINE_MS = 5_000;
 /** How long the API waits for the stop's report; the stop carries on past it regardless. */
 export const STOP_REPORT_WAIT_MS = 60_000;
 
-export interface EmergencyStopOutcome {
-  lockdown: Lockdown;
-  already_locked: boolean;
-  stop_workflow_id: string;
-  /** False when the report was not ready in time: the workflow is still stopping things. */
-  completed: boolean;
-  report: EmergencyStopReport | null;
-}
+/** The lockdown and the stop's report as the API answers them: the records of domain/lockdown.ts, which workflows share without zod. */
+export const LockdownSchema = z.object({
+  since: z.string(),
+  by: z.string().describe('the API key id of the admin who stopped everything'),
+  by_name: z.string(),
+  reason: z.string(),
+  stop: z.number().int().describe('the number of the emergency stop that began it'),
+  stop_workflow_id: z.string().optional().describe('the workflow of that stop'),
+}) satisfies z.ZodType<Lockdown>;
+
+const EmergencyStopReportSchema = z.object({
+  stop_workflow_id: z.string(),
+  agents_stopped: z.array(z.string()),
+  agents_already_ended: z.array(z.string()),
+  approvals_cancelled: z.array(z.string()),
+  actions_in_flight: z.array(z.string()),
+  counts: z.object({ agents_stopped: z.number(), approvals_cancelled: z.number(), actions_in_flight: z.number() }),
+  completed_at: z.string(),
+}) satisfies z.ZodType<EmergencyStopReport>;
+
+export const EmergencyStopOutcomeSchema = z.object({
+  lockdown: LockdownSchema,
+  already_locked: z.boolean(),
+  stop_workflow_id: z.string(),
+  completed: z.boolean().describe('false: the report was not ready in time; the stop workflow carries on'),
+  report: EmergencyStopReportSchema.nullable(),
+});
+export type EmergencyStopOutcome = z.infer<typeof EmergencyStopOutcomeSchema>;
 
 export function createLockdownService(client: Client, audit: AuditStore, opts: { reportWaitMs?: number } = {}) {
   const actor = (who: Identity, reason: string): LockdownActor => ({ by: who.key_id, by_name: who.name, reason });
-  const noWorker = (err: unknown, what: string) =>
-    isDeadlineExceeded(err) ? new WardenError('worker_unavailable', `no worker answered the ${what}; is the Warden worker running?`, 503) : err;
+  const noWorker = (what: string) => `no worker answered the ${what}; is the Warden worker running?`;
 
   /** Locks down, then waits (up to the deadline) for the stop workflow's report. */
   async function emergencyStop(reason: string, who: Identity): Promise<EmergencyStopOutcome> {
     let started: { lockdown: Lockdown; already_locked: boolean; stop_workflow_id: string };
     try {
-      started = await client.withDeadline(Date.now() + UPDATE_DEADLINE_MS, () =>
-        updateCapacity(client, lockdownUpdate, [actor(who, reason)]),
-      );
+      started = await askWorker(client, UPDATE_DEADLINE_MS, () => updateCapacity(client, lockdownUpdate, [actor(who, reason)]), noWorker('emergency stop'));
     } catch (err) {
       const failure = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
       if (failure instanceof ApplicationFailure && failure.type === FailureType.EmergencyStopNotStarted) throw new WardenError('stop_failed', failure.message, 503);
-      throw noWorker(err, 'emergency stop');
+      throw err;
     }
     const handle = client.workflow.getHandle<typeof emergencyStopWorkflow>(started.stop_workflow_id);
     const report = await Promise.race([
@@ -61,20 +79,16 @@ export function createLockdownService(client: Client, audit: AuditStore, opts: {
   async function resume(reason: string, who: Identity): Promise<{ lifted: Lockdown; resumed_at: string }> {
     try {
       // With start: a capacity workflow that was terminated comes back with the recorded lockdown, which this lifts.
-      return await client.withDeadline(Date.now() + UPDATE_DEADLINE_MS, () => updateCapacity(client, liftLockdownUpdate, [actor(who, reason)]));
+      return await askWorker(client, UPDATE_DEADLINE_MS, () => updateCapacity(client, liftLockdownUpdate, [actor(who, reason)]), noWorker('resume'));
     } catch (err) {
       const failure = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
       if (failure instanceof ApplicationFailure && failure.type === FailureType.NotLocked) throw new WardenError('not_locked', failure.message, 409);
-      throw noWorker(err, 'resume');
+      throw err;
     }
   }
 
-  async function state(): Promise<Lockdown | null> {
-    try {
-      return await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => readLockdown(client, audit));
-    } catch (err) {
-      throw noWorker(err, 'lockdown query');
-    }
+  function state(): Promise<Lockdown | null> {
+    return askWorker(client, QUERY_DEADLINE_MS, () => readLockdown(client, audit), noWorker('lockdown query'));
   }
 
   /**
