@@ -20,7 +20,7 @@ deps: node_modules/.installed
 	@bash scripts/build-image.sh
 	@bash scripts/setup-temporal.sh >/dev/null
 
-# The browser tests (test/codec-clients.test.ts) drive Debian's chromium through playwright-core.
+# The browser tests (test/integration/codec-clients.test.ts) drive Debian's chromium through playwright-core.
 browser:
 	@bash scripts/setup-browser.sh >/dev/null
 

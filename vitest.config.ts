@@ -6,7 +6,7 @@ export default defineConfig({
     // dev server and one Docker engine, so they run one after another.
     pool: 'forks',
     fileParallelism: false,
-    globalSetup: ['test/global-setup.ts'],
+    globalSetup: ['test/support/global-setup.ts'],
     include: ['test/**/*.test.ts'],
     testTimeout: 120_000,
     hookTimeout: 180_000,

@@ -14,7 +14,7 @@ import { ConfigSchema } from '../../domain/config.js';
 import { loadPolicy } from '../../domain/policy.js';
 import { SKILLS } from '../../skills/index.js';
 import type { PayloadEncryptionCodec } from '../../domain/payload-codec.js';
-import { arbitraryOf, validate, type JsonSchema, type OpenApiDocument } from '../openapi-schema.js';
+import { arbitraryOf, validate, type JsonSchema, type OpenApiDocument } from '../support/openapi-schema.js';
 
 // The document needs no Temporal, Docker or audit store: nothing is called.
 const app = createApp({
