@@ -29,8 +29,11 @@
 // kernel then clears every capability of the child) and to kill what a command leaves behind.
 // That is safe because a command, running as a non-zero uid with no capability:
 //   - cannot signal the executor (kill needs the same uid or CAP_KILL) nor ptrace it (ptrace and
-//     every /proc/1 file guarded by the ptrace access check, fd/, environ, mem, root, need the same
-//     uid or CAP_SYS_PTRACE);
+//     the /proc/1 files guarded by the ptrace access check, fd/, environ, mem, root, need the same
+//     uid or CAP_SYS_PTRACE). gVisor guards /proc/1/environ and the listing of /proc/1/fd by file
+//     mode alone, so there any uid reads the executor's environment (the engine's PATH, HOSTNAME
+//     and HOME: nothing secret is ever put there) and sees its descriptors' names; opening them,
+//     mem and root stay refused;
 //   - cannot write requests or forge responses: the executor's stdin and stdout are pipes the
 //     container runtime holds, reachable only through /proc/1/fd, which it cannot open; every other
 //     descriptor of the executor is close-on-exec, so a command gets only its own three pipes;
