@@ -23,6 +23,7 @@ export interface ExecutorRunRequest {
   /** Written to the command's stdin, then closed (secrets travel here, never in argv or env). */
   stdin?: string | Buffer;
   cwd?: string;
+  /** The command's own uid (not 0): when the run ends, every process of that uid is killed. */
   uid: number;
   gid: number;
   timeout_ms: number;
@@ -67,6 +68,9 @@ export interface ExecutorClient {
   /** Detaches; requests still waiting fail with ExecutorDetachedError, runs go on in the sandbox. */
   close(): void;
 }
+
+/** The executor drops a longer frame unanswered (maxFrameBytes in sandbox-image/executor/main.go). */
+const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 
 type Kind = 'run' | 'result' | 'ping';
 interface Waiter {
@@ -159,10 +163,14 @@ export async function attachExecutor(container: Docker.Container, opts: { onLog?
   const request = <T extends ExecutorResult | null>(kind: Kind, frame: Record<string, unknown> & { id: string }): Promise<T> =>
     new Promise<T>((resolve, reject) => {
       if (detached) return reject(detached);
+      const line = JSON.stringify({ type: kind, ...frame }) + '\n';
+      if (Buffer.byteLength(line) > MAX_FRAME_BYTES) {
+        return reject(new ExecutorRequestError(`request ${frame.id} is over the sandbox executor's ${MAX_FRAME_BYTES} bytes`));
+      }
       const list = waiters.get(frame.id) ?? [];
       list.push({ kind, resolve: resolve as Waiter['resolve'], reject });
       waiters.set(frame.id, list);
-      stream.write(JSON.stringify({ type: kind, ...frame }) + '\n');
+      stream.write(line);
     });
 
   // Ends whatever a client that died mid-write left of a frame: the executor drops that line.

@@ -216,6 +216,23 @@ describe.each(runtimes)('the sandbox executor under %s', (runtime) => {
     expect((await sh(`cat /tmp/once-${id}`)).stdout).toBe('ran\n');
   });
 
+  it('drops the frame a client left half-written when it died, and serves the next client', async () => {
+    const id = randomUUID();
+    const raw = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as NodeJS.ReadWriteStream & {
+      destroy(): void;
+    };
+    await new Promise<void>((resolve) => raw.write(`{"type":"run","id":"${id}","argv":["/bin/sh","-c","echo ran >> /tmp/once-${id}"],"ui`, () => resolve()));
+    raw.destroy();
+    const next = await attachExecutor(container);
+    try {
+      await next.ping();
+      expect(await next.result(id)).toBeNull();
+    } finally {
+      next.close();
+    }
+    expect((await sh(`cat /tmp/once-${id} 2>/dev/null; echo end`)).stdout).toBe('end\n');
+  });
+
   it("keeps a command of another uid away from PID 1: it can neither open PID 1's stdin or stdout, nor its memory, nor signal it", async () => {
     // Each probe prints its name only if it got through.
     const probe = [
