@@ -45,8 +45,6 @@ function executorContainerOptions(agentId: string, runtime: 'runc' | 'runsc'): D
     ...base,
     Cmd: [IN_SANDBOX],
     User: '0:0',
-    // Root without CAP_DAC_OVERRIDE cannot enter the sandbox user's workspace; commands get it as cwd.
-    WorkingDir: '/',
     OpenStdin: true,
     StdinOnce: false,
     AttachStdin: true,
