@@ -1,0 +1,3 @@
+module warden.dev/executor
+
+go 1.26

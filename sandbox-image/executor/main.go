@@ -1,0 +1,292 @@
+// Command warden-executor is the sandbox container's main process (PID 1): it runs the commands
+// the worker sends it, each as its own uid, so that a command's round trip costs a message over
+// the container's attach stream instead of a `docker exec`.
+//
+// Protocol. The worker attaches to the container (no network, no mount) and writes requests to
+// the executor's stdin; the executor writes responses to its stdout. Each frame is one JSON object
+// on one line (byte strings are base64, as encoding/json does []byte). Lines rather than a length
+// prefix: a worker that dies halfway through writing a frame leaves a partial line in the stream,
+// and the next worker to attach starts with a newline, which ends that line as a frame that fails
+// to parse and is dropped; after a length prefix the reader would wait for bytes that never come
+// and swallow the next worker's frames. Requests and responses carry an id, so several requests
+// are in flight at once:
+//
+//	{"type":"run","id":..,"argv":[..],"env":[..],"stdin":"<base64>","cwd":..,"uid":..,"gid":..,"timeout_ms":..,"max_output_bytes":..}
+//	{"type":"result","id":..}  the result of a run: kept, or waited for while it runs
+//	{"type":"ping","id":..}    answered {"type":"pong","id":..}
+//
+// A run is answered {"type":"result","id":..,"exit_code":..,"signal":..,"timed_out":..,"stdout":..,
+// "stderr":..,"stdout_dropped":..,"stderr_dropped":..,"outlived":..,"duration_ms":..}; a result
+// asked for an id never seen is {"type":"unknown","id":..}; a request refused is
+// {"type":"error","id":..,"error":..}. Results are kept for ten minutes after the run ends, and a
+// run whose id is already known is never started again: it is answered with the first run's
+// result (exactly once, for a worker retrying after it lost its connection or its life). Every
+// response goes to every attached client; each keeps the ids it asked for.
+//
+// Privileges. The executor runs as root in the container with only CAP_SETUID, CAP_SETGID and
+// CAP_KILL (the engine drops the rest; no-new-privileges stays on, so no file can give any back).
+// It needs them to start each command as its uid and gid (setgroups to none, setgid, setuid: the
+// kernel then clears every capability of the child) and to kill what a command leaves behind.
+// That is safe because a command, running as a non-zero uid with no capability:
+//   - cannot signal the executor (kill needs the same uid or CAP_KILL) nor ptrace it (ptrace and
+//     the /proc/1 files guarded by the ptrace access check, fd/, environ, mem, root, need the same
+//     uid or CAP_SYS_PTRACE). gVisor guards /proc/1/environ and the listing of /proc/1/fd by file
+//     mode alone, so there any uid reads the executor's environment (the engine's PATH, HOSTNAME
+//     and HOME: nothing secret is ever put there) and sees its descriptors' names; opening them,
+//     mem and root stay refused;
+//   - cannot write requests or forge responses: the executor's stdin and stdout are pipes the
+//     container runtime holds, reachable only through /proc/1/fd, which it cannot open; every other
+//     descriptor of the executor is close-on-exec, so a command gets only its own three pipes;
+//   - cannot become root again: uid 0 and gid 0 are refused as a command's identity.
+//
+// The test (test/executor.test.ts) checks the first two under runc and gVisor.
+//
+// PID 1 duties. The kernel delivers to PID 1 only the signals it handles: SIGTERM (and SIGINT)
+// kill every process in the container and exit 0. Orphans are reparented to PID 1, so one loop
+// reaps every child (wait4 on -1) and hands the status of a command's own process to its run;
+// nothing else waits, so no status is stolen.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// A frame larger than this is dropped unread (a 1 MiB file written through argv, base64 and
+// JSON-escaped, fits well within it).
+const maxFrameBytes = 64 << 20
+
+// Results are kept this long after their run ends.
+const resultTTL = 10 * time.Minute
+
+type request struct {
+	Type           string   `json:"type"`
+	ID             string   `json:"id"`
+	Argv           []string `json:"argv"`
+	Env            []string `json:"env"`
+	Stdin          []byte   `json:"stdin"`
+	Cwd            string   `json:"cwd"`
+	UID            int      `json:"uid"`
+	GID            int      `json:"gid"`
+	TimeoutMs      int64    `json:"timeout_ms"`
+	MaxOutputBytes int      `json:"max_output_bytes"`
+}
+
+type result struct {
+	Type          string `json:"type"`
+	ID            string `json:"id"`
+	ExitCode      int    `json:"exit_code"`
+	Signal        int    `json:"signal"`
+	TimedOut      bool   `json:"timed_out"`
+	Stdout        []byte `json:"stdout"`
+	Stderr        []byte `json:"stderr"`
+	StdoutDropped int64  `json:"stdout_dropped"`
+	StderrDropped int64  `json:"stderr_dropped"`
+	Outlived      bool   `json:"outlived"`
+	DurationMs    int64  `json:"duration_ms"`
+}
+
+type reply struct {
+	Type  string `json:"type"`
+	ID    string `json:"id"`
+	Error string `json:"error,omitempty"`
+}
+
+// out serialises frames onto stdout.
+type out struct {
+	mu sync.Mutex
+	w  *bufio.Writer
+}
+
+func (o *out) send(v any) {
+	line, err := json.Marshal(v)
+	if err != nil {
+		logf("cannot encode a response: %v", err)
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.w.Write(line)
+	o.w.WriteByte('\n')
+	if err := o.w.Flush(); err != nil {
+		logf("cannot write a response: %v", err)
+	}
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "warden-executor: "+format+"\n", args...)
+}
+
+// journalEntry is one run, known by its id: done is closed once res is set.
+type journalEntry struct {
+	done  chan struct{}
+	res   *result
+	ended time.Time
+}
+
+type journal struct {
+	mu      sync.Mutex
+	entries map[string]*journalEntry
+}
+
+// claim returns the entry for id and whether this caller created it (and so must run it).
+func (j *journal) claim(id string) (*journalEntry, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if e, ok := j.entries[id]; ok {
+		return e, false
+	}
+	e := &journalEntry{done: make(chan struct{})}
+	j.entries[id] = e
+	return e, true
+}
+
+func (j *journal) lookup(id string) *journalEntry {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.entries[id]
+}
+
+func (j *journal) finish(e *journalEntry, res *result) {
+	j.mu.Lock()
+	e.res, e.ended = res, time.Now()
+	j.mu.Unlock()
+	close(e.done)
+}
+
+func (j *journal) expire(now time.Time) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for id, e := range j.entries {
+		if !e.ended.IsZero() && now.Sub(e.ended) > resultTTL {
+			delete(j.entries, id)
+		}
+	}
+}
+
+func main() {
+	// What a command makes stays usable by later commands (other uids, same group).
+	syscall.Umask(0o007)
+
+	signals := make(chan os.Signal, 4)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	// Handled rather than ignored (an ignored signal stays ignored in the children): a write to a
+	// stdout nobody reads fails instead of ending the executor.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	startReaper()
+
+	o := &out{w: bufio.NewWriterSize(os.Stdout, 64<<10)}
+	j := &journal{entries: map[string]*journalEntry{}}
+	go func() {
+		for now := range time.Tick(time.Minute) {
+			j.expire(now)
+		}
+	}()
+	go readRequests(o, j)
+
+	<-signals
+	// Everything but PID 1 itself: kill(-1) skips the caller.
+	syscall.Kill(-1, syscall.SIGKILL)
+	os.Exit(0)
+}
+
+// readRequests serves stdin until it ends; the executor lives on (a worker re-attaches later).
+func readRequests(o *out, j *journal) {
+	in := bufio.NewReaderSize(os.Stdin, 64<<10)
+	for {
+		line, tooLong, err := readLine(in)
+		if err != nil {
+			logf("stdin ended (%v); waiting for a signal", err)
+			return
+		}
+		if tooLong {
+			logf("dropped a frame over %d bytes", maxFrameBytes)
+			continue
+		}
+		if len(line) == 0 {
+			continue
+		}
+		var req request
+		if err := json.Unmarshal(line, &req); err != nil {
+			logf("dropped a frame that is not JSON (%d bytes): %v", len(line), err)
+			continue
+		}
+		go serve(o, j, &req)
+	}
+}
+
+// readLine reads one line without its newline; a line over maxFrameBytes is skipped whole.
+func readLine(in *bufio.Reader) (line []byte, tooLong bool, err error) {
+	for {
+		part, err := in.ReadSlice('\n')
+		if !tooLong {
+			line = append(line, part...)
+			if len(line) > maxFrameBytes {
+				line, tooLong = nil, true
+			}
+		}
+		switch err {
+		case nil:
+			if len(line) > 0 {
+				line = line[:len(line)-1]
+			}
+			return line, tooLong, nil
+		case bufio.ErrBufferFull:
+			continue
+		default:
+			return nil, false, err
+		}
+	}
+}
+
+func serve(o *out, j *journal, req *request) {
+	if req.ID == "" {
+		o.send(reply{Type: "error", Error: "a request needs an id"})
+		return
+	}
+	switch req.Type {
+	case "ping":
+		o.send(reply{Type: "pong", ID: req.ID})
+	case "result":
+		e := j.lookup(req.ID)
+		if e == nil {
+			o.send(reply{Type: "unknown", ID: req.ID})
+			return
+		}
+		<-e.done
+		o.send(e.res)
+	case "run":
+		if msg := invalid(req); msg != "" {
+			o.send(reply{Type: "error", ID: req.ID, Error: msg})
+			return
+		}
+		e, first := j.claim(req.ID)
+		if first {
+			j.finish(e, run(req))
+		}
+		<-e.done
+		o.send(e.res)
+	default:
+		o.send(reply{Type: "error", ID: req.ID, Error: fmt.Sprintf("unknown request type %q", req.Type)})
+	}
+}
+
+func invalid(req *request) string {
+	switch {
+	case len(req.Argv) == 0:
+		return "argv is empty"
+	case req.UID <= 0 || req.GID <= 0:
+		return "uid and gid must be above 0: commands never run as root"
+	case req.TimeoutMs <= 0:
+		return "timeout_ms must be above 0"
+	case req.MaxOutputBytes < 0:
+		return "max_output_bytes must not be negative"
+	}
+	return ""
+}
