@@ -12,12 +12,12 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ResourceLimitsSchema } from '../domain/agent.js';
-import { detectRuntimes } from '../sandbox/docker-engine.js';
-import { attachExecutor, ExecutorDetachedError, ExecutorRequestError, type ExecutorClient, type ExecutorRunRequest } from '../sandbox/executor-client.js';
-import { execUid, SANDBOX_GID, sandboxContainerOptions } from '../sandbox/spec.js';
-import { PROJECT_ROOT } from '../scripts/dev-server.js';
-import { requireOrSkip } from './require-or-skip.js';
+import { ResourceLimitsSchema } from '../../domain/agent.js';
+import { detectRuntimes } from '../../sandbox/docker-engine.js';
+import { attachExecutor, ExecutorDetachedError, ExecutorRequestError, type ExecutorClient, type ExecutorRunRequest } from '../../sandbox/executor-client.js';
+import { execUid, SANDBOX_GID, sandboxContainerOptions } from '../../sandbox/spec.js';
+import { PROJECT_ROOT } from '../../scripts/dev-server.js';
+import { requireOrSkip } from '../support/require-or-skip.js';
 
 const docker = new Docker();
 const engine = await detectRuntimes(docker);
@@ -187,7 +187,7 @@ describe.each(runtimes)('the sandbox executor under %s', (runtime) => {
   it('answers a run to a client that attaches after the one that started it was SIGKILLed mid-command', async () => {
     const id = randomUUID();
     const req = request(['/bin/sh', '-c', `echo ran >> /tmp/once-${id}; sleep 3; echo done`], { id });
-    const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'test/executor-client-process.ts'), container.id, JSON.stringify(req)], {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'test/support/executor-client-process.ts'), container.id, JSON.stringify(req)], {
       cwd: PROJECT_ROOT,
       stdio: ['ignore', 'pipe', 'inherit'],
     });

@@ -4,7 +4,7 @@
  * read it, and waits there to be killed mid-command.
  */
 import Docker from 'dockerode';
-import { attachExecutor, type ExecutorRunRequest } from '../sandbox/executor-client.js';
+import { attachExecutor, type ExecutorRunRequest } from '../../sandbox/executor-client.js';
 
 const [containerId, request] = process.argv.slice(2);
 const client = await attachExecutor(new Docker().getContainer(containerId!));
