@@ -39,7 +39,7 @@
 //     descriptor of the executor is close-on-exec, so a command gets only its own three pipes;
 //   - cannot become root again: uid 0 and gid 0 are refused as a command's identity.
 //
-// The test (test/executor.test.ts) checks the first two under runc and gVisor.
+// The test (test/integration/executor.test.ts) checks the first two under runc and gVisor.
 //
 // PID 1 duties. The kernel delivers to PID 1 only the signals it handles: SIGTERM (and SIGINT)
 // kill every process in the container and exit 0. Orphans are reparented to PID 1, so one loop

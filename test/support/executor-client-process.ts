@@ -1,5 +1,5 @@
 /**
- * A worker's stand-in for test/executor.test.ts: attaches to the sandbox executor of the container
+ * A worker's stand-in for test/integration/executor.test.ts: attaches to the sandbox executor of the container
  * named in argv[2], sends the run request in argv[3] (JSON), prints "sent" once the executor has
  * read it, and waits there to be killed mid-command.
  */
