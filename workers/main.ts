@@ -98,6 +98,8 @@ try {
     policy: roles.includes('control') ? loadPolicy(SKILLS, config.policyFile) : undefined,
     alerts: { webhooks: config.alertWebhooks, secret: config.alertSecret },
     tracing,
+    sandboxSlots: config.sandboxSlots,
+    watchSlots: config.watchSlots,
     shutdownGraceTime: `${config.workerShutdownGraceSeconds} seconds`,
     // A last resort for an activity that ignores its cancellation: the process still ends.
     shutdownForceTime: `${config.workerShutdownGraceSeconds + 30} seconds`,
