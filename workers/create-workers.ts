@@ -5,7 +5,7 @@
  */
 import Docker from 'dockerode';
 import { Client, Connection, type TLSConfig } from '@temporalio/client';
-import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createAuditActivities } from '../activities/audit.js';
 import type { AuditStore } from '../stores/audit-store.js';
 import { createControlActivities } from '../activities/control.js';
@@ -97,7 +97,10 @@ export async function createWorkers(opts: WorkerOptions) {
   let events: ContainerEvents | undefined;
   if (opts.roles.includes('sandbox')) {
     const docker = opts.docker ?? new Docker();
-    events = new ContainerEvents(docker);
+    events = new ContainerEvents(docker, {
+      // The watches' state checks cover what a lost stream misses: worth a line, not a failure.
+      onError: (err) => Runtime.instance().logger.warn('the Docker events stream was lost; opening it again', { error: String(err) }),
+    });
     const watch = createSandboxWatchActivities(docker, { events, draining: draining.signal });
     workers.push(
       await Worker.create({
