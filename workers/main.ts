@@ -1,6 +1,6 @@
 /**
- * The worker process. Runs the control worker and this host's sandbox worker (WARDEN_WORKER_ROLES
- * picks fewer). SIGINT/SIGTERM: in-flight activities get the grace period, the rest goes back to
+ * The worker process. Runs the control worker and this host's sandbox and watch workers
+ * (WARDEN_WORKER_ROLES picks fewer). SIGINT/SIGTERM: in-flight activities get the grace period, the rest goes back to
  * Temporal, and a new worker carries on where this one stopped.
  */
 import { Runtime, makeTelemetryFilterString } from '@temporalio/worker';
