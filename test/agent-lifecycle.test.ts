@@ -161,7 +161,7 @@ describe('agent lifecycle', () => {
     const killed = Date.now();
     await docker.getContainer(running.container_id!).kill({ signal: 'SIGKILL' });
     const failed = await waitForStatus(stack.api, id, ['error'], 30_000);
-    expect(Date.now() - killed).toBeLessThan(10_000);
+    expect(Date.now() - killed).toBeLessThan(8_000); // the backstop poll comes 9 s after the kill at the earliest
     expect(failed.error_message).toMatch(/killed outside Warden/);
     expect(failed.exit_code).toBe(137);
     await stack.client.workflow.getHandle(id).result().catch(() => undefined);
