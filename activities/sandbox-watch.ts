@@ -22,22 +22,19 @@ export interface SandboxWatchOptions {
   events: ContainerEvents;
   /** Aborted when the worker begins to shut down. */
   draining?: AbortSignal;
-  /**
-   * The backstop: each watch also reads its container's state about this often (spread between
-   * half and one and a half times it), for an event the stream lost.
-   */
-  pollMs?: number;
-  /** Checks after a reconnected stream are spread over this long, not sent all at once. */
-  resyncSpreadMs?: number;
 }
 
 const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number })?.statusCode;
 const HEARTBEAT_MS = 5_000;
+/**
+ * The backstop: each watch also reads its container's state every 15 to 45 s, for an event the
+ * stream lost; spread out, so that thousands of watches do not ask the engine at once.
+ */
+const POLL_MS = 30_000;
+/** After the stream (re)connects, every watch checks once within this long, not all at once. */
+const RESYNC_SPREAD_MS = 5_000;
 
 export function createSandboxWatchActivities(docker: Docker, opts: SandboxWatchOptions) {
-  const pollMs = opts.pollMs ?? 30_000;
-  const resyncSpreadMs = opts.resyncSpreadMs ?? 5_000;
-
   /** Waits until the sandbox's container exits or disappears; heartbeats while it runs. */
   async function awaitSandboxExit(agentId: string): Promise<SandboxExit> {
     const ctx = Context.current();
@@ -67,8 +64,8 @@ export function createSandboxWatchActivities(docker: Docker, opts: SandboxWatchO
             .inspect({ abortSignal: signal })
             .then((info) => !info.State.Running && resolve(info), (err) => statusOf(err) === 404 && resolve(null));
         };
-        const poll = () => later(pollMs * (0.5 + Math.random()), () => (check(), poll()));
-        unlisten = opts.events.listen(name, (notice) => (notice === 'event' ? check() : later(Math.random() * resyncSpreadMs, check)));
+        const poll = () => later(POLL_MS * (0.5 + Math.random()), () => (check(), poll()));
+        unlisten = opts.events.listen(name, (notice) => (notice === 'event' ? check() : later(Math.random() * RESYNC_SPREAD_MS, check)));
         // After listening: a container that ended before the watch began has no event to come.
         check();
         poll();

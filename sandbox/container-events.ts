@@ -19,7 +19,7 @@ interface EngineEvent {
 }
 
 export interface ContainerEventsOptions {
-  /** How long after a lost stream it connects again. */
+  /** How long after a lost stream it first connects again; doubled on each failure after, up to 10 s. */
   reconnectMs?: number;
   /** A stream that failed or could not be opened (it is opened again). */
   onError?: (err: unknown) => void;
@@ -33,6 +33,8 @@ export class ContainerEvents {
   private readonly listeners = new Map<string, Set<Listener>>();
   private connection: AbortController | undefined;
   private retry: NodeJS.Timeout | undefined;
+  /** Streams lost in a row: an engine that stays away is asked less often (and logged less). */
+  private failures = 0;
   private closed = false;
 
   constructor(
@@ -69,10 +71,11 @@ export class ContainerEvents {
       if (!connection.signal.aborted) connection.abort();
       this.opts.onError?.(err);
       if (this.listeners.size > 0 && !this.closed) {
+        const delay = Math.min((this.opts.reconnectMs ?? 1000) * 2 ** this.failures++, 10_000);
         this.retry = setTimeout(() => {
           this.retry = undefined;
           if (this.listeners.size > 0) this.connect();
-        }, this.opts.reconnectMs ?? 1000);
+        }, delay);
       }
     };
     this.docker
@@ -82,6 +85,7 @@ export class ContainerEvents {
       })
       .then((stream) => {
         if (this.connection !== connection) return;
+        this.failures = 0;
         let pending = '';
         stream.on('data', (chunk: Buffer) => {
           pending += chunk.toString('utf8');
