@@ -59,13 +59,6 @@ export interface CreateSandboxResult {
   warning: string | null;
 }
 
-export interface SandboxExit {
-  exitCode: number | null;
-  oomKilled: boolean;
-  /** The container is gone: removed outside Warden, or lost by the engine. */
-  vanished: boolean;
-}
-
 export interface ExecInput extends ExecRequest {
   agentId: string;
   /** Vault secrets the command gets as environment variables: names only, values are read here. */
@@ -77,10 +70,10 @@ export interface ExecInput extends ExecRequest {
 const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number })?.statusCode;
 
 /**
- * Builds the sandbox activities around a Docker client (the real engine, in tests too).
- * `draining` is aborted when the worker begins to shut down.
+ * Builds the sandbox activities around a Docker client (the real engine, in tests too). The
+ * watch of a sandbox is activities/sandbox-watch.ts.
  */
-export function createSandboxActivities(docker: Docker, opts: { vault?: Vault; draining?: AbortSignal } = {}) {
+export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } = {}) {
   const container = (agentId: string) => docker.getContainer(containerName(agentId));
 
   async function createSandbox(input: CreateSandboxInput): Promise<CreateSandboxResult> {
@@ -174,41 +167,6 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault; d
     } catch (err) {
       // 404: already gone; 409: removal already in progress (a retry will see it gone).
       if (statusOf(err) !== 404) throw err;
-    }
-  }
-
-  /** Waits until the sandbox's container exits or disappears; heartbeats while it runs. */
-  async function awaitSandboxExit(agentId: string): Promise<SandboxExit> {
-    const ctx = Context.current();
-    // A watch never ends on its own: on shutdown it fails at once (retryable) and a worker that
-    // stays takes it over, instead of holding the shutdown for the whole grace period.
-    const stopWatching = AbortSignal.any([ctx.cancellationSignal, ...(opts.draining ? [opts.draining] : [])]);
-    const watched = new AbortController();
-    const signal = AbortSignal.any([stopWatching, watched.signal]);
-    // The engine's wait is the fast path; the state is also read every 5 s, because a wait that an
-    // engine accepted while shutting down may never be answered (nor ended) after its restart.
-    let beat: NodeJS.Timeout | undefined;
-    const polled = new Promise<void>((resolve) => {
-      beat = setInterval(() => {
-        heartbeat();
-        container(agentId)
-          .inspect({ abortSignal: signal })
-          .then((info) => !info.State.Running && resolve(), (err) => statusOf(err) === 404 && resolve());
-      }, 5_000);
-    });
-    const stopped = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
-    try {
-      await Promise.race([container(agentId).wait({ abortSignal: signal }), polled, stopped]);
-      const state = (await container(agentId).inspect()).State;
-      return { exitCode: state.ExitCode, oomKilled: state.OOMKilled, vanished: false };
-    } catch (err) {
-      if (statusOf(err) === 404) return { exitCode: null, oomKilled: false, vanished: true };
-      if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? err;
-      if (opts.draining?.aborted) throw ApplicationFailure.retryable('the worker is shutting down; another worker watches the sandbox', FailureType.WorkerShutdown);
-      throw err;
-    } finally {
-      clearInterval(beat);
-      watched.abort();
     }
   }
 
@@ -319,7 +277,6 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault; d
     unpauseSandbox: heartbeating(unpauseSandbox),
     stopSandbox: heartbeating(stopSandbox),
     removeSandbox: heartbeating(removeSandbox),
-    awaitSandboxExit,
     execInSandbox,
   };
 }

@@ -32,7 +32,7 @@ export const ConfigSchema = z.object({
     (v) => (typeof v === 'string' ? v.split(',').map((r) => r.trim()) : v),
     z.array(z.enum(WORKER_ROLES, { error: (issue) => `unknown role "${String(issue.input)}" (known: ${WORKER_ROLES.join(', ')})` })),
   ).default([...WORKER_ROLES])
-    .describe('Worker process only: which workers it runs (comma-separated): `control` (the workflows, task queue `warden-control`) and `sandbox` (this Docker host\'s sandbox activities, task queue `warden-sandbox@<host id>`).'),
+    .describe('Worker process only: which workers it runs (comma-separated): `control` (the workflows, task queue `warden-control`) and `sandbox` (this Docker host\'s sandbox activities, task queue `warden-sandbox@<host id>`, and the watches of its sandboxes, task queue `warden-sandbox-watch@<host id>`).'),
   dockerHostId: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/).default('local')
     .describe('This worker\'s Docker host (lower-case letters, digits, dots and hyphens); its sandbox worker polls the task queue `warden-sandbox@<id>`.'),
   sandboxImage: z.string().min(1).default('warden-sandbox:bookworm')
@@ -59,6 +59,10 @@ export const ConfigSchema = z.object({
     .describe('The default idle TTL: an agent idle this long is stopped (10 or more; an agent may ask for its own).'),
   stopGraceSeconds: z.coerce.number().int().min(0).max(300).default(10)
     .describe('SIGTERM to SIGKILL when a sandbox stops (0 to 300 seconds).'),
+  sandboxSlots: z.coerce.number().int().min(1).max(10_000).default(100)
+    .describe('Worker only: how many sandbox activities (commands; creating, pausing, stopping and removing sandboxes; the reaper\'s) the sandbox worker runs at once (1 to 10000); more wait their turn. The watches of the sandboxes do not count: they have `WARDEN_WATCH_SLOTS`.'),
+  watchSlots: z.coerce.number().int().min(1).max(100_000).default(10_000)
+    .describe('Worker only: how many sandboxes the sandbox worker watches at once, one per agent on its Docker host (task queue `warden-sandbox-watch@<host id>`; 1 to 100000). An agent beyond it only notices its container\'s end once a watch slot is free.'),
   workerShutdownGraceSeconds: z.coerce.number().int().min(0).max(3600).default(30)
     .describe('Worker only: after SIGTERM, how long a worker lets activities in flight finish before handing them back to Temporal (0 to 3600 seconds).'),
   apiShutdownGraceSeconds: z.coerce.number().int().min(0).max(3600).default(10)
@@ -163,6 +167,8 @@ export const CONFIG_ENV: Record<keyof Config, string> = {
   maxAgents: 'WARDEN_MAX_AGENTS',
   agentIdleTtlSeconds: 'WARDEN_AGENT_IDLE_TTL_SECONDS',
   stopGraceSeconds: 'WARDEN_STOP_GRACE_SECONDS',
+  sandboxSlots: 'WARDEN_SANDBOX_SLOTS',
+  watchSlots: 'WARDEN_WATCH_SLOTS',
   workerShutdownGraceSeconds: 'WARDEN_WORKER_SHUTDOWN_GRACE_SECONDS',
   apiShutdownGraceSeconds: 'WARDEN_API_SHUTDOWN_GRACE_SECONDS',
   apiHost: 'WARDEN_API_HOST',

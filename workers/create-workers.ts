@@ -1,16 +1,19 @@
 /**
- * The workers of one Warden process: the control worker (workflows and control activities) and
- * the sandbox worker of this process's Docker host. Tests build them the same way.
+ * The workers of one Warden process: the control worker (workflows and control activities), and
+ * the sandbox worker and the watch worker of this process's Docker host. Tests build them the
+ * same way.
  */
 import Docker from 'dockerode';
 import { Client, Connection, type TLSConfig } from '@temporalio/client';
-import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createAuditActivities } from '../activities/audit.js';
 import type { AuditStore } from '../stores/audit-store.js';
 import { createControlActivities } from '../activities/control.js';
 import { createAlertActivities, type AlertSettings } from '../activities/alerts.js';
 import { createEmergencyActivities } from '../activities/emergency.js';
 import { createSandboxActivities } from '../activities/sandbox.js';
+import { createSandboxWatchActivities } from '../activities/sandbox-watch.js';
+import { ContainerEvents } from '../sandbox/container-events.js';
 import { createGrantActivities, guardSandboxActivities } from '../activities/grants.js';
 import { createDataConverter, createWorkerDataConverter } from '../domain/data-converter.js';
 import { Grants } from '../domain/grants.js';
@@ -18,7 +21,7 @@ import type { PayloadEncryptionCodec } from '../domain/payload-codec.js';
 import type { Policy } from '../domain/policy.js';
 import type { Vault } from '../stores/vault.js';
 import { createReaperControlActivities, createReaperSandboxActivities } from '../activities/reaper.js';
-import { CONTROL_TASK_QUEUE, sandboxTaskQueue } from '../workflows/definitions.js';
+import { CONTROL_TASK_QUEUE, sandboxTaskQueue, sandboxWatchTaskQueue } from '../workflows/definitions.js';
 import { WORKFLOWS_PATH } from './bundle.js';
 import { workerTracingOptions, type Tracing } from '../telemetry/tracing.js';
 
@@ -28,8 +31,12 @@ export interface WorkerOptions {
   temporalTls?: TLSConfig;
   namespace: string;
   dockerHostId: string;
-  /** Which workers this process runs: a Docker host may run only the sandbox worker. */
+  /** Which workers this process runs: a Docker host may run only the sandbox worker (and its watch worker). */
   roles: ReadonlyArray<'control' | 'sandbox'>;
+  /** Sandbox activities the sandbox worker runs at once (100, the SDK's default, when unset). */
+  sandboxSlots?: number;
+  /** Sandbox watches the watch worker holds at once, one per agent (10000 when unset). */
+  watchSlots?: number;
   /**
    * Warden's payload codec: required, so no worker runs unencrypted. Its master keys also check
    * the API's grants (domain/grants.ts).
@@ -87,16 +94,33 @@ export async function createWorkers(opts: WorkerOptions) {
       }),
     );
   }
+  let events: ContainerEvents | undefined;
   if (opts.roles.includes('sandbox')) {
     const docker = opts.docker ?? new Docker();
+    events = new ContainerEvents(docker, {
+      // The watches' state checks cover what a lost stream misses: worth a line, not a failure.
+      onError: (err) => Runtime.instance().logger.warn('the Docker events stream was lost; opening it again', { error: String(err) }),
+    });
+    const watch = createSandboxWatchActivities(docker, { events, draining: draining.signal });
     workers.push(
       await Worker.create({
         ...common,
         taskQueue: sandboxTaskQueue(opts.dockerHostId),
+        maxConcurrentActivityTaskExecutions: opts.sandboxSlots ?? 100,
         activities: {
-          ...guardSandboxActivities(grants, createSandboxActivities(docker, { vault: opts.vault, draining: draining.signal })),
+          ...guardSandboxActivities(grants, createSandboxActivities(docker, { vault: opts.vault })),
           ...createReaperSandboxActivities(docker),
+          // Watches scheduled before they had a queue of their own are retried on this one.
+          ...watch,
         },
+        ...(opts.tracing ? workerTracingOptions(opts.tracing) : {}),
+      }),
+      // Every agent of the host holds a watch for as long as it lives: they get slots of their own.
+      await Worker.create({
+        ...common,
+        taskQueue: sandboxWatchTaskQueue(opts.dockerHostId),
+        maxConcurrentActivityTaskExecutions: opts.watchSlots ?? 10_000,
+        activities: watch,
         ...(opts.tracing ? workerTracingOptions(opts.tracing) : {}),
       }),
     );
@@ -108,6 +132,7 @@ export async function createWorkers(opts: WorkerOptions) {
       try {
         await Promise.all(workers.map((w) => w.run()));
       } finally {
+        events?.close();
         await clientConnection?.close();
         await connection.close();
       }

@@ -1,6 +1,6 @@
 /**
- * The worker process. Runs the control worker and this host's sandbox worker (WARDEN_WORKER_ROLES
- * picks fewer). SIGINT/SIGTERM: in-flight activities get the grace period, the rest goes back to
+ * The worker process. Runs the control worker and this host's sandbox and watch workers
+ * (WARDEN_WORKER_ROLES picks fewer). SIGINT/SIGTERM: in-flight activities get the grace period, the rest goes back to
  * Temporal, and a new worker carries on where this one stopped.
  */
 import { Runtime, makeTelemetryFilterString } from '@temporalio/worker';
@@ -98,6 +98,8 @@ try {
     policy: roles.includes('control') ? loadPolicy(SKILLS, config.policyFile) : undefined,
     alerts: { webhooks: config.alertWebhooks, secret: config.alertSecret },
     tracing,
+    sandboxSlots: config.sandboxSlots,
+    watchSlots: config.watchSlots,
     shutdownGraceTime: `${config.workerShutdownGraceSeconds} seconds`,
     // A last resort for an activity that ignores its cancellation: the process still ends.
     shutdownForceTime: `${config.workerShutdownGraceSeconds + 30} seconds`,

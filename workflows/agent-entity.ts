@@ -5,7 +5,8 @@
  */
 import type { AgentRecord, AgentStatus } from '../domain/agent.js';
 import type { AlertEvent } from '../domain/alert.js';
-import type { CreateSandboxResult, SandboxExit } from '../activities/sandbox.js';
+import type { CreateSandboxResult } from '../activities/sandbox.js';
+import type { SandboxExit } from '../activities/sandbox-watch.js';
 import { newAgentRecord, type AgentWorkflowInput } from './definitions.js';
 
 export class AgentEntity {

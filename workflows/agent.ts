@@ -23,7 +23,8 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { AgentRecord, AgentStatus } from '../domain/agent.js';
-import type { SandboxActivities, SandboxExit } from '../activities/sandbox.js';
+import type { SandboxActivities } from '../activities/sandbox.js';
+import type { SandboxExit, SandboxWatchActivities } from '../activities/sandbox-watch.js';
 import type { RecordAuditInput } from '../activities/audit.js';
 import { lockdownMessage } from '../domain/lockdown.js';
 import {
@@ -36,6 +37,7 @@ import {
   releaseAgentSignal,
   resumeSignal,
   sandboxTaskQueue,
+  sandboxWatchTaskQueue,
   SearchAttributes,
   stopSignal,
   touchSignal,
@@ -64,8 +66,11 @@ function sandboxActivities(host: string, input: AgentWorkflowInput) {
       startToCloseTimeout: `${input.stopGraceSeconds + 60} seconds`,
       retry: { maximumInterval: '1 minute' },
     }),
-    watch: proxyActivities<SandboxActivities>({
+    // Only the task queue differs from before: the SDK matches a scheduled activity to its
+    // command by id and type, so histories with the watch on the sandbox queue still replay.
+    watch: proxyActivities<SandboxWatchActivities>({
       ...base,
+      taskQueue: sandboxWatchTaskQueue(host),
       startToCloseTimeout: '1 day',
       heartbeatTimeout: '20 seconds',
       retry: { maximumInterval: '30 seconds' },

@@ -18,6 +18,11 @@ import type { HostBudget, HostReservation } from '../domain/host-capacity.js';
 export const CONTROL_TASK_QUEUE = 'warden-control';
 /** Sandbox activities run on the worker attached to the agent's Docker host. */
 export const sandboxTaskQueue = (host: string): string => `warden-sandbox@${host}`;
+/**
+ * The watches of the host's sandboxes (one long activity per agent): a worker of their own, with
+ * slots of their own, so that idle agents never take the slots commands run in.
+ */
+export const sandboxWatchTaskQueue = (host: string): string => `warden-sandbox-watch@${host}`;
 
 export const CAPACITY_WORKFLOW_ID = 'warden-capacity';
 

@@ -147,6 +147,27 @@ describe('agent lifecycle', () => {
     await stack.client.workflow.getHandle(id).result().catch(() => undefined);
   });
 
+  it('notices a container killed outside Warden in seconds, from the engine\'s events', async () => {
+    const id = uniqueId('killed');
+    await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id });
+    const running = await waitForStatus(stack.api, id, ['running']);
+    await waitFor('the sandbox watch to run', async () => {
+      const pending = (await stack.client.workflow.getHandle(id).describe()).raw.pendingActivities ?? [];
+      return pending.some((a) => a.activityType?.name === 'awaitSandboxExit' && a.lastStartedTime);
+    });
+    // Past the watch's own checks (when it begins, and within 5 s of a stream connecting): from
+    // here only the events stream is fast, the backstop poll comes every 15 to 45 s.
+    await new Promise((r) => setTimeout(r, 6000));
+    const killed = Date.now();
+    await docker.getContainer(running.container_id!).kill({ signal: 'SIGKILL' });
+    const failed = await waitForStatus(stack.api, id, ['error'], 30_000);
+    expect(Date.now() - killed).toBeLessThan(8_000); // the backstop poll comes 9 s after the kill at the earliest
+    expect(failed.error_message).toMatch(/killed outside Warden/);
+    expect(failed.exit_code).toBe(137);
+    await stack.client.workflow.getHandle(id).result().catch(() => undefined);
+    expect(await containersOf(id)).toHaveLength(0);
+  });
+
   it('re-provisions a lost sandbox under restart_policy on-failure, until its restarts are used', async () => {
     const id = uniqueId('restart');
     recorded.set('restart-on-failure', id);
