@@ -4,7 +4,7 @@
  * so the agents still get their sandboxes and a command still runs at once in the last of them.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { containersOf, docker, startStack, TEST_HOST, uniqueId, waitFor } from './helpers.js';
+import { containersOf, docker, startStack, TEST_HOST, uniqueId, waitFor } from '../support/helpers.js';
 
 const AGENTS = 110;
 const BATCH = 10;
