@@ -37,13 +37,19 @@ export function createControlActivities(client: Client, audit: AuditStore) {
     agentId: string,
     busy?: { action_id: string; busy_ms: number; secrets?: string[] },
   ): Promise<Pick<AgentRecord, 'id' | 'host' | 'status'> & { secrets_used: string[] }> {
-    const lockdown = await readLockdown(client, audit);
-    if (lockdown) throw ApplicationFailure.create({ type: FailureType.Lockdown, message: lockdownMessage(lockdown), nonRetryable: true });
     const handle = client.workflow.getHandle(agentId);
+    // Read together, one round trip; the lockdown is judged first, and nothing is sent the agent before it.
+    const [lockdown, found] = await Promise.allSettled([
+      readLockdown(client, audit),
+      Promise.all([handle.query(agentStatusQuery), handle.query(agentSecretsQuery)]),
+    ]);
+    if (lockdown.status === 'rejected') throw lockdown.reason;
+    if (lockdown.value) throw ApplicationFailure.create({ type: FailureType.Lockdown, message: lockdownMessage(lockdown.value), nonRetryable: true });
     let agent: AgentRecord;
     let secretsUsed: string[];
     try {
-      [agent, secretsUsed] = await Promise.all([handle.query(agentStatusQuery), handle.query(agentSecretsQuery)]);
+      if (found.status === 'rejected') throw found.reason;
+      [agent, secretsUsed] = found.value;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) {
         throw ApplicationFailure.create({ type: FailureType.AgentNotFound, message: `agent ${agentId} does not exist`, nonRetryable: true });
