@@ -166,6 +166,8 @@ async function main(): Promise<void> {
         }
         previous = { at: millis(e), name: numbered };
       }
+      const tasks = events.filter((e) => e.workflowTaskCompletedEventAttributes).length;
+      segments.set('workflow tasks of the action (a count)', [...(segments.get('workflow tasks of the action (a count)') ?? []), tasks]);
       const first = millis(events[0]);
       const last = millis(events[events.length - 1]);
       segments.set('TOTAL workflow started -> completed', [...(segments.get('TOTAL workflow started -> completed') ?? []), last - first]);
