@@ -56,7 +56,8 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
   const busyInLookup = patched('busy-in-agent-lookup');
   // Patch guards one lockdown read for an action that runs at once; deprecatePatch once no open action predates it: every recorded action history before it does.
   const oneLockdownRead = patched('one-lockdown-read');
-  const action: ActionRecord = { ...input.action, approvals: [...(input.action?.approvals ?? [])] };
+  // Under answer-on-result a record with completed_at is final, so no input may claim one.
+  const action: ActionRecord = { ...input.action, approvals: [...(input.action?.approvals ?? [])], ...(answerOnResult ? { completed_at: null } : {}) };
   /** The approvals' grants, shown to the sandbox worker, which counts them again. */
   const approvalGrants: Grant<ApprovalClaims>[] = [];
   /** What the sandbox runs: under grants, made by the control worker from the signed parameters. */
@@ -213,9 +214,9 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
 
     setStatus('executing');
     if (!exec) throw new Error('no command was decided for this action');
-    const timeout = exec.timeout_ms;
+    const { timeout_ms: timeout, secrets } = exec;
     // Keeps the agent from stopping on its idle timer while the command runs.
-    const busy = (redact: boolean) => ({ action_id: action.id, busy_ms: timeout + 30_000, ...(redact && exec!.secrets ? { secrets: exec!.secrets } : {}) });
+    const busy = (redact: boolean) => ({ action_id: action.id, busy_ms: timeout + 30_000, ...(redact && secrets ? { secrets } : {}) });
     const agent = busyInLookup ? await agentForAction(action.agent_id, busy(true)) : await agentForAction(action.agent_id);
     // Since this patch the agent learns which secrets its actions use, and every later output of
     // the agent has their values redacted (a secret copied to a file or left in the journal).
