@@ -5,7 +5,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { AgentRecord } from '../domain/agent.js';
 import { lockdownMessage } from '../domain/lockdown.js';
-import { agentSecretsQuery, agentStatusQuery } from '../workflows/definitions.js';
+import { agentSecretsQuery, agentStatusQuery, touchSignal } from '../workflows/definitions.js';
 import type { AuditStore } from '../stores/audit-store.js';
 import { readLockdown } from '../stores/lockdown-record.js';
 import { FailureType } from '../domain/failure-types.js';
@@ -30,13 +30,26 @@ export function createControlActivities(client: Client, audit: AuditStore) {
   /**
    * The agent an action runs in: it must exist and be running, and Warden must not be in lockdown.
    * With it, the names of the secrets its actions have used so far (their values are redacted).
+   * Given `busy`, the agent is told the action runs in it before this returns (the `touch`
+   * signal): the action workflow then needs no signal of its own, and no workflow task to await it.
    */
-  async function agentForAction(agentId: string): Promise<Pick<AgentRecord, 'id' | 'host' | 'status'> & { secrets_used: string[] }> {
-    const lockdown = await readLockdown(client, audit);
-    if (lockdown) throw ApplicationFailure.create({ type: FailureType.Lockdown, message: lockdownMessage(lockdown), nonRetryable: true });
+  async function agentForAction(
+    agentId: string,
+    busy?: { action_id: string; busy_ms: number; secrets?: string[] },
+  ): Promise<Pick<AgentRecord, 'id' | 'host' | 'status'> & { secrets_used: string[] }> {
+    const handle = client.workflow.getHandle(agentId);
+    // Read together, one round trip; the lockdown is judged first, and nothing is sent the agent before it.
+    const [lockdown, found] = await Promise.allSettled([
+      readLockdown(client, audit),
+      Promise.all([handle.query(agentStatusQuery), handle.query(agentSecretsQuery)]),
+    ]);
+    if (lockdown.status === 'rejected') throw lockdown.reason;
+    if (lockdown.value) throw ApplicationFailure.create({ type: FailureType.Lockdown, message: lockdownMessage(lockdown.value), nonRetryable: true });
     let agent: AgentRecord;
+    let secretsUsed: string[];
     try {
-      agent = await client.workflow.getHandle(agentId).query(agentStatusQuery);
+      if (found.status === 'rejected') throw found.reason;
+      [agent, secretsUsed] = found.value;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) {
         throw ApplicationFailure.create({ type: FailureType.AgentNotFound, message: `agent ${agentId} does not exist`, nonRetryable: true });
@@ -50,7 +63,7 @@ export function createControlActivities(client: Client, audit: AuditStore) {
         nonRetryable: true,
       });
     }
-    const secretsUsed = await client.workflow.getHandle(agentId).query(agentSecretsQuery);
+    if (busy) await handle.signal(touchSignal, busy);
     return { id: agent.id, host: agent.host, status: agent.status, secrets_used: secretsUsed };
   }
 

@@ -27,6 +27,7 @@ import { judgeApproval, type ApprovalAttempt } from './approval.js';
 import { failureText, failureType } from './failures.js';
 import { auditTrail, lockdownState, raiseAlert, verifyAction, verifyApproval } from './local-activities.js';
 import {
+  actionResultUpdate,
   actionStatusQuery,
   approveSignal,
   approveUpdate,
@@ -48,7 +49,15 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
   // input that a grant does not prove (histories from before replay the old path).
   // Patch guards signed grants; deprecatePatch once no open action predates it: every recorded action history does.
   const requireGrants = patched('signed-grants');
-  const action: ActionRecord = { ...input.action, approvals: [...(input.action?.approvals ?? [])] };
+  // Decided here too, before any local activity of the first task (see docs/workflow-versioning.md).
+  // Patch guards recording the result before the last audit entry; deprecatePatch once no open action predates it: every recorded action history before it does.
+  const answerOnResult = patched('answer-on-result');
+  // Patch guards the agent told it is busy by agentForAction; deprecatePatch once no open action predates it: every recorded action history before it does.
+  const busyInLookup = patched('busy-in-agent-lookup');
+  // Patch guards one lockdown read for an action that runs at once; deprecatePatch once no open action predates it: every recorded action history before it does.
+  const oneLockdownRead = patched('one-lockdown-read');
+  // Under answer-on-result a record with completed_at is final, so no input may claim one.
+  const action: ActionRecord = { ...input.action, approvals: [...(input.action?.approvals ?? [])], ...(answerOnResult ? { completed_at: null } : {}) };
   /** The approvals' grants, shown to the sandbox worker, which counts them again. */
   const approvalGrants: Grant<ApprovalClaims>[] = [];
   /** What the sandbox runs: under grants, made by the control worker from the signed parameters. */
@@ -63,6 +72,8 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
 
   // Approvals are taken once the request for them is on the audit log, so the log reads in order.
   let approvalsOpen = false;
+  /** The signal telling the agent the command ended, once sent: the workflow ends only after it arrived. */
+  let agentIdle: Promise<unknown> = Promise.resolve();
 
   /** Applies one approval attempt; refused attempts are answered and recorded, never counted. */
   // Under grants, attempts are decided one at a time: each waits for its grant's check (a local
@@ -110,6 +121,11 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
   };
 
   setHandler(actionStatusQuery, () => action);
+  // The API's caller waiting for the result gets it here, as soon as it is recorded.
+  setHandler(actionResultUpdate, async () => {
+    await condition(() => action.completed_at !== null);
+    return action;
+  });
   setHandler(approveSignal, (attempt) => {
     // A signal cannot be refused before it is written: one that does not decode or validate is
     // recorded as refused, and the workflow carries on.
@@ -173,7 +189,8 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
     if (action.status === 'rejected') return await finish();
     // Fail closed: an action started during the lockdown, by any client, never runs.
     // Patch guards the lockdown check before approvals; no recorded history predates it: deprecatePatch once no open action does.
-    if (patched('lockdown-check')) {
+    // An action that runs at once skips it: agentForAction reads the lockdown right after, before the command runs.
+    if (patched('lockdown-check') && !(oneLockdownRead && action.approvals_required === 0)) {
       const lockdown = await lockdownState();
       if (lockdown) {
         setStatus('rejected');
@@ -196,9 +213,16 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
     }
 
     setStatus('executing');
-    const agent = await agentForAction(action.agent_id);
     if (!exec) throw new Error('no command was decided for this action');
-    const timeout = exec.timeout_ms;
+    const { timeout_ms: timeout, secrets } = exec;
+    // Keeps the agent from stopping on its idle timer while the command runs.
+    const busy = (redact: boolean) => ({ action_id: action.id, busy_ms: timeout + 30_000, ...(redact && secrets ? { secrets } : {}) });
+    const agent = busyInLookup ? await agentForAction(action.agent_id, busy(true)) : await agentForAction(action.agent_id);
+    // Since this patch the agent learns which secrets its actions use, and every later output of
+    // the agent has their values redacted (a secret copied to a file or left in the journal).
+    // Runs under busy-in-agent-lookup always redact (their histories carry no marker of it).
+    // Patch guards telling the agent its secrets; deprecatePatch once no open action predates it: action-approved and action-two-approvals do.
+    const redactUsed = busyInLookup || patched('redact-agent-secrets');
     const { execInSandbox } = proxyActivities<GuardedSandboxActivities>({
       taskQueue: sandboxTaskQueue(agent.host),
       startToCloseTimeout: timeout + 30_000,
@@ -206,17 +230,8 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
       // Safe to retry: the journal never runs the command twice and hands a retry the first result.
       retry: { maximumAttempts: 5, nonRetryableErrorTypes: [FailureType.SandboxExited, FailureType.ExecOutlived] },
     });
-    // Since this patch the agent learns which secrets its actions use, and every later output of
-    // the agent has their values redacted (a secret copied to a file or left in the journal).
-    // Patch guards telling the agent its secrets; deprecatePatch once no open action predates it: action-approved and action-two-approvals do.
-    const redactUsed = patched('redact-agent-secrets');
-    // Keep the agent from stopping on its idle timer while the command runs.
     const agentHandle = getExternalWorkflowHandle(action.agent_id);
-    await agentHandle.signal(touchSignal, {
-      action_id: action.id,
-      busy_ms: timeout + 30_000,
-      ...(redactUsed && exec.secrets ? { secrets: exec.secrets } : {}),
-    });
+    if (!busyInLookup) await agentHandle.signal(touchSignal, busy(redactUsed));
     await audit({ kind: 'execution.started', actor: 'system', details: { host: agent.host } });
     const result = await execInSandbox({
       agentId: action.agent_id,
@@ -236,10 +251,12 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
             },
           }
         : {}),
-    }).finally(() =>
+    }).finally(() => {
       // Even when the action is cancelled: the agent must not think it is still busy.
-      CancellationScope.nonCancellable(() => agentHandle.signal(touchSignal, { action_id: action.id, busy_ms: 0 })).catch(() => undefined),
-    );
+      agentIdle = CancellationScope.nonCancellable(() => agentHandle.signal(touchSignal, { action_id: action.id, busy_ms: 0 })).catch(() => undefined);
+      // Under answer-on-result the record is made final first, and the signal awaited after.
+      return answerOnResult ? undefined : agentIdle;
+    });
     action.result = {
       exit_code: result.exit_code,
       stdout: result.stdout,
@@ -252,6 +269,11 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
     } else {
       setStatus('failed');
       action.error = result.timed_out ? `timed out after ${timeout} ms` : `exited with code ${result.exit_code}`;
+    }
+    // The record is final: the caller waiting for it is answered before the last audit entry is written.
+    if (answerOnResult) {
+      action.completed_at = new Date().toISOString();
+      await agentIdle;
     }
     await audit({
       kind: result.exit_code === 0 ? 'execution.completed' : 'execution.failed',
@@ -308,7 +330,8 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
   }
 
   async function finish(): Promise<ActionRecord> {
-    action.completed_at = new Date().toISOString();
+    action.completed_at ??= new Date().toISOString();
+    await agentIdle;
     await condition(allHandlersFinished);
     return action;
   }

@@ -162,6 +162,11 @@ export interface EmergencyStopInput {
 }
 
 export const actionStatusQuery = defineQuery<ActionRecord>('actionStatus');
+/**
+ * Answers with the action once its record is final (what actionStatus answers from then on):
+ * the API waits on it for a caller's wait_seconds, sent with the workflow's start.
+ */
+export const actionResultUpdate = defineUpdate<ActionRecord, []>('actionResult');
 
 /**
  * What an approval signal or update must carry. Anyone who reaches Temporal can send one, and an

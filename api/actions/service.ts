@@ -26,6 +26,7 @@ import type { Vault } from '../../stores/vault.js';
 import { scrubText } from '../../domain/redact.js';
 import type { actionWorkflow } from '../../workflows/action.js';
 import {
+  actionResultUpdate,
   actionStatusQuery,
   approveUpdate,
   cancelActionUpdate,
@@ -133,8 +134,10 @@ export function createActionService(
       ],
     });
     if (request.wait_seconds > 0) {
+      // The update answers once the record is final, before the workflow's last audit entry and
+      // completion; a worker from before it refuses the update, and its result comes with the end.
       const final = await Promise.race([
-        started.result(),
+        started.executeUpdate(actionResultUpdate).catch(() => started.result()),
         new Promise<null>((resolve) => setTimeout(() => resolve(null), request.wait_seconds * 1000)),
       ]).catch(() => null);
       if (final) return withScrubbedError(final);

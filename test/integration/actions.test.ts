@@ -50,7 +50,11 @@ async function workspaceHas(file: string): Promise<boolean> {
   return info.ExitCode === 0;
 }
 
-const auditKinds = (id: string) => stack.audit.list({ action_id: id, limit: 100 }).reverse().map((e) => e.kind);
+/** The action's audit entries, once its workflow ended: the last is written after the caller has the result. */
+async function auditKinds(id: string): Promise<string[]> {
+  await stack.client.workflow.getHandle(id).result().catch(() => undefined);
+  return stack.audit.list({ action_id: id, limit: 100 }).reverse().map((e) => e.kind);
+}
 
 beforeAll(async () => {
   stack = await startStack();
@@ -73,7 +77,11 @@ describe('levels', () => {
     expect(res.status).toBe(202);
     expect(res.body).toMatchObject({ status: 'completed', security_level: 'low', rule: 'filesystem', requires_approval: false });
     expect(res.body.result.exit_code).toBe(0);
-    expect(auditKinds(res.body.id)).toEqual(['action.submitted', 'policy.decided', 'execution.started', 'execution.completed']);
+    expect(await auditKinds(res.body.id)).toEqual(['action.submitted', 'policy.decided', 'execution.started', 'execution.completed']);
+    // Answered before the last audit entry was written, with what the action reads from then on.
+    const { action_id, requires_approval, ...answered } = res.body;
+    expect((await as(key.viewer, 'GET', `/api/actions/${action_id}`)).body).toEqual(answered);
+    await recordHistory('action-low-at-once', res.body.id);
   });
 
   it('medium runs at once and is flagged in the audit log with its level', async () => {
@@ -120,7 +128,7 @@ describe('levels', () => {
         'the requester cannot approve or reject their own action',
       ].sort(),
     );
-    expect(auditKinds(id)).toEqual([
+    expect(await auditKinds(id)).toEqual([
       'action.submitted',
       'policy.decided',
       'approval.requested',
@@ -130,6 +138,7 @@ describe('levels', () => {
       'execution.started',
       'execution.completed',
     ]);
+    await recordHistory('action-approved-busy-in-lookup', id);
   });
 
   it('critical (a destructive command) needs two approvals by two different people', async () => {
@@ -148,7 +157,7 @@ describe('levels', () => {
     // It ran only now, and failed in the sandbox (no such image file, no privileges).
     expect(done.status).toBe('failed');
     expect(done.result?.exit_code).not.toBe(0);
-    expect(auditKinds(id).slice(-5)).toEqual(['approval.granted', 'approval.refused', 'approval.granted', 'execution.started', 'execution.failed']);
+    expect((await auditKinds(id)).slice(-5)).toEqual(['approval.granted', 'approval.refused', 'approval.granted', 'execution.started', 'execution.failed']);
   });
 
   it('destruction in disguise is critical too, and one approval does not run it', async () => {
@@ -267,7 +276,7 @@ describe('refusals', () => {
       expect(res.body.reasons.join(' ')).toMatch(new RegExp(`a ${action_type} action runs no skill, but this one names ${skill_id}\\.${operation}`));
       expect((await finalAction(res.body.id)).result).toBeNull();
       // The worker decided it again from the signed parameters: denied, on the log as decided.
-      expect(auditKinds(res.body.id)).toEqual(['action.submitted', 'policy.decided']);
+      expect(await auditKinds(res.body.id)).toEqual(['action.submitted', 'policy.decided']);
       expect(stack.audit.list({ action_id: res.body.id, kind: 'policy.decided' })[0]!.details).toMatchObject({ rule: 'skill-fit', allowed: false });
     }
     expect(await workspaceHas('chat-ran.txt')).toBe(false);
@@ -410,7 +419,7 @@ describe('actions a key no longer stands behind', () => {
       const read = await as(key.viewer, 'GET', `/api/actions/${res.body.id}`);
       expect(read.body).toMatchObject({ status: 'cancelled', error: expect.stringMatching(/^the action's workflow was terminated outside Warden while the action was pending; it did not run$/) });
     }
-    expect(auditKinds(res.body.id).filter((k) => k === 'action.abandoned')).toHaveLength(1);
+    expect((await auditKinds(res.body.id)).filter((k) => k === 'action.abandoned')).toHaveLength(1);
     expect(await approveWith(stack, key.approverA, res.body)).toBe(409);
   });
 

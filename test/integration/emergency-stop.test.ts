@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alertWorkflowId, type AlertEvent } from '../../domain/alert.js';
 import type { ActionRecord } from '../../domain/action.js';
 import type { AgentRecord } from '../../domain/agent.js';
-import { Grants } from '../../domain/grants.js';
+import { actionHash, Grants } from '../../domain/grants.js';
 import { verifyAlertSignature } from '../../activities/alerts.js';
 import { prepareCommand } from '../../skills/index.js';
 import { CAPACITY_WORKFLOW_ID, capacityQuery, CONTROL_TASK_QUEUE, type ActionWorkflowInput, type AgentWorkflowInput } from '../../workflows/definitions.js';
@@ -272,6 +272,20 @@ describe('the emergency stop', () => {
     expect(direct).toMatchObject({ status: 'rejected', error: expect.stringMatching(LOCKDOWN_MESSAGE), result: null });
     expect(stack.audit.list({ action_id: action.id, limit: 20 }).map((e) => e.kind)).not.toContain('execution.started');
     await recordHistory('action-lockdown-refused', action.id);
+
+    // One that needs no approval is refused by the lockdown read right before it would run.
+    const subject = { action_type: 'skill_execution' as const, skill_id: 'filesystem', operation: 'info', agent_id: action.agent_id, parameters: {} };
+    const low: ActionRecord = { ...action, ...subject, id: `act-${randomBytes(8).toString('hex')}`, params_hash: actionHash(subject), security_level: 'low' };
+    const lowGrant = new Grants(testPayloadCodec().keyring).sign({
+      kind: 'action', action_id: low.id, action_hash: low.params_hash, requester: low.requester,
+      level: 'low', approvals_required: 0, expires_at: new Date(Date.now() + 600_000).toISOString(),
+    });
+    const lowInput: ActionWorkflowInput = { action: low, command: prepareCommand('filesystem', 'info', {}), grant: lowGrant, expirySeconds: 60 };
+    const lowDone = await stack.client.workflow.execute('actionWorkflow', { workflowId: low.id, taskQueue: CONTROL_TASK_QUEUE, args: [lowInput] });
+    expect(lowDone).toMatchObject({ status: 'rejected', security_level: 'low', error: expect.stringMatching(LOCKDOWN_MESSAGE), result: null });
+    const lowKinds = stack.audit.list({ action_id: low.id, limit: 20 }).reverse().map((e) => e.kind);
+    expect(lowKinds).toEqual(['action.submitted', 'policy.decided', 'system.lockdown_refused']);
+    await recordHistory('action-lockdown-refused-at-lookup', low.id);
 
     const agentId = uniqueId('direct');
     const agentInput: AgentWorkflowInput = {

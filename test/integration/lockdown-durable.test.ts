@@ -28,6 +28,9 @@ beforeAll(async () => {
   await waitFor('the action to be listed as pending', async () =>
     (await stack.api('GET', '/api/actions/pending')).body.actions.some((a: { id: string }) => a.id === pendingId),
   );
+  // Listed from its start, it awaits approval only once its workflow has checked the lockdown: on a
+  // loaded machine the stop could otherwise come first, and the action would be refused, not cancelled.
+  await waitFor('the action to await approval', async () => stack.audit.list({ action_id: pendingId, kind: 'approval.requested', limit: 1 })[0]);
 });
 afterAll(async () => {
   await stack?.api('POST', '/api/system/resume', { reason: 'test cleanup' });
