@@ -8,9 +8,11 @@ import Docker from 'dockerode';
 import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
 import type { ExecRequest, ExecResult, ResourceLimits, SandboxRuntime } from '../domain/agent.js';
 import { chooseRuntime, detectRuntimes, SandboxUnavailableError } from '../sandbox/docker-engine.js';
+import { attachExecutor, ExecutorDetachedError, type ExecutorClient, type ExecutorResult } from '../sandbox/executor-client.js';
 import {
   containerName,
   execUid,
+  EXECUTOR_ENV,
   LABELS,
   MiB,
   SANDBOX_GID,
@@ -65,6 +67,14 @@ export interface ExecInput extends ExecRequest {
   secrets?: string[];
   /** Vault secrets the agent's earlier commands used: their values are redacted from this output too. */
   redact_secrets?: string[];
+}
+
+/** A command as the activity runs it: with the secrets' loader around it, and what goes to its stdin. */
+interface CommandRun {
+  input: ExecInput;
+  command: string[];
+  stdin: Buffer | undefined;
+  redacted: Map<string, string>;
 }
 
 const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number })?.statusCode;
@@ -171,25 +181,173 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } 
   }
 
   /**
-   * Runs a command as a fresh uid in /workspace. `timeout` (coreutils) makes the command the
-   * leader of its own process group and signals the whole group when time runs out; however the
-   * exec ends (done, timed out, cancelled), every process of its uid is then killed, and an exec
-   * whose processes cannot be fails with ExecOutlived. Output beyond max_output_bytes is counted and
-   * dropped. Named secrets are read from the vault before anything runs, passed on stdin, and
-   * their values redacted from the output.
+   * Runs a command as a fresh uid in /workspace, through the sandbox's executor, or through
+   * `docker exec` in a sandbox created before the executor. Either way the command leads its own
+   * process group, which is signalled when time runs out; however it ends (done, timed out,
+   * cancelled), every process of its uid is then killed, and a command whose processes cannot be
+   * fails with ExecOutlived. Output beyond max_output_bytes is counted and dropped. Named secrets
+   * are read from the vault before anything runs, passed on stdin, and their values redacted from
+   * the output.
    */
   async function execInSandbox(input: ExecInput): Promise<ExecResult> {
-    const ctx = Context.current();
     const names = input.secrets ?? [];
     const secrets = names.length ? resolveSecrets(opts.vault, names) : new Map<string, string>();
     const redacted = new Map([...secretsToRedact(opts.vault, input.redact_secrets ?? []), ...secrets]);
+    const command = names.length ? withSecretsFromStdin(names, input.command) : input.command;
+    const stdin = names.length ? secretsStdin(names, secrets) : undefined;
+    const executor = await executorOf(input.agentId);
+    const run = { input, command, stdin, redacted };
+    return executor ? execThroughExecutor(run) : execThroughDockerExec(run);
+  }
+
+  /** One attached executor client per sandbox on this worker (by container name), dropped once its stream ends. */
+  const executors = new Map<string, Promise<ExecutorClient | null>>();
+
+  /** The sandbox's executor, attached on first use; null for a sandbox created before the executor. */
+  function executorOf(agentId: string): Promise<ExecutorClient | null> {
+    const name = containerName(agentId);
+    const known = executors.get(name);
+    if (known) return known;
+    const forget = () => {
+      if (executors.get(name) === attaching) executors.delete(name);
+    };
+    const attaching: Promise<ExecutorClient | null> = docker
+      .getContainer(name)
+      .inspect()
+      .then((info) =>
+        info.Config.Labels?.[LABELS.executor] === '1' ? attachExecutor(docker.getContainer(info.Id), { onDetach: forget, unref: true }) : null,
+      );
+    executors.set(name, attaching);
+    attaching.then((client) => client ?? forget(), forget);
+    return attaching;
+  }
+
+  /**
+   * Runs through the executor, with an id that every attempt of this activity shares: a retry
+   * (after the worker lost its connection or its life) gets the first attempt's result, and the
+   * command never runs twice.
+   */
+  async function execThroughExecutor({ input, command, stdin, redacted }: CommandRun): Promise<ExecResult> {
+    const ctx = Context.current();
+    const { workflowExecution, activityId } = ctx.info;
+    const id = [workflowExecution?.workflowId, workflowExecution?.runId, activityId].join('/');
+    const c = container(input.agentId);
+    const started = Date.now();
+    const ran = (async () => {
+      // A stream that ends (the engine restarted, the connection broke) is attached again; the
+      // executor answers a run it knows with its result. A sandbox that ended wins the race below.
+      for (let attempt = 1; ; attempt++) {
+        const client = await executorOf(input.agentId);
+        if (!client) throw new Error(`the sandbox of agent ${input.agentId} has lost its executor`);
+        try {
+          return await client.run({
+            id,
+            argv: command,
+            env: EXECUTOR_ENV,
+            ...(stdin ? { stdin } : {}),
+            cwd: WORKSPACE,
+            uid: execUid(),
+            gid: SANDBOX_GID,
+            timeout_ms: input.timeout_ms,
+            max_output_bytes: input.max_output_bytes,
+          });
+        } catch (err) {
+          if (!(err instanceof ExecutorDetachedError) || attempt >= 5) throw err;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+    })();
+    // Ends the run now and answers its result; null if the executor cannot say within the time the
+    // sweep of its uid takes.
+    const cancel = async (): Promise<ExecutorResult | null> => {
+      const client = await executorOf(input.agentId).catch(() => null);
+      const bounded = new Promise<null>((r) => setTimeout(() => r(null), 15_000).unref());
+      return client ? Promise.race([client.cancel(id).catch(() => null), bounded]) : null;
+    };
+
+    const beat = setInterval(() => heartbeat(), 5_000);
+    let hostDeadline: NodeJS.Timeout | undefined;
+    const waitAbort = new AbortController();
+    try {
+      const cancelled = new Promise<'cancelled'>((resolve) =>
+        ctx.cancellationSignal.addEventListener('abort', () => resolve('cancelled'), { once: true }),
+      );
+      // Backstop in case the executor cannot end the command (for instance a frozen, paused sandbox).
+      const deadline = new Promise<'deadline'>((resolve) => {
+        hostDeadline = setTimeout(() => resolve('deadline'), input.timeout_ms + 10_000);
+      });
+      const sandboxExited = c
+        .wait({ abortSignal: waitAbort.signal })
+        .then(() => 'sandbox-exited' as const, () => new Promise<never>(() => undefined));
+      let outcome = await Promise.race([ran, cancelled, deadline, sandboxExited]);
+      if (typeof outcome === 'object' && outcome.exit_code >= 128) {
+        // Killed by a signal: under gVisor an OOM ends the whole sandbox, and the command with it,
+        // a moment before the engine reports the container gone. Give it that moment.
+        outcome = await Promise.race([sandboxExited, new Promise<ExecutorResult>((r) => setTimeout(() => r(outcome as ExecutorResult), 2000))]);
+      }
+      if (outcome === 'sandbox-exited') {
+        const state = (await c.inspect().catch(() => null))?.State;
+        throw ApplicationFailure.create({
+          type: FailureType.SandboxExited,
+          message: `the sandbox ended while the command ran${state?.OOMKilled ? ': out of memory' : ''} (exit code ${state?.ExitCode ?? 'unknown'})`,
+          nonRetryable: true,
+        });
+      }
+      if (outcome === 'cancelled') {
+        if (isWorkerShutdown(ctx)) {
+          // The grace period is over and the worker is leaving: the command runs on in the sandbox
+          // and the retry on another worker collects its result from the executor by the same id.
+          throw ApplicationFailure.retryable('the worker shut down while the command ran; it runs on in the sandbox', FailureType.WorkerShutdown);
+        }
+        await cancel();
+        throw ctx.cancellationSignal.reason ?? new Error('exec cancelled');
+      }
+      const res = outcome === 'deadline' ? await cancel() : outcome;
+      if (!res || res.outlived) {
+        throw ApplicationFailure.create({
+          type: FailureType.ExecOutlived,
+          message: `processes the command started could not be killed after it ended; stop the agent, which ends its sandbox`,
+          nonRetryable: true,
+        });
+      }
+      const duration = Date.now() - started;
+      const timedOut = res.timed_out || outcome === 'deadline';
+      // `timeout`'s status for a command it ended, as with `docker exec`.
+      const exitCode = timedOut ? 124 : res.exit_code;
+      const oomKilled = exitCode === 137 && (await oomSince(docker, containerName(input.agentId), started));
+      // Output at its size limit may end in the first part of a secret: redact that too.
+      const redact = (kept: Buffer) => redactSecrets(kept.toString('utf8'), redacted, kept.length >= input.max_output_bytes);
+      return fitResult({
+        exit_code: exitCode,
+        stdout: redact(res.stdout),
+        stderr: redact(res.stderr),
+        stdout_truncated_bytes: res.stdout_dropped,
+        stderr_truncated_bytes: res.stderr_dropped,
+        timed_out: timedOut,
+        oom_killed: oomKilled,
+        duration_ms: duration,
+      });
+    } finally {
+      waitAbort.abort();
+      clearInterval(beat);
+      clearTimeout(hostDeadline);
+    }
+  }
+
+  /**
+   * Runs a command through `docker exec`, in a sandbox created before the executor. `timeout`
+   * (coreutils) makes the command the
+   * leader of its own process group and signals the whole group when time runs out; a second
+   * exec (reapExec) then kills what is left of its uid.
+   */
+  async function execThroughDockerExec({ input, command, stdin, redacted }: CommandRun): Promise<ExecResult> {
+    const ctx = Context.current();
     const uid = execUid();
     const started = Date.now();
     const c = container(input.agentId);
-    const command = names.length ? withSecretsFromStdin(names, input.command) : input.command;
-    const exec = await c.exec(sandboxExecOptions(command, input.timeout_ms, uid, names.length > 0));
-    const stream = await exec.start({ hijack: true, stdin: names.length > 0 });
-    if (names.length) stream.write(secretsStdin(names, secrets));
+    const exec = await c.exec(sandboxExecOptions(command, input.timeout_ms, uid, stdin !== undefined));
+    const stream = await exec.start({ hijack: true, stdin: stdin !== undefined });
+    if (stdin) stream.write(stdin);
     const stdout = new BoundedSink(input.max_output_bytes);
     const stderr = new BoundedSink(input.max_output_bytes);
     docker.modem.demuxStream(stream, stdout, stderr);

@@ -63,6 +63,8 @@ export interface ExecutorClient {
   run(req: ExecutorRunRequest): Promise<ExecutorResult>;
   /** A run's result (waiting for it while it runs), or null if the executor knows no run of that id. */
   result(id: string): Promise<ExecutorResult | null>;
+  /** Ends a run now (its process group killed, then its uid swept) and answers its result, or null as result() does. */
+  cancel(id: string): Promise<ExecutorResult | null>;
   /** Resolves once the executor answers: it reads and serves requests in order. */
   ping(): Promise<void>;
   /** Detaches; requests still waiting fail with ExecutorDetachedError, runs go on in the sandbox. */
@@ -72,7 +74,7 @@ export interface ExecutorClient {
 /** The executor drops a longer frame unanswered (maxFrameBytes in sandbox-image/executor/main.go). */
 const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 
-type Kind = 'run' | 'result' | 'ping';
+type Kind = 'run' | 'result' | 'cancel' | 'ping';
 interface Waiter {
   kind: Kind;
   resolve: (value: ExecutorResult | null) => void;
@@ -95,10 +97,21 @@ interface ResultFrame {
 type Frame = ResultFrame | { type: 'pong' | 'unknown'; id: string } | { type: 'error'; id?: string; error: string };
 
 /** Attaches to a running container whose main process is the executor. */
-export async function attachExecutor(container: Docker.Container, opts: { onLog?: (line: string) => void } = {}): Promise<ExecutorClient> {
+export async function attachExecutor(
+  container: Docker.Container,
+  opts: {
+    onLog?: (line: string) => void;
+    /** Called once, when the client can serve no more requests. */
+    onDetach?: (err: Error) => void;
+    /** The attach connection does not keep the process alive (a client kept for later requests). */
+    unref?: boolean;
+  } = {},
+): Promise<ExecutorClient> {
   const stream = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as NodeJS.ReadWriteStream & {
     destroy(): void;
+    unref?(): void;
   };
+  if (opts.unref) stream.unref?.();
   const waiters = new Map<string, Waiter[]>();
   let detached: Error | null = null;
 
@@ -114,7 +127,7 @@ export async function attachExecutor(container: Docker.Container, opts: { onLog?
       const result = decodeResult(frame);
       settle(frame.id, (w) => w.kind !== 'ping', (w) => w.resolve(result));
     } else if (frame.type === 'unknown') {
-      settle(frame.id, (w) => w.kind === 'result', (w) => w.resolve(null));
+      settle(frame.id, (w) => w.kind === 'result' || w.kind === 'cancel', (w) => w.resolve(null));
     } else if (frame.type === 'pong') {
       settle(frame.id, (w) => w.kind === 'ping', (w) => w.resolve(null));
     } else if (frame.type === 'error' && frame.id) {
@@ -155,6 +168,7 @@ export async function attachExecutor(container: Docker.Container, opts: { onLog?
     detached = err;
     for (const list of waiters.values()) for (const w of list) w.reject(err);
     waiters.clear();
+    opts.onDetach?.(err);
   };
   stream.on('end', () => detach(new ExecutorDetachedError('the sandbox executor stream ended')));
   stream.on('close', () => detach(new ExecutorDetachedError('the sandbox executor stream closed')));
@@ -183,6 +197,7 @@ export async function attachExecutor(container: Docker.Container, opts: { onLog?
         stdin: req.stdin === undefined ? undefined : Buffer.from(req.stdin).toString('base64'),
       }),
     result: (id) => request<ExecutorResult | null>('result', { id }),
+    cancel: (id) => request<ExecutorResult | null>('cancel', { id }),
     ping: async () => {
       await request<null>('ping', { id: `ping-${randomUUID()}` });
     },

@@ -8,7 +8,7 @@ import { randomInt } from 'node:crypto';
 import type Docker from 'dockerode';
 import { SANDBOX_SHM_MB, type ResourceLimits, type SandboxRuntime } from '../domain/agent.js';
 
-/** The sandbox's PID 1 runs as this uid, which owns the tmpfs mounts; its gid is every exec's group. */
+/** This uid owns the sandbox's tmpfs mounts; its gid is every command's group. */
 export const SANDBOX_UID = 10001;
 export const SANDBOX_GID = 10001;
 /**
@@ -26,12 +26,20 @@ export const LABELS = {
   managed: 'dev.warden.managed',
   agentId: 'dev.warden.agent-id',
   host: 'dev.warden.host',
+  /** `1` on a sandbox whose PID 1 is the executor; sandboxes created before it run commands through `docker exec`. */
+  executor: 'dev.warden.executor',
 } as const;
 
 export const containerName = (agentId: string): string => `warden-agent-${agentId}`;
 
-/** PID 1 of the sandbox: exits at once on SIGTERM (a bare `sleep` as PID 1 would ignore it). */
-const SANDBOX_INIT = ['/bin/sh', '-c', "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"];
+/**
+ * PID 1 of the sandbox: the executor (sandbox-image/executor, baked into the image by
+ * scripts/build-image.sh), which runs each command as its own uid. It runs as root with only the
+ * capabilities that takes (CAP_SETUID and CAP_SETGID to become the command's uid, CAP_KILL to kill
+ * what the command leaves); the commands have none.
+ */
+export const SANDBOX_EXECUTOR = '/usr/local/bin/warden-executor';
+const EXECUTOR_CAPS = ['SETUID', 'SETGID', 'KILL'];
 
 export const MiB = 1024 * 1024;
 
@@ -63,6 +71,7 @@ export function sandboxHostConfig(limits: ResourceLimits, runtime: SandboxRuntim
     NetworkMode: limits.network_enabled ? 'bridge' : 'none',
     ReadonlyRootfs: true,
     CapDrop: ['ALL'],
+    CapAdd: EXECUTOR_CAPS,
     SecurityOpt: ['no-new-privileges:true'], // the engine's default seccomp profile stays on
     Tmpfs: {
       // Shared by the execs' uids through the group; setgid, so new files keep the group (runc copies
@@ -75,6 +84,8 @@ export function sandboxHostConfig(limits: ResourceLimits, runtime: SandboxRuntim
     Privileged: false,
     Init: false,
     RestartPolicy: { Name: 'no' },
+    // Commands' output and the secrets they echo must not land in a log file on the host.
+    LogConfig: { Type: 'none', Config: {} },
   };
 }
 
@@ -90,12 +101,18 @@ export function sandboxContainerOptions(opts: {
   return {
     name: containerName(opts.agentId),
     Image: opts.image,
-    Cmd: SANDBOX_INIT,
-    User: `${SANDBOX_UID}:${SANDBOX_GID}`,
+    Cmd: [SANDBOX_EXECUTOR],
+    User: '0:0',
     WorkingDir: WORKSPACE,
     Hostname: 'sandbox',
     Env: [],
-    Labels: { [LABELS.managed]: 'true', [LABELS.agentId]: opts.agentId, [LABELS.host]: opts.host },
+    // The executor's requests and answers travel on its stdin and stdout, which outlive any one
+    // attached worker (StdinOnce off).
+    OpenStdin: true,
+    StdinOnce: false,
+    AttachStdin: false,
+    Tty: false,
+    Labels: { [LABELS.managed]: 'true', [LABELS.agentId]: opts.agentId, [LABELS.host]: opts.host, [LABELS.executor]: '1' },
     NetworkDisabled: !opts.limits.network_enabled,
     HostConfig: sandboxHostConfig(opts.limits, opts.runtime, opts.engineRuntime),
   };
@@ -124,7 +141,10 @@ const EXEC_WRAPPER = [
   'exit "$rc"',
 ].join('\n');
 
-/** How a command is run in the sandbox: as its own uid in the sandbox group, under `timeout`. */
+/** A command's whole environment when the executor runs it: what `docker exec` gives one. */
+export const EXECUTOR_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOSTNAME=sandbox', `HOME=${WORKSPACE}`];
+
+/** How a command is run in a sandbox created before the executor: as its own uid in the sandbox group, under `timeout`. */
 export function sandboxExecOptions(command: string[], timeoutMs: number, uid: number, stdin = false): Docker.ExecCreateOptions {
   return {
     AttachStdin: stdin,

@@ -13,6 +13,8 @@
 //
 //	{"type":"run","id":..,"argv":[..],"env":[..],"stdin":"<base64>","cwd":..,"uid":..,"gid":..,"timeout_ms":..,"max_output_bytes":..}
 //	{"type":"result","id":..}  the result of a run: kept, or waited for while it runs
+//	{"type":"cancel","id":..}  ends a run now (SIGKILL to its group, then the sweep of its uid) and
+//	                           answers its result, as `result` does
 //	{"type":"ping","id":..}    answered {"type":"pong","id":..}
 //
 // A run is answered {"type":"result","id":..,"exit_code":..,"signal":..,"timed_out":..,"stdout":..,
@@ -123,11 +125,14 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "warden-executor: "+format+"\n", args...)
 }
 
-// journalEntry is one run, known by its id: done is closed once res is set.
+// journalEntry is one run, known by its id: done is closed once res is set; cancel is closed
+// (once) when the run is to end now.
 type journalEntry struct {
-	done  chan struct{}
-	res   *result
-	ended time.Time
+	done       chan struct{}
+	cancel     chan struct{}
+	cancelOnce sync.Once
+	res        *result
+	ended      time.Time
 }
 
 type journal struct {
@@ -142,7 +147,7 @@ func (j *journal) claim(id string) (*journalEntry, bool) {
 	if e, ok := j.entries[id]; ok {
 		return e, false
 	}
-	e := &journalEntry{done: make(chan struct{})}
+	e := &journalEntry{done: make(chan struct{}), cancel: make(chan struct{})}
 	j.entries[id] = e
 	return e, true
 }
@@ -253,11 +258,14 @@ func serve(o *out, j *journal, req *request) {
 	switch req.Type {
 	case "ping":
 		o.send(reply{Type: "pong", ID: req.ID})
-	case "result":
+	case "result", "cancel":
 		e := j.lookup(req.ID)
 		if e == nil {
 			o.send(reply{Type: "unknown", ID: req.ID})
 			return
+		}
+		if req.Type == "cancel" {
+			e.cancelOnce.Do(func() { close(e.cancel) })
 		}
 		<-e.done
 		o.send(e.res)
@@ -268,7 +276,7 @@ func serve(o *out, j *journal, req *request) {
 		}
 		e, first := j.claim(req.ID)
 		if first {
-			j.finish(e, run(req))
+			j.finish(e, run(req, e.cancel))
 		}
 		<-e.done
 		o.send(e.res)

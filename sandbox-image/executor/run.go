@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -117,8 +118,8 @@ func (c *capture) drain(r *os.File) {
 	}
 }
 
-// run runs one command to its end and kills whatever of its uid is left.
-func run(req *request) *result {
+// run runs one command to its end (or until cancel is closed) and kills whatever of its uid is left.
+func run(req *request, cancel <-chan struct{}) *result {
 	started := time.Now()
 	res := &result{Type: "result", ID: req.ID}
 	finish := func() *result {
@@ -180,6 +181,10 @@ func run(req *request) *result {
 	select {
 	case ws = <-exitedCh:
 		timeout.Stop()
+	case <-cancel:
+		timeout.Stop()
+		syscall.Kill(-pid, syscall.SIGKILL)
+		ws = <-exitedCh
 	case <-timeout.C:
 		res.TimedOut = true
 		syscall.Kill(-pid, syscall.SIGTERM)
@@ -222,6 +227,7 @@ func run(req *request) *result {
 func sweep(uid int) bool {
 	deadline := time.Now().Add(sweepFor)
 	for {
+		killAllOf(uid)
 		alive := 0
 		for _, p := range processesOf(uid) {
 			// Zombies are killed too: a thread group whose leader has exited shows as one.
@@ -237,6 +243,25 @@ func sweep(uid int) bool {
 			return false
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// killAllOf sends SIGKILL to every process of uid in one call, which a fork bomb cannot outrun as
+// it outruns killing its processes one by one: kill(-1) from a thread that holds that uid as its
+// real and effective uid (the kernel then signals exactly the processes whose uid matches, the
+// thread's effective capabilities being cleared). The credentials are the calling thread's own (a
+// raw setresuid, not the runtime's all-threads Setuid), on the thread the goroutine already runs
+// on: under runc a fork bomb may hold every slot of the pids cgroup, and a new thread would fail.
+// Should the thread fail to become root again, it stays locked to this goroutine and ends with it.
+func killAllOf(uid int) {
+	runtime.LockOSThread()
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_SETRESUID, uintptr(uid), uintptr(uid), 0); errno != 0 {
+		runtime.UnlockOSThread()
+		return
+	}
+	syscall.RawSyscall(syscall.SYS_KILL, ^uintptr(0), uintptr(syscall.SIGKILL), 0)
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_SETRESUID, 0, 0, 0); errno == 0 {
+		runtime.UnlockOSThread()
 	}
 }
 

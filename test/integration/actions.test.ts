@@ -8,6 +8,7 @@ import type { ActionRecord } from '../../domain/action.js';
 import { approveSignal } from '../../workflows/definitions.js';
 import { Grants } from '../../domain/grants.js';
 import { approveWith, docker, recordHistory, startStack, submitShell, testPayloadCodec, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
+import { SANDBOX_GID, SANDBOX_UID } from '../../sandbox/spec.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 let stack: Stack;
@@ -40,7 +41,11 @@ const finalOrPending = (id: string) =>
 
 /** Whether a file exists in the agent's workspace, asked of the engine directly (not through Warden). */
 async function workspaceHas(file: string): Promise<boolean> {
-  const exec = await docker.getContainer(`warden-agent-${agentId}`).exec({ Cmd: ['test', '-e', `/workspace/${file}`], AttachStdout: true });
+  const exec = await docker.getContainer(`warden-agent-${agentId}`).exec({
+    Cmd: ['test', '-e', `/workspace/${file}`],
+    User: `${SANDBOX_UID}:${SANDBOX_GID}`,
+    AttachStdout: true,
+  });
   const stream = await exec.start({ hijack: true, stdin: false });
   await new Promise((resolve) => (stream.on('end', resolve), stream.on('close', resolve), stream.resume()));
   const info = await waitFor('the probe to finish', async () => {

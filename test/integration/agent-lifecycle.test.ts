@@ -1,15 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { containersOf, docker, recordHistory, startStack, TEST_HOST, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
+import { activityEnv, containersOf, docker, recordHistory, startStack, TEST_HOST, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
 import { agentStatusQuery, execUpdate } from '../../workflows/definitions.js';
 import type { AgentRecord, ExecResult } from '../../domain/agent.js';
-import { DefaultLogger } from '@temporalio/worker';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { createSandboxActivities } from '../../activities/sandbox.js';
 
 /** Runs a command in the agent's sandbox through the exec activity (commands reach agents only as actions). */
 function runIn(agentId: string, command: string[]): Promise<ExecResult> {
-  const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
-  return env.run(createSandboxActivities(docker).execInSandbox, { agentId, command, timeout_ms: 5000, max_output_bytes: 1000 });
+  return activityEnv().run(createSandboxActivities(docker).execInSandbox, { agentId, command, timeout_ms: 5000, max_output_bytes: 1000 });
 }
 
 let stack: Awaited<ReturnType<typeof startStack>>;

@@ -17,10 +17,8 @@ import type { ExecResult } from '../../domain/agent.js';
 import { openVault } from '../../stores/vault.js';
 import { detectRuntimes } from '../../sandbox/docker-engine.js';
 import { createSandboxActivities, MAX_RESULT_JSON_BYTES, RESULT_CUT_MARKER } from '../../activities/sandbox.js';
-import { SANDBOX_UID } from '../../sandbox/spec.js';
-import { DefaultLogger } from '@temporalio/worker';
-import { MockActivityEnvironment } from '@temporalio/testing';
-import { approveWith, docker, startStack, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
+import { SANDBOX_EXECUTOR, SANDBOX_UID } from '../../sandbox/spec.js';
+import { activityEnv, approveWith, docker, startStack, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
 import { requireOrSkip } from '../support/require-or-skip.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
@@ -56,7 +54,7 @@ async function act(agentId: string, skill: string, operation: string, parameters
 }
 
 /**
- * The processes in the sandbox other than its own PID 1 and that shell's `sleep 3600`, as
+ * The processes in the sandbox other than its PID 1 (the executor), as
  * "pid uid command line", read from /proc by an exec of the test's own (as root, which without
  * capabilities still reads every process's status).
  */
@@ -71,8 +69,8 @@ async function leftovers(agentId: string): Promise<string[]> {
   docker.modem.demuxStream(stream, new PassThrough().on('data', (c: Buffer) => chunks.push(c)), new PassThrough());
   await new Promise((resolve) => stream.on('end', resolve));
   const lines = Buffer.concat(chunks).toString('utf8').split('\n').filter(Boolean);
-  expect(lines.some((l) => l.startsWith(`1 ${SANDBOX_UID} `))).toBe(true); // the probe saw PID 1
-  return lines.filter((l) => !l.startsWith('1 ') && l !== `${l.split(' ')[0]} ${SANDBOX_UID} sleep 3600 `);
+  expect(lines).toContain(`1 0 ${SANDBOX_EXECUTOR} `); // the probe saw PID 1
+  return lines.filter((l) => !l.startsWith('1 '));
 }
 
 describe.each(runtimes)('under %s', (runtime) => {
@@ -95,7 +93,7 @@ describe.each(runtimes)('under %s', (runtime) => {
       ].join('\n'),
     });
     expect(planted).toMatchObject({ status: 'completed', result: { stdout: 'planted\n' } });
-    // Only the sandbox's own PID 1 and its sleep are left.
+    // Only the sandbox's own PID 1 is left.
     expect(await leftovers(agentId)).toEqual([]);
 
     const withSecret = await act(agentId, 'shell', 'exec', {
@@ -139,10 +137,9 @@ describe.each(runtimes)('under %s', (runtime) => {
     // Straight through the exec activity, so that the two run at the same time and the snooper's
     // output is redacted of nothing.
     const exec = createSandboxActivities(docker, { vault: stack.vault }).execInSandbox;
-    const env = () => new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
     const base = { agentId, timeout_ms: 10_000, max_output_bytes: 4096 };
-    const holder = env().run(exec, { ...base, command: ['sleep', '3'], secrets: ['CANARY_SECRET'] }) as Promise<ExecResult>;
-    const snooper = (await env().run(exec, {
+    const holder = activityEnv().run(exec, { ...base, command: ['sleep', '3'], secrets: ['CANARY_SECRET'] }) as Promise<ExecResult>;
+    const snooper = (await activityEnv().run(exec, {
       ...base,
       command: ['sh', '-c', 'sleep 1.5; cat /proc/[0-9]*/environ 2>/dev/null | tr "\\0" "\\n" | grep -c "^CANARY_SECRET="; true'],
     })) as ExecResult;

@@ -17,6 +17,7 @@ import { detectRuntimes } from '../../sandbox/docker-engine.js';
 import { attachExecutor, ExecutorDetachedError, ExecutorRequestError, type ExecutorClient, type ExecutorRunRequest } from '../../sandbox/executor-client.js';
 import { execUid, SANDBOX_GID, sandboxContainerOptions } from '../../sandbox/spec.js';
 import { PROJECT_ROOT } from '../../scripts/dev-server.js';
+import { waitFor } from '../support/helpers.js';
 import { requireOrSkip } from '../support/require-or-skip.js';
 
 const docker = new Docker();
@@ -152,6 +153,26 @@ describe.each(runtimes)('the sandbox executor under %s', (runtime) => {
     const stubborn = await sh('trap "" TERM; sleep 60 & sleep 60', { uid, timeout_ms: 500 });
     expect(stubborn).toMatchObject({ timed_out: true, signal: 9, exit_code: 137, outlived: false });
     expect(stubborn.duration_ms).toBeGreaterThanOrEqual(2_500);
+    expect(await processesOf(uid)).toBe(0);
+  });
+
+  it('cancels a run: its group is killed at once, its uid swept, and its result answered to every asker', async () => {
+    const uid = execUid();
+    const req = request(['/bin/sh', '-c', 'setsid sleep 60 & trap "" TERM; echo started; sleep 60'], { uid });
+    const running = client.run(req);
+    await waitFor('the command to start', async () => (await processesOf(uid)) >= 2);
+    const cancelled = await client.cancel(req.id);
+    expect(cancelled).toMatchObject({ id: req.id, signal: 9, exit_code: 137, timed_out: false, outlived: false });
+    expect(cancelled!.stdout.toString()).toBe('started\n');
+    expect((await running).duration_ms).toBe(cancelled!.duration_ms);
+    expect(await processesOf(uid)).toBe(0);
+    expect(await client.cancel(randomUUID())).toBeNull();
+  });
+
+  it('sweeps a fork bomb of its uid away', async () => {
+    const uid = execUid();
+    const res = await sh('f(){ f|f & }; f; sleep 1', { uid, timeout_ms: 3_000 });
+    expect(res.outlived).toBe(false);
     expect(await processesOf(uid)).toBe(0);
   });
 

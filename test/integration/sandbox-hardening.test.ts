@@ -6,9 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentRecord, ExecResult } from '../../domain/agent.js';
 import { detectRuntimes } from '../../sandbox/docker-engine.js';
 import { createSandboxActivities } from '../../activities/sandbox.js';
-import { DefaultLogger } from '@temporalio/worker';
-import { MockActivityEnvironment } from '@temporalio/testing';
-import { containersOf, docker, startStack, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
+import { activityEnv, containersOf, docker, startStack, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
 import { requireOrSkip } from '../support/require-or-skip.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
@@ -32,8 +30,7 @@ async function newAgent(runtime: string, extra: Record<string, unknown> = {}) {
 
 /** Runs a command in the agent's sandbox through the exec activity itself (actions add the journal and grants). */
 function exec(id: string, command: string[], timeout_ms = 10_000, max_output_bytes = 4096): Promise<ExecResult> {
-  const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
-  return env.run(createSandboxActivities(docker).execInSandbox, { agentId: id, command, timeout_ms, max_output_bytes });
+  return activityEnv().run(createSandboxActivities(docker).execInSandbox, { agentId: id, command, timeout_ms, max_output_bytes });
 }
 
 /** The host directory of a container's pids cgroup, read from its init process: cgroup v1 or v2, any driver. */
@@ -77,14 +74,14 @@ describe.each(runtimes)('sandbox under %s', (runtime) => {
     expect(host.NetworkMode).toBe('none');
     expect(host.ReadonlyRootfs).toBe(true);
     expect(host.CapDrop).toEqual(['ALL']);
-    expect(host.CapAdd ?? []).toEqual([]);
+    expect(host.CapAdd).toEqual(['SETUID', 'SETGID', 'KILL']); // the executor's, which no command gets
     expect(host.Privileged).toBe(false);
     expect(host.SecurityOpt).toEqual(['no-new-privileges:true']); // no seccomp=unconfined: the default profile applies
     expect(host.Binds ?? []).toEqual([]);
     expect(info.Mounts.every((m) => m.Type === 'tmpfs' || m.Type === undefined)).toBe(true);
     expect(JSON.stringify(info)).not.toContain('docker.sock');
     expect(host.Tmpfs?.['/workspace']).toContain('size=8m');
-    expect(info.Config.User).toBe('10001:10001');
+    expect(info.Config.User).toBe('0:0'); // the executor: each command runs as its own uid
     expect(info.Config.Labels['dev.warden.agent-id']).toBe(agent.id);
     await stop(agent.id);
   });

@@ -7,8 +7,6 @@
  * own swapping a directory for a symlink mid-operation never gets an operation outside.
  */
 import Docker from 'dockerode';
-import { DefaultLogger } from '@temporalio/worker';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { ResourceLimitsSchema } from '../../domain/agent.js';
 import { detectRuntimes } from '../../sandbox/docker-engine.js';
@@ -22,6 +20,7 @@ import type { SkillCommand } from '../../skills/types.js';
 import { MAX_CONTENT_BYTES } from '../../skills/filesystem/content.js';
 import { parseInfo, parseListing, parseStat } from '../../skills/filesystem/output.js';
 import { FS_EXIT } from '../../skills/filesystem/scripts.js';
+import { activityEnv } from '../support/helpers.js';
 import { requireOrSkip } from '../support/require-or-skip.js';
 
 const docker = new Docker();
@@ -37,18 +36,17 @@ interface Run {
 }
 
 const sandbox = createSandboxActivities(docker);
-const activity = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
 let actions = 0;
 
 /** Runs argv in the agent's sandbox through the sandbox activity itself: its uid, sweep and result. */
 async function execArgv(agentId: string, argv: string[], timeoutMs = 20_000): Promise<ExecResult> {
-  return activity.run(sandbox.execInSandbox, { agentId, command: argv, timeout_ms: timeoutMs, max_output_bytes: 2 * 1024 * 1024 });
+  return activityEnv().run(sandbox.execInSandbox, { agentId, command: argv, timeout_ms: timeoutMs, max_output_bytes: 2 * 1024 * 1024 });
 }
 
 /** Runs a skill's command as an action does: under the execution journal, through the activity. */
 async function runAction(agentId: string, command: SkillCommand, actionId = `act-${Date.now().toString(36)}-${actions++}`): Promise<ExecResult> {
   const exec = actionExec(actionId, { ...command, max_output_bytes: command.max_output_bytes ?? 2 * 1024 * 1024 });
-  return activity.run(sandbox.execInSandbox, { agentId, ...exec });
+  return activityEnv().run(sandbox.execInSandbox, { agentId, ...exec });
 }
 
 /** /tmp, apart from the execution journal the actions keep there. */

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { approveSignal, approveUpdate, CONTROL_TASK_QUEUE, execUpdate, stopSignal, type ActionWorkflowInput } from '../../workflows/definitions.js';
 import { prepareCommand } from '../../skills/index.js';
 import { docker, startStack, submitShell, testPayloadCodec, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
+import { SANDBOX_GID, SANDBOX_UID } from '../../sandbox/spec.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 let stack: Stack;
@@ -32,7 +33,12 @@ const finished = (id: string) => waitFor(`action ${id} to finish`, async () => (
 
 /** Runs a command in the agent's container straight through the engine (not through Warden). */
 async function inSandbox(cmd: string): Promise<string> {
-  const exec = await docker.getContainer(`warden-agent-${agentId}`).exec({ Cmd: ['sh', '-c', cmd], AttachStdout: true, AttachStderr: true });
+  const exec = await docker.getContainer(`warden-agent-${agentId}`).exec({
+    Cmd: ['sh', '-c', cmd],
+    User: `${SANDBOX_UID}:${SANDBOX_GID}`,
+    AttachStdout: true,
+    AttachStderr: true,
+  });
   const stream = await exec.start({ hijack: true, stdin: false });
   const out = new PassThrough();
   const chunks: Buffer[] = [];

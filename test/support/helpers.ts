@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 /** What the integration tests share: a client and in-process workers on the suite's dev server. */
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,7 +9,8 @@ import { execFileSync } from 'node:child_process';
 import pino, { type Logger } from 'pino';
 import { inject } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
-import { Runtime } from '@temporalio/worker';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { ConfigSchema, type Config } from '../../domain/config.js';
 import type { AgentRecord, AgentStatus } from '../../domain/agent.js';
 import { createApp } from '../../api/app.js';
@@ -256,3 +258,10 @@ export async function stopLiveAgents(api: Stack['api']) {
   for (const agent of live) await api('POST', `/api/agents/${agent.id}/stop`, { force: true });
   for (const agent of live) await waitFor(`agent ${agent.id}'s container to go`, async () => (await containersOf(agent.id)).length === 0);
 }
+
+/**
+ * An environment to run one activity in, with an activity id of its own as each activity a
+ * workflow schedules has: the sandbox executor runs a command once per id.
+ */
+export const activityEnv = (): MockActivityEnvironment =>
+  new MockActivityEnvironment({ activityId: `test-${randomUUID()}` }, { logger: new DefaultLogger('ERROR') });

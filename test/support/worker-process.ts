@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { inject } from 'vitest';
 import { PROJECT_ROOT } from '../../scripts/dev-server.js';
 import { docker, TEST_HOST, TEST_MASTER_KEY } from './helpers.js';
+import { SANDBOX_GID, SANDBOX_UID } from '../../sandbox/spec.js';
 
 export interface WorkerProcess {
   child: ChildProcess;
@@ -66,11 +67,11 @@ export function killWorkers() {
   for (const w of running) signalWorker(w, 'SIGKILL');
 }
 
-/** What a shell script prints in the agent's sandbox (run beside Warden, straight on the engine). */
+/** What a shell script prints in the agent's sandbox, run as the sandbox user beside Warden, straight on the engine. */
 export async function sandboxOutput(agentId: string, script: string, ...args: string[]): Promise<string> {
   const exec = await docker
     .getContainer(`warden-agent-${agentId}`)
-    .exec({ Cmd: ['sh', '-c', script, 'probe', ...args], AttachStdout: true, Tty: true }); // a tty: no stream headers
+    .exec({ Cmd: ['sh', '-c', script, 'probe', ...args], User: `${SANDBOX_UID}:${SANDBOX_GID}`, AttachStdout: true, Tty: true }); // a tty: no stream headers
   const stream = await exec.start({ hijack: true, stdin: false, Tty: true });
   let out = '';
   stream.on('data', (d: Buffer) => (out += d.toString('utf8')));

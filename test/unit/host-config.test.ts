@@ -11,6 +11,7 @@ import {
   sandboxExecOptions,
   sandboxContainerOptions,
   sandboxHostConfig,
+  SANDBOX_EXECUTOR,
   WORKSPACE,
 } from '../../sandbox/spec.js';
 
@@ -40,9 +41,9 @@ describe.each([
     expect(sandboxHostConfig(l, runtime, 'my-custom-name').Runtime).toBe('my-custom-name');
   });
 
-  it('drops every capability and forbids gaining privileges', () => {
+  it('drops every capability but the three the executor needs, and forbids gaining privileges', () => {
     expect(hc.CapDrop).toEqual(['ALL']);
-    expect(hc.CapAdd ?? []).toEqual([]);
+    expect(hc.CapAdd).toEqual(['SETUID', 'SETGID', 'KILL']);
     expect(hc.SecurityOpt).toContain('no-new-privileges:true');
     // The engine's default seccomp profile must stay on.
     expect((hc.SecurityOpt ?? []).filter((o: string) => /seccomp|apparmor/.test(o))).toEqual([]);
@@ -58,6 +59,7 @@ describe.each([
     expect(hc.PidMode).toBeUndefined();
     expect(hc.IpcMode).toBeUndefined();
     expect(hc.UsernsMode).toBeUndefined();
+    expect(hc.LogConfig).toEqual({ Type: 'none', Config: {} });
     expect(hc.RestartPolicy).toEqual({ Name: 'no' });
   });
 
@@ -158,9 +160,11 @@ describe('sandboxContainerOptions', () => {
       engineRuntime: 'runsc',
     });
 
-  it('runs as the unprivileged sandbox user in /workspace, with no inherited environment', () => {
+  it('runs the executor as PID 1 in /workspace, on an open stdin and with no inherited environment', () => {
     const o = opts(false);
-    expect(o.User).toBe(`${SANDBOX_UID}:${SANDBOX_GID}`);
+    expect(o.Cmd).toEqual([SANDBOX_EXECUTOR]);
+    expect(o.User).toBe('0:0');
+    expect(o).toMatchObject({ OpenStdin: true, StdinOnce: false, AttachStdin: false, Tty: false });
     expect(SANDBOX_UID).not.toBe(0);
     expect(o.WorkingDir).toBe(WORKSPACE);
     expect(o.Env).toEqual([]);
@@ -188,8 +192,13 @@ describe('sandboxContainerOptions', () => {
     expect(opts(true).HostConfig?.NetworkMode).toBe('bridge');
   });
 
-  it('labels the container with its agent and host', () => {
-    expect(opts(false).Labels).toEqual({ 'dev.warden.managed': 'true', 'dev.warden.agent-id': 'agt-1', 'dev.warden.host': 'test' });
+  it('labels the container with its agent and host, and as run by the executor', () => {
+    expect(opts(false).Labels).toEqual({
+      'dev.warden.managed': 'true',
+      'dev.warden.agent-id': 'agt-1',
+      'dev.warden.host': 'test',
+      'dev.warden.executor': '1',
+    });
     expect(opts(false).name).toBe('warden-agent-agt-1');
   });
 });

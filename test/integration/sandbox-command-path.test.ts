@@ -1,0 +1,133 @@
+/**
+ * How a command reaches a sandbox: a sandbox Warden creates runs each command through its executor
+ * (PID 1), with no `docker exec`, once per activity (a retry, on this worker or another one, gets
+ * the first attempt's result) and ended at once when the activity is cancelled; a sandbox created
+ * before the executor (no executor label) still runs its commands through `docker exec`.
+ */
+import { ActivityCancellationDetails } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createSandboxActivities, shareWorkspace } from '../../activities/sandbox.js';
+import { ResourceLimitsSchema, type ExecResult } from '../../domain/agent.js';
+import { FailureType } from '../../domain/failure-types.js';
+import { containerName, LABELS, SANDBOX_EXECUTOR, SANDBOX_GID, SANDBOX_UID, sandboxContainerOptions } from '../../sandbox/spec.js';
+import { activityEnv, docker, startStack, TEST_HOST, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
+
+const limits = ResourceLimitsSchema.parse({ memory_mb: 128, disk_mb: 16, max_processes: 64 });
+const sandbox = createSandboxActivities(docker);
+const exec = (activities: typeof sandbox, agentId: string, command: string, env = activityEnv()): Promise<ExecResult> =>
+  env.run(activities.execInSandbox, { agentId, command: ['/bin/sh', '-c', command], timeout_ms: 10_000, max_output_bytes: 4096 });
+
+/** The `docker exec` sessions the engine created in this container since `sinceMs`. */
+async function execsCreated(agentId: string, sinceMs: number): Promise<number> {
+  const stream = (await docker.getEvents({
+    since: Math.floor(sinceMs / 1000) - 1,
+    until: Math.ceil(Date.now() / 1000) + 1,
+    filters: { container: [containerName(agentId)] },
+  })) as unknown as NodeJS.ReadableStream;
+  let events = '';
+  for await (const chunk of stream) events += String(chunk);
+  return events
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as { Action?: string; timeNano: number })
+    .filter((e) => (e.Action ?? '').startsWith('exec_create') && e.timeNano >= sinceMs * 1e6).length;
+}
+
+/** How many processes run `sleep 60` in the agent's sandbox (the pattern does not match the probe). */
+const sleepers = async (agentId: string) =>
+  Number((await exec(sandbox, agentId, 'cat /proc/[0-9]*/cmdline 2>/dev/null | tr "\\0" " " | grep -o "sleep 6[0]" | wc -l')).stdout);
+
+describe('a sandbox Warden creates', () => {
+  let stack: Awaited<ReturnType<typeof startStack>>;
+  let agentId: string;
+  beforeAll(async () => {
+    stack = await startStack();
+    agentId = uniqueId('path');
+    expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: agentId, runtime: 'runc' })).status).toBe(201);
+    await waitForStatus(stack.api, agentId, ['running']);
+  });
+  afterAll(async () => {
+    await stack?.api('POST', `/api/agents/${agentId}/stop`, { force: true });
+    await stack?.stop();
+  });
+
+  it('runs its commands through the executor, its PID 1: an action creates no docker exec', async () => {
+    const info = await docker.getContainer(containerName(agentId)).inspect();
+    expect(info.Config.Labels[LABELS.executor]).toBe('1');
+    expect(await exec(sandbox, agentId, 'tr "\\0" " " < /proc/1/cmdline')).toMatchObject({ exit_code: 0, stdout: `${SANDBOX_EXECUTOR} ` });
+
+    const since = Date.now();
+    const action = await stack.api('POST', '/api/actions', {
+      action_type: 'skill_execution',
+      skill_id: 'filesystem',
+      operation: 'write',
+      agent_id: agentId,
+      parameters: { path: 'note', content: 'through the executor' },
+      wait_seconds: 30,
+    });
+    expect(action.body).toMatchObject({ status: 'completed', result: { exit_code: 0 } });
+    expect(await execsCreated(agentId, since)).toBe(0);
+  });
+
+  it('runs a command once per activity: a retry, on this worker or another, gets the first result', async () => {
+    const info = { activityId: 'exec-1', workflowExecution: { workflowId: uniqueId('act'), runId: 'run-1' } };
+    const count = 'echo run >> /workspace/runs; sleep 2; wc -l < /workspace/runs';
+    const first = new MockActivityEnvironment(info, { logger: new DefaultLogger('ERROR') });
+    const leaving = exec(sandbox, agentId, count, first);
+    await new Promise((r) => setTimeout(r, 500));
+    // The worker shuts down mid-command: the command runs on, and the activity is handed back.
+    first.cancel('WORKER_SHUTDOWN', new ActivityCancellationDetails({ workerShutdown: true }));
+    await expect(leaving).rejects.toMatchObject({ type: FailureType.WorkerShutdown });
+
+    // The retry runs on another worker (its own executor client), then again on this one.
+    const retried = await exec(createSandboxActivities(docker), agentId, count, new MockActivityEnvironment(info, { logger: new DefaultLogger('ERROR') }));
+    expect(retried).toMatchObject({ exit_code: 0, stdout: '1\n' });
+    expect(await exec(sandbox, agentId, count, new MockActivityEnvironment(info, { logger: new DefaultLogger('ERROR') }))).toMatchObject({ stdout: '1\n' });
+    // Another activity is another run.
+    expect(await exec(sandbox, agentId, count)).toMatchObject({ stdout: '2\n' });
+  });
+
+  it('ends a command at once when its activity is cancelled, with what it started', async () => {
+    const env = activityEnv();
+    const started = Date.now();
+    const running = exec(sandbox, agentId, 'setsid sleep 60 & sleep 60', env);
+    await waitFor('the command to start', async () => (await sleepers(agentId)) >= 2);
+    env.cancel();
+    await expect(running).rejects.toThrow();
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(await sleepers(agentId)).toBe(0);
+  });
+});
+
+describe('a sandbox created before the executor', () => {
+  const agentId = uniqueId('legacy');
+  beforeAll(async () => {
+    const current = sandboxContainerOptions({ agentId, host: TEST_HOST, image: inject('sandboxImage'), limits, runtime: 'runc', engineRuntime: 'runc' });
+    const { [LABELS.executor]: _executor, ...labels } = current.Labels!;
+    // What Warden created then: a shell as PID 1, as the sandbox user, with no capability at all.
+    const c = await docker.createContainer({
+      ...current,
+      Cmd: ['/bin/sh', '-c', "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"],
+      User: `${SANDBOX_UID}:${SANDBOX_GID}`,
+      OpenStdin: false,
+      Labels: labels,
+      HostConfig: { ...current.HostConfig, CapAdd: [] },
+    });
+    await c.start();
+    await shareWorkspace(c);
+  });
+  afterAll(async () => {
+    await docker.getContainer(containerName(agentId)).remove({ force: true, v: true });
+  });
+
+  it('runs its commands through docker exec, as before', async () => {
+    const since = Date.now();
+    const res = await exec(sandbox, agentId, 'echo hi; id -g; echo data > f; cat f');
+    expect(res).toMatchObject({ exit_code: 0, stdout: `hi\n${SANDBOX_GID}\ndata\n`, timed_out: false });
+    expect(await execsCreated(agentId, since)).toBeGreaterThan(0);
+    const slow = await activityEnv().run(sandbox.execInSandbox, { agentId, command: ['sleep', '30'], timeout_ms: 500, max_output_bytes: 100 });
+    expect(slow).toMatchObject({ exit_code: 124, timed_out: true });
+  });
+});
