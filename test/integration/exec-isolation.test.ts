@@ -1,6 +1,6 @@
 /**
  * Nothing an action starts outlives it, and a secret an agent has used stays redacted in every
- * later output of that agent: the attack of issue 9 (item 4) on real Temporal and Docker, under
+ * later output of that agent: the attack of a process left behind to harvest secrets, on real Temporal and Docker, under
  * runc and under runsc when gVisor is installed. An action plants background processes that
  * harvest secrets from /proc; a later action runs with a secret; a low-risk read of the loot
  * must show no secret, and the planted processes must be gone. With it, what an exec returns: the
