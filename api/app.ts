@@ -38,6 +38,9 @@ import { Grants } from '../domain/grants.js';
 import { declareMiddlewareResponses, validationHook, type AppEnv } from './openapi.js';
 import { isTemporalUnreachable } from './temporal-errors.js';
 import { createMetrics } from './metrics/routes.js';
+import { providersRouter } from './providers/routes.js';
+import { loadProviderConfigs } from '../domain/model-providers.js';
+import { ProviderRegistry } from '../llm/registry.js';
 
 export interface AppDeps {
   client: Client;
@@ -51,6 +54,8 @@ export interface AppDeps {
   vault?: Vault;
   /** The payload codec behind /codec (the Web UI's codec server). */
   payloadCodec: PayloadEncryptionCodec;
+  /** The model providers; built from the configuration (WARDEN_PROVIDERS_FILE, WARDEN_LLM_*) when not given. */
+  providers?: ProviderRegistry;
   /** Where rate-limit buckets live; in memory when not given. */
   rateLimitStore?: RateLimitStore;
 }
@@ -92,6 +97,8 @@ export function createApp(deps: AppDeps) {
   app.route('/api/system', emergencyRouter(lockdown));
   app.route('/api/audit-logs', auditRouter(deps.audit));
   app.route('/api', skillsRouter());
+  const providers = deps.providers ?? new ProviderRegistry({ configs: loadProviderConfigs(deps.config), vault: deps.vault, logger: deps.logger });
+  app.route('/api/providers', providersRouter(providers));
   app.route('/api', securityRouter());
   app.route('/', docsRouter());
   // The Web UI sends a page of payloads at a time: the API's body limit (WARDEN_MAX_BODY_BYTES) fits.
