@@ -54,8 +54,6 @@ export interface AppDeps {
   vault?: Vault;
   /** The payload codec behind /codec (the Web UI's codec server). */
   payloadCodec: PayloadEncryptionCodec;
-  /** The model providers; built from the configuration (WARDEN_PROVIDERS_FILE, WARDEN_LLM_*) when not given. */
-  providers?: ProviderRegistry;
   /** Where rate-limit buckets live; in memory when not given. */
   rateLimitStore?: RateLimitStore;
 }
@@ -97,7 +95,8 @@ export function createApp(deps: AppDeps) {
   app.route('/api/system', emergencyRouter(lockdown));
   app.route('/api/audit-logs', auditRouter(deps.audit));
   app.route('/api', skillsRouter());
-  const providers = deps.providers ?? new ProviderRegistry({ configs: loadProviderConfigs(deps.config), vault: deps.vault, logger: deps.logger });
+  // The model providers of WARDEN_PROVIDERS_FILE and WARDEN_LLM_*: a bad file stops start-up here, naming the field.
+  const providers = new ProviderRegistry({ configs: loadProviderConfigs(deps.config), vault: deps.vault, logger: deps.logger });
   app.route('/api/providers', providersRouter(providers));
   app.route('/api', securityRouter());
   app.route('/', docsRouter());

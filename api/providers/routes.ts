@@ -12,7 +12,8 @@ import type { ProviderRegistry } from '../../llm/registry.js';
 import { requireRole } from '../middleware/auth.js';
 import { errorResponses, jsonResponse as json, validationHook, type AppEnv } from '../openapi.js';
 
-const NameParam = z.object({ name: z.string().max(100) });
+// Any name: one that no provider has is a 404, whatever its shape.
+const NameParam = z.object({ name: z.string() });
 
 const ProviderSchema = z.object({
   name: z.string(),
