@@ -21,7 +21,7 @@ export const ProviderConfigSchema = z
     default_model: z.string().min(1, 'name the model used when a request names none'),
     api_key_secret: SecretNameSchema.optional().describe('The vault secret holding the API key; none for a local server that wants no key.'),
     fallback: z.array(ProviderNameSchema).default([]),
-    stream: z.boolean().default(false).describe('openai kind: stream the answer (SSE) and assemble it, for servers that cut long unstreamed requests off.'),
+    stream: z.boolean().default(false).describe('Ask for the answer as server-sent events and assemble it, for servers and proxies that cut long unstreamed requests off.'),
   })
   .strict()
   .refine((p) => p.kind !== 'anthropic' || p.api_key_secret !== undefined, {

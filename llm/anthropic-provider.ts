@@ -4,7 +4,7 @@
  * user turn, and usage reports cache reads apart from the rest of the prompt.
  */
 import Anthropic from '@anthropic-ai/sdk';
-import type { ContentBlockParam, Message, MessageParam, ToolResultBlockParam } from '@anthropic-ai/sdk/resources/messages';
+import type { ContentBlockParam, Message, MessageParam, RawMessageStreamEvent, ToolResultBlockParam } from '@anthropic-ai/sdk/resources/messages';
 import { parseToolArguments, type ChatMessage, type ChatRequest, type ChatResponse, type FinishReason, type ToolCall } from '../domain/llm.js';
 import type { ModelInfo, ModelProvider, ProviderHealth } from './provider.js';
 import { DEFAULT_RETRY_POLICY, withRetry } from './retry.js';
@@ -45,6 +45,20 @@ const FINISH: Record<string, FinishReason> = {
   refusal: 'content_filter',
 };
 
+type Usage = Pick<Message['usage'], 'input_tokens' | 'output_tokens' | 'cache_read_input_tokens' | 'cache_creation_input_tokens'>;
+
+function normalised(text: string, calls: ToolCall[], u: Usage, stopReason: string | null, model: string): ChatResponse {
+  const cacheRead = u.cache_read_input_tokens ?? 0;
+  return {
+    text,
+    tool_calls: calls,
+    // Anthropic's input_tokens leaves the cache out: the normalised count is the whole prompt, as OpenAI's.
+    usage: { input_tokens: u.input_tokens + cacheRead + (u.cache_creation_input_tokens ?? 0), output_tokens: u.output_tokens, cached_tokens: cacheRead },
+    finish_reason: FINISH[stopReason ?? ''] ?? 'other',
+    model,
+  };
+}
+
 export function normaliseMessage(message: Message): ChatResponse {
   let text = '';
   const calls: ToolCall[] = [];
@@ -58,16 +72,33 @@ export function normaliseMessage(message: Message): ChatResponse {
       calls.push({ id: block.id, name: block.name, ...args });
     }
   }
-  const u = message.usage;
-  const cacheRead = u.cache_read_input_tokens ?? 0;
-  return {
-    text,
-    tool_calls: calls,
-    // input_tokens here excludes the cache: the normalised count is the whole prompt, as OpenAI's.
-    usage: { input_tokens: u.input_tokens + cacheRead + (u.cache_creation_input_tokens ?? 0), output_tokens: u.output_tokens, cached_tokens: cacheRead },
-    finish_reason: FINISH[message.stop_reason ?? ''] ?? 'other',
-    model: message.model,
-  };
+  return normalised(text, calls, message.usage, message.stop_reason, message.model);
+}
+
+/** Assembles a streamed answer from its events: text deltas, tool input as JSON text deltas, usage at the start and the end. */
+async function assembleStream(events: AsyncIterable<RawMessageStreamEvent>): Promise<ChatResponse> {
+  let text = '';
+  let model = '';
+  let stopReason: string | null = null;
+  const usage: Usage = { input_tokens: 0, output_tokens: 0, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 };
+  const tools = new Map<number, { id: string; name: string; json: string }>();
+  for await (const event of events) {
+    if (event.type === 'message_start') {
+      model = event.message.model;
+      Object.assign(usage, event.message.usage);
+    } else if (event.type === 'content_block_start' && event.content_block.type === 'tool_use') {
+      tools.set(event.index, { id: event.content_block.id, name: event.content_block.name, json: '' });
+    } else if (event.type === 'content_block_delta') {
+      if (event.delta.type === 'text_delta') text += event.delta.text;
+      else if (event.delta.type === 'input_json_delta') tools.get(event.index)!.json += event.delta.partial_json;
+    } else if (event.type === 'message_delta') {
+      stopReason = event.delta.stop_reason ?? stopReason;
+      // The final counts; a field the delta leaves null keeps the start's value.
+      for (const [k, v] of Object.entries(event.usage)) if (typeof v === 'number' && k in usage) usage[k as keyof Usage] = v;
+    }
+  }
+  const calls = [...tools].sort(([a], [b]) => a - b).map(([, t]) => ({ id: t.id, name: t.name, ...parseToolArguments(t.json) }));
+  return normalised(text, calls, usage, stopReason, model);
 }
 
 export class AnthropicProvider implements ModelProvider {
@@ -105,7 +136,11 @@ export class AnthropicProvider implements ModelProvider {
         : {}),
     };
     const ctx = { provider: this.name, policy: this.opts.retry ?? DEFAULT_RETRY_POLICY, logger: this.opts.logger, signal: request.signal, apiKey };
-    return withRetry(ctx, async () => normaliseMessage(await this.client(apiKey).messages.create(params, { signal: request.signal })));
+    return withRetry(ctx, async () => {
+      const client = this.client(apiKey);
+      if (!this.opts.config.stream) return normaliseMessage(await client.messages.create(params, { signal: request.signal }));
+      return assembleStream(await client.messages.create({ ...params, stream: true }, { signal: request.signal }));
+    });
   }
 
   async listModels(signal?: AbortSignal): Promise<ModelInfo[]> {

@@ -229,6 +229,38 @@ describe('Anthropic protocol', () => {
     expect((await anthropic().chat({ messages })).finish_reason).toBe(normalised);
   });
 
+  it('assembles a streamed answer from its events: text, tool input deltas (invalid JSON reported) and usage', async () => {
+    const ev = (type: string, data: Record<string, unknown>) => ({ event: type, data: { type, ...data } });
+    fake.script('POST /v1/messages', {
+      sse: [
+        ev('message_start', { message: { ...anthropicMessage([], { usage: { input_tokens: 7, output_tokens: 1, cache_read_input_tokens: 30, cache_creation_input_tokens: 0 } }), stop_reason: null } }),
+        ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }),
+        ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'Reading ' } }),
+        ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'two.' } }),
+        ev('content_block_stop', { index: 0 }),
+        ev('content_block_start', { index: 1, content_block: { type: 'tool_use', id: 'toolu_a', name: 'filesystem_read', input: {} } }),
+        ev('content_block_delta', { index: 1, delta: { type: 'input_json_delta', partial_json: '{"path": ' } }),
+        ev('content_block_delta', { index: 1, delta: { type: 'input_json_delta', partial_json: '"a.txt"}' } }),
+        ev('content_block_stop', { index: 1 }),
+        ev('content_block_start', { index: 2, content_block: { type: 'tool_use', id: 'toolu_b', name: 'filesystem_read', input: {} } }),
+        ev('content_block_delta', { index: 2, delta: { type: 'input_json_delta', partial_json: '{"path": "b' } }),
+        ev('content_block_stop', { index: 2 }),
+        ev('message_delta', { delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { output_tokens: 42 } }),
+        ev('message_stop', {}),
+      ],
+    });
+    const res = await anthropic({ stream: true }).chat({ messages, tools });
+    expect(res).toMatchObject({
+      text: 'Reading two.',
+      usage: { input_tokens: 37, output_tokens: 42, cached_tokens: 30 },
+      finish_reason: 'tool_calls',
+      model: 'fake-claude',
+    });
+    expect(res.tool_calls[0]).toEqual({ id: 'toolu_a', name: 'filesystem_read', arguments: { path: 'a.txt' } });
+    expect(res.tool_calls[1]).toMatchObject({ id: 'toolu_b', arguments: {}, raw_arguments: '{"path": "b', parse_error: expect.stringMatching(/not valid JSON/) });
+    expect(fake.requests[0]!.body).toMatchObject({ stream: true });
+  });
+
   it('lists models and checks health', async () => {
     expect(await anthropic().listModels()).toEqual([{ id: 'fake-model' }]);
     expect((await anthropic().health()).status).toBe('up');
