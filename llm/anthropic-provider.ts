@@ -9,6 +9,7 @@ import { parseToolArguments, type ChatMessage, type ChatRequest, type ChatRespon
 import type { ModelInfo, ModelProvider, ProviderHealth } from './provider.js';
 import { DEFAULT_RETRY_POLICY, withRetry } from './retry.js';
 import { HEALTH_TIMEOUT_MS, measureHealth } from './health.js';
+import { ProviderError } from './errors.js';
 import type { ProviderOptions } from './openai-provider.js';
 
 /** The Messages API requires max_tokens; this is used when a request sets none. */
@@ -111,12 +112,16 @@ export class AnthropicProvider implements ModelProvider {
     this.defaultModel = opts.config.default_model;
   }
 
-  /** A client per call with the key read from the vault now; nothing is taken from the environment or local credential files. */
+  /**
+   * A client per call with the key read from the vault now. Given a key, the library reads no
+   * credentials of its own (environment variables, profile files); without one it would, so there
+   * is no call without one (the configuration requires api_key_secret for this kind).
+   */
   private client(apiKey: string | undefined, timeoutMs = this.opts.timeoutMs): Anthropic {
+    if (!apiKey) throw new ProviderError(this.name, 'misconfigured', `provider ${this.name}: an anthropic provider needs an API key (api_key_secret)`);
     return new Anthropic({
       baseURL: this.opts.config.base_url,
-      apiKey: apiKey ?? null,
-      ...(apiKey ? {} : { authToken: null, defaultHeaders: { Authorization: null } }),
+      apiKey,
       maxRetries: 0,
       logLevel: 'off',
       ...(timeoutMs ? { timeout: timeoutMs } : {}),

@@ -384,6 +384,23 @@ describe('fallback', () => {
     expect((fake.to('POST /v1/messages')[0]!.body as { model: string }).model).toBe('claude-fallback');
   });
 
+  it('follows a provider\'s configured fallback list, and falls over when its key is missing from the vault', async () => {
+    const vault = openVault({ dataDir: mkdtempSync(join(tmpdir(), 'warden-llm-')) });
+    vault.put('CLAUDE_KEY', API_KEY);
+    const registry = new ProviderRegistry({
+      configs: [config({ kind: 'openai', fallback: ['claude'] }), config({ kind: 'anthropic', api_key_secret: 'CLAUDE_KEY' })],
+      vault,
+      logger,
+      retry: FAST,
+    });
+    fake.script('POST /v1/messages', { json: anthropicMessage([{ type: 'text', text: 'from claude' }]) });
+    const res = await registry.chain('local').chat({ messages });
+    expect(res).toMatchObject({ provider: 'claude', failed_over: [{ provider: 'local', kind: 'misconfigured' }] });
+    // The first provider never got a request: its key could not be read.
+    expect(fake.to('POST /v1/chat/completions')).toHaveLength(0);
+    vault.close();
+  });
+
   it('does not send a request a provider refused as invalid elsewhere', async () => {
     fake.script('POST /v1/chat/completions', { status: 400, json: { error: { message: 'bad tools' } } });
     await expect(withFallback([openai(), anthropic()]).chat({ messages })).rejects.toMatchObject({ kind: 'bad_request' });
