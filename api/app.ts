@@ -38,6 +38,9 @@ import { Grants } from '../domain/grants.js';
 import { declareMiddlewareResponses, validationHook, type AppEnv } from './openapi.js';
 import { isTemporalUnreachable } from './temporal-errors.js';
 import { createMetrics } from './metrics/routes.js';
+import { providersRouter } from './providers/routes.js';
+import { loadProviderConfigs } from '../domain/model-providers.js';
+import { ProviderRegistry } from '../llm/registry.js';
 
 export interface AppDeps {
   client: Client;
@@ -92,6 +95,9 @@ export function createApp(deps: AppDeps) {
   app.route('/api/system', emergencyRouter(lockdown));
   app.route('/api/audit-logs', auditRouter(deps.audit));
   app.route('/api', skillsRouter());
+  // The model providers of WARDEN_PROVIDERS_FILE and WARDEN_LLM_*: a bad file stops start-up here, naming the field.
+  const providers = new ProviderRegistry({ configs: loadProviderConfigs(deps.config), vault: deps.vault, logger: deps.logger });
+  app.route('/api/providers', providersRouter(providers));
   app.route('/api', securityRouter());
   app.route('/', docsRouter());
   // The Web UI sends a page of payloads at a time: the API's body limit (WARDEN_MAX_BODY_BYTES) fits.

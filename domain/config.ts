@@ -136,9 +136,22 @@ export const ConfigSchema = z.object({
     .describe('Worker only: `host:port` where the Temporal SDK serves its Prometheus metrics. Unset: off.'),
   otelEndpoint: z.url({ protocol: /^https?$/, error: 'an http(s) URL such as http://127.0.0.1:4318' }).optional()
     .describe('API and worker: an OTLP/HTTP collector\'s base URL (e.g. `http://127.0.0.1:4318`); spans go to `<url>/v1/traces`. Unset: no tracing.'),
+  providersFile: z.string().min(1).optional()
+    .describe('The model providers file (JSON: `{"providers": [{name, kind, base_url, default_model, api_key_secret, fallback}]}`); see [Model providers](models.md). Unset: only the provider of `WARDEN_LLM_BASE_URL`, if any.'),
+  llmKind: z.enum(['openai', 'anthropic']).default('openai')
+    .describe('The protocol of the single provider of `WARDEN_LLM_BASE_URL`: `openai` (OpenAI and compatible servers: Ollama, vLLM, llama.cpp) or `anthropic`.'),
+  llmBaseUrl: z.url({ protocol: /^https?$/, error: 'an http(s) URL such as http://127.0.0.1:11434/v1' }).optional()
+    .describe('A single model provider without a file, named `default` (e.g. `http://127.0.0.1:11434/v1` for Ollama); needs `WARDEN_LLM_MODEL`.'),
+  llmModel: z.string().min(1).optional()
+    .describe('The default model of the `WARDEN_LLM_BASE_URL` provider.'),
+  llmApiKeySecret: z.string().min(1).optional()
+    .describe('The vault secret (its name, never the key) holding the API key of the `WARDEN_LLM_BASE_URL` provider; unset for a server that wants no key.'),
 }).refine((c) => c.alertWebhooks.length === 0 || c.alertSecret !== undefined, {
   path: ['alertSecret'],
   message: 'required when WARDEN_ALERT_WEBHOOKS is set: alerts are always signed',
+}).refine((c) => c.llmBaseUrl === undefined || c.llmModel !== undefined, {
+  path: ['llmModel'],
+  message: 'required when WARDEN_LLM_BASE_URL is set: the model requests use when they name none',
 }).refine((c) => (c.temporalTlsCert === undefined) === (c.temporalTlsKey === undefined), {
   path: ['temporalTlsKey'],
   message: 'a client certificate needs its key and a key its certificate: set both WARDEN_TEMPORAL_TLS_CERT and WARDEN_TEMPORAL_TLS_KEY, or neither',
@@ -197,6 +210,11 @@ export const CONFIG_ENV: Record<keyof Config, string> = {
   metricsMaxContainers: 'WARDEN_METRICS_MAX_CONTAINERS',
   sdkMetricsAddress: 'WARDEN_SDK_METRICS_ADDRESS',
   otelEndpoint: 'WARDEN_OTEL_ENDPOINT',
+  providersFile: 'WARDEN_PROVIDERS_FILE',
+  llmKind: 'WARDEN_LLM_KIND',
+  llmBaseUrl: 'WARDEN_LLM_BASE_URL',
+  llmModel: 'WARDEN_LLM_MODEL',
+  llmApiKeySecret: 'WARDEN_LLM_API_KEY_SECRET',
 };
 
 /** Reads the configuration; a bad value fails start-up with the variable's name and the problem. */

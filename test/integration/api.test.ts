@@ -354,6 +354,9 @@ describe('GET /openapi.json and /docs', () => {
         'POST /api/system/emergency-stop',
         'POST /api/system/resume',
         'GET /api/system/lockdown',
+        'GET /api/providers',
+        'GET /api/providers/{name}/health',
+        'GET /api/providers/{name}/models',
       ].sort(),
     );
     expect(doc.security).toEqual([{ apiKey: [] }]);

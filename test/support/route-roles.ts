@@ -41,6 +41,9 @@ export const ROUTES: Array<[method: string, path: string, body: unknown, needs: 
   ['POST', '/api/system/emergency-stop', {}, 'admin', 400],
   ['POST', '/api/system/resume', {}, 'admin', 400],
   ['GET', '/api/system/lockdown', undefined, 'viewer', 200],
+  ['GET', '/api/providers', undefined, 'viewer', 200],
+  ['GET', '/api/providers/no-such-provider/health', undefined, 'viewer', 404],
+  ['GET', '/api/providers/no-such-provider/models', undefined, 'viewer', 404],
 ];
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'];

@@ -2,8 +2,8 @@
  * Each folder means one thing, and the imports keep it so: domain/ is the shared ground and
  * imports none of the folders built on it (the skill registry is passed to it, not imported), the
  * API imports no activity module (what it shares with the workers lives in domain/, stores/,
- * sandbox/ and telemetry/), and workflow code takes nothing from Node, Docker, logging, stores, the
- * sandbox spec, telemetry or the activities but types (the bundler would refuse it, or worse,
+ * sandbox/, telemetry/ and llm/), and workflow code takes nothing from Node, Docker, logging, stores, the
+ * sandbox spec, telemetry, the model providers' clients or the activities but types (the bundler would refuse it, or worse,
  * replay would diverge).
  * Imports are read with the TypeScript parser: static, re-exports, dynamic import() and require().
  */
@@ -86,6 +86,7 @@ const WORKFLOW_UNSAFE = [
   under('sandbox'),
   under('telemetry'),
   under('activities'),
+  under('llm'),
 ];
 
 /** The imports, types included, between the files of these folders: file -> the files it imports. */
@@ -165,7 +166,7 @@ describe('module boundaries', () => {
     expect(violations('api', under('activities'))).toEqual([]);
   });
 
-  it('workflows take nothing from Node, Docker, logging, stores, the sandbox spec, telemetry or activities but types', () => {
+  it('workflows take nothing from Node, Docker, logging, stores, the sandbox spec, telemetry, model clients or activities but types', () => {
     const workflowImports = sourcesIn('workflows').flatMap((file) => importsOf(readFileSync(join(ROOT, file), 'utf8')));
     // The check sees the type imports it lets through.
     expect(workflowImports.some((imp) => imp.typeOnly && imp.specifier.startsWith('../activities/'))).toBe(true);
