@@ -9,6 +9,7 @@ help:
 	@echo "make test   install what is missing and run the whole test suite"
 	@echo "make bench  benchmark agents and execs through Warden against raw dockerode; idle-agent memory and capacity"
 	@echo "make image  build the sandbox image"
+	@echo "make format format the code with Prettier (make test checks it)"
 	@echo "make clean  remove local state (.warden/)"
 
 node_modules/.installed: package.json package-lock.json
@@ -34,7 +35,14 @@ up: deps
 # WARDEN_TEST_LOG=error: a 500 in any test prints its cause.
 test: deps browser
 	npx tsc --noEmit
+	npx prettier --check --log-level warn $(FORMATTED)
 	WARDEN_TEST_LOG=error npx vitest run
+
+# The code Prettier keeps (its settings: .prettierrc.json).
+FORMATTED := '**/*.{ts,mjs,cjs}'
+
+format: node_modules/.installed
+	npx prettier --write --log-level warn $(FORMATTED)
 
 bench: deps
 	npx tsx test/bench/bench.ts
@@ -42,4 +50,4 @@ bench: deps
 clean:
 	rm -rf .warden
 
-.PHONY: help deps browser image up test bench clean
+.PHONY: help deps browser image up test format bench clean

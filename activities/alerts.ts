@@ -68,7 +68,11 @@ export function createAlertActivities(client: Client, settings: AlertSettings) {
   async function deliverAlert({ event, target }: { event: AlertEvent; target: string }): Promise<{ status: number }> {
     const url = byId.get(target);
     if (!url || !settings.secret) {
-      throw ApplicationFailure.create({ type: FailureType.WebhookNotConfigured, message: `webhook ${target} is no longer configured on this worker`, nonRetryable: true });
+      throw ApplicationFailure.create({
+        type: FailureType.WebhookNotConfigured,
+        message: `webhook ${target} is no longer configured on this worker`,
+        nonRetryable: true,
+      });
     }
     const where = `webhook ${target} (${new URL(url).host})`;
     const body = JSON.stringify(event);

@@ -27,7 +27,11 @@ export function createAuditActivities(store: AuditStore) {
       // A malformed entry stays malformed however often it is retried.
       if (err instanceof ZodError) {
         const problems = err.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ');
-        throw ApplicationFailure.create({ type: FailureType.InvalidAuditEntry, message: `invalid audit entry: ${problems}`, nonRetryable: true });
+        throw ApplicationFailure.create({
+          type: FailureType.InvalidAuditEntry,
+          message: `invalid audit entry: ${problems}`,
+          nonRetryable: true,
+        });
       }
       if (err instanceof AuditEncodingError) {
         throw ApplicationFailure.create({ type: err.name, message: `invalid audit entry: ${err.message}`, nonRetryable: true });

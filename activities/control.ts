@@ -44,7 +44,8 @@ export function createControlActivities(client: Client, audit: AuditStore) {
       Promise.all([handle.query(agentStatusQuery), handle.query(agentSecretsQuery)]),
     ]);
     if (lockdown.status === 'rejected') throw lockdown.reason;
-    if (lockdown.value) throw ApplicationFailure.create({ type: FailureType.Lockdown, message: lockdownMessage(lockdown.value), nonRetryable: true });
+    if (lockdown.value)
+      throw ApplicationFailure.create({ type: FailureType.Lockdown, message: lockdownMessage(lockdown.value), nonRetryable: true });
     let agent: AgentRecord;
     let secretsUsed: string[];
     try {
@@ -52,7 +53,11 @@ export function createControlActivities(client: Client, audit: AuditStore) {
       [agent, secretsUsed] = found.value;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) {
-        throw ApplicationFailure.create({ type: FailureType.AgentNotFound, message: `agent ${agentId} does not exist`, nonRetryable: true });
+        throw ApplicationFailure.create({
+          type: FailureType.AgentNotFound,
+          message: `agent ${agentId} does not exist`,
+          nonRetryable: true,
+        });
       }
       throw err;
     }

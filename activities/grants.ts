@@ -10,7 +10,15 @@ import type { ExecInput, SandboxActivities } from './sandbox.js';
 import type { ActionRecord } from '../domain/action.js';
 import { assessAction } from '../domain/action-decision.js';
 import { actionExec, type ActionExec } from '../domain/action-exec.js';
-import { actionHash, GrantError, type ActionClaims, type ActionSubject, type Grant, type ApprovalClaims, type Grants } from '../domain/grants.js';
+import {
+  actionHash,
+  GrantError,
+  type ActionClaims,
+  type ActionSubject,
+  type Grant,
+  type ApprovalClaims,
+  type Grants,
+} from '../domain/grants.js';
 import type { Policy } from '../domain/policy.js';
 import { prepareCommand, SKILL_REGISTRY } from '../skills/index.js';
 import { hasRole, personOf, type Identity } from '../domain/roles.js';
@@ -46,7 +54,8 @@ function checkActionGrant(grants: Grants, grant: unknown, action: ActionSubject 
   if (claims.action_id !== action.id || claims.action_id !== workflowId) {
     throw new GrantError(`the grant is for action ${claims.action_id}, not for this workflow (${workflowId})`);
   }
-  if (actionHash(action) !== claims.action_hash) throw new GrantError('the action differs from what the API signed (type, skill, operation, agent or parameters)');
+  if (actionHash(action) !== claims.action_hash)
+    throw new GrantError('the action differs from what the API signed (type, skill, operation, agent or parameters)');
   return claims;
 }
 
@@ -66,7 +75,10 @@ export function createGrantActivities(deps: { grants: Grants; policy: Policy }) 
     } catch (err) {
       // Whatever the input is (a hand-written one may be anything), a failed check refuses the action: never retried.
       const known = err instanceof GrantError || err instanceof WardenError;
-      return { ok: false, reason: known ? (err as Error).message : `the action could not be checked: ${(err as Error)?.message ?? String(err)}` };
+      return {
+        ok: false,
+        reason: known ? (err as Error).message : `the action could not be checked: ${(err as Error)?.message ?? String(err)}`,
+      };
     }
     const { decision } = decided;
     if (!decision.allowed) return { ok: true, allowed: false, level: decision.level, rule: decision.rule, reasons: decided.reasons };
@@ -86,7 +98,8 @@ export function createGrantActivities(deps: { grants: Grants; policy: Policy }) 
   async function verifyApproval(input: { action_id: string; action_hash: string; grant: unknown }): Promise<ApprovalVerdict> {
     try {
       const claims = deps.grants.verify(input.grant, 'approval');
-      if (claims.action_id !== input.action_id) throw new GrantError(`the approval is for action ${claims.action_id}, not ${input.action_id}`);
+      if (claims.action_id !== input.action_id)
+        throw new GrantError(`the approval is for action ${claims.action_id}, not ${input.action_id}`);
       if (claims.action_hash !== input.action_hash) {
         throw new GrantError('the parameters hash does not match this action: review the action again and approve what it now says');
       }
@@ -115,7 +128,11 @@ export function authorizeExec(
   workflowId: string,
 ): void {
   const refuse = (why: string): never => {
-    throw ApplicationFailure.create({ type: FailureType.Unauthorized, message: `the sandbox refused the command: ${why}`, nonRetryable: true });
+    throw ApplicationFailure.create({
+      type: FailureType.Unauthorized,
+      message: `the sandbox refused the command: ${why}`,
+      nonRetryable: true,
+    });
   };
   if (!authority) refuse('it carries no grant from the Warden API (commands run only as approved actions)');
   const { action, grant, approvals } = authority!;
@@ -139,7 +156,9 @@ export function authorizeExec(
     approvers.add(personOf(c.approver));
   }
   if (approvers.size < claims.approvals_required) {
-    refuse(`the action needs ${claims.approvals_required} approval(s) by different people other than the requester; it has ${approvers.size}`);
+    refuse(
+      `the action needs ${claims.approvals_required} approval(s) by different people other than the requester; it has ${approvers.size}`,
+    );
   }
   let expected: ActionExec;
   try {

@@ -22,7 +22,14 @@ export function createReaperSandboxActivities(docker: Docker) {
     for (const c of found) {
       const agentId = c.Labels[LABELS.agentId];
       if (!agentId) continue; // Warden never makes one without its agent's label: not ours to judge
-      const exitCode = containerAlive(c.State) ? null : ((await docker.getContainer(c.Id).inspect().catch(() => null))?.State.ExitCode ?? null);
+      const exitCode = containerAlive(c.State)
+        ? null
+        : ((
+            await docker
+              .getContainer(c.Id)
+              .inspect()
+              .catch(() => null)
+          )?.State.ExitCode ?? null);
       containers.push({ container_id: c.Id, agent_id: agentId, state: c.State, exit_code: exitCode });
     }
     return containers;
@@ -74,7 +81,10 @@ export function createReaperControlActivities(client: Client) {
     const query = `WorkflowType = 'agentWorkflow' AND ExecutionStatus = 'Running' AND ${SearchAttributes.host.name} = '${host}'`;
     for await (const info of client.workflow.list({ query })) {
       try {
-        agents.push({ agent_id: info.workflowId, status: (await client.workflow.getHandle(info.workflowId).query(agentStatusQuery)).status });
+        agents.push({
+          agent_id: info.workflowId,
+          status: (await client.workflow.getHandle(info.workflowId).query(agentStatusQuery)).status,
+        });
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) throw err; // it ended since visibility saw it
       }
@@ -86,7 +96,9 @@ export function createReaperControlActivities(client: Client) {
   /** Tells an agent its container is lost; the agent decides (it refuses when it is already stopping). */
   async function reportContainerLost(input: { agentId: string; reason: string; exitCode: number | null }) {
     try {
-      return await client.workflow.getHandle(input.agentId).executeUpdate(containerLostUpdate, { args: [{ reason: input.reason, exit_code: input.exitCode }] });
+      return await client.workflow
+        .getHandle(input.agentId)
+        .executeUpdate(containerLostUpdate, { args: [{ reason: input.reason, exit_code: input.exitCode }] });
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return { accepted: false, status: null };
       throw err;

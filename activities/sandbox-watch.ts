@@ -62,7 +62,10 @@ export function createSandboxWatchActivities(docker: Docker, opts: SandboxWatchO
           docker
             .getContainer(name)
             .inspect({ abortSignal: signal })
-            .then((info) => !info.State.Running && resolve(info), (err) => statusOf(err) === 404 && resolve(null));
+            .then(
+              (info) => !info.State.Running && resolve(info),
+              (err) => statusOf(err) === 404 && resolve(null),
+            );
         };
         const poll = () => later(POLL_MS * (0.5 + Math.random()), () => (check(), poll()));
         unlisten = opts.events.listen(name, (notice) => (notice === 'event' ? check() : later(Math.random() * RESYNC_SPREAD_MS, check)));
@@ -74,7 +77,8 @@ export function createSandboxWatchActivities(docker: Docker, opts: SandboxWatchO
       return { exitCode: ended.State.ExitCode, oomKilled: ended.State.OOMKilled, vanished: false };
     } catch (err) {
       if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? err;
-      if (opts.draining?.aborted) throw ApplicationFailure.retryable('the worker is shutting down; another worker watches the sandbox', FailureType.WorkerShutdown);
+      if (opts.draining?.aborted)
+        throw ApplicationFailure.retryable('the worker is shutting down; another worker watches the sandbox', FailureType.WorkerShutdown);
       throw err;
     } finally {
       unlisten?.();

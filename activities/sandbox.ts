@@ -215,7 +215,9 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } 
       .getContainer(name)
       .inspect()
       .then((info) =>
-        info.Config.Labels?.[LABELS.executor] === '1' ? attachExecutor(docker.getContainer(info.Id), { onDetach: forget, unref: true }) : null,
+        info.Config.Labels?.[LABELS.executor] === '1'
+          ? attachExecutor(docker.getContainer(info.Id), { onDetach: forget, unref: true })
+          : null,
       );
     executors.set(name, attaching);
     attaching.then((client) => client ?? forget(), forget);
@@ -276,14 +278,18 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } 
       const deadline = new Promise<'deadline'>((resolve) => {
         hostDeadline = setTimeout(() => resolve('deadline'), input.timeout_ms + 10_000);
       });
-      const sandboxExited = c
-        .wait({ abortSignal: waitAbort.signal })
-        .then(() => 'sandbox-exited' as const, () => new Promise<never>(() => undefined));
+      const sandboxExited = c.wait({ abortSignal: waitAbort.signal }).then(
+        () => 'sandbox-exited' as const,
+        () => new Promise<never>(() => undefined),
+      );
       let outcome = await Promise.race([ran, cancelled, deadline, sandboxExited]);
       if (typeof outcome === 'object' && outcome.exit_code >= 128) {
         // Killed by a signal: under gVisor an OOM ends the whole sandbox, and the command with it,
         // a moment before the engine reports the container gone. Give it that moment.
-        outcome = await Promise.race([sandboxExited, new Promise<ExecutorResult>((r) => setTimeout(() => r(outcome as ExecutorResult), 2000))]);
+        outcome = await Promise.race([
+          sandboxExited,
+          new Promise<ExecutorResult>((r) => setTimeout(() => r(outcome as ExecutorResult), 2000)),
+        ]);
       }
       if (outcome === 'sandbox-exited') {
         const state = (await c.inspect().catch(() => null))?.State;
@@ -297,7 +303,10 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } 
         if (isWorkerShutdown(ctx)) {
           // The grace period is over and the worker is leaving: the command runs on in the sandbox
           // and the retry on another worker collects its result from the executor by the same id.
-          throw ApplicationFailure.retryable('the worker shut down while the command ran; it runs on in the sandbox', FailureType.WorkerShutdown);
+          throw ApplicationFailure.retryable(
+            'the worker shut down while the command ran; it runs on in the sandbox',
+            FailureType.WorkerShutdown,
+          );
         }
         await cancel();
         throw ctx.cancellationSignal.reason ?? new Error('exec cancelled');
@@ -368,9 +377,10 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } 
         hostDeadline = setTimeout(() => resolve('deadline'), input.timeout_ms + 10_000);
       });
       const waitAbort = new AbortController();
-      const sandboxExited = c
-        .wait({ abortSignal: waitAbort.signal })
-        .then(() => 'sandbox-exited' as const, () => new Promise<never>(() => undefined));
+      const sandboxExited = c.wait({ abortSignal: waitAbort.signal }).then(
+        () => 'sandbox-exited' as const,
+        () => new Promise<never>(() => undefined),
+      );
       let outcome: 'ended' | 'cancelled' | 'deadline' | 'sandbox-exited';
       try {
         outcome = await Promise.race([ended, cancelled, deadline, sandboxExited]);
@@ -390,7 +400,10 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } 
         if (outcome === 'cancelled' && isWorkerShutdown(ctx)) {
           // The grace period is over and the worker is leaving: the command runs on in the sandbox
           // and the retry on another worker collects its outcome through the execution journal.
-          throw ApplicationFailure.retryable('the worker shut down while the command ran; it runs on in the sandbox', FailureType.WorkerShutdown);
+          throw ApplicationFailure.retryable(
+            'the worker shut down while the command ran; it runs on in the sandbox',
+            FailureType.WorkerShutdown,
+          );
         }
         // Every other end (done, timed out, cancelled): nothing the command started may outlive it.
         const reaped = await reapExec(c, uid);
@@ -461,7 +474,9 @@ function heartbeating<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (
 
 /** The SDK cancels activities still running when a shutdown's grace period ends with this reason. */
 function isWorkerShutdown(ctx: Context): boolean {
-  return ctx.cancellationDetails?.workerShutdown === true || (ctx.cancellationSignal.reason as Error | undefined)?.message === 'WORKER_SHUTDOWN';
+  return (
+    ctx.cancellationDetails?.workerShutdown === true || (ctx.cancellationSignal.reason as Error | undefined)?.message === 'WORKER_SHUTDOWN'
+  );
 }
 
 /**

@@ -64,7 +64,10 @@ export function createApp(deps: AppDeps) {
   const lockdown = createLockdownService(deps.client, deps.audit);
 
   app.use('*', securityHeaders());
-  const corsOrigins = deps.config.corsOrigins.split(',').map((o) => o.trim()).filter(Boolean);
+  const corsOrigins = deps.config.corsOrigins
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
   if (corsOrigins.length) app.use('/api/*', apiCors(corsOrigins));
   const limits = parseRateLimits(deps.config.rateLimits);
   const limiter = limits && { limits, store: deps.rateLimitStore ?? new MemoryRateLimitStore(), trustProxy: deps.config.trustProxy };
@@ -106,7 +109,11 @@ export function createApp(deps: AppDeps) {
 
   // After every router is mounted: the statuses the middleware above and onError add, on each /api route.
   declareMiddlewareResponses(app.openAPIRegistry);
-  app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer <API key>' });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'Authorization: Bearer <API key>',
+  });
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
     security: [{ apiKey: [] }],
@@ -123,7 +130,10 @@ export function createApp(deps: AppDeps) {
       return c.json({ error: { code: err.code, message: scrubText(err.message) } }, err.status);
     }
     if (isTemporalUnreachable(err)) {
-      return c.json({ error: { code: 'temporal_unavailable', message: 'the Temporal server cannot be reached; try again when it is back' } }, 503);
+      return c.json(
+        { error: { code: 'temporal_unavailable', message: 'the Temporal server cannot be reached; try again when it is back' } },
+        503,
+      );
     }
     const status = (err as { status?: number }).status;
     if (status && status >= 400 && status < 500) {
@@ -132,7 +142,10 @@ export function createApp(deps: AppDeps) {
       const message = status === 415 ? `send the body as JSON with Content-Type: application/json (${err.message})` : err.message;
       return c.json({ error: { code, message: scrubText(message) } }, status as 400);
     }
-    deps.logger.error({ err: { type: err.name, message: err.message, cause: String((err as { cause?: unknown }).cause ?? '') }, path: c.req.path }, 'request failed');
+    deps.logger.error(
+      { err: { type: err.name, message: err.message, cause: String((err as { cause?: unknown }).cause ?? '') }, path: c.req.path },
+      'request failed',
+    );
     return c.json({ error: { code: 'internal', message: 'internal error; the server log has the details' } }, 500);
   });
   return app;

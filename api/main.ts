@@ -30,7 +30,8 @@ const client = new Client({
 });
 const keys = KeyStore.open(join(resolve(config.dataDir), 'warden.db'));
 if (config.adminApiKey) {
-  if (keys.ensure('admin (WARDEN_ADMIN_API_KEY)', 'admin', config.adminApiKey)) logger.info('admin API key from WARDEN_ADMIN_API_KEY registered');
+  if (keys.ensure('admin (WARDEN_ADMIN_API_KEY)', 'admin', config.adminApiKey))
+    logger.info('admin API key from WARDEN_ADMIN_API_KEY registered');
 } else if (!keys.hasActiveAdmin()) {
   // Shown once, on the terminal, never in the structured log: only its hash is kept.
   const admin = keys.create('admin (first start)', 'admin', 'system');
@@ -61,7 +62,12 @@ const shutdown = (signal: string) => {
   if (stopping) return;
   stopping = true;
   logger.info({ signal, grace_seconds: config.apiShutdownGraceSeconds }, 'API shutting down: no new connections; open requests may finish');
-  server.close(() => void Promise.allSettled([connection.close(), tracing?.shutdown()]).finally(() => (keys.close(), audit.close(), vault.close(), process.exit(0))));
+  server.close(
+    () =>
+      void Promise.allSettled([connection.close(), tracing?.shutdown()]).finally(
+        () => (keys.close(), audit.close(), vault.close(), process.exit(0)),
+      ),
+  );
   const http = server as Server;
   // Idle keep-alive connections would hold close() open: close each as it becomes idle.
   const idle = setInterval(() => http.closeIdleConnections(), 100);

@@ -11,9 +11,7 @@ export const ErrorSchema = z.object({
 });
 
 export const errorResponses = (...codes: number[]) =>
-  Object.fromEntries(
-    codes.map((code) => [code, { description: 'Error', content: { 'application/json': { schema: ErrorSchema } } }]),
-  );
+  Object.fromEntries(codes.map((code) => [code, { description: 'Error', content: { 'application/json': { schema: ErrorSchema } } }]));
 
 /** Every validation failure: 400 with each problem as "where: what". */
 export const validationHook: Hook<unknown, AppEnv, string, unknown> = (result, c) => {

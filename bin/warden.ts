@@ -24,7 +24,7 @@ function usage(): string {
     ...Object.values(COMMANDS).map((c) => `  ${c.usage.padEnd(width)}  ${c.summary}`),
     '',
     'WARDEN_API_URL (http://127.0.0.1:8080) and WARDEN_API_KEY (else .warden/data/admin-key) say where and who.',
-    '--json prints the API\'s answer as it is. Exit codes: 1 failed, 2 usage, 3 API unreachable, 4 key refused or role too low.',
+    "--json prints the API's answer as it is. Exit codes: 1 failed, 2 usage, 3 API unreachable, 4 key refused or role too low.",
   ].join('\n');
 }
 
@@ -60,7 +60,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => (process.exitCode = code),
   (err) => {
-    process.stderr.write(`warden: ${err instanceof CliError ? err.message : (err as Error).stack ?? err}\n`);
+    process.stderr.write(`warden: ${err instanceof CliError ? err.message : ((err as Error).stack ?? err)}\n`);
     process.exitCode = err instanceof CliError ? err.exitCode : EXIT.failed;
   },
 );

@@ -53,6 +53,9 @@ export function assessAction(policy: Policy, request: ActionRequestFields, skill
     },
     skills.manifests,
   );
-  const reasons = [...decision.reasons, ...(screen.verdict === 'clean' ? [] : [`injection screen: ${screen.verdict} (${screen.categories.join(', ')})`])];
+  const reasons = [
+    ...decision.reasons,
+    ...(screen.verdict === 'clean' ? [] : [`injection screen: ${screen.verdict} (${screen.categories.join(', ')})`]),
+  ];
   return { command, screen, decision, reasons };
 }

@@ -67,9 +67,7 @@ export const ApproveActionRequestSchema = z
   .object({
     approved: z.boolean(),
     comment: z.string().max(2000).optional(),
-    params_hash: z
-      .string()
-      .regex(/^[0-9a-f]{64}$/, 'params_hash: the 64-hex-digit hash shown with the action (what you reviewed)'),
+    params_hash: z.string().regex(/^[0-9a-f]{64}$/, 'params_hash: the 64-hex-digit hash shown with the action (what you reviewed)'),
   })
   .strict();
 

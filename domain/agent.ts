@@ -36,7 +36,9 @@ const LIMIT_FIELDS = {
     .int()
     .min(32)
     .max(65536)
-    .describe(`Memory limit in MiB; no swap. It holds the tmpfs mounts too: /workspace (disk_mb), /tmp (${SANDBOX_TMP_MB} MiB) and /dev/shm (${SANDBOX_SHM_MB} MiB).`),
+    .describe(
+      `Memory limit in MiB; no swap. It holds the tmpfs mounts too: /workspace (disk_mb), /tmp (${SANDBOX_TMP_MB} MiB) and /dev/shm (${SANDBOX_SHM_MB} MiB).`,
+    ),
   disk_mb: z
     .number()
     .int()
@@ -97,7 +99,6 @@ export const NewAgentIdSchema = AgentIdSchema.refine((id) => !isReservedId(id), 
   message: `agent id: ids starting with ${RESERVED_ID_PREFIXES.map((p) => `"${p}"`).join(', ')} are reserved for Warden's own workflows; choose another`,
 });
 
-
 /** What happens when an agent's container is lost while it runs (removed, killed, out of memory, engine restart). */
 export const RESTART_POLICIES = ['never', 'on-failure'] as const;
 export const RestartPolicySchema = z.enum(RESTART_POLICIES);
@@ -110,12 +111,19 @@ export const CreateAgentRequestSchema = z
     agent_id: NewAgentIdSchema.optional().describe(
       `Optional; generated when absent. Creating an existing id is refused, and so is one starting with ${RESERVED_ID_PREFIXES.map((p) => `"${p}"`).join(', ')}.`,
     ),
-    resource_limits: AskedLimitsSchema.optional()
-      .describe('Operators may ask up to the WARDEN_OPERATOR_MAX_* limits and no network; beyond them, or network_enabled, an admin must create the agent.'),
+    resource_limits: AskedLimitsSchema.optional().describe(
+      'Operators may ask up to the WARDEN_OPERATOR_MAX_* limits and no network; beyond them, or network_enabled, an admin must create the agent.',
+    ),
     runtime: SandboxRuntimeSchema.optional().describe(
       'Ask for one runtime; default: the strongest the host has. runc (no sandbox kernel) only for an admin, and only with WARDEN_REQUIRE_SANDBOX off.',
     ),
-    idle_ttl_seconds: z.number().int().min(10).max(30 * 24 * 3600).optional().describe('Auto-stop after this long without activity.'),
+    idle_ttl_seconds: z
+      .number()
+      .int()
+      .min(10)
+      .max(30 * 24 * 3600)
+      .optional()
+      .describe('Auto-stop after this long without activity.'),
     restart_policy: RestartPolicySchema.optional().describe(
       'never (default): a lost container puts the agent in error. on-failure: a new sandbox is made in its place (a fresh workspace), up to max_restarts times.',
     ),
@@ -161,7 +169,12 @@ export const ExecRequestSchema = z
   .object({
     command: z.array(z.string()).min(1).max(256),
     timeout_ms: z.number().int().min(100).max(3_600_000).default(60_000),
-    max_output_bytes: z.number().int().min(1).max(512 * 1024).default(64 * 1024),
+    max_output_bytes: z
+      .number()
+      .int()
+      .min(1)
+      .max(512 * 1024)
+      .default(64 * 1024),
   })
   .strict();
 export type ExecRequest = z.infer<typeof ExecRequestSchema>;

@@ -186,5 +186,7 @@ type HashedFields = Omit<AuditEntry, 'hash' | 'actor_verified'> & { actor_verifi
 export function hashEntry(entry: HashedFields): string {
   const { hash: _ignored, actor_verified, ...rest } = entry;
   const fields = actor_verified === null || actor_verified === undefined ? rest : { ...rest, actor_verified };
-  return createHash('sha256').update(`${entry.prev_hash}\n${canonicalJson(fields)}`, 'utf8').digest('hex');
+  return createHash('sha256')
+    .update(`${entry.prev_hash}\n${canonicalJson(fields)}`, 'utf8')
+    .digest('hex');
 }

@@ -15,147 +15,383 @@ const bool = z.preprocess(
 const WORKER_ROLES = ['control', 'sandbox'] as const;
 
 /** Every setting says what it does (`.describe`): docs/configuration.md is generated from these texts. */
-export const ConfigSchema = z.object({
-  temporalAddress: z.string().min(1).default('127.0.0.1:7233')
-    .describe('The Temporal frontend (host:port) the API and the workers connect to; set it for `make up` to use an existing server instead of its dev server.'),
-  temporalNamespace: z.string().min(1).default('default')
-    .describe('The Temporal namespace Warden runs in; its search attributes must be registered there.'),
-  temporalTlsCa: z.string().min(1).optional()
-    .describe('TLS to the Temporal frontend (API and workers): the PEM file of the CA that signed the frontend\'s certificate. Unset: plaintext. See [security.md](security.md#what-someone-on-temporals-port-can-still-do).'),
-  temporalTlsCert: z.string().min(1).optional()
-    .describe('Mutual TLS to Temporal: this process\'s client certificate (PEM file); set it with `WARDEN_TEMPORAL_TLS_KEY`, both or neither.'),
-  temporalTlsKey: z.string().min(1).optional()
-    .describe('Mutual TLS to Temporal: the key of the client certificate (PEM file); set it with `WARDEN_TEMPORAL_TLS_CERT`, both or neither.'),
-  temporalTlsServerName: z.string().min(1).optional()
-    .describe('TLS to Temporal: the name the frontend\'s certificate carries, when it is not the host of `TEMPORAL_ADDRESS`.'),
-  workerRoles: z.preprocess(
-    (v) => (typeof v === 'string' ? v.split(',').map((r) => r.trim()) : v),
-    z.array(z.enum(WORKER_ROLES, { error: (issue) => `unknown role "${String(issue.input)}" (known: ${WORKER_ROLES.join(', ')})` })),
-  ).default([...WORKER_ROLES])
-    .describe('Worker process only: which workers it runs (comma-separated): `control` (the workflows, task queue `warden-control`) and `sandbox` (this Docker host\'s sandbox activities, task queue `warden-sandbox@<host id>`, and the watches of its sandboxes, task queue `warden-sandbox-watch@<host id>`).'),
-  dockerHostId: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/).default('local')
-    .describe('This worker\'s Docker host (lower-case letters, digits, dots and hyphens); its sandbox worker polls the task queue `warden-sandbox@<id>`.'),
-  sandboxImage: z.string().min(1).default('warden-sandbox:bookworm')
-    .describe('The image every sandbox runs (`make up` builds it; with Compose the `sandbox-image` service does).'),
-  sandboxRuntime: z.union([z.literal('auto'), SandboxRuntimeSchema]).default('auto')
-    .describe('`auto` (the strongest runtime the engine has: runsc, then kata, then runc with a warning), or `runsc`, `kata` or `runc`.'),
-  requireSandbox: bool.default(true)
-    .describe('Fail closed: never run an agent under plain runc. `false`: an admin may ask for `runtime: "runc"`, and `auto` falls back to it with a warning on a host without gVisor or Kata. Booleans read `1`, `0`, `true`, `false`, `yes` or `no`.'),
-  memoryOvercommit: z.coerce.number().min(0.1).max(10).default(1)
-    .describe('Admission: the memory limits of the agents on a Docker host may add up to the host\'s memory times this (0.1 to 10; 1: no overcommit); a new agent that does not fit is refused (409).'),
-  cpuOvercommit: z.coerce.number().min(0.1).max(64).default(4)
-    .describe('Admission: the agents\' `cpu_cores` on a Docker host may add up to its cores times this (0.1 to 64; a CPU limit is a ceiling, not memory that runs out).'),
-  operatorMaxCpuCores: z.coerce.number().min(0.05).max(64).default(2)
-    .describe('The largest `cpu_cores` a key below admin may ask for (0.05 to 64); more needs an admin (up to 64).'),
-  operatorMaxMemoryMb: z.coerce.number().int().min(32).max(65536).default(2048)
-    .describe('The largest `memory_mb` a key below admin may ask for (32 to 65536); more needs an admin (up to 65536).'),
-  operatorMaxDiskMb: z.coerce.number().int().min(1).max(65536).default(1024)
-    .describe('The largest `disk_mb` (the `/workspace` tmpfs) a key below admin may ask for (1 to 65536); more needs an admin (up to 65536).'),
-  operatorMaxProcesses: z.coerce.number().int().min(8).max(32768).default(512)
-    .describe('The largest `max_processes` a key below admin may ask for (8 to 32768); more needs an admin (up to 32768).'),
-  maxAgents: z.coerce.number().int().min(1).max(10_000).default(50)
-    .describe('Capacity: agents admitted at once, over all Docker hosts (1 to 10000); more creates get `409 capacity_exceeded`.'),
-  agentIdleTtlSeconds: z.coerce.number().int().min(10).default(3600)
-    .describe('The default idle TTL: an agent idle this long is stopped (10 or more; an agent may ask for its own).'),
-  stopGraceSeconds: z.coerce.number().int().min(0).max(300).default(10)
-    .describe('SIGTERM to SIGKILL when a sandbox stops (0 to 300 seconds).'),
-  sandboxSlots: z.coerce.number().int().min(1).max(10_000).default(100)
-    .describe('Worker only: how many sandbox activities (commands; creating, pausing, stopping and removing sandboxes; the reaper\'s) the sandbox worker runs at once (1 to 10000); more wait their turn. The watches of the sandboxes do not count: they have `WARDEN_WATCH_SLOTS`.'),
-  watchSlots: z.coerce.number().int().min(1).max(100_000).default(10_000)
-    .describe('Worker only: how many sandboxes the sandbox worker watches at once, one per agent on its Docker host (task queue `warden-sandbox-watch@<host id>`; 1 to 100000). An agent beyond it only notices its container\'s end once a watch slot is free.'),
-  workerShutdownGraceSeconds: z.coerce.number().int().min(0).max(3600).default(30)
-    .describe('Worker only: after SIGTERM, how long a worker lets activities in flight finish before handing them back to Temporal (0 to 3600 seconds).'),
-  apiShutdownGraceSeconds: z.coerce.number().int().min(0).max(3600).default(10)
-    .describe('API only: after SIGTERM, how long the API lets open requests finish before closing their connections (0 to 3600 seconds).'),
-  apiHost: z.string().default('127.0.0.1')
-    .describe('API only: the address the API listens on.'),
-  apiPort: z.coerce.number().int().min(0).max(65535).default(8080)
-    .describe('API only: the port the API listens on.'),
-  dataDir: z.string().min(1).default('.warden/data')
-    .describe('Warden\'s data directory: the audit log, the vault, the API keys, the master key file, and `make up`\'s Temporal dev server database (`temporal.db`). The API and the workers of one host share it.'),
-  devServerPort: z.coerce.number().int().min(1).max(65535).default(7233)
-    .describe('`make up` only: the gRPC port of its Temporal dev server.'),
-  devServerUiPort: z.coerce.number().int().min(1).max(65535).default(8233)
-    .describe('`make up` only: the Web UI port of its Temporal dev server.'),
-  approvalExpirySeconds: z.coerce.number().int().min(1).max(30 * 24 * 3600).default(1800)
-    .describe('An action awaiting approval this long expires and never runs (1 second to 30 days).'),
-  policyFile: z.string().min(1).optional()
-    .describe('The policy file. Unset: the shipped `domain/policy.default.json`.'),
-  adminApiKey: z.string().min(24, 'at least 24 characters').optional()
-    .describe('API only: an admin API key to accept (24+ characters). Unset: the API makes one on first start and prints it once; `make up` keeps its own in `<data dir>/admin-key`.'),
-  masterKey: z.string().min(1).optional()
-    .describe('The master key (base64 of 32 bytes: `openssl rand -base64 32`) for the vault and payload encryption, the same in every process. Unset: a key file `master-keys.json` in the data dir, made on first start (back it up).'),
-  masterKeyPrevious: z.string().min(1).optional()
-    .describe('Older master keys (comma-separated), kept to decrypt what they encrypted until `POST /api/secrets/rotate` has re-encrypted the secrets under the new one.'),
-  payloadAllowPlaintext: bool.default(false)
-    .describe('Temporary migration switch: read Temporal payloads written before encryption (each process logs a warning); see [Encrypted payloads](security.md#encrypted-payloads).'),
-  codecCorsOrigins: z.string().min(1).optional()
-    .describe('API only: Web UI origins (comma-separated) allowed to call the codec server. Unset: the dev server\'s UI, `http://localhost:8233` and `http://127.0.0.1:8233`.'),
-  rateLimits: z
-    .string()
-    .default(DEFAULT_RATE_LIMITS)
-    .superRefine((text, ctx) => {
-      try {
-        parseRateLimits(text);
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', message: (err as Error).message });
-      }
-    })
-    .describe('API only: token buckets per route group, per API key and per client address (`<group>=<count>/<period>[:<burst>]`, see [API hardening](api.md#api-hardening)); `off` turns them off.'),
-  trustProxy: z.coerce.number().int().min(0).max(10).default(0)
-    .describe('API only: reverse proxies in front of the API whose `X-Forwarded-For` entry is believed (0 to 10); 0: the socket\'s peer is the client.'),
-  corsOrigins: z.string().default('')
-    .describe('API only: browser origins (comma-separated) allowed to call `/api`. Empty: none.'),
-  maxBodyBytes: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024)
-    .describe('API only: the largest request body (1024 bytes to 64 MiB); above it, 413.'),
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
-    .describe('The pino log level: `fatal`, `error`, `warn`, `info`, `debug`, `trace` or `silent`.'),
-  alertWebhooks: z.preprocess(
-    (v) => (typeof v === 'string' ? v.split(',').map((u) => u.trim()).filter(Boolean) : v),
-    z.array(z.url({ protocol: /^https?$/, error: 'each webhook must be an http(s) URL' })).max(20),
-  ).default([])
-    .describe('Alert webhook URLs, comma-separated (http or https, at most 20); see [Alerts](operations.md#alerts). Unset: no alerts. The API arms the approval and capacity alerts, the worker signs and sends.'),
-  alertSecret: z.string().min(32, 'at least 32 characters').optional()
-    .describe('The HMAC-SHA256 key (32+ characters) signing every alert; required with webhooks.'),
-  alertApprovalPendingSeconds: z.coerce.number().int().min(1).default(900)
-    .describe('Alert when an action has awaited approval this long.'),
-  alertCapacityPercent: z.coerce.number().int().min(1).max(100).default(90)
-    .describe('Alert when admitted agents reach this percentage of `WARDEN_MAX_AGENTS` (1 to 100).'),
-  reaperIntervalSeconds: z.coerce
-    .number()
-    .int()
-    .max(7 * 24 * 3600)
-    .refine((v) => v === 0 || v >= 10, '0 (no schedule) or at least 10 seconds')
-    .default(300)
-    .describe('Worker only: the interval of the reaper\'s Temporal Schedule on this Docker host (10 seconds to 7 days); `0`: this worker process makes no schedule (the test suite\'s spawned workers).'),
-  metricsToken: z.string().min(16, 'at least 16 characters').optional()
-    .describe('API only: a bearer token (16+ characters) every scrape of `/metrics` must send. Unset: `/metrics` is open on the API\'s address.'),
-  metricsMaxContainers: z.coerce.number().int().min(0).max(10_000).default(100)
-    .describe('API only: at most this many sandboxes get per-container gauges in `/metrics` (0 to 10000).'),
-  sdkMetricsAddress: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^\s:[\]]+):\d{1,5}$/, 'host:port').optional()
-    .describe('Worker only: `host:port` where the Temporal SDK serves its Prometheus metrics. Unset: off.'),
-  otelEndpoint: z.url({ protocol: /^https?$/, error: 'an http(s) URL such as http://127.0.0.1:4318' }).optional()
-    .describe('API and worker: an OTLP/HTTP collector\'s base URL (e.g. `http://127.0.0.1:4318`); spans go to `<url>/v1/traces`. Unset: no tracing.'),
-  providersFile: z.string().min(1).optional()
-    .describe('The model providers file (JSON: `{"providers": [{name, kind, base_url, default_model, api_key_secret, fallback}]}`); see [Model providers](models.md). Unset: only the provider of `WARDEN_LLM_BASE_URL`, if any.'),
-  llmKind: z.enum(['openai', 'anthropic']).default('openai')
-    .describe('The protocol of the single provider of `WARDEN_LLM_BASE_URL`: `openai` (OpenAI and compatible servers: Ollama, vLLM, llama.cpp) or `anthropic`.'),
-  llmBaseUrl: z.url({ protocol: /^https?$/, error: 'an http(s) URL such as http://127.0.0.1:11434/v1' }).optional()
-    .describe('A single model provider without a file, named `default` (e.g. `http://127.0.0.1:11434/v1` for Ollama); needs `WARDEN_LLM_MODEL`.'),
-  llmModel: z.string().min(1).optional()
-    .describe('The default model of the `WARDEN_LLM_BASE_URL` provider.'),
-  llmApiKeySecret: z.string().min(1).optional()
-    .describe('The vault secret (its name, never the key) holding the API key of the `WARDEN_LLM_BASE_URL` provider; unset for a server that wants no key.'),
-}).refine((c) => c.alertWebhooks.length === 0 || c.alertSecret !== undefined, {
-  path: ['alertSecret'],
-  message: 'required when WARDEN_ALERT_WEBHOOKS is set: alerts are always signed',
-}).refine((c) => c.llmBaseUrl === undefined || c.llmModel !== undefined, {
-  path: ['llmModel'],
-  message: 'required when WARDEN_LLM_BASE_URL is set: the model requests use when they name none',
-}).refine((c) => (c.temporalTlsCert === undefined) === (c.temporalTlsKey === undefined), {
-  path: ['temporalTlsKey'],
-  message: 'a client certificate needs its key and a key its certificate: set both WARDEN_TEMPORAL_TLS_CERT and WARDEN_TEMPORAL_TLS_KEY, or neither',
-});
+export const ConfigSchema = z
+  .object({
+    temporalAddress: z
+      .string()
+      .min(1)
+      .default('127.0.0.1:7233')
+      .describe(
+        'The Temporal frontend (host:port) the API and the workers connect to; set it for `make up` to use an existing server instead of its dev server.',
+      ),
+    temporalNamespace: z
+      .string()
+      .min(1)
+      .default('default')
+      .describe('The Temporal namespace Warden runs in; its search attributes must be registered there.'),
+    temporalTlsCa: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "TLS to the Temporal frontend (API and workers): the PEM file of the CA that signed the frontend's certificate. Unset: plaintext. See [security.md](security.md#what-someone-on-temporals-port-can-still-do).",
+      ),
+    temporalTlsCert: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "Mutual TLS to Temporal: this process's client certificate (PEM file); set it with `WARDEN_TEMPORAL_TLS_KEY`, both or neither.",
+      ),
+    temporalTlsKey: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Mutual TLS to Temporal: the key of the client certificate (PEM file); set it with `WARDEN_TEMPORAL_TLS_CERT`, both or neither.',
+      ),
+    temporalTlsServerName: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("TLS to Temporal: the name the frontend's certificate carries, when it is not the host of `TEMPORAL_ADDRESS`."),
+    workerRoles: z
+      .preprocess(
+        (v) => (typeof v === 'string' ? v.split(',').map((r) => r.trim()) : v),
+        z.array(z.enum(WORKER_ROLES, { error: (issue) => `unknown role "${String(issue.input)}" (known: ${WORKER_ROLES.join(', ')})` })),
+      )
+      .default([...WORKER_ROLES])
+      .describe(
+        "Worker process only: which workers it runs (comma-separated): `control` (the workflows, task queue `warden-control`) and `sandbox` (this Docker host's sandbox activities, task queue `warden-sandbox@<host id>`, and the watches of its sandboxes, task queue `warden-sandbox-watch@<host id>`).",
+      ),
+    dockerHostId: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9.-]*$/)
+      .default('local')
+      .describe(
+        "This worker's Docker host (lower-case letters, digits, dots and hyphens); its sandbox worker polls the task queue `warden-sandbox@<id>`.",
+      ),
+    sandboxImage: z
+      .string()
+      .min(1)
+      .default('warden-sandbox:bookworm')
+      .describe('The image every sandbox runs (`make up` builds it; with Compose the `sandbox-image` service does).'),
+    sandboxRuntime: z
+      .union([z.literal('auto'), SandboxRuntimeSchema])
+      .default('auto')
+      .describe('`auto` (the strongest runtime the engine has: runsc, then kata, then runc with a warning), or `runsc`, `kata` or `runc`.'),
+    requireSandbox: bool
+      .default(true)
+      .describe(
+        'Fail closed: never run an agent under plain runc. `false`: an admin may ask for `runtime: "runc"`, and `auto` falls back to it with a warning on a host without gVisor or Kata. Booleans read `1`, `0`, `true`, `false`, `yes` or `no`.',
+      ),
+    memoryOvercommit: z.coerce
+      .number()
+      .min(0.1)
+      .max(10)
+      .default(1)
+      .describe(
+        "Admission: the memory limits of the agents on a Docker host may add up to the host's memory times this (0.1 to 10; 1: no overcommit); a new agent that does not fit is refused (409).",
+      ),
+    cpuOvercommit: z.coerce
+      .number()
+      .min(0.1)
+      .max(64)
+      .default(4)
+      .describe(
+        "Admission: the agents' `cpu_cores` on a Docker host may add up to its cores times this (0.1 to 64; a CPU limit is a ceiling, not memory that runs out).",
+      ),
+    operatorMaxCpuCores: z.coerce
+      .number()
+      .min(0.05)
+      .max(64)
+      .default(2)
+      .describe('The largest `cpu_cores` a key below admin may ask for (0.05 to 64); more needs an admin (up to 64).'),
+    operatorMaxMemoryMb: z.coerce
+      .number()
+      .int()
+      .min(32)
+      .max(65536)
+      .default(2048)
+      .describe('The largest `memory_mb` a key below admin may ask for (32 to 65536); more needs an admin (up to 65536).'),
+    operatorMaxDiskMb: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(65536)
+      .default(1024)
+      .describe(
+        'The largest `disk_mb` (the `/workspace` tmpfs) a key below admin may ask for (1 to 65536); more needs an admin (up to 65536).',
+      ),
+    operatorMaxProcesses: z.coerce
+      .number()
+      .int()
+      .min(8)
+      .max(32768)
+      .default(512)
+      .describe('The largest `max_processes` a key below admin may ask for (8 to 32768); more needs an admin (up to 32768).'),
+    maxAgents: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(10_000)
+      .default(50)
+      .describe('Capacity: agents admitted at once, over all Docker hosts (1 to 10000); more creates get `409 capacity_exceeded`.'),
+    agentIdleTtlSeconds: z.coerce
+      .number()
+      .int()
+      .min(10)
+      .default(3600)
+      .describe('The default idle TTL: an agent idle this long is stopped (10 or more; an agent may ask for its own).'),
+    stopGraceSeconds: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(300)
+      .default(10)
+      .describe('SIGTERM to SIGKILL when a sandbox stops (0 to 300 seconds).'),
+    sandboxSlots: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(10_000)
+      .default(100)
+      .describe(
+        "Worker only: how many sandbox activities (commands; creating, pausing, stopping and removing sandboxes; the reaper's) the sandbox worker runs at once (1 to 10000); more wait their turn. The watches of the sandboxes do not count: they have `WARDEN_WATCH_SLOTS`.",
+      ),
+    watchSlots: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(100_000)
+      .default(10_000)
+      .describe(
+        "Worker only: how many sandboxes the sandbox worker watches at once, one per agent on its Docker host (task queue `warden-sandbox-watch@<host id>`; 1 to 100000). An agent beyond it only notices its container's end once a watch slot is free.",
+      ),
+    workerShutdownGraceSeconds: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(3600)
+      .default(30)
+      .describe(
+        'Worker only: after SIGTERM, how long a worker lets activities in flight finish before handing them back to Temporal (0 to 3600 seconds).',
+      ),
+    apiShutdownGraceSeconds: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(3600)
+      .default(10)
+      .describe(
+        'API only: after SIGTERM, how long the API lets open requests finish before closing their connections (0 to 3600 seconds).',
+      ),
+    apiHost: z.string().default('127.0.0.1').describe('API only: the address the API listens on.'),
+    apiPort: z.coerce.number().int().min(0).max(65535).default(8080).describe('API only: the port the API listens on.'),
+    dataDir: z
+      .string()
+      .min(1)
+      .default('.warden/data')
+      .describe(
+        "Warden's data directory: the audit log, the vault, the API keys, the master key file, and `make up`'s Temporal dev server database (`temporal.db`). The API and the workers of one host share it.",
+      ),
+    devServerPort: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(65535)
+      .default(7233)
+      .describe('`make up` only: the gRPC port of its Temporal dev server.'),
+    devServerUiPort: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(65535)
+      .default(8233)
+      .describe('`make up` only: the Web UI port of its Temporal dev server.'),
+    approvalExpirySeconds: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(30 * 24 * 3600)
+      .default(1800)
+      .describe('An action awaiting approval this long expires and never runs (1 second to 30 days).'),
+    policyFile: z.string().min(1).optional().describe('The policy file. Unset: the shipped `domain/policy.default.json`.'),
+    adminApiKey: z
+      .string()
+      .min(24, 'at least 24 characters')
+      .optional()
+      .describe(
+        'API only: an admin API key to accept (24+ characters). Unset: the API makes one on first start and prints it once; `make up` keeps its own in `<data dir>/admin-key`.',
+      ),
+    masterKey: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'The master key (base64 of 32 bytes: `openssl rand -base64 32`) for the vault and payload encryption, the same in every process. Unset: a key file `master-keys.json` in the data dir, made on first start (back it up).',
+      ),
+    masterKeyPrevious: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Older master keys (comma-separated), kept to decrypt what they encrypted until `POST /api/secrets/rotate` has re-encrypted the secrets under the new one.',
+      ),
+    payloadAllowPlaintext: bool
+      .default(false)
+      .describe(
+        'Temporary migration switch: read Temporal payloads written before encryption (each process logs a warning); see [Encrypted payloads](security.md#encrypted-payloads).',
+      ),
+    codecCorsOrigins: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "API only: Web UI origins (comma-separated) allowed to call the codec server. Unset: the dev server's UI, `http://localhost:8233` and `http://127.0.0.1:8233`.",
+      ),
+    rateLimits: z
+      .string()
+      .default(DEFAULT_RATE_LIMITS)
+      .superRefine((text, ctx) => {
+        try {
+          parseRateLimits(text);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        }
+      })
+      .describe(
+        'API only: token buckets per route group, per API key and per client address (`<group>=<count>/<period>[:<burst>]`, see [API hardening](api.md#api-hardening)); `off` turns them off.',
+      ),
+    trustProxy: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(10)
+      .default(0)
+      .describe(
+        "API only: reverse proxies in front of the API whose `X-Forwarded-For` entry is believed (0 to 10); 0: the socket's peer is the client.",
+      ),
+    corsOrigins: z.string().default('').describe('API only: browser origins (comma-separated) allowed to call `/api`. Empty: none.'),
+    maxBodyBytes: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .max(64 * 1024 * 1024)
+      .default(1024 * 1024)
+      .describe('API only: the largest request body (1024 bytes to 64 MiB); above it, 413.'),
+    logLevel: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .default('info')
+      .describe('The pino log level: `fatal`, `error`, `warn`, `info`, `debug`, `trace` or `silent`.'),
+    alertWebhooks: z
+      .preprocess(
+        (v) =>
+          typeof v === 'string'
+            ? v
+                .split(',')
+                .map((u) => u.trim())
+                .filter(Boolean)
+            : v,
+        z.array(z.url({ protocol: /^https?$/, error: 'each webhook must be an http(s) URL' })).max(20),
+      )
+      .default([])
+      .describe(
+        'Alert webhook URLs, comma-separated (http or https, at most 20); see [Alerts](operations.md#alerts). Unset: no alerts. The API arms the approval and capacity alerts, the worker signs and sends.',
+      ),
+    alertSecret: z
+      .string()
+      .min(32, 'at least 32 characters')
+      .optional()
+      .describe('The HMAC-SHA256 key (32+ characters) signing every alert; required with webhooks.'),
+    alertApprovalPendingSeconds: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .default(900)
+      .describe('Alert when an action has awaited approval this long.'),
+    alertCapacityPercent: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(100)
+      .default(90)
+      .describe('Alert when admitted agents reach this percentage of `WARDEN_MAX_AGENTS` (1 to 100).'),
+    reaperIntervalSeconds: z.coerce
+      .number()
+      .int()
+      .max(7 * 24 * 3600)
+      .refine((v) => v === 0 || v >= 10, '0 (no schedule) or at least 10 seconds')
+      .default(300)
+      .describe(
+        "Worker only: the interval of the reaper's Temporal Schedule on this Docker host (10 seconds to 7 days); `0`: this worker process makes no schedule (the test suite's spawned workers).",
+      ),
+    metricsToken: z
+      .string()
+      .min(16, 'at least 16 characters')
+      .optional()
+      .describe(
+        "API only: a bearer token (16+ characters) every scrape of `/metrics` must send. Unset: `/metrics` is open on the API's address.",
+      ),
+    metricsMaxContainers: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(10_000)
+      .default(100)
+      .describe('API only: at most this many sandboxes get per-container gauges in `/metrics` (0 to 10000).'),
+    sdkMetricsAddress: z
+      .string()
+      .regex(/^(\[[0-9a-fA-F:]+\]|[^\s:[\]]+):\d{1,5}$/, 'host:port')
+      .optional()
+      .describe('Worker only: `host:port` where the Temporal SDK serves its Prometheus metrics. Unset: off.'),
+    otelEndpoint: z
+      .url({ protocol: /^https?$/, error: 'an http(s) URL such as http://127.0.0.1:4318' })
+      .optional()
+      .describe(
+        "API and worker: an OTLP/HTTP collector's base URL (e.g. `http://127.0.0.1:4318`); spans go to `<url>/v1/traces`. Unset: no tracing.",
+      ),
+    providersFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'The model providers file (JSON: `{"providers": [{name, kind, base_url, default_model, api_key_secret, fallback}]}`); see [Model providers](models.md). Unset: only the provider of `WARDEN_LLM_BASE_URL`, if any.',
+      ),
+    llmKind: z
+      .enum(['openai', 'anthropic'])
+      .default('openai')
+      .describe(
+        'The protocol of the single provider of `WARDEN_LLM_BASE_URL`: `openai` (OpenAI and compatible servers: Ollama, vLLM, llama.cpp) or `anthropic`.',
+      ),
+    llmBaseUrl: z
+      .url({ protocol: /^https?$/, error: 'an http(s) URL such as http://127.0.0.1:11434/v1' })
+      .optional()
+      .describe(
+        'A single model provider without a file, named `default` (e.g. `http://127.0.0.1:11434/v1` for Ollama); needs `WARDEN_LLM_MODEL`.',
+      ),
+    llmModel: z.string().min(1).optional().describe('The default model of the `WARDEN_LLM_BASE_URL` provider.'),
+    llmApiKeySecret: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'The vault secret (its name, never the key) holding the API key of the `WARDEN_LLM_BASE_URL` provider; unset for a server that wants no key.',
+      ),
+  })
+  .refine((c) => c.alertWebhooks.length === 0 || c.alertSecret !== undefined, {
+    path: ['alertSecret'],
+    message: 'required when WARDEN_ALERT_WEBHOOKS is set: alerts are always signed',
+  })
+  .refine((c) => c.llmBaseUrl === undefined || c.llmModel !== undefined, {
+    path: ['llmModel'],
+    message: 'required when WARDEN_LLM_BASE_URL is set: the model requests use when they name none',
+  })
+  .refine((c) => (c.temporalTlsCert === undefined) === (c.temporalTlsKey === undefined), {
+    path: ['temporalTlsKey'],
+    message:
+      'a client certificate needs its key and a key its certificate: set both WARDEN_TEMPORAL_TLS_CERT and WARDEN_TEMPORAL_TLS_KEY, or neither',
+  });
 export type Config = z.infer<typeof ConfigSchema>;
 
 /** The environment variable of each setting. */

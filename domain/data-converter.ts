@@ -21,7 +21,6 @@ export function createDataConverter(codec: PayloadEncryptionCodec): DataConverte
   return { payloadCodecs: [codec], failureConverterPath: FAILURE_CONVERTER_PATH };
 }
 
-
 /**
  * The DataConverter of workers. A payload the codec refuses (plaintext, a foreign key, tampered
  * bytes) would fail the workflow task on every retry, wedging the workflow for good: anyone who
@@ -64,7 +63,10 @@ export function loadPayloadCodec(config: Config, log: { warn(details: object, me
     onKeyFileCreated: (file) => log.warn({ file }, 'created the master key file (mode 0600): back it up, or set WARDEN_MASTER_KEY'),
   });
   if (config.payloadAllowPlaintext) {
-    log.warn({}, 'WARDEN_PAYLOAD_ALLOW_PLAINTEXT is on: unencrypted Temporal payloads are accepted; turn it off once older workflows have finished');
+    log.warn(
+      {},
+      'WARDEN_PAYLOAD_ALLOW_PLAINTEXT is on: unencrypted Temporal payloads are accepted; turn it off once older workflows have finished',
+    );
   }
   return new PayloadEncryptionCodec(keyring, { allowPlaintext: config.payloadAllowPlaintext });
 }

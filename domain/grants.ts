@@ -81,7 +81,14 @@ export class Grants {
   /** The claims of a genuine grant of this kind; throws a GrantError saying what is wrong otherwise. */
   verify<K extends GrantClaims['kind']>(grant: unknown, kind: K): Extract<GrantClaims, { kind: K }> {
     const g = grant as Partial<Grant> | null | undefined;
-    if (!g || typeof g !== 'object' || !g.claims || typeof g.claims !== 'object' || typeof g.mac !== 'string' || typeof g.key_id !== 'string') {
+    if (
+      !g ||
+      typeof g !== 'object' ||
+      !g.claims ||
+      typeof g.claims !== 'object' ||
+      typeof g.mac !== 'string' ||
+      typeof g.key_id !== 'string'
+    ) {
       throw new GrantError(`no ${kind} grant: it must come from the Warden API`);
     }
     let expected: string;
@@ -94,7 +101,8 @@ export class Grants {
     if (given.length !== 32 || !timingSafeEqual(given, Buffer.from(expected, 'hex'))) {
       throw new GrantError(`the ${kind} grant's signature does not match: it was not made by the Warden API, or it was altered`);
     }
-    if (g.claims.kind !== kind) throw new GrantError(`this is not a grant of the ${kind} kind (it is one of the ${String(g.claims.kind)} kind)`);
+    if (g.claims.kind !== kind)
+      throw new GrantError(`this is not a grant of the ${kind} kind (it is one of the ${String(g.claims.kind)} kind)`);
     return g.claims as Extract<GrantClaims, { kind: K }>;
   }
 

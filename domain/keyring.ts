@@ -68,7 +68,10 @@ export class Keyring {
       const keys = new Map<string, Buffer>();
       const current = parseMasterKey(opts.masterKey, 'WARDEN_MASTER_KEY');
       keys.set(keyId(current), current);
-      for (const [i, text] of (opts.previousMasterKeys ?? '').split(',').filter((t) => t.trim()).entries()) {
+      for (const [i, text] of (opts.previousMasterKeys ?? '')
+        .split(',')
+        .filter((t) => t.trim())
+        .entries()) {
         const key = parseMasterKey(text, `WARDEN_MASTER_KEY_PREVIOUS[${i}]`);
         keys.set(keyId(key), key);
       }
@@ -116,7 +119,9 @@ export class Keyring {
   /** Key-file mode: makes a new current master key, keeping the old ones to decrypt old data. */
   rotate(): string {
     if (!this.file) {
-      throw new KeyringError('the master key comes from WARDEN_MASTER_KEY: set a new one there and move the old one to WARDEN_MASTER_KEY_PREVIOUS');
+      throw new KeyringError(
+        'the master key comes from WARDEN_MASTER_KEY: set a new one there and move the old one to WARDEN_MASTER_KEY_PREVIOUS',
+      );
     }
     const key = randomBytes(KEY_BYTES);
     const keys: Record<string, string> = {};

@@ -11,7 +11,9 @@ import { SecretNameSchema } from './secret.js';
 export const PROVIDER_KINDS = ['openai', 'anthropic'] as const;
 export type ProviderKind = (typeof PROVIDER_KINDS)[number];
 
-export const ProviderNameSchema = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, '1-63 lower-case letters, digits, _ and -, starting with a letter or digit');
+export const ProviderNameSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, '1-63 lower-case letters, digits, _ and -, starting with a letter or digit');
 
 export const ProviderConfigSchema = z
   .object({
@@ -19,9 +21,14 @@ export const ProviderConfigSchema = z
     kind: z.enum(PROVIDER_KINDS, { error: `one of ${PROVIDER_KINDS.join(', ')}` }),
     base_url: z.url({ protocol: /^https?$/, error: 'an http(s) URL such as http://127.0.0.1:11434/v1' }),
     default_model: z.string().min(1, 'name the model used when a request names none'),
-    api_key_secret: SecretNameSchema.optional().describe('The vault secret holding the API key; none for a local server that wants no key.'),
+    api_key_secret: SecretNameSchema.optional().describe(
+      'The vault secret holding the API key; none for a local server that wants no key.',
+    ),
     fallback: z.array(ProviderNameSchema).default([]),
-    stream: z.boolean().default(false).describe('Ask for the answer as server-sent events and assemble it, for servers and proxies that cut long unstreamed requests off.'),
+    stream: z
+      .boolean()
+      .default(false)
+      .describe('Ask for the answer as server-sent events and assemble it, for servers and proxies that cut long unstreamed requests off.'),
   })
   .strict()
   .refine((p) => p.kind !== 'anthropic' || p.api_key_secret !== undefined, {
@@ -41,14 +48,18 @@ export const ProvidersFileSchema = z
     });
     providers.forEach((p, i) =>
       p.fallback.forEach((f, j) => {
-        if (f === p.name) ctx.addIssue({ code: 'custom', path: ['providers', i, 'fallback', j], message: 'a provider cannot fall back to itself' });
-        else if (!names.has(f)) ctx.addIssue({ code: 'custom', path: ['providers', i, 'fallback', j], message: `no provider is named "${f}"` });
+        if (f === p.name)
+          ctx.addIssue({ code: 'custom', path: ['providers', i, 'fallback', j], message: 'a provider cannot fall back to itself' });
+        else if (!names.has(f))
+          ctx.addIssue({ code: 'custom', path: ['providers', i, 'fallback', j], message: `no provider is named "${f}"` });
       }),
     );
   });
 
 /** The providers the configuration names, validated; a problem names the file or variable and the field. */
-export function loadProviderConfigs(config: Pick<Config, 'providersFile' | 'llmKind' | 'llmBaseUrl' | 'llmModel' | 'llmApiKeySecret'>): ProviderConfig[] {
+export function loadProviderConfigs(
+  config: Pick<Config, 'providersFile' | 'llmKind' | 'llmBaseUrl' | 'llmModel' | 'llmApiKeySecret'>,
+): ProviderConfig[] {
   const fromFile = config.providersFile ? readProvidersFile(config.providersFile) : [];
   if (!config.llmBaseUrl) return fromFile;
   const single = ProviderConfigSchema.safeParse({
@@ -59,10 +70,18 @@ export function loadProviderConfigs(config: Pick<Config, 'providersFile' | 'llmK
     api_key_secret: config.llmApiKeySecret,
   });
   if (!single.success) {
-    const env: Record<string, string> = { kind: 'WARDEN_LLM_KIND', base_url: 'WARDEN_LLM_BASE_URL', default_model: 'WARDEN_LLM_MODEL', api_key_secret: 'WARDEN_LLM_API_KEY_SECRET' };
-    throw new Error(`invalid model provider: ${single.error.issues.map((i) => `${env[String(i.path[0])] ?? i.path.join('.')}: ${i.message}`).join('; ')}`);
+    const env: Record<string, string> = {
+      kind: 'WARDEN_LLM_KIND',
+      base_url: 'WARDEN_LLM_BASE_URL',
+      default_model: 'WARDEN_LLM_MODEL',
+      api_key_secret: 'WARDEN_LLM_API_KEY_SECRET',
+    };
+    throw new Error(
+      `invalid model provider: ${single.error.issues.map((i) => `${env[String(i.path[0])] ?? i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   }
-  if (fromFile.some((p) => p.name === 'default')) throw new Error('WARDEN_LLM_BASE_URL makes a provider named "default", and the providers file has one too: use one or the other');
+  if (fromFile.some((p) => p.name === 'default'))
+    throw new Error('WARDEN_LLM_BASE_URL makes a provider named "default", and the providers file has one too: use one or the other');
   return [...fromFile, single.data];
 }
 
@@ -75,7 +94,15 @@ function readProvidersFile(path: string): ProviderConfig[] {
   }
   const parsed = ProvidersFileSchema.safeParse(json);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') || '(file)'}: ${i.message}`);
+    const problems = parsed.error.issues.map(
+      (i) =>
+        `${
+          i.path
+            .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+            .join('')
+            .replace(/^\./, '') || '(file)'
+        }: ${i.message}`,
+    );
     throw new Error(`WARDEN_PROVIDERS_FILE (${path}):\n  ${problems.join('\n  ')}`);
   }
   return parsed.data.providers;

@@ -80,7 +80,8 @@ export class PayloadEncryptionCodec implements PayloadCodec {
     const keyId = text(payload.metadata?.[KEY_ID_METADATA]);
     if (!keyId) throw new PayloadCodecError(`an encrypted payload has no ${KEY_ID_METADATA} in its metadata`);
     const data = payload.data ?? new Uint8Array();
-    if (data.length < IV_BYTES + TAG_BYTES) throw new PayloadCodecError(`an encrypted payload is too short (${data.length} bytes) to be one`);
+    if (data.length < IV_BYTES + TAG_BYTES)
+      throw new PayloadCodecError(`an encrypted payload is too short (${data.length} bytes) to be one`);
     let key: Buffer;
     try {
       key = this.key(keyId);

@@ -55,7 +55,10 @@ const RuleWhenSchema = z
     operations: z.array(z.string().min(1)).min(1).optional(),
     /** JavaScript regular expressions tried against the action's command (parameters.command); any may match. */
     command_matches: z.array(RegexSourceSchema).min(1).optional(),
-    injection: z.array(z.enum(['suspicious', 'injection'])).min(1).optional(),
+    injection: z
+      .array(z.enum(['suspicious', 'injection']))
+      .min(1)
+      .optional(),
     /** true: the command matches a destructive pattern (isDestructive); false: it does not. */
     destructive: z.boolean().optional(),
     uses_secrets: z.boolean().optional(),
@@ -103,7 +106,11 @@ const ruleSchema = (skills: SkillManifests) =>
       // A misspelt skill or operation would silently never match: refuse it.
       rule.when.skills?.forEach((skill, j) => {
         if (!Object.hasOwn(skills, skill)) {
-          ctx.addIssue({ code: 'custom', path: ['when', 'skills', j], message: `unknown skill "${skill}"; known skills: ${names(Object.keys(skills))}` });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['when', 'skills', j],
+            message: `unknown skill "${skill}"; known skills: ${names(Object.keys(skills))}`,
+          });
         }
       });
       const listed = (rule.when.skills ?? Object.keys(skills)).filter((s) => Object.hasOwn(skills, s)).map((s) => skills[s]!);
@@ -145,10 +152,13 @@ const policySchema = (skills: SkillManifests) =>
           const id = (rule as { id?: unknown } | undefined)?.id;
           if (typeof id !== 'string') return;
           const first = seen.get(id);
-          if (first !== undefined) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `duplicate rule id "${id}" (also rules[${first}])` });
+          if (first !== undefined)
+            ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `duplicate rule id "${id}" (also rules[${first}])` });
           else seen.set(id, i);
-          if (id === DEFAULT_DENY_RULE) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `"${DEFAULT_DENY_RULE}" is the implicit last rule's id` });
-          if (id === SKILL_FIT_RULE) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `"${SKILL_FIT_RULE}" is the implicit first rule's id` });
+          if (id === DEFAULT_DENY_RULE)
+            ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `"${DEFAULT_DENY_RULE}" is the implicit last rule's id` });
+          if (id === SKILL_FIT_RULE)
+            ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `"${SKILL_FIT_RULE}" is the implicit first rule's id` });
         });
       },
       // Ids are checked even when other parts of the rules are invalid, so one run reports every problem.
@@ -170,8 +180,7 @@ export class PolicyError extends Error {
 
 /** rules[2].when.command_matches[0] → `rule "id" (rules[2]) when.command_matches[0]`. */
 function locate(path: PropertyKey[], input: unknown): string {
-  const field = (parts: PropertyKey[]) =>
-    parts.map((p, k) => (typeof p === 'number' ? `[${p}]` : `${k ? '.' : ''}${String(p)}`)).join('');
+  const field = (parts: PropertyKey[]) => parts.map((p, k) => (typeof p === 'number' ? `[${p}]` : `${k ? '.' : ''}${String(p)}`)).join('');
   if (path[0] === 'rules' && typeof path[1] === 'number') {
     const id = (input as { rules?: { id?: unknown }[] })?.rules?.[path[1]]?.id;
     const rule = typeof id === 'string' ? `rule "${id}" (rules[${path[1]}])` : `rules[${path[1]}]`;
@@ -291,11 +300,7 @@ export function skillFitProblem(
 }
 
 /** Decides an action: denied when its type does not fit its skill, else the first rule whose conditions all hold, else default-deny. */
-export function judge(
-  policy: Policy,
-  request: ActionRequest,
-  skills: SkillManifests,
-): PolicyDecision {
+export function judge(policy: Policy, request: ActionRequest, skills: SkillManifests): PolicyDecision {
   const misfit = skillFitProblem(request, skills);
   if (misfit) return denied(SKILL_FIT_RULE, [`rule "${SKILL_FIT_RULE}": an action's type must fit the skill it names`, misfit]);
   const command = commandOf(request);
@@ -309,11 +314,15 @@ export function judge(
     let level: RiskLevel;
     if (outcome.level === 'skill_default') {
       const skill = request.skill_id !== null && Object.hasOwn(skills, request.skill_id) ? skills[request.skill_id] : undefined;
-      const op = skill && request.operation !== null && Object.hasOwn(skill.operations, request.operation)
-        ? skill.operations[request.operation]
-        : undefined;
+      const op =
+        skill && request.operation !== null && Object.hasOwn(skill.operations, request.operation)
+          ? skill.operations[request.operation]
+          : undefined;
       if (!op) {
-        return denied(rule.id, [...reasons, `${request.skill_id ?? '(no skill)'}.${request.operation ?? '(no operation)'} is not a known skill operation, so it has no default risk`]);
+        return denied(rule.id, [
+          ...reasons,
+          `${request.skill_id ?? '(no skill)'}.${request.operation ?? '(no operation)'} is not a known skill operation, so it has no default risk`,
+        ]);
       }
       level = op.risk;
       reasons.push(`default risk of ${request.skill_id}.${request.operation}: ${level}`);

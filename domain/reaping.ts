@@ -55,7 +55,11 @@ export function planReaping({ agents, containers, owners }: ReapingInput): Reapi
             exit_code: stopped.exit_code,
             reason: `sandbox container ${stopped.state} outside Warden (exit code ${stopped.exit_code ?? 'unknown'}), as after \`docker stop\` or a Docker engine shutdown or restart`,
           }
-        : { agent_id: agent.agent_id, exit_code: null, reason: 'sandbox container removed outside Warden (the reaper found none for this running agent)' },
+        : {
+            agent_id: agent.agent_id,
+            exit_code: null,
+            reason: 'sandbox container removed outside Warden (the reaper found none for this running agent)',
+          },
     );
   }
   return { orphans, lost };

@@ -11,7 +11,10 @@ export const MAX_SECRETS_PER_ACTION = 32;
 
 export const SecretNameSchema = z
   .string()
-  .regex(/^[A-Z_][A-Z0-9_]{0,63}$/, 'a secret name is 1-64 characters of A-Z, 0-9 and _, not starting with a digit (an environment variable name)')
+  .regex(
+    /^[A-Z_][A-Z0-9_]{0,63}$/,
+    'a secret name is 1-64 characters of A-Z, 0-9 and _, not starting with a digit (an environment variable name)',
+  )
   // The WARDEN_ prefix is kept for Warden's own variables, which a secret must never override.
   .refine((name) => !name.startsWith('WARDEN_'), 'names starting with WARDEN_ are reserved for Warden');
 

@@ -49,7 +49,24 @@ const isExpansion = (word: string): boolean => /[$`]|[<>]\(/.test(word);
 const DOWNLOADERS = new Set(['curl', 'wget', 'fetch', 'nc', 'ncat', 'netcat', 'aria2c']);
 const FORMATTERS = /^(?:mkfs(?:\..+)?|mke2fs|mkswap|wipefs|blkdiscard|mkntfs|mkdosfs)$/;
 const SYSTEM_DIRS = new Set([
-  'bin', 'boot', 'dev', 'etc', 'home', 'lib', 'lib32', 'lib64', 'libx32', 'opt', 'proc', 'root', 'run', 'sbin', 'srv', 'sys', 'usr', 'var',
+  'bin',
+  'boot',
+  'dev',
+  'etc',
+  'home',
+  'lib',
+  'lib32',
+  'lib64',
+  'libx32',
+  'opt',
+  'proc',
+  'root',
+  'run',
+  'sbin',
+  'srv',
+  'sys',
+  'usr',
+  'var',
 ]);
 /** Options that take a separate value, per wrapper command. */
 const WRAPPERS: Record<string, Set<string>> = {
@@ -98,14 +115,19 @@ function inspectScript(text: string, depth: number): string | null {
     const hit = inspectCommand(cmd, depth, scope);
     if (hit) return hit;
     const [name, ...args] = unwrap(cmd.words);
-    if (name === 'cd' || name === 'pushd') scope.cwd = changeDirectory(scope.cwd, args.find((a) => !/^-[LPe@]+$/.test(a)));
+    if (name === 'cd' || name === 'pushd')
+      scope.cwd = changeDirectory(
+        scope.cwd,
+        args.find((a) => !/^-[LPe@]+$/.test(a)),
+      );
     for (const file of [...cmd.outputs, ...(name === 'tee' ? args : [])]) scope.written.add(plainPath(file));
     if (name === 'ln') {
       // ln -s / x: from now on x/ is /.
       const { options, operands } = splitArgs(args);
       const [target, link] = [operands[0], operands.at(-1)];
       const symbolic = hasShortOption(options, 's') || options.includes('--symbolic');
-      if (symbolic && operands.length >= 2 && (isExpansion(target!) || isSystemPath(target!, scope.cwd))) scope.links.add(plainPath(link!).replace(/\/+$/, ''));
+      if (symbolic && operands.length >= 2 && (isExpansion(target!) || isSystemPath(target!, scope.cwd)))
+        scope.links.add(plainPath(link!).replace(/\/+$/, ''));
     }
   }
   return null;
@@ -205,20 +227,23 @@ function inspectCommand(cmd: SimpleCommand, depth: number, scope: Scope): string
     // sh -c SCRIPT, sh -ec SCRIPT, ...: the script is the first operand after an option with "c".
     const flag = args.findIndex((a) => /^-[a-z]*c[a-z]*$/.test(a));
     // Otherwise the first operand is a script file (past the values of -o and -O); without one, stdin is the script.
-    const script = flag >= 0
-      ? args.slice(flag + 1).find((a) => !a.startsWith('-'))
-      : args.find((a, i) => !/^[+-]/.test(a) && !/^[+-][oO]$/.test(args[i - 1] ?? ''));
+    const script =
+      flag >= 0
+        ? args.slice(flag + 1).find((a) => !a.startsWith('-'))
+        : args.find((a, i) => !/^[+-]/.test(a) && !/^[+-][oO]$/.test(args[i - 1] ?? ''));
     if (flag >= 0 && script !== undefined) {
       // xargs may put its input anywhere in the script (-I {}), so the script is not all there is to read.
       return isExpansion(script) || viaXargs ? `${name} -c of text computed at run time` : inspectScript(script, depth + 1);
     }
-    if (script === undefined || isStdin(script) || hasShortOption(options, 's')) return fedText ? `text fed into ${name} as its script` : null;
+    if (script === undefined || isStdin(script) || hasShortOption(options, 's'))
+      return fedText ? `text fed into ${name} as its script` : null;
     if (wrote(script)) return `${name} running ${script}, which this command line wrote`;
     return isExpansion(script) ? `${name} running a script computed at run time (${script})` : null;
   }
   if (isInterpreter(name)) {
     const codeOption = INTERPRETERS.find(([re]) => re.test(name))?.[1];
-    if ((codeOption && options.some((o) => codeOption.test(o))) || (name === 'deno' && args[0] === 'eval')) return `code given to ${name} on the command line`;
+    if ((codeOption && options.some((o) => codeOption.test(o))) || (name === 'deno' && args[0] === 'eval'))
+      return `code given to ${name} on the command line`;
     if ((operands.length === 0 || isStdin(operands[0]!)) && fedText) return `code fed into ${name}`;
     return wrote(operands[0]) ? `${name} running ${operands[0]}, which this command line wrote` : null;
   }
@@ -230,7 +255,9 @@ function inspectCommand(cmd: SimpleCommand, depth: number, scope: Scope): string
     }
     case 'source':
     case '.':
-      return operands.some((a) => isExpansion(a) || a.startsWith('/dev/') || wrote(a)) || viaXargs ? `${name} of a script computed at run time` : null;
+      return operands.some((a) => isExpansion(a) || a.startsWith('/dev/') || wrote(a)) || viaXargs
+        ? `${name} of a script computed at run time`
+        : null;
     case 'rm': {
       if (args.includes('--no-preserve-root')) return 'rm --no-preserve-root';
       // Options computed at run time may be -r: `o=-rf; rm $o /`.
@@ -281,7 +308,8 @@ function inspectCommand(cmd: SimpleCommand, depth: number, scope: Scope): string
     case 'find': {
       const start = args.findIndex((a) => a.startsWith('-') || a === '(' || a === '!');
       const roots = start < 0 ? args : args.slice(0, start);
-      const deletes = args.includes('-delete') || args.some((a, i) => /^-(exec|execdir|ok)$/.test(a) && basename(args[i + 1] ?? '') === 'rm');
+      const deletes =
+        args.includes('-delete') || args.some((a, i) => /^-(exec|execdir|ok)$/.test(a) && basename(args[i + 1] ?? '') === 'rm');
       const root = deletes ? roots.find(guarded) : undefined;
       if (root) return `find deleting under ${root}`;
       // What -exec runs is a command of its own: find . -exec sh -c 'rm -rf /' \;

@@ -12,10 +12,15 @@ export interface SimpleCommand {
   hereInput: boolean;
 }
 
-
 export function lexShell(text: string): SimpleCommand[] {
   const commands: SimpleCommand[] = [];
-  const fresh = (pipedFrom: SimpleCommand | null): SimpleCommand => ({ words: [], outputs: [], substitutions: [], pipedFrom, hereInput: false });
+  const fresh = (pipedFrom: SimpleCommand | null): SimpleCommand => ({
+    words: [],
+    outputs: [],
+    substitutions: [],
+    pipedFrom,
+    hereInput: false,
+  });
   let cmd = fresh(null);
   let word: string | null = null;
   let redirect: 'in' | 'out' | null = null;

@@ -13,7 +13,8 @@ export type TemporalTlsSettings = Pick<Config, 'temporalTlsCa' | 'temporalTlsCer
 export function temporalTls(config: TemporalTlsSettings): TLSConfig | undefined {
   const { temporalTlsCa: ca, temporalTlsCert: cert, temporalTlsKey: key, temporalTlsServerName: serverName } = config;
   if (!ca && !cert && !key && !serverName) return undefined;
-  if (Boolean(cert) !== Boolean(key)) throw new Error('WARDEN_TEMPORAL_TLS_CERT and WARDEN_TEMPORAL_TLS_KEY go together: set both, or neither');
+  if (Boolean(cert) !== Boolean(key))
+    throw new Error('WARDEN_TEMPORAL_TLS_CERT and WARDEN_TEMPORAL_TLS_KEY go together: set both, or neither');
   return {
     ...(ca ? { serverRootCACertificate: pem(ca, 'WARDEN_TEMPORAL_TLS_CA') } : {}),
     ...(cert && key ? { clientCertPair: { crt: pem(cert, 'WARDEN_TEMPORAL_TLS_CERT'), key: pem(key, 'WARDEN_TEMPORAL_TLS_KEY') } } : {}),

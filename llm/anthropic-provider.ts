@@ -4,8 +4,21 @@
  * user turn, and usage reports cache reads apart from the rest of the prompt.
  */
 import Anthropic from '@anthropic-ai/sdk';
-import type { ContentBlockParam, Message, MessageParam, RawMessageStreamEvent, ToolResultBlockParam } from '@anthropic-ai/sdk/resources/messages';
-import { parseToolArguments, type ChatMessage, type ChatRequest, type ChatResponse, type FinishReason, type ToolCall } from '../domain/llm.js';
+import type {
+  ContentBlockParam,
+  Message,
+  MessageParam,
+  RawMessageStreamEvent,
+  ToolResultBlockParam,
+} from '@anthropic-ai/sdk/resources/messages';
+import {
+  parseToolArguments,
+  type ChatMessage,
+  type ChatRequest,
+  type ChatResponse,
+  type FinishReason,
+  type ToolCall,
+} from '../domain/llm.js';
 import type { ModelInfo, ModelProvider, ProviderHealth } from './provider.js';
 import { DEFAULT_RETRY_POLICY, withRetry } from './retry.js';
 import { HEALTH_TIMEOUT_MS, measureHealth } from './health.js';
@@ -30,7 +43,8 @@ export function toAnthropicMessages(messages: ChatMessage[]): { system?: string;
       // Answers to one turn's tool calls go together, in one user turn.
       const result: ToolResultBlockParam = { type: 'tool_result', tool_use_id: m.tool_call_id, content: m.content };
       const last = out.at(-1);
-      if (last?.role === 'user' && Array.isArray(last.content) && last.content.every((b) => b.type === 'tool_result')) last.content.push(result);
+      if (last?.role === 'user' && Array.isArray(last.content) && last.content.every((b) => b.type === 'tool_result'))
+        last.content.push(result);
       else out.push({ role: 'user', content: [result] });
     }
   }
@@ -54,7 +68,11 @@ function normalised(text: string, calls: ToolCall[], u: Usage, stopReason: strin
     text,
     tool_calls: calls,
     // Anthropic's input_tokens leaves the cache out: the normalised count is the whole prompt, as OpenAI's.
-    usage: { input_tokens: u.input_tokens + cacheRead + (u.cache_creation_input_tokens ?? 0), output_tokens: u.output_tokens, cached_tokens: cacheRead },
+    usage: {
+      input_tokens: u.input_tokens + cacheRead + (u.cache_creation_input_tokens ?? 0),
+      output_tokens: u.output_tokens,
+      cached_tokens: cacheRead,
+    },
     finish_reason: FINISH[stopReason ?? ''] ?? 'other',
     model,
   };
@@ -67,9 +85,10 @@ export function normaliseMessage(message: Message): ChatResponse {
     if (block.type === 'text') text += block.text;
     else if (block.type === 'tool_use') {
       const input = block.input;
-      const args = input !== null && typeof input === 'object' && !Array.isArray(input)
-        ? { arguments: input as Record<string, unknown> }
-        : parseToolArguments(typeof input === 'string' ? input : JSON.stringify(input));
+      const args =
+        input !== null && typeof input === 'object' && !Array.isArray(input)
+          ? { arguments: input as Record<string, unknown> }
+          : parseToolArguments(typeof input === 'string' ? input : JSON.stringify(input));
       calls.push({ id: block.id, name: block.name, ...args });
     }
   }
@@ -118,7 +137,8 @@ export class AnthropicProvider implements ModelProvider {
    * is no call without one (the configuration requires api_key_secret for this kind).
    */
   private client(apiKey: string | undefined, timeoutMs = this.opts.timeoutMs): Anthropic {
-    if (!apiKey) throw new ProviderError(this.name, 'misconfigured', `provider ${this.name}: an anthropic provider needs an API key (api_key_secret)`);
+    if (!apiKey)
+      throw new ProviderError(this.name, 'misconfigured', `provider ${this.name}: an anthropic provider needs an API key (api_key_secret)`);
     return new Anthropic({
       baseURL: this.opts.config.base_url,
       apiKey,
@@ -137,10 +157,22 @@ export class AnthropicProvider implements ModelProvider {
       messages,
       ...(system ? { system } : {}),
       ...(request.tools?.length
-        ? { tools: request.tools.map((t) => ({ name: t.name, description: t.description, input_schema: t.parameters as Anthropic.Tool.InputSchema })) }
+        ? {
+            tools: request.tools.map((t) => ({
+              name: t.name,
+              description: t.description,
+              input_schema: t.parameters as Anthropic.Tool.InputSchema,
+            })),
+          }
         : {}),
     };
-    const ctx = { provider: this.name, policy: this.opts.retry ?? DEFAULT_RETRY_POLICY, logger: this.opts.logger, signal: request.signal, apiKey };
+    const ctx = {
+      provider: this.name,
+      policy: this.opts.retry ?? DEFAULT_RETRY_POLICY,
+      logger: this.opts.logger,
+      signal: request.signal,
+      apiKey,
+    };
     return withRetry(ctx, async () => {
       const client = this.client(apiKey);
       if (!this.opts.config.stream) return normaliseMessage(await client.messages.create(params, { signal: request.signal }));
@@ -150,14 +182,22 @@ export class AnthropicProvider implements ModelProvider {
 
   async listModels(signal?: AbortSignal): Promise<ModelInfo[]> {
     const apiKey = this.opts.apiKey();
-    return withRetry({ provider: this.name, policy: this.opts.retry ?? DEFAULT_RETRY_POLICY, logger: this.opts.logger, signal, apiKey }, async () => {
-      const models: ModelInfo[] = [];
-      for await (const m of this.client(apiKey).models.list({ limit: 100 }, { signal })) models.push({ id: m.id });
-      return models;
-    });
+    return withRetry(
+      { provider: this.name, policy: this.opts.retry ?? DEFAULT_RETRY_POLICY, logger: this.opts.logger, signal, apiKey },
+      async () => {
+        const models: ModelInfo[] = [];
+        for await (const m of this.client(apiKey).models.list({ limit: 100 }, { signal })) models.push({ id: m.id });
+        return models;
+      },
+    );
   }
 
   async health(signal?: AbortSignal): Promise<ProviderHealth> {
-    return measureHealth(this.name, signal, async (apiKey) => void (await this.client(apiKey, HEALTH_TIMEOUT_MS).models.list({ limit: 1 }, { signal })), this.opts.apiKey);
+    return measureHealth(
+      this.name,
+      signal,
+      async (apiKey) => void (await this.client(apiKey, HEALTH_TIMEOUT_MS).models.list({ limit: 1 }, { signal })),
+      this.opts.apiKey,
+    );
   }
 }

@@ -4,7 +4,11 @@
  * message says what to do and never carries the API key.
  */
 import { APIConnectionError as OpenAIConnectionError, APIError as OpenAIAPIError, APIUserAbortError as OpenAIAbort } from 'openai';
-import { APIConnectionError as AnthropicConnectionError, APIError as AnthropicAPIError, APIUserAbortError as AnthropicAbort } from '@anthropic-ai/sdk';
+import {
+  APIConnectionError as AnthropicConnectionError,
+  APIError as AnthropicAPIError,
+  APIUserAbortError as AnthropicAbort,
+} from '@anthropic-ai/sdk';
 
 export type ProviderErrorKind =
   | 'rate_limited'
@@ -58,7 +62,16 @@ export function withoutKey(text: string, apiKey: string | undefined): string {
   return out.replace(/\b(sk|key)-[A-Za-z0-9_*.-]{6,}/g, '[REDACTED]');
 }
 
-const KIND_BY_STATUS: Record<number, ProviderErrorKind> = { 400: 'bad_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 408: 'unavailable', 409: 'unavailable', 422: 'bad_request', 429: 'rate_limited' };
+const KIND_BY_STATUS: Record<number, ProviderErrorKind> = {
+  400: 'bad_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  408: 'unavailable',
+  409: 'unavailable',
+  422: 'bad_request',
+  429: 'rate_limited',
+};
 
 const ADVICE: Record<ProviderErrorKind, string> = {
   rate_limited: 'rate limited; retried with backoff',
@@ -88,7 +101,13 @@ export function classify(provider: string, err: unknown, apiKey: string | undefi
     const kind = KIND_BY_STATUS[status] ?? (status >= 500 ? 'unavailable' : 'bad_request');
     // A refused key's own text is left out: some providers quote part of the key in it.
     const said = kind === 'unauthorized' || kind === 'forbidden' ? '' : `: ${detail(err)}`;
-    return new ProviderError(provider, kind, `provider ${provider} answered ${status}, ${ADVICE[kind]}${said}`, status, retryAfterMs(err.headers));
+    return new ProviderError(
+      provider,
+      kind,
+      `provider ${provider} answered ${status}, ${ADVICE[kind]}${said}`,
+      status,
+      retryAfterMs(err.headers),
+    );
   }
   const message = err instanceof Error ? detail(err) : String(err);
   return new ProviderError(provider, 'failed', `provider ${provider} failed: ${message}`);

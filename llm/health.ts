@@ -21,6 +21,11 @@ export async function measureHealth(
     return { status: 'up', latency_ms: Math.round(performance.now() - started), checked_at };
   } catch (err) {
     if (signal?.aborted) throw err;
-    return { status: 'down', latency_ms: Math.round(performance.now() - started), error: classify(provider, err, apiKey).message, checked_at };
+    return {
+      status: 'down',
+      latency_ms: Math.round(performance.now() - started),
+      error: classify(provider, err, apiKey).message,
+      checked_at,
+    };
   }
 }

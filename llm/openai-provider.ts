@@ -5,10 +5,22 @@
  * "stop" although tools were called, and arguments that are not valid JSON.
  */
 import OpenAI from 'openai';
-import type { ChatCompletion, ChatCompletionChunk, ChatCompletionCreateParamsBase, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
+import type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatCompletionCreateParamsBase,
+  ChatCompletionMessageParam,
+} from 'openai/resources/chat/completions';
 import type { Logger } from 'pino';
 import type { ProviderConfig } from '../domain/model-providers.js';
-import { parseToolArguments, type ChatMessage, type ChatRequest, type ChatResponse, type FinishReason, type ToolCall } from '../domain/llm.js';
+import {
+  parseToolArguments,
+  type ChatMessage,
+  type ChatRequest,
+  type ChatResponse,
+  type FinishReason,
+  type ToolCall,
+} from '../domain/llm.js';
 import type { ModelInfo, ModelProvider, ProviderHealth } from './provider.js';
 import { DEFAULT_RETRY_POLICY, withRetry, type RetryPolicy } from './retry.js';
 import { HEALTH_TIMEOUT_MS, measureHealth } from './health.js';
@@ -133,28 +145,51 @@ export class OpenAIProvider implements ModelProvider {
       model: request.model ?? this.defaultModel,
       messages: toOpenAIMessages(request.messages),
       ...(request.tools?.length
-        ? { tools: request.tools.map((t) => ({ type: 'function' as const, function: { name: t.name, description: t.description, parameters: t.parameters } })) }
+        ? {
+            tools: request.tools.map((t) => ({
+              type: 'function' as const,
+              function: { name: t.name, description: t.description, parameters: t.parameters },
+            })),
+          }
         : {}),
       ...(request.max_tokens ? { max_tokens: request.max_tokens } : {}),
     };
-    const ctx = { provider: this.name, policy: this.opts.retry ?? DEFAULT_RETRY_POLICY, logger: this.opts.logger, signal: request.signal, apiKey };
+    const ctx = {
+      provider: this.name,
+      policy: this.opts.retry ?? DEFAULT_RETRY_POLICY,
+      logger: this.opts.logger,
+      signal: request.signal,
+      apiKey,
+    };
     return withRetry(ctx, async () => {
       const client = this.client(apiKey);
-      if (!this.opts.config.stream) return normaliseCompletion(await client.chat.completions.create({ ...params, stream: false }, { signal: request.signal }));
-      const stream = await client.chat.completions.create({ ...params, stream: true, stream_options: { include_usage: true } }, { signal: request.signal });
+      if (!this.opts.config.stream)
+        return normaliseCompletion(await client.chat.completions.create({ ...params, stream: false }, { signal: request.signal }));
+      const stream = await client.chat.completions.create(
+        { ...params, stream: true, stream_options: { include_usage: true } },
+        { signal: request.signal },
+      );
       return assembleStream(stream);
     });
   }
 
   async listModels(signal?: AbortSignal): Promise<ModelInfo[]> {
     const apiKey = this.opts.apiKey();
-    return withRetry({ provider: this.name, policy: this.opts.retry ?? DEFAULT_RETRY_POLICY, logger: this.opts.logger, signal, apiKey }, async () => {
-      const page = await this.client(apiKey).models.list({ signal });
-      return page.data.map((m) => ({ id: m.id, ...(m.owned_by ? { owned_by: m.owned_by } : {}) }));
-    });
+    return withRetry(
+      { provider: this.name, policy: this.opts.retry ?? DEFAULT_RETRY_POLICY, logger: this.opts.logger, signal, apiKey },
+      async () => {
+        const page = await this.client(apiKey).models.list({ signal });
+        return page.data.map((m) => ({ id: m.id, ...(m.owned_by ? { owned_by: m.owned_by } : {}) }));
+      },
+    );
   }
 
   async health(signal?: AbortSignal): Promise<ProviderHealth> {
-    return measureHealth(this.name, signal, async (apiKey) => void (await this.client(apiKey, HEALTH_TIMEOUT_MS).models.list({ signal })), this.opts.apiKey);
+    return measureHealth(
+      this.name,
+      signal,
+      async (apiKey) => void (await this.client(apiKey, HEALTH_TIMEOUT_MS).models.list({ signal })),
+      this.opts.apiKey,
+    );
   }
 }

@@ -66,12 +66,21 @@ function keyReader(config: ProviderConfig, vault: Vault | undefined): () => stri
   const secret = config.api_key_secret;
   if (!secret) return () => undefined;
   return () => {
-    if (!vault) throw new ProviderError(config.name, 'misconfigured', `provider ${config.name}: its API key is in the vault secret ${secret}, and this process has no vault open`);
+    if (!vault)
+      throw new ProviderError(
+        config.name,
+        'misconfigured',
+        `provider ${config.name}: its API key is in the vault secret ${secret}, and this process has no vault open`,
+      );
     try {
       return vault.reveal([secret]).get(secret);
     } catch (err) {
       if (err instanceof VaultError && err.code === 'secret_not_found') {
-        throw new ProviderError(config.name, 'misconfigured', `provider ${config.name}: the vault has no secret ${secret}; store its API key with PUT /api/secrets/${secret}`);
+        throw new ProviderError(
+          config.name,
+          'misconfigured',
+          `provider ${config.name}: the vault has no secret ${secret}; store its API key with PUT /api/secrets/${secret}`,
+        );
       }
       throw new ProviderError(config.name, 'misconfigured', `provider ${config.name}: ${err instanceof Error ? err.message : String(err)}`);
     }

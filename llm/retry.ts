@@ -53,12 +53,21 @@ export async function withRetry<T>(ctx: RetryContext, call: () => Promise<T>): P
       const err = classify(ctx.provider, raw, ctx.apiKey);
       if (!err.retryable || attempt >= ctx.policy.attempts || ctx.signal?.aborted) {
         if (err.retryable) {
-          throw new ProviderError(err.provider, err.kind, `${err.message} (gave up after ${attempt} attempts)`, err.status, err.retryAfterMs);
+          throw new ProviderError(
+            err.provider,
+            err.kind,
+            `${err.message} (gave up after ${attempt} attempts)`,
+            err.status,
+            err.retryAfterMs,
+          );
         }
         throw err;
       }
       const delay = retryDelayMs(ctx.policy, attempt, err);
-      ctx.logger.warn({ provider: ctx.provider, kind: err.kind, status: err.status, attempt, delay_ms: Math.round(delay) }, 'model provider call failed; retrying');
+      ctx.logger.warn(
+        { provider: ctx.provider, kind: err.kind, status: err.status, attempt, delay_ms: Math.round(delay) },
+        'model provider call failed; retrying',
+      );
       try {
         await sleep(delay, ctx.signal);
       } catch {

@@ -56,8 +56,7 @@ export function chooseRuntime(
   requested: SandboxRuntime | 'auto',
   opts: { requireSandbox: boolean; networkEnabled: boolean },
 ): RuntimeChoice {
-  const usable = (r: SandboxRuntime) =>
-    engine.names[r] !== undefined && !(r === 'runsc' && opts.networkEnabled && engine.runscNetworkless);
+  const usable = (r: SandboxRuntime) => engine.names[r] !== undefined && !(r === 'runsc' && opts.networkEnabled && engine.runscNetworkless);
   const candidates = requested === 'auto' ? STRENGTH : [requested];
   const runtime = candidates.find(usable);
   if (!runtime) {

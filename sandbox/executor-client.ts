@@ -107,7 +107,13 @@ export async function attachExecutor(
     unref?: boolean;
   } = {},
 ): Promise<ExecutorClient> {
-  const stream = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as NodeJS.ReadWriteStream & {
+  const stream = (await container.attach({
+    stream: true,
+    stdin: true,
+    stdout: true,
+    stderr: true,
+    hijack: true,
+  })) as NodeJS.ReadWriteStream & {
     destroy(): void;
     unref?(): void;
   };
@@ -125,14 +131,30 @@ export async function attachExecutor(
   const onFrame = (frame: Frame) => {
     if (frame.type === 'result') {
       const result = decodeResult(frame);
-      settle(frame.id, (w) => w.kind !== 'ping', (w) => w.resolve(result));
+      settle(
+        frame.id,
+        (w) => w.kind !== 'ping',
+        (w) => w.resolve(result),
+      );
     } else if (frame.type === 'unknown') {
-      settle(frame.id, (w) => w.kind === 'result' || w.kind === 'cancel', (w) => w.resolve(null));
+      settle(
+        frame.id,
+        (w) => w.kind === 'result' || w.kind === 'cancel',
+        (w) => w.resolve(null),
+      );
     } else if (frame.type === 'pong') {
-      settle(frame.id, (w) => w.kind === 'ping', (w) => w.resolve(null));
+      settle(
+        frame.id,
+        (w) => w.kind === 'ping',
+        (w) => w.resolve(null),
+      );
     } else if (frame.type === 'error' && frame.id) {
       const err = new ExecutorRequestError(`the sandbox executor refused request ${frame.id}: ${frame.error}`);
-      settle(frame.id, () => true, (w) => w.reject(err));
+      settle(
+        frame.id,
+        () => true,
+        (w) => w.reject(err),
+      );
     }
   };
 

@@ -60,7 +60,10 @@ export function sandboxHostConfig(limits: ResourceLimits, runtime: SandboxRuntim
   // the pids cgroup alone is the limit there.
   const processes =
     runtime === 'runsc'
-      ? { PidsLimit: runscHostTasks(limits.max_processes), Ulimits: [{ Name: 'nproc', Soft: limits.max_processes, Hard: limits.max_processes }] }
+      ? {
+          PidsLimit: runscHostTasks(limits.max_processes),
+          Ulimits: [{ Name: 'nproc', Soft: limits.max_processes, Hard: limits.max_processes }],
+        }
       : { PidsLimit: limits.max_processes };
   return {
     Runtime: engineRuntime,

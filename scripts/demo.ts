@@ -23,15 +23,22 @@ export async function runDemo(api: string, apiKey: string, say: (line: string) =
   };
 
   say('demo: POST /api/agents {skill_id: "shell", resource_limits: {memory_mb: 256, cpu_cores: 0.5}}');
-  const created = (await call('POST', '/api/agents', { skill_id: 'shell', resource_limits: { memory_mb: 256, cpu_cores: 0.5 } })) as AgentRecord;
+  const created = (await call('POST', '/api/agents', {
+    skill_id: 'shell',
+    resource_limits: { memory_mb: 256, cpu_cores: 0.5 },
+  })) as AgentRecord;
   say(`demo: agent ${created.id} is ${created.status}`);
   const running = await until(created.id, 'running');
   const l = running.resource_limits;
   say(`demo: agent ${running.id} is running in container ${running.container_id?.slice(0, 12)} under ${running.sandbox_runtime}`);
-  say(`demo:   limits: ${l.cpu_cores} CPU, ${l.memory_mb} MiB memory (no swap), ${l.disk_mb} MiB workspace, ${l.max_processes} processes, network ${l.network_enabled ? 'on' : 'off'}`);
+  say(
+    `demo:   limits: ${l.cpu_cores} CPU, ${l.memory_mb} MiB memory (no swap), ${l.disk_mb} MiB workspace, ${l.max_processes} processes, network ${l.network_enabled ? 'on' : 'off'}`,
+  );
   if (running.sandbox_warning) say(`demo:   warning: ${running.sandbox_warning}`);
   const sandbox = await call('GET', '/api/sandbox');
-  say(`demo: sandbox: runtime ${sandbox.runtime} (available: ${sandbox.runtimes.join(', ')}), ${sandbox.current_agents} of ${sandbox.max_agents} agents`);
+  say(
+    `demo: sandbox: runtime ${sandbox.runtime} (available: ${sandbox.runtimes.join(', ')}), ${sandbox.current_agents} of ${sandbox.max_agents} agents`,
+  );
   await call('POST', `/api/agents/${created.id}/pause`);
   say(`demo: paused -> ${(await until(created.id, 'paused')).status}`);
   await call('POST', `/api/agents/${created.id}/resume`);

@@ -42,7 +42,18 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   mkdirSync(dirname(opts.dbFile), { recursive: true });
   mkdirSync(dirname(opts.logFile), { recursive: true });
   const out = openSync(opts.logFile, 'a');
-  const args = ['server', 'start-dev', '--db-filename', opts.dbFile, '--ip', '127.0.0.1', '--port', String(opts.port), '--log-level', 'warn'];
+  const args = [
+    'server',
+    'start-dev',
+    '--db-filename',
+    opts.dbFile,
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(opts.port),
+    '--log-level',
+    'warn',
+  ];
   args.push(...(opts.ui === false ? ['--headless'] : ['--ui-port', String(opts.uiPort)]));
   if (opts.ui !== false && opts.uiCodecEndpoint) args.push('--ui-codec-endpoint', opts.uiCodecEndpoint);
   for (const [key, value] of Object.entries(opts.dynamicConfig ?? {})) {

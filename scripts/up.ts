@@ -40,10 +40,18 @@ async function main() {
     webUi = `http://127.0.0.1:${config.devServerUiPort}`;
   }
   // Made here, once, so the worker and the API never race to create two different key files.
-  Keyring.load({ masterKey: config.masterKey, previousMasterKeys: config.masterKeyPrevious, dataDir: resolve(PROJECT_ROOT, config.dataDir), onKeyFileCreated: (file) => say(`master key     created in ${file} (mode 0600): back it up`) });
+  Keyring.load({
+    masterKey: config.masterKey,
+    previousMasterKeys: config.masterKeyPrevious,
+    dataDir: resolve(PROJECT_ROOT, config.dataDir),
+    onKeyFileCreated: (file) => say(`master key     created in ${file} (mode 0600): back it up`),
+  });
   const adminKey = config.adminApiKey ?? localAdminKey();
   const env = { ...process.env, TEMPORAL_ADDRESS: temporalAddress, WARDEN_ADMIN_API_KEY: adminKey };
-  for (const [name, entry] of [['worker', 'workers/main.ts'], ['api', 'api/main.ts']] as const) {
+  for (const [name, entry] of [
+    ['worker', 'workers/main.ts'],
+    ['api', 'api/main.ts'],
+  ] as const) {
     const child = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'inherit', 'inherit'] });
     child.once('exit', (code, signal) => {
       if (!stopping) {
@@ -61,7 +69,8 @@ async function main() {
   say(`Temporal       ${temporalAddress}`);
   say(`Temporal UI    ${webUi}`);
   if (temporal) say(`Web UI decoding through ${api}/codec: sign in once at ${api}/codec/login (see docs/security.md, Encrypted payloads)`);
-  if (!config.adminApiKey) say(`admin API key  in ${keyFile()} (mode 0600): curl -H "Authorization: Bearer $(cat ${keyFile()})" ${api}/api/agents`);
+  if (!config.adminApiKey)
+    say(`admin API key  in ${keyFile()} (mode 0600): curl -H "Authorization: Bearer $(cat ${keyFile()})" ${api}/api/agents`);
   if (process.env.WARDEN_DEMO !== '0') {
     await runDemo(api, adminKey, say);
     say('demo finished');

@@ -195,7 +195,10 @@ export class AuditStore {
       .transaction(() => {
         if (!hasColumn(this.db, 'entries', 'actor_verified')) this.db.exec('ALTER TABLE entries ADD COLUMN actor_verified INTEGER');
         const anchorColumnAdded = !hasColumn(this.db, 'head', 'mac');
-        if (anchorColumnAdded) this.db.exec('ALTER TABLE head ADD COLUMN mac TEXT; ALTER TABLE head ADD COLUMN mac_key_id TEXT; ALTER TABLE head ADD COLUMN anchored_since INTEGER');
+        if (anchorColumnAdded)
+          this.db.exec(
+            'ALTER TABLE head ADD COLUMN mac TEXT; ALTER TABLE head ADD COLUMN mac_key_id TEXT; ALTER TABLE head ADD COLUMN anchored_since INTEGER',
+          );
         const head = this.headRow()!;
         if (head.mac === null && (anchorColumnAdded || head.seq === 0)) this.writeHead(head, head.seq);
       })
@@ -227,7 +230,8 @@ export class AuditStore {
         // deleted, new entries keep pointing at them and the gap stays visible to verify().
         const head = this.headRow()!;
         const anchorProblem = this.anchorProblem(head);
-        if (anchorProblem) throw new AuditIntegrityError(`the audit log cannot be appended to: ${anchorProblem}; run \`warden audit verify\``);
+        if (anchorProblem)
+          throw new AuditIntegrityError(`the audit log cannot be appended to: ${anchorProblem}; run \`warden audit verify\``);
         const last = (this.db.prepare('SELECT MAX(seq) AS seq FROM entries').get() as { seq: number | null }).seq ?? 0;
         if (last > head.seq) {
           throw new AuditIntegrityError(
@@ -250,7 +254,19 @@ export class AuditStore {
         const entry: AuditEntry = { ...fields, hash: hashEntry(fields) };
         this.db
           .prepare(`INSERT INTO entries (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-          .run(entry.seq, entry.key, entry.at, entry.kind, entry.actor, entry.actor_verified ? 1 : 0, entry.action_id, entry.agent_id, details, entry.prev_hash, entry.hash);
+          .run(
+            entry.seq,
+            entry.key,
+            entry.at,
+            entry.kind,
+            entry.actor,
+            entry.actor_verified ? 1 : 0,
+            entry.action_id,
+            entry.agent_id,
+            details,
+            entry.prev_hash,
+            entry.hash,
+          );
         this.writeHead(entry, head.anchored_since!);
         return entry;
       })
@@ -261,7 +277,9 @@ export class AuditStore {
   private writeHead(head: { seq: number; hash: string }, since: number): void {
     const keyId = this.keyring!.currentId;
     const mac = anchorMac(this.keyring!.derive('audit-head', keyId), head, since);
-    this.db.prepare('UPDATE head SET seq = ?, hash = ?, mac = ?, mac_key_id = ?, anchored_since = ? WHERE id = 1').run(head.seq, head.hash, mac, keyId, since);
+    this.db
+      .prepare('UPDATE head SET seq = ?, hash = ?, mac = ?, mac_key_id = ?, anchored_since = ? WHERE id = 1')
+      .run(head.seq, head.hash, mac, keyId, since);
   }
 
   /** Why the head's anchor does not vouch for it, or null when it does. */
@@ -314,7 +332,9 @@ export class AuditStore {
 
   private headRow(): HeadRow | undefined {
     if (!hasColumn(this.db, 'head', 'seq')) return undefined;
-    const anchor = hasColumn(this.db, 'head', 'mac') ? 'mac, mac_key_id, anchored_since' : 'NULL AS mac, NULL AS mac_key_id, NULL AS anchored_since';
+    const anchor = hasColumn(this.db, 'head', 'mac')
+      ? 'mac, mac_key_id, anchored_since'
+      : 'NULL AS mac, NULL AS mac_key_id, NULL AS anchored_since';
     return this.db.prepare(`SELECT seq, hash, ${anchor} FROM head WHERE id = 1`).get() as HeadRow | undefined;
   }
 
@@ -351,16 +371,23 @@ export class AuditStore {
         const written = last + shift;
         if (head.seq > written) {
           const missing = head.seq === written + 1 ? `entry ${head.seq} is missing` : `entries ${written + 1} to ${head.seq} are missing`;
-          breaks.push({ seq: last + 1, reason: `${missing}: the head records entry ${head.seq} but the log ends at entry ${last} (the newest entries were deleted)` });
+          breaks.push({
+            seq: last + 1,
+            reason: `${missing}: the head records entry ${head.seq} but the log ends at entry ${last} (the newest entries were deleted)`,
+          });
         } else if (head.seq < written) {
-          breaks.push({ seq: head.seq + 1, reason: `entry ${head.seq + 1} was added outside the audit store: the head records entry ${head.seq} as the newest` });
+          breaks.push({
+            seq: head.seq + 1,
+            reason: `entry ${head.seq + 1} was added outside the audit store: the head records entry ${head.seq} as the newest`,
+          });
         } else if (head.hash !== prev) {
           breaks.push({ seq: last, reason: `entry ${last} was replaced: its hash does not match the one the head recorded for it` });
         }
         const anchorProblem = this.anchorProblem(head);
         if (anchorProblem) breaks.push({ seq: head.seq, reason: anchorProblem });
       }
-      const anchor = head?.mac_key_id != null && head.anchored_since != null ? { key_id: head.mac_key_id, since_seq: head.anchored_since } : null;
+      const anchor =
+        head?.mac_key_id != null && head.anchored_since != null ? { key_id: head.mac_key_id, since_seq: head.anchored_since } : null;
       return { ok: breaks.length === 0, entries, breaks, first_broken: breaks[0] ?? null, unverified_actors: unverified, anchor };
     })();
   }
@@ -384,18 +411,27 @@ export class AuditStore {
     if (!search) return { seq: n, reason: `entry ${n} does not fit the chain: it was changed, moved or inserted` };
     // The entry that was written right after entry n-1, if it is still in the log somewhere else.
     const successor = this.db.prepare('SELECT seq FROM entries WHERE prev_hash = ? AND seq != ? ORDER BY seq LIMIT 1').get(prev, n) as
-      | { seq: number }
-      | undefined;
+      { seq: number } | undefined;
     const writtenAs = this.originalSeq(row);
     if (writtenAs !== null && writtenAs > n + shift) {
       if (successor) {
-        return { seq: n, reason: `entries were reordered: seq ${n} holds the entry written as entry ${writtenAs}, and entry ${n} is now at seq ${successor.seq}` };
+        return {
+          seq: n,
+          reason: `entries were reordered: seq ${n} holds the entry written as entry ${writtenAs}, and entry ${n} is now at seq ${successor.seq}`,
+        };
       }
       const deleted = writtenAs === n + shift + 1 ? `entry ${n} was deleted` : `entries ${n} to ${writtenAs - shift - 1} were deleted`;
-      return { seq: n, reason: `${deleted} and the later entries renumbered: seq ${n} holds the entry written as entry ${writtenAs}`, shift: writtenAs - n };
+      return {
+        seq: n,
+        reason: `${deleted} and the later entries renumbered: seq ${n} holds the entry written as entry ${writtenAs}`,
+        shift: writtenAs - n,
+      };
     }
     if (writtenAs !== null && writtenAs < n + shift) {
-      return { seq: writtenAs - shift, reason: `entry ${writtenAs - shift} was inserted: the entry now at seq ${n} was written as entry ${writtenAs}` };
+      return {
+        seq: writtenAs - shift,
+        reason: `entry ${writtenAs - shift} was inserted: the entry now at seq ${n} was written as entry ${writtenAs}`,
+      };
     }
     if (successor) {
       return { seq: n, reason: `entry ${n} was inserted: the entry written after entry ${n - 1} is now at seq ${successor.seq}` };
@@ -428,7 +464,9 @@ export class AuditStore {
   exportJsonl(write: (line: string) => void, opts: { after_seq?: number } = {}): number {
     return this.db.transaction((): number => {
       let count = 0;
-      const rows = this.db.prepare(`SELECT ${this.columns} FROM entries WHERE seq > ? ORDER BY seq`).iterate(opts.after_seq ?? 0) as IterableIterator<Row>;
+      const rows = this.db
+        .prepare(`SELECT ${this.columns} FROM entries WHERE seq > ? ORDER BY seq`)
+        .iterate(opts.after_seq ?? 0) as IterableIterator<Row>;
       for (const row of rows) {
         write(canonicalJson(toEntry(row)));
         count += 1;

@@ -97,7 +97,8 @@ export class KeyStore {
     const row = this.row(id);
     if (!row) return `no API key ${id}`;
     if (row.revoked_at) return `key ${id} is revoked`;
-    if (row.confirmed_by || madeOnTheHost(row.created_by)) return `key ${id} is already its holder's own (${row.confirmed_by ? `confirmed by ${row.confirmed_by}` : 'made on the host'})`;
+    if (row.confirmed_by || madeOnTheHost(row.created_by))
+      return `key ${id} is already its holder's own (${row.confirmed_by ? `confirmed by ${row.confirmed_by}` : 'made on the host'})`;
     if (by !== HOST) {
       const maker = this.countsAs(row.created_by!);
       if (by.person === maker || by.key_id === id) {
@@ -112,8 +113,7 @@ export class KeyStore {
   authenticate(presented: string): Identity | null {
     const hash = digest(presented);
     const row = this.db.prepare('SELECT id, name, role, hash, revoked_at FROM api_keys WHERE hash = ?').get(hash) as
-      | { id: string; name: string; role: Role; hash: Buffer; revoked_at: string | null }
-      | undefined;
+      { id: string; name: string; role: Role; hash: Buffer; revoked_at: string | null } | undefined;
     if (!row || !timingSafeEqual(row.hash, hash) || row.revoked_at) return null;
     return { key_id: row.id, name: row.name, role: row.role, person: this.countsAs(row.id) };
   }

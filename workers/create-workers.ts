@@ -66,7 +66,13 @@ export async function createWorkers(opts: WorkerOptions) {
   const workers: Worker[] = [];
   const grants = new Grants(opts.payloadCodec.keyring);
   const dataConverter = createWorkerDataConverter(opts.payloadCodec);
-  const common = { connection, namespace: opts.namespace, dataConverter, shutdownGraceTime: opts.shutdownGraceTime ?? '30 seconds', ...(opts.identity ? { identity: opts.identity } : {}) };
+  const common = {
+    connection,
+    namespace: opts.namespace,
+    dataConverter,
+    shutdownGraceTime: opts.shutdownGraceTime ?? '30 seconds',
+    ...(opts.identity ? { identity: opts.identity } : {}),
+  };
   if (opts.shutdownForceTime) Object.assign(common, { shutdownForceTime: opts.shutdownForceTime });
   // Aborted when shutdown begins: activities that would never end on their own (the sandbox
   // watchers) hand themselves back to Temporal at once instead of holding the grace period.
@@ -76,7 +82,11 @@ export async function createWorkers(opts: WorkerOptions) {
     if (!opts.audit) throw new Error('the control worker needs the audit store');
     if (!opts.policy) throw new Error('the control worker needs the policy');
     clientConnection = await Connection.connect({ address: opts.temporalAddress, tls: opts.temporalTls });
-    const client = new Client({ connection: clientConnection, namespace: opts.namespace, dataConverter: createDataConverter(opts.payloadCodec) });
+    const client = new Client({
+      connection: clientConnection,
+      namespace: opts.namespace,
+      dataConverter: createDataConverter(opts.payloadCodec),
+    });
     workers.push(
       await Worker.create({
         ...common,

@@ -53,7 +53,10 @@ async function ensureHostReaperSchedule() {
   try {
     // The schedule's workflow input is a payload like any other: encrypted.
     const client = new Client({ connection, namespace: config.temporalNamespace, dataConverter });
-    const { handle, outcome } = await ensureReaperSchedule(client, { host: config.dockerHostId, intervalSeconds: config.reaperIntervalSeconds });
+    const { handle, outcome } = await ensureReaperSchedule(client, {
+      host: config.dockerHostId,
+      intervalSeconds: config.reaperIntervalSeconds,
+    });
     log.info({ schedule: handle.scheduleId, outcome, intervalSeconds: config.reaperIntervalSeconds }, 'reaper schedule');
   } finally {
     await connection.close();
@@ -68,7 +71,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     if (stopRequested) return;
     stopRequested = true;
-    log.info({ signal, grace_seconds: config.workerShutdownGraceSeconds }, 'worker shutting down: no new tasks; in-flight activities may finish');
+    log.info(
+      { signal, grace_seconds: config.workerShutdownGraceSeconds },
+      'worker shutting down: no new tasks; in-flight activities may finish',
+    );
     shutdown();
   });
 }
@@ -106,12 +112,23 @@ try {
   });
   if (stopRequested) workers.shutdown();
   else shutdown = () => workers.shutdown();
-  log.info({ roles, host: config.dockerHostId, temporal: config.temporalAddress, sdk_metrics: config.sdkMetricsAddress ?? null, tracing: Boolean(tracing) }, 'worker started');
+  log.info(
+    {
+      roles,
+      host: config.dockerHostId,
+      temporal: config.temporalAddress,
+      sdk_metrics: config.sdkMetricsAddress ?? null,
+      tracing: Boolean(tracing),
+    },
+    'worker started',
+  );
   // The host's reaper Schedule: whoever serves the host makes sure it exists, while polling
   // already runs. Without it the worker still serves its agents: a failure is logged, not fatal.
   const schedule =
     roles.includes('sandbox') && config.reaperIntervalSeconds > 0
-      ? ensureHostReaperSchedule().catch((err) => log.error({ err }, 'could not make the reaper schedule; containers of terminated workflows will not be reaped'))
+      ? ensureHostReaperSchedule().catch((err) =>
+          log.error({ err }, 'could not make the reaper schedule; containers of terminated workflows will not be reaped'),
+        )
       : undefined;
   await Promise.all([workers.run(), schedule]);
   await tracing?.shutdown();

@@ -27,7 +27,10 @@ function scheduleAction(host: string) {
   };
 }
 
-export async function ensureReaperSchedule(client: Client, opts: ReaperScheduleOptions): Promise<{ handle: ScheduleHandle; outcome: ReaperScheduleOutcome }> {
+export async function ensureReaperSchedule(
+  client: Client,
+  opts: ReaperScheduleOptions,
+): Promise<{ handle: ScheduleHandle; outcome: ReaperScheduleOutcome }> {
   const scheduleId = reaperScheduleId(opts.host);
   const spec = { intervals: [{ every: `${opts.intervalSeconds}s` }] };
   try {

@@ -57,13 +57,18 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
   // Patch guards one lockdown read for an action that runs at once; deprecatePatch once no open action predates it: every recorded action history before it does.
   const oneLockdownRead = patched('one-lockdown-read');
   // Under answer-on-result a record with completed_at is final, so no input may claim one.
-  const action: ActionRecord = { ...input.action, approvals: [...(input.action?.approvals ?? [])], ...(answerOnResult ? { completed_at: null } : {}) };
+  const action: ActionRecord = {
+    ...input.action,
+    approvals: [...(input.action?.approvals ?? [])],
+    ...(answerOnResult ? { completed_at: null } : {}),
+  };
   /** The approvals' grants, shown to the sandbox worker, which counts them again. */
   const approvalGrants: Grant<ApprovalClaims>[] = [];
   /** What the sandbox runs: under grants, made by the control worker from the signed parameters. */
   let exec: ActionExec | undefined = requireGrants ? undefined : actionExec(action.id, input.command);
   const trail = auditTrail(action.id);
-  const audit = (entry: Omit<RecordAuditInput, 'key' | 'action_id' | 'agent_id'>) => trail({ ...entry, action_id: action.id, agent_id: action.agent_id });
+  const audit = (entry: Omit<RecordAuditInput, 'key' | 'action_id' | 'agent_id'>) =>
+    trail({ ...entry, action_id: action.id, agent_id: action.agent_id });
 
   const setStatus = (status: ActionStatus) => {
     action.status = status;
@@ -92,7 +97,11 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
     if (requireGrants) {
       const checked = await verifyApproval({ action_id: action.id, action_hash: action.params_hash, grant: sent.grant });
       if (!checked.ok) {
-        await audit({ kind: 'approval.refused', actor: 'unverified', details: { claimed_approver: sent.approver?.key_id ?? null, reason: checked.reason } });
+        await audit({
+          kind: 'approval.refused',
+          actor: 'unverified',
+          details: { claimed_approver: sent.approver?.key_id ?? null, reason: checked.reason },
+        });
         return { ok: false as const, reason: checked.reason, status: action.status };
       }
       attempt = { approver: checked.approver, approved: checked.approved, comment: checked.comment, params_hash: action.params_hash };
@@ -100,7 +109,11 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
     const verdict = judgeApproval(action, attempt);
     const actor = attempt.approver.key_id;
     if (!verdict.ok) {
-      await audit({ kind: 'approval.refused', actor, details: { approver: attempt.approver.name, approved: attempt.approved, reason: verdict.reason } });
+      await audit({
+        kind: 'approval.refused',
+        actor,
+        details: { approver: attempt.approver.name, approved: attempt.approved, reason: verdict.reason },
+      });
       return { ...verdict, status: action.status };
     }
     if (requireGrants && attempt.approved) approvalGrants.push(sent.grant!);
@@ -115,7 +128,12 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
     await audit({
       kind: attempt.approved ? 'approval.granted' : 'approval.rejected',
       actor,
-      details: { approver: attempt.approver.name, comment: attempt.comment ?? null, approvals: action.approvals.length, required: action.approvals_required },
+      details: {
+        approver: attempt.approver.name,
+        comment: attempt.comment ?? null,
+        approvals: action.approvals.length,
+        required: action.approvals_required,
+      },
     });
     return { ...verdict, status: action.status };
   };
@@ -130,7 +148,8 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
     // A signal cannot be refused before it is written: one that does not decode or validate is
     // recorded as refused, and the workflow carries on.
     const parsed = ApprovalAttemptSchema.safeParse(attempt);
-    if (!parsed.success) void audit({ kind: 'message.refused', actor: 'unverified', details: { message: 'approve', reason: messageProblem(parsed.error) } });
+    if (!parsed.success)
+      void audit({ kind: 'message.refused', actor: 'unverified', details: { message: 'approve', reason: messageProblem(parsed.error) } });
     else void decide(parsed.data as ApprovalAttempt);
   });
   setHandler(approveUpdate, decide, {
@@ -139,7 +158,8 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
     validator: (attempt) => {
       if (action.status !== 'pending') throw new Error(`action ${action.id} is ${action.status}, not awaiting approval`);
       const parsed = ApprovalAttemptSchema.safeParse(attempt);
-      if (!parsed.success) throw new Error(`an approval needs an approver, a params_hash and the API's grant: ${messageProblem(parsed.error)}`);
+      if (!parsed.success)
+        throw new Error(`an approval needs an approver, a params_hash and the API's grant: ${messageProblem(parsed.error)}`);
     },
   });
 
@@ -158,7 +178,11 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
       if (!verdict.ok) {
         setStatus('rejected');
         action.error = `refused: ${verdict.reason}`;
-        await audit({ kind: 'action.refused', actor: 'unverified', details: { claimed_requester: action.requester?.key_id ?? null, reason: verdict.reason } });
+        await audit({
+          kind: 'action.refused',
+          actor: 'unverified',
+          details: { claimed_requester: action.requester?.key_id ?? null, reason: verdict.reason },
+        });
         return await finish();
       }
       // The control worker's decision, from the signed parameters, replaces whatever the input claimed.
@@ -201,7 +225,11 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
     }
 
     if (action.approvals_required > 0) {
-      await audit({ kind: 'approval.requested', actor: 'system', details: { required: action.approvals_required, level: action.security_level } });
+      await audit({
+        kind: 'approval.requested',
+        actor: 'system',
+        details: { required: action.approvals_required, level: action.security_level },
+      });
       approvalsOpen = true;
       const decided = await awaitDecision();
       if (!decided) {
@@ -245,7 +273,14 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
       ...(requireGrants
         ? {
             authority: {
-              action: { id: action.id, action_type: action.action_type, skill_id: action.skill_id, operation: action.operation, agent_id: action.agent_id, parameters: action.parameters },
+              action: {
+                id: action.id,
+                action_type: action.action_type,
+                skill_id: action.skill_id,
+                operation: action.operation,
+                agent_id: action.agent_id,
+                parameters: action.parameters,
+              },
               grant: input.grant!,
               approvals: approvalGrants,
             },
@@ -253,7 +288,9 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
         : {}),
     }).finally(() => {
       // Even when the action is cancelled: the agent must not think it is still busy.
-      agentIdle = CancellationScope.nonCancellable(() => agentHandle.signal(touchSignal, { action_id: action.id, busy_ms: 0 })).catch(() => undefined);
+      agentIdle = CancellationScope.nonCancellable(() => agentHandle.signal(touchSignal, { action_id: action.id, busy_ms: 0 })).catch(
+        () => undefined,
+      );
       // Under answer-on-result the record is made final first, and the signal awaited after.
       return answerOnResult ? undefined : agentIdle;
     });
@@ -297,7 +334,11 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
     const refused = failureType(err) === FailureType.Lockdown;
     setStatus(refused ? 'rejected' : 'failed');
     action.error = failureText(err);
-    await audit({ kind: refused ? 'system.lockdown_refused' : 'execution.failed', actor: 'system', details: refused ? { reason: action.error } : { error: action.error } });
+    await audit({
+      kind: refused ? 'system.lockdown_refused' : 'execution.failed',
+      actor: 'system',
+      details: refused ? { reason: action.error } : { error: action.error },
+    });
     return await finish();
   }
 
@@ -336,4 +377,3 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
     return action;
   }
 }
-

@@ -167,7 +167,8 @@ export class AgentEntity {
   /** Why the restart policy makes no new sandbox for this loss, or null when it may. */
   restartRefusal(reason: string): string | null {
     if (this.record.restart_policy !== 'on-failure') return reason;
-    if (this.record.restarts >= this.record.max_restarts) return `${reason}; not re-provisioned: all ${this.record.max_restarts} restarts used`;
+    if (this.record.restarts >= this.record.max_restarts)
+      return `${reason}; not re-provisioned: all ${this.record.max_restarts} restarts used`;
     return null;
   }
 
@@ -239,7 +240,9 @@ function exitReason(exit: SandboxExit, memoryMb: number): string {
   // The sandbox's init exits 0 only on SIGTERM, and no process inside can SIGKILL it: while the
   // agent runs, Warden sends neither, so these came from outside (an engine shutting down
   // SIGKILLs what SIGTERM did not stop, such as a paused gVisor sandbox).
-  if (exit.exitCode === 0) return 'sandbox container stopped outside Warden (SIGTERM: `docker stop`, or a Docker engine shutdown or restart)';
-  if (exit.exitCode === 137) return 'sandbox container killed outside Warden (SIGKILL: `docker kill` or `docker rm -f`, or a Docker engine shutdown or restart)';
+  if (exit.exitCode === 0)
+    return 'sandbox container stopped outside Warden (SIGTERM: `docker stop`, or a Docker engine shutdown or restart)';
+  if (exit.exitCode === 137)
+    return 'sandbox container killed outside Warden (SIGKILL: `docker kill` or `docker rm -f`, or a Docker engine shutdown or restart)';
   return `sandbox exited unexpectedly with code ${exit.exitCode}`;
 }

@@ -58,7 +58,10 @@ function sandboxActivities(host: string, input: AgentWorkflowInput) {
     provision: proxyActivities<SandboxActivities>({
       ...base,
       startToCloseTimeout: '3 minutes',
-      retry: { maximumAttempts: 5, nonRetryableErrorTypes: [FailureType.SandboxUnavailable, FailureType.ImageMissing, FailureType.NameConflict] },
+      retry: {
+        maximumAttempts: 5,
+        nonRetryableErrorTypes: [FailureType.SandboxUnavailable, FailureType.ImageMissing, FailureType.NameConflict],
+      },
     }),
     control: proxyActivities<SandboxActivities>({ ...base, retry: { maximumAttempts: 5 } }),
     teardown: proxyActivities<SandboxActivities>({
@@ -88,7 +91,8 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
   const record = agent.record;
   const sandbox = sandboxActivities(input.host, input);
   const trail = auditTrail(workflowInfo().runId);
-  const audit = (kind: RecordAuditInput['kind'], actor: string, details: Record<string, unknown>) => trail({ kind, actor, agent_id: input.agentId, details });
+  const audit = (kind: RecordAuditInput['kind'], actor: string, details: Record<string, unknown>) =>
+    trail({ kind, actor, agent_id: input.agentId, details });
 
   const setStatus = async (status: AgentStatus, reason: string | null = null) => {
     const from = agent.enter(status);
@@ -112,10 +116,14 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
     if (parsed.success) act(parsed.data as T);
     else void audit('message.refused', 'unverified', { message: name, reason: parsed.error.issues.map((i) => i.message).join('; ') });
   };
-  setHandler(touchSignal, (arg) => checked<{ action_id: string; busy_ms: number; secrets?: string[] }>('touch', arg, (busy) => agent.actionBusy(busy)));
+  setHandler(touchSignal, (arg) =>
+    checked<{ action_id: string; busy_ms: number; secrets?: string[] }>('touch', arg, (busy) => agent.actionBusy(busy)),
+  );
   setHandler(pauseSignal, (arg) => checked<{ by?: string } | undefined>('pause', arg, (v) => agent.requestPause(v?.by)));
   setHandler(resumeSignal, (arg) => checked<{ by?: string } | undefined>('resume', arg, (v) => agent.requestResume(v?.by)));
-  setHandler(stopSignal, (arg) => checked<{ force?: boolean; by?: string }>('stop', arg, ({ force, by }) => agent.requestStop(Boolean(force), by)));
+  setHandler(stopSignal, (arg) =>
+    checked<{ force?: boolean; by?: string }>('stop', arg, ({ force, by }) => agent.requestStop(Boolean(force), by)),
+  );
   setHandler(containerLostUpdate, ({ reason, exit_code }) => agent.containerLost(reason, exit_code));
   if (execDoor) {
     setHandler(
@@ -207,7 +215,12 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
           throw ApplicationFailure.create({ type: FailureType.Lockdown, message: lockdownMessage(lockdown), nonRetryable: true });
         }
       }
-      await audit('agent.created', input.requestedBy ?? 'system', { skill_id: input.skillId, host: input.host, runtime: input.runtime, limits: input.limits });
+      await audit('agent.created', input.requestedBy ?? 'system', {
+        skill_id: input.skillId,
+        host: input.host,
+        runtime: input.runtime,
+        limits: input.limits,
+      });
       agent.sandboxStarted(await provision());
       await setStatus('running');
     }

@@ -30,13 +30,19 @@ export function judgeApproval(action: ActionRecord, attempt: ApprovalAttempt): A
     return { ok: false, reason: 'the requester cannot approve or reject their own action' };
   }
   if (personOf(attempt.approver) === personOf(action.requester)) {
-    return { ok: false, reason: `${attempt.approver.name} counts as ${personOf(attempt.approver)}, who requested this action: someone else must decide it` };
+    return {
+      ok: false,
+      reason: `${attempt.approver.name} counts as ${personOf(attempt.approver)}, who requested this action: someone else must decide it`,
+    };
   }
   if (attempt.params_hash !== action.params_hash) {
     return { ok: false, reason: 'the parameters hash does not match this action: review the action again and approve what it now says' };
   }
   if (action.approvals.some((a) => a.approver.key_id === attempt.approver.key_id)) {
-    return { ok: false, reason: `${attempt.approver.name} has already approved this action; a second approval must come from someone else` };
+    return {
+      ok: false,
+      reason: `${attempt.approver.name} has already approved this action; a second approval must come from someone else`,
+    };
   }
   const same = action.approvals.find((a) => personOf(a.approver) === personOf(attempt.approver));
   if (same) {

@@ -79,7 +79,12 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
     return run;
   };
 
-  const snapshot = (): CapacityState => ({ admitted: Object.fromEntries(admitted), lockdown, stops, reserved: Object.fromEntries(reserved) });
+  const snapshot = (): CapacityState => ({
+    admitted: Object.fromEntries(admitted),
+    lockdown,
+    stops,
+    reserved: Object.fromEntries(reserved),
+  });
   setHandler(capacityQuery, snapshot);
   setHandler(lockdownQuery, () => lockdown);
   setHandler(releaseAgentSignal, ({ agentId }) => release(agentId));
@@ -89,11 +94,21 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
       oneAtATime(async () => {
         if (lockdown) {
           const message = lockdownMessage(lockdown);
-          await recordAudit({ key: `lockdown-refused:${newId()}`, kind: 'system.lockdown_refused', actor: 'system', agent_id: agentId, details: { what: 'agent', reason: message } });
+          await recordAudit({
+            key: `lockdown-refused:${newId()}`,
+            kind: 'system.lockdown_refused',
+            actor: 'system',
+            agent_id: agentId,
+            details: { what: 'agent', reason: message },
+          });
           throw ApplicationFailure.create({ type: FailureType.Lockdown, message, nonRetryable: true });
         }
         if (admitted.has(agentId)) {
-          throw ApplicationFailure.create({ type: FailureType.AgentExists, message: `agent ${agentId} already exists`, nonRetryable: true });
+          throw ApplicationFailure.create({
+            type: FailureType.AgentExists,
+            message: `agent ${agentId} already exists`,
+            nonRetryable: true,
+          });
         }
         if (admitted.size >= maxAgents) {
           const now = Date.now();
@@ -146,7 +161,14 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
         if (!uniqueStopIds) return startNumberedStop(actor, stop, alreadyLocked);
         const stopWorkflowId = emergencyStopWorkflowId(newId());
         if (!lockdown) {
-          lockdown = { since: new Date().toISOString(), by: actor.by, by_name: actor.by_name, reason: actor.reason, stop, stop_workflow_id: stopWorkflowId };
+          lockdown = {
+            since: new Date().toISOString(),
+            by: actor.by,
+            by_name: actor.by_name,
+            reason: actor.reason,
+            stop,
+            stop_workflow_id: stopWorkflowId,
+          };
           await recordAudit({ key: `lockdown:${newId()}`, kind: 'system.lockdown', actor: actor.by, details: { ...lockdown } });
         }
         const started = await startStop(actor, stop, lockdown, stopWorkflowId);
@@ -209,7 +231,12 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
     (actor) =>
       oneAtATime(async () => {
         const lifted = lockdown;
-        if (!lifted) throw ApplicationFailure.create({ type: FailureType.NotLocked, message: 'Warden is not in lockdown; there is nothing to resume', nonRetryable: true });
+        if (!lifted)
+          throw ApplicationFailure.create({
+            type: FailureType.NotLocked,
+            message: 'Warden is not in lockdown; there is nothing to resume',
+            nonRetryable: true,
+          });
         lockdown = null;
         const resumedAt = new Date().toISOString();
         await recordAudit({
@@ -237,5 +264,6 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
 
 function validateActor(actor: LockdownActor): void {
   if (typeof actor?.by !== 'string' || actor.by.length === 0) throw new Error('by is required');
-  if (typeof actor.reason !== 'string' || actor.reason.trim().length === 0 || actor.reason.length > 500) throw new Error('reason: 1 to 500 characters');
+  if (typeof actor.reason !== 'string' || actor.reason.trim().length === 0 || actor.reason.length > 500)
+    throw new Error('reason: 1 to 500 characters');
 }

@@ -131,7 +131,9 @@ export const admitAgentUpdate = defineUpdate<{ admitted: number; max_agents: num
 export const releaseAgentSignal = defineSignal<[{ agentId: string }]>('releaseAgent');
 export const capacityQuery = defineQuery<CapacityState>('capacity');
 /** Locks Warden down (or keeps the lockdown) and starts an emergency stop workflow that stops everything. */
-export const lockdownUpdate = defineUpdate<{ lockdown: Lockdown; already_locked: boolean; stop_workflow_id: string }, [LockdownActor]>('lockdown');
+export const lockdownUpdate = defineUpdate<{ lockdown: Lockdown; already_locked: boolean; stop_workflow_id: string }, [LockdownActor]>(
+  'lockdown',
+);
 /** Lifts the lockdown; fails with NotLocked when there is none. */
 export const liftLockdownUpdate = defineUpdate<{ lifted: Lockdown; resumed_at: string }, [LockdownActor]>('liftLockdown');
 export const lockdownQuery = defineQuery<Lockdown | null>('lockdown');
@@ -185,12 +187,15 @@ export const approveSignal = defineSignal<[ApprovalAttempt]>('approve');
 /** The same decision, answered at once: the API uses it. */
 export const approveUpdate = defineUpdate<ApprovalVerdict & { status: ActionRecord['status'] }, [ApprovalAttempt]>('approveAction');
 /** Cancels an action still awaiting approval (the emergency stop); answers what became of it. */
-export const cancelActionUpdate = defineUpdate<{ cancelled: boolean; status: ActionRecord['status'] }, [{ reason: string; by: string }]>('cancelAction');
+export const cancelActionUpdate = defineUpdate<{ cancelled: boolean; status: ActionRecord['status'] }, [{ reason: string; by: string }]>(
+  'cancelAction',
+);
 
 /** The reaper found the agent's container gone or stopped; accepted only while the agent runs or is paused. */
-export const containerLostUpdate = defineUpdate<{ accepted: boolean; status: AgentRecord['status'] }, [{ reason: string; exit_code: number | null }]>(
-  'containerLost',
-);
+export const containerLostUpdate = defineUpdate<
+  { accepted: boolean; status: AgentRecord['status'] },
+  [{ reason: string; exit_code: number | null }]
+>('containerLost');
 
 /** One reaper Schedule per Docker host: its activities touch that host's engine. */
 export const reaperScheduleId = (host: string): string => `warden-reaper@${host}`;

@@ -52,7 +52,14 @@ export async function emergencyStopWorkflow(input: EmergencyStopInput): Promise<
     time: report.completed_at,
     severity: 'critical',
     summary: `emergency stop by ${requested.by_name}: ${requested.reason}; ${stopped.length} agent(s) stopped, ${cancelled.length} approval(s) cancelled`,
-    details: { stop, by: requested.by, by_name: requested.by_name, reason: requested.reason, locked_since: lockdown.since, counts: report.counts },
+    details: {
+      stop,
+      by: requested.by,
+      by_name: requested.by_name,
+      reason: requested.reason,
+      locked_since: lockdown.since,
+      counts: report.counts,
+    },
   });
   return report;
 }

@@ -76,7 +76,11 @@ export async function reaperWorkflow(input: ReaperInput): Promise<ReaperReport> 
   }
   for (const lost of plan.lost) {
     // The agent decides: one that began stopping since we looked refuses, and nothing changes.
-    const { accepted, status } = await control.reportContainerLost({ agentId: lost.agent_id, reason: lost.reason, exitCode: lost.exit_code });
+    const { accepted, status } = await control.reportContainerLost({
+      agentId: lost.agent_id,
+      reason: lost.reason,
+      exitCode: lost.exit_code,
+    });
     await audit('reaper.agent_lost', lost.agent_id, { reason: lost.reason, accepted, status_then: status });
     report.agents_lost.push({ agent_id: lost.agent_id, reason: lost.reason, accepted });
   }
@@ -87,4 +91,3 @@ export async function reaperWorkflow(input: ReaperInput): Promise<ReaperReport> 
   }
   return report;
 }
-

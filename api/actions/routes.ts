@@ -40,10 +40,7 @@ export function actionsRouter(actions: ActionService) {
       summary: 'Actions awaiting approval (Temporal visibility: they survive restarts)',
       request: { query: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) }).strict() },
       responses: {
-        200: json(
-          z.object({ actions: z.array(ActionSummarySchema) }),
-          'Pending actions, newest first',
-        ),
+        200: json(z.object({ actions: z.array(ActionSummarySchema) }), 'Pending actions, newest first'),
         ...errorResponses(400, 401),
       },
     }),

@@ -5,11 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow/index.js';
-import {
-  WorkflowNotFoundError,
-  WorkflowUpdateFailedError,
-  type Client,
-} from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { z } from 'zod';
 import type { ActionRecord, SubmitActionRequest } from '../../domain/action.js';
 import { assessAction } from '../../domain/action-decision.js';
@@ -79,7 +75,12 @@ export function createActionService(
     // key probe them. Below admin, a missing secret fails the action when it runs, after the
     // approval every secret-using action needs.
     const missing = vault && hasRole(requester.role, 'admin') ? (command.secrets ?? []).filter((name) => !vault.has(name)) : [];
-    if (missing.length) throw new WardenError('unknown_secret', `no secret named ${missing.join(', ')} in the vault; an admin stores it with PUT /api/secrets/{name}`, 422);
+    if (missing.length)
+      throw new WardenError(
+        'unknown_secret',
+        `no secret named ${missing.join(', ')} in the vault; an admin stores it with PUT /api/secrets/{name}`,
+        422,
+      );
     await assertOpen('action', requester);
     const now = new Date();
     const pending = decision.allowed && decision.approvals_required > 0;
@@ -237,7 +238,10 @@ export function createActionService(
     if (pending.length === 0) return assessed;
     return {
       decision: { ...decision, level: 'high' as const, approvals_required: APPROVALS_REQUIRED.high },
-      reasons: [...reasons, `raised to high: action ${pending.join(', ')} awaits approval in agent ${agentId}, and this could change what it acts on`],
+      reasons: [
+        ...reasons,
+        `raised to high: action ${pending.join(', ')} awaits approval in agent ${agentId}, and this could change what it acts on`,
+      ],
     };
   }
 
@@ -268,7 +272,12 @@ export function createActionService(
         const submitted = audit.list({ action_id: id, kind: 'action.submitted', limit: 1 })[0];
         const requester = submitted?.actor ?? (await getAction(id, APPROVAL_DEADLINE_MS)).requester.key_id;
         if (isRevoked(requester)) {
-          throw refused(id, approver, body.approved, `the key that requested this action (${requester}) was revoked; it cannot be approved`);
+          throw refused(
+            id,
+            approver,
+            body.approved,
+            `the key that requested this action (${requester}) was revoked; it cannot be approved`,
+          );
         }
       }
       const comment = body.comment ?? null;
@@ -284,7 +293,10 @@ export function createActionService(
       const verdict = await askWorker(
         client,
         APPROVAL_DEADLINE_MS,
-        () => handle(id).executeUpdate(approveUpdate, { args: [{ approver, approved: body.approved, comment, params_hash: body.params_hash, grant }] }),
+        () =>
+          handle(id).executeUpdate(approveUpdate, {
+            args: [{ approver, approved: body.approved, comment, params_hash: body.params_hash, grant }],
+          }),
         noWorker(id),
       );
       if (!verdict.ok) throw new WardenError('approval_refused', verdict.reason, 409);

@@ -22,7 +22,10 @@ export const ContainerUsageSchema = UsageSummarySchema.extend({
   cpu_limit_cores: z.number().nullable(),
   pids_limit: z.number().nullable(),
   paused: z.boolean(),
-  workspace_bytes: z.number().nullable().describe('Bytes used in the /workspace tmpfs; null while paused (nothing runs in a frozen sandbox) or when the engine refuses exec.'),
+  workspace_bytes: z
+    .number()
+    .nullable()
+    .describe('Bytes used in the /workspace tmpfs; null while paused (nothing runs in a frozen sandbox) or when the engine refuses exec.'),
   workspace_limit_bytes: z.number().nullable(),
 });
 export type ContainerUsage = z.infer<typeof ContainerUsageSchema>;
@@ -69,7 +72,9 @@ export function createContainerUsage(docker: Docker) {
 
   async function engineStats(agentId: string, oneShot: boolean): Promise<EngineStats> {
     // one-shot: a single sample at once (no CPU %); otherwise the engine waits for a second sample.
-    return (await container(agentId).stats({ stream: false, ...(oneShot ? { 'one-shot': true } : {}) } as { stream: false })) as unknown as EngineStats;
+    return (await container(agentId).stats({ stream: false, ...(oneShot ? { 'one-shot': true } : {}) } as {
+      stream: false;
+    })) as unknown as EngineStats;
   }
 
   const summary = (s: EngineStats, startedAt: string): UsageSummary => ({

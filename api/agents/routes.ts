@@ -47,7 +47,10 @@ export function agentsRouter(agents: AgentService, stats?: AgentStats) {
           .object({
             status: AgentStatusSchema.optional(),
             skill_id: SkillIdSchema.optional(),
-            host: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/).optional(),
+            host: z
+              .string()
+              .regex(/^[a-z0-9][a-z0-9.-]*$/)
+              .optional(),
             limit: z.coerce.number().int().min(1).max(1000).default(100),
           })
           .strict(),
@@ -66,12 +69,20 @@ export function agentsRouter(agents: AgentService, stats?: AgentStats) {
         params: IdParams,
         query: z
           .object({
-            usage: z.enum(['true', 'false']).optional().describe('true: add a usage summary from the Docker engine (can take about a second).'),
+            usage: z
+              .enum(['true', 'false'])
+              .optional()
+              .describe('true: add a usage summary from the Docker engine (can take about a second).'),
           })
           .strict(),
       },
       responses: {
-        200: json(AgentRecordSchema.extend({ usage: UsageSummarySchema.nullable().optional().describe('With ?usage=true: live usage while the sandbox runs or is paused.') }), 'The agent'),
+        200: json(
+          AgentRecordSchema.extend({
+            usage: UsageSummarySchema.nullable().optional().describe('With ?usage=true: live usage while the sandbox runs or is paused.'),
+          }),
+          'The agent',
+        ),
         ...errorResponses(400, 404, 503),
       },
     }),

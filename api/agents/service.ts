@@ -95,12 +95,25 @@ export function createAgentService(client: Client, config: AgentServiceConfig, d
     try {
       info = await withTimeout(deps.docker.info(), HOST_INFO_TIMEOUT_MS, 'the Docker engine');
     } catch (err) {
-      throw new WardenError('host_unavailable', `cannot read the memory and cores of Docker host ${config.dockerHostId} to admit the agent (${(err as Error).message}); try again when its engine answers`, 503);
+      throw new WardenError(
+        'host_unavailable',
+        `cannot read the memory and cores of Docker host ${config.dockerHostId} to admit the agent (${(err as Error).message}); try again when its engine answers`,
+        503,
+      );
     }
     if (!info.MemTotal || !info.NCPU) {
-      throw new WardenError('host_unavailable', `the Docker engine of host ${config.dockerHostId} did not report its memory and cores; no agent is admitted without them`, 503);
+      throw new WardenError(
+        'host_unavailable',
+        `the Docker engine of host ${config.dockerHostId} did not report its memory and cores; no agent is admitted without them`,
+        503,
+      );
     }
-    return { memory_mb: Math.floor(info.MemTotal / MiB), cpu_cores: info.NCPU, memoryOvercommit: config.memoryOvercommit, cpuOvercommit: config.cpuOvercommit };
+    return {
+      memory_mb: Math.floor(info.MemTotal / MiB),
+      cpu_cores: info.NCPU,
+      memoryOvercommit: config.memoryOvercommit,
+      cpuOvercommit: config.cpuOvercommit,
+    };
   }
 
   /**
@@ -120,7 +133,12 @@ export function createAgentService(client: Client, config: AgentServiceConfig, d
       hostBudget: budget,
     };
     try {
-      await askWorker(client, ADMIT_DEADLINE_MS, () => updateCapacity(client, admitAgentUpdate, [admission]), 'no worker answered the admission of this agent; is the Warden worker running?');
+      await askWorker(
+        client,
+        ADMIT_DEADLINE_MS,
+        () => updateCapacity(client, admitAgentUpdate, [admission]),
+        'no worker answered the admission of this agent; is the Warden worker running?',
+      );
     } catch (err) {
       const failure = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
       if (failure instanceof ApplicationFailure && failure.type === FailureType.CapacityExceeded) {
@@ -147,7 +165,9 @@ export function createAgentService(client: Client, config: AgentServiceConfig, d
       requireSandbox: config.requireSandbox,
       idleTtlSeconds: request.idle_ttl_seconds ?? config.agentIdleTtlSeconds,
       stopGraceSeconds: config.stopGraceSeconds,
-      ...(request.restart_policy === 'on-failure' ? { restartPolicy: 'on-failure', maxRestarts: request.max_restarts ?? DEFAULT_MAX_RESTARTS } : {}),
+      ...(request.restart_policy === 'on-failure'
+        ? { restartPolicy: 'on-failure', maxRestarts: request.max_restarts ?? DEFAULT_MAX_RESTARTS }
+        : {}),
       createdAt: new Date().toISOString(),
       requestedBy: requester.key_id,
     };
@@ -182,7 +202,12 @@ export function createAgentService(client: Client, config: AgentServiceConfig, d
   async function getAgent(id: string): Promise<AgentRecord> {
     const notAnAgent = () => new WardenError('not_found', `${id} is not an agent (it is one of Warden's own workflows, or an action)`, 404);
     try {
-      const agent = await askWorker(client, QUERY_DEADLINE_MS, () => handle(id).query(agentStatusQuery), `no worker answered for agent ${id}; is the Warden worker running?`);
+      const agent = await askWorker(
+        client,
+        QUERY_DEADLINE_MS,
+        () => handle(id).query(agentStatusQuery),
+        `no worker answered for agent ${id}; is the Warden worker running?`,
+      );
       if (agent?.id !== id) throw notAnAgent();
       return agent;
     } catch (err) {
@@ -191,7 +216,11 @@ export function createAgentService(client: Client, config: AgentServiceConfig, d
       // Another workflow's id: it has no `status` query.
       if (err instanceof QueryNotRegisteredError) throw notAnAgent();
       if (isClosedBeforeFirstTask(err)) {
-        throw new WardenError('not_found', `agent ${id} has no record: its workflow was closed (terminated or timed out) before it first ran`, 404);
+        throw new WardenError(
+          'not_found',
+          `agent ${id} has no record: its workflow was closed (terminated or timed out) before it first ran`,
+          404,
+        );
       }
       throw err;
     }
@@ -262,7 +291,9 @@ export function createAgentService(client: Client, config: AgentServiceConfig, d
   async function admittedAgents(): Promise<number> {
     try {
       // A query needs a worker; without one it would wait until the gRPC deadline.
-      const state = await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => client.workflow.getHandle(CAPACITY_WORKFLOW_ID).query(capacityQuery));
+      const state = await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () =>
+        client.workflow.getHandle(CAPACITY_WORKFLOW_ID).query(capacityQuery),
+      );
       return Object.keys(state.admitted).length;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return 0;

@@ -35,16 +35,30 @@ export function createAgentStats(agents: AgentService, usage: ContainerUsageRead
       throw new WardenError('agent_not_running', `agent ${id} is ${agent.status}: it has no running container to read usage from`, 409);
     }
     if (agent.host !== config.dockerHostId) {
-      throw new WardenError('stats_unavailable', `agent ${id} runs on Docker host ${agent.host}; this API reads the engine of host ${config.dockerHostId}`, 409);
+      throw new WardenError(
+        'stats_unavailable',
+        `agent ${id} runs on Docker host ${agent.host}; this API reads the engine of host ${config.dockerHostId}`,
+        409,
+      );
     }
     try {
       const reading = await withTimeout(usage.usage(id), STATS_TIMEOUT_MS, 'the Docker engine');
-      return { agent_id: id, status: agent.status as 'running' | 'paused', sandbox_runtime: agent.sandbox_runtime, sampled_at: new Date().toISOString(), ...reading };
+      return {
+        agent_id: id,
+        status: agent.status as 'running' | 'paused',
+        sandbox_runtime: agent.sandbox_runtime,
+        sampled_at: new Date().toISOString(),
+        ...reading,
+      };
     } catch (err) {
       if (err instanceof ContainerGoneError) throw new WardenError('agent_not_running', `agent ${id}: ${err.message}`, 409);
       if ((err as { statusCode?: number }).statusCode === 403) {
         // docker-compose's read-only proxy lets the API read /version and /info only.
-        throw new WardenError('stats_unavailable', "the Docker engine refused to show this agent's container to the API (a read-only proxy allows no container reads)", 503);
+        throw new WardenError(
+          'stats_unavailable',
+          "the Docker engine refused to show this agent's container to the API (a read-only proxy allows no container reads)",
+          503,
+        );
       }
       throw err;
     }

@@ -38,7 +38,11 @@ type JsonPayload = z.infer<typeof JsonPayloadSchema>;
 
 /** The Web UI origins allowed to call the codec routes: WARDEN_CODEC_CORS_ORIGINS, or the dev server's UI. */
 export function codecCorsOrigins(config: Config): string[] {
-  if (config.codecCorsOrigins) return config.codecCorsOrigins.split(',').map((o) => o.trim()).filter(Boolean);
+  if (config.codecCorsOrigins)
+    return config.codecCorsOrigins
+      .split(',')
+      .map((o) => o.trim())
+      .filter(Boolean);
   return [`http://localhost:${config.devServerUiPort}`, `http://127.0.0.1:${config.devServerUiPort}`];
 }
 
@@ -68,38 +72,58 @@ export function codecRouter(deps: { codec: PayloadEncryptionCodec; keys: KeyStor
       responses: { 200: json(PayloadsSchema, 'The payloads'), ...errorResponses(400, 401, 403, 413, 415, 422) },
     });
 
-  app.openapi(codecRoute('/decode', 'Decrypt payloads for the Temporal Web UI or CLI (viewer); unencrypted payloads come back as they are'), async (c) => {
-    const payloads = c.req.valid('json').payloads.map(fromJson);
-    // Display only: a plaintext payload (say, a terminate reason typed in the UI) is shown as it is.
-    const decoded = payloads.map((payload, i) => (isEncrypted(payload) ? refuseUndecodable(i, () => deps.codec.decrypt(payload)) : payload));
-    return c.json({ payloads: decoded.map(toJson) }, 200);
-  });
+  app.openapi(
+    codecRoute('/decode', 'Decrypt payloads for the Temporal Web UI or CLI (viewer); unencrypted payloads come back as they are'),
+    async (c) => {
+      const payloads = c.req.valid('json').payloads.map(fromJson);
+      // Display only: a plaintext payload (say, a terminate reason typed in the UI) is shown as it is.
+      const decoded = payloads.map((payload, i) =>
+        isEncrypted(payload) ? refuseUndecodable(i, () => deps.codec.decrypt(payload)) : payload,
+      );
+      return c.json({ payloads: decoded.map(toJson) }, 200);
+    },
+  );
 
-  app.openapi(codecRoute('/encode', 'Encrypt payloads, for input given in the Temporal Web UI or CLI (admin; a viewer may send an empty list)'), async (c) => {
-    const payloads = c.req.valid('json').payloads.map(fromJson);
-    // Ciphertext under Warden's key is what its workers trust: whoever encodes can forge workflow
-    // inputs and signals. The CLI asks to encode an empty list before every query, so that stays open.
-    const identity = c.get('identity');
-    if (payloads.length && !hasRole(identity.role, 'admin')) throw new WardenError('forbidden', roleRefusal('admin', identity), 403);
-    return c.json({ payloads: payloads.map((p) => toJson(deps.codec.encrypt(p))) }, 200);
-  });
+  app.openapi(
+    codecRoute('/encode', 'Encrypt payloads, for input given in the Temporal Web UI or CLI (admin; a viewer may send an empty list)'),
+    async (c) => {
+      const payloads = c.req.valid('json').payloads.map(fromJson);
+      // Ciphertext under Warden's key is what its workers trust: whoever encodes can forge workflow
+      // inputs and signals. The CLI asks to encode an empty list before every query, so that stays open.
+      const identity = c.get('identity');
+      if (payloads.length && !hasRole(identity.role, 'admin')) throw new WardenError('forbidden', roleRefusal('admin', identity), 403);
+      return c.json({ payloads: payloads.map((p) => toJson(deps.codec.encrypt(p))) }, 200);
+    },
+  );
 
   const SessionSchema = z.object({ name: z.string(), role: z.string(), expires_in_seconds: z.number() });
   app.openapi(
     createRoute({
       method: 'post',
       path: '/session',
-      summary: 'Keep an API key in an HttpOnly cookie for the codec routes, for the Web UI (form field api_key: an HTML page answers; or Authorization: Bearer: JSON)',
+      summary:
+        'Keep an API key in an HttpOnly cookie for the codec routes, for the Web UI (form field api_key: an HTML page answers; or Authorization: Bearer: JSON)',
       security: [],
       responses: {
-        200: { description: 'The cookie is set', content: { 'application/json': { schema: SessionSchema }, 'text/html': { schema: z.string() } } },
+        200: {
+          description: 'The cookie is set',
+          content: { 'application/json': { schema: SessionSchema }, 'text/html': { schema: z.string() } },
+        },
         ...errorResponses(403, 413),
         // A form gets the sign-in page again, with the reason; a Bearer request gets JSON.
-        401: { description: 'No key, or an unknown or revoked one', content: { 'application/json': { schema: ErrorSchema }, 'text/html': { schema: z.string() } } },
+        401: {
+          description: 'No key, or an unknown or revoked one',
+          content: { 'application/json': { schema: ErrorSchema }, 'text/html': { schema: z.string() } },
+        },
       },
     }),
     async (c) => {
-      if (!fromThisOrigin(c)) throw new WardenError('forbidden', `a codec session cannot be started from ${c.req.header('origin')}: sign in at ${codecUrl(c)}/login`, 403);
+      if (!fromThisOrigin(c))
+        throw new WardenError(
+          'forbidden',
+          `a codec session cannot be started from ${c.req.header('origin')}: sign in at ${codecUrl(c)}/login`,
+          403,
+        );
       const isForm = c.req.header('content-type')?.startsWith('application/x-www-form-urlencoded') ?? false;
       const form = isForm ? await c.req.parseBody() : {};
       const key = typeof form.api_key === 'string' && form.api_key ? form.api_key : bearerKey(c.req.header('authorization'));
@@ -122,7 +146,13 @@ export function codecRouter(deps: { codec: PayloadEncryptionCodec; keys: KeyStor
   );
 
   app.openapi(
-    createRoute({ method: 'delete', path: '/session', summary: 'Forget the codec cookie', security: [], responses: { 204: { description: 'The cookie is cleared' }, ...errorResponses(413) } }),
+    createRoute({
+      method: 'delete',
+      path: '/session',
+      summary: 'Forget the codec cookie',
+      security: [],
+      responses: { 204: { description: 'The cookie is cleared' }, ...errorResponses(413) },
+    }),
     (c) => {
       deleteCookie(c, CODEC_COOKIE, { path: '/codec' });
       return c.body(null, 204);
@@ -135,7 +165,10 @@ export function codecRouter(deps: { codec: PayloadEncryptionCodec; keys: KeyStor
       path: '/sign-out',
       summary: "Forget the codec cookie, from the sign-in page's Sign out button (an HTML page answers)",
       security: [],
-      responses: { 200: { description: 'The cookie is cleared', content: { 'text/html': { schema: z.string() } } }, ...errorResponses(403, 413) },
+      responses: {
+        200: { description: 'The cookie is cleared', content: { 'text/html': { schema: z.string() } } },
+        ...errorResponses(403, 413),
+      },
     }),
     (c) => {
       if (!fromThisOrigin(c)) throw new WardenError('forbidden', `a codec session cannot be ended from ${c.req.header('origin')}`, 403);
@@ -164,7 +197,8 @@ const codecUrl = (c: Context) => `${new URL(c.req.url).origin}/codec`;
 
 const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
 
-const page = (title: string, body: string) => `<!doctype html><html lang="en"><meta charset="utf-8"><title>${title}</title><body>${body}</body></html>`;
+const page = (title: string, body: string) =>
+  `<!doctype html><html lang="en"><meta charset="utf-8"><title>${title}</title><body>${body}</body></html>`;
 
 function signInPage(notice?: string): string {
   return page(
@@ -198,7 +232,12 @@ function signedInPage(identity: Identity, endpoint: string): string {
  * client that forgot its payloads must hear so. (The Temporal CLI and Web UI always send JSON.)
  */
 const requireJsonPayloads: MiddlewareHandler = async (c, next) => {
-  if (!c.req.header('content-type')) throw new WardenError('invalid_request', 'send the payloads as JSON with Content-Type: application/json: {"payloads": [...]}, or {} for none', 400);
+  if (!c.req.header('content-type'))
+    throw new WardenError(
+      'invalid_request',
+      'send the payloads as JSON with Content-Type: application/json: {"payloads": [...]}, or {} for none',
+      400,
+    );
   await next();
 };
 

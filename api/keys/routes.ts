@@ -17,7 +17,9 @@ const KeyInfoSchema = z.object({
   created_by: z.string().nullable(),
   confirmed_by: z.string().nullable().describe('The admin key (or "host") that confirmed the key as its holder\'s own'),
   revoked_at: z.string().nullable(),
-  counts_as: z.string().describe("The person approvals count the key as: its holder once confirmed (or made on the host), else the admin who made it"),
+  counts_as: z
+    .string()
+    .describe('The person approvals count the key as: its holder once confirmed (or made on the host), else the admin who made it'),
 }) satisfies z.ZodType<ApiKeyInfo>;
 
 const KeyIdSchema = z.object({ id: z.string().regex(/^key_[0-9a-f]{12}$/, 'id: key_ followed by 12 hex digits') });
@@ -41,7 +43,12 @@ export function keysRouter(keys: KeyStore, audit: AuditStore, onRevoked: OnRevok
             'application/json': {
               schema: z
                 .object({
-                  name: z.string().trim().min(1).max(100).regex(/^[\w .@-]+$/, 'name: letters, digits, spaces and . _ @ -'),
+                  name: z
+                    .string()
+                    .trim()
+                    .min(1)
+                    .max(100)
+                    .regex(/^[\w .@-]+$/, 'name: letters, digits, spaces and . _ @ -'),
                   role: RoleSchema,
                   person: z
                     .string()
@@ -109,7 +116,12 @@ export function keysRouter(keys: KeyStore, audit: AuditStore, onRevoked: OnRevok
       summary: 'Revoke an API key',
       request: { params: KeyIdSchema },
       responses: {
-        200: json(KeyInfoSchema.extend({ cancelled_actions: z.array(z.string()).describe('Its actions that were awaiting approval, now cancelled') }), 'The revoked key'),
+        200: json(
+          KeyInfoSchema.extend({
+            cancelled_actions: z.array(z.string()).describe('Its actions that were awaiting approval, now cancelled'),
+          }),
+          'The revoked key',
+        ),
         ...errorResponses(400, 401, 403, 404),
       },
     }),

@@ -79,7 +79,10 @@ export function createMetrics(deps: MetricsDeps) {
   const countErrors: MiddlewareHandler = async (c, next) => {
     await next();
     if (c.res.status < 400) return;
-    const body = (await c.res.clone().json().catch(() => null)) as { error?: { code?: unknown } } | null;
+    const body = (await c.res
+      .clone()
+      .json()
+      .catch(() => null)) as { error?: { code?: unknown } } | null;
     const code = typeof body?.error?.code === 'string' ? body.error.code : 'none';
     httpErrors.inc({ status: String(c.res.status), code });
   };
@@ -88,7 +91,10 @@ export function createMetrics(deps: MetricsDeps) {
   router.get('/metrics', async (c) => {
     if (config.metricsToken && !bearerMatches(c.req.header('authorization'), config.metricsToken)) {
       c.header('WWW-Authenticate', 'Bearer realm="warden-metrics"');
-      return c.json({ error: { code: 'unauthorized', message: 'send the scrape token: Authorization: Bearer <WARDEN_METRICS_TOKEN>' } }, 401);
+      return c.json(
+        { error: { code: 'unauthorized', message: 'send the scrape token: Authorization: Bearer <WARDEN_METRICS_TOKEN>' } },
+        401,
+      );
     }
     auditMetrics.catchUp();
     await containers.refresh().catch(() => undefined); // the engine or Temporal down: no container gauges this time

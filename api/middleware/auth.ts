@@ -12,7 +12,10 @@ export type AuthEnv = { Variables: { identity: Identity } };
 /** The key in an `Authorization: Bearer <key>` header, if that is what the header holds. */
 export const bearerKey = (header: string | undefined) => /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1];
 
-export function apiKeyAuth(options: { keys: KeyStore; /** Also take the key from this cookie when no header is sent. */ cookie?: string }): MiddlewareHandler<AuthEnv> {
+export function apiKeyAuth(options: {
+  keys: KeyStore;
+  /** Also take the key from this cookie when no header is sent. */ cookie?: string;
+}): MiddlewareHandler<AuthEnv> {
   return async function apiKeyAuthHandler(c, next) {
     const header = c.req.header('authorization') ?? '';
     const key = bearerKey(header) ?? (!header && options.cookie ? getCookie(c, options.cookie) : undefined);

@@ -57,7 +57,10 @@ export function bodySizeLimit(maxBytes: number): MiddlewareHandler {
     onError: (c) => {
       // The rest of the body is never read: the connection cannot carry another request.
       c.header('Connection', 'close');
-      return c.json({ error: { code: 'payload_too_large', message: `the request body is larger than the limit of ${maxBytes} bytes` } }, 413);
+      return c.json(
+        { error: { code: 'payload_too_large', message: `the request body is larger than the limit of ${maxBytes} bytes` } },
+        413,
+      );
     },
   });
 }
@@ -79,7 +82,10 @@ export function requireJsonBody(): MiddlewareHandler {
     const type = c.req.header('content-type');
     if (!type || !JSON_TYPE.test(type)) {
       const got = type ? `got ${type.slice(0, 100)}` : 'no Content-Type was sent';
-      return c.json({ error: { code: 'unsupported_media_type', message: `send the body as JSON with Content-Type: application/json (${got})` } }, 415);
+      return c.json(
+        { error: { code: 'unsupported_media_type', message: `send the body as JSON with Content-Type: application/json (${got})` } },
+        415,
+      );
     }
     await next();
   };

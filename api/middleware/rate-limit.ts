@@ -93,7 +93,10 @@ export function clientAddress(c: Context, trustProxy = 0): string {
     // Not served by @hono/node-server (app.request in tests): every such request shares one address.
   }
   if (trustProxy === 0) return peer;
-  const forwarded = (c.req.header('x-forwarded-for') ?? '').split(',').map((a) => a.trim()).filter(Boolean);
+  const forwarded = (c.req.header('x-forwarded-for') ?? '')
+    .split(',')
+    .map((a) => a.trim())
+    .filter(Boolean);
   const chain = [...forwarded, peer];
   return chain[Math.max(0, chain.length - 1 - trustProxy)]!;
 }

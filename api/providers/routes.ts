@@ -70,15 +70,19 @@ export function providersRouter(registry: ProviderRegistry) {
     createRoute({
       method: 'get',
       path: '/{name}/health',
-      summary: 'Check a provider now (one round trip: its model list); a provider that is down answers 200 with status down and why, as /api/status does for components',
+      summary:
+        'Check a provider now (one round trip: its model list); a provider that is down answers 200 with status down and why, as /api/status does for components',
       request: { params: NameParam },
-      responses: { 200: json(HealthSchema, 'The provider\'s state now'), ...errorResponses(404) },
+      responses: { 200: json(HealthSchema, "The provider's state now"), ...errorResponses(404) },
     }),
     async (c) => {
       const { name } = c.req.valid('param');
       entry(name);
       const health = (await registry.health(name, c.req.raw.signal))!;
-      return c.json({ name, status: health.status, latency_ms: health.latency_ms, error: health.error ?? null, checked_at: health.checked_at }, 200);
+      return c.json(
+        { name, status: health.status, latency_ms: health.latency_ms, error: health.error ?? null, checked_at: health.checked_at },
+        200,
+      );
     },
   );
 

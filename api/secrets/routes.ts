@@ -34,7 +34,8 @@ export function secretsRouter(deps: { vault?: Vault; audit: AuditStore }) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   app.use('*', requireRole('admin'));
   const vault = (): Vault => {
-    if (!deps.vault) throw new WardenError('vault_unavailable', 'the secrets vault is not open in this API process; start the API with its data dir', 503);
+    if (!deps.vault)
+      throw new WardenError('vault_unavailable', 'the secrets vault is not open in this API process; start the API with its data dir', 503);
     return deps.vault;
   };
   const record = (kind: 'secret.stored' | 'secret.deleted' | 'vault.rotated', actor: string, details: Record<string, unknown>) =>
@@ -76,7 +77,10 @@ export function secretsRouter(deps: { vault?: Vault; audit: AuditStore }) {
       path: '/{name}',
       summary: 'Delete a secret',
       request: { params: NameParam },
-      responses: { 200: json(z.object({ name: z.string(), deleted: z.literal(true) }), 'Deleted'), ...errorResponses(400, 401, 403, 404, 503) },
+      responses: {
+        200: json(z.object({ name: z.string(), deleted: z.literal(true) }), 'Deleted'),
+        ...errorResponses(400, 401, 403, 404, 503),
+      },
     }),
     (c) => {
       const { name } = c.req.valid('param');

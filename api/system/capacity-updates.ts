@@ -4,7 +4,11 @@ import type { UpdateDefinition } from '@temporalio/common';
 import { CAPACITY_WORKFLOW_ID, CONTROL_TASK_QUEUE } from '../../workflows/definitions.js';
 import type { capacityWorkflow } from '../../workflows/capacity.js';
 
-export function updateCapacity<Ret, Args extends [unknown, ...unknown[]]>(client: Client, update: UpdateDefinition<Ret, Args>, args: Args): Promise<Ret> {
+export function updateCapacity<Ret, Args extends [unknown, ...unknown[]]>(
+  client: Client,
+  update: UpdateDefinition<Ret, Args>,
+  args: Args,
+): Promise<Ret> {
   return client.workflow.executeUpdateWithStart(update, {
     args,
     startWorkflowOperation: new WithStartWorkflowOperation<typeof capacityWorkflow>('capacityWorkflow', {

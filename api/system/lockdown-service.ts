@@ -59,10 +59,16 @@ export function createLockdownService(client: Client, audit: AuditStore, opts: {
   async function emergencyStop(reason: string, who: Identity): Promise<EmergencyStopOutcome> {
     let started: { lockdown: Lockdown; already_locked: boolean; stop_workflow_id: string };
     try {
-      started = await askWorker(client, UPDATE_DEADLINE_MS, () => updateCapacity(client, lockdownUpdate, [actor(who, reason)]), noWorker('emergency stop'));
+      started = await askWorker(
+        client,
+        UPDATE_DEADLINE_MS,
+        () => updateCapacity(client, lockdownUpdate, [actor(who, reason)]),
+        noWorker('emergency stop'),
+      );
     } catch (err) {
       const failure = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
-      if (failure instanceof ApplicationFailure && failure.type === FailureType.EmergencyStopNotStarted) throw new WardenError('stop_failed', failure.message, 503);
+      if (failure instanceof ApplicationFailure && failure.type === FailureType.EmergencyStopNotStarted)
+        throw new WardenError('stop_failed', failure.message, 503);
       throw err;
     }
     const handle = client.workflow.getHandle<typeof emergencyStopWorkflow>(started.stop_workflow_id);
@@ -70,7 +76,12 @@ export function createLockdownService(client: Client, audit: AuditStore, opts: {
       handle.result(),
       new Promise<null>((resolve) => setTimeout(resolve, opts.reportWaitMs ?? STOP_REPORT_WAIT_MS, null).unref()),
     ]).catch((err) => {
-      if (err instanceof WorkflowFailedError) throw new WardenError('stop_failed', `the emergency stop ${started.stop_workflow_id} failed: ${err.cause?.message ?? err.message}`, 503);
+      if (err instanceof WorkflowFailedError)
+        throw new WardenError(
+          'stop_failed',
+          `the emergency stop ${started.stop_workflow_id} failed: ${err.cause?.message ?? err.message}`,
+          503,
+        );
       throw err;
     });
     return { ...started, completed: report !== null, report };
@@ -79,10 +90,16 @@ export function createLockdownService(client: Client, audit: AuditStore, opts: {
   async function resume(reason: string, who: Identity): Promise<{ lifted: Lockdown; resumed_at: string }> {
     try {
       // With start: a capacity workflow that was terminated comes back with the recorded lockdown, which this lifts.
-      return await askWorker(client, UPDATE_DEADLINE_MS, () => updateCapacity(client, liftLockdownUpdate, [actor(who, reason)]), noWorker('resume'));
+      return await askWorker(
+        client,
+        UPDATE_DEADLINE_MS,
+        () => updateCapacity(client, liftLockdownUpdate, [actor(who, reason)]),
+        noWorker('resume'),
+      );
     } catch (err) {
       const failure = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
-      if (failure instanceof ApplicationFailure && failure.type === FailureType.NotLocked) throw new WardenError('not_locked', failure.message, 409);
+      if (failure instanceof ApplicationFailure && failure.type === FailureType.NotLocked)
+        throw new WardenError('not_locked', failure.message, 409);
       throw err;
     }
   }

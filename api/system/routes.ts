@@ -59,7 +59,9 @@ const ReadySchema = z.object({
 
 const UsedFreeSchema = z.object({ used: z.number(), total: z.number().nullable(), free: z.number().nullable() });
 
-const StatusCountsSchema = z.object(Object.fromEntries(AGENT_STATUSES.map((s) => [s, z.number()])) as Record<(typeof AGENT_STATUSES)[number], z.ZodNumber>);
+const StatusCountsSchema = z.object(
+  Object.fromEntries(AGENT_STATUSES.map((s) => [s, z.number()])) as Record<(typeof AGENT_STATUSES)[number], z.ZodNumber>,
+);
 
 export interface SystemDeps {
   client: Client;
@@ -132,7 +134,8 @@ export function systemRouter(deps: SystemDeps) {
       method: 'get',
       path: '/readyz',
       security: [],
-      summary: 'Ready when Temporal, the Docker engine (with a runtime agents may use), a worker for each task queue and the audit store answer',
+      summary:
+        'Ready when Temporal, the Docker engine (with a runtime agents may use), a worker for each task queue and the audit store answer',
       responses: {
         200: { description: 'Ready', content: { 'application/json': { schema: ReadySchema } } },
         503: { description: 'Not ready; components say which', content: { 'application/json': { schema: ReadySchema } } },
@@ -207,15 +210,25 @@ export function systemRouter(deps: SystemDeps) {
                   .object({
                     agents: UsedFreeSchema.describe('Admitted agents against WARDEN_MAX_AGENTS.'),
                     cpu_cores: UsedFreeSchema.describe("Cores reserved by this host's running agents' limits against the engine's CPUs."),
-                    memory_bytes: UsedFreeSchema.describe("Memory reserved by this host's running agents' limits against the engine's memory."),
+                    memory_bytes: UsedFreeSchema.describe(
+                      "Memory reserved by this host's running agents' limits against the engine's memory.",
+                    ),
                     admission: z
                       .object({
-                        cpu_cores: z.number().nullable().describe('The most CPU the limits of agents on this host may reserve in all: cores x cpu_overcommit.'),
-                        memory_bytes: z.number().nullable().describe('The most memory the limits of agents on this host may reserve in all: memory x memory_overcommit.'),
+                        cpu_cores: z
+                          .number()
+                          .nullable()
+                          .describe('The most CPU the limits of agents on this host may reserve in all: cores x cpu_overcommit.'),
+                        memory_bytes: z
+                          .number()
+                          .nullable()
+                          .describe('The most memory the limits of agents on this host may reserve in all: memory x memory_overcommit.'),
                         cpu_overcommit: z.number(),
                         memory_overcommit: z.number(),
                       })
-                      .describe('What admission allows (WARDEN_CPU_OVERCOMMIT, WARDEN_MEMORY_OVERCOMMIT): a new agent whose limits do not fit is refused (409).'),
+                      .describe(
+                        'What admission allows (WARDEN_CPU_OVERCOMMIT, WARDEN_MEMORY_OVERCOMMIT): a new agent whose limits do not fit is refused (409).',
+                      ),
                   })
                   .describe('Reserved is what the limits promise, not what is in use: see GET /api/agents/{id}/stats for that.'),
                 statuses: StatusCountsSchema.describe('Agents of this host by status.'),

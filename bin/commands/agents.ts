@@ -38,7 +38,9 @@ export const agentCommands: Record<string, Command> = {
       const agent = await api.call<Row>('POST', `${agentPath(args[0]!)}/stop`, { force: values.force === true });
       if (json) return printJson(agent);
       if (!agent.id) throw new CliError('the API answered without the agent', EXIT.failed);
-      print(`${values.force ? 'force stop' : 'stop'} requested for ${agent.id} (now ${agent.status}); \`warden agents show ${agent.id}\` follows it`);
+      print(
+        `${values.force ? 'force stop' : 'stop'} requested for ${agent.id} (now ${agent.status}); \`warden agents show ${agent.id}\` follows it`,
+      );
     },
   },
 };

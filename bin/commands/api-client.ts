@@ -11,7 +11,10 @@ export const EXIT = { failed: 1, usage: 2, unreachable: 3, auth: 4 } as const;
 
 /** An error the CLI prints as it is (no stack) before exiting with its code. */
 export class CliError extends Error {
-  constructor(message: string, readonly exitCode: number) {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
     super(message);
   }
 }
@@ -39,7 +42,10 @@ export function apiClient(env: NodeJS.ProcessEnv = process.env): ApiClient {
 
   async function send(method: string, path: string, body?: unknown): Promise<Response> {
     if (!key) {
-      throw new CliError('no API key: set WARDEN_API_KEY (or run `make up`, which keeps an admin key in .warden/data/admin-key)', EXIT.auth);
+      throw new CliError(
+        'no API key: set WARDEN_API_KEY (or run `make up`, which keeps an admin key in .warden/data/admin-key)',
+        EXIT.auth,
+      );
     }
     let res: Response;
     try {
@@ -52,7 +58,10 @@ export function apiClient(env: NodeJS.ProcessEnv = process.env): ApiClient {
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       const why = cause?.code ?? cause?.message ?? (err as Error).message;
-      throw new CliError(`cannot reach the Warden API at ${url} (${why}); is it running? (WARDEN_API_URL sets where it is)`, EXIT.unreachable);
+      throw new CliError(
+        `cannot reach the Warden API at ${url} (${why}); is it running? (WARDEN_API_URL sets where it is)`,
+        EXIT.unreachable,
+      );
     }
     if (res.ok) return res;
     const text = await res.text();

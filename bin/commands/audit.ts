@@ -67,7 +67,8 @@ export const auditCommands: Record<string, Command> = {
     options: { lines: { type: 'string', short: 'n' }, ...dbOption },
     async run(ctx) {
       const n = Number(ctx.values.lines ?? 20);
-      if (!Number.isInteger(n) || n < 1 || n > 1000) throw new CliError(`-n must be a whole number from 1 to 1000, not ${ctx.values.lines}`, EXIT.usage);
+      if (!Number.isInteger(n) || n < 1 || n > 1000)
+        throw new CliError(`-n must be a whole number from 1 to 1000, not ${ctx.values.lines}`, EXIT.usage);
       const entries = await withSource(
         ctx,
         (store) => store.list({ limit: n }),
@@ -89,10 +90,14 @@ export const auditCommands: Record<string, Command> = {
       );
       if (ctx.json) printJson(result);
       else {
-        if (result.ok) print(`audit log intact: ${result.entries} entries${result.head ? `, head #${result.head.seq} ${result.head.hash}` : ''}`);
+        if (result.ok)
+          print(`audit log intact: ${result.entries} entries${result.head ? `, head #${result.head.seq} ${result.head.hash}` : ''}`);
         for (const { seq, reason } of result.breaks) print(`audit log BROKEN at entry ${seq}: ${reason}`);
         const { count, seqs } = result.unverified_actors;
-        if (count) print(`${count} entries record an actor that was not verified when written (not a system actor nor a known API key): #${seqs.join(', #')}${count > seqs.length ? ', …' : ''}`);
+        if (count)
+          print(
+            `${count} entries record an actor that was not verified when written (not a system actor nor a known API key): #${seqs.join(', #')}${count > seqs.length ? ', …' : ''}`,
+          );
       }
       return result.ok ? 0 : EXIT.failed;
     },

@@ -7,10 +7,13 @@ const secretPath = (name: string) => `/api/secrets/${encodeURIComponent(name)}`;
 
 /** The value on stdin, without the one newline `echo` or a file adds. */
 async function readValue(): Promise<string> {
-  if (process.stdin.isTTY) throw new CliError('pipe the value on stdin, e.g. `warden secrets put NAME < file` (never on the command line)', EXIT.usage);
+  if (process.stdin.isTTY)
+    throw new CliError('pipe the value on stdin, e.g. `warden secrets put NAME < file` (never on the command line)', EXIT.usage);
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  const value = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  const value = Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
   if (!value) throw new CliError('the value on stdin is empty', EXIT.usage);
   return value;
 }

@@ -29,7 +29,10 @@ export const systemCommands: Record<string, Command> = {
     summary: 'each component with its state and latency, agents by status, the lockdown',
     async run({ api, json }) {
       const [status, lock] = await Promise.all([
-        api.call<{ components: Record<string, Component>; agents: Record<string, number> | null; max_agents: number }>('GET', '/api/status'),
+        api.call<{ components: Record<string, Component>; agents: Record<string, number> | null; max_agents: number }>(
+          'GET',
+          '/api/status',
+        ),
         lockdown(api),
       ]);
       if (json) return printJson({ ...status, ...(lock ? { lockdown: lock } : {}) });
@@ -40,7 +43,11 @@ export const systemCommands: Record<string, Command> = {
         detail: c.detail,
       }));
       print(table(rows, ['component', 'state', 'latency', 'detail']));
-      const counts = status.agents ? Object.entries(status.agents).map(([s, n]) => `${s} ${n}`).join(', ') : 'unknown (Temporal is down)';
+      const counts = status.agents
+        ? Object.entries(status.agents)
+            .map(([s, n]) => `${s} ${n}`)
+            .join(', ')
+        : 'unknown (Temporal is down)';
       print(`\nagents: ${counts} (capacity ${status.max_agents})`);
       if (lock) print(`\nlockdown:\n${fields(lock)}`);
       return rows.some((r) => r.state === 'DOWN') ? EXIT.failed : 0;
@@ -62,9 +69,13 @@ export const systemCommands: Record<string, Command> = {
     summary: 'admin: lock down (refuse new agents and actions), cancel pending approvals, force-stop every agent',
     options: reasonOption,
     async run({ api, json, values }) {
-      const result = await api.call<{ completed: boolean; stop_workflow_id: string; report: { counts: Row } | null }>('POST', '/api/system/emergency-stop', {
-        reason: reasonOf(values, 'emergency-stop'),
-      });
+      const result = await api.call<{ completed: boolean; stop_workflow_id: string; report: { counts: Row } | null }>(
+        'POST',
+        '/api/system/emergency-stop',
+        {
+          reason: reasonOf(values, 'emergency-stop'),
+        },
+      );
       if (json) return printJson(result);
       const done = result.completed ? 'emergency stop done' : `emergency stop still running (workflow ${result.stop_workflow_id})`;
       print(`${done}; nothing new is accepted until \`warden resume\``);

@@ -13,7 +13,8 @@ interface Payload {
 
 /** Base64 runs (standard or URL-safe, MIME line breaks allowed). */
 const BASE64_RUN = /[A-Za-z0-9+/_-]{16,}(?:={1,2}|(?:\r?\n[A-Za-z0-9+/]{16,})+={0,2})?/g;
-const HEX_RUN = /\b(?:[0-9a-fA-F]{2}){12,}\b|\b[0-9a-fA-F]{2}(?:[ :,-][0-9a-fA-F]{2}){11,}\b|(?:\\x[0-9a-fA-F]{2}){6,}|(?:0x[0-9a-fA-F]{2}[ ,]*){6,}/g;
+const HEX_RUN =
+  /\b(?:[0-9a-fA-F]{2}){12,}\b|\b[0-9a-fA-F]{2}(?:[ :,-][0-9a-fA-F]{2}){11,}\b|(?:\\x[0-9a-fA-F]{2}){6,}|(?:0x[0-9a-fA-F]{2}[ ,]*){6,}/g;
 /** Every escape decoded in place on the lines that have them: percent, HTML numeric, \u, \x, JSON. */
 const ESCAPE = /%[0-9a-fA-F]{2}|&#(?:x[0-9a-fA-F]{1,6}|[0-9]{1,7});|\\u[0-9a-fA-F]{4}|\\x[0-9a-fA-F]{2}|\\[nrt"]/g;
 
@@ -66,7 +67,9 @@ function unescapeLines(text: string): Payload[] {
   let out = '';
   for (const start of lines) {
     const end = text.indexOf('\n', start);
-    out += decodeEscapes(text.slice(start, end < 0 ? Math.min(text.length, start + MAX_CANDIDATE_CHARS) : end).slice(0, MAX_CANDIDATE_CHARS)) + '\n';
+    out +=
+      decodeEscapes(text.slice(start, end < 0 ? Math.min(text.length, start + MAX_CANDIDATE_CHARS) : end).slice(0, MAX_CANDIDATE_CHARS)) +
+      '\n';
     if (out.length > MAX_CANDIDATE_CHARS) break;
   }
   return [{ kind: encoding >= 4 ? 'escapes' : 'json_string', text: out }];
@@ -123,7 +126,7 @@ function decodeBase64(s: string): Uint8Array {
 export function decodeUtf8(bytes: Uint8Array): string | null {
   let out = '';
   let chunk: number[] = [];
-  for (let i = 0; i < bytes.length; ) {
+  for (let i = 0; i < bytes.length;) {
     const b = bytes[i];
     let cp: number;
     let need: number;

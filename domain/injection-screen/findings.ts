@@ -47,8 +47,9 @@ export function finding(category: InjectionCategory, rule: string, weight: numbe
 /** Evidence goes into logs and approval screens: no invisible characters, one line, short. */
 export function clip(s: string): string {
   const visible = s
-    .replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufe00-\ufe0f\ufeff]/g, (c) =>
-      `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+    .replace(
+      /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufe00-\ufe0f\ufeff]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
     )
     .replace(/[\u{e0000}-\u{e007f}\u{e0100}-\u{e01ef}]/gu, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`)
     .replace(/\s+/g, ' ')

@@ -24,15 +24,86 @@ const CONFUSABLE_SCRIPTS = /[\u0250-\u02af\u0370-\u058f\u13a0-\u13ff\u0131]/;
 /** Look-alikes of ASCII letters (UTS #39 confusables, the common subset). */
 const CONFUSABLES: Record<string, string> = {
   // Cyrillic
-  а: 'a', в: 'b', е: 'e', ё: 'e', к: 'k', м: 'm', н: 'h', о: 'o', р: 'p', с: 'c', т: 't', у: 'y', х: 'x',
-  і: 'i', ї: 'i', ј: 'j', ѕ: 's', ԁ: 'd', ӏ: 'l', һ: 'h', ԛ: 'q', ԝ: 'w', ɡ: 'g', ь: 'b',
-  А: 'A', В: 'B', Е: 'E', К: 'K', М: 'M', Н: 'H', О: 'O', Р: 'P', С: 'C', Т: 'T', Х: 'X', У: 'Y',
-  І: 'I', Ј: 'J', Ѕ: 'S', Ԁ: 'D', Ԛ: 'Q', Ԝ: 'W',
+  а: 'a',
+  в: 'b',
+  е: 'e',
+  ё: 'e',
+  к: 'k',
+  м: 'm',
+  н: 'h',
+  о: 'o',
+  р: 'p',
+  с: 'c',
+  т: 't',
+  у: 'y',
+  х: 'x',
+  і: 'i',
+  ї: 'i',
+  ј: 'j',
+  ѕ: 's',
+  ԁ: 'd',
+  ӏ: 'l',
+  һ: 'h',
+  ԛ: 'q',
+  ԝ: 'w',
+  ɡ: 'g',
+  ь: 'b',
+  А: 'A',
+  В: 'B',
+  Е: 'E',
+  К: 'K',
+  М: 'M',
+  Н: 'H',
+  О: 'O',
+  Р: 'P',
+  С: 'C',
+  Т: 'T',
+  Х: 'X',
+  У: 'Y',
+  І: 'I',
+  Ј: 'J',
+  Ѕ: 'S',
+  Ԁ: 'D',
+  Ԛ: 'Q',
+  Ԝ: 'W',
   // Greek
-  α: 'a', ο: 'o', ι: 'i', ν: 'v', υ: 'u', κ: 'k', ρ: 'p', τ: 't', χ: 'x', ε: 'e', γ: 'y',
-  Α: 'A', Β: 'B', Ε: 'E', Ζ: 'Z', Η: 'H', Ι: 'I', Κ: 'K', Μ: 'M', Ν: 'N', Ο: 'O', Ρ: 'P', Τ: 'T', Υ: 'Y', Χ: 'X',
+  α: 'a',
+  ο: 'o',
+  ι: 'i',
+  ν: 'v',
+  υ: 'u',
+  κ: 'k',
+  ρ: 'p',
+  τ: 't',
+  χ: 'x',
+  ε: 'e',
+  γ: 'y',
+  Α: 'A',
+  Β: 'B',
+  Ε: 'E',
+  Ζ: 'Z',
+  Η: 'H',
+  Ι: 'I',
+  Κ: 'K',
+  Μ: 'M',
+  Ν: 'N',
+  Ο: 'O',
+  Ρ: 'P',
+  Τ: 'T',
+  Υ: 'Y',
+  Χ: 'X',
   // Armenian and Latin look-alikes
-  օ: 'o', ս: 'u', ց: 'g', հ: 'h', ո: 'n', ı: 'i', ɑ: 'a', ɩ: 'i', ʏ: 'y', ɪ: 'i', ʀ: 'r',
+  օ: 'o',
+  ս: 'u',
+  ց: 'g',
+  հ: 'h',
+  ո: 'n',
+  ı: 'i',
+  ɑ: 'a',
+  ɩ: 'i',
+  ʏ: 'y',
+  ɪ: 'i',
+  ʀ: 'r',
 };
 
 /**
@@ -67,7 +138,20 @@ function mapMixedScriptWords(text: string): { text: string; example: string } {
 /** Single letters joined by single separators: "i g n o r e", "I-G-N-O-R-E" (ASCII: look-alikes are mapped by then). */
 const SPACED_LETTERS = /\b[A-Za-z0-9](?:[ .\-_*·|/][A-Za-z0-9]){2,}\b/g;
 /** Words an attacker spaces out to get past keyword filters. */
-const ATTACK_STEMS = ['ignore', 'disregard', 'forget', 'override', 'bypass', 'instruction', 'systemprompt', 'jailbreak', 'reveal', 'password', 'prompt', 'developermode'];
+const ATTACK_STEMS = [
+  'ignore',
+  'disregard',
+  'forget',
+  'override',
+  'bypass',
+  'instruction',
+  'systemprompt',
+  'jailbreak',
+  'reveal',
+  'password',
+  'prompt',
+  'developermode',
+];
 const OVERRIDE_STEMS = ['ignore', 'disregard', 'forget', 'override', 'bypass'];
 const TARGET_STEMS = ['instruction', 'prompt', 'rules', 'guideline', 'directive'];
 
@@ -89,7 +173,14 @@ export function normalise(input: string): Normalised {
   let text = input.normalize('NFKC');
   if (text !== input && /[\uff01-\uff5e]{3,}|[\u{1d400}-\u{1d7ff}]{3,}|[\u24b6-\u24e9]{3,}/u.test(input)) {
     // Fullwidth, mathematical and circled letters spell ASCII words in another costume.
-    signals.push(finding('obfuscation', 'obfuscation.styled_letters', 0.2, input.match(/[\uff01-\uff5e\u{1d400}-\u{1d7ff}\u24b6-\u24e9][^\n]{0,60}/u)?.[0] ?? ''));
+    signals.push(
+      finding(
+        'obfuscation',
+        'obfuscation.styled_letters',
+        0.2,
+        input.match(/[\uff01-\uff5e\u{1d400}-\u{1d7ff}\u24b6-\u24e9][^\n]{0,60}/u)?.[0] ?? '',
+      ),
+    );
   }
 
   if (/[\u{e0000}-\u{e01ef}]/u.test(text)) {

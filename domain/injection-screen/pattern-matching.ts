@@ -32,7 +32,10 @@ export function anyWord(list: string): Gate {
   const wanted = [...words(list)];
   return (v) => wanted.some((w) => v.vocabulary.has(w));
 }
-export const anyText = (...needles: string[]): Gate => (v) => needles.some((n) => v.lower.includes(n));
+export const anyText =
+  (...needles: string[]): Gate =>
+  (v) =>
+    needles.some((n) => v.lower.includes(n));
 export const hasCjk: Gate = (v) => /[\u3040-\u30ff\u4e00-\u9fff]/.test(v.lower);
 export const hasSpecialToken = anyText('<|', 'inst]', '<<', '</s>', '_of_turn>', 'of_text', 'of_sentence');
 export const hasEndMarkerWord: Gate = (v) => v.lower.includes('</') || ['end', 'close', 'closing', 'stop'].some((w) => v.vocabulary.has(w));

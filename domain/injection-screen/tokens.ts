@@ -37,7 +37,9 @@ const WORD_CHAR = /[\p{L}\p{M}\p{N}]/u;
 const wordCharCache = new Uint8Array(65536);
 
 /** ASCII letters, digits and "_". */
-const ASCII_WORD = Uint8Array.from({ length: 128 }, (_, c) => Number((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 95 || (c >= 65 && c <= 90)));
+const ASCII_WORD = Uint8Array.from({ length: 128 }, (_, c) =>
+  Number((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 95 || (c >= 65 && c <= 90)),
+);
 
 export function isWordCode(c: number): boolean {
   if (c < 128) return ASCII_WORD[c] === 1;

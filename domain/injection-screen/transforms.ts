@@ -33,7 +33,12 @@ function hasDigitAndLetter(w: string): boolean {
  * an encoded sentence, and reading a megabyte twice more for nothing is not free.
  */
 function transformedVocabulary(map: (w: string) => string): Set<string> {
-  return new Set([...VOCABULARY].filter((w) => w.length >= 4).map(map).filter((t) => !VOCABULARY.has(t)));
+  return new Set(
+    [...VOCABULARY]
+      .filter((w) => w.length >= 4)
+      .map(map)
+      .filter((t) => !VOCABULARY.has(t)),
+  );
 }
 
 function threeHits(words: readonly string[], triggers: Set<string>): boolean {

@@ -2,7 +2,12 @@
 import { fold } from './tokens.js';
 
 export function words(list: string): Set<string> {
-  return new Set(list.trim().split(/\s+/).map((w) => fold(w.toLowerCase())));
+  return new Set(
+    list
+      .trim()
+      .split(/\s+/)
+      .map((w) => fold(w.toLowerCase())),
+  );
 }
 
 /** Verbs that throw away earlier instructions, in the languages attacks arrive in. */
@@ -37,7 +42,9 @@ export const PRIOR = words(`
 /** "all", "any": qualify an override only when the target is unambiguous. */
 export const ALL = words('all any every toutes tous alle todas todos tutte tutti todas все wszystkie');
 export const EVERYTHING = words('everything all tout alles todo tutto tudo всё все wszystko');
-export const TOLD = words(`told said taught learned instructed given received got dit dite appris t'a t'ont gesagt beigebracht dijeron dicho enseñado detto dito сказали`);
+export const TOLD = words(
+  `told said taught learned instructed given received got dit dite appris t'a t'ont gesagt beigebracht dijeron dicho enseñado detto dito сказали`,
+);
 /** Verbs of obeying, for "do not follow your instructions". */
 export const FOLLOW_VERBS = words(`
   follow following obey heed adhere respect comply listen suivre suis suivez respecte respectez obéis obéissez
@@ -47,7 +54,9 @@ export const NEGATIONS = words(`not don't dont never no stop longer ne pas plus 
 export const VOID_WORDS = words(`
   void obsolete cancelled canceled revoked outdated invalid invalidated superseded supersede supersedes overridden null
   rescinded expired nichtig ungültig aufgehoben annulées caduques obsolètes anuladas obsoletas inválidas annullate`);
-export const NEW_WORDS = words('new nouvelle nouvelles nouveau nouveaux neue neuen neues nueva nuevas nuevo nuova nuove nova novas nieuwe новые новая');
+export const NEW_WORDS = words(
+  'new nouvelle nouvelles nouveau nouveaux neue neuen neues nueva nuevas nuevo nuova nuove nova novas nieuwe новые новая',
+);
 export const TASK_NOUNS = words(`
   instructions instruction consignes anweisung anweisungen aufgabe instrucciones tarea misión mission task istruzioni compito
   instruções tarefa instructies taak инструкции задача orders directives`);
@@ -80,24 +89,46 @@ export const SECRET_NOUNS = words(`
   cookies cookie session history conversation transcript database contraseña clave claves passwort zugangsdaten mot historial
   conversación пароль`);
 /** Where data would go: a URL, an address, a listener. */
-export const isDestination = (w: string) => w === '@' || w.startsWith('http') || /^\d{1,3}(?:\.\d{1,3}){3}$/.test(w) || w === 'webhook' || w === 'nc' || w === 'netcat';
-export const isSecret = (w: string) => SECRET_NOUNS.has(w) || /(?:^|_)(?:api_?key|key|token|secret|password|passwd|pwd|credentials?)(?:_|$)/.test(w);
+export const isDestination = (w: string) =>
+  w === '@' || w.startsWith('http') || /^\d{1,3}(?:\.\d{1,3}){3}$/.test(w) || w === 'webhook' || w === 'nc' || w === 'netcat';
+export const isSecret = (w: string) =>
+  SECRET_NOUNS.has(w) || /(?:^|_)(?:api_?key|key|token|secret|password|passwd|pwd|credentials?)(?:_|$)/.test(w);
 /** A credential right after "Bearer" or "Authorization" is being used to call an API, not sent away. */
 const AUTH_HEADER_WORDS = words('bearer authorization basic');
 export const isSentSecret = (w: string, ws: readonly string[], i: number) => isSecret(w) && !AUTH_HEADER_WORDS.has(ws[i - 1]);
 
-export const DISABLE_VERBS = words('disable skip bypass deactivate circumvent desactiva desactive désactive désactivez deaktiviere deaktivieren disattiva omite salta umgehe');
+export const DISABLE_VERBS = words(
+  'disable skip bypass deactivate circumvent desactiva desactive désactive désactivez deaktiviere deaktivieren disattiva omite salta umgehe',
+);
 export const CHECK_NOUNS = words(`
   approval approvals confirmation confirmations verification review security safety audit logging validation
   freigabeprüfung freigabe prüfung sicherheitsprüfung verificación confirmación aprobación vérification contrôle controlli verifica`);
 
 /** Words that can start a window rule. */
 const ANCHORS = new Set([
-  ...OVERRIDE_VERBS, ...FOLLOW_VERBS, ...INSTRUCTION_NOUNS, ...RULE_NOUNS, ...NEW_WORDS, ...DISABLE_VERBS, ...REVEAL_VERBS,
-  ...SEND_VERBS, ...SECRET_NOUNS,
+  ...OVERRIDE_VERBS,
+  ...FOLLOW_VERBS,
+  ...INSTRUCTION_NOUNS,
+  ...RULE_NOUNS,
+  ...NEW_WORDS,
+  ...DISABLE_VERBS,
+  ...REVEAL_VERBS,
+  ...SEND_VERBS,
+  ...SECRET_NOUNS,
 ]);
 /** Every word the rules know: spaced-out or leetspeak words are read as words only if they are one of these. */
 export const VOCABULARY = new Set([
-  ...ANCHORS, ...PRIOR, ...ALL, ...EVERYTHING, ...TOLD, ...NEGATIONS, ...VOID_WORDS, ...TASK_NOUNS, ...YOUR, ...PROMPT_NOUNS,
-  ...SECRET_QUALIFIERS, ...CHECK_NOUNS, ...words('the a an and to me you my of then now all print this that it is are'),
+  ...ANCHORS,
+  ...PRIOR,
+  ...ALL,
+  ...EVERYTHING,
+  ...TOLD,
+  ...NEGATIONS,
+  ...VOID_WORDS,
+  ...TASK_NOUNS,
+  ...YOUR,
+  ...PROMPT_NOUNS,
+  ...SECRET_QUALIFIERS,
+  ...CHECK_NOUNS,
+  ...words('the a an and to me you my of then now all print this that it is are'),
 ]);

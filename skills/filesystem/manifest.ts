@@ -69,7 +69,8 @@ const mkdir = defineOperation({
 });
 
 const remove = defineOperation({
-  description: 'Delete a file, a symlink (not its target) or an empty directory of the workspace; recursive: true deletes a directory with its contents.',
+  description:
+    'Delete a file, a symlink (not its target) or an empty directory of the workspace; recursive: true deletes a directory with its contents.',
   schema: z.strictObject({
     path: WorkspaceEntrySchema,
     recursive: z.boolean().default(false).describe('Delete a non-empty directory with everything in it.'),

@@ -40,7 +40,12 @@ const exec = defineOperation({
     ),
   }),
   risk: 'high',
-  command: (p) => ({ argv: ['/bin/sh', '-c', p.command], timeout_ms: p.timeout_ms, max_output_bytes: p.max_output_bytes, secrets: p.secrets }),
+  command: (p) => ({
+    argv: ['/bin/sh', '-c', p.command],
+    timeout_ms: p.timeout_ms,
+    max_output_bytes: p.max_output_bytes,
+    secrets: p.secrets,
+  }),
 });
 
 export const shellSkill: SkillManifest = {

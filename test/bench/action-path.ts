@@ -71,7 +71,8 @@ function label(e: HistoryEvent, activityTypes: Map<string, string>): string | nu
     return `${attrs.activityType!.name} scheduled`;
   }
   const ref = e.activityTaskStartedEventAttributes?.scheduledEventId ?? e.activityTaskCompletedEventAttributes?.scheduledEventId;
-  if (ref !== undefined && ref !== null) return `${activityTypes.get(String(ref))} ${e.activityTaskStartedEventAttributes ? 'started' : 'completed'}`;
+  if (ref !== undefined && ref !== null)
+    return `${activityTypes.get(String(ref))} ${e.activityTaskStartedEventAttributes ? 'started' : 'completed'}`;
   const marker = e.markerRecordedEventAttributes;
   if (marker) {
     if (marker.markerName !== 'core_local_activity') return null;
@@ -82,7 +83,10 @@ function label(e: HistoryEvent, activityTypes: Map<string, string>): string | nu
   // Workflow tasks and patch markers show in the gaps between the rest; whether an update is
   // accepted in the first task or one of its own depends on when it reaches the server.
   if (/UPSERT_WORKFLOW_SEARCH_ATTRIBUTES|WORKFLOW_TASK|UPDATE_ACCEPTED/.test(type)) return null;
-  return type.replace(/^EVENT_TYPE_/, '').toLowerCase().replaceAll('_', ' ');
+  return type
+    .replace(/^EVENT_TYPE_/, '')
+    .toLowerCase()
+    .replaceAll('_', ' ');
 }
 
 async function main(): Promise<void> {
@@ -90,7 +94,13 @@ async function main(): Promise<void> {
   const docker = new Docker();
   const noop = () => undefined;
   Runtime.install({ logger: { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: (m) => console.error(m) } });
-  const server = await startDevServer({ dbFile: join(tmp, 'temporal.db'), port: await freePort(), uiPort: 0, ui: false, logFile: join(tmp, 'temporal.log') });
+  const server = await startDevServer({
+    dbFile: join(tmp, 'temporal.db'),
+    port: await freePort(),
+    uiPort: 0,
+    ui: false,
+    logFile: join(tmp, 'temporal.log'),
+  });
   const keys = KeyStore.open(':memory:');
   const audit = AuditStore.open(join(tmp, 'audit.db'), { keyring: Keyring.load({ dataDir: tmp }), isKnownKeyId: (id) => keys.has(id) });
   const payloadCodec = loadPayloadCodec(ConfigSchema.parse({ dataDir: tmp }), { warn: () => undefined });
@@ -109,9 +119,24 @@ async function main(): Promise<void> {
   const running = workers.run();
   const connection = await Connection.connect({ address: server.address });
   const client = new Client({ connection, dataConverter: createDataConverter(payloadCodec) });
-  const config = ConfigSchema.parse({ temporalAddress: server.address, dockerHostId: HOST_ID, logLevel: 'silent', rateLimits: 'off', requireSandbox: false });
+  const config = ConfigSchema.parse({
+    temporalAddress: server.address,
+    dockerHostId: HOST_ID,
+    logLevel: 'silent',
+    rateLimits: 'off',
+    requireSandbox: false,
+  });
   const { key } = keys.create('bench', 'admin', null);
-  const app = createApp({ client, docker, config, logger: pino({ level: 'silent' }), keys, audit, policy: loadPolicy(SKILLS), payloadCodec });
+  const app = createApp({
+    client,
+    docker,
+    config,
+    logger: pino({ level: 'silent' }),
+    keys,
+    audit,
+    policy: loadPolicy(SKILLS),
+    payloadCodec,
+  });
   const apiPort = await freePort();
   const http = await new Promise<ReturnType<typeof serve>>((resolve) => {
     const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: apiPort }, () => resolve(s));
@@ -173,11 +198,15 @@ async function main(): Promise<void> {
       segments.set('TOTAL workflow started -> completed', [...(segments.get('TOTAL workflow started -> completed') ?? []), last - first]);
     }
     console.log(`Action path: ${ACTIONS} low-risk actions (filesystem info, runc), ${os.cpus().length} cores, p50 in ms`);
-    for (const [name, xs] of segments) console.log(`  ${p50(xs).toFixed(0).padStart(5)}  ${name}${xs.length < ACTIONS ? ` (n=${xs.length})` : ''}`);
+    for (const [name, xs] of segments)
+      console.log(`  ${p50(xs).toFixed(0).padStart(5)}  ${name}${xs.length < ACTIONS ? ` (n=${xs.length})` : ''}`);
     console.log(`  ${p50(rest).toFixed(0).padStart(5)}  REST round trip (POST /api/actions, wait_seconds)`);
   } finally {
     await api('POST', `/api/agents/${agentId}/stop`, { force: true }).catch(() => undefined);
-    await client.workflow.getHandle(agentId).result().catch(() => undefined);
+    await client.workflow
+      .getHandle(agentId)
+      .result()
+      .catch(() => undefined);
     http.close();
     workers.shutdown();
     await running.catch(() => undefined);

@@ -139,20 +139,29 @@ function printTable(results: RuntimeResult[], skipped: string[]): void {
   console.log('\nOverhead Warden adds (p50 Warden - p50 raw)');
   for (const r of results) {
     const sign = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(2)} ms`;
-    console.log(`  ${r.runtime.padEnd(6)} create-to-ready ${sign(r.overhead_p50_ms.create)}, exec ${sign(r.overhead_p50_ms.exec)}, REST action ${sign(r.overhead_p50_ms.action)}`);
+    console.log(
+      `  ${r.runtime.padEnd(6)} create-to-ready ${sign(r.overhead_p50_ms.create)}, exec ${sign(r.overhead_p50_ms.exec)}, REST action ${sign(r.overhead_p50_ms.action)}`,
+    );
   }
   for (const note of skipped) console.log(`  note: ${note}`);
   const mib = (b: number | null) => (b === null ? '-' : `${(b / 1024 ** 2).toFixed(1)} MiB`);
   console.log('\nMemory per idle agent (host: MemAvailable drop / n; cgroup: usage minus inactive file; rss: processes in the cgroup)');
   for (const r of results) {
-    for (const [who, m] of [['Warden agent', r.idle.memory.warden], ['raw container', r.idle.memory.raw]] as const) {
-      console.log(`  ${r.runtime.padEnd(6)} ${who.padEnd(13)} n=${m.n}  host ${mib(m.host_bytes_per_agent)}  cgroup ${mib(m.cgroup_bytes_per_container)}  rss ${mib(m.rss_bytes_per_container)}`);
+    for (const [who, m] of [
+      ['Warden agent', r.idle.memory.warden],
+      ['raw container', r.idle.memory.raw],
+    ] as const) {
+      console.log(
+        `  ${r.runtime.padEnd(6)} ${who.padEnd(13)} n=${m.n}  host ${mib(m.host_bytes_per_agent)}  cgroup ${mib(m.cgroup_bytes_per_container)}  rss ${mib(m.rss_bytes_per_container)}`,
+      );
     }
   }
   console.log('\nIdle agents held with the exec p99 within 2x the single-agent p99');
   for (const r of results) {
     const { ramp } = r.idle;
-    console.log(`  ${r.runtime.padEnd(6)} ${ramp.largest_ok} agents (single-agent p99 ${ramp.single_agent_p99_ms} ms); stopped: ${ramp.stopped_because}`);
+    console.log(
+      `  ${r.runtime.padEnd(6)} ${ramp.largest_ok} agents (single-agent p99 ${ramp.single_agent_p99_ms} ms); stopped: ${ramp.stopped_because}`,
+    );
     console.log(`         ${ramp.steps.map((s) => `${s.agents}:${s.exec_p99_ms}`).join('  ')}  (agents:p99 ms)`);
   }
 }
@@ -353,13 +362,21 @@ async function wardenAction(api: Api, agentId: string): Promise<number> {
     wait_seconds: 30,
   });
   const elapsed = performance.now() - started;
-  if (res.status !== 202 || res.body.status !== 'completed') throw new Error(`Warden action ended ${res.status} ${JSON.stringify(res.body)}`);
+  if (res.status !== 202 || res.body.status !== 'completed')
+    throw new Error(`Warden action ended ${res.status} ${JSON.stringify(res.body)}`);
   return elapsed;
 }
 
 /** The container createSandbox makes, under another name and this run's label. */
 function rawContainerOptions(name: string, image: string, runtime: SandboxRuntime, engineRuntime: string): Docker.ContainerCreateOptions {
-  const options = sandboxContainerOptions({ agentId: name, host: HOST_ID, image, limits: ResourceLimitsSchema.parse({}), runtime, engineRuntime });
+  const options = sandboxContainerOptions({
+    agentId: name,
+    host: HOST_ID,
+    image,
+    limits: ResourceLimitsSchema.parse({}),
+    runtime,
+    engineRuntime,
+  });
   return { ...options, name, Labels: { [BENCH_RUN_LABEL]: RUN_ID } };
 }
 
@@ -463,7 +480,16 @@ async function main(): Promise<void> {
     rateLimits: 'read=100000/s',
   });
   const { key: operatorKey } = keys.create('bench', 'operator', null);
-  const app = createApp({ client, docker, config, logger: pino({ level: 'silent' }), keys, audit, policy: loadPolicy(SKILLS), payloadCodec });
+  const app = createApp({
+    client,
+    docker,
+    config,
+    logger: pino({ level: 'silent' }),
+    keys,
+    audit,
+    policy: loadPolicy(SKILLS),
+    payloadCodec,
+  });
   const apiPort = await freePort();
   await new Promise<void>((resolve) => {
     httpServer = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: apiPort }, () => resolve());
@@ -496,7 +522,8 @@ async function main(): Promise<void> {
     }
     console.log(`\n${runtime} (engine runtime ${engineRuntime})`);
     const measures: RuntimeResult['measures'] = {};
-    const keep = (m: Measure, samples: number[]) => (measures[m] = { ...stats(samples), samples_ms: samples.map((x) => Math.round(x * 1000) / 1000) });
+    const keep = (m: Measure, samples: number[]) =>
+      (measures[m] = { ...stats(samples), samples_ms: samples.map((x) => Math.round(x * 1000) / 1000) });
 
     // a) Warden create-to-ready, each agent force-stopped and gone before the next.
     const creates: number[] = [];

@@ -65,7 +65,9 @@ export interface RampResult {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function memAvailable(): number {
-  const line = readFileSync('/proc/meminfo', 'utf8').split('\n').find((l) => l.startsWith('MemAvailable:'));
+  const line = readFileSync('/proc/meminfo', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('MemAvailable:'));
   return Number(/(\d+)/.exec(line ?? '')?.[1] ?? NaN) * 1024;
 }
 
@@ -82,7 +84,9 @@ async function settledMemAvailable(): Promise<number> {
 
 const readNumber = (file: string): number => Number(readFileSync(file, 'utf8').trim());
 const statField = (file: string, field: string): number => {
-  const line = readFileSync(file, 'utf8').split('\n').find((l) => l.startsWith(`${field} `));
+  const line = readFileSync(file, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${field} `));
   return line ? Number(line.split(' ')[1]) : 0;
 };
 
@@ -116,7 +120,11 @@ async function meanContainerMemory(docker: Docker, names: string[]) {
 
 /** Memory per idle agent through Warden, and per raw container, n of each. */
 export async function memoryPerIdleAgent(bench: IdleBench, n: number, log: (s: string) => void) {
-  const measure = async (create: () => Promise<string>, remove: (names: string[]) => Promise<void>, containerOf: (id: string) => string) => {
+  const measure = async (
+    create: () => Promise<string>,
+    remove: (names: string[]) => Promise<void>,
+    containerOf: (id: string) => string,
+  ) => {
     const before = await settledMemAvailable();
     const made: string[] = [];
     try {
@@ -184,7 +192,13 @@ export async function rampIdleAgents(
       }
       largestOk = agents.length;
     }
-    return { single_agent_p99_ms: single.p99, threshold_ms: Math.round(threshold * 100) / 100, steps, largest_ok: largestOk, stopped_because: stoppedBecause };
+    return {
+      single_agent_p99_ms: single.p99,
+      threshold_ms: Math.round(threshold * 100) / 100,
+      steps,
+      largest_ok: largestOk,
+      stopped_because: stoppedBecause,
+    };
   } finally {
     await bench.stopAgents(agents);
   }

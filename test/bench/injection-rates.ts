@@ -124,7 +124,13 @@ function measureEach(input: string, texts: string[]): Throughput {
   }
   times.sort((a, b) => a - b);
   const medianMs = times[Math.floor(times.length / 2)];
-  return { input, bytes, medianMs: round(medianMs, 1), mbPerSecond: round(bytes / MIB / (medianMs / 1000), 2), verdict: [...verdicts].join('/') };
+  return {
+    input,
+    bytes,
+    medianMs: round(medianMs, 1),
+    mbPerSecond: round(bytes / MIB / (medianMs / 1000), 2),
+    verdict: [...verdicts].join('/'),
+  };
 }
 
 const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;

@@ -7,7 +7,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActionRecord } from '../../domain/action.js';
 import { approveSignal } from '../../workflows/definitions.js';
 import { Grants } from '../../domain/grants.js';
-import { approveWith, docker, recordHistory, startStack, submitShell, testPayloadCodec, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
+import {
+  approveWith,
+  docker,
+  recordHistory,
+  startStack,
+  submitShell,
+  testPayloadCodec,
+  uniqueId,
+  waitFor,
+  waitForStatus,
+} from '../support/helpers.js';
 import { SANDBOX_GID, SANDBOX_UID } from '../../sandbox/spec.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
@@ -22,8 +32,13 @@ async function as(who: string, method: string, path: string, body?: unknown) {
   return { status: res.status, body: (await res.json()) as any };
 }
 
-const submit = (who: string, skill_id: string, operation: string, parameters: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
-  as(who, 'POST', '/api/actions', { action_type: 'skill_execution', skill_id, operation, agent_id: agentId, parameters, ...extra });
+const submit = (
+  who: string,
+  skill_id: string,
+  operation: string,
+  parameters: Record<string, unknown>,
+  extra: Record<string, unknown> = {},
+) => as(who, 'POST', '/api/actions', { action_type: 'skill_execution', skill_id, operation, agent_id: agentId, parameters, ...extra });
 
 async function finalAction(id: string): Promise<ActionRecord> {
   return waitFor(`action ${id} to finish`, async () => {
@@ -36,7 +51,9 @@ async function finalAction(id: string): Promise<ActionRecord> {
 const finalOrPending = (id: string) =>
   waitFor(`action ${id} to be decided by the workflow`, async () => {
     const res = await as(key.viewer, 'GET', `/api/actions/${id}`);
-    return res.body.reasons?.some((r: string) => r.includes('by the API at submission')) || res.body.completed_at ? (res.body as ActionRecord) : undefined;
+    return res.body.reasons?.some((r: string) => r.includes('by the API at submission')) || res.body.completed_at
+      ? (res.body as ActionRecord)
+      : undefined;
   });
 
 /** Whether a file exists in the agent's workspace, asked of the engine directly (not through Warden). */
@@ -57,8 +74,14 @@ async function workspaceHas(file: string): Promise<boolean> {
 
 /** The action's audit entries, once its workflow ended: the last is written after the caller has the result. */
 async function auditKinds(id: string): Promise<string[]> {
-  await stack.client.workflow.getHandle(id).result().catch(() => undefined);
-  return stack.audit.list({ action_id: id, limit: 100 }).reverse().map((e) => e.kind);
+  await stack.client.workflow
+    .getHandle(id)
+    .result()
+    .catch(() => undefined);
+  return stack.audit
+    .list({ action_id: id, limit: 100 })
+    .reverse()
+    .map((e) => e.kind);
 }
 
 beforeAll(async () => {
@@ -162,13 +185,29 @@ describe('levels', () => {
     // It ran only now, and failed in the sandbox (no such image file, no privileges).
     expect(done.status).toBe('failed');
     expect(done.result?.exit_code).not.toBe(0);
-    expect((await auditKinds(id)).slice(-5)).toEqual(['approval.granted', 'approval.refused', 'approval.granted', 'execution.started', 'execution.failed']);
+    expect((await auditKinds(id)).slice(-5)).toEqual([
+      'approval.granted',
+      'approval.refused',
+      'approval.granted',
+      'execution.started',
+      'execution.failed',
+    ]);
   });
 
   it('destruction in disguise is critical too, and one approval does not run it', async () => {
-    for (const command of ['echo cm0gLXJmIC8K | base64 -d | sh', 'a=rm; $a -rf --no-preserve-root /', `python3 -c "import shutil; shutil.rmtree('/')"`, 'kill -9 -1']) {
+    for (const command of [
+      'echo cm0gLXJmIC8K | base64 -d | sh',
+      'a=rm; $a -rf --no-preserve-root /',
+      `python3 -c "import shutil; shutil.rmtree('/')"`,
+      'kill -9 -1',
+    ]) {
       const res = await submit(key.operator, 'shell', 'exec', { command });
-      expect(res.body, command).toMatchObject({ status: 'pending', security_level: 'critical', rule: 'destructive-command', approvals_required: 2 });
+      expect(res.body, command).toMatchObject({
+        status: 'pending',
+        security_level: 'critical',
+        rule: 'destructive-command',
+        approvals_required: 2,
+      });
       const { id, params_hash } = res.body;
       expect((await as(key.approverA, 'POST', `/api/actions/${id}/approve`, { approved: true, params_hash })).status).toBe(200);
       expect((await as(key.viewer, 'GET', `/api/actions/${id}`)).body.status).toBe('pending');
@@ -189,7 +228,15 @@ it('an approval delivered as a Temporal signal (as a chat channel would) runs th
     approver,
     approved: true,
     params_hash: res.body.params_hash,
-    grant: grants.sign({ kind: 'approval', action_id: res.body.id, action_hash: res.body.params_hash, approver, approved: true, comment: null, issued_at: new Date().toISOString() }),
+    grant: grants.sign({
+      kind: 'approval',
+      action_id: res.body.id,
+      action_hash: res.body.params_hash,
+      approver,
+      approved: true,
+      comment: null,
+      issued_at: new Date().toISOString(),
+    }),
   });
   // A viewer's signal is refused and recorded; the approver's is applied.
   await handle.signal(approveSignal, signed(viewer));
@@ -215,14 +262,31 @@ it('an agent does not stop on its idle timer while an action runs in it', async 
 
 it("a seed client's request (the operation inside the parameters, or none for a one-operation skill) runs like Warden's own", async () => {
   const seed = await as(key.operator, 'POST', '/api/actions', {
-    action_type: 'skill_execution', skill_id: 'filesystem', agent_id: agentId, parameters: { operation: 'list' }, wait_seconds: 30,
+    action_type: 'skill_execution',
+    skill_id: 'filesystem',
+    agent_id: agentId,
+    parameters: { operation: 'list' },
+    wait_seconds: 30,
   });
   expect(seed.status).toBe(202);
   expect(seed.body).toMatchObject({ status: 'completed', operation: 'list', parameters: {}, security_level: 'low' });
-  const shell = await as(key.operator, 'POST', '/api/actions', { action_type: 'skill_execution', skill_id: 'shell', agent_id: agentId, parameters: { command: 'true' } });
+  const shell = await as(key.operator, 'POST', '/api/actions', {
+    action_type: 'skill_execution',
+    skill_id: 'shell',
+    agent_id: agentId,
+    parameters: { command: 'true' },
+  });
   expect(shell.body).toMatchObject({ status: 'pending', operation: 'exec', security_level: 'high' });
-  expect((await as(key.approverA, 'POST', `/api/actions/${shell.body.id}/approve`, { approved: false, params_hash: shell.body.params_hash })).status).toBe(200);
-  const unclear = await as(key.operator, 'POST', '/api/actions', { action_type: 'skill_execution', skill_id: 'filesystem', agent_id: agentId, parameters: { path: 'x' } });
+  expect(
+    (await as(key.approverA, 'POST', `/api/actions/${shell.body.id}/approve`, { approved: false, params_hash: shell.body.params_hash }))
+      .status,
+  ).toBe(200);
+  const unclear = await as(key.operator, 'POST', '/api/actions', {
+    action_type: 'skill_execution',
+    skill_id: 'filesystem',
+    agent_id: agentId,
+    parameters: { path: 'x' },
+  });
   expect(unclear.status).toBe(400);
   expect(JSON.stringify(unclear.body)).toMatch(/operation: required, at the top level or as parameters\.operation \(filesystem has read/);
 });
@@ -230,17 +294,26 @@ it("a seed client's request (the operation inside the parameters, or none for a 
 describe('refusals', () => {
   it('a rejection ends the action and it never runs', async () => {
     const res = await submit(key.operator, 'shell', 'exec', { command: 'touch rejected.txt' });
-    const reject = await as(key.approverA, 'POST', `/api/actions/${res.body.id}/approve`, { approved: false, params_hash: res.body.params_hash, comment: 'no' });
+    const reject = await as(key.approverA, 'POST', `/api/actions/${res.body.id}/approve`, {
+      approved: false,
+      params_hash: res.body.params_hash,
+      comment: 'no',
+    });
     expect(reject.body).toEqual({ action_id: res.body.id, status: 'rejected' });
     const done = await finalAction(res.body.id);
     expect(done).toMatchObject({ status: 'rejected', error: 'rejected by alice: no', result: null });
     expect(await workspaceHas('rejected.txt')).toBe(false);
     await recordHistory('action-rejected', res.body.id);
-    const late = await as(key.approverB, 'POST', `/api/actions/${res.body.id}/approve`, { approved: true, params_hash: res.body.params_hash });
+    const late = await as(key.approverB, 'POST', `/api/actions/${res.body.id}/approve`, {
+      approved: true,
+      params_hash: res.body.params_hash,
+    });
     expect(late.status).toBe(409);
     // Refused by the API after the workflow closed, and recorded all the same.
     const refusedLate = stack.audit.list({ action_id: res.body.id, kind: 'approval.refused' });
-    expect(refusedLate.map((e) => [e.details.approver, e.details.reason])).toEqual([['bob', `action ${res.body.id} is rejected, not awaiting approval`]]);
+    expect(refusedLate.map((e) => [e.details.approver, e.details.reason])).toEqual([
+      ['bob', `action ${res.body.id} is rejected, not awaiting approval`],
+    ]);
   });
 
   it('approve and reject racing end with exactly one decision', async () => {
@@ -275,14 +348,26 @@ describe('refusals', () => {
       ['chat', 'filesystem', 'delete', { path: 'keep.txt' }],
       ['config_change', 'filesystem', 'list', {}],
     ] as const) {
-      const res = await as(key.operator, 'POST', '/api/actions', { action_type, skill_id, operation, agent_id: agentId, parameters, wait_seconds: 10 });
+      const res = await as(key.operator, 'POST', '/api/actions', {
+        action_type,
+        skill_id,
+        operation,
+        agent_id: agentId,
+        parameters,
+        wait_seconds: 10,
+      });
       expect(res.status).toBe(202);
       expect(res.body).toMatchObject({ status: 'rejected', security_level: 'critical', rule: 'skill-fit', requires_approval: false });
-      expect(res.body.reasons.join(' ')).toMatch(new RegExp(`a ${action_type} action runs no skill, but this one names ${skill_id}\\.${operation}`));
+      expect(res.body.reasons.join(' ')).toMatch(
+        new RegExp(`a ${action_type} action runs no skill, but this one names ${skill_id}\\.${operation}`),
+      );
       expect((await finalAction(res.body.id)).result).toBeNull();
       // The worker decided it again from the signed parameters: denied, on the log as decided.
       expect(await auditKinds(res.body.id)).toEqual(['action.submitted', 'policy.decided']);
-      expect(stack.audit.list({ action_id: res.body.id, kind: 'policy.decided' })[0]!.details).toMatchObject({ rule: 'skill-fit', allowed: false });
+      expect(stack.audit.list({ action_id: res.body.id, kind: 'policy.decided' })[0]!.details).toMatchObject({
+        rule: 'skill-fit',
+        allowed: false,
+      });
     }
     expect(await workspaceHas('chat-ran.txt')).toBe(false);
     expect(await workspaceHas('keep.txt')).toBe(true);
@@ -323,10 +408,14 @@ describe('refusals', () => {
 });
 
 it('while an action awaits approval, a write in the same agent needs an approval too: the approved script cannot change under it', async () => {
-  expect((await submit(key.operator, 'filesystem', 'write', { path: 'build.sh', content: 'echo build\n' }, { wait_seconds: 30 })).body.status).toBe('completed');
+  expect(
+    (await submit(key.operator, 'filesystem', 'write', { path: 'build.sh', content: 'echo build\n' }, { wait_seconds: 30 })).body.status,
+  ).toBe('completed');
   const run = await submit(key.operator, 'shell', 'exec', { command: 'sh build.sh > built.txt' });
   expect(run.body.status).toBe('pending');
-  await waitFor('visibility to list the pending action', async () => (await stack.api('GET', '/api/actions/pending')).body.actions?.some((a: { id: string }) => a.id === run.body.id));
+  await waitFor('visibility to list the pending action', async () =>
+    (await stack.api('GET', '/api/actions/pending')).body.actions?.some((a: { id: string }) => a.id === run.body.id),
+  );
 
   const swap = await submit(key.operator, 'filesystem', 'write', { path: 'build.sh', content: 'touch swapped.txt\n' }, { wait_seconds: 5 });
   expect(swap.body).toMatchObject({ status: 'pending', security_level: 'high', approvals_required: 1 });
@@ -338,10 +427,18 @@ it('while an action awaits approval, a write in the same agent needs an approval
   expect(await approveWith(stack, key.approverA, run.body)).toBe(200);
   expect((await finalAction(run.body.id)).status).toBe('completed');
   expect(await workspaceHas('swapped.txt')).toBe(false);
-  expect((await as(key.approverA, 'POST', `/api/actions/${swap.body.id}/approve`, { approved: false, params_hash: swap.body.params_hash })).status).toBe(200);
+  expect(
+    (await as(key.approverA, 'POST', `/api/actions/${swap.body.id}/approve`, { approved: false, params_hash: swap.body.params_hash }))
+      .status,
+  ).toBe(200);
   // Nothing pending any more: a write runs at once again.
-  await waitFor('visibility to list nothing pending in the agent', async () => !(await stack.api('GET', '/api/actions/pending')).body.actions?.some((a: { agent_id: string }) => a.agent_id === agentId));
-  expect((await submit(key.operator, 'filesystem', 'write', { path: 'build.sh', content: 'echo again\n' }, { wait_seconds: 30 })).body).toMatchObject({ status: 'completed', security_level: 'medium' });
+  await waitFor(
+    'visibility to list nothing pending in the agent',
+    async () => !(await stack.api('GET', '/api/actions/pending')).body.actions?.some((a: { agent_id: string }) => a.agent_id === agentId),
+  );
+  expect(
+    (await submit(key.operator, 'filesystem', 'write', { path: 'build.sh', content: 'echo again\n' }, { wait_seconds: 30 })).body,
+  ).toMatchObject({ status: 'completed', security_level: 'medium' });
 });
 
 describe('approvals count people, not keys', () => {
@@ -360,13 +457,18 @@ describe('approvals count people, not keys', () => {
     expect((await as(carol.key, 'POST', `/api/actions/${id}/approve`, { approved: true, params_hash })).status).toBe(200);
     const second = await as(dave.key, 'POST', `/api/actions/${id}/approve`, { approved: true, params_hash });
     expect(second.status).toBe(409);
-    expect(second.body.error.message).toMatch(new RegExp(`dave counts as ${maker.person}, who already approved this action \\(as carol\\)`));
+    expect(second.body.error.message).toMatch(
+      new RegExp(`dave counts as ${maker.person}, who already approved this action \\(as carol\\)`),
+    );
 
     // The admin who made it cannot confirm it, nor can a second admin key that admin made.
     expect((await stack.api('POST', `/api/keys/${dave.id}/confirm`)).status).toBe(409);
     const sockPuppet = (await stack.api('POST', '/api/keys', { name: 'second admin', role: 'admin' })).body;
     const byPuppet = await as(sockPuppet.key, 'POST', `/api/keys/${dave.id}/confirm`);
-    expect(byPuppet).toMatchObject({ status: 409, body: { error: { message: expect.stringMatching(/a second admin, another person, must confirm it/) } } });
+    expect(byPuppet).toMatchObject({
+      status: 409,
+      body: { error: { message: expect.stringMatching(/a second admin, another person, must confirm it/) } },
+    });
     // An admin who is another person can (here one made on the host, as the first admin is).
     const otherAdmin = stack.keys.create('erin', 'admin', null).key;
     const confirmed = await as(otherAdmin, 'POST', `/api/keys/${dave.id}/confirm`);
@@ -381,36 +483,65 @@ describe('approvals count people, not keys', () => {
   it('a key that counts as the requester cannot approve: an admin cannot approve through a key it made', async () => {
     const puppet = (await stack.api('POST', '/api/keys', { name: 'approver puppet', role: 'approver' })).body;
     const res = await stack.api('POST', '/api/actions', {
-      action_type: 'skill_execution', skill_id: 'shell', operation: 'exec', agent_id: agentId, parameters: { command: 'touch puppet.txt' },
+      action_type: 'skill_execution',
+      skill_id: 'shell',
+      operation: 'exec',
+      agent_id: agentId,
+      parameters: { command: 'touch puppet.txt' },
     });
     expect(res.body.status).toBe('pending');
-    const refused = await as(puppet.key, 'POST', `/api/actions/${res.body.id}/approve`, { approved: true, params_hash: res.body.params_hash });
-    expect(refused).toMatchObject({ status: 409, body: { error: { message: expect.stringMatching(/approver puppet counts as .*, who requested this action/) } } });
+    const refused = await as(puppet.key, 'POST', `/api/actions/${res.body.id}/approve`, {
+      approved: true,
+      params_hash: res.body.params_hash,
+    });
+    expect(refused).toMatchObject({
+      status: 409,
+      body: { error: { message: expect.stringMatching(/approver puppet counts as .*, who requested this action/) } },
+    });
   });
 });
 
 describe('actions a key no longer stands behind', () => {
-  it("revoking a key cancels its actions awaiting approval, and one it missed cannot be approved", async () => {
+  it('revoking a key cancels its actions awaiting approval, and one it missed cannot be approved', async () => {
     const created = stack.keys.create('soon revoked', 'operator', null);
     const first = await as(created.key, 'POST', '/api/actions', {
-      action_type: 'skill_execution', skill_id: 'shell', operation: 'exec', agent_id: agentId, parameters: { command: 'touch revoked-1.txt' },
+      action_type: 'skill_execution',
+      skill_id: 'shell',
+      operation: 'exec',
+      agent_id: agentId,
+      parameters: { command: 'touch revoked-1.txt' },
     });
     expect(first.body.status).toBe('pending');
-    await waitFor('visibility to list the pending action', async () => (await stack.api('GET', '/api/actions/pending')).body.actions?.some((a: { id: string }) => a.id === first.body.id));
+    await waitFor('visibility to list the pending action', async () =>
+      (await stack.api('GET', '/api/actions/pending')).body.actions?.some((a: { id: string }) => a.id === first.body.id),
+    );
     const revoked = await stack.api('DELETE', `/api/keys/${created.id}`);
     expect(revoked.status).toBe(200);
     expect(revoked.body.cancelled_actions).toEqual([first.body.id]);
-    expect(await finalAction(first.body.id)).toMatchObject({ status: 'cancelled', error: expect.stringMatching(/the key that requested it \(soon revoked, key_\w+\) was revoked/) });
+    expect(await finalAction(first.body.id)).toMatchObject({
+      status: 'cancelled',
+      error: expect.stringMatching(/the key that requested it \(soon revoked, key_\w+\) was revoked/),
+    });
     expect(await approveWith(stack, key.approverA, first.body)).toBe(409);
 
     // A revocation the cancellation did not reach (here: made in the key store directly) still stops the approval.
     const other = stack.keys.create('revoked behind the API', 'operator', null);
     const second = await as(other.key, 'POST', '/api/actions', {
-      action_type: 'skill_execution', skill_id: 'shell', operation: 'exec', agent_id: agentId, parameters: { command: 'touch revoked-2.txt' },
+      action_type: 'skill_execution',
+      skill_id: 'shell',
+      operation: 'exec',
+      agent_id: agentId,
+      parameters: { command: 'touch revoked-2.txt' },
     });
     stack.keys.revoke(other.id);
-    const refused = await as(key.approverA, 'POST', `/api/actions/${second.body.id}/approve`, { approved: true, params_hash: second.body.params_hash });
-    expect(refused).toMatchObject({ status: 409, body: { error: { message: expect.stringMatching(/was revoked; it cannot be approved/) } } });
+    const refused = await as(key.approverA, 'POST', `/api/actions/${second.body.id}/approve`, {
+      approved: true,
+      params_hash: second.body.params_hash,
+    });
+    expect(refused).toMatchObject({
+      status: 409,
+      body: { error: { message: expect.stringMatching(/was revoked; it cannot be approved/) } },
+    });
     expect((await as(key.viewer, 'GET', `/api/actions/${second.body.id}`)).body.status).toBe('pending');
     expect(await workspaceHas('revoked-1.txt')).toBe(false);
     expect(await workspaceHas('revoked-2.txt')).toBe(false);
@@ -422,7 +553,10 @@ describe('actions a key no longer stands behind', () => {
     await stack.client.workflow.getHandle(res.body.id).terminate('by hand, outside Warden');
     for (let i = 0; i < 2; i++) {
       const read = await as(key.viewer, 'GET', `/api/actions/${res.body.id}`);
-      expect(read.body).toMatchObject({ status: 'cancelled', error: expect.stringMatching(/^the action's workflow was terminated outside Warden while the action was pending; it did not run$/) });
+      expect(read.body).toMatchObject({
+        status: 'cancelled',
+        error: expect.stringMatching(/^the action's workflow was terminated outside Warden while the action was pending; it did not run$/),
+      });
     }
     expect((await auditKinds(res.body.id)).filter((k) => k === 'action.abandoned')).toHaveLength(1);
     expect(await approveWith(stack, key.approverA, res.body)).toBe(409);
@@ -430,10 +564,17 @@ describe('actions a key no longer stands behind', () => {
 
   it('an action terminated before its workflow ever ran reads as cancelled too (no state to query: its start says what it was)', async () => {
     const id = `act-${Date.now().toString(16).padStart(16, '0').slice(-16)}`;
-    const direct = await stack.client.workflow.start('actionWorkflow', { workflowId: id, taskQueue: uniqueId('no-worker'), args: [{ action: { id, status: 'pending', agent_id: agentId } }] });
+    const direct = await stack.client.workflow.start('actionWorkflow', {
+      workflowId: id,
+      taskQueue: uniqueId('no-worker'),
+      args: [{ action: { id, status: 'pending', agent_id: agentId } }],
+    });
     await direct.terminate('before any worker saw it');
     const read = await as(key.viewer, 'GET', `/api/actions/${direct.workflowId}`);
-    expect(read).toMatchObject({ status: 200, body: { status: 'cancelled', error: expect.stringMatching(/terminated outside Warden while the action was pending/) } });
+    expect(read).toMatchObject({
+      status: 200,
+      body: { status: 'cancelled', error: expect.stringMatching(/terminated outside Warden while the action was pending/) },
+    });
   });
 });
 
@@ -451,7 +592,10 @@ describe('expiry', () => {
     expect(done).toMatchObject({ status: 'expired', error: 'no decision within 3 s; the action expired and did not run', result: null });
     expect(await workspaceHas('expired.txt')).toBe(false);
     await recordHistory('action-expired', res.body.id);
-    const late = await as(key.approverA, 'POST', `/api/actions/${res.body.id}/approve`, { approved: true, params_hash: res.body.params_hash });
+    const late = await as(key.approverA, 'POST', `/api/actions/${res.body.id}/approve`, {
+      approved: true,
+      params_hash: res.body.params_hash,
+    });
     expect(late.status).toBe(409);
   });
 });

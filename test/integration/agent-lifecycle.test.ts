@@ -1,5 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { activityEnv, containersOf, docker, recordHistory, startStack, TEST_HOST, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
+import {
+  activityEnv,
+  containersOf,
+  docker,
+  recordHistory,
+  startStack,
+  TEST_HOST,
+  uniqueId,
+  waitFor,
+  waitForStatus,
+} from '../support/helpers.js';
 import { agentStatusQuery, execUpdate } from '../../workflows/definitions.js';
 import type { AgentRecord, ExecResult } from '../../domain/agent.js';
 import { createSandboxActivities } from '../../activities/sandbox.js';
@@ -18,7 +28,14 @@ const recorded = new Map<string, string>();
 
 /** A filesystem action (low or medium risk: it runs at once), answered when it is done. */
 const files = (agentId: string, operation: string, parameters: Record<string, unknown>) =>
-  stack.api('POST', '/api/actions', { action_type: 'skill_execution', skill_id: 'filesystem', operation, agent_id: agentId, parameters, wait_seconds: 30 });
+  stack.api('POST', '/api/actions', {
+    action_type: 'skill_execution',
+    skill_id: 'filesystem',
+    operation,
+    agent_id: agentId,
+    parameters,
+    wait_seconds: 30,
+  });
 afterAll(async () => {
   for (const [name, id] of recorded) await recordHistory(name, id);
   await stack?.stop();
@@ -32,7 +49,13 @@ describe('agent lifecycle', () => {
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ id, status: 'provisioning', skill_id: 'shell', host: TEST_HOST });
     // The workspace is a tmpfs counted in memory_mb: absent, it is what 128 MiB has room for.
-    expect(created.body.resource_limits).toEqual({ cpu_cores: 1, memory_mb: 128, disk_mb: 100, network_enabled: false, max_processes: 128 });
+    expect(created.body.resource_limits).toEqual({
+      cpu_cores: 1,
+      memory_mb: 128,
+      disk_mb: 100,
+      network_enabled: false,
+      max_processes: 128,
+    });
 
     const running = await waitForStatus(stack.api, id, ['running']);
     expect(running.container_id).toMatch(/^[0-9a-f]{64}$/);
@@ -47,7 +70,9 @@ describe('agent lifecycle', () => {
 
     // The agent's own exec door is gone: commands run only as actions.
     const handle = stack.client.workflow.getHandle(id);
-    await expect(handle.executeUpdate(execUpdate, { args: [{ command: ['true'], timeout_ms: 5000, max_output_bytes: 100 }] })).rejects.toMatchObject({
+    await expect(
+      handle.executeUpdate(execUpdate, { args: [{ command: ['true'], timeout_ms: 5000, max_output_bytes: 100 }] }),
+    ).rejects.toMatchObject({
       cause: { message: expect.stringMatching(/No registered handler for update: exec/) },
     });
 
@@ -57,11 +82,19 @@ describe('agent lifecycle', () => {
 
     expect((await stack.api('POST', `/api/agents/${id}/resume`)).status).toBe(202);
     await waitForStatus(stack.api, id, ['running']);
-    expect((await files(id, 'write', { path: 'note', content: 'hi' })).body).toMatchObject({ status: 'completed', result: { exit_code: 0 } });
+    expect((await files(id, 'write', { path: 'note', content: 'hi' })).body).toMatchObject({
+      status: 'completed',
+      result: { exit_code: 0 },
+    });
     expect((await files(id, 'read', { path: 'note' })).body).toMatchObject({ status: 'completed', result: { exit_code: 0, stdout: 'hi' } });
     // Each command runs as a uid of its own, in the sandbox group (10001).
     const echo = await runIn(id, ['sh', '-c', 'echo hi; id -g; id -u']);
-    expect(echo).toMatchObject({ exit_code: 0, stdout: expect.stringMatching(/^hi\n10001\n\d{7,10}\n$/), timed_out: false, oom_killed: false });
+    expect(echo).toMatchObject({
+      exit_code: 0,
+      stdout: expect.stringMatching(/^hi\n10001\n\d{7,10}\n$/),
+      timed_out: false,
+      oom_killed: false,
+    });
 
     expect((await stack.api('POST', `/api/agents/${id}/stop`, { force: false })).status).toBe(202);
     const stopped = await waitForStatus(stack.api, id, ['stopped']);
@@ -70,7 +103,10 @@ describe('agent lifecycle', () => {
     expect(await containersOf(id)).toHaveLength(0);
 
     // Every step is on the audit log, with who asked for it.
-    const trail = stack.audit.list({ agent_id: id, limit: 100 }).reverse().filter((e) => e.kind.startsWith('agent.')); // the actions have their own
+    const trail = stack.audit
+      .list({ agent_id: id, limit: 100 })
+      .reverse()
+      .filter((e) => e.kind.startsWith('agent.')); // the actions have their own
     expect(trail.map((e) => [e.kind, e.details.to ?? null])).toEqual([
       ['agent.created', null],
       ['agent.status_changed', 'running'],
@@ -141,10 +177,13 @@ describe('agent lifecycle', () => {
     expect(failed.error_message).toMatch(/exited unexpectedly|disappeared|killed outside Warden/);
     expect(failed).toMatchObject({ restart_policy: 'never', max_restarts: 0, restarts: 0 });
     // Recorded for the replay test once closed: its teardown is part of the story.
-    await stack.client.workflow.getHandle(id).result().catch(() => undefined);
+    await stack.client.workflow
+      .getHandle(id)
+      .result()
+      .catch(() => undefined);
   });
 
-  it('notices a container killed outside Warden in seconds, from the engine\'s events', async () => {
+  it("notices a container killed outside Warden in seconds, from the engine's events", async () => {
     const id = uniqueId('killed');
     await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id });
     const running = await waitForStatus(stack.api, id, ['running']);
@@ -161,19 +200,30 @@ describe('agent lifecycle', () => {
     expect(Date.now() - killed).toBeLessThan(8_000); // the backstop poll comes 9 s after the kill at the earliest
     expect(failed.error_message).toMatch(/killed outside Warden/);
     expect(failed.exit_code).toBe(137);
-    await stack.client.workflow.getHandle(id).result().catch(() => undefined);
+    await stack.client.workflow
+      .getHandle(id)
+      .result()
+      .catch(() => undefined);
     expect(await containersOf(id)).toHaveLength(0);
   });
 
   it('re-provisions a lost sandbox under restart_policy on-failure, until its restarts are used', async () => {
     const id = uniqueId('restart');
     recorded.set('restart-on-failure', id);
-    const created = await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id, restart_policy: 'on-failure', max_restarts: 1 });
+    const created = await stack.api('POST', '/api/agents', {
+      skill_id: 'shell',
+      agent_id: id,
+      restart_policy: 'on-failure',
+      max_restarts: 1,
+    });
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ restart_policy: 'on-failure', max_restarts: 1, restarts: 0 });
     const first = await waitForStatus(stack.api, id, ['running']);
     const handle = stack.client.workflow.getHandle(id);
-    expect((await files(id, 'write', { path: 'note', content: 'kept' })).body).toMatchObject({ status: 'completed', result: { exit_code: 0 } });
+    expect((await files(id, 'write', { path: 'note', content: 'kept' })).body).toMatchObject({
+      status: 'completed',
+      result: { exit_code: 0 },
+    });
 
     await docker.getContainer(first.container_id!).remove({ force: true });
     const again = await waitFor('the agent to run in a new sandbox', async () => {
@@ -186,16 +236,23 @@ describe('agent lifecycle', () => {
     expect(await containersOf(id)).toHaveLength(1);
     // A new sandbox: commands run again, in a fresh workspace.
     expect((await files(id, 'list', {})).body).toMatchObject({ status: 'completed', result: { exit_code: 0, stdout: '' } });
-    const { entries } = (await stack.api('GET', `/api/audit-logs?agent_id=${id}`)).body as { entries: { kind: string; details: Record<string, unknown> }[] };
+    const { entries } = (await stack.api('GET', `/api/audit-logs?agent_id=${id}`)).body as {
+      entries: { kind: string; details: Record<string, unknown> }[];
+    };
     const restart = entries.find((e) => e.details.to === 'provisioning' && e.details.from === 'running');
-    expect(restart?.details.reason).toMatch(/outside Warden.*; re-provisioning \(restart 1 of 1\)$|disappeared.*; re-provisioning \(restart 1 of 1\)$/);
+    expect(restart?.details.reason).toMatch(
+      /outside Warden.*; re-provisioning \(restart 1 of 1\)$|disappeared.*; re-provisioning \(restart 1 of 1\)$/,
+    );
 
     // Lost again with no restart left: error, with both reasons.
     await docker.getContainer(again.container_id!).remove({ force: true });
     const failed = await waitForStatus(stack.api, id, ['error']);
     expect(failed.restarts).toBe(1);
     expect(failed.error_message).toMatch(/; not re-provisioned: all 1 restarts used$/);
-    await stack.client.workflow.getHandle(id).result().catch(() => undefined);
+    await stack.client.workflow
+      .getHandle(id)
+      .result()
+      .catch(() => undefined);
     expect(await containersOf(id)).toHaveLength(0);
   });
 
@@ -208,8 +265,13 @@ describe('agent lifecycle', () => {
     expect((await stack.api('POST', `/api/agents/${id}/stop`, {})).status).toBe(202);
     const stopped = await waitForStatus(stack.api, id, ['stopped', 'error']);
     expect(stopped).toMatchObject({ status: 'stopped', restarts: 1 });
-    const { entries } = (await stack.api('GET', `/api/audit-logs?agent_id=${id}`)).body as { entries: { kind: string; details: Record<string, unknown> }[] };
-    const path = entries.reverse().filter((e) => e.kind === 'agent.status_changed' || e.kind === 'agent.stopped').map((e) => e.details.to);
+    const { entries } = (await stack.api('GET', `/api/audit-logs?agent_id=${id}`)).body as {
+      entries: { kind: string; details: Record<string, unknown> }[];
+    };
+    const path = entries
+      .reverse()
+      .filter((e) => e.kind === 'agent.status_changed' || e.kind === 'agent.stopped')
+      .map((e) => e.details.to);
     expect(path).toEqual(['running', 'provisioning', 'stopping', 'stopped']);
     expect(await containersOf(id)).toHaveLength(0);
   });

@@ -71,7 +71,9 @@ describe('with the default settings', () => {
       expect(res.headers.get('x-content-type-options'), path).toBe('nosniff');
       expect(res.headers.get('x-frame-options'), path).toBe('DENY');
       expect(res.headers.get('referrer-policy'), path).toBe('no-referrer');
-      expect(res.headers.get('content-security-policy'), path).toBe("default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+      expect(res.headers.get('content-security-policy'), path).toBe(
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+      );
       expect(res.headers.get('x-powered-by')).toBeNull();
     }
   });
@@ -103,18 +105,34 @@ describe('with the default settings', () => {
 
   it('413 for a body over the limit, by Content-Length and when sent chunked', async () => {
     const big = JSON.stringify({ text: 'x'.repeat(1024 * 1024) });
-    const res = await fetch(`${s.url}/api/security/validate`, { method: 'POST', headers: { ...auth(), 'content-type': 'application/json' }, body: big });
+    const res = await fetch(`${s.url}/api/security/validate`, {
+      method: 'POST',
+      headers: { ...auth(), 'content-type': 'application/json' },
+      body: big,
+    });
     expect(res.status).toBe(413);
-    expect(await res.json()).toEqual({ error: { code: 'payload_too_large', message: 'the request body is larger than the limit of 1048576 bytes' } });
-    const streamed = await chunked(s.url, '/api/security/validate', { ...auth(), 'content-type': 'application/json' }, [big.slice(0, 600_000), big.slice(600_000)]);
+    expect(await res.json()).toEqual({
+      error: { code: 'payload_too_large', message: 'the request body is larger than the limit of 1048576 bytes' },
+    });
+    const streamed = await chunked(s.url, '/api/security/validate', { ...auth(), 'content-type': 'application/json' }, [
+      big.slice(0, 600_000),
+      big.slice(600_000),
+    ]);
     expect(streamed.status).toBe(413);
     // Under the limit, chunked, it is read and answered.
-    const small = await chunked(s.url, '/api/security/validate', { ...auth(), 'content-type': 'application/json' }, ['{"text": "list', ' the files"}']);
+    const small = await chunked(s.url, '/api/security/validate', { ...auth(), 'content-type': 'application/json' }, [
+      '{"text": "list',
+      ' the files"}',
+    ]);
     expect(small).toMatchObject({ status: 200, body: { verdict: 'clean' } });
   });
 
   it('415 for a body that is not declared as JSON, naming the type it got', async () => {
-    const res = await fetch(`${s.url}/api/security/validate`, { method: 'POST', headers: { ...auth(), 'content-type': 'text/plain' }, body: '{"text":"x"}' });
+    const res = await fetch(`${s.url}/api/security/validate`, {
+      method: 'POST',
+      headers: { ...auth(), 'content-type': 'text/plain' },
+      body: '{"text":"x"}',
+    });
     expect(res.status).toBe(415);
     expect((await res.json()).error).toEqual({
       code: 'unsupported_media_type',
@@ -148,7 +166,11 @@ describe('with CORS origins, tight rate limits and a trusted proxy', () => {
   let s: Served;
   let doc: OpenApiDocument;
   beforeAll(async () => {
-    s = await served({ corsOrigins: 'https://console.example, https://ops.example', rateLimits: 'read=3/min,auth_failure=2/min', trustProxy: 1 });
+    s = await served({
+      corsOrigins: 'https://console.example, https://ops.example',
+      rateLimits: 'read=3/min,auth_failure=2/min',
+      trustProxy: 1,
+    });
     doc = (await (await fetch(`${s.url}/openapi.json`)).json()) as OpenApiDocument;
   });
   afterAll(() => close(s));
@@ -156,21 +178,28 @@ describe('with CORS origins, tight rate limits and a trusted proxy', () => {
   it('allows exactly the configured origins, with the headers a browser client needs', async () => {
     const preflight = await fetch(`${s.url}/api/agents`, {
       method: 'OPTIONS',
-      headers: { origin: 'https://ops.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' },
+      headers: {
+        origin: 'https://ops.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization,content-type',
+      },
     });
     expect(preflight.status).toBe(204);
     expect(preflight.headers.get('access-control-allow-origin')).toBe('https://ops.example');
     expect(preflight.headers.get('access-control-allow-headers')?.toLowerCase()).toBe('authorization,content-type');
     const other = await fetch(`${s.url}/api/skills`, { headers: { origin: 'https://evil.example', 'x-forwarded-for': '192.0.2.50' } });
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
-    const allowed = await fetch(`${s.url}/api/skills`, { headers: { authorization: `Bearer ${s.admin}`, origin: 'https://console.example', 'x-forwarded-for': '192.0.2.51' } });
+    const allowed = await fetch(`${s.url}/api/skills`, {
+      headers: { authorization: `Bearer ${s.admin}`, origin: 'https://console.example', 'x-forwarded-for': '192.0.2.51' },
+    });
     expect(allowed.headers.get('access-control-allow-origin')).toBe('https://console.example');
     expect(allowed.headers.get('access-control-expose-headers')).toMatch(/RateLimit-Remaining/);
   });
 
   it('answers 429 as the OpenAPI document declares, with Retry-After, per client address', async () => {
     const key = s.stack.keyFor('operator');
-    const get = (from: string) => fetch(`${s.url}/api/skills`, { headers: { authorization: `Bearer ${key}`, 'x-forwarded-for': `10.9.9.9, ${from}` } });
+    const get = (from: string) =>
+      fetch(`${s.url}/api/skills`, { headers: { authorization: `Bearer ${key}`, 'x-forwarded-for': `10.9.9.9, ${from}` } });
     const statuses = [];
     for (let i = 0; i < 4; i++) statuses.push((await get('203.0.113.10')).status);
     expect(statuses).toEqual([200, 200, 200, 429]);
@@ -181,7 +210,9 @@ describe('with CORS origins, tight rate limits and a trusted proxy', () => {
     const declared = doc.paths['/api/skills']!.get.responses['429'];
     expect(validate(doc, declared.content['application/json'].schema, await refused.json())).toEqual([]);
     // The key has its own bucket of 3: another address with another key is not affected.
-    const other = await fetch(`${s.url}/api/skills`, { headers: { authorization: `Bearer ${s.stack.keyFor('viewer')}`, 'x-forwarded-for': '203.0.113.11' } });
+    const other = await fetch(`${s.url}/api/skills`, {
+      headers: { authorization: `Bearer ${s.stack.keyFor('viewer')}`, 'x-forwarded-for': '203.0.113.11' },
+    });
     expect(other.status).toBe(200);
   });
 
@@ -189,7 +220,11 @@ describe('with CORS origins, tight rate limits and a trusted proxy', () => {
     const from = { 'x-forwarded-for': '198.51.100.77' };
     const api = (key: string) => fetch(`${s.url}/api/agents`, { headers: { authorization: `Bearer ${key}`, ...from } });
     const decode = (key: string) =>
-      fetch(`${s.url}/codec/decode`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...from }, body: '{"payloads":[]}' });
+      fetch(`${s.url}/codec/decode`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...from },
+        body: '{"payloads":[]}',
+      });
     // One failure on each: the codec server's count is the address's count.
     expect((await api('wk_wrong')).status).toBe(401);
     expect((await decode('wk_wrong')).status).toBe(401);
@@ -222,11 +257,17 @@ describe('when the Temporal server cannot be reached', () => {
     });
     const doc = (await (await app.request('/openapi.json')).json()) as OpenApiDocument;
     const headers = { authorization: `Bearer ${keys.create('admin', 'admin', null).key}` };
-    for (const [path, route] of [['/api/agents', '/api/agents'], ['/api/actions/pending', '/api/actions/pending']] as const) {
+    for (const [path, route] of [
+      ['/api/agents', '/api/agents'],
+      ['/api/actions/pending', '/api/actions/pending'],
+    ] as const) {
       const res = await app.request(path, { headers });
       expect(res.status, path).toBe(503);
       const body = await res.json();
-      expect(body.error).toEqual({ code: 'temporal_unavailable', message: 'the Temporal server cannot be reached; try again when it is back' });
+      expect(body.error).toEqual({
+        code: 'temporal_unavailable',
+        message: 'the Temporal server cannot be reached; try again when it is back',
+      });
       expect(validate(doc, doc.paths[route]!.get.responses['503'].content['application/json'].schema, body)).toEqual([]);
     }
     keys.close();

@@ -107,7 +107,10 @@ describe('without workers, on a host no worker serves', () => {
       await handle.terminate('test cleanup: never meant to run');
     }
     // Closed before its first task, it has no state to query: a 404 that says so, never a 500.
-    for (const [method, path] of [['GET', `/api/agents/${id}`], ['POST', `/api/agents/${id}/stop`]] as const) {
+    for (const [method, path] of [
+      ['GET', `/api/agents/${id}`],
+      ['POST', `/api/agents/${id}/stop`],
+    ] as const) {
       expectError(await raw(stack.app, method, path), 404, 'not_found', /closed \(terminated or timed out\) before it first ran/);
     }
   });
@@ -206,7 +209,12 @@ describe('bad input never gets a 5xx', () => {
     it.each(['UPPER', '../x', 'a', 'ab', '-lead', 'has space', 'x'.repeat(64), ''])(
       'agent_id %j is a 400 naming agent_id',
       async (agent_id) => {
-        expectError(await sendJson(app, 'POST', '/api/agents', { ...valid, agent_id }), 400, 'invalid_request', /json\.agent_id: agent id: 3-63 characters/);
+        expectError(
+          await sendJson(app, 'POST', '/api/agents', { ...valid, agent_id }),
+          400,
+          'invalid_request',
+          /json\.agent_id: agent id: 3-63 characters/,
+        );
       },
     );
 
@@ -376,7 +384,15 @@ describe('GET /openapi.json and /docs', () => {
     expect(schema.type).toBe('object');
     expect(schema.required).toEqual(['skill_id']);
     expect(schema.additionalProperties).toBe(false);
-    expect(Object.keys(schema.properties).sort()).toEqual(['agent_id', 'idle_ttl_seconds', 'max_restarts', 'resource_limits', 'restart_policy', 'runtime', 'skill_id']);
+    expect(Object.keys(schema.properties).sort()).toEqual([
+      'agent_id',
+      'idle_ttl_seconds',
+      'max_restarts',
+      'resource_limits',
+      'restart_policy',
+      'runtime',
+      'skill_id',
+    ]);
     expect(schema.properties.runtime.enum).toEqual(['runsc', 'kata', 'runc']);
     expect(schema.properties.restart_policy.enum).toEqual(['never', 'on-failure']);
     expect(schema.properties.max_restarts).toMatchObject({ type: 'integer', minimum: 1, maximum: 10 });
@@ -418,7 +434,10 @@ describe('GET /openapi.json and /docs', () => {
     const refs = [...page.text.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]);
     expect(refs).toContain('/docs/assets/swagger-ui-bundle.js');
     expect(refs).toContain('/docs/assets/swagger-ui.css');
-    expect(refs.every((r) => r.startsWith('/docs/assets/')), 'no CDN').toBe(true);
+    expect(
+      refs.every((r) => r.startsWith('/docs/assets/')),
+      'no CDN',
+    ).toBe(true);
     // The init script the page loads points swagger-ui at /openapi.json.
     const init = await raw(stack.app, 'GET', '/docs/assets/docs-init.js');
     expect(page.text.includes('/openapi.json') || init.text.includes("'/openapi.json'")).toBe(true);
@@ -474,13 +493,24 @@ describe('with workers running', () => {
 
   it('GET /readyz becomes 200 with every component ok', async () => {
     // A just-started worker shows as a poller once its first poll reaches the server.
-    const res = await waitFor('readiness', async () => {
-      const r = await raw(stack.app, 'GET', '/readyz');
-      return r.status === 200 ? r : undefined;
-    }, 30_000);
+    const res = await waitFor(
+      'readiness',
+      async () => {
+        const r = await raw(stack.app, 'GET', '/readyz');
+        return r.status === 200 ? r : undefined;
+      },
+      30_000,
+    );
     expect(res.status, res.text).toBe(200);
     expect(res.body.ready).toBe(true);
-    expect(Object.keys(res.body.components).sort()).toEqual(['audit_store', 'control_worker', 'docker', 'runtimes', 'sandbox_worker', 'temporal']);
+    expect(Object.keys(res.body.components).sort()).toEqual([
+      'audit_store',
+      'control_worker',
+      'docker',
+      'runtimes',
+      'sandbox_worker',
+      'temporal',
+    ]);
     for (const [name, c] of Object.entries<any>(res.body.components)) {
       expect(c.ok, name).toBe(true);
       expect(c.latency_ms).toBeGreaterThanOrEqual(0);
@@ -491,7 +521,14 @@ describe('with workers running', () => {
   it('GET /api/status lists the components with latency and agents by status', async () => {
     const res = await raw(stack.app, 'GET', '/api/status');
     expect(res.status).toBe(200);
-    expect(Object.keys(res.body.components).sort()).toEqual(['audit_store', 'control_worker', 'docker', 'runtimes', 'sandbox_worker', 'temporal']);
+    expect(Object.keys(res.body.components).sort()).toEqual([
+      'audit_store',
+      'control_worker',
+      'docker',
+      'runtimes',
+      'sandbox_worker',
+      'temporal',
+    ]);
     for (const c of Object.values<any>(res.body.components)) {
       expect(c).toMatchObject({ ok: true, latency_ms: expect.any(Number) });
       expect(c.detail).toBeTypeOf('string');
@@ -528,7 +565,11 @@ describe('with workers running', () => {
 
   it('an agent: bad stop bodies, a duplicate id and a second stop get 4xx, never 5xx', async () => {
     const id = uniqueId('api');
-    const created = await sendJson(stack.app, 'POST', '/api/agents', { skill_id: 'shell', agent_id: id, resource_limits: { memory_mb: 64 } });
+    const created = await sendJson(stack.app, 'POST', '/api/agents', {
+      skill_id: 'shell',
+      agent_id: id,
+      resource_limits: { memory_mb: 64 },
+    });
     expect(created.status, created.text).toBe(201);
     expect(created.body).toMatchObject({ id, status: 'provisioning', host: TEST_HOST });
     await waitForStatus(stack.api, id, ['running']);

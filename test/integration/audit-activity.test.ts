@@ -28,7 +28,10 @@ afterEach(() => {
 
 /** One attempt of recordAudit, as a worker would run it. */
 const attempt = (attemptNumber: number, input: RecordAuditInput): Promise<AuditReceipt> =>
-  new MockActivityEnvironment({ attempt: attemptNumber }, { logger: new DefaultLogger('ERROR') }).run(createAuditActivities(store).recordAudit, input) as Promise<AuditReceipt>;
+  new MockActivityEnvironment({ attempt: attemptNumber }, { logger: new DefaultLogger('ERROR') }).run(
+    createAuditActivities(store).recordAudit,
+    input,
+  ) as Promise<AuditReceipt>;
 
 describe('recordAudit', () => {
   it('writes one entry however often the activity is retried', async () => {
@@ -58,7 +61,11 @@ describe('recordAudit', () => {
     const bad: RecordAuditInput = { key: 'k', kind: 'action.submitted', actor: 'system', details: { reason: undefined } };
     const err = await attempt(1, bad).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApplicationFailure);
-    expect(err).toMatchObject({ type: 'AuditEncodingError', nonRetryable: true, message: expect.stringContaining('details.reason is undefined') });
+    expect(err).toMatchObject({
+      type: 'AuditEncodingError',
+      nonRetryable: true,
+      message: expect.stringContaining('details.reason is undefined'),
+    });
     const unknownKind = await attempt(1, { ...bad, kind: 'nope', details: {} } as unknown as RecordAuditInput).catch((e: unknown) => e);
     expect(unknownKind).toMatchObject({ type: 'InvalidAuditEntry', nonRetryable: true, message: expect.stringContaining('kind') });
     expect(store.verify()).toMatchObject({ ok: true, entries: 0 });

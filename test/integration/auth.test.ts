@@ -33,7 +33,6 @@ async function call(key: string | null, method: string, path: string, body?: unk
   return { status: res.status, body: json as { error?: { code: string; message: string } } };
 }
 
-
 describe.each(ROUTES)('%s %s', (method, path, body, needs, allowed) => {
   it('is 401 without a key, with a malformed header, and with a revoked key', async () => {
     const none = await call(null, method, path, body);
@@ -58,7 +57,12 @@ it('covers exactly the routes of the OpenAPI document, each with an expected rol
   const doc = (await (await stack.realApp.request('/openapi.json')).json()) as { paths: Record<string, Record<string, unknown>> };
   const documented = documentedRoutes(doc);
   // The routes the document declares open (security: []): readiness, and the codec's sign-in and sign-out, which take the key in the request itself.
-  expect(documented.filter((d) => d.open).map((d) => d.route).sort()).toEqual(['DELETE /codec/session', 'GET /readyz', 'POST /codec/session', 'POST /codec/sign-out']);
+  expect(
+    documented
+      .filter((d) => d.open)
+      .map((d) => d.route)
+      .sort(),
+  ).toEqual(['DELETE /codec/session', 'GET /readyz', 'POST /codec/session', 'POST /codec/sign-out']);
   const covered = new Set<string>();
   const undocumented: string[] = [];
   for (const [method, path] of ROUTES) {

@@ -26,14 +26,20 @@ beforeAll(async () => {
   await stopLiveAgents(probe.api);
   // Agents of other hosts whose workers those files stopped can never end by themselves.
   for await (const info of probe.client.workflow.list({ query: `WorkflowType = 'agentWorkflow' AND ExecutionStatus = 'Running'` })) {
-    await probe.client.workflow.getHandle(info.workflowId).terminate('capacity test: left over by another test file').catch(() => undefined);
+    await probe.client.workflow
+      .getHandle(info.workflowId)
+      .terminate('capacity test: left over by another test file')
+      .catch(() => undefined);
   }
   await waitFor('earlier agents to end and release their slots', async () => {
     const { count } = await probe.client.workflow.count(`WorkflowType = 'agentWorkflow' AND ExecutionStatus = 'Running'`);
     if (count > 0) return false;
     // Slots of ended workflows (terminated ones never release theirs) are freed as the reaper would.
     const capacity = probe.client.workflow.getHandle(CAPACITY_WORKFLOW_ID);
-    const held = await capacity.query(capacityQuery).then((c) => Object.keys(c.admitted), () => []);
+    const held = await capacity.query(capacityQuery).then(
+      (c) => Object.keys(c.admitted),
+      () => [],
+    );
     for (const agentId of held) await capacity.signal(releaseAgentSignal, { agentId });
     return (await admitted(probe.client)) === 0;
   });

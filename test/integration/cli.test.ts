@@ -63,7 +63,8 @@ describe('against the real API', () => {
     const status = await warden(['status'], env);
     expect(status.stderr).toBe('');
     expect(status.code).toBe(0);
-    for (const component of ['temporal', 'docker', 'control_worker', 'sandbox_worker']) expect(status.stdout).toMatch(new RegExp(`^${component}\\s+up\\s+\\d+ ms`, 'm'));
+    for (const component of ['temporal', 'docker', 'control_worker', 'sandbox_worker'])
+      expect(status.stdout).toMatch(new RegExp(`^${component}\\s+up\\s+\\d+ ms`, 'm'));
     expect(status.stdout).toMatch(/^agents: provisioning \d+, running \d+/m);
 
     const json = await warden(['status', '--json'], env);
@@ -148,7 +149,10 @@ it('says when the API cannot be reached', async () => {
 });
 
 it('runs as ./bin/warden.ts and as npx warden', async () => {
-  for (const [file, args] of [['./bin/warden.ts', ['--help']], ['npx', ['warden', '--help']]] as const) {
+  for (const [file, args] of [
+    ['./bin/warden.ts', ['--help']],
+    ['npx', ['warden', '--help']],
+  ] as const) {
     const { stdout } = await promisify(execFile)(file, [...args], { cwd: PROJECT_ROOT });
     expect(stdout).toContain('warden agents stop <id> [--force]');
   }

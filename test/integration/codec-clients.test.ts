@@ -33,7 +33,10 @@ const canary = uniqueId('canary');
 /** Debian's chromium (scripts/setup-browser.sh installs it as root); a clear failure without it. */
 function chromiumPath(): string {
   try {
-    return execFileSync('bash', [join(PROJECT_ROOT, 'scripts/setup-browser.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+    return execFileSync('bash', [join(PROJECT_ROOT, 'scripts/setup-browser.sh')], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }).trim();
   } catch (err) {
     const said = (err as { stderr?: string }).stderr?.trim();
     throw new Error(`the browser tests need Chromium and scripts/setup-browser.sh could not provide it: ${said || err}`);
@@ -46,7 +49,14 @@ beforeAll(async () => {
   const [port, uiPort, apiPort] = [await freePort(), await freePort(), await freePort()];
   api = `http://127.0.0.1:${apiPort}`;
   ui = `http://127.0.0.1:${uiPort}`;
-  temporal = await startDevServer({ dbFile: join(dir, 'temporal.db'), port, uiPort, ui: true, uiCodecEndpoint: `${api}/codec`, logFile: join(dir, 'temporal.log') });
+  temporal = await startDevServer({
+    dbFile: join(dir, 'temporal.db'),
+    port,
+    uiPort,
+    ui: true,
+    uiCodecEndpoint: `${api}/codec`,
+    logFile: join(dir, 'temporal.log'),
+  });
   stack = await startStack({ workers: false, config: { temporalAddress: temporal.address, devServerUiPort: uiPort } });
   await new Promise<void>((resolve) => {
     server = serve({ fetch: stack.realApp.fetch, hostname: '127.0.0.1', port: apiPort }, () => resolve());
@@ -56,7 +66,15 @@ beforeAll(async () => {
   await stack.client.workflow.start('browserCanaryWorkflow', { workflowId, taskQueue: uniqueId('nobody'), args: [{ prompt: canary }] });
   browser = await chromium.launch({
     executablePath,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
   });
 });
 
@@ -115,29 +133,32 @@ async function signIn(page: Page, key: string) {
   await page.getByRole('button', { name: 'Sign in' }).click();
 }
 
-it.each(['viewer', 'admin'] as const)('signs in with a %s key on the page, says what to set in the Web UI, and decodes with the cookie from the Web UI origin', (role) =>
-  inBrowser(async (page, context) => {
-    await signIn(page, stack.keyFor(role));
-    await expect.poll(() => page.textContent('#signed-in')).toContain(`Signed in as test ${role} (${role}) for 12 hours`);
-    const next = await page.textContent('body');
-    expect(next).toContain(`${api}/codec`);
-    expect(next).toContain('Use my browser setting and ignore Cluster-level setting');
-    expect(next).toContain('Include cross-origin credentials');
+it.each(['viewer', 'admin'] as const)(
+  'signs in with a %s key on the page, says what to set in the Web UI, and decodes with the cookie from the Web UI origin',
+  (role) =>
+    inBrowser(async (page, context) => {
+      await signIn(page, stack.keyFor(role));
+      await expect.poll(() => page.textContent('#signed-in')).toContain(`Signed in as test ${role} (${role}) for 12 hours`);
+      const next = await page.textContent('body');
+      expect(next).toContain(`${api}/codec`);
+      expect(next).toContain('Use my browser setting and ignore Cluster-level setting');
+      expect(next).toContain('Include cross-origin credentials');
 
-    // A page of the Web UI's origin (another origin of the same site, as the Web UI's own requests
-    // are): CORS with credentials carries the cookie. The API's own pages may fetch nothing (CSP).
-    const input = await startInput();
-    const uiPage = await context.newPage();
-    await uiPage.goto(ui);
-    const fromUi = await decodeFrom(uiPage, input);
-    expect(fromUi.status).toBe(200);
-    expect(decodedText(fromUi.body)).toContain(canary);
+      // A page of the Web UI's origin (another origin of the same site, as the Web UI's own requests
+      // are): CORS with credentials carries the cookie. The API's own pages may fetch nothing (CSP).
+      const input = await startInput();
+      const uiPage = await context.newPage();
+      await uiPage.goto(ui);
+      const fromUi = await decodeFrom(uiPage, input);
+      expect(fromUi.status).toBe(200);
+      expect(decodedText(fromUi.body)).toContain(canary);
 
-    // Sign out: the cookie is gone, and the codec server answers 401 again.
-    await page.getByRole('button', { name: 'Sign out' }).click();
-    await expect.poll(() => page.textContent('body')).toContain('Signed out');
-    expect((await decodeFrom(uiPage, input)).status).toBe(401);
-  }));
+      // Sign out: the cookie is gone, and the codec server answers 401 again.
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await expect.poll(() => page.textContent('body')).toContain('Signed out');
+      expect((await decodeFrom(uiPage, input)).status).toBe(401);
+    }),
+);
 
 it('shows the sign-in page again, saying why, for a wrong key', () =>
   inBrowser(async (page) => {
@@ -177,14 +198,30 @@ it('decodes a workflow input in the Temporal Web UI, set up as the success page 
 it('lets the Temporal CLI signal with a viewer key, which encodes an empty list ({}); input is encoded for an admin only', async () => {
   const cli = await temporalCli();
   const signal = (key: string, ...input: string[]) =>
-    promisify(execFile)(cli, ['workflow', 'signal', '--workflow-id', workflowId, '--name', 'nudge', '--address', temporal.address, '--codec-endpoint', `${api}/codec`, '--codec-auth', `Bearer ${key}`, ...input]);
+    promisify(execFile)(cli, [
+      'workflow',
+      'signal',
+      '--workflow-id',
+      workflowId,
+      '--name',
+      'nudge',
+      '--address',
+      temporal.address,
+      '--codec-endpoint',
+      `${api}/codec`,
+      '--codec-auth',
+      `Bearer ${key}`,
+      ...input,
+    ]);
   await signal(stack.keyFor('viewer'));
   // A viewer cannot make ciphertext the workers would take for Warden's own.
   await expect(signal(stack.keyFor('viewer'), '--input', '{"approved": true}')).rejects.toThrow(/Forbidden.*this needs the admin role/);
   await signal(stack.keyFor('admin'), '--input', '{"approved": true}');
 
   const { history } = await stack.client.workflowService.getWorkflowExecutionHistory({ namespace: 'default', execution: { workflowId } });
-  const signals = history!.events!.filter((e) => e.workflowExecutionSignaledEventAttributes).map((e) => e.workflowExecutionSignaledEventAttributes!.input?.payloads ?? []);
+  const signals = history!
+    .events!.filter((e) => e.workflowExecutionSignaledEventAttributes)
+    .map((e) => e.workflowExecutionSignaledEventAttributes!.input?.payloads ?? []);
   expect(signals.map((payloads) => payloads.length)).toEqual([0, 1]);
   expect(Buffer.from(signals[1]![0]!.metadata!.encoding!).toString()).toBe('binary/encrypted');
 });

@@ -69,7 +69,9 @@ describe('docker-compose.yml', () => {
 
   it('publishes only the API and the Temporal UI, and only on 127.0.0.1', () => {
     const { services } = load();
-    const publishing = Object.entries(services).filter(([, s]) => (s.ports ?? []).length > 0).map(([n]) => n);
+    const publishing = Object.entries(services)
+      .filter(([, s]) => (s.ports ?? []).length > 0)
+      .map(([n]) => n);
     expect(publishing.sort()).toEqual(['api', 'temporal-ui']);
     for (const name of publishing) {
       for (const port of services[name].ports!) expect(port.host_ip, `${name} ${port.published}`).toBe('127.0.0.1');
@@ -83,7 +85,9 @@ describe('docker-compose.yml', () => {
 
   it('gives the Docker socket to the worker and a read-only proxy, never to the API', () => {
     const { services } = load();
-    const withSocket = Object.entries(services).filter(([, s]) => mountsSocket(s).length > 0).map(([n]) => n);
+    const withSocket = Object.entries(services)
+      .filter(([, s]) => mountsSocket(s).length > 0)
+      .map(([n]) => n);
     expect(withSocket.sort()).toEqual(['docker-proxy', 'worker']);
     expect(mountsSocket(services.worker)).toEqual([expect.objectContaining({ target: SOCKET })]);
     expect(mountsSocket(services['docker-proxy'])).toEqual([expect.objectContaining({ target: SOCKET, read_only: true })]);
@@ -123,7 +127,10 @@ describe('docker-compose.yml', () => {
       'WARDEN_API_PORT',
       'DOCKER_HOST',
     ]);
-    for (const [name, vars] of [['worker', worker], ['api', api]] as const) {
+    for (const [name, vars] of [
+      ['worker', worker],
+      ['api', api],
+    ] as const) {
       for (const key of Object.keys(vars)) {
         if (key === 'DOCKER_HOST') continue;
         expect(configSource, `${name}: ${key}`).toContain(`'${key}'`);
@@ -240,9 +247,16 @@ describe('docker-compose.yml', () => {
       // Asynchronously: the server answering it lives in this process.
       const run = (p: number) =>
         new Promise<number | null>((resolve) => {
-          const child = spawn(process.execPath, args.map((a) => a.replace('127.0.0.1:8080', `127.0.0.1:${p}`)), { stdio: 'ignore' });
+          const child = spawn(
+            process.execPath,
+            args.map((a) => a.replace('127.0.0.1:8080', `127.0.0.1:${p}`)),
+            { stdio: 'ignore' },
+          );
           const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-          child.on('exit', (code) => { clearTimeout(timer); resolve(code); });
+          child.on('exit', (code) => {
+            clearTimeout(timer);
+            resolve(code);
+          });
         });
       status = 200;
       expect(await run(port)).toBe(0);
@@ -265,13 +279,20 @@ describe('docker-compose.yml', () => {
       const cli = await temporalCli();
       const address = inject('temporalAddress');
       const namespace = `compose-test-${Date.now()}`;
-      const shellEnv = { ...process.env, PATH: `${dirname(cli)}:${process.env.PATH}`, TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: namespace };
+      const shellEnv = {
+        ...process.env,
+        PATH: `${dirname(cli)}:${process.env.PATH}`,
+        TEMPORAL_ADDRESS: address,
+        TEMPORAL_NAMESPACE: namespace,
+      };
       execFileSync(cli, ['operator', 'namespace', 'create', '--address', address, '--namespace', namespace]);
 
       const first = spawnSync('/bin/sh', ['-ec', script], { env: shellEnv, encoding: 'utf8', timeout: 120_000 });
       expect(first.status, first.stderr).toBe(0);
       const listed = JSON.parse(
-        execFileSync(cli, ['operator', 'search-attribute', 'list', '--address', address, '--namespace', namespace, '-o', 'json'], { encoding: 'utf8' }),
+        execFileSync(cli, ['operator', 'search-attribute', 'list', '--address', address, '--namespace', namespace, '-o', 'json'], {
+          encoding: 'utf8',
+        }),
       ) as { customAttributes?: Record<string, string> };
       const custom = listed.customAttributes ?? {};
       for (const name of WARDEN_ATTRIBUTES) expect(custom[name], name).toMatch(/KEYWORD$/i);
@@ -320,7 +341,9 @@ describe('Dockerfile and .dockerignore', () => {
   });
 
   it('keeps modules, local state, secrets and tests out of the build context', () => {
-    const ignored = readFileSync(join(PROJECT_ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
+    const ignored = readFileSync(join(PROJECT_ROOT, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim());
     for (const entry of ['node_modules', '.warden', '.git', '.env', 'test']) expect(ignored).toContain(entry);
   });
 });

@@ -36,7 +36,16 @@ afterAll(async () => {
 
 /** A filesystem action (medium or low: it runs at once), as an operator's client submits it. */
 const fileAction = async (agentId: string, operation: string, parameters: Record<string, unknown>) =>
-  (await stack.api('POST', '/api/actions', { action_type: 'skill_execution', skill_id: 'filesystem', operation, agent_id: agentId, parameters, wait_seconds: 30 })).body;
+  (
+    await stack.api('POST', '/api/actions', {
+      action_type: 'skill_execution',
+      skill_id: 'filesystem',
+      operation,
+      agent_id: agentId,
+      parameters,
+      wait_seconds: 30,
+    })
+  ).body;
 
 const runIds = async (workflowId: string) => {
   const runs = new Set<string>();

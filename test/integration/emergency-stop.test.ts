@@ -13,9 +13,26 @@ import type { AgentRecord } from '../../domain/agent.js';
 import { actionHash, Grants } from '../../domain/grants.js';
 import { verifyAlertSignature } from '../../activities/alerts.js';
 import { prepareCommand } from '../../skills/index.js';
-import { CAPACITY_WORKFLOW_ID, capacityQuery, CONTROL_TASK_QUEUE, type ActionWorkflowInput, type AgentWorkflowInput } from '../../workflows/definitions.js';
+import {
+  CAPACITY_WORKFLOW_ID,
+  capacityQuery,
+  CONTROL_TASK_QUEUE,
+  type ActionWorkflowInput,
+  type AgentWorkflowInput,
+} from '../../workflows/definitions.js';
 import { freePort } from '../support/global-setup.js';
-import { containersOf, docker, recordHistory, startStack, submitShell, TEST_HOST, testPayloadCodec, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
+import {
+  containersOf,
+  docker,
+  recordHistory,
+  startStack,
+  submitShell,
+  TEST_HOST,
+  testPayloadCodec,
+  uniqueId,
+  waitFor,
+  waitForStatus,
+} from '../support/helpers.js';
 import Docker from 'dockerode';
 import { WorkflowFailedError } from '@temporalio/client';
 import { createWorkers } from '../../workers/create-workers.js';
@@ -29,7 +46,8 @@ type Stack = Awaited<ReturnType<typeof startStack>>;
 const SECRET = 'test-alert-secret-0123456789abcdef';
 const FLAKY_FAILURES = 2;
 const AGENTS = 20;
-const LOCKDOWN_MESSAGE = /^Warden is in emergency lockdown since \S+ by test admin: drill: everything stops; an admin must POST \/api\/system\/resume$/;
+const LOCKDOWN_MESSAGE =
+  /^Warden is in emergency lockdown since \S+ by test admin: drill: everything stops; an admin must POST \/api\/system\/resume$/;
 
 /** A webhook receiver: /hook always answers 200; /flaky answers 503 to the first attempts of each event. */
 interface Delivery {
@@ -64,9 +82,14 @@ const received = (path: string, eventId: string) => deliveries.filter((d) => d.p
 /** Waits for an alert of this type (and matching this predicate) to be delivered to /hook; checks its signature. */
 async function alertOf(type: AlertEvent['type'], match: (e: AlertEvent) => boolean = () => true): Promise<AlertEvent> {
   const delivery = await waitFor(`a ${type} alert`, async () =>
-    deliveries.find((d) => d.path === '/hook' && d.answered === 200 && (JSON.parse(d.body) as AlertEvent).type === type && match(JSON.parse(d.body))),
+    deliveries.find(
+      (d) => d.path === '/hook' && d.answered === 200 && (JSON.parse(d.body) as AlertEvent).type === type && match(JSON.parse(d.body)),
+    ),
   );
-  const signed = { signature: delivery.headers['x-warden-signature'] as string, timestamp: delivery.headers['x-warden-timestamp'] as string };
+  const signed = {
+    signature: delivery.headers['x-warden-signature'] as string,
+    timestamp: delivery.headers['x-warden-timestamp'] as string,
+  };
   expect(verifyAlertSignature(SECRET, signed, delivery.body)).toBe(true);
   expect(verifyAlertSignature('another-secret-0123456789abcdefgh', signed, delivery.body)).toBe(false);
   expect(verifyAlertSignature(SECRET, signed, delivery.body.replace('"', ' "'))).toBe(false);
@@ -136,13 +159,21 @@ describe('before the stop', () => {
   it('holds shell actions for approval, and alerts when one has waited past the threshold', async () => {
     for (const id of agentIds.slice(0, 4)) {
       const res = await as(operator, 'POST', '/api/actions', {
-        action_type: 'skill_execution', skill_id: 'shell', operation: 'exec', agent_id: id, parameters: { command: 'touch /workspace/never' },
+        action_type: 'skill_execution',
+        skill_id: 'shell',
+        operation: 'exec',
+        agent_id: id,
+        parameters: { command: 'touch /workspace/never' },
       });
       expect(res.body.status).toBe('pending');
       pendingIds.push(res.body.id);
     }
     const alert = await alertOf('approval.pending', (e) => e.details.action_id === pendingIds[0]);
-    expect(alert).toMatchObject({ id: `approval-pending-${pendingIds[0]}`, severity: 'warning', details: { agent_id: agentIds[0], approvals_required: 1 } });
+    expect(alert).toMatchObject({
+      id: `approval-pending-${pendingIds[0]}`,
+      severity: 'warning',
+      details: { agent_id: agentIds[0], approvals_required: 1 },
+    });
     expect(JSON.stringify(alert)).not.toContain('touch /workspace/never');
   });
 
@@ -175,7 +206,11 @@ describe('component down', () => {
     });
     const running = deadHost.run();
     try {
-      const run = stack.client.workflow.execute('reaperWorkflow', { taskQueue: CONTROL_TASK_QUEUE, workflowId: `reaper-test-${host}`, args: [{ host }] });
+      const run = stack.client.workflow.execute('reaperWorkflow', {
+        taskQueue: CONTROL_TASK_QUEUE,
+        workflowId: `reaper-test-${host}`,
+        args: [{ host }],
+      });
       await expect(run).rejects.toBeInstanceOf(WorkflowFailedError);
       const alert = await alertOf('component.down', (e) => e.details.host === host);
       expect(alert).toMatchObject({ severity: 'critical', details: { component: 'docker_host' } });
@@ -194,7 +229,12 @@ describe('the emergency stop', () => {
   it('locks down, force-stops every agent, cancels every pending approval, and reports it', async () => {
     const res = await stack.api('POST', '/api/system/emergency-stop', { reason: 'drill: everything stops' });
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ locked: true, already_locked: false, completed: true, lockdown: { by_name: 'test admin', reason: 'drill: everything stops' } });
+    expect(res.body).toMatchObject({
+      locked: true,
+      already_locked: false,
+      completed: true,
+      lockdown: { by_name: 'test admin', reason: 'drill: everything stops' },
+    });
     report = res.body.report;
     expect(report.stop_workflow_id).toBe(res.body.stop_workflow_id);
     expect(report.stop_workflow_id).toMatch(/^warden-emergency-stop-[0-9a-f-]{36}-\d+$/);
@@ -230,14 +270,24 @@ describe('the emergency stop', () => {
       expect(cancelled[0]!.details).toEqual({ reason: 'emergency stop: drill: everything stops' });
     }
     await recordHistory('action-cancelled-by-stop', pendingIds[0]!);
-    expect((await stack.api('GET', '/api/actions/pending')).body.actions.map((a: { id: string }) => a.id)).not.toEqual(expect.arrayContaining([pendingIds[0]]));
-    expect(stack.audit.list({ kind: 'system.lockdown', limit: 1 })[0]!.details).toMatchObject({ reason: 'drill: everything stops', by_name: 'test admin' });
+    expect((await stack.api('GET', '/api/actions/pending')).body.actions.map((a: { id: string }) => a.id)).not.toEqual(
+      expect.arrayContaining([pendingIds[0]]),
+    );
+    expect(stack.audit.list({ kind: 'system.lockdown', limit: 1 })[0]!.details).toMatchObject({
+      reason: 'drill: everything stops',
+      by_name: 'test admin',
+    });
     expect(stack.audit.list({ kind: 'system.emergency_stop', limit: 1 })[0]!.details).toMatchObject({ counts: report.counts });
   });
 
   it('says so at GET /api/system/lockdown', async () => {
     const res = await as(stack.keyFor('viewer'), 'GET', '/api/system/lockdown');
-    expect(res.body).toMatchObject({ locked: true, by_name: 'test admin', reason: 'drill: everything stops', stop_workflow_id: report.stop_workflow_id });
+    expect(res.body).toMatchObject({
+      locked: true,
+      by_name: 'test admin',
+      reason: 'drill: everything stops',
+      stop_workflow_id: report.stop_workflow_id,
+    });
     expect(res.body.message).toMatch(LOCKDOWN_MESSAGE);
   });
 
@@ -264,35 +314,95 @@ describe('the emergency stop', () => {
     };
     // Even with a grant the API would have signed (so the lockdown, not a missing grant, refuses it).
     const grant = new Grants(testPayloadCodec().keyring).sign({
-      kind: 'action', action_id: action.id, action_hash: action.params_hash, requester: action.requester,
-      level: action.security_level, approvals_required: 0, expires_at: new Date(Date.now() + 600_000).toISOString(),
+      kind: 'action',
+      action_id: action.id,
+      action_hash: action.params_hash,
+      requester: action.requester,
+      level: action.security_level,
+      approvals_required: 0,
+      expires_at: new Date(Date.now() + 600_000).toISOString(),
     });
-    const input: ActionWorkflowInput = { action, command: prepareCommand('shell', 'exec', { command: 'touch /workspace/never' }), grant, expirySeconds: 60 };
-    const direct = await stack.client.workflow.execute('actionWorkflow', { workflowId: action.id, taskQueue: CONTROL_TASK_QUEUE, args: [input] });
+    const input: ActionWorkflowInput = {
+      action,
+      command: prepareCommand('shell', 'exec', { command: 'touch /workspace/never' }),
+      grant,
+      expirySeconds: 60,
+    };
+    const direct = await stack.client.workflow.execute('actionWorkflow', {
+      workflowId: action.id,
+      taskQueue: CONTROL_TASK_QUEUE,
+      args: [input],
+    });
     expect(direct).toMatchObject({ status: 'rejected', error: expect.stringMatching(LOCKDOWN_MESSAGE), result: null });
     expect(stack.audit.list({ action_id: action.id, limit: 20 }).map((e) => e.kind)).not.toContain('execution.started');
     await recordHistory('action-lockdown-refused', action.id);
 
     // One that needs no approval is refused by the lockdown read right before it would run.
-    const subject = { action_type: 'skill_execution' as const, skill_id: 'filesystem', operation: 'info', agent_id: action.agent_id, parameters: {} };
-    const low: ActionRecord = { ...action, ...subject, id: `act-${randomBytes(8).toString('hex')}`, params_hash: actionHash(subject), security_level: 'low' };
+    const subject = {
+      action_type: 'skill_execution' as const,
+      skill_id: 'filesystem',
+      operation: 'info',
+      agent_id: action.agent_id,
+      parameters: {},
+    };
+    const low: ActionRecord = {
+      ...action,
+      ...subject,
+      id: `act-${randomBytes(8).toString('hex')}`,
+      params_hash: actionHash(subject),
+      security_level: 'low',
+    };
     const lowGrant = new Grants(testPayloadCodec().keyring).sign({
-      kind: 'action', action_id: low.id, action_hash: low.params_hash, requester: low.requester,
-      level: 'low', approvals_required: 0, expires_at: new Date(Date.now() + 600_000).toISOString(),
+      kind: 'action',
+      action_id: low.id,
+      action_hash: low.params_hash,
+      requester: low.requester,
+      level: 'low',
+      approvals_required: 0,
+      expires_at: new Date(Date.now() + 600_000).toISOString(),
     });
-    const lowInput: ActionWorkflowInput = { action: low, command: prepareCommand('filesystem', 'info', {}), grant: lowGrant, expirySeconds: 60 };
-    const lowDone = await stack.client.workflow.execute('actionWorkflow', { workflowId: low.id, taskQueue: CONTROL_TASK_QUEUE, args: [lowInput] });
-    expect(lowDone).toMatchObject({ status: 'rejected', security_level: 'low', error: expect.stringMatching(LOCKDOWN_MESSAGE), result: null });
-    const lowKinds = stack.audit.list({ action_id: low.id, limit: 20 }).reverse().map((e) => e.kind);
+    const lowInput: ActionWorkflowInput = {
+      action: low,
+      command: prepareCommand('filesystem', 'info', {}),
+      grant: lowGrant,
+      expirySeconds: 60,
+    };
+    const lowDone = await stack.client.workflow.execute('actionWorkflow', {
+      workflowId: low.id,
+      taskQueue: CONTROL_TASK_QUEUE,
+      args: [lowInput],
+    });
+    expect(lowDone).toMatchObject({
+      status: 'rejected',
+      security_level: 'low',
+      error: expect.stringMatching(LOCKDOWN_MESSAGE),
+      result: null,
+    });
+    const lowKinds = stack.audit
+      .list({ action_id: low.id, limit: 20 })
+      .reverse()
+      .map((e) => e.kind);
     expect(lowKinds).toEqual(['action.submitted', 'policy.decided', 'system.lockdown_refused']);
     await recordHistory('action-lockdown-refused-at-lookup', low.id);
 
     const agentId = uniqueId('direct');
     const agentInput: AgentWorkflowInput = {
-      agentId, skillId: 'shell', host: TEST_HOST, image: stack.config.sandboxImage, limits: smallAgent(agentId).resource_limits as never,
-      runtime: 'runc', requireSandbox: false, idleTtlSeconds: 60, stopGraceSeconds: 1, createdAt: new Date().toISOString(),
+      agentId,
+      skillId: 'shell',
+      host: TEST_HOST,
+      image: stack.config.sandboxImage,
+      limits: smallAgent(agentId).resource_limits as never,
+      runtime: 'runc',
+      requireSandbox: false,
+      idleTtlSeconds: 60,
+      stopGraceSeconds: 1,
+      createdAt: new Date().toISOString(),
     };
-    const agent = (await stack.client.workflow.execute('agentWorkflow', { workflowId: agentId, taskQueue: CONTROL_TASK_QUEUE, args: [agentInput] })) as AgentRecord;
+    const agent = (await stack.client.workflow.execute('agentWorkflow', {
+      workflowId: agentId,
+      taskQueue: CONTROL_TASK_QUEUE,
+      args: [agentInput],
+    })) as AgentRecord;
     expect(agent.status).toBe('error');
     expect(agent.error_message).toMatch(/^Lockdown: Warden is in emergency lockdown/);
     expect(agent.container_id).toBeNull();
@@ -304,11 +414,18 @@ describe('the emergency stop', () => {
     const alert = await alertOf('emergency_stop');
     expect(alert).toMatchObject({ severity: 'critical', details: { reason: 'drill: everything stops', counts: report.counts } });
     expect(received('/hook', alert.id)).toHaveLength(1);
-    await waitFor('the flaky webhook to accept the alert', async () => received('/flaky', alert.id).some((d) => d.answered === 200), 60_000);
+    await waitFor(
+      'the flaky webhook to accept the alert',
+      async () => received('/flaky', alert.id).some((d) => d.answered === 200),
+      60_000,
+    );
     const flaky = received('/flaky', alert.id);
     expect(flaky.map((d) => d.answered)).toEqual([...Array(FLAKY_FAILURES).fill(503), 200]);
     expect(new Set(flaky.map((d) => d.body)).size).toBe(1); // the same event each time
-    await waitFor('the alert workflow to end', async () => (await stack.client.workflow.getHandle(alertWorkflowId(alert.id)).describe()).status.name === 'COMPLETED');
+    await waitFor(
+      'the alert workflow to end',
+      async () => (await stack.client.workflow.getHandle(alertWorkflowId(alert.id)).describe()).status.name === 'COMPLETED',
+    );
     await recordHistory('alert-after-retries', alertWorkflowId(alert.id));
   });
 });
@@ -347,7 +464,7 @@ describe('after the stop', () => {
     await recordHistory('capacity-lockdown', CAPACITY_WORKFLOW_ID);
   });
 
-  it('the capacity runs that started the stops replay on a worker with tracing on (its span ids draw on the workflow\'s random numbers)', async () => {
+  it("the capacity runs that started the stops replay on a worker with tracing on (its span ids draw on the workflow's random numbers)", async () => {
     const stops: string[] = [];
     for await (const run of stack.client.workflow.list({ query: `WorkflowId = '${CAPACITY_WORKFLOW_ID}'` })) {
       const history = await stack.client.workflow.getHandle(CAPACITY_WORKFLOW_ID, run.runId).fetchHistory();

@@ -88,7 +88,12 @@ it.runIf(ours)(
 
     // One agent under restart_policy on-failure: it runs again in a new sandbox once the engine is back.
     const phoenixId = uniqueId('eng-restart');
-    const asked = await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: phoenixId, runtime: 'runc', restart_policy: 'on-failure' });
+    const asked = await stack.api('POST', '/api/agents', {
+      skill_id: 'shell',
+      agent_id: phoenixId,
+      runtime: 'runc',
+      restart_policy: 'on-failure',
+    });
     expect(asked.status).toBe(201);
     const phoenix = await waitForStatus(stack.api, phoenixId, ['running']);
 
@@ -102,7 +107,12 @@ it.runIf(ours)(
         const agent = (await stack.api('GET', `/api/agents/${phoenixId}`)).body as AgentRecord;
         if (agent.status !== 'running' || agent.container_id === phoenix.container_id) return undefined;
         const wrote = await stack.api('POST', '/api/actions', {
-          action_type: 'skill_execution', skill_id: 'filesystem', operation: 'write', agent_id: phoenixId, parameters: { path: 'back.txt', content: 'back' }, wait_seconds: 20,
+          action_type: 'skill_execution',
+          skill_id: 'filesystem',
+          operation: 'write',
+          agent_id: phoenixId,
+          parameters: { path: 'back.txt', content: 'back' },
+          wait_seconds: 20,
         });
         return wrote.body.status === 'completed' ? agent : undefined;
       },
@@ -143,7 +153,14 @@ it.runIf(ours)(
     await waitForStatus(stack.api, phoenixId, ['stopped']);
     for (const agent of agents) {
       const changes = stack.audit.list({ agent_id: agent.id, kind: 'agent.status_changed' });
-      expect(changes.some((e) => e.details.to === 'error' && /outside Warden \((SIGTERM|SIGKILL): .*a Docker engine shutdown or restart\)/.test(String(e.details.reason))), agent.id).toBe(true);
+      expect(
+        changes.some(
+          (e) =>
+            e.details.to === 'error' &&
+            /outside Warden \((SIGTERM|SIGKILL): .*a Docker engine shutdown or restart\)/.test(String(e.details.reason)),
+        ),
+        agent.id,
+      ).toBe(true);
     }
 
     // No container of this run's host is left on the engine.

@@ -24,7 +24,11 @@ import { requireOrSkip } from '../support/require-or-skip.js';
 let stack: Awaited<ReturnType<typeof startStack>>;
 const engine = await detectRuntimes(docker);
 const runtimes = (['runc', 'runsc'] as const).filter((r) => engine.names[r]);
-requireOrSkip(runtimes.includes('runsc'), 'gVisor (runsc)', 'the Docker engine has no runsc runtime registered (scripts/setup-docker.sh installs it)');
+requireOrSkip(
+  runtimes.includes('runsc'),
+  'gVisor (runsc)',
+  'the Docker engine has no runsc runtime registered (scripts/setup-docker.sh installs it)',
+);
 const CANARY = `canary-${randomBytes(16).toString('hex')}`;
 let operator: string;
 let approver: string;
@@ -63,10 +67,16 @@ async function leftovers(agentId: string): Promise<string[]> {
     'for p in /proc/[0-9]*; do [ "$p" = "/proc/$$" ] && continue; ' +
     'u=; while read -r k v _; do [ "$k" = Uid: ] && { u=$v; break; }; done < "$p/status"; ' +
     'echo "${p#/proc/} $u $(tr "\\0" " " < "$p/cmdline")"; done 2>/dev/null';
-  const exec = await docker.getContainer(`warden-agent-${agentId}`).exec({ Cmd: ['/bin/sh', '-c', probe], User: '0:0', AttachStdout: true, AttachStderr: true });
+  const exec = await docker
+    .getContainer(`warden-agent-${agentId}`)
+    .exec({ Cmd: ['/bin/sh', '-c', probe], User: '0:0', AttachStdout: true, AttachStderr: true });
   const stream = await exec.start({ hijack: true, stdin: false });
   const chunks: Buffer[] = [];
-  docker.modem.demuxStream(stream, new PassThrough().on('data', (c: Buffer) => chunks.push(c)), new PassThrough());
+  docker.modem.demuxStream(
+    stream,
+    new PassThrough().on('data', (c: Buffer) => chunks.push(c)),
+    new PassThrough(),
+  );
   await new Promise((resolve) => stream.on('end', resolve));
   const lines = Buffer.concat(chunks).toString('utf8').split('\n').filter(Boolean);
   expect(lines).toContain(`1 0 ${SANDBOX_EXECUTOR} `); // the probe saw PID 1
@@ -111,14 +121,23 @@ describe.each(runtimes)('under %s', (runtime) => {
     // What the secret action left behind is readable later, but never its value.
     const copy = await act(agentId, 'filesystem', 'read', { path: 'copy' });
     expect(copy.result!.stdout).toBe('[REDACTED:CANARY_SECRET]\n');
-    const journal = await act(agentId, 'shell', 'exec', { command: `cat /tmp/.warden-actions/${withSecret.id}.out; base64 copy | base64 -d` });
+    const journal = await act(agentId, 'shell', 'exec', {
+      command: `cat /tmp/.warden-actions/${withSecret.id}.out; base64 copy | base64 -d`,
+    });
     expect(journal.result!.stdout).toBe('out: [REDACTED:CANARY_SECRET]\n[REDACTED:CANARY_SECRET]\n');
     expect(await leftovers(agentId)).toEqual([]);
   });
 
   it('returns what a command printed before it timed out, and kills what it started', async () => {
-    const action = await act(agentId, 'shell', 'exec', { command: 'echo before; echo err >&2; setsid sleep 1000 & sleep 30', timeout_ms: 1500 });
-    expect(action).toMatchObject({ status: 'failed', error: 'timed out after 1500 ms', result: { stdout: 'before\n', stderr: 'err\n', timed_out: true } });
+    const action = await act(agentId, 'shell', 'exec', {
+      command: 'echo before; echo err >&2; setsid sleep 1000 & sleep 30',
+      timeout_ms: 1500,
+    });
+    expect(action).toMatchObject({
+      status: 'failed',
+      error: 'timed out after 1500 ms',
+      result: { stdout: 'before\n', stderr: 'err\n', timed_out: true },
+    });
     expect(await leftovers(agentId)).toEqual([]);
   });
 

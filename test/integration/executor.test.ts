@@ -14,7 +14,13 @@ import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ResourceLimitsSchema } from '../../domain/agent.js';
 import { detectRuntimes } from '../../sandbox/docker-engine.js';
-import { attachExecutor, ExecutorDetachedError, ExecutorRequestError, type ExecutorClient, type ExecutorRunRequest } from '../../sandbox/executor-client.js';
+import {
+  attachExecutor,
+  ExecutorDetachedError,
+  ExecutorRequestError,
+  type ExecutorClient,
+  type ExecutorRunRequest,
+} from '../../sandbox/executor-client.js';
 import { execUid, SANDBOX_GID, sandboxContainerOptions } from '../../sandbox/spec.js';
 import { PROJECT_ROOT } from '../../scripts/dev-server.js';
 import { waitFor } from '../support/helpers.js';
@@ -23,7 +29,11 @@ import { requireOrSkip } from '../support/require-or-skip.js';
 const docker = new Docker();
 const engine = await detectRuntimes(docker);
 const runtimes = (['runc', 'runsc'] as const).filter((r) => engine.names[r]);
-requireOrSkip(runtimes.includes('runsc'), 'gVisor (runsc)', 'the Docker engine has no runsc runtime registered (scripts/setup-docker.sh installs it)');
+requireOrSkip(
+  runtimes.includes('runsc'),
+  'gVisor (runsc)',
+  'the Docker engine has no runsc runtime registered (scripts/setup-docker.sh installs it)',
+);
 const limits = ResourceLimitsSchema.parse({ cpu_cores: 1, memory_mb: 128, disk_mb: 16, max_processes: 64 });
 const EXECUTOR = join(PROJECT_ROOT, '.warden/bin/warden-executor');
 const IN_SANDBOX = '/usr/local/bin/warden-executor';
@@ -113,7 +123,7 @@ describe.each(runtimes)('the sandbox executor under %s', (runtime) => {
     await container?.remove({ force: true, v: true });
   });
 
-  it("runs a command and answers its exit code and output; refuses root and knows no run it never saw", async () => {
+  it('runs a command and answers its exit code and output; refuses root and knows no run it never saw', async () => {
     expect(await sh('echo out; echo err >&2; exit 7')).toMatchObject({
       exit_code: 7,
       signal: 0,
@@ -208,10 +218,14 @@ describe.each(runtimes)('the sandbox executor under %s', (runtime) => {
   it('answers a run to a client that attaches after the one that started it was SIGKILLed mid-command', async () => {
     const id = randomUUID();
     const req = request(['/bin/sh', '-c', `echo ran >> /tmp/once-${id}; sleep 3; echo done`], { id });
-    const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'test/support/executor-client-process.ts'), container.id, JSON.stringify(req)], {
-      cwd: PROJECT_ROOT,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(PROJECT_ROOT, 'test/support/executor-client-process.ts'), container.id, JSON.stringify(req)],
+      {
+        cwd: PROJECT_ROOT,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
     await new Promise<void>((resolve, reject) => {
       child.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('sent') && resolve());
@@ -237,10 +251,18 @@ describe.each(runtimes)('the sandbox executor under %s', (runtime) => {
 
   it('drops the frame a client left half-written when it died, and serves the next client', async () => {
     const id = randomUUID();
-    const raw = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as NodeJS.ReadWriteStream & {
+    const raw = (await container.attach({
+      stream: true,
+      stdin: true,
+      stdout: true,
+      stderr: true,
+      hijack: true,
+    })) as NodeJS.ReadWriteStream & {
       destroy(): void;
     };
-    await new Promise<void>((resolve) => raw.write(`{"type":"run","id":"${id}","argv":["/bin/sh","-c","echo ran >> /tmp/once-${id}"],"ui`, () => resolve()));
+    await new Promise<void>((resolve) =>
+      raw.write(`{"type":"run","id":"${id}","argv":["/bin/sh","-c","echo ran >> /tmp/once-${id}"],"ui`, () => resolve()),
+    );
     raw.destroy();
     const next = await attachExecutor(container);
     try {
@@ -292,7 +314,9 @@ describe.each(runtimes)('the sandbox executor under %s', (runtime) => {
     const uid = execUid();
     const viaExecutor = await time(() => client.run(request(['true'], { uid })));
     const viaDockerExec = await time(() => dockerExec(['true'], uid));
-    console.log(`${runtime}: median round trip of \`true\` over 20 runs: executor ${viaExecutor.toFixed(1)} ms, docker exec ${viaDockerExec.toFixed(1)} ms`);
+    console.log(
+      `${runtime}: median round trip of \`true\` over 20 runs: executor ${viaExecutor.toFixed(1)} ms, docker exec ${viaDockerExec.toFixed(1)} ms`,
+    );
   });
 
   it('on SIGTERM kills every command and exits 0', async () => {

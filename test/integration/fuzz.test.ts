@@ -28,7 +28,9 @@ const keys: Record<'admin' | 'viewer', string> = { admin: '', viewer: '' };
 
 beforeAll(async () => {
   // Few agents (each is a container); generous rate limits so the handlers, not the limiter, answer.
-  stack = await startStack({ config: { maxAgents: 2, maxBodyBytes: MAX_BODY, rateLimits: 'read=100000/s,write=100000/s,approve=100000/s,auth_failure=100000/s' } });
+  stack = await startStack({
+    config: { maxAgents: 2, maxBodyBytes: MAX_BODY, rateLimits: 'read=100000/s,write=100000/s,approve=100000/s,auth_failure=100000/s' },
+  });
   keys.admin = stack.keyFor('admin');
   keys.viewer = stack.keyFor('viewer');
   doc = (await (await stack.realApp.request('/openapi.json')).json()) as OpenApiDocument;
@@ -109,19 +111,43 @@ function bodyArbitrary(op: Operation): fc.Arbitrary<FuzzRequest['body']> {
   const json = fc.constantFrom('application/json', 'application/json; charset=utf-8');
   return fc.oneof(
     { weight: 4, arbitrary: fc.tuple(valid, json).map(([v, contentType]) => ({ text: JSON.stringify(v), contentType })) },
-    { weight: 4, arbitrary: fc.tuple(valid.chain(mutated), json).map(([v, contentType]) => ({ text: JSON.stringify(v) ?? 'null', contentType })) },
+    {
+      weight: 4,
+      arbitrary: fc.tuple(valid.chain(mutated), json).map(([v, contentType]) => ({ text: JSON.stringify(v) ?? 'null', contentType })),
+    },
     // Malformed JSON: cut short, or not JSON at all.
     {
       weight: 1,
       arbitrary: fc
-        .oneof(valid.map((v) => JSON.stringify(v).slice(0, -1)), fc.string({ maxLength: 50 }), fc.constantFrom('', '{', '{"a":}', "{'a':1}", 'NaN'))
-        .filter((text) => { try { JSON.parse(text); return false; } catch { return true; } })
+        .oneof(
+          valid.map((v) => JSON.stringify(v).slice(0, -1)),
+          fc.string({ maxLength: 50 }),
+          fc.constantFrom('', '{', '{"a":}', "{'a':1}", 'NaN'),
+        )
+        .filter((text) => {
+          try {
+            JSON.parse(text);
+            return false;
+          } catch {
+            return true;
+          }
+        })
         .map((text) => ({ text, contentType: 'application/json' })),
     },
-    { weight: 1, arbitrary: fc.tuple(valid, fc.constantFrom(...CONTENT_TYPES)).map(([v, contentType]) => ({ text: JSON.stringify(v) ?? 'x', contentType })) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .tuple(valid, fc.constantFrom(...CONTENT_TYPES))
+        .map(([v, contentType]) => ({ text: JSON.stringify(v) ?? 'x', contentType })),
+    },
     { weight: 1, arbitrary: valid.map((v) => ({ text: JSON.stringify(v) ?? 'x' })) },
     // Larger than the limit.
-    { weight: 1, arbitrary: fc.integer({ min: MAX_BODY + 1, max: 4 * MAX_BODY }).map((n) => ({ text: JSON.stringify({ pad: 'x'.repeat(n) }), contentType: 'application/json' })) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .integer({ min: MAX_BODY + 1, max: 4 * MAX_BODY })
+        .map((n) => ({ text: JSON.stringify({ pad: 'x'.repeat(n) }), contentType: 'application/json' })),
+    },
     { weight: 1, arbitrary: fc.constant(undefined) },
   );
 }
@@ -131,7 +157,11 @@ function requestArbitrary(op: Operation): fc.Arbitrary<FuzzRequest> {
   const params = Object.fromEntries(parameters.filter((p) => p.in === 'path').map((p) => [p.name, pathValue(p.schema)]));
   const query = parameters.filter((p) => p.in === 'query');
   const queryValue = (p: (typeof query)[number]) =>
-    fc.oneof(arbitraryOf(doc, deref(doc, p.schema)).map((v) => [[p.name, String(v)]] as Array<[string, string]>), junk.map((v) => [[p.name, v]] as Array<[string, string]>), fc.constant([] as Array<[string, string]>));
+    fc.oneof(
+      arbitraryOf(doc, deref(doc, p.schema)).map((v) => [[p.name, String(v)]] as Array<[string, string]>),
+      junk.map((v) => [[p.name, v]] as Array<[string, string]>),
+      fc.constant([] as Array<[string, string]>),
+    );
   const queries = fc
     .tuple(fc.tuple(...query.map(queryValue)), fc.option(fc.tuple(fc.string({ minLength: 1, maxLength: 8 }), junk), { nil: undefined }))
     .map(([pairs, extra]) => [...pairs.flat(), ...(extra ? [extra] : [])]);
@@ -151,7 +181,12 @@ async function send(op: Operation, req: FuzzRequest) {
   if (req.auth === 'garbage') headers.authorization = 'Bearer wk_\u00e9 \t x';
   if (req.body?.contentType) headers['content-type'] = req.body.contentType;
   const res = await stack.realApp.request(`${path}${search}`, { method: op.method, headers, body: req.body?.text });
-  return { url: `${op.method} ${path}${search}`, status: res.status, contentType: res.headers.get('content-type') ?? '', text: await res.text() };
+  return {
+    url: `${op.method} ${path}${search}`,
+    status: res.status,
+    contentType: res.headers.get('content-type') ?? '',
+    text: await res.text(),
+  };
 }
 
 /** What is wrong with this answer under the document: an undeclared status, a body off its schema, a 5xx. */
@@ -194,10 +229,15 @@ describe('actions with generated parameters on a live agent', () => {
     // Nothing left waiting: pending actions are rejected by an approver (not their requester) and every workflow ends.
     const approver = stack.keyFor('approver');
     const record = async (id: string) => (await stack.api('GET', `/api/actions/${id}`)).body;
-    const settled = () => waitFor('the actions to settle', async () => {
-      const records = await Promise.all(submitted.map(record));
-      return records.every((r) => FINAL.includes(r.status) || r.status === 'pending') && records;
-    }, 120_000);
+    const settled = () =>
+      waitFor(
+        'the actions to settle',
+        async () => {
+          const records = await Promise.all(submitted.map(record));
+          return records.every((r) => FINAL.includes(r.status) || r.status === 'pending') && records;
+        },
+        120_000,
+      );
     for (const action of (await settled()).filter((r) => r.status === 'pending')) {
       await stack.realApp.request(`/api/actions/${action.id}/approve`, {
         method: 'POST',
@@ -205,19 +245,27 @@ describe('actions with generated parameters on a live agent', () => {
         body: JSON.stringify({ approved: false, params_hash: action.params_hash, comment: 'fuzz clean-up' }),
       });
     }
-    await waitFor('every action to end', async () => (await Promise.all(submitted.map(record))).every((r) => FINAL.includes(r.status)), 60_000);
+    await waitFor(
+      'every action to end',
+      async () => (await Promise.all(submitted.map(record))).every((r) => FINAL.includes(r.status)),
+      60_000,
+    );
   });
 
   it('answers as the document declares, and the records it keeps match their schema', async () => {
     const submit = operations().find((op) => op.method === 'POST' && op.path === '/api/actions')!;
     const getAction = operations().find((op) => op.method === 'GET' && op.path === '/api/actions/{id}')!;
     const getAgent = operations().find((op) => op.method === 'GET' && op.path === '/api/agents/{id}')!;
-    const skills: Array<{ id: string; operations: Array<{ name: string; risk: RiskLevel; parameters: JsonSchema }> }> = (await stack.api('GET', '/api/skills')).body.skills;
+    const skills: Array<{ id: string; operations: Array<{ name: string; risk: RiskLevel; parameters: JsonSchema }> }> = (
+      await stack.api('GET', '/api/skills')
+    ).body.skills;
     // Every action type with every skill operation: a type that does not fit its skill is refused.
     const requests = fc
       .record({
         action_type: fc.constantFrom(...ACTION_TYPES),
-        target: fc.constantFrom(...skills.flatMap((skill) => skill.operations.map((op) => ({ skill: skill.id, op: op.name, schema: op.parameters })))),
+        target: fc.constantFrom(
+          ...skills.flatMap((skill) => skill.operations.map((op) => ({ skill: skill.id, op: op.name, schema: op.parameters }))),
+        ),
       })
       .chain(({ action_type, target: { skill, op, schema } }) =>
         fc.record({
@@ -225,13 +273,21 @@ describe('actions with generated parameters on a live agent', () => {
           skill_id: fc.constant(skill),
           operation: fc.constant(op),
           agent_id: fc.constant(agentId),
-          parameters: fc.oneof({ weight: 3, arbitrary: arbitraryOf(doc, schema) }, { weight: 1, arbitrary: arbitraryOf(doc, schema).chain(mutated) }),
+          parameters: fc.oneof(
+            { weight: 3, arbitrary: arbitraryOf(doc, schema) },
+            { weight: 1, arbitrary: arbitraryOf(doc, schema).chain(mutated) },
+          ),
         }),
       );
     const failures: string[] = [];
     await fc.assert(
       fc.asyncProperty(requests, async (body) => {
-        const res = await send(submit, { params: {}, query: [], body: { text: JSON.stringify(body), contentType: 'application/json' }, auth: 'admin' });
+        const res = await send(submit, {
+          params: {},
+          query: [],
+          body: { text: JSON.stringify(body), contentType: 'application/json' },
+          auth: 'admin',
+        });
         const problems = nonConformance(submit, res);
         if (problems.length) failures.push(`${res.url} ${JSON.stringify(body).slice(0, 200)}: ${problems.slice(0, 3).join('; ')}`);
         if (res.status === 202) submitted.push(JSON.parse(res.text).id);
@@ -241,33 +297,50 @@ describe('actions with generated parameters on a live agent', () => {
         // Always among the runs, so the oracle below sees both: one that runs at once, one held for approval.
         examples: [
           [{ action_type: 'skill_execution', skill_id: 'filesystem', operation: 'list', agent_id: agentId, parameters: { path: '.' } }],
-          [{ action_type: 'skill_execution', skill_id: 'shell', operation: 'exec', agent_id: agentId, parameters: { command: 'echo fuzz' } }],
+          [
+            {
+              action_type: 'skill_execution',
+              skill_id: 'shell',
+              operation: 'exec',
+              agent_id: agentId,
+              parameters: { command: 'echo fuzz' },
+            },
+          ],
         ],
       },
     );
     expect(failures).toEqual([]);
     expect(submitted.length).toBeGreaterThan(0);
     // The records, as they are now (pending, running, completed, failed, rejected), and the agent's.
-    for (const id of submitted) expect(nonConformance(getAction, await send(getAction, { params: { id }, query: [], auth: 'viewer' }))).toEqual([]);
+    for (const id of submitted)
+      expect(nonConformance(getAction, await send(getAction, { params: { id }, query: [], auth: 'viewer' }))).toEqual([]);
     expect(nonConformance(getAgent, await send(getAgent, { params: { id: agentId }, query: [], auth: 'viewer' }))).toEqual([]);
 
     // The security oracle, once each action has run or waits for a decision (nobody approves here).
     const risk = new Map(skills.flatMap((skill) => skill.operations.map((op) => [`${skill.id}.${op.name}`, op.risk] as const)));
-    const records: ActionRecord[] = await waitFor('the actions to settle', async () => {
-      const now = await Promise.all(submitted.map(async (id) => (await stack.api('GET', `/api/actions/${id}`)).body as ActionRecord));
-      return now.every((r) => FINAL.includes(r.status) || r.status === 'pending') && now;
-    }, 120_000);
+    const records: ActionRecord[] = await waitFor(
+      'the actions to settle',
+      async () => {
+        const now = await Promise.all(submitted.map(async (id) => (await stack.api('GET', `/api/actions/${id}`)).body as ActionRecord));
+        return now.every((r) => FINAL.includes(r.status) || r.status === 'pending') && now;
+      },
+      120_000,
+    );
     const breaches = records.flatMap((r) => {
       const found: string[] = [];
       const named = `${r.id} ${r.action_type} ${r.skill_id}.${r.operation} (${r.status}, ${r.security_level})`;
       const granted = r.approvals.filter((a) => a.approved).length;
       const defaultRisk = r.action_type === 'skill_execution' ? risk.get(`${r.skill_id}.${r.operation}`) : undefined;
       if (r.action_type === 'skill_execution' && !defaultRisk) found.push(`${named}: accepted without a known skill operation`);
-      if (defaultRisk && riskRank(r.security_level) < riskRank(defaultRisk)) found.push(`${named}: below the operation's default risk ${defaultRisk}`);
+      if (defaultRisk && riskRank(r.security_level) < riskRank(defaultRisk))
+        found.push(`${named}: below the operation's default risk ${defaultRisk}`);
       // (A denial is recorded as rejected at critical with no approvals to wait for.)
-      if (r.status !== 'rejected' && r.approvals_required < APPROVALS_REQUIRED[r.security_level]) found.push(`${named}: needs ${r.approvals_required} approvals, its level ${APPROVALS_REQUIRED[r.security_level]}`);
-      if (r.status === 'completed' && granted < r.approvals_required) found.push(`${named}: completed with ${granted} of ${r.approvals_required} approvals`);
-      if (r.skill_id === 'shell' && r.status === 'completed' && granted === 0) found.push(`${named}: a shell command completed without an approval`);
+      if (r.status !== 'rejected' && r.approvals_required < APPROVALS_REQUIRED[r.security_level])
+        found.push(`${named}: needs ${r.approvals_required} approvals, its level ${APPROVALS_REQUIRED[r.security_level]}`);
+      if (r.status === 'completed' && granted < r.approvals_required)
+        found.push(`${named}: completed with ${granted} of ${r.approvals_required} approvals`);
+      if (r.skill_id === 'shell' && r.status === 'completed' && granted === 0)
+        found.push(`${named}: a shell command completed without an approval`);
       return found;
     });
     expect(breaches).toEqual([]);
@@ -281,7 +354,9 @@ describe('every route in the OpenAPI document', () => {
   it('lists the routes it fuzzes', () => {
     const routes = operations().map((op) => `${op.method} ${op.path}`);
     expect(routes.length).toBeGreaterThanOrEqual(20);
-    expect(routes).toEqual(expect.arrayContaining(['POST /api/agents', 'POST /api/actions', 'POST /api/actions/{id}/approve', 'DELETE /api/keys/{id}']));
+    expect(routes).toEqual(
+      expect.arrayContaining(['POST /api/agents', 'POST /api/actions', 'POST /api/actions/{id}/approve', 'DELETE /api/keys/{id}']),
+    );
   });
 
   it('answers generated and mutated requests with a declared status and a body of its schema, never a 5xx', async () => {
@@ -291,7 +366,10 @@ describe('every route in the OpenAPI document', () => {
         fc.asyncProperty(requestArbitrary(op), async (req) => {
           const res = await send(op, req);
           const problems = nonConformance(op, res);
-          if (problems.length) failures.push(`${res.url.slice(0, 200)} [${req.auth}, ${req.body?.contentType ?? 'no type'}]: ${problems.slice(0, 3).join('; ')}`);
+          if (problems.length)
+            failures.push(
+              `${res.url.slice(0, 200)} [${req.auth}, ${req.body?.contentType ?? 'no type'}]: ${problems.slice(0, 3).join('; ')}`,
+            );
         }),
         { numRuns: op.spec.requestBody ? 2 * RUNS : RUNS },
       );

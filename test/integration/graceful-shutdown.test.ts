@@ -14,7 +14,16 @@ import { inject } from 'vitest';
 import type { temporal } from '@temporalio/proto';
 import { PROJECT_ROOT } from '../../scripts/dev-server.js';
 import { freePort } from '../support/global-setup.js';
-import { approveWith, containersOf, startStack, submitShell, TEST_MASTER_KEY, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
+import {
+  approveWith,
+  containersOf,
+  startStack,
+  submitShell,
+  TEST_MASTER_KEY,
+  uniqueId,
+  waitFor,
+  waitForStatus,
+} from '../support/helpers.js';
 import { killWorkers, sandboxOutput, signalWorker, startWorker, workspaceLines, type WorkerProcess } from '../support/worker-process.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
@@ -36,14 +45,21 @@ const history = async (workflowId: string): Promise<HistoryEvent[]> =>
 /** The started events of the action's exec activity, one per attempt the server handed out. */
 const execAttempts = (events: HistoryEvent[]) => {
   const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'execInSandbox');
-  return events.filter((e) => e.activityTaskStartedEventAttributes && String(e.activityTaskStartedEventAttributes.scheduledEventId) === String(scheduled?.eventId));
+  return events.filter(
+    (e) =>
+      e.activityTaskStartedEventAttributes && String(e.activityTaskStartedEventAttributes.scheduledEventId) === String(scheduled?.eventId),
+  );
 };
 
 async function finalAction(id: string) {
-  return waitFor(`action ${id} to finish`, async () => {
-    const res = await stack.api('GET', `/api/actions/${id}`);
-    return res.status === 200 && res.body.completed_at ? res.body : undefined;
-  }, 120_000);
+  return waitFor(
+    `action ${id} to finish`,
+    async () => {
+      const res = await stack.api('GET', `/api/actions/${id}`);
+      return res.status === 200 && res.body.completed_at ? res.body : undefined;
+    },
+    120_000,
+  );
 }
 
 /** Starts a worker and an agent on it; resolves when the agent runs. */
@@ -130,10 +146,14 @@ it('a cancelled action still kills its command: only a shutdown leaves it runnin
   await waitFor('the action to be cancelled', async () => (await stack.api('GET', `/api/actions/${actionId}`)).body.status === 'cancelled');
   // The activity hears of the cancel at its next heartbeat and kills the command's process group:
   // its `sleep 120` goes long before it would end by itself.
-  await waitFor('the command to be killed', async () => {
-    const processes = await sandboxOutput(id, 'for f in /proc/[0-9]*/cmdline; do tr "\\0" " " < "$f"; echo; done');
-    return processes.includes('sh -c for f in') && !processes.includes('sleep 120');
-  }, 60_000);
+  await waitFor(
+    'the command to be killed',
+    async () => {
+      const processes = await sandboxOutput(id, 'for f in /proc/[0-9]*/cmdline; do tr "\\0" " " < "$f"; echo; done');
+      return processes.includes('sh -c for f in') && !processes.includes('sleep 120');
+    },
+    60_000,
+  );
   await stopBoth(id, worker);
 }, 240_000);
 
@@ -167,7 +187,14 @@ it('SIGTERM to the API: a request in flight still gets its answer, new connectio
   const slow = fetch(`${url}/api/actions`, {
     method: 'POST',
     headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ action_type: 'skill_execution', skill_id: 'shell', operation: 'exec', agent_id: agentId, parameters: { command: 'true' }, wait_seconds: 4 }),
+    body: JSON.stringify({
+      action_type: 'skill_execution',
+      skill_id: 'shell',
+      operation: 'exec',
+      agent_id: agentId,
+      parameters: { command: 'true' },
+      wait_seconds: 4,
+    }),
   });
   // Its workflow exists once the API is inside the wait.
   const started = await waitFor('the action workflow to start', async () => {
@@ -175,7 +202,12 @@ it('SIGTERM to the API: a request in flight still gets its answer, new connectio
     return undefined;
   });
   process.kill(-api.pid!, 'SIGTERM');
-  await waitFor('the API to stop listening', async () => fetch(`${url}/healthz`).then(() => false, () => true));
+  await waitFor('the API to stop listening', async () =>
+    fetch(`${url}/healthz`).then(
+      () => false,
+      () => true,
+    ),
+  );
 
   const res = await slow;
   expect(res.status).toBe(202);

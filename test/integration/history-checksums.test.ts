@@ -10,15 +10,22 @@ import { expect, it } from 'vitest';
 import { historyFiles } from '../support/histories.js';
 
 const dir = 'test/histories';
-const advice = 'recorded histories stay as they are: add new histories beside the old (a new file name in the folder of its workflow type, listed in test/histories/CHECKSUMS), and put the workflow change behind patched()';
+const advice =
+  'recorded histories stay as they are: add new histories beside the old (a new file name in the folder of its workflow type, listed in test/histories/CHECKSUMS), and put the workflow change behind patched()';
 
-const listed = readFileSync(`${dir}/CHECKSUMS`, 'utf8').trim().split('\n').map((line) => {
-  const match = /^([0-9a-f]{64}) {2}([a-z-]+\/\S+\.json)$/.exec(line);
-  if (!match) throw new Error(`test/histories/CHECKSUMS: "${line}" is not "<sha256>  <workflow type>/<name>.json"`);
-  return { sha256: match[1]!, file: match[2]! };
-});
+const listed = readFileSync(`${dir}/CHECKSUMS`, 'utf8')
+  .trim()
+  .split('\n')
+  .map((line) => {
+    const match = /^([0-9a-f]{64}) {2}([a-z-]+\/\S+\.json)$/.exec(line);
+    if (!match) throw new Error(`test/histories/CHECKSUMS: "${line}" is not "<sha256>  <workflow type>/<name>.json"`);
+    return { sha256: match[1]!, file: match[2]! };
+  });
 const onDisk = historyFiles();
-const sha256 = (file: string) => createHash('sha256').update(readFileSync(`${dir}/${file}`)).digest('hex');
+const sha256 = (file: string) =>
+  createHash('sha256')
+    .update(readFileSync(`${dir}/${file}`))
+    .digest('hex');
 
 it('lists its histories once each, sorted by name', () => {
   const names = listed.map((l) => l.file);

@@ -14,8 +14,14 @@ let stack: Stack;
 const agentId = uniqueId('locked');
 let pendingId: string;
 
-const small = (agent_id: string) => ({ skill_id: 'shell', agent_id, runtime: 'runc', resource_limits: { cpu_cores: 0.1, memory_mb: 64, disk_mb: 8, max_processes: 32 } });
-const LOCKDOWN = /^Warden is in emergency lockdown since \S+ by test admin: squatters everywhere; an admin must POST \/api\/system\/resume$/;
+const small = (agent_id: string) => ({
+  skill_id: 'shell',
+  agent_id,
+  runtime: 'runc',
+  resource_limits: { cpu_cores: 0.1, memory_mb: 64, disk_mb: 8, max_processes: 32 },
+});
+const LOCKDOWN =
+  /^Warden is in emergency lockdown since \S+ by test admin: squatters everywhere; an admin must POST \/api\/system\/resume$/;
 
 beforeAll(async () => {
   stack = await startStack();
@@ -30,7 +36,10 @@ beforeAll(async () => {
   );
   // Listed from its start, it awaits approval only once its workflow has checked the lockdown: on a
   // loaded machine the stop could otherwise come first, and the action would be refused, not cancelled.
-  await waitFor('the action to await approval', async () => stack.audit.list({ action_id: pendingId, kind: 'approval.requested', limit: 1 })[0]);
+  await waitFor(
+    'the action to await approval',
+    async () => stack.audit.list({ action_id: pendingId, kind: 'approval.requested', limit: 1 })[0],
+  );
 });
 afterAll(async () => {
   await stack?.api('POST', '/api/system/resume', { reason: 'test cleanup' });
@@ -53,7 +62,10 @@ describe('an id squatted ahead of the emergency stop', () => {
     expect(res.body.report.approvals_cancelled).toContain(pendingId);
     await waitForStatus(stack.api, agentId, ['stopped']);
     expect(await containersOf(agentId)).toHaveLength(0);
-    expect((await stack.api('GET', '/api/system/lockdown')).body).toMatchObject({ locked: true, stop_workflow_id: res.body.stop_workflow_id });
+    expect((await stack.api('GET', '/api/system/lockdown')).body).toMatchObject({
+      locked: true,
+      stop_workflow_id: res.body.stop_workflow_id,
+    });
     await recordHistory('capacity-unique-stop-id', CAPACITY_WORKFLOW_ID);
   });
 });
@@ -70,13 +82,23 @@ describe('the capacity workflow ended from Temporal', () => {
   });
 
   it('deleted: the lockdown checks fail closed on the audit log', async () => {
-    await stack.client.workflowService.deleteWorkflowExecution({ namespace: 'default', workflowExecution: { workflowId: CAPACITY_WORKFLOW_ID } });
+    await stack.client.workflowService.deleteWorkflowExecution({
+      namespace: 'default',
+      workflowExecution: { workflowId: CAPACITY_WORKFLOW_ID },
+    });
     await waitFor('the capacity workflow to be deleted', async () =>
       capacity()
         .describe()
-        .then(() => false, (err) => err instanceof WorkflowNotFoundError),
+        .then(
+          () => false,
+          (err) => err instanceof WorkflowNotFoundError,
+        ),
     );
-    expect((await stack.api('GET', '/api/system/lockdown')).body).toMatchObject({ locked: true, reason: 'squatters everywhere', message: expect.stringMatching(LOCKDOWN) });
+    expect((await stack.api('GET', '/api/system/lockdown')).body).toMatchObject({
+      locked: true,
+      reason: 'squatters everywhere',
+      message: expect.stringMatching(LOCKDOWN),
+    });
     const action = await submitShell(stack.api, agentId, 'echo hi');
     expect(action.status).toBe(423);
     expect(action.body.error.message).toMatch(LOCKDOWN);

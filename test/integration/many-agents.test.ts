@@ -46,10 +46,14 @@ it(`${AGENTS} idle agents on one host: all run, each watched, and a command in t
     );
     expect(created.map((c) => c.status)).toEqual(batch.map(() => 201));
   }
-  await waitFor(`all ${AGENTS} agents to run`, async () => {
-    const now = await statuses();
-    return now.size === AGENTS && [...now.values()].every((s) => s === 'running');
-  }, 600_000);
+  await waitFor(
+    `all ${AGENTS} agents to run`,
+    async () => {
+      const now = await statuses();
+      return now.size === AGENTS && [...now.values()].every((s) => s === 'running');
+    },
+    600_000,
+  );
 
   // Every agent's watch runs: more long-lived activities than the SDK's default slot count.
   const watching = await Promise.all(
@@ -63,19 +67,36 @@ it(`${AGENTS} idle agents on one host: all run, each watched, and a command in t
   const last = ids.at(-1)!;
   const started = Date.now();
   const files = (operation: string, parameters: Record<string, unknown>) =>
-    stack.api('POST', '/api/actions', { action_type: 'skill_execution', skill_id: 'filesystem', operation, agent_id: last, parameters, wait_seconds: 30 });
-  expect((await files('write', { path: 'note', content: 'still served' })).body).toMatchObject({ status: 'completed', result: { exit_code: 0 } });
-  expect((await files('read', { path: 'note' })).body).toMatchObject({ status: 'completed', result: { exit_code: 0, stdout: 'still served' } });
+    stack.api('POST', '/api/actions', {
+      action_type: 'skill_execution',
+      skill_id: 'filesystem',
+      operation,
+      agent_id: last,
+      parameters,
+      wait_seconds: 30,
+    });
+  expect((await files('write', { path: 'note', content: 'still served' })).body).toMatchObject({
+    status: 'completed',
+    result: { exit_code: 0 },
+  });
+  expect((await files('read', { path: 'note' })).body).toMatchObject({
+    status: 'completed',
+    result: { exit_code: 0, stdout: 'still served' },
+  });
   expect(Date.now() - started).toBeLessThan(30_000);
 
   for (let i = 0; i < ids.length; i += BATCH) {
     const stopped = await Promise.all(ids.slice(i, i + BATCH).map((id) => stack.api('POST', `/api/agents/${id}/stop`, { force: true })));
     expect(stopped.map((s) => s.status)).toEqual(stopped.map(() => 202));
   }
-  await waitFor(`all ${AGENTS} agents to stop`, async () => {
-    const now = await statuses();
-    return [...now.values()].every((s) => s === 'stopped');
-  }, 300_000);
+  await waitFor(
+    `all ${AGENTS} agents to stop`,
+    async () => {
+      const now = await statuses();
+      return [...now.values()].every((s) => s === 'stopped');
+    },
+    300_000,
+  );
   for (const id of ids) expect(await containersOf(id)).toHaveLength(0);
   expect(await docker.listContainers({ all: true, filters: { label: [`dev.warden.host=${TEST_HOST}`], name: [run] } })).toHaveLength(0);
 }, 1_200_000);

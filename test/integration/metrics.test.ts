@@ -24,11 +24,13 @@ function parseMetrics(text: string): Map<string, number> {
 }
 
 const key = (name: string, labels: Record<string, string> = {}) =>
-  `${name}{${Object.entries(labels).map(([k, v]) => `${k}="${v}"`).sort().join(',')}}`;
+  `${name}{${Object.entries(labels)
+    .map(([k, v]) => `${k}="${v}"`)
+    .sort()
+    .join(',')}}`;
 
 /** The sum of every series of a metric. */
-const total = (m: Map<string, number>, name: string) =>
-  [...m].filter(([k]) => k.startsWith(`${name}{`)).reduce((sum, [, v]) => sum + v, 0);
+const total = (m: Map<string, number>, name: string) => [...m].filter(([k]) => k.startsWith(`${name}{`)).reduce((sum, [, v]) => sum + v, 0);
 
 describe('values read back match what the test did', () => {
   let stack: Stack;
@@ -61,13 +63,27 @@ describe('values read back match what the test did', () => {
     const runningRunc = key('warden_agents', { status: 'running', runtime: 'runc' });
     const stoppedRunc = key('warden_agents', { status: 'stopped', runtime: 'runc' });
 
-    expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: agentId, runtime: 'runc', resource_limits: { memory_mb: 96 } })).status).toBe(201);
+    expect(
+      (
+        await stack.api('POST', '/api/agents', {
+          skill_id: 'shell',
+          agent_id: agentId,
+          runtime: 'runc',
+          resource_limits: { memory_mb: 96 },
+        })
+      ).status,
+    ).toBe(201);
     await waitForStatus(stack.api, agentId, ['running']);
 
     // Three low-risk actions that run at once.
     for (let i = 0; i < 3; i++) {
       const res = await stack.api('POST', '/api/actions', {
-        action_type: 'skill_execution', skill_id: 'filesystem', operation: 'info', agent_id: agentId, parameters: {}, wait_seconds: 30,
+        action_type: 'skill_execution',
+        skill_id: 'filesystem',
+        operation: 'info',
+        agent_id: agentId,
+        parameters: {},
+        wait_seconds: 30,
       });
       expect(res.body).toMatchObject({ status: 'completed', security_level: 'low' });
     }
@@ -105,7 +121,10 @@ describe('values read back match what the test did', () => {
     expect(total(m, 'warden_approval_wait_seconds_count')).toBe(1);
     // The wait is from the approval request on the audit log to the approval: the test's 1.5 s, give or take the request's write.
     const at = (kind: string) => Date.parse(stack.audit.list({ action_id: high.body.id, kind: kind as 'approval.granted' })[0]!.at) / 1000;
-    expect(m.get(key('warden_approval_wait_seconds_sum', { outcome: 'approved' }))).toBeCloseTo(at('approval.granted') - at('approval.requested'), 3);
+    expect(m.get(key('warden_approval_wait_seconds_sum', { outcome: 'approved' }))).toBeCloseTo(
+      at('approval.granted') - at('approval.requested'),
+      3,
+    );
     expect(m.get(key('warden_approval_wait_seconds_sum', { outcome: 'approved' }))).toBeGreaterThan(1);
     expect(m.get(key('warden_sandbox_create_seconds_count'))).toBe(1);
     expect(m.get(key('warden_sandbox_create_seconds_sum'))).toBeGreaterThan(0);

@@ -99,7 +99,13 @@ describe('with workers', () => {
       await waitForStatus(stack.api, id, ['paused']);
       const res = await stack.api('GET', `/api/agents/${id}/stats`);
       expect(res.status).toBe(200);
-      expect(res.body).toMatchObject({ status: 'paused', paused: true, cpu_percent: null, workspace_bytes: null, memory_limit_bytes: limits.memory_mb * MiB });
+      expect(res.body).toMatchObject({
+        status: 'paused',
+        paused: true,
+        cpu_percent: null,
+        workspace_bytes: null,
+        memory_limit_bytes: limits.memory_mb * MiB,
+      });
       expect(res.body.memory_bytes).toBeGreaterThanOrEqual(24 * MiB);
     });
 
@@ -108,7 +114,10 @@ describe('with workers', () => {
       await waitForStatus(stack.api, id, ['stopped']);
       const res = await stack.api('GET', `/api/agents/${id}/stats`);
       expect(res.status).toBe(409);
-      expect(res.body.error).toEqual({ code: 'agent_not_running', message: `agent ${id} is stopped: it has no running container to read usage from` });
+      expect(res.body.error).toEqual({
+        code: 'agent_not_running',
+        message: `agent ${id} is stopped: it has no running container to read usage from`,
+      });
       expect((await stack.api('GET', `/api/agents/${id}?usage=true`)).body.usage).toBeNull();
     });
   });
@@ -142,8 +151,16 @@ describe('with workers', () => {
 
     const a = uniqueId('cap-a');
     const b = uniqueId('cap-b');
-    for (const [id, cpu, mem] of [[a, 0.25, 64], [b, 0.5, 96]] as const) {
-      const res = await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id, runtime: 'runc', resource_limits: { cpu_cores: cpu, memory_mb: mem } });
+    for (const [id, cpu, mem] of [
+      [a, 0.25, 64],
+      [b, 0.5, 96],
+    ] as const) {
+      const res = await stack.api('POST', '/api/agents', {
+        skill_id: 'shell',
+        agent_id: id,
+        runtime: 'runc',
+        resource_limits: { cpu_cores: cpu, memory_mb: mem },
+      });
       expect(res.status).toBe(201);
     }
     await waitForStatus(stack.api, a, ['running']);
@@ -168,11 +185,22 @@ describe('with workers', () => {
   });
 
   it('GET /api/status: every component up with its latency, pending actions and agent counts', async () => {
-    const res = await waitFor('every component up', async () => {
-      const r = await stack.api('GET', '/api/status');
-      return Object.values<any>(r.body.components).every((c) => c.state === 'up') ? r : undefined;
-    }, 30_000);
-    expect(Object.keys(res.body.components).sort()).toEqual(['audit_store', 'control_worker', 'docker', 'runtimes', 'sandbox_worker', 'temporal']);
+    const res = await waitFor(
+      'every component up',
+      async () => {
+        const r = await stack.api('GET', '/api/status');
+        return Object.values<any>(r.body.components).every((c) => c.state === 'up') ? r : undefined;
+      },
+      30_000,
+    );
+    expect(Object.keys(res.body.components).sort()).toEqual([
+      'audit_store',
+      'control_worker',
+      'docker',
+      'runtimes',
+      'sandbox_worker',
+      'temporal',
+    ]);
     for (const c of Object.values<any>(res.body.components)) {
       expect(c).toMatchObject({ ok: true, state: 'up' });
       expect(c.latency_ms).toBeGreaterThanOrEqual(0);
@@ -189,19 +217,33 @@ describe('without a control worker: a namespace no worker polls', () => {
   const namespace = uniqueId('warden-nobody');
   beforeAll(async () => {
     stack = await startStack({ workers: false, config: { temporalNamespace: namespace, dockerHostId: 'nobody' } });
-    await stack.client.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: { seconds: Long.fromNumber(86_400) } });
+    await stack.client.workflowService.registerNamespace({
+      namespace,
+      workflowExecutionRetentionPeriod: { seconds: Long.fromNumber(86_400) },
+    });
   });
   afterAll(async () => stack?.stop());
 
   it('/api/status says the control worker is down; /readyz is 503 and names it', async () => {
     // A new namespace is usable once the server's namespace cache has it.
-    const status = await waitFor('the namespace to be known', async () => {
-      const r = await stack.api('GET', '/api/status');
-      return /^no worker polls/.test(r.body.components.control_worker.detail) ? r : undefined;
-    }, 60_000);
+    const status = await waitFor(
+      'the namespace to be known',
+      async () => {
+        const r = await stack.api('GET', '/api/status');
+        return /^no worker polls/.test(r.body.components.control_worker.detail) ? r : undefined;
+      },
+      60_000,
+    );
     expect(status.status).toBe(200);
-    expect(status.body.components.control_worker).toMatchObject({ ok: false, state: 'down', detail: 'no worker polls task queue warden-control' });
-    expect(status.body.components.sandbox_worker).toMatchObject({ state: 'down', detail: 'no worker polls task queue warden-sandbox@nobody' });
+    expect(status.body.components.control_worker).toMatchObject({
+      ok: false,
+      state: 'down',
+      detail: 'no worker polls task queue warden-control',
+    });
+    expect(status.body.components.sandbox_worker).toMatchObject({
+      state: 'down',
+      detail: 'no worker polls task queue warden-sandbox@nobody',
+    });
     for (const name of ['temporal', 'docker', 'audit_store']) expect(status.body.components[name].state, name).toBe('up');
 
     const ready = await stack.api('GET', '/readyz');
@@ -232,7 +274,11 @@ describe('a Docker engine that never answers', () => {
     const status = await stack.api('GET', '/api/status');
     expect(status.status).toBe(200);
     for (const name of ['docker', 'runtimes']) {
-      expect(status.body.components[name]).toMatchObject({ ok: false, state: 'down', detail: 'the Docker engine did not answer within 3000 ms' });
+      expect(status.body.components[name]).toMatchObject({
+        ok: false,
+        state: 'down',
+        detail: 'the Docker engine did not answer within 3000 ms',
+      });
       expect(status.body.components[name].latency_ms).toBeGreaterThanOrEqual(3000);
     }
     expect(status.body.components.temporal.state).toBe('up');

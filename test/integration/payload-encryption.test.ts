@@ -33,7 +33,11 @@ async function rawHistory(workflowId: string) {
   const events: proto.temporal.api.history.v1.IHistoryEvent[] = [];
   let nextPageToken: Uint8Array | undefined;
   do {
-    const res = await stack.client.workflowService.getWorkflowExecutionHistory({ namespace: 'default', execution: { workflowId }, nextPageToken });
+    const res = await stack.client.workflowService.getWorkflowExecutionHistory({
+      namespace: 'default',
+      execution: { workflowId },
+      nextPageToken,
+    });
     events.push(...(res.history?.events ?? []));
     nextPageToken = res.nextPageToken?.length ? res.nextPageToken : undefined;
   } while (nextPageToken);
@@ -62,7 +66,9 @@ const plaintextIn = (value: unknown) =>
     .filter((p) => !(/\.markerRecordedEventAttributes\.details\.data\./.test(p.path) && isLocalActivityBookkeeping(p)))
     .map((p) => p.path);
 const isLocalActivityBookkeeping = (p: Payload) =>
-  Object.keys(defaultPayloadConverter.fromPayload(p) as object).every((k) => ['seq', 'attempt', 'activity_id', 'activity_type', 'complete_time', 'backoff', 'original_schedule_time'].includes(k));
+  Object.keys(defaultPayloadConverter.fromPayload(p) as object).every((k) =>
+    ['seq', 'attempt', 'activity_id', 'activity_type', 'complete_time', 'backoff', 'original_schedule_time'].includes(k),
+  );
 
 /** Every failure carried under a `failure` field (with its causes). */
 function failuresIn(value: unknown, found: RawFailure[] = []): RawFailure[] {
@@ -209,7 +215,8 @@ it('gives the Web UI its key by an HttpOnly cookie limited to /codec, from a for
   expect(wrong.headers.get('content-type')).toMatch(/^text\/html/);
   expect(await wrong.text()).toContain('the API key is unknown or revoked');
 
-  const signOut = (origin: string) => stack.realApp.request('http://127.0.0.1:8080/codec/sign-out', { method: 'POST', headers: { origin } });
+  const signOut = (origin: string) =>
+    stack.realApp.request('http://127.0.0.1:8080/codec/sign-out', { method: 'POST', headers: { origin } });
   expect((await signOut('http://evil.example')).status).toBe(403);
   const signedOut = await signOut('http://127.0.0.1:8080');
   expect(signedOut.status).toBe(200);
@@ -218,12 +225,19 @@ it('gives the Web UI its key by an HttpOnly cookie limited to /codec, from a for
 });
 
 it('serves the sign-in pages with a CSP that lets their forms post to this origin, and a Referrer-Policy that keeps the origin', async () => {
-  for (const res of [await stack.realApp.request('/codec/login'), await stack.realApp.request('/codec/session', { method: 'POST', headers: bearer(viewer) })]) {
-    expect(res.headers.get('content-security-policy')).toBe("default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+  for (const res of [
+    await stack.realApp.request('/codec/login'),
+    await stack.realApp.request('/codec/session', { method: 'POST', headers: bearer(viewer) }),
+  ]) {
+    expect(res.headers.get('content-security-policy')).toBe(
+      "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    );
     // Under no-referrer, a browser posts the form with `Origin: null`, which the session route refuses.
     expect(res.headers.get('referrer-policy')).toBe('same-origin');
   }
-  expect((await stack.realApp.request('/codec/decode', { method: 'POST' })).headers.get('content-security-policy')).toContain("form-action 'none'");
+  expect((await stack.realApp.request('/codec/decode', { method: 'POST' })).headers.get('content-security-policy')).toContain(
+    "form-action 'none'",
+  );
 });
 
 it('encodes for an admin only; a viewer or an operator may encode an empty list, which the Temporal CLI sends as {}', async () => {
@@ -234,7 +248,9 @@ it('encodes for an admin only; a viewer or an operator may encode an empty list,
     const key = stack.keyFor(role);
     const refused = await codec('/codec/encode', forged, bearer(key));
     expect(refused.status, role).toBe(403);
-    expect(await refused.json()).toEqual({ error: { code: 'forbidden', message: `this needs the admin role; the key test ${role} has ${role}` } });
+    expect(await refused.json()).toEqual({
+      error: { code: 'forbidden', message: `this needs the admin role; the key test ${role} has ${role}` },
+    });
     for (const path of ['/codec/encode', '/codec/decode']) {
       for (const body of ['{}', '{"payloads":[]}']) {
         const empty = await raw(path, body, key);
@@ -259,15 +275,27 @@ it('answers the Web UI preflight without a key, for the configured UI origins on
   const preflight = (origin: string) =>
     stack.realApp.request('/codec/decode', {
       method: 'OPTIONS',
-      headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type,x-namespace' },
+      headers: {
+        origin,
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization,content-type,x-namespace',
+      },
     });
   const ok = await preflight(uiOrigin);
   expect(ok.status).toBe(204);
   expect(ok.headers.get('access-control-allow-origin')).toBe(uiOrigin);
   expect(ok.headers.get('access-control-allow-credentials')).toBe('true');
-  expect(ok.headers.get('access-control-allow-headers')!.split(',').map((h) => h.trim().toLowerCase()).sort()).toEqual(['authorization', 'content-type', 'x-namespace']);
+  expect(
+    ok.headers
+      .get('access-control-allow-headers')!
+      .split(',')
+      .map((h) => h.trim().toLowerCase())
+      .sort(),
+  ).toEqual(['authorization', 'content-type', 'x-namespace']);
   expect(ok.headers.get('access-control-allow-methods')).toContain('POST');
-  expect((await preflight(`http://127.0.0.1:${stack.config.devServerUiPort}`)).headers.get('access-control-allow-origin')).toBe(`http://127.0.0.1:${stack.config.devServerUiPort}`);
+  expect((await preflight(`http://127.0.0.1:${stack.config.devServerUiPort}`)).headers.get('access-control-allow-origin')).toBe(
+    `http://127.0.0.1:${stack.config.devServerUiPort}`,
+  );
   expect((await preflight('http://evil.example')).headers.get('access-control-allow-origin')).toBeNull();
   const post = await codec('/codec/encode', [], { origin: uiOrigin, ...bearer(viewer) });
   expect(post.status).toBe(200);
@@ -280,10 +308,19 @@ it('refuses a payload with a flipped byte with a 422 that says it failed authent
   const [payload] = ((await encoded.json()) as { payloads: JsonPayload[] }).payloads;
   const data = Buffer.from(payload!.data, 'base64');
   data[20]! ^= 0x80;
-  const res = await codec('/codec/decode', [toJson(defaultPayloadConverter.toPayload('untouched')!), { ...payload!, data: data.toString('base64') }], bearer(viewer));
+  const res = await codec(
+    '/codec/decode',
+    [toJson(defaultPayloadConverter.toPayload('untouched')!), { ...payload!, data: data.toString('base64') }],
+    bearer(viewer),
+  );
   expect(res.status).toBe(422);
   expect(await res.json()).toEqual({
-    error: { code: 'undecodable_payload', message: expect.stringMatching(/^payloads\[1\]: a payload encrypted under key [0-9a-f]{16} failed authentication: it was altered or damaged$/) },
+    error: {
+      code: 'undecodable_payload',
+      message: expect.stringMatching(
+        /^payloads\[1\]: a payload encrypted under key [0-9a-f]{16} failed authentication: it was altered or damaged$/,
+      ),
+    },
   });
   const malformed = await codec('/codec/decode', [{ metadata: { encoding: 'not base64!' }, data: '' }], bearer(viewer));
   expect(malformed.status).toBe(400);
@@ -291,7 +328,11 @@ it('refuses a payload with a flipped byte with a 422 that says it failed authent
 
 it('encrypts failure messages: an update refused by the workflow leaves only an encoded failure in the history', async () => {
   const workflowId = uniqueId('capacity-enc');
-  const handle = await stack.client.workflow.start('capacityWorkflow', { workflowId, taskQueue: CONTROL_TASK_QUEUE, args: [{ admitted: {} }] });
+  const handle = await stack.client.workflow.start('capacityWorkflow', {
+    workflowId,
+    taskQueue: CONTROL_TASK_QUEUE,
+    args: [{ admitted: {} }],
+  });
   try {
     await handle.executeUpdate(admitAgentUpdate, { args: [{ agentId: tag, maxAgents: 5 }] });
     // The client decodes the failure: the caller still reads the message.
@@ -322,14 +363,20 @@ it('a workflow started without encryption is refused by the workers, and runs on
 
   // Fail closed: the worker will not run it; the workflow task fails, saying why.
   const refusedId = uniqueId('plaintext');
-  const refused = await plainClient.workflow.start('capacityWorkflow', { workflowId: refusedId, taskQueue: CONTROL_TASK_QUEUE, args: [legacy] });
+  const refused = await plainClient.workflow.start('capacityWorkflow', {
+    workflowId: refusedId,
+    taskQueue: CONTROL_TASK_QUEUE,
+    args: [legacy],
+  });
   try {
     const failure = await waitFor('the workflow task to fail', async () => {
       const { events } = await rawHistory(refusedId);
       return events.find((e) => e.workflowTaskFailedEventAttributes)?.workflowTaskFailedEventAttributes?.failure;
     });
     const [attributes] = await testPayloadCodec().decode([failure.encodedAttributes!]);
-    expect((defaultPayloadConverter.fromPayload(attributes!) as { message: string }).message).toMatch(/refused a payload that is not encrypted \(encoding "json\/plain"\)/);
+    expect((defaultPayloadConverter.fromPayload(attributes!) as { message: string }).message).toMatch(
+      /refused a payload that is not encrypted \(encoding "json\/plain"\)/,
+    );
   } finally {
     await refused.terminate();
   }
@@ -342,16 +389,24 @@ it('a workflow started without encryption is refused by the workers, and runs on
     // The capacity workflow restores the lockdown from the audit log when it starts: the one activity it needs.
     const { recordedLockdownState } = createEmergencyActivities(stack.client, stack.audit);
     const worker = await Worker.create({
-      connection, taskQueue, workflowBundle: { codePath: inject('workflowBundlePath') }, dataConverter: migrating, activities: { recordedLockdownState },
+      connection,
+      taskQueue,
+      workflowBundle: { codePath: inject('workflowBundlePath') },
+      dataConverter: migrating,
+      activities: { recordedLockdownState },
     });
     await worker.runUntil(async () => {
       const handle = await plainClient.workflow.start('capacityWorkflow', { workflowId: uniqueId('migrated'), taskQueue, args: [legacy] });
       const client = new Client({ connection: stack.client.connection, dataConverter: migrating });
       expect(await client.workflow.getHandle(handle.workflowId).query(capacityQuery)).toMatchObject(legacy);
-      const update = await client.workflow.getHandle(handle.workflowId).executeUpdate(admitAgentUpdate, { args: [{ agentId: 'new-agent', maxAgents: 5 }] });
+      const update = await client.workflow
+        .getHandle(handle.workflowId)
+        .executeUpdate(admitAgentUpdate, { args: [{ agentId: 'new-agent', maxAgents: 5 }] });
       expect(update).toEqual({ admitted: 2, max_agents: 5 });
       // Only the legacy input is plaintext: what the migrating worker wrote is encrypted.
-      expect(plaintextIn((await rawHistory(handle.workflowId)).plain)).toEqual(['.events.0.workflowExecutionStartedEventAttributes.input.payloads.0']);
+      expect(plaintextIn((await rawHistory(handle.workflowId)).plain)).toEqual([
+        '.events.0.workflowExecutionStartedEventAttributes.input.payloads.0',
+      ]);
       await handle.terminate();
     });
   } finally {

@@ -13,7 +13,17 @@ import { ADMISSION_GRACE_MS } from '../../workflows/capacity.js';
 import { sandboxContainerOptions } from '../../sandbox/spec.js';
 import { ResourceLimitsSchema } from '../../domain/agent.js';
 import { ensureReaperSchedule } from '../../workers/reaper-schedule.js';
-import { containersOf, docker, recordHistory, startStack, TEST_HOST, TEST_MASTER_KEY, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
+import {
+  containersOf,
+  docker,
+  recordHistory,
+  startStack,
+  TEST_HOST,
+  TEST_MASTER_KEY,
+  uniqueId,
+  waitFor,
+  waitForStatus,
+} from '../support/helpers.js';
 import { triggerReaper } from '../support/reaper-runs.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
@@ -26,7 +36,11 @@ beforeAll(async () => {
   stack = await startStack({ reaper: true, config: { reaperIntervalSeconds: 7 * 24 * 3600 } });
 });
 afterAll(async () => {
-  for (const id of foreignIds) await docker.getContainer(id).remove({ force: true }).catch(() => undefined);
+  for (const id of foreignIds)
+    await docker
+      .getContainer(id)
+      .remove({ force: true })
+      .catch(() => undefined);
   for (const [name, id] of recorded) await recordHistory(name, id);
   await stack?.stop();
 });
@@ -91,7 +105,10 @@ it('an agent told that its container is lost moves to error with that reason; on
   recorded.set('container-lost', agent.id);
   const handle = stack.client.workflow.getHandle(agent.id);
   const reason = 'sandbox container removed outside Warden (the reaper found none for this running agent)';
-  expect(await handle.executeUpdate(containerLostUpdate, { args: [{ reason, exit_code: null }] })).toEqual({ accepted: true, status: 'running' });
+  expect(await handle.executeUpdate(containerLostUpdate, { args: [{ reason, exit_code: null }] })).toEqual({
+    accepted: true,
+    status: 'running',
+  });
   const failed = await waitForStatus(stack.api, agent.id, ['error']);
   expect(failed.error_message).toBe(reason);
   await handle.result();

@@ -13,7 +13,16 @@ import { afterAll, expect, it } from 'vitest';
 import { AuditStore } from '../../stores/audit-store.js';
 import { startDevServer, type DevServer } from '../../scripts/dev-server.js';
 import { freePort } from '../support/global-setup.js';
-import { approveWith, containersOf, startStack, submitShell, uniqueId, waitFor, waitForStatus, testAuditOptions } from '../support/helpers.js';
+import {
+  approveWith,
+  containersOf,
+  startStack,
+  submitShell,
+  uniqueId,
+  waitFor,
+  waitForStatus,
+  testAuditOptions,
+} from '../support/helpers.js';
 import { killWorkers, signalWorker, startWorker, workspaceLines } from '../support/worker-process.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
@@ -52,11 +61,18 @@ async function submit(stack: Stack, agentId: string, name: string, seconds: numb
 /** Every action completes with its own output, and its line is in the agent's file exactly once. */
 async function expectEachRanOnce(stack: Stack, actions: Submitted[]) {
   for (const action of actions) {
-    const done = await waitFor(`action ${action.name} to finish`, async () => {
-      const res = await stack.api('GET', `/api/actions/${action.id}`);
-      return res.status === 200 && res.body.completed_at ? res.body : undefined;
-    }, 180_000);
-    expect(done, `${action.name}: ${done.error}`).toMatchObject({ status: 'completed', result: { exit_code: 0, stdout: `${action.name}\n` } });
+    const done = await waitFor(
+      `action ${action.name} to finish`,
+      async () => {
+        const res = await stack.api('GET', `/api/actions/${action.id}`);
+        return res.status === 200 && res.body.completed_at ? res.body : undefined;
+      },
+      180_000,
+    );
+    expect(done, `${action.name}: ${done.error}`).toMatchObject({
+      status: 'completed',
+      result: { exit_code: 0, stdout: `${action.name}\n` },
+    });
     expect(await workspaceLines(action.agentId, 'ran.txt', action.name), action.name).toBe(1);
   }
 }
@@ -103,7 +119,10 @@ it('restart the Temporal server mid-run with agents being created and commands r
   const serve = () => startDevServer({ dbFile: join(dir, 'temporal.db'), port, uiPort: 0, ui: false, logFile: join(dir, 'temporal.log') });
   server = await serve();
   // In-process workers that live through the restart: their connection reconnects by itself.
-  const stack = await startStack({ config: { temporalAddress: server.address }, audit: AuditStore.open(join(dir, 'audit.db'), testAuditOptions()) });
+  const stack = await startStack({
+    config: { temporalAddress: server.address },
+    audit: AuditStore.open(join(dir, 'audit.db'), testAuditOptions()),
+  });
   stacks.push(stack);
   const approver = stack.keys.create('approver', 'approver', null).key;
 

@@ -12,16 +12,27 @@ import { historyFiles, historyFolder } from '../support/histories.js';
 const dir = 'test/histories';
 // Every file in the directory, never a hand-kept list: a history added there is replayed.
 const files = historyFiles();
-const typeOf = (f: string): string => JSON.parse(readFileSync(`${dir}/${f}`, 'utf8')).events[0].workflowExecutionStartedEventAttributes.workflowType.name;
+const typeOf = (f: string): string =>
+  JSON.parse(readFileSync(`${dir}/${f}`, 'utf8')).events[0].workflowExecutionStartedEventAttributes.workflowType.name;
 
 it('replays every history pinned in test/histories/CHECKSUMS', () => {
-  const pinned = readFileSync(`${dir}/CHECKSUMS`, 'utf8').trim().split('\n').map((line) => line.split(/\s+/)[1]);
+  const pinned = readFileSync(`${dir}/CHECKSUMS`, 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => line.split(/\s+/)[1]);
   expect([...files].sort()).toEqual(pinned);
 });
 
 it('has recorded histories of every workflow type', () => {
   const types = new Set(files.map(typeOf));
-  expect([...types].sort()).toEqual(['actionWorkflow', 'agentWorkflow', 'alertWorkflow', 'capacityWorkflow', 'emergencyStopWorkflow', 'reaperWorkflow']);
+  expect([...types].sort()).toEqual([
+    'actionWorkflow',
+    'agentWorkflow',
+    'alertWorkflow',
+    'capacityWorkflow',
+    'emergencyStopWorkflow',
+    'reaperWorkflow',
+  ]);
 });
 
 it('keeps each history in the folder of its workflow type', () => {
@@ -45,7 +56,10 @@ it('replays every recorded history without non-determinism', async () => {
   }));
   const failures: string[] = [];
   const replayed: string[] = [];
-  for await (const result of Worker.runReplayHistories({ workflowBundle: { codePath: inject('workflowBundlePath') }, dataConverter: testDataConverter() }, histories)) {
+  for await (const result of Worker.runReplayHistories(
+    { workflowBundle: { codePath: inject('workflowBundlePath') }, dataConverter: testDataConverter() },
+    histories,
+  )) {
     replayed.push(result.workflowId);
     if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);
   }

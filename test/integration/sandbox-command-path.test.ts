@@ -82,9 +82,16 @@ describe('a sandbox Warden creates', () => {
     await expect(leaving).rejects.toMatchObject({ type: FailureType.WorkerShutdown });
 
     // The retry runs on another worker (its own executor client), then again on this one.
-    const retried = await exec(createSandboxActivities(docker), agentId, count, new MockActivityEnvironment(info, { logger: new DefaultLogger('ERROR') }));
+    const retried = await exec(
+      createSandboxActivities(docker),
+      agentId,
+      count,
+      new MockActivityEnvironment(info, { logger: new DefaultLogger('ERROR') }),
+    );
     expect(retried).toMatchObject({ exit_code: 0, stdout: '1\n' });
-    expect(await exec(sandbox, agentId, count, new MockActivityEnvironment(info, { logger: new DefaultLogger('ERROR') }))).toMatchObject({ stdout: '1\n' });
+    expect(await exec(sandbox, agentId, count, new MockActivityEnvironment(info, { logger: new DefaultLogger('ERROR') }))).toMatchObject({
+      stdout: '1\n',
+    });
     // Another activity is another run.
     expect(await exec(sandbox, agentId, count)).toMatchObject({ stdout: '2\n' });
   });
@@ -104,7 +111,14 @@ describe('a sandbox Warden creates', () => {
 describe('a sandbox created before the executor', () => {
   const agentId = uniqueId('legacy');
   beforeAll(async () => {
-    const current = sandboxContainerOptions({ agentId, host: TEST_HOST, image: inject('sandboxImage'), limits, runtime: 'runc', engineRuntime: 'runc' });
+    const current = sandboxContainerOptions({
+      agentId,
+      host: TEST_HOST,
+      image: inject('sandboxImage'),
+      limits,
+      runtime: 'runc',
+      engineRuntime: 'runc',
+    });
     const { [LABELS.executor]: _executor, ...labels } = current.Labels!;
     // What Warden created then: a shell as PID 1, as the sandbox user, with no capability at all.
     const c = await docker.createContainer({
@@ -127,7 +141,12 @@ describe('a sandbox created before the executor', () => {
     const res = await exec(sandbox, agentId, 'echo hi; id -g; echo data > f; cat f');
     expect(res).toMatchObject({ exit_code: 0, stdout: `hi\n${SANDBOX_GID}\ndata\n`, timed_out: false });
     expect(await execsCreated(agentId, since)).toBeGreaterThan(0);
-    const slow = await activityEnv().run(sandbox.execInSandbox, { agentId, command: ['sleep', '30'], timeout_ms: 500, max_output_bytes: 100 });
+    const slow = await activityEnv().run(sandbox.execInSandbox, {
+      agentId,
+      command: ['sleep', '30'],
+      timeout_ms: 500,
+      max_output_bytes: 100,
+    });
     expect(slow).toMatchObject({ exit_code: 124, timed_out: true });
   });
 });

@@ -12,7 +12,11 @@ import { requireOrSkip } from '../support/require-or-skip.js';
 let stack: Awaited<ReturnType<typeof startStack>>;
 const engine = await detectRuntimes(docker);
 const runtimes = (['runc', 'runsc'] as const).filter((r) => engine.names[r]);
-requireOrSkip(runtimes.includes('runsc'), 'gVisor (runsc)', 'the Docker engine has no runsc runtime registered (scripts/setup-docker.sh installs it)');
+requireOrSkip(
+  runtimes.includes('runsc'),
+  'gVisor (runsc)',
+  'the Docker engine has no runsc runtime registered (scripts/setup-docker.sh installs it)',
+);
 
 beforeAll(async () => {
   stack = await startStack();
@@ -37,7 +41,10 @@ function exec(id: string, command: string[], timeout_ms = 10_000, max_output_byt
 async function pidsCgroup(containerId: string): Promise<string> {
   const { readFile } = await import('node:fs/promises');
   const pid = (await docker.getContainer(containerId).inspect()).State.Pid;
-  const lines = (await readFile(`/proc/${pid}/cgroup`, 'utf8')).trim().split('\n').map((l) => l.split(':'));
+  const lines = (await readFile(`/proc/${pid}/cgroup`, 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => l.split(':'));
   const v1 = lines.find(([, controllers]) => controllers!.split(',').includes('pids'));
   if (v1) return `/sys/fs/cgroup/pids${v1[2]}`;
   const v2 = lines.find(([id, controllers]) => id === '0' && controllers === '');
@@ -89,7 +96,11 @@ describe.each(runtimes)('sandbox under %s', (runtime) => {
   it('has no network but loopback, a read-only root, and a writable workspace of bounded size', async () => {
     const agent = await newAgent(runtime);
     const net = await exec(agent.id, ['cat', '/proc/net/dev']);
-    const interfaces = net.stdout.split('\n').slice(2).filter(Boolean).map((l) => l.split(':')[0]!.trim());
+    const interfaces = net.stdout
+      .split('\n')
+      .slice(2)
+      .filter(Boolean)
+      .map((l) => l.split(':')[0]!.trim());
     expect(interfaces).toEqual(['lo']);
 
     const mounts = await exec(agent.id, ['cat', '/proc/mounts']);
@@ -127,10 +138,14 @@ describe.each(runtimes)('sandbox under %s', (runtime) => {
     }
     // The sandbox answers again, and nothing of the bomb is left: under gVisor children forked
     // while the group was signalled outlive `timeout` unless the exec's wrapper sweeps the group.
-    const after = await waitFor('the sandbox to answer after the bomb', async () => {
-      const r = await exec(agent.id, ['echo', 'alive']);
-      return r.exit_code === 0 ? r : undefined;
-    }, 15_000);
+    const after = await waitFor(
+      'the sandbox to answer after the bomb',
+      async () => {
+        const r = await exec(agent.id, ['echo', 'alive']);
+        return r.exit_code === 0 ? r : undefined;
+      },
+      15_000,
+    );
     expect(after.stdout).toBe('alive\n');
     const left = await exec(agent.id, ['sh', '-c', "grep -ls 'f[|]f' /proc/[0-9]*/cmdline; true"]);
     expect(left).toMatchObject({ exit_code: 0, stdout: '' });

@@ -71,28 +71,32 @@ it('Schemathesis finds no failure in any operation', async () => {
  * and every write the role may not do (by the matrix in test/support/route-roles.ts) refused with a 403
  * (or, before the key is read, a 413 or 415), never done.
  */
-it.each(['viewer', 'operator'] as const)('as %s: no failure, and every write above the role is a 403', async (role: Role) => {
-  const key = stack.keyFor(role);
-  const from = answered.length;
-  const { code, output } = await run('bash', [join(PROJECT_ROOT, 'scripts/schemathesis.sh'), url, '--seed', '1'], {
-    ...process.env,
-    WARDEN_API_KEY: key,
-    NO_COLOR: '1',
-  });
-  expect(code, output.slice(-6000)).toBe(0);
-  const doc = (await (await stack.realApp.request('/openapi.json')).json()) as { paths: Record<string, Record<string, unknown>> };
-  const documented = documentedRoutes(doc);
-  const least = leastRoles(documented);
-  const mine = answered.slice(from).filter((a) => a.key === key);
-  const aboveRole = mine.filter((a) => {
-    if (['GET', 'HEAD', 'OPTIONS'].includes(a.method)) return false;
-    const route = routeOf(documented, a.method, a.path);
-    const needs = route && least.get(route.route);
-    return needs !== undefined && ROLES.indexOf(needs) > ROLES.indexOf(role);
-  });
-  expect(aboveRole.length, `${role}: Schemathesis sent writes above the role`).toBeGreaterThan(0);
-  // 413 and 415: the body-size and content-type checks answer before anything reads the key.
-  const notRefused = aboveRole.filter((a) => ![403, 413, 415].includes(a.status)).map((a) => `${a.method} ${a.path}: ${a.status}`);
-  expect(notRefused).toEqual([]);
-  expect(mine.filter((a) => a.status >= 500).map((a) => `${a.method} ${a.path}: ${a.status}`)).toEqual([]);
-}, 900_000);
+it.each(['viewer', 'operator'] as const)(
+  'as %s: no failure, and every write above the role is a 403',
+  async (role: Role) => {
+    const key = stack.keyFor(role);
+    const from = answered.length;
+    const { code, output } = await run('bash', [join(PROJECT_ROOT, 'scripts/schemathesis.sh'), url, '--seed', '1'], {
+      ...process.env,
+      WARDEN_API_KEY: key,
+      NO_COLOR: '1',
+    });
+    expect(code, output.slice(-6000)).toBe(0);
+    const doc = (await (await stack.realApp.request('/openapi.json')).json()) as { paths: Record<string, Record<string, unknown>> };
+    const documented = documentedRoutes(doc);
+    const least = leastRoles(documented);
+    const mine = answered.slice(from).filter((a) => a.key === key);
+    const aboveRole = mine.filter((a) => {
+      if (['GET', 'HEAD', 'OPTIONS'].includes(a.method)) return false;
+      const route = routeOf(documented, a.method, a.path);
+      const needs = route && least.get(route.route);
+      return needs !== undefined && ROLES.indexOf(needs) > ROLES.indexOf(role);
+    });
+    expect(aboveRole.length, `${role}: Schemathesis sent writes above the role`).toBeGreaterThan(0);
+    // 413 and 415: the body-size and content-type checks answer before anything reads the key.
+    const notRefused = aboveRole.filter((a) => ![403, 413, 415].includes(a.status)).map((a) => `${a.method} ${a.path}: ${a.status}`);
+    expect(notRefused).toEqual([]);
+    expect(mine.filter((a) => a.status >= 500).map((a) => `${a.method} ${a.path}: ${a.status}`)).toEqual([]);
+  },
+  900_000,
+);

@@ -17,7 +17,16 @@ import { AuditStore } from '../../stores/audit-store.js';
 import { openVault } from '../../stores/vault.js';
 import { createApp } from '../../api/app.js';
 import { createLogger } from '../../telemetry/logger.js';
-import { approveWith, docker, startStack, testPayloadCodec, uniqueId, waitFor, waitForStatus, testAuditOptions } from '../support/helpers.js';
+import {
+  approveWith,
+  docker,
+  startStack,
+  testPayloadCodec,
+  uniqueId,
+  waitFor,
+  waitForStatus,
+  testAuditOptions,
+} from '../support/helpers.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 let stack: Stack;
@@ -43,10 +52,17 @@ async function as(who: string, method: string, path: string, body?: unknown) {
   responses.push(text);
   return { status: res.status, body: (text ? JSON.parse(text) : null) as any };
 }
-const admin = (method: string, path: string, body?: unknown) => stack.api(method, path, body).then((res) => (responses.push(JSON.stringify(res.body)), res));
+const admin = (method: string, path: string, body?: unknown) =>
+  stack.api(method, path, body).then((res) => (responses.push(JSON.stringify(res.body)), res));
 
 const shell = (agent: string, parameters: Record<string, unknown>) =>
-  as(key.operator, 'POST', '/api/actions', { action_type: 'skill_execution', skill_id: 'shell', operation: 'exec', agent_id: agent, parameters });
+  as(key.operator, 'POST', '/api/actions', {
+    action_type: 'skill_execution',
+    skill_id: 'shell',
+    operation: 'exec',
+    agent_id: agent,
+    parameters,
+  });
 
 async function finalAction(id: string): Promise<ActionRecord> {
   return waitFor(`action ${id} to finish`, async () => {
@@ -87,7 +103,12 @@ describe('admin routes', () => {
   it('put (201, then 200 when replaced), list names only, delete (404 when unknown); never a value in an answer', async () => {
     const put = await admin('PUT', '/api/secrets/ROUTE_SECRET', { value: 'route value one' });
     expect(put.status).toBe(201);
-    expect(put.body).toEqual({ name: 'ROUTE_SECRET', key_id: expect.any(String), created_at: expect.any(String), updated_at: expect.any(String) });
+    expect(put.body).toEqual({
+      name: 'ROUTE_SECRET',
+      key_id: expect.any(String),
+      created_at: expect.any(String),
+      updated_at: expect.any(String),
+    });
     const again = await admin('PUT', '/api/secrets/ROUTE_SECRET', { value: 'route value two' });
     expect(again.status).toBe(200);
     expect(again.body.created_at).toBe(put.body.created_at);
@@ -106,10 +127,16 @@ describe('admin routes', () => {
   });
 
   it('refuses bad names and values with a 400 naming the problem', async () => {
-    expect((await admin('PUT', '/api/secrets/lower_case', { value: 'x' })).body.error.message).toMatch(/param\.name: a secret name is 1-64 characters/);
+    expect((await admin('PUT', '/api/secrets/lower_case', { value: 'x' })).body.error.message).toMatch(
+      /param\.name: a secret name is 1-64 characters/,
+    );
     expect((await admin('PUT', '/api/secrets/WARDEN_EXEC_ID', { value: 'x' })).body.error.message).toMatch(/reserved for Warden/);
-    expect((await admin('PUT', '/api/secrets/EMPTY', { value: '' })).body.error.message).toMatch(/json\.value: a secret value must not be empty/);
-    expect((await admin('PUT', '/api/secrets/BIG', { value: 'x'.repeat(64 * 1024 + 1) })).body.error.message).toMatch(/at most 65536 bytes/);
+    expect((await admin('PUT', '/api/secrets/EMPTY', { value: '' })).body.error.message).toMatch(
+      /json\.value: a secret value must not be empty/,
+    );
+    expect((await admin('PUT', '/api/secrets/BIG', { value: 'x'.repeat(64 * 1024 + 1) })).body.error.message).toMatch(
+      /at most 65536 bytes/,
+    );
     expect((await admin('PUT', '/api/secrets/EXTRA', { value: 'x', note: 'y' })).status).toBe(400);
     expect((await admin('DELETE', '/api/secrets/not-a-name')).status).toBe(400);
   });
@@ -134,7 +161,9 @@ describe('admin routes', () => {
       policy: loadPolicy(SKILLS),
       payloadCodec: testPayloadCodec(),
     });
-    const res = await bare.request('/api/secrets', { headers: { authorization: `Bearer ${stack.keys.create('admin2', 'admin', null).key}` } });
+    const res = await bare.request('/api/secrets', {
+      headers: { authorization: `Bearer ${stack.keys.create('admin2', 'admin', null).key}` },
+    });
     expect(res.status).toBe(503);
     expect(await res.json()).toEqual({ error: { code: 'vault_unavailable', message: expect.stringMatching(/secrets vault is not open/) } });
   });
@@ -146,7 +175,12 @@ describe('admin routes', () => {
     const before = new Set(stack.vault.list().map((s) => s.key_id));
     const res = await admin('POST', '/api/secrets/rotate');
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ reencrypted: total, total, new_master_key: true, message: `${total} of ${total} secrets re-encrypted under master key ${res.body.key_id}` });
+    expect(res.body).toMatchObject({
+      reencrypted: total,
+      total,
+      new_master_key: true,
+      message: `${total} of ${total} secrets re-encrypted under master key ${res.body.key_id}`,
+    });
     expect(before.has(res.body.key_id)).toBe(false);
     expect(new Set(stack.vault.list().map((s) => s.key_id))).toEqual(new Set([res.body.key_id]));
     // A process that opens the vault afresh (as the worker would) reads every value.
@@ -180,7 +214,10 @@ describe('shell actions with secrets', () => {
 
   it('a command without secrets sees none of them', async () => {
     const res = await as(key.operator, 'POST', '/api/actions', {
-      action_type: 'skill_execution', skill_id: 'shell', operation: 'exec', agent_id: agents.runc,
+      action_type: 'skill_execution',
+      skill_id: 'shell',
+      operation: 'exec',
+      agent_id: agents.runc,
       parameters: { command: 'echo "[${CANARY_SECRET:-unset}]"' },
     });
     expect(await approveWith(stack, key.approver, res.body)).toBe(200);
@@ -190,18 +227,31 @@ describe('shell actions with secrets', () => {
   it('output cut at its size limit does not end in the beginning of a secret', async () => {
     const action = await runWithSecrets(agents.runc, 'printf "0123456789%s" "$CANARY_SECRET"', ['CANARY_SECRET']);
     expect(action.result!.stdout).toBe('0123456789[REDACTED:CANARY_SECRET]');
-    const cut = await shell(agents.runc, { command: 'printf "0123456789%s" "$CANARY_SECRET"', secrets: ['CANARY_SECRET'], max_output_bytes: 20 });
+    const cut = await shell(agents.runc, {
+      command: 'printf "0123456789%s" "$CANARY_SECRET"',
+      secrets: ['CANARY_SECRET'],
+      max_output_bytes: 20,
+    });
     expect(await approveWith(stack, key.approver, cut.body)).toBe(200);
     expect((await finalAction(cut.body.id)).result!.stdout).toBe('0123456789[REDACTED:CANARY_SECRET]');
   });
 
   it('an unknown secret is refused at submission with a 422 naming it, to an admin (who may list the names)', async () => {
     const res = await admin('POST', '/api/actions', {
-      action_type: 'skill_execution', skill_id: 'shell', operation: 'exec', agent_id: agents.runc, parameters: { command: 'true', secrets: ['CANARY_SECRET', 'NO_SUCH_SECRET'] },
+      action_type: 'skill_execution',
+      skill_id: 'shell',
+      operation: 'exec',
+      agent_id: agents.runc,
+      parameters: { command: 'true', secrets: ['CANARY_SECRET', 'NO_SUCH_SECRET'] },
     });
-    expect(res).toMatchObject({ status: 422, body: { error: { code: 'unknown_secret', message: expect.stringMatching(/^no secret named NO_SUCH_SECRET in the vault/) } } });
+    expect(res).toMatchObject({
+      status: 422,
+      body: { error: { code: 'unknown_secret', message: expect.stringMatching(/^no secret named NO_SUCH_SECRET in the vault/) } },
+    });
     expect((await shell(agents.runc, { command: 'true', secrets: ['bad-name'] })).status).toBe(422);
-    expect((await shell(agents.runc, { command: 'true', secrets: ['A', 'A'] })).body.error.message).toMatch(/each secret may be named once/);
+    expect((await shell(agents.runc, { command: 'true', secrets: ['A', 'A'] })).body.error.message).toMatch(
+      /each secret may be named once/,
+    );
   });
 
   it('below admin, a known and an unknown secret name get the same answer: names cannot be probed', async () => {
@@ -211,7 +261,11 @@ describe('shell actions with secrets', () => {
     expect(unknown.body).toMatchObject({ status: known.body.status, security_level: known.body.security_level, rule: known.body.rule });
     // The name is checked when the command runs, after a person approved asking for it.
     expect(await approveWith(stack, key.approver, unknown.body)).toBe(200);
-    expect(await finalAction(unknown.body.id)).toMatchObject({ status: 'failed', result: null, error: 'no secret named NO_SUCH_SECRET in the vault' });
+    expect(await finalAction(unknown.body.id)).toMatchObject({
+      status: 'failed',
+      result: null,
+      error: 'no secret named NO_SUCH_SECRET in the vault',
+    });
     expect(await approveWith(stack, key.approver, known.body)).toBe(200);
     expect((await finalAction(known.body.id)).status).toBe('completed');
   });
@@ -225,7 +279,12 @@ describe('shell actions with secrets', () => {
     const action = await finalAction(res.body.id);
     expect(action).toMatchObject({ status: 'failed', result: null, error: 'no secret named SOON_GONE in the vault' });
     const check = await as(key.operator, 'POST', '/api/actions', {
-      action_type: 'skill_execution', skill_id: 'filesystem', operation: 'stat', agent_id: agents.runc, parameters: { path: 'ran.txt' }, wait_seconds: 30,
+      action_type: 'skill_execution',
+      skill_id: 'filesystem',
+      operation: 'stat',
+      agent_id: agents.runc,
+      parameters: { path: 'ran.txt' },
+      wait_seconds: 30,
     });
     expect(check.body.result.exit_code).not.toBe(0);
   });
@@ -266,7 +325,10 @@ describe('the canary sweep', () => {
     // it, so the engine sees no exec of it at all.
     const running = await shell(agents.runsc, { command: 'sleep 5; echo "$CANARY_SECRET"', secrets: ['CANARY_SECRET'] });
     expect(await approveWith(stack, key.approver, running.body)).toBe(200);
-    await waitFor('the command to run', async () => (await stack.api('GET', `/api/actions/${running.body.id}`)).body?.status === 'executing');
+    await waitFor(
+      'the command to run',
+      async () => (await stack.api('GET', `/api/actions/${running.body.id}`)).body?.status === 'executing',
+    );
     await new Promise((r) => setTimeout(r, 1000));
     for (const id of Object.values(agents)) {
       const info = await docker.getContainer(`warden-agent-${id}`).inspect();

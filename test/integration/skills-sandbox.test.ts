@@ -26,7 +26,11 @@ import { requireOrSkip } from '../support/require-or-skip.js';
 const docker = new Docker();
 const engine = await detectRuntimes(docker);
 const runtimes = (['runc', 'runsc'] as const).filter((r) => engine.names[r]);
-requireOrSkip(runtimes.includes('runsc'), 'gVisor (runsc)', 'the Docker engine has no runsc runtime registered (scripts/setup-docker.sh installs it)');
+requireOrSkip(
+  runtimes.includes('runsc'),
+  'gVisor (runsc)',
+  'the Docker engine has no runsc runtime registered (scripts/setup-docker.sh installs it)',
+);
 const limits = ResourceLimitsSchema.parse({ cpu_cores: 1, memory_mb: 128, disk_mb: 16, max_processes: 64 });
 
 interface Run {
@@ -44,7 +48,11 @@ async function execArgv(agentId: string, argv: string[], timeoutMs = 20_000): Pr
 }
 
 /** Runs a skill's command as an action does: under the execution journal, through the activity. */
-async function runAction(agentId: string, command: SkillCommand, actionId = `act-${Date.now().toString(36)}-${actions++}`): Promise<ExecResult> {
+async function runAction(
+  agentId: string,
+  command: SkillCommand,
+  actionId = `act-${Date.now().toString(36)}-${actions++}`,
+): Promise<ExecResult> {
   const exec = actionExec(actionId, { ...command, max_output_bytes: command.max_output_bytes ?? 2 * 1024 * 1024 });
   return activityEnv().run(sandbox.execInSandbox, { agentId, ...exec });
 }
@@ -183,7 +191,9 @@ describe.each(runtimes)('skills in a sandbox under %s', (runtime) => {
 
   describe('symlinks that lead outside the workspace are refused before anything runs', () => {
     beforeAll(async () => {
-      const scene = await sh('ln -sfn /etc/passwd passwd && ln -sfn / root && ln -sfn /tmp/nowhere dangling && mkdir -p in && ln -sfn ../in/t.txt in/rel-inside && echo inside > in/t.txt');
+      const scene = await sh(
+        'ln -sfn /etc/passwd passwd && ln -sfn / root && ln -sfn /tmp/nowhere dangling && mkdir -p in && ln -sfn ../in/t.txt in/rel-inside && echo inside > in/t.txt',
+      );
       expect(scene.exit_code).toBe(0);
     });
 
@@ -309,9 +319,14 @@ describe.each(runtimes)('skills in a sandbox under %s', (runtime) => {
           unlink 't/d'; rename 't/real', 't/d';
         }`;
       let deleted = 0;
-      await underSwapping('/tmp', 25, async () => {
-        deleted += (await fs('delete', { path: 'race/t', recursive: true })).exit_code === 0 ? 1 : 0;
-      }, TREE_SWAPPER);
+      await underSwapping(
+        '/tmp',
+        25,
+        async () => {
+          deleted += (await fs('delete', { path: 'race/t', recursive: true })).exit_code === 0 ? 1 : 0;
+        },
+        TREE_SWAPPER,
+      );
       expect((await sh(`${LS_TMP}; cat /tmp/victim`)).stdout).toBe('victim\noutside\n');
       expect(deleted).toBeGreaterThan(0);
     });
@@ -342,14 +357,21 @@ describe.each(runtimes)('skills in a sandbox under %s', (runtime) => {
       const loop = await fs('read', { path: 'w/loop1' });
       expect(loop.exit_code).toBe(FS_EXIT.failed);
       expect(loop.stderr).toMatch(/too many levels of symbolic links/);
-      expect(await fs('read', { path: 'w/fifo' })).toMatchObject({ exit_code: FS_EXIT.failed, stderr: 'warden-fs: w/fifo: not a regular file\n' });
+      expect(await fs('read', { path: 'w/fifo' })).toMatchObject({
+        exit_code: FS_EXIT.failed,
+        stderr: 'warden-fs: w/fifo: not a regular file\n',
+      });
     });
   });
 
   it('runs a shell command with its exit code and output', async () => {
     const cmd = prepareCommand('shell', 'exec', { command: 'echo "$(id -u) $PWD"; echo err >&2; exit 7', timeout_ms: 5000 });
     expect(cmd.argv).toEqual(['/bin/sh', '-c', 'echo "$(id -u) $PWD"; echo err >&2; exit 7']);
-    expect(run(await runAction(agentId, cmd))).toEqual({ exit_code: 7, stdout: expect.stringMatching(/^\d+ \/workspace\n$/), stderr: 'err\n' });
+    expect(run(await runAction(agentId, cmd))).toEqual({
+      exit_code: 7,
+      stdout: expect.stringMatching(/^\d+ \/workspace\n$/),
+      stderr: 'err\n',
+    });
     const slow = await runAction(agentId, prepareCommand('shell', 'exec', { command: 'echo started; sleep 30', timeout_ms: 500 }));
     expect(slow).toMatchObject({ exit_code: 124, timed_out: true, stdout: 'started\n' });
   });
@@ -364,7 +386,10 @@ describe.each(runtimes)('skills in a sandbox under %s', (runtime) => {
   });
 
   it('leaves no process of an action behind: what it started in the background is killed', async () => {
-    const res = await runAction(agentId, prepareCommand('shell', 'exec', { command: 'sleep 300 >/dev/null 2>&1 & sleep 301 >/dev/null 2>&1 & id -u', timeout_ms: 5000 }));
+    const res = await runAction(
+      agentId,
+      prepareCommand('shell', 'exec', { command: 'sleep 300 >/dev/null 2>&1 & sleep 301 >/dev/null 2>&1 & id -u', timeout_ms: 5000 }),
+    );
     expect(res.exit_code).toBe(0);
     const uid = res.stdout.trim();
     expect(Number(uid)).toBeGreaterThan(10001);

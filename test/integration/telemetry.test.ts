@@ -57,12 +57,20 @@ describe('WARDEN_SDK_METRICS_ADDRESS', () => {
   it("the worker's SDK serves temporal_ metrics for its task queue", async () => {
     const port = await freePort();
     const host = uniqueId('sdkmetrics');
-    const worker = startWorker({ WARDEN_WORKER_ROLES: 'sandbox', WARDEN_DOCKER_HOST_ID: host, WARDEN_SDK_METRICS_ADDRESS: `127.0.0.1:${port}` });
-    const text = await waitFor('the SDK metrics endpoint', async () => {
-      const res = await fetch(`http://127.0.0.1:${port}/metrics`);
-      const body = await res.text();
-      return res.status === 200 && body.includes(`task_queue="warden-sandbox@${host}"`) ? body : undefined;
-    }, 90_000);
+    const worker = startWorker({
+      WARDEN_WORKER_ROLES: 'sandbox',
+      WARDEN_DOCKER_HOST_ID: host,
+      WARDEN_SDK_METRICS_ADDRESS: `127.0.0.1:${port}`,
+    });
+    const text = await waitFor(
+      'the SDK metrics endpoint',
+      async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+        const body = await res.text();
+        return res.status === 200 && body.includes(`task_queue="warden-sandbox@${host}"`) ? body : undefined;
+      },
+      90_000,
+    );
     expect(text).toMatch(/^temporal_\w+/m);
     expect(text).toMatch(/^# TYPE temporal_\w+ (counter|gauge|histogram)/m);
     await stopWorker(worker);
@@ -111,15 +119,22 @@ describe('WARDEN_OTEL_ENDPOINT', () => {
     const id = uniqueId('traced');
     try {
       // Ready once its sandbox worker polls (the control worker, bundling its workflows first, starts with it).
-      await waitFor('the worker to poll', async () => {
-        const res = await client.workflowService.describeTaskQueue({
-          namespace: 'default',
-          taskQueue: { name: `warden-sandbox@${host}`, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-          taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-        });
-        return (res.pollers?.length ?? 0) > 0;
-      }, 120_000);
-      await agents.createAgent({ skill_id: 'shell', agent_id: id, runtime: 'runc' }, { key_id: 'telemetry-test', name: 'telemetry test', role: 'admin' });
+      await waitFor(
+        'the worker to poll',
+        async () => {
+          const res = await client.workflowService.describeTaskQueue({
+            namespace: 'default',
+            taskQueue: { name: `warden-sandbox@${host}`, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+            taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+          });
+          return (res.pollers?.length ?? 0) > 0;
+        },
+        120_000,
+      );
+      await agents.createAgent(
+        { skill_id: 'shell', agent_id: id, runtime: 'runc' },
+        { key_id: 'telemetry-test', name: 'telemetry test', role: 'admin' },
+      );
       await waitFor('the agent to run', async () => (await agents.getAgent(id).catch(() => null))?.status === 'running', 90_000);
       await agents.signalAgent(id, 'stop', true);
       await waitFor('the agent to stop', async () => (await agents.getAgent(id)).status === 'stopped', 60_000);
@@ -131,12 +146,23 @@ describe('WARDEN_OTEL_ENDPOINT', () => {
 
     const start = await waitFor('the client span', async () => spans.find((s) => s.name === 'StartWorkflow:agentWorkflow'));
     expect(start.service).toBe('warden-api');
-    const trace = await waitFor('the workflow and activity spans', async () => {
-      const inTrace = spans.filter((s) => s.traceId === start.traceId);
-      const names = new Set(inTrace.map((s) => s.name));
-      return names.has('RunWorkflow:agentWorkflow') && names.has('RunActivity:createSandbox') && names.has('RunActivity:removeSandbox') ? inTrace : undefined;
-    }, 30_000).catch((err) => {
-      throw new Error(`${err.message}; spans of the trace: ${spans.filter((s) => s.traceId === start.traceId).map((s) => `${s.service}:${s.name}`).join(', ')}; all: ${spans.map((s) => `${s.service}:${s.name}:${s.traceId.slice(0, 6)}`).join(", ")}`);
+    const trace = await waitFor(
+      'the workflow and activity spans',
+      async () => {
+        const inTrace = spans.filter((s) => s.traceId === start.traceId);
+        const names = new Set(inTrace.map((s) => s.name));
+        return names.has('RunWorkflow:agentWorkflow') && names.has('RunActivity:createSandbox') && names.has('RunActivity:removeSandbox')
+          ? inTrace
+          : undefined;
+      },
+      30_000,
+    ).catch((err) => {
+      throw new Error(
+        `${err.message}; spans of the trace: ${spans
+          .filter((s) => s.traceId === start.traceId)
+          .map((s) => `${s.service}:${s.name}`)
+          .join(', ')}; all: ${spans.map((s) => `${s.service}:${s.name}:${s.traceId.slice(0, 6)}`).join(', ')}`,
+      );
     });
     await stopWorker(worker);
     const services = new Set(trace.map((s) => s.service));

@@ -12,7 +12,14 @@ import type { ActionRecord } from '../../domain/action.js';
 import { Grants } from '../../domain/grants.js';
 import { Keyring } from '../../domain/keyring.js';
 import { tmpdir } from 'node:os';
-import { approveSignal, approveUpdate, CONTROL_TASK_QUEUE, execUpdate, stopSignal, type ActionWorkflowInput } from '../../workflows/definitions.js';
+import {
+  approveSignal,
+  approveUpdate,
+  CONTROL_TASK_QUEUE,
+  execUpdate,
+  stopSignal,
+  type ActionWorkflowInput,
+} from '../../workflows/definitions.js';
 import { prepareCommand } from '../../skills/index.js';
 import { docker, startStack, submitShell, testPayloadCodec, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
 import { SANDBOX_GID, SANDBOX_UID } from '../../sandbox/spec.js';
@@ -48,7 +55,11 @@ async function inSandbox(cmd: string): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-const kinds = (id: string) => stack.audit.list({ action_id: id, limit: 100 }).reverse().map((e) => e.kind);
+const kinds = (id: string) =>
+  stack.audit
+    .list({ action_id: id, limit: 100 })
+    .reverse()
+    .map((e) => e.kind);
 
 beforeAll(async () => {
   stack = await startStack();
@@ -71,7 +82,13 @@ async function submitAs(key: string, command: string) {
   const res = await stack.realApp.request('/api/actions', {
     method: 'POST',
     headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ action_type: 'skill_execution', skill_id: 'shell', operation: 'exec', agent_id: agentId, parameters: { command } }),
+    body: JSON.stringify({
+      action_type: 'skill_execution',
+      skill_id: 'shell',
+      operation: 'exec',
+      agent_id: agentId,
+      parameters: { command },
+    }),
   });
   return (await res.json()) as ActionRecord;
 }
@@ -81,7 +98,9 @@ describe('forged approvals', () => {
     const pending = await submitAs(operator, 'touch /workspace/forged-approval');
     expect(pending.status).toBe('pending');
     const madeUp = { key_id: 'key_madeup', name: 'mallory', role: 'admin' as const };
-    await stack.client.workflow.getHandle(pending.id).signal(approveSignal, { approver: madeUp, approved: true, params_hash: pending.params_hash });
+    await stack.client.workflow
+      .getHandle(pending.id)
+      .signal(approveSignal, { approver: madeUp, approved: true, params_hash: pending.params_hash });
     const refused = await waitFor('the refusal', async () => stack.audit.list({ action_id: pending.id, kind: 'approval.refused' })[0]);
     expect(refused.actor).toBe('unverified');
     expect(refused.details.reason).toMatch(/no approval grant/);
@@ -99,7 +118,15 @@ describe('forged approvals', () => {
     const pending = await submitAs(operator, 'touch /workspace/other-key');
     const other = await submitAs(operator, 'touch /workspace/other-action');
     const approver = stack.keys.authenticate(alice)!;
-    const claims = (id: string, hash: string) => ({ kind: 'approval' as const, action_id: id, action_hash: hash, approver, approved: true, comment: null, issued_at: new Date().toISOString() });
+    const claims = (id: string, hash: string) => ({
+      kind: 'approval' as const,
+      action_id: id,
+      action_hash: hash,
+      approver,
+      approved: true,
+      comment: null,
+      issued_at: new Date().toISOString(),
+    });
     const foreign = new Grants(Keyring.load({ masterKey: randomBytes(32).toString('base64'), dataDir: tmpdir() }));
     const genuine = new Grants(testPayloadCodec().keyring);
     const attempts = [
@@ -113,7 +140,10 @@ describe('forged approvals', () => {
         .executeUpdate(approveUpdate, { args: [{ approver, approved: true, params_hash: pending.params_hash, grant }] });
       expect(verdict.ok).toBe(false);
     }
-    const reasons = stack.audit.list({ action_id: pending.id, kind: 'approval.refused' }).reverse().map((e) => e.details.reason);
+    const reasons = stack.audit
+      .list({ action_id: pending.id, kind: 'approval.refused' })
+      .reverse()
+      .map((e) => e.details.reason);
     expect(reasons).toEqual([
       expect.stringMatching(/names a master key this worker does not have/),
       expect.stringMatching(/is for action .*, not /),
@@ -146,11 +176,20 @@ describe('forged workflow input', () => {
     };
     // With the template's genuine grant (copied from its history), and with none at all.
     const inputs: ActionWorkflowInput[] = [
-      { action: forged, command: prepareCommand('shell', 'exec', forged.parameters), expirySeconds: 60, grant: (await grantOf(template.id))! },
+      {
+        action: forged,
+        command: prepareCommand('shell', 'exec', forged.parameters),
+        expirySeconds: 60,
+        grant: (await grantOf(template.id))!,
+      },
       { action: { ...forged, id: `${id.slice(0, -1)}0` }, command: prepareCommand('shell', 'exec', forged.parameters), expirySeconds: 60 },
     ];
     for (const input of inputs) {
-      const handle = await stack.client.workflow.start('actionWorkflow', { taskQueue: CONTROL_TASK_QUEUE, workflowId: input.action.id, args: [input] });
+      const handle = await stack.client.workflow.start('actionWorkflow', {
+        taskQueue: CONTROL_TASK_QUEUE,
+        workflowId: input.action.id,
+        args: [input],
+      });
       const done = (await handle.result()) as ActionRecord;
       expect(done.status).toBe('rejected');
       expect(done.error).toMatch(/^refused: /);
@@ -159,7 +198,7 @@ describe('forged workflow input', () => {
     expect(await inSandbox('cat /workspace/loot 2>/dev/null; echo end')).toBe('end\n');
   });
 
-  it("an input that claims approval for a genuinely signed action is decided again: it waits for approval", async () => {
+  it('an input that claims approval for a genuinely signed action is decided again: it waits for approval', async () => {
     const rejected = await submitAs(operator, 'touch /workspace/second-life');
     await stack.realApp.request(`/api/actions/${rejected.id}/approve`, {
       method: 'POST',
@@ -174,8 +213,15 @@ describe('forged workflow input', () => {
       expirySeconds: 60,
       grant: (await grantOf(rejected.id))!,
     };
-    const handle = await stack.client.workflow.start('actionWorkflow', { taskQueue: CONTROL_TASK_QUEUE, workflowId: rejected.id, args: [input] });
-    await waitFor('the re-decided action to wait', async () => (await action(rejected.id)).status === 'pending' && (await action(rejected.id)).approvals_required === 1);
+    const handle = await stack.client.workflow.start('actionWorkflow', {
+      taskQueue: CONTROL_TASK_QUEUE,
+      workflowId: rejected.id,
+      args: [input],
+    });
+    await waitFor(
+      'the re-decided action to wait',
+      async () => (await action(rejected.id)).status === 'pending' && (await action(rejected.id)).approvals_required === 1,
+    );
     expect(await inSandbox('test -e /workspace/second-life && echo yes || echo no')).toBe('no\n');
     await handle.terminate('test over');
   });

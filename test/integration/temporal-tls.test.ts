@@ -31,7 +31,23 @@ function authority(name: string) {
 function certificate(name: string, ca: string, extensions: string) {
   openssl('req', ...newKey, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
   writeFileSync(file(`${name}.ext`), extensions);
-  openssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`);
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    `${ca}.pem`,
+    '-CAkey',
+    `${ca}.key`,
+    '-CAcreateserial',
+    '-out',
+    `${name}.pem`,
+    '-days',
+    '2',
+    '-extfile',
+    `${name}.ext`,
+  );
 }
 
 let proxy: Server;
@@ -82,7 +98,7 @@ const wardenTls = () =>
     temporalTlsServerName: 'temporal.test',
   });
 
-describe('with Warden\'s client certificate', () => {
+describe("with Warden's client certificate", () => {
   it("the API's client connects, and a worker's native connection runs a workflow through the terminator", async () => {
     const connection = await Connection.connect({ address, tls: wardenTls(), connectTimeout: 10_000 });
     const native = await NativeConnection.connect({ address, tls: wardenTls() });
@@ -95,7 +111,14 @@ describe('with Warden\'s client certificate', () => {
         workflowBundle: { codePath: inject('workflowBundlePath') },
         dataConverter: createWorkerDataConverter(testPayloadCodec()),
       });
-      const event = { id: randomUUID(), type: 'emergency_stop', time: new Date().toISOString(), severity: 'critical', summary: 'mTLS', details: {} };
+      const event = {
+        id: randomUUID(),
+        type: 'emergency_stop',
+        time: new Date().toISOString(),
+        severity: 'critical',
+        summary: 'mTLS',
+        details: {},
+      };
       const delivered = await worker.runUntil(
         client.workflow.execute('alertWorkflow', { workflowId: uniqueId('tls-alert'), taskQueue, args: [{ event, targets: [] }] }),
       );
@@ -113,7 +136,9 @@ describe('without it, the frontend is closed', () => {
   it('a plaintext client, a client with no certificate and one whose certificate another CA signed are refused', async () => {
     const before = refused.length;
     await expect(attempt(undefined)).rejects.toThrow();
-    await expect(attempt({ serverRootCACertificate: readFileSync(file('warden-test-ca.pem')), serverNameOverride: 'temporal.test' })).rejects.toThrow();
+    await expect(
+      attempt({ serverRootCACertificate: readFileSync(file('warden-test-ca.pem')), serverNameOverride: 'temporal.test' }),
+    ).rejects.toThrow();
     await expect(
       attempt({
         serverRootCACertificate: readFileSync(file('warden-test-ca.pem')),
@@ -126,7 +151,12 @@ describe('without it, the frontend is closed', () => {
   });
 
   it('Warden refuses a frontend whose certificate its CA did not sign', async () => {
-    const other = temporalTls({ temporalTlsCa: file('someone-else-ca.pem'), temporalTlsCert: file('warden.pem'), temporalTlsKey: file('warden.key'), temporalTlsServerName: 'temporal.test' });
+    const other = temporalTls({
+      temporalTlsCa: file('someone-else-ca.pem'),
+      temporalTlsCert: file('warden.pem'),
+      temporalTlsKey: file('warden.key'),
+      temporalTlsServerName: 'temporal.test',
+    });
     await expect(Connection.connect({ address, tls: other, connectTimeout: 3_000 })).rejects.toThrow();
   });
 });
@@ -140,6 +170,9 @@ describe('configuration', () => {
     expect(() => temporalTls({ temporalTlsCa: file('missing.pem') })).toThrow(/^WARDEN_TEMPORAL_TLS_CA: cannot read .*missing\.pem/);
     expect(() => temporalTls({ temporalTlsCa: file('warden.ext') })).toThrow(/^WARDEN_TEMPORAL_TLS_CA: .*warden\.ext is not a PEM file$/);
     const config = loadConfig({ WARDEN_TEMPORAL_TLS_CA: file('warden-test-ca.pem'), WARDEN_TEMPORAL_TLS_SERVER_NAME: 'temporal.test' });
-    expect(temporalTls(config)).toEqual({ serverRootCACertificate: readFileSync(file('warden-test-ca.pem')), serverNameOverride: 'temporal.test' });
+    expect(temporalTls(config)).toEqual({
+      serverRootCACertificate: readFileSync(file('warden-test-ca.pem')),
+      serverNameOverride: 'temporal.test',
+    });
   });
 });

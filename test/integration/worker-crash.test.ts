@@ -52,13 +52,12 @@ it('an agent survives its worker being killed while provisioning and while stopp
   expect(await containersOf(id)).toHaveLength(0);
 
   const history = await stack.client.workflow.getHandle(id).fetchHistory();
-  const creates = history.events!.filter(
-    (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'createSandbox',
-  );
+  const creates = history.events!.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'createSandbox');
   expect(creates).toHaveLength(1); // one activity, retried by the server, not scheduled twice
   // The kill landed mid-create: the attempt that completed it was a retry, on the second worker.
   const createStarted = history.events!.find(
-    (e) => e.activityTaskStartedEventAttributes && Number(e.activityTaskStartedEventAttributes.scheduledEventId) === Number(creates[0]!.eventId),
+    (e) =>
+      e.activityTaskStartedEventAttributes && Number(e.activityTaskStartedEventAttributes.scheduledEventId) === Number(creates[0]!.eventId),
   );
   expect(createStarted?.activityTaskStartedEventAttributes?.attempt).toBeGreaterThan(1);
   await recordHistory('worker-killed', id);
@@ -81,10 +80,14 @@ it('a command whose worker is killed mid-run runs once, and its result still arr
   killWorkers();
   startWorker();
 
-  const done = await waitFor('the action to finish', async () => {
-    const res = await stack.api('GET', `/api/actions/${submitted.body.id}`);
-    return res.status === 200 && res.body.completed_at ? res.body : undefined;
-  }, 120_000);
+  const done = await waitFor(
+    'the action to finish',
+    async () => {
+      const res = await stack.api('GET', `/api/actions/${submitted.body.id}`);
+      return res.status === 200 && res.body.completed_at ? res.body : undefined;
+    },
+    120_000,
+  );
   expect(done).toMatchObject({ status: 'completed', result: { exit_code: 0, stdout: 'finished\n' } });
   expect(await lines()).toBe(1); // ran once, though its activity ran twice
   const history = await stack.client.workflow.getHandle(submitted.body.id).fetchHistory();

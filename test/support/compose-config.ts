@@ -11,8 +11,18 @@ import { PROJECT_ROOT } from '../../scripts/dev-server.js';
 
 export const COMPOSE_FILE = join(PROJECT_ROOT, 'docker-compose.yml');
 
-export interface Port { host_ip?: string; target: number; published?: string; protocol?: string }
-export interface Volume { type: string; source?: string; target: string; read_only?: boolean }
+export interface Port {
+  host_ip?: string;
+  target: number;
+  published?: string;
+  protocol?: string;
+}
+export interface Volume {
+  type: string;
+  source?: string;
+  target: string;
+  read_only?: boolean;
+}
 export interface Service {
   image?: string;
   build?: { context: string; dockerfile?: string };
@@ -28,7 +38,11 @@ export interface Service {
   restart?: string;
   network_mode?: string;
 }
-export interface ComposeConfig { name: string; services: Record<string, Service>; volumes?: Record<string, unknown> }
+export interface ComposeConfig {
+  name: string;
+  services: Record<string, Service>;
+  volumes?: Record<string, unknown>;
+}
 
 export interface ComposeCli {
   /** `docker compose` or `docker-compose`, as scripts/setup-compose.sh found it. */
@@ -44,7 +58,8 @@ export interface ComposeCli {
 /** Makes sure Compose is installed and returns a way to render docker-compose.yml with it. */
 export function composeCli(): ComposeCli {
   const command = execFileSync('bash', [join(PROJECT_ROOT, 'scripts/setup-compose.sh')], { encoding: 'utf8' }).trim();
-  if (command !== 'docker compose' && command !== 'docker-compose') throw new Error(`scripts/setup-compose.sh printed ${JSON.stringify(command)}, not a Compose command`);
+  if (command !== 'docker compose' && command !== 'docker-compose')
+    throw new Error(`scripts/setup-compose.sh printed ${JSON.stringify(command)}, not a Compose command`);
   const [bin, ...pre] = command.split(' ');
   const workDir = mkdtempSync(join(tmpdir(), 'warden-compose-'));
   const emptyEnvFile = join(workDir, 'empty.env');

@@ -48,7 +48,31 @@ const IMAGE_DEFAULTS: Record<string, string> = {
   VOLUMES: '0',
 };
 
-const SECTIONS = ['auth', 'build', 'commit', 'configs', 'containers', 'distribution', 'events', 'exec', 'grpc', 'images', 'info', 'networks', 'nodes', '_ping', 'plugins', 'secrets', 'services', 'session', 'swarm', 'system', 'tasks', 'version', 'volumes'];
+const SECTIONS = [
+  'auth',
+  'build',
+  'commit',
+  'configs',
+  'containers',
+  'distribution',
+  'events',
+  'exec',
+  'grpc',
+  'images',
+  'info',
+  'networks',
+  'nodes',
+  '_ping',
+  'plugins',
+  'secrets',
+  'services',
+  'session',
+  'swarm',
+  'system',
+  'tasks',
+  'version',
+  'volumes',
+];
 const CONTAINER_ACTION = '/containers/[a-zA-Z0-9_.-]+/';
 /** haproxy.cfg's allow rules, in its order: the variable that turns each on and the path it matches (case-insensitive, unanchored at the end). */
 const ALLOW_RULES: Array<{ variable: string; path: RegExp }> = [

@@ -82,13 +82,34 @@ export async function startFakeLlm(): Promise<FakeLlm> {
 
 function defaultReply(route: string): Reply {
   if (route === 'GET /v1/models') {
-    return { json: { object: 'list', data: [{ id: 'fake-model', object: 'model', created: 0, owned_by: 'fake', type: 'model', display_name: 'Fake', created_at: '2026-01-01T00:00:00Z' }], has_more: false, first_id: 'fake-model', last_id: 'fake-model' } };
+    return {
+      json: {
+        object: 'list',
+        data: [
+          {
+            id: 'fake-model',
+            object: 'model',
+            created: 0,
+            owned_by: 'fake',
+            type: 'model',
+            display_name: 'Fake',
+            created_at: '2026-01-01T00:00:00Z',
+          },
+        ],
+        has_more: false,
+        first_id: 'fake-model',
+        last_id: 'fake-model',
+      },
+    };
   }
   return { status: 500, json: { error: { message: `the fake has no reply scripted for ${route}`, type: 'server_error' } } };
 }
 
 /** An OpenAI chat completion. */
-export function openaiCompletion(message: { content?: string | null; tool_calls?: Array<{ id: string; name: string; arguments: string }> }, opts: { finish_reason?: string; usage?: Record<string, unknown>; model?: string } = {}) {
+export function openaiCompletion(
+  message: { content?: string | null; tool_calls?: Array<{ id: string; name: string; arguments: string }> },
+  opts: { finish_reason?: string; usage?: Record<string, unknown>; model?: string } = {},
+) {
   return {
     id: 'chatcmpl-fake',
     object: 'chat.completion',
@@ -100,7 +121,15 @@ export function openaiCompletion(message: { content?: string | null; tool_calls?
         message: {
           role: 'assistant',
           content: message.content ?? null,
-          ...(message.tool_calls ? { tool_calls: message.tool_calls.map((tc) => ({ id: tc.id, type: 'function', function: { name: tc.name, arguments: tc.arguments } })) } : {}),
+          ...(message.tool_calls
+            ? {
+                tool_calls: message.tool_calls.map((tc) => ({
+                  id: tc.id,
+                  type: 'function',
+                  function: { name: tc.name, arguments: tc.arguments },
+                })),
+              }
+            : {}),
         },
         finish_reason: opts.finish_reason ?? (message.tool_calls ? 'tool_calls' : 'stop'),
       },
@@ -110,7 +139,10 @@ export function openaiCompletion(message: { content?: string | null; tool_calls?
 }
 
 /** An OpenAI chat completion chunk (streaming). */
-export function openaiChunk(delta: Record<string, unknown> | null, opts: { finish_reason?: string | null; usage?: Record<string, unknown> } = {}) {
+export function openaiChunk(
+  delta: Record<string, unknown> | null,
+  opts: { finish_reason?: string | null; usage?: Record<string, unknown> } = {},
+) {
   return {
     id: 'chatcmpl-fake',
     object: 'chat.completion.chunk',

@@ -61,7 +61,9 @@ export async function setup(project: TestProject) {
 export async function teardown() {
   await server?.stop();
   // Containers this run made carry its host id; none may outlive it.
-  const left = execFileSync('docker', ['ps', '-aq', '--filter', `label=dev.warden.host=${testHost}`]).toString().trim();
+  const left = execFileSync('docker', ['ps', '-aq', '--filter', `label=dev.warden.host=${testHost}`])
+    .toString()
+    .trim();
   if (left) execFileSync('docker', ['rm', '-f', ...left.split('\n')]);
   if (dir) rmSync(dir, { recursive: true, force: true });
 }

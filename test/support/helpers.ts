@@ -112,7 +112,17 @@ export async function startStack(
   const adminKey = keys.create('test admin', 'admin', null).key;
   const vault = opts.vault ?? openVault({ dataDir: mkdtempSync(join(tmpdir(), 'warden-vault-')) });
   const logger = opts.logger ?? pino({ level: process.env.WARDEN_TEST_LOG ?? 'silent' });
-  const realApp = createApp({ client, docker: opts.docker ?? docker, config, logger, keys, audit, policy: loadPolicy(SKILLS, config.policyFile), vault, payloadCodec });
+  const realApp = createApp({
+    client,
+    docker: opts.docker ?? docker,
+    config,
+    logger,
+    keys,
+    audit,
+    policy: loadPolicy(SKILLS, config.policyFile),
+    vault,
+    payloadCodec,
+  });
   /** The app, as an admin: requests without an Authorization header get the admin key. */
   const app = {
     request(path: string, init: RequestInit = {}) {
@@ -200,10 +210,14 @@ export async function waitForStatus(
   statuses: AgentStatus[],
   timeoutMs = 60_000,
 ): Promise<AgentRecord> {
-  return waitFor(`agent ${id} to be ${statuses.join('|')}`, async () => {
-    const res = await api('GET', `/api/agents/${id}`);
-    return res.status === 200 && statuses.includes(res.body.status) ? (res.body as AgentRecord) : undefined;
-  }, timeoutMs);
+  return waitFor(
+    `agent ${id} to be ${statuses.join('|')}`,
+    async () => {
+      const res = await api('GET', `/api/agents/${id}`);
+      return res.status === 200 && statuses.includes(res.body.status) ? (res.body as AgentRecord) : undefined;
+    },
+    timeoutMs,
+  );
 }
 
 export const uniqueId = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
@@ -221,9 +235,11 @@ export async function containersOf(agentId: string) {
 export async function recordHistory(name: string, workflowId: string) {
   if (process.env.WARDEN_RECORD_HISTORIES !== '1') return;
   // The CLI writes the proto3 JSON that historyFromJSON reads back.
-  const json = execFileSync(await temporalCli(), [
-    'workflow', 'show', '--workflow-id', workflowId, '--output', 'json', '--address', inject('temporalAddress'),
-  ], { maxBuffer: 512 * 1024 * 1024 });
+  const json = execFileSync(
+    await temporalCli(),
+    ['workflow', 'show', '--workflow-id', workflowId, '--output', 'json', '--address', inject('temporalAddress')],
+    { maxBuffer: 512 * 1024 * 1024 },
+  );
   const type = JSON.parse(json.toString('utf8')).events[0].workflowExecutionStartedEventAttributes.workflowType.name as string;
   const file = `${HISTORIES_DIR}/${historyFolder(type)}/${name}.json`;
   if (existsSync(file)) {
@@ -238,7 +254,13 @@ type Stack = Awaited<ReturnType<typeof startStack>>;
 
 /** Submits a shell command as an action (high risk: it waits for one approval). */
 export function submitShell(api: Stack['api'], agentId: string, command: string) {
-  return api('POST', '/api/actions', { action_type: 'skill_execution', skill_id: 'shell', operation: 'exec', agent_id: agentId, parameters: { command } });
+  return api('POST', '/api/actions', {
+    action_type: 'skill_execution',
+    skill_id: 'shell',
+    operation: 'exec',
+    agent_id: agentId,
+    parameters: { command },
+  });
 }
 
 /** Approves an action over the API with this key, bound to the parameters hash it was shown. */

@@ -94,7 +94,8 @@ export function arbitraryOf(doc: OpenApiDocument, schema: JsonSchema): fc.Arbitr
     case 'object': {
       const properties: Record<string, JsonSchema> = s.properties ?? {};
       if (!Object.keys(properties).length) {
-        const values = typeof s.additionalProperties === 'object' ? arbitraryOf(doc, s.additionalProperties) : fc.jsonValue({ maxDepth: 2 });
+        const values =
+          typeof s.additionalProperties === 'object' ? arbitraryOf(doc, s.additionalProperties) : fc.jsonValue({ maxDepth: 2 });
         return fc.dictionary(fc.string({ maxLength: 10 }), values, { maxKeys: 3 });
       }
       const record = Object.fromEntries(Object.entries(properties).map(([k, v]) => [k, arbitraryOf(doc, v)]));

@@ -60,12 +60,14 @@ export interface DocumentedRoute {
 /** Every operation of the OpenAPI document. */
 export function documentedRoutes(doc: { paths: Record<string, Record<string, unknown>> }): DocumentedRoute[] {
   return Object.entries(doc.paths).flatMap(([template, item]) =>
-    Object.entries(item).filter(([m]) => METHODS.includes(m)).map(([m, op]) => ({
-      route: `${m.toUpperCase()} ${template}`,
-      method: m.toUpperCase(),
-      template,
-      open: Array.isArray((op as { security?: unknown[] }).security) && (op as { security: unknown[] }).security.length === 0,
-    })),
+    Object.entries(item)
+      .filter(([m]) => METHODS.includes(m))
+      .map(([m, op]) => ({
+        route: `${m.toUpperCase()} ${template}`,
+        method: m.toUpperCase(),
+        template,
+        open: Array.isArray((op as { security?: unknown[] }).security) && (op as { security: unknown[] }).security.length === 0,
+      })),
   );
 }
 

@@ -43,7 +43,8 @@ export function startWorker(env: Record<string, string> = {}): WorkerProcess {
   const ready = new Promise<void>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       if (line.includes('"msg":"worker started"')) resolve();
-      else if (/"level":[56]0/.test(line) || (/"level":40/.test(line) && !/No workflows registered|"type":"WorkerShutdown"/.test(line))) process.stdout.write(`${line}\n`);
+      else if (/"level":[56]0/.test(line) || (/"level":40/.test(line) && !/No workflows registered|"type":"WorkerShutdown"/.test(line)))
+        process.stdout.write(`${line}\n`);
     });
     void exited.then((how) => reject(new Error(`the worker exited (${how}) before it started`)));
   });

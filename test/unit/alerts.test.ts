@@ -26,7 +26,10 @@ describe('alert configuration', () => {
 
   it.each([
     [{ WARDEN_ALERT_WEBHOOKS: 'https://a.example/hook' }, /WARDEN_ALERT_SECRET: required when WARDEN_ALERT_WEBHOOKS is set/],
-    [{ WARDEN_ALERT_WEBHOOKS: 'ftp://a.example/x', WARDEN_ALERT_SECRET: SECRET }, /WARDEN_ALERT_WEBHOOKS: each webhook must be an http\(s\) URL/],
+    [
+      { WARDEN_ALERT_WEBHOOKS: 'ftp://a.example/x', WARDEN_ALERT_SECRET: SECRET },
+      /WARDEN_ALERT_WEBHOOKS: each webhook must be an http\(s\) URL/,
+    ],
     [{ WARDEN_ALERT_WEBHOOKS: 'not a url', WARDEN_ALERT_SECRET: SECRET }, /WARDEN_ALERT_WEBHOOKS/],
     [{ WARDEN_ALERT_WEBHOOKS: 'https://a.example/hook', WARDEN_ALERT_SECRET: 'short' }, /WARDEN_ALERT_SECRET: at least 32 characters/],
     [{ WARDEN_ALERT_CAPACITY_PERCENT: '101' }, /WARDEN_ALERT_CAPACITY_PERCENT/],
@@ -77,7 +80,14 @@ describe('delivery', () => {
   });
   afterAll(() => server.close());
 
-  const event: AlertEvent = { id: 'evt-unit', type: 'emergency_stop', time: '2026-11-28T00:00:00Z', severity: 'critical', summary: 's', details: {} };
+  const event: AlertEvent = {
+    id: 'evt-unit',
+    type: 'emergency_stop',
+    time: '2026-11-28T00:00:00Z',
+    severity: 'critical',
+    summary: 's',
+    details: {},
+  };
   const deliverTo = (status: number) => {
     const url = `${base}/${status}`;
     // raiseAlert is not called here: delivery needs no Temporal client.
@@ -95,7 +105,13 @@ describe('delivery', () => {
     const last = seen.at(-1)!;
     expect(last.body).toBe(JSON.stringify(event));
     expect(last.headers['x-warden-event-id']).toBe('evt-unit');
-    expect(verifyAlertSignature(SECRET, { signature: last.headers['x-warden-signature'] as string, timestamp: last.headers['x-warden-timestamp'] as string }, last.body)).toBe(true);
+    expect(
+      verifyAlertSignature(
+        SECRET,
+        { signature: last.headers['x-warden-signature'] as string, timestamp: last.headers['x-warden-timestamp'] as string },
+        last.body,
+      ),
+    ).toBe(true);
   });
 
   it.each([400, 401, 404, 410])('gives up on %i', async (status) => {
@@ -116,7 +132,10 @@ describe('delivery', () => {
 
   it('refuses a webhook no longer configured', async () => {
     const { deliverAlert } = createAlertActivities({} as Client, { webhooks: [], secret: SECRET });
-    expect(await deliverAlert({ event, target: 'deadbeefdeadbeef' }).catch((e: unknown) => e)).toMatchObject({ type: 'WebhookNotConfigured', nonRetryable: true });
+    expect(await deliverAlert({ event, target: 'deadbeefdeadbeef' }).catch((e: unknown) => e)).toMatchObject({
+      type: 'WebhookNotConfigured',
+      nonRetryable: true,
+    });
   });
 
   it('starts no alert workflow without webhooks', async () => {

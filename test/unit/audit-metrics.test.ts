@@ -17,7 +17,10 @@ const T0 = Date.parse('2026-11-28T00:00:00.000Z');
 
 function setup() {
   const keyring = Keyring.load({ masterKey: Buffer.from('audit-metrics-TEST-ONLY-master-k').toString('base64'), dataDir: tmpdir() });
-  const audit = AuditStore.open(join(mkdtempSync(join(tmpdir(), 'warden-audit-metrics-')), 'audit.db'), { keyring, isKnownKeyId: () => false });
+  const audit = AuditStore.open(join(mkdtempSync(join(tmpdir(), 'warden-audit-metrics-')), 'audit.db'), {
+    keyring,
+    isKnownKeyId: () => false,
+  });
   const registry = new Registry();
   const fold = createAuditMetrics(registry, audit);
   let n = 0;
@@ -35,7 +38,12 @@ function setup() {
     for (const metric of metrics) {
       for (const v of metric.values as Array<{ labels: Record<string, string | number>; value: number; metricName?: string }>) {
         const series = v.metricName ?? metric.name;
-        if (series === name && Object.entries(labels).every(([k, l]) => String(v.labels[k]) === l) && Object.keys(v.labels).length === Object.keys(labels).length) return v.value;
+        if (
+          series === name &&
+          Object.entries(labels).every(([k, l]) => String(v.labels[k]) === l) &&
+          Object.keys(v.labels).length === Object.keys(labels).length
+        )
+          return v.value;
       }
     }
     return undefined;

@@ -129,7 +129,14 @@ describe('the chain', () => {
   });
 
   it('hashes the previous hash, a newline and the canonical encoding of every other field', async () => {
-    const e = store.append({ key: 'k', kind: 'agent.created', actor: 'system', agent_id: 'agt-1', details: { b: 1, a: [true, null] }, at: '2026-02-03T04:05:06.789Z' });
+    const e = store.append({
+      key: 'k',
+      kind: 'agent.created',
+      actor: 'system',
+      agent_id: 'agt-1',
+      details: { b: 1, a: [true, null] },
+      at: '2026-02-03T04:05:06.789Z',
+    });
     const canonical =
       '{"action_id":null,"actor":"system","actor_verified":true,"agent_id":"agt-1","at":"2026-02-03T04:05:06.789Z","details":{"a":[true,null],"b":1},' +
       `"key":"k","kind":"agent.created","prev_hash":"${GENESIS_HASH}","seq":1}`;
@@ -158,8 +165,20 @@ describe('the chain', () => {
 describe('append', () => {
   it('is idempotent by key: the first write wins, nothing is inserted twice', () => {
     seed(2);
-    const first = store.append({ key: 'wf-x:1', kind: 'approval.refused', actor: 'key:bob', action_id: 'act-9', details: { why: 'self-approval' } });
-    const again = store.append({ key: 'wf-x:1', kind: 'approval.granted', actor: 'key:eve', action_id: 'act-9', details: { why: 'different' } });
+    const first = store.append({
+      key: 'wf-x:1',
+      kind: 'approval.refused',
+      actor: 'key:bob',
+      action_id: 'act-9',
+      details: { why: 'self-approval' },
+    });
+    const again = store.append({
+      key: 'wf-x:1',
+      kind: 'approval.granted',
+      actor: 'key:eve',
+      action_id: 'act-9',
+      details: { why: 'different' },
+    });
     expect(again).toEqual(first);
     expect(store.list({ action_id: 'act-9' })).toEqual([first]);
     expect(store.verify()).toMatchObject({ ok: true, entries: 3 });
@@ -232,8 +251,13 @@ describe('verify finds the first broken link', () => {
   });
 
   it('a deleted entry in the middle, the later ones renumbered to hide the gap', () => {
-    tamper('DELETE FROM entries WHERE seq = 5; UPDATE entries SET seq = -(seq - 1) WHERE seq > 5; UPDATE entries SET seq = -seq WHERE seq < 0');
-    expect(broken()).toEqual({ seq: 5, reason: expect.stringMatching(/entry 5 was deleted and the later entries renumbered: seq 5 holds the entry written as entry 6/) });
+    tamper(
+      'DELETE FROM entries WHERE seq = 5; UPDATE entries SET seq = -(seq - 1) WHERE seq > 5; UPDATE entries SET seq = -seq WHERE seq < 0',
+    );
+    expect(broken()).toEqual({
+      seq: 5,
+      reason: expect.stringMatching(/entry 5 was deleted and the later entries renumbered: seq 5 holds the entry written as entry 6/),
+    });
   });
 
   it('a deleted last entry (caught by the head)', () => {
@@ -261,12 +285,16 @@ describe('verify finds the first broken link', () => {
   });
 
   it('two swapped entries', () => {
-    tamper('UPDATE entries SET seq = -3 WHERE seq = 3; UPDATE entries SET seq = 3 WHERE seq = 7; UPDATE entries SET seq = 7 WHERE seq = -3');
+    tamper(
+      'UPDATE entries SET seq = -3 WHERE seq = 3; UPDATE entries SET seq = 3 WHERE seq = 7; UPDATE entries SET seq = 7 WHERE seq = -3',
+    );
     expect(broken()).toEqual({ seq: 3, reason: expect.stringMatching(/reordered.*written as entry 7.*entry 3 is now at seq 7/) });
   });
 
   it('two swapped neighbours', () => {
-    tamper('UPDATE entries SET seq = -4 WHERE seq = 4; UPDATE entries SET seq = 4 WHERE seq = 5; UPDATE entries SET seq = 5 WHERE seq = -4');
+    tamper(
+      'UPDATE entries SET seq = -4 WHERE seq = 4; UPDATE entries SET seq = 4 WHERE seq = 5; UPDATE entries SET seq = 5 WHERE seq = -4',
+    );
     expect(broken()).toEqual({ seq: 4, reason: expect.stringMatching(/reordered/) });
   });
 
@@ -301,7 +329,9 @@ describe('canonical encoding', () => {
   });
 
   it('writes strings and numbers as JSON does', () => {
-    expect(canonicalJson({ s: 'é"\n\u2028', n: [0, -1.5, 1e21, 2 ** 53] })).toBe(JSON.stringify({ n: [0, -1.5, 1e21, 2 ** 53], s: 'é"\n\u2028' }));
+    expect(canonicalJson({ s: 'é"\n\u2028', n: [0, -1.5, 1e21, 2 ** 53] })).toBe(
+      JSON.stringify({ n: [0, -1.5, 1e21, 2 ** 53], s: 'é"\n\u2028' }),
+    );
   });
 
   it('refuses what JSON cannot carry, saying where', () => {
@@ -399,7 +429,12 @@ describe('warden audit --db: the log read straight from its file', () => {
 
     const exported = cli('export', '--db', file);
     expect(exported.status).toBe(0);
-    expect(exported.stdout.trimEnd().split('\n').map((l) => JSON.parse(l))).toEqual(entries);
+    expect(
+      exported.stdout
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l)),
+    ).toEqual(entries);
 
     const tail = cli('tail', '--db', file, '-n', '2');
     expect(tail.status).toBe(0);
@@ -426,7 +461,12 @@ describe('warden audit --db: the log read straight from its file', () => {
 describe('redaction', () => {
   it('scrubs credentials out of details before they are hashed and stored', () => {
     const store = AuditStore.open(':memory:', options());
-    const entry = store.append({ key: 'redact-1', kind: 'execution.failed', actor: 'system', details: { error: 'cannot reach postgres://app:hunter2@db/x', nested: ['Bearer abcdef0123456789abcdef'] } });
+    const entry = store.append({
+      key: 'redact-1',
+      kind: 'execution.failed',
+      actor: 'system',
+      details: { error: 'cannot reach postgres://app:hunter2@db/x', nested: ['Bearer abcdef0123456789abcdef'] },
+    });
     expect(entry.details).toEqual({ error: 'cannot reach postgres://app:[REDACTED:password]@db/x', nested: ['Bearer [REDACTED:token]'] });
     expect(store.list()[0]!.details).toEqual(entry.details);
     expect(store.verify().ok).toBe(true);
@@ -464,8 +504,21 @@ describe('actors', () => {
 
 describe('ill-formed strings', () => {
   it('an entry with a lone surrogate in any string column reads back as hashed, and verifies', () => {
-    const entry = store.append({ key: 'k-\ud800', kind: 'agent.created', actor: 'key:ops\udc00', action_id: 'act-\ud83d', agent_id: 'agt-\udfff', details: { note: 'x\ud800y' } });
-    expect(entry).toMatchObject({ key: 'k-\ufffd', actor: 'key:ops\ufffd', action_id: 'act-\ufffd', agent_id: 'agt-\ufffd', details: { note: 'x\ud800y' } });
+    const entry = store.append({
+      key: 'k-\ud800',
+      kind: 'agent.created',
+      actor: 'key:ops\udc00',
+      action_id: 'act-\ud83d',
+      agent_id: 'agt-\udfff',
+      details: { note: 'x\ud800y' },
+    });
+    expect(entry).toMatchObject({
+      key: 'k-\ufffd',
+      actor: 'key:ops\ufffd',
+      action_id: 'act-\ufffd',
+      agent_id: 'agt-\ufffd',
+      details: { note: 'x\ud800y' },
+    });
     expect(store.list()).toEqual([entry]);
     expect(store.verify()).toMatchObject({ ok: true, breaks: [] });
     // The same key, retried, finds the entry.
@@ -488,7 +541,9 @@ describe('verify reports every break', () => {
 
   it('a deletion hidden by renumbering is one break, and a change after it is another', () => {
     seed(10);
-    tamper('DELETE FROM entries WHERE seq = 4; UPDATE entries SET seq = -(seq - 1) WHERE seq > 4; UPDATE entries SET seq = -seq WHERE seq < 0');
+    tamper(
+      'DELETE FROM entries WHERE seq = 4; UPDATE entries SET seq = -(seq - 1) WHERE seq > 4; UPDATE entries SET seq = -seq WHERE seq < 0',
+    );
     tamper(`UPDATE entries SET details = '{"i":0}' WHERE seq = 7`);
     expect(store.verify().breaks).toEqual([
       { seq: 4, reason: expect.stringMatching(/entry 4 was deleted and the later entries renumbered/) },
@@ -501,17 +556,30 @@ describe('the anchor', () => {
   /** What someone with write access to audit.db can do: every row rewritten into a fresh, consistent chain, head included. */
   function rechain(change: (e: AuditEntry) => AuditEntry) {
     let prev = GENESIS_HASH;
-    const rows = store.list({ limit: 1000 }).reverse().map((e) => {
-      const { hash: _old, ...fields } = { ...change(e), prev_hash: prev };
-      const hash = hashEntry(fields);
-      prev = hash;
-      return { ...fields, hash };
-    });
+    const rows = store
+      .list({ limit: 1000 })
+      .reverse()
+      .map((e) => {
+        const { hash: _old, ...fields } = { ...change(e), prev_hash: prev };
+        const hash = hashEntry(fields);
+        prev = hash;
+        return { ...fields, hash };
+      });
     tamper('DELETE FROM entries');
     for (const row of rows) {
       tamper(
         'INSERT INTO entries (seq, key, at, kind, actor, actor_verified, action_id, agent_id, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-        row.seq, row.key, row.at, row.kind, row.actor, row.actor_verified === null ? null : Number(row.actor_verified), row.action_id, row.agent_id, canonicalJson(row.details), row.prev_hash, row.hash,
+        row.seq,
+        row.key,
+        row.at,
+        row.kind,
+        row.actor,
+        row.actor_verified === null ? null : Number(row.actor_verified),
+        row.action_id,
+        row.agent_id,
+        canonicalJson(row.details),
+        row.prev_hash,
+        row.hash,
       );
     }
     tamper('UPDATE head SET seq = ?, hash = ?', rows.at(-1)!.seq, prev);
@@ -522,7 +590,9 @@ describe('the anchor', () => {
     rechain((e) => (e.seq === 2 ? { ...e, kind: 'approval.granted', actor: 'key:ops', details: { approved: true } } : e));
     const result = store.verify();
     expect(result.ok).toBe(false);
-    expect(result.breaks).toEqual([{ seq: 6, reason: expect.stringMatching(/^the anchor does not match the head \(entry 6\).*rewritten or re-chained/) }]);
+    expect(result.breaks).toEqual([
+      { seq: 6, reason: expect.stringMatching(/^the anchor does not match the head \(entry 6\).*rewritten or re-chained/) },
+    ]);
     expect(() => store.append({ key: 'after', kind: 'system.started', actor: 'system', details: {} })).toThrow(AuditIntegrityError);
     expect(() => store.append({ key: 'after', kind: 'system.started', actor: 'system', details: {} })).toThrow(/anchor does not match/);
   });
@@ -540,7 +610,9 @@ describe('the anchor', () => {
     store.close();
     const otherKey = Buffer.from('another-TEST-ONLY-master-key-002').toString('base64');
     store = AuditStore.open(file, { readonly: true, keyring: Keyring.load({ masterKey: otherKey, dataDir: tmpdir() }) });
-    expect(store.verify().breaks).toEqual([{ seq: 2, reason: expect.stringMatching(/the anchor cannot be checked: no master key with id/) }]);
+    expect(store.verify().breaks).toEqual([
+      { seq: 2, reason: expect.stringMatching(/the anchor cannot be checked: no master key with id/) },
+    ]);
     store.close();
     store = AuditStore.open(file, { readonly: true });
     expect(store.verify().breaks).toEqual([{ seq: 2, reason: expect.stringMatching(/the anchor was not checked: no master key here/) }]);
@@ -555,7 +627,18 @@ describe('the anchor', () => {
       action_id TEXT, agent_id TEXT, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
       CREATE TABLE head (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL);`);
     const old = forged(1, GENESIS_HASH);
-    db.prepare('INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run(old.seq, old.key, old.at, old.kind, old.actor, old.action_id, old.agent_id, canonicalJson(old.details), old.prev_hash, old.hash);
+    db.prepare('INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
+      old.seq,
+      old.key,
+      old.at,
+      old.kind,
+      old.actor,
+      old.action_id,
+      old.agent_id,
+      canonicalJson(old.details),
+      old.prev_hash,
+      old.hash,
+    );
     db.prepare('INSERT INTO head VALUES (1, 1, ?)').run(old.hash);
     db.close();
     const readOnly = AuditStore.open(legacy, { readonly: true, keyring: keyring() });

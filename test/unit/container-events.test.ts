@@ -23,11 +23,12 @@ function standInEngine() {
   return { docker, requests };
 }
 
-const event = (name: string, action: string) => JSON.stringify({ Type: 'container', Action: action, Actor: { ID: 'x', Attributes: { name } } }) + '\n';
+const event = (name: string, action: string) =>
+  JSON.stringify({ Type: 'container', Action: action, Actor: { ID: 'x', Attributes: { name } } }) + '\n';
 const settle = () => new Promise((r) => setTimeout(r, 10));
 
 describe('container events', () => {
-  it('opens one stream of Warden containers\' ends and hands each event to its container\'s listeners', async () => {
+  it("opens one stream of Warden containers' ends and hands each event to its container's listeners", async () => {
     const { docker, requests } = standInEngine();
     const events = new ContainerEvents(docker);
     const a: ContainerNotice[] = [];
@@ -36,7 +37,11 @@ describe('container events', () => {
     const stopB = events.listen('warden-agent-b', (n) => b.push(n));
     await settle();
     expect(requests).toHaveLength(1);
-    expect(requests[0]!.opts.filters).toEqual({ type: ['container'], event: ['die', 'destroy', 'oom'], label: ['dev.warden.managed=true'] });
+    expect(requests[0]!.opts.filters).toEqual({
+      type: ['container'],
+      event: ['die', 'destroy', 'oom'],
+      label: ['dev.warden.managed=true'],
+    });
     expect(a).toEqual(['resync']); // connected: what ended before is found by a state check
     expect(b).toEqual(['resync']);
 
@@ -79,7 +84,9 @@ describe('container events', () => {
     let refusals = 2;
     const { docker, requests } = standInEngine();
     const open = docker.getEvents as unknown as (opts: Record<string, unknown>) => Promise<PassThrough>;
-    const flaky = { getEvents: (opts: Record<string, unknown>) => (refusals-- > 0 ? Promise.reject(new Error('connect ECONNREFUSED')) : open(opts)) } as unknown as Docker;
+    const flaky = {
+      getEvents: (opts: Record<string, unknown>) => (refusals-- > 0 ? Promise.reject(new Error('connect ECONNREFUSED')) : open(opts)),
+    } as unknown as Docker;
     const events = new ContainerEvents(flaky, { reconnectMs: 10 });
     const heard: ContainerNotice[] = [];
     events.listen('warden-agent-a', (n) => heard.push(n));

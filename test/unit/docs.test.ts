@@ -7,11 +7,20 @@ import { dirname, join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../scripts/dev-server.js';
 
-const pages = ['README.md', ...readdirSync(join(PROJECT_ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+const pages = [
+  'README.md',
+  ...readdirSync(join(PROJECT_ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+];
 const read = (page: string) => readFileSync(join(PROJECT_ROOT, page), 'utf8');
 
 /** GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens. */
-const slug = (heading: string) => heading.toLowerCase().replace(/[^\p{L}\p{N}\s-]/gu, '').replace(/\s/g, '-');
+const slug = (heading: string) =>
+  heading
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s-]/gu, '')
+    .replace(/\s/g, '-');
 const anchors = (page: string) => new Set([...read(page).matchAll(/^#{1,6} (.+)$/gm)].map((m) => slug(m[1]!)));
 
 describe('README.md and docs/', () => {
@@ -23,7 +32,8 @@ describe('README.md and docs/', () => {
         const [path, anchor] = target!.split('#') as [string, string | undefined];
         const file = path === '' ? page : relative(PROJECT_ROOT, join(PROJECT_ROOT, dirname(page), path));
         if (!existsSync(join(PROJECT_ROOT, file))) broken.push(`${page}: ${target} (no file ${file})`);
-        else if (anchor && file.endsWith('.md') && !anchors(file).has(anchor)) broken.push(`${page}: ${target} (no heading #${anchor} in ${file})`);
+        else if (anchor && file.endsWith('.md') && !anchors(file).has(anchor))
+          broken.push(`${page}: ${target} (no heading #${anchor} in ${file})`);
       }
     }
     expect(broken).toEqual([]);

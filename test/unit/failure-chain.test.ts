@@ -4,7 +4,8 @@ import { causeChain } from '../../domain/failure-chain.js';
 import { isClosedBeforeFirstTask, isDeadlineExceeded, isTemporalUnreachable } from '../../api/temporal-errors.js';
 import { failureSummary, failureText, failureType } from '../../workflows/failures.js';
 
-const activityFailure = (cause: Error) => new ActivityFailure('activity task failed', 'createSandbox', '1', RetryState.NON_RETRYABLE_FAILURE, undefined, cause);
+const activityFailure = (cause: Error) =>
+  new ActivityFailure('activity task failed', 'createSandbox', '1', RetryState.NON_RETRYABLE_FAILURE, undefined, cause);
 
 describe('a failure and its causes', () => {
   it('walks from the outermost error to the innermost, and stops where a cause leads back', () => {
@@ -18,7 +19,9 @@ describe('a failure and its causes', () => {
   });
 
   it('workflows read the innermost failure: its type, its message, and both', () => {
-    const err = activityFailure(ApplicationFailure.create({ type: 'NameConflict', message: 'a container named x exists', nonRetryable: true }));
+    const err = activityFailure(
+      ApplicationFailure.create({ type: 'NameConflict', message: 'a container named x exists', nonRetryable: true }),
+    );
     expect(failureType(err)).toBe('NameConflict');
     expect(failureText(err)).toBe('a container named x exists');
     expect(failureSummary(err)).toBe('NameConflict: a container named x exists');

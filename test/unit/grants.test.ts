@@ -19,7 +19,14 @@ const requester: Identity = { key_id: 'key_op', name: 'op', role: 'operator' };
 const alice: Identity = { key_id: 'key_alice', name: 'alice', role: 'approver' };
 const bob: Identity = { key_id: 'key_bob', name: 'bob', role: 'approver' };
 const ID = `act-${'1'.repeat(16)}`;
-const subject: ActionSubject & { id: string } = { id: ID, action_type: 'skill_execution', skill_id: 'shell', operation: 'exec', agent_id: 'agent-1', parameters: { command: 'id' } };
+const subject: ActionSubject & { id: string } = {
+  id: ID,
+  action_type: 'skill_execution',
+  skill_id: 'shell',
+  operation: 'exec',
+  agent_id: 'agent-1',
+  parameters: { command: 'id' },
+};
 
 const actionGrant = (over: Partial<ActionClaims> = {}) =>
   grants.sign<ActionClaims>({
@@ -33,7 +40,16 @@ const actionGrant = (over: Partial<ActionClaims> = {}) =>
     ...over,
   });
 const approval = (approver: Identity, over: Partial<ApprovalClaims> = {}) =>
-  grants.sign<ApprovalClaims>({ kind: 'approval', action_id: ID, action_hash: actionHash(subject), approver, approved: true, comment: null, issued_at: new Date().toISOString(), ...over });
+  grants.sign<ApprovalClaims>({
+    kind: 'approval',
+    action_id: ID,
+    action_hash: actionHash(subject),
+    approver,
+    approved: true,
+    comment: null,
+    issued_at: new Date().toISOString(),
+    ...over,
+  });
 
 function guarded() {
   const calls: unknown[] = [];
@@ -91,16 +107,52 @@ describe('the sandbox worker runs a command only with an authority that holds', 
     ['no authority at all', () => run(undefined), /carries no grant/],
     ['one approval where two are needed', () => run({ ...full(), approvals: [approval(alice)] }), /needs 2 approval/],
     ['the same approver twice', () => run({ ...full(), approvals: [approval(alice), approval(alice)] }), /needs 2 approval/],
-    ['the requester approving their own action', () => run({ ...full(), approvals: [approval(alice), approval(requester)] }), /needs 2 approval/],
-    ['a viewer approving', () => run({ ...full(), approvals: [approval(alice), approval({ key_id: 'k_v', name: 'v', role: 'viewer' })] }), /needs 2 approval/],
-    ['an approval of another version', () => run({ ...full(), approvals: [approval(alice), approval(bob, { action_hash: 'f'.repeat(64) })] }), /needs 2 approval/],
-    ['a rejection counted as approval', () => run({ ...full(), approvals: [approval(alice), approval(bob, { approved: false })] }), /needs 2 approval/],
-    ['a forged approval', () => run({ ...full(), approvals: [approval(alice), { ...approval(bob), mac: '0'.repeat(64) }] }), /signature does not match/],
-    ['an expired grant', () => run({ ...full(), grant: actionGrant({ expires_at: new Date(Date.now() - 1000).toISOString() }) }), /expired/],
+    [
+      'the requester approving their own action',
+      () => run({ ...full(), approvals: [approval(alice), approval(requester)] }),
+      /needs 2 approval/,
+    ],
+    [
+      'a viewer approving',
+      () => run({ ...full(), approvals: [approval(alice), approval({ key_id: 'k_v', name: 'v', role: 'viewer' })] }),
+      /needs 2 approval/,
+    ],
+    [
+      'an approval of another version',
+      () => run({ ...full(), approvals: [approval(alice), approval(bob, { action_hash: 'f'.repeat(64) })] }),
+      /needs 2 approval/,
+    ],
+    [
+      'a rejection counted as approval',
+      () => run({ ...full(), approvals: [approval(alice), approval(bob, { approved: false })] }),
+      /needs 2 approval/,
+    ],
+    [
+      'a forged approval',
+      () => run({ ...full(), approvals: [approval(alice), { ...approval(bob), mac: '0'.repeat(64) }] }),
+      /signature does not match/,
+    ],
+    [
+      'an expired grant',
+      () => run({ ...full(), grant: actionGrant({ expires_at: new Date(Date.now() - 1000).toISOString() }) }),
+      /expired/,
+    ],
     ['another workflow using the grant', () => run(full(), request(), `act-${'2'.repeat(16)}`), /not for this workflow/],
-    ['other parameters than the signed ones', () => run({ ...full(), action: { ...subject, parameters: { command: 'rm -rf /workspace' } } }), /differs from what the API signed/],
-    ['another command than the signed parameters make', () => run(full(), { ...request(), command: ['/bin/sh', '-c', 'cat /proc/1/environ'] }), /command differs/],
-    ['secrets the signed parameters do not name', () => run(full(), { ...request(), secrets: ['DB_PASSWORD'] } as never), /command differs/],
+    [
+      'other parameters than the signed ones',
+      () => run({ ...full(), action: { ...subject, parameters: { command: 'rm -rf /workspace' } } }),
+      /differs from what the API signed/,
+    ],
+    [
+      'another command than the signed parameters make',
+      () => run(full(), { ...request(), command: ['/bin/sh', '-c', 'cat /proc/1/environ'] }),
+      /command differs/,
+    ],
+    [
+      'secrets the signed parameters do not name',
+      () => run(full(), { ...request(), secrets: ['DB_PASSWORD'] } as never),
+      /command differs/,
+    ],
     ['a longer timeout', () => run(full(), { ...request(), timeout_ms: 3_600_000 }), /command differs/],
   ];
   for (const [name, attempt, why] of refusals) {

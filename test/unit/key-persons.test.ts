@@ -17,7 +17,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const keys = KeyStore.open(join(dir, 'warden.db'));
 const identity = (id: string) => ({ key_id: id, name: keys.get(id)!.name, role: keys.get(id)!.role, person: keys.countsAs(id) });
 
-it("a key an admin made counts as that admin, through any chain of keys it made, until someone else confirms it", () => {
+it('a key an admin made counts as that admin, through any chain of keys it made, until someone else confirms it', () => {
   const root = keys.create('root', 'admin', null);
   const puppet = keys.create('puppet admin', 'admin', root.id, { person: 'paula' });
   const deep = keys.create('deep', 'approver', puppet.id, { person: 'dan' });
@@ -41,13 +41,21 @@ it('the host confirms a key with scripts/confirm-key.ts, on the audit log; a bad
   const root = keys.create('host root', 'admin', null);
   const made = keys.create('frank', 'approver', root.id);
   const run = (...args: string[]) =>
-    promisify(execFile)('npx', ['tsx', 'scripts/confirm-key.ts', ...args], { env: { ...process.env, WARDEN_DATA_DIR: dir, WARDEN_MASTER_KEY: '' } });
-  await expect(run('nonsense')).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/usage: npx tsx scripts\/confirm-key.ts <key id>/) });
+    promisify(execFile)('npx', ['tsx', 'scripts/confirm-key.ts', ...args], {
+      env: { ...process.env, WARDEN_DATA_DIR: dir, WARDEN_MASTER_KEY: '' },
+    });
+  await expect(run('nonsense')).rejects.toMatchObject({
+    code: 2,
+    stderr: expect.stringMatching(/usage: npx tsx scripts\/confirm-key.ts <key id>/),
+  });
   const { stdout } = await run(made.id);
   expect(stdout).toBe(`${made.id} now counts as frank\n`);
   expect(keys.get(made.id)).toMatchObject({ counts_as: 'frank', confirmed_by: 'host' });
   const audit = AuditStore.open(join(dir, 'audit.db'), { keyring: Keyring.load({ dataDir: dir }), isKnownKeyId: (id) => keys.has(id) });
   expect(audit.list({ kind: 'key.confirmed' })).toMatchObject([{ actor: 'host', details: { id: made.id, person: 'frank' } }]);
   expect(audit.verify().ok).toBe(true);
-  await expect(run(made.id)).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/already its holder's own \(confirmed by host\)/) });
+  await expect(run(made.id)).rejects.toMatchObject({
+    code: 1,
+    stderr: expect.stringMatching(/already its holder's own \(confirmed by host\)/),
+  });
 }, 60_000);

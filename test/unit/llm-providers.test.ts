@@ -26,7 +26,11 @@ const FAST: RetryPolicy = { attempts: 3, baseDelayMs: 5, maxDelayMs: 20, maxRetr
 let fake: FakeLlm;
 let logLines: string[] = [];
 // The production logger (field redaction and value scrubbing included), writing to a buffer.
-const logger = createLogger('test', 'debug', new Writable({ write: (chunk, _enc, done) => (logLines.push(String(chunk)), done()) }) as never);
+const logger = createLogger(
+  'test',
+  'debug',
+  new Writable({ write: (chunk, _enc, done) => (logLines.push(String(chunk)), done()) }) as never,
+);
 
 beforeAll(async () => {
   fake = await startFakeLlm();
@@ -58,14 +62,28 @@ const messages = [
 
 describe('OpenAI protocol', () => {
   it('sends messages and tools, and normalises text, usage and the finish reason', async () => {
-    fake.script('POST /v1/chat/completions', { json: openaiCompletion({ content: 'Hello.' }, { usage: { prompt_tokens: 12, completion_tokens: 3, total_tokens: 15, prompt_tokens_details: { cached_tokens: 8 } } }) });
+    fake.script('POST /v1/chat/completions', {
+      json: openaiCompletion(
+        { content: 'Hello.' },
+        { usage: { prompt_tokens: 12, completion_tokens: 3, total_tokens: 15, prompt_tokens_details: { cached_tokens: 8 } } },
+      ),
+    });
     const res = await openai().chat({ messages, tools, max_tokens: 100 });
-    expect(res).toEqual({ text: 'Hello.', tool_calls: [], usage: { input_tokens: 12, output_tokens: 3, cached_tokens: 8 }, finish_reason: 'stop', model: 'fake-model' });
+    expect(res).toEqual({
+      text: 'Hello.',
+      tool_calls: [],
+      usage: { input_tokens: 12, output_tokens: 3, cached_tokens: 8 },
+      finish_reason: 'stop',
+      model: 'fake-model',
+    });
     const [req] = fake.to('POST /v1/chat/completions');
     expect(req!.body).toMatchObject({
       model: 'fake-model',
       max_tokens: 100,
-      messages: [{ role: 'system', content: 'You are careful.' }, { role: 'user', content: 'Read notes.txt' }],
+      messages: [
+        { role: 'system', content: 'You are careful.' },
+        { role: 'user', content: 'Read notes.txt' },
+      ],
       tools: [{ type: 'function', function: { name: 'filesystem_read', description: 'Read a file', parameters: tools[0]!.parameters } }],
     });
   });
@@ -102,7 +120,11 @@ describe('OpenAI protocol', () => {
       ],
     });
     expect((fake.requests[0]!.body as { messages: unknown[] }).messages.slice(2)).toEqual([
-      { role: 'assistant', content: null, tool_calls: [{ id: 'x1', type: 'function', function: { name: 'filesystem_read', arguments: '{"path":"notes.txt"}' } }] },
+      {
+        role: 'assistant',
+        content: null,
+        tool_calls: [{ id: 'x1', type: 'function', function: { name: 'filesystem_read', arguments: '{"path":"notes.txt"}' } }],
+      },
       { role: 'tool', tool_call_id: 'x1', content: 'hi' },
     ]);
   });
@@ -121,11 +143,19 @@ describe('OpenAI protocol', () => {
       sse: [
         { data: openaiChunk({ role: 'assistant', content: 'Let me ' }) },
         { data: openaiChunk({ content: 'look.' }) },
-        { data: openaiChunk({ tool_calls: [{ index: 0, id: 'call_abc', type: 'function', function: { name: 'filesystem_read', arguments: '' } }] }) },
+        {
+          data: openaiChunk({
+            tool_calls: [{ index: 0, id: 'call_abc', type: 'function', function: { name: 'filesystem_read', arguments: '' } }],
+          }),
+        },
         { data: openaiChunk({ tool_calls: [{ index: 0, function: { arguments: '{"path":' } }] }) },
         { data: openaiChunk({ tool_calls: [{ index: 0, function: { arguments: '"notes.txt"}' } }] }) },
         { data: openaiChunk({}, { finish_reason: 'tool_calls' }) },
-        { data: openaiChunk(null, { usage: { prompt_tokens: 20, completion_tokens: 7, total_tokens: 27, prompt_tokens_details: { cached_tokens: 4 } } }) },
+        {
+          data: openaiChunk(null, {
+            usage: { prompt_tokens: 20, completion_tokens: 7, total_tokens: 27, prompt_tokens_details: { cached_tokens: 4 } },
+          }),
+        },
         '[DONE]',
       ],
     });
@@ -162,7 +192,10 @@ describe('Anthropic protocol', () => {
           { type: 'text', text: 'Reading it.' },
           { type: 'tool_use', id: 'toolu_01', name: 'filesystem_read', input: { path: 'notes.txt' } },
         ],
-        { stop_reason: 'tool_use', usage: { input_tokens: 5, output_tokens: 9, cache_read_input_tokens: 100, cache_creation_input_tokens: 0 } },
+        {
+          stop_reason: 'tool_use',
+          usage: { input_tokens: 5, output_tokens: 9, cache_read_input_tokens: 100, cache_creation_input_tokens: 0 },
+        },
       ),
     });
     const res = await anthropic().chat({ messages, tools });
@@ -233,7 +266,14 @@ describe('Anthropic protocol', () => {
     const ev = (type: string, data: Record<string, unknown>) => ({ event: type, data: { type, ...data } });
     fake.script('POST /v1/messages', {
       sse: [
-        ev('message_start', { message: { ...anthropicMessage([], { usage: { input_tokens: 7, output_tokens: 1, cache_read_input_tokens: 30, cache_creation_input_tokens: 0 } }), stop_reason: null } }),
+        ev('message_start', {
+          message: {
+            ...anthropicMessage([], {
+              usage: { input_tokens: 7, output_tokens: 1, cache_read_input_tokens: 30, cache_creation_input_tokens: 0 },
+            }),
+            stop_reason: null,
+          },
+        }),
         ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }),
         ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'Reading ' } }),
         ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'two.' } }),
@@ -257,7 +297,12 @@ describe('Anthropic protocol', () => {
       model: 'fake-claude',
     });
     expect(res.tool_calls[0]).toEqual({ id: 'toolu_a', name: 'filesystem_read', arguments: { path: 'a.txt' } });
-    expect(res.tool_calls[1]).toMatchObject({ id: 'toolu_b', arguments: {}, raw_arguments: '{"path": "b', parse_error: expect.stringMatching(/not valid JSON/) });
+    expect(res.tool_calls[1]).toMatchObject({
+      id: 'toolu_b',
+      arguments: {},
+      raw_arguments: '{"path": "b',
+      parse_error: expect.stringMatching(/not valid JSON/),
+    });
     expect(fake.requests[0]!.body).toMatchObject({ stream: true });
   });
 
@@ -269,7 +314,11 @@ describe('Anthropic protocol', () => {
 
 describe('failures', () => {
   it('waits as long as a 429 Retry-After says before trying again', async () => {
-    fake.script('POST /v1/chat/completions', { status: 429, headers: { 'retry-after': '1' }, json: { error: { message: 'slow down', type: 'rate_limit' } } }, { json: openaiCompletion({ content: 'ok' }) });
+    fake.script(
+      'POST /v1/chat/completions',
+      { status: 429, headers: { 'retry-after': '1' }, json: { error: { message: 'slow down', type: 'rate_limit' } } },
+      { json: openaiCompletion({ content: 'ok' }) },
+    );
     expect((await openai().chat({ messages })).text).toBe('ok');
     const [first, second] = fake.to('POST /v1/chat/completions');
     expect(second!.at - first!.at).toBeGreaterThanOrEqual(1000);
@@ -277,8 +326,17 @@ describe('failures', () => {
   });
 
   it('caps a Retry-After that asks too much', async () => {
-    fake.script('POST /v1/messages', { status: 429, headers: { 'retry-after': '3600' }, json: { type: 'error', error: { type: 'rate_limit_error', message: 'slow' } } }, { json: anthropicMessage([{ type: 'text', text: 'ok' }]) });
-    const provider = new AnthropicProvider({ config: config({ kind: 'anthropic' }), apiKey: () => API_KEY, logger, retry: { ...FAST, maxRetryAfterMs: 200 } });
+    fake.script(
+      'POST /v1/messages',
+      { status: 429, headers: { 'retry-after': '3600' }, json: { type: 'error', error: { type: 'rate_limit_error', message: 'slow' } } },
+      { json: anthropicMessage([{ type: 'text', text: 'ok' }]) },
+    );
+    const provider = new AnthropicProvider({
+      config: config({ kind: 'anthropic' }),
+      apiKey: () => API_KEY,
+      logger,
+      retry: { ...FAST, maxRetryAfterMs: 200 },
+    });
     expect((await provider.chat({ messages })).text).toBe('ok');
     const [first, second] = fake.to('POST /v1/messages');
     expect(second!.at - first!.at).toBeGreaterThanOrEqual(200);
@@ -295,14 +353,25 @@ describe('failures', () => {
   });
 
   it('retries a 500 and then answers', async () => {
-    fake.script('POST /v1/messages', { status: 500, json: { type: 'error', error: { type: 'api_error', message: 'boom' } } }, { json: anthropicMessage([{ type: 'text', text: 'ok' }]) });
+    fake.script(
+      'POST /v1/messages',
+      { status: 500, json: { type: 'error', error: { type: 'api_error', message: 'boom' } } },
+      { json: anthropicMessage([{ type: 'text', text: 'ok' }]) },
+    );
     expect((await anthropic().chat({ messages })).text).toBe('ok');
     expect(fake.to('POST /v1/messages')).toHaveLength(2);
   });
 
   it('gives up after the attempts of the policy, saying so', async () => {
-    fake.script('POST /v1/chat/completions', { status: 503, json: { error: { message: 'down' } } }, { status: 502, json: { error: { message: 'down' } } }, { hangUp: true });
-    const err = await openai().chat({ messages }).catch((e: unknown) => e);
+    fake.script(
+      'POST /v1/chat/completions',
+      { status: 503, json: { error: { message: 'down' } } },
+      { status: 502, json: { error: { message: 'down' } } },
+      { hangUp: true },
+    );
+    const err = await openai()
+      .chat({ messages })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ProviderError);
     expect(err).toMatchObject({ kind: 'connection', retryable: true });
     expect((err as Error).message).toMatch(/gave up after 3 attempts/);
@@ -316,8 +385,13 @@ describe('failures', () => {
     [400, 'bad_request', /refused the request/],
   ])('does not retry %i, and the message never holds the key', async (status, kind, advice) => {
     // A provider that echoes the key it refused, as some do.
-    fake.script('POST /v1/chat/completions', { status, json: { error: { message: `Incorrect API key provided: ${API_KEY}`, type: 'invalid_request_error' } } });
-    const err = (await openai().chat({ messages }).catch((e: unknown) => e)) as ProviderError;
+    fake.script('POST /v1/chat/completions', {
+      status,
+      json: { error: { message: `Incorrect API key provided: ${API_KEY}`, type: 'invalid_request_error' } },
+    });
+    const err = (await openai()
+      .chat({ messages })
+      .catch((e: unknown) => e)) as ProviderError;
     expect(err).toMatchObject({ kind, status, retryable: false });
     expect(err.message).toMatch(advice);
     expect(err.message).not.toContain(API_KEY);
@@ -338,8 +412,16 @@ describe('failures', () => {
 
 describe('the API key', () => {
   it('goes only in the header each protocol authenticates with, never in a body, a URL or a log line', async () => {
-    fake.script('POST /v1/chat/completions', { status: 500, json: { error: { message: 'x' } } }, { json: openaiCompletion({ content: 'ok' }) });
-    fake.script('POST /v1/messages', { status: 429, json: { type: 'error', error: { type: 'rate_limit_error', message: 'x' } } }, { json: anthropicMessage([{ type: 'text', text: 'ok' }]) });
+    fake.script(
+      'POST /v1/chat/completions',
+      { status: 500, json: { error: { message: 'x' } } },
+      { json: openaiCompletion({ content: 'ok' }) },
+    );
+    fake.script(
+      'POST /v1/messages',
+      { status: 429, json: { type: 'error', error: { type: 'rate_limit_error', message: 'x' } } },
+      { json: anthropicMessage([{ type: 'text', text: 'ok' }]) },
+    );
     await openai().chat({ messages });
     await anthropic().chat({ messages });
     await openai().listModels();
@@ -347,7 +429,9 @@ describe('the API key', () => {
     for (const req of fake.requests) {
       expect(req.raw).not.toContain(API_KEY);
       expect(req.path).not.toContain(API_KEY);
-      const carrying = Object.entries(req.headers).filter(([, v]) => String(v).includes(API_KEY)).map(([k, v]) => [k, v]);
+      const carrying = Object.entries(req.headers)
+        .filter(([, v]) => String(v).includes(API_KEY))
+        .map(([k, v]) => [k, v]);
       // The pinned clients both send the key as a bearer token: the Anthropic one no longer uses x-api-key.
       expect(carrying).toEqual([['authorization', `Bearer ${API_KEY}`]]);
     }
@@ -375,16 +459,23 @@ describe('the API key', () => {
 
 describe('fallback', () => {
   it('tries the next provider when one stays down, with its own default model, and says who answered', async () => {
-    fake.script('POST /v1/chat/completions', { status: 503, json: { error: { message: 'down' } } }, { status: 503, json: { error: { message: 'down' } } }, { status: 503, json: { error: { message: 'down' } } });
+    fake.script(
+      'POST /v1/chat/completions',
+      { status: 503, json: { error: { message: 'down' } } },
+      { status: 503, json: { error: { message: 'down' } } },
+      { status: 503, json: { error: { message: 'down' } } },
+    );
     fake.script('POST /v1/messages', { json: anthropicMessage([{ type: 'text', text: 'from claude' }]) });
     const res = await withFallback([openai(), anthropic({ default_model: 'claude-fallback' })]).chat({ model: 'gpt-primary', messages });
     expect(res).toMatchObject({ text: 'from claude', provider: 'claude' });
-    expect(res.failed_over).toEqual([{ provider: 'local', kind: 'unavailable', message: expect.stringMatching(/provider local answered 503.*gave up after 3 attempts/) }]);
+    expect(res.failed_over).toEqual([
+      { provider: 'local', kind: 'unavailable', message: expect.stringMatching(/provider local answered 503.*gave up after 3 attempts/) },
+    ]);
     expect((fake.to('POST /v1/chat/completions')[0]!.body as { model: string }).model).toBe('gpt-primary');
     expect((fake.to('POST /v1/messages')[0]!.body as { model: string }).model).toBe('claude-fallback');
   });
 
-  it('follows a provider\'s configured fallback list, and falls over when its key is missing from the vault', async () => {
+  it("follows a provider's configured fallback list, and falls over when its key is missing from the vault", async () => {
     const vault = openVault({ dataDir: mkdtempSync(join(tmpdir(), 'warden-llm-')) });
     vault.put('CLAUDE_KEY', API_KEY);
     const registry = new ProviderRegistry({
@@ -407,4 +498,3 @@ describe('fallback', () => {
     expect(fake.to('POST /v1/messages')).toHaveLength(0);
   });
 });
-

@@ -39,7 +39,8 @@ function importsOf(source: string, fileName = 'source.ts'): Import[] {
       add(node.moduleReference.expression, node.isTypeOnly);
     } else if (ts.isCallExpression(node) && node.arguments.length > 0) {
       const callee = node.expression;
-      if (callee.kind === ts.SyntaxKind.ImportKeyword || (ts.isIdentifier(callee) && callee.text === 'require')) add(node.arguments[0]!, false);
+      if (callee.kind === ts.SyntaxKind.ImportKeyword || (ts.isIdentifier(callee) && callee.text === 'require'))
+        add(node.arguments[0]!, false);
     } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument)) {
       add(node.argument.literal as ts.Expression, true);
     }
@@ -111,7 +112,7 @@ function crossFolderCycles(graph: Map<string, string[]>): string[] {
     for (let path = queue.shift(); path; path = queue.shift()) {
       for (const next of graph.get(path.at(-1)!) ?? []) {
         if (next === to) return [...path, next];
-        if (!seen.has(next)) seen.add(next), queue.push([...path, next]);
+        if (!seen.has(next)) (seen.add(next), queue.push([...path, next]));
       }
     }
     return null;
@@ -178,10 +179,14 @@ describe('module boundaries', () => {
     // The check sees imports both ways.
     expect(graph.get('activities/control.ts')).toContain('workflows/definitions.ts');
     expect(graph.get('workflows/agent.ts')).toContain('activities/sandbox.ts');
-    expect(crossFolderCycles(new Map([['workflows/a.ts', ['activities/b.ts']], ['activities/b.ts', ['workflows/a.ts']]]))).toEqual([
-      'workflows/a.ts -> activities/b.ts -> workflows/a.ts',
-      'activities/b.ts -> workflows/a.ts -> activities/b.ts',
-    ]);
+    expect(
+      crossFolderCycles(
+        new Map([
+          ['workflows/a.ts', ['activities/b.ts']],
+          ['activities/b.ts', ['workflows/a.ts']],
+        ]),
+      ),
+    ).toEqual(['workflows/a.ts -> activities/b.ts -> workflows/a.ts', 'activities/b.ts -> workflows/a.ts -> activities/b.ts']);
     expect(crossFolderCycles(graph)).toEqual([]);
   });
 });

@@ -16,7 +16,8 @@ import { ENCRYPTED_ENCODING, KEY_ID_METADATA, PayloadCodecError, PayloadEncrypti
 
 const SECRET = 'rm -rf / # canary-7f3a91';
 const masterKey = () => randomBytes(32).toString('base64');
-const envKeyring = (key = masterKey(), previous?: string) => Keyring.load({ masterKey: key, previousMasterKeys: previous, dataDir: tmpdir() });
+const envKeyring = (key = masterKey(), previous?: string) =>
+  Keyring.load({ masterKey: key, previousMasterKeys: previous, dataDir: tmpdir() });
 const plain = (value: unknown) => defaultPayloadConverter.toPayload(value)!;
 const text = (bytes: Uint8Array | null | undefined) => Buffer.from(bytes ?? []).toString('utf8');
 const value = (payload: Payload) => defaultPayloadConverter.fromPayload(payload);
@@ -72,7 +73,9 @@ describe('PayloadEncryptionCodec', () => {
     const refusing = new PayloadEncryptionCodec(keyring);
     const error = await refusing.decode([plain({ command: SECRET })]).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(PayloadCodecError);
-    expect((error as Error).message).toMatch(/refused a payload that is not encrypted \(encoding "json\/plain"\).*WARDEN_PAYLOAD_ALLOW_PLAINTEXT=1/);
+    expect((error as Error).message).toMatch(
+      /refused a payload that is not encrypted \(encoding "json\/plain"\).*WARDEN_PAYLOAD_ALLOW_PLAINTEXT=1/,
+    );
     await expect(refusing.decode([{ data: Buffer.from('x') }])).rejects.toThrow(/encoding missing/);
 
     const migrating = new PayloadEncryptionCodec(keyring, { allowPlaintext: true });
@@ -119,7 +122,10 @@ describe("Warden's failure converter", () => {
 
   it('moves the message and stack trace into a payload, which the codec encrypts', async () => {
     const codec = new PayloadEncryptionCodec(envKeyring());
-    const failure = failureConverter.errorToFailure(ApplicationFailure.create({ type: 'Boom', message: `failed: ${SECRET}` }), defaultPayloadConverter);
+    const failure = failureConverter.errorToFailure(
+      ApplicationFailure.create({ type: 'Boom', message: `failed: ${SECRET}` }),
+      defaultPayloadConverter,
+    );
     expect(failure.message).toBe('Encoded failure');
     expect(failure.stackTrace).toBe('');
     expect(failure.applicationFailureInfo?.type).toBe('Boom');

@@ -37,7 +37,14 @@ beforeAll(async () => {
     file,
     JSON.stringify({
       providers: [
-        { name: 'local', kind: 'openai', base_url: `${fake.origin}/v1`, default_model: 'fake-model', api_key_secret: 'LOCAL_LLM_KEY', fallback: ['gone'] },
+        {
+          name: 'local',
+          kind: 'openai',
+          base_url: `${fake.origin}/v1`,
+          default_model: 'fake-model',
+          api_key_secret: 'LOCAL_LLM_KEY',
+          fallback: ['gone'],
+        },
         { name: 'gone', kind: 'openai', base_url: 'http://127.0.0.1:9/v1', default_model: 'm' },
       ],
     }),
@@ -48,7 +55,13 @@ beforeAll(async () => {
   app = createApp({
     client: {} as Client,
     docker: {} as Docker,
-    config: ConfigSchema.parse({ providersFile: file, llmKind: 'anthropic', llmBaseUrl: fake.origin, llmModel: 'fake-claude', llmApiKeySecret: 'LOCAL_LLM_KEY' }),
+    config: ConfigSchema.parse({
+      providersFile: file,
+      llmKind: 'anthropic',
+      llmBaseUrl: fake.origin,
+      llmModel: 'fake-claude',
+      llmApiKeySecret: 'LOCAL_LLM_KEY',
+    }),
     logger: pino({ level: 'silent' }),
     keys,
     audit: {} as AuditStore,
@@ -72,9 +85,33 @@ describe('/api/providers', () => {
     const { status, body } = await get('/api/providers');
     expect(status).toBe(200);
     expect(body.providers).toEqual([
-      { name: 'local', kind: 'openai', base_url: `${fake.origin}/v1`, default_model: 'fake-model', fallback: ['gone'], status: 'unknown', checked_at: null },
-      { name: 'gone', kind: 'openai', base_url: 'http://127.0.0.1:9/v1', default_model: 'm', fallback: [], status: 'unknown', checked_at: null },
-      { name: 'default', kind: 'anthropic', base_url: fake.origin, default_model: 'fake-claude', fallback: [], status: 'unknown', checked_at: null },
+      {
+        name: 'local',
+        kind: 'openai',
+        base_url: `${fake.origin}/v1`,
+        default_model: 'fake-model',
+        fallback: ['gone'],
+        status: 'unknown',
+        checked_at: null,
+      },
+      {
+        name: 'gone',
+        kind: 'openai',
+        base_url: 'http://127.0.0.1:9/v1',
+        default_model: 'm',
+        fallback: [],
+        status: 'unknown',
+        checked_at: null,
+      },
+      {
+        name: 'default',
+        kind: 'anthropic',
+        base_url: fake.origin,
+        default_model: 'fake-claude',
+        fallback: [],
+        status: 'unknown',
+        checked_at: null,
+      },
     ]);
   });
 
@@ -117,25 +154,47 @@ describe('/api/providers', () => {
 describe('provider configuration', () => {
   it('names the field at fault in the file', () => {
     const file = join(dir, 'bad.json');
-    writeFileSync(file, JSON.stringify({ providers: [{ name: 'a', kind: 'gemini', base_url: 'ftp://x', default_model: 'm', fallback: ['b'] }] }));
-    expect(() => loadProviderConfigs({ providersFile: file, llmKind: 'openai' })).toThrow(
-      new RegExp(`WARDEN_PROVIDERS_FILE \\(${file.replace(/[.\\/]/g, '\\$&')}\\):\\n  providers\\[0\\]\\.kind: one of openai, anthropic\\n  providers\\[0\\]\\.base_url: an http\\(s\\) URL`),
+    writeFileSync(
+      file,
+      JSON.stringify({ providers: [{ name: 'a', kind: 'gemini', base_url: 'ftp://x', default_model: 'm', fallback: ['b'] }] }),
     );
-    writeFileSync(file, JSON.stringify({ providers: [{ name: 'a', kind: 'openai', base_url: 'http://x/v1', default_model: 'm', fallback: ['b'], api_key: 'sk-no' }] }));
+    expect(() => loadProviderConfigs({ providersFile: file, llmKind: 'openai' })).toThrow(
+      new RegExp(
+        `WARDEN_PROVIDERS_FILE \\(${file.replace(/[.\\/]/g, '\\$&')}\\):\\n  providers\\[0\\]\\.kind: one of openai, anthropic\\n  providers\\[0\\]\\.base_url: an http\\(s\\) URL`,
+      ),
+    );
+    writeFileSync(
+      file,
+      JSON.stringify({
+        providers: [{ name: 'a', kind: 'openai', base_url: 'http://x/v1', default_model: 'm', fallback: ['b'], api_key: 'sk-no' }],
+      }),
+    );
     expect(() => loadProviderConfigs({ providersFile: file, llmKind: 'openai' })).toThrow(/providers\[0\]: Unrecognized key: "api_key"/);
-    writeFileSync(file, JSON.stringify({ providers: [{ name: 'a', kind: 'openai', base_url: 'http://x/v1', default_model: 'm', fallback: ['b'] }] }));
-    expect(() => loadProviderConfigs({ providersFile: file, llmKind: 'openai' })).toThrow(/providers\[0\]\.fallback\[0\]: no provider is named "b"/);
-    writeFileSync(file, JSON.stringify({ providers: [{ name: 'c', kind: 'anthropic', base_url: 'https://api.anthropic.com', default_model: 'm' }] }));
-    expect(() => loadProviderConfigs({ providersFile: file, llmKind: 'openai' })).toThrow(/providers\[0\]\.api_key_secret: an anthropic provider needs the vault secret/);
+    writeFileSync(
+      file,
+      JSON.stringify({ providers: [{ name: 'a', kind: 'openai', base_url: 'http://x/v1', default_model: 'm', fallback: ['b'] }] }),
+    );
+    expect(() => loadProviderConfigs({ providersFile: file, llmKind: 'openai' })).toThrow(
+      /providers\[0\]\.fallback\[0\]: no provider is named "b"/,
+    );
+    writeFileSync(
+      file,
+      JSON.stringify({ providers: [{ name: 'c', kind: 'anthropic', base_url: 'https://api.anthropic.com', default_model: 'm' }] }),
+    );
+    expect(() => loadProviderConfigs({ providersFile: file, llmKind: 'openai' })).toThrow(
+      /providers\[0\]\.api_key_secret: an anthropic provider needs the vault secret/,
+    );
   });
 
   it('reads a single provider from the environment, and needs its model', () => {
     expect(loadProviderConfigs(loadConfig({ WARDEN_LLM_BASE_URL: 'http://127.0.0.1:11434/v1', WARDEN_LLM_MODEL: 'llama3.2' }))).toEqual([
       { name: 'default', kind: 'openai', base_url: 'http://127.0.0.1:11434/v1', default_model: 'llama3.2', fallback: [], stream: false },
     ]);
-    expect(() => loadConfig({ WARDEN_LLM_BASE_URL: 'http://127.0.0.1:11434/v1' })).toThrow(/WARDEN_LLM_MODEL: required when WARDEN_LLM_BASE_URL is set/);
-    expect(() => loadProviderConfigs(loadConfig({ WARDEN_LLM_BASE_URL: 'http://x/v1', WARDEN_LLM_MODEL: 'm', WARDEN_LLM_KIND: 'anthropic' }))).toThrow(
-      /WARDEN_LLM_API_KEY_SECRET: an anthropic provider needs the vault secret/,
+    expect(() => loadConfig({ WARDEN_LLM_BASE_URL: 'http://127.0.0.1:11434/v1' })).toThrow(
+      /WARDEN_LLM_MODEL: required when WARDEN_LLM_BASE_URL is set/,
     );
+    expect(() =>
+      loadProviderConfigs(loadConfig({ WARDEN_LLM_BASE_URL: 'http://x/v1', WARDEN_LLM_MODEL: 'm', WARDEN_LLM_KIND: 'anthropic' })),
+    ).toThrow(/WARDEN_LLM_API_KEY_SECRET: an anthropic provider needs the vault secret/);
   });
 });

@@ -133,7 +133,9 @@ describe('rateLimit and authFailureLimit middleware', () => {
     expect(refused.headers.get('retry-after')).toBe('2');
     expect(refused.headers.get('ratelimit-remaining')).toBe('0');
     expect(refused.headers.get('ratelimit-reset')).toBe('6');
-    expect(await refused.json()).toEqual({ error: { code: 'rate_limited', message: 'too many read requests from this address; retry in 2 s' } });
+    expect(await refused.json()).toEqual({
+      error: { code: 'rate_limited', message: 'too many read requests from this address; retry in 2 s' },
+    });
     now += 2000;
     expect((await call(app, alice)).status).toBe(200);
     expect((await call(app, alice)).status).toBe(429);
@@ -245,7 +247,9 @@ describe('WARDEN_RATE_LIMITS', () => {
   });
 
   it('names a bad entry and the variable', () => {
-    expect(() => loadConfig({ WARDEN_RATE_LIMITS: 'read=ten/min' })).toThrow(/WARDEN_RATE_LIMITS: "read=ten\/min": expected <group>=<count>\/<period>/);
+    expect(() => loadConfig({ WARDEN_RATE_LIMITS: 'read=ten/min' })).toThrow(
+      /WARDEN_RATE_LIMITS: "read=ten\/min": expected <group>=<count>\/<period>/,
+    );
     expect(() => parseRateLimits('reads=1/s')).toThrow(/unknown group reads/);
     expect(() => parseRateLimits('key.auth_failure=1/s')).toThrow(/per address only/);
     expect(() => parseRateLimits('read=0/s')).toThrow(/at least 1/);

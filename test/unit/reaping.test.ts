@@ -38,7 +38,11 @@ describe('planReaping', () => {
       owners: { stopped: 'RUNNING', fine: 'RUNNING', frozen: 'RUNNING' },
     });
     expect(plan.lost).toEqual([
-      { agent_id: 'removed', exit_code: null, reason: 'sandbox container removed outside Warden (the reaper found none for this running agent)' },
+      {
+        agent_id: 'removed',
+        exit_code: null,
+        reason: 'sandbox container removed outside Warden (the reaper found none for this running agent)',
+      },
       {
         agent_id: 'stopped',
         exit_code: 0,

@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { redactSecrets, scrubText, scrubValue } from '../../domain/redact.js';
 
-const PEM = ['-----BEGIN RSA PRIVATE KEY-----', 'MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun', '-----END RSA PRIVATE KEY-----'].join('\n');
+const PEM = [
+  '-----BEGIN RSA PRIVATE KEY-----',
+  'MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun',
+  '-----END RSA PRIVATE KEY-----',
+].join('\n');
 const JWT = 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U';
 
 describe('scrubText', () => {
@@ -12,7 +16,11 @@ describe('scrubText', () => {
     ['password=', 'connect with password=hunter2&user=bob', 'connect with password=[REDACTED:password]&user=bob'],
     ['a JSON password field', '{"user":"bob","password":"hunter2"}', '{"user":"bob","password":"[REDACTED:password]"}'],
     ['an escaped JSON password field', '{"msg":"{\\"password\\":\\"hunter2\\"}"}', '{"msg":"{\\"password\\":\\"[REDACTED:password]\\"}"}'],
-    ['an AWS secret setting', 'AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', 'AWS_SECRET_ACCESS_KEY=[REDACTED:password]'],
+    [
+      'an AWS secret setting',
+      'AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+      'AWS_SECRET_ACCESS_KEY=[REDACTED:password]',
+    ],
     ['a JWT', `token ${JWT} end`, 'token [REDACTED:jwt] end'],
     ['a PEM private key', `before\n${PEM}\nafter`, 'before\n[REDACTED:private_key]\nafter'],
     ['a cut-off PEM private key', `x ${PEM.slice(0, 80)}`, 'x [REDACTED:private_key]'],

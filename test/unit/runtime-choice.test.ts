@@ -1,11 +1,6 @@
 /** engineRuntimes() from `docker info` shapes, and chooseRuntime()'s choice, warnings and refusals. */
 import { describe, expect, it } from 'vitest';
-import {
-  chooseRuntime,
-  engineRuntimes,
-  SandboxUnavailableError,
-  type EngineRuntimes,
-} from '../../sandbox/docker-engine.js';
+import { chooseRuntime, engineRuntimes, SandboxUnavailableError, type EngineRuntimes } from '../../sandbox/docker-engine.js';
 import type { SandboxRuntime } from '../../domain/agent.js';
 
 /** What `docker info` reports for the engine's default runtimes. */

@@ -32,10 +32,18 @@ describe('secret loader', () => {
 
   it('delivers any value without a NUL byte exactly (property)', () => {
     fc.assert(
-      fc.property(fc.array(fc.string({ unit: 'binary', minLength: 1, maxLength: 200 }).filter((s) => !s.includes('\0') && Buffer.from(s, 'utf8').toString('utf8') === s), { minLength: 1, maxLength: 4 }), (values) => {
-        const secrets = Object.fromEntries(values.map((v, i) => [`S${i}`, v]));
-        expect(seen(secrets)).toEqual(values);
-      }),
+      fc.property(
+        fc.array(
+          fc
+            .string({ unit: 'binary', minLength: 1, maxLength: 200 })
+            .filter((s) => !s.includes('\0') && Buffer.from(s, 'utf8').toString('utf8') === s),
+          { minLength: 1, maxLength: 4 },
+        ),
+        (values) => {
+          const secrets = Object.fromEntries(values.map((v, i) => [`S${i}`, v]));
+          expect(seen(secrets)).toEqual(values);
+        },
+      ),
       { numRuns: 150 },
     );
   });

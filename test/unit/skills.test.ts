@@ -146,7 +146,9 @@ describe('commands', () => {
       argv: ['/bin/sh', '-c', 'env'],
       secrets: ['DB_PASSWORD', 'API_TOKEN'],
     });
-    expect(() => prepareCommand('shell', 'exec', { command: 'env', secrets: ['db-password'] })).toThrow(/secrets\.0: a secret name is 1-64 characters/);
+    expect(() => prepareCommand('shell', 'exec', { command: 'env', secrets: ['db-password'] })).toThrow(
+      /secrets\.0: a secret name is 1-64 characters/,
+    );
     expect(() => prepareCommand('shell', 'exec', { command: 'env', secrets: ['A', 'A'] })).toThrow(/each secret may be named once/);
     expect(() => prepareCommand('shell', 'exec', { command: 'env', secrets: [] })).toThrow(/at least one secret/);
     expect(() => prepareCommand('shell', 'exec', { command: 'env', secrets: ['WARDEN_EXEC_ID'] })).toThrow(/reserved for Warden/);
@@ -182,7 +184,12 @@ describe('manifests and registry', () => {
       for (const op of Object.values(skill.operations)) {
         expect(op.description).not.toBe('');
         expect(op.schema).toBeInstanceOf(z.ZodObject);
-        expect(toJsonSchema(skill.id, Object.keys(skill.operations).find((k) => skill.operations[k] === op)!)).toMatchObject({
+        expect(
+          toJsonSchema(
+            skill.id,
+            Object.keys(skill.operations).find((k) => skill.operations[k] === op)!,
+          ),
+        ).toMatchObject({
           type: 'object',
           additionalProperties: false,
         });

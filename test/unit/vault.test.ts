@@ -29,7 +29,12 @@ describe('Vault', () => {
     expect(replaced.created).toBe(false);
     expect(vault.list().map((s) => s.name)).toEqual(['API_TOKEN', 'DB_PASSWORD']);
     expect(JSON.stringify(vault.list())).not.toContain('staple');
-    expect(vault.reveal(['DB_PASSWORD', 'API_TOKEN'])).toEqual(new Map([['DB_PASSWORD', 'battery staple'], ['API_TOKEN', 'tok\nen with newline ✓']]));
+    expect(vault.reveal(['DB_PASSWORD', 'API_TOKEN'])).toEqual(
+      new Map([
+        ['DB_PASSWORD', 'battery staple'],
+        ['API_TOKEN', 'tok\nen with newline ✓'],
+      ]),
+    );
     expect(vault.delete('DB_PASSWORD')).toBe(true);
     expect(vault.delete('DB_PASSWORD')).toBe(false);
     expect(() => vault.reveal(['DB_PASSWORD', 'NOPE'])).toThrow('no secret named DB_PASSWORD, NOPE in the vault');
@@ -41,7 +46,11 @@ describe('Vault', () => {
     const canary = `canary-${randomBytes(8).toString('hex')}`;
     vault.put('CANARY', canary);
     // Open, so the new row is still in the write-ahead log; then closed, so it is in the main file.
-    const files = () => ['vault.db', 'vault.db-wal'].map((f) => join(dataDir, f)).filter(existsSync).map((f) => readFileSync(f));
+    const files = () =>
+      ['vault.db', 'vault.db-wal']
+        .map((f) => join(dataDir, f))
+        .filter(existsSync)
+        .map((f) => readFileSync(f));
     const open = Buffer.concat(files());
     vault.close();
     const bytes = Buffer.concat([open, ...files()]);
