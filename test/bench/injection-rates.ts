@@ -3,8 +3,10 @@
  * works.
  *   - Detection rate (attacks whose verdict is not 'clean') and false-positive rate (benign texts
  *     whose verdict is not 'clean') on test/fixtures/injection/dev.jsonl (the rules were tuned on
- *     it) and holdout.jsonl (never tuned on: the numbers to quote), with the stricter
- *     verdict = 'injection' rates next to them, and misses and false positives per kind.
+ *     it), holdout.jsonl (never tuned on), seed.jsonl (the seed system's own test prompts) and
+ *     sealed.jsonl (written by someone who never read the rules: the numbers to quote), with the
+ *     stricter verdict = 'injection' rates next to them, 95% Wilson intervals, and misses and false
+ *     positives per kind.
  *   - Throughput: the long benign technical texts of both sets, a 1 MiB input made of them, and
  *     1 MiB worst cases (look-alikes or zero-width characters in every word, escapes throughout).
  * Results: a table on stdout and JSON in bench-results/injection-<timestamp>.json.
@@ -30,9 +32,9 @@ interface SetResult {
   benign: number;
   falsePositives: number;
   falsePositivesAsInjection: number;
-  /** kind -> [samples, misses (attacks) or false positives (benign)] */
-  attackKinds: Record<string, [number, number]>;
-  benignKinds: Record<string, [number, number]>;
+  /** kind -> [samples, misses (attacks) or false positives (benign), the same for verdict = 'injection'] */
+  attackKinds: Record<string, [number, number, number]>;
+  benignKinds: Record<string, [number, number, number]>;
   missed: { kind: string; score: number; text: string }[];
   falselyFlagged: { kind: string; score: number; rules: string[]; text: string }[];
 }
@@ -73,14 +75,15 @@ function evaluate(samples: Sample[]): SetResult {
     const result = screenText(s.text);
     const flagged = result.verdict !== 'clean';
     const kinds = s.label === 'attack' ? r.attackKinds : r.benignKinds;
-    const [n, wrong] = kinds[s.kind] ?? [0, 0];
+    const [n, wrong, wrongStrict] = kinds[s.kind] ?? [0, 0, 0];
+    const asInjection = result.verdict === 'injection';
     const excerpt = s.text.replace(/\s+/g, ' ').slice(0, 100);
     if (s.label === 'attack') {
       r.attacks += 1;
       if (flagged) r.detected += 1;
       if (result.verdict === 'injection') r.detectedAsInjection += 1;
       else if (!flagged) r.missed.push({ kind: s.kind, score: result.score, text: excerpt });
-      kinds[s.kind] = [n + 1, wrong + (flagged ? 0 : 1)];
+      kinds[s.kind] = [n + 1, wrong + (flagged ? 0 : 1), wrongStrict + (asInjection ? 0 : 1)];
     } else {
       r.benign += 1;
       if (flagged) {
@@ -88,7 +91,7 @@ function evaluate(samples: Sample[]): SetResult {
         r.falselyFlagged.push({ kind: s.kind, score: result.score, rules: result.findings.map((f) => f.rule), text: excerpt });
       }
       if (result.verdict === 'injection') r.falsePositivesAsInjection += 1;
-      kinds[s.kind] = [n + 1, wrong + (flagged ? 1 : 0)];
+      kinds[s.kind] = [n + 1, wrong + (flagged ? 1 : 0), wrongStrict + (asInjection ? 1 : 0)];
     }
   }
   return r;
@@ -134,22 +137,42 @@ function measureEach(input: string, texts: string[]): Throughput {
 }
 
 const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
-const pct = (part: number, whole: number) => `${part}/${whole} (${((100 * part) / whole).toFixed(1)}%)`;
+
+/** 95% Wilson score interval of a proportion: honest for small sets and for rates near 0 or 1. */
+function wilson(part: number, whole: number): [number, number] {
+  if (whole === 0) return [0, 1];
+  const z = 1.959964;
+  const p = part / whole;
+  const centre = (p + (z * z) / (2 * whole)) / (1 + (z * z) / whole);
+  const half = (z / (1 + (z * z) / whole)) * Math.sqrt((p * (1 - p)) / whole + (z * z) / (4 * whole * whole));
+  return [Math.max(0, centre - half), Math.min(1, centre + half)];
+}
+
+const pct = (part: number, whole: number) => {
+  const [low, high] = wilson(part, whole);
+  const p = (x: number) => (100 * x).toFixed(1);
+  return `${part}/${whole} (${p(part / whole)}%, ${p(low)}-${p(high)}%)`;
+};
 
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join('  ')).join('\n');
 }
 
-function kindLines(kinds: Record<string, [number, number]>, what: string): string {
-  const wrong = Object.entries(kinds).filter(([, [, w]]) => w > 0);
+function kindLines(kinds: Record<string, [number, number, number]>, what: string): string {
+  const wrong = Object.entries(kinds).filter(([, [, w, ws]]) => w > 0 || ws > 0);
   if (wrong.length === 0) return `  ${what}: none`;
-  return `  ${what}: ` + wrong.map(([kind, [n, w]]) => `${kind} ${w}/${n}`).join(', ');
+  return `  ${what} (any verdict / verdict = injection): ` + wrong.map(([kind, [n, w, ws]]) => `${kind} ${w}/${ws} of ${n}`).join(', ');
 }
 
 const dev = load('dev.jsonl');
 const holdout = load('holdout.jsonl');
-const sets = { dev: evaluate(dev), holdout: evaluate(holdout) };
+const sets = {
+  dev: evaluate(dev),
+  holdout: evaluate(holdout),
+  seed: evaluate(load('seed.jsonl')),
+  sealed: evaluate(load('sealed.jsonl')),
+};
 
 const longTexts = [...dev, ...holdout].filter((s) => s.label === 'benign' && s.kind.startsWith('long_')).map((s) => s.text);
 const throughput = [
@@ -162,7 +185,8 @@ const throughput = [
 ];
 
 console.log(`Injection screen: verdict thresholds suspicious >= ${SUSPICIOUS_SCORE}, injection >= ${INJECTION_SCORE}`);
-console.log('"detected" and "false positives" count any verdict other than clean; "as injection" only verdict = injection.\n');
+console.log('"detected" and "false positives" count any verdict other than clean; "as injection" only verdict = injection.');
+console.log('In brackets: the rate and its 95% Wilson confidence interval.\n');
 console.log(
   table([
     ['set', 'detected', 'as injection', 'false positives', 'as injection'],
