@@ -7,13 +7,16 @@
  *     verdict = 'injection' rates next to them, and misses and false positives per kind.
  *   - Throughput: the long benign technical texts of both sets, a 1 MiB input made of them, and
  *     1 MiB worst cases (look-alikes or zero-width characters in every word, escapes throughout).
+ *   - Latency for a 2 KB text (p50 and p99 of many runs): the whole screen, and the classifier alone.
  * Results: a table on stdout and JSON in bench-results/injection-<timestamp>.json.
  * BENCH_REPEATS (default 5) sets how often each throughput input is screened; the median counts.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
+import { attackProbability } from '../../domain/injection-screen/classifier.js';
 import { INJECTION_SCORE, SUSPICIOUS_SCORE, screenText } from '../../domain/injection-screen/index.js';
+import { normaliseText } from '../../domain/injection-screen/normalise.js';
 import { PROJECT_ROOT } from '../../scripts/dev-server.js';
 import { positiveInt } from './env.js';
 
@@ -133,6 +136,28 @@ function measureEach(input: string, texts: string[]): Throughput {
   };
 }
 
+interface Latency {
+  input: string;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+const LATENCY_RUNS = 2000;
+
+/** Runs fn on the text many times (after a warm-up) and reports the p50 and p99 of one call. */
+function latency(input: string, text: string, fn: (text: string) => unknown): Latency {
+  for (let i = 0; i < 200; i++) fn(text);
+  const times: number[] = [];
+  for (let i = 0; i < LATENCY_RUNS; i++) {
+    const start = performance.now();
+    fn(text);
+    times.push(performance.now() - start);
+  }
+  times.sort((a, b) => a - b);
+  const at = (q: number) => round(times[Math.floor(q * (times.length - 1))], 3);
+  return { input, p50Ms: at(0.5), p99Ms: at(0.99) };
+}
+
 const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
 const pct = (part: number, whole: number) => `${part}/${whole} (${((100 * part) / whole).toFixed(1)}%)`;
 
@@ -159,6 +184,12 @@ const throughput = [
   measure('1 MiB, zero-width character in every word', megabyteOf('up\u200bdate the fi\u200ble ')),
   measure('1 MiB of percent escapes on one line', megabyteOf('%41')),
   measure('1 MiB of trigger words', megabyteOf('ignore previous system prompt send key ')),
+];
+
+const twoKb = longTexts.join('\n\n').slice(0, 2048);
+const latencies = [
+  latency('2 KB benign text: screenText', twoKb, screenText),
+  latency('2 KB benign text: classifier alone (normalised text)', normaliseText(twoKb), attackProbability),
 ];
 
 console.log(`Injection screen: verdict thresholds suspicious >= ${SUSPICIOUS_SCORE}, injection >= ${INJECTION_SCORE}`);
@@ -190,6 +221,9 @@ console.log(
   ]),
 );
 
+console.log(`\nLatency (${LATENCY_RUNS} runs)`);
+console.log(table([['input', 'p50 ms', 'p99 ms'], ...latencies.map((l) => [l.input, l.p50Ms.toFixed(3), l.p99Ms.toFixed(3)])]));
+
 const timestamp = new Date().toISOString().replace(/[:.]/g, '-');
 const outDir = join(PROJECT_ROOT, 'bench-results');
 mkdirSync(outDir, { recursive: true });
@@ -203,6 +237,7 @@ writeFileSync(
       thresholds: { suspicious: SUSPICIOUS_SCORE, injection: INJECTION_SCORE },
       sets,
       throughput,
+      latencies,
     },
     null,
     2,

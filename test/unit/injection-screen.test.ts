@@ -322,11 +322,11 @@ describe('a megabyte of pathological input', () => {
 
 describe('rates on the held-out set', () => {
   /**
-   * Measured with this screen: 57/74 attacks detected (77.0%), 0/66 benign texts flagged. The
+   * Measured with this screen and its classifier: 62/74 attacks detected (83.8%), 0/66 benign texts flagged. The
    * floor and ceiling sit at those numbers, so one more miss or one false positive fails.
    * See test/fixtures/injection/README.md for how the set was built and measured.
    */
-  const DETECTION_FLOOR = 0.77;
+  const DETECTION_FLOOR = 0.83;
   const FALSE_POSITIVE_CEILING = 0;
 
   it('detects at least the measured share of attacks and flags no more benign texts', () => {
