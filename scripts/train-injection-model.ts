@@ -72,16 +72,16 @@ interface Text {
 
 function toText(s: Sample): Text {
   const y = s.label === 'attack' ? 1 : 0;
-  return { windows: windows(featureText(normaliseText(s.text))).map((w) => toExample(w, y)), y };
+  const judged = windows(featureText(normaliseText(s.text))).flatMap((w) => toExample(w, y) ?? []);
+  return { windows: judged, y };
 }
 
-function toExample(text: string, y: number): Example {
+/** As the classifier reads a window: L2-normalised presence; null for a window too short to judge. */
+function toExample(text: string, y: number): Example | null {
   const found: number[] = [];
   const n = forEachDistinctFeature(text, (b) => found.push(b));
-  const buckets = Int32Array.from(found);
-  // As the classifier reads it: L2-normalised presence; a window too short to judge teaches nothing.
-  const values = new Float64Array(found.length).fill(n < MIN_FEATURES ? 0 : 1 / Math.sqrt(n));
-  return { buckets, values, y };
+  if (n < MIN_FEATURES) return null;
+  return { buckets: Int32Array.from(found), values: new Float64Array(n).fill(1 / Math.sqrt(n)), y };
 }
 
 function seededRandom(seed: number): () => number {
@@ -157,7 +157,9 @@ function chooseThreshold(probabilities: { p: number; y: number }[]) {
 
 export function trainModel(): TrainedModel {
   const texts = loadSamples().map(toText);
-  const probability = (t: Text, m: { w: Float64Array; bias: number }) => Math.max(...t.windows.map((w) => sigmoid(score(w, m.w, m.bias))));
+  // The classifier gives 0 to a text with no window long enough to judge.
+  const probability = (t: Text, m: { w: Float64Array; bias: number }) =>
+    Math.max(0, ...t.windows.map((w) => sigmoid(score(w, m.w, m.bias))));
   const folds = shuffled(
     texts.map((_, i) => i),
     seededRandom(SEED + 1),
