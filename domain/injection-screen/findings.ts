@@ -8,6 +8,8 @@ export const INJECTION_CATEGORIES = [
   'obfuscation',
   'exfiltration',
   'jailbreak_persona',
+  /** The linear classifier (classifier.ts) finds the text attack-like, whatever the rules say. */
+  'classifier',
 ] as const;
 export type InjectionCategory = (typeof INJECTION_CATEGORIES)[number];
 

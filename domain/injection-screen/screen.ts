@@ -1,4 +1,5 @@
 /** The entry point: screen the text as it is, normalised, transformed and decoded. */
+import { attackProbability, CLASSIFIER_THRESHOLD } from './classifier.js';
 import { encodedPayloads } from './decoders.js';
 import { add, clip, finding, INJECTION_CATEGORIES, type ScreenFinding, type ScreenResult } from './findings.js';
 import { fenceOffsets } from './markers.js';
@@ -13,6 +14,8 @@ import { runWindowRules } from './window-rules.js';
 export const MAX_DECODE_DEPTH = 3;
 /** Decoded text screened per call, all levels together; the rest is not decoded. */
 export const MAX_DECODED_CHARS = 256 * 1024;
+/** The classifier's weight: on its own it makes the verdict 'suspicious', never 'injection'. */
+export const CLASSIFIER_WEIGHT = SUSPICIOUS_SCORE;
 
 export function screenText(text: string): ScreenResult {
   const found = new Map<string, ScreenFinding>();
@@ -39,6 +42,12 @@ function screenInto(text: string, depth: number, budget: Budget, out: Map<string
 
   const norm = normalise(text);
   norm.signals.forEach((f) => add(out, f));
+  if (depth === 0) {
+    // Decoded payloads are left to the rules: the classifier was trained on text as people write it.
+    const p = attackProbability(norm.text);
+    if (p >= CLASSIFIER_THRESHOLD)
+      add(out, finding('classifier', 'classifier.linear', CLASSIFIER_WEIGHT, `attack probability ${p.toFixed(2)}`));
+  }
   const views = [raw];
   const changed = changedLines(raw, norm.text);
   if (changed !== null) {

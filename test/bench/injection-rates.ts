@@ -9,13 +9,16 @@
  *     positives per kind.
  *   - Throughput: the long benign technical texts of both sets, a 1 MiB input made of them, and
  *     1 MiB worst cases (look-alikes or zero-width characters in every word, escapes throughout).
+ *   - Latency for a 2 KB text (p50 and p99 of many runs): the whole screen, and the classifier alone.
  * Results: a table on stdout and JSON in bench-results/injection-<timestamp>.json.
  * BENCH_REPEATS (default 5) sets how often each throughput input is screened; the median counts.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
+import { attackProbability } from '../../domain/injection-screen/classifier.js';
 import { INJECTION_SCORE, SUSPICIOUS_SCORE, screenText } from '../../domain/injection-screen/index.js';
+import { normaliseText } from '../../domain/injection-screen/normalise.js';
 import { PROJECT_ROOT } from '../../scripts/dev-server.js';
 import { positiveInt } from './env.js';
 
@@ -136,6 +139,28 @@ function measureEach(input: string, texts: string[]): Throughput {
   };
 }
 
+interface Latency {
+  input: string;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+const LATENCY_RUNS = 2000;
+
+/** Runs fn on the text many times (after a warm-up) and reports the p50 and p99 of one call. */
+function latency(input: string, text: string, fn: (text: string) => unknown): Latency {
+  for (let i = 0; i < 200; i++) fn(text);
+  const times: number[] = [];
+  for (let i = 0; i < LATENCY_RUNS; i++) {
+    const start = performance.now();
+    fn(text);
+    times.push(performance.now() - start);
+  }
+  times.sort((a, b) => a - b);
+  const at = (q: number) => round(times[Math.floor(q * (times.length - 1))], 3);
+  return { input, p50Ms: at(0.5), p99Ms: at(0.99) };
+}
+
 const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
 
 /** 95% Wilson score interval of a proportion: honest for small sets and for rates near 0 or 1. */
@@ -184,6 +209,12 @@ const throughput = [
   measure('1 MiB of trigger words', megabyteOf('ignore previous system prompt send key ')),
 ];
 
+const twoKb = longTexts.join('\n\n').slice(0, 2048);
+const latencies = [
+  latency('2 KB benign text: screenText', twoKb, screenText),
+  latency('2 KB benign text: classifier alone (normalised text)', normaliseText(twoKb), attackProbability),
+];
+
 console.log(`Injection screen: verdict thresholds suspicious >= ${SUSPICIOUS_SCORE}, injection >= ${INJECTION_SCORE}`);
 console.log('"detected" and "false positives" count any verdict other than clean; "as injection" only verdict = injection.');
 console.log('In brackets: the rate and its 95% Wilson confidence interval.\n');
@@ -214,6 +245,9 @@ console.log(
   ]),
 );
 
+console.log(`\nLatency (${LATENCY_RUNS} runs)`);
+console.log(table([['input', 'p50 ms', 'p99 ms'], ...latencies.map((l) => [l.input, l.p50Ms.toFixed(3), l.p99Ms.toFixed(3)])]));
+
 const timestamp = new Date().toISOString().replace(/[:.]/g, '-');
 const outDir = join(PROJECT_ROOT, 'bench-results');
 mkdirSync(outDir, { recursive: true });
@@ -227,6 +261,7 @@ writeFileSync(
       thresholds: { suspicious: SUSPICIOUS_SCORE, injection: INJECTION_SCORE },
       sets,
       throughput,
+      latencies,
     },
     null,
     2,

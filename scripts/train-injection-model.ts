@@ -1,0 +1,212 @@
+/**
+ * `npx tsx scripts/train-injection-model.ts`: trains the prompt-injection screen's classifier on
+ * test/fixtures/injection/train.jsonl and dev.jsonl (never holdout.jsonl) and writes
+ * domain/injection-screen/model-data.ts.
+ *
+ * Logistic regression with L2, trained by SGD in an order drawn from a fixed seed, so the same
+ * data gives the same model. Texts are read in windows as the classifier reads them: every window
+ * of a benign text is benign; of a long attack, only the window a first model finds most
+ * attack-like is taken as the attack (the rest of the document is often ordinary text). The threshold is chosen on out-of-fold probabilities (5-fold
+ * cross-validation on the same data): the lowest one that flags at most MAX_FALSE_POSITIVE_RATE
+ * of the benign texts. Weights are quantised to int8 with one scale.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { FEATURE_BITS, featureText, forEachDistinctFeature, MIN_FEATURES, windows } from '../domain/injection-screen/classifier.js';
+import { normaliseText } from '../domain/injection-screen/normalise.js';
+import { PROJECT_ROOT } from './dev-server.js';
+
+const FIXTURES = join(PROJECT_ROOT, 'test', 'fixtures', 'injection');
+export const TRAINING_FILES = ['train.jsonl', 'dev.jsonl'];
+const MODEL_FILE = join(PROJECT_ROOT, 'domain', 'injection-screen', 'model-data.ts');
+
+const EPOCHS = 30;
+const LEARNING_RATE = 0.5;
+const L2 = 1e-5;
+const FOLDS = 5;
+const MAX_FALSE_POSITIVE_RATE = 0.005;
+const SEED = 7;
+
+interface Sample {
+  text: string;
+  label: 'attack' | 'benign';
+}
+
+interface Example {
+  buckets: Int32Array;
+  values: Float64Array;
+  y: number;
+}
+
+export interface TrainedModel {
+  trainingDataSha256: string;
+  bias: number;
+  scale: number;
+  threshold: number;
+  weights: string;
+  crossValidation: { detection: number; falsePositiveRate: number };
+}
+
+/** sha256 over the training files, in order: the model records it so it cannot drift from the data. */
+export function trainingDataSha256(): string {
+  const hash = createHash('sha256');
+  for (const file of TRAINING_FILES) hash.update(readFileSync(join(FIXTURES, file)));
+  return hash.digest('hex');
+}
+
+function loadSamples(): Sample[] {
+  return TRAINING_FILES.flatMap((file) =>
+    readFileSync(join(FIXTURES, file), 'utf8')
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => JSON.parse(line) as Sample),
+  );
+}
+
+interface Text {
+  windows: Example[];
+  y: number;
+}
+
+function toText(s: Sample): Text {
+  const y = s.label === 'attack' ? 1 : 0;
+  const judged = windows(featureText(normaliseText(s.text))).flatMap((w) => toExample(w, y) ?? []);
+  return { windows: judged, y };
+}
+
+/** As the classifier reads a window: L2-normalised presence; null for a window too short to judge. */
+function toExample(text: string, y: number): Example | null {
+  const found: number[] = [];
+  const n = forEachDistinctFeature(text, (b) => found.push(b));
+  if (n < MIN_FEATURES) return null;
+  return { buckets: Int32Array.from(found), values: new Float64Array(n).fill(1 / Math.sqrt(n)), y };
+}
+
+function seededRandom(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state + 0x6d2b79f5) | 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function shuffled<T>(items: T[], random: () => number): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+/** Two passes: the second adds each long attack's most attack-like window under the first model. */
+function fitTexts(texts: Text[]): { w: Float64Array; bias: number } {
+  const known = texts.flatMap((t) => (t.y === 0 || t.windows.length === 1 ? t.windows : []));
+  const first = fit(known);
+  const located = texts
+    .filter((t) => t.y === 1 && t.windows.length > 1)
+    .map((t) => t.windows.reduce((best, w) => (score(w, first.w, first.bias) > score(best, first.w, first.bias) ? w : best)));
+  return fit([...known, ...located]);
+}
+
+function fit(examples: Example[]): { w: Float64Array; bias: number } {
+  const w = new Float64Array(1 << FEATURE_BITS);
+  let bias = 0;
+  const random = seededRandom(SEED);
+  for (let epoch = 0; epoch < EPOCHS; epoch++) {
+    const rate = LEARNING_RATE / (1 + epoch * 0.2);
+    for (const ex of shuffled(examples, random)) {
+      const g = sigmoid(score(ex, w, bias)) - ex.y;
+      for (let k = 0; k < ex.buckets.length; k++) {
+        const b = ex.buckets[k];
+        w[b] -= rate * (g * ex.values[k] + L2 * w[b]);
+      }
+      bias -= rate * g;
+    }
+  }
+  return { w, bias };
+}
+
+const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
+
+function score(ex: Example, w: Float64Array, bias: number): number {
+  let z = bias;
+  for (let k = 0; k < ex.buckets.length; k++) z += w[ex.buckets[k]] * ex.values[k];
+  return z;
+}
+
+/** The lowest threshold that flags at most the allowed share of benign texts, and the detection at it. */
+function chooseThreshold(probabilities: { p: number; y: number }[]) {
+  const benign = probabilities.filter((r) => r.y === 0).map((r) => r.p);
+  const attacks = probabilities.filter((r) => r.y === 1).map((r) => r.p);
+  benign.sort((a, b) => b - a);
+  const allowed = Math.floor(benign.length * MAX_FALSE_POSITIVE_RATE);
+  // Just above the (allowed + 1)-th most attack-like benign text, rounded up to 2 decimals.
+  const threshold = Math.min(0.99, Math.ceil(((benign[allowed] ?? 0) + 1e-9) * 100) / 100);
+  return {
+    threshold,
+    detection: attacks.filter((p) => p >= threshold).length / attacks.length,
+    falsePositiveRate: benign.filter((p) => p >= threshold).length / benign.length,
+  };
+}
+
+export function trainModel(): TrainedModel {
+  const texts = loadSamples().map(toText);
+  // The classifier gives 0 to a text with no window long enough to judge.
+  const probability = (t: Text, m: { w: Float64Array; bias: number }) =>
+    Math.max(0, ...t.windows.map((w) => sigmoid(score(w, m.w, m.bias))));
+  const folds = shuffled(
+    texts.map((_, i) => i),
+    seededRandom(SEED + 1),
+  );
+  const outOfFold: { p: number; y: number }[] = [];
+  for (let f = 0; f < FOLDS; f++) {
+    const held = new Set(folds.filter((_, i) => i % FOLDS === f));
+    const model = fitTexts(texts.filter((_, i) => !held.has(i)));
+    for (const i of held) outOfFold.push({ p: probability(texts[i], model), y: texts[i].y });
+  }
+  const chosen = chooseThreshold(outOfFold);
+
+  const { w, bias } = fitTexts(texts);
+  const largest = w.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+  const scale = largest / 127;
+  const bytes = Uint8Array.from(w, (x) => Math.round(x / scale) & 0xff);
+  return {
+    trainingDataSha256: trainingDataSha256(),
+    bias: round(bias),
+    scale: round(scale),
+    threshold: chosen.threshold,
+    weights: Buffer.from(bytes).toString('base64'),
+    crossValidation: { detection: round(chosen.detection), falsePositiveRate: round(chosen.falsePositiveRate) },
+  };
+}
+
+const round = (x: number) => Number(x.toPrecision(8));
+
+export function modelSource(m: TrainedModel): string {
+  return `// Generated by scripts/train-injection-model.ts from test/fixtures/injection/${TRAINING_FILES.join(' and ')}; do not edit.
+// Cross-validated at the threshold: detection ${m.crossValidation.detection}, false positives ${m.crossValidation.falsePositiveRate}.
+export const MODEL = {
+  trainingDataSha256: '${m.trainingDataSha256}',
+  bias: ${m.bias},
+  scale: ${m.scale},
+  threshold: ${m.threshold},
+  weights:
+    '${m.weights}',
+};
+`;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const model = trainModel();
+  writeFileSync(MODEL_FILE, modelSource(model));
+  console.log(
+    `wrote ${MODEL_FILE}: threshold ${model.threshold}, cross-validated detection ${model.crossValidation.detection}, ` +
+      `false positives ${model.crossValidation.falsePositiveRate}`,
+  );
+}
