@@ -8,7 +8,13 @@ import Docker from 'dockerode';
 import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
 import type { ExecRequest, ExecResult, ResourceLimits, SandboxRuntime } from '../domain/agent.js';
 import { chooseRuntime, detectRuntimes, SandboxUnavailableError } from '../sandbox/docker-engine.js';
-import { attachExecutor, ExecutorDetachedError, type ExecutorClient, type ExecutorResult } from '../sandbox/executor-client.js';
+import {
+  attachExecutor,
+  ExecutorDetachedError,
+  ExecutorResultCollectedError,
+  type ExecutorClient,
+  type ExecutorResult,
+} from '../sandbox/executor-client.js';
 import {
   containerName,
   execUid,
@@ -77,6 +83,13 @@ interface CommandRun {
   redacted: Map<string, string>;
 }
 
+const pausedFailure = (agentId: string) =>
+  ApplicationFailure.create({
+    type: FailureType.AgentNotRunning,
+    message: `agent ${agentId} is paused: its sandbox runs no command until it is resumed`,
+    nonRetryable: true,
+  });
+
 const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number })?.statusCode;
 
 /**
@@ -99,6 +112,7 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } 
       }
       throw err;
     }
+    await requireExecutorImage(input.image);
     const name = containerName(input.agentId);
     let id: string;
     try {
@@ -136,6 +150,35 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } 
     }
     await shareWorkspace(docker.getContainer(id));
     return { containerId: id, runtime: choice.runtime, warning: choice.warning };
+  }
+
+  /**
+   * The image must carry the executor, the sandbox's PID 1: an image built before it would fail
+   * to start with an engine error about a missing file. scripts/build-image.sh labels the image
+   * with the hash of the executor's sources.
+   */
+  async function requireExecutorImage(image: string): Promise<void> {
+    const labels = await docker
+      .getImage(image)
+      .inspect()
+      .then(
+        (info) => info.Config?.Labels ?? {},
+        (err) => {
+          if (statusOf(err) !== 404) throw err;
+          throw ApplicationFailure.create({
+            type: FailureType.ImageMissing,
+            message: `sandbox image ${image} is not on this Docker host; build it with \`make image\``,
+            nonRetryable: true,
+          });
+        },
+      );
+    if (!labels[LABELS.executorSha256]) {
+      throw ApplicationFailure.create({
+        type: FailureType.ImageMissing,
+        message: `sandbox image ${image} predates the sandbox executor (it has no ${LABELS.executorSha256} label); rebuild it with \`make image\` (scripts/build-image.sh)`,
+        nonRetryable: true,
+      });
+    }
   }
 
   async function pauseSandbox(agentId: string): Promise<void> {
@@ -234,6 +277,8 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } 
     const { workflowExecution, activityId } = ctx.info;
     const id = [workflowExecution?.workflowId, workflowExecution?.runId, activityId].join('/');
     const c = container(input.agentId);
+    // A paused sandbox would read the command only once unpaused: refuse it now, as `docker exec` did.
+    if ((await c.inspect()).State.Paused) throw pausedFailure(input.agentId);
     const started = Date.now();
     const ran = (async () => {
       // A stream that ends (the engine restarted, the connection broke) is attached again; the
@@ -254,6 +299,14 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } 
             max_output_bytes: input.max_output_bytes,
           });
         } catch (err) {
+          if (err instanceof ExecutorResultCollectedError) {
+            // Only a retry whose earlier attempt had the result (and lost its completion) gets here.
+            throw ApplicationFailure.create({
+              type: FailureType.ExecResultCollected,
+              message: 'an earlier attempt of this activity already ran the command and collected its result; it is not run again',
+              nonRetryable: true,
+            });
+          }
           if (!(err instanceof ExecutorDetachedError) || attempt >= 5) throw err;
           await new Promise((r) => setTimeout(r, 500));
         }
@@ -265,6 +318,13 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } 
       const client = await executorOf(input.agentId).catch(() => null);
       const bounded = new Promise<null>((r) => setTimeout(() => r(null), 15_000).unref());
       return client ? Promise.race([client.cancel(id).catch(() => null), bounded]) : null;
+    };
+    // Drops the result from the executor once this attempt holds it: it lives in PID 1, whose
+    // memory counts against the sandbox's. A retry of this activity is then told it was collected.
+    const forget = async (): Promise<void> => {
+      const client = await executorOf(input.agentId).catch(() => null);
+      const bounded = new Promise<void>((r) => setTimeout(r, 2_000).unref());
+      if (client) await Promise.race([client.forget(id).catch(() => undefined), bounded]);
     };
 
     const beat = setInterval(() => heartbeat(), 5_000);
@@ -308,10 +368,16 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } 
             FailureType.WorkerShutdown,
           );
         }
-        await cancel();
+        if (await cancel()) await forget();
         throw ctx.cancellationSignal.reason ?? new Error('exec cancelled');
       }
+      if (outcome === 'deadline' && (await c.inspect().catch(() => null))?.State.Paused) {
+        // Paused after the check above: the command runs, cancelled, once the sandbox is unpaused.
+        void cancel();
+        throw pausedFailure(input.agentId);
+      }
       const res = outcome === 'deadline' ? await cancel() : outcome;
+      if (res) await forget();
       if (!res || res.outlived) {
         throw ApplicationFailure.create({
           type: FailureType.ExecOutlived,

@@ -10,6 +10,8 @@ export const FailureType = {
   CapacityExceeded: 'CapacityExceeded',
   EmergencyStopNotStarted: 'EmergencyStopNotStarted',
   ExecOutlived: 'ExecOutlived',
+  /** A retried command whose earlier attempt already collected its result: it is never run twice. */
+  ExecResultCollected: 'ExecResultCollected',
   HostCapacityExceeded: 'HostCapacityExceeded',
   ImageMissing: 'ImageMissing',
   InvalidAuditEntry: 'InvalidAuditEntry',

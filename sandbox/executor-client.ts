@@ -53,18 +53,31 @@ export class ExecutorRequestError extends Error {
   override readonly name = 'ExecutorRequestError';
 }
 
+/**
+ * The executor knows the run but no longer keeps its result: a client forgot it (an earlier
+ * attempt had it in hand) or it was evicted. The command is never run again for it.
+ */
+export class ExecutorResultCollectedError extends Error {
+  override readonly name = 'ExecutorResultCollected';
+}
+
 /** The attach stream ended (the container stopped, or close() was called) with requests unanswered. */
 export class ExecutorDetachedError extends Error {
   override readonly name = 'ExecutorDetached';
 }
 
 export interface ExecutorClient {
-  /** Runs a command, or, if its id is known, answers the first run's result. */
+  /**
+   * Runs a command, or, if its id is known, answers the first run's result; fails with
+   * ExecutorResultCollectedError once that result is forgotten.
+   */
   run(req: ExecutorRunRequest): Promise<ExecutorResult>;
-  /** A run's result (waiting for it while it runs), or null if the executor knows no run of that id. */
+  /** A run's result (waiting for it while it runs), or null if the executor knows no run of that id; as run() once forgotten. */
   result(id: string): Promise<ExecutorResult | null>;
   /** Ends a run now (its process group killed, then its uid swept) and answers its result, or null as result() does. */
   cancel(id: string): Promise<ExecutorResult | null>;
+  /** Drops a finished run's result from the executor's memory; its id stays known, so it never runs again. */
+  forget(id: string): Promise<void>;
   /** Resolves once the executor answers: it reads and serves requests in order. */
   ping(): Promise<void>;
   /** Detaches; requests still waiting fail with ExecutorDetachedError, runs go on in the sandbox. */
@@ -74,7 +87,7 @@ export interface ExecutorClient {
 /** The executor drops a longer frame unanswered (maxFrameBytes in sandbox-image/executor/main.go). */
 const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 
-type Kind = 'run' | 'result' | 'cancel' | 'ping';
+type Kind = 'run' | 'result' | 'cancel' | 'forget' | 'ping';
 interface Waiter {
   kind: Kind;
   resolve: (value: ExecutorResult | null) => void;
@@ -94,7 +107,8 @@ interface ResultFrame {
   outlived: boolean;
   duration_ms: number;
 }
-type Frame = ResultFrame | { type: 'pong' | 'unknown'; id: string } | { type: 'error'; id?: string; error: string };
+type Frame =
+  ResultFrame | { type: 'pong' | 'unknown' | 'collected' | 'forgotten'; id: string } | { type: 'error'; id?: string; error: string };
 
 /** Attaches to a running container whose main process is the executor. */
 export async function attachExecutor(
@@ -133,8 +147,21 @@ export async function attachExecutor(
       const result = decodeResult(frame);
       settle(
         frame.id,
-        (w) => w.kind !== 'ping',
+        (w) => w.kind === 'run' || w.kind === 'result' || w.kind === 'cancel',
         (w) => w.resolve(result),
+      );
+    } else if (frame.type === 'collected') {
+      const err = new ExecutorResultCollectedError(`the sandbox executor no longer keeps the result of run ${frame.id}`);
+      settle(
+        frame.id,
+        (w) => w.kind === 'run' || w.kind === 'result' || w.kind === 'cancel',
+        (w) => w.reject(err),
+      );
+    } else if (frame.type === 'forgotten') {
+      settle(
+        frame.id,
+        (w) => w.kind === 'forget',
+        (w) => w.resolve(null),
       );
     } else if (frame.type === 'unknown') {
       settle(
@@ -220,6 +247,9 @@ export async function attachExecutor(
       }),
     result: (id) => request<ExecutorResult | null>('result', { id }),
     cancel: (id) => request<ExecutorResult | null>('cancel', { id }),
+    forget: async (id) => {
+      await request<null>('forget', { id });
+    },
     ping: async () => {
       await request<null>('ping', { id: `ping-${randomUUID()}` });
     },

@@ -28,6 +28,8 @@ export const LABELS = {
   host: 'dev.warden.host',
   /** `1` on a sandbox whose PID 1 is the executor; sandboxes created before it run commands through `docker exec`. */
   executor: 'dev.warden.executor',
+  /** On the sandbox image: the hash of the executor's sources it was built with (scripts/build-image.sh); none before the executor. */
+  executorSha256: 'dev.warden.executor-sha256',
 } as const;
 
 export const containerName = (agentId: string): string => `warden-agent-${agentId}`;

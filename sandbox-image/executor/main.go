@@ -15,15 +15,25 @@
 //	{"type":"result","id":..}  the result of a run: kept, or waited for while it runs
 //	{"type":"cancel","id":..}  ends a run now (SIGKILL to its group, then the sweep of its uid) and
 //	                           answers its result, as `result` does
+//	{"type":"forget","id":..}  the worker has the result: drops its output, keeps the id; answered
+//	                           {"type":"forgotten","id":..} (also for an id never seen)
 //	{"type":"ping","id":..}    answered {"type":"pong","id":..}
 //
 // A run is answered {"type":"result","id":..,"exit_code":..,"signal":..,"timed_out":..,"stdout":..,
 // "stderr":..,"stdout_dropped":..,"stderr_dropped":..,"outlived":..,"duration_ms":..}; a result
-// asked for an id never seen is {"type":"unknown","id":..}; a request refused is
-// {"type":"error","id":..,"error":..}. Results are kept for ten minutes after the run ends, and a
-// run whose id is already known is never started again: it is answered with the first run's
-// result (exactly once, for a worker retrying after it lost its connection or its life). Every
-// response goes to every attached client; each keeps the ids it asked for.
+// asked for an id never seen is {"type":"unknown","id":..}; a run, result or cancel of an id
+// forgotten (or whose result was evicted) is {"type":"collected","id":..}; a request refused is
+// {"type":"error","id":..,"error":..}. A run whose id is already known is never started again: it
+// is answered with the first run's result (exactly once, for a worker retrying after it lost its
+// connection or its life), or, once that result is gone, with "collected" (never by running it).
+// Every response goes to every attached client; each keeps the ids it asked for.
+//
+// Memory. Results live in PID 1, whose memory counts against the sandbox's memory_mb, so they are
+// kept only until the worker forgets them (at once, normally) and at most ten minutes after the
+// run ends; and the output of all the results kept is capped at maxKeptBytes: past it, the oldest
+// results lose their output first (a worker that lost one is told "collected", and fails rather
+// than running the command again). An id outlives its output by a tombstone (the id and when it
+// ended, a few dozen bytes) for as long again, so a late retry still finds it known.
 //
 // Privileges. The executor runs as root in the container with only CAP_SETUID, CAP_SETGID and
 // CAP_KILL (the engine drops the rest; no-new-privileges stays on, so no file can give any back).
@@ -64,8 +74,13 @@ import (
 // JSON-escaped, fits well within it).
 const maxFrameBytes = 64 << 20
 
-// Results are kept this long after their run ends.
+// Results are kept this long after their run ends, and the ids of runs twice as long.
 const resultTTL = 10 * time.Minute
+
+// The output (stdout and stderr) of all the results kept, at most. Go's heap grows to about twice
+// what is live, and a result being sent is held again as JSON: 16 MiB kept costs PID 1 some 48 MiB
+// at worst, which a sandbox of 128 MiB still affords (under gVisor, running out ends the sandbox).
+const maxKeptBytes = 16 << 20
 
 type request struct {
 	Type           string   `json:"type"`
@@ -126,8 +141,10 @@ func logf(format string, args ...any) {
 }
 
 // journalEntry is one run, known by its id: done is closed once res is set; cancel is closed
-// (once) when the run is to end now.
+// (once) when the run is to end now. An entry whose res is nil after done is a tombstone: its
+// result was collected (forgotten) or evicted.
 type journalEntry struct {
+	id         string
 	done       chan struct{}
 	cancel     chan struct{}
 	cancelOnce sync.Once
@@ -138,7 +155,12 @@ type journalEntry struct {
 type journal struct {
 	mu      sync.Mutex
 	entries map[string]*journalEntry
+	// The ids of results still kept, oldest first, and the bytes of their output.
+	kept      []string
+	keptBytes int
 }
+
+func outputBytes(res *result) int { return len(res.Stdout) + len(res.Stderr) }
 
 // claim returns the entry for id and whether this caller created it (and so must run it).
 func (j *journal) claim(id string) (*journalEntry, bool) {
@@ -147,7 +169,7 @@ func (j *journal) claim(id string) (*journalEntry, bool) {
 	if e, ok := j.entries[id]; ok {
 		return e, false
 	}
-	e := &journalEntry{done: make(chan struct{}), cancel: make(chan struct{})}
+	e := &journalEntry{id: id, done: make(chan struct{}), cancel: make(chan struct{})}
 	j.entries[id] = e
 	return e, true
 }
@@ -158,19 +180,70 @@ func (j *journal) lookup(id string) *journalEntry {
 	return j.entries[id]
 }
 
+// finish keeps res for its waiters, first evicting the oldest results' output while all of it
+// would be over maxKeptBytes. res itself is kept whatever its size (max_output_bytes bounds it):
+// the run's own waiters are answered from it.
 func (j *journal) finish(e *journalEntry, res *result) {
 	j.mu.Lock()
+	for len(j.kept) > 0 && j.keptBytes+outputBytes(res) > maxKeptBytes {
+		j.drop(j.kept[0])
+	}
 	e.res, e.ended = res, time.Now()
+	j.kept = append(j.kept, res.ID)
+	j.keptBytes += outputBytes(res)
 	j.mu.Unlock()
 	close(e.done)
+}
+
+// drop turns the entry of id into a tombstone; the caller holds j.mu.
+func (j *journal) drop(id string) {
+	e := j.entries[id]
+	if e == nil || e.res == nil {
+		return
+	}
+	j.keptBytes -= outputBytes(e.res)
+	e.res = nil
+	for i, k := range j.kept {
+		if k == id {
+			j.kept = append(j.kept[:i], j.kept[i+1:]...)
+			break
+		}
+	}
+}
+
+// forget drops the result of id once its run has ended; a run still going keeps its result for
+// its waiters (the worker forgets only results it holds, so that does not happen in practice).
+func (j *journal) forget(id string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if e := j.entries[id]; e != nil && !e.ended.IsZero() {
+		j.drop(id)
+	}
+}
+
+// answer is what a request for the run of e gets once it has ended: its result, or "collected".
+func (j *journal) answer(e *journalEntry) any {
+	<-e.done
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if e.res == nil {
+		return reply{Type: "collected", ID: e.id}
+	}
+	return e.res
 }
 
 func (j *journal) expire(now time.Time) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	for id, e := range j.entries {
-		if !e.ended.IsZero() && now.Sub(e.ended) > resultTTL {
+		if e.ended.IsZero() {
+			continue
+		}
+		if now.Sub(e.ended) > 2*resultTTL {
+			j.drop(id)
 			delete(j.entries, id)
+		} else if now.Sub(e.ended) > resultTTL {
+			j.drop(id)
 		}
 	}
 }
@@ -267,8 +340,10 @@ func serve(o *out, j *journal, req *request) {
 		if req.Type == "cancel" {
 			e.cancelOnce.Do(func() { close(e.cancel) })
 		}
-		<-e.done
-		o.send(e.res)
+		o.send(j.answer(e))
+	case "forget":
+		j.forget(req.ID)
+		o.send(reply{Type: "forgotten", ID: req.ID})
 	case "run":
 		if msg := invalid(req); msg != "" {
 			o.send(reply{Type: "error", ID: req.ID, Error: msg})
@@ -276,10 +351,13 @@ func serve(o *out, j *journal, req *request) {
 		}
 		e, first := j.claim(req.ID)
 		if first {
-			j.finish(e, run(req, e.cancel))
+			// Sent as it is, not looked up: a burst of other results cannot evict it first.
+			res := run(req, e.cancel)
+			j.finish(e, res)
+			o.send(res)
+			return
 		}
-		<-e.done
-		o.send(e.res)
+		o.send(j.answer(e))
 	default:
 		o.send(reply{Type: "error", ID: req.ID, Error: fmt.Sprintf("unknown request type %q", req.Type)})
 	}

@@ -3,7 +3,8 @@
  * (sandbox/executor-client.ts) over the container's attach stream, under runc and, when the engine
  * has it, runsc: commands run as their uid with no capability, under their timeout and output
  * caps, secrets reach them on stdin, nothing they start outlives them, a run id never runs twice
- * (a client killed mid-command leaves a result the next one collects), and a command cannot reach
+ * (a client killed mid-command leaves a result the next one collects, and a result forgotten or
+ * evicted past the cap on kept output is never run again), and a command cannot reach
  * PID 1's stdin or stdout nor signal it. Prints how a round trip compares with `docker exec`.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -18,6 +19,7 @@ import {
   attachExecutor,
   ExecutorDetachedError,
   ExecutorRequestError,
+  ExecutorResultCollectedError,
   type ExecutorClient,
   type ExecutorRunRequest,
 } from '../../sandbox/executor-client.js';
@@ -213,6 +215,31 @@ describe.each(runtimes)('the sandbox executor under %s', (runtime) => {
     expect(again).toEqual(first);
     expect(await client.result(id)).toEqual(first);
     expect((await sh(`cat /tmp/once-${id}`)).stdout).toBe('first\n');
+  });
+
+  it('forgets a result it was told to, and still never runs its id again', async () => {
+    const id = randomUUID();
+    const first = await client.run(request(['/bin/sh', '-c', `echo ran >> /tmp/once-${id}; echo ran`], { id }));
+    expect(first.stdout.toString()).toBe('ran\n');
+    await client.forget(id);
+    await client.forget(randomUUID()); // an id never seen: nothing to do
+    await expect(client.result(id)).rejects.toThrow(ExecutorResultCollectedError);
+    await expect(client.run(request(['/bin/sh', '-c', `echo again >> /tmp/once-${id}`], { id }))).rejects.toThrow(
+      ExecutorResultCollectedError,
+    );
+    expect((await sh(`cat /tmp/once-${id}`)).stdout).toBe('ran\n');
+  });
+
+  it('keeps at most 16 MiB of output: the oldest results go first, their ids stay known', async () => {
+    const big = (id: string) =>
+      client.run(request(['/bin/sh', '-c', "head -c 4194304 /dev/zero | tr '\\0' x"], { id, max_output_bytes: 4 << 20 }));
+    const ids = Array.from({ length: 5 }, () => randomUUID());
+    for (const id of ids) expect((await big(id)).stdout.length).toBe(4 << 20);
+    // 20 MiB were made: the first result made room for the last.
+    await expect(client.result(ids[0]!)).rejects.toThrow(ExecutorResultCollectedError);
+    await expect(big(ids[0]!)).rejects.toThrow(ExecutorResultCollectedError);
+    expect((await client.result(ids[4]!))?.stdout.length).toBe(4 << 20);
+    for (const id of ids) await client.forget(id);
   });
 
   it('answers a run to a client that attaches after the one that started it was SIGKILLed mid-command', async () => {

@@ -2,8 +2,10 @@
  * How a command reaches a sandbox: a sandbox Warden creates runs each command through its executor
  * (PID 1), with no `docker exec`, once per activity (a retry, on this worker or another one, gets
  * the first attempt's result) and ended at once when the activity is cancelled; a sandbox created
- * before the executor (no executor label) still runs its commands through `docker exec`.
+ * before the executor (no executor label) still runs its commands through `docker exec`. A command
+ * sent to a paused agent is refused at once; an image without the executor is refused at creation.
  */
+import { execFileSync } from 'node:child_process';
 import { ActivityCancellationDetails } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
@@ -81,7 +83,7 @@ describe('a sandbox Warden creates', () => {
     first.cancel('WORKER_SHUTDOWN', new ActivityCancellationDetails({ workerShutdown: true }));
     await expect(leaving).rejects.toMatchObject({ type: FailureType.WorkerShutdown });
 
-    // The retry runs on another worker (its own executor client), then again on this one.
+    // The retry runs on another worker (its own executor client) and collects the result.
     const retried = await exec(
       createSandboxActivities(docker),
       agentId,
@@ -89,11 +91,33 @@ describe('a sandbox Warden creates', () => {
       new MockActivityEnvironment(info, { logger: new DefaultLogger('ERROR') }),
     );
     expect(retried).toMatchObject({ exit_code: 0, stdout: '1\n' });
-    expect(await exec(sandbox, agentId, count, new MockActivityEnvironment(info, { logger: new DefaultLogger('ERROR') }))).toMatchObject({
-      stdout: '1\n',
+    // That attempt made the executor forget the result: one more (its completion lost) is refused.
+    await expect(
+      exec(sandbox, agentId, count, new MockActivityEnvironment(info, { logger: new DefaultLogger('ERROR') })),
+    ).rejects.toMatchObject({
+      type: FailureType.ExecResultCollected,
+      nonRetryable: true,
     });
     // Another activity is another run.
     expect(await exec(sandbox, agentId, count)).toMatchObject({ stdout: '2\n' });
+  });
+
+  it('refuses a command at once while the agent is paused', async () => {
+    await docker.getContainer(containerName(agentId)).pause();
+    try {
+      const started = Date.now();
+      await expect(exec(sandbox, agentId, 'echo ran > /workspace/paused')).rejects.toMatchObject({
+        type: FailureType.AgentNotRunning,
+        nonRetryable: true,
+        message: expect.stringContaining('paused'),
+      });
+      expect(Date.now() - started).toBeLessThan(2_000);
+    } finally {
+      await docker.getContainer(containerName(agentId)).unpause();
+    }
+    expect(await exec(sandbox, agentId, 'cat /workspace/paused 2>&1; true')).toMatchObject({
+      stdout: expect.stringContaining('No such file'),
+    });
   });
 
   it('ends a command at once when its activity is cancelled, with what it started', async () => {
@@ -148,5 +172,38 @@ describe('a sandbox created before the executor', () => {
       max_output_bytes: 100,
     });
     expect(slow).toMatchObject({ exit_code: 124, timed_out: true });
+  });
+});
+
+describe('a sandbox image built before the executor', () => {
+  const image = `warden-sandbox:no-executor-${uniqueId('img')}`;
+  beforeAll(() => {
+    // The current image with the executor's label emptied: what the check reads, as an old image lacks it.
+    execFileSync('docker', ['build', '-q', '-t', image, '-'], {
+      input: `FROM ${inject('sandboxImage')}\nLABEL ${LABELS.executorSha256}=""\n`,
+      stdio: ['pipe', 'ignore', 'ignore'],
+    });
+  });
+  afterAll(async () => {
+    await docker.getImage(image).remove({ force: true });
+  });
+
+  it('is refused before any container is made, with a message saying to run make image', async () => {
+    const agentId = uniqueId('oldimage');
+    await expect(
+      activityEnv().run(sandbox.createSandbox, {
+        agentId,
+        host: TEST_HOST,
+        image,
+        limits,
+        runtime: 'runc' as const,
+        requireSandbox: false,
+      }),
+    ).rejects.toMatchObject({
+      type: FailureType.ImageMissing,
+      nonRetryable: true,
+      message: expect.stringMatching(/predates the sandbox executor.*make image/),
+    });
+    await expect(docker.getContainer(containerName(agentId)).inspect()).rejects.toMatchObject({ statusCode: 404 });
   });
 });
