@@ -577,8 +577,11 @@ async function main(): Promise<void> {
     }
     console.log(`\n${runtime} (engine runtime ${engineRuntime})`);
     const measures: RuntimeResult['measures'] = {};
-    const keep = (m: Measure, samples: number[]) =>
-      (measures[m] = { ...stats(samples), samples_ms: samples.map((x) => Math.round(x * 1000) / 1000) });
+    const keep = (m: Measure, samples: number[]) => {
+      const s = (measures[m] = { ...stats(samples), samples_ms: samples.map((x) => Math.round(x * 1000) / 1000) });
+      // As it comes, so that a run cut short still says what it measured.
+      console.log(`    ${MEASURE_LABEL[m]}: p50 ${s.p50} ms, p95 ${s.p95} ms, p99 ${s.p99} ms`);
+    };
 
     // a) Warden create-to-ready, each agent force-stopped and gone before the next.
     const creates: number[] = [];
