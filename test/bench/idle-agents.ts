@@ -136,10 +136,15 @@ export async function memoryPerIdleAgent(bench: IdleBench, n: number, log: (s: s
       await remove(made);
     }
   };
+  const mib = (b: number | null) => (b === null ? '-' : `${(b / 1024 ** 2).toFixed(1)} MiB`);
+  const show = (m: MemoryPerAgent) =>
+    `host ${mib(m.host_bytes_per_agent)}, cgroup ${mib(m.cgroup_bytes_per_container)}, rss ${mib(m.rss_bytes_per_container)}`;
   log(`  memory: ${n} idle agents through Warden`);
   const warden = await measure(bench.createAgent, bench.stopAgents, (id) => `warden-agent-${id}`);
+  log(`    per agent: ${show(warden)}`);
   log(`  memory: ${n} raw containers`);
   const raw = await measure(bench.createRaw, bench.removeRaw, (name) => name);
+  log(`    per container: ${show(raw)}`);
   return { warden, raw };
 }
 
