@@ -354,9 +354,20 @@ interface Api {
   (method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
 }
 
-async function wardenCreateToReady(api: Api, runtime: SandboxRuntime, agentId: string, pollMs = POLL_MS): Promise<number> {
+async function wardenCreateToReady(
+  api: Api,
+  runtime: SandboxRuntime,
+  agentId: string,
+  opts: { pollMs?: number; cpuCores?: number } = {},
+): Promise<number> {
+  const pollMs = opts.pollMs ?? POLL_MS;
   const started = performance.now();
-  const created = await api('POST', '/api/agents', { skill_id: 'filesystem', runtime, agent_id: agentId });
+  const created = await api('POST', '/api/agents', {
+    skill_id: 'filesystem',
+    runtime,
+    agent_id: agentId,
+    ...(opts.cpuCores ? { resource_limits: { cpu_cores: opts.cpuCores } } : {}),
+  });
   if (created.status !== 201) {
     throw new Error(`POST /api/agents: ${created.status} ${JSON.stringify(created.body)}`);
   }
@@ -535,6 +546,9 @@ async function main(): Promise<void> {
     rateLimits: 'read=100000/s,write=100000/s',
     // runc is measured beside runsc: the host allows agents without a sandbox kernel.
     requireSandbox: false,
+    // Hundreds of idle agents with the default limits (512 MB each) on one host.
+    memoryOvercommit: 10,
+    cpuOvercommit: 64,
   });
   // An admin: only an admin may create runc agents (no sandbox kernel).
   const { key: adminKey } = keys.create('bench', 'admin', null);
@@ -681,7 +695,9 @@ async function main(): Promise<void> {
       createAgent: async () => {
         const id = nextAgentId(runtime);
         // Untimed, and up to ten at once: polling every 10 ms would take the cores from the creates.
-        await wardenCreateToReady(api, runtime, id, 100);
+        // A quarter core each, so that the ramp's agents fit the host's admission (cores x
+        // WARDEN_CPU_OVERCOMMIT); an idle agent uses none.
+        await wardenCreateToReady(api, runtime, id, { pollMs: 100, cpuCores: 0.25 });
         return id;
       },
       stopAgents: (ids) => inBatches(ids, (id) => stopAgent(api, client, id)),
