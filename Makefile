@@ -7,7 +7,7 @@ SHELL := /bin/bash
 help:
 	@echo "make up     install what is missing, start Temporal, worker and API, run the demo (WARDEN_DEMO=0 skips it)"
 	@echo "make test   install what is missing and run the whole test suite"
-	@echo "make bench  benchmark agents and execs through Warden against raw dockerode; idle-agent memory and capacity"
+	@echo "make bench  benchmark agents and actions through Warden against raw Docker; idle-agent memory and capacity"
 	@echo "make image  build the sandbox image"
 	@echo "make format format the code with Prettier (make test checks it)"
 	@echo "make clean  remove local state (.warden/)"

@@ -30,8 +30,8 @@ import { KeyStore } from '../../stores/key-store.js';
 import { bundleWorkflows } from '../../workers/bundle.js';
 import { createWorkers } from '../../workers/create-workers.js';
 import { positiveInt } from './env.js';
+import { eventMillis as millis, type HistoryEvent } from './history.js';
 
-type HistoryEvent = proto.temporal.api.history.v1.IHistoryEvent;
 const { EventType } = proto.temporal.api.enums.v1;
 
 const ACTIONS = positiveInt('BENCH_ACTIONS', 30);
@@ -55,8 +55,6 @@ const p50 = (xs: number[]) => {
   const rank = 0.5 * (s.length - 1);
   return s[Math.floor(rank)] + (s[Math.ceil(rank)] - s[Math.floor(rank)]) * (rank - Math.floor(rank));
 };
-
-const millis = (e: HistoryEvent) => Number(e.eventTime!.seconds) * 1000 + Math.round((e.eventTime!.nanos ?? 0) / 1e6);
 
 /**
  * A name for each event worth timing: local activity markers by their activity type, activities by

@@ -8,9 +8,9 @@
  *   - containers: the sum over the agents' memory cgroups (usage minus inactive file pages), and
  *     the summed RSS of the processes in them (for runsc: the Sentry and the gofer; RSS counts
  *     shared pages once per process, so it overstates).
- * Capacity: agents are added in steps; after each step, exec round trips through Temporal are
- * timed; the ramp stops at the first step whose p99 is over twice the single-agent p99, or at
- * the cap (reported as such).
+ * Capacity: agents are added in steps; after each step, low-risk actions (through the API, round
+ * robin over the agents) are timed; the ramp stops at the first step whose p99 is over twice the
+ * single-agent p99, or at the cap (reported as such).
  */
 import { readFileSync } from 'node:fs';
 import type Docker from 'dockerode';
@@ -20,8 +20,8 @@ export interface IdleBench {
   /** Creates an agent through the API and waits until it runs. */
   createAgent(): Promise<string>;
   stopAgents(ids: string[]): Promise<void>;
-  /** One exec round trip through Temporal, in ms. */
-  exec(agentId: string): Promise<number>;
+  /** One low-risk action end to end through the API, in ms. */
+  action(agentId: string): Promise<number>;
   /** Creates and starts a raw container like an agent's; returns its name. */
   createRaw(): Promise<string>;
   removeRaw(names: string[]): Promise<void>;
@@ -47,8 +47,8 @@ export interface MemoryPerAgent {
 
 export interface RampStep {
   agents: number;
-  exec_p50_ms: number;
-  exec_p99_ms: number;
+  action_p50_ms: number;
+  action_p99_ms: number;
   mem_available_bytes: number;
 }
 
@@ -56,7 +56,7 @@ export interface RampResult {
   single_agent_p99_ms: number;
   threshold_ms: number;
   steps: RampStep[];
-  /** The most agents at which the exec p99 stayed within the threshold. */
+  /** The most agents at which the action p99 stayed within the threshold. */
   largest_ok: number;
   /** Why the ramp stopped: over the threshold, the cap, or a failure. */
   stopped_because: string;
@@ -136,10 +136,15 @@ export async function memoryPerIdleAgent(bench: IdleBench, n: number, log: (s: s
       await remove(made);
     }
   };
+  const mib = (b: number | null) => (b === null ? '-' : `${(b / 1024 ** 2).toFixed(1)} MiB`);
+  const show = (m: MemoryPerAgent) =>
+    `host ${mib(m.host_bytes_per_agent)}, cgroup ${mib(m.cgroup_bytes_per_container)}, rss ${mib(m.rss_bytes_per_container)}`;
   log(`  memory: ${n} idle agents through Warden`);
   const warden = await measure(bench.createAgent, bench.stopAgents, (id) => `warden-agent-${id}`);
+  log(`    per agent: ${show(warden)}`);
   log(`  memory: ${n} raw containers`);
   const raw = await measure(bench.createRaw, bench.removeRaw, (name) => name);
+  log(`    per container: ${show(raw)}`);
   return { warden, raw };
 }
 
@@ -154,40 +159,47 @@ function percentiles(samples: number[]) {
   return { p50: r(at(50)), p99: r(at(99)) };
 }
 
-/** Adds idle agents step by step while the exec p99 stays within twice the single-agent p99. */
+/** At most this many agents are created at once: creating them one by one would take most of the ramp. */
+const CREATE_BATCH = 10;
+
+/** Adds idle agents step by step while the action p99 stays within twice the single-agent p99. */
 export async function rampIdleAgents(
   bench: IdleBench,
-  opts: { step: number; cap: number; execs: number },
+  opts: { step: number; cap: number; actions: number },
   log: (s: string) => void,
 ): Promise<RampResult> {
   const agents: string[] = [];
-  const timeExecs = async () => {
+  const timeActions = async () => {
     const samples: number[] = [];
-    for (let i = 0; i < opts.execs; i++) samples.push(await bench.exec(agents[i % agents.length]!));
+    for (let i = 0; i < opts.actions; i++) samples.push(await bench.action(agents[i % agents.length]!));
     return percentiles(samples);
   };
   try {
     agents.push(await bench.createAgent());
-    for (let i = 0; i < 5; i++) await bench.exec(agents[0]!); // warm-up
-    const single = await timeExecs();
+    for (let i = 0; i < 5; i++) await bench.action(agents[0]!); // warm-up
+    const single = await timeActions();
     const threshold = 2 * single.p99;
-    const steps: RampStep[] = [{ agents: 1, exec_p50_ms: single.p50, exec_p99_ms: single.p99, mem_available_bytes: memAvailable() }];
-    log(`  ramp: 1 agent, exec p99 ${single.p99} ms (threshold ${threshold.toFixed(2)} ms)`);
+    const steps: RampStep[] = [{ agents: 1, action_p50_ms: single.p50, action_p99_ms: single.p99, mem_available_bytes: memAvailable() }];
+    log(`  ramp: 1 agent, action p99 ${single.p99} ms (threshold ${threshold.toFixed(2)} ms)`);
     let largestOk = 1;
-    let stoppedBecause = `reached the cap of ${opts.cap} agents (WARDEN_BENCH_MAX_AGENTS) with the exec p99 still within 2x`;
-    while (agents.length < opts.cap) {
+    let stoppedBecause = `reached the cap of ${opts.cap} agents with the action p99 still within 2x`;
+    ramp: while (agents.length < opts.cap) {
       const target = Math.min(opts.cap, agents.length === 1 ? opts.step : agents.length + opts.step);
-      try {
-        while (agents.length < target) agents.push(await bench.createAgent());
-      } catch (err) {
-        stoppedBecause = `creating agent ${agents.length + 1} failed: ${(err as Error).message}`;
-        break;
+      while (agents.length < target) {
+        const batch = Math.min(CREATE_BATCH, target - agents.length);
+        const made = await Promise.allSettled(Array.from({ length: batch }, () => bench.createAgent()));
+        for (const m of made) if (m.status === 'fulfilled') agents.push(m.value);
+        const failed = made.find((m) => m.status === 'rejected');
+        if (failed) {
+          stoppedBecause = `creating agent ${agents.length + 1} failed: ${(failed.reason as Error).message}`;
+          break ramp;
+        }
       }
-      const at = await timeExecs();
-      steps.push({ agents: agents.length, exec_p50_ms: at.p50, exec_p99_ms: at.p99, mem_available_bytes: memAvailable() });
-      log(`  ramp: ${agents.length} agents, exec p99 ${at.p99} ms`);
+      const at = await timeActions();
+      steps.push({ agents: agents.length, action_p50_ms: at.p50, action_p99_ms: at.p99, mem_available_bytes: memAvailable() });
+      log(`  ramp: ${agents.length} agents, action p99 ${at.p99} ms`);
       if (at.p99 > threshold) {
-        stoppedBecause = `exec p99 ${at.p99} ms at ${agents.length} agents is over 2x the single-agent p99`;
+        stoppedBecause = `action p99 ${at.p99} ms at ${agents.length} agents is over 2x the single-agent p99`;
         break;
       }
       largestOk = agents.length;
