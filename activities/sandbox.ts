@@ -351,14 +351,7 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } 
           new Promise<ExecutorResult>((r) => setTimeout(() => r(outcome as ExecutorResult), 2000)),
         ]);
       }
-      if (outcome === 'sandbox-exited') {
-        const state = (await c.inspect().catch(() => null))?.State;
-        throw ApplicationFailure.create({
-          type: FailureType.SandboxExited,
-          message: `the sandbox ended while the command ran${state?.OOMKilled ? ': out of memory' : ''} (exit code ${state?.ExitCode ?? 'unknown'})`,
-          nonRetryable: true,
-        });
-      }
+      if (outcome === 'sandbox-exited') throw await sandboxExitFailure(c);
       if (outcome === 'cancelled') {
         if (isWorkerShutdown(ctx)) {
           // The grace period is over and the worker is leaving: the command runs on in the sandbox
@@ -455,14 +448,7 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } 
           // a moment before the engine reports the container gone. Give it that moment.
           outcome = await Promise.race([sandboxExited, new Promise<'ended'>((r) => setTimeout(() => r('ended'), 2000))]);
         }
-        if (outcome === 'sandbox-exited') {
-          const state = (await c.inspect().catch(() => null))?.State;
-          throw ApplicationFailure.create({
-            type: FailureType.SandboxExited,
-            message: `the sandbox ended while the command ran${state?.OOMKilled ? ': out of memory' : ''} (exit code ${state?.ExitCode ?? 'unknown'})`,
-            nonRetryable: true,
-          });
-        }
+        if (outcome === 'sandbox-exited') throw await sandboxExitFailure(c);
         if (outcome === 'cancelled' && isWorkerShutdown(ctx)) {
           // The grace period is over and the worker is leaving: the command runs on in the sandbox
           // and the retry on another worker collects its outcome through the execution journal.
@@ -555,6 +541,16 @@ export async function shareWorkspace(c: Docker.Container): Promise<void> {
 }
 
 /** Runs REAP_SCRIPT as the exec's uid: true once no process of that uid is left. */
+/** The sandbox ended under a running command: why, as the engine tells it. */
+async function sandboxExitFailure(c: Docker.Container): Promise<ApplicationFailure> {
+  const state = (await c.inspect().catch(() => null))?.State;
+  return ApplicationFailure.create({
+    type: FailureType.SandboxExited,
+    message: `the sandbox ended while the command ran${state?.OOMKilled ? ': out of memory' : ''} (exit code ${state?.ExitCode ?? 'unknown'})`,
+    nonRetryable: true,
+  });
+}
+
 async function reapExec(c: Docker.Container, uid: number): Promise<boolean> {
   try {
     return (await runToEnd(c, { Cmd: ['/bin/sh', '-c', REAP_SCRIPT, 'warden-reap', String(uid)], User: `${uid}:${SANDBOX_GID}` })) === 0;
