@@ -4,7 +4,8 @@
  *   - Detection rate (attacks whose verdict is not 'clean') and false-positive rate (benign texts
  *     whose verdict is not 'clean') on test/fixtures/injection/dev.jsonl (the rules were tuned on
  *     it), holdout.jsonl (never tuned on: the numbers to quote), seed.jsonl (the seed system's
- *     own test prompts) and sealed.jsonl (written by someone who never read the rules), with the
+ *     own test prompts), sealed.jsonl and fresh.jsonl (each written by someone who never read the
+ *     screen; never tuned on), with the
  *     stricter verdict = 'injection' rates next to them, 95% Wilson intervals, and misses and false
  *     positives per kind.
  *   - Throughput: the long benign technical texts of both sets, a 1 MiB input made of them, and
@@ -197,6 +198,7 @@ const sets = {
   holdout: evaluate(holdout),
   seed: evaluate(load('seed.jsonl')),
   sealed: evaluate(load('sealed.jsonl')),
+  fresh: evaluate(load('fresh.jsonl')),
 };
 
 const longTexts = [...dev, ...holdout].filter((s) => s.label === 'benign' && s.kind.startsWith('long_')).map((s) => s.text);
