@@ -1,20 +1,23 @@
 /**
  * One Docker events stream per sandbox worker: the watches of this host's sandboxes hear of a
- * container's end from it, instead of each holding a `wait` open on the engine.
+ * container's end from it, instead of each holding a `wait` open on the engine, and the command
+ * path of a pause or unpause, instead of asking the engine before each command.
  */
 import type Docker from 'dockerode';
 import { LABELS } from './spec.js';
 
 /**
- * What a listener hears: `event` when its container died, was destroyed or hit its memory limit;
- * `resync` when the stream (re)connected, so events may have been missed. Either way the listener
- * reads the container's state: an OOM event does not always end the container, and a destroy of
- * an old container may name a new one.
+ * What a listener hears: `event` when its container died, was destroyed, hit its memory limit, was
+ * paused or unpaused (the engine's action comes with it); `resync` when the stream (re)connected,
+ * so events may have been missed. A listener of an end reads the container's state: an OOM event
+ * does not always end the container, and a destroy of an old container may name a new one.
  */
 export type ContainerNotice = 'event' | 'resync';
-type Listener = (notice: ContainerNotice) => void;
+export type ContainerAction = 'die' | 'destroy' | 'oom' | 'pause' | 'unpause';
+type Listener = (notice: ContainerNotice, action?: ContainerAction) => void;
 
 interface EngineEvent {
+  Action?: ContainerAction;
   Actor?: { Attributes?: { name?: string } };
 }
 
@@ -80,7 +83,7 @@ export class ContainerEvents {
     };
     this.docker
       .getEvents({
-        filters: { type: ['container'], event: ['die', 'destroy', 'oom'], label: [`${LABELS.managed}=true`] },
+        filters: { type: ['container'], event: ['die', 'destroy', 'oom', 'pause', 'unpause'], label: [`${LABELS.managed}=true`] },
         abortSignal: connection.signal,
       })
       .then((stream) => {
@@ -118,7 +121,7 @@ export class ContainerEvents {
     }
     const name = event.Actor?.Attributes?.name;
     if (!name) return;
-    for (const listener of [...(this.listeners.get(name) ?? [])]) listener('event');
+    for (const listener of [...(this.listeners.get(name) ?? [])]) listener('event', event.Action);
   }
 
   private notifyAll(notice: ContainerNotice): void {

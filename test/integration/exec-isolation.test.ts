@@ -15,20 +15,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActionRecord } from '../../domain/action.js';
 import type { ExecResult } from '../../domain/agent.js';
 import { openVault } from '../../stores/vault.js';
-import { detectRuntimes } from '../../sandbox/docker-engine.js';
 import { createSandboxActivities, MAX_RESULT_JSON_BYTES, RESULT_CUT_MARKER } from '../../activities/sandbox.js';
 import { SANDBOX_EXECUTOR, SANDBOX_UID } from '../../sandbox/spec.js';
 import { activityEnv, approveWith, docker, startStack, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
-import { requireOrSkip } from '../support/require-or-skip.js';
+import { runtimesUnderTest } from '../support/require-or-skip.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
-const engine = await detectRuntimes(docker);
-const runtimes = (['runc', 'runsc'] as const).filter((r) => engine.names[r]);
-requireOrSkip(
-  runtimes.includes('runsc'),
-  'gVisor (runsc)',
-  'the Docker engine has no runsc runtime registered (scripts/setup-docker.sh installs it)',
-);
+const { runtimes } = await runtimesUnderTest(docker);
 const CANARY = `canary-${randomBytes(16).toString('hex')}`;
 let operator: string;
 let approver: string;

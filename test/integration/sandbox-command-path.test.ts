@@ -10,11 +10,12 @@ import { ActivityCancellationDetails } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createSandboxActivities, shareWorkspace } from '../../activities/sandbox.js';
+import { createSandboxActivities } from '../../activities/sandbox.js';
 import { ResourceLimitsSchema, type ExecResult } from '../../domain/agent.js';
 import { FailureType } from '../../domain/failure-types.js';
-import { containerName, LABELS, SANDBOX_EXECUTOR, SANDBOX_GID, SANDBOX_UID, sandboxContainerOptions } from '../../sandbox/spec.js';
+import { containerName, LABELS, SANDBOX_EXECUTOR, SANDBOX_GID } from '../../sandbox/spec.js';
 import { activityEnv, docker, startStack, TEST_HOST, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
+import { startSandboxWithoutExecutor } from '../support/sandbox-without-executor.js';
 
 const limits = ResourceLimitsSchema.parse({ memory_mb: 128, disk_mb: 16, max_processes: 64 });
 const sandbox = createSandboxActivities(docker);
@@ -134,28 +135,7 @@ describe('a sandbox Warden creates', () => {
 
 describe('a sandbox created before the executor', () => {
   const agentId = uniqueId('legacy');
-  beforeAll(async () => {
-    const current = sandboxContainerOptions({
-      agentId,
-      host: TEST_HOST,
-      image: inject('sandboxImage'),
-      limits,
-      runtime: 'runc',
-      engineRuntime: 'runc',
-    });
-    const { [LABELS.executor]: _executor, ...labels } = current.Labels!;
-    // What Warden created then: a shell as PID 1, as the sandbox user, with no capability at all.
-    const c = await docker.createContainer({
-      ...current,
-      Cmd: ['/bin/sh', '-c', "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"],
-      User: `${SANDBOX_UID}:${SANDBOX_GID}`,
-      OpenStdin: false,
-      Labels: labels,
-      HostConfig: { ...current.HostConfig, CapAdd: [] },
-    });
-    await c.start();
-    await shareWorkspace(c);
-  });
+  beforeAll(() => startSandboxWithoutExecutor(agentId, limits));
   afterAll(async () => {
     await docker.getContainer(containerName(agentId)).remove({ force: true, v: true });
   });

@@ -9,7 +9,6 @@
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { ResourceLimitsSchema } from '../../domain/agent.js';
-import { detectRuntimes } from '../../sandbox/docker-engine.js';
 import { createSandboxActivities, shareWorkspace } from '../../activities/sandbox.js';
 import { sandboxContainerOptions } from '../../sandbox/spec.js';
 import { actionExec } from '../../domain/action-exec.js';
@@ -21,16 +20,10 @@ import { MAX_CONTENT_BYTES } from '../../skills/filesystem/content.js';
 import { parseInfo, parseListing, parseStat } from '../../skills/filesystem/output.js';
 import { FS_EXIT } from '../../skills/filesystem/scripts.js';
 import { activityEnv } from '../support/helpers.js';
-import { requireOrSkip } from '../support/require-or-skip.js';
+import { runtimesUnderTest } from '../support/require-or-skip.js';
 
 const docker = new Docker();
-const engine = await detectRuntimes(docker);
-const runtimes = (['runc', 'runsc'] as const).filter((r) => engine.names[r]);
-requireOrSkip(
-  runtimes.includes('runsc'),
-  'gVisor (runsc)',
-  'the Docker engine has no runsc runtime registered (scripts/setup-docker.sh installs it)',
-);
+const { engine, runtimes } = await runtimesUnderTest(docker);
 const limits = ResourceLimitsSchema.parse({ cpu_cores: 1, memory_mb: 128, disk_mb: 16, max_processes: 64 });
 
 interface Run {
