@@ -274,8 +274,8 @@ export function createSandboxActivities(
   const executors = new Map<string, Promise<ExecutorClient | null>>();
   /**
    * Whether each sandbox with an executor client is paused, as the events stream last told
-   * (undefined: not known since the stream (re)connected): read instead of asking the engine
-   * before each command.
+   * (undefined: not known, from when the stream is lost until the engine is asked again): read
+   * instead of asking the engine before each command.
    */
   const paused = new Map<string, boolean | undefined>();
 
@@ -292,7 +292,7 @@ export function createSandboxActivities(
     };
     // Listening before the state is read: a pause in between is heard.
     const unlisten = events.listen(name, (notice, action) => {
-      if (notice === 'resync') paused.set(name, undefined);
+      if (notice !== 'event') paused.set(name, undefined);
       else if (action === 'pause' || action === 'unpause') paused.set(name, action === 'pause');
     });
     const attaching: Promise<ExecutorClient | null> = docker

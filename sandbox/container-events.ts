@@ -8,11 +8,12 @@ import { LABELS } from './spec.js';
 
 /**
  * What a listener hears: `event` when its container died, was destroyed, hit its memory limit, was
- * paused or unpaused (the engine's action comes with it); `resync` when the stream (re)connected,
- * so events may have been missed. A listener of an end reads the container's state: an OOM event
- * does not always end the container, and a destroy of an old container may name a new one.
+ * paused or unpaused (the engine's action comes with it); `lost` when a stream that was open ended,
+ * so events are missed until `resync`, when the stream (re)connected. A listener of an end reads
+ * the container's state: an OOM event does not always end the container, and a destroy of an old
+ * container may name a new one.
  */
-export type ContainerNotice = 'event' | 'resync';
+export type ContainerNotice = 'event' | 'lost' | 'resync';
 export type ContainerAction = 'die' | 'destroy' | 'oom' | 'pause' | 'unpause';
 type Listener = (notice: ContainerNotice, action?: ContainerAction) => void;
 
@@ -68,11 +69,13 @@ export class ContainerEvents {
   private connect(): void {
     if (this.closed || this.connection || this.retry) return;
     const connection = (this.connection = new AbortController());
+    let streaming = false;
     const lost = (err: unknown) => {
       if (this.connection !== connection) return; // closed on purpose, or already replaced
       this.connection = undefined;
       if (!connection.signal.aborted) connection.abort();
       this.opts.onError?.(err);
+      if (streaming) this.notifyAll('lost');
       if (this.listeners.size > 0 && !this.closed) {
         const delay = Math.min((this.opts.reconnectMs ?? 1000) * 2 ** this.failures++, 10_000);
         this.retry = setTimeout(() => {
@@ -89,6 +92,7 @@ export class ContainerEvents {
       .then((stream) => {
         if (this.connection !== connection) return;
         this.failures = 0;
+        streaming = true;
         let pending = '';
         stream.on('data', (chunk: Buffer) => {
           pending += chunk.toString('utf8');

@@ -78,11 +78,12 @@ describe('container events', () => {
     requests[0]!.stream.end(); // an engine restart ends the stream
     await vi.waitFor(() => expect(requests).toHaveLength(2));
     await settle();
-    expect(heard).toEqual(['resync', 'resync']);
+    // Told at once that events may be missed, and again once they are heard again.
+    expect(heard).toEqual(['resync', 'lost', 'resync']);
     expect(errors.length).toBeGreaterThan(0);
     requests[1]!.stream.write(event('warden-agent-a', 'die'));
     await settle();
-    expect(heard).toEqual(['resync', 'resync', 'event']);
+    expect(heard).toEqual(['resync', 'lost', 'resync', 'event']);
     stop();
     events.close();
     expect(() => events.listen('warden-agent-a', () => undefined)).toThrow(/closed/);
