@@ -400,9 +400,7 @@ export function createSandboxActivities(
     let hostDeadline: NodeJS.Timeout | undefined;
     const waitAbort = new AbortController();
     try {
-      const cancelled = new Promise<'cancelled'>((resolve) =>
-        ctx.cancellationSignal.addEventListener('abort', () => resolve('cancelled'), { once: true }),
-      );
+      const cancelled = cancellationOf(ctx);
       // Backstop in case the executor cannot end the command (for instance a frozen, paused sandbox).
       const deadline = new Promise<'deadline'>((resolve) => {
         hostDeadline = setTimeout(() => resolve('deadline'), input.timeout_ms + 10_000);
@@ -497,9 +495,7 @@ export function createSandboxActivities(
         stream.on('close', () => resolve('ended'));
         stream.on('error', reject);
       });
-      const cancelled = new Promise<'cancelled'>((resolve) =>
-        ctx.cancellationSignal.addEventListener('abort', () => resolve('cancelled'), { once: true }),
-      );
+      const cancelled = cancellationOf(ctx);
       // Backstop in case `timeout` itself cannot run (for instance a frozen, paused sandbox).
       const deadline = new Promise<'deadline'>((resolve) => {
         hostDeadline = setTimeout(() => resolve('deadline'), input.timeout_ms + 10_000);
@@ -597,6 +593,14 @@ function heartbeating<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (
 function activityRunId(): string {
   const { workflowExecution, activityId } = Context.current().info;
   return [workflowExecution?.workflowId, workflowExecution?.runId, activityId].join('/');
+}
+
+/** Resolves once the activity is cancelled, at once if that happened while it was getting ready. */
+function cancellationOf(ctx: Context): Promise<'cancelled'> {
+  return new Promise((resolve) => {
+    if (ctx.cancellationSignal.aborted) resolve('cancelled');
+    else ctx.cancellationSignal.addEventListener('abort', () => resolve('cancelled'), { once: true });
+  });
 }
 
 /** The SDK cancels activities still running when a shutdown's grace period ends with this reason. */

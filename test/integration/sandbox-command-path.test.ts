@@ -6,13 +6,15 @@
  * sent to a paused agent is refused at once; an image without the executor is refused at creation.
  */
 import { execFileSync } from 'node:child_process';
+import Docker from 'dockerode';
 import { ActivityCancellationDetails } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest';
 import { createSandboxActivities } from '../../activities/sandbox.js';
 import { ResourceLimitsSchema, type ExecResult } from '../../domain/agent.js';
 import { FailureType } from '../../domain/failure-types.js';
+import { ContainerEvents, type ContainerAction } from '../../sandbox/container-events.js';
 import { containerName, LABELS, SANDBOX_EXECUTOR, SANDBOX_GID } from '../../sandbox/spec.js';
 import { activityEnv, docker, startStack, TEST_HOST, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
 import { startSandboxWithoutExecutor } from '../support/sandbox-without-executor.js';
@@ -101,6 +103,51 @@ describe('a sandbox Warden creates', () => {
     });
     // Another activity is another run.
     expect(await exec(sandbox, agentId, count)).toMatchObject({ stdout: '2\n' });
+  });
+
+  it('asks the engine nothing before a command: a pause by another worker is heard from the events stream', async () => {
+    // The real engine, with its container state reads counted.
+    let inspects = 0;
+    const counting = new Docker();
+    const getContainer = counting.getContainer.bind(counting);
+    counting.getContainer = (id: string) => {
+      const c = getContainer(id);
+      const inspect = c.inspect.bind(c);
+      c.inspect = ((...args: Parameters<typeof inspect>) => (inspects++, inspect(...args))) as typeof c.inspect;
+      return c;
+    };
+    const events = new ContainerEvents(counting);
+    const name = containerName(agentId);
+    const heard: ContainerAction[] = [];
+    const connected = new Promise<void>((resolve) => {
+      const stop = events.listen(name, (notice, action) => {
+        if (notice === 'resync') resolve();
+        if (action) heard.push(action);
+      });
+      onTestFinished(stop);
+    });
+    await connected;
+    const activities = createSandboxActivities(counting, { events });
+    expect(await exec(activities, agentId, 'true')).toMatchObject({ exit_code: 0 }); // attaches: reads the state once
+    inspects = 0;
+    for (let i = 0; i < 3; i++) expect(await exec(activities, agentId, 'echo ok')).toMatchObject({ stdout: 'ok\n' });
+    expect(inspects).toBe(0);
+
+    // Paused outside these activities: the events stream tells them (this listener hears it after theirs).
+    await docker.getContainer(name).pause();
+    try {
+      await waitFor('the pause event', async () => heard.includes('pause'));
+      await expect(exec(activities, agentId, 'echo ran > /workspace/paused-elsewhere')).rejects.toMatchObject({
+        type: FailureType.AgentNotRunning,
+      });
+    } finally {
+      await docker.getContainer(name).unpause();
+    }
+    await waitFor('the unpause event', async () => heard.includes('unpause'));
+    expect(await exec(activities, agentId, 'cat /workspace/paused-elsewhere 2>&1; true')).toMatchObject({
+      stdout: expect.stringContaining('No such file'),
+    });
+    expect(inspects).toBe(0);
   });
 
   it('refuses a command at once while the agent is paused', async () => {
