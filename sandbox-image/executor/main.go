@@ -35,9 +35,9 @@
 // than running the command again). An id outlives its output by a tombstone (the id and when it
 // ended, a few dozen bytes) for as long again, so a late retry still finds it known. A run sent
 // with keep_id (an action's, keyed by the action id) keeps its id for the sandbox's whole life
-// instead: its result is not forgotten but kept the ten minutes (a new activity for the same
-// action gets it), and after that the bare id refuses every later run of it, as the execution
-// journal's marker files did.
+// instead: the worker does not forget its result, which is kept the ten minutes (a new activity
+// for the same action gets it), and after that the bare id refuses every later run of it, as the
+// execution journal's marker files did.
 //
 // Privileges. The executor runs as root in the container with only CAP_SETUID, CAP_SETGID and
 // CAP_KILL (the engine drops the rest; no-new-privileges stays on, so no file can give any back).
