@@ -32,10 +32,14 @@ image:
 up: deps
 	npx tsx scripts/up.ts
 
+# Go as scripts/build-executor.sh finds it, for the sandbox executor's own tests.
+GO := $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+
 # WARDEN_TEST_LOG=error: a 500 in any test prints its cause.
 test: deps browser
 	npx tsc --noEmit
 	npx prettier --check --log-level warn $(FORMATTED)
+	cd sandbox-image/executor && $(GO) test ./...
 	WARDEN_TEST_LOG=error npx vitest run
 
 # The code Prettier keeps (its settings: .prettierrc.json).

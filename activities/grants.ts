@@ -6,7 +6,7 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ExecResult } from '../domain/agent.js';
-import type { ExecInput, SandboxActivities } from './sandbox.js';
+import type { ExecInput, JournaledAction, SandboxActivities } from './sandbox.js';
 import type { ActionRecord } from '../domain/action.js';
 import { assessAction } from '../domain/action-decision.js';
 import { actionExec, type ActionExec } from '../domain/action-exec.js';
@@ -24,6 +24,7 @@ import { prepareCommand, SKILL_REGISTRY } from '../skills/index.js';
 import { hasRole, personOf, type Identity } from '../domain/roles.js';
 import { maxRisk, RISK_LEVELS, type RiskLevel } from '../domain/risk.js';
 import { WardenError } from '../domain/errors.js';
+import type { SkillCommand } from '../domain/skill.js';
 import { FailureType } from '../domain/failure-types.js';
 
 /** The decision the control worker made itself, from the signed action's parameters. */
@@ -119,14 +120,15 @@ export type GrantActivities = ReturnType<typeof createGrantActivities>;
  * The sandbox worker's check before a command runs: the action's grant is genuine, for this
  * workflow, unexpired; enough distinct approvers other than the requester approved exactly this
  * action; and the command, timeout, output bound and secrets are what the signed parameters make.
- * Refusals are non-retryable failures of type Unauthorized.
+ * Refusals are non-retryable failures of type Unauthorized. Returns the action the command
+ * journals, as rebuilt here from the signed parameters (never read from the command).
  */
 export function authorizeExec(
   grants: Grants,
   authority: ExecAuthority | undefined,
   request: { command: string[]; timeout_ms: number; max_output_bytes: number; secrets?: string[] },
   workflowId: string,
-): void {
+): JournaledAction {
   const refuse = (why: string): never => {
     throw ApplicationFailure.create({
       type: FailureType.Unauthorized,
@@ -160,9 +162,11 @@ export function authorizeExec(
       `the action needs ${claims.approvals_required} approval(s) by different people other than the requester; it has ${approvers.size}`,
     );
   }
+  let command: SkillCommand;
   let expected: ActionExec;
   try {
-    expected = actionExec(action.id, prepareCommand(action.skill_id, action.operation, action.parameters));
+    command = prepareCommand(action.skill_id, action.operation, action.parameters);
+    expected = actionExec(action.id, command);
   } catch (err) {
     return refuse((err as Error).message);
   }
@@ -175,6 +179,7 @@ export function authorizeExec(
   ) {
     refuse('the command differs from the one the signed action makes');
   }
+  return { action_id: action.id, argv: command.argv };
 }
 
 /** The sandbox activities as workers register them: a command runs only with an authority that holds. */
@@ -184,9 +189,9 @@ export type GuardedSandboxActivities = Omit<SandboxActivities, 'execInSandbox'> 
 
 export function guardSandboxActivities(grants: Grants, activities: SandboxActivities): GuardedSandboxActivities {
   async function execInSandbox(input: ExecInput & { authority?: ExecAuthority }): Promise<ExecResult> {
-    authorizeExec(grants, input.authority, input, Context.current().info.workflowExecution?.workflowId ?? '');
+    const journaled = authorizeExec(grants, input.authority, input, Context.current().info.workflowExecution?.workflowId ?? '');
     const { authority: _checked, ...exec } = input;
-    return activities.execInSandbox(exec);
+    return activities.execInSandbox(exec, journaled);
   }
   return { ...activities, execInSandbox };
 }

@@ -68,7 +68,11 @@ export function createSandboxWatchActivities(docker: Docker, opts: SandboxWatchO
             );
         };
         const poll = () => later(POLL_MS * (0.5 + Math.random()), () => (check(), poll()));
-        unlisten = opts.events.listen(name, (notice) => (notice === 'event' ? check() : later(Math.random() * RESYNC_SPREAD_MS, check)));
+        unlisten = opts.events.listen(name, (notice, action) => {
+          // A lost stream is made up for once it is back (resync).
+          if (notice === 'resync') later(Math.random() * RESYNC_SPREAD_MS, check);
+          else if (notice === 'event' && action !== 'pause' && action !== 'unpause') check();
+        });
         // After listening: a container that ended before the watch began has no event to come.
         check();
         poll();

@@ -8,6 +8,7 @@ import Docker from 'dockerode';
 import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
 import type { ExecRequest, ExecResult, ResourceLimits, SandboxRuntime } from '../domain/agent.js';
 import { chooseRuntime, detectRuntimes, SandboxUnavailableError } from '../sandbox/docker-engine.js';
+import { ContainerEvents } from '../sandbox/container-events.js';
 import {
   attachExecutor,
   ExecutorDetachedError,
@@ -75,9 +76,21 @@ export interface ExecInput extends ExecRequest {
   redact_secrets?: string[];
 }
 
+/**
+ * The action whose execution journal (domain/journal.ts) an exec's command is, as the sandbox
+ * worker rebuilt it from the signed action: an executor runs the action's own argv, keyed by the
+ * action id, and its journal does what the shell journal does without the dozen processes.
+ */
+export interface JournaledAction {
+  action_id: string;
+  argv: string[];
+}
+
 /** A command as the activity runs it: with the secrets' loader around it, and what goes to its stdin. */
 interface CommandRun {
   input: ExecInput;
+  /** The executor's run id and whether it keeps that id for the sandbox's life (an action's). */
+  run: { id: string; keepId: boolean };
   command: string[];
   stdin: Buffer | undefined;
   redacted: Map<string, string>;
@@ -96,8 +109,16 @@ const statusOf = (err: unknown): number | undefined => (err as { statusCode?: nu
  * Builds the sandbox activities around a Docker client (the real engine, in tests too). The
  * watch of a sandbox is activities/sandbox-watch.ts.
  */
-export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } = {}) {
+export function createSandboxActivities(
+  docker: Docker,
+  opts: {
+    vault?: Vault;
+    /** The host's events stream, shared with the watches on a worker (a stream of its own when not given). */
+    events?: ContainerEvents;
+  } = {},
+) {
   const container = (agentId: string) => docker.getContainer(containerName(agentId));
+  const events = opts.events ?? new ContainerEvents(docker);
 
   async function createSandbox(input: CreateSandboxInput): Promise<CreateSandboxResult> {
     let choice;
@@ -184,11 +205,13 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } 
   async function pauseSandbox(agentId: string): Promise<void> {
     const state = (await container(agentId).inspect()).State;
     if (!state.Paused) await container(agentId).pause();
+    knownPaused(agentId, true);
   }
 
   async function unpauseSandbox(agentId: string): Promise<void> {
     const state = (await container(agentId).inspect()).State;
     if (state.Paused) await container(agentId).unpause();
+    knownPaused(agentId, false);
   }
 
   /** SIGTERM, then SIGKILL after graceSeconds (0: SIGKILL at once); a gone container counts as stopped. */
@@ -230,21 +253,31 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } 
    * cancelled), every process of its uid is then killed, and a command whose processes cannot be
    * fails with ExecOutlived. Output beyond max_output_bytes is counted and dropped. Named secrets
    * are read from the vault before anything runs, passed on stdin, and their values redacted from
-   * the output.
+   * the output. An action's journaled command runs, through an executor, as the action's own argv
+   * keyed by the action id: once per action, whichever activity asks.
    */
-  async function execInSandbox(input: ExecInput): Promise<ExecResult> {
+  async function execInSandbox(input: ExecInput, journaled?: JournaledAction): Promise<ExecResult> {
     const names = input.secrets ?? [];
     const secrets = names.length ? resolveSecrets(opts.vault, names) : new Map<string, string>();
     const redacted = new Map([...secretsToRedact(opts.vault, input.redact_secrets ?? []), ...secrets]);
-    const command = names.length ? withSecretsFromStdin(names, input.command) : input.command;
-    const stdin = names.length ? secretsStdin(names, secrets) : undefined;
     const executor = await executorOf(input.agentId);
-    const run = { input, command, stdin, redacted };
-    return executor ? execThroughExecutor(run) : execThroughDockerExec(run);
+    const native = executor !== null && journaled !== undefined;
+    const argv = native ? journaled.argv : input.command;
+    const command = names.length ? withSecretsFromStdin(names, argv) : argv;
+    const stdin = names.length ? secretsStdin(names, secrets) : undefined;
+    const run = native ? { id: `action:${journaled.action_id}`, keepId: true } : { id: activityRunId(), keepId: false };
+    const commandRun = { input, run, command, stdin, redacted };
+    return executor ? execThroughExecutor(commandRun) : execThroughDockerExec(commandRun);
   }
 
   /** One attached executor client per sandbox on this worker (by container name), dropped once its stream ends. */
   const executors = new Map<string, Promise<ExecutorClient | null>>();
+  /**
+   * Whether each sandbox with an executor client is paused, as the events stream last told
+   * (undefined: not known, from when the stream is lost until the engine is asked again): read
+   * instead of asking the engine before each command.
+   */
+  const paused = new Map<string, boolean | undefined>();
 
   /** The sandbox's executor, attached on first use; null for a sandbox created before the executor. */
   function executorOf(agentId: string): Promise<ExecutorClient | null> {
@@ -252,33 +285,63 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } 
     const known = executors.get(name);
     if (known) return known;
     const forget = () => {
-      if (executors.get(name) === attaching) executors.delete(name);
+      if (executors.get(name) !== attaching) return;
+      executors.delete(name);
+      paused.delete(name);
+      unlisten();
     };
+    // Listening before the state is read: a pause in between is heard.
+    const unlisten = events.listen(name, (notice, action) => {
+      if (notice !== 'event') paused.set(name, undefined);
+      else if (action === 'pause' || action === 'unpause') paused.set(name, action === 'pause');
+    });
     const attaching: Promise<ExecutorClient | null> = docker
       .getContainer(name)
       .inspect()
-      .then((info) =>
-        info.Config.Labels?.[LABELS.executor] === '1'
+      .then((info) => {
+        if (!paused.has(name)) paused.set(name, info.State.Paused);
+        return info.Config.Labels?.[LABELS.executor] === '1'
           ? attachExecutor(docker.getContainer(info.Id), { onDetach: forget, unref: true })
-          : null,
-      );
+          : null;
+      });
     executors.set(name, attaching);
     attaching.then((client) => client ?? forget(), forget);
     return attaching;
   }
 
+  /** What this worker did or heard to the sandbox of an attached executor. */
+  function knownPaused(agentId: string, state: boolean): void {
+    if (paused.has(containerName(agentId))) paused.set(containerName(agentId), state);
+  }
+
   /**
-   * Runs through the executor, with an id that every attempt of this activity shares: a retry
-   * (after the worker lost its connection or its life) gets the first attempt's result, and the
-   * command never runs twice.
+   * Whether the sandbox is paused: as the events stream (or this worker's own pause) last told, or
+   * as the engine says when that is not known. A pause by another worker moments ago that the
+   * stream has not yet delivered is caught by the run's deadline, as a pause after this check is.
    */
-  async function execThroughExecutor({ input, command, stdin, redacted }: CommandRun): Promise<ExecResult> {
+  async function isPaused(agentId: string): Promise<boolean> {
+    const name = containerName(agentId);
+    const known = paused.get(name);
+    if (known !== undefined) return known;
+    const inspected = (await container(agentId).inspect()).State.Paused;
+    // An event heard meanwhile is newer than what the engine said.
+    if (paused.has(name) && paused.get(name) === undefined) paused.set(name, inspected);
+    return inspected;
+  }
+
+  /**
+   * Runs through the executor, with an id that every attempt of this activity shares (or, for an
+   * action, every activity of it): a retry (after the worker lost its connection or its life) gets
+   * the first attempt's result, and the command never runs twice. An activity's result is
+   * forgotten once held; an action's is kept for a while, then its id alone (the executor's
+   * keep_id), as the shell journal kept its outputs and then its markers.
+   */
+  async function execThroughExecutor({ input, run, command, stdin, redacted }: CommandRun): Promise<ExecResult> {
     const ctx = Context.current();
-    const { workflowExecution, activityId } = ctx.info;
-    const id = [workflowExecution?.workflowId, workflowExecution?.runId, activityId].join('/');
+    const { id } = run;
     const c = container(input.agentId);
     // A paused sandbox would read the command only once unpaused: refuse it now, as `docker exec` did.
-    if ((await c.inspect()).State.Paused) throw pausedFailure(input.agentId);
+    if (await isPaused(input.agentId)) throw pausedFailure(input.agentId);
     const started = Date.now();
     const ran = (async () => {
       // A stream that ends (the engine restarted, the connection broke) is attached again; the
@@ -297,13 +360,17 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } 
             gid: SANDBOX_GID,
             timeout_ms: input.timeout_ms,
             max_output_bytes: input.max_output_bytes,
+            ...(run.keepId ? { keep_id: true } : {}),
           });
         } catch (err) {
           if (err instanceof ExecutorResultCollectedError) {
-            // Only a retry whose earlier attempt had the result (and lost its completion) gets here.
+            // Only a retry whose earlier attempt had the result (and lost its completion) gets here,
+            // or, for an action, one that comes after its result expired.
             throw ApplicationFailure.create({
               type: FailureType.ExecResultCollected,
-              message: 'an earlier attempt of this activity already ran the command and collected its result; it is not run again',
+              message: run.keepId
+                ? 'this action already ran its command and its result is no longer kept; it is not run again'
+                : 'an earlier attempt of this activity already ran the command and collected its result; it is not run again',
               nonRetryable: true,
             });
           }
@@ -321,7 +388,9 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } 
     };
     // Drops the result from the executor once this attempt holds it: it lives in PID 1, whose
     // memory counts against the sandbox's. A retry of this activity is then told it was collected.
+    // An action's stays until it expires, for another activity of the same action.
     const forget = async (): Promise<void> => {
+      if (run.keepId) return;
       const client = await executorOf(input.agentId).catch(() => null);
       const bounded = new Promise<void>((r) => setTimeout(r, 2_000).unref());
       if (client) await Promise.race([client.forget(id).catch(() => undefined), bounded]);
@@ -331,9 +400,7 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } 
     let hostDeadline: NodeJS.Timeout | undefined;
     const waitAbort = new AbortController();
     try {
-      const cancelled = new Promise<'cancelled'>((resolve) =>
-        ctx.cancellationSignal.addEventListener('abort', () => resolve('cancelled'), { once: true }),
-      );
+      const cancelled = cancellationOf(ctx);
       // Backstop in case the executor cannot end the command (for instance a frozen, paused sandbox).
       const deadline = new Promise<'deadline'>((resolve) => {
         hostDeadline = setTimeout(() => resolve('deadline'), input.timeout_ms + 10_000);
@@ -343,9 +410,9 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } 
         () => new Promise<never>(() => undefined),
       );
       let outcome = await Promise.race([ran, cancelled, deadline, sandboxExited]);
-      if (typeof outcome === 'object' && outcome.exit_code >= 128) {
-        // Killed by a signal: under gVisor an OOM ends the whole sandbox, and the command with it,
-        // a moment before the engine reports the container gone. Give it that moment.
+      if (typeof outcome === 'object' && outcome.exit_code >= 128 && !outcome.timed_out) {
+        // Killed by a signal not of its timeout: under gVisor an OOM ends the whole sandbox, and the
+        // command with it, a moment before the engine reports the container gone. Give it that moment.
         outcome = await Promise.race([
           sandboxExited,
           new Promise<ExecutorResult>((r) => setTimeout(() => r(outcome as ExecutorResult), 2000)),
@@ -428,9 +495,7 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } 
         stream.on('close', () => resolve('ended'));
         stream.on('error', reject);
       });
-      const cancelled = new Promise<'cancelled'>((resolve) =>
-        ctx.cancellationSignal.addEventListener('abort', () => resolve('cancelled'), { once: true }),
-      );
+      const cancelled = cancellationOf(ctx);
       // Backstop in case `timeout` itself cannot run (for instance a frozen, paused sandbox).
       const deadline = new Promise<'deadline'>((resolve) => {
         hostDeadline = setTimeout(() => resolve('deadline'), input.timeout_ms + 10_000);
@@ -522,6 +587,20 @@ function heartbeating<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (
   };
   Object.defineProperty(wrapped, 'name', { value: fn.name });
   return wrapped;
+}
+
+/** The executor's run id of the current activity: every attempt of it shares it. */
+function activityRunId(): string {
+  const { workflowExecution, activityId } = Context.current().info;
+  return [workflowExecution?.workflowId, workflowExecution?.runId, activityId].join('/');
+}
+
+/** Resolves once the activity is cancelled, at once if that happened while it was getting ready. */
+function cancellationOf(ctx: Context): Promise<'cancelled'> {
+  return new Promise((resolve) => {
+    if (ctx.cancellationSignal.aborted) resolve('cancelled');
+    else ctx.cancellationSignal.addEventListener('abort', () => resolve('cancelled'), { once: true });
+  });
 }
 
 /** The SDK cancels activities still running when a shutdown's grace period ends with this reason. */

@@ -1,20 +1,24 @@
 /**
  * One Docker events stream per sandbox worker: the watches of this host's sandboxes hear of a
- * container's end from it, instead of each holding a `wait` open on the engine.
+ * container's end from it, instead of each holding a `wait` open on the engine, and the command
+ * path of a pause or unpause, instead of asking the engine before each command.
  */
 import type Docker from 'dockerode';
 import { LABELS } from './spec.js';
 
 /**
- * What a listener hears: `event` when its container died, was destroyed or hit its memory limit;
- * `resync` when the stream (re)connected, so events may have been missed. Either way the listener
- * reads the container's state: an OOM event does not always end the container, and a destroy of
- * an old container may name a new one.
+ * What a listener hears: `event` when its container died, was destroyed, hit its memory limit, was
+ * paused or unpaused (the engine's action comes with it); `lost` when a stream that was open ended,
+ * so events are missed until `resync`, when the stream (re)connected. A listener of an end reads
+ * the container's state: an OOM event does not always end the container, and a destroy of an old
+ * container may name a new one.
  */
-export type ContainerNotice = 'event' | 'resync';
-type Listener = (notice: ContainerNotice) => void;
+export type ContainerNotice = 'event' | 'lost' | 'resync';
+export type ContainerAction = 'die' | 'destroy' | 'oom' | 'pause' | 'unpause';
+type Listener = (notice: ContainerNotice, action?: ContainerAction) => void;
 
 interface EngineEvent {
+  Action?: ContainerAction;
   Actor?: { Attributes?: { name?: string } };
 }
 
@@ -65,11 +69,13 @@ export class ContainerEvents {
   private connect(): void {
     if (this.closed || this.connection || this.retry) return;
     const connection = (this.connection = new AbortController());
+    let streaming = false;
     const lost = (err: unknown) => {
       if (this.connection !== connection) return; // closed on purpose, or already replaced
       this.connection = undefined;
       if (!connection.signal.aborted) connection.abort();
       this.opts.onError?.(err);
+      if (streaming) this.notifyAll('lost');
       if (this.listeners.size > 0 && !this.closed) {
         const delay = Math.min((this.opts.reconnectMs ?? 1000) * 2 ** this.failures++, 10_000);
         this.retry = setTimeout(() => {
@@ -80,12 +86,13 @@ export class ContainerEvents {
     };
     this.docker
       .getEvents({
-        filters: { type: ['container'], event: ['die', 'destroy', 'oom'], label: [`${LABELS.managed}=true`] },
+        filters: { type: ['container'], event: ['die', 'destroy', 'oom', 'pause', 'unpause'], label: [`${LABELS.managed}=true`] },
         abortSignal: connection.signal,
       })
       .then((stream) => {
         if (this.connection !== connection) return;
         this.failures = 0;
+        streaming = true;
         let pending = '';
         stream.on('data', (chunk: Buffer) => {
           pending += chunk.toString('utf8');
@@ -118,7 +125,7 @@ export class ContainerEvents {
     }
     const name = event.Actor?.Attributes?.name;
     if (!name) return;
-    for (const listener of [...(this.listeners.get(name) ?? [])]) listener('event');
+    for (const listener of [...(this.listeners.get(name) ?? [])]) listener('event', event.Action);
   }
 
   private notifyAll(notice: ContainerNotice): void {

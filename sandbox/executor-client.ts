@@ -29,6 +29,11 @@ export interface ExecutorRunRequest {
   timeout_ms: number;
   /** Per stream: bytes beyond it are counted in *_dropped and not kept. */
   max_output_bytes: number;
+  /**
+   * The id is never dropped: once the result is gone (forgotten, or ten minutes after the run) the
+   * id still refuses the run, for the sandbox's life (an action's run, keyed by its action id).
+   */
+  keep_id?: boolean;
 }
 
 export interface ExecutorResult {

@@ -119,7 +119,7 @@ export async function createWorkers(opts: WorkerOptions) {
         taskQueue: sandboxTaskQueue(opts.dockerHostId),
         maxConcurrentActivityTaskExecutions: opts.sandboxSlots ?? 100,
         activities: {
-          ...guardSandboxActivities(grants, createSandboxActivities(docker, { vault: opts.vault })),
+          ...guardSandboxActivities(grants, createSandboxActivities(docker, { vault: opts.vault, events })),
           ...createReaperSandboxActivities(docker),
           // Watches scheduled before they had a queue of their own are retried on this one.
           ...watch,

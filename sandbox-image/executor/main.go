@@ -11,7 +11,7 @@
 // and swallow the next worker's frames. Requests and responses carry an id, so several requests
 // are in flight at once:
 //
-//	{"type":"run","id":..,"argv":[..],"env":[..],"stdin":"<base64>","cwd":..,"uid":..,"gid":..,"timeout_ms":..,"max_output_bytes":..}
+//	{"type":"run","id":..,"argv":[..],"env":[..],"stdin":"<base64>","cwd":..,"uid":..,"gid":..,"timeout_ms":..,"max_output_bytes":..,"keep_id":..}
 //	{"type":"result","id":..}  the result of a run: kept, or waited for while it runs
 //	{"type":"cancel","id":..}  ends a run now (SIGKILL to its group, then the sweep of its uid) and
 //	                           answers its result, as `result` does
@@ -33,7 +33,11 @@
 // run ends; and the output of all the results kept is capped at maxKeptBytes: past it, the oldest
 // results lose their output first (a worker that lost one is told "collected", and fails rather
 // than running the command again). An id outlives its output by a tombstone (the id and when it
-// ended, a few dozen bytes) for as long again, so a late retry still finds it known.
+// ended, a few dozen bytes) for as long again, so a late retry still finds it known. A run sent
+// with keep_id (an action's, keyed by the action id) keeps its id for the sandbox's whole life
+// instead: the worker does not forget its result, which is kept the ten minutes (a new activity
+// for the same action gets it), and after that the bare id refuses every later run of it, as the
+// execution journal's marker files did.
 //
 // Privileges. The executor runs as root in the container with only CAP_SETUID, CAP_SETGID and
 // CAP_KILL (the engine drops the rest; no-new-privileges stays on, so no file can give any back).
@@ -93,6 +97,7 @@ type request struct {
 	GID            int      `json:"gid"`
 	TimeoutMs      int64    `json:"timeout_ms"`
 	MaxOutputBytes int      `json:"max_output_bytes"`
+	KeepID         bool     `json:"keep_id"`
 }
 
 type result struct {
@@ -150,11 +155,14 @@ type journalEntry struct {
 	cancelOnce sync.Once
 	res        *result
 	ended      time.Time
+	keepID     bool
 }
 
 type journal struct {
 	mu      sync.Mutex
 	entries map[string]*journalEntry
+	// The ids of keep_id runs whose results expired: only the id is left (a few dozen bytes each).
+	spent map[string]struct{}
 	// The ids of results still kept, oldest first, and the bytes of their output.
 	kept      []string
 	keptBytes int
@@ -163,13 +171,13 @@ type journal struct {
 func outputBytes(res *result) int { return len(res.Stdout) + len(res.Stderr) }
 
 // claim returns the entry for id and whether this caller created it (and so must run it).
-func (j *journal) claim(id string) (*journalEntry, bool) {
+func (j *journal) claim(id string, keepID bool) (*journalEntry, bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if e, ok := j.entries[id]; ok {
+	if e := j.known(id); e != nil {
 		return e, false
 	}
-	e := &journalEntry{id: id, done: make(chan struct{}), cancel: make(chan struct{})}
+	e := &journalEntry{id: id, done: make(chan struct{}), cancel: make(chan struct{}), keepID: keepID}
 	j.entries[id] = e
 	return e, true
 }
@@ -177,7 +185,20 @@ func (j *journal) claim(id string) (*journalEntry, bool) {
 func (j *journal) lookup(id string) *journalEntry {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return j.entries[id]
+	return j.known(id)
+}
+
+// known is the entry of id, a spent id as an ended entry without result, or nil; the caller holds j.mu.
+func (j *journal) known(id string) *journalEntry {
+	if e, ok := j.entries[id]; ok {
+		return e
+	}
+	if _, ok := j.spent[id]; ok {
+		e := &journalEntry{id: id, done: make(chan struct{}), cancel: make(chan struct{})}
+		close(e.done)
+		return e
+	}
+	return nil
 }
 
 // finish keeps res for its waiters, first evicting the oldest results' output while all of it
@@ -239,7 +260,11 @@ func (j *journal) expire(now time.Time) {
 		if e.ended.IsZero() {
 			continue
 		}
-		if now.Sub(e.ended) > 2*resultTTL {
+		if e.keepID && now.Sub(e.ended) > resultTTL {
+			j.drop(id)
+			delete(j.entries, id)
+			j.spent[id] = struct{}{}
+		} else if now.Sub(e.ended) > 2*resultTTL {
 			j.drop(id)
 			delete(j.entries, id)
 		} else if now.Sub(e.ended) > resultTTL {
@@ -260,7 +285,7 @@ func main() {
 	startReaper()
 
 	o := &out{w: bufio.NewWriterSize(os.Stdout, 64<<10)}
-	j := &journal{entries: map[string]*journalEntry{}}
+	j := &journal{entries: map[string]*journalEntry{}, spent: map[string]struct{}{}}
 	go func() {
 		for now := range time.Tick(time.Minute) {
 			j.expire(now)
@@ -349,7 +374,7 @@ func serve(o *out, j *journal, req *request) {
 			o.send(reply{Type: "error", ID: req.ID, Error: msg})
 			return
 		}
-		e, first := j.claim(req.ID)
+		e, first := j.claim(req.ID, req.KeepID)
 		if first {
 			// Sent as it is, not looked up: a burst of other results cannot evict it first.
 			res := run(req, e.cancel)

@@ -1,6 +1,7 @@
 /**
  * Where the time of one low-risk action goes: runs BENCH_ACTIONS (default 30) filesystem `info`
- * actions through POST /api/actions with wait_seconds on one runc agent, then reads each action
+ * actions through POST /api/actions with wait_seconds on one agent (BENCH_RUNTIME: runc, the
+ * default, or runsc; the image WARDEN_SANDBOX_IMAGE or the default), then reads each action
  * workflow's history and prints the p50 of the time between its key events (local activity
  * markers, activities, signals to the agent, the exec, completion) beside the REST round trip.
  * Everything runs in this process against a Temporal dev server of its own, as test/bench/bench.ts
@@ -29,12 +30,13 @@ import { AuditStore } from '../../stores/audit-store.js';
 import { KeyStore } from '../../stores/key-store.js';
 import { bundleWorkflows } from '../../workers/bundle.js';
 import { createWorkers } from '../../workers/create-workers.js';
-import { positiveInt } from './env.js';
+import { oneOf, positiveInt } from './env.js';
 import { eventMillis as millis, type HistoryEvent } from './history.js';
 
 const { EventType } = proto.temporal.api.enums.v1;
 
 const ACTIONS = positiveInt('BENCH_ACTIONS', 30);
+const RUNTIME = oneOf('BENCH_RUNTIME', ['runc', 'runsc'] as const);
 const WARMUP = 3;
 const HOST_ID = 'bench-path';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -123,6 +125,7 @@ async function main(): Promise<void> {
     logLevel: 'silent',
     rateLimits: 'off',
     requireSandbox: false,
+    ...(process.env.WARDEN_SANDBOX_IMAGE ? { sandboxImage: process.env.WARDEN_SANDBOX_IMAGE } : {}),
   });
   const { key } = keys.create('bench', 'admin', null);
   const app = createApp({
@@ -150,7 +153,7 @@ async function main(): Promise<void> {
   };
   const agentId = `bench-path-${randomBytes(3).toString('hex')}`;
   try {
-    const created = await api('POST', '/api/agents', { skill_id: 'filesystem', runtime: 'runc', agent_id: agentId });
+    const created = await api('POST', '/api/agents', { skill_id: 'filesystem', runtime: RUNTIME, agent_id: agentId });
     if (created.status !== 201) throw new Error(`POST /api/agents: ${created.status} ${JSON.stringify(created.body)}`);
     while ((await api('GET', `/api/agents/${agentId}`)).body?.status !== 'running') await sleep(20);
 
@@ -195,7 +198,7 @@ async function main(): Promise<void> {
       const last = millis(events[events.length - 1]);
       segments.set('TOTAL workflow started -> completed', [...(segments.get('TOTAL workflow started -> completed') ?? []), last - first]);
     }
-    console.log(`Action path: ${ACTIONS} low-risk actions (filesystem info, runc), ${os.cpus().length} cores, p50 in ms`);
+    console.log(`Action path: ${ACTIONS} low-risk actions (filesystem info, ${RUNTIME}), ${os.cpus().length} cores, p50 in ms`);
     for (const [name, xs] of segments)
       console.log(`  ${p50(xs).toFixed(0).padStart(5)}  ${name}${xs.length < ACTIONS ? ` (n=${xs.length})` : ''}`);
     console.log(`  ${p50(rest).toFixed(0).padStart(5)}  REST round trip (POST /api/actions, wait_seconds)`);

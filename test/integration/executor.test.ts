@@ -14,7 +14,6 @@ import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ResourceLimitsSchema } from '../../domain/agent.js';
-import { detectRuntimes } from '../../sandbox/docker-engine.js';
 import {
   attachExecutor,
   ExecutorDetachedError,
@@ -26,16 +25,10 @@ import {
 import { execUid, SANDBOX_GID, sandboxContainerOptions } from '../../sandbox/spec.js';
 import { PROJECT_ROOT } from '../../scripts/dev-server.js';
 import { waitFor } from '../support/helpers.js';
-import { requireOrSkip } from '../support/require-or-skip.js';
+import { runtimesUnderTest } from '../support/require-or-skip.js';
 
 const docker = new Docker();
-const engine = await detectRuntimes(docker);
-const runtimes = (['runc', 'runsc'] as const).filter((r) => engine.names[r]);
-requireOrSkip(
-  runtimes.includes('runsc'),
-  'gVisor (runsc)',
-  'the Docker engine has no runsc runtime registered (scripts/setup-docker.sh installs it)',
-);
+const { engine, runtimes } = await runtimesUnderTest(docker);
 const limits = ResourceLimitsSchema.parse({ cpu_cores: 1, memory_mb: 128, disk_mb: 16, max_processes: 64 });
 const EXECUTOR = join(PROJECT_ROOT, '.warden/bin/warden-executor');
 const IN_SANDBOX = '/usr/local/bin/warden-executor';

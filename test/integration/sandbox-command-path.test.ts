@@ -6,15 +6,18 @@
  * sent to a paused agent is refused at once; an image without the executor is refused at creation.
  */
 import { execFileSync } from 'node:child_process';
+import Docker from 'dockerode';
 import { ActivityCancellationDetails } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createSandboxActivities, shareWorkspace } from '../../activities/sandbox.js';
+import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest';
+import { createSandboxActivities } from '../../activities/sandbox.js';
 import { ResourceLimitsSchema, type ExecResult } from '../../domain/agent.js';
 import { FailureType } from '../../domain/failure-types.js';
-import { containerName, LABELS, SANDBOX_EXECUTOR, SANDBOX_GID, SANDBOX_UID, sandboxContainerOptions } from '../../sandbox/spec.js';
+import { ContainerEvents, type ContainerAction } from '../../sandbox/container-events.js';
+import { containerName, LABELS, SANDBOX_EXECUTOR, SANDBOX_GID } from '../../sandbox/spec.js';
 import { activityEnv, docker, startStack, TEST_HOST, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
+import { startSandboxWithoutExecutor } from '../support/sandbox-without-executor.js';
 
 const limits = ResourceLimitsSchema.parse({ memory_mb: 128, disk_mb: 16, max_processes: 64 });
 const sandbox = createSandboxActivities(docker);
@@ -102,6 +105,51 @@ describe('a sandbox Warden creates', () => {
     expect(await exec(sandbox, agentId, count)).toMatchObject({ stdout: '2\n' });
   });
 
+  it('asks the engine nothing before a command: a pause by another worker is heard from the events stream', async () => {
+    // The real engine, with its container state reads counted.
+    let inspects = 0;
+    const counting = new Docker();
+    const getContainer = counting.getContainer.bind(counting);
+    counting.getContainer = (id: string) => {
+      const c = getContainer(id);
+      const inspect = c.inspect.bind(c);
+      c.inspect = ((...args: Parameters<typeof inspect>) => (inspects++, inspect(...args))) as typeof c.inspect;
+      return c;
+    };
+    const events = new ContainerEvents(counting);
+    const name = containerName(agentId);
+    const heard: ContainerAction[] = [];
+    const connected = new Promise<void>((resolve) => {
+      const stop = events.listen(name, (notice, action) => {
+        if (notice === 'resync') resolve();
+        if (action) heard.push(action);
+      });
+      onTestFinished(stop);
+    });
+    await connected;
+    const activities = createSandboxActivities(counting, { events });
+    expect(await exec(activities, agentId, 'true')).toMatchObject({ exit_code: 0 }); // attaches: reads the state once
+    inspects = 0;
+    for (let i = 0; i < 3; i++) expect(await exec(activities, agentId, 'echo ok')).toMatchObject({ stdout: 'ok\n' });
+    expect(inspects).toBe(0);
+
+    // Paused outside these activities: the events stream tells them (this listener hears it after theirs).
+    await docker.getContainer(name).pause();
+    try {
+      await waitFor('the pause event', async () => heard.includes('pause'));
+      await expect(exec(activities, agentId, 'echo ran > /workspace/paused-elsewhere')).rejects.toMatchObject({
+        type: FailureType.AgentNotRunning,
+      });
+    } finally {
+      await docker.getContainer(name).unpause();
+    }
+    await waitFor('the unpause event', async () => heard.includes('unpause'));
+    expect(await exec(activities, agentId, 'cat /workspace/paused-elsewhere 2>&1; true')).toMatchObject({
+      stdout: expect.stringContaining('No such file'),
+    });
+    expect(inspects).toBe(0);
+  });
+
   it('refuses a command at once while the agent is paused', async () => {
     await docker.getContainer(containerName(agentId)).pause();
     try {
@@ -134,28 +182,7 @@ describe('a sandbox Warden creates', () => {
 
 describe('a sandbox created before the executor', () => {
   const agentId = uniqueId('legacy');
-  beforeAll(async () => {
-    const current = sandboxContainerOptions({
-      agentId,
-      host: TEST_HOST,
-      image: inject('sandboxImage'),
-      limits,
-      runtime: 'runc',
-      engineRuntime: 'runc',
-    });
-    const { [LABELS.executor]: _executor, ...labels } = current.Labels!;
-    // What Warden created then: a shell as PID 1, as the sandbox user, with no capability at all.
-    const c = await docker.createContainer({
-      ...current,
-      Cmd: ['/bin/sh', '-c', "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"],
-      User: `${SANDBOX_UID}:${SANDBOX_GID}`,
-      OpenStdin: false,
-      Labels: labels,
-      HostConfig: { ...current.HostConfig, CapAdd: [] },
-    });
-    await c.start();
-    await shareWorkspace(c);
-  });
+  beforeAll(() => startSandboxWithoutExecutor(agentId, limits));
   afterAll(async () => {
     await docker.getContainer(containerName(agentId)).remove({ force: true, v: true });
   });

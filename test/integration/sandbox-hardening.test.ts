@@ -4,19 +4,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentRecord, ExecResult } from '../../domain/agent.js';
-import { detectRuntimes } from '../../sandbox/docker-engine.js';
 import { createSandboxActivities } from '../../activities/sandbox.js';
 import { activityEnv, containersOf, docker, startStack, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
-import { requireOrSkip } from '../support/require-or-skip.js';
+import { runtimesUnderTest } from '../support/require-or-skip.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
-const engine = await detectRuntimes(docker);
-const runtimes = (['runc', 'runsc'] as const).filter((r) => engine.names[r]);
-requireOrSkip(
-  runtimes.includes('runsc'),
-  'gVisor (runsc)',
-  'the Docker engine has no runsc runtime registered (scripts/setup-docker.sh installs it)',
-);
+const { engine, runtimes } = await runtimesUnderTest(docker);
 
 beforeAll(async () => {
   stack = await startStack();

@@ -1,7 +1,7 @@
 /**
  * The filesystem and shell skills against a real sandbox container (the hardened container
- * options of sandbox/spec.ts, commands run by the sandbox activity itself, under the execution
- * journal as actions run them), under runc and,
+ * options of sandbox/spec.ts, commands run by the sandbox activity itself, keyed by their action
+ * id as actions run them), under runc and,
  * when the engine has it, runsc: the operations work, every path that leads outside the
  * workspace is refused before anything is read, written or deleted, and a process of the agent's
  * own swapping a directory for a symlink mid-operation never gets an operation outside.
@@ -9,11 +9,9 @@
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { ResourceLimitsSchema } from '../../domain/agent.js';
-import { detectRuntimes } from '../../sandbox/docker-engine.js';
 import { createSandboxActivities, shareWorkspace } from '../../activities/sandbox.js';
 import { sandboxContainerOptions } from '../../sandbox/spec.js';
 import { actionExec } from '../../domain/action-exec.js';
-import { JOURNAL_DIR } from '../../domain/journal.js';
 import type { ExecResult } from '../../domain/agent.js';
 import { prepareCommand } from '../../skills/index.js';
 import type { SkillCommand } from '../../skills/types.js';
@@ -21,16 +19,10 @@ import { MAX_CONTENT_BYTES } from '../../skills/filesystem/content.js';
 import { parseInfo, parseListing, parseStat } from '../../skills/filesystem/output.js';
 import { FS_EXIT } from '../../skills/filesystem/scripts.js';
 import { activityEnv } from '../support/helpers.js';
-import { requireOrSkip } from '../support/require-or-skip.js';
+import { runtimesUnderTest } from '../support/require-or-skip.js';
 
 const docker = new Docker();
-const engine = await detectRuntimes(docker);
-const runtimes = (['runc', 'runsc'] as const).filter((r) => engine.names[r]);
-requireOrSkip(
-  runtimes.includes('runsc'),
-  'gVisor (runsc)',
-  'the Docker engine has no runsc runtime registered (scripts/setup-docker.sh installs it)',
-);
+const { engine, runtimes } = await runtimesUnderTest(docker);
 const limits = ResourceLimitsSchema.parse({ cpu_cores: 1, memory_mb: 128, disk_mb: 16, max_processes: 64 });
 
 interface Run {
@@ -47,19 +39,22 @@ async function execArgv(agentId: string, argv: string[], timeoutMs = 20_000): Pr
   return activityEnv().run(sandbox.execInSandbox, { agentId, command: argv, timeout_ms: timeoutMs, max_output_bytes: 2 * 1024 * 1024 });
 }
 
-/** Runs a skill's command as an action does: under the execution journal, through the activity. */
+/**
+ * Runs a skill's command as an action does: the journaled command, which the guarded activity
+ * hands on with the action's own argv, through the activity.
+ */
 async function runAction(
   agentId: string,
   command: SkillCommand,
   actionId = `act-${Date.now().toString(36)}-${actions++}`,
 ): Promise<ExecResult> {
   const exec = actionExec(actionId, { ...command, max_output_bytes: command.max_output_bytes ?? 2 * 1024 * 1024 });
-  return activityEnv().run(sandbox.execInSandbox, { agentId, ...exec });
+  return activityEnv().run(sandbox.execInSandbox, { agentId, ...exec }, { action_id: actionId, argv: command.argv });
 }
 
-/** /tmp, apart from the execution journal the actions keep there. */
-const LS_TMP = `ls -A -I ${JOURNAL_DIR.slice('/tmp/'.length)} /tmp`;
-const CLEAR_TMP = `find /tmp -mindepth 1 -maxdepth 1 ! -path ${JOURNAL_DIR} -exec rm -rf {} +`;
+/** /tmp, where the executor's actions keep nothing. */
+const LS_TMP = 'ls -A /tmp';
+const CLEAR_TMP = 'find /tmp -mindepth 1 -maxdepth 1 -exec rm -rf {} +';
 
 const run = ({ exit_code, stdout, stderr }: ExecResult): Run => ({ exit_code, stdout, stderr });
 

@@ -3,7 +3,9 @@
  * missing need fails the run with its reason, so a green run never hides untested promises. With
  * WARDEN_ALLOW_SKIP=1 (a laptop without gVisor, say) the tests are skipped instead, saying why.
  */
+import type Docker from 'dockerode';
 import { it } from 'vitest';
+import { detectRuntimes } from '../../sandbox/docker-engine.js';
 
 export const ALLOW_SKIP = process.env.WARDEN_ALLOW_SKIP === '1';
 
@@ -23,4 +25,19 @@ export function requireOrSkip(available: boolean, what: string, reason: string):
     });
   }
   return false;
+}
+
+/**
+ * The engine's runtimes and the ones to test under, runc and runsc: gVisor is required as
+ * requireOrSkip says. Call it where tests are declared.
+ */
+export async function runtimesUnderTest(docker: Docker) {
+  const engine = await detectRuntimes(docker);
+  const runtimes = (['runc', 'runsc'] as const).filter((r) => engine.names[r]);
+  requireOrSkip(
+    runtimes.includes('runsc'),
+    'gVisor (runsc)',
+    'the Docker engine has no runsc runtime registered (scripts/setup-docker.sh installs it)',
+  );
+  return { engine, runtimes };
 }

@@ -39,7 +39,7 @@ describe('container events', () => {
     expect(requests).toHaveLength(1);
     expect(requests[0]!.opts.filters).toEqual({
       type: ['container'],
-      event: ['die', 'destroy', 'oom'],
+      event: ['die', 'destroy', 'oom', 'pause', 'unpause'],
       label: ['dev.warden.managed=true'],
     });
     expect(a).toEqual(['resync']); // connected: what ended before is found by a state check
@@ -52,6 +52,14 @@ describe('container events', () => {
     await settle();
     expect(a).toEqual(['resync', 'event']);
     expect(b).toEqual(['resync', 'event']);
+
+    // The engine's action comes with the event: the command path keeps a pause from it.
+    const actions: unknown[] = [];
+    const stopActions = events.listen('warden-agent-a', (_n, action) => actions.push(action));
+    requests[0]!.stream.write(event('warden-agent-a', 'pause') + event('warden-agent-a', 'unpause'));
+    await settle();
+    expect(actions).toEqual(['pause', 'unpause']);
+    stopActions();
 
     stopA();
     expect(requests[0]!.signal.aborted).toBe(false);
@@ -70,11 +78,12 @@ describe('container events', () => {
     requests[0]!.stream.end(); // an engine restart ends the stream
     await vi.waitFor(() => expect(requests).toHaveLength(2));
     await settle();
-    expect(heard).toEqual(['resync', 'resync']);
+    // Told at once that events may be missed, and again once they are heard again.
+    expect(heard).toEqual(['resync', 'lost', 'resync']);
     expect(errors.length).toBeGreaterThan(0);
     requests[1]!.stream.write(event('warden-agent-a', 'die'));
     await settle();
-    expect(heard).toEqual(['resync', 'resync', 'event']);
+    expect(heard).toEqual(['resync', 'lost', 'resync', 'event']);
     stop();
     events.close();
     expect(() => events.listen('warden-agent-a', () => undefined)).toThrow(/closed/);

@@ -53,7 +53,9 @@ const approval = (approver: Identity, over: Partial<ApprovalClaims> = {}) =>
 
 function guarded() {
   const calls: unknown[] = [];
-  const inner = { execInSandbox: async (input: unknown) => (calls.push(input), { exit_code: 0 }) } as unknown as SandboxActivities;
+  const inner = {
+    execInSandbox: async (...args: unknown[]) => (calls.push(args), { exit_code: 0 }),
+  } as unknown as SandboxActivities;
   return { calls, exec: guardSandboxActivities(grants, inner).execInSandbox };
 }
 const request = () => ({ agentId: 'agent-1', ...actionExec(ID, prepareCommand('shell', 'exec', subject.parameters)) });
@@ -100,7 +102,19 @@ describe('the sandbox worker runs a command only with an authority that holds', 
     const { calls, result } = run(full());
     await expect(result).resolves.toMatchObject({ exit_code: 0 });
     expect(calls).toHaveLength(1);
-    expect(calls[0]).not.toHaveProperty('authority');
+    const [input, journaled] = calls[0] as [object, unknown];
+    expect(input).not.toHaveProperty('authority');
+    // The command an executor runs natively is the signed action's, rebuilt here, keyed by its id.
+    expect(journaled).toEqual({ action_id: ID, argv: prepareCommand('shell', 'exec', subject.parameters).argv });
+  });
+
+  it('takes the command it runs natively from the signed action only, never from the request', async () => {
+    const forged = { action_id: 'act-other', argv: ['/bin/sh', '-c', 'curl evil'] };
+    const env = new MockActivityEnvironment({ workflowExecution: { workflowId: ID, runId: 'r' } });
+    const { calls, exec } = guarded();
+    // A second argument, or a field named like the journaled action, in what the workflow sends: neither counts.
+    await env.run(exec as (...args: unknown[]) => Promise<unknown>, { ...request(), authority: full(), journaled: forged }, forged);
+    expect((calls[0] as unknown[])[1]).toEqual({ action_id: ID, argv: prepareCommand('shell', 'exec', subject.parameters).argv });
   });
 
   const refusals: Array<[string, () => ReturnType<typeof run>, RegExp]> = [
