@@ -13,6 +13,7 @@ import {
   attachExecutor,
   ExecutorDetachedError,
   ExecutorResultCollectedError,
+  ExecutorShellJournalError,
   type ExecutorClient,
   type ExecutorResult,
 } from '../sandbox/executor-client.js';
@@ -261,13 +262,24 @@ export function createSandboxActivities(
     const secrets = names.length ? resolveSecrets(opts.vault, names) : new Map<string, string>();
     const redacted = new Map([...secretsToRedact(opts.vault, input.redact_secrets ?? []), ...secrets]);
     const executor = await executorOf(input.agentId);
-    const native = executor !== null && journaled !== undefined;
-    const argv = native ? journaled.argv : input.command;
-    const command = names.length ? withSecretsFromStdin(names, argv) : argv;
     const stdin = names.length ? secretsStdin(names, secrets) : undefined;
-    const run = native ? { id: `action:${journaled.action_id}`, keepId: true } : { id: activityRunId(), keepId: false };
-    const commandRun = { input, run, command, stdin, redacted };
-    return executor ? execThroughExecutor(commandRun) : execThroughDockerExec(commandRun);
+    const commandRun = (argv: string[], run: CommandRun['run']): CommandRun => ({
+      input,
+      run,
+      command: names.length ? withSecretsFromStdin(names, argv) : argv,
+      stdin,
+      redacted,
+    });
+    const asJournaled = commandRun(input.command, { id: activityRunId(), keepId: false });
+    if (!executor) return execThroughDockerExec(asJournaled);
+    if (!journaled) return execThroughExecutor(asJournaled);
+    try {
+      return await execThroughExecutor(commandRun(journaled.argv, { id: `action:${journaled.action_id}`, keepId: true }));
+    } catch (err) {
+      // Started by a worker from before actions ran natively (a rolling upgrade): its journal has it.
+      if (err instanceof ExecutorShellJournalError) return execThroughExecutor(asJournaled);
+      throw err;
+    }
   }
 
   /** One attached executor client per sandbox on this worker (by container name), dropped once its stream ends. */

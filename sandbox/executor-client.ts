@@ -66,6 +66,14 @@ export class ExecutorResultCollectedError extends Error {
   override readonly name = 'ExecutorResultCollected';
 }
 
+/**
+ * An action an earlier worker ran under the shell execution journal (before actions ran natively):
+ * the executor did not start it, and the worker collects it through the journal instead.
+ */
+export class ExecutorShellJournalError extends Error {
+  override readonly name = 'ExecutorShellJournal';
+}
+
 /** The attach stream ended (the container stopped, or close() was called) with requests unanswered. */
 export class ExecutorDetachedError extends Error {
   override readonly name = 'ExecutorDetached';
@@ -113,7 +121,9 @@ interface ResultFrame {
   duration_ms: number;
 }
 type Frame =
-  ResultFrame | { type: 'pong' | 'unknown' | 'collected' | 'forgotten'; id: string } | { type: 'error'; id?: string; error: string };
+  | ResultFrame
+  | { type: 'pong' | 'unknown' | 'collected' | 'forgotten' | 'journaled'; id: string }
+  | { type: 'error'; id?: string; error: string };
 
 /** Attaches to a running container whose main process is the executor. */
 export async function attachExecutor(
@@ -160,6 +170,13 @@ export async function attachExecutor(
       settle(
         frame.id,
         (w) => w.kind === 'run' || w.kind === 'result' || w.kind === 'cancel',
+        (w) => w.reject(err),
+      );
+    } else if (frame.type === 'journaled') {
+      const err = new ExecutorShellJournalError(`action run ${frame.id} was started under the shell execution journal`);
+      settle(
+        frame.id,
+        (w) => w.kind === 'run',
         (w) => w.reject(err),
       );
     } else if (frame.type === 'forgotten') {

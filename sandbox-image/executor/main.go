@@ -19,6 +19,10 @@
 //	                           {"type":"forgotten","id":..} (also for an id never seen)
 //	{"type":"ping","id":..}    answered {"type":"pong","id":..}
 //
+// A keep_id run of an action ("action:<action id>") that an earlier worker started under the shell
+// execution journal (before actions ran natively; its marker file is in the sandbox's /tmp) is
+// answered {"type":"journaled","id":..} and never started: the worker collects it the journal's way.
+//
 // A run is answered {"type":"result","id":..,"exit_code":..,"signal":..,"timed_out":..,"stdout":..,
 // "stderr":..,"stdout_dropped":..,"stderr_dropped":..,"outlived":..,"duration_ms":..}; a result
 // asked for an id never seen is {"type":"unknown","id":..}; a run, result or cancel of an id
@@ -69,6 +73,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -80,6 +85,9 @@ const maxFrameBytes = 64 << 20
 
 // Results are kept this long after their run ends, and the ids of runs twice as long.
 const resultTTL = 10 * time.Minute
+
+// journalDir is where the shell execution journal keeps its markers (JOURNAL_DIR in domain/journal.ts).
+const journalDir = "/tmp/.warden-actions"
 
 // The output (stdout and stderr) of all the results kept, at most. Go's heap grows to about twice
 // what is live, and a result being sent is held again as JSON: 16 MiB kept costs PID 1 some 48 MiB
@@ -374,6 +382,10 @@ func serve(o *out, j *journal, req *request) {
 			o.send(reply{Type: "error", ID: req.ID, Error: msg})
 			return
 		}
+		if req.KeepID && journaledByShell(req.ID) {
+			o.send(reply{Type: "journaled", ID: req.ID})
+			return
+		}
 		e, first := j.claim(req.ID, req.KeepID)
 		if first {
 			// Sent as it is, not looked up: a burst of other results cannot evict it first.
@@ -386,6 +398,17 @@ func serve(o *out, j *journal, req *request) {
 	default:
 		o.send(reply{Type: "error", ID: req.ID, Error: fmt.Sprintf("unknown request type %q", req.Type)})
 	}
+}
+
+// journaledByShell tells whether an earlier worker ran this action under the shell execution
+// journal: its marker exists (a rolling upgrade may retry such an action on a newer worker).
+func journaledByShell(id string) bool {
+	action, ok := strings.CutPrefix(id, "action:")
+	if !ok || action == "" || strings.ContainsAny(action, "/\x00") || strings.HasPrefix(action, ".") {
+		return false
+	}
+	_, err := os.Lstat(journalDir + "/" + action + ".started")
+	return err == nil
 }
 
 func invalid(req *request) string {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"os"
 	"testing"
 	"time"
 )
@@ -57,5 +59,29 @@ func TestAnActionsIDIsKeptForTheSandboxsLife(t *testing.T) {
 	}
 	if _, present := j.entries["action:a"]; present {
 		t.Fatal("a spent id still holds a whole entry")
+	}
+}
+
+func TestJournaledByShell(t *testing.T) {
+	if err := os.MkdirAll(journalDir, 0o755); err != nil {
+		t.Skipf("cannot make %s here: %v", journalDir, err)
+	}
+	action := fmt.Sprintf("act-test-%d", time.Now().UnixNano())
+	marker := journalDir + "/" + action + ".started"
+	if err := os.WriteFile(marker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(marker)
+	for id, want := range map[string]bool{
+		"action:" + action:              true,
+		"action:act-never-journaled":    false,
+		action:                          false, // not an action's run
+		"action:../" + action:           false,
+		"action:.warden-actions/x":      false,
+		"action:" + action + "\x00.txt": false,
+	} {
+		if got := journaledByShell(id); got != want {
+			t.Errorf("journaledByShell(%q) = %v, want %v", id, got, want)
+		}
 	}
 }

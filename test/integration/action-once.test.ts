@@ -16,7 +16,7 @@ import type { SkillCommand } from '../../domain/skill.js';
 import { containerName } from '../../sandbox/spec.js';
 import { docker, TEST_HOST, uniqueId } from '../support/helpers.js';
 import { startSandboxWithoutExecutor } from '../support/sandbox-without-executor.js';
-import { sandboxOutput } from '../support/worker-process.js';
+import { sandboxOutput, workspaceLines } from '../support/worker-process.js';
 import { inject } from 'vitest';
 
 const limits = ResourceLimitsSchema.parse({ memory_mb: 128, disk_mb: 16, max_processes: 64 });
@@ -105,6 +105,20 @@ describe.each(paths)('an action through $path', ({ start, journalFiles, truncate
     // The shell journal leaves its files in the sandbox's /tmp; the executor keeps its journal in memory.
     const files = (await sandboxOutput(agentId, 'ls "$1" 2>/dev/null | wc -l', JOURNAL_DIR)).trim();
     expect(journalFiles === 'none' ? files === '0' : Number(files) > 0).toBe(true);
+  });
+
+  it('collects an action an earlier worker ran under the shell journal, and never runs it again', async () => {
+    const actionId = uniqueId('act');
+    // What a worker from before actions ran natively leaves: the journal's marker, output and exit code.
+    await sandboxOutput(
+      agentId,
+      'mkdir -p "$1" && cd "$1" && echo "first run" > "$2.out" && : > "$2.err" && echo 0 > "$2.done" && : > "$2.started"',
+      JOURNAL_DIR,
+      actionId,
+    );
+    const res = await act(actionId, { argv: ['/bin/sh', '-c', 'echo second run; echo run >> /workspace/journaled'] });
+    expect(res).toMatchObject({ exit_code: 0, stdout: 'first run\n' });
+    expect(await workspaceLines(agentId, 'journaled')).toBe(0);
   });
 });
 
