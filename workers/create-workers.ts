@@ -171,14 +171,16 @@ export async function createWorkers(opts: WorkerOptions) {
       }),
     );
   }
-  pool?.start();
   return {
     workers,
     pool,
     /** Runs until every worker has shut down (Ctrl-C, SIGTERM, or shutdown()). */
     async run() {
       try {
-        await Promise.all(workers.map((w) => w.run()));
+        const running = Promise.all(workers.map((w) => w.run()));
+        // Once the workers poll: the pool's first lockdown read is a query the control worker answers.
+        pool?.start();
+        await running;
       } finally {
         events?.close();
         await pool?.stop();

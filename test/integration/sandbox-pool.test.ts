@@ -45,6 +45,9 @@ const handMade: string[] = [];
 beforeAll(async () => {
   stack = await startStack({
     reaper: true,
+    // The pool reconciles itself only when the tests ask (the reaper's runs, or reconcile()):
+    // between two of its own rounds it would remove what a test sets up for the reaper.
+    poolReconcileMs: 3_600_000,
     // A weekly schedule stays out of the way; the tests trigger the runs they need.
     config: {
       reaperIntervalSeconds: 7 * 24 * 3600,
@@ -121,6 +124,30 @@ describe.each(runtimes)('under %s', (runtime) => {
     expect((await idlePoolMembers(docker, TEST_HOST)).map((m) => m.id)).not.toContain(member.id);
   }, 240_000);
 });
+
+it("a claimed sandbox is still its agent's for the watch and the reaper: found by its name", async () => {
+  // Killed outside Warden: the agent's watch hears of it on the host's events stream, by name.
+  const killed = uniqueId('pool-kill');
+  expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: killed, runtime: 'runc' })).status).toBe(201);
+  const first = await waitForStatus(stack.api, killed, ['running']);
+  expect((await docker.getContainer(first.container_id!).inspect()).Config.Labels[LABELS.pool]).toBeDefined();
+  await docker.getContainer(first.container_id!).kill({ signal: 'SIGKILL' });
+  const lost = await waitForStatus(stack.api, killed, ['error']);
+  expect(lost.error_message).toMatch(/outside Warden/);
+  await waitFor('its container to go', async () => (await containersOf(killed)).length === 0);
+
+  // Its workflow terminated by force: the reaper takes the claimed sandbox for an orphan of that agent.
+  const orphan = uniqueId('pool-orphan');
+  await waitForMember('runc');
+  expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: orphan, runtime: 'runc' })).status).toBe(201);
+  const agent = await waitForStatus(stack.api, orphan, ['running']);
+  await stack.client.workflow.getHandle(orphan).terminate('test: terminated by force');
+  const report = await triggerReaper(stack.client, stack.reaperSchedule!);
+  expect(report.containers_removed).toContainEqual(
+    expect.objectContaining({ container_id: agent.container_id, agent_id: orphan, state: 'running' }),
+  );
+  expect(await containersOf(orphan)).toHaveLength(0);
+}, 180_000);
 
 it('an agent of a profile the pool does not keep gets a sandbox made for it', async () => {
   const id = uniqueId('pool-other');
@@ -219,13 +246,18 @@ it('the reaper removes members of an earlier process and of a profile no longer 
 
 it('the lockdown drains the pool; nothing is made until it is lifted', async () => {
   await waitForMember('runc');
+  const before = (await idlePoolMembers(docker, TEST_HOST)).map((m) => m.id);
   expect((await stack.api('POST', '/api/system/emergency-stop', { reason: 'drill: the pool drains' })).status).toBe(200);
-  await waitFor('the pool to drain', async () => (await idlePoolMembers(docker, TEST_HOST)).length === 0, 60_000);
-  // Reconciling while locked makes nothing.
-  expect((await stack.pool!.reconcile()).idle).toEqual(Object.fromEntries(Object.keys(stack.pool!.idle()).map((k) => [k, 0])));
+  const report = await triggerReaper(stack.client, stack.reaperSchedule!);
+  expect(report.pool_members_removed!.map((m) => m.container_id).sort()).toEqual([...before].sort());
+  expect(new Set(report.pool_members_removed!.map((m) => m.reason))).toEqual(new Set(['Warden is locked down']));
+  expect(await idlePoolMembers(docker, TEST_HOST)).toEqual([]);
+  // Reconciling again while locked makes nothing.
+  expect(Object.values((await stack.pool!.reconcile()).idle).every((n) => n === 0)).toBe(true);
   expect(await idlePoolMembers(docker, TEST_HOST)).toEqual([]);
 
   expect((await stack.api('POST', '/api/system/resume', { reason: 'drill over' })).status).toBe(200);
+  await stack.pool!.reconcile();
   await waitForMember('runc');
 }, 180_000);
 

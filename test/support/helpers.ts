@@ -99,6 +99,8 @@ export async function startStack(
     reaper?: boolean;
     /** The API's Docker client (a stand-in engine or proxy); the real engine by default. */
     docker?: Docker;
+    /** How often the warm pool reconciles itself (5 s by default): a test that triggers the reaper's reconcile keeps it out of the way. */
+    poolReconcileMs?: number;
   } = {},
 ) {
   quietRuntime(opts.logger);
@@ -149,7 +151,7 @@ export async function startStack(
           workflowBundle: { codePath: inject('workflowBundlePath') },
           shutdownGraceTime: '2 seconds',
           alerts: { webhooks: config.alertWebhooks, secret: config.alertSecret },
-          pool: sandboxPoolSettings(config),
+          pool: { ...sandboxPoolSettings(config), intervalMs: opts.poolReconcileMs },
         });
   const running = workers?.run();
   // With reaper: this host's reaper Schedule, as a worker process makes it (deleted by stop()).
