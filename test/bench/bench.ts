@@ -277,8 +277,12 @@ async function ownContainers(): Promise<Docker.ContainerInfo[]> {
     docker.listContainers({ all: true, filters: { label: [`${LABELS.host}=${HOST_ID}`] } }),
     docker.listContainers({ all: true, filters: { label: [`${BENCH_RUN_LABEL}=${RUN_ID}`] } }),
   ]);
-  // An agent's container: made for it (its label), or a warm pool member it claimed (its name).
-  return [...warden.filter((c) => agentOfContainer(c.Names[0] ?? '', c.Labels)?.startsWith(agentPrefix)), ...raw];
+  // An agent's container: made for it (its label), or a warm pool member it claimed (its name);
+  // and the idle members of this run's pool, which the workers remove when they stop.
+  const poolOwner = (await workers)?.pool?.owner;
+  const ours = (c: Docker.ContainerInfo) =>
+    agentOfContainer(c.Names[0] ?? '', c.Labels)?.startsWith(agentPrefix) || (poolOwner && c.Labels[LABELS.poolOwner] === poolOwner);
+  return [...warden.filter(ours), ...raw];
 }
 
 async function removeContainer(idOrName: string): Promise<void> {
