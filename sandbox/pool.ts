@@ -106,11 +106,10 @@ export class PoolMembers {
 const memberPrefix = (key: string) => `${POOL_MEMBER_PREFIX}${key}-`;
 export const memberName = (key: string): string => `${memberPrefix(key)}${randomBytes(4).toString('hex')}`;
 
-/** A profile as this host makes it now: its key, create spec and runtime. */
+/** A profile as this host makes it now: its key and create spec. */
 interface KeptProfile {
   key: string;
   options: Docker.ContainerCreateOptions;
-  choice: RuntimeChoice;
 }
 
 export interface SandboxPoolOptions {
@@ -306,7 +305,11 @@ export class SandboxPool {
     const kept = new Map<string, KeptProfile>();
     if (this.enabled) {
       this.engine = await detectRuntimes(this.docker);
-      this.imageId = (await this.docker.getImage(this.opts.image).inspect()).Id;
+      const image = await this.docker.getImage(this.opts.image).inspect();
+      // An image without the executor cannot start a sandbox: the create activity says why, the pool makes none.
+      if (!image.Config?.Labels?.[LABELS.executorSha256])
+        throw new Error(`sandbox image ${this.opts.image} has no executor; the pool makes no sandbox of it`);
+      this.imageId = image.Id;
       for (const setting of this.opts.profiles) {
         let choice: RuntimeChoice;
         try {
@@ -326,7 +329,8 @@ export class SandboxPool {
           engineRuntime: choice.engineName,
         };
         const options = sandboxProfileOptions(profile);
-        kept.set(profileKey(options, this.imageId), { key: profileKey(options, this.imageId), options, choice });
+        const key = profileKey(options, this.imageId);
+        kept.set(key, { key, options });
       }
     }
     this.kept = kept;
