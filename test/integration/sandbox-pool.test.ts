@@ -199,6 +199,19 @@ it('counts its members in the host capacity of /api/sandbox', async () => {
   expect(res.body.pool).toMatchObject({ size: 1, reserved: { members, cpu_cores: members, memory_bytes: members * 512 * 1024 * 1024 } });
   expect(Object.values(res.body.pool.idle as Record<string, number>).reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(members);
   expect(res.body.capacity.memory_bytes.used).toBeGreaterThanOrEqual(members * 512 * 1024 * 1024);
+
+  // An agent that would fit the host alone does not fit beside the pool's members: admission refuses it.
+  const hostMb = Math.floor((await docker.info()).MemTotal / (1024 * 1024));
+  const asked = hostMb - members * 512 + 1;
+  const refused = await stack.api('POST', '/api/agents', {
+    skill_id: 'shell',
+    agent_id: uniqueId('pool-full'),
+    runtime: 'runc',
+    resource_limits: { memory_mb: asked },
+  });
+  expect(refused.status).toBe(409);
+  expect(refused.body.error.code).toBe('host_capacity_exceeded');
+  expect(refused.body.error.message).toContain(`${members} warm pool member(s)`);
 });
 
 it('the reaper removes members of an earlier process and of a profile no longer kept, and never another host', async () => {
