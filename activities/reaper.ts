@@ -10,18 +10,19 @@ import type { AgentStatus } from '../domain/agent.js';
 import { containerAlive, type SandboxContainer } from '../domain/reaping.js';
 import { agentStatusQuery, CAPACITY_WORKFLOW_ID, capacityQuery, containerLostUpdate, SearchAttributes } from '../workflows/definitions.js';
 import { agentWorkflowState } from './control.js';
-import { LABELS } from '../sandbox/spec.js';
+import { agentOfContainer, LABELS } from '../sandbox/spec.js';
+import type { PoolReconciliation, SandboxPool } from '../sandbox/pool.js';
 import { FailureType } from '../domain/failure-types.js';
 
-export function createReaperSandboxActivities(docker: Docker) {
+export function createReaperSandboxActivities(docker: Docker, pool: SandboxPool) {
   /** Warden's containers on this host, and only this host's. */
   async function listSandboxContainers(host: string): Promise<SandboxContainer[]> {
     heartbeat();
     const found = await docker.listContainers({ all: true, filters: { label: [`${LABELS.managed}=true`, `${LABELS.host}=${host}`] } });
     const containers: SandboxContainer[] = [];
     for (const c of found) {
-      const agentId = c.Labels[LABELS.agentId];
-      if (!agentId) continue; // Warden never makes one without its agent's label: not ours to judge
+      const agentId = agentOfContainer(c.Names[0] ?? '', c.Labels);
+      if (!agentId) continue; // an idle warm pool member (reconcileSandboxPool), or not ours to judge
       const exitCode = containerAlive(c.State)
         ? null
         : ((
@@ -39,13 +40,16 @@ export function createReaperSandboxActivities(docker: Docker) {
   async function removeOrphanContainer(input: { containerId: string; agentId: string; host: string }): Promise<'removed' | 'gone'> {
     const c = docker.getContainer(input.containerId);
     let labels: Record<string, string>;
+    let name: string;
     try {
-      labels = (await c.inspect()).Config.Labels ?? {};
+      const info = await c.inspect();
+      labels = info.Config.Labels ?? {};
+      name = info.Name;
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 404) return 'gone';
       throw err;
     }
-    if (labels[LABELS.managed] !== 'true' || labels[LABELS.host] !== input.host || labels[LABELS.agentId] !== input.agentId) {
+    if (labels[LABELS.managed] !== 'true' || labels[LABELS.host] !== input.host || agentOfContainer(name, labels) !== input.agentId) {
       throw ApplicationFailure.create({
         type: FailureType.NotOurContainer,
         message: `container ${input.containerId} is not agent ${input.agentId}'s on host ${input.host}; the reaper leaves it alone`,
@@ -61,7 +65,16 @@ export function createReaperSandboxActivities(docker: Docker) {
     }
   }
 
-  return { listSandboxContainers, removeOrphanContainer };
+  /**
+   * The host's warm pool, reconciled by label: members of an earlier worker process, of a profile
+   * no longer kept, or stopped, are removed; under a lockdown every member is; then it is refilled.
+   */
+  async function reconcileSandboxPool(): Promise<PoolReconciliation> {
+    heartbeat();
+    return pool.reconcile();
+  }
+
+  return { listSandboxContainers, removeOrphanContainer, reconcileSandboxPool };
 }
 
 export function createReaperControlActivities(client: Client) {

@@ -17,7 +17,9 @@ import {
   type ExecutorClient,
   type ExecutorResult,
 } from '../sandbox/executor-client.js';
+import { NameTakenError, type SandboxPool } from '../sandbox/pool.js';
 import {
+  agentOfContainer,
   containerName,
   execUid,
   EXECUTOR_ENV,
@@ -63,10 +65,14 @@ export interface CreateSandboxInput {
   runtime: SandboxRuntime | 'auto';
   requireSandbox: boolean;
 }
+/** `hit`: a warm pool member was claimed; `miss`: the pool keeps this profile but had none idle; `none`: it keeps no such profile. */
+export type PoolOutcome = 'hit' | 'miss' | 'none';
 export interface CreateSandboxResult {
   containerId: string;
   runtime: SandboxRuntime;
   warning: string | null;
+  /** Absent in results recorded before the warm pool. */
+  pool?: PoolOutcome;
 }
 
 export interface ExecInput extends ExecRequest {
@@ -116,15 +122,18 @@ export function createSandboxActivities(
     vault?: Vault;
     /** The host's events stream, shared with the watches on a worker (a stream of its own when not given). */
     events?: ContainerEvents;
+    /** The host's warm sandbox pool (none: every create makes its container). */
+    pool?: SandboxPool;
   } = {},
 ) {
   const container = (agentId: string) => docker.getContainer(containerName(agentId));
   const events = opts.events ?? new ContainerEvents(docker);
 
   async function createSandbox(input: CreateSandboxInput): Promise<CreateSandboxResult> {
+    const pool = opts.pool?.enabled ? opts.pool : undefined;
     let choice;
     try {
-      choice = chooseRuntime(await detectRuntimes(docker), input.runtime, {
+      choice = chooseRuntime(pool?.engineRuntimes() ?? (await detectRuntimes(docker)), input.runtime, {
         requireSandbox: input.requireSandbox,
         networkEnabled: input.limits.network_enabled,
       });
@@ -134,14 +143,28 @@ export function createSandboxActivities(
       }
       throw err;
     }
+    const profile = { ...input, runtime: choice.runtime, engineRuntime: choice.engineName };
+    const made = (containerId: string, from: PoolOutcome): CreateSandboxResult => ({
+      containerId,
+      runtime: choice.runtime,
+      warning: choice.warning,
+      pool: from,
+    });
+    let poolOutcome: PoolOutcome = 'none';
+    try {
+      const claim = pool ? await pool.claim(input.agentId, profile) : { outcome: 'none' as const };
+      // A warm member was made from this image, started and prepared: it is ready as it is.
+      if (claim.outcome === 'hit') return made(claim.containerId, 'hit');
+      poolOutcome = claim.outcome;
+    } catch (err) {
+      if (!(err instanceof NameTakenError)) throw err;
+      // An earlier attempt made or claimed the agent's container: adopted below.
+    }
     await requireExecutorImage(input.image);
     const name = containerName(input.agentId);
     let id: string;
     try {
-      const created = await docker.createContainer(
-        sandboxContainerOptions({ ...input, runtime: choice.runtime, engineRuntime: choice.engineName }),
-      );
-      id = created.id;
+      id = (await docker.createContainer(sandboxContainerOptions(profile))).id;
     } catch (err) {
       if (statusOf(err) === 404) {
         throw ApplicationFailure.create({
@@ -151,9 +174,9 @@ export function createSandboxActivities(
         });
       }
       if (statusOf(err) !== 409) throw err;
-      // A container with our deterministic name exists: adopt it if an earlier attempt made it.
+      // A container with our deterministic name exists: adopt it if an earlier attempt made or claimed it.
       const existing = await docker.getContainer(name).inspect();
-      if (existing.Config.Labels?.[LABELS.agentId] !== input.agentId) {
+      if (!isAgentContainer(existing, input)) {
         throw ApplicationFailure.create({
           type: FailureType.NameConflict,
           message: `a container named ${name} exists and does not belong to agent ${input.agentId}`,
@@ -161,6 +184,7 @@ export function createSandboxActivities(
         });
       }
       id = existing.Id;
+      if (existing.Config.Labels?.[LABELS.pool]) poolOutcome = 'hit';
     }
     const current = await docker.getContainer(id).inspect();
     if (!current.State.Running) {
@@ -171,7 +195,7 @@ export function createSandboxActivities(
       }
     }
     await shareWorkspace(docker.getContainer(id));
-    return { containerId: id, runtime: choice.runtime, warning: choice.warning };
+    return made(id, poolOutcome);
   }
 
   /**
@@ -631,7 +655,15 @@ export async function shareWorkspace(c: Docker.Container): Promise<void> {
   if (code !== 0) throw new Error(`could not make the sandbox's ${WORKSPACE} shared (chmod exited with ${code})`);
 }
 
-/** Runs REAP_SCRIPT as the exec's uid: true once no process of that uid is left. */
+/**
+ * Whether the container under the agent's name is Warden's sandbox for it on this host: made for
+ * the agent, or a warm pool member claimed for it (only a claim gives a member the agent's name).
+ */
+function isAgentContainer(info: Docker.ContainerInspectInfo, input: CreateSandboxInput): boolean {
+  const labels = info.Config.Labels ?? {};
+  return labels[LABELS.managed] === 'true' && labels[LABELS.host] === input.host && agentOfContainer(info.Name, labels) === input.agentId;
+}
+
 /** The sandbox ended under a running command: why, as the engine tells it. */
 async function sandboxExitFailure(c: Docker.Container): Promise<ApplicationFailure> {
   const state = (await c.inspect().catch(() => null))?.State;
@@ -642,6 +674,7 @@ async function sandboxExitFailure(c: Docker.Container): Promise<ApplicationFailu
   });
 }
 
+/** Runs REAP_SCRIPT as the exec's uid: true once no process of that uid is left. */
 async function reapExec(c: Docker.Container, uid: number): Promise<boolean> {
   try {
     return (await runToEnd(c, { Cmd: ['/bin/sh', '-c', REAP_SCRIPT, 'warden-reap', String(uid)], User: `${uid}:${SANDBOX_GID}` })) === 0;

@@ -77,7 +77,7 @@ export function createApp(deps: AppDeps) {
   const stats = createAgentStats(agents, usage, deps.config);
 
   // Every 4xx/5xx is counted; /metrics has its own optional scrape token instead of an API key.
-  const metrics = createMetrics({ client: deps.client, config: deps.config, audit: deps.audit, usage });
+  const metrics = createMetrics({ client: deps.client, config: deps.config, audit: deps.audit, usage, docker: deps.docker });
   app.use('*', metrics.countErrors);
   app.route('/', metrics.router);
   // Every /api route needs a key; /healthz, /readyz and the docs are for probes and people.

@@ -45,6 +45,8 @@ export const AUDIT_KINDS = [
   'reaper.agent_lost',
   /** The reaper freed the capacity slot of an agent whose workflow had ended. */
   'reaper.slot_released',
+  /** The reaper removed a warm pool member: of an earlier worker process, of a profile no longer kept, stopped, or under a lockdown. */
+  'reaper.pool_member_removed',
   /** An action whose grant did not hold (not made by the API, altered, replayed elsewhere, expired): it never runs. */
   'action.refused',
   /** A signal or update whose argument did not decode or validate: refused, the workflow carries on. */

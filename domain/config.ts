@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { SandboxRuntimeSchema } from './agent.js';
 import { DEFAULT_RATE_LIMITS, parseRateLimits } from './rate-limits.js';
+import { parsePoolProfiles } from './sandbox-pool.js';
 
 // A boolean from the environment; an already-parsed boolean (a Config handed back in) stays as it is.
 const bool = z.preprocess(
@@ -167,6 +168,28 @@ export const ConfigSchema = z
       .default(10_000)
       .describe(
         "Worker only: how many sandboxes the sandbox worker watches at once, one per agent on its Docker host (task queue `warden-sandbox-watch@<host id>`; 1 to 100000). An agent beyond it only notices its container's end once a watch slot is free.",
+      ),
+    sandboxPoolSize: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(100)
+      .default(0)
+      .describe(
+        "Worker only: the warm sandbox pool: sandboxes kept created, started and idle per profile of `WARDEN_SANDBOX_POOL_PROFILES` on this Docker host (0 to 100; 0: no pool), so that creating an agent takes one instead of creating a container. 2 suits a host that creates agents one after another; the members count toward the host's capacity. See [the warm pool](architecture.md#the-warm-sandbox-pool).",
+      ),
+    sandboxPoolProfiles: z
+      .string()
+      .default('default')
+      .superRefine((text, ctx) => {
+        try {
+          parsePoolProfiles(text);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        }
+      })
+      .describe(
+        'The sandbox profiles the warm pool keeps, separated by `;`: `default` (an agent that asks for no limits or runtime), or `key=value` pairs separated by `,` from the resource limits and `runtime`, e.g. `default;memory_mb=256,cpu_cores=0.5`. An agent takes a member only of its exact profile (image, runtime, limits); any other is created as without a pool. The API reads it too: admission counts the members.',
       ),
     workerShutdownGraceSeconds: z.coerce
       .number()
@@ -418,6 +441,8 @@ export const CONFIG_ENV: Record<keyof Config, string> = {
   stopGraceSeconds: 'WARDEN_STOP_GRACE_SECONDS',
   sandboxSlots: 'WARDEN_SANDBOX_SLOTS',
   watchSlots: 'WARDEN_WATCH_SLOTS',
+  sandboxPoolSize: 'WARDEN_SANDBOX_POOL_SIZE',
+  sandboxPoolProfiles: 'WARDEN_SANDBOX_POOL_PROFILES',
   workerShutdownGraceSeconds: 'WARDEN_WORKER_SHUTDOWN_GRACE_SECONDS',
   apiShutdownGraceSeconds: 'WARDEN_API_SHUTDOWN_GRACE_SECONDS',
   apiHost: 'WARDEN_API_HOST',

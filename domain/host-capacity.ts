@@ -16,6 +16,8 @@ export interface HostBudget {
   cpu_cores: number;
   memoryOvercommit: number;
   cpuOvercommit: number;
+  /** What the host's warm sandbox pool reserves (its members are sandboxes too); absent before the pool. */
+  pool?: { members: number; cpu_cores: number; memory_mb: number };
 }
 
 /**
@@ -24,8 +26,10 @@ export interface HostBudget {
  */
 export function hostShortfall(asked: HostReservation, reserved: HostReservation[], budget: HostBudget): string | null {
   const onHost = reserved.filter((r) => r.host === asked.host);
-  const memory = onHost.reduce((sum, r) => sum + r.memory_mb, 0);
-  const cpu = onHost.reduce((sum, r) => sum + r.cpu_cores, 0);
+  const pool = budget.pool ?? { members: 0, cpu_cores: 0, memory_mb: 0 };
+  const memory = onHost.reduce((sum, r) => sum + r.memory_mb, pool.memory_mb);
+  const cpu = onHost.reduce((sum, r) => sum + r.cpu_cores, pool.cpu_cores);
+  const holders = `${onHost.length} agent(s)${pool.members ? ` and ${pool.members} warm pool member(s)` : ''}`;
   const memoryLimit = Math.floor(budget.memory_mb * budget.memoryOvercommit);
   const cpuLimit = budget.cpu_cores * budget.cpuOvercommit;
   const round = (n: number) => Math.round(n * 1000) / 1000;
@@ -33,13 +37,13 @@ export function hostShortfall(asked: HostReservation, reserved: HostReservation[
   if (memory + asked.memory_mb > memoryLimit) {
     problems.push(
       `it asks for ${asked.memory_mb} MiB of memory; the host has ${budget.memory_mb} MiB (x${budget.memoryOvercommit} WARDEN_MEMORY_OVERCOMMIT = ${memoryLimit} MiB for agents), ` +
-        `of which ${memory} MiB are reserved by ${onHost.length} agent(s), leaving ${Math.max(0, memoryLimit - memory)} MiB`,
+        `of which ${memory} MiB are reserved by ${holders}, leaving ${Math.max(0, memoryLimit - memory)} MiB`,
     );
   }
   if (cpu + asked.cpu_cores > cpuLimit + 1e-9) {
     problems.push(
       `it asks for ${asked.cpu_cores} CPU cores; the host has ${budget.cpu_cores} (x${budget.cpuOvercommit} WARDEN_CPU_OVERCOMMIT = ${round(cpuLimit)} for agents), ` +
-        `of which ${round(cpu)} are reserved by ${onHost.length} agent(s), leaving ${round(Math.max(0, cpuLimit - cpu))}`,
+        `of which ${round(cpu)} are reserved by ${holders}, leaving ${round(Math.max(0, cpuLimit - cpu))}`,
     );
   }
   if (problems.length === 0) return null;

@@ -30,9 +30,27 @@ export const LABELS = {
   executor: 'dev.warden.executor',
   /** On the sandbox image: the hash of the executor's sources it was built with (scripts/build-image.sh); none before the executor. */
   executorSha256: 'dev.warden.executor-sha256',
+  /** On a sandbox made for the warm pool: its profile's hash. It stays after an agent claims the sandbox. */
+  pool: 'dev.warden.pool',
+  /** On a warm pool member: the id of the worker process whose pool made it. */
+  poolOwner: 'dev.warden.pool-owner',
 } as const;
 
-export const containerName = (agentId: string): string => `warden-agent-${agentId}`;
+const AGENT_CONTAINER_PREFIX = 'warden-agent-';
+export const containerName = (agentId: string): string => `${AGENT_CONTAINER_PREFIX}${agentId}`;
+/** An idle warm pool member's name; claiming it renames it to its agent's containerName. */
+export const POOL_MEMBER_PREFIX = 'warden-pool-';
+
+/**
+ * The agent a container of Warden's belongs to: its agent label (a sandbox created for the agent),
+ * or else its name (a warm pool member renamed when the agent claimed it: labels cannot change
+ * after create). Null for an idle pool member and for anything else.
+ */
+export function agentOfContainer(name: string, labels: Record<string, string>): string | null {
+  if (labels[LABELS.agentId]) return labels[LABELS.agentId];
+  const bare = name.replace(/^\//, '');
+  return labels[LABELS.pool] && bare.startsWith(AGENT_CONTAINER_PREFIX) ? bare.slice(AGENT_CONTAINER_PREFIX.length) : null;
+}
 
 /**
  * PID 1 of the sandbox: the executor (sandbox-image/executor, baked into the image by
@@ -94,17 +112,31 @@ export function sandboxHostConfig(limits: ResourceLimits, runtime: SandboxRuntim
   };
 }
 
-/** Everything the engine is told about a sandbox container (also used by the benchmark's baseline). */
-export function sandboxContainerOptions(opts: {
-  agentId: string;
+export interface SandboxProfile {
   host: string;
   image: string;
   limits: ResourceLimits;
   runtime: SandboxRuntime;
   engineRuntime: string;
-}): Docker.ContainerCreateOptions {
+}
+
+/** Everything the engine is told about a sandbox container (also used by the benchmark's baseline). */
+export function sandboxContainerOptions(opts: SandboxProfile & { agentId: string }): Docker.ContainerCreateOptions {
+  const profile = sandboxProfileOptions(opts);
   return {
+    ...profile,
     name: containerName(opts.agentId),
+    Labels: { ...profile.Labels, [LABELS.agentId]: opts.agentId },
+  };
+}
+
+/**
+ * A sandbox's create spec without the agent it is for: what a warm pool member is made with (the
+ * pool keys its members by this spec's hash). Nothing in it is the agent's: its hostname and
+ * environment are the same for every sandbox, and secrets reach commands on stdin, never here.
+ */
+export function sandboxProfileOptions(opts: SandboxProfile): Docker.ContainerCreateOptions {
+  return {
     Image: opts.image,
     Cmd: [SANDBOX_EXECUTOR],
     User: '0:0',
@@ -117,7 +149,7 @@ export function sandboxContainerOptions(opts: {
     StdinOnce: false,
     AttachStdin: false,
     Tty: false,
-    Labels: { [LABELS.managed]: 'true', [LABELS.agentId]: opts.agentId, [LABELS.host]: opts.host, [LABELS.executor]: '1' },
+    Labels: { [LABELS.managed]: 'true', [LABELS.host]: opts.host, [LABELS.executor]: '1' },
     NetworkDisabled: !opts.limits.network_enabled,
     HostConfig: sandboxHostConfig(opts.limits, opts.runtime, opts.engineRuntime),
   };

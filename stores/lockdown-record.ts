@@ -46,10 +46,18 @@ export function recordedLockdown(audit: AuditStore): Lockdown | null {
  */
 export async function readLockdown(client: Client, audit: AuditStore): Promise<Lockdown | null> {
   const recorded = recordedLockdown(audit);
+  return (await heldLockdown(client)) ?? recorded;
+}
+
+/**
+ * The lockdown the capacity workflow holds (none while it does not exist). For a process without
+ * the audit log: a sandbox worker on another host, whose warm pool stops under a lockdown.
+ */
+export async function heldLockdown(client: Client): Promise<Lockdown | null> {
   try {
-    return (await client.workflow.getHandle(CAPACITY_WORKFLOW_ID).query(lockdownQuery)) ?? recorded;
+    return await client.workflow.getHandle(CAPACITY_WORKFLOW_ID).query(lockdownQuery);
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return recorded;
+    if (err instanceof WorkflowNotFoundError) return null;
     throw err;
   }
 }

@@ -12,7 +12,11 @@ import type { AuditStore } from '../stores/audit-store.js';
 import { createControlActivities } from '../activities/control.js';
 import { createAlertActivities, type AlertSettings } from '../activities/alerts.js';
 import { createEmergencyActivities } from '../activities/emergency.js';
-import { createSandboxActivities } from '../activities/sandbox.js';
+import { createSandboxActivities, shareWorkspace } from '../activities/sandbox.js';
+import { SandboxPool, type SandboxPoolOptions } from '../sandbox/pool.js';
+import { heldLockdown } from '../stores/lockdown-record.js';
+import { parsePoolProfiles } from '../domain/sandbox-pool.js';
+import type { Config } from '../domain/config.js';
 import { createSandboxWatchActivities } from '../activities/sandbox-watch.js';
 import { ContainerEvents } from '../sandbox/container-events.js';
 import { createGrantActivities, guardSandboxActivities } from '../activities/grants.js';
@@ -60,7 +64,22 @@ export interface WorkerOptions {
   alerts?: AlertSettings;
   /** OpenTelemetry tracing (telemetry/tracing.ts); the workflows are then bundled with its interceptors, never from workflowBundle. */
   tracing?: Tracing;
+  /** The sandbox worker's warm pool (sandbox/pool.ts); none kept when unset (its leftovers are still removed). */
+  pool?: Omit<SandboxPoolOptions, 'host' | 'lockedDown' | 'prepare' | 'onError'>;
 }
+
+/** The warm pool as the configuration sets it (WARDEN_SANDBOX_POOL_*, and the image and runtime agents get). */
+export const sandboxPoolSettings = (
+  config: Pick<Config, 'sandboxPoolSize' | 'sandboxPoolProfiles' | 'sandboxImage' | 'sandboxRuntime' | 'requireSandbox'>,
+): NonNullable<WorkerOptions['pool']> => ({
+  size: config.sandboxPoolSize,
+  profiles: parsePoolProfiles(config.sandboxPoolProfiles),
+  image: config.sandboxImage,
+  defaultRuntime: config.sandboxRuntime,
+  requireSandbox: config.requireSandbox,
+});
+
+const NO_POOL: NonNullable<WorkerOptions['pool']> = { image: '', size: 0, profiles: [], defaultRuntime: 'auto', requireSandbox: true };
 
 export async function createWorkers(opts: WorkerOptions) {
   const connection = await NativeConnection.connect({ address: opts.temporalAddress, tls: opts.temporalTls });
@@ -106,8 +125,25 @@ export async function createWorkers(opts: WorkerOptions) {
     );
   }
   let events: ContainerEvents | undefined;
+  let pool: SandboxPool | undefined;
   if (opts.roles.includes('sandbox')) {
     const docker = opts.docker ?? new Docker();
+    const logger = Runtime.instance().logger;
+    // The pool stops under a lockdown: it asks the capacity workflow, which holds it.
+    const lockdownReader = opts.pool?.size
+      ? new Client({
+          connection: (clientConnection ??= await Connection.connect({ address: opts.temporalAddress, tls: opts.temporalTls })),
+          namespace: opts.namespace,
+          dataConverter: createDataConverter(opts.payloadCodec),
+        })
+      : undefined;
+    pool = new SandboxPool(docker, {
+      ...(opts.pool ?? NO_POOL),
+      host: opts.dockerHostId,
+      lockedDown: async () => (lockdownReader ? (await heldLockdown(lockdownReader)) !== null : false),
+      prepare: shareWorkspace,
+      onError: (err) => logger.warn('the warm sandbox pool could not do its work; it tries again', { error: String(err) }),
+    });
     events = new ContainerEvents(docker, {
       // The watches' state checks cover what a lost stream misses: worth a line, not a failure.
       onError: (err) => Runtime.instance().logger.warn('the Docker events stream was lost; opening it again', { error: String(err) }),
@@ -119,8 +155,8 @@ export async function createWorkers(opts: WorkerOptions) {
         taskQueue: sandboxTaskQueue(opts.dockerHostId),
         maxConcurrentActivityTaskExecutions: opts.sandboxSlots ?? 100,
         activities: {
-          ...guardSandboxActivities(grants, createSandboxActivities(docker, { vault: opts.vault, events })),
-          ...createReaperSandboxActivities(docker),
+          ...guardSandboxActivities(grants, createSandboxActivities(docker, { vault: opts.vault, events, pool })),
+          ...createReaperSandboxActivities(docker, pool),
           // Watches scheduled before they had a queue of their own are retried on this one.
           ...watch,
         },
@@ -138,12 +174,17 @@ export async function createWorkers(opts: WorkerOptions) {
   }
   return {
     workers,
+    pool,
     /** Runs until every worker has shut down (Ctrl-C, SIGTERM, or shutdown()). */
     async run() {
       try {
-        await Promise.all(workers.map((w) => w.run()));
+        const running = Promise.all(workers.map((w) => w.run()));
+        // Once the workers poll: the pool's first lockdown read is a query the control worker answers.
+        pool?.start();
+        await running;
       } finally {
         events?.close();
+        await pool?.stop();
         await clientConnection?.close();
         await connection.close();
       }

@@ -8,7 +8,7 @@ import { loadConfig } from '../domain/config.js';
 import { createLogger } from '../telemetry/logger.js';
 import { join, resolve } from 'node:path';
 import { AuditStore } from '../stores/audit-store.js';
-import { createWorkers } from './create-workers.js';
+import { createWorkers, sandboxPoolSettings } from './create-workers.js';
 import { Vault } from '../stores/vault.js';
 import { Keyring } from '../domain/keyring.js';
 import { KeyIdDirectory } from '../stores/key-store.js';
@@ -106,6 +106,7 @@ try {
     tracing,
     sandboxSlots: config.sandboxSlots,
     watchSlots: config.watchSlots,
+    pool: sandboxPoolSettings(config),
     shutdownGraceTime: `${config.workerShutdownGraceSeconds} seconds`,
     // A last resort for an activity that ignores its cancellation: the process still ends.
     shutdownForceTime: `${config.workerShutdownGraceSeconds + 30} seconds`,

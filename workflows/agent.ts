@@ -23,7 +23,7 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { AgentRecord, AgentStatus } from '../domain/agent.js';
-import type { SandboxActivities } from '../activities/sandbox.js';
+import type { CreateSandboxResult, SandboxActivities } from '../activities/sandbox.js';
 import type { SandboxExit, SandboxWatchActivities } from '../activities/sandbox-watch.js';
 import type { RecordAuditInput } from '../activities/audit.js';
 import { lockdownMessage } from '../domain/lockdown.js';
@@ -81,6 +81,9 @@ function sandboxActivities(host: string, input: AgentWorkflowInput) {
   };
 }
 
+/** For the audit entry of a new sandbox: whether a warm pool member was claimed (hit), none was idle (miss), or no pool keeps its profile. */
+const sandboxOrigin = (created: CreateSandboxResult) => (created.pool ? { sandbox_pool: created.pool } : {});
+
 export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRecord> {
   refuseUndecodableInput(input);
   // Commands run only as actions (policy, approvals, grants, journal, audit): agents started since
@@ -94,7 +97,8 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
   const audit = (kind: RecordAuditInput['kind'], actor: string, details: Record<string, unknown>) =>
     trail({ kind, actor, agent_id: input.agentId, details });
 
-  const setStatus = async (status: AgentStatus, reason: string | null = null) => {
+  /** `details`: more for the audit entry, e.g. whether the sandbox came from the warm pool. */
+  const setStatus = async (status: AgentStatus, reason: string | null = null, details: Record<string, unknown> = {}) => {
     const from = agent.enter(status);
     // Decided before the audit's local activity: a patch marker recorded after a local activity's
     // marker in the same workflow task does not replay.
@@ -104,7 +108,12 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
       { key: SearchAttributes.agentStatus, value: status },
       ...(record.sandbox_runtime ? [{ key: SearchAttributes.runtime, value: record.sandbox_runtime }] : []),
     ]);
-    await audit(status === 'stopped' ? 'agent.stopped' : 'agent.status_changed', agent.requestedBy, { from, to: status, reason });
+    await audit(status === 'stopped' ? 'agent.stopped' : 'agent.status_changed', agent.requestedBy, {
+      from,
+      to: status,
+      reason,
+      ...details,
+    });
     if (alert) await raiseAlert(agent.errorAlert(from, reason));
   };
 
@@ -190,8 +199,9 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
     if (lockdown) return `${reason}; not re-provisioned: ${lockdownMessage(lockdown)}`;
     // Whatever is left of the old container goes first: the new one takes its name.
     await sandbox.teardown.removeSandbox(input.agentId);
-    agent.restarted(await provision());
-    await setStatus('running');
+    const created = await provision();
+    agent.restarted(created);
+    await setStatus('running', null, sandboxOrigin(created));
     agent.touch();
     watch();
     return null;
@@ -221,8 +231,9 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
         runtime: input.runtime,
         limits: input.limits,
       });
-      agent.sandboxStarted(await provision());
-      await setStatus('running');
+      const created = await provision();
+      agent.sandboxStarted(created);
+      await setStatus('running', null, sandboxOrigin(created));
     }
     watch();
 

@@ -210,4 +210,8 @@ export interface ReaperReport {
   containers_removed: Array<{ container_id: string; agent_id: string; state: string; reason: string }>;
   agents_lost: Array<{ agent_id: string; reason: string; accepted: boolean }>;
   slots_released: string[];
+  /** Warm pool members removed (absent in runs from before the warm pool). */
+  pool_members_removed?: Array<{ container_id: string; name: string; reason: string }>;
+  /** Idle warm pool members per profile after the run. */
+  pool_idle?: Record<string, number>;
 }

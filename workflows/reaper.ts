@@ -6,7 +6,7 @@
  * by agents whose workflow has ended. Every decision goes to the audit log, and the run returns
  * its report.
  */
-import { getExternalWorkflowHandle, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { getExternalWorkflowHandle, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { ReaperControlActivities, ReaperSandboxActivities } from '../activities/reaper.js';
 import type { RecordAuditInput } from '../activities/audit.js';
 import { planReaping } from '../domain/reaping.js';
@@ -83,6 +83,15 @@ export async function reaperWorkflow(input: ReaperInput): Promise<ReaperReport> 
     });
     await audit('reaper.agent_lost', lost.agent_id, { reason: lost.reason, accepted, status_then: status });
     report.agents_lost.push({ agent_id: lost.agent_id, reason: lost.reason, accepted });
+  }
+  // Patch guards reconciling the host's warm pool; deprecatePatch once no open reaper run predates it: reaper does.
+  if (patched('sandbox-pool')) {
+    const pool = await onHost.reconcileSandboxPool();
+    for (const member of pool.removed) {
+      await trail({ kind: 'reaper.pool_member_removed', actor: 'reaper', details: { host, ...member } });
+    }
+    report.pool_members_removed = pool.removed;
+    report.pool_idle = pool.idle;
   }
   for (const agentId of await control.staleCapacitySlots(ADMISSION_GRACE_MS)) {
     await getExternalWorkflowHandle(CAPACITY_WORKFLOW_ID).signal(releaseAgentSignal, { agentId });

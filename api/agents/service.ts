@@ -29,6 +29,7 @@ import { SKILL_REGISTRY } from '../../skills/index.js';
 import type { Config } from '../../domain/config.js';
 import { WardenError } from '../../domain/errors.js';
 import type { HostBudget } from '../../domain/host-capacity.js';
+import { parsePoolProfiles, poolReservation } from '../../domain/sandbox-pool.js';
 import type { Identity } from '../../domain/roles.js';
 import { askWorker, withTimeout } from '../deadlines.js';
 import { isClosedBeforeFirstTask, isDeadlineExceeded } from '../temporal-errors.js';
@@ -73,6 +74,8 @@ export type AgentServiceConfig = Pick<
   | 'stopGraceSeconds'
   | 'memoryOvercommit'
   | 'cpuOvercommit'
+  | 'sandboxPoolSize'
+  | 'sandboxPoolProfiles'
 > &
   AgentAdmissionSettings &
   Partial<Pick<Config, 'alertWebhooks' | 'alertCapacityPercent'>>;
@@ -113,6 +116,9 @@ export function createAgentService(client: Client, config: AgentServiceConfig, d
       cpu_cores: info.NCPU,
       memoryOvercommit: config.memoryOvercommit,
       cpuOvercommit: config.cpuOvercommit,
+      ...(config.sandboxPoolSize > 0
+        ? { pool: poolReservation(config.sandboxPoolSize, parsePoolProfiles(config.sandboxPoolProfiles)) }
+        : {}),
     };
   }
 

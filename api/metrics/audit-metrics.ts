@@ -6,7 +6,7 @@
  * the one the sandbox worker measured (an execution entry's duration_ms); the others are the
  * time between two entries of one action or agent.
  */
-import { Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { AuditStore } from '../../stores/audit-store.js';
 import type { AuditEntry } from '../../domain/audit-entry.js';
 
@@ -60,6 +60,13 @@ export function createAuditMetrics(registry: Registry, audit: AuditStore) {
     registers: [registry],
   });
 
+  const poolClaims = new Counter({
+    name: 'warden_sandbox_pool_claims_total',
+    help: 'New sandboxes by where they came from: hit (a warm pool member was taken), miss (the pool keeps the profile but had none idle), none (no pool keeps it)',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+
   const open = new Map<string, OpenAction>();
   const provisioning = new Map<string, number>();
   let seen = 0;
@@ -92,6 +99,9 @@ export function createAuditMetrics(registry: Registry, audit: AuditStore) {
       const created = provisioning.get(e.agent_id);
       if (created !== undefined && d.to === 'running') sandboxCreate.observe(at - created);
       provisioning.delete(e.agent_id);
+    }
+    if (e.kind === 'agent.status_changed' && d.to === 'running' && typeof d.sandbox_pool === 'string') {
+      poolClaims.inc({ outcome: d.sandbox_pool });
     }
     if (!e.action_id) return;
     const id = e.action_id;

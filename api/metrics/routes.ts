@@ -7,6 +7,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Hono, type MiddlewareHandler } from 'hono';
 import type { Client } from '@temporalio/client';
+import type Docker from 'dockerode';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { AGENT_STATUSES, SANDBOX_RUNTIMES } from '../../domain/agent.js';
 import type { Config } from '../../domain/config.js';
@@ -15,6 +16,7 @@ import { SearchAttributes } from '../../workflows/definitions.js';
 import { createAuditMetrics } from './audit-metrics.js';
 import type { ContainerUsageReader, UsageSummary } from '../agents/container-usage.js';
 import { withTimeout } from '../deadlines.js';
+import { idlePoolMembers } from '../../sandbox/pool.js';
 
 const ENGINE_TIMEOUT_MS = 3_000;
 
@@ -23,6 +25,8 @@ export interface MetricsDeps {
   config: Pick<Config, 'dockerHostId' | 'metricsToken' | 'metricsMaxContainers'>;
   audit: AuditStore;
   usage: ContainerUsageReader;
+  /** This host's engine: its idle warm pool members are listed at scrape time. */
+  docker: Pick<Docker, 'listContainers'>;
 }
 
 export function createMetrics(deps: MetricsDeps) {
@@ -69,6 +73,20 @@ export function createMetrics(deps: MetricsDeps) {
     registers: [registry],
     collect() {
       this.set(audit.head().seq);
+    },
+  });
+
+  new Gauge({
+    name: 'warden_sandbox_pool_idle',
+    help: "Idle warm pool sandboxes on this host's engine, by profile hash (absent when the engine does not list containers to the API)",
+    labelNames: ['profile'],
+    registers: [registry],
+    async collect() {
+      const members = await withTimeout(idlePoolMembers(deps.docker, config.dockerHostId), ENGINE_TIMEOUT_MS, 'the Docker engine').catch(
+        () => null,
+      );
+      this.reset();
+      for (const m of members ?? []) if (m.state === 'running') this.inc({ profile: m.profile });
     },
   });
 

@@ -11,6 +11,14 @@ import type { Config } from '../../domain/config.js';
 import type { AuditStore } from '../../stores/audit-store.js';
 import type { AgentService } from '../agents/service.js';
 import { withTimeout } from '../deadlines.js';
+import { idlePoolMembers } from '../../sandbox/pool.js';
+import { parsePoolProfiles, poolReservation } from '../../domain/sandbox-pool.js';
+
+const countBy = (keys: string[]): Record<string, number> => {
+  const counts: Record<string, number> = {};
+  for (const k of keys) counts[k] = (counts[k] ?? 0) + 1;
+  return counts;
+};
 import { validationHook, type AppEnv } from '../openapi.js';
 
 // @temporalio/proto is CommonJS: Node's ESM loader sees only its default export.
@@ -209,9 +217,11 @@ export function systemRouter(deps: SystemDeps) {
                 capacity: z
                   .object({
                     agents: UsedFreeSchema.describe('Admitted agents against WARDEN_MAX_AGENTS.'),
-                    cpu_cores: UsedFreeSchema.describe("Cores reserved by this host's running agents' limits against the engine's CPUs."),
+                    cpu_cores: UsedFreeSchema.describe(
+                      "Cores reserved by this host's running agents' limits and its warm pool against the engine's CPUs.",
+                    ),
                     memory_bytes: UsedFreeSchema.describe(
-                      "Memory reserved by this host's running agents' limits against the engine's memory.",
+                      "Memory reserved by this host's running agents' limits and its warm pool against the engine's memory.",
                     ),
                     admission: z
                       .object({
@@ -232,6 +242,21 @@ export function systemRouter(deps: SystemDeps) {
                   })
                   .describe('Reserved is what the limits promise, not what is in use: see GET /api/agents/{id}/stats for that.'),
                 statuses: StatusCountsSchema.describe('Agents of this host by status.'),
+                pool: z
+                  .object({
+                    size: z.number().describe('Members kept per profile (WARDEN_SANDBOX_POOL_SIZE); 0: no pool.'),
+                    profiles: z.string().describe('The profiles kept (WARDEN_SANDBOX_POOL_PROFILES).'),
+                    idle: z
+                      .record(z.string(), z.number())
+                      .nullable()
+                      .describe(
+                        "Idle members on this host's engine per profile hash; null when the engine does not list containers to the API.",
+                      ),
+                    reserved: z.object({ members: z.number(), cpu_cores: z.number(), memory_bytes: z.number() }),
+                  })
+                  .describe(
+                    "The warm sandbox pool: sandboxes created and started ahead, which a new agent of the same profile takes. What it reserves counts in capacity's cpu_cores and memory_bytes.",
+                  ),
               }),
             },
           },
@@ -258,12 +283,17 @@ export function systemRouter(deps: SystemDeps) {
         available = false;
         warning = err instanceof SandboxUnavailableError ? err.message : `Docker engine unreachable: ${(err as Error).message}`;
       }
-      const [current, active, reserved, statusCounts] = await Promise.all([
+      const [current, active, reserved, statusCounts, idle] = await Promise.all([
         agents.admittedAgents(),
         agents.listAgents({ host: config.dockerHostId, limit: 1000 }),
         agents.reservedResources(config.dockerHostId),
         Promise.all(AGENT_STATUSES.map((s) => agents.countAgents(s, config.dockerHostId))),
+        withTimeout(idlePoolMembers(docker, config.dockerHostId), PROBE_TIMEOUT_MS, 'the Docker engine').then(
+          (members) => countBy(members.filter((m) => m.state === 'running').map((m) => m.profile)),
+          () => null,
+        ),
       ]);
+      const pool = poolReservation(config.sandboxPoolSize, parsePoolProfiles(config.sandboxPoolProfiles));
       const usedFree = (used: number, total: number | null) => ({ used, total, free: total === null ? null : Math.max(0, total - used) });
       return c.json(
         {
@@ -280,8 +310,8 @@ export function systemRouter(deps: SystemDeps) {
             .map((a) => ({ id: a.id, status: a.status, sandbox_runtime: a.sandbox_runtime })),
           capacity: {
             agents: usedFree(current, config.maxAgents),
-            cpu_cores: usedFree(Math.round(reserved.cpu_cores * 1000) / 1000, engineCpus),
-            memory_bytes: usedFree(reserved.memory_bytes, engineMemory),
+            cpu_cores: usedFree(Math.round((reserved.cpu_cores + pool.cpu_cores) * 1000) / 1000, engineCpus),
+            memory_bytes: usedFree(reserved.memory_bytes + pool.memory_mb * MiB, engineMemory),
             admission: {
               cpu_cores: engineCpus === null ? null : engineCpus * config.cpuOvercommit,
               memory_bytes: engineMemory === null ? null : Math.floor((engineMemory / MiB) * config.memoryOvercommit) * MiB,
@@ -290,6 +320,12 @@ export function systemRouter(deps: SystemDeps) {
             },
           },
           statuses: Object.fromEntries(AGENT_STATUSES.map((s, i) => [s, statusCounts[i]])) as z.infer<typeof StatusCountsSchema>,
+          pool: {
+            size: config.sandboxPoolSize,
+            profiles: config.sandboxPoolProfiles,
+            idle,
+            reserved: { members: pool.members, cpu_cores: pool.cpu_cores, memory_bytes: pool.memory_mb * MiB },
+          },
         },
         200,
       );

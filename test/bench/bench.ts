@@ -32,7 +32,18 @@ import { Client, Connection } from '@temporalio/client';
 import { Runtime } from '@temporalio/worker';
 import { detectRuntimes } from '../../sandbox/docker-engine.js';
 import { shareWorkspace } from '../../activities/sandbox.js';
-import { containerName, EXECUTOR_ENV, LABELS, SANDBOX_GID, sandboxContainerOptions, execUid, WORKSPACE } from '../../sandbox/spec.js';
+import {
+  agentOfContainer,
+  containerName,
+  EXECUTOR_ENV,
+  LABELS,
+  SANDBOX_GID,
+  sandboxContainerOptions,
+  execUid,
+  WORKSPACE,
+} from '../../sandbox/spec.js';
+import type { SandboxPool } from '../../sandbox/pool.js';
+import { parsePoolProfiles } from '../../domain/sandbox-pool.js';
 import { ResourceLimitsSchema, type AgentRecord, type SandboxRuntime } from '../../domain/agent.js';
 import { ConfigSchema } from '../../domain/config.js';
 import { PROJECT_ROOT, startDevServer, type DevServer } from '../../scripts/dev-server.js';
@@ -70,6 +81,9 @@ const RAMP_EXECS = positiveInt('BENCH_RAMP_EXECS', 30);
 const EXEC_WARMUP = 5;
 /** Untimed creates before the timed ones (first workflow task, first container of a runtime). */
 const CREATE_WARMUP = 1;
+/** The warm pool keeps one member per runtime of a profile only the warm creates ask for. */
+const WARM_POOL_SIZE = 1;
+const WARM_CPU_CORES = 0.5;
 const POLL_MS = 10;
 const EXEC_TIMEOUT_MS = 10_000;
 
@@ -115,6 +129,7 @@ function stats(samples: number[]): Stats {
 
 type Measure =
   | 'warden_create_to_ready'
+  | 'warden_warm_create_to_ready'
   | 'raw_create_start'
   | 'warden_action'
   | 'warden_exec'
@@ -124,6 +139,7 @@ type Measure =
   | 'raw_exec_true';
 const MEASURE_LABEL: Record<Measure, string> = {
   warden_create_to_ready: 'Warden create-to-ready (API)',
+  warden_warm_create_to_ready: 'Warden warm create-to-ready (API, pool)',
   raw_create_start: 'raw create+start (dockerode)',
   warden_action: 'Warden action (REST, low risk)',
   warden_exec: 'Warden command via Temporal (execInSandbox)',
@@ -137,9 +153,9 @@ interface RuntimeResult {
   runtime: SandboxRuntime;
   engine_runtime: string;
   measures: Partial<Record<Measure, Stats & { samples_ms: number[] }>>;
-  overhead_p50_ms: { create: number; exec: number; action: number };
+  overhead_p50_ms: { create: number; warm_create: number; exec: number; action: number };
   /** p50 ratios against the targets in docs/benchmark.md. */
-  ratios_p50: { create_to_raw: number; exec_to_raw_exec: number; action_to_raw_exec: number };
+  ratios_p50: { create_to_raw: number; warm_create_to_raw: number; exec_to_raw_exec: number; action_to_raw_exec: number };
   idle: { memory: { warden: MemoryPerAgent; raw: MemoryPerAgent }; ramp: RampResult };
 }
 
@@ -163,16 +179,16 @@ function printTable(results: RuntimeResult[], skipped: string[]): void {
   for (const r of results) {
     const sign = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(2)} ms`;
     console.log(
-      `  ${r.runtime.padEnd(6)} create-to-ready ${sign(r.overhead_p50_ms.create)}, command via Temporal ${sign(r.overhead_p50_ms.exec)}, REST action ${sign(r.overhead_p50_ms.action)}`,
+      `  ${r.runtime.padEnd(6)} create-to-ready ${sign(r.overhead_p50_ms.create)} (warm ${sign(r.overhead_p50_ms.warm_create)}), command via Temporal ${sign(r.overhead_p50_ms.exec)}, REST action ${sign(r.overhead_p50_ms.action)}`,
     );
   }
   console.log(
-    '\nRatios of p50s (targets: create-to-ready <= 0.25x raw create+start and <= 30 ms; command via Temporal <= 0.5x raw exec; REST action <= 1.0x raw exec)',
+    '\nRatios of p50s (targets: warm create-to-ready <= 0.25x raw create+start and <= 30 ms; command via Temporal <= 0.5x raw exec; REST action <= 1.0x raw exec)',
   );
   for (const r of results) {
-    const { create_to_raw, exec_to_raw_exec, action_to_raw_exec } = r.ratios_p50;
+    const { create_to_raw, warm_create_to_raw, exec_to_raw_exec, action_to_raw_exec } = r.ratios_p50;
     console.log(
-      `  ${r.runtime.padEnd(6)} create-to-ready ${create_to_raw.toFixed(2)}x, command via Temporal ${exec_to_raw_exec.toFixed(2)}x, REST action ${action_to_raw_exec.toFixed(2)}x`,
+      `  ${r.runtime.padEnd(6)} create-to-ready ${create_to_raw.toFixed(2)}x (warm ${warm_create_to_raw.toFixed(2)}x), command via Temporal ${exec_to_raw_exec.toFixed(2)}x, REST action ${action_to_raw_exec.toFixed(2)}x`,
     );
   }
   for (const note of skipped) console.log(`  note: ${note}`);
@@ -261,7 +277,12 @@ async function ownContainers(): Promise<Docker.ContainerInfo[]> {
     docker.listContainers({ all: true, filters: { label: [`${LABELS.host}=${HOST_ID}`] } }),
     docker.listContainers({ all: true, filters: { label: [`${BENCH_RUN_LABEL}=${RUN_ID}`] } }),
   ]);
-  return [...warden.filter((c) => c.Labels[LABELS.agentId]?.startsWith(agentPrefix)), ...raw];
+  // An agent's container: made for it (its label), or a warm pool member it claimed (its name);
+  // and the idle members of this run's pool, which the workers remove when they stop.
+  const poolOwner = (await workers)?.pool?.owner;
+  const ours = (c: Docker.ContainerInfo) =>
+    agentOfContainer(c.Names[0] ?? '', c.Labels)?.startsWith(agentPrefix) || (poolOwner && c.Labels[LABELS.poolOwner] === poolOwner);
+  return [...warden.filter(ours), ...raw];
 }
 
 async function removeContainer(idOrName: string): Promise<void> {
@@ -384,6 +405,17 @@ async function wardenCreateToReady(
   const elapsed = performance.now() - started;
   if (aborting) throw new Error('aborted');
   return elapsed;
+}
+
+/** Waits, untimed, until every profile the pool keeps has its members idle. */
+async function poolRefilled(pool: SandboxPool, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const idle = Object.values(pool.idle());
+    if (idle.length > 0 && idle.every((n) => n >= WARM_POOL_SIZE)) return;
+    if (Date.now() > deadline) throw new Error(`the warm pool did not refill within ${timeoutMs} ms`);
+    await sleep(POLL_MS);
+  }
 }
 
 /** Force-stops an agent and waits until its workflow has ended and its container is gone. */
@@ -527,6 +559,18 @@ async function main(): Promise<void> {
     docker,
     workflowBundle: bundle,
     shutdownGraceTime: '2 seconds',
+    // The warm creates' profile: a limit the cold creates do not ask for, so that they stay cold.
+    pool: {
+      size: WARM_POOL_SIZE,
+      profiles: parsePoolProfiles(
+        RUNTIMES.filter((r) => engine.names[r])
+          .map((r) => `runtime=${r},cpu_cores=${WARM_CPU_CORES}`)
+          .join(';'),
+      ),
+      image,
+      defaultRuntime: 'auto',
+      requireSandbox: false,
+    },
   });
   const w = await workers;
   workersRunning = w.run();
@@ -610,6 +654,21 @@ async function main(): Promise<void> {
       progress('Warden create-to-ready', i + 1 < 0 ? 0 : i + 1, N);
     }
     keep('warden_create_to_ready', creates);
+
+    // a') The same with the warm pool: each create takes the idle member of its profile (checked),
+    // and the next waits, untimed, until the pool has refilled.
+    const warmCreates: number[] = [];
+    for (let i = -CREATE_WARMUP; i < N; i++) {
+      await poolRefilled(w.pool!);
+      const id = nextAgentId(runtime);
+      const ms = await wardenCreateToReady(api, runtime, id, { cpuCores: WARM_CPU_CORES });
+      const labels = (await docker.getContainer(containerName(id)).inspect()).Config.Labels ?? {};
+      if (!labels[LABELS.pool]) throw new Error(`agent ${id} did not take a warm pool member: its sandbox was created`);
+      if (i >= 0) warmCreates.push(ms);
+      await stopAgent(api, client, id);
+      progress('Warden warm create-to-ready', i + 1 < 0 ? 0 : i + 1, N);
+    }
+    keep('warden_warm_create_to_ready', warmCreates);
 
     // b) A low-risk action end to end (validation, screen, policy, action workflow, audit entries,
     // journaled command, result), and from its history the command's round trip through Temporal
@@ -720,11 +779,13 @@ async function main(): Promise<void> {
       measures,
       overhead_p50_ms: {
         create: diff('warden_create_to_ready', 'raw_create_start'),
+        warm_create: diff('warden_warm_create_to_ready', 'raw_create_start'),
         exec: diff('warden_exec', 'raw_exec_journaled'),
         action: diff('warden_action', 'raw_exec_journaled'),
       },
       ratios_p50: {
         create_to_raw: ratio('warden_create_to_ready', 'raw_create_start'),
+        warm_create_to_raw: ratio('warden_warm_create_to_ready', 'raw_create_start'),
         exec_to_raw_exec: ratio('warden_exec', 'raw_exec_journaled'),
         action_to_raw_exec: ratio('warden_action', 'raw_exec_journaled'),
       },
@@ -753,6 +814,7 @@ async function main(): Promise<void> {
     machine,
     notes: [
       'Warden create-to-ready: POST /api/agents over HTTP, then GET /api/agents/{id} every 10 ms until running.',
+      `Warden warm create-to-ready: the same, for agents of the warm pool's profile (cpu_cores ${WARM_CPU_CORES}, pool size ${WARM_POOL_SIZE}); each took an idle member (checked by its container's pool label), and waited untimed for the pool to refill before it.`,
       'Warden action: POST /api/actions with wait_seconds for a low-risk filesystem info, over HTTP, until its result.',
       "Warden command via Temporal: each of those actions' execInSandbox activity, scheduled to completed, from its workflow history (server timestamps, ms); the command is journaled and runs through the sandbox executor.",
       'raw create+start: dockerode createContainer (createSandbox options, sandboxHostConfig) + start + the workspace mode.',

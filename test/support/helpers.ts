@@ -19,13 +19,14 @@ import { AuditStore } from '../../stores/audit-store.js';
 import { loadPolicy } from '../../domain/policy.js';
 import { SKILLS } from '../../skills/index.js';
 import type { Role } from '../../domain/roles.js';
-import { createWorkers } from '../../workers/create-workers.js';
+import { createWorkers, sandboxPoolSettings } from '../../workers/create-workers.js';
 import { ensureReaperSchedule } from '../../workers/reaper-schedule.js';
 import { temporalCli } from '../../scripts/dev-server.js';
 import { openVault, type Vault } from '../../stores/vault.js';
 import { createDataConverter, loadPayloadCodec } from '../../domain/data-converter.js';
 import { Keyring } from '../../domain/keyring.js';
 import { PayloadEncryptionCodec } from '../../domain/payload-codec.js';
+import { containerName } from '../../sandbox/spec.js';
 
 /** This suite run's Docker host id: its containers carry it, so concurrent runs never touch each other's. */
 export const TEST_HOST = inject('testHost');
@@ -98,6 +99,8 @@ export async function startStack(
     reaper?: boolean;
     /** The API's Docker client (a stand-in engine or proxy); the real engine by default. */
     docker?: Docker;
+    /** How often the warm pool reconciles itself (5 s by default): a test that triggers the reaper's reconcile keeps it out of the way. */
+    poolReconcileMs?: number;
   } = {},
 ) {
   quietRuntime(opts.logger);
@@ -148,6 +151,7 @@ export async function startStack(
           workflowBundle: { codePath: inject('workflowBundlePath') },
           shutdownGraceTime: '2 seconds',
           alerts: { webhooks: config.alertWebhooks, secret: config.alertSecret },
+          pool: { ...sandboxPoolSettings(config), intervalMs: opts.poolReconcileMs },
         });
   const running = workers?.run();
   // With reaper: this host's reaper Schedule, as a worker process makes it (deleted by stop()).
@@ -176,6 +180,8 @@ export async function startStack(
     vault,
     api,
     reaperSchedule,
+    /** The sandbox worker's warm pool (none kept unless config.sandboxPoolSize is set). */
+    pool: workers?.pool,
     async stop() {
       await reaperSchedule?.delete();
       workers?.shutdown();
@@ -222,9 +228,13 @@ export async function waitForStatus(
 
 export const uniqueId = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
 
-/** Containers on the engine that carry this agent's label. */
+/** Containers on the engine that are this agent's: made for it (its label), or a warm pool member claimed for it (its name). */
 export async function containersOf(agentId: string) {
-  return docker.listContainers({ all: true, filters: { label: [`dev.warden.agent-id=${agentId}`] } });
+  const [labelled, named] = await Promise.all([
+    docker.listContainers({ all: true, filters: { label: [`dev.warden.agent-id=${agentId}`] } }),
+    docker.listContainers({ all: true, filters: { label: ['dev.warden.pool'], name: [`^/${containerName(agentId)}$`] } }),
+  ]);
+  return [...labelled, ...named.filter((c) => !labelled.some((l) => l.Id === c.Id))];
 }
 
 /**
