@@ -1,0 +1,149 @@
+/**
+ * The console's pages and forms through the app (no browser), on real Temporal and Docker: the
+ * Content-Security-Policy, the session cookie's flags, the sign-in's origin check, a viewer who
+ * sees an action but gets no buttons, forged posts (no token, another origin, a viewer's role)
+ * refused without deciding anything, escaped parameters, and sessions that end on sign-out and on
+ * revocation of their key.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startStack, submitShell, uniqueId, waitForStatus } from '../support/helpers.js';
+
+type Stack = Awaited<ReturnType<typeof startStack>>;
+let stack: Stack;
+let agentId: string;
+const ORIGIN = 'http://localhost';
+
+beforeAll(async () => {
+  stack = await startStack();
+  agentId = uniqueId('agt-console');
+  expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: agentId, runtime: 'runc' })).status).toBe(201);
+  await waitForStatus(stack.api, agentId, ['running']);
+});
+
+afterAll(async () => {
+  if (agentId) await stack?.api('POST', `/api/agents/${agentId}/stop`, { force: true });
+  await stack?.stop();
+});
+
+const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
+const FORM = 'application/x-www-form-urlencoded';
+
+async function signIn(key: string, origin = ORIGIN, url = `${ORIGIN}/console/sign-in`) {
+  return stack.realApp.request(url, { method: 'POST', headers: { 'content-type': FORM, origin }, body: form({ api_key: key }) });
+}
+
+/** A signed-in browser: its cookie, and the CSRF token its pages carry. */
+async function session(key: string) {
+  const res = await signIn(key);
+  expect(res.status).toBe(303);
+  const cookie = res.headers.get('set-cookie')!.split(';')[0]!;
+  const page = await get(cookie, '/console/audit');
+  const csrf = /name="csrf" value="([^"]+)"/.exec(await page.text())![1]!;
+  return { cookie, csrf };
+}
+
+const get = (cookie: string, path: string) => stack.realApp.request(`${ORIGIN}${path}`, { headers: { cookie } });
+
+function post(who: { cookie: string; csrf?: string }, path: string, fields: Record<string, string>, origin = ORIGIN) {
+  return stack.realApp.request(`${ORIGIN}${path}`, {
+    method: 'POST',
+    headers: { cookie: who.cookie, 'content-type': FORM, origin },
+    body: form(who.csrf ? { ...fields, csrf: who.csrf } : fields),
+  });
+}
+
+it('serves its pages under a strict Content-Security-Policy, with htmx and its script from its own origin', async () => {
+  const res = await stack.realApp.request('/console/sign-in');
+  expect(res.status).toBe(200);
+  const csp = res.headers.get('content-security-policy')!;
+  expect(csp).toContain("script-src 'self'");
+  expect(csp).toContain("style-src 'self'");
+  expect(csp).toContain("default-src 'none'");
+  expect(csp).toContain("frame-ancestors 'none'");
+  expect(csp).not.toContain('unsafe');
+  const html = await res.text();
+  expect(html).toContain('src="/console/assets/htmx.min.js"');
+  expect(html).not.toMatch(/<script(?![^>]*\bsrc=)/);
+  expect(html).not.toMatch(/https?:\/\//);
+  const htmx = await stack.realApp.request('/console/assets/htmx.min.js');
+  expect(htmx.status).toBe(200);
+  expect(htmx.headers.get('content-type')).toContain('javascript');
+  expect(await htmx.text()).toContain('htmx');
+  expect((await stack.realApp.request('/console/assets/..%2F..%2Fapp.ts')).status).toBe(404);
+});
+
+it('turns a key into an opaque HttpOnly, SameSite=Strict session cookie (Secure under HTTPS), and refuses a sign-in from another site', async () => {
+  const key = stack.keyFor('viewer');
+  const res = await signIn(key);
+  expect(res.status).toBe(303);
+  const cookie = res.headers.get('set-cookie')!;
+  expect(cookie).toMatch(/^warden_console=[A-Za-z0-9_-]{43};/);
+  expect(cookie).not.toContain(key);
+  expect(cookie).toContain('HttpOnly');
+  expect(cookie).toContain('SameSite=Strict');
+  expect(cookie).toContain('Path=/console');
+  expect(cookie).not.toContain('Secure');
+  const secure = await signIn(key, 'https://warden.example', 'https://warden.example/console/sign-in');
+  expect(secure.headers.get('set-cookie')).toContain('Secure');
+
+  const forged = await signIn(key, 'https://evil.example');
+  expect(forged.status).toBe(403);
+  expect(forged.headers.get('set-cookie')).toBeNull();
+  const wrong = await signIn('not-a-key');
+  expect(wrong.status).toBe(401);
+  expect(wrong.headers.get('set-cookie')).toBeNull();
+  // Without a session, every page sends the browser to the sign-in page.
+  const anonymous = await stack.realApp.request('/console/approvals');
+  expect(anonymous.status).toBe(303);
+  expect(anonymous.headers.get('location')).toBe('/console/sign-in');
+});
+
+it('shows a viewer the pending action with its escaped parameters but no buttons, and refuses forged decisions', async () => {
+  const submitted = await submitShell(stack.api, agentId, 'echo "<script>alert(1)</script>"');
+  expect(submitted.body.status).toBe('pending');
+  const { id, params_hash } = submitted.body;
+
+  const viewer = await session(stack.keyFor('viewer'));
+  const seen = await (await get(viewer.cookie, '/console/approvals')).text();
+  expect(seen).toContain(id);
+  expect(seen).toContain(params_hash);
+  expect(seen).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+  expect(seen).not.toContain('<script>alert(1)');
+  expect(seen).not.toMatch(/<button[^>]*>\s*(Approve|Reject)/);
+  const approver = await session(stack.keyFor('approver'));
+  expect(await (await get(approver.cookie, '/console/approvals')).text()).toMatch(/<button[^>]*value="approve"[^>]*>\s*Approve/);
+
+  const decision = { verdict: 'approve', params_hash, comment: 'forged' };
+  // A viewer's own valid form: the API's role check refuses it.
+  expect((await post(viewer, `/console/actions/${id}/decision`, decision)).status).toBe(403);
+  // An approver's browser, driven by another site (no token), or posting from another origin with the token.
+  expect((await post({ cookie: approver.cookie }, `/console/actions/${id}/decision`, decision)).status).toBe(403);
+  expect((await post(approver, `/console/actions/${id}/decision`, decision, 'https://evil.example')).status).toBe(403);
+  expect((await post({ ...approver, csrf: viewer.csrf }, `/console/actions/${id}/decision`, decision)).status).toBe(403);
+  const still = await stack.api('GET', `/api/actions/${id}`);
+  expect(still.body).toMatchObject({ status: 'pending', approvals: [] });
+
+  // The same approver's real form decides it.
+  const decided = await post(approver, `/console/actions/${id}/decision`, { ...decision, verdict: 'reject', comment: 'not now' });
+  expect(decided.status).toBe(200);
+  expect(await decided.text()).toContain('rejected');
+  expect((await stack.api('GET', `/api/actions/${id}`)).body.status).toBe('rejected');
+});
+
+it('ends a session on sign-out, and every session of a key the moment the key is revoked', async () => {
+  const viewer = await session(stack.keyFor('viewer'));
+  expect((await get(viewer.cookie, '/console/audit')).status).toBe(200);
+  const out = await post(viewer, '/console/sign-out', {});
+  expect(out.status).toBe(200);
+  expect(out.headers.get('set-cookie')).toMatch(/^warden_console=;/);
+  expect((await get(viewer.cookie, '/console/audit')).status).toBe(303);
+
+  const key = stack.keys.create('console revokee', 'approver', null);
+  const [first, second] = [await session(key.key), await session(key.key)];
+  expect((await get(first.cookie, '/console/agents')).status).toBe(200);
+  expect((await stack.api('DELETE', `/api/keys/${key.id}`)).status).toBe(200);
+  for (const who of [first, second]) {
+    expect((await get(who.cookie, '/console/agents')).status).toBe(303);
+    expect((await post(who, '/console/system/emergency-stop', { reason: 'x', confirm: 'STOP' })).status).toBe(401);
+  }
+});
