@@ -11,7 +11,7 @@ import type { AuditStore } from '../../stores/audit-store.js';
 import type { ActionService } from '../actions/service.js';
 import { AuditTable } from './audit.js';
 import { requireRole } from '../middleware/auth.js';
-import { Badge, CsrfField, Empty, Problem, Time, WorkflowLink } from './layout.js';
+import { absoluteTime, Badge, CsrfField, Empty, Problem, Time, WorkflowLink } from './layout.js';
 import { renderPage, respond, type ConsoleLinks } from './render.js';
 import { CONSOLE_PATH, type ConsoleEnv } from './sessions.js';
 
@@ -156,7 +156,8 @@ function PendingAction(props: { action: ActionRecord; identity: Identity; csrfTo
           </span>
         </h2>
         <p class="countdown">
-          <span data-countdown={action.expires_at ?? ''}>expires</span> · <Time at={action.expires_at} />
+          <span data-countdown={action.expires_at ?? ''}>expires</span>
+          {action.expires_at && <span class="abs"> (at {absoluteTime(action.expires_at)})</span>}
         </p>
       </header>
       <ActionFacts action={action} links={props.links} />

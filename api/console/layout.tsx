@@ -74,13 +74,15 @@ export const CsrfField = (props: { token: string }) => <input type="hidden" name
 export function Time(props: { at: string | null | undefined; now?: number }) {
   if (!props.at) return <span class="muted">—</span>;
   const at = new Date(props.at);
-  const absolute = `${at.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+  const absolute = absoluteTime(props.at);
   return (
     <time datetime={at.toISOString()} data-relative="" title={absolute}>
       <span class="rel">{relativeTime(at.getTime(), props.now ?? Date.now())}</span> <span class="abs">({absolute})</span>
     </time>
   );
 }
+
+export const absoluteTime = (at: string) => `${new Date(at).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
 
 /** "in 4 min", "12 s ago": the same words console.js writes. */
 export function relativeTime(at: number, now: number): string {

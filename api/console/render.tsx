@@ -1,5 +1,6 @@
 /** How console handlers answer: a whole page, or for htmx only the part that changed. */
 import type { Context } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Child } from 'hono/jsx';
 import { Page, type PageName } from './layout.js';
 import { CONSOLE_PATH, type ConsoleEnv } from './sessions.js';
@@ -10,7 +11,7 @@ export interface ConsoleLinks {
   namespace: string;
 }
 
-export const renderPage = (c: Context<ConsoleEnv>, active: PageName, title: string, body: Child, status: 200 | 400 | 404 | 409 = 200) =>
+export const renderPage = (c: Context<ConsoleEnv>, active: PageName, title: string, body: Child, status: ContentfulStatusCode = 200) =>
   c.html(
     <Page title={title} active={active} identity={c.get('identity')} csrfToken={c.get('session').csrfToken}>
       {body}

@@ -104,13 +104,13 @@ export function consoleRouter(deps: ConsoleDeps) {
   app.route('/', auditRouter(deps.audit));
   app.route('/', systemRouter(deps, links));
 
-  app.notFound((c) => c.html(<Document title="Not found">{<Problem>There is no console page at {c.req.path}.</Problem>}</Document>, 404));
+  app.all('*', (c) => renderPage(c, 'approvals', 'Not found', <Problem>There is no console page at {c.req.path}.</Problem>, 404));
   app.onError((err, c) => {
     if (isTemporalUnreachable(err))
       err = new WardenError('temporal_unavailable', 'the Temporal server cannot be reached; try again when it is back', 503);
     if (!(err instanceof WardenError)) throw err;
     if (c.req.header('hx-request')) return c.html(<Problem>{err.message}</Problem>);
-    return renderPage(c, 'approvals', 'Something went wrong', <Problem>{err.message}</Problem>, err.status === 404 ? 404 : 409);
+    return renderPage(c, 'approvals', 'Something went wrong', <Problem>{err.message}</Problem>, err.status);
   });
   return app;
 }

@@ -130,6 +130,16 @@ it('shows a viewer the pending action with its escaped parameters but no buttons
   expect((await stack.api('GET', `/api/actions/${id}`)).body.status).toBe('rejected');
 });
 
+it('answers an unknown page or action with a page that says so', async () => {
+  const viewer = await session(stack.keyFor('viewer'));
+  const missing = await get(viewer.cookie, '/console/no-such-page');
+  expect(missing.status).toBe(404);
+  expect(await missing.text()).toContain('There is no console page at /console/no-such-page');
+  const action = await get(viewer.cookie, '/console/actions/act-0000000000000000');
+  expect(action.status).toBe(404);
+  expect(await action.text()).toContain('action act-0000000000000000 not found');
+});
+
 it('ends a session on sign-out, and every session of a key the moment the key is revoked', async () => {
   const viewer = await session(stack.keyFor('viewer'));
   expect((await get(viewer.cookie, '/console/audit')).status).toBe(200);
