@@ -130,6 +130,54 @@ it('shows a viewer the pending action with its escaped parameters but no buttons
   expect((await stack.api('GET', `/api/actions/${id}`)).body.status).toBe('rejected');
 });
 
+it("lets an operator pause and resume an agent from its page, through the API's agent service", async () => {
+  const operator = await session(stack.keyFor('operator'));
+  const page = await (await get(operator.cookie, `/console/agents/${agentId}`)).text();
+  expect(page).toMatch(/<button[^>]*>Pause<\/button>/);
+  const paused = await post(operator, `/console/agents/${agentId}/pause`, {});
+  expect(paused.status).toBe(200);
+  expect(await paused.text()).toContain(`Pause sent to ${agentId} (it was running)`);
+  await waitForStatus(stack.api, agentId, ['paused']);
+  expect((await post(operator, `/console/agents/${agentId}/resume`, {})).status).toBe(200);
+  await waitForStatus(stack.api, agentId, ['running']);
+  const viewer = await session(stack.keyFor('viewer'));
+  expect(await (await get(viewer.cookie, `/console/agents/${agentId}`)).text()).not.toMatch(/<button[^>]*>(Pause|Resume|Stop)<\/button>/);
+});
+
+it('filters the audit log by agent, kind and time, and exports it as JSON Lines', async () => {
+  const viewer = await session(stack.keyFor('viewer'));
+  const created = await (await get(viewer.cookie, `/console/audit?agent_id=${agentId}&kind=agent.created`)).text();
+  expect(created).toContain(agentId);
+  expect(created).toContain('<code>agent.created</code>');
+  expect(created).not.toContain('<code>agent.status_changed</code>');
+  expect(await (await get(viewer.cookie, `/console/audit?agent_id=${agentId}`)).text()).toContain('<code>agent.status_changed</code>');
+  const future = await (await get(viewer.cookie, `/console/audit?agent_id=${agentId}&since=2999-01-01T00:00`)).text();
+  expect(future).toContain('No audit entries match.');
+  const exported = await get(viewer.cookie, '/console/audit/export');
+  expect(exported.headers.get('content-type')).toBe('application/x-ndjson');
+  expect(exported.headers.get('content-disposition')).toContain('warden-audit.jsonl');
+  const lines = (await exported.text())
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  expect(lines.some((e) => e.agent_id === agentId && e.kind === 'agent.created')).toBe(true);
+});
+
+it('lets an admin create a key, shown once, and revoke it; an approver gets neither form', async () => {
+  const admin = await session(stack.keyFor('admin'));
+  const made = await post(admin, '/console/system/keys', { name: 'made in the console', role: 'viewer', person: 'Pat' });
+  const key = /id="new-key"[^>]*value="([^"]+)"/.exec(await made.text())?.[1];
+  expect(key).toBeTruthy();
+  const id = stack.keys.authenticate(key!)!.key_id;
+  expect(await (await get(admin.cookie, '/console/system')).text()).not.toContain(key!);
+  expect((await post(admin, `/console/system/keys/${id}/revoke`, {})).status).toBe(200);
+  expect(stack.keys.authenticate(key!)).toBeNull();
+  const approver = await session(stack.keyFor('approver'));
+  const system = await (await get(approver.cookie, '/console/system')).text();
+  expect(system).not.toMatch(/Create key|Revoke|Emergency stop<\/button>/);
+  expect((await post(approver, '/console/system/keys', { name: 'sneaky', role: 'admin' })).status).toBe(403);
+});
+
 it('answers an unknown page or action with a page that says so', async () => {
   const viewer = await session(stack.keyFor('viewer'));
   const missing = await get(viewer.cookie, '/console/no-such-page');
