@@ -86,6 +86,9 @@ export function consoleRouter(deps: ConsoleDeps) {
     const key = typeof form.api_key === 'string' ? form.api_key.trim() : '';
     const identity = key ? deps.keys.authenticate(key) : null;
     if (!identity) return c.html(<SignIn notice={key ? 'That API key is unknown or revoked.' : 'Paste an API key.'} />, 401);
+    // A sign-in in a browser that still holds a session replaces it: one browser, one live session.
+    const previous = sessions.find(getCookie(c, CONSOLE_COOKIE));
+    if (previous) sessions.end(previous.id);
     setSessionCookie(c, sessions.start(identity));
     return c.redirect(`${CONSOLE_PATH}/approvals`, 303);
   });

@@ -117,10 +117,14 @@ it('signs in; an action needing approval appears without a reload; approving run
   await eventually(() => verdictOf(alice, action.id).textContent()).toContain('approved: it runs now');
   await eventually(() => verdictOf(alice, action.id).locator('.outcome').textContent(), 60_000).toContain('completed');
   expect(await verdictOf(alice, action.id).locator('pre').textContent()).toBe('runs: 1\n');
-  expect(loads).toBe(0);
   // Gone from the list once decided; the decision stays above it.
   await eventually(() => card(alice, action.id).count()).toBe(0);
+  expect(loads).toBe(0);
   await shot(alice, 'approved');
+  await alice.goto(`${base}/console/actions/${action.id}`);
+  await alice.getByRole('heading', { name: 'Audit trail' }).waitFor();
+  expect(await alice.locator('.outcome pre').textContent()).toBe('runs: 1\n');
+  await shot(alice, 'action');
   const record = (await stack.api('GET', `/api/actions/${action.id}`)).body;
   expect(record).toMatchObject({ status: 'completed', approvals: [{ approver: { name: 'Alice' }, comment: 'looks fine' }] });
   const kinds = (await stack.api('GET', `/api/audit-logs?action_id=${action.id}`)).body.entries.map((e: { kind: string }) => e.kind);

@@ -28,13 +28,13 @@ afterAll(async () => {
 const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
 const FORM = 'application/x-www-form-urlencoded';
 
-async function signIn(key: string, origin = ORIGIN, url = `${ORIGIN}/console/sign-in`) {
-  return stack.realApp.request(url, { method: 'POST', headers: { 'content-type': FORM, origin }, body: form({ api_key: key }) });
+async function signIn(key: string, origin = ORIGIN, url = `${ORIGIN}/console/sign-in`, cookie = '') {
+  return stack.realApp.request(url, { method: 'POST', headers: { 'content-type': FORM, origin, cookie }, body: form({ api_key: key }) });
 }
 
-/** A signed-in browser: its cookie, and the CSRF token its pages carry. */
-async function session(key: string) {
-  const res = await signIn(key);
+/** A signed-in browser (one that held this cookie before): its cookie, and the CSRF token its pages carry. */
+async function session(key: string, held?: string) {
+  const res = await signIn(key, ORIGIN, undefined, held);
   expect(res.status).toBe(303);
   const cookie = res.headers.get('set-cookie')!.split(';')[0]!;
   const page = await get(cookie, '/console/audit');
@@ -191,10 +191,13 @@ it('answers an unknown page or action with a page that says so', async () => {
 it('ends a session on sign-out, and every session of a key the moment the key is revoked', async () => {
   const viewer = await session(stack.keyFor('viewer'));
   expect((await get(viewer.cookie, '/console/audit')).status).toBe(200);
-  const out = await post(viewer, '/console/sign-out', {});
+  // Signing in again in the same browser ends the session it held.
+  const renewed = await session(stack.keyFor('viewer'), viewer.cookie);
+  expect((await get(viewer.cookie, '/console/audit')).status).toBe(303);
+  const out = await post(renewed, '/console/sign-out', {});
   expect(out.status).toBe(200);
   expect(out.headers.get('set-cookie')).toMatch(/^warden_console=;/);
-  expect((await get(viewer.cookie, '/console/audit')).status).toBe(303);
+  expect((await get(renewed.cookie, '/console/audit')).status).toBe(303);
 
   const key = stack.keys.create('console revokee', 'approver', null);
   const [first, second] = [await session(key.key), await session(key.key)];
