@@ -211,7 +211,7 @@ it('shows agents, an agent, the audit log and the system; the emergency stop fro
   const ada = await personWith(keys.admin);
   await ada.goto(`${base}/console/agents`);
   for (const id of agents) await ada.getByRole('link', { name: id }).waitFor();
-  await eventually(() => ada.locator('.usage').first().textContent()).toMatch(/using \d+ of \d+ MiB/);
+  await eventually(() => ada.locator('.usage', { hasText: /using \d+ of \d+ MiB/ }).count()).toBe(agents.length);
   await shot(ada, 'agents');
   await ada.getByRole('link', { name: agents[0] }).click();
   await ada.waitForURL(`${base}/console/agents/${agents[0]}`);
