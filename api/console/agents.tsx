@@ -13,15 +13,15 @@ import type { AgentService } from '../agents/service.js';
 import type { AgentStats } from '../agents/stats.js';
 import type { UsageSummary } from '../agents/container-usage.js';
 import { requireRole } from '../middleware/auth.js';
-import { AuditTable } from './audit.js';
+import { AuditTable, type KeyNames } from './audit.js';
 import { Badge, CsrfField, Empty, Problem, Table, Time, WorkflowLink } from './layout.js';
 import { renderPage, respond, type ConsoleLinks } from './render.js';
 import { CONSOLE_PATH, type ConsoleEnv } from './sessions.js';
 
 const MiB = 1024 * 1024;
 
-export function agentsRouter(deps: { agents: AgentService; stats: AgentStats; audit: AuditStore; links: ConsoleLinks }) {
-  const { agents, stats, audit, links } = deps;
+export function agentsRouter(deps: { agents: AgentService; stats: AgentStats; audit: AuditStore; links: ConsoleLinks; nameOf: KeyNames }) {
+  const { agents, stats, audit, links, nameOf } = deps;
   const app = new Hono<ConsoleEnv>();
 
   app.get('/agents', async (c) => {
@@ -95,7 +95,7 @@ export function agentsRouter(deps: { agents: AgentService; stats: AgentStats; au
         <p class="muted">Conversations are not in Warden yet: what the agent did is its actions.</p>
         <ActionList entries={trail.filter((e) => e.kind === 'action.submitted')} links={links} />
         <h2>Audit trail</h2>
-        <AuditTable entries={trail} />
+        <AuditTable entries={trail} nameOf={nameOf} />
       </>,
     );
   });

@@ -9,7 +9,7 @@ import { WardenError } from '../../domain/errors.js';
 import { hasRole, personOf, type Identity } from '../../domain/roles.js';
 import type { AuditStore } from '../../stores/audit-store.js';
 import type { ActionService } from '../actions/service.js';
-import { AuditTable } from './audit.js';
+import { AuditTable, type KeyNames } from './audit.js';
 import { requireRole } from '../middleware/auth.js';
 import { absoluteTime, Badge, CsrfField, Empty, Problem, Time, WorkflowLink } from './layout.js';
 import { renderPage, respond, type ConsoleLinks } from './render.js';
@@ -22,7 +22,7 @@ const REFRESH = 'every 2s';
 
 const INJECTION_PREFIX = 'injection screen: ';
 
-export function approvalsRouter(actions: ActionService, audit: AuditStore, links: ConsoleLinks) {
+export function approvalsRouter(actions: ActionService, audit: AuditStore, links: ConsoleLinks, nameOf: KeyNames) {
   const app = new Hono<ConsoleEnv>();
 
   app.get('/approvals', async (c) =>
@@ -101,7 +101,7 @@ export function approvalsRouter(actions: ActionService, audit: AuditStore, links
           </article>
         )}
         <h2>Audit trail</h2>
-        <AuditTable entries={audit.list({ action_id: id, limit: 200 })} />
+        <AuditTable entries={audit.list({ action_id: id, limit: 200 })} nameOf={nameOf} />
       </>,
     );
   });

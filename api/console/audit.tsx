@@ -12,7 +12,7 @@ import { CONSOLE_PATH, type ConsoleEnv } from './sessions.js';
 
 const SHOWN = 200;
 
-export function auditRouter(audit: AuditStore) {
+export function auditRouter(audit: AuditStore, nameOf: KeyNames) {
   const app = new Hono<ConsoleEnv>();
 
   app.get('/audit', (c) => {
@@ -69,7 +69,7 @@ export function auditRouter(audit: AuditStore) {
         </p>
         <div id="verification" aria-live="polite"></div>
         {query.success ? (
-          <AuditTable entries={entries} />
+          <AuditTable entries={entries} nameOf={nameOf} />
         ) : (
           <Problem>The filter is not valid: {query.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}</Problem>
         )}
@@ -110,7 +110,10 @@ export function auditRouter(audit: AuditStore) {
   return app;
 }
 
-export function AuditTable(props: { entries: AuditEntry[] }) {
+/** The name of the API key of this id, when it is one: audit entries name their actors by key id. */
+export type KeyNames = (keyId: string) => string | undefined;
+
+export function AuditTable(props: { entries: AuditEntry[]; nameOf: KeyNames }) {
   if (props.entries.length === 0) return <Empty>No audit entries match.</Empty>;
   return (
     <Table class="audit" headings={['#', 'When', 'Kind', 'Actor', 'Agent / action', 'Details']}>
@@ -124,7 +127,8 @@ export function AuditTable(props: { entries: AuditEntry[] }) {
             <code>{e.kind}</code>
           </td>
           <td>
-            {e.actor ?? '—'}
+            {e.actor ? (props.nameOf(e.actor) ?? e.actor) : '—'}
+            {e.actor && props.nameOf(e.actor) && <span class="muted"> ({e.actor})</span>}
             {e.actor_verified === false && <span class="problem-text"> (unverified)</span>}
           </td>
           <td>

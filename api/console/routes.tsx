@@ -102,9 +102,10 @@ export function consoleRouter(deps: ConsoleDeps) {
   });
 
   app.get('/', (c) => c.redirect(`${CONSOLE_PATH}/approvals`, 303));
-  app.route('/', approvalsRouter(deps.actions, deps.audit, links));
-  app.route('/', agentsRouter({ agents: deps.agents, stats: deps.stats, audit: deps.audit, links }));
-  app.route('/', auditRouter(deps.audit));
+  const nameOf = (keyId: string) => deps.keys.get(keyId)?.name;
+  app.route('/', approvalsRouter(deps.actions, deps.audit, links, nameOf));
+  app.route('/', agentsRouter({ agents: deps.agents, stats: deps.stats, audit: deps.audit, links, nameOf }));
+  app.route('/', auditRouter(deps.audit, nameOf));
   app.route('/', systemRouter(deps, links));
 
   app.all('*', (c) => renderPage(c, 'approvals', 'Not found', <Problem>There is no console page at {c.req.path}.</Problem>, 404));

@@ -149,6 +149,8 @@ it('filters the audit log by agent, kind and time, and exports it as JSON Lines'
   const created = await (await get(viewer.cookie, `/console/audit?agent_id=${agentId}&kind=agent.created`)).text();
   expect(created).toContain(agentId);
   expect(created).toContain('<code>agent.created</code>');
+  // Its actor by the key's name (the stack's admin created the agent), with the key id beside it.
+  expect(created).toMatch(/test admin<span class="muted"> \(key_[0-9a-f]{12}\)/);
   expect(created).not.toContain('<code>agent.status_changed</code>');
   expect(await (await get(viewer.cookie, `/console/audit?agent_id=${agentId}`)).text()).toContain('<code>agent.status_changed</code>');
   const future = await (await get(viewer.cookie, `/console/audit?agent_id=${agentId}&since=2999-01-01T00:00`)).text();
