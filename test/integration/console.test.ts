@@ -6,7 +6,7 @@
  * revocation of their key.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startStack, submitShell, uniqueId, waitForStatus } from '../support/helpers.js';
+import { startStack, submitShell, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 let stack: Stack;
@@ -28,24 +28,32 @@ afterAll(async () => {
 const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
 const FORM = 'application/x-www-form-urlencoded';
 
-async function signIn(key: string, origin = ORIGIN, url = `${ORIGIN}/console/sign-in`, cookie = '') {
-  return stack.realApp.request(url, { method: 'POST', headers: { 'content-type': FORM, origin, cookie }, body: form({ api_key: key }) });
+type App = Stack['realApp'];
+
+async function signIn(key: string, origin = ORIGIN, url = `${ORIGIN}/console/sign-in`, cookie = '', app: App = stack.realApp) {
+  return app.request(url, { method: 'POST', headers: { 'content-type': FORM, origin, cookie }, body: form({ api_key: key }) });
 }
 
 /** A signed-in browser (one that held this cookie before): its cookie, and the CSRF token its pages carry. */
-async function session(key: string, held?: string) {
-  const res = await signIn(key, ORIGIN, undefined, held);
+async function session(key: string, held?: string, app: App = stack.realApp) {
+  const res = await signIn(key, ORIGIN, undefined, held, app);
   expect(res.status).toBe(303);
   const cookie = res.headers.get('set-cookie')!.split(';')[0]!;
-  const page = await get(cookie, '/console/audit');
+  const page = await get(cookie, '/console/audit', app);
   const csrf = /name="csrf" value="([^"]+)"/.exec(await page.text())![1]!;
   return { cookie, csrf };
 }
 
-const get = (cookie: string, path: string) => stack.realApp.request(`${ORIGIN}${path}`, { headers: { cookie } });
+const get = (cookie: string, path: string, app: App = stack.realApp) => app.request(`${ORIGIN}${path}`, { headers: { cookie } });
 
-function post(who: { cookie: string; csrf?: string }, path: string, fields: Record<string, string>, origin = ORIGIN) {
-  return stack.realApp.request(`${ORIGIN}${path}`, {
+function post(
+  who: { cookie: string; csrf?: string },
+  path: string,
+  fields: Record<string, string>,
+  origin = ORIGIN,
+  app: App = stack.realApp,
+) {
+  return app.request(`${ORIGIN}${path}`, {
     method: 'POST',
     headers: { cookie: who.cookie, 'content-type': FORM, origin },
     body: form(who.csrf ? { ...fields, csrf: who.csrf } : fields),
@@ -178,6 +186,23 @@ it('lets an admin create a key, shown once, and revoke it; an approver gets neit
   const system = await (await get(approver.cookie, '/console/system')).text();
   expect(system).not.toMatch(/Create key|Revoke|Emergency stop<\/button>/);
   expect((await post(approver, '/console/system/keys', { name: 'sneaky', role: 'admin' })).status).toBe(403);
+});
+
+it('says the action expired when a decision comes too late', async () => {
+  // A second API whose actions expire after a second, on the same Temporal server and workers.
+  const quick = await startStack({ workers: false, config: { approvalExpirySeconds: 1 } });
+  try {
+    const submitted = await submitShell(quick.api, agentId, 'echo too late');
+    expect(submitted.body.status).toBe('pending');
+    const { id, params_hash } = submitted.body;
+    await waitFor(`action ${id} to expire`, async () => (await quick.api('GET', `/api/actions/${id}`)).body.status === 'expired');
+    const approver = await session(quick.keyFor('approver'), undefined, quick.realApp);
+    const late = await post(approver, `/console/actions/${id}/decision`, { verdict: 'approve', params_hash }, ORIGIN, quick.realApp);
+    expect(late.status).toBe(200);
+    expect(await late.text()).toContain(`expired: action ${id} is expired, not awaiting approval`);
+  } finally {
+    await quick.stop();
+  }
 });
 
 it('answers an unknown page or action with a page that says so', async () => {
