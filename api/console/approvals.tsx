@@ -4,7 +4,7 @@
  * appears at once above it. Decisions go through the API's own decideAction.
  */
 import { Hono } from 'hono';
-import type { ActionRecord } from '../../domain/action.js';
+import { ApproveActionRequestSchema, type ActionRecord } from '../../domain/action.js';
 import { WardenError } from '../../domain/errors.js';
 import { hasRole, personOf, type Identity } from '../../domain/roles.js';
 import type { AuditStore } from '../../stores/audit-store.js';
@@ -63,18 +63,23 @@ export function approvalsRouter(actions: ActionService, audit: AuditStore, links
     const id = c.req.param('id');
     const form = await c.req.parseBody();
     const approved = form.verdict === 'approve';
-    const comment = typeof form.comment === 'string' && form.comment.trim() ? form.comment.trim().slice(0, 2000) : undefined;
-    const paramsHash = typeof form.params_hash === 'string' ? form.params_hash : '';
     let verdict;
     try {
       if (!/^act-[0-9a-f]{16}$/.test(id)) throw new WardenError('invalid_request', `no action ${id}`, 400);
-      if (!/^[0-9a-f]{64}$/.test(paramsHash))
-        throw new WardenError('invalid_request', 'the form lost the parameters hash; reload the page', 400);
-      const decided = await actions.decideAction(id, c.get('identity'), { approved, comment, params_hash: paramsHash });
+      if (form.verdict !== 'approve' && form.verdict !== 'reject')
+        throw new WardenError('invalid_request', 'choose Approve or Reject', 400);
+      // The REST API's own schema: the same limits on the comment, the same form of hash.
+      const request = ApproveActionRequestSchema.safeParse({
+        approved,
+        comment: typeof form.comment === 'string' && form.comment.trim() ? form.comment.trim() : undefined,
+        params_hash: form.params_hash,
+      });
+      if (!request.success) throw new WardenError('invalid_request', request.error.issues.map((i) => i.message).join('; '), 400);
+      const decided = await actions.decideAction(id, c.get('identity'), request.data);
       verdict = <Verdict id={id} approved={approved} status={decided.status} />;
     } catch (err) {
       if (!(err instanceof WardenError)) throw err;
-      verdict = <Refusal id={id} reason={err.message} />;
+      verdict = <Refusal id={id} error={err} />;
     }
     return respond(c, 'approvals', 'Your decision', verdict);
   });
@@ -271,12 +276,13 @@ const OutcomePoll = (props: { id: string }) => (
 );
 
 /** The decision was not taken: the workflow's or the API's reason, as they gave it. */
-function Refusal(props: { id: string; reason: string }) {
-  const expired = /\bis expired\b/.test(props.reason);
+function Refusal(props: { id: string; error: WardenError }) {
+  const reason = props.error.message;
+  const said = props.error.code === 'invalid_request' ? 'not sent' : /\bis expired\b/.test(reason) ? 'expired' : 'not allowed';
   return (
     <div class="verdict verdict-refused" role="alert">
       <p>
-        <a href={`${CONSOLE_PATH}/actions/${props.id}`}>{props.id}</a>: {expired ? 'expired' : 'not allowed'}: {props.reason}
+        <a href={`${CONSOLE_PATH}/actions/${props.id}`}>{props.id}</a>: {said}: {reason}
       </p>
     </div>
   );

@@ -131,6 +131,10 @@ it('shows a viewer the pending action with its escaped parameters but no buttons
   const still = await stack.api('GET', `/api/actions/${id}`);
   expect(still.body).toMatchObject({ status: 'pending', approvals: [] });
 
+  const garbled = await post(approver, `/console/actions/${id}/decision`, { ...decision, verdict: 'maybe' });
+  expect(await garbled.text()).toContain('not sent: choose Approve or Reject');
+  const lost = await post(approver, `/console/actions/${id}/decision`, { ...decision, params_hash: 'abc' });
+  expect(await lost.text()).toContain('not sent: params_hash');
   // The same approver's real form decides it.
   const decided = await post(approver, `/console/actions/${id}/decision`, { ...decision, verdict: 'reject', comment: 'not now' });
   expect(decided.status).toBe(200);
