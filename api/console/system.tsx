@@ -8,10 +8,10 @@ import { WardenError } from '../../domain/errors.js';
 import type { Lockdown } from '../../domain/lockdown.js';
 import { lockdownMessage } from '../../domain/lockdown.js';
 import type { Policy } from '../../domain/policy.js';
-import { hasRole, ROLES, RoleSchema, type Identity } from '../../domain/roles.js';
+import { hasRole, ROLES, type Identity } from '../../domain/roles.js';
 import { SKILLS } from '../../skills/index.js';
 import type { ApiKeyInfo } from '../../stores/key-store.js';
-import type { KeyService } from '../keys/service.js';
+import { CreateKeyRequestSchema, type KeyService } from '../keys/service.js';
 import { requireRole } from '../middleware/auth.js';
 import type { LockdownService } from '../system/lockdown-service.js';
 import type { SystemStatus } from '../system/routes.js';
@@ -23,7 +23,6 @@ import { CONSOLE_PATH, type ConsoleEnv } from './sessions.js';
 export const CONFIRM_STOP = 'STOP';
 export const CONFIRM_RESUME = 'RESUME';
 const GiB = 1024 ** 3;
-const KEY_NAME = /^[\w .@-]{1,100}$/;
 
 export function systemRouter(
   deps: { system: SystemStatus; lockdown: LockdownService; keyService: KeyService; policy: Policy },
@@ -170,14 +169,15 @@ export function systemRouter(
 
   app.post('/system/keys', requireRole('admin'), async (c) => {
     const form = await c.req.parseBody();
-    const name = String(form.name ?? '').trim();
-    const person = String(form.person ?? '').trim();
-    const role = RoleSchema.safeParse(form.role);
+    const request = CreateKeyRequestSchema.safeParse({
+      name: form.name,
+      role: form.role,
+      person: typeof form.person === 'string' && form.person.trim() ? form.person : undefined,
+    });
     let answer;
-    if (!KEY_NAME.test(name) || (person && !KEY_NAME.test(person)) || !role.success)
-      answer = <Problem>Not created: a name (and person) of letters, digits, spaces and . _ @ -, and a role.</Problem>;
+    if (!request.success) answer = <Problem>Not created: {request.error.issues.map((i) => i.message).join('; ')}</Problem>;
     else {
-      const created = keyService.createKey({ name, role: role.data, person: person || undefined }, c.get('identity'));
+      const created = keyService.createKey(request.data, c.get('identity'));
       answer = (
         <div class="verdict verdict-ok" role="status">
           <p>

@@ -3,7 +3,7 @@ import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
 import { RoleSchema } from '../../domain/roles.js';
 import type { ApiKeyInfo } from '../../stores/key-store.js';
-import type { KeyService } from './service.js';
+import { CreateKeyRequestSchema, type KeyService } from './service.js';
 import { requireRole } from '../middleware/auth.js';
 import { errorResponses, jsonResponse as json, validationHook, type AppEnv } from '../openapi.js';
 
@@ -37,25 +37,7 @@ export function keysRouter(keys: KeyService) {
           required: true,
           content: {
             'application/json': {
-              schema: z
-                .object({
-                  name: z
-                    .string()
-                    .trim()
-                    .min(1)
-                    .max(100)
-                    .regex(/^[\w .@-]+$/, 'name: letters, digits, spaces and . _ @ -'),
-                  role: RoleSchema,
-                  person: z
-                    .string()
-                    .trim()
-                    .min(1)
-                    .max(100)
-                    .regex(/^[\w .@-]+$/, 'person: letters, digits, spaces and . _ @ -')
-                    .optional()
-                    .describe('Who holds the key (default: its name). It counts as that person once a second admin confirms it'),
-                })
-                .strict(),
+              schema: CreateKeyRequestSchema,
             },
           },
         },

@@ -3,15 +3,34 @@
  * audit log, and a revocation also ends what the key asked for that still awaits approval.
  */
 import { WardenError } from '../../domain/errors.js';
-import type { Identity, Role } from '../../domain/roles.js';
+import { z } from 'zod';
+import { RoleSchema, type Identity } from '../../domain/roles.js';
 import type { AuditStore } from '../../stores/audit-store.js';
 import type { KeyStore } from '../../stores/key-store.js';
+
+const PersonName = (what: string) =>
+  z
+    .string()
+    .trim()
+    .min(1)
+    .max(100)
+    .regex(/^[\w .@-]+$/, `${what}: letters, digits, spaces and . _ @ -`);
+
+export const CreateKeyRequestSchema = z
+  .object({
+    name: PersonName('name'),
+    role: RoleSchema,
+    person: PersonName('person')
+      .optional()
+      .describe('Who holds the key (default: its name). It counts as that person once a second admin confirms it'),
+  })
+  .strict();
 
 /** What else a revocation ends: the key's actions awaiting approval (their ids). */
 export type OnRevoked = (keyId: string, by: string) => Promise<string[]>;
 
 export function createKeyService(keys: KeyStore, audit: AuditStore, onRevoked: OnRevoked = async () => []) {
-  function createKey(request: { name: string; role: Role; person?: string }, by: Identity) {
+  function createKey(request: z.output<typeof CreateKeyRequestSchema>, by: Identity) {
     const { name, role, person } = request;
     const created = keys.create(name, role, by.key_id, { person });
     audit.append({

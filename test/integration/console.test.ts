@@ -186,6 +186,8 @@ it('lets an admin create a key, shown once, and revoke it; an approver gets neit
   expect(await (await get(admin.cookie, '/console/system')).text()).not.toContain(key!);
   expect((await post(admin, `/console/system/keys/${id}/revoke`, {})).status).toBe(200);
   expect(stack.keys.authenticate(key!)).toBeNull();
+  const odd = await post(admin, '/console/system/keys', { name: '<b>', role: 'viewer' });
+  expect(await odd.text()).toContain('Not created: name: letters, digits, spaces and . _ @ -');
   const approver = await session(stack.keyFor('approver'));
   const system = await (await get(approver.cookie, '/console/system')).text();
   expect(system).not.toMatch(/Create key|Revoke|Emergency stop<\/button>/);
