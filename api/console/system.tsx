@@ -13,6 +13,7 @@ import { SKILLS } from '../../skills/index.js';
 import type { ApiKeyInfo } from '../../stores/key-store.js';
 import { CreateKeyRequestSchema, type KeyService } from '../keys/service.js';
 import { requireRole } from '../middleware/auth.js';
+import { ReasonRequestSchema } from '../system/emergency-routes.js';
 import type { LockdownService } from '../system/lockdown-service.js';
 import type { SystemStatus } from '../system/routes.js';
 import { Badge, CsrfField, Empty, Problem, Table, Time, WorkflowLink } from './layout.js';
@@ -124,12 +125,12 @@ export function systemRouter(
 
   app.post('/system/emergency-stop', requireRole('admin'), async (c) => {
     const form = await c.req.parseBody();
-    const reason = String(form.reason ?? '').trim();
+    const request = ReasonRequestSchema.safeParse({ reason: form.reason });
     let answer;
     if (form.confirm !== CONFIRM_STOP) answer = <Problem>Not stopped: type {CONFIRM_STOP} to confirm.</Problem>;
-    else if (!reason) answer = <Problem>Not stopped: say why.</Problem>;
+    else if (!request.success) answer = <Problem>Not stopped: {request.error.issues.map((i) => i.message).join('; ')}</Problem>;
     else {
-      const outcome = await lockdown.emergencyStop(reason.slice(0, 500), c.get('identity'));
+      const outcome = await lockdown.emergencyStop(request.data.reason, c.get('identity'));
       answer = (
         <div class="verdict verdict-refused" role="status">
           <p>
@@ -147,13 +148,13 @@ export function systemRouter(
 
   app.post('/system/resume', requireRole('admin'), async (c) => {
     const form = await c.req.parseBody();
-    const reason = String(form.reason ?? '').trim();
+    const request = ReasonRequestSchema.safeParse({ reason: form.reason });
     let answer;
     if (form.confirm !== CONFIRM_RESUME) answer = <Problem>Not resumed: type {CONFIRM_RESUME} to confirm.</Problem>;
-    else if (!reason) answer = <Problem>Not resumed: say why.</Problem>;
+    else if (!request.success) answer = <Problem>Not resumed: {request.error.issues.map((i) => i.message).join('; ')}</Problem>;
     else {
       try {
-        const resumed = await lockdown.resume(reason.slice(0, 500), c.get('identity'));
+        const resumed = await lockdown.resume(request.data.reason, c.get('identity'));
         answer = (
           <p class="verdict verdict-ok" role="status">
             Lockdown lifted <Time at={resumed.resumed_at} />: new agents and actions are accepted again.

@@ -211,6 +211,16 @@ it('says the action expired when a decision comes too late', async () => {
   }
 });
 
+it('asks the emergency stop for the typed word and a reason before anything stops', async () => {
+  const admin = await session(stack.keyFor('admin'));
+  const unconfirmed = await post(admin, '/console/system/emergency-stop', { reason: 'drill', confirm: 'stop' });
+  expect(await unconfirmed.text()).toContain('Not stopped: type STOP to confirm.');
+  const reasonless = await post(admin, '/console/system/emergency-stop', { reason: '  ', confirm: 'STOP' });
+  expect(await reasonless.text()).toContain('Not stopped: reason: say why');
+  expect((await stack.api('GET', '/api/system/lockdown')).body.locked).toBe(false);
+  expect((await stack.api('GET', `/api/agents/${agentId}`)).body.status).toBe('running');
+});
+
 it('answers an unknown page or action with a page that says so', async () => {
   const viewer = await session(stack.keyFor('viewer'));
   const missing = await get(viewer.cookie, '/console/no-such-page');
