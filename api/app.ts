@@ -31,7 +31,7 @@ import { createLockdownService } from './system/lockdown-service.js';
 import { createSystemStatus, systemRouter } from './system/routes.js';
 import { createKeyService } from './keys/service.js';
 import { consoleRouter } from './console/routes.js';
-import { CONSOLE_PATH } from './console/sessions.js';
+import { CONSOLE_PATH, type ConsoleEnv } from './console/sessions.js';
 import { secretsRouter } from './secrets/routes.js';
 import type { Vault } from '../stores/vault.js';
 import { scrubText } from '../domain/redact.js';
@@ -113,7 +113,19 @@ export function createApp(deps: AppDeps) {
   app.route('/codec', codecRouter({ codec: deps.payloadCodec, keys: deps.keys, config: deps.config }));
   // The console: the same services behind pages for people, with sessions instead of bearer keys.
   app.use('/console/*', bodySizeLimit(deps.config.maxBodyBytes));
-  app.route(CONSOLE_PATH, consoleRouter({ ...deps, actions, agents, stats, lockdown, system, keyService }));
+  app.route(
+    CONSOLE_PATH,
+    consoleRouter({
+      ...deps,
+      actions,
+      agents,
+      stats,
+      lockdown,
+      system,
+      keyService,
+      changeLimit: limiter ? rateLimit<ConsoleEnv>(limiter) : undefined,
+    }),
+  );
   app.get('/', (c) => c.redirect(CONSOLE_PATH, 303));
 
   // After every router is mounted: the statuses the middleware above and onError add, on each /api route.

@@ -7,7 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { Hono } from 'hono';
+import { Hono, type MiddlewareHandler } from 'hono';
 import { getCookie } from 'hono/cookie';
 import type { Config } from '../../domain/config.js';
 import { WardenError } from '../../domain/errors.js';
@@ -52,6 +52,8 @@ export interface ConsoleDeps {
   system: SystemStatus;
   keyService: KeyService;
   sessions?: ConsoleSessions;
+  /** The API's rate limit, charged for every change made in the console as for the same change through the API. */
+  changeLimit?: MiddlewareHandler<ConsoleEnv>;
 }
 
 const ASSETS: Record<string, { file: string; type: string }> = {
@@ -94,6 +96,9 @@ export function consoleRouter(deps: ConsoleDeps) {
   });
 
   app.use('*', requireSession(sessions), requireCsrf());
+  const { changeLimit } = deps;
+  // Reads are left alone: the pages poll, and a page's polls are not a person's requests.
+  if (changeLimit) app.use('*', (c, next) => (c.req.method === 'GET' ? next() : changeLimit(c, next)));
 
   app.post('/sign-out', (c) => {
     sessions.end(c.get('session').id);

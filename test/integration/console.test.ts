@@ -221,6 +221,21 @@ it('asks the emergency stop for the typed word and a reason before anything stop
   expect((await stack.api('GET', `/api/agents/${agentId}`)).body.status).toBe('running');
 });
 
+it("charges the console's decisions to the API's approve rate limit of the key", async () => {
+  const limited = await startStack({ workers: false, config: { rateLimits: 'key.approve=2/min' } });
+  try {
+    const approver = await session(limited.keyFor('approver'), undefined, limited.realApp);
+    const decide = () => post(approver, '/console/actions/act-0000000000000000/decision', { verdict: 'approve' }, ORIGIN, limited.realApp);
+    expect((await decide()).status).toBe(200);
+    expect((await decide()).status).toBe(200);
+    const third = await decide();
+    expect(third.status).toBe(429);
+    expect(await third.text()).toContain('too many approve requests from this API key');
+  } finally {
+    await limited.stop();
+  }
+});
+
 it('answers an unknown page or action with a page that says so', async () => {
   const viewer = await session(stack.keyFor('viewer'));
   const missing = await get(viewer.cookie, '/console/no-such-page');
