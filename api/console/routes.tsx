@@ -91,7 +91,7 @@ export function consoleRouter(deps: ConsoleDeps) {
     // A sign-in in a browser that still holds a session replaces it: one browser, one live session.
     const previous = sessions.find(getCookie(c, CONSOLE_COOKIE));
     if (previous) sessions.end(previous.id);
-    setSessionCookie(c, sessions.start(identity));
+    setSessionCookie(c, sessions.start(identity), { trustProxy: deps.config.trustProxy > 0 });
     return c.redirect(`${CONSOLE_PATH}/approvals`, 303);
   });
 

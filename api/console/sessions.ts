@@ -72,12 +72,17 @@ export class ConsoleSessions {
   }
 }
 
-export function setSessionCookie(c: Context, session: ConsoleSession) {
+/**
+ * The cookie is Secure when the browser reached the console over HTTPS: this request's own URL,
+ * or, behind a trusted proxy that ends TLS (WARDEN_TRUST_PROXY), the proxy's X-Forwarded-Proto.
+ */
+export function setSessionCookie(c: Context, session: ConsoleSession, opts: { trustProxy: boolean }) {
+  const https = new URL(c.req.url).protocol === 'https:' || (opts.trustProxy && c.req.header('x-forwarded-proto') === 'https');
   setCookie(c, CONSOLE_COOKIE, session.id, {
     path: CONSOLE_PATH,
     httpOnly: true,
     sameSite: 'Strict',
-    secure: new URL(c.req.url).protocol === 'https:',
+    secure: https,
     maxAge: SESSION_SECONDS,
   });
 }

@@ -94,6 +94,23 @@ it('turns a key into an opaque HttpOnly, SameSite=Strict session cookie (Secure 
   const secure = await signIn(key, 'https://warden.example', 'https://warden.example/console/sign-in');
   expect(secure.headers.get('set-cookie')).toContain('Secure');
 
+  // Behind a proxy that ends TLS: Secure when the proxy is trusted (WARDEN_TRUST_PROXY) and says so, not when anyone does.
+  const proxied = async (app: App, apiKey: string) =>
+    (
+      await app.request(`${ORIGIN}/console/sign-in`, {
+        method: 'POST',
+        headers: { 'content-type': FORM, origin: ORIGIN, 'x-forwarded-proto': 'https' },
+        body: form({ api_key: apiKey }),
+      })
+    ).headers.get('set-cookie');
+  expect(await proxied(stack.realApp, key)).not.toContain('Secure');
+  const behindProxy = await startStack({ workers: false, config: { trustProxy: 1 } });
+  try {
+    expect(await proxied(behindProxy.realApp, behindProxy.keyFor('viewer'))).toContain('Secure');
+  } finally {
+    await behindProxy.stop();
+  }
+
   const forged = await signIn(key, 'https://evil.example');
   expect(forged.status).toBe(403);
   expect(forged.headers.get('set-cookie')).toBeNull();
