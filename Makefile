@@ -43,7 +43,7 @@ test: deps browser
 	WARDEN_TEST_LOG=error npx vitest run
 
 # The code Prettier keeps (its settings: .prettierrc.json).
-FORMATTED := '**/*.{ts,mjs,cjs}'
+FORMATTED := '**/*.{ts,tsx,mjs,cjs}'
 
 format: node_modules/.installed
 	npx prettier --write --log-level warn $(FORMATTED)

@@ -28,7 +28,10 @@ import { createContainerUsage } from './agents/container-usage.js';
 import { docsRouter } from './docs.js';
 import { emergencyRouter } from './system/emergency-routes.js';
 import { createLockdownService } from './system/lockdown-service.js';
-import { systemRouter } from './system/routes.js';
+import { createSystemStatus, systemRouter } from './system/routes.js';
+import { createKeyService } from './keys/service.js';
+import { consoleRouter } from './console/routes.js';
+import { CONSOLE_PATH, type ConsoleEnv } from './console/sessions.js';
 import { secretsRouter } from './secrets/routes.js';
 import type { Vault } from '../stores/vault.js';
 import { scrubText } from '../domain/redact.js';
@@ -72,7 +75,7 @@ export function createApp(deps: AppDeps) {
   const limits = parseRateLimits(deps.config.rateLimits);
   const limiter = limits && { limits, store: deps.rateLimitStore ?? new MemoryRateLimitStore(), trustProxy: deps.config.trustProxy };
   // Failed authentications count wherever a key is checked: the API and the codec server.
-  if (limiter) for (const path of ['/api/*', '/codec/*']) app.use(path, authFailureLimit(limiter));
+  if (limiter) for (const path of ['/api/*', '/codec/*', '/console/*']) app.use(path, authFailureLimit(limiter));
   const usage = createContainerUsage(deps.docker);
   const stats = createAgentStats(agents, usage, deps.config);
 
@@ -84,7 +87,8 @@ export function createApp(deps: AppDeps) {
   app.use('/api/*', apiKeyAuth({ keys: deps.keys }));
   if (limiter) app.use('/api/*', rateLimit(limiter));
   app.use('/api/*', bodySizeLimit(deps.config.maxBodyBytes), requireJsonBody());
-  app.route('/', systemRouter({ ...deps, agents }));
+  const system = createSystemStatus({ ...deps, agents });
+  app.route('/', systemRouter(system));
   app.route('/api/agents', agentsRouter(agents, stats));
   app.route('/api/agents', agentStatsRouter(stats));
   const actions = createActionService(deps.client, deps.config, deps.policy, deps.audit, new Grants(deps.payloadCodec.keyring), {
@@ -92,7 +96,8 @@ export function createApp(deps: AppDeps) {
     assertOpen: lockdown.assertOpen,
     isRevoked: (keyId) => deps.keys.isRevoked(keyId),
   });
-  app.route('/api/keys', keysRouter(deps.keys, deps.audit, actions.cancelPendingOf));
+  const keyService = createKeyService(deps.keys, deps.audit, actions.cancelPendingOf);
+  app.route('/api/keys', keysRouter(keyService));
   app.route('/api/actions', actionsRouter(actions));
   app.route('/api/secrets', secretsRouter({ vault: deps.vault, audit: deps.audit }));
   app.route('/api/system', emergencyRouter(lockdown));
@@ -106,6 +111,22 @@ export function createApp(deps: AppDeps) {
   // The Web UI sends a page of payloads at a time: the API's body limit (WARDEN_MAX_BODY_BYTES) fits.
   app.use('/codec/*', bodySizeLimit(deps.config.maxBodyBytes));
   app.route('/codec', codecRouter({ codec: deps.payloadCodec, keys: deps.keys, config: deps.config }));
+  // The console: the same services behind pages for people, with sessions instead of bearer keys.
+  app.use('/console/*', bodySizeLimit(deps.config.maxBodyBytes));
+  app.route(
+    CONSOLE_PATH,
+    consoleRouter({
+      ...deps,
+      actions,
+      agents,
+      stats,
+      lockdown,
+      system,
+      keyService,
+      changeLimit: limiter ? rateLimit<ConsoleEnv>(limiter) : undefined,
+    }),
+  );
+  app.get('/', (c) => c.redirect(CONSOLE_PATH, 303));
 
   // After every router is mounted: the statuses the middleware above and onError add, on each /api route.
   declareMiddlewareResponses(app.openAPIRegistry);

@@ -108,6 +108,10 @@ export const AuditQuerySchema = z.object({
   action_id: z.string().min(1).optional(),
   agent_id: z.string().min(1).optional(),
   kind: AuditKindSchema.optional(),
+  /** Only entries at or after this time (ISO 8601). */
+  since: z.iso.datetime({ offset: true }).optional(),
+  /** Only entries before this time (ISO 8601). */
+  until: z.iso.datetime({ offset: true }).optional(),
   /** Only entries older than this seq (paging backwards). */
   before_seq: z.coerce.number().int().min(1).optional(),
 });

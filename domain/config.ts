@@ -273,6 +273,12 @@ export const ConfigSchema = z
       .describe(
         "API only: Web UI origins (comma-separated) allowed to call the codec server. Unset: the dev server's UI, `http://localhost:8233` and `http://127.0.0.1:8233`.",
       ),
+    temporalUiUrl: z
+      .url({ protocol: /^https?$/, error: 'an http(s) URL' })
+      .optional()
+      .describe(
+        "API only: the Temporal Web UI's address, for the console's links to each agent's and action's workflow. Unset: the dev server's UI, `http://127.0.0.1:<WARDEN_TEMPORAL_UI_PORT>`.",
+      ),
     rateLimits: z
       .string()
       .default(DEFAULT_RATE_LIMITS)
@@ -457,6 +463,7 @@ export const CONFIG_ENV: Record<keyof Config, string> = {
   masterKeyPrevious: 'WARDEN_MASTER_KEY_PREVIOUS',
   payloadAllowPlaintext: 'WARDEN_PAYLOAD_ALLOW_PLAINTEXT',
   codecCorsOrigins: 'WARDEN_CODEC_CORS_ORIGINS',
+  temporalUiUrl: 'WARDEN_TEMPORAL_UI_URL',
   rateLimits: 'WARDEN_RATE_LIMITS',
   trustProxy: 'WARDEN_TRUST_PROXY',
   corsOrigins: 'WARDEN_CORS_ORIGINS',

@@ -66,6 +66,7 @@ async function main() {
   await waitReady(api);
   say(`API            ${api}`);
   say(`API docs       ${api}/docs  (OpenAPI: ${api}/openapi.json)`);
+  say(`Console        ${api}/console  (sign in with an API key; see docs/console.md)`);
   say(`Temporal       ${temporalAddress}`);
   say(`Temporal UI    ${webUi}`);
   if (temporal) say(`Web UI decoding through ${api}/codec: sign in once at ${api}/codec/login (see docs/security.md, Encrypted payloads)`);

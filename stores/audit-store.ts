@@ -316,6 +316,15 @@ export class AuditStore {
         params.push(q[field]);
       }
     }
+    // Entries keep their time as ISO 8601 in UTC: as text, it sorts as time does.
+    if (q.since !== undefined) {
+      where.push('at >= ?');
+      params.push(new Date(q.since).toISOString());
+    }
+    if (q.until !== undefined) {
+      where.push('at < ?');
+      params.push(new Date(q.until).toISOString());
+    }
     if (q.before_seq !== undefined) {
       where.push('seq < ?');
       params.push(q.before_seq);

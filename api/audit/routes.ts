@@ -22,6 +22,8 @@ export function auditRouter(audit: AuditStore) {
             action_id: z.string().min(1).max(100).optional(),
             agent_id: z.string().min(1).max(100).optional(),
             kind: AuditKindSchema.optional(),
+            since: z.iso.datetime({ offset: true }).optional().describe('Only entries at or after this time'),
+            until: z.iso.datetime({ offset: true }).optional().describe('Only entries before this time'),
           })
           .strict(),
       },
@@ -53,10 +55,13 @@ export function auditRouter(audit: AuditStore) {
     (c) => c.json(audit.verify(), 200),
   );
 
-  app.get('/export', (c) => {
-    const lines: string[] = [];
-    audit.exportJsonl((line) => lines.push(line));
-    return c.body(lines.length ? `${lines.join('\n')}\n` : '', 200, { 'content-type': 'application/x-ndjson' });
-  });
+  app.get('/export', (c) => c.body(auditLogJsonl(audit), 200, { 'content-type': 'application/x-ndjson' }));
   return app;
+}
+
+/** The whole log as JSON Lines, oldest first: what an export downloads. */
+export function auditLogJsonl(audit: AuditStore): string {
+  const lines: string[] = [];
+  audit.exportJsonl((line) => lines.push(line));
+  return lines.length ? `${lines.join('\n')}\n` : '';
 }

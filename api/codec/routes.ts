@@ -20,6 +20,7 @@ import { isEncrypted, PayloadCodecError, type PayloadEncryptionCodec } from '../
 import { hasRole, type Identity } from '../../domain/roles.js';
 import type { KeyStore } from '../../stores/key-store.js';
 import { apiKeyAuth, bearerKey, requireRole, roleRefusal } from '../middleware/auth.js';
+import { fromThisOrigin } from '../middleware/same-origin.js';
 import { ErrorSchema, errorResponses, jsonBody, jsonResponse as json, validationHook, type AppEnv } from '../openapi.js';
 
 /** The cookie that carries a person's API key to the codec routes, and only to them (Path=/codec). */
@@ -118,7 +119,7 @@ export function codecRouter(deps: { codec: PayloadEncryptionCodec; keys: KeyStor
       },
     }),
     async (c) => {
-      if (!fromThisOrigin(c))
+      if (!fromThisOrigin(c, { allowNoOrigin: true }))
         throw new WardenError(
           'forbidden',
           `a codec session cannot be started from ${c.req.header('origin')}: sign in at ${codecUrl(c)}/login`,
@@ -171,7 +172,8 @@ export function codecRouter(deps: { codec: PayloadEncryptionCodec; keys: KeyStor
       },
     }),
     (c) => {
-      if (!fromThisOrigin(c)) throw new WardenError('forbidden', `a codec session cannot be ended from ${c.req.header('origin')}`, 403);
+      if (!fromThisOrigin(c, { allowNoOrigin: true }))
+        throw new WardenError('forbidden', `a codec session cannot be ended from ${c.req.header('origin')}`, 403);
       deleteCookie(c, CODEC_COOKIE, { path: '/codec' });
       return c.html(signInPage('Signed out: this browser no longer sends a key to the codec server.'), 200);
     },
@@ -180,17 +182,6 @@ export function codecRouter(deps: { codec: PayloadEncryptionCodec; keys: KeyStor
   // A page a person opens once, in the browser that runs the Web UI, to hand it their key.
   app.get('/login', (c) => c.html(signInPage()));
   return app;
-}
-
-/**
- * Whether a form post comes from a page of this API, so another site's page cannot plant its own
- * key in this browser. Browsers send Origin (the sign-in pages keep it with Referrer-Policy:
- * same-origin); behind a proxy that changes the host, Sec-Fetch-Site (set by the browser only) tells.
- * Clients that are not browsers send neither.
- */
-function fromThisOrigin(c: Context): boolean {
-  const origin = c.req.header('origin');
-  return !origin || origin === new URL(c.req.url).origin || c.req.header('sec-fetch-site') === 'same-origin';
 }
 
 const codecUrl = (c: Context) => `${new URL(c.req.url).origin}/codec`;

@@ -2,9 +2,8 @@
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
 import { RoleSchema } from '../../domain/roles.js';
-import { WardenError } from '../../domain/errors.js';
-import type { AuditStore } from '../../stores/audit-store.js';
-import type { ApiKeyInfo, KeyStore } from '../../stores/key-store.js';
+import type { ApiKeyInfo } from '../../stores/key-store.js';
+import { CreateKeyRequestSchema, type KeyService } from './service.js';
 import { requireRole } from '../middleware/auth.js';
 import { errorResponses, jsonResponse as json, validationHook, type AppEnv } from '../openapi.js';
 
@@ -24,10 +23,7 @@ const KeyInfoSchema = z.object({
 
 const KeyIdSchema = z.object({ id: z.string().regex(/^key_[0-9a-f]{12}$/, 'id: key_ followed by 12 hex digits') });
 
-/** What else a revocation ends: the key's actions awaiting approval (their ids). */
-export type OnRevoked = (keyId: string, by: string) => Promise<string[]>;
-
-export function keysRouter(keys: KeyStore, audit: AuditStore, onRevoked: OnRevoked = async () => []) {
+export function keysRouter(keys: KeyService) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   app.use('*', requireRole('admin'));
 
@@ -41,42 +37,14 @@ export function keysRouter(keys: KeyStore, audit: AuditStore, onRevoked: OnRevok
           required: true,
           content: {
             'application/json': {
-              schema: z
-                .object({
-                  name: z
-                    .string()
-                    .trim()
-                    .min(1)
-                    .max(100)
-                    .regex(/^[\w .@-]+$/, 'name: letters, digits, spaces and . _ @ -'),
-                  role: RoleSchema,
-                  person: z
-                    .string()
-                    .trim()
-                    .min(1)
-                    .max(100)
-                    .regex(/^[\w .@-]+$/, 'person: letters, digits, spaces and . _ @ -')
-                    .optional()
-                    .describe('Who holds the key (default: its name). It counts as that person once a second admin confirms it'),
-                })
-                .strict(),
+              schema: CreateKeyRequestSchema,
             },
           },
         },
       },
       responses: { 201: json(KeyInfoSchema.extend({ key: z.string() }), 'The new key'), ...errorResponses(400, 401, 403) },
     }),
-    (c) => {
-      const { name, role, person } = c.req.valid('json');
-      const created = keys.create(name, role, c.get('identity').key_id, { person });
-      audit.append({
-        key: `key:${created.id}:created`,
-        kind: 'key.created',
-        actor: c.get('identity').key_id,
-        details: { id: created.id, name, role, person: created.person, counts_as: created.counts_as },
-      });
-      return c.json(created, 201);
-    },
+    (c) => c.json(keys.createKey(c.req.valid('json'), c.get('identity')), 201),
   );
 
   app.openapi(
@@ -87,16 +55,7 @@ export function keysRouter(keys: KeyStore, audit: AuditStore, onRevoked: OnRevok
       request: { params: KeyIdSchema },
       responses: { 200: json(KeyInfoSchema, 'The confirmed key'), ...errorResponses(400, 401, 403, 404, 409) },
     }),
-    (c) => {
-      const { id } = c.req.valid('param');
-      const by = c.get('identity');
-      if (!keys.get(id)) throw new WardenError('not_found', `no API key ${id}`, 404);
-      const problem = keys.confirm(id, by);
-      if (problem) throw new WardenError('confirmation_refused', problem, 409);
-      const confirmed = keys.get(id)!;
-      audit.append({ key: `key:${id}:confirmed`, kind: 'key.confirmed', actor: by.key_id, details: { id, person: confirmed.person } });
-      return c.json(confirmed, 200);
-    },
+    (c) => c.json(keys.confirmKey(c.req.valid('param').id, c.get('identity')), 200),
   );
 
   app.openapi(
@@ -106,7 +65,7 @@ export function keysRouter(keys: KeyStore, audit: AuditStore, onRevoked: OnRevok
       summary: 'List API keys (never their secrets)',
       responses: { 200: json(z.object({ keys: z.array(KeyInfoSchema) }), 'Keys'), ...errorResponses(401, 403) },
     }),
-    (c) => c.json({ keys: keys.list() }, 200),
+    (c) => c.json({ keys: keys.listKeys() }, 200),
   );
 
   app.openapi(
@@ -125,13 +84,7 @@ export function keysRouter(keys: KeyStore, audit: AuditStore, onRevoked: OnRevok
         ...errorResponses(400, 401, 403, 404),
       },
     }),
-    async (c) => {
-      const revoked = keys.revoke(c.req.valid('param').id);
-      if (!revoked) throw new WardenError('not_found', `no API key ${c.req.valid('param').id}`, 404);
-      const by = c.get('identity').key_id;
-      audit.append({ key: `key:${revoked.id}:revoked`, kind: 'key.revoked', actor: by, details: { id: revoked.id, name: revoked.name } });
-      return c.json({ ...revoked, cancelled_actions: await onRevoked(revoked.id, by) }, 200);
-    },
+    async (c) => c.json(await keys.revokeKey(c.req.valid('param').id, c.get('identity')), 200),
   );
   return app;
 }

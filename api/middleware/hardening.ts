@@ -19,12 +19,22 @@ const DOCS_CSP = {
 };
 // The codec sign-in pages post their forms to this origin; nothing else runs on them.
 const CODEC_PAGE_CSP = { ...API_CSP, formAction: ["'self'"] };
-/** The codec sign-in pages: the only HTML forms the API serves (api/codec/routes.ts). */
+// The console runs htmx and its own script from this origin, nothing inline, nothing from elsewhere.
+const CONSOLE_CSP = {
+  ...API_CSP,
+  scriptSrc: ["'self'"],
+  styleSrc: ["'self'"],
+  imgSrc: ["'self'"],
+  connectSrc: ["'self'"],
+  formAction: ["'self'"],
+};
+/** The codec sign-in pages (api/codec/routes.ts). */
 const CODEC_PAGES = ['/codec/login', '/codec/session', '/codec/sign-out'];
 
 /**
  * nosniff, frame DENY, no-referrer, and a Content-Security-Policy for JSON (for /docs, one that lets
- * swagger-ui run; for the codec sign-in pages, one that lets their forms post to this origin).
+ * swagger-ui run; for the codec sign-in pages, one that lets their forms post to this origin; for
+ * the console, scripts and styles from this origin only).
  */
 export function securityHeaders(): MiddlewareHandler {
   const common = { xFrameOptions: 'DENY', referrerPolicy: 'no-referrer', xContentTypeOptions: true } as const;
@@ -33,8 +43,10 @@ export function securityHeaders(): MiddlewareHandler {
   // same-origin, not no-referrer: under no-referrer a browser posts the form with `Origin: null`,
   // and the session route must see its own origin to tell the page's form from another site's.
   const codecPages = secureHeaders({ ...common, referrerPolicy: 'same-origin', contentSecurityPolicy: CODEC_PAGE_CSP });
+  const consolePages = secureHeaders({ ...common, referrerPolicy: 'same-origin', contentSecurityPolicy: CONSOLE_CSP });
   return async function securityHeadersHandler(c, next) {
     if (c.req.path === '/docs' || c.req.path.startsWith('/docs/')) return docs(c, next);
+    if (c.req.path === '/console' || c.req.path.startsWith('/console/')) return consolePages(c, next);
     return CODEC_PAGES.includes(c.req.path) ? codecPages(c, next) : api(c, next);
   };
 }

@@ -101,10 +101,10 @@ export function clientAddress(c: Context, trustProxy = 0): string {
   return chain[Math.max(0, chain.length - 1 - trustProxy)]!;
 }
 
-/** read: GET and HEAD; approve: POST …/approve; write: every other method. */
+/** read: GET and HEAD; approve: POST …/approve (the console's …/decision); write: every other method. */
 export function routeGroup(c: Context): Exclude<RateLimitGroup, 'auth_failure'> {
   if (c.req.method === 'GET' || c.req.method === 'HEAD') return 'read';
-  return /\/approve\/?$/.test(c.req.path) ? 'approve' : 'write';
+  return /\/(approve|decision)\/?$/.test(c.req.path) ? 'approve' : 'write';
 }
 
 function setHeaders(c: Context, rule: BucketRule, state: BucketState) {
@@ -123,7 +123,7 @@ function tooMany(c: Context, rule: BucketRule, state: BucketState, what: string)
 const scopeName: Record<RateLimitScope, string> = { address: 'address', key: 'API key' };
 
 /** Charges the request to its group's bucket for the address, then for the API key (mount after apiKeyAuth). */
-export function rateLimit(options: RateLimitOptions): MiddlewareHandler<AuthEnv> {
+export function rateLimit<E extends AuthEnv = AuthEnv>(options: RateLimitOptions): MiddlewareHandler<E> {
   const clock = options.clock ?? Date.now;
   return async function rateLimitHandler(c, next) {
     const group = routeGroup(c);

@@ -6,7 +6,8 @@ import { EmergencyStopOutcomeSchema, LockdownSchema, type LockdownService } from
 import { requireRole } from '../middleware/auth.js';
 import { errorResponses, jsonBody as body, jsonResponse as json, validationHook, type AppEnv } from '../openapi.js';
 
-const ReasonRequestSchema = z
+/** Why: the emergency stop and the resume each need one, at both doors (the API and the console). */
+export const ReasonRequestSchema = z
   .object({ reason: z.string().trim().min(1, 'reason: say why').max(500, 'reason: at most 500 characters') })
   .strict();
 

@@ -79,9 +79,9 @@ export interface SystemDeps {
   agents: AgentService;
 }
 
-export function systemRouter(deps: SystemDeps) {
+/** What the system pages show (the status routes here, the console's System page): read, never changed. */
+export function createSystemStatus(deps: SystemDeps) {
   const { client, docker, config, agents, audit } = deps;
-  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   const sandboxQueue = sandboxTaskQueue(config.dockerHostId);
 
   const deadline = <T>(fn: () => Promise<T>) => client.withDeadline(Date.now() + PROBE_TIMEOUT_MS, fn);
@@ -135,6 +135,97 @@ export function systemRouter(deps: SystemDeps) {
     };
   };
 
+  /** Each component, agents by status, actions pending, the cap on agents. */
+  async function systemStatus() {
+    const parts = await components();
+    let counts: z.infer<typeof StatusCountsSchema> | null = null;
+    let pending: number | null = null;
+    if (parts.temporal.ok) {
+      const pendingQuery = `WorkflowType = 'actionWorkflow' AND ExecutionStatus = 'Running' AND ${SearchAttributes.actionStatus.name} = 'pending'`;
+      const [values, pendingCount] = await Promise.all([
+        Promise.all(AGENT_STATUSES.map((s) => agents.countAgents(s))),
+        client.workflow.count(pendingQuery),
+      ]);
+      counts = Object.fromEntries(AGENT_STATUSES.map((s, i) => [s, values[i]])) as z.infer<typeof StatusCountsSchema>;
+      pending = pendingCount.count;
+    }
+    return { components: parts, agents: counts, pending_actions: pending, max_agents: config.maxAgents };
+  }
+
+  /** This host's sandbox runtime, capacity and running agents. */
+  async function sandboxInfo() {
+    let runtime = null;
+    let runtimes: Array<z.infer<typeof SandboxRuntimeSchema>> = [];
+    let warning: string | null = null;
+    let available = true;
+    let engineCpus: number | null = null;
+    let engineMemory: number | null = null;
+    try {
+      const info = await withTimeout(docker.info(), PROBE_TIMEOUT_MS, 'the Docker engine');
+      engineCpus = info.NCPU ?? null;
+      engineMemory = info.MemTotal ?? null;
+      const engine = engineRuntimes(info);
+      runtimes = Object.keys(engine.names) as typeof runtimes;
+      const choice = chooseRuntime(engine, config.sandboxRuntime, { requireSandbox: config.requireSandbox, networkEnabled: false });
+      runtime = choice.runtime;
+      warning = choice.warning;
+    } catch (err) {
+      available = false;
+      warning = err instanceof SandboxUnavailableError ? err.message : `Docker engine unreachable: ${(err as Error).message}`;
+    }
+    const [current, active, reserved, statusCounts, idle] = await Promise.all([
+      agents.admittedAgents(),
+      agents.listAgents({ host: config.dockerHostId, limit: 1000 }),
+      agents.reservedResources(config.dockerHostId),
+      Promise.all(AGENT_STATUSES.map((s) => agents.countAgents(s, config.dockerHostId))),
+      withTimeout(idlePoolMembers(docker, config.dockerHostId), PROBE_TIMEOUT_MS, 'the Docker engine').then(
+        (members) => countBy(members.filter((m) => m.state === 'running').map((m) => m.profile)),
+        () => null,
+      ),
+    ]);
+    const pool = poolReservation(config.sandboxPoolSize, parsePoolProfiles(config.sandboxPoolProfiles));
+    const usedFree = (used: number, total: number | null) => ({ used, total, free: total === null ? null : Math.max(0, total - used) });
+    return {
+      host: config.dockerHostId,
+      available,
+      runtime,
+      runtimes,
+      warning,
+      require_sandbox: config.requireSandbox,
+      max_agents: config.maxAgents,
+      current_agents: current,
+      agents: active
+        .filter((a) => a.workflow_status === 'RUNNING')
+        .map((a) => ({ id: a.id, status: a.status, sandbox_runtime: a.sandbox_runtime })),
+      capacity: {
+        agents: usedFree(current, config.maxAgents),
+        cpu_cores: usedFree(Math.round((reserved.cpu_cores + pool.cpu_cores) * 1000) / 1000, engineCpus),
+        memory_bytes: usedFree(reserved.memory_bytes + pool.memory_mb * MiB, engineMemory),
+        admission: {
+          cpu_cores: engineCpus === null ? null : engineCpus * config.cpuOvercommit,
+          memory_bytes: engineMemory === null ? null : Math.floor((engineMemory / MiB) * config.memoryOvercommit) * MiB,
+          cpu_overcommit: config.cpuOvercommit,
+          memory_overcommit: config.memoryOvercommit,
+        },
+      },
+      statuses: Object.fromEntries(AGENT_STATUSES.map((s, i) => [s, statusCounts[i]])) as z.infer<typeof StatusCountsSchema>,
+      pool: {
+        size: config.sandboxPoolSize,
+        profiles: config.sandboxPoolProfiles,
+        idle,
+        reserved: { members: pool.members, cpu_cores: pool.cpu_cores, memory_bytes: pool.memory_mb * MiB },
+      },
+    };
+  }
+
+  return { components, systemStatus, sandboxInfo };
+}
+
+export type SystemStatus = ReturnType<typeof createSystemStatus>;
+
+export function systemRouter(status: SystemStatus) {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+
   app.get('/healthz', (c) => c.json({ ok: true }));
 
   app.openapi(
@@ -150,7 +241,7 @@ export function systemRouter(deps: SystemDeps) {
       },
     }),
     async (c) => {
-      const parts = await components();
+      const parts = await status.components();
       const ready = Object.values(parts).every((p) => p.state !== 'down');
       return c.json({ ready, components: parts }, ready ? 200 : 503);
     },
@@ -177,21 +268,7 @@ export function systemRouter(deps: SystemDeps) {
         },
       },
     }),
-    async (c) => {
-      const parts = await components();
-      let counts: z.infer<typeof StatusCountsSchema> | null = null;
-      let pending: number | null = null;
-      if (parts.temporal.ok) {
-        const pendingQuery = `WorkflowType = 'actionWorkflow' AND ExecutionStatus = 'Running' AND ${SearchAttributes.actionStatus.name} = 'pending'`;
-        const [values, pendingCount] = await Promise.all([
-          Promise.all(AGENT_STATUSES.map((s) => agents.countAgents(s))),
-          client.workflow.count(pendingQuery),
-        ]);
-        counts = Object.fromEntries(AGENT_STATUSES.map((s, i) => [s, values[i]])) as z.infer<typeof StatusCountsSchema>;
-        pending = pendingCount.count;
-      }
-      return c.json({ components: parts, agents: counts, pending_actions: pending, max_agents: config.maxAgents }, 200);
-    },
+    async (c) => c.json(await status.systemStatus(), 200),
   );
 
   app.openapi(
@@ -263,73 +340,7 @@ export function systemRouter(deps: SystemDeps) {
         },
       },
     }),
-    async (c) => {
-      let runtime = null;
-      let runtimes: Array<z.infer<typeof SandboxRuntimeSchema>> = [];
-      let warning: string | null = null;
-      let available = true;
-      let engineCpus: number | null = null;
-      let engineMemory: number | null = null;
-      try {
-        const info = await withTimeout(docker.info(), PROBE_TIMEOUT_MS, 'the Docker engine');
-        engineCpus = info.NCPU ?? null;
-        engineMemory = info.MemTotal ?? null;
-        const engine = engineRuntimes(info);
-        runtimes = Object.keys(engine.names) as typeof runtimes;
-        const choice = chooseRuntime(engine, config.sandboxRuntime, { requireSandbox: config.requireSandbox, networkEnabled: false });
-        runtime = choice.runtime;
-        warning = choice.warning;
-      } catch (err) {
-        available = false;
-        warning = err instanceof SandboxUnavailableError ? err.message : `Docker engine unreachable: ${(err as Error).message}`;
-      }
-      const [current, active, reserved, statusCounts, idle] = await Promise.all([
-        agents.admittedAgents(),
-        agents.listAgents({ host: config.dockerHostId, limit: 1000 }),
-        agents.reservedResources(config.dockerHostId),
-        Promise.all(AGENT_STATUSES.map((s) => agents.countAgents(s, config.dockerHostId))),
-        withTimeout(idlePoolMembers(docker, config.dockerHostId), PROBE_TIMEOUT_MS, 'the Docker engine').then(
-          (members) => countBy(members.filter((m) => m.state === 'running').map((m) => m.profile)),
-          () => null,
-        ),
-      ]);
-      const pool = poolReservation(config.sandboxPoolSize, parsePoolProfiles(config.sandboxPoolProfiles));
-      const usedFree = (used: number, total: number | null) => ({ used, total, free: total === null ? null : Math.max(0, total - used) });
-      return c.json(
-        {
-          host: config.dockerHostId,
-          available,
-          runtime,
-          runtimes,
-          warning,
-          require_sandbox: config.requireSandbox,
-          max_agents: config.maxAgents,
-          current_agents: current,
-          agents: active
-            .filter((a) => a.workflow_status === 'RUNNING')
-            .map((a) => ({ id: a.id, status: a.status, sandbox_runtime: a.sandbox_runtime })),
-          capacity: {
-            agents: usedFree(current, config.maxAgents),
-            cpu_cores: usedFree(Math.round((reserved.cpu_cores + pool.cpu_cores) * 1000) / 1000, engineCpus),
-            memory_bytes: usedFree(reserved.memory_bytes + pool.memory_mb * MiB, engineMemory),
-            admission: {
-              cpu_cores: engineCpus === null ? null : engineCpus * config.cpuOvercommit,
-              memory_bytes: engineMemory === null ? null : Math.floor((engineMemory / MiB) * config.memoryOvercommit) * MiB,
-              cpu_overcommit: config.cpuOvercommit,
-              memory_overcommit: config.memoryOvercommit,
-            },
-          },
-          statuses: Object.fromEntries(AGENT_STATUSES.map((s, i) => [s, statusCounts[i]])) as z.infer<typeof StatusCountsSchema>,
-          pool: {
-            size: config.sandboxPoolSize,
-            profiles: config.sandboxPoolProfiles,
-            idle,
-            reserved: { members: pool.members, cpu_cores: pool.cpu_cores, memory_bytes: pool.memory_mb * MiB },
-          },
-        },
-        200,
-      );
-    },
+    async (c) => c.json(await status.sandboxInfo(), 200),
   );
 
   return app;

@@ -6,15 +6,16 @@
  * The Temporal CLI signals with a viewer key (it encodes an empty list, sent as `{}`) and can forge
  * a signal's input only with an admin key.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { serve, type ServerType } from '@hono/node-server';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { PROJECT_ROOT, startDevServer, temporalCli, type DevServer } from '../../scripts/dev-server.js';
+import { startDevServer, temporalCli, type DevServer } from '../../scripts/dev-server.js';
+import { launchChromium } from '../support/browser.js';
 import { freePort } from '../support/global-setup.js';
 import { startStack, uniqueId } from '../support/helpers.js';
 
@@ -30,21 +31,7 @@ let ui: string;
 let workflowId: string;
 const canary = uniqueId('canary');
 
-/** Debian's chromium (scripts/setup-browser.sh installs it as root); a clear failure without it. */
-function chromiumPath(): string {
-  try {
-    return execFileSync('bash', [join(PROJECT_ROOT, 'scripts/setup-browser.sh')], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }).trim();
-  } catch (err) {
-    const said = (err as { stderr?: string }).stderr?.trim();
-    throw new Error(`the browser tests need Chromium and scripts/setup-browser.sh could not provide it: ${said || err}`);
-  }
-}
-
 beforeAll(async () => {
-  const executablePath = chromiumPath();
   dir = mkdtempSync(join(tmpdir(), 'warden-browser-'));
   const [port, uiPort, apiPort] = [await freePort(), await freePort(), await freePort()];
   api = `http://127.0.0.1:${apiPort}`;
@@ -64,18 +51,7 @@ beforeAll(async () => {
   // No worker polls this task queue: the workflow waits, its encrypted input in the history.
   workflowId = uniqueId('browser');
   await stack.client.workflow.start('browserCanaryWorkflow', { workflowId, taskQueue: uniqueId('nobody'), args: [{ prompt: canary }] });
-  browser = await chromium.launch({
-    executablePath,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {

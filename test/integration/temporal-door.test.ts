@@ -21,7 +21,7 @@ import {
   type ActionWorkflowInput,
 } from '../../workflows/definitions.js';
 import { prepareCommand } from '../../skills/index.js';
-import { docker, startStack, submitShell, testPayloadCodec, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
+import { docker, startStack, submitShell, submitShellAs, testPayloadCodec, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
 import { SANDBOX_GID, SANDBOX_UID } from '../../sandbox/spec.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
@@ -78,20 +78,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-async function submitAs(key: string, command: string) {
-  const res = await stack.realApp.request('/api/actions', {
-    method: 'POST',
-    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    body: JSON.stringify({
-      action_type: 'skill_execution',
-      skill_id: 'shell',
-      operation: 'exec',
-      agent_id: agentId,
-      parameters: { command },
-    }),
-  });
-  return (await res.json()) as ActionRecord;
-}
+const submitAs = (key: string, command: string) => submitShellAs(stack, key, agentId, command);
 
 describe('forged approvals', () => {
   it('an approval signal without the API grant, with a made-up approver, approves nothing', async () => {

@@ -13,6 +13,7 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { ConfigSchema, type Config } from '../../domain/config.js';
 import type { AgentRecord, AgentStatus } from '../../domain/agent.js';
+import type { ActionRecord } from '../../domain/action.js';
 import { createApp } from '../../api/app.js';
 import { KeyStore } from '../../stores/key-store.js';
 import { AuditStore } from '../../stores/audit-store.js';
@@ -271,6 +272,22 @@ export function submitShell(api: Stack['api'], agentId: string, command: string)
     agent_id: agentId,
     parameters: { command },
   });
+}
+
+/** Submits a shell command as an action with this API key (its holder is the requester). */
+export async function submitShellAs(stack: Stack, key: string, agentId: string, command: string): Promise<ActionRecord> {
+  const res = await stack.realApp.request('/api/actions', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      action_type: 'skill_execution',
+      skill_id: 'shell',
+      operation: 'exec',
+      agent_id: agentId,
+      parameters: { command },
+    }),
+  });
+  return (await res.json()) as ActionRecord;
 }
 
 /** Approves an action over the API with this key, bound to the parameters hash it was shown. */

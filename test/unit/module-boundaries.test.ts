@@ -50,14 +50,14 @@ function importsOf(source: string, fileName = 'source.ts'): Import[] {
   return found;
 }
 
-/** The .ts files under a folder of the repository, recursively, as paths from the root. */
+/** The .ts and .tsx files under a folder of the repository, recursively, as paths from the root. */
 function sourcesIn(folder: string): string[] {
   return readdirSync(join(ROOT, folder), { withFileTypes: true })
     .sort((a, b) => a.name.localeCompare(b.name))
     .flatMap((entry) => {
       const path = join(folder, entry.name);
       if (entry.isDirectory()) return sourcesIn(path);
-      return entry.isFile() && entry.name.endsWith('.ts') ? [path] : [];
+      return entry.isFile() && /\.tsx?$/.test(entry.name) ? [path] : [];
     });
 }
 
