@@ -115,14 +115,19 @@ const CLASSES: readonly (readonly string[])[] = [
 
 /** Word or phrase -> bit mask of its classes. */
 const CLASSES_OF = new Map<string, number>();
+/** First words of the two-word phrases: only after one of them is a phrase looked up. */
+const PHRASE_STARTS = new Set<string>();
 CLASSES.forEach((members, c) => {
-  for (const m of members) CLASSES_OF.set(m, (CLASSES_OF.get(m) ?? 0) | (1 << c));
+  for (const m of members) {
+    CLASSES_OF.set(m, (CLASSES_OF.get(m) ?? 0) | (1 << c));
+    if (m.includes(' ')) PHRASE_STARTS.add(m.slice(0, m.indexOf(' ')));
+  }
 });
 
 export const CLASS_COUNT = CLASSES.length;
 
-/** The classes of a word, given the word before it (for two-word phrases). */
-export function classesOf(previous: string, word: string): number {
-  const folded = fold(word);
-  return (CLASSES_OF.get(folded) ?? 0) | (CLASSES_OF.get(`${previous} ${folded}`) ?? 0);
+/** The classes of a word (folded: lower case, no diacritics), given the word before it. */
+export function classesOf(previous: string, folded: string): number {
+  const own = CLASSES_OF.get(folded) ?? 0;
+  return PHRASE_STARTS.has(previous) ? own | (CLASSES_OF.get(`${previous} ${folded}`) ?? 0) : own;
 }

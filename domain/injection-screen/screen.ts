@@ -20,6 +20,7 @@ export const CLASSIFIER_WEIGHT = SUSPICIOUS_SCORE;
 export function screenText(text: string): ScreenResult {
   const found = new Map<string, ScreenFinding>();
   screenInto(text, 0, { decodedChars: 0 }, found);
+  discountQuotedExamples(text, found);
   const findings = [...found.values()].sort((a, b) => b.weight - a.weight || a.rule.localeCompare(b.rule));
   const score = combine(findings);
   const present = new Set(findings.map((f) => f.category));
@@ -29,6 +30,36 @@ export function screenText(text: string): ScreenResult {
     categories: INJECTION_CATEGORIES.filter((c) => present.has(c)),
     findings,
   };
+}
+
+/** Passages in double quotes or guillemets, on one line. */
+const QUOTED = /"[^"\n]{4,300}"|“[^”\n]{4,300}”|«[^»\n]{4,300}»|„[^“”\n]{4,300}[“”]/g;
+/** Words of a text that talks about attacks (a security write-up, a test plan) rather than makes one. */
+const DISCUSSES_ATTACKS =
+  /\b(?:for\s+example|examples?|such\s+as|e\.g\.|attacks?|attackers?|injections?|test\s+cases?|phrases?|payloads?|red[-\s]team(?:ed|ing|ers?)?|jailbreaks?|phishing|scammers?)\b/i;
+/** What a rule's weight keeps when all it matched is a quoted example in such a text. */
+export const QUOTED_EXAMPLE_WEIGHT = 0.2;
+
+/**
+ * Security write-ups quote the attacks they discuss ("phrases like \"ignore previous
+ * instructions\""). A rule that fires only inside quotes, in a text that talks about attacks,
+ * keeps a fraction of its weight. The classifier still reads the whole text, so an attack that
+ * dresses itself up as a quoted example is left to it and to the approvals.
+ */
+function discountQuotedExamples(text: string, found: Map<string, ScreenFinding>): void {
+  if (found.size === 0 || !DISCUSSES_ATTACKS.test(text)) return;
+  const unquoted = text.replace(QUOTED, (q) => ' '.repeat(q.length));
+  if (unquoted === text) return;
+  const inText = runRules(makeView(text));
+  const outsideQuotes = runRules(makeView(unquoted));
+  for (const [id, f] of found) {
+    if (!inText.has(id) || outsideQuotes.has(id)) continue;
+    found.set(id, {
+      ...f,
+      weight: Math.round(f.weight * QUOTED_EXAMPLE_WEIGHT * 1000) / 1000,
+      evidence: clip(`[quoted example] ${f.evidence}`),
+    });
+  }
 }
 
 interface Budget {
