@@ -113,16 +113,101 @@ const CLASSES: readonly (readonly string[])[] = [
   ],
 ];
 
+/**
+ * The same classes in other languages, in the order of CLASSES (a phrase joined by "_"), so that
+ * what the model learns from English pairs of classes carries to attacks in languages it has few
+ * examples of.
+ */
+const OTHER_LANGUAGES: readonly string[] = [
+  `ia modèle assistente modello modelo asystent asystencie asistan ассистент помощник бот асистент помічник asisten
+   tro_ly βοηθός βοηθέ المساعد مساعد सहायक העוזר עוזר`,
+  `consignes règles directives anweisungen regeln vorgaben instrucciones reglas normas istruzioni regole instruções regras
+   instructies regels instrukcje instrukcji zasady talimatlar talimatları kurallar kuralları инструкции правила указания
+   інструкції instruktioner regler instrukce pravidla instruksi aturan huong_dan quy_tac οδηγίες κανόνες التعليمات تعليمات
+   القواعد निर्देश नियम ההוראות הוראות הכללים`,
+  `précédentes précédents initiales début vorherigen bisherigen ursprünglichen anfang anteriores iniciales principio
+   precedenti iniziali anteriores iniciais vorige eerdere poprzednie początku önceki başta предыдущие прежние начале
+   попередні tidigare předchozí sebelumnya awal προηγούμενες السابقة पिछले शुरुआत הקודמות`,
+  `ignore oublie ignoriere vergiss ignora olvida olvídate dimentica esqueça negeer vergeet zignoruj zapomnij yoksay unut
+   игнорируй забудь ігноруй ignorera glöm ignoruj zapomeň abaikan lupakan bo_qua αγνόησε ξέχασε تجاهل انس अनदेखा भूल
+   התעלם שכח`,
+  `validation validations approbation confirmation bestätigung freigabe genehmigung prüfung aprobación aprobaciones
+   confirmación verificación approvazione approvazioni conferma aprovação aprovações confirmação goedkeuring bevestiging
+   zgody zgodę zatwierdzenia onay onayı подтверждения подтверждение одобрения проверки перевірку підтвердження
+   godkännanden godkännande schvalování schválení persetujuan phe_duyet έγκριση موافقة الموافقة अनुमोदन באישור אישור`,
+  `sans_validation plus_nécessaires überspringen überspringe ohne_rückfrage saltarte saltar omitir sospese sospesa pular
+   overslaan pominąć zwalniam beklemeden atla пропусти пропустить больше_не пропусти hoppa přeskoč lewati tidak_perlu
+   khong_can παράλειψε δεν_χρειάζεται لا_حاجة आवश्यकता_नहीं אין_צורך`,
+  `administrateur direction propriétaire eigentümer leitung it-abteilung administrador propietario dirección amministratore
+   proprietario administrador proprietário beheerder eigenaar właściciel yönetici администратор владелец руководство
+   адміністратор власник administratör ägare správce vedení pemilik quan_tri διαχειριστής مدير المدير मालिक प्रशासक מנהל`,
+  `autorise autorisé droit erlaube erlaubt berechtigt autorizo autorizado permitido autorizzato consentito autorizado
+   toestemming uprawnienia pozwalam yetki yetkisi разрешаю разрешено права дозволяю tillåtet behörighet oprávnění izin άδεια
+   صلاحية अनुमति רשות`,
+  `montre affiche révèle recopie dis zeig zeige gib verrate muestra muéstrame dime revela mostrami mostra dimmi mostre diga
+   revele cole laat toon pokaż podaj göster söyle yaz покажи скажи выведи visa berätta ukaž tampilkan tunjukkan cho_toi
+   δείξε πες أظهر اعرض दिखाओ बताओ הצג תראה`,
+  `envoie transfère envoyer schick schicke sende überweise envía envíame reenvía transfiere invia inoltra envie envia
+   transfira stuur wyślij prześlij gönder yükle отправь перешли надішли skicka pošli kirim gui στείλε أرسل भेजो שלח`,
+  `de_passe clés clé passwort zugangsdaten schlüssel contraseña contraseñas clave claves chiavi senha senhas chave chaves
+   wachtwoord sleutels hasło hasła klucze şifre parola anahtar пароль пароли ключи ключ секретные паролі ключі lösenord
+   nycklar hesla klíče kata_sandi kunci mat_khau κωδικούς κλειδιά المرور مفاتيح पासवर्ड कुंजी הסיסמאות סיסמה מפתחות`,
+  `discrètement heimlich unbemerkt secretamente segretamente stilletjes potajemnie gizlice тайно незаметно не_сообщая
+   таємно tysthet potají diam-diam bi_mat κρυφά سرا चुपचाप בשקט`,
+  `supprime efface lösche lösch entferne elimina borra cancella apague exclua verwijder usuń sil удали видали radera smaž
+   hapus xoa διάγραψε احذف हटाओ מחק`,
+  `tu toi vous du dich dir você jij ty sen sana ты тебе вы ти kamu ban εσύ أنت तुम तुम्हें אתה`,
+  `maintenant désormais jetzt sofort ahora adesso agora nu teraz şimdi сейчас теперь зараз nyní sekarang τώρα الآن अब עכשיו`,
+  `externe externo esterno externa extern zewnętrzny harici внешний зовнішню externí eksternal εξωτερική الخارجي बाहरी חיצונית`,
+  `nouvelle nouvelles neue neuen nueva nuevo nuova nova nieuwe nowa yeni новая новые нова ny nová baru νέα جديدة नई חדשה`,
+  `données clients daten kunden datos clientes dati clienti dados klantgegevens dane klientów müşteri данные клиентов
+   дані kunddata zákazníky pelanggan δεδομένα العملاء ग्राहक לקוחות`,
+];
+
+/** Chinese, Japanese and Korean are written without spaces: their words are found inside the text, in the order of CLASSES. */
+const CJK_WORDS: readonly (readonly string[])[] = [
+  '助手 アシスタント 模型 어시스턴트',
+  '指令 指示 提示 规则 規則 ルール 지시 지침 규칙 프롬프트',
+  '之前 以前 最初 一开始 先前 前の 처음 이전',
+  '忽略 忘记 無視 忘れ 무시 잊어',
+  '审批 批准 确认 承認 確認 승인 확인',
+  '取消 不需要 不必 不要 필요 없 건너',
+  '管理员 管理者 관리자 所有者 老板',
+  '权限 許可 권한 授权',
+  '告诉 显示 输出 見せ 表示 教え 보여 알려',
+  '发送 发到 转发 送信 転送 보내',
+  '密码 密钥 秘密 パスワード 비밀번호',
+  '悄悄 知らせずに 몰래 不要告诉',
+  '删除 削除 삭제',
+  '你 あなた 당신',
+  '现在 今すぐ 지금',
+  '外部 외부',
+  '新的 新しい 새로운',
+  '数据 客户 データ 데이터 고객',
+].map((list) => list.split(' '));
+const CJK = /[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]/;
+
 /** Word or phrase -> bit mask of its classes. */
 const CLASSES_OF = new Map<string, number>();
 /** First words of the two-word phrases: only after one of them is a phrase looked up. */
 const PHRASE_STARTS = new Set<string>();
 CLASSES.forEach((members, c) => {
-  for (const m of members) {
+  const translated = [...words(OTHER_LANGUAGES[c])].map((w) => w.replace('_', ' '));
+  for (const m of [...members, ...translated]) {
     CLASSES_OF.set(m, (CLASSES_OF.get(m) ?? 0) | (1 << c));
     if (m.includes(' ')) PHRASE_STARTS.add(m.slice(0, m.indexOf(' ')));
   }
 });
+
+/** The classes of the Chinese, Japanese and Korean words in a text (none for other scripts). */
+export function cjkClassesOf(text: string): number {
+  if (!CJK.test(text)) return 0;
+  let mask = 0;
+  CJK_WORDS.forEach((list, c) => {
+    if (list.some((w) => text.includes(w))) mask |= 1 << c;
+  });
+  return mask;
+}
 
 export const CLASS_COUNT = CLASSES.length;
 

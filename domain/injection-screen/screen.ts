@@ -19,8 +19,8 @@ export const CLASSIFIER_WEIGHT = SUSPICIOUS_SCORE;
 
 export function screenText(text: string): ScreenResult {
   const found = new Map<string, ScreenFinding>();
-  screenInto(text, 0, { decodedChars: 0 }, found);
-  discountQuotedExamples(text, found);
+  const rawHits = screenInto(text, 0, { decodedChars: 0 }, found);
+  discountQuotedExamples(text, rawHits, found);
   const findings = [...found.values()].sort((a, b) => b.weight - a.weight || a.rule.localeCompare(b.rule));
   const score = combine(findings);
   const present = new Set(findings.map((f) => f.category));
@@ -46,14 +46,13 @@ export const QUOTED_EXAMPLE_WEIGHT = 0.2;
  * keeps a fraction of its weight. The classifier still reads the whole text, so an attack that
  * dresses itself up as a quoted example is left to it and to the approvals.
  */
-function discountQuotedExamples(text: string, found: Map<string, ScreenFinding>): void {
-  if (found.size === 0 || !DISCUSSES_ATTACKS.test(text)) return;
+function discountQuotedExamples(text: string, rawHits: Map<string, ScreenFinding>, found: Map<string, ScreenFinding>): void {
+  if (rawHits.size === 0 || !DISCUSSES_ATTACKS.test(text)) return;
   const unquoted = text.replace(QUOTED, (q) => ' '.repeat(q.length));
   if (unquoted === text) return;
-  const inText = runRules(makeView(text));
   const outsideQuotes = runRules(makeView(unquoted));
   for (const [id, f] of found) {
-    if (!inText.has(id) || outsideQuotes.has(id)) continue;
+    if (!rawHits.has(id) || outsideQuotes.has(id)) continue;
     found.set(id, {
       ...f,
       weight: Math.round(f.weight * QUOTED_EXAMPLE_WEIGHT * 1000) / 1000,
@@ -66,7 +65,8 @@ interface Budget {
   decodedChars: number;
 }
 
-function screenInto(text: string, depth: number, budget: Budget, out: Map<string, ScreenFinding>): void {
+/** Screens the text into out; returns what the rules found in the text as it is. */
+function screenInto(text: string, depth: number, budget: Budget, out: Map<string, ScreenFinding>): Map<string, ScreenFinding> {
   const raw = makeView(text);
   const rawHits = runRules(raw);
   rawHits.forEach((f) => add(out, f));
@@ -108,10 +108,10 @@ function screenInto(text: string, depth: number, budget: Budget, out: Map<string
     }
   }
 
-  if (depth >= MAX_DECODE_DEPTH) return;
+  if (depth >= MAX_DECODE_DEPTH) return rawHits;
   for (const payload of encodedPayloads(text, norm.hidden)) {
     const room = MAX_DECODED_CHARS - budget.decodedChars;
-    if (room <= 0) return;
+    if (room <= 0) return rawHits;
     const decoded = payload.text.slice(0, room);
     budget.decodedChars += decoded.length;
     const inner = new Map<string, ScreenFinding>();
@@ -122,6 +122,7 @@ function screenInto(text: string, depth: number, budget: Budget, out: Map<string
     // JSON string escapes are how tool output is written, not a disguise; the others are.
     if (payload.kind !== 'json_string') add(out, finding('encoded_payload', `encoded.${payload.kind}`, 0.5, `${payload.kind}: ${decoded}`));
   }
+  return rawHits;
 }
 
 /**
