@@ -1,7 +1,10 @@
 /**
- * `npx tsx scripts/train-injection-model.ts`: trains the prompt-injection screen's classifier on
- * test/fixtures/injection/train.jsonl and dev.jsonl (never holdout.jsonl) and writes
- * domain/injection-screen/model-data.ts.
+ * `npx tsx scripts/train-injection-model.ts [--mistakes]`: trains the prompt-injection screen's
+ * classifier on test/fixtures/injection/train.jsonl, dev.jsonl and corpus-written.jsonl (never
+ * holdout.jsonl) and writes domain/injection-screen/model-data.ts. It prints the rates of the
+ * classifier alone and of the whole screen (rules or classifier), cross-validated per training file
+ * and on holdout.jsonl, with 95% Wilson intervals; --mistakes lists the out-of-fold misses and
+ * false positives. It never reads the sealed or fresh sets.
  *
  * Logistic regression with L2, trained by SGD in an order drawn from a fixed seed, so the same
  * data gives the same model. Texts are read in windows as the classifier reads them: every window

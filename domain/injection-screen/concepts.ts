@@ -187,15 +187,23 @@ const CJK_WORDS: readonly (readonly string[])[] = [
 ].map((list) => list.split(' '));
 const CJK = /[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]/;
 
-/** Word or phrase -> bit mask of its classes. */
+/** Word -> bit mask of its classes. */
 const CLASSES_OF = new Map<string, number>();
-/** First words of the two-word phrases: only after one of them is a phrase looked up. */
-const PHRASE_STARTS = new Set<string>();
+/** First word -> second word -> bit mask of the classes of the two-word phrase. */
+const PHRASES = new Map<string, Map<string, number>>();
 CLASSES.forEach((members, c) => {
   const translated = [...words(OTHER_LANGUAGES[c])].map((w) => w.replace('_', ' '));
   for (const m of [...members, ...translated]) {
-    CLASSES_OF.set(m, (CLASSES_OF.get(m) ?? 0) | (1 << c));
-    if (m.includes(' ')) PHRASE_STARTS.add(m.slice(0, m.indexOf(' ')));
+    const space = m.indexOf(' ');
+    if (space < 0) {
+      CLASSES_OF.set(m, (CLASSES_OF.get(m) ?? 0) | (1 << c));
+      continue;
+    }
+    const first = m.slice(0, space);
+    const second = m.slice(space + 1);
+    const seconds = PHRASES.get(first) ?? new Map<string, number>();
+    seconds.set(second, (seconds.get(second) ?? 0) | (1 << c));
+    PHRASES.set(first, seconds);
   }
 });
 
@@ -213,6 +221,5 @@ export const CLASS_COUNT = CLASSES.length;
 
 /** The classes of a word (folded: lower case, no diacritics), given the word before it. */
 export function classesOf(previous: string, folded: string): number {
-  const own = CLASSES_OF.get(folded) ?? 0;
-  return PHRASE_STARTS.has(previous) ? own | (CLASSES_OF.get(`${previous} ${folded}`) ?? 0) : own;
+  return (CLASSES_OF.get(folded) ?? 0) | (PHRASES.get(previous)?.get(folded) ?? 0);
 }
