@@ -67,14 +67,19 @@ function forEachFeature(text: string, emit: (bucket: number) => void): void {
   }
   for (let a = 0; a < CLASS_COUNT; a++) {
     if ((classes & (1 << a)) === 0) continue;
-    for (let copy = 0; copy < CLASS_COPIES; copy++) {
-      emit(finalMix(Math.imul(CLASS_SEED ^ (copy << 16) ^ a, FNV_PRIME)));
-      for (let b = a + 1; b < CLASS_COUNT; b++) {
-        if (classes & (1 << b)) emit(finalMix(Math.imul(CLASS_SEED ^ (copy << 16) ^ ((a << 8) | b), FNV_PRIME)));
-      }
+    for (let b = a; b < CLASS_COUNT; b++) {
+      if (classes & (1 << b)) CLASS_BUCKETS[a * CLASS_COUNT + b].forEach((bucket) => emit(bucket));
     }
   }
 }
+
+/** Class a's buckets at [a][a], the pair a < b's at [a][b], flattened; hashed once, at load. */
+const CLASS_BUCKETS = Array.from({ length: CLASS_COUNT * CLASS_COUNT }, (_, i) => {
+  const a = Math.floor(i / CLASS_COUNT);
+  const b = i % CLASS_COUNT;
+  const key = a === b ? a : (a << 8) | b;
+  return Int32Array.from({ length: CLASS_COPIES }, (_, copy) => finalMix(Math.imul(CLASS_SEED ^ (copy << 16) ^ key, FNV_PRIME)));
+});
 
 let weights: Float32Array | null = null;
 
