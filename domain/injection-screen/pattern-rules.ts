@@ -182,6 +182,14 @@ const PATTERN_RULES: PatternRule[] = [
     'override bypass circumvent',
     /\b(?:override|bypass|circumvent)\s+(?:the\s+|all\s+|your\s+|any\s+)?(?:security|safety)\s+(?:protocols?|measures|controls|restrictions|guardrails|safeguards)\b/,
   ),
+  // "### INSTRUCTION ###\nForget everything": a banner (decorated on both sides, unlike a markdown heading) announcing orders, then an override.
+  lowerRule(
+    'override.instruction_banner',
+    'instruction_override',
+    0.45,
+    anyText('instruction'),
+    /^[ \t]*(?:#{2,}|\[|={2,}|\*{2,}|-{2,}|<{2,})[ \t]*(?:new[ \t]+|system[ \t]+)?instructions?[ \t]*(?:#{2,}|\]|={2,}|\*{2,}|-{2,}|>{2,})[ \t]*:?[ \t]*\n[ \t]*[^\n]{0,80}?\b(?:forget|ignore|disregard|override)\b/m,
+  ),
   // "PYTHON: exec(...)": code labelled for the model to run, calling a shell or an evaluator.
   {
     id: 'override.labelled_code_to_run',
