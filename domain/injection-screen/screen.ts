@@ -38,7 +38,7 @@ const QUOTED = /"[^"\n]{4,300}"|“[^”\n]{4,300}”|«[^»\n]{4,300}»|„[^�
 const DISCUSSES_ATTACKS =
   /\b(?:for\s+example|examples?|such\s+as|e\.g\.|attacks?|attackers?|injections?|test\s+cases?|phrases?|payloads?|red[-\s]team(?:ed|ing|ers?)?|jailbreaks?|phishing|scammers?)\b/i;
 /** What a rule's weight keeps when all it matched is a quoted example in such a text. */
-export const QUOTED_EXAMPLE_WEIGHT = 0.2;
+const QUOTED_EXAMPLE_WEIGHT = 0.2;
 
 /**
  * Security write-ups quote the attacks they discuss ("phrases like \"ignore previous
