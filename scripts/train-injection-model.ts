@@ -1,7 +1,10 @@
 /**
- * `npx tsx scripts/train-injection-model.ts`: trains the prompt-injection screen's classifier on
- * test/fixtures/injection/train.jsonl and dev.jsonl (never holdout.jsonl) and writes
- * domain/injection-screen/model-data.ts.
+ * `npx tsx scripts/train-injection-model.ts [--mistakes]`: trains the prompt-injection screen's
+ * classifier on test/fixtures/injection/train.jsonl, dev.jsonl and corpus-written.jsonl (never
+ * holdout.jsonl) and writes domain/injection-screen/model-data.ts. It prints the rates of the
+ * classifier alone and of the whole screen (rules or classifier), cross-validated per training file
+ * and on holdout.jsonl, with 95% Wilson intervals; --mistakes lists the out-of-fold misses and
+ * false positives. It never reads the sealed or fresh sets.
  *
  * Logistic regression with L2, trained by SGD in an order drawn from a fixed seed, so the same
  * data gives the same model. Texts are read in windows as the classifier reads them: every window
@@ -15,11 +18,16 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FEATURE_BITS, featureText, forEachDistinctFeature, MIN_FEATURES, windows } from '../domain/injection-screen/classifier.js';
+import { screenText, SUSPICIOUS_SCORE } from '../domain/injection-screen/index.js';
 import { normaliseText } from '../domain/injection-screen/normalise.js';
+import { combine } from '../domain/injection-screen/score.js';
 import { PROJECT_ROOT } from './dev-server.js';
+import { rateWithInterval } from './lib/wilson-interval.js';
 
 const FIXTURES = join(PROJECT_ROOT, 'test', 'fixtures', 'injection');
-export const TRAINING_FILES = ['train.jsonl', 'dev.jsonl'];
+export const TRAINING_FILES = ['train.jsonl', 'dev.jsonl', 'corpus-written.jsonl'];
+/** Never trained on: the trainer only reports the screen's rates on it. */
+const HOLDOUT_FILE = 'holdout.jsonl';
 const MODEL_FILE = join(PROJECT_ROOT, 'domain', 'injection-screen', 'model-data.ts');
 
 const EPOCHS = 30;
@@ -32,6 +40,8 @@ const SEED = 7;
 interface Sample {
   text: string;
   label: 'attack' | 'benign';
+  kind: string;
+  file: string;
 }
 
 interface Example {
@@ -56,24 +66,28 @@ export function trainingDataSha256(): string {
   return hash.digest('hex');
 }
 
-function loadSamples(): Sample[] {
-  return TRAINING_FILES.flatMap((file) =>
+function loadSamples(files: string[]): Sample[] {
+  return files.flatMap((file) =>
     readFileSync(join(FIXTURES, file), 'utf8')
       .split('\n')
       .filter((line) => line.trim() !== '')
-      .map((line) => JSON.parse(line) as Sample),
+      .map((line) => ({ ...(JSON.parse(line) as Omit<Sample, 'file'>), file })),
   );
 }
 
 interface Text {
+  sample: Sample;
   windows: Example[];
   y: number;
+  /** The rules alone (no classifier) make the verdict other than clean. */
+  rulesFlag: boolean;
 }
 
-function toText(s: Sample): Text {
-  const y = s.label === 'attack' ? 1 : 0;
-  const judged = windows(featureText(normaliseText(s.text))).flatMap((w) => toExample(w, y) ?? []);
-  return { windows: judged, y };
+function toText(sample: Sample): Text {
+  const y = sample.label === 'attack' ? 1 : 0;
+  const judged = windows(featureText(normaliseText(sample.text))).flatMap((w) => toExample(w, y) ?? []);
+  const ruleFindings = screenText(sample.text).findings.filter((f) => f.category !== 'classifier');
+  return { sample, windows: judged, y, rulesFlag: combine(ruleFindings) >= SUSPICIOUS_SCORE };
 }
 
 /** As the classifier reads a window: L2-normalised presence; null for a window too short to judge. */
@@ -140,10 +154,15 @@ function score(ex: Example, w: Float64Array, bias: number): number {
   return z;
 }
 
+interface Judged {
+  text: Text;
+  p: number;
+}
+
 /** The lowest threshold that flags at most the allowed share of benign texts, and the detection at it. */
-function chooseThreshold(probabilities: { p: number; y: number }[]) {
-  const benign = probabilities.filter((r) => r.y === 0).map((r) => r.p);
-  const attacks = probabilities.filter((r) => r.y === 1).map((r) => r.p);
+function chooseThreshold(judged: Judged[]) {
+  const benign = judged.filter((r) => r.text.y === 0).map((r) => r.p);
+  const attacks = judged.filter((r) => r.text.y === 1).map((r) => r.p);
   benign.sort((a, b) => b - a);
   const allowed = Math.floor(benign.length * MAX_FALSE_POSITIVE_RATE);
   // Just above the (allowed + 1)-th most attack-like benign text, rounded up to 2 decimals.
@@ -155,35 +174,91 @@ function chooseThreshold(probabilities: { p: number; y: number }[]) {
   };
 }
 
-export function trainModel(): TrainedModel {
-  const texts = loadSamples().map(toText);
-  // The classifier gives 0 to a text with no window long enough to judge.
-  const probability = (t: Text, m: { w: Float64Array; bias: number }) =>
-    Math.max(0, ...t.windows.map((w) => sigmoid(score(w, m.w, m.bias))));
+type Model = { w: Float64Array; bias: number };
+
+/** The classifier gives 0 to a text with no window long enough to judge. */
+const probability = (t: Text, m: Model) => Math.max(0, ...t.windows.map((w) => sigmoid(score(w, m.w, m.bias))));
+
+/** Out-of-fold probabilities: each text judged by a model trained on the other folds. */
+function crossValidate(texts: Text[]): Judged[] {
   const folds = shuffled(
     texts.map((_, i) => i),
     seededRandom(SEED + 1),
   );
-  const outOfFold: { p: number; y: number }[] = [];
+  const judged: Judged[] = [];
   for (let f = 0; f < FOLDS; f++) {
     const held = new Set(folds.filter((_, i) => i % FOLDS === f));
     const model = fitTexts(texts.filter((_, i) => !held.has(i)));
-    for (const i of held) outOfFold.push({ p: probability(texts[i], model), y: texts[i].y });
+    for (const i of held) judged.push({ text: texts[i], p: probability(texts[i], model) });
   }
+  return judged;
+}
+
+/** Rates of the classifier alone and of the whole screen (rules or classifier) on judged texts. */
+function rates(set: string, judged: Judged[], threshold: number): string[] {
+  const attacks = judged.filter((j) => j.text.y === 1);
+  const benign = judged.filter((j) => j.text.y === 0);
+  const byClassifier = (j: Judged) => j.p >= threshold;
+  const byScreen = (j: Judged) => j.text.rulesFlag || byClassifier(j);
+  return [
+    set,
+    rateWithInterval(attacks.filter(byClassifier).length, attacks.length),
+    rateWithInterval(benign.filter(byClassifier).length, benign.length),
+    rateWithInterval(attacks.filter(byScreen).length, attacks.length),
+    rateWithInterval(benign.filter(byScreen).length, benign.length),
+  ];
+}
+
+export interface Evaluation {
+  /** One row per set: set, classifier detection, classifier false positives, screen detection, screen false positives. */
+  rows: string[][];
+  /** Out-of-fold misses and false positives of the whole screen, for reading (never the holdout's). */
+  mistakes: string[];
+}
+
+export function trainModel(): { model: TrainedModel; evaluation: Evaluation } {
+  const texts = loadSamples(TRAINING_FILES).map(toText);
+  const outOfFold = crossValidate(texts);
   const chosen = chooseThreshold(outOfFold);
 
   const { w, bias } = fitTexts(texts);
+  const holdout = loadSamples([HOLDOUT_FILE])
+    .map(toText)
+    .map((text) => ({ text, p: probability(text, { w, bias }) }));
+  const t = chosen.threshold;
+  const evaluation: Evaluation = {
+    rows: [
+      ['set', 'classifier detects', 'classifier false positives', 'screen detects', 'screen false positives'],
+      rates('cross-validated, all training files', outOfFold, t),
+      ...TRAINING_FILES.map((file) =>
+        rates(
+          `cross-validated, ${file}`,
+          outOfFold.filter((j) => j.text.sample.file === file),
+          t,
+        ),
+      ),
+      rates(`${HOLDOUT_FILE} (never trained on)`, holdout, t),
+    ],
+    mistakes: outOfFold
+      .filter((j) => (j.text.y === 1) !== (j.text.rulesFlag || j.p >= t))
+      .map(
+        (j) =>
+          `${j.text.y === 1 ? 'missed ' : 'flagged'} ${j.text.sample.file} ${j.text.sample.kind} p=${j.p.toFixed(2)}: ${j.text.sample.text.replace(/\s+/g, ' ').slice(0, 140)}`,
+      ),
+  };
+
   const largest = w.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
   const scale = largest / 127;
   const bytes = Uint8Array.from(w, (x) => Math.round(x / scale) & 0xff);
-  return {
+  const model = {
     trainingDataSha256: trainingDataSha256(),
     bias: round(bias),
     scale: round(scale),
-    threshold: chosen.threshold,
+    threshold: t,
     weights: Buffer.from(bytes).toString('base64'),
     crossValidation: { detection: round(chosen.detection), falsePositiveRate: round(chosen.falsePositiveRate) },
   };
+  return { model, evaluation };
 }
 
 const round = (x: number) => Number(x.toPrecision(8));
@@ -202,11 +277,17 @@ export const MODEL = {
 `;
 }
 
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join('  ')).join('\n');
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const model = trainModel();
+  const { model, evaluation } = trainModel();
   writeFileSync(MODEL_FILE, modelSource(model));
-  console.log(
-    `wrote ${MODEL_FILE}: threshold ${model.threshold}, cross-validated detection ${model.crossValidation.detection}, ` +
-      `false positives ${model.crossValidation.falsePositiveRate}`,
-  );
+  console.log(`wrote ${MODEL_FILE}: threshold ${model.threshold}`);
+  console.log('Detected attacks and false positives (verdict not clean); in brackets the rate and its 95% Wilson interval.');
+  console.log('The screen counts the rules (as they are now) or the classifier.\n');
+  console.log(table(evaluation.rows));
+  if (process.argv.includes('--mistakes')) console.log('\n' + evaluation.mistakes.join('\n'));
 }

@@ -174,6 +174,41 @@ const PATTERN_RULES: PatternRule[] = [
     when: anyText('system'),
     match: (v) => /^[ \t>]*(?:#{1,4}[ \t]*)?system[ \t]*:/m.exec(v.lower)?.[0] ?? null,
   },
+  // "Override security protocols" (switching them off is override.disable_checks): weak alone, enough after "System:".
+  lowerRule(
+    'override.security_protocols',
+    'instruction_override',
+    0.3,
+    'override bypass circumvent',
+    /\b(?:override|bypass|circumvent)\s+(?:the\s+|all\s+|your\s+|any\s+)?(?:security|safety)\s+(?:protocols?|measures|controls|restrictions|guardrails|safeguards)\b/,
+  ),
+  // "### INSTRUCTION ###\nForget everything": a banner (decorated on both sides, unlike a markdown heading) announcing orders, then an override.
+  lowerRule(
+    'override.instruction_banner',
+    'instruction_override',
+    0.45,
+    anyText('instruction'),
+    /^[ \t]*(?:#{2,}|\[|={2,}|\*{2,}|-{2,}|<{2,})[ \t]*(?:new[ \t]+|system[ \t]+)?instructions?[ \t]*(?:#{2,}|\]|={2,}|\*{2,}|-{2,}|>{2,})[ \t]*:?[ \t]*\n[ \t]*[^\n]{0,80}?\b(?:forget|ignore|disregard|override)\b/m,
+  ),
+  // "PYTHON: exec(...)": code labelled for the model to run, calling a shell or an evaluator.
+  {
+    id: 'override.labelled_code_to_run',
+    category: 'instruction_override',
+    weight: 0.45,
+    when: anyText('exec', 'eval', 'system(', 'spawn', 'popen'),
+    match: (v) =>
+      /^[ \t]*(?:PYTHON|JAVASCRIPT|JS|NODE|BASH|SHELL|SH|POWERSHELL|RUBY|PERL|PHP|CMD|EXECUTE|EXEC|RUN)[ \t]*:[ \t]*[^\n]{0,40}?\b(?:exec|eval|system|popen|spawn|execSync)\s*\(/m.exec(
+        v.text,
+      )?.[0] ?? null,
+  },
+  // A string evaluated as code that reaches the shell or the browser's cookies.
+  lowerRule(
+    'override.evaluated_payload',
+    'instruction_override',
+    0.4,
+    anyText('exec', 'eval'),
+    /\b(?:exec|eval)\s*\(\s*(?:atob\s*\(\s*)?['"`][^\n]{0,120}?(?:os\.system|subprocess|child_process|__import__|rm\s+-rf|document\.cookie|localstorage|\|\s*(?:sh|bash)\b)/,
+  ),
   // ---- delimiter_attack
   {
     id: 'delimiter.end_marker_then_orders',

@@ -19,7 +19,8 @@ export const CLASSIFIER_WEIGHT = SUSPICIOUS_SCORE;
 
 export function screenText(text: string): ScreenResult {
   const found = new Map<string, ScreenFinding>();
-  screenInto(text, 0, { decodedChars: 0 }, found);
+  const rawHits = screenInto(text, 0, { decodedChars: 0 }, found);
+  discountQuotedExamples(text, rawHits, found);
   const findings = [...found.values()].sort((a, b) => b.weight - a.weight || a.rule.localeCompare(b.rule));
   const score = combine(findings);
   const present = new Set(findings.map((f) => f.category));
@@ -31,11 +32,41 @@ export function screenText(text: string): ScreenResult {
   };
 }
 
+/** Passages in double quotes or guillemets, on one line. */
+const QUOTED = /"[^"\n]{4,300}"|“[^”\n]{4,300}”|«[^»\n]{4,300}»|„[^“”\n]{4,300}[“”]/g;
+/** Words of a text that talks about attacks (a security write-up, a test plan) rather than makes one. */
+const DISCUSSES_ATTACKS =
+  /\b(?:for\s+example|examples?|such\s+as|e\.g\.|attacks?|attackers?|injections?|test\s+cases?|phrases?|payloads?|red[-\s]team(?:ed|ing|ers?)?|jailbreaks?|phishing|scammers?)\b/i;
+/** What a rule's weight keeps when all it matched is a quoted example in such a text. */
+const QUOTED_EXAMPLE_WEIGHT = 0.2;
+
+/**
+ * Security write-ups quote the attacks they discuss ("phrases like \"ignore previous
+ * instructions\""). A rule that fires only inside quotes, in a text that talks about attacks,
+ * keeps a fraction of its weight. The classifier still reads the whole text, so an attack that
+ * dresses itself up as a quoted example is left to it and to the approvals.
+ */
+function discountQuotedExamples(text: string, rawHits: Map<string, ScreenFinding>, found: Map<string, ScreenFinding>): void {
+  if (rawHits.size === 0 || !DISCUSSES_ATTACKS.test(text)) return;
+  const unquoted = text.replace(QUOTED, (q) => ' '.repeat(q.length));
+  if (unquoted === text) return;
+  const outsideQuotes = runRules(makeView(unquoted));
+  for (const [id, f] of found) {
+    if (!rawHits.has(id) || outsideQuotes.has(id)) continue;
+    found.set(id, {
+      ...f,
+      weight: Math.round(f.weight * QUOTED_EXAMPLE_WEIGHT * 1000) / 1000,
+      evidence: clip(`[quoted example] ${f.evidence}`),
+    });
+  }
+}
+
 interface Budget {
   decodedChars: number;
 }
 
-function screenInto(text: string, depth: number, budget: Budget, out: Map<string, ScreenFinding>): void {
+/** Screens the text into out; returns what the rules found in the text as it is. */
+function screenInto(text: string, depth: number, budget: Budget, out: Map<string, ScreenFinding>): Map<string, ScreenFinding> {
   const raw = makeView(text);
   const rawHits = runRules(raw);
   rawHits.forEach((f) => add(out, f));
@@ -77,10 +108,10 @@ function screenInto(text: string, depth: number, budget: Budget, out: Map<string
     }
   }
 
-  if (depth >= MAX_DECODE_DEPTH) return;
+  if (depth >= MAX_DECODE_DEPTH) return rawHits;
   for (const payload of encodedPayloads(text, norm.hidden)) {
     const room = MAX_DECODED_CHARS - budget.decodedChars;
-    if (room <= 0) return;
+    if (room <= 0) return rawHits;
     const decoded = payload.text.slice(0, room);
     budget.decodedChars += decoded.length;
     const inner = new Map<string, ScreenFinding>();
@@ -91,6 +122,7 @@ function screenInto(text: string, depth: number, budget: Budget, out: Map<string
     // JSON string escapes are how tool output is written, not a disguise; the others are.
     if (payload.kind !== 'json_string') add(out, finding('encoded_payload', `encoded.${payload.kind}`, 0.5, `${payload.kind}: ${decoded}`));
   }
+  return rawHits;
 }
 
 /**

@@ -21,6 +21,7 @@ import { attackProbability } from '../../domain/injection-screen/classifier.js';
 import { INJECTION_SCORE, SUSPICIOUS_SCORE, screenText } from '../../domain/injection-screen/index.js';
 import { normaliseText } from '../../domain/injection-screen/normalise.js';
 import { PROJECT_ROOT } from '../../scripts/dev-server.js';
+import { rateWithInterval } from '../../scripts/lib/wilson-interval.js';
 import { positiveInt } from './env.js';
 
 interface Sample {
@@ -164,22 +165,6 @@ function latency(input: string, text: string, fn: (text: string) => unknown): La
 
 const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
 
-/** 95% Wilson score interval of a proportion: honest for small sets and for rates near 0 or 1. */
-function wilson(part: number, whole: number): [number, number] {
-  if (whole === 0) return [0, 1];
-  const z = 1.959964;
-  const p = part / whole;
-  const centre = (p + (z * z) / (2 * whole)) / (1 + (z * z) / whole);
-  const half = (z / (1 + (z * z) / whole)) * Math.sqrt((p * (1 - p)) / whole + (z * z) / (4 * whole * whole));
-  return [Math.max(0, centre - half), Math.min(1, centre + half)];
-}
-
-const pct = (part: number, whole: number) => {
-  const [low, high] = wilson(part, whole);
-  const p = (x: number) => (100 * x).toFixed(1);
-  return `${part}/${whole} (${p(part / whole)}%, ${p(low)}-${p(high)}%)`;
-};
-
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join('  ')).join('\n');
@@ -225,10 +210,10 @@ console.log(
     ['set', 'detected', 'as injection', 'false positives', 'as injection'],
     ...Object.entries(sets).map(([name, r]) => [
       name,
-      pct(r.detected, r.attacks),
-      pct(r.detectedAsInjection, r.attacks),
-      pct(r.falsePositives, r.benign),
-      pct(r.falsePositivesAsInjection, r.benign),
+      rateWithInterval(r.detected, r.attacks),
+      rateWithInterval(r.detectedAsInjection, r.attacks),
+      rateWithInterval(r.falsePositives, r.benign),
+      rateWithInterval(r.falsePositivesAsInjection, r.benign),
     ]),
   ]),
 );
