@@ -378,10 +378,46 @@ export const ConfigSchema = z
       .describe(
         'The vault secret (its name, never the key) holding the API key of the `WARDEN_LLM_BASE_URL` provider; unset for a server that wants no key.',
       ),
+    discordBotTokenSecret: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'API only: the vault secret (its name, never the token) holding the Discord bot token; set, approval cards go to `WARDEN_DISCORD_CHANNEL_IDS`. See [Chat channels](channels.md).',
+      ),
+    discordChannelIds: z
+      .preprocess(
+        (v) =>
+          typeof v === 'string'
+            ? v
+                .split(',')
+                .map((id) => id.trim())
+                .filter(Boolean)
+            : v,
+        z.array(z.string().regex(/^\d{1,20}$/, 'each Discord channel id is a number (a snowflake)')).max(20),
+      )
+      .default([])
+      .describe('API only: the Discord text channels (ids, comma-separated, at most 20) approval cards are posted to.'),
+    discordApiUrl: z
+      .url({ protocol: /^https?$/ })
+      .optional()
+      .describe("API only: Discord's REST API base, for a proxy. Unset: `https://discord.com/api`; the gateway's address comes from it."),
+    channelPollSeconds: z.coerce
+      .number()
+      .min(0.2)
+      .max(300)
+      .default(3)
+      .describe(
+        'API only: how often the chat channels read the pending actions from Temporal visibility to post, edit and close cards (0.2 to 300 seconds).',
+      ),
   })
   .refine((c) => c.alertWebhooks.length === 0 || c.alertSecret !== undefined, {
     path: ['alertSecret'],
     message: 'required when WARDEN_ALERT_WEBHOOKS is set: alerts are always signed',
+  })
+  .refine((c) => c.discordBotTokenSecret === undefined || c.discordChannelIds.length > 0, {
+    path: ['discordChannelIds'],
+    message: 'required when WARDEN_DISCORD_BOT_TOKEN_SECRET is set: the channels approval cards go to',
   })
   .refine((c) => c.llmBaseUrl === undefined || c.llmModel !== undefined, {
     path: ['llmModel'],
@@ -451,6 +487,10 @@ export const CONFIG_ENV: Record<keyof Config, string> = {
   llmBaseUrl: 'WARDEN_LLM_BASE_URL',
   llmModel: 'WARDEN_LLM_MODEL',
   llmApiKeySecret: 'WARDEN_LLM_API_KEY_SECRET',
+  discordBotTokenSecret: 'WARDEN_DISCORD_BOT_TOKEN_SECRET',
+  discordChannelIds: 'WARDEN_DISCORD_CHANNEL_IDS',
+  discordApiUrl: 'WARDEN_DISCORD_API_URL',
+  channelPollSeconds: 'WARDEN_CHANNEL_POLL_SECONDS',
 };
 
 /** Reads the configuration; a bad value fails start-up with the variable's name and the problem. */

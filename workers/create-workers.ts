@@ -4,6 +4,7 @@
  * same way.
  */
 import Docker from 'dockerode';
+import type { Duration } from '@temporalio/common';
 import { Client, Connection, type TLSConfig } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createAuditActivities } from '../activities/audit.js';
@@ -51,7 +52,7 @@ export interface WorkerOptions {
   vault?: Vault;
   workflowBundle?: WorkflowBundleWithSourceMap | { codePath: string };
   /** How long in-flight activities may finish after a shutdown signal. */
-  shutdownGraceTime?: string;
+  shutdownGraceTime?: Duration;
   /** When a shutdown gives up waiting for activities that ignore their cancellation (no limit by default). */
   shutdownForceTime?: string;
   identity?: string;

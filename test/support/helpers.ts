@@ -23,6 +23,7 @@ import { createWorkers } from '../../workers/create-workers.js';
 import { ensureReaperSchedule } from '../../workers/reaper-schedule.js';
 import { temporalCli } from '../../scripts/dev-server.js';
 import { openVault, type Vault } from '../../stores/vault.js';
+import type { ChannelStore } from '../../stores/channel-store.js';
 import { createDataConverter, loadPayloadCodec } from '../../domain/data-converter.js';
 import { Keyring } from '../../domain/keyring.js';
 import { PayloadEncryptionCodec } from '../../domain/payload-codec.js';
@@ -98,6 +99,8 @@ export async function startStack(
     reaper?: boolean;
     /** The API's Docker client (a stand-in engine or proxy); the real engine by default. */
     docker?: Docker;
+    /** The chat channels' pairings and cards; in memory by default. */
+    channelStore?: ChannelStore;
   } = {},
 ) {
   quietRuntime(opts.logger);
@@ -112,17 +115,21 @@ export async function startStack(
   const adminKey = keys.create('test admin', 'admin', null).key;
   const vault = opts.vault ?? openVault({ dataDir: mkdtempSync(join(tmpdir(), 'warden-vault-')) });
   const logger = opts.logger ?? pino({ level: process.env.WARDEN_TEST_LOG ?? 'silent' });
-  const realApp = createApp({
-    client,
-    docker: opts.docker ?? docker,
-    config,
-    logger,
-    keys,
-    audit,
-    policy: loadPolicy(SKILLS, config.policyFile),
-    vault,
-    payloadCodec,
-  });
+  /** The API app on this stack's stores; each call is another API process, as after a restart. */
+  const newApp = () =>
+    createApp({
+      client,
+      docker: opts.docker ?? docker,
+      config,
+      logger,
+      keys,
+      audit,
+      policy: loadPolicy(SKILLS, config.policyFile),
+      vault,
+      payloadCodec,
+      channelStore: opts.channelStore,
+    });
+  const realApp = newApp();
   /** The app, as an admin: requests without an Authorization header get the admin key. */
   const app = {
     request(path: string, init: RequestInit = {}) {
@@ -168,6 +175,7 @@ export async function startStack(
     client,
     app,
     realApp,
+    newApp,
     keys,
     keyFor,
     audit,
@@ -178,6 +186,7 @@ export async function startStack(
     reaperSchedule,
     async stop() {
       await reaperSchedule?.delete();
+      await realApp.channels.stop();
       workers?.shutdown();
       await running;
       await connection.close();
