@@ -13,6 +13,8 @@ export interface ChannelAdapter {
   /** Connects and resolves once clicks can arrive; rejects when it cannot (the service retries). */
   connect(onClick: (click: ButtonClick) => Promise<void>, onLost: (error: Error) => void): Promise<void>;
   disconnect(): Promise<void>;
+  /** Whether it is connected now (a platform library may be reconnecting on its own). */
+  isConnected(): boolean;
   /** Posts a card; answers the message's id. */
   postCard(room: string, card: ApprovalCard): Promise<string>;
   editCard(room: string, messageId: string, card: ApprovalCard): Promise<void>;

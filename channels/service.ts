@@ -147,7 +147,7 @@ export function createChannelService(options: ChannelServiceOptions) {
     });
 
   async function syncAll() {
-    const connected = channels.filter((c) => c.connected);
+    const connected = channels.filter((c) => c.connected && c.adapter.isConnected());
     if (connected.length === 0) return;
     const pending = new Set((await actions.pendingActions()).map((a) => a.id));
     for (const channel of connected) await syncChannel(channel, pending).catch((err) => failed(channel, err));
@@ -221,7 +221,7 @@ export function createChannelService(options: ChannelServiceOptions) {
       return channels.map((c) => ({
         name: c.adapter.name,
         enabled: true,
-        connected: c.connected,
+        connected: c.connected && c.adapter.isConnected(),
         rooms: [...c.adapter.rooms],
         last_event_at: c.last_event_at,
         error: c.error,

@@ -3,7 +3,7 @@
  * clicks arrive as interactions, which need no privileged intent), posts cards to its channels
  * and edits them through the REST API. The clicker is the interaction's user, as Discord says.
  */
-import { Client, Events, GatewayIntentBits, MessageFlags, type ButtonInteraction } from 'discord.js';
+import { Client, Events, GatewayIntentBits, MessageFlags, Status, type ButtonInteraction } from 'discord.js';
 import type { ButtonClick, ChannelAdapter } from '../adapter.js';
 import type { ApprovalCard } from '../card.js';
 import { discordCardMessage } from './card.js';
@@ -70,6 +70,7 @@ export function discordAdapter(settings: DiscordSettings): ChannelAdapter {
       client = undefined;
       await bot?.destroy();
     },
+    isConnected: () => client?.isReady() === true && client.ws.status === Status.Ready,
     async postCard(room: string, card: ApprovalCard) {
       const message = await (await textChannel(room)).send(discordCardMessage(card));
       return message.id;
