@@ -28,15 +28,19 @@ export interface ApprovalCard {
 }
 
 const BUTTON_DATA_VERSION = 'wd1';
-const BUTTON_DATA = /^wd1:([ar]):(act-[0-9a-f]{16}):([0-9a-f]{64})$/;
+const BUTTON_DATA = /^wd1:([ar]):(act-[0-9a-f]{16}):([0-9a-f]{32}|[0-9a-f]{64})$/;
 
-/** A button's data: at most 90 characters, within Discord's custom_id limit of 100. */
-export const buttonData = (actionId: string, approved: boolean, paramsHash: string): string =>
-  `${BUTTON_DATA_VERSION}:${approved ? 'a' : 'r'}:${actionId}:${paramsHash}`;
+/**
+ * A button's data: the whole params hash (90 characters, within Discord's custom_id limit of 100),
+ * or its first 32 hex digits (128 bits; 59 characters, within Telegram's callback_data limit of 64).
+ */
+export const buttonData = (actionId: string, approved: boolean, paramsHash: string, hashDigits: 32 | 64 = 64): string =>
+  `${BUTTON_DATA_VERSION}:${approved ? 'a' : 'r'}:${actionId}:${paramsHash.slice(0, hashDigits)}`;
 
 export interface ButtonChoice {
   action_id: string;
   approved: boolean;
+  /** The whole params hash, or its first 32 hex digits where the platform limits the data's length. */
   params_hash: string;
 }
 
@@ -91,6 +95,8 @@ export interface CardLimits {
   parameters: number;
   /** The most characters of output. */
   output: number;
+  /** How much of the params hash the buttons carry (64: all of it). */
+  hashDigits?: 32 | 64;
 }
 
 /** The card of an action as it stands now. */
@@ -118,7 +124,10 @@ export function approvalCard(action: ActionRecord, limits: CardLimits, now = new
       : null,
     output: output ? output.text + (output.cut ? `\n… ${output.cut} more characters` : '') : null,
     buttons: awaiting
-      ? { approve: buttonData(action.id, true, action.params_hash), reject: buttonData(action.id, false, action.params_hash) }
+      ? {
+          approve: buttonData(action.id, true, action.params_hash, limits.hashDigits),
+          reject: buttonData(action.id, false, action.params_hash, limits.hashDigits),
+        }
       : null,
     final: action.completed_at !== null,
   };

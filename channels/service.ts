@@ -171,9 +171,10 @@ export function createChannelService(options: ChannelServiceOptions) {
         `Not allowed: your key ${identity.name} has the ${identity.role} role; deciding an action needs approver. Nothing was done.`,
       );
     }
-    const { action_id: id, approved, params_hash } = choice;
+    const { action_id: id, approved } = choice;
     let text: string;
     try {
+      const params_hash = await wholeHash(id, choice.params_hash);
       const verdict = await actions.decideAction(id, identity, { approved, params_hash, comment: `via ${channel.adapter.name}` });
       text =
         verdict.status === 'pending'
@@ -186,6 +187,17 @@ export function createChannelService(options: ChannelServiceOptions) {
     }
     await click.answer(text);
     await refreshAction(id);
+  }
+
+  /**
+   * The params hash a button stands for: a button that carries only the hash's first digits binds
+   * to the action's hash when it starts with them (128 bits), else to what it carries, which the
+   * workflow refuses as not matching.
+   */
+  async function wholeHash(id: string, carried: string): Promise<string> {
+    if (carried.length === 64) return carried;
+    const { params_hash } = await actions.getAction(id);
+    return params_hash.startsWith(carried) ? params_hash : carried;
   }
 
   /** What the clicker is told when the decision was not taken: already decided, expired, or why not. */

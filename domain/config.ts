@@ -12,6 +12,19 @@ const bool = z.preprocess(
   z.enum(['1', '0', 'true', 'false', 'yes', 'no']).transform((v) => v === '1' || v === 'true' || v === 'yes'),
 );
 
+/** A list from the environment's comma-separated string; an already-parsed list stays as it is. */
+const commaSeparated = <T extends z.ZodType>(list: T) =>
+  z.preprocess(
+    (v) =>
+      typeof v === 'string'
+        ? v
+            .split(',')
+            .map((item) => item.trim())
+            .filter(Boolean)
+        : v,
+    list,
+  );
+
 const WORKER_ROLES = ['control', 'sandbox'] as const;
 
 /** Every setting says what it does (`.describe`): docs/configuration.md is generated from these texts. */
@@ -284,17 +297,7 @@ export const ConfigSchema = z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .default('info')
       .describe('The pino log level: `fatal`, `error`, `warn`, `info`, `debug`, `trace` or `silent`.'),
-    alertWebhooks: z
-      .preprocess(
-        (v) =>
-          typeof v === 'string'
-            ? v
-                .split(',')
-                .map((u) => u.trim())
-                .filter(Boolean)
-            : v,
-        z.array(z.url({ protocol: /^https?$/, error: 'each webhook must be an http(s) URL' })).max(20),
-      )
+    alertWebhooks: commaSeparated(z.array(z.url({ protocol: /^https?$/, error: 'each webhook must be an http(s) URL' })).max(20))
       .default([])
       .describe(
         'Alert webhook URLs, comma-separated (http or https, at most 20); see [Alerts](operations.md#alerts). Unset: no alerts. The API arms the approval and capacity alerts, the worker signs and sends.',
@@ -385,23 +388,29 @@ export const ConfigSchema = z
       .describe(
         'API only: the vault secret (its name, never the token) holding the Discord bot token; set, approval cards go to `WARDEN_DISCORD_CHANNEL_IDS`. See [Chat channels](channels.md).',
       ),
-    discordChannelIds: z
-      .preprocess(
-        (v) =>
-          typeof v === 'string'
-            ? v
-                .split(',')
-                .map((id) => id.trim())
-                .filter(Boolean)
-            : v,
-        z.array(z.string().regex(/^\d{1,20}$/, 'each Discord channel id is a number (a snowflake)')).max(20),
-      )
+    discordChannelIds: commaSeparated(z.array(z.string().regex(/^\d{1,20}$/, 'each Discord channel id is a number (a snowflake)')).max(20))
       .default([])
       .describe('API only: the Discord text channels (ids, comma-separated, at most 20) approval cards are posted to.'),
     discordApiUrl: z
       .url({ protocol: /^https?$/ })
       .optional()
       .describe("API only: Discord's REST API base, for a proxy. Unset: `https://discord.com/api`; the gateway's address comes from it."),
+    telegramBotTokenSecret: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'API only: the vault secret (its name, never the token) holding the Telegram bot token; set, approval cards go to `WARDEN_TELEGRAM_CHAT_IDS`. See [Chat channels](channels.md).',
+      ),
+    telegramChatIds: commaSeparated(
+      z.array(z.string().regex(/^-?\d{1,20}$/, 'each Telegram chat id is a number (groups are negative)')).max(20),
+    )
+      .default([])
+      .describe('API only: the Telegram chats (ids, comma-separated, at most 20) approval cards are posted to.'),
+    telegramApiUrl: z
+      .url({ protocol: /^https?$/ })
+      .optional()
+      .describe("API only: the Telegram Bot API's root, for a local Bot API server or a proxy. Unset: `https://api.telegram.org`."),
     channelPollSeconds: z.coerce
       .number()
       .min(0.2)
@@ -418,6 +427,10 @@ export const ConfigSchema = z
   .refine((c) => c.discordBotTokenSecret === undefined || c.discordChannelIds.length > 0, {
     path: ['discordChannelIds'],
     message: 'required when WARDEN_DISCORD_BOT_TOKEN_SECRET is set: the channels approval cards go to',
+  })
+  .refine((c) => c.telegramBotTokenSecret === undefined || c.telegramChatIds.length > 0, {
+    path: ['telegramChatIds'],
+    message: 'required when WARDEN_TELEGRAM_BOT_TOKEN_SECRET is set: the chats approval cards go to',
   })
   .refine((c) => c.llmBaseUrl === undefined || c.llmModel !== undefined, {
     path: ['llmModel'],
@@ -490,6 +503,9 @@ export const CONFIG_ENV: Record<keyof Config, string> = {
   discordBotTokenSecret: 'WARDEN_DISCORD_BOT_TOKEN_SECRET',
   discordChannelIds: 'WARDEN_DISCORD_CHANNEL_IDS',
   discordApiUrl: 'WARDEN_DISCORD_API_URL',
+  telegramBotTokenSecret: 'WARDEN_TELEGRAM_BOT_TOKEN_SECRET',
+  telegramChatIds: 'WARDEN_TELEGRAM_CHAT_IDS',
+  telegramApiUrl: 'WARDEN_TELEGRAM_API_URL',
   channelPollSeconds: 'WARDEN_CHANNEL_POLL_SECONDS',
 };
 

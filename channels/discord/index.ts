@@ -3,6 +3,7 @@ import type { Config } from '../../domain/config.js';
 import type { Vault } from '../../stores/vault.js';
 import type { ChannelAdapter } from '../adapter.js';
 import type { CardLimits } from '../card.js';
+import { vaultToken } from '../vault-token.js';
 import { discordAdapter } from './adapter.js';
 import { DISCORD_LIMITS } from './card.js';
 
@@ -13,8 +14,7 @@ export function discordChannel(
   const secret = config.discordBotTokenSecret;
   if (!secret) return null;
   const adapter = discordAdapter({
-    // Read at each connection: a token stored or rotated in the vault is used on the next retry.
-    token: () => (vault?.has(secret) ? vault.reveal([secret]).get(secret) : undefined),
+    token: vaultToken(vault, secret),
     channelIds: config.discordChannelIds,
     apiBase: config.discordApiUrl,
   });

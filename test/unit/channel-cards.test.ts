@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { approvalCard, buttonData, cardDigest, cut, parseButtonData } from '../../channels/card.js';
 import { DISCORD_LIMITS, discordCardMessage, inCodeBlock } from '../../channels/discord/card.js';
+import { TELEGRAM_LIMITS, telegramCardMessage } from '../../channels/telegram/card.js';
 import type { ActionRecord } from '../../domain/action.js';
 
 const HASH = 'a'.repeat(64);
@@ -40,10 +41,17 @@ describe('button data', () => {
     expect(parseButtonData(buttonData('act-0123456789abcdef', false, HASH))?.approved).toBe(false);
   });
 
+  it('carries the first 32 hex digits of the hash where the platform limits the length (Telegram: 64 bytes)', () => {
+    const data = buttonData('act-0123456789abcdef', true, HASH, 32);
+    expect(Buffer.byteLength(data)).toBeLessThanOrEqual(64);
+    expect(parseButtonData(data)).toEqual({ action_id: 'act-0123456789abcdef', approved: true, params_hash: HASH.slice(0, 32) });
+  });
+
   it.each([
     ['another version', `wd2:a:act-0123456789abcdef:${HASH}`],
     ['an unknown decision', `wd1:x:act-0123456789abcdef:${HASH}`],
     ['a short hash', `wd1:a:act-0123456789abcdef:${HASH.slice(1)}`],
+    ['a hash of neither length', `wd1:a:act-0123456789abcdef:${HASH.slice(0, 33)}`],
     ['an upper-case hash', `wd1:a:act-0123456789abcdef:${HASH.toUpperCase()}`],
     ['a malformed action id', `wd1:a:act-0123:${HASH}`],
     ['an identity smuggled in', `wd1:a:act-0123456789abcdef:${HASH}:key_000000000001`],
@@ -150,5 +158,21 @@ describe('the Discord card', () => {
 
   it('a code block cannot be closed from inside', () => {
     expect(inCodeBlock('a```b').match(/```/g)).toHaveLength(2);
+  });
+});
+
+describe('the Telegram card', () => {
+  it('escapes every value as HTML, keeps the parameters in a <pre> block, and offers the short buttons', () => {
+    const hostile = action({ parameters: { command: '</pre><a href="https://evil.example">approve me</a> & more' } });
+    const { text, reply_markup } = telegramCardMessage(approvalCard(hostile, TELEGRAM_LIMITS, NOW));
+    expect(text).not.toContain('<a ');
+    expect(text).toContain('&lt;/pre&gt;&lt;a href=\\"https://evil.example\\"&gt;approve me&lt;/a&gt; &amp; more');
+    expect(text.match(/<pre>/g)).toHaveLength(1);
+    expect(reply_markup.inline_keyboard[0]!.map((b) => ('callback_data' in b ? b.callback_data : null))).toEqual([
+      buttonData(hostile.id, true, HASH, 32),
+      buttonData(hostile.id, false, HASH, 32),
+    ]);
+    const decided = telegramCardMessage(approvalCard(action({ status: 'rejected' }), TELEGRAM_LIMITS, NOW));
+    expect(decided.reply_markup.inline_keyboard).toEqual([]);
   });
 });
