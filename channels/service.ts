@@ -40,6 +40,8 @@ export interface ChannelServiceOptions {
   pollMs: number;
 }
 
+/** The most pending actions a channel shows cards for (visibility lists the newest first). */
+const MAX_PENDING_CARDS = 1_000;
 const RETRY_FIRST_MS = 1_000;
 const RETRY_MAX_MS = 60_000;
 
@@ -106,7 +108,7 @@ export function createChannelService(options: ChannelServiceOptions) {
   /** Posts the cards missing in the channel's rooms and edits the open ones that changed. */
   async function syncChannel(channel: Channel, pending?: Set<string>) {
     if (!channel.connected) return;
-    const pendingIds = pending ?? new Set((await actions.pendingActions()).map((a) => a.id));
+    const pendingIds = pending ?? new Set((await actions.pendingActions(MAX_PENDING_CARDS)).map((a) => a.id));
     const open = store.openCards(channel.adapter.name);
     const ids = new Set([...pendingIds, ...open.map((c) => c.action_id)]);
     for (const id of ids) await showAction(channel, id);
@@ -149,7 +151,7 @@ export function createChannelService(options: ChannelServiceOptions) {
   async function syncAll() {
     const connected = channels.filter((c) => c.connected && c.adapter.isConnected());
     if (connected.length === 0) return;
-    const pending = new Set((await actions.pendingActions()).map((a) => a.id));
+    const pending = new Set((await actions.pendingActions(MAX_PENDING_CARDS)).map((a) => a.id));
     for (const channel of connected) await syncChannel(channel, pending).catch((err) => failed(channel, err));
   }
 
