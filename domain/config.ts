@@ -395,6 +395,27 @@ export const ConfigSchema = z
       .url({ protocol: /^https?$/ })
       .optional()
       .describe("API only: Discord's REST API base, for a proxy. Unset: `https://discord.com/api`; the gateway's address comes from it."),
+    slackBotTokenSecret: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'API only: the vault secret (its name) holding the Slack bot token (`xoxb-`); with `WARDEN_SLACK_APP_TOKEN_SECRET`, approval cards go to `WARDEN_SLACK_CHANNEL_IDS` over Socket Mode. See [Chat channels](channels.md).',
+      ),
+    slackAppTokenSecret: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'API only: the vault secret (its name) holding the Slack app-level token (`xapp-`, scope `connections:write`) Socket Mode connects with.',
+      ),
+    slackChannelIds: commaSeparated(z.array(z.string().regex(/^[A-Z0-9]{1,20}$/, 'each Slack channel id looks like C0123456789')).max(20))
+      .default([])
+      .describe('API only: the Slack channels (ids, comma-separated, at most 20) approval cards are posted to.'),
+    slackApiUrl: z
+      .url({ protocol: /^https?$/ })
+      .optional()
+      .describe("API only: Slack's Web API base, for a proxy. Unset: `https://slack.com/api/`."),
     telegramBotTokenSecret: z
       .string()
       .min(1)
@@ -427,6 +448,14 @@ export const ConfigSchema = z
   .refine((c) => c.discordBotTokenSecret === undefined || c.discordChannelIds.length > 0, {
     path: ['discordChannelIds'],
     message: 'required when WARDEN_DISCORD_BOT_TOKEN_SECRET is set: the channels approval cards go to',
+  })
+  .refine((c) => (c.slackBotTokenSecret === undefined) === (c.slackAppTokenSecret === undefined), {
+    path: ['slackAppTokenSecret'],
+    message: 'Slack needs both WARDEN_SLACK_BOT_TOKEN_SECRET and WARDEN_SLACK_APP_TOKEN_SECRET, or neither',
+  })
+  .refine((c) => c.slackBotTokenSecret === undefined || c.slackChannelIds.length > 0, {
+    path: ['slackChannelIds'],
+    message: 'required when WARDEN_SLACK_BOT_TOKEN_SECRET is set: the channels approval cards go to',
   })
   .refine((c) => c.telegramBotTokenSecret === undefined || c.telegramChatIds.length > 0, {
     path: ['telegramChatIds'],
@@ -503,6 +532,10 @@ export const CONFIG_ENV: Record<keyof Config, string> = {
   discordBotTokenSecret: 'WARDEN_DISCORD_BOT_TOKEN_SECRET',
   discordChannelIds: 'WARDEN_DISCORD_CHANNEL_IDS',
   discordApiUrl: 'WARDEN_DISCORD_API_URL',
+  slackBotTokenSecret: 'WARDEN_SLACK_BOT_TOKEN_SECRET',
+  slackAppTokenSecret: 'WARDEN_SLACK_APP_TOKEN_SECRET',
+  slackChannelIds: 'WARDEN_SLACK_CHANNEL_IDS',
+  slackApiUrl: 'WARDEN_SLACK_API_URL',
   telegramBotTokenSecret: 'WARDEN_TELEGRAM_BOT_TOKEN_SECRET',
   telegramChatIds: 'WARDEN_TELEGRAM_CHAT_IDS',
   telegramApiUrl: 'WARDEN_TELEGRAM_API_URL',

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { approvalCard, buttonData, cardDigest, cut, parseButtonData } from '../../channels/card.js';
 import { DISCORD_LIMITS, discordCardMessage, inCodeBlock } from '../../channels/discord/card.js';
 import { TELEGRAM_LIMITS, telegramCardMessage } from '../../channels/telegram/card.js';
+import { SLACK_LIMITS, slackCardMessage } from '../../channels/slack/card.js';
 import type { ActionRecord } from '../../domain/action.js';
 
 const HASH = 'a'.repeat(64);
@@ -174,5 +175,22 @@ describe('the Telegram card', () => {
     ]);
     const decided = telegramCardMessage(approvalCard(action({ status: 'rejected' }), TELEGRAM_LIMITS, NOW));
     expect(decided.reply_markup.inline_keyboard).toEqual([]);
+  });
+});
+
+describe('the Slack card', () => {
+  it('escapes &, < and > (no mention, link or channel ping), keeps the parameters in one code block, and fits a section', () => {
+    const hostile = action({ parameters: { command: '<!channel> <@U123|boss> <https://evil.example|approve> ``` & `'.repeat(40) } });
+    const { blocks } = slackCardMessage(approvalCard(hostile, SLACK_LIMITS, NOW));
+    const text = JSON.stringify(blocks);
+    expect(text).not.toMatch(/<!channel>|<@U123|<https:/);
+    expect(text).toContain('&lt;!channel&gt;');
+    const parameters = blocks.find((b) => b.type === 'section' && 'text' in b && b.text?.text.startsWith('Parameters:'))!;
+    const body = (parameters as { text: { text: string } }).text.text;
+    expect(body.match(/```/g)).toHaveLength(2);
+    expect(body.length).toBeLessThanOrEqual(3000);
+    expect(blocks.at(-1)).toMatchObject({ type: 'actions' });
+    const decided = slackCardMessage(approvalCard(action({ status: 'rejected' }), SLACK_LIMITS, NOW));
+    expect(decided.blocks.some((b) => b.type === 'actions')).toBe(false);
   });
 });
