@@ -3,39 +3,17 @@
  * local fake Bot API. The same channel service as Discord's, with buttons that carry a digest of
  * the params hash (Telegram's callback data holds 64 bytes).
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buttonData } from '../../channels/card.js';
 import type { ActionRecord } from '../../domain/action.js';
-import { openVault } from '../../stores/vault.js';
+import { startChannelStack } from '../support/channel-stack.js';
 import { startFakeTelegram, type FakeTelegram, type FakeTelegramMessage } from '../support/fake-telegram.js';
-import { startStack, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
+import { waitFor } from '../support/helpers.js';
 
-type Stack = Awaited<ReturnType<typeof startStack>>;
-let stack: Stack;
 let fake: FakeTelegram;
-let agentId: string;
+let env: Awaited<ReturnType<typeof startChannelStack>>;
 const ALICE = 700000001;
 const STRANGER = 700000099;
-const key: Record<'operator' | 'alice', { key: string; id: string }> = {} as never;
-
-async function as(who: string, method: string, path: string, body?: unknown) {
-  const headers: Record<string, string> = { authorization: `Bearer ${who}` };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await stack.realApp.request(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  return { status: res.status, body: (await res.json()) as any };
-}
-
-const submit = (command: string) =>
-  as(key.operator.key, 'POST', '/api/actions', {
-    action_type: 'skill_execution',
-    skill_id: 'shell',
-    operation: 'exec',
-    agent_id: agentId,
-    parameters: { command },
-  });
 
 const cardOf = (actionId: string) =>
   waitFor(`the card of ${actionId}`, async () => fake.messagesIn(fake.chatIds[0]!).find((m) => m.versions[0]!.includes(actionId)));
@@ -44,43 +22,21 @@ const button = (message: FakeTelegramMessage, text: 'Approve' | 'Reject') => mes
 
 beforeAll(async () => {
   fake = await startFakeTelegram();
-  const vault = openVault({ dataDir: mkdtempSync(join(tmpdir(), 'warden-vault-')) });
-  vault.put('TELEGRAM_BOT_TOKEN', fake.token);
-  stack = await startStack({
-    vault,
-    config: {
-      telegramBotTokenSecret: 'TELEGRAM_BOT_TOKEN',
-      telegramChatIds: fake.chatIds,
-      telegramApiUrl: fake.apiRoot,
-      channelPollSeconds: 0.5,
-    },
+  env = await startChannelStack({
+    secrets: { TELEGRAM_BOT_TOKEN: fake.token },
+    config: { telegramBotTokenSecret: 'TELEGRAM_BOT_TOKEN', telegramChatIds: fake.chatIds, telegramApiUrl: fake.apiRoot },
+    alice: `telegram:${ALICE}`,
   });
-  for (const [name, role] of [
-    ['operator', 'operator'],
-    ['alice', 'approver'],
-  ] as const) {
-    const made = stack.keys.create(name, role, null);
-    key[name] = { key: made.key, id: made.id };
-  }
-  expect((await stack.api('POST', '/api/channels/pairings', { platform_user: `telegram:${ALICE}`, key_id: key.alice.id })).status).toBe(
-    201,
-  );
-  expect((await as(key.alice.key, 'POST', `/api/channels/pairings/telegram:${ALICE}/confirm`)).status).toBe(200);
-  agentId = uniqueId('telegram');
-  expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: agentId, runtime: 'runc' })).status).toBe(201);
-  await waitForStatus(stack.api, agentId, ['running']);
-  await waitFor('Telegram to be connected', async () => (await stack.api('GET', '/api/channels')).body.channels[0].connected);
 });
 
 afterAll(async () => {
-  await stack?.api('POST', `/api/agents/${agentId}/stop`, { force: true });
-  await stack?.stop();
+  await env?.stop();
   await fake?.close();
 });
 
 describe('Telegram approvals', () => {
   it('full flow: the card appears, a paired approver presses Approve, the command runs once, the card shows the result', async () => {
-    const submitted = await submit("echo '<b>ran</b>' >> /workspace/tg; wc -l < /workspace/tg");
+    const submitted = await env.submit("echo '<b>ran</b>' >> /workspace/tg; wc -l < /workspace/tg");
     const { id, params_hash } = submitted.body;
     const card = await cardOf(id);
     // Escaped HTML: the parameters cannot format the card.
@@ -89,23 +45,23 @@ describe('Telegram approvals', () => {
     expect(Buffer.byteLength(button(card, 'Approve'))).toBeLessThanOrEqual(64);
 
     expect(await fake.press(STRANGER, card, button(card, 'Approve'))).toBe('');
-    expect((await stack.api('GET', `/api/actions/${id}`)).body.approvals).toEqual([]);
+    expect((await env.stack.api('GET', `/api/actions/${id}`)).body.approvals).toEqual([]);
 
     expect(await fake.press(ALICE, card, button(card, 'Approve'))).toMatch(new RegExp(`Approved: ${id}`));
     await waitFor('the card to show the result', async () => card.buttons.length === 0 && /completed \(exit code 0\)/.test(card.text));
-    const done = (await stack.api('GET', `/api/actions/${id}`)).body as ActionRecord;
+    const done = (await env.stack.api('GET', `/api/actions/${id}`)).body as ActionRecord;
     expect(done.result?.stdout.trim()).toBe('1');
     expect(done.approvals.map((a) => a.comment)).toEqual(['via telegram']);
     expect(await fake.press(ALICE, card, buttonData(id, true, params_hash, 32))).toMatch(/Already decided/);
   });
 
   it('a digest that is not the start of the action’s params hash is refused and changes nothing', async () => {
-    const submitted = await submit('echo digest');
+    const submitted = await env.submit('echo digest');
     const { id, params_hash } = submitted.body;
     const card = await cardOf(id);
     const forged = buttonData(id, true, `${params_hash[0] === '0' ? '1' : '0'}${params_hash.slice(1)}`, 32);
     expect(await fake.press(ALICE, card, forged)).toMatch(/Not allowed: the parameters hash does not match/);
-    expect((await stack.api('GET', `/api/actions/${id}`)).body).toMatchObject({ status: 'pending', approvals: [] });
+    expect((await env.stack.api('GET', `/api/actions/${id}`)).body).toMatchObject({ status: 'pending', approvals: [] });
     expect(await fake.press(ALICE, card, button(card, 'Reject'))).toMatch(/Rejected/);
     await waitFor('the card to show the rejection', async () => card.buttons.length === 0 && card.text.includes('Rejected by alice'));
   });
