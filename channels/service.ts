@@ -80,6 +80,8 @@ export function createChannelService(options: ChannelServiceOptions) {
         (error) => lost(channel, error),
       )
       .then(() => {
+        // Stopped while connecting: the connection made meanwhile is closed, not kept.
+        if (stopped) return void channel.adapter.disconnect().catch(() => undefined);
         channel.connected = true;
         channel.error = null;
         channel.retryMs = RETRY_FIRST_MS;
