@@ -42,6 +42,10 @@ import { declareMiddlewareResponses, validationHook, type AppEnv } from './opena
 import { isTemporalUnreachable } from './temporal-errors.js';
 import { createMetrics } from './metrics/routes.js';
 import { providersRouter } from './providers/routes.js';
+import { channelsRouter } from './channels/routes.js';
+import { ChannelStore } from '../stores/channel-store.js';
+import { createChannelService } from '../channels/service.js';
+import { configuredChannels } from '../channels/index.js';
 import { loadProviderConfigs } from '../domain/model-providers.js';
 import { ProviderRegistry } from '../llm/registry.js';
 
@@ -59,6 +63,8 @@ export interface AppDeps {
   payloadCodec: PayloadEncryptionCodec;
   /** Where rate-limit buckets live; in memory when not given. */
   rateLimitStore?: RateLimitStore;
+  /** The chat channels' pairings and cards (channels.db); in memory when not given. */
+  channelStore?: ChannelStore;
 }
 
 export function createApp(deps: AppDeps) {
@@ -87,18 +93,29 @@ export function createApp(deps: AppDeps) {
   app.use('/api/*', apiKeyAuth({ keys: deps.keys }));
   if (limiter) app.use('/api/*', rateLimit(limiter));
   app.use('/api/*', bodySizeLimit(deps.config.maxBodyBytes), requireJsonBody());
-  const system = createSystemStatus({ ...deps, agents });
-  app.route('/', systemRouter(system));
-  app.route('/api/agents', agentsRouter(agents, stats));
-  app.route('/api/agents', agentStatsRouter(stats));
   const actions = createActionService(deps.client, deps.config, deps.policy, deps.audit, new Grants(deps.payloadCodec.keyring), {
     vault: deps.vault,
     assertOpen: lockdown.assertOpen,
     isRevoked: (keyId) => deps.keys.isRevoked(keyId),
   });
+  const channelStore = deps.channelStore ?? ChannelStore.open(':memory:');
+  // Decides through the action service above: the same grant, checks and audit as the REST API.
+  const channels = createChannelService({
+    adapters: configuredChannels(deps.config, deps.vault),
+    store: channelStore,
+    identityOf: (keyId) => deps.keys.identityOf(keyId),
+    actions,
+    logger: deps.logger,
+    pollMs: deps.config.channelPollSeconds * 1000,
+  });
+  const system = createSystemStatus({ ...deps, agents, channels: channels.status });
+  app.route('/', systemRouter(system));
+  app.route('/api/agents', agentsRouter(agents, stats));
+  app.route('/api/agents', agentStatsRouter(stats));
   const keyService = createKeyService(deps.keys, deps.audit, actions.cancelPendingOf);
   app.route('/api/keys', keysRouter(keyService));
   app.route('/api/actions', actionsRouter(actions));
+  app.route('/api/channels', channelsRouter({ store: channelStore, keys: deps.keys, audit: deps.audit, status: channels.status }));
   app.route('/api/secrets', secretsRouter({ vault: deps.vault, audit: deps.audit }));
   app.route('/api/system', emergencyRouter(lockdown));
   app.route('/api/audit-logs', auditRouter(deps.audit));
@@ -169,5 +186,7 @@ export function createApp(deps: AppDeps) {
     );
     return c.json({ error: { code: 'internal', message: 'internal error; the server log has the details' } }, 500);
   });
-  return app;
+  channels.start();
+  // The caller stops the channels when the process ends (they hold gateway connections).
+  return Object.assign(app, { channels });
 }

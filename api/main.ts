@@ -13,6 +13,7 @@ import { AuditStore } from '../stores/audit-store.js';
 import { loadPolicy } from '../domain/policy.js';
 import { SKILLS } from '../skills/index.js';
 import { Vault } from '../stores/vault.js';
+import { ChannelStore } from '../stores/channel-store.js';
 import { Keyring } from '../domain/keyring.js';
 import { createDataConverter, loadPayloadCodec } from '../domain/data-converter.js';
 import { clientTracingInterceptors, startTracing } from '../telemetry/tracing.js';
@@ -48,7 +49,8 @@ const keyring = Keyring.load({
 });
 const audit = AuditStore.open(join(resolve(config.dataDir), 'audit.db'), { keyring, isKnownKeyId: (id) => keys.has(id) });
 const vault = Vault.open(join(resolve(config.dataDir), 'vault.db'), keyring);
-const app = createApp({ client, docker: new Docker(), config, logger, keys, audit, policy, vault, payloadCodec });
+const channelStore = ChannelStore.open(join(resolve(config.dataDir), 'channels.db'));
+const app = createApp({ client, docker: new Docker(), config, logger, keys, audit, policy, vault, payloadCodec, channelStore });
 
 const server = serve({ fetch: app.fetch, hostname: config.apiHost, port: config.apiPort }, (info) =>
   logger.info({ url: `http://${config.apiHost}:${info.port}`, docs: `http://${config.apiHost}:${info.port}/docs` }, 'API listening'),
@@ -64,8 +66,8 @@ const shutdown = (signal: string) => {
   logger.info({ signal, grace_seconds: config.apiShutdownGraceSeconds }, 'API shutting down: no new connections; open requests may finish');
   server.close(
     () =>
-      void Promise.allSettled([connection.close(), tracing?.shutdown()]).finally(
-        () => (keys.close(), audit.close(), vault.close(), process.exit(0)),
+      void Promise.allSettled([app.channels.stop(), connection.close(), tracing?.shutdown()]).finally(
+        () => (keys.close(), audit.close(), vault.close(), channelStore.close(), process.exit(0)),
       ),
   );
   const http = server as Server;

@@ -9,12 +9,21 @@
 import { parseArgs } from 'node:util';
 import { agentCommands } from './commands/agents.js';
 import { apiClient, CliError, EXIT } from './commands/api-client.js';
+import { approvalCommands } from './commands/approvals.js';
 import { auditCommands } from './commands/audit.js';
+import { channelCommands } from './commands/channels.js';
 import type { Command } from './commands/command.js';
 import { secretCommands } from './commands/secrets.js';
 import { systemCommands } from './commands/system.js';
 
-const COMMANDS: Record<string, Command> = { ...systemCommands, ...agentCommands, ...auditCommands, ...secretCommands };
+const COMMANDS: Record<string, Command> = {
+  ...systemCommands,
+  ...agentCommands,
+  ...approvalCommands,
+  ...channelCommands,
+  ...auditCommands,
+  ...secretCommands,
+};
 
 function usage(): string {
   const width = Math.max(...Object.values(COMMANDS).map((c) => c.usage.length));

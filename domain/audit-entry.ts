@@ -28,6 +28,10 @@ export const AUDIT_KINDS = [
   /** A key confirmed as its holder's own by a second admin (approvals then count it as that person). */
   'key.confirmed',
   'key.rotated',
+  /** A chat user linked to an API key by an admin, the link confirmed by the key's holder, the link revoked. */
+  'channel.paired',
+  'channel.pairing_confirmed',
+  'channel.unpaired',
   /** The vault: a secret stored or deleted (its name, never its value), every secret re-encrypted. */
   'secret.stored',
   'secret.deleted',

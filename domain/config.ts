@@ -13,6 +13,19 @@ const bool = z.preprocess(
   z.enum(['1', '0', 'true', 'false', 'yes', 'no']).transform((v) => v === '1' || v === 'true' || v === 'yes'),
 );
 
+/** A list from the environment's comma-separated string; an already-parsed list stays as it is. */
+const commaSeparated = <T extends z.ZodType>(list: T) =>
+  z.preprocess(
+    (v) =>
+      typeof v === 'string'
+        ? v
+            .split(',')
+            .map((item) => item.trim())
+            .filter(Boolean)
+        : v,
+    list,
+  );
+
 const WORKER_ROLES = ['control', 'sandbox'] as const;
 
 /** Every setting says what it does (`.describe`): docs/configuration.md is generated from these texts. */
@@ -313,17 +326,7 @@ export const ConfigSchema = z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .default('info')
       .describe('The pino log level: `fatal`, `error`, `warn`, `info`, `debug`, `trace` or `silent`.'),
-    alertWebhooks: z
-      .preprocess(
-        (v) =>
-          typeof v === 'string'
-            ? v
-                .split(',')
-                .map((u) => u.trim())
-                .filter(Boolean)
-            : v,
-        z.array(z.url({ protocol: /^https?$/, error: 'each webhook must be an http(s) URL' })).max(20),
-      )
+    alertWebhooks: commaSeparated(z.array(z.url({ protocol: /^https?$/, error: 'each webhook must be an http(s) URL' })).max(20))
       .default([])
       .describe(
         'Alert webhook URLs, comma-separated (http or https, at most 20); see [Alerts](operations.md#alerts). Unset: no alerts. The API arms the approval and capacity alerts, the worker signs and sends.',
@@ -407,10 +410,85 @@ export const ConfigSchema = z
       .describe(
         'The vault secret (its name, never the key) holding the API key of the `WARDEN_LLM_BASE_URL` provider; unset for a server that wants no key.',
       ),
+    discordBotTokenSecret: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'API only: the vault secret (its name, never the token) holding the Discord bot token; set, approval cards go to `WARDEN_DISCORD_CHANNEL_IDS`. See [Chat channels](channels.md).',
+      ),
+    discordChannelIds: commaSeparated(z.array(z.string().regex(/^\d{1,20}$/, 'each Discord channel id is a number (a snowflake)')).max(20))
+      .default([])
+      .describe('API only: the Discord text channels (ids, comma-separated, at most 20) approval cards are posted to.'),
+    discordApiUrl: z
+      .url({ protocol: /^https?$/ })
+      .optional()
+      .describe("API only: Discord's REST API base, for a proxy. Unset: `https://discord.com/api`; the gateway's address comes from it."),
+    slackBotTokenSecret: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'API only: the vault secret (its name) holding the Slack bot token (`xoxb-`); with `WARDEN_SLACK_APP_TOKEN_SECRET`, approval cards go to `WARDEN_SLACK_CHANNEL_IDS` over Socket Mode. See [Chat channels](channels.md).',
+      ),
+    slackAppTokenSecret: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'API only: the vault secret (its name) holding the Slack app-level token (`xapp-`, scope `connections:write`) Socket Mode connects with.',
+      ),
+    slackChannelIds: commaSeparated(z.array(z.string().regex(/^[A-Z0-9]{1,20}$/, 'each Slack channel id looks like C0123456789')).max(20))
+      .default([])
+      .describe('API only: the Slack channels (ids, comma-separated, at most 20) approval cards are posted to.'),
+    slackApiUrl: z
+      .url({ protocol: /^https?$/ })
+      .optional()
+      .describe("API only: Slack's Web API base, for a proxy. Unset: `https://slack.com/api/`."),
+    telegramBotTokenSecret: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'API only: the vault secret (its name, never the token) holding the Telegram bot token; set, approval cards go to `WARDEN_TELEGRAM_CHAT_IDS`. See [Chat channels](channels.md).',
+      ),
+    telegramChatIds: commaSeparated(
+      z.array(z.string().regex(/^-?\d{1,20}$/, 'each Telegram chat id is a number (groups are negative)')).max(20),
+    )
+      .default([])
+      .describe('API only: the Telegram chats (ids, comma-separated, at most 20) approval cards are posted to.'),
+    telegramApiUrl: z
+      .url({ protocol: /^https?$/ })
+      .optional()
+      .describe("API only: the Telegram Bot API's root, for a local Bot API server or a proxy. Unset: `https://api.telegram.org`."),
+    channelPollSeconds: z.coerce
+      .number()
+      .min(0.2)
+      .max(300)
+      .default(3)
+      .describe(
+        'API only: how often the chat channels read the pending actions from Temporal visibility to post, edit and close cards (0.2 to 300 seconds).',
+      ),
   })
   .refine((c) => c.alertWebhooks.length === 0 || c.alertSecret !== undefined, {
     path: ['alertSecret'],
     message: 'required when WARDEN_ALERT_WEBHOOKS is set: alerts are always signed',
+  })
+  .refine((c) => c.discordBotTokenSecret === undefined || c.discordChannelIds.length > 0, {
+    path: ['discordChannelIds'],
+    message: 'required when WARDEN_DISCORD_BOT_TOKEN_SECRET is set: the channels approval cards go to',
+  })
+  .refine((c) => (c.slackBotTokenSecret === undefined) === (c.slackAppTokenSecret === undefined), {
+    path: ['slackAppTokenSecret'],
+    message: 'Slack needs both WARDEN_SLACK_BOT_TOKEN_SECRET and WARDEN_SLACK_APP_TOKEN_SECRET, or neither',
+  })
+  .refine((c) => c.slackBotTokenSecret === undefined || c.slackChannelIds.length > 0, {
+    path: ['slackChannelIds'],
+    message: 'required when WARDEN_SLACK_BOT_TOKEN_SECRET is set: the channels approval cards go to',
+  })
+  .refine((c) => c.telegramBotTokenSecret === undefined || c.telegramChatIds.length > 0, {
+    path: ['telegramChatIds'],
+    message: 'required when WARDEN_TELEGRAM_BOT_TOKEN_SECRET is set: the chats approval cards go to',
   })
   .refine((c) => c.llmBaseUrl === undefined || c.llmModel !== undefined, {
     path: ['llmModel'],
@@ -483,6 +561,17 @@ export const CONFIG_ENV: Record<keyof Config, string> = {
   llmBaseUrl: 'WARDEN_LLM_BASE_URL',
   llmModel: 'WARDEN_LLM_MODEL',
   llmApiKeySecret: 'WARDEN_LLM_API_KEY_SECRET',
+  discordBotTokenSecret: 'WARDEN_DISCORD_BOT_TOKEN_SECRET',
+  discordChannelIds: 'WARDEN_DISCORD_CHANNEL_IDS',
+  discordApiUrl: 'WARDEN_DISCORD_API_URL',
+  slackBotTokenSecret: 'WARDEN_SLACK_BOT_TOKEN_SECRET',
+  slackAppTokenSecret: 'WARDEN_SLACK_APP_TOKEN_SECRET',
+  slackChannelIds: 'WARDEN_SLACK_CHANNEL_IDS',
+  slackApiUrl: 'WARDEN_SLACK_API_URL',
+  telegramBotTokenSecret: 'WARDEN_TELEGRAM_BOT_TOKEN_SECRET',
+  telegramChatIds: 'WARDEN_TELEGRAM_CHAT_IDS',
+  telegramApiUrl: 'WARDEN_TELEGRAM_API_URL',
+  channelPollSeconds: 'WARDEN_CHANNEL_POLL_SECONDS',
 };
 
 /** Reads the configuration; a bad value fails start-up with the variable's name and the problem. */

@@ -115,6 +115,13 @@ export class KeyStore {
     const row = this.db.prepare('SELECT id, name, role, hash, revoked_at FROM api_keys WHERE hash = ?').get(hash) as
       { id: string; name: string; role: Role; hash: Buffer; revoked_at: string | null } | undefined;
     if (!row || !timingSafeEqual(row.hash, hash) || row.revoked_at) return null;
+    return this.identityOf(row.id);
+  }
+
+  /** The identity a key id stands for while the key is not revoked (a paired chat user acts as it), else null. */
+  identityOf(id: string): Identity | null {
+    const row = this.row(id);
+    if (!row || row.revoked_at) return null;
     return { key_id: row.id, name: row.name, role: row.role, person: this.countsAs(row.id) };
   }
 

@@ -7,6 +7,7 @@ import type Docker from 'dockerode';
 import { AGENT_STATUSES, SandboxRuntimeSchema } from '../../domain/agent.js';
 import { chooseRuntime, engineRuntimes, SandboxUnavailableError } from '../../sandbox/docker-engine.js';
 import { CONTROL_TASK_QUEUE, sandboxTaskQueue, SearchAttributes } from '../../workflows/definitions.js';
+import type { ChannelStatus } from '../../channels/service.js';
 import type { Config } from '../../domain/config.js';
 import type { AuditStore } from '../../stores/audit-store.js';
 import type { AgentService } from '../agents/service.js';
@@ -77,6 +78,8 @@ export interface SystemDeps {
   config: Config;
   audit: AuditStore;
   agents: AgentService;
+  /** The chat channels' state: one that cannot connect shows as degraded, never down. */
+  channels: () => ChannelStatus[];
 }
 
 /** What the system pages show (the status routes here, the console's System page): read, never changed. */
@@ -105,7 +108,7 @@ export function createSystemStatus(deps: SystemDeps) {
 
   /** The components the API needs, probed concurrently, each within PROBE_TIMEOUT_MS. */
   const components = async () => {
-    const [temporalServer, dockerEngine, runtimes, controlWorker, sandboxWorker, auditStore] = await Promise.all([
+    const [temporalServer, dockerEngine, runtimes, controlWorker, sandboxWorker, auditStore, chatChannels] = await Promise.all([
       probe('Temporal', async () => {
         const info = await deadline(() => client.workflowService.getSystemInfo({}));
         return `server ${info.serverVersion}`;
@@ -124,6 +127,15 @@ export function createSystemStatus(deps: SystemDeps) {
       probe('Temporal', () => pollers(CONTROL_TASK_QUEUE, temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)),
       probe('Temporal', () => pollers(sandboxQueue, temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)),
       probe('the audit store', async () => `${audit.head().seq} entries`),
+      probe('the chat channels', async () => {
+        const channels = deps.channels();
+        if (channels.length === 0) return 'none configured';
+        const down = channels.filter((c) => !c.connected);
+        const detail = channels.map(
+          (c) => `${c.name}: ${c.connected ? 'connected' : `not connected (${c.error ?? 'connecting'}); retrying`}`,
+        );
+        return down.length ? { detail: detail.join('; '), degraded: true } : detail.join('; ');
+      }),
     ]);
     return {
       temporal: temporalServer,
@@ -132,6 +144,7 @@ export function createSystemStatus(deps: SystemDeps) {
       control_worker: controlWorker,
       sandbox_worker: sandboxWorker,
       audit_store: auditStore,
+      channels: chatChannels,
     };
   };
 

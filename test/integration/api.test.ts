@@ -78,7 +78,15 @@ describe('without workers, on a host no worker serves', () => {
     expect(res.status).toBe(503);
     expect(res.body.ready).toBe(false);
     const { components } = res.body;
-    expect(Object.keys(components).sort()).toEqual(['audit_store', 'control_worker', 'docker', 'runtimes', 'sandbox_worker', 'temporal']);
+    expect(Object.keys(components).sort()).toEqual([
+      'audit_store',
+      'channels',
+      'control_worker',
+      'docker',
+      'runtimes',
+      'sandbox_worker',
+      'temporal',
+    ]);
     expect(components.temporal).toMatchObject({ ok: true, detail: expect.stringMatching(/^server /) });
     expect(components.docker).toMatchObject({ ok: true, detail: expect.stringMatching(/^engine /) });
     expect(components.sandbox_worker.ok).toBe(false);
@@ -505,6 +513,7 @@ describe('with workers running', () => {
     expect(res.body.ready).toBe(true);
     expect(Object.keys(res.body.components).sort()).toEqual([
       'audit_store',
+      'channels',
       'control_worker',
       'docker',
       'runtimes',
@@ -523,6 +532,7 @@ describe('with workers running', () => {
     expect(res.status).toBe(200);
     expect(Object.keys(res.body.components).sort()).toEqual([
       'audit_store',
+      'channels',
       'control_worker',
       'docker',
       'runtimes',

@@ -1,7 +1,7 @@
 /**
  * The `warden` CLI as a real process against a real API served over HTTP (real Temporal and
- * Docker behind it): status, sandbox, agents list/show/stop, audit tail/verify, emergency-stop and
- * resume, secrets, and the errors a person meets (a bad key, a role too low, an unknown agent, the
+ * Docker behind it): status, sandbox, agents list/show/stop, approvals, channel pairings, audit
+ * tail/verify, emergency-stop and resume, secrets, and the errors a person meets (a bad key, a role too low, an unknown agent, the
  * API down).
  */
 import { execFile, spawn } from 'node:child_process';
@@ -120,6 +120,68 @@ describe('against the real API', () => {
     const offline = await warden(['audit', 'verify', '--db', auditFile], { WARDEN_MASTER_KEY: TEST_MASTER_KEY });
     expect(offline.code).toBe(0);
     expect(offline.stdout).toContain(`head #${stack.audit.head().seq} ${stack.audit.head().hash}`);
+  });
+
+  it('approvals: lists, shows and decides an action from the terminal, bound to what it showed', async () => {
+    const operator = stack.keys.create('cli operator', 'operator', null).key;
+    const approver = { ...env, WARDEN_API_KEY: stack.keys.create('cli approver', 'approver', null).key };
+    const submit = async (command: string) =>
+      (
+        await stack.realApp.request('/api/actions', {
+          method: 'POST',
+          headers: { authorization: `Bearer ${operator}`, 'content-type': 'application/json' },
+          body: JSON.stringify({
+            action_type: 'skill_execution',
+            skill_id: 'shell',
+            operation: 'exec',
+            agent_id: 'agt-0123456789ab',
+            parameters: { command },
+          }),
+        })
+      ).json() as Promise<{ action_id: string; params_hash: string; status: string }>;
+    const action = await submit('echo reviewed');
+    expect(action.status).toBe('pending');
+    await waitFor('visibility to list the action', async () =>
+      (await warden(['approvals', 'list'], env)).stdout.includes(action.action_id),
+    );
+
+    const show = await warden(['approvals', 'show', action.action_id], env);
+    expect(show.code).toBe(0);
+    expect(show.stdout).toMatch(new RegExp(`^params_hash\\s+${action.params_hash}$`, 'm'));
+    expect(show.stdout).toContain('"command": "echo reviewed"');
+
+    // Bound to another action's hash: refused, and the action still waits.
+    const other = await submit('echo other');
+    const wrong = await warden(['approvals', 'approve', action.action_id, '--params-hash', other.params_hash], approver);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/the parameters hash does not match/);
+    const low = await warden(['approvals', 'approve', action.action_id], { ...env, WARDEN_API_KEY: stack.keyFor('operator') });
+    expect(low.code).toBe(4);
+
+    const rejected = await warden(['approvals', 'reject', action.action_id, '--comment', 'not today'], approver);
+    expect(rejected.code).toBe(0);
+    expect(rejected.stdout).toContain(`rejected ${action.action_id} (now rejected)`);
+    const again = await warden(['approvals', 'approve', action.action_id], approver);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/not awaiting approval/);
+    await warden(['approvals', 'reject', other.action_id], approver);
+  });
+
+  it('channels: an admin pairs a chat user, the key confirms it, the admin revokes it', async () => {
+    const holder = stack.keys.create('cli holder', 'approver', null);
+    const pair = await warden(['channels', 'pair', 'discord:930000000000000001', holder.id], env);
+    expect(pair.code).toBe(0);
+    expect(pair.stdout).toContain('warden channels confirm discord:930000000000000001');
+    const byAdmin = await warden(['channels', 'confirm', 'discord:930000000000000001'], env);
+    expect(byAdmin.code).toBe(4);
+    const confirm = await warden(['channels', 'confirm', 'discord:930000000000000001'], { ...env, WARDEN_API_KEY: holder.key });
+    expect(confirm.code).toBe(0);
+    const listed = await warden(['channels', 'pairings'], env);
+    expect(listed.stdout).toMatch(new RegExp(`^discord:930000000000000001\\s+${holder.id}\\s`, 'm'));
+    expect((await warden(['channels', 'unpair', 'discord:930000000000000001'], env)).code).toBe(0);
+    expect((await warden(['channels', 'unpair', 'discord:930000000000000001'], env)).code).toBe(1);
+    const channels = await warden(['channels', 'list'], env);
+    expect(channels.stdout.trim()).toBe('(none)');
   });
 
   it('says what is wrong with the key, the role or the usage, with its exit code', async () => {

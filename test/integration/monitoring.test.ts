@@ -195,6 +195,7 @@ describe('with workers', () => {
     );
     expect(Object.keys(res.body.components).sort()).toEqual([
       'audit_store',
+      'channels',
       'control_worker',
       'docker',
       'runtimes',
@@ -207,6 +208,7 @@ describe('with workers', () => {
     }
     expect(res.body.components.runtimes.detail).toMatch(/runsc.*agents run under runsc/);
     expect(res.body.components.audit_store.detail).toBe(`${stack.audit.head().seq} entries`);
+    expect(res.body.components.channels.detail).toBe('none configured');
     expect(Number.isInteger(res.body.pending_actions)).toBe(true);
     expect(Object.keys(res.body.agents).sort()).toEqual([...AGENT_STATUSES].sort());
   });

@@ -24,6 +24,7 @@ import { createWorkers, sandboxPoolSettings } from '../../workers/create-workers
 import { ensureReaperSchedule } from '../../workers/reaper-schedule.js';
 import { temporalCli } from '../../scripts/dev-server.js';
 import { openVault, type Vault } from '../../stores/vault.js';
+import type { ChannelStore } from '../../stores/channel-store.js';
 import { createDataConverter, loadPayloadCodec } from '../../domain/data-converter.js';
 import { Keyring } from '../../domain/keyring.js';
 import { PayloadEncryptionCodec } from '../../domain/payload-codec.js';
@@ -102,6 +103,8 @@ export async function startStack(
     docker?: Docker;
     /** How often the warm pool reconciles itself (5 s by default): a test that triggers the reaper's reconcile keeps it out of the way. */
     poolReconcileMs?: number;
+    /** The chat channels' pairings and cards; in memory by default. */
+    channelStore?: ChannelStore;
   } = {},
 ) {
   quietRuntime(opts.logger);
@@ -116,17 +119,21 @@ export async function startStack(
   const adminKey = keys.create('test admin', 'admin', null).key;
   const vault = opts.vault ?? openVault({ dataDir: mkdtempSync(join(tmpdir(), 'warden-vault-')) });
   const logger = opts.logger ?? pino({ level: process.env.WARDEN_TEST_LOG ?? 'silent' });
-  const realApp = createApp({
-    client,
-    docker: opts.docker ?? docker,
-    config,
-    logger,
-    keys,
-    audit,
-    policy: loadPolicy(SKILLS, config.policyFile),
-    vault,
-    payloadCodec,
-  });
+  /** The API app on this stack's stores; each call is another API process, as after a restart. */
+  const newApp = () =>
+    createApp({
+      client,
+      docker: opts.docker ?? docker,
+      config,
+      logger,
+      keys,
+      audit,
+      policy: loadPolicy(SKILLS, config.policyFile),
+      vault,
+      payloadCodec,
+      channelStore: opts.channelStore,
+    });
+  const realApp = newApp();
   /** The app, as an admin: requests without an Authorization header get the admin key. */
   const app = {
     request(path: string, init: RequestInit = {}) {
@@ -173,6 +180,7 @@ export async function startStack(
     client,
     app,
     realApp,
+    newApp,
     keys,
     keyFor,
     audit,
@@ -185,6 +193,7 @@ export async function startStack(
     pool: workers?.pool,
     async stop() {
       await reaperSchedule?.delete();
+      await realApp.channels.stop();
       workers?.shutdown();
       await running;
       await connection.close();

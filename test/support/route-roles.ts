@@ -41,6 +41,12 @@ export const ROUTES: Array<[method: string, path: string, body: unknown, needs: 
   ['POST', '/api/system/emergency-stop', {}, 'admin', 400],
   ['POST', '/api/system/resume', {}, 'admin', 400],
   ['GET', '/api/system/lockdown', undefined, 'viewer', 200],
+  ['GET', '/api/channels', undefined, 'viewer', 200],
+  ['GET', '/api/channels/pairings', undefined, 'admin', 200],
+  ['POST', '/api/channels/pairings', {}, 'admin', 400],
+  ['DELETE', '/api/channels/pairings/discord:1', undefined, 'admin', 404],
+  // Any key may confirm a pairing, but only the one it links to (test/integration/channels.test.ts).
+  ['POST', '/api/channels/pairings/discord:1/confirm', undefined, 'viewer', 404],
   ['GET', '/api/providers', undefined, 'viewer', 200],
   ['GET', '/api/providers/no-such-provider/health', undefined, 'viewer', 404],
   ['GET', '/api/providers/no-such-provider/models', undefined, 'viewer', 404],

@@ -1,0 +1,251 @@
+/**
+ * The channel service, in the API process: it keeps one card per pending action in every room of
+ * every connected channel, edits each card as its action moves on, and turns a paired person's
+ * click into a decision through the API's own decideAction (the same grant, checks and audit as
+ * POST /api/actions/{id}/approve).
+ *
+ * Where cards come from: Temporal visibility's list of pending actions, read every poll interval,
+ * as GET /api/actions/pending reads it. It is durable on both sides: the pending actions live in
+ * their workflows, the posted cards in channels.db. A restarted API (or a channel that comes back)
+ * posts the cards it missed, edits the ones still open and closes those of actions decided
+ * meanwhile; nothing has to reach the API process while it is down.
+ */
+import type { Logger } from 'pino';
+import type { ActionRecord } from '../domain/action.js';
+import { WardenError } from '../domain/errors.js';
+import { hasRole, type Identity } from '../domain/roles.js';
+import type { ActionService } from '../api/actions/service.js';
+import type { ChannelStore } from '../stores/channel-store.js';
+import type { ButtonClick, ChannelAdapter } from './adapter.js';
+import { approvalCard, cardDigest, parseButtonData, type CardLimits } from './card.js';
+
+export interface ChannelStatus {
+  name: string;
+  enabled: boolean;
+  connected: boolean;
+  rooms: string[];
+  /** When the channel last connected, posted, edited or took a click. */
+  last_event_at: string | null;
+  /** Why it is not connected (it is retried with backoff). */
+  error: string | null;
+}
+
+export interface ChannelServiceOptions {
+  adapters: Array<{ adapter: ChannelAdapter; limits: CardLimits }>;
+  store: ChannelStore;
+  /** The identity behind a key id while the key is not revoked. */
+  identityOf: (keyId: string) => Identity | null;
+  actions: Pick<ActionService, 'pendingActions' | 'getAction' | 'decideAction'>;
+  logger: Pick<Logger, 'info' | 'warn'>;
+  pollMs: number;
+}
+
+/** The most pending actions a channel shows cards for (visibility lists the newest first). */
+const MAX_PENDING_CARDS = 1_000;
+const RETRY_FIRST_MS = 1_000;
+const RETRY_MAX_MS = 60_000;
+
+export function createChannelService(options: ChannelServiceOptions) {
+  const { store, actions, logger } = options;
+  const channels = options.adapters.map(({ adapter, limits }) => ({
+    adapter,
+    limits,
+    connected: false,
+    last_event_at: null as string | null,
+    error: null as string | null,
+    retryMs: RETRY_FIRST_MS,
+    retry: undefined as NodeJS.Timeout | undefined,
+  }));
+  type Channel = (typeof channels)[number];
+  let stopped = false;
+  let poll: NodeJS.Timeout | undefined;
+  // One sync at a time: two would post the same card twice.
+  let syncing: Promise<unknown> = Promise.resolve();
+  const serially = <T>(work: () => Promise<T>): Promise<T> => {
+    const next = syncing.then(work);
+    syncing = next.catch(() => undefined);
+    return next;
+  };
+  const touched = (channel: Channel) => (channel.last_event_at = new Date().toISOString());
+
+  function connect(channel: Channel) {
+    channel.retry = undefined;
+    if (stopped) return;
+    channel.adapter
+      .connect(
+        (click) =>
+          handleClick(channel, click).catch((err: Error) =>
+            logger.warn({ channel: channel.adapter.name, error: err.message }, 'a click could not be answered'),
+          ),
+        (error) => lost(channel, error),
+      )
+      .then(() => {
+        // Stopped while connecting: the connection made meanwhile is closed, not kept.
+        if (stopped) return void channel.adapter.disconnect().catch(() => undefined);
+        channel.connected = true;
+        channel.error = null;
+        channel.retryMs = RETRY_FIRST_MS;
+        touched(channel);
+        logger.info({ channel: channel.adapter.name }, 'channel connected');
+        // Cards of still-pending actions are refreshed, those of decided ones closed, missing ones posted.
+        void serially(() => syncChannel(channel)).catch((err) => failed(channel, err));
+      })
+      .catch((err: Error) => lost(channel, err));
+  }
+
+  function lost(channel: Channel, error: Error) {
+    channel.connected = false;
+    channel.error = error.message;
+    if (stopped || channel.retry) return;
+    logger.warn({ channel: channel.adapter.name, error: error.message, retry_ms: channel.retryMs }, 'channel not connected; retrying');
+    void channel.adapter.disconnect().catch(() => undefined);
+    channel.retry = setTimeout(() => connect(channel), channel.retryMs);
+    channel.retryMs = Math.min(channel.retryMs * 2, RETRY_MAX_MS);
+  }
+
+  function failed(channel: Channel, err: unknown) {
+    logger.warn({ channel: channel.adapter.name, error: (err as Error).message }, 'channel sync failed; the next poll tries again');
+  }
+
+  /** Posts the cards missing in the channel's rooms and edits the open ones that changed. */
+  async function syncChannel(channel: Channel, pending?: Set<string>) {
+    if (!channel.connected) return;
+    const pendingIds = pending ?? new Set((await actions.pendingActions(MAX_PENDING_CARDS)).map((a) => a.id));
+    const open = store.openCards(channel.adapter.name);
+    const ids = new Set([...pendingIds, ...open.map((c) => c.action_id)]);
+    for (const id of ids) await showAction(channel, id);
+  }
+
+  /** Brings every card of one action on one channel up to date: posts, edits or closes. */
+  async function showAction(channel: Channel, id: string, known?: ActionRecord) {
+    const action = known ?? (await actions.getAction(id).catch(() => null));
+    if (!action) return;
+    const card = approvalCard(action, channel.limits);
+    const shown = cardDigest(card);
+    const cards = new Map(
+      store
+        .cardsOf(id)
+        .filter((c) => c.channel === channel.adapter.name)
+        .map((c) => [c.room, c]),
+    );
+    for (const room of channel.adapter.rooms) {
+      const existing = cards.get(room);
+      if (existing?.closed || existing?.shown === shown) continue;
+      if (!existing) {
+        // A card for an action that is already final is not worth a new message.
+        if (card.final) continue;
+        const messageId = await channel.adapter.postCard(room, card);
+        store.saveCard({ action_id: id, channel: channel.adapter.name, room, message_id: messageId, shown, closed: false });
+      } else {
+        await channel.adapter.editCard(room, existing.message_id, card);
+        store.saveCard({ ...existing, shown, closed: card.final });
+      }
+      touched(channel);
+    }
+  }
+
+  /** Every channel's cards of this action, now (after a decision, from any door). */
+  const refreshAction = (id: string, known?: ActionRecord) =>
+    serially(async () => {
+      for (const channel of channels) if (channel.connected) await showAction(channel, id, known).catch((err) => failed(channel, err));
+    });
+
+  async function syncAll() {
+    const connected = channels.filter((c) => c.connected && c.adapter.isConnected());
+    if (connected.length === 0) return;
+    const pending = new Set((await actions.pendingActions(MAX_PENDING_CARDS)).map((a) => a.id));
+    for (const channel of connected) await syncChannel(channel, pending).catch((err) => failed(channel, err));
+  }
+
+  async function handleClick(channel: Channel, click: ButtonClick): Promise<void> {
+    touched(channel);
+    const choice = parseButtonData(click.data);
+    const keyId = store.pairedKey(click.platform_user);
+    const identity = keyId ? options.identityOf(keyId) : null;
+    if (!identity) {
+      // A stranger, a revoked pairing or a revoked key: acknowledged without a word.
+      await click.ignore();
+      logger.info({ channel: channel.adapter.name }, 'a click from a user without a live pairing was dropped');
+      return;
+    }
+    await click.defer();
+    if (!choice) return click.answer('That button is not one of Warden’s approval buttons; nothing was done.');
+    if (!hasRole(identity.role, 'approver')) {
+      return click.answer(
+        `Not allowed: your key ${identity.name} has the ${identity.role} role; deciding an action needs approver. Nothing was done.`,
+      );
+    }
+    const { action_id: id, approved } = choice;
+    let text: string;
+    try {
+      const params_hash = await wholeHash(id, choice.params_hash);
+      const verdict = await actions.decideAction(id, identity, { approved, params_hash, comment: `via ${channel.adapter.name}` });
+      text =
+        verdict.status === 'pending'
+          ? `Your approval of ${id} is recorded; it needs another person’s approval too.`
+          : approved
+            ? `Approved: ${id} is ${verdict.status}.`
+            : `Rejected: ${id} will not run.`;
+    } catch (err) {
+      text = await refusal(id, err);
+    }
+    await click.answer(text);
+    await refreshAction(id);
+  }
+
+  /**
+   * The params hash a button stands for: a button that carries only the hash's first digits binds
+   * to the action's hash when it starts with them (128 bits), else to what it carries, which the
+   * workflow refuses as not matching.
+   */
+  async function wholeHash(id: string, carried: string): Promise<string> {
+    if (carried.length === 64) return carried;
+    const { params_hash } = await actions.getAction(id);
+    return params_hash.startsWith(carried) ? params_hash : carried;
+  }
+
+  /** What the clicker is told when the decision was not taken: already decided, expired, or why not. */
+  async function refusal(id: string, err: unknown): Promise<string> {
+    if (!(err instanceof WardenError)) return `Warden could not record your decision (${(err as Error).message}); try again.`;
+    if (err.code !== 'approval_refused') return `Not done: ${err.message}`;
+    const action = await actions.getAction(id).catch(() => null);
+    if (action && action.status !== 'pending') {
+      if (action.status === 'expired') return `Expired: ${id} was not decided in time; nothing was done.`;
+      const by = action.approvals.map((a) => `${a.approved ? 'approved' : 'rejected'} by ${a.approver.name}`).join(', ');
+      return `Already decided: ${id} is ${action.status}${by ? ` (${by})` : ''}. Your click changed nothing.`;
+    }
+    return `Not allowed: ${err.message}. Nothing was done.`;
+  }
+
+  return {
+    start() {
+      for (const channel of channels) connect(channel);
+      if (channels.length) {
+        poll = setInterval(() => void serially(syncAll).catch(() => undefined), options.pollMs);
+        poll.unref();
+      }
+    },
+    async stop() {
+      stopped = true;
+      clearInterval(poll);
+      for (const channel of channels) clearTimeout(channel.retry);
+      await syncing;
+      await Promise.allSettled(channels.map((c) => c.adapter.disconnect()));
+      for (const channel of channels) channel.connected = false;
+    },
+    status(): ChannelStatus[] {
+      return channels.map((c) => ({
+        name: c.adapter.name,
+        enabled: true,
+        connected: c.connected && c.adapter.isConnected(),
+        rooms: [...c.adapter.rooms],
+        last_event_at: c.last_event_at,
+        error: c.error,
+      }));
+    },
+    /** Shows a new or changed action at once, without waiting for the next poll. */
+    refreshAction,
+  };
+}
+
+export type ChannelService = ReturnType<typeof createChannelService>;

@@ -1,0 +1,22 @@
+/** The Telegram channel as the configuration asks for it, or none when no bot token secret is named. */
+import type { Config } from '../../domain/config.js';
+import type { Vault } from '../../stores/vault.js';
+import type { ChannelAdapter } from '../adapter.js';
+import type { CardLimits } from '../card.js';
+import { vaultToken } from '../vault-token.js';
+import { telegramAdapter } from './adapter.js';
+import { TELEGRAM_LIMITS } from './card.js';
+
+export function telegramChannel(
+  config: Pick<Config, 'telegramBotTokenSecret' | 'telegramChatIds' | 'telegramApiUrl'>,
+  vault: Vault | undefined,
+): { adapter: ChannelAdapter; limits: CardLimits } | null {
+  const secret = config.telegramBotTokenSecret;
+  if (!secret) return null;
+  const adapter = telegramAdapter({
+    token: vaultToken(vault, secret),
+    chatIds: config.telegramChatIds,
+    apiRoot: config.telegramApiUrl,
+  });
+  return { adapter, limits: TELEGRAM_LIMITS };
+}

@@ -1,0 +1,64 @@
+/**
+ * Approvals in Slack, end to end: real Temporal, real Docker, and real Bolt in Socket Mode talking
+ * to a local fake Slack (Web API and Socket Mode WebSocket). The same channel service as Discord's.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buttonData } from '../../channels/card.js';
+import type { ActionRecord } from '../../domain/action.js';
+import { startChannelStack } from '../support/channel-stack.js';
+import { startFakeSlack, type FakeSlack, type FakeSlackMessage } from '../support/fake-slack.js';
+import { waitFor } from '../support/helpers.js';
+
+let fake: FakeSlack;
+let env: Awaited<ReturnType<typeof startChannelStack>>;
+const ALICE = 'U00000ALICE';
+const STRANGER = 'U0000STRANG';
+
+const cardOf = (actionId: string) =>
+  waitFor(`the card of ${actionId}`, async () => fake.messagesIn(fake.channelIds[0]!).find((m) => m.versions[0]!.includes(actionId)));
+const valueOf = (message: FakeSlackMessage, actionId: 'warden-approve' | 'warden-reject') =>
+  message.blocks.flatMap((b) => b.elements ?? []).find((e) => e.action_id === actionId)!.value!;
+
+beforeAll(async () => {
+  fake = await startFakeSlack();
+  env = await startChannelStack({
+    secrets: { SLACK_BOT_TOKEN: fake.botToken, SLACK_APP_TOKEN: fake.appToken },
+    config: {
+      slackBotTokenSecret: 'SLACK_BOT_TOKEN',
+      slackAppTokenSecret: 'SLACK_APP_TOKEN',
+      slackChannelIds: fake.channelIds,
+      slackApiUrl: fake.apiUrl,
+    },
+    alice: `slack:${ALICE}`,
+  });
+});
+
+afterAll(async () => {
+  await env?.stop();
+  await fake?.close();
+});
+
+describe('Slack approvals', () => {
+  it('full flow: the card appears, a stranger is ignored, a paired approver presses Approve, the command runs once, the card shows the result', async () => {
+    const submitted = await env.submit('echo ran >> /workspace/slack; wc -l < /workspace/slack');
+    const { id, params_hash } = submitted.body;
+    const card = await cardOf(id);
+    expect(card.versions[0]).toContain('echo ran &gt;&gt; /workspace/slack');
+    expect(valueOf(card, 'warden-approve')).toBe(buttonData(id, true, params_hash));
+
+    const stranger = fake.press(STRANGER, card, valueOf(card, 'warden-approve'));
+    await stranger.acked;
+    expect((await env.stack.api('GET', `/api/actions/${id}`)).body.approvals).toEqual([]);
+
+    const alice = fake.press(ALICE, card, valueOf(card, 'warden-approve'));
+    await alice.acked;
+    expect(await alice.ephemeral).toMatch(new RegExp(`Approved: ${id}`));
+    await waitFor('the card to show the result', async () => {
+      const last = card.versions.at(-1)!;
+      return !last.includes('warden-approve') && /completed \(exit code 0\)/.test(last);
+    });
+    const done = (await env.stack.api('GET', `/api/actions/${id}`)).body as ActionRecord;
+    expect(done.result?.stdout.trim()).toBe('1');
+    expect(done.approvals.map((a) => [a.approver.key_id, a.comment])).toEqual([[env.alice.id, 'via slack']]);
+  });
+});

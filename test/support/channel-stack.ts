@@ -1,0 +1,54 @@
+/**
+ * A stack with one chat channel configured (its tokens in the vault), an operator key, an approver
+ * key "alice" paired to a chat user and confirmed, and a running shell agent: what each platform's
+ * approval test starts from.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import type { Config } from '../../domain/config.js';
+import { openVault } from '../../stores/vault.js';
+import { startStack, uniqueId, waitFor, waitForStatus } from './helpers.js';
+
+export async function startChannelStack(opts: { secrets: Record<string, string>; config: Partial<Config>; alice: string }) {
+  const vault = openVault({ dataDir: mkdtempSync(join(tmpdir(), 'warden-vault-')) });
+  for (const [name, value] of Object.entries(opts.secrets)) vault.put(name, value);
+  const stack = await startStack({ vault, config: { ...opts.config, channelPollSeconds: 0.5 } });
+  const operator = stack.keys.create('operator', 'operator', null);
+  const alice = stack.keys.create('alice', 'approver', null);
+  /** A request to the API with this key. */
+  const as = async (key: string, method: string, path: string, body?: unknown) => {
+    const headers: Record<string, string> = { authorization: `Bearer ${key}` };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const res = await stack.realApp.request(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    return { status: res.status, body: (await res.json()) as any };
+  };
+  expect((await stack.api('POST', '/api/channels/pairings', { platform_user: opts.alice, key_id: alice.id })).status).toBe(201);
+  expect((await as(alice.key, 'POST', `/api/channels/pairings/${opts.alice}/confirm`)).status).toBe(200);
+  const agentId = uniqueId('channel');
+  expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: agentId, runtime: 'runc' })).status).toBe(201);
+  await waitForStatus(stack.api, agentId, ['running']);
+  await waitFor('the channel to be connected', async () => (await stack.api('GET', '/api/channels')).body.channels[0].connected);
+  return {
+    stack,
+    operator,
+    alice,
+    agentId,
+    as,
+    /** The operator submits a shell command (high: one approval). */
+    submit: (command: string) =>
+      as(operator.key, 'POST', '/api/actions', {
+        action_type: 'skill_execution',
+        skill_id: 'shell',
+        operation: 'exec',
+        agent_id: agentId,
+        parameters: { command },
+      }),
+    async stop() {
+      await stack.api('POST', `/api/agents/${agentId}/stop`, { force: true });
+      await stack.stop();
+      vault.close();
+    },
+  };
+}
