@@ -5,6 +5,7 @@
  */
 import Docker from 'dockerode';
 import { Client, Connection, type TLSConfig } from '@temporalio/client';
+import type { Duration } from '@temporalio/common';
 import { NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createAuditActivities } from '../activities/audit.js';
 import type { AuditStore } from '../stores/audit-store.js';
@@ -51,9 +52,9 @@ export interface WorkerOptions {
   vault?: Vault;
   workflowBundle?: WorkflowBundleWithSourceMap | { codePath: string };
   /** How long in-flight activities may finish after a shutdown signal. */
-  shutdownGraceTime?: string;
+  shutdownGraceTime?: Duration;
   /** When a shutdown gives up waiting for activities that ignore their cancellation (no limit by default). */
-  shutdownForceTime?: string;
+  shutdownForceTime?: Duration;
   identity?: string;
   /** Alert webhooks and their signing secret (none: no alert is raised). */
   alerts?: AlertSettings;

@@ -23,7 +23,7 @@ function scheduleAction(host: string) {
     workflowId: `warden-reaper-${host}`,
     taskQueue: CONTROL_TASK_QUEUE,
     args: [{ host } satisfies ReaperInput] as Parameters<typeof reaperWorkflow>,
-    workflowExecutionTimeout: '1 hour',
+    workflowExecutionTimeout: '1 hour' as const,
   };
 }
 
@@ -32,7 +32,7 @@ export async function ensureReaperSchedule(
   opts: ReaperScheduleOptions,
 ): Promise<{ handle: ScheduleHandle; outcome: ReaperScheduleOutcome }> {
   const scheduleId = reaperScheduleId(opts.host);
-  const spec = { intervals: [{ every: `${opts.intervalSeconds}s` }] };
+  const spec = { intervals: [{ every: opts.intervalSeconds * 1000 }] };
   try {
     const handle = await client.schedule.create({
       scheduleId,
