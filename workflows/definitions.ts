@@ -3,15 +3,12 @@
  * (API, workers, tests). Workflow-safe: no Node, Docker or I/O imports.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { z } from 'zod';
 import { IdentitySchema } from '../domain/action.js';
 import type { AgentRecord, ExecRequest, ExecResult, ResourceLimits, RestartPolicy, SandboxRuntime } from '../domain/agent.js';
 import type { ActionRecord } from '../domain/action.js';
-import type { SkillCommand } from '../skills/types.js';
 import type { ApprovalAttempt, ApprovalVerdict } from './approval.js';
 import type { Lockdown, LockdownActor } from '../domain/lockdown.js';
-import type { ActionClaims, Grant } from '../domain/grants.js';
 import type { HostBudget, HostReservation } from '../domain/host-capacity.js';
 
 /** Workflows and non-sandbox activities. */
@@ -26,16 +23,9 @@ export const sandboxWatchTaskQueue = (host: string): string => `warden-sandbox-w
 
 export const CAPACITY_WORKFLOW_ID = 'warden-capacity';
 
-export const SearchAttributes = {
-  agentId: defineSearchAttributeKey('WardenAgentId', SearchAttributeType.KEYWORD),
-  agentStatus: defineSearchAttributeKey('WardenAgentStatus', SearchAttributeType.KEYWORD),
-  skillId: defineSearchAttributeKey('WardenSkillId', SearchAttributeType.KEYWORD),
-  runtime: defineSearchAttributeKey('WardenRuntime', SearchAttributeType.KEYWORD),
-  host: defineSearchAttributeKey('WardenHost', SearchAttributeType.KEYWORD),
-  actionId: defineSearchAttributeKey('WardenActionId', SearchAttributeType.KEYWORD),
-  actionStatus: defineSearchAttributeKey('WardenActionStatus', SearchAttributeType.KEYWORD),
-  securityLevel: defineSearchAttributeKey('WardenSecurityLevel', SearchAttributeType.KEYWORD),
-} as const;
+import { SearchAttributes } from '../domain/search-attributes.js';
+
+export { SearchAttributes };
 
 export interface AgentWorkflowInput {
   agentId: string;
@@ -138,20 +128,24 @@ export const lockdownUpdate = defineUpdate<{ lockdown: Lockdown; already_locked:
 export const liftLockdownUpdate = defineUpdate<{ lifted: Lockdown; resumed_at: string }, [LockdownActor]>('liftLockdown');
 export const lockdownQuery = defineQuery<Lockdown | null>('lockdown');
 
-export interface ActionWorkflowInput {
-  /** The record as submitted: parameters validated, policy decision made, status pending or rejected. */
-  action: ActionRecord;
-  /** What the sandbox runs once the action may run (built by the skill from the parameters). */
-  command: SkillCommand;
-  /** Unapproved actions expire after this long and never run. */
-  expirySeconds: number;
-  /** Raise an alert when the action has waited this long for approval (set when alerts are configured). */
-  alertPendingSeconds?: number;
-  /**
-   * The API's signed grant (absent only in histories from before grants). The workflow checks it and
-   * decides the action again from its parameters: `action`'s status, level and `command` are not trusted.
-   */
-  grant?: Grant<ActionClaims>;
+export type { ActionWorkflowInput } from '../domain/action-submission.js';
+
+/**
+ * How every action's workflow is started, by the API or by a conversation as its child: its id is
+ * the action id, on the control queue, with the search attributes visibility lists actions by.
+ */
+export function actionStartOptions(action: ActionRecord) {
+  return {
+    workflowId: action.id,
+    taskQueue: CONTROL_TASK_QUEUE,
+    typedSearchAttributes: [
+      { key: SearchAttributes.actionId, value: action.id },
+      { key: SearchAttributes.actionStatus, value: action.status },
+      { key: SearchAttributes.securityLevel, value: action.security_level },
+      { key: SearchAttributes.agentId, value: action.agent_id },
+      { key: SearchAttributes.skillId, value: action.skill_id },
+    ],
+  };
 }
 
 export interface EmergencyStopInput {
