@@ -41,6 +41,8 @@ import { createMetrics } from './metrics/routes.js';
 import { providersRouter } from './providers/routes.js';
 import { loadProviderConfigs } from '../domain/model-providers.js';
 import { ProviderRegistry } from '../llm/registry.js';
+import { createConversationService } from './conversations/service.js';
+import { conversationsRouter } from './conversations/routes.js';
 
 export interface AppDeps {
   client: Client;
@@ -87,7 +89,8 @@ export function createApp(deps: AppDeps) {
   app.route('/', systemRouter({ ...deps, agents }));
   app.route('/api/agents', agentsRouter(agents, stats));
   app.route('/api/agents', agentStatsRouter(stats));
-  const actions = createActionService(deps.client, deps.config, deps.policy, deps.audit, new Grants(deps.payloadCodec.keyring), {
+  const grants = new Grants(deps.payloadCodec.keyring);
+  const actions = createActionService(deps.client, deps.config, deps.policy, deps.audit, grants, {
     vault: deps.vault,
     assertOpen: lockdown.assertOpen,
     isRevoked: (keyId) => deps.keys.isRevoked(keyId),
@@ -101,6 +104,8 @@ export function createApp(deps: AppDeps) {
   // The model providers of WARDEN_PROVIDERS_FILE and WARDEN_LLM_*: a bad file stops start-up here, naming the field.
   const providers = new ProviderRegistry({ configs: loadProviderConfigs(deps.config), vault: deps.vault, logger: deps.logger });
   app.route('/api/providers', providersRouter(providers));
+  const conversations = createConversationService(deps.client, grants, providers, agents);
+  app.route('/api', conversationsRouter(conversations));
   app.route('/api', securityRouter());
   app.route('/', docsRouter());
   // The Web UI sends a page of payloads at a time: the API's body limit (WARDEN_MAX_BODY_BYTES) fits.

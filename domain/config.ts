@@ -12,7 +12,7 @@ const bool = z.preprocess(
   z.enum(['1', '0', 'true', 'false', 'yes', 'no']).transform((v) => v === '1' || v === 'true' || v === 'yes'),
 );
 
-const WORKER_ROLES = ['control', 'sandbox'] as const;
+const WORKER_ROLES = ['control', 'sandbox', 'model'] as const;
 
 /** Every setting says what it does (`.describe`): docs/configuration.md is generated from these texts. */
 export const ConfigSchema = z
@@ -62,7 +62,7 @@ export const ConfigSchema = z
       )
       .default([...WORKER_ROLES])
       .describe(
-        "Worker process only: which workers it runs (comma-separated): `control` (the workflows, task queue `warden-control`) and `sandbox` (this Docker host's sandbox activities, task queue `warden-sandbox@<host id>`, and the watches of its sandboxes, task queue `warden-sandbox-watch@<host id>`).",
+        "Worker process only: which workers it runs (comma-separated): `control` (the workflows, task queue `warden-control`) `sandbox` (this Docker host's sandbox activities, task queue `warden-sandbox@<host id>`, and the watches of its sandboxes, task queue `warden-sandbox-watch@<host id>`) and `model` (conversations' model calls, task queue `warden-model`: the only worker that reads the providers' API keys).",
       ),
     dockerHostId: z
       .string()

@@ -10,6 +10,8 @@ import type { ActionRecord } from '../domain/action.js';
 import type { ApprovalAttempt, ApprovalVerdict } from './approval.js';
 import type { Lockdown, LockdownActor } from '../domain/lockdown.js';
 import type { HostBudget, HostReservation } from '../domain/host-capacity.js';
+import type { ConversationClaims, Grant, MessageClaims } from '../domain/grants.js';
+import type { Conversation, Turn } from '../domain/conversation.js';
 
 /** Workflows and non-sandbox activities. */
 export const CONTROL_TASK_QUEUE = 'warden-control';
@@ -205,3 +207,36 @@ export interface ReaperReport {
   agents_lost: Array<{ agent_id: string; reason: string; accepted: boolean }>;
   slots_released: string[];
 }
+
+/** Model calls: the model worker, the only one holding the providers' API keys. */
+export const MODEL_TASK_QUEUE = 'warden-model';
+
+export interface ConversationWorkflowInput {
+  /** The API's conversation grant: the activities check it; the workflow trusts nothing else in this input. */
+  grant: Grant<ConversationClaims>;
+  agent_id: string;
+  owner: { key_id: string; name: string };
+  provider: string;
+  model?: string;
+  /** Model calls a turn may make before it stops without an answer. */
+  max_steps: number;
+  created_at: string;
+  /** Set when the workflow continues as new: what the conversation has been so far. */
+  carried?: Pick<Conversation, 'turns' | 'transcript' | 'usage'>;
+}
+
+/** A message for the conversation, with the API's grant for it (a message without one leads to no action). */
+export interface ConversationMessage {
+  message: string;
+  grant: Grant<MessageClaims>;
+}
+
+export const conversationQuery = defineQuery<Conversation>('conversation');
+/** Starts a turn with this message; refused while a turn runs or after the conversation ended. */
+export const sendMessageUpdate = defineUpdate<{ turn: number }, [ConversationMessage]>('sendMessage');
+/** Answers with the turn once it has ended (answered, stopped at the step limit, cancelled or failed). */
+export const turnResultUpdate = defineUpdate<Turn, [{ turn: number }]>('turnResult');
+/** Cancels the running turn: its pending actions are cancelled, the model is not called again. */
+export const cancelTurnSignal = defineSignal<[{ by?: string }]>('cancelTurn');
+/** Ends the conversation (its running turn is cancelled first). */
+export const endConversationSignal = defineSignal<[{ by?: string }]>('endConversation');
