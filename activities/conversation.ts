@@ -9,7 +9,8 @@ import { createHash } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { pendingApprovalsIn, prepareAction, type ActionSubmitter, type ActionWorkflowInput } from '../domain/action-submission.js';
-import { operationOfTool } from '../domain/conversation.js';
+import { operationOfTool, taintReason, type Taint } from '../domain/conversation.js';
+import { screenText, type ScreenResult } from '../domain/injection-screen/index.js';
 import { WardenError } from '../domain/errors.js';
 import { GrantError, messageHash, type ConversationClaims, type Grants } from '../domain/grants.js';
 import type { ToolCall } from '../domain/llm.js';
@@ -53,6 +54,8 @@ export interface ToolCallInput {
   /** The call's place among the turn's calls, counted over all its model steps. */
   call_index: number;
   call: ToolCall;
+  /** Set once the conversation took in flagged content: the action is raised to at least high. */
+  taint?: Taint;
 }
 
 export type PreparedToolCall = { ok: true; input: ActionWorkflowInput } | { ok: false; reason: string };
@@ -103,6 +106,7 @@ export function createConversationActivities(deps: { client: Client; grants: Gra
           id: toolCallActionId(workflowId, input.turn, input.call_index),
           now: new Date(),
           origin: { conversation_id: workflowId, turn: input.turn },
+          ...(input.taint ? { atLeast: { level: 'high' as const, reason: taintReason(input.taint) } } : {}),
         },
       );
       return { ok: true, input: prepared };
@@ -113,7 +117,13 @@ export function createConversationActivities(deps: { client: Client; grants: Gra
     }
   }
 
-  return { prepareToolCall };
+  /** The injection screen's verdict on a tool result: what the sandbox returned is data, not instructions. */
+  async function screenToolResult(input: { text: string }): Promise<Pick<ScreenResult, 'verdict' | 'categories'>> {
+    const { verdict, categories } = screenText(String(input.text));
+    return { verdict, categories };
+  }
+
+  return { prepareToolCall, screenToolResult };
 }
 
 export type ConversationActivities = ReturnType<typeof createConversationActivities>;

@@ -90,7 +90,10 @@ export function createGrantActivities(deps: { grants: Grants; policy: Policy }) 
       allowed: true,
       level,
       rule: decision.rule,
-      reasons: level === decision.level ? decided.reasons : [...decided.reasons, `raised to ${level} by the API at submission`],
+      reasons:
+        level === decision.level
+          ? decided.reasons
+          : [...decided.reasons, `raised to ${level} by the API at submission${claims.raised ? ` (${claims.raised})` : ''}`],
       approvals_required: Math.max(decision.approvals_required, claims.approvals_required),
       exec: actionExec(action.id, decided.command),
     };

@@ -14,6 +14,7 @@ import { DEFAULT_ACTION_TIMEOUT_MS } from './action-exec.js';
 import { actionHash, type ActionClaims, type ActionSubject, type Grant, type Grants } from './grants.js';
 import { APPROVALS_REQUIRED, type Policy, type PolicyDecision } from './policy.js';
 import type { Identity } from './roles.js';
+import { maxRisk, type RiskLevel } from './risk.js';
 import { SearchAttributes } from './search-attributes.js';
 import type { SkillCommand, SkillRegistry } from './skill.js';
 
@@ -55,11 +56,17 @@ export async function prepareAction(
   submitter: ActionSubmitter,
   request: ActionSubject,
   requester: Identity,
-  opts: { id: string; now: Date; origin?: ActionOrigin },
+  opts: {
+    id: string;
+    now: Date;
+    origin?: ActionOrigin;
+    /** A level the action is raised to at least, and why (a conversation that took in flagged content). */
+    atLeast?: { level: RiskLevel; reason: string };
+  },
 ): Promise<ActionWorkflowInput> {
   const assessed = assessAction(submitter.policy, request, submitter.skills);
   const { command } = assessed;
-  const { decision, reasons } = await raisedUnderPendingApproval(submitter, request.agent_id, assessed);
+  const { decision, reasons } = raisedTo(opts.atLeast, await raisedUnderPendingApproval(submitter, request.agent_id, assessed));
   const pending = decision.allowed && decision.approvals_required > 0;
   const expiresAt = pending ? new Date(opts.now.getTime() + submitter.approvalExpirySeconds * 1000) : opts.now;
   const action: ActionRecord = {
@@ -93,6 +100,8 @@ export async function prepareAction(
     approvals_required: decision.approvals_required,
     expires_at: new Date(expiresAt.getTime() + (command.timeout_ms ?? DEFAULT_ACTION_TIMEOUT_MS) + GRANT_MARGIN_MS).toISOString(),
     ...(opts.origin ? { origin: opts.origin } : {}),
+    // Why the level is above the policy's, for the worker that decides again to say so.
+    ...(reasons.length > assessed.reasons.length ? { raised: reasons.slice(assessed.reasons.length).join('; ') } : {}),
   });
   return {
     action,
@@ -125,6 +134,19 @@ async function raisedUnderPendingApproval(
       ...reasons,
       `raised to high: action ${pending.join(', ')} awaits approval in agent ${agentId}, and this could change what it acts on`,
     ],
+  };
+}
+
+/** An allowed action below the level asked for is raised to it, with its approvals, saying why. */
+function raisedTo(
+  atLeast: { level: RiskLevel; reason: string } | undefined,
+  assessed: { decision: PolicyDecision; reasons: string[] },
+): { decision: PolicyDecision; reasons: string[] } {
+  const { decision, reasons } = assessed;
+  if (!atLeast || !decision.allowed || maxRisk(decision.level, atLeast.level) === decision.level) return assessed;
+  return {
+    decision: { ...decision, level: atLeast.level, approvals_required: APPROVALS_REQUIRED[atLeast.level] },
+    reasons: [...reasons, `raised to ${atLeast.level}: ${atLeast.reason}`],
   };
 }
 

@@ -74,6 +74,24 @@ export const ChatMessageSchema = z.object({
   tool_call_id: z.string().optional(),
 });
 
+/**
+ * The first tool result of a conversation the injection screen flagged: what a tool returns is data,
+ * and once the model has read something that looks like instructions, every later action of the
+ * conversation is raised to at least high, so a person looks before anything runs.
+ */
+export const TaintSchema = z.object({
+  turn: z.number().int(),
+  tool_call_id: z.string(),
+  tool: z.string(),
+  verdict: z.enum(['suspicious', 'injection']),
+  categories: z.array(z.string()),
+});
+export type Taint = z.infer<typeof TaintSchema>;
+
+/** Why an action of a tainted conversation waits for a person. */
+export const taintReason = (taint: Taint): string =>
+  `the conversation took in content the injection screen flagged (${taint.verdict}: ${taint.categories.join(', ') || 'no category'}) from the result of call ${taint.tool_call_id} (${taint.tool}) in turn ${taint.turn}`;
+
 export const ConversationSchema = z.object({
   id: z.string(),
   agent_id: z.string(),
@@ -84,6 +102,7 @@ export const ConversationSchema = z.object({
   turns: z.array(TurnSchema),
   transcript: z.array(ChatMessageSchema).describe('What the model has been sent and answered, without the system prompt.'),
   usage: TokenUsageSchema,
+  taint: TaintSchema.nullable().optional().describe('Set once a tool result was flagged: every later action is raised to at least high.'),
   created_at: z.string(),
 });
 export type Conversation = Omit<z.infer<typeof ConversationSchema>, 'transcript' | 'usage'> & {

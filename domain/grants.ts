@@ -50,6 +50,8 @@ export interface ActionClaims {
   expires_at: string;
   /** The conversation and turn whose tool call this action is, when a model asked for it. */
   origin?: ActionOrigin;
+  /** Why the level is above the policy's decision (an approval pending in the agent, flagged content in the conversation). */
+  raised?: string;
 }
 
 export interface ApprovalClaims {

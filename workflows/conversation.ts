@@ -15,7 +15,9 @@ import {
   continueAsNew,
   isCancellation,
   ParentClosePolicy,
+  patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   startChild,
   workflowInfo,
@@ -53,11 +55,19 @@ const { prepareToolCall } = proxyActivities<ConversationActivities>({
   retry: { maximumAttempts: 5 },
 });
 
+const { screenToolResult } = proxyLocalActivities<Pick<ConversationActivities, 'screenToolResult'>>({
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumInterval: '30 seconds' },
+});
+
 /** Past this many events a conversation continues as new between turns, carrying its transcript. */
 const MAX_HISTORY_EVENTS = 10_000;
 
 export async function conversationWorkflow(input: ConversationWorkflowInput): Promise<Conversation> {
   refuseUndecodableInput(input);
+  // Decided first, before any marker or local activity (see docs/workflow-versioning.md).
+  // Patch guards screening tool results; deprecatePatch once no open conversation predates it: every recorded conversation history before it does.
+  const screenResults = patched('screen-tool-results');
   const { workflowId, runId } = workflowInfo();
   const conversation: Conversation = {
     id: workflowId,
@@ -69,6 +79,7 @@ export async function conversationWorkflow(input: ConversationWorkflowInput): Pr
     turns: input.carried?.turns ?? [],
     transcript: input.carried?.transcript ?? [],
     usage: input.carried?.usage ?? { input_tokens: 0, output_tokens: 0, cached_tokens: 0 },
+    taint: input.carried?.taint ?? null,
     created_at: input.created_at,
   };
   const audit = auditTrail(`${workflowId}:${runId}`);
@@ -133,8 +144,8 @@ export async function conversationWorkflow(input: ConversationWorkflowInput): Pr
     if (!ended && (continueAsNewSuggested || historyLength > MAX_HISTORY_EVENTS)) {
       continuing = true;
       await condition(allHandlersFinished);
-      const { turns, transcript, usage } = conversation;
-      await continueAsNew<typeof conversationWorkflow>({ ...input, carried: { turns, transcript, usage } });
+      const { turns, transcript, usage, taint } = conversation;
+      await continueAsNew<typeof conversationWorkflow>({ ...input, carried: { turns, transcript, usage, taint } });
     }
   }
   conversation.status = 'ended';
@@ -220,6 +231,7 @@ export async function conversationWorkflow(input: ConversationWorkflowInput): Pr
       turn: turn.turn,
       call_index: index,
       call,
+      ...(conversation.taint ? { taint: conversation.taint } : {}),
     });
     if (!prepared.ok) {
       entry.status = 'refused';
@@ -240,7 +252,13 @@ export async function conversationWorkflow(input: ConversationWorkflowInput): Pr
       const final: ActionRecord = await child.result();
       entry.status = final.status;
       entry.error = final.error;
-      return toolResultText(final);
+      const content = toolResultText(final);
+      // What the sandbox returned is data: once it looks like instructions, a person looks at every later action.
+      if (screenResults && final.result && !conversation.taint) {
+        const { verdict, categories } = await screenToolResult({ text: content });
+        if (verdict !== 'clean') conversation.taint = { turn: turn.turn, tool_call_id: call.id, tool: call.name, verdict, categories };
+      }
+      return content;
     } catch (err) {
       if (isCancellation(err)) {
         entry.status = 'cancelled';

@@ -222,7 +222,7 @@ export interface ConversationWorkflowInput {
   max_steps: number;
   created_at: string;
   /** Set when the workflow continues as new: what the conversation has been so far. */
-  carried?: Pick<Conversation, 'turns' | 'transcript' | 'usage'>;
+  carried?: Pick<Conversation, 'turns' | 'transcript' | 'usage' | 'taint'>;
 }
 
 /** A message for the conversation, with the API's grant for it (a message without one leads to no action). */

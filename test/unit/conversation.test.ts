@@ -163,6 +163,31 @@ describe('a tool call', () => {
     });
   });
 
+  it('of a conversation that took in flagged content is raised to high, signed so, and the worker that decides again says why', async () => {
+    const taint = {
+      turn: 1,
+      tool_call_id: 'call_read',
+      tool: 'filesystem_read',
+      verdict: 'suspicious' as const,
+      categories: ['exfiltration'],
+    };
+    const prepared = (await env().run(prepareToolCall, input({ taint }))) as PreparedToolCall;
+    if (!prepared.ok) throw new Error(prepared.reason);
+    const { action, grant } = prepared.input;
+    expect(action).toMatchObject({ security_level: 'high', approvals_required: 1, status: 'pending' });
+    expect(grant!.claims).toMatchObject({
+      level: 'high',
+      approvals_required: 1,
+      raised: expect.stringMatching(/call call_read \(filesystem_read\) in turn 1/),
+    });
+    const { verifyAction } = createGrantActivities({ grants, policy });
+    const verdict = await verifyAction({ workflowId: action.id, action, grant });
+    expect(verdict).toMatchObject({ ok: true, level: 'high', approvals_required: 1 });
+    expect(verdict.ok && verdict.reasons.at(-1)).toMatch(
+      /^raised to high by the API at submission \(raised to high: the conversation took in content/,
+    );
+  });
+
   it('is refused, saying why, without the message grant of the turn, for another tool, or with arguments that do not fit', async () => {
     const refused = async (over: Partial<ToolCallInput>) => {
       const prepared = (await env().run(prepareToolCall, input(over))) as PreparedToolCall;
