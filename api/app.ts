@@ -104,7 +104,7 @@ export function createApp(deps: AppDeps) {
   // The model providers of WARDEN_PROVIDERS_FILE and WARDEN_LLM_*: a bad file stops start-up here, naming the field.
   const providers = new ProviderRegistry({ configs: loadProviderConfigs(deps.config), vault: deps.vault, logger: deps.logger });
   app.route('/api/providers', providersRouter(providers));
-  const conversations = createConversationService(deps.client, grants, providers, agents);
+  const conversations = createConversationService(deps.client, grants, providers, agents, lockdown.assertOpen);
   app.route('/api', conversationsRouter(conversations));
   app.route('/api', securityRouter());
   app.route('/', docsRouter());

@@ -10,7 +10,7 @@ import { ConversationSchema, TurnSchema, type Turn } from '../../domain/conversa
 import { WardenError } from '../../domain/errors.js';
 import { requireRole } from '../middleware/auth.js';
 import { errorResponses, jsonBody as body, jsonResponse as json, validationHook, type AppEnv } from '../openapi.js';
-import type { ConversationService } from './service.js';
+import { DEFAULT_MAX_STEPS, type ConversationService } from './service.js';
 
 const ConversationIdSchema = z.string().regex(/^cnv-[0-9a-f]{16}$/, 'conversation id: cnv- followed by 16 hex digits');
 const IdParams = z.object({ id: ConversationIdSchema });
@@ -22,7 +22,13 @@ const NewConversationSchema = z
     agent_id: AgentIdSchema,
     provider: z.string().optional().describe('A configured provider (GET /api/providers); the first one when absent.'),
     model: z.string().min(1).optional().describe("The provider's default model when absent."),
-    max_steps: z.number().int().min(1).max(50).default(10).describe('Model calls a turn may make before it stops without an answer.'),
+    max_steps: z
+      .number()
+      .int()
+      .min(1)
+      .max(50)
+      .default(DEFAULT_MAX_STEPS)
+      .describe('Model calls a turn may make before it stops without an answer.'),
   })
   .strict();
 
@@ -137,7 +143,8 @@ export function conversationsRouter(conversations: ConversationService) {
         );
       const id =
         conversation_id ??
-        (await conversations.createConversation({ agent_id: agent_id!, ...(model ? { model } : {}), max_steps: 10 }, who)).id;
+        (await conversations.createConversation({ agent_id: agent_id!, ...(model ? { model } : {}), max_steps: DEFAULT_MAX_STEPS }, who))
+          .id;
       const turn: Turn = await conversations.sendMessage(id, message, who, wait_seconds);
       return c.json(
         { conversation_id: id, turn: turn.turn, status: turn.status, reply: turn.reply, actions: turn.actions, error: turn.error },

@@ -37,7 +37,17 @@ export interface NewConversation {
   max_steps: number;
 }
 
-export function createConversationService(client: Client, grants: Grants, providers: ProviderRegistry, agents: AgentService) {
+/** How many model calls a turn may make unless the conversation says otherwise. */
+export const DEFAULT_MAX_STEPS = 10;
+
+export function createConversationService(
+  client: Client,
+  grants: Grants,
+  providers: ProviderRegistry,
+  agents: AgentService,
+  /** Refuses new conversations and messages during the emergency lockdown (their actions are refused then anyway). */
+  assertOpen: (what: 'conversation', who: Identity) => Promise<void>,
+) {
   const handle = (id: string) => client.workflow.getHandle<typeof conversationWorkflow>(id);
   const noWorker = (id: string) => `no worker answered for conversation ${id}; is the Warden worker running?`;
 
@@ -47,6 +57,7 @@ export function createConversationService(client: Client, grants: Grants, provid
       throw new WardenError('no_provider', 'no model provider is configured: set WARDEN_LLM_BASE_URL or WARDEN_PROVIDERS_FILE', 503);
     if (!providers.get(provider))
       throw new WardenError('unknown_provider', `no model provider is named ${provider}; GET /api/providers lists them`, 422);
+    await assertOpen('conversation', requester);
     const agent = await agents.getAgent(request.agent_id);
     if (agent.status === 'stopped' || agent.status === 'error')
       throw new WardenError('agent_not_active', `agent ${agent.id} is ${agent.status}; a conversation needs a live agent`, 409);
@@ -110,6 +121,7 @@ export function createConversationService(client: Client, grants: Grants, provid
    */
   async function sendMessage(id: string, message: string, sender: Identity, waitSeconds: number): Promise<Turn> {
     await getConversation(id, sender);
+    await assertOpen('conversation', sender);
     const grant = grants.sign({
       kind: 'message',
       conversation_id: id,

@@ -382,3 +382,21 @@ describe("Temporal's port", () => {
     await handle.terminate();
   });
 });
+
+// Last: the emergency stop ends every agent of this file.
+describe('the emergency lockdown', () => {
+  it('refuses new conversations and messages until an admin lifts it', async () => {
+    const id = await startConversation(filesAgent);
+    expect((await stack.api('POST', '/api/system/emergency-stop', { reason: 'conversation test' })).status).toBe(200);
+    try {
+      const created = await as(key.owner, 'POST', '/api/conversations', { agent_id: shellAgent });
+      expect(created.status).toBe(423);
+      const sent = await as(key.owner, 'POST', `/api/conversations/${id}/messages`, { message: 'anything' });
+      expect(sent.status).toBe(423);
+      expect(sent.body.error.message).toMatch(/emergency lockdown/);
+      expect((await conversation(id)).turns).toEqual([]);
+    } finally {
+      expect((await stack.api('POST', '/api/system/resume', { reason: 'conversation test done' })).status).toBe(200);
+    }
+  }, 120_000);
+});
