@@ -20,7 +20,7 @@ const WaitSchema = z.number().min(0).max(300);
 const NewConversationSchema = z
   .object({
     agent_id: AgentIdSchema,
-    provider: z.string().optional().describe('A configured provider (GET /api/providers); the first one when absent.'),
+    provider: z.string().min(1).optional().describe('A configured provider (GET /api/providers); the first one when absent.'),
     model: z.string().min(1).optional().describe("The provider's default model when absent."),
     max_steps: z
       .number()

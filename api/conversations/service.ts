@@ -53,8 +53,13 @@ export function createConversationService(
 
   async function createConversation(request: NewConversation, requester: Identity): Promise<Conversation> {
     const provider = request.provider ?? providers.list()[0]?.config.name;
+    // A state of the configuration, not a passing failure: 409, as for an agent that cannot take one.
     if (!provider)
-      throw new WardenError('no_provider', 'no model provider is configured: set WARDEN_LLM_BASE_URL or WARDEN_PROVIDERS_FILE', 503);
+      throw new WardenError(
+        'no_provider',
+        'no model provider is configured: an admin sets WARDEN_LLM_BASE_URL or WARDEN_PROVIDERS_FILE (see docs/models.md)',
+        409,
+      );
     if (!providers.get(provider))
       throw new WardenError('unknown_provider', `no model provider is named ${provider}; GET /api/providers lists them`, 422);
     await assertOpen('conversation', requester);
