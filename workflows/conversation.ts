@@ -149,6 +149,10 @@ export async function conversationWorkflow(input: ConversationWorkflowInput): Pr
     }
   }
   conversation.status = 'ended';
+  // A message accepted just before the end never ran: its turn ends too, so no one waits on it for ever.
+  for (const turn of conversation.turns.filter((t) => t.ended_at === null)) {
+    Object.assign(turn, { status: 'cancelled', error: 'the conversation ended before this turn ran', ended_at: new Date().toISOString() });
+  }
   await condition(allHandlersFinished);
   return conversation;
 
