@@ -72,6 +72,8 @@ export function createGrantActivities(deps: { grants: Grants; policy: Policy }) 
     try {
       claims = checkActionGrant(deps.grants, input.grant, action, input.workflowId);
       if (!sameIdentity(claims.requester, action.requester)) throw new GrantError('the requester differs from the one the API signed');
+      if (JSON.stringify(claims.origin ?? null) !== JSON.stringify(action.origin ?? null))
+        throw new GrantError('the conversation the action names differs from the one that was signed');
       decided = assessAction(deps.policy, action, SKILL_REGISTRY);
     } catch (err) {
       // Whatever the input is (a hand-written one may be anything), a failed check refuses the action: never retried.
@@ -89,7 +91,10 @@ export function createGrantActivities(deps: { grants: Grants; policy: Policy }) 
       allowed: true,
       level,
       rule: decision.rule,
-      reasons: level === decision.level ? decided.reasons : [...decided.reasons, `raised to ${level} by the API at submission`],
+      reasons:
+        level === decision.level
+          ? decided.reasons
+          : [...decided.reasons, `raised to ${level} by the API at submission${claims.raised ? ` (${claims.raised})` : ''}`],
       approvals_required: Math.max(decision.approvals_required, claims.approvals_required),
       exec: actionExec(action.id, decided.command),
     };

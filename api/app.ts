@@ -48,6 +48,8 @@ import { createChannelService } from '../channels/service.js';
 import { configuredChannels } from '../channels/index.js';
 import { loadProviderConfigs } from '../domain/model-providers.js';
 import { ProviderRegistry } from '../llm/registry.js';
+import { createConversationService } from './conversations/service.js';
+import { conversationsRouter } from './conversations/routes.js';
 
 export interface AppDeps {
   client: Client;
@@ -93,7 +95,8 @@ export function createApp(deps: AppDeps) {
   app.use('/api/*', apiKeyAuth({ keys: deps.keys }));
   if (limiter) app.use('/api/*', rateLimit(limiter));
   app.use('/api/*', bodySizeLimit(deps.config.maxBodyBytes), requireJsonBody());
-  const actions = createActionService(deps.client, deps.config, deps.policy, deps.audit, new Grants(deps.payloadCodec.keyring), {
+  const grants = new Grants(deps.payloadCodec.keyring);
+  const actions = createActionService(deps.client, deps.config, deps.policy, deps.audit, grants, {
     vault: deps.vault,
     assertOpen: lockdown.assertOpen,
     isRevoked: (keyId) => deps.keys.isRevoked(keyId),
@@ -123,6 +126,8 @@ export function createApp(deps: AppDeps) {
   // The model providers of WARDEN_PROVIDERS_FILE and WARDEN_LLM_*: a bad file stops start-up here, naming the field.
   const providers = new ProviderRegistry({ configs: loadProviderConfigs(deps.config), vault: deps.vault, logger: deps.logger });
   app.route('/api/providers', providersRouter(providers));
+  const conversations = createConversationService(deps.client, grants, providers, agents, lockdown.assertOpen);
+  app.route('/api', conversationsRouter(conversations));
   app.route('/api', securityRouter());
   app.route('/', docsRouter());
   // The Web UI sends a page of payloads at a time: the API's body limit (WARDEN_MAX_BODY_BYTES) fits.

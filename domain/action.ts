@@ -89,6 +89,13 @@ export const ActionResultSchema = z.object({
   duration_ms: z.number(),
 });
 
+/** Where an action came from when a model asked for it: the conversation and its turn. */
+export const ActionOriginSchema = z.object({
+  conversation_id: z.string(),
+  turn: z.number().int().min(1),
+});
+export type ActionOrigin = z.infer<typeof ActionOriginSchema>;
+
 export const ActionRecordSchema = z.object({
   id: z.string(),
   action_type: ActionTypeSchema,
@@ -109,5 +116,6 @@ export const ActionRecordSchema = z.object({
   created_at: z.string(),
   expires_at: z.string().nullable(),
   completed_at: z.string().nullable(),
+  origin: ActionOriginSchema.optional().describe('Set when a model asked for the action as a tool call in a conversation.'),
 });
 export type ActionRecord = z.infer<typeof ActionRecordSchema>;

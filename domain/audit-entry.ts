@@ -57,6 +57,10 @@ export const AUDIT_KINDS = [
   'message.refused',
   /** An action whose workflow was ended outside Warden (terminated, timed out, reset away) before it finished: seen by the API. */
   'action.abandoned',
+  /** A conversation's turn ended (answered, at its step limit, cancelled or failed): its actions and the tokens so far. */
+  'conversation.turn',
+  /** A model provider stayed down and the next of its fallbacks answered. */
+  'model.failover',
 ] as const;
 export const AuditKindSchema = z.enum(AUDIT_KINDS);
 export type AuditKind = z.infer<typeof AuditKindSchema>;

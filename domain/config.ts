@@ -26,7 +26,7 @@ const commaSeparated = <T extends z.ZodType>(list: T) =>
     list,
   );
 
-const WORKER_ROLES = ['control', 'sandbox'] as const;
+const WORKER_ROLES = ['control', 'sandbox', 'model'] as const;
 
 /** Every setting says what it does (`.describe`): docs/configuration.md is generated from these texts. */
 export const ConfigSchema = z
@@ -76,7 +76,7 @@ export const ConfigSchema = z
       )
       .default([...WORKER_ROLES])
       .describe(
-        "Worker process only: which workers it runs (comma-separated): `control` (the workflows, task queue `warden-control`) and `sandbox` (this Docker host's sandbox activities, task queue `warden-sandbox@<host id>`, and the watches of its sandboxes, task queue `warden-sandbox-watch@<host id>`).",
+        "Worker process only: which workers it runs (comma-separated): `control` (the workflows, task queue `warden-control`) `sandbox` (this Docker host's sandbox activities, task queue `warden-sandbox@<host id>`, and the watches of its sandboxes, task queue `warden-sandbox-watch@<host id>`) and `model` (conversations' model calls, task queue `warden-model`: the only worker that reads the providers' API keys).",
       ),
     dockerHostId: z
       .string()

@@ -10,13 +10,17 @@
  *   level and approvals the policy decided at submission, and until when it may run.
  * - An approval grant names the action (id and hash, as the approver reviewed it), who decided,
  *   and the decision.
+ * - A conversation grant names the conversation, its agent and skill, and who started it: the
+ *   model's tool calls become actions of that requester, and of no one else.
+ * - A message grant names a message of a conversation (its hash) and who sent it: only messages
+ *   the API passed on may lead to actions.
  *
  * Node-side only (node:crypto): workflows import its types.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { Identity } from './roles.js';
 import type { RiskLevel } from './risk.js';
-import type { ActionType } from './action.js';
+import type { ActionOrigin, ActionType } from './action.js';
 import { canonicalJson } from './audit-entry.js';
 import type { Keyring } from './keyring.js';
 
@@ -44,6 +48,10 @@ export interface ActionClaims {
   approvals_required: number;
   /** After this the action may no longer run (approval expiry, the command's time, and a margin for retries). */
   expires_at: string;
+  /** The conversation and turn whose tool call this action is, when a model asked for it. */
+  origin?: ActionOrigin;
+  /** Why the level is above the policy's decision (an approval pending in the agent, flagged content in the conversation). */
+  raised?: string;
 }
 
 export interface ApprovalClaims {
@@ -56,7 +64,31 @@ export interface ApprovalClaims {
   issued_at: string;
 }
 
-export type GrantClaims = ActionClaims | ApprovalClaims;
+export interface ConversationClaims {
+  kind: 'conversation';
+  conversation_id: string;
+  agent_id: string;
+  /** The agent's skill: its operations are the model's tools. */
+  skill_id: string;
+  requester: Identity;
+  issued_at: string;
+  /** After this the conversation calls no model and asks for no action. */
+  expires_at: string;
+}
+
+export interface MessageClaims {
+  kind: 'message';
+  conversation_id: string;
+  /** messageHash of the text. */
+  message_hash: string;
+  sender: Identity;
+  issued_at: string;
+}
+
+export type GrantClaims = ActionClaims | ApprovalClaims | ConversationClaims | MessageClaims;
+
+/** The hash a message grant binds: of the text exactly as sent. */
+export const messageHash = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex');
 
 /** Claims with the MAC that proves the API made them, and the id of the master key it used. */
 export interface Grant<C extends GrantClaims = GrantClaims> {

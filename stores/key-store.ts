@@ -167,7 +167,8 @@ export class KeyStore {
 
 /**
  * Which key ids exist, read-only, for a process that does not own the key store (the worker's
- * audit store checks actors with it). Revoked keys count: an action a key started may be recorded
+ * audit store checks actors with it, the conversation activities whether their requester's key
+ * was revoked). Revoked keys count: an action a key started may be recorded
  * after the key was revoked. The file is opened when first asked, as the API may not have made it
  * yet; until then no key id is known.
  */
@@ -177,12 +178,21 @@ export class KeyIdDirectory {
   constructor(private readonly path: string) {}
 
   has(id: string): boolean {
+    return this.ask('SELECT 1 FROM api_keys WHERE id = ?', id) ?? false;
+  }
+
+  /** Whether the key was revoked; true when the key store cannot say (fail closed: an unknown key stands behind nothing). */
+  isRevoked(id: string): boolean {
+    return !(this.ask('SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NULL', id) ?? false);
+  }
+
+  /** Whether the query finds a row; null when there is no key store yet (no file, or no table) or it cannot be read. */
+  private ask(sql: string, id: string): boolean | null {
     try {
       this.db ??= new Database(this.path, { readonly: true, fileMustExist: true, timeout: 10_000 });
-      return Boolean(this.db.prepare('SELECT 1 FROM api_keys WHERE id = ?').get(id));
+      return Boolean(this.db.prepare(sql).get(id));
     } catch (err) {
-      // No key store yet (no file, or no table), or one that cannot be read: the id is not known (fail closed).
-      if (err instanceof Database.SqliteError) return false;
+      if (err instanceof Database.SqliteError) return null;
       throw err;
     }
   }

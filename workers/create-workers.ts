@@ -1,6 +1,7 @@
 /**
- * The workers of one Warden process: the control worker (workflows and control activities), and
- * the sandbox worker and the watch worker of this process's Docker host. Tests build them the
+ * The workers of one Warden process: the control worker (workflows and control activities), the
+ * sandbox worker and the watch worker of this process's Docker host, and the model worker (model
+ * calls, with the providers' keys). Tests build them the
  * same way.
  */
 import Docker from 'dockerode';
@@ -26,7 +27,10 @@ import type { PayloadEncryptionCodec } from '../domain/payload-codec.js';
 import type { Policy } from '../domain/policy.js';
 import type { Vault } from '../stores/vault.js';
 import { createReaperControlActivities, createReaperSandboxActivities } from '../activities/reaper.js';
-import { CONTROL_TASK_QUEUE, sandboxTaskQueue, sandboxWatchTaskQueue } from '../workflows/definitions.js';
+import { CONTROL_TASK_QUEUE, MODEL_TASK_QUEUE, sandboxTaskQueue, sandboxWatchTaskQueue } from '../workflows/definitions.js';
+import { createConversationActivities, type ConversationSettings } from '../activities/conversation.js';
+import { createModelActivities } from '../activities/model.js';
+import type { ProviderRegistry } from '../llm/registry.js';
 import { WORKFLOWS_PATH } from './bundle.js';
 import { workerTracingOptions, type Tracing } from '../telemetry/tracing.js';
 
@@ -37,7 +41,7 @@ export interface WorkerOptions {
   namespace: string;
   dockerHostId: string;
   /** Which workers this process runs: a Docker host may run only the sandbox worker (and its watch worker). */
-  roles: ReadonlyArray<'control' | 'sandbox'>;
+  roles: ReadonlyArray<'control' | 'sandbox' | 'model'>;
   /** Sandbox activities the sandbox worker runs at once (100, the SDK's default, when unset). */
   sandboxSlots?: number;
   /** Sandbox watches the watch worker holds at once, one per agent (10000 when unset). */
@@ -62,6 +66,14 @@ export interface WorkerOptions {
   identity?: string;
   /** Alert webhooks and their signing secret (none: no alert is raised). */
   alerts?: AlertSettings;
+  /**
+   * How the control and model workers act for conversations: revoked keys (the API's key store,
+   * read-only) and the approval settings the API prepares actions with. Without it every
+   * conversation is refused: no model is called, no tool call becomes an action.
+   */
+  conversations?: ConversationSettings;
+  /** The model providers the model worker calls (required with the model role). */
+  providers?: ProviderRegistry;
   /** OpenTelemetry tracing (telemetry/tracing.ts); the workflows are then bundled with its interceptors, never from workflowBundle. */
   tracing?: Tracing;
   /** The sandbox worker's warm pool (sandbox/pool.ts); none kept when unset (its leftovers are still removed). */
@@ -119,6 +131,7 @@ export async function createWorkers(opts: WorkerOptions) {
           ...createAlertActivities(client, opts.alerts ?? { webhooks: [] }),
           ...createReaperControlActivities(client),
           ...createGrantActivities({ grants, policy: opts.policy }),
+          ...createConversationActivities({ client, grants, policy: opts.policy, settings: opts.conversations }),
         },
         ...(opts.tracing ? workerTracingOptions(opts.tracing) : {}),
       }),
@@ -168,6 +181,18 @@ export async function createWorkers(opts: WorkerOptions) {
         taskQueue: sandboxWatchTaskQueue(opts.dockerHostId),
         maxConcurrentActivityTaskExecutions: opts.watchSlots ?? 10_000,
         activities: watch,
+        ...(opts.tracing ? workerTracingOptions(opts.tracing) : {}),
+      }),
+    );
+  }
+  if (opts.roles.includes('model')) {
+    if (!opts.providers) throw new Error('the model worker needs the model providers');
+    // No Docker, no audit store, no workflows: it holds the providers' keys and calls models, nothing else.
+    workers.push(
+      await Worker.create({
+        ...common,
+        taskQueue: MODEL_TASK_QUEUE,
+        activities: createModelActivities({ grants, providers: opts.providers, settings: opts.conversations }),
         ...(opts.tracing ? workerTracingOptions(opts.tracing) : {}),
       }),
     );

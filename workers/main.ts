@@ -1,6 +1,6 @@
 /**
- * The worker process. Runs the control worker and this host's sandbox and watch workers
- * (WARDEN_WORKER_ROLES picks fewer). SIGINT/SIGTERM: in-flight activities get the grace period, the rest goes back to
+ * The worker process. Runs the control worker, this host's sandbox and watch workers, and the
+ * model worker (WARDEN_WORKER_ROLES picks fewer). SIGINT/SIGTERM: in-flight activities get the grace period, the rest goes back to
  * Temporal, and a new worker carries on where this one stopped.
  */
 import { Runtime, makeTelemetryFilterString } from '@temporalio/worker';
@@ -19,6 +19,8 @@ import { ensureReaperSchedule } from './reaper-schedule.js';
 import { startTracing } from '../telemetry/tracing.js';
 import { loadPolicy } from '../domain/policy.js';
 import { SKILLS } from '../skills/index.js';
+import { loadProviderConfigs } from '../domain/model-providers.js';
+import { ProviderRegistry } from '../llm/registry.js';
 
 const config = loadConfig();
 /** mTLS to Temporal when configured; files read once, here. */
@@ -91,7 +93,9 @@ try {
   const audit = roles.includes('control')
     ? AuditStore.open(join(resolve(config.dataDir), 'audit.db'), { keyring, isKnownKeyId: (id) => keyIds.has(id) })
     : undefined;
-  const vault = roles.includes('sandbox') ? Vault.open(join(resolve(config.dataDir), 'vault.db'), keyring) : undefined;
+  // The sandbox worker reads actions' secrets, the model worker the providers' keys; the control worker no secret.
+  const vault =
+    roles.includes('sandbox') || roles.includes('model') ? Vault.open(join(resolve(config.dataDir), 'vault.db'), keyring) : undefined;
   const workers = await createWorkers({
     audit,
     vault,
@@ -104,6 +108,12 @@ try {
     policy: roles.includes('control') ? loadPolicy(SKILLS, config.policyFile) : undefined,
     alerts: { webhooks: config.alertWebhooks, secret: config.alertSecret },
     tracing,
+    conversations: {
+      isRevoked: (id) => keyIds.isRevoked(id),
+      approvalExpirySeconds: config.approvalExpirySeconds,
+      ...(config.alertWebhooks.length ? { alertPendingSeconds: config.alertApprovalPendingSeconds } : {}),
+    },
+    providers: roles.includes('model') ? new ProviderRegistry({ configs: loadProviderConfigs(config), vault, logger: log }) : undefined,
     sandboxSlots: config.sandboxSlots,
     watchSlots: config.watchSlots,
     pool: sandboxPoolSettings(config),

@@ -203,7 +203,14 @@ export async function actionWorkflow(input: ActionWorkflowInput): Promise<Action
     await audit({
       kind: 'action.submitted',
       actor: action.requester.key_id,
-      details: { action_type: action.action_type, skill_id: action.skill_id, operation: action.operation, params_hash: action.params_hash },
+      details: {
+        action_type: action.action_type,
+        skill_id: action.skill_id,
+        operation: action.operation,
+        params_hash: action.params_hash,
+        // Checked against the grant by verifyAction: the conversation and turn whose tool call this is.
+        ...(action.origin ? { conversation_id: action.origin.conversation_id, turn: action.origin.turn } : {}),
+      },
     });
     await audit({
       kind: 'policy.decided',

@@ -3,16 +3,15 @@
  * (API, workers, tests). Workflow-safe: no Node, Docker or I/O imports.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { z } from 'zod';
 import { IdentitySchema } from '../domain/action.js';
 import type { AgentRecord, ExecRequest, ExecResult, ResourceLimits, RestartPolicy, SandboxRuntime } from '../domain/agent.js';
 import type { ActionRecord } from '../domain/action.js';
-import type { SkillCommand } from '../skills/types.js';
 import type { ApprovalAttempt, ApprovalVerdict } from './approval.js';
 import type { Lockdown, LockdownActor } from '../domain/lockdown.js';
-import type { ActionClaims, Grant } from '../domain/grants.js';
 import type { HostBudget, HostReservation } from '../domain/host-capacity.js';
+import type { ConversationClaims, Grant, MessageClaims } from '../domain/grants.js';
+import type { Conversation, Turn } from '../domain/conversation.js';
 
 /** Workflows and non-sandbox activities. */
 export const CONTROL_TASK_QUEUE = 'warden-control';
@@ -26,16 +25,9 @@ export const sandboxWatchTaskQueue = (host: string): string => `warden-sandbox-w
 
 export const CAPACITY_WORKFLOW_ID = 'warden-capacity';
 
-export const SearchAttributes = {
-  agentId: defineSearchAttributeKey('WardenAgentId', SearchAttributeType.KEYWORD),
-  agentStatus: defineSearchAttributeKey('WardenAgentStatus', SearchAttributeType.KEYWORD),
-  skillId: defineSearchAttributeKey('WardenSkillId', SearchAttributeType.KEYWORD),
-  runtime: defineSearchAttributeKey('WardenRuntime', SearchAttributeType.KEYWORD),
-  host: defineSearchAttributeKey('WardenHost', SearchAttributeType.KEYWORD),
-  actionId: defineSearchAttributeKey('WardenActionId', SearchAttributeType.KEYWORD),
-  actionStatus: defineSearchAttributeKey('WardenActionStatus', SearchAttributeType.KEYWORD),
-  securityLevel: defineSearchAttributeKey('WardenSecurityLevel', SearchAttributeType.KEYWORD),
-} as const;
+import { SearchAttributes } from '../domain/search-attributes.js';
+
+export { SearchAttributes };
 
 export interface AgentWorkflowInput {
   agentId: string;
@@ -138,20 +130,24 @@ export const lockdownUpdate = defineUpdate<{ lockdown: Lockdown; already_locked:
 export const liftLockdownUpdate = defineUpdate<{ lifted: Lockdown; resumed_at: string }, [LockdownActor]>('liftLockdown');
 export const lockdownQuery = defineQuery<Lockdown | null>('lockdown');
 
-export interface ActionWorkflowInput {
-  /** The record as submitted: parameters validated, policy decision made, status pending or rejected. */
-  action: ActionRecord;
-  /** What the sandbox runs once the action may run (built by the skill from the parameters). */
-  command: SkillCommand;
-  /** Unapproved actions expire after this long and never run. */
-  expirySeconds: number;
-  /** Raise an alert when the action has waited this long for approval (set when alerts are configured). */
-  alertPendingSeconds?: number;
-  /**
-   * The API's signed grant (absent only in histories from before grants). The workflow checks it and
-   * decides the action again from its parameters: `action`'s status, level and `command` are not trusted.
-   */
-  grant?: Grant<ActionClaims>;
+export type { ActionWorkflowInput } from '../domain/action-submission.js';
+
+/**
+ * How every action's workflow is started, by the API or by a conversation as its child: its id is
+ * the action id, on the control queue, with the search attributes visibility lists actions by.
+ */
+export function actionStartOptions(action: ActionRecord) {
+  return {
+    workflowId: action.id,
+    taskQueue: CONTROL_TASK_QUEUE,
+    typedSearchAttributes: [
+      { key: SearchAttributes.actionId, value: action.id },
+      { key: SearchAttributes.actionStatus, value: action.status },
+      { key: SearchAttributes.securityLevel, value: action.security_level },
+      { key: SearchAttributes.agentId, value: action.agent_id },
+      { key: SearchAttributes.skillId, value: action.skill_id },
+    ],
+  };
 }
 
 export interface EmergencyStopInput {
@@ -215,3 +211,36 @@ export interface ReaperReport {
   /** Idle warm pool members per profile after the run. */
   pool_idle?: Record<string, number>;
 }
+
+/** Model calls: the model worker, the only one holding the providers' API keys. */
+export const MODEL_TASK_QUEUE = 'warden-model';
+
+export interface ConversationWorkflowInput {
+  /** The API's conversation grant: the activities check it; the workflow trusts nothing else in this input. */
+  grant: Grant<ConversationClaims>;
+  agent_id: string;
+  owner: { key_id: string; name: string };
+  provider: string;
+  model?: string;
+  /** Model calls a turn may make before it stops without an answer. */
+  max_steps: number;
+  created_at: string;
+  /** Set when the workflow continues as new: what the conversation has been so far. */
+  carried?: Pick<Conversation, 'turns' | 'transcript' | 'usage' | 'taint'>;
+}
+
+/** A message for the conversation, with the API's grant for it (a message without one leads to no action). */
+export interface ConversationMessage {
+  message: string;
+  grant: Grant<MessageClaims>;
+}
+
+export const conversationQuery = defineQuery<Conversation>('conversation');
+/** Starts a turn with this message; refused while a turn runs or after the conversation ended. */
+export const sendMessageUpdate = defineUpdate<{ turn: number }, [ConversationMessage]>('sendMessage');
+/** Answers with the turn once it has ended (answered, stopped at the step limit, cancelled or failed). */
+export const turnResultUpdate = defineUpdate<Turn, [{ turn: number }]>('turnResult');
+/** Cancels the running turn: its pending actions are cancelled, the model is not called again. */
+export const cancelTurnSignal = defineSignal<[{ by?: string }]>('cancelTurn');
+/** Ends the conversation (its running turn is cancelled first). */
+export const endConversationSignal = defineSignal<[{ by?: string }]>('endConversation');

@@ -5,3 +5,4 @@ export { actionWorkflow } from './action.js';
 export { emergencyStopWorkflow } from './emergency-stop.js';
 export { alertWorkflow } from './alert.js';
 export { reaperWorkflow } from './reaper.js';
+export { conversationWorkflow } from './conversation.js';

@@ -8,13 +8,12 @@ import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-w
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { z } from 'zod';
 import type { ActionRecord, SubmitActionRequest } from '../../domain/action.js';
-import { assessAction } from '../../domain/action-decision.js';
-import { DEFAULT_ACTION_TIMEOUT_MS } from '../../domain/action-exec.js';
+import { pendingApprovalsIn, prepareAction, type ActionSubmitter } from '../../domain/action-submission.js';
 import type { Config } from '../../domain/config.js';
 import { WardenError } from '../../domain/errors.js';
-import { actionHash, type Grants } from '../../domain/grants.js';
+import type { Grants } from '../../domain/grants.js';
 import { askWorker, workerUnavailable } from '../deadlines.js';
-import { APPROVALS_REQUIRED, type Policy, type PolicyDecision } from '../../domain/policy.js';
+import type { Policy } from '../../domain/policy.js';
 import { SKILL_REGISTRY } from '../../skills/index.js';
 import { hasRole, type Identity } from '../../domain/roles.js';
 import type { AuditStore } from '../../stores/audit-store.js';
@@ -23,16 +22,13 @@ import { scrubText } from '../../domain/redact.js';
 import type { actionWorkflow } from '../../workflows/action.js';
 import {
   actionResultUpdate,
+  actionStartOptions,
   actionStatusQuery,
   approveUpdate,
   cancelActionUpdate,
-  CONTROL_TASK_QUEUE,
   SearchAttributes,
   type ActionWorkflowInput,
 } from '../../workflows/definitions.js';
-
-/** How long a signed action stays runnable past its approval expiry and its command's time: room for retries. */
-const GRANT_MARGIN_MS = 10 * 60_000;
 
 /** An action awaiting approval as Temporal visibility lists it. */
 export const ActionSummarySchema = z.object({
@@ -66,10 +62,18 @@ export function createActionService(
   const APPROVAL_DEADLINE_MS = 15_000;
   const handle = (id: string) => client.workflow.getHandle<typeof actionWorkflow>(id);
 
+  const submitter: ActionSubmitter = {
+    policy,
+    grants,
+    skills: SKILL_REGISTRY,
+    approvalExpirySeconds: config.approvalExpirySeconds,
+    ...(config.alertWebhooks?.length ? { alertPendingSeconds: config.alertApprovalPendingSeconds } : {}),
+    pendingApprovalsIn: pendingApprovalsIn(client),
+  };
+
   async function submitAction(request: SubmitActionRequest, requester: Identity) {
-    const assessed = assessAction(policy, request, SKILL_REGISTRY);
-    const { command } = assessed;
-    const { decision, reasons } = await raisedUnderPendingApproval(request.agent_id, assessed);
+    const input = await prepareAction(submitter, request, requester, { id: `act-${randomBytes(8).toString('hex')}`, now: new Date() });
+    const { action, command } = input;
     // Checked again when the command runs (a secret may be deleted meanwhile); here for a fast 422,
     // to admins only: only they may list the vault's names, and a 422 against a 202 would let any
     // key probe them. Below admin, a missing secret fails the action when it runs, after the
@@ -82,58 +86,7 @@ export function createActionService(
         422,
       );
     await assertOpen('action', requester);
-    const now = new Date();
-    const pending = decision.allowed && decision.approvals_required > 0;
-    const expiresAt = pending ? new Date(now.getTime() + config.approvalExpirySeconds * 1000) : now;
-    const action: ActionRecord = {
-      id: `act-${randomBytes(8).toString('hex')}`,
-      action_type: request.action_type,
-      skill_id: request.skill_id,
-      operation: request.operation,
-      agent_id: request.agent_id,
-      parameters: request.parameters,
-      params_hash: actionHash(request),
-      requester,
-      status: !decision.allowed ? 'rejected' : pending ? 'pending' : 'approved',
-      security_level: decision.level,
-      rule: decision.rule,
-      reasons,
-      approvals_required: decision.approvals_required,
-      approvals: [],
-      result: null,
-      error: decision.allowed ? null : `denied by policy rule ${decision.rule}`,
-      created_at: now.toISOString(),
-      expires_at: pending ? expiresAt.toISOString() : null,
-      completed_at: null,
-    };
-    const grant = grants.sign({
-      kind: 'action',
-      action_id: action.id,
-      action_hash: action.params_hash,
-      requester,
-      level: decision.level,
-      approvals_required: decision.approvals_required,
-      expires_at: new Date(expiresAt.getTime() + (command.timeout_ms ?? DEFAULT_ACTION_TIMEOUT_MS) + GRANT_MARGIN_MS).toISOString(),
-    });
-    const input: ActionWorkflowInput = {
-      action,
-      command,
-      grant,
-      expirySeconds: config.approvalExpirySeconds,
-      ...(pending && config.alertWebhooks?.length ? { alertPendingSeconds: config.alertApprovalPendingSeconds } : {}),
-    };
-    const started = await client.workflow.start<typeof actionWorkflow>('actionWorkflow', {
-      workflowId: action.id,
-      taskQueue: CONTROL_TASK_QUEUE,
-      args: [input],
-      typedSearchAttributes: [
-        { key: SearchAttributes.actionId, value: action.id },
-        { key: SearchAttributes.actionStatus, value: action.status },
-        { key: SearchAttributes.securityLevel, value: action.security_level },
-        { key: SearchAttributes.agentId, value: action.agent_id },
-        { key: SearchAttributes.skillId, value: action.skill_id },
-      ],
-    });
+    const started = await client.workflow.start<typeof actionWorkflow>('actionWorkflow', { ...actionStartOptions(action), args: [input] });
     if (request.wait_seconds > 0) {
       // The update answers once the record is final, before the workflow's last audit entry and
       // completion; a worker from before it refuses the update, and its result comes with the end.
@@ -217,32 +170,6 @@ export function createActionService(
       if (outcome.cancelled) cancelled.push(id);
     }
     return cancelled;
-  }
-
-  /**
-   * An approver reads what an action will act on (a script, a config) and approves that; a medium
-   * action that runs at once could change it before the approved one runs. So while an action of
-   * the agent awaits approval, whatever is not low there needs an approval too (the signed level
-   * carries the raise to the workers). Pending actions come from visibility, which may lag a
-   * submission by a moment.
-   */
-  async function raisedUnderPendingApproval(agentId: string, assessed: { decision: PolicyDecision; reasons: string[] }) {
-    const { decision, reasons } = assessed;
-    if (!decision.allowed || decision.level !== 'medium') return assessed;
-    const query = `WorkflowType = 'actionWorkflow' AND ExecutionStatus = 'Running' AND ${SearchAttributes.actionStatus.name} = 'pending' AND ${SearchAttributes.agentId.name} = '${agentId.replaceAll("'", '')}'`;
-    const pending: string[] = [];
-    for await (const info of client.workflow.list({ query, pageSize: 10 })) {
-      pending.push(info.workflowId);
-      if (pending.length >= 3) break;
-    }
-    if (pending.length === 0) return assessed;
-    return {
-      decision: { ...decision, level: 'high' as const, approvals_required: APPROVALS_REQUIRED.high },
-      reasons: [
-        ...reasons,
-        `raised to high: action ${pending.join(', ')} awaits approval in agent ${agentId}, and this could change what it acts on`,
-      ],
-    };
   }
 
   /** Pending actions, from Temporal visibility: they survive restarts of every component. */

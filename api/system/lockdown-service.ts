@@ -112,7 +112,7 @@ export function createLockdownService(client: Client, audit: AuditStore, opts: {
    * Refuses a new agent or action during the lockdown (423), and records the refusal. Fails
    * closed: a lockdown that cannot be read refuses too (503).
    */
-  async function assertOpen(what: 'agent' | 'action', who: Identity): Promise<void> {
+  async function assertOpen(what: 'agent' | 'action' | 'conversation', who: Identity): Promise<void> {
     const lockdown = await state();
     if (!lockdown) return;
     const message = lockdownMessage(lockdown);

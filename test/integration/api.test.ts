@@ -373,6 +373,12 @@ describe('GET /openapi.json and /docs', () => {
         'GET /api/providers',
         'GET /api/providers/{name}/health',
         'GET /api/providers/{name}/models',
+        'POST /api/conversations',
+        'GET /api/conversations/{id}',
+        'POST /api/conversations/{id}/messages',
+        'POST /api/conversations/{id}/cancel',
+        'POST /api/conversations/{id}/end',
+        'POST /api/chat',
       ].sort(),
     );
     expect(doc.security).toEqual([{ apiKey: [] }]);

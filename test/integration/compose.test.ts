@@ -112,7 +112,7 @@ describe('docker-compose.yml', () => {
     expect(worker.TEMPORAL_ADDRESS).toBe('temporal:7233');
     expect(api.TEMPORAL_ADDRESS).toBe('temporal:7233');
     expect(env(services['temporal-ui']).TEMPORAL_ADDRESS).toBe('temporal:7233');
-    expect(worker.WARDEN_WORKER_ROLES).toBe('control,sandbox');
+    expect(worker.WARDEN_WORKER_ROLES).toBe('control,sandbox,model');
     // Every setting is one domain/config.ts reads, and both processes see the same value: the
     // API admits agents with the settings the worker runs them with.
     const configSource = readFileSync(join(PROJECT_ROOT, 'domain/config.ts'), 'utf8');

@@ -30,6 +30,7 @@ it('has recorded histories of every workflow type', () => {
     'agentWorkflow',
     'alertWorkflow',
     'capacityWorkflow',
+    'conversationWorkflow',
     'emergencyStopWorkflow',
     'reaperWorkflow',
   ]);

@@ -29,6 +29,8 @@ import { createDataConverter, loadPayloadCodec } from '../../domain/data-convert
 import { Keyring } from '../../domain/keyring.js';
 import { PayloadEncryptionCodec } from '../../domain/payload-codec.js';
 import { containerName } from '../../sandbox/spec.js';
+import { loadProviderConfigs } from '../../domain/model-providers.js';
+import { ProviderRegistry } from '../../llm/registry.js';
 
 /** This suite run's Docker host id: its containers carry it, so concurrent runs never touch each other's. */
 export const TEST_HOST = inject('testHost');
@@ -105,6 +107,8 @@ export async function startStack(
     poolReconcileMs?: number;
     /** The chat channels' pairings and cards; in memory by default. */
     channelStore?: ChannelStore;
+    /** The key store's file (a worker process reads it: WARDEN_DATA_DIR/warden.db); in memory by default. */
+    keysFile?: string;
   } = {},
 ) {
   quietRuntime(opts.logger);
@@ -113,7 +117,7 @@ export async function startStack(
   const dataConverter = createDataConverter(payloadCodec);
   const connection = await Connection.connect({ address: config.temporalAddress });
   const client = new Client({ connection, dataConverter });
-  const keys = KeyStore.open(':memory:');
+  const keys = KeyStore.open(opts.keysFile ?? ':memory:');
   const auditFile = join(mkdtempSync(join(tmpdir(), 'warden-audit-')), 'audit.db');
   const audit = opts.audit ?? AuditStore.open(auditFile, testAuditOptions(keys));
   const adminKey = keys.create('test admin', 'admin', null).key;
@@ -150,8 +154,11 @@ export async function startStack(
           temporalAddress: config.temporalAddress,
           namespace: 'default',
           dockerHostId: TEST_HOST,
-          roles: ['control', 'sandbox'],
+          roles: ['control', 'sandbox', 'model'],
           payloadCodec,
+          // As a worker process's key directory answers: a key it does not know stands behind nothing.
+          conversations: { isRevoked: (id) => !keys.has(id) || keys.isRevoked(id), approvalExpirySeconds: config.approvalExpirySeconds },
+          providers: new ProviderRegistry({ configs: loadProviderConfigs(config), vault, logger }),
           policy: loadPolicy(SKILLS, config.policyFile),
           audit,
           vault,

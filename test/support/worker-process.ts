@@ -21,7 +21,8 @@ export interface WorkerProcess {
 }
 
 const running: WorkerProcess[] = [];
-const dataDir = mkdtempSync(join(tmpdir(), 'warden-worker-'));
+/** The worker processes' data dir: a test whose worker reads the API's key store opens it here (warden.db). */
+export const workerDataDir = mkdtempSync(join(tmpdir(), 'warden-worker-'));
 
 export function startWorker(env: Record<string, string> = {}): WorkerProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
@@ -30,7 +31,7 @@ export function startWorker(env: Record<string, string> = {}): WorkerProcess {
       ...process.env,
       TEMPORAL_ADDRESS: inject('temporalAddress'),
       WARDEN_DOCKER_HOST_ID: TEST_HOST,
-      WARDEN_DATA_DIR: dataDir,
+      WARDEN_DATA_DIR: workerDataDir,
       WARDEN_LOG_LEVEL: 'info',
       WARDEN_MASTER_KEY: TEST_MASTER_KEY, // the same keys as the test's client and API
       ...env,

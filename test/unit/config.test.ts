@@ -25,7 +25,7 @@ describe('loadConfig', () => {
       apiHost: '127.0.0.1',
       apiPort: 8080,
       logLevel: 'info',
-      workerRoles: ['control', 'sandbox'],
+      workerRoles: ['control', 'sandbox', 'model'],
     });
   });
 
@@ -146,7 +146,7 @@ describe('loadConfig', () => {
     ['control,', ''],
   ])('WARDEN_WORKER_ROLES=%j names the unknown role', (value, role) => {
     expect(() => loadConfig({ WARDEN_WORKER_ROLES: value })).toThrow(
-      `invalid configuration:\n  WARDEN_WORKER_ROLES: unknown role "${role}" (known: control, sandbox)`,
+      `invalid configuration:\n  WARDEN_WORKER_ROLES: unknown role "${role}" (known: control, sandbox, model)`,
     );
   });
 

@@ -1,0 +1,79 @@
+/**
+ * The model call of a conversation, on the model worker: the only worker that reads the providers'
+ * API keys (from the vault, by the secret names the provider configuration gives). It has no
+ * Docker, no audit store and signs nothing; it calls a model only for a conversation whose grant
+ * holds, so starting a workflow at Temporal's port spends no one's tokens. The whole normalised
+ * answer is the activity's result: a replay reads it from history and never calls the model again.
+ */
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { SYSTEM_PROMPT, toolName } from '../domain/conversation.js';
+import { FailureType } from '../domain/failure-types.js';
+import { GrantError, type Grants } from '../domain/grants.js';
+import type { ChatMessage, ToolSpec } from '../domain/llm.js';
+import { ProviderError } from '../llm/errors.js';
+import type { FallbackResponse } from '../llm/fallback.js';
+import type { ProviderRegistry } from '../llm/registry.js';
+import { getSkill, toJsonSchema } from '../skills/index.js';
+import { checkConversationGrant, type ConversationSettings } from './conversation.js';
+
+export interface ModelCallInput {
+  grant: unknown;
+  provider: string;
+  /** The provider's default model when absent. */
+  model?: string;
+  /** The transcript so far, without the system prompt (added here). */
+  messages: ChatMessage[];
+}
+
+/** The tools of a skill: each operation, with its zod schema as JSON Schema. */
+export function toolsOf(skillId: string): ToolSpec[] {
+  const skill = getSkill(skillId);
+  return Object.entries(skill.operations).map(([operation, op]) => ({
+    name: toolName(skill.id, operation),
+    description: op.description,
+    parameters: toJsonSchema(skill.id, operation),
+  }));
+}
+
+export function createModelActivities(deps: { grants: Grants; providers: ProviderRegistry; settings?: ConversationSettings }) {
+  async function callModel(input: ModelCallInput): Promise<FallbackResponse> {
+    const context = Context.current();
+    let skillId: string;
+    try {
+      skillId = checkConversationGrant(deps.grants, input.grant, context.info.workflowExecution?.workflowId ?? '', deps.settings).skill_id;
+    } catch (err) {
+      if (!(err instanceof GrantError)) throw err;
+      throw ApplicationFailure.create({
+        type: FailureType.Unauthorized,
+        message: `no model was called: ${err.message}`,
+        nonRetryable: true,
+      });
+    }
+    if (!deps.providers.get(input.provider)) {
+      throw ApplicationFailure.create({
+        type: 'ProviderMisconfigured',
+        message: `no model provider is named ${input.provider} on this worker; configure it as on the API (WARDEN_PROVIDERS_FILE, WARDEN_LLM_*)`,
+        nonRetryable: true,
+      });
+    }
+    // Heartbeats carry a cancelled turn to the call, and tell Temporal soon when this worker died mid-call.
+    const beating = setInterval(() => context.heartbeat(), 5_000);
+    try {
+      return await deps.providers.chain(input.provider).chat({
+        ...(input.model ? { model: input.model } : {}),
+        messages: [{ role: 'system', content: SYSTEM_PROMPT }, ...input.messages],
+        tools: toolsOf(skillId),
+        signal: context.cancellationSignal,
+      });
+    } catch (err) {
+      if (!(err instanceof ProviderError)) throw err;
+      // The provider layer has retried and failed over already: Temporal retries only what may pass.
+      throw ApplicationFailure.create({ type: `Provider_${err.kind}`, message: err.message, nonRetryable: !err.retryable });
+    } finally {
+      clearInterval(beating);
+    }
+  }
+  return { callModel };
+}
+
+export type ModelActivities = ReturnType<typeof createModelActivities>;

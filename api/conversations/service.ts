@@ -1,0 +1,178 @@
+/**
+ * Conversations: the API starts one per request for an agent and a model, signing a conversation
+ * grant (the agent, its skill, and the caller as the requester of every action the model's tool
+ * calls become) that the workers check; each message the caller sends carries a message grant.
+ * Only the conversation's owner, or an admin, may read it or send to it.
+ */
+import { randomBytes } from 'node:crypto';
+import { QueryNotRegisteredError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import type { Conversation, Turn } from '../../domain/conversation.js';
+import { WardenError } from '../../domain/errors.js';
+import { messageHash, type ConversationClaims, type Grants } from '../../domain/grants.js';
+import { hasRole, type Identity } from '../../domain/roles.js';
+import type { ProviderRegistry } from '../../llm/registry.js';
+import type { conversationWorkflow } from '../../workflows/conversation.js';
+import {
+  cancelTurnSignal,
+  CONTROL_TASK_QUEUE,
+  conversationQuery,
+  endConversationSignal,
+  SearchAttributes,
+  sendMessageUpdate,
+  turnResultUpdate,
+} from '../../workflows/definitions.js';
+import { askWorker, workerUnavailable } from '../deadlines.js';
+import type { AgentService } from '../agents/service.js';
+
+/** A conversation grant holds this long; revoking the key ends its authority sooner. */
+const CONVERSATION_GRANT_MS = 30 * 24 * 3600_000;
+const QUERY_DEADLINE_MS = 5_000;
+/** A message is accepted once the worker has it: a worker that just restarted may first replay the conversation. */
+const UPDATE_DEADLINE_MS = 15_000;
+
+export interface NewConversation {
+  agent_id: string;
+  provider?: string;
+  model?: string;
+  max_steps: number;
+}
+
+/** How many model calls a turn may make unless the conversation says otherwise. */
+export const DEFAULT_MAX_STEPS = 10;
+
+export function createConversationService(
+  client: Client,
+  grants: Grants,
+  providers: ProviderRegistry,
+  agents: AgentService,
+  /** Refuses new conversations and messages during the emergency lockdown (their actions are refused then anyway). */
+  assertOpen: (what: 'conversation', who: Identity) => Promise<void>,
+) {
+  const handle = (id: string) => client.workflow.getHandle<typeof conversationWorkflow>(id);
+  const noWorker = (id: string) => `no worker answered for conversation ${id}; is the Warden worker running?`;
+
+  async function createConversation(request: NewConversation, requester: Identity): Promise<Conversation> {
+    const provider = request.provider ?? providers.list()[0]?.config.name;
+    // A state of the configuration, not a passing failure: 409, as for an agent that cannot take one.
+    if (!provider)
+      throw new WardenError(
+        'no_provider',
+        'no model provider is configured: an admin sets WARDEN_LLM_BASE_URL or WARDEN_PROVIDERS_FILE (see docs/models.md)',
+        409,
+      );
+    if (!providers.get(provider))
+      throw new WardenError('unknown_provider', `no model provider is named ${provider}; GET /api/providers lists them`, 422);
+    await assertOpen('conversation', requester);
+    const agent = await agents.getAgent(request.agent_id);
+    if (agent.status === 'stopped' || agent.status === 'error')
+      throw new WardenError('agent_not_active', `agent ${agent.id} is ${agent.status}; a conversation needs a live agent`, 409);
+    const id = `cnv-${randomBytes(8).toString('hex')}`;
+    const now = new Date();
+    const grant = grants.sign<ConversationClaims>({
+      kind: 'conversation',
+      conversation_id: id,
+      agent_id: agent.id,
+      skill_id: agent.skill_id,
+      requester,
+      issued_at: now.toISOString(),
+      expires_at: new Date(now.getTime() + CONVERSATION_GRANT_MS).toISOString(),
+    });
+    await client.workflow.start<typeof conversationWorkflow>('conversationWorkflow', {
+      workflowId: id,
+      taskQueue: CONTROL_TASK_QUEUE,
+      args: [
+        {
+          grant,
+          agent_id: agent.id,
+          owner: { key_id: requester.key_id, name: requester.name },
+          provider,
+          ...(request.model ? { model: request.model } : {}),
+          max_steps: request.max_steps,
+          created_at: now.toISOString(),
+        },
+      ],
+      typedSearchAttributes: [{ key: SearchAttributes.agentId, value: agent.id }],
+    });
+    return {
+      id,
+      agent_id: agent.id,
+      provider,
+      model: request.model ?? null,
+      owner: { key_id: requester.key_id, name: requester.name },
+      status: 'idle',
+      turns: [],
+      transcript: [],
+      usage: { input_tokens: 0, output_tokens: 0, cached_tokens: 0 },
+      created_at: now.toISOString(),
+    };
+  }
+
+  /** The conversation, to its owner or an admin; anyone else is told it does not exist. */
+  async function getConversation(id: string, who: Identity): Promise<Conversation> {
+    let conversation: Conversation;
+    try {
+      conversation = await askWorker(client, QUERY_DEADLINE_MS, () => handle(id).query(conversationQuery), noWorker(id));
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError || err instanceof QueryNotRegisteredError) throw notFound(id);
+      throw err;
+    }
+    if (conversation?.id !== id || (conversation.owner.key_id !== who.key_id && !hasRole(who.role, 'admin'))) throw notFound(id);
+    return conversation;
+  }
+
+  /**
+   * Starts a turn with the message; with wait_seconds, waits that long for the turn to end. The
+   * answer is the turn as it stands: its reply once the model gave one, and the actions so far.
+   */
+  async function sendMessage(id: string, message: string, sender: Identity, waitSeconds: number): Promise<Turn> {
+    await getConversation(id, sender);
+    await assertOpen('conversation', sender);
+    const grant = grants.sign({
+      kind: 'message',
+      conversation_id: id,
+      message_hash: messageHash(message),
+      sender,
+      issued_at: new Date().toISOString(),
+    });
+    let turn: number;
+    try {
+      ({ turn } = await askWorker(
+        client,
+        UPDATE_DEADLINE_MS,
+        () => handle(id).executeUpdate(sendMessageUpdate, { args: [{ message, grant }] }),
+        noWorker(id),
+      ));
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError)
+        throw new WardenError('conversation_busy', (err.cause as Error | undefined)?.message ?? 'the message was refused', 409);
+      if (err instanceof WorkflowNotFoundError) throw new WardenError('conversation_ended', `conversation ${id} has ended`, 409);
+      throw err;
+    }
+    if (waitSeconds > 0) {
+      const ended = await Promise.race([
+        handle(id).executeUpdate(turnResultUpdate, { args: [{ turn }] }),
+        new Promise<null>((resolve) => setTimeout(() => resolve(null), waitSeconds * 1000)),
+      ]).catch(() => null);
+      if (ended) return ended;
+    }
+    const now = await getConversation(id, sender);
+    return now.turns.find((t) => t.turn === turn)!;
+  }
+
+  /** Cancels the running turn, or ends the conversation. */
+  async function stop(id: string, what: 'cancel' | 'end', who: Identity): Promise<void> {
+    await getConversation(id, who);
+    try {
+      await handle(id).signal(what === 'cancel' ? cancelTurnSignal : endConversationSignal, { by: who.key_id });
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new WardenError('conversation_ended', `conversation ${id} has ended`, 409);
+      throw workerUnavailable(err, noWorker(id));
+    }
+  }
+
+  return { createConversation, getConversation, sendMessage, stop };
+}
+
+export type ConversationService = ReturnType<typeof createConversationService>;
+
+const notFound = (id: string) => new WardenError('not_found', `conversation ${id} not found`, 404);
