@@ -379,6 +379,11 @@ describe('GET /openapi.json and /docs', () => {
         'POST /api/conversations/{id}/cancel',
         'POST /api/conversations/{id}/end',
         'POST /api/chat',
+        'GET /api/channels',
+        'GET /api/channels/pairings',
+        'POST /api/channels/pairings',
+        'POST /api/channels/pairings/{platform_user}/confirm',
+        'DELETE /api/channels/pairings/{platform_user}',
       ].sort(),
     );
     expect(doc.security).toEqual([{ apiKey: [] }]);
