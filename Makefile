@@ -21,6 +21,10 @@ deps: node_modules/.installed
 	@bash scripts/build-image.sh
 	@bash scripts/setup-temporal.sh >/dev/null
 
+# The stores' tests run against PostgreSQL too: a throw-away server each run (test/support/postgres.ts).
+postgres:
+	@bash scripts/setup-postgres.sh >/dev/null
+
 # The browser tests (test/integration/codec-clients.test.ts) drive Debian's chromium through playwright-core.
 browser:
 	@bash scripts/setup-browser.sh >/dev/null
@@ -33,7 +37,7 @@ up: deps
 	npx tsx scripts/up.ts
 
 # WARDEN_TEST_LOG=error: a 500 in any test prints its cause.
-test: deps browser
+test: deps browser postgres
 	npx tsc --noEmit
 	npx prettier --check --log-level warn $(FORMATTED)
 	WARDEN_TEST_LOG=error npx vitest run
@@ -50,4 +54,4 @@ bench: deps
 clean:
 	rm -rf .warden
 
-.PHONY: help deps browser image up test format bench clean
+.PHONY: help deps browser postgres image up test format bench clean

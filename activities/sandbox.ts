@@ -234,8 +234,8 @@ export function createSandboxActivities(docker: Docker, opts: { vault?: Vault } 
    */
   async function execInSandbox(input: ExecInput): Promise<ExecResult> {
     const names = input.secrets ?? [];
-    const secrets = names.length ? resolveSecrets(opts.vault, names) : new Map<string, string>();
-    const redacted = new Map([...secretsToRedact(opts.vault, input.redact_secrets ?? []), ...secrets]);
+    const secrets = names.length ? await resolveSecrets(opts.vault, names) : new Map<string, string>();
+    const redacted = new Map([...(await secretsToRedact(opts.vault, input.redact_secrets ?? [])), ...secrets]);
     const command = names.length ? withSecretsFromStdin(names, input.command) : input.command;
     const stdin = names.length ? secretsStdin(names, secrets) : undefined;
     const executor = await executorOf(input.agentId);

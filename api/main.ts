@@ -6,13 +6,10 @@ import { Client, Connection } from '@temporalio/client';
 import { temporalTls } from '../domain/temporal-tls.js';
 import { loadConfig } from '../domain/config.js';
 import { createLogger } from '../telemetry/logger.js';
-import { join, resolve } from 'node:path';
 import { createApp } from './app.js';
-import { KeyStore } from '../stores/key-store.js';
-import { AuditStore } from '../stores/audit-store.js';
+import { openStores } from '../stores/open-stores.js';
 import { loadPolicy } from '../domain/policy.js';
 import { SKILLS } from '../skills/index.js';
-import { Vault } from '../stores/vault.js';
 import { Keyring } from '../domain/keyring.js';
 import { createDataConverter, loadPayloadCodec } from '../domain/data-converter.js';
 import { clientTracingInterceptors, startTracing } from '../telemetry/tracing.js';
@@ -28,16 +25,6 @@ const client = new Client({
   dataConverter: createDataConverter(payloadCodec),
   ...(tracing ? { interceptors: clientTracingInterceptors() } : {}),
 });
-const keys = KeyStore.open(join(resolve(config.dataDir), 'warden.db'));
-if (config.adminApiKey) {
-  if (keys.ensure('admin (WARDEN_ADMIN_API_KEY)', 'admin', config.adminApiKey))
-    logger.info('admin API key from WARDEN_ADMIN_API_KEY registered');
-} else if (!keys.hasActiveAdmin()) {
-  // Shown once, on the terminal, never in the structured log: only its hash is kept.
-  const admin = keys.create('admin (first start)', 'admin', 'system');
-  process.stderr.write(`\n  Warden admin API key (shown once, store it now): ${admin.key}\n\n`);
-  logger.warn({ key_id: admin.id }, 'created the first admin API key; it was shown once on stderr');
-}
 // The policy is validated once, here: a bad policy file stops the API with the rule and field at fault.
 const policy = loadPolicy(SKILLS, config.policyFile);
 const keyring = Keyring.load({
@@ -46,8 +33,19 @@ const keyring = Keyring.load({
   previousMasterKeys: config.masterKeyPrevious,
   onKeyFileCreated: (path) => logger.warn({ path }, 'created the master key file; back it up: without it the vault cannot be read'),
 });
-const audit = AuditStore.open(join(resolve(config.dataDir), 'audit.db'), { keyring, isKnownKeyId: (id) => keys.has(id) });
-const vault = Vault.open(join(resolve(config.dataDir), 'vault.db'), keyring);
+const stores = await openStores(config, keyring, { keys: true, audit: true, vault: true });
+const keys = stores.keys!;
+const audit = stores.audit!;
+const vault = stores.vault!;
+if (config.adminApiKey) {
+  if (await keys.ensure('admin (WARDEN_ADMIN_API_KEY)', 'admin', config.adminApiKey))
+    logger.info('admin API key from WARDEN_ADMIN_API_KEY registered');
+} else if (!(await keys.hasActiveAdmin())) {
+  // Shown once, on the terminal, never in the structured log: only its hash is kept.
+  const admin = await keys.create('admin (first start)', 'admin', 'system');
+  process.stderr.write(`\n  Warden admin API key (shown once, store it now): ${admin.key}\n\n`);
+  logger.warn({ key_id: admin.id }, 'created the first admin API key; it was shown once on stderr');
+}
 const app = createApp({ client, docker: new Docker(), config, logger, keys, audit, policy, vault, payloadCodec });
 
 const server = serve({ fetch: app.fetch, hostname: config.apiHost, port: config.apiPort }, (info) =>
@@ -64,9 +62,7 @@ const shutdown = (signal: string) => {
   logger.info({ signal, grace_seconds: config.apiShutdownGraceSeconds }, 'API shutting down: no new connections; open requests may finish');
   server.close(
     () =>
-      void Promise.allSettled([connection.close(), tracing?.shutdown()]).finally(
-        () => (keys.close(), audit.close(), vault.close(), process.exit(0)),
-      ),
+      void Promise.allSettled([connection.close(), tracing?.shutdown()]).finally(() => void stores.close().finally(() => process.exit(0))),
   );
   const http = server as Server;
   // Idle keep-alive connections would hold close() open: close each as it becomes idle.

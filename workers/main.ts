@@ -6,12 +6,9 @@
 import { Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import { loadConfig } from '../domain/config.js';
 import { createLogger } from '../telemetry/logger.js';
-import { join, resolve } from 'node:path';
-import { AuditStore } from '../stores/audit-store.js';
 import { createWorkers } from './create-workers.js';
-import { Vault } from '../stores/vault.js';
 import { Keyring } from '../domain/keyring.js';
-import { KeyIdDirectory } from '../stores/key-store.js';
+import { openStores } from '../stores/open-stores.js';
 import { createDataConverter, loadPayloadCodec } from '../domain/data-converter.js';
 import { Client, Connection } from '@temporalio/client';
 import { temporalTls } from '../domain/temporal-tls.js';
@@ -87,11 +84,8 @@ try {
     onKeyFileCreated: (path) => log.warn({ path }, 'created the master key file; back it up: without it the vault cannot be read'),
   });
   // The API owns the key store; the audit store only asks it which key ids exist, to verify actors.
-  const keyIds = new KeyIdDirectory(join(resolve(config.dataDir), 'warden.db'));
-  const audit = roles.includes('control')
-    ? AuditStore.open(join(resolve(config.dataDir), 'audit.db'), { keyring, isKnownKeyId: (id) => keyIds.has(id) })
-    : undefined;
-  const vault = roles.includes('sandbox') ? Vault.open(join(resolve(config.dataDir), 'vault.db'), keyring) : undefined;
+  const stores = await openStores(config, keyring, { audit: roles.includes('control'), vault: roles.includes('sandbox') });
+  const { audit, vault } = stores;
   const workers = await createWorkers({
     audit,
     vault,
@@ -132,9 +126,7 @@ try {
       : undefined;
   await Promise.all([workers.run(), schedule]);
   await tracing?.shutdown();
-  audit?.close();
-  keyIds.close();
-  vault?.close();
+  await stores.close();
   log.info('worker stopped');
 } catch (err) {
   log.fatal({ err }, 'worker failed');

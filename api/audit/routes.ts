@@ -27,7 +27,7 @@ export function auditRouter(audit: AuditStore) {
       },
       responses: { 200: json(z.object({ entries: z.array(AuditEntrySchema) }), 'Entries'), ...errorResponses(400, 401) },
     }),
-    (c) => c.json({ entries: audit.list(c.req.valid('query')) }, 200),
+    async (c) => c.json({ entries: await audit.list(c.req.valid('query')) }, 200),
   );
 
   app.openapi(
@@ -50,12 +50,12 @@ export function auditRouter(audit: AuditStore) {
         ...errorResponses(401),
       },
     }),
-    (c) => c.json(audit.verify(), 200),
+    async (c) => c.json(await audit.verify(), 200),
   );
 
-  app.get('/export', (c) => {
+  app.get('/export', async (c) => {
     const lines: string[] = [];
-    audit.exportJsonl((line) => lines.push(line));
+    await audit.exportJsonl((line) => lines.push(line));
     return c.body(lines.length ? `${lines.join('\n')}\n` : '', 200, { 'content-type': 'application/x-ndjson' });
   });
   return app;

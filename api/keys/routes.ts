@@ -66,10 +66,10 @@ export function keysRouter(keys: KeyStore, audit: AuditStore, onRevoked: OnRevok
       },
       responses: { 201: json(KeyInfoSchema.extend({ key: z.string() }), 'The new key'), ...errorResponses(400, 401, 403) },
     }),
-    (c) => {
+    async (c) => {
       const { name, role, person } = c.req.valid('json');
-      const created = keys.create(name, role, c.get('identity').key_id, { person });
-      audit.append({
+      const created = await keys.create(name, role, c.get('identity').key_id, { person });
+      await audit.append({
         key: `key:${created.id}:created`,
         kind: 'key.created',
         actor: c.get('identity').key_id,
@@ -87,14 +87,19 @@ export function keysRouter(keys: KeyStore, audit: AuditStore, onRevoked: OnRevok
       request: { params: KeyIdSchema },
       responses: { 200: json(KeyInfoSchema, 'The confirmed key'), ...errorResponses(400, 401, 403, 404, 409) },
     }),
-    (c) => {
+    async (c) => {
       const { id } = c.req.valid('param');
       const by = c.get('identity');
-      if (!keys.get(id)) throw new WardenError('not_found', `no API key ${id}`, 404);
-      const problem = keys.confirm(id, by);
+      if (!(await keys.get(id))) throw new WardenError('not_found', `no API key ${id}`, 404);
+      const problem = await keys.confirm(id, by);
       if (problem) throw new WardenError('confirmation_refused', problem, 409);
-      const confirmed = keys.get(id)!;
-      audit.append({ key: `key:${id}:confirmed`, kind: 'key.confirmed', actor: by.key_id, details: { id, person: confirmed.person } });
+      const confirmed = (await keys.get(id))!;
+      await audit.append({
+        key: `key:${id}:confirmed`,
+        kind: 'key.confirmed',
+        actor: by.key_id,
+        details: { id, person: confirmed.person },
+      });
       return c.json(confirmed, 200);
     },
   );
@@ -106,7 +111,7 @@ export function keysRouter(keys: KeyStore, audit: AuditStore, onRevoked: OnRevok
       summary: 'List API keys (never their secrets)',
       responses: { 200: json(z.object({ keys: z.array(KeyInfoSchema) }), 'Keys'), ...errorResponses(401, 403) },
     }),
-    (c) => c.json({ keys: keys.list() }, 200),
+    async (c) => c.json({ keys: await keys.list() }, 200),
   );
 
   app.openapi(
@@ -126,10 +131,15 @@ export function keysRouter(keys: KeyStore, audit: AuditStore, onRevoked: OnRevok
       },
     }),
     async (c) => {
-      const revoked = keys.revoke(c.req.valid('param').id);
+      const revoked = await keys.revoke(c.req.valid('param').id);
       if (!revoked) throw new WardenError('not_found', `no API key ${c.req.valid('param').id}`, 404);
       const by = c.get('identity').key_id;
-      audit.append({ key: `key:${revoked.id}:revoked`, kind: 'key.revoked', actor: by, details: { id: revoked.id, name: revoked.name } });
+      await audit.append({
+        key: `key:${revoked.id}:revoked`,
+        kind: 'key.revoked',
+        actor: by,
+        details: { id: revoked.id, name: revoked.name },
+      });
       return c.json({ ...revoked, cancelled_actions: await onRevoked(revoked.id, by) }, 200);
     },
   );

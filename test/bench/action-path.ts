@@ -124,7 +124,7 @@ async function main(): Promise<void> {
     rateLimits: 'off',
     requireSandbox: false,
   });
-  const { key } = keys.create('bench', 'admin', null);
+  const { key } = await keys.create('bench', 'admin', null);
   const app = createApp({
     client,
     docker,

@@ -109,7 +109,7 @@ export async function startStack(
   const keys = KeyStore.open(':memory:');
   const auditFile = join(mkdtempSync(join(tmpdir(), 'warden-audit-')), 'audit.db');
   const audit = opts.audit ?? AuditStore.open(auditFile, testAuditOptions(keys));
-  const adminKey = keys.create('test admin', 'admin', null).key;
+  const adminKey = (await keys.create('test admin', 'admin', null)).key;
   const vault = opts.vault ?? openVault({ dataDir: mkdtempSync(join(tmpdir(), 'warden-vault-')) });
   const logger = opts.logger ?? pino({ level: process.env.WARDEN_TEST_LOG ?? 'silent' });
   const realApp = createApp({
@@ -131,7 +131,7 @@ export async function startStack(
       return realApp.request(path, { ...init, headers });
     },
   };
-  const keyFor = (role: Role) => keys.create(`test ${role}`, role, null).key;
+  const keyFor = async (role: Role) => (await keys.create(`test ${role}`, role, null)).key;
   const workers =
     opts.workers === false
       ? undefined
@@ -181,9 +181,9 @@ export async function startStack(
       workers?.shutdown();
       await running;
       await connection.close();
-      keys.close();
-      if (!opts.audit) audit.close();
-      if (!opts.vault) vault.close();
+      await keys.close();
+      if (!opts.audit) await audit.close();
+      if (!opts.vault) await vault.close();
     },
   };
 }
