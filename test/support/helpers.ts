@@ -23,6 +23,7 @@ import { createWorkers } from '../../workers/create-workers.js';
 import { ensureReaperSchedule } from '../../workers/reaper-schedule.js';
 import { temporalCli } from '../../scripts/dev-server.js';
 import { openVault, type Vault } from '../../stores/vault.js';
+import { openStores } from '../../stores/open-stores.js';
 import { createDataConverter, loadPayloadCodec } from '../../domain/data-converter.js';
 import { Keyring } from '../../domain/keyring.js';
 import { PayloadEncryptionCodec } from '../../domain/payload-codec.js';
@@ -106,11 +107,15 @@ export async function startStack(
   const dataConverter = createDataConverter(payloadCodec);
   const connection = await Connection.connect({ address: config.temporalAddress });
   const client = new Client({ connection, dataConverter });
-  const keys = KeyStore.open(':memory:');
+  // With config.databaseUrl, the API's stores are in that PostgreSQL database, as api/main.ts opens them.
+  const shared = config.databaseUrl
+    ? await openStores(config, Keyring.load({ masterKey: TEST_MASTER_KEY, dataDir: tmpdir() }), { keys: true, audit: true, vault: true })
+    : undefined;
+  const keys = shared?.keys ?? KeyStore.open(':memory:');
   const auditFile = join(mkdtempSync(join(tmpdir(), 'warden-audit-')), 'audit.db');
-  const audit = opts.audit ?? AuditStore.open(auditFile, testAuditOptions(keys));
+  const audit = opts.audit ?? shared?.audit ?? AuditStore.open(auditFile, testAuditOptions(keys));
   const adminKey = (await keys.create('test admin', 'admin', null)).key;
-  const vault = opts.vault ?? openVault({ dataDir: mkdtempSync(join(tmpdir(), 'warden-vault-')) });
+  const vault = opts.vault ?? shared?.vault ?? openVault({ dataDir: mkdtempSync(join(tmpdir(), 'warden-vault-')) });
   const logger = opts.logger ?? pino({ level: process.env.WARDEN_TEST_LOG ?? 'silent' });
   const realApp = createApp({
     client,
@@ -171,8 +176,8 @@ export async function startStack(
     keys,
     keyFor,
     audit,
-    /** The audit store's file, when the stack opened it (no `audit` given). */
-    auditFile: opts.audit ? undefined : auditFile,
+    /** The audit store's file, when the stack opened it in SQLite (no `audit` given). */
+    auditFile: opts.audit || shared ? undefined : auditFile,
     vault,
     api,
     reaperSchedule,
@@ -181,6 +186,7 @@ export async function startStack(
       workers?.shutdown();
       await running;
       await connection.close();
+      if (shared) return shared.close();
       await keys.close();
       if (!opts.audit) await audit.close();
       if (!opts.vault) await vault.close();
