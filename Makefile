@@ -21,6 +21,10 @@ deps: node_modules/.installed
 	@bash scripts/build-image.sh
 	@bash scripts/setup-temporal.sh >/dev/null
 
+# The stores' tests run against PostgreSQL too: a throw-away server each run (test/support/postgres.ts).
+postgres:
+	@bash scripts/setup-postgres.sh >/dev/null
+
 # The browser tests (test/integration/codec-clients.test.ts) drive Debian's chromium through playwright-core.
 browser:
 	@bash scripts/setup-browser.sh >/dev/null
@@ -36,7 +40,7 @@ up: deps
 GO := $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 
 # WARDEN_TEST_LOG=error: a 500 in any test prints its cause.
-test: deps browser
+test: deps browser postgres
 	npx tsc --noEmit
 	npx prettier --check --log-level warn $(FORMATTED)
 	cd sandbox-image/executor && $(GO) test ./...
@@ -54,4 +58,4 @@ bench: deps
 clean:
 	rm -rf .warden
 
-.PHONY: help deps browser image up test format bench clean
+.PHONY: help deps browser postgres image up test format bench clean

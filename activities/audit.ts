@@ -21,7 +21,7 @@ export interface AuditReceipt {
 export function createAuditActivities(store: AuditStore) {
   async function recordAudit(input: RecordAuditInput): Promise<AuditReceipt> {
     try {
-      const entry = store.append(input);
+      const entry = await store.append(input);
       return { seq: entry.seq, hash: entry.hash };
     } catch (err) {
       // A malformed entry stays malformed however often it is retried.

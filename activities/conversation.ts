@@ -20,7 +20,7 @@ import { getSkill, SKILL_REGISTRY } from '../skills/index.js';
 /** What a worker needs to act for conversations; a worker without it refuses every conversation (fail closed). */
 export interface ConversationSettings {
   /** Whether an API key was revoked (the API's key store, read-only). */
-  isRevoked: (keyId: string) => boolean;
+  isRevoked: (keyId: string) => Promise<boolean>;
   /** As the API's: how long the actions tool calls become wait for approval. */
   approvalExpirySeconds: number;
   /** As the API's: when an action awaiting approval raises an alert (alerts configured). */
@@ -28,19 +28,19 @@ export interface ConversationSettings {
 }
 
 /** The claims of the conversation grant, checked for this workflow now; throws a GrantError. */
-export function checkConversationGrant(
+export async function checkConversationGrant(
   grants: Grants,
   grant: unknown,
   workflowId: string,
   settings: ConversationSettings | undefined,
   now = Date.now(),
-): ConversationClaims {
+): Promise<ConversationClaims> {
   const claims = grants.verify(grant, 'conversation');
   if (claims.conversation_id !== workflowId)
     throw new GrantError(`the grant is for conversation ${claims.conversation_id}, not for this workflow (${workflowId})`);
   if (now > Date.parse(claims.expires_at)) throw new GrantError(`the conversation's grant expired at ${claims.expires_at}`);
   if (!settings) throw new GrantError('this worker cannot tell revoked keys: it does not act for conversations');
-  if (settings.isRevoked(claims.requester.key_id))
+  if (await settings.isRevoked(claims.requester.key_id))
     throw new GrantError(`the key that started this conversation (${claims.requester.key_id}) was revoked`);
   return claims;
 }
@@ -76,7 +76,7 @@ export function createConversationActivities(deps: { client: Client; grants: Gra
     const workflowId = Context.current().info.workflowExecution?.workflowId ?? '';
     let claims: ConversationClaims;
     try {
-      claims = checkConversationGrant(deps.grants, input.grant, workflowId, settings);
+      claims = await checkConversationGrant(deps.grants, input.grant, workflowId, settings);
       const message = deps.grants.verify(input.message?.grant, 'message');
       if (message.conversation_id !== workflowId || message.message_hash !== messageHash(String(input.message.text)))
         throw new GrantError('the turn carries no message the API passed on to this conversation');

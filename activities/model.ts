@@ -40,7 +40,8 @@ export function createModelActivities(deps: { grants: Grants; providers: Provide
     const context = Context.current();
     let skillId: string;
     try {
-      skillId = checkConversationGrant(deps.grants, input.grant, context.info.workflowExecution?.workflowId ?? '', deps.settings).skill_id;
+      skillId = (await checkConversationGrant(deps.grants, input.grant, context.info.workflowExecution?.workflowId ?? '', deps.settings))
+        .skill_id;
     } catch (err) {
       if (!(err instanceof GrantError)) throw err;
       throw ApplicationFailure.create({

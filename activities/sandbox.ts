@@ -283,8 +283,8 @@ export function createSandboxActivities(
    */
   async function execInSandbox(input: ExecInput, journaled?: JournaledAction): Promise<ExecResult> {
     const names = input.secrets ?? [];
-    const secrets = names.length ? resolveSecrets(opts.vault, names) : new Map<string, string>();
-    const redacted = new Map([...secretsToRedact(opts.vault, input.redact_secrets ?? []), ...secrets]);
+    const secrets = names.length ? await resolveSecrets(opts.vault, names) : new Map<string, string>();
+    const redacted = new Map([...(await secretsToRedact(opts.vault, input.redact_secrets ?? [])), ...secrets]);
     const executor = await executorOf(input.agentId);
     const stdin = names.length ? secretsStdin(names, secrets) : undefined;
     const commandRun = (argv: string[], run: CommandRun['run']): CommandRun => ({

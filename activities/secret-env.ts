@@ -44,7 +44,7 @@ export function secretsStdin(names: readonly string[], values: ReadonlyMap<strin
 }
 
 /** The values of the named secrets, or a non-retryable failure naming what is wrong (never a value). */
-export function resolveSecrets(vault: Vault | undefined, names: readonly string[]): Map<string, string> {
+export async function resolveSecrets(vault: Vault | undefined, names: readonly string[]): Promise<Map<string, string>> {
   if (!vault) {
     throw ApplicationFailure.create({
       type: FailureType.VaultUnavailable,
@@ -53,7 +53,7 @@ export function resolveSecrets(vault: Vault | undefined, names: readonly string[
     });
   }
   try {
-    return vault.reveal(names);
+    return await vault.reveal(names);
   } catch (err) {
     if (!(err instanceof VaultError)) throw err;
     throw ApplicationFailure.create({
@@ -68,10 +68,11 @@ export function resolveSecrets(vault: Vault | undefined, names: readonly string[
  * The values of the secrets an agent used earlier, to redact from its output. Best effort: a secret
  * deleted since (or a worker without a vault) has no value to redact, and must not fail the command.
  */
-export function secretsToRedact(vault: Vault | undefined, names: readonly string[]): Map<string, string> {
-  const known = vault ? names.filter((name) => vault.has(name)) : [];
+export async function secretsToRedact(vault: Vault | undefined, names: readonly string[]): Promise<Map<string, string>> {
+  const stored = vault ? await Promise.all(names.map((name) => vault.has(name))) : [];
+  const known = names.filter((_, i) => stored[i]);
   try {
-    return known.length ? vault!.reveal(known) : new Map();
+    return known.length ? await vault!.reveal(known) : new Map();
   } catch (err) {
     if (err instanceof VaultError && err.code === 'secret_not_found') return new Map(); // deleted meanwhile
     throw err;

@@ -1,18 +1,16 @@
 /** The API process: the Hono app on WARDEN_API_HOST:WARDEN_API_PORT (127.0.0.1:8080 by default). */
 import { serve } from '@hono/node-server';
 import type { Server } from 'node:http';
+import { join, resolve } from 'node:path';
 import Docker from 'dockerode';
 import { Client, Connection } from '@temporalio/client';
 import { temporalTls } from '../domain/temporal-tls.js';
 import { loadConfig } from '../domain/config.js';
 import { createLogger } from '../telemetry/logger.js';
-import { join, resolve } from 'node:path';
 import { createApp } from './app.js';
-import { KeyStore } from '../stores/key-store.js';
-import { AuditStore } from '../stores/audit-store.js';
+import { openStores } from '../stores/open-stores.js';
 import { loadPolicy } from '../domain/policy.js';
 import { SKILLS } from '../skills/index.js';
-import { Vault } from '../stores/vault.js';
 import { ChannelStore } from '../stores/channel-store.js';
 import { Keyring } from '../domain/keyring.js';
 import { createDataConverter, loadPayloadCodec } from '../domain/data-converter.js';
@@ -29,16 +27,6 @@ const client = new Client({
   dataConverter: createDataConverter(payloadCodec),
   ...(tracing ? { interceptors: clientTracingInterceptors() } : {}),
 });
-const keys = KeyStore.open(join(resolve(config.dataDir), 'warden.db'));
-if (config.adminApiKey) {
-  if (keys.ensure('admin (WARDEN_ADMIN_API_KEY)', 'admin', config.adminApiKey))
-    logger.info('admin API key from WARDEN_ADMIN_API_KEY registered');
-} else if (!keys.hasActiveAdmin()) {
-  // Shown once, on the terminal, never in the structured log: only its hash is kept.
-  const admin = keys.create('admin (first start)', 'admin', 'system');
-  process.stderr.write(`\n  Warden admin API key (shown once, store it now): ${admin.key}\n\n`);
-  logger.warn({ key_id: admin.id }, 'created the first admin API key; it was shown once on stderr');
-}
 // The policy is validated once, here: a bad policy file stops the API with the rule and field at fault.
 const policy = loadPolicy(SKILLS, config.policyFile);
 const keyring = Keyring.load({
@@ -47,8 +35,20 @@ const keyring = Keyring.load({
   previousMasterKeys: config.masterKeyPrevious,
   onKeyFileCreated: (path) => logger.warn({ path }, 'created the master key file; back it up: without it the vault cannot be read'),
 });
-const audit = AuditStore.open(join(resolve(config.dataDir), 'audit.db'), { keyring, isKnownKeyId: (id) => keys.has(id) });
-const vault = Vault.open(join(resolve(config.dataDir), 'vault.db'), keyring);
+const stores = await openStores(config, keyring, { keys: true, audit: true, vault: true });
+const keys = stores.keys!;
+const audit = stores.audit!;
+const vault = stores.vault!;
+if (config.adminApiKey) {
+  if (await keys.ensure('admin (WARDEN_ADMIN_API_KEY)', 'admin', config.adminApiKey))
+    logger.info('admin API key from WARDEN_ADMIN_API_KEY registered');
+} else if (!(await keys.hasActiveAdmin())) {
+  // Shown once, on the terminal, never in the structured log: only its hash is kept.
+  const admin = await keys.create('admin (first start)', 'admin', 'system');
+  process.stderr.write(`\n  Warden admin API key (shown once, store it now): ${admin.key}\n\n`);
+  logger.warn({ key_id: admin.id }, 'created the first admin API key; it was shown once on stderr');
+}
+// The chat channels' pairings and cards stay on this host's disk (one API process serves the channels).
 const channelStore = ChannelStore.open(join(resolve(config.dataDir), 'channels.db'));
 const app = createApp({ client, docker: new Docker(), config, logger, keys, audit, policy, vault, payloadCodec, channelStore });
 
@@ -67,7 +67,7 @@ const shutdown = (signal: string) => {
   server.close(
     () =>
       void Promise.allSettled([app.channels.stop(), connection.close(), tracing?.shutdown()]).finally(
-        () => (keys.close(), audit.close(), vault.close(), channelStore.close(), process.exit(0)),
+        () => void stores.close().finally(() => (channelStore.close(), process.exit(0))),
       ),
   );
   const http = server as Server;

@@ -34,7 +34,7 @@ export interface ChannelServiceOptions {
   adapters: Array<{ adapter: ChannelAdapter; limits: CardLimits }>;
   store: ChannelStore;
   /** The identity behind a key id while the key is not revoked. */
-  identityOf: (keyId: string) => Identity | null;
+  identityOf: (keyId: string) => Promise<Identity | null>;
   actions: Pick<ActionService, 'pendingActions' | 'getAction' | 'decideAction'>;
   logger: Pick<Logger, 'info' | 'warn'>;
   pollMs: number;
@@ -161,7 +161,7 @@ export function createChannelService(options: ChannelServiceOptions) {
     touched(channel);
     const choice = parseButtonData(click.data);
     const keyId = store.pairedKey(click.platform_user);
-    const identity = keyId ? options.identityOf(keyId) : null;
+    const identity = keyId ? await options.identityOf(keyId) : null;
     if (!identity) {
       // A stranger, a revoked pairing or a revoked key: acknowledged without a word.
       await click.ignore();

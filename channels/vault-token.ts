@@ -2,6 +2,6 @@
 import type { Vault } from '../stores/vault.js';
 
 export const vaultToken =
-  (vault: Vault | undefined, secret: string): (() => string | undefined) =>
-  () =>
-    vault?.has(secret) ? vault.reveal([secret]).get(secret) : undefined;
+  (vault: Vault | undefined, secret: string): (() => Promise<string | undefined>) =>
+  async () =>
+    vault && (await vault.has(secret)) ? (await vault.reveal([secret])).get(secret) : undefined;

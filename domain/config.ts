@@ -231,6 +231,13 @@ export const ConfigSchema = z
       .describe(
         "Warden's data directory: the audit log, the vault, the API keys, the master key file, and `make up`'s Temporal dev server database (`temporal.db`). The API and the workers of one host share it.",
       ),
+    databaseUrl: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'a postgres:// or postgresql:// URL')
+      .optional()
+      .describe(
+        'PostgreSQL for the audit log, the API keys and the vault (`postgres://user:password@host:5432/warden`; `?sslmode=verify-full` for TLS), shared by the API and every worker on every host; each process migrates it at start-up. Unset: SQLite files in the data dir, which every process must share. See [Shared stores on PostgreSQL](deployment.md#shared-stores-on-postgresql).',
+      ),
     devServerPort: z.coerce
       .number()
       .int()
@@ -532,6 +539,7 @@ export const CONFIG_ENV: Record<keyof Config, string> = {
   apiHost: 'WARDEN_API_HOST',
   apiPort: 'WARDEN_API_PORT',
   dataDir: 'WARDEN_DATA_DIR',
+  databaseUrl: 'WARDEN_DATABASE_URL',
   devServerPort: 'WARDEN_TEMPORAL_PORT',
   devServerUiPort: 'WARDEN_TEMPORAL_UI_PORT',
   approvalExpirySeconds: 'WARDEN_APPROVAL_EXPIRY_SECONDS',

@@ -149,7 +149,7 @@ export class AnthropicProvider implements ModelProvider {
   }
 
   async chat(request: ChatRequest): Promise<ChatResponse> {
-    const apiKey = this.opts.apiKey();
+    const apiKey = await this.opts.apiKey();
     const { system, messages } = toAnthropicMessages(request.messages);
     const params = {
       model: request.model ?? this.defaultModel,
@@ -181,7 +181,7 @@ export class AnthropicProvider implements ModelProvider {
   }
 
   async listModels(signal?: AbortSignal): Promise<ModelInfo[]> {
-    const apiKey = this.opts.apiKey();
+    const apiKey = await this.opts.apiKey();
     return withRetry(
       { provider: this.name, policy: this.opts.retry ?? DEFAULT_RETRY_POLICY, logger: this.opts.logger, signal, apiKey },
       async () => {

@@ -10,13 +10,13 @@ export async function measureHealth(
   provider: string,
   signal: AbortSignal | undefined,
   roundTrip: (apiKey: string | undefined) => Promise<void>,
-  readKey: () => string | undefined,
+  readKey: () => string | undefined | Promise<string | undefined>,
 ): Promise<ProviderHealth> {
   const started = performance.now();
   const checked_at = new Date().toISOString();
   let apiKey: string | undefined;
   try {
-    apiKey = readKey();
+    apiKey = await readKey();
     await roundTrip(apiKey);
     return { status: 'up', latency_ms: Math.round(performance.now() - started), checked_at };
   } catch (err) {

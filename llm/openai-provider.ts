@@ -28,7 +28,8 @@ import { HEALTH_TIMEOUT_MS, measureHealth } from './health.js';
 export interface ProviderOptions {
   config: ProviderConfig;
   /** Reads the API key from the vault, at each call; undefined when the provider has none. */
-  apiKey: () => string | undefined;
+  /** Read at each call: the vault's value may change, and a remote vault answers asynchronously. */
+  apiKey: () => string | undefined | Promise<string | undefined>;
   logger: Logger;
   retry?: RetryPolicy;
   /** One attempt's limit. */
@@ -140,7 +141,7 @@ export class OpenAIProvider implements ModelProvider {
   }
 
   async chat(request: ChatRequest): Promise<ChatResponse> {
-    const apiKey = this.opts.apiKey();
+    const apiKey = await this.opts.apiKey();
     const params: ChatCompletionCreateParamsBase = {
       model: request.model ?? this.defaultModel,
       messages: toOpenAIMessages(request.messages),
@@ -174,7 +175,7 @@ export class OpenAIProvider implements ModelProvider {
   }
 
   async listModels(signal?: AbortSignal): Promise<ModelInfo[]> {
-    const apiKey = this.opts.apiKey();
+    const apiKey = await this.opts.apiKey();
     return withRetry(
       { provider: this.name, policy: this.opts.retry ?? DEFAULT_RETRY_POLICY, logger: this.opts.logger, signal, apiKey },
       async () => {

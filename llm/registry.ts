@@ -62,10 +62,10 @@ export class ProviderRegistry {
   }
 }
 
-function keyReader(config: ProviderConfig, vault: Vault | undefined): () => string | undefined {
+function keyReader(config: ProviderConfig, vault: Vault | undefined): () => Promise<string | undefined> {
   const secret = config.api_key_secret;
-  if (!secret) return () => undefined;
-  return () => {
+  if (!secret) return async () => undefined;
+  return async () => {
     if (!vault)
       throw new ProviderError(
         config.name,
@@ -73,7 +73,7 @@ function keyReader(config: ProviderConfig, vault: Vault | undefined): () => stri
         `provider ${config.name}: its API key is in the vault secret ${secret}, and this process has no vault open`,
       );
     try {
-      return vault.reveal([secret]).get(secret);
+      return (await vault.reveal([secret])).get(secret);
     } catch (err) {
       if (err instanceof VaultError && err.code === 'secret_not_found') {
         throw new ProviderError(

@@ -3,9 +3,7 @@
  * Where there is no second admin yet, the host is the other person: whoever can read the data
  * dir (and so the master key) is trusted with this anyway. The confirmation is on the audit log.
  */
-import { join, resolve } from 'node:path';
-import { AuditStore } from '../stores/audit-store.js';
-import { KeyStore } from '../stores/key-store.js';
+import { openStores } from '../stores/open-stores.js';
 import { loadConfig } from '../domain/config.js';
 import { Keyring } from '../domain/keyring.js';
 
@@ -15,13 +13,16 @@ if (!id || !/^key_[0-9a-f]{12}$/.test(id)) {
   process.exit(2);
 }
 const config = loadConfig();
-const keys = KeyStore.open(join(resolve(config.dataDir), 'warden.db'));
-const problem = keys.confirm(id, 'host');
+const keyring = Keyring.load({ dataDir: config.dataDir, masterKey: config.masterKey, previousMasterKeys: config.masterKeyPrevious });
+const stores = await openStores(config, keyring, { keys: true, audit: true });
+const keys = stores.keys!;
+const problem = await keys.confirm(id, 'host');
 if (problem) {
   process.stderr.write(`${problem}\n`);
+  await stores.close();
   process.exit(1);
 }
-const keyring = Keyring.load({ dataDir: config.dataDir, masterKey: config.masterKey, previousMasterKeys: config.masterKeyPrevious });
-const audit = AuditStore.open(join(resolve(config.dataDir), 'audit.db'), { keyring, isKnownKeyId: (known) => keys.has(known) });
-audit.append({ key: `key:${id}:confirmed`, kind: 'key.confirmed', actor: 'host', details: { id, person: keys.get(id)!.person } });
-process.stdout.write(`${id} now counts as ${keys.get(id)!.counts_as}\n`);
+const confirmed = (await keys.get(id))!;
+await stores.audit!.append({ key: `key:${id}:confirmed`, kind: 'key.confirmed', actor: 'host', details: { id, person: confirmed.person } });
+process.stdout.write(`${id} now counts as ${confirmed.counts_as}\n`);
+await stores.close();

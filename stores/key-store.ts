@@ -1,5 +1,6 @@
 /**
- * API keys, stored hashed in SQLite under the data dir. A key is `wk_` + 32 random bytes
+ * API keys, stored hashed: in SQLite under the data dir, or in PostgreSQL
+ * (stores/postgres/key-store.ts). A key is `wk_` + 32 random bytes
  * (base64url); only its SHA-256 is kept (a random 256-bit secret needs no slow hash), looked up
  * by that hash and compared in constant time. A key is shown once, when it is created.
  */
@@ -27,15 +28,173 @@ const HOST = 'host';
 /** Who made a key when no API key did: the first start, WARDEN_ADMIN_API_KEY, the host's scripts. */
 const madeOnTheHost = (createdBy: string | null) => createdBy === null || !createdBy.startsWith('key_');
 
-type KeyRow = Omit<ApiKeyInfo, 'person' | 'counts_as'> & { person: string | null };
-const COLUMNS = 'id, name, role, person, created_at, created_by, confirmed_by, revoked_at';
-
 const digest = (key: string) => createHash('sha256').update(key, 'utf8').digest();
 
-export class KeyStore {
-  private constructor(private readonly db: Database.Database) {}
+/** A key's row as both back ends store it. */
+export type KeyRow = Omit<ApiKeyInfo, 'person' | 'counts_as'> & { person: string | null };
+export const KEY_COLUMNS = ['id', 'name', 'role', 'person', 'created_at', 'created_by', 'confirmed_by', 'revoked_at'] as const;
 
+/** What a back end reads and writes; the rules (who a key counts as, who may confirm it) are the contract's. */
+export interface KeyTables {
+  row(id: string): Promise<KeyRow | undefined>;
+  /** The key whose secret has this SHA-256, with the stored hash. */
+  byHash(hash: Buffer): Promise<(KeyRow & { hash: Buffer }) | undefined>;
+  insert(row: KeyRow & { hash: Buffer }): Promise<void>;
+  setConfirmedBy(id: string, by: string): Promise<void>;
+  /** Sets revoked_at unless it is set already. */
+  revoke(id: string, at: string): Promise<void>;
+  /** Every key, oldest first. */
+  all(): Promise<KeyRow[]>;
+  hasActiveAdmin(): Promise<boolean>;
+}
+
+/** API keys' contract, whichever database holds them. */
+export abstract class KeyStore {
+  protected constructor(private readonly tables: KeyTables) {}
+
+  /** Opens (and creates) the keys in a SQLite file; ':memory:' for a store that lives as long as the process. */
   static open(path: string): KeyStore {
+    return SqliteKeyStore.open(path);
+  }
+
+  abstract close(): Promise<void>;
+
+  /** Creates a key; the returned secret is never stored and cannot be shown again. */
+  async create(name: string, role: Role, createdBy: string | null, options: { secret?: string; person?: string } = {}) {
+    const secret = options.secret ?? `wk_${randomBytes(32).toString('base64url')}`;
+    const id = `key_${randomBytes(6).toString('hex')}`;
+    await this.tables.insert({
+      id,
+      name,
+      role,
+      person: options.person ?? name,
+      hash: digest(secret),
+      created_at: new Date().toISOString(),
+      created_by: createdBy,
+      confirmed_by: null,
+      revoked_at: null,
+    });
+    return { ...(await this.get(id))!, key: secret };
+  }
+
+  async get(id: string): Promise<ApiKeyInfo | null> {
+    const row = await this.tables.row(id);
+    return row ? this.info(row) : null;
+  }
+
+  /**
+   * The person approvals count a key as. A key made on the host, or confirmed by an admin who is
+   * a different person from its maker, is its holder's own; any other key counts as the person of
+   * the admin who made it: one admin who mints keys for made-up names is still one person.
+   */
+  async countsAs(id: string): Promise<string> {
+    const seen = new Set<string>();
+    let row = await this.tables.row(id);
+    while (row && !madeOnTheHost(row.created_by) && !row.confirmed_by && !seen.has(row.id)) {
+      seen.add(row.id);
+      row = await this.tables.row(row.created_by!);
+    }
+    return row ? (row.person ?? row.name) : id;
+  }
+
+  /**
+   * Confirms a key as its holder's own: by an admin who counts as another person than the key's
+   * maker (or by the host, which holds the data dir). Returns why not, or null when done.
+   */
+  async confirm(id: string, by: Identity | typeof HOST): Promise<string | null> {
+    const row = await this.tables.row(id);
+    if (!row) return `no API key ${id}`;
+    if (row.revoked_at) return `key ${id} is revoked`;
+    if (row.confirmed_by || madeOnTheHost(row.created_by))
+      return `key ${id} is already its holder's own (${row.confirmed_by ? `confirmed by ${row.confirmed_by}` : 'made on the host'})`;
+    if (by !== HOST) {
+      const maker = await this.countsAs(row.created_by!);
+      if (by.person === maker || by.key_id === id) {
+        return `the key was made by ${maker}, whom your key counts as: a second admin, another person, must confirm it`;
+      }
+    }
+    await this.tables.setConfirmedBy(id, by === HOST ? HOST : by.key_id);
+    return null;
+  }
+
+  /** The identity behind a presented key, or null when it is unknown or revoked. */
+  async authenticate(presented: string): Promise<Identity | null> {
+    const hash = digest(presented);
+    const row = await this.tables.byHash(hash);
+    if (!row || !timingSafeEqual(row.hash, hash) || row.revoked_at) return null;
+    return this.identityOf(row.id);
+  }
+
+  /** The identity a key id stands for while the key is not revoked (a paired chat user acts as it), else null. */
+  async identityOf(id: string): Promise<Identity | null> {
+    const row = await this.tables.row(id);
+    if (!row || row.revoked_at) return null;
+    return { key_id: row.id, name: row.name, role: row.role, person: await this.countsAs(row.id) };
+  }
+
+  private async info(row: KeyRow): Promise<ApiKeyInfo> {
+    return { ...row, person: row.person ?? row.name, counts_as: await this.countsAs(row.id) };
+  }
+
+  /** Makes sure a key with this secret exists (WARDEN_ADMIN_API_KEY); true when it was added. */
+  async ensure(name: string, role: Role, secret: string): Promise<boolean> {
+    if (await this.tables.byHash(digest(secret))) return false;
+    await this.create(name, role, 'system', { secret });
+    return true;
+  }
+
+  /** Whether a key with this id was ever made (revoked ones too). */
+  async has(id: string): Promise<boolean> {
+    return (await this.tables.row(id)) !== undefined;
+  }
+
+  /** Whether the key with this id was revoked (false for an unknown id). */
+  async isRevoked(id: string): Promise<boolean> {
+    return Boolean((await this.tables.row(id))?.revoked_at);
+  }
+
+  hasActiveAdmin(): Promise<boolean> {
+    return this.tables.hasActiveAdmin();
+  }
+
+  async list(): Promise<ApiKeyInfo[]> {
+    return Promise.all((await this.tables.all()).map((row) => this.info(row)));
+  }
+
+  /** Revokes a key; null when no such key exists. Revoking twice keeps the first time. */
+  async revoke(id: string): Promise<ApiKeyInfo | null> {
+    await this.tables.revoke(id, new Date().toISOString());
+    return this.get(id);
+  }
+}
+
+const SQLITE_COLUMNS = KEY_COLUMNS.join(', ');
+
+/** The keys in a SQLite file under the data dir (`warden.db`): the embedded back end. */
+class SqliteKeyStore extends KeyStore {
+  private constructor(private readonly db: Database.Database) {
+    super({
+      row: async (id) => db.prepare(`SELECT ${SQLITE_COLUMNS} FROM api_keys WHERE id = ?`).get(id) as KeyRow | undefined,
+      byHash: async (hash) =>
+        db.prepare(`SELECT ${SQLITE_COLUMNS}, hash FROM api_keys WHERE hash = ?`).get(hash) as (KeyRow & { hash: Buffer }) | undefined,
+      insert: async (row) => {
+        db.prepare(`INSERT INTO api_keys (${SQLITE_COLUMNS}, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
+          ...KEY_COLUMNS.map((c) => row[c]),
+          row.hash,
+        );
+      },
+      setConfirmedBy: async (id, by) => {
+        db.prepare('UPDATE api_keys SET confirmed_by = ? WHERE id = ?').run(by, id);
+      },
+      revoke: async (id, at) => {
+        db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(at, id);
+      },
+      all: async () => db.prepare(`SELECT ${SQLITE_COLUMNS} FROM api_keys ORDER BY created_at, id`).all() as KeyRow[],
+      hasActiveAdmin: async () => Boolean(db.prepare("SELECT 1 FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL").get()),
+    });
+  }
+
+  static override open(path: string): SqliteKeyStore {
     preparePrivateDatabase(path);
     const db = new Database(path);
     db.pragma('journal_mode = WAL');
@@ -52,117 +211,20 @@ export class KeyStore {
     const columns = new Set((db.prepare('PRAGMA table_info(api_keys)').all() as { name: string }[]).map((c) => c.name));
     if (!columns.has('person')) db.exec('ALTER TABLE api_keys ADD COLUMN person TEXT');
     if (!columns.has('confirmed_by')) db.exec('ALTER TABLE api_keys ADD COLUMN confirmed_by TEXT');
-    return new KeyStore(db);
+    return new SqliteKeyStore(db);
   }
 
-  close(): void {
+  async close(): Promise<void> {
     this.db.close();
   }
+}
 
-  /** Creates a key; the returned secret is never stored and cannot be shown again. */
-  create(name: string, role: Role, createdBy: string | null, options: { secret?: string; person?: string } = {}) {
-    const secret = options.secret ?? `wk_${randomBytes(32).toString('base64url')}`;
-    const id = `key_${randomBytes(6).toString('hex')}`;
-    this.db
-      .prepare('INSERT INTO api_keys (id, name, role, person, hash, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(id, name, role, options.person ?? name, digest(secret), new Date().toISOString(), createdBy);
-    return { ...this.get(id)!, key: secret };
-  }
-
-  get(id: string): ApiKeyInfo | null {
-    const row = this.db.prepare(`SELECT ${COLUMNS} FROM api_keys WHERE id = ?`).get(id) as KeyRow | undefined;
-    return row ? this.info(row) : null;
-  }
-
-  /**
-   * The person approvals count a key as. A key made on the host, or confirmed by an admin who is
-   * a different person from its maker, is its holder's own; any other key counts as the person of
-   * the admin who made it: one admin who mints keys for made-up names is still one person.
-   */
-  countsAs(id: string): string {
-    const seen = new Set<string>();
-    let row = this.row(id);
-    while (row && !madeOnTheHost(row.created_by) && !row.confirmed_by && !seen.has(row.id)) {
-      seen.add(row.id);
-      row = this.row(row.created_by!);
-    }
-    return row ? (row.person ?? row.name) : id;
-  }
-
-  /**
-   * Confirms a key as its holder's own: by an admin who counts as another person than the key's
-   * maker (or by the host, which holds the data dir). Returns why not, or null when done.
-   */
-  confirm(id: string, by: Identity | typeof HOST): string | null {
-    const row = this.row(id);
-    if (!row) return `no API key ${id}`;
-    if (row.revoked_at) return `key ${id} is revoked`;
-    if (row.confirmed_by || madeOnTheHost(row.created_by))
-      return `key ${id} is already its holder's own (${row.confirmed_by ? `confirmed by ${row.confirmed_by}` : 'made on the host'})`;
-    if (by !== HOST) {
-      const maker = this.countsAs(row.created_by!);
-      if (by.person === maker || by.key_id === id) {
-        return `the key was made by ${maker}, whom your key counts as: a second admin, another person, must confirm it`;
-      }
-    }
-    this.db.prepare('UPDATE api_keys SET confirmed_by = ? WHERE id = ?').run(by === HOST ? HOST : by.key_id, id);
-    return null;
-  }
-
-  /** The identity behind a presented key, or null when it is unknown or revoked. */
-  authenticate(presented: string): Identity | null {
-    const hash = digest(presented);
-    const row = this.db.prepare('SELECT id, name, role, hash, revoked_at FROM api_keys WHERE hash = ?').get(hash) as
-      { id: string; name: string; role: Role; hash: Buffer; revoked_at: string | null } | undefined;
-    if (!row || !timingSafeEqual(row.hash, hash) || row.revoked_at) return null;
-    return this.identityOf(row.id);
-  }
-
-  /** The identity a key id stands for while the key is not revoked (a paired chat user acts as it), else null. */
-  identityOf(id: string): Identity | null {
-    const row = this.row(id);
-    if (!row || row.revoked_at) return null;
-    return { key_id: row.id, name: row.name, role: row.role, person: this.countsAs(row.id) };
-  }
-
-  private row(id: string): KeyRow | undefined {
-    return this.db.prepare(`SELECT ${COLUMNS} FROM api_keys WHERE id = ?`).get(id) as KeyRow | undefined;
-  }
-
-  private info(row: KeyRow): ApiKeyInfo {
-    return { ...row, person: row.person ?? row.name, counts_as: this.countsAs(row.id) };
-  }
-
-  /** Makes sure a key with this secret exists (WARDEN_ADMIN_API_KEY); true when it was added. */
-  ensure(name: string, role: Role, secret: string): boolean {
-    if (this.db.prepare('SELECT 1 FROM api_keys WHERE hash = ?').get(digest(secret))) return false;
-    this.create(name, role, 'system', { secret });
-    return true;
-  }
-
+/** What a process that does not own the key store asks of it: which key ids exist, and which are revoked. */
+export interface KeyIds {
   /** Whether a key with this id was ever made (revoked ones too). */
-  has(id: string): boolean {
-    return Boolean(this.db.prepare('SELECT 1 FROM api_keys WHERE id = ?').get(id));
-  }
-
-  /** Whether the key with this id was revoked (false for an unknown id). */
-  isRevoked(id: string): boolean {
-    return Boolean(this.db.prepare('SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NOT NULL').get(id));
-  }
-
-  hasActiveAdmin(): boolean {
-    return Boolean(this.db.prepare("SELECT 1 FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL").get());
-  }
-
-  list(): ApiKeyInfo[] {
-    return (this.db.prepare(`SELECT ${COLUMNS} FROM api_keys ORDER BY created_at, id`).all() as KeyRow[]).map((row) => this.info(row));
-  }
-
-  /** Revokes a key; false when no such key exists. Revoking twice keeps the first time. */
-  revoke(id: string): ApiKeyInfo | null {
-    this.db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(new Date().toISOString(), id);
-    return this.get(id);
-  }
+  has(id: string): Promise<boolean>;
+  /** Whether the key was revoked; true when the key store cannot say (fail closed). */
+  isRevoked(id: string): Promise<boolean>;
 }
 
 /**
@@ -172,17 +234,17 @@ export class KeyStore {
  * after the key was revoked. The file is opened when first asked, as the API may not have made it
  * yet; until then no key id is known.
  */
-export class KeyIdDirectory {
+export class KeyIdDirectory implements KeyIds {
   private db: Database.Database | undefined;
 
   constructor(private readonly path: string) {}
 
-  has(id: string): boolean {
+  async has(id: string): Promise<boolean> {
     return this.ask('SELECT 1 FROM api_keys WHERE id = ?', id) ?? false;
   }
 
   /** Whether the key was revoked; true when the key store cannot say (fail closed: an unknown key stands behind nothing). */
-  isRevoked(id: string): boolean {
+  async isRevoked(id: string): Promise<boolean> {
     return !(this.ask('SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NULL', id) ?? false);
   }
 
@@ -197,7 +259,7 @@ export class KeyIdDirectory {
     }
   }
 
-  close(): void {
+  async close(): Promise<void> {
     this.db?.close();
   }
 }

@@ -22,10 +22,10 @@ const RecordedLockdownSchema = z.object({
  * The lockdown as the audit log records it: the newest system.lockdown entry, unless a
  * system.lockdown_lifted entry came after it.
  */
-export function recordedLockdown(audit: AuditStore): Lockdown | null {
-  const [locked] = audit.list({ kind: 'system.lockdown', limit: 1 });
+export async function recordedLockdown(audit: AuditStore): Promise<Lockdown | null> {
+  const [locked] = await audit.list({ kind: 'system.lockdown', limit: 1 });
   if (!locked) return null;
-  const [lifted] = audit.list({ kind: 'system.lockdown_lifted', limit: 1 });
+  const [lifted] = await audit.list({ kind: 'system.lockdown_lifted', limit: 1 });
   if (lifted && lifted.seq > locked.seq) return null;
   const parsed = RecordedLockdownSchema.safeParse(locked.details);
   if (parsed.success) return parsed.data;
@@ -45,7 +45,7 @@ export function recordedLockdown(audit: AuditStore): Lockdown | null {
  * nothing). An error reading either is thrown, never taken for "no lockdown".
  */
 export async function readLockdown(client: Client, audit: AuditStore): Promise<Lockdown | null> {
-  const recorded = recordedLockdown(audit);
+  const recorded = await recordedLockdown(audit);
   return (await heldLockdown(client)) ?? recorded;
 }
 

@@ -1,5 +1,6 @@
 /**
- * The secrets vault: named secrets in SQLite under the data dir (`vault.db`), each encrypted on its
+ * The secrets vault: named secrets in SQLite under the data dir (`vault.db`) or in PostgreSQL
+ * (stores/postgres/vault.ts), each encrypted on its
  * own with AES-256-GCM under the vault key of a master key (Keyring.derive('vault', id)). Each row
  * records the id of the master key it is encrypted under, and the secret's name is bound to the
  * ciphertext as additional authenticated data, so a ciphertext copied to another name does not
@@ -42,7 +43,7 @@ export class VaultError extends Error {
   }
 }
 
-interface Row {
+export interface SecretRow {
   name: string;
   key_id: string;
   nonce: Buffer;
@@ -53,72 +54,68 @@ interface Row {
 
 const aad = (name: string) => Buffer.from(`warden vault v1\0${name}`, 'utf8');
 
-export class Vault {
-  private constructor(
-    private readonly db: Database.Database,
+/** A secret as it is sealed: the master key's id, the nonce, and the ciphertext with its tag. */
+export interface SealedSecret {
+  key_id: string;
+  nonce: Buffer;
+  ciphertext: Buffer;
+}
+
+/** What a back end reads and writes; the sealing (and every check) is the contract's. */
+export interface SecretTables {
+  row(name: string): Promise<SecretRow | undefined>;
+  /** Inserts or replaces, keeping the first created_at; says whether it was new. */
+  upsert(name: string, sealed: SealedSecret, now: string): Promise<{ created_at: string; created: boolean }>;
+  list(): Promise<SecretInfo[]>;
+  delete(name: string): Promise<boolean>;
+  /** Re-seals every secret in one transaction: all or nothing. Returns how many rows changed, and how many there were. */
+  resealAll(reseal: (row: SecretRow) => SealedSecret): Promise<{ reencrypted: number; total: number }>;
+}
+
+/** The vault's contract, whichever database holds the sealed secrets. */
+export abstract class Vault {
+  protected constructor(
+    private readonly tables: SecretTables,
     private readonly keyring: Keyring,
   ) {}
 
+  /** Opens (and creates) the vault in a SQLite file. */
   static open(path: string, keyring: Keyring): Vault {
-    preparePrivateDatabase(path);
-    // The API writes while the sandbox worker reads: wait for the lock instead of failing.
-    const db = new Database(path, { timeout: 10_000 });
-    db.pragma('journal_mode = WAL');
-    db.exec(`CREATE TABLE IF NOT EXISTS secrets (
-      name TEXT PRIMARY KEY,
-      key_id TEXT NOT NULL,
-      nonce BLOB NOT NULL,
-      ciphertext BLOB NOT NULL,
-      created_at TEXT NOT NULL,
-      updated_at TEXT NOT NULL
-    )`);
-    return new Vault(db, keyring);
+    return SqliteVault.open(path, keyring);
   }
 
-  close(): void {
-    this.db.close();
-  }
+  abstract close(): Promise<void>;
 
   /** Stores a secret under the current master key; `created` is false when it replaced one. */
-  put(name: string, value: string): SecretInfo & { created: boolean } {
+  async put(name: string, value: string): Promise<SecretInfo & { created: boolean }> {
     checkName(name);
     const checked = SecretValueSchema.safeParse(value);
     if (!checked.success) throw new VaultError('invalid_secret', `secret ${name}: ${checked.error.issues[0]!.message}`);
     const now = new Date().toISOString();
     const sealed = this.seal(name, value);
-    return this.db
-      .transaction(() => {
-        const existing = this.row(name);
-        this.db
-          .prepare(
-            `INSERT INTO secrets (name, key_id, nonce, ciphertext, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-             ON CONFLICT (name) DO UPDATE SET key_id = excluded.key_id, nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at`,
-          )
-          .run(name, sealed.key_id, sealed.nonce, sealed.ciphertext, existing?.created_at ?? now, now);
-        return { name, key_id: sealed.key_id, created_at: existing?.created_at ?? now, updated_at: now, created: !existing };
-      })
-      .immediate();
+    const { created_at, created } = await this.tables.upsert(name, sealed, now);
+    return { name, key_id: sealed.key_id, created_at, updated_at: now, created };
   }
 
   /** Names and times, never values. */
-  list(): SecretInfo[] {
-    return this.db.prepare('SELECT name, key_id, created_at, updated_at FROM secrets ORDER BY name').all() as SecretInfo[];
+  list(): Promise<SecretInfo[]> {
+    return this.tables.list();
   }
 
-  has(name: string): boolean {
-    return Boolean(this.db.prepare('SELECT 1 FROM secrets WHERE name = ?').get(name));
+  async has(name: string): Promise<boolean> {
+    return (await this.tables.row(name)) !== undefined;
   }
 
   /** Removes a secret; false when there was none. */
-  delete(name: string): boolean {
+  delete(name: string): Promise<boolean> {
     checkName(name);
-    return this.db.prepare('DELETE FROM secrets WHERE name = ?').run(name).changes > 0;
+    return this.tables.delete(name);
   }
 
   /** The values of these secrets; a missing one fails with secret_not_found naming every missing name. */
-  reveal(names: readonly string[]): Map<string, string> {
+  async reveal(names: readonly string[]): Promise<Map<string, string>> {
     names.forEach(checkName);
-    const rows = names.map((name) => this.row(name));
+    const rows = await Promise.all(names.map((name) => this.tables.row(name)));
     const missing = names.filter((_, i) => !rows[i]);
     if (missing.length) throw new VaultError('secret_not_found', `no secret named ${missing.join(', ')} in the vault`);
     return new Map(rows.map((row) => [row!.name, this.open(row!)]));
@@ -129,28 +126,14 @@ export class Vault {
    * With a key file, a new master key is made first (`newKey`); with WARDEN_MASTER_KEY, the
    * current key is the one the operator just set.
    */
-  rotate(): { key_id: string; reencrypted: number; total: number; new_master_key: boolean } {
+  async rotate(): Promise<{ key_id: string; reencrypted: number; total: number; new_master_key: boolean }> {
     const newKey = this.keyring.rotatable;
     if (newKey) this.keyring.rotate();
-    return this.db
-      .transaction(() => {
-        const rows = this.db.prepare('SELECT * FROM secrets ORDER BY name').all() as Row[];
-        const update = this.db.prepare('UPDATE secrets SET key_id = ?, nonce = ?, ciphertext = ? WHERE name = ?');
-        let reencrypted = 0;
-        for (const row of rows) {
-          const sealed = this.seal(row.name, this.open(row));
-          reencrypted += update.run(sealed.key_id, sealed.nonce, sealed.ciphertext, row.name).changes;
-        }
-        return { key_id: this.keyring.currentId, reencrypted, total: rows.length, new_master_key: newKey };
-      })
-      .immediate();
+    const { reencrypted, total } = await this.tables.resealAll((row) => this.seal(row.name, this.open(row)));
+    return { key_id: this.keyring.currentId, reencrypted, total, new_master_key: newKey };
   }
 
-  private row(name: string): Row | undefined {
-    return this.db.prepare('SELECT * FROM secrets WHERE name = ?').get(name) as Row | undefined;
-  }
-
-  private seal(name: string, value: string): { key_id: string; nonce: Buffer; ciphertext: Buffer } {
+  private seal(name: string, value: string): SealedSecret {
     const keyId = this.keyring.currentId;
     const nonce = randomBytes(NONCE_BYTES);
     const cipher = createCipheriv('aes-256-gcm', this.keyring.derive('vault', keyId), nonce);
@@ -159,7 +142,7 @@ export class Vault {
     return { key_id: keyId, nonce, ciphertext };
   }
 
-  private open(row: Row): string {
+  private open(row: SecretRow): string {
     let key: Buffer;
     try {
       key = this.keyring.derive('vault', row.key_id);
@@ -179,6 +162,68 @@ export class Vault {
         `secret ${row.name} does not decrypt under master key ${row.key_id}: the key is wrong or the stored secret was changed`,
       );
     }
+  }
+}
+
+/** The vault in a SQLite file under the data dir (`vault.db`): the embedded back end. */
+class SqliteVault extends Vault {
+  private constructor(
+    private readonly db: Database.Database,
+    keyring: Keyring,
+  ) {
+    const row = (name: string) => db.prepare('SELECT * FROM secrets WHERE name = ?').get(name) as SecretRow | undefined;
+    super(
+      {
+        row: async (name) => row(name),
+        upsert: async (name, sealed, now) =>
+          db
+            .transaction(() => {
+              const existing = row(name);
+              db.prepare(
+                `INSERT INTO secrets (name, key_id, nonce, ciphertext, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (name) DO UPDATE SET key_id = excluded.key_id, nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at`,
+              ).run(name, sealed.key_id, sealed.nonce, sealed.ciphertext, existing?.created_at ?? now, now);
+              return { created_at: existing?.created_at ?? now, created: !existing };
+            })
+            .immediate(),
+        list: async () => db.prepare('SELECT name, key_id, created_at, updated_at FROM secrets ORDER BY name').all() as SecretInfo[],
+        delete: async (name) => db.prepare('DELETE FROM secrets WHERE name = ?').run(name).changes > 0,
+        resealAll: async (reseal) =>
+          db
+            .transaction(() => {
+              const rows = db.prepare('SELECT * FROM secrets ORDER BY name').all() as SecretRow[];
+              const update = db.prepare('UPDATE secrets SET key_id = ?, nonce = ?, ciphertext = ? WHERE name = ?');
+              let reencrypted = 0;
+              for (const row of rows) {
+                const sealed = reseal(row);
+                reencrypted += update.run(sealed.key_id, sealed.nonce, sealed.ciphertext, row.name).changes;
+              }
+              return { reencrypted, total: rows.length };
+            })
+            .immediate(),
+      },
+      keyring,
+    );
+  }
+
+  static override open(path: string, keyring: Keyring): SqliteVault {
+    preparePrivateDatabase(path);
+    // The API writes while the sandbox worker reads: wait for the lock instead of failing.
+    const db = new Database(path, { timeout: 10_000 });
+    db.pragma('journal_mode = WAL');
+    db.exec(`CREATE TABLE IF NOT EXISTS secrets (
+      name TEXT PRIMARY KEY,
+      key_id TEXT NOT NULL,
+      nonce BLOB NOT NULL,
+      ciphertext BLOB NOT NULL,
+      created_at TEXT NOT NULL,
+      updated_at TEXT NOT NULL
+    )`);
+    return new SqliteVault(db, keyring);
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
   }
 }
 

@@ -6,12 +6,9 @@
 import { Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import { loadConfig } from '../domain/config.js';
 import { createLogger } from '../telemetry/logger.js';
-import { join, resolve } from 'node:path';
-import { AuditStore } from '../stores/audit-store.js';
 import { createWorkers, sandboxPoolSettings } from './create-workers.js';
-import { Vault } from '../stores/vault.js';
 import { Keyring } from '../domain/keyring.js';
-import { KeyIdDirectory } from '../stores/key-store.js';
+import { openStores } from '../stores/open-stores.js';
 import { createDataConverter, loadPayloadCodec } from '../domain/data-converter.js';
 import { Client, Connection } from '@temporalio/client';
 import { temporalTls } from '../domain/temporal-tls.js';
@@ -89,13 +86,13 @@ try {
     onKeyFileCreated: (path) => log.warn({ path }, 'created the master key file; back it up: without it the vault cannot be read'),
   });
   // The API owns the key store; the audit store only asks it which key ids exist, to verify actors.
-  const keyIds = new KeyIdDirectory(join(resolve(config.dataDir), 'warden.db'));
-  const audit = roles.includes('control')
-    ? AuditStore.open(join(resolve(config.dataDir), 'audit.db'), { keyring, isKnownKeyId: (id) => keyIds.has(id) })
-    : undefined;
-  // The sandbox worker reads actions' secrets, the model worker the providers' keys; the control worker no secret.
-  const vault =
-    roles.includes('sandbox') || roles.includes('model') ? Vault.open(join(resolve(config.dataDir), 'vault.db'), keyring) : undefined;
+  const stores = await openStores(config, keyring, {
+    audit: roles.includes('control'),
+    // The sandbox worker reads actions' secrets, the model worker the providers' keys; the control worker no secret.
+    vault: roles.includes('sandbox') || roles.includes('model'),
+    keyIds: true,
+  });
+  const { audit, vault, keyIds } = stores;
   const workers = await createWorkers({
     audit,
     vault,
@@ -109,7 +106,7 @@ try {
     alerts: { webhooks: config.alertWebhooks, secret: config.alertSecret },
     tracing,
     conversations: {
-      isRevoked: (id) => keyIds.isRevoked(id),
+      isRevoked: (id) => keyIds!.isRevoked(id),
       approvalExpirySeconds: config.approvalExpirySeconds,
       ...(config.alertWebhooks.length ? { alertPendingSeconds: config.alertApprovalPendingSeconds } : {}),
     },
@@ -143,9 +140,7 @@ try {
       : undefined;
   await Promise.all([workers.run(), schedule]);
   await tracing?.shutdown();
-  audit?.close();
-  keyIds.close();
-  vault?.close();
+  await stores.close();
   log.info('worker stopped');
 } catch (err) {
   log.fatal({ err }, 'worker failed');

@@ -53,7 +53,7 @@ export function createActionService(
     /** Refuses new actions during the emergency lockdown (the action workflow checks again). */
     assertOpen?: (what: 'action', requester: Identity) => Promise<void>;
     /** Whether an API key was revoked: an action its key no longer stands behind is not approved. */
-    isRevoked?: (keyId: string) => boolean;
+    isRevoked?: (keyId: string) => Promise<boolean>;
   } = {},
 ) {
   const { vault, assertOpen = async () => undefined, isRevoked } = opts;
@@ -78,7 +78,9 @@ export function createActionService(
     // to admins only: only they may list the vault's names, and a 422 against a 202 would let any
     // key probe them. Below admin, a missing secret fails the action when it runs, after the
     // approval every secret-using action needs.
-    const missing = vault && hasRole(requester.role, 'admin') ? (command.secrets ?? []).filter((name) => !vault.has(name)) : [];
+    const needed = vault && hasRole(requester.role, 'admin') ? (command.secrets ?? []) : [];
+    const stored = await Promise.all(needed.map((name) => vault!.has(name)));
+    const missing = needed.filter((_, i) => !stored[i]);
     if (missing.length)
       throw new WardenError(
         'unknown_secret',
@@ -131,7 +133,7 @@ export function createActionService(
       status: ran ? 'failed' : 'cancelled',
       error: `the action's workflow was ${how} outside Warden while the action was ${action.status}; ${ran ? 'its command may have run, in part' : 'it did not run'}`,
     };
-    audit.append({
+    await audit.append({
       key: `api:${action.id}:abandoned`,
       kind: 'action.abandoned',
       actor: 'system',
@@ -196,10 +198,10 @@ export function createActionService(
     try {
       if (body.approved && isRevoked) {
         // The requester is on the log's submitted entry (no worker needed); the query is the fallback.
-        const submitted = audit.list({ action_id: id, kind: 'action.submitted', limit: 1 })[0];
+        const [submitted] = await audit.list({ action_id: id, kind: 'action.submitted', limit: 1 });
         const requester = submitted?.actor ?? (await getAction(id, APPROVAL_DEADLINE_MS)).requester.key_id;
-        if (isRevoked(requester)) {
-          throw refused(
+        if (await isRevoked(requester)) {
+          throw await refused(
             id,
             approver,
             body.approved,
@@ -233,19 +235,19 @@ export function createActionService(
       if (err instanceof WorkflowNotFoundError) {
         // Updates cannot reach a closed workflow: say what became of the action instead.
         const action = await getAction(id);
-        throw refused(id, approver, body.approved, `action ${id} is ${action.status}, not awaiting approval`);
+        throw await refused(id, approver, body.approved, `action ${id} is ${action.status}, not awaiting approval`);
       }
       if (err instanceof WorkflowUpdateFailedError) {
         // The validator refused it before the workflow recorded it: the action is no longer pending.
-        throw refused(id, approver, body.approved, (err.cause as Error | undefined)?.message ?? 'the approval was refused');
+        throw await refused(id, approver, body.approved, (err.cause as Error | undefined)?.message ?? 'the approval was refused');
       }
       throw err;
     }
   }
 
   /** A refusal the workflow never saw: the API records it, so every refused attempt is on the log. */
-  function refused(id: string, approver: Identity, approved: boolean, reason: string): WardenError {
-    audit.append({
+  async function refused(id: string, approver: Identity, approved: boolean, reason: string): Promise<WardenError> {
+    await audit.append({
       key: `api:${id}:refused:${randomBytes(8).toString('hex')}`,
       kind: 'approval.refused',
       actor: approver.key_id,

@@ -29,7 +29,7 @@ export function auditRouter(audit: AuditStore) {
       },
       responses: { 200: json(z.object({ entries: z.array(AuditEntrySchema) }), 'Entries'), ...errorResponses(400, 401) },
     }),
-    (c) => c.json({ entries: audit.list(c.req.valid('query')) }, 200),
+    async (c) => c.json({ entries: await audit.list(c.req.valid('query')) }, 200),
   );
 
   app.openapi(
@@ -52,16 +52,16 @@ export function auditRouter(audit: AuditStore) {
         ...errorResponses(401),
       },
     }),
-    (c) => c.json(audit.verify(), 200),
+    async (c) => c.json(await audit.verify(), 200),
   );
 
-  app.get('/export', (c) => c.body(auditLogJsonl(audit), 200, { 'content-type': 'application/x-ndjson' }));
+  app.get('/export', async (c) => c.body(await auditLogJsonl(audit), 200, { 'content-type': 'application/x-ndjson' }));
   return app;
 }
 
 /** The whole log as JSON Lines, oldest first: what an export downloads. */
-export function auditLogJsonl(audit: AuditStore): string {
+export async function auditLogJsonl(audit: AuditStore): Promise<string> {
   const lines: string[] = [];
-  audit.exportJsonl((line) => lines.push(line));
+  await audit.exportJsonl((line) => lines.push(line));
   return lines.length ? `${lines.join('\n')}\n` : '';
 }

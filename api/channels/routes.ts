@@ -73,10 +73,10 @@ export function channelsRouter(deps: { store: ChannelStore; keys: KeyStore; audi
       request: body(z.object({ platform_user: PlatformUserSchema, key_id: z.string().regex(/^key_[0-9a-f]{12}$/) }).strict()),
       responses: { 201: json(PairingSchema, 'The pairing, awaiting confirmation'), ...errorResponses(400, 401, 403, 404, 409) },
     }),
-    (c) => {
+    async (c) => {
       const { platform_user, key_id } = c.req.valid('json');
       const by = c.get('identity');
-      if (!keys.identityOf(key_id)) throw new WardenError('not_found', `no live API key ${key_id}`, 404);
+      if (!(await keys.identityOf(key_id))) throw new WardenError('not_found', `no live API key ${key_id}`, 404);
       const pairing = store.pair(platform_user, key_id, by.key_id);
       if (!pairing) {
         throw new WardenError(
@@ -85,7 +85,7 @@ export function channelsRouter(deps: { store: ChannelStore; keys: KeyStore; audi
           409,
         );
       }
-      audit.append({
+      await audit.append({
         key: `pairing:${platform_user}:${pairing.paired_at}:paired`,
         kind: 'channel.paired',
         actor: by.key_id,
@@ -103,7 +103,7 @@ export function channelsRouter(deps: { store: ChannelStore; keys: KeyStore; audi
       request: { params: UserParams },
       responses: { 200: json(PairingSchema, 'The confirmed pairing'), ...errorResponses(400, 401, 403, 404, 409) },
     }),
-    (c) => {
+    async (c) => {
       const { platform_user } = c.req.valid('param');
       const by = c.get('identity');
       const pairing = store.pairing(platform_user);
@@ -114,7 +114,7 @@ export function channelsRouter(deps: { store: ChannelStore; keys: KeyStore; audi
       if (!store.confirm(platform_user, by.key_id))
         throw new WardenError('already_confirmed', `${platform_user} is already confirmed`, 409);
       const confirmed = store.pairing(platform_user)!;
-      audit.append({
+      await audit.append({
         key: `pairing:${platform_user}:${confirmed.paired_at}:confirmed`,
         kind: 'channel.pairing_confirmed',
         actor: by.key_id,
@@ -132,12 +132,12 @@ export function channelsRouter(deps: { store: ChannelStore; keys: KeyStore; audi
       request: { params: UserParams },
       responses: { 200: json(PairingSchema, 'The revoked pairing'), ...errorResponses(400, 401, 403, 404) },
     }),
-    (c) => {
+    async (c) => {
       const { platform_user } = c.req.valid('param');
       const by = c.get('identity');
       const revoked = store.unpair(platform_user, by.key_id);
       if (!revoked) throw new WardenError('not_found', `no live pairing of ${platform_user}`, 404);
-      audit.append({
+      await audit.append({
         key: `pairing:${platform_user}:${revoked.paired_at}:revoked`,
         kind: 'channel.unpaired',
         actor: by.key_id,

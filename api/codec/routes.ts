@@ -128,7 +128,7 @@ export function codecRouter(deps: { codec: PayloadEncryptionCodec; keys: KeyStor
       const isForm = c.req.header('content-type')?.startsWith('application/x-www-form-urlencoded') ?? false;
       const form = isForm ? await c.req.parseBody() : {};
       const key = typeof form.api_key === 'string' && form.api_key ? form.api_key : bearerKey(c.req.header('authorization'));
-      const identity = key ? deps.keys.authenticate(key) : null;
+      const identity = key ? await deps.keys.authenticate(key) : null;
       if (!key || !identity) {
         const message = key ? 'the API key is unknown or revoked' : 'send an API key: form field api_key or Authorization: Bearer <key>';
         if (isForm) return c.html(signInPage(message), 401);

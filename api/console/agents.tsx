@@ -76,7 +76,7 @@ export function agentsRouter(deps: { agents: AgentService; stats: AgentStats; au
 
   app.get('/agents/:id', async (c) => {
     const agent = await agents.getAgent(agentId(c.req.param('id')));
-    const trail = audit.list({ agent_id: agent.id, limit: 100 });
+    const trail = await audit.list({ agent_id: agent.id, limit: 100 });
     const identity = c.get('identity');
     return renderPage(
       c,

@@ -106,7 +106,7 @@ export function approvalsRouter(actions: ActionService, audit: AuditStore, links
           </article>
         )}
         <h2>Audit trail</h2>
-        <AuditTable entries={audit.list({ action_id: id, limit: 200 })} nameOf={nameOf} />
+        <AuditTable entries={await audit.list({ action_id: id, limit: 200 })} nameOf={nameOf} />
       </>,
     );
   });

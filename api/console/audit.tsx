@@ -15,7 +15,7 @@ const SHOWN = 200;
 export function auditRouter(audit: AuditStore, nameOf: KeyNames) {
   const app = new Hono<ConsoleEnv>();
 
-  app.get('/audit', (c) => {
+  app.get('/audit', async (c) => {
     const asked = c.req.query();
     // datetime-local fields carry no zone: the page's times are UTC, and so are these.
     const when = (value: string | undefined) => (value ? `${value.length === 16 ? `${value}:00` : value}Z` : undefined);
@@ -27,7 +27,7 @@ export function auditRouter(audit: AuditStore, nameOf: KeyNames) {
       until: when(asked.until),
     };
     const query = AuditQuerySchema.safeParse({ ...filter, limit: SHOWN });
-    const entries = query.success ? audit.list(query.data) : [];
+    const entries = query.success ? await audit.list(query.data) : [];
     return renderPage(
       c,
       'audit',
@@ -78,8 +78,8 @@ export function auditRouter(audit: AuditStore, nameOf: KeyNames) {
     );
   });
 
-  app.get('/audit/verify', (c) => {
-    const v = audit.verify();
+  app.get('/audit/verify', async (c) => {
+    const v = await audit.verify();
     return c.html(
       v.ok ? (
         <p class="verdict verdict-ok" role="status">
@@ -101,8 +101,8 @@ export function auditRouter(audit: AuditStore, nameOf: KeyNames) {
     );
   });
 
-  app.get('/audit/export', (c) =>
-    c.body(auditLogJsonl(audit), 200, {
+  app.get('/audit/export', async (c) =>
+    c.body(await auditLogJsonl(audit), 200, {
       'content-type': 'application/x-ndjson',
       'content-disposition': 'attachment; filename="warden-audit.jsonl"',
     }),

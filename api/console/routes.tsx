@@ -76,8 +76,8 @@ export function consoleRouter(deps: ConsoleDeps) {
     return c.body(await readFile(asset.file), 200, { 'content-type': asset.type, 'cache-control': 'no-cache' });
   });
 
-  app.get('/sign-in', (c) => {
-    if (sessions.find(getCookie(c, CONSOLE_COOKIE))) return c.redirect(`${CONSOLE_PATH}/approvals`, 303);
+  app.get('/sign-in', async (c) => {
+    if (await sessions.find(getCookie(c, CONSOLE_COOKIE))) return c.redirect(`${CONSOLE_PATH}/approvals`, 303);
     return c.html(<SignIn />);
   });
 
@@ -86,10 +86,10 @@ export function consoleRouter(deps: ConsoleDeps) {
     if (!fromThisOrigin(c, { allowNoOrigin: false })) return c.html(<SignIn notice="Sign in from this console's own page." />, 403);
     const form = await c.req.parseBody();
     const key = typeof form.api_key === 'string' ? form.api_key.trim() : '';
-    const identity = key ? deps.keys.authenticate(key) : null;
+    const identity = key ? await deps.keys.authenticate(key) : null;
     if (!identity) return c.html(<SignIn notice={key ? 'That API key is unknown or revoked.' : 'Paste an API key.'} />, 401);
     // A sign-in in a browser that still holds a session replaces it: one browser, one live session.
-    const previous = sessions.find(getCookie(c, CONSOLE_COOKIE));
+    const previous = await sessions.find(getCookie(c, CONSOLE_COOKIE));
     if (previous) sessions.end(previous.id);
     setSessionCookie(c, sessions.start(identity), { trustProxy: deps.config.trustProxy > 0 });
     return c.redirect(`${CONSOLE_PATH}/approvals`, 303);
@@ -107,7 +107,13 @@ export function consoleRouter(deps: ConsoleDeps) {
   });
 
   app.get('/', (c) => c.redirect(`${CONSOLE_PATH}/approvals`, 303));
-  const nameOf = (keyId: string) => deps.keys.get(keyId)?.name;
+  // The pages name each actor by its key's name: read once per request, looked up as they render.
+  let keyNames = new Map<string, string>();
+  app.use('*', async (_c, next) => {
+    keyNames = new Map((await deps.keys.list()).map((k) => [k.id, k.name]));
+    await next();
+  });
+  const nameOf = (keyId: string) => keyNames.get(keyId);
   app.route('/', approvalsRouter(deps.actions, deps.audit, links, nameOf));
   app.route('/', agentsRouter({ agents: deps.agents, stats: deps.stats, audit: deps.audit, links, nameOf }));
   app.route('/', auditRouter(deps.audit, nameOf));

@@ -52,10 +52,10 @@ export class ConsoleSessions {
   }
 
   /** The live session of this id: none once it expired or its key was revoked. */
-  find(id: string | undefined): ConsoleSession | null {
+  async find(id: string | undefined): Promise<ConsoleSession | null> {
     const session = id ? this.sessions.get(id) : undefined;
     if (!session) return null;
-    if (session.expiresAt <= this.clock() || this.keys.isRevoked(session.identity.key_id)) {
+    if (session.expiresAt <= this.clock() || (await this.keys.isRevoked(session.identity.key_id))) {
       this.sessions.delete(session.id);
       return null;
     }
@@ -95,7 +95,7 @@ export const clearSessionCookie = (c: Context) => deleteCookie(c, CONSOLE_COOKIE
  */
 export function requireSession(sessions: ConsoleSessions): MiddlewareHandler<ConsoleEnv> {
   return async function requireSessionHandler(c, next) {
-    const session = sessions.find(getCookie(c, CONSOLE_COOKIE));
+    const session = await sessions.find(getCookie(c, CONSOLE_COOKIE));
     if (!session) {
       clearSessionCookie(c);
       const signIn = `${CONSOLE_PATH}/sign-in`;

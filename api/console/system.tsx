@@ -90,7 +90,7 @@ export function systemRouter(
         </div>
         <h2>API keys</h2>
         {hasRole(identity.role, 'admin') ? (
-          <Keys keys={keyService.listKeys()} csrfToken={csrfToken} />
+          <Keys keys={await keyService.listKeys()} csrfToken={csrfToken} />
         ) : (
           <p class="muted">Managing API keys needs the admin role.</p>
         )}
@@ -178,7 +178,7 @@ export function systemRouter(
     let answer;
     if (!request.success) answer = <Problem>Not created: {request.error.issues.map((i) => i.message).join('; ')}</Problem>;
     else {
-      const created = keyService.createKey(request.data, c.get('identity'));
+      const created = await keyService.createKey(request.data, c.get('identity'));
       answer = (
         <div class="verdict verdict-ok" role="status">
           <p>

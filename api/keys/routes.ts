@@ -44,7 +44,7 @@ export function keysRouter(keys: KeyService) {
       },
       responses: { 201: json(KeyInfoSchema.extend({ key: z.string() }), 'The new key'), ...errorResponses(400, 401, 403) },
     }),
-    (c) => c.json(keys.createKey(c.req.valid('json'), c.get('identity')), 201),
+    async (c) => c.json(await keys.createKey(c.req.valid('json'), c.get('identity')), 201),
   );
 
   app.openapi(
@@ -55,7 +55,7 @@ export function keysRouter(keys: KeyService) {
       request: { params: KeyIdSchema },
       responses: { 200: json(KeyInfoSchema, 'The confirmed key'), ...errorResponses(400, 401, 403, 404, 409) },
     }),
-    (c) => c.json(keys.confirmKey(c.req.valid('param').id, c.get('identity')), 200),
+    async (c) => c.json(await keys.confirmKey(c.req.valid('param').id, c.get('identity')), 200),
   );
 
   app.openapi(
@@ -65,7 +65,7 @@ export function keysRouter(keys: KeyService) {
       summary: 'List API keys (never their secrets)',
       responses: { 200: json(z.object({ keys: z.array(KeyInfoSchema) }), 'Keys'), ...errorResponses(401, 403) },
     }),
-    (c) => c.json({ keys: keys.listKeys() }, 200),
+    async (c) => c.json({ keys: await keys.listKeys() }, 200),
   );
 
   app.openapi(

@@ -30,10 +30,10 @@ export const CreateKeyRequestSchema = z
 export type OnRevoked = (keyId: string, by: string) => Promise<string[]>;
 
 export function createKeyService(keys: KeyStore, audit: AuditStore, onRevoked: OnRevoked = async () => []) {
-  function createKey(request: z.output<typeof CreateKeyRequestSchema>, by: Identity) {
+  async function createKey(request: z.output<typeof CreateKeyRequestSchema>, by: Identity) {
     const { name, role, person } = request;
-    const created = keys.create(name, role, by.key_id, { person });
-    audit.append({
+    const created = await keys.create(name, role, by.key_id, { person });
+    await audit.append({
       key: `key:${created.id}:created`,
       kind: 'key.created',
       actor: by.key_id,
@@ -42,19 +42,19 @@ export function createKeyService(keys: KeyStore, audit: AuditStore, onRevoked: O
     return created;
   }
 
-  function confirmKey(id: string, by: Identity) {
-    if (!keys.get(id)) throw new WardenError('not_found', `no API key ${id}`, 404);
-    const problem = keys.confirm(id, by);
+  async function confirmKey(id: string, by: Identity) {
+    if (!(await keys.get(id))) throw new WardenError('not_found', `no API key ${id}`, 404);
+    const problem = await keys.confirm(id, by);
     if (problem) throw new WardenError('confirmation_refused', problem, 409);
-    const confirmed = keys.get(id)!;
-    audit.append({ key: `key:${id}:confirmed`, kind: 'key.confirmed', actor: by.key_id, details: { id, person: confirmed.person } });
+    const confirmed = (await keys.get(id))!;
+    await audit.append({ key: `key:${id}:confirmed`, kind: 'key.confirmed', actor: by.key_id, details: { id, person: confirmed.person } });
     return confirmed;
   }
 
   async function revokeKey(id: string, by: Identity) {
-    const revoked = keys.revoke(id);
+    const revoked = await keys.revoke(id);
     if (!revoked) throw new WardenError('not_found', `no API key ${id}`, 404);
-    audit.append({
+    await audit.append({
       key: `key:${revoked.id}:revoked`,
       kind: 'key.revoked',
       actor: by.key_id,

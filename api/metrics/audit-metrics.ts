@@ -8,6 +8,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { AuditStore } from '../../stores/audit-store.js';
+import { SerialQueue } from '../../stores/serial-queue.js';
 import type { AuditEntry } from '../../domain/audit-entry.js';
 
 /** An action not yet in a final state, as far as the log has told. */
@@ -22,6 +23,7 @@ interface OpenAction {
 const APPROVAL_LEVELS = new Set(['high', 'critical']);
 
 export function createAuditMetrics(registry: Registry, audit: AuditStore) {
+  const folding = new SerialQueue();
   const counts = new Map<string, { type: string; status: string; level: string; n: number }>();
   new Gauge({
     name: 'warden_actions',
@@ -155,15 +157,17 @@ export function createAuditMetrics(registry: Registry, audit: AuditStore) {
     }
   }
 
-  /** Folds in the entries written since the last call. */
-  function catchUp(): void {
-    audit.exportJsonl(
-      (line) => {
-        const entry = JSON.parse(line) as AuditEntry;
-        seen = entry.seq;
-        apply(entry);
-      },
-      { after_seq: seen },
+  /** Folds in the entries written since the last call; scrapes at once each wait for the one before. */
+  function catchUp(): Promise<number> {
+    return folding.run(() =>
+      audit.exportJsonl(
+        (line) => {
+          const entry = JSON.parse(line) as AuditEntry;
+          seen = entry.seq;
+          apply(entry);
+        },
+        { after_seq: seen },
+      ),
     );
   }
 

@@ -71,8 +71,8 @@ export function createMetrics(deps: MetricsDeps) {
     name: 'warden_audit_entries',
     help: 'Entries in the audit log',
     registers: [registry],
-    collect() {
-      this.set(audit.head().seq);
+    async collect() {
+      this.set((await audit.head()).seq);
     },
   });
 
@@ -114,7 +114,7 @@ export function createMetrics(deps: MetricsDeps) {
         401,
       );
     }
-    auditMetrics.catchUp();
+    await auditMetrics.catchUp();
     await containers.refresh().catch(() => undefined); // the engine or Temporal down: no container gauges this time
     return c.body(await registry.metrics(), 200, { 'content-type': registry.contentType });
   });

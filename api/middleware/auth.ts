@@ -19,7 +19,7 @@ export function apiKeyAuth(options: {
   return async function apiKeyAuthHandler(c, next) {
     const header = c.req.header('authorization') ?? '';
     const key = bearerKey(header) ?? (!header && options.cookie ? getCookie(c, options.cookie) : undefined);
-    const identity = key ? options.keys.authenticate(key) : null;
+    const identity = key ? await options.keys.authenticate(key) : null;
     if (!identity) {
       c.header('WWW-Authenticate', 'Bearer realm="warden"');
       const message = key ? 'the API key is unknown or revoked' : 'send an API key: Authorization: Bearer <key>';

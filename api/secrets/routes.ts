@@ -53,10 +53,10 @@ export function secretsRouter(deps: { vault?: Vault; audit: AuditStore }) {
         ...errorResponses(400, 401, 403, 503),
       },
     }),
-    (c) => {
+    async (c) => {
       const { name } = c.req.valid('param');
-      const { created, ...info } = vault().put(name, c.req.valid('json').value);
-      record('secret.stored', c.get('identity').key_id, { name, created, key_id: info.key_id });
+      const { created, ...info } = await vault().put(name, c.req.valid('json').value);
+      await record('secret.stored', c.get('identity').key_id, { name, created, key_id: info.key_id });
       return created ? c.json(info, 201) : c.json(info, 200);
     },
   );
@@ -68,7 +68,7 @@ export function secretsRouter(deps: { vault?: Vault; audit: AuditStore }) {
       summary: 'List secrets: names, times and key ids, never values',
       responses: { 200: json(z.object({ secrets: z.array(SecretInfoSchema) }), 'Secrets'), ...errorResponses(401, 403, 503) },
     }),
-    (c) => c.json({ secrets: vault().list() }, 200),
+    async (c) => c.json({ secrets: await vault().list() }, 200),
   );
 
   app.openapi(
@@ -82,10 +82,10 @@ export function secretsRouter(deps: { vault?: Vault; audit: AuditStore }) {
         ...errorResponses(400, 401, 403, 404, 503),
       },
     }),
-    (c) => {
+    async (c) => {
       const { name } = c.req.valid('param');
-      if (!vault().delete(name)) throw new WardenError('not_found', `no secret named ${name}`, 404);
-      record('secret.deleted', c.get('identity').key_id, { name });
+      if (!(await vault().delete(name))) throw new WardenError('not_found', `no secret named ${name}`, 404);
+      await record('secret.deleted', c.get('identity').key_id, { name });
       return c.json({ name, deleted: true as const }, 200);
     },
   );
@@ -103,14 +103,14 @@ export function secretsRouter(deps: { vault?: Vault; audit: AuditStore }) {
         ...errorResponses(401, 403, 409, 503),
       },
     }),
-    (c) => {
+    async (c) => {
       let result;
       try {
-        result = vault().rotate();
+        result = await vault().rotate();
       } catch (err) {
         throw toWardenError(err);
       }
-      record('vault.rotated', c.get('identity').key_id, result);
+      await record('vault.rotated', c.get('identity').key_id, result);
       const message = `${result.reencrypted} of ${result.total} secrets re-encrypted under master key ${result.key_id}`;
       return c.json({ ...result, message }, 200);
     },

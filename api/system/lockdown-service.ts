@@ -116,7 +116,7 @@ export function createLockdownService(client: Client, audit: AuditStore, opts: {
     const lockdown = await state();
     if (!lockdown) return;
     const message = lockdownMessage(lockdown);
-    audit.append({
+    await audit.append({
       key: `api:lockdown-refused:${randomBytes(8).toString('hex')}`,
       kind: 'system.lockdown_refused',
       actor: who.key_id,

@@ -126,7 +126,7 @@ export function createSystemStatus(deps: SystemDeps) {
       }),
       probe('Temporal', () => pollers(CONTROL_TASK_QUEUE, temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)),
       probe('Temporal', () => pollers(sandboxQueue, temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)),
-      probe('the audit store', async () => `${audit.head().seq} entries`),
+      probe('the audit store', async () => `${(await audit.head()).seq} entries`),
       probe('the chat channels', async () => {
         const channels = deps.channels();
         if (channels.length === 0) return 'none configured';

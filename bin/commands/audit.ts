@@ -50,13 +50,13 @@ async function masterKeys(db: string) {
 }
 
 /** Runs against the local file with --db, else through the API. */
-async function withSource<T>(ctx: CommandContext, local: (store: AuditStore) => T, remote: () => Promise<T>): Promise<T> {
+async function withSource<T>(ctx: CommandContext, local: (store: AuditStore) => Promise<T>, remote: () => Promise<T>): Promise<T> {
   const store = await localStore(ctx.values);
   if (!store) return remote();
   try {
-    return local(store);
+    return await local(store);
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -85,7 +85,7 @@ export const auditCommands: Record<string, Command> = {
     async run(ctx) {
       const result = await withSource(
         ctx,
-        (store) => ({ ...store.verify(), head: store.head() }),
+        async (store) => ({ ...(await store.verify()), head: await store.head() }),
         () => ctx.api.call<Verification>('GET', '/api/audit-logs/verify'),
       );
       if (ctx.json) printJson(result);
@@ -109,9 +109,9 @@ export const auditCommands: Record<string, Command> = {
     async run(ctx) {
       const lines = await withSource(
         ctx,
-        (store) => {
+        async (store) => {
           const out: string[] = [];
-          store.exportJsonl((line) => out.push(`${line}\n`));
+          await store.exportJsonl((line) => out.push(`${line}\n`));
           return out.join('');
         },
         () => ctx.api.text('/api/audit-logs/export'),

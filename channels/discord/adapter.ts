@@ -10,7 +10,7 @@ import { discordCardMessage } from './card.js';
 
 export interface DiscordSettings {
   /** The bot token, read when connecting (from the vault); undefined when the secret is missing. */
-  token: () => string | undefined;
+  token: () => Promise<string | undefined>;
   /** The ids of the text channels cards go to. */
   channelIds: string[];
   /** Discord's REST API base (its default when unset). */
@@ -42,7 +42,7 @@ export function discordAdapter(settings: DiscordSettings): ChannelAdapter {
     name: 'discord',
     rooms: settings.channelIds,
     async connect(onClick, onLost) {
-      const token = settings.token();
+      const token = await settings.token();
       if (!token) throw new Error('no bot token: the vault has no secret of the configured name');
       const bot = new Client({
         intents: [GatewayIntentBits.Guilds],

@@ -11,7 +11,7 @@ import { slackCardMessage } from './card.js';
 
 export interface SlackSettings {
   /** The bot token (xoxb-) and the app-level token (xapp-, connections:write), read when connecting. */
-  tokens: () => { bot: string; app: string } | undefined;
+  tokens: () => Promise<{ bot: string; app: string } | undefined>;
   /** The ids of the channels cards go to. */
   channelIds: string[];
   /** Slack's Web API base (`https://slack.com/api/` when unset). */
@@ -26,7 +26,7 @@ export function slackAdapter(settings: SlackSettings): ChannelAdapter {
     name: 'slack',
     rooms: settings.channelIds,
     async connect(onClick, onLost) {
-      const tokens = settings.tokens();
+      const tokens = await settings.tokens();
       if (!tokens) throw new Error('no bot or app token: the vault has no secret of the configured names');
       const current = new App({
         token: tokens.bot,

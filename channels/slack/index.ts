@@ -16,8 +16,8 @@ export function slackChannel(
   const bot = vaultToken(vault, botSecret);
   const app = vaultToken(vault, appSecret);
   const adapter = slackAdapter({
-    tokens: () => {
-      const [botToken, appToken] = [bot(), app()];
+    tokens: async () => {
+      const [botToken, appToken] = await Promise.all([bot(), app()]);
       return botToken && appToken ? { bot: botToken, app: appToken } : undefined;
     },
     channelIds: config.slackChannelIds,

@@ -10,7 +10,7 @@ import { telegramCardMessage } from './card.js';
 
 export interface TelegramSettings {
   /** The bot token, read when connecting (from the vault); undefined when the secret is missing. */
-  token: () => string | undefined;
+  token: () => Promise<string | undefined>;
   /** The ids of the chats cards go to. */
   chatIds: string[];
   /** The Bot API's root (Telegram's own when unset). */
@@ -44,7 +44,7 @@ export function telegramAdapter(settings: TelegramSettings): ChannelAdapter {
     name: 'telegram',
     rooms: settings.chatIds,
     async connect(onClick, onLost) {
-      const token = settings.token();
+      const token = await settings.token();
       if (!token) throw new Error('no bot token: the vault has no secret of the configured name');
       const current = new Bot(token, settings.apiRoot ? { client: { apiRoot: settings.apiRoot } } : {});
       bot = current;

@@ -127,7 +127,7 @@ async function main(): Promise<void> {
     requireSandbox: false,
     ...(process.env.WARDEN_SANDBOX_IMAGE ? { sandboxImage: process.env.WARDEN_SANDBOX_IMAGE } : {}),
   });
-  const { key } = keys.create('bench', 'admin', null);
+  const { key } = await keys.create('bench', 'admin', null);
   const app = createApp({
     client,
     docker,

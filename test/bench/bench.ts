@@ -595,7 +595,7 @@ async function main(): Promise<void> {
     cpuOvercommit: 64,
   });
   // An admin: only an admin may create runc agents (no sandbox kernel).
-  const { key: adminKey } = keys.create('bench', 'admin', null);
+  const { key: adminKey } = await keys.create('bench', 'admin', null);
   const app = createApp({
     client,
     docker,

@@ -78,18 +78,15 @@ async function auditKinds(id: string): Promise<string[]> {
     .getHandle(id)
     .result()
     .catch(() => undefined);
-  return stack.audit
-    .list({ action_id: id, limit: 100 })
-    .reverse()
-    .map((e) => e.kind);
+  return (await stack.audit.list({ action_id: id, limit: 100 })).reverse().map((e) => e.kind);
 }
 
 beforeAll(async () => {
   stack = await startStack();
-  key.operator = stack.keyFor('operator');
-  key.viewer = stack.keyFor('viewer');
-  key.approverA = stack.keys.create('alice', 'approver', null).key;
-  key.approverB = stack.keys.create('bob', 'approver', null).key;
+  key.operator = await stack.keyFor('operator');
+  key.viewer = await stack.keyFor('viewer');
+  key.approverA = (await stack.keys.create('alice', 'approver', null)).key;
+  key.approverB = (await stack.keys.create('bob', 'approver', null)).key;
   agentId = uniqueId('actions'); // ids starting act- are reserved (action ids)
   expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: agentId, runtime: 'runc' })).status).toBe(201);
   await waitForStatus(stack.api, agentId, ['running']);
@@ -115,7 +112,7 @@ describe('levels', () => {
   it('medium runs at once and is flagged in the audit log with its level', async () => {
     const res = await submit(key.operator, 'filesystem', 'write', { path: 'notes.txt', content: 'hello' }, { wait_seconds: 30 });
     expect(res.body).toMatchObject({ status: 'completed', security_level: 'medium' });
-    const decided = stack.audit.list({ action_id: res.body.id, kind: 'policy.decided' })[0]!;
+    const decided = (await stack.audit.list({ action_id: res.body.id, kind: 'policy.decided' }))[0]!;
     expect(decided.details).toMatchObject({ level: 'medium', rule: 'filesystem', allowed: true });
     const read = await submit(key.operator, 'filesystem', 'read', { path: 'notes.txt' }, { wait_seconds: 30 });
     expect(read.body.result.stdout).toBe('hello');
@@ -149,7 +146,7 @@ describe('levels', () => {
     expect(await workspaceHas('approved.txt')).toBe(true);
     await recordHistory('action-approved', id);
 
-    const refused = stack.audit.list({ action_id: id, kind: 'approval.refused' });
+    const refused = await stack.audit.list({ action_id: id, kind: 'approval.refused' });
     expect(refused.map((e) => e.details.reason).sort()).toEqual(
       [
         'the parameters hash does not match this action: review the action again and approve what it now says',
@@ -220,8 +217,8 @@ describe('levels', () => {
 it('an approval delivered as a Temporal signal (as a chat channel would) runs the action too', async () => {
   const res = await submit(key.operator, 'shell', 'exec', { command: 'echo via signal' });
   const handle = stack.client.workflow.getHandle(res.body.id);
-  const carol = stack.keys.authenticate(stack.keys.create('carol', 'approver', null).key)!;
-  const viewer = stack.keys.authenticate(key.viewer)!;
+  const carol = (await stack.keys.authenticate((await stack.keys.create('carol', 'approver', null)).key))!;
+  const viewer = (await stack.keys.authenticate(key.viewer))!;
   // A channel holds the master key as the API does, and signs what the person decided.
   const grants = new Grants(testPayloadCodec().keyring);
   const signed = (approver: typeof carol) => ({
@@ -244,7 +241,7 @@ it('an approval delivered as a Temporal signal (as a chat channel would) runs th
   const done = await finalAction(res.body.id);
   expect(done).toMatchObject({ status: 'completed', result: { stdout: 'via signal\n' } });
   expect(done.approvals.map((a) => a.approver.name)).toEqual(['carol']);
-  const refused = stack.audit.list({ action_id: res.body.id, kind: 'approval.refused' });
+  const refused = await stack.audit.list({ action_id: res.body.id, kind: 'approval.refused' });
   expect(refused.map((e) => e.details.reason)).toEqual([`test viewer has the viewer role; approving needs approver`]);
 });
 
@@ -310,7 +307,7 @@ describe('refusals', () => {
     });
     expect(late.status).toBe(409);
     // Refused by the API after the workflow closed, and recorded all the same.
-    const refusedLate = stack.audit.list({ action_id: res.body.id, kind: 'approval.refused' });
+    const refusedLate = await stack.audit.list({ action_id: res.body.id, kind: 'approval.refused' });
     expect(refusedLate.map((e) => [e.details.approver, e.details.reason])).toEqual([
       ['bob', `action ${res.body.id} is rejected, not awaiting approval`],
     ]);
@@ -364,7 +361,7 @@ describe('refusals', () => {
       expect((await finalAction(res.body.id)).result).toBeNull();
       // The worker decided it again from the signed parameters: denied, on the log as decided.
       expect(await auditKinds(res.body.id)).toEqual(['action.submitted', 'policy.decided']);
-      expect(stack.audit.list({ action_id: res.body.id, kind: 'policy.decided' })[0]!.details).toMatchObject({
+      expect((await stack.audit.list({ action_id: res.body.id, kind: 'policy.decided' }))[0]!.details).toMatchObject({
         rule: 'skill-fit',
         allowed: false,
       });
@@ -470,10 +467,10 @@ describe('approvals count people, not keys', () => {
       body: { error: { message: expect.stringMatching(/a second admin, another person, must confirm it/) } },
     });
     // An admin who is another person can (here one made on the host, as the first admin is).
-    const otherAdmin = stack.keys.create('erin', 'admin', null).key;
+    const otherAdmin = (await stack.keys.create('erin', 'admin', null)).key;
     const confirmed = await as(otherAdmin, 'POST', `/api/keys/${dave.id}/confirm`);
     expect(confirmed).toMatchObject({ status: 200, body: { counts_as: 'dave', confirmed_by: expect.stringMatching(/^key_/) } });
-    expect(stack.audit.list({ kind: 'key.confirmed' }).some((e) => e.details.id === dave.id)).toBe(true);
+    expect((await stack.audit.list({ kind: 'key.confirmed' })).some((e) => e.details.id === dave.id)).toBe(true);
 
     expect((await as(dave.key, 'POST', `/api/actions/${id}/approve`, { approved: true, params_hash })).status).toBe(200);
     const done = await finalAction(id);
@@ -503,7 +500,7 @@ describe('approvals count people, not keys', () => {
 
 describe('actions a key no longer stands behind', () => {
   it('revoking a key cancels its actions awaiting approval, and one it missed cannot be approved', async () => {
-    const created = stack.keys.create('soon revoked', 'operator', null);
+    const created = await stack.keys.create('soon revoked', 'operator', null);
     const first = await as(created.key, 'POST', '/api/actions', {
       action_type: 'skill_execution',
       skill_id: 'shell',
@@ -525,7 +522,7 @@ describe('actions a key no longer stands behind', () => {
     expect(await approveWith(stack, key.approverA, first.body)).toBe(409);
 
     // A revocation the cancellation did not reach (here: made in the key store directly) still stops the approval.
-    const other = stack.keys.create('revoked behind the API', 'operator', null);
+    const other = await stack.keys.create('revoked behind the API', 'operator', null);
     const second = await as(other.key, 'POST', '/api/actions', {
       action_type: 'skill_execution',
       skill_id: 'shell',
@@ -533,7 +530,7 @@ describe('actions a key no longer stands behind', () => {
       agent_id: agentId,
       parameters: { command: 'touch revoked-2.txt' },
     });
-    stack.keys.revoke(other.id);
+    await stack.keys.revoke(other.id);
     const refused = await as(key.approverA, 'POST', `/api/actions/${second.body.id}/approve`, {
       approved: true,
       params_hash: second.body.params_hash,

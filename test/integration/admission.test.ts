@@ -14,7 +14,7 @@ let operator: string;
 
 beforeAll(async () => {
   stack = await startStack();
-  operator = stack.keyFor('operator');
+  operator = await stack.keyFor('operator');
 });
 afterAll(async () => {
   await stopLiveAgents(stack.api);
@@ -76,7 +76,7 @@ describe('ids that are not agents', () => {
     await waitForStatus(stack.api, agentId, ['running']);
     const action = await submitShell(stack.api, agentId, 'echo hi');
     expect(action.body.id).toMatch(/^act-[0-9a-f]{16}$/);
-    const viewer = stack.keyFor('viewer');
+    const viewer = await stack.keyFor('viewer');
     for (const id of [CAPACITY_WORKFLOW_ID, action.body.id]) {
       for (const [key, method, path] of [
         [viewer, 'GET', `/api/agents/${id}`],

@@ -103,10 +103,7 @@ describe('agent lifecycle', () => {
     expect(await containersOf(id)).toHaveLength(0);
 
     // Every step is on the audit log, with who asked for it.
-    const trail = stack.audit
-      .list({ agent_id: id, limit: 100 })
-      .reverse()
-      .filter((e) => e.kind.startsWith('agent.')); // the actions have their own
+    const trail = (await stack.audit.list({ agent_id: id, limit: 100 })).reverse().filter((e) => e.kind.startsWith('agent.')); // the actions have their own
     expect(trail.map((e) => [e.kind, e.details.to ?? null])).toEqual([
       ['agent.created', null],
       ['agent.status_changed', 'running'],
@@ -117,7 +114,7 @@ describe('agent lifecycle', () => {
     ]);
     expect(trail[0]!.actor).toMatch(/^key_/); // the admin key the test used
     expect(trail[2]!.actor).toBe(trail[0]!.actor);
-    expect(stack.audit.verify().ok).toBe(true);
+    expect((await stack.audit.verify()).ok).toBe(true);
 
     // A stopped agent can no longer be driven.
     const again = await stack.api('POST', `/api/agents/${id}/pause`);

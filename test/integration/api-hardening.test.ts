@@ -34,7 +34,7 @@ async function served(config: Partial<Config>): Promise<Served> {
   const url = await new Promise<string>((resolve) => {
     server = serve({ fetch: stack.realApp.fetch, hostname: '127.0.0.1', port: 0 }, (info) => resolve(`http://127.0.0.1:${info.port}`));
   });
-  return { stack, server, url, admin: stack.keyFor('admin') };
+  return { stack, server, url, admin: await stack.keyFor('admin') };
 }
 
 async function close(s?: Served) {
@@ -62,7 +62,7 @@ describe('with the default settings', () => {
   beforeAll(async () => {
     s = await served({ rateLimits: 'read=1000/min,write=1000/min,auth_failure=1000/min', maxBodyBytes: 1024 * 1024 });
   });
-  afterAll(() => close(s));
+  afterAll(async () => close(s));
   const auth = () => ({ authorization: `Bearer ${s.admin}` });
 
   it('sends nosniff, frame DENY, no-referrer and a CSP that allows nothing on API answers', async () => {
@@ -173,7 +173,7 @@ describe('with CORS origins, tight rate limits and a trusted proxy', () => {
     });
     doc = (await (await fetch(`${s.url}/openapi.json`)).json()) as OpenApiDocument;
   });
-  afterAll(() => close(s));
+  afterAll(async () => close(s));
 
   it('allows exactly the configured origins, with the headers a browser client needs', async () => {
     const preflight = await fetch(`${s.url}/api/agents`, {
@@ -197,7 +197,7 @@ describe('with CORS origins, tight rate limits and a trusted proxy', () => {
   });
 
   it('answers 429 as the OpenAPI document declares, with Retry-After, per client address', async () => {
-    const key = s.stack.keyFor('operator');
+    const key = await s.stack.keyFor('operator');
     const get = (from: string) =>
       fetch(`${s.url}/api/skills`, { headers: { authorization: `Bearer ${key}`, 'x-forwarded-for': `10.9.9.9, ${from}` } });
     const statuses = [];
@@ -211,7 +211,7 @@ describe('with CORS origins, tight rate limits and a trusted proxy', () => {
     expect(validate(doc, declared.content['application/json'].schema, await refused.json())).toEqual([]);
     // The key has its own bucket of 3: another address with another key is not affected.
     const other = await fetch(`${s.url}/api/skills`, {
-      headers: { authorization: `Bearer ${s.stack.keyFor('viewer')}`, 'x-forwarded-for': '203.0.113.11' },
+      headers: { authorization: `Bearer ${await s.stack.keyFor('viewer')}`, 'x-forwarded-for': '203.0.113.11' },
     });
     expect(other.status).toBe(200);
   });
@@ -236,7 +236,7 @@ describe('with CORS origins, tight rate limits and a trusted proxy', () => {
     expect(session.status).toBe(429);
     // The same address's valid keys go on working.
     expect((await api(s.admin)).status).toBe(200);
-    expect((await decode(s.stack.keyFor('viewer'))).status).toBe(200);
+    expect((await decode(await s.stack.keyFor('viewer'))).status).toBe(200);
   });
 });
 
@@ -256,7 +256,7 @@ describe('when the Temporal server cannot be reached', () => {
       payloadCodec: testPayloadCodec(),
     });
     const doc = (await (await app.request('/openapi.json')).json()) as OpenApiDocument;
-    const headers = { authorization: `Bearer ${keys.create('admin', 'admin', null).key}` };
+    const headers = { authorization: `Bearer ${(await keys.create('admin', 'admin', null)).key}` };
     for (const [path, route] of [
       ['/api/agents', '/api/agents'],
       ['/api/actions/pending', '/api/actions/pending'],
@@ -270,7 +270,7 @@ describe('when the Temporal server cannot be reached', () => {
       });
       expect(validate(doc, doc.paths[route]!.get.responses['503'].content['application/json'].schema, body)).toEqual([]);
     }
-    keys.close();
+    await keys.close();
     await connection.close();
   });
 });

@@ -16,13 +16,13 @@ import { testAuditOptions } from '../support/helpers.js';
 let dir: string;
 let store: AuditStore;
 
-beforeEach(() => {
+beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'warden-audit-activity-'));
   store = AuditStore.open(join(dir, 'audit.db'), testAuditOptions());
 });
 
-afterEach(() => {
-  store.close();
+afterEach(async () => {
+  await store.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -48,13 +48,13 @@ describe('recordAudit', () => {
     const retry = await attempt(2, { ...input, at: '2026-03-01T12:00:05.000Z' });
     expect(retry).toEqual(first);
     expect(first.seq).toBe(1);
-    const entries = store.list({ action_id: 'act-123' });
+    const entries = await store.list({ action_id: 'act-123' });
     expect(entries).toHaveLength(1);
     expect(entries[0]).toMatchObject({ seq: 1, hash: first.hash, at: '2026-03-01T12:00:00.000Z', actor: 'key:ops' });
 
     const next = await attempt(1, { ...input, key: 'act-123:2', kind: 'policy.decided', details: { rule: 'allow-ls' } });
     expect(next.seq).toBe(2);
-    expect(store.verify()).toMatchObject({ ok: true, entries: 2, breaks: [], first_broken: null });
+    expect(await store.verify()).toMatchObject({ ok: true, entries: 2, breaks: [], first_broken: null });
   });
 
   it('fails a malformed entry without retries', async () => {
@@ -68,6 +68,6 @@ describe('recordAudit', () => {
     });
     const unknownKind = await attempt(1, { ...bad, kind: 'nope', details: {} } as unknown as RecordAuditInput).catch((e: unknown) => e);
     expect(unknownKind).toMatchObject({ type: 'InvalidAuditEntry', nonRetryable: true, message: expect.stringContaining('kind') });
-    expect(store.verify()).toMatchObject({ ok: true, entries: 0 });
+    expect(await store.verify()).toMatchObject({ ok: true, entries: 0 });
   });
 });

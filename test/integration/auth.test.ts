@@ -16,9 +16,9 @@ const keys: Record<Role | 'revoked', string> = {} as never;
 
 beforeAll(async () => {
   stack = await startStack();
-  for (const role of ROLES) keys[role] = stack.keyFor(role);
-  const revoked = stack.keys.create('revoked admin', 'admin', null);
-  stack.keys.revoke(revoked.id);
+  for (const role of ROLES) keys[role] = await stack.keyFor(role);
+  const revoked = await stack.keys.create('revoked admin', 'admin', null);
+  await stack.keys.revoke(revoked.id);
   keys.revoked = revoked.key;
 });
 afterAll(async () => stack?.stop());
@@ -94,7 +94,7 @@ it('an admin creates a key that works at once, is shown once, and stops working 
   expect(JSON.stringify(listed.body)).not.toContain(made.key);
   expect(JSON.stringify(listed.body)).toContain(made.id);
 
-  expect(stack.audit.list({ kind: 'key.created' }).find((e) => e.details.id === made.id)).toMatchObject({
+  expect((await stack.audit.list({ kind: 'key.created' })).find((e) => e.details.id === made.id)).toMatchObject({
     actor: made.created_by,
     details: { name: 'ci bot', role: 'operator' },
   });
@@ -102,8 +102,8 @@ it('an admin creates a key that works at once, is shown once, and stops working 
   expect(revoked.status).toBe(200);
   expect((revoked.body as unknown as { revoked_at: string }).revoked_at).not.toBeNull();
   expect((await call(made.key, 'GET', '/api/agents')).status).toBe(401);
-  expect(stack.audit.list({ kind: 'key.revoked' }).some((e) => e.details.id === made.id)).toBe(true);
-  expect(JSON.stringify(stack.audit.list({ limit: 1000 }))).not.toContain(made.key);
+  expect((await stack.audit.list({ kind: 'key.revoked' })).some((e) => e.details.id === made.id)).toBe(true);
+  expect(JSON.stringify(await stack.audit.list({ limit: 1000 }))).not.toContain(made.key);
 });
 
 it('refuses bad key requests with the reason', async () => {
@@ -114,12 +114,12 @@ it('refuses bad key requests with the reason', async () => {
   expect(extra.status).toBe(400);
 });
 
-it('stores only hashes: the key never appears in the database file', () => {
+it('stores only hashes: the key never appears in the database file', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'warden-keys-'));
   try {
     const store = KeyStore.open(join(dir, 'warden.db'));
-    const { key } = store.create('someone', 'viewer', null);
-    store.close();
+    const { key } = await store.create('someone', 'viewer', null);
+    await store.close();
     for (const file of ['warden.db', 'warden.db-wal']) {
       const bytes = (() => {
         try {
@@ -132,9 +132,9 @@ it('stores only hashes: the key never appears in the database file', () => {
       expect(bytes.includes(Buffer.from(key.slice(3, 20)))).toBe(false);
     }
     const reopened = KeyStore.open(join(dir, 'warden.db'));
-    expect(reopened.authenticate(key)).toMatchObject({ name: 'someone', role: 'viewer' });
-    expect(reopened.authenticate(`${key}x`)).toBeNull();
-    reopened.close();
+    expect(await reopened.authenticate(key)).toMatchObject({ name: 'someone', role: 'viewer' });
+    expect(await reopened.authenticate(`${key}x`)).toBeNull();
+    await reopened.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -100,11 +100,11 @@ const channelConfig = () => ({
 beforeAll(async () => {
   fake = await startFakeDiscord({ channelIds: ['920000000000000001', '920000000000000002'] });
   const vault = openVault({ dataDir: mkdtempSync(join(tmpdir(), 'warden-vault-')) });
-  vault.put(TOKEN_SECRET, fake.token);
+  await vault.put(TOKEN_SECRET, fake.token);
   channelStore = ChannelStore.open(join(mkdtempSync(join(tmpdir(), 'warden-channels-')), 'channels.db'));
   stack = await startStack({ config: channelConfig(), vault, channelStore });
   app = stack.realApp;
-  adminKey = stack.keys.create('admin', 'admin', null).key;
+  adminKey = (await stack.keys.create('admin', 'admin', null)).key;
   for (const [name, role] of [
     ['operator', 'operator'],
     ['alice', 'approver'],
@@ -112,7 +112,7 @@ beforeAll(async () => {
     ['viewer', 'viewer'],
     ['rita', 'approver'],
   ] as const) {
-    const made = stack.keys.create(name, role, null);
+    const made = await stack.keys.create(name, role, null);
     key[name] = { key: made.key, id: made.id };
   }
   await pair(user.alice, key.alice);
@@ -225,7 +225,7 @@ describe('Discord approvals', () => {
   });
 
   it('a revoked pairing, and a paired user whose key is revoked, stop at once', async () => {
-    const carol = stack.keys.create('carol', 'approver', null);
+    const carol = await stack.keys.create('carol', 'approver', null);
     const carolUser = '910000000000000005';
     await pair(carolUser, { key: carol.key, id: carol.id });
     const submitted = await submit(key.operator.key, 'echo carol');
@@ -244,7 +244,7 @@ describe('Discord approvals', () => {
   });
 
   it('a pairing acts only once its key confirms it, and only that key can', async () => {
-    const dave = stack.keys.create('dave', 'approver', null);
+    const dave = await stack.keys.create('dave', 'approver', null);
     const daveUser = '910000000000000006';
     expect((await admin('POST', '/api/channels/pairings', { platform_user: `discord:${daveUser}`, key_id: dave.id })).status).toBe(201);
     const twice = await admin('POST', '/api/channels/pairings', { platform_user: `discord:${daveUser}`, key_id: key.alice.id });

@@ -49,12 +49,12 @@ describe('against the real API', () => {
     stack = await startStack({ audit: AuditStore.open(auditFile, testAuditOptions()) });
     server = serve({ fetch: stack.realApp.fetch, hostname: '127.0.0.1', port: 0 });
     await new Promise((r) => server.once('listening', r));
-    env = { WARDEN_API_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, WARDEN_API_KEY: stack.keyFor('admin') };
+    env = { WARDEN_API_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, WARDEN_API_KEY: await stack.keyFor('admin') };
   });
   afterAll(async () => {
     await new Promise((r) => server?.close(r));
     await stack?.stop();
-    stack?.audit.close();
+    await stack?.audit.close();
   });
 
   it('status shows every component and the agent counts; sandbox shows the host', async () => {
@@ -111,7 +111,7 @@ describe('against the real API', () => {
     expect(lines).toHaveLength(3);
     const seqs = lines.map((l) => Number(/^#(\d+) /.exec(l)![1]));
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b)); // oldest first, like tail
-    expect(seqs.at(-1)).toBe(stack.audit.head().seq);
+    expect(seqs.at(-1)).toBe((await stack.audit.head()).seq);
 
     const verify = await warden(['audit', 'verify'], env);
     expect(verify.code).toBe(0);
@@ -119,12 +119,12 @@ describe('against the real API', () => {
     // The file alone: the master key checks the anchor of its head.
     const offline = await warden(['audit', 'verify', '--db', auditFile], { WARDEN_MASTER_KEY: TEST_MASTER_KEY });
     expect(offline.code).toBe(0);
-    expect(offline.stdout).toContain(`head #${stack.audit.head().seq} ${stack.audit.head().hash}`);
+    expect(offline.stdout).toContain(`head #${(await stack.audit.head()).seq} ${(await stack.audit.head()).hash}`);
   });
 
   it('approvals: lists, shows and decides an action from the terminal, bound to what it showed', async () => {
-    const operator = stack.keys.create('cli operator', 'operator', null).key;
-    const approver = { ...env, WARDEN_API_KEY: stack.keys.create('cli approver', 'approver', null).key };
+    const operator = (await stack.keys.create('cli operator', 'operator', null)).key;
+    const approver = { ...env, WARDEN_API_KEY: (await stack.keys.create('cli approver', 'approver', null)).key };
     const submit = async (command: string) =>
       (
         await stack.realApp.request('/api/actions', {
@@ -155,7 +155,7 @@ describe('against the real API', () => {
     const wrong = await warden(['approvals', 'approve', action.action_id, '--params-hash', other.params_hash], approver);
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/the parameters hash does not match/);
-    const low = await warden(['approvals', 'approve', action.action_id], { ...env, WARDEN_API_KEY: stack.keyFor('operator') });
+    const low = await warden(['approvals', 'approve', action.action_id], { ...env, WARDEN_API_KEY: await stack.keyFor('operator') });
     expect(low.code).toBe(4);
 
     const rejected = await warden(['approvals', 'reject', action.action_id, '--comment', 'not today'], approver);
@@ -168,7 +168,7 @@ describe('against the real API', () => {
   });
 
   it('channels: an admin pairs a chat user, the key confirms it, the admin revokes it', async () => {
-    const holder = stack.keys.create('cli holder', 'approver', null);
+    const holder = await stack.keys.create('cli holder', 'approver', null);
     const pair = await warden(['channels', 'pair', 'discord:930000000000000001', holder.id], env);
     expect(pair.code).toBe(0);
     expect(pair.stdout).toContain('warden channels confirm discord:930000000000000001');
@@ -189,7 +189,7 @@ describe('against the real API', () => {
     expect(bad.code).toBe(4);
     expect(bad.stderr).toMatch(/the API refused the key: the API key is unknown or revoked \(set WARDEN_API_KEY/);
 
-    const viewer = await warden(['agents', 'stop', 'agt-000000000000'], { ...env, WARDEN_API_KEY: stack.keyFor('viewer') });
+    const viewer = await warden(['agents', 'stop', 'agt-000000000000'], { ...env, WARDEN_API_KEY: await stack.keyFor('viewer') });
     expect(viewer.code).toBe(4);
     expect(viewer.stderr).toMatch(/not allowed: this needs the operator role; the key .* has viewer/);
 
@@ -230,7 +230,7 @@ describe('emergency stop and secrets, against the real API', () => {
     stack = await startStack();
     server = serve({ fetch: stack.realApp.fetch, hostname: '127.0.0.1', port: 0 });
     await new Promise((r) => server.once('listening', r));
-    env = { WARDEN_API_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, WARDEN_API_KEY: stack.keyFor('admin') };
+    env = { WARDEN_API_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, WARDEN_API_KEY: await stack.keyFor('admin') };
   });
   afterAll(async () => {
     // The lockdown lives in the suite's shared capacity workflow: never leave it on.
@@ -274,7 +274,7 @@ describe('emergency stop and secrets, against the real API', () => {
     const value = 'sk-canary-0123456789abcdef';
     const put = await warden(['secrets', 'put', 'CLI_OPENAI_KEY'], env, `${value}\n`);
     expect(put.code).toBe(0);
-    expect(stack.vault.reveal(['CLI_OPENAI_KEY']).get('CLI_OPENAI_KEY')).toBe(value);
+    expect((await stack.vault.reveal(['CLI_OPENAI_KEY'])).get('CLI_OPENAI_KEY')).toBe(value);
     expect(put.stdout + put.stderr).not.toContain(value);
     expect((await warden(['secrets', 'put', 'CLI_OPENAI_KEY'], env, '')).code).toBe(2); // empty stdin
 
@@ -284,9 +284,9 @@ describe('emergency stop and secrets, against the real API', () => {
     const rotate = await warden(['secrets', 'rotate', '--json'], env);
     expect(rotate.code, rotate.stderr).toBe(0);
     expect(JSON.parse(rotate.stdout)).toMatchObject({ reencrypted: 1, total: 1 });
-    expect(stack.vault.reveal(['CLI_OPENAI_KEY']).get('CLI_OPENAI_KEY')).toBe(value);
+    expect((await stack.vault.reveal(['CLI_OPENAI_KEY'])).get('CLI_OPENAI_KEY')).toBe(value);
     expect((await warden(['secrets', 'delete', 'CLI_OPENAI_KEY'], env)).code).toBe(0);
-    expect(stack.vault.has('CLI_OPENAI_KEY')).toBe(false);
+    expect(await stack.vault.has('CLI_OPENAI_KEY')).toBe(false);
 
     const missing = await warden(['secrets', 'delete', 'NOPE'], env);
     expect(missing.code).toBe(1);

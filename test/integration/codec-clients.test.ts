@@ -113,7 +113,7 @@ it.each(['viewer', 'admin'] as const)(
   'signs in with a %s key on the page, says what to set in the Web UI, and decodes with the cookie from the Web UI origin',
   (role) =>
     inBrowser(async (page, context) => {
-      await signIn(page, stack.keyFor(role));
+      await signIn(page, await stack.keyFor(role));
       await expect.poll(() => page.textContent('#signed-in')).toContain(`Signed in as test ${role} (${role}) for 12 hours`);
       const next = await page.textContent('body');
       expect(next).toContain(`${api}/codec`);
@@ -146,7 +146,7 @@ it('shows the sign-in page again, saying why, for a wrong key', () =>
 
 it('decodes a workflow input in the Temporal Web UI, set up as the success page says', () =>
   inBrowser(async (page) => {
-    await signIn(page, stack.keyFor('viewer'));
+    await signIn(page, await stack.keyFor('viewer'));
     await expect.poll(() => page.textContent('#signed-in')).toContain('Signed in');
 
     // The cluster-level endpoint alone (--ui-codec-endpoint) sends no cookie: the input stays encrypted.
@@ -189,10 +189,12 @@ it('lets the Temporal CLI signal with a viewer key, which encodes an empty list 
       `Bearer ${key}`,
       ...input,
     ]);
-  await signal(stack.keyFor('viewer'));
+  await signal(await stack.keyFor('viewer'));
   // A viewer cannot make ciphertext the workers would take for Warden's own.
-  await expect(signal(stack.keyFor('viewer'), '--input', '{"approved": true}')).rejects.toThrow(/Forbidden.*this needs the admin role/);
-  await signal(stack.keyFor('admin'), '--input', '{"approved": true}');
+  await expect(signal(await stack.keyFor('viewer'), '--input', '{"approved": true}')).rejects.toThrow(
+    /Forbidden.*this needs the admin role/,
+  );
+  await signal(await stack.keyFor('admin'), '--input', '{"approved": true}');
 
   const { history } = await stack.client.workflowService.getWorkflowExecutionHistory({ namespace: 'default', execution: { workflowId } });
   const signals = history!

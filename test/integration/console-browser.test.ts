@@ -36,11 +36,11 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => {
     server = serve({ fetch: stack.realApp.fetch, hostname: '127.0.0.1', port }, () => resolve());
   });
-  keys.admin = stack.keys.create('Ada (admin)', 'admin', null).key;
-  keys.alice = stack.keys.create('Alice', 'approver', null).key;
-  keys.bob = stack.keys.create('Bob', 'approver', null).key;
-  keys.operator = stack.keys.create('Otto', 'operator', null).key;
-  keys.viewer = stack.keys.create('Vera', 'viewer', null).key;
+  keys.admin = (await stack.keys.create('Ada (admin)', 'admin', null)).key;
+  keys.alice = (await stack.keys.create('Alice', 'approver', null)).key;
+  keys.bob = (await stack.keys.create('Bob', 'approver', null)).key;
+  keys.operator = (await stack.keys.create('Otto', 'operator', null)).key;
+  keys.viewer = (await stack.keys.create('Vera', 'viewer', null)).key;
   for (let i = 0; i < 2; i++) {
     const id = uniqueId('agt-browser');
     expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id, runtime: 'runc' })).status).toBe(201);

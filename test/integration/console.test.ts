@@ -81,7 +81,7 @@ it('serves its pages under a strict Content-Security-Policy, with htmx and its s
 });
 
 it('turns a key into an opaque HttpOnly, SameSite=Strict session cookie (Secure under HTTPS), and refuses a sign-in from another site', async () => {
-  const key = stack.keyFor('viewer');
+  const key = await stack.keyFor('viewer');
   const res = await signIn(key);
   expect(res.status).toBe(303);
   const cookie = res.headers.get('set-cookie')!;
@@ -106,7 +106,7 @@ it('turns a key into an opaque HttpOnly, SameSite=Strict session cookie (Secure 
   expect(await proxied(stack.realApp, key)).not.toContain('Secure');
   const behindProxy = await startStack({ workers: false, config: { trustProxy: 1 } });
   try {
-    expect(await proxied(behindProxy.realApp, behindProxy.keyFor('viewer'))).toContain('Secure');
+    expect(await proxied(behindProxy.realApp, await behindProxy.keyFor('viewer'))).toContain('Secure');
   } finally {
     await behindProxy.stop();
   }
@@ -128,14 +128,14 @@ it('shows a viewer the pending action with its escaped parameters but no buttons
   expect(submitted.body.status).toBe('pending');
   const { id, params_hash } = submitted.body;
 
-  const viewer = await session(stack.keyFor('viewer'));
+  const viewer = await session(await stack.keyFor('viewer'));
   const seen = await (await get(viewer.cookie, '/console/approvals')).text();
   expect(seen).toContain(id);
   expect(seen).toContain(params_hash);
   expect(seen).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
   expect(seen).not.toContain('<script>alert(1)');
   expect(seen).not.toMatch(/<button[^>]*>\s*(Approve|Reject)/);
-  const approver = await session(stack.keyFor('approver'));
+  const approver = await session(await stack.keyFor('approver'));
   expect(await (await get(approver.cookie, '/console/approvals')).text()).toMatch(/<button[^>]*value="approve"[^>]*>\s*Approve/);
 
   const decision = { verdict: 'approve', params_hash, comment: 'forged' };
@@ -160,7 +160,7 @@ it('shows a viewer the pending action with its escaped parameters but no buttons
 });
 
 it("lets an operator pause and resume an agent from its page, through the API's agent service", async () => {
-  const operator = await session(stack.keyFor('operator'));
+  const operator = await session(await stack.keyFor('operator'));
   const page = await (await get(operator.cookie, `/console/agents/${agentId}`)).text();
   expect(page).toMatch(/<button[^>]*>Pause<\/button>/);
   const paused = await post(operator, `/console/agents/${agentId}/pause`, {});
@@ -169,12 +169,12 @@ it("lets an operator pause and resume an agent from its page, through the API's 
   await waitForStatus(stack.api, agentId, ['paused']);
   expect((await post(operator, `/console/agents/${agentId}/resume`, {})).status).toBe(200);
   await waitForStatus(stack.api, agentId, ['running']);
-  const viewer = await session(stack.keyFor('viewer'));
+  const viewer = await session(await stack.keyFor('viewer'));
   expect(await (await get(viewer.cookie, `/console/agents/${agentId}`)).text()).not.toMatch(/<button[^>]*>(Pause|Resume|Stop)<\/button>/);
 });
 
 it('filters the audit log by agent, kind and time, and exports it as JSON Lines', async () => {
-  const viewer = await session(stack.keyFor('viewer'));
+  const viewer = await session(await stack.keyFor('viewer'));
   const created = await (await get(viewer.cookie, `/console/audit?agent_id=${agentId}&kind=agent.created`)).text();
   expect(created).toContain(agentId);
   expect(created).toContain('<code>agent.created</code>');
@@ -195,17 +195,17 @@ it('filters the audit log by agent, kind and time, and exports it as JSON Lines'
 });
 
 it('lets an admin create a key, shown once, and revoke it; an approver gets neither form', async () => {
-  const admin = await session(stack.keyFor('admin'));
+  const admin = await session(await stack.keyFor('admin'));
   const made = await post(admin, '/console/system/keys', { name: 'made in the console', role: 'viewer', person: 'Pat' });
   const key = /id="new-key"[^>]*value="([^"]+)"/.exec(await made.text())?.[1];
   expect(key).toBeTruthy();
-  const id = stack.keys.authenticate(key!)!.key_id;
+  const id = (await stack.keys.authenticate(key!))!.key_id;
   expect(await (await get(admin.cookie, '/console/system')).text()).not.toContain(key!);
   expect((await post(admin, `/console/system/keys/${id}/revoke`, {})).status).toBe(200);
-  expect(stack.keys.authenticate(key!)).toBeNull();
+  expect(await stack.keys.authenticate(key!)).toBeNull();
   const odd = await post(admin, '/console/system/keys', { name: '<b>', role: 'viewer' });
   expect(await odd.text()).toContain('Not created: name: letters, digits, spaces and . _ @ -');
-  const approver = await session(stack.keyFor('approver'));
+  const approver = await session(await stack.keyFor('approver'));
   const system = await (await get(approver.cookie, '/console/system')).text();
   expect(system).not.toMatch(/Create key|Revoke|Emergency stop<\/button>/);
   expect((await post(approver, '/console/system/keys', { name: 'sneaky', role: 'admin' })).status).toBe(403);
@@ -219,7 +219,7 @@ it('says the action expired when a decision comes too late', async () => {
     expect(submitted.body.status).toBe('pending');
     const { id, params_hash } = submitted.body;
     await waitFor(`action ${id} to expire`, async () => (await quick.api('GET', `/api/actions/${id}`)).body.status === 'expired');
-    const approver = await session(quick.keyFor('approver'), undefined, quick.realApp);
+    const approver = await session(await quick.keyFor('approver'), undefined, quick.realApp);
     const late = await post(approver, `/console/actions/${id}/decision`, { verdict: 'approve', params_hash }, ORIGIN, quick.realApp);
     expect(late.status).toBe(200);
     expect(await late.text()).toContain(`expired: action ${id} is expired, not awaiting approval`);
@@ -229,7 +229,7 @@ it('says the action expired when a decision comes too late', async () => {
 });
 
 it('asks the emergency stop for the typed word and a reason before anything stops', async () => {
-  const admin = await session(stack.keyFor('admin'));
+  const admin = await session(await stack.keyFor('admin'));
   const unconfirmed = await post(admin, '/console/system/emergency-stop', { reason: 'drill', confirm: 'stop' });
   expect(await unconfirmed.text()).toContain('Not stopped: type STOP to confirm.');
   const reasonless = await post(admin, '/console/system/emergency-stop', { reason: '  ', confirm: 'STOP' });
@@ -241,7 +241,7 @@ it('asks the emergency stop for the typed word and a reason before anything stop
 it("charges the console's decisions to the API's approve rate limit of the key", async () => {
   const limited = await startStack({ workers: false, config: { rateLimits: 'key.approve=2/min' } });
   try {
-    const approver = await session(limited.keyFor('approver'), undefined, limited.realApp);
+    const approver = await session(await limited.keyFor('approver'), undefined, limited.realApp);
     const decide = () => post(approver, '/console/actions/act-0000000000000000/decision', { verdict: 'approve' }, ORIGIN, limited.realApp);
     expect((await decide()).status).toBe(200);
     expect((await decide()).status).toBe(200);
@@ -254,7 +254,7 @@ it("charges the console's decisions to the API's approve rate limit of the key",
 });
 
 it('answers an unknown page or action with a page that says so', async () => {
-  const viewer = await session(stack.keyFor('viewer'));
+  const viewer = await session(await stack.keyFor('viewer'));
   const missing = await get(viewer.cookie, '/console/no-such-page');
   expect(missing.status).toBe(404);
   expect(await missing.text()).toContain('There is no console page at /console/no-such-page');
@@ -264,17 +264,17 @@ it('answers an unknown page or action with a page that says so', async () => {
 });
 
 it('ends a session on sign-out, and every session of a key the moment the key is revoked', async () => {
-  const viewer = await session(stack.keyFor('viewer'));
+  const viewer = await session(await stack.keyFor('viewer'));
   expect((await get(viewer.cookie, '/console/audit')).status).toBe(200);
   // Signing in again in the same browser ends the session it held.
-  const renewed = await session(stack.keyFor('viewer'), viewer.cookie);
+  const renewed = await session(await stack.keyFor('viewer'), viewer.cookie);
   expect((await get(viewer.cookie, '/console/audit')).status).toBe(303);
   const out = await post(renewed, '/console/sign-out', {});
   expect(out.status).toBe(200);
   expect(out.headers.get('set-cookie')).toMatch(/^warden_console=;/);
   expect((await get(renewed.cookie, '/console/audit')).status).toBe(303);
 
-  const key = stack.keys.create('console revokee', 'approver', null);
+  const key = await stack.keys.create('console revokee', 'approver', null);
   const [first, second] = [await session(key.key), await session(key.key)];
   expect((await get(first.cookie, '/console/agents')).status).toBe(200);
   expect((await stack.api('DELETE', `/api/keys/${key.id}`)).status).toBe(200);

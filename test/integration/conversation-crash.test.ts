@@ -56,7 +56,7 @@ it("a tool call whose worker is killed mid-command runs once, and the turn ends 
     const action = actionId ? (await stack.api('GET', `/api/actions/${actionId}`)).body : undefined;
     return action?.status === 'pending' ? (action as ActionRecord) : undefined;
   });
-  const approver = stack.keys.create('approver', 'approver', null).key;
+  const approver = (await stack.keys.create('approver', 'approver', null)).key;
   const approved = await stack.realApp.request(`/api/actions/${held.id}/approve`, {
     method: 'POST',
     headers: { authorization: `Bearer ${approver}`, 'content-type': 'application/json' },

@@ -75,7 +75,7 @@ it('a provider that stays down is replaced by its fallback for each model call, 
   expect(JSON.stringify(lastTurn.content)).toMatch(/\(low\) completed/);
 
   const switches = await waitFor('both switches on the log', async () => {
-    const entries = stack.audit.list({ kind: 'model.failover', limit: 10 }).filter((e) => e.details.conversation_id === id);
+    const entries = (await stack.audit.list({ kind: 'model.failover', limit: 10 })).filter((e) => e.details.conversation_id === id);
     return entries.length === 2 ? entries : undefined;
   });
   for (const entry of switches) {

@@ -72,11 +72,11 @@ async function endedTurn(conversationId: string, turn: number) {
 beforeAll(async () => {
   fake = await startFakeLlm();
   stack = await startStack({ config: { llmBaseUrl: `${fake.origin}/v1`, llmModel: 'fake-model' } });
-  key.owner = stack.keys.create('owner', 'operator', null).key;
-  key.other = stack.keys.create('another operator', 'operator', null).key;
-  key.viewer = stack.keys.create('viewer', 'viewer', null).key;
-  key.alice = stack.keys.create('alice', 'approver', null).key;
-  key.bob = stack.keys.create('bob', 'approver', null).key;
+  key.owner = (await stack.keys.create('owner', 'operator', null)).key;
+  key.other = (await stack.keys.create('another operator', 'operator', null)).key;
+  key.viewer = (await stack.keys.create('viewer', 'viewer', null)).key;
+  key.alice = (await stack.keys.create('alice', 'approver', null)).key;
+  key.bob = (await stack.keys.create('bob', 'approver', null)).key;
   expect((await stack.api('PUT', '/api/secrets/CANARY', { value: CANARY })).status).toBe(201);
   filesAgent = uniqueId('conv-files');
   shellAgent = uniqueId('conv-shell');
@@ -141,10 +141,10 @@ describe('a turn', () => {
     expect(toolResult(requests[2]!, 'call_delete')).toMatch(/\(high\) completed/);
 
     // Ran once, and the log says which conversation and turn asked for it.
-    const entries = stack.audit.list({ action_id: held.id, limit: 100 });
+    const entries = await stack.audit.list({ action_id: held.id, limit: 100 });
     expect(entries.filter((e) => e.kind === 'execution.started')).toHaveLength(1);
     expect(entries.find((e) => e.kind === 'action.submitted')!.details).toMatchObject({ conversation_id: id, turn: 1 });
-    expect(stack.audit.list({ kind: 'conversation.turn', limit: 100 }).some((e) => e.details.conversation_id === id)).toBe(true);
+    expect((await stack.audit.list({ kind: 'conversation.turn', limit: 100 })).some((e) => e.details.conversation_id === id)).toBe(true);
     await stack.client.workflow
       .getHandle(held.id)
       .result()
@@ -220,7 +220,7 @@ describe('a turn', () => {
       /injection screen flagged \((suspicious|injection): .+\) from the result of call call_read \(filesystem_read\) in turn 1/,
     );
     expect((await conversation(id)).taint).toMatchObject({ turn: 1, tool_call_id: 'call_read', tool: 'filesystem_read' });
-    const decided = stack.audit.list({ action_id: held.id, kind: 'policy.decided' })[0]!;
+    const decided = (await stack.audit.list({ action_id: held.id, kind: 'policy.decided' }))[0]!;
     expect(decided.details).toMatchObject({ level: 'high' });
     await decide(key.alice, held, false, 'not now');
     expect(await endedTurn(id, 1)).toMatchObject({ status: 'answered', reply: 'Stopped.' });
@@ -288,25 +288,25 @@ describe('who may converse', () => {
 describe("Temporal's port", () => {
   // The API's signing key: what an attacker does not have, used here to make "genuine" grants.
   const grants = new Grants(testPayloadCodec().keyring);
-  const ownerIdentity = () => {
-    const info = stack.keys.list().find((k) => k.name === 'owner')!;
+  const ownerIdentity = async () => {
+    const info = (await stack.keys.list()).find((k) => k.name === 'owner')!;
     return { key_id: info.id, name: info.name, role: info.role, person: info.person ?? info.name };
   };
-  const claimsFor = (conversationId: string, agentId: string): ConversationClaims => ({
+  const claimsFor = async (conversationId: string, agentId: string): Promise<ConversationClaims> => ({
     kind: 'conversation',
     conversation_id: conversationId,
     agent_id: agentId,
     skill_id: 'shell',
-    requester: ownerIdentity(),
+    requester: await ownerIdentity(),
     issued_at: new Date().toISOString(),
     expires_at: new Date(Date.now() + 3600_000).toISOString(),
   });
-  const messageGrant = (conversationId: string, message: string) =>
+  const messageGrant = async (conversationId: string, message: string) =>
     grants.sign({
       kind: 'message',
       conversation_id: conversationId,
       message_hash: messageHash(message),
-      sender: ownerIdentity(),
+      sender: await ownerIdentity(),
       issued_at: new Date().toISOString(),
     });
 
@@ -336,22 +336,22 @@ describe("Temporal's port", () => {
 
   it('a conversation grant altered to another agent, or a genuine one for another conversation, calls no model and makes no action', async () => {
     const other = uniqueId('conv-forged');
-    const altered = (id: string) => {
-      const genuine = grants.sign(claimsFor(id, shellAgent));
+    const altered = async (id: string) => {
+      const genuine = grants.sign(await claimsFor(id, shellAgent));
       return { ...genuine, claims: { ...genuine.claims, agent_id: other } };
     };
     const cases = [
       { id: uniqueId('cnv-altered'), grant: (id: string) => altered(id), why: /signature does not match/ },
       {
         id: uniqueId('cnv-elsewhere'),
-        grant: () => grants.sign(claimsFor('cnv-0123456789abcdef', other)),
+        grant: async () => grants.sign(await claimsFor('cnv-0123456789abcdef', other)),
         why: /is for conversation cnv-0123456789abcdef/,
       },
     ];
     for (const { id, grant, why } of cases) {
       const before = fake.requests.length;
-      const handle = await handStart(id, grant(id), other);
-      await handle.executeUpdate(sendMessageUpdate, { args: [{ message: 'run id', grant: messageGrant(id, 'run id') }] });
+      const handle = await handStart(id, await grant(id), other);
+      await handle.executeUpdate(sendMessageUpdate, { args: [{ message: 'run id', grant: await messageGrant(id, 'run id') }] });
       const turn = await handle.executeUpdate(turnResultUpdate, { args: [{ turn: 1 }] });
       expect(turn.status).toBe('failed');
       expect(turn.error).toMatch(/^no model was called: /);
@@ -364,7 +364,7 @@ describe("Temporal's port", () => {
 
   it('a genuine conversation grant with a message the API never passed on makes no action', async () => {
     const id = uniqueId('cnv-unsent');
-    const handle = await handStart(id, grants.sign(claimsFor(id, shellAgent)), shellAgent);
+    const handle = await handStart(id, grants.sign(await claimsFor(id, shellAgent)), shellAgent);
     const before = fake.to(ROUTE).length;
     fake.script(
       ROUTE,
@@ -372,7 +372,7 @@ describe("Temporal's port", () => {
       { json: openaiCompletion({ content: 'It was refused.' }) },
     );
     // The grant of another message: genuine, but not for this text.
-    await handle.executeUpdate(sendMessageUpdate, { args: [{ message: 'run id', grant: messageGrant(id, 'list the files') }] });
+    await handle.executeUpdate(sendMessageUpdate, { args: [{ message: 'run id', grant: await messageGrant(id, 'list the files') }] });
     const turn = await handle.executeUpdate(turnResultUpdate, { args: [{ turn: 1 }] });
     expect(turn).toMatchObject({ status: 'answered', actions: [{ status: 'refused', action_id: null }] });
     expect(toolResult(fake.to(ROUTE)[before + 1]!, 'call_x')).toMatch(

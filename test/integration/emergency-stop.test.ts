@@ -119,8 +119,8 @@ beforeAll(async () => {
   port = await freePort();
   await startReceiver();
   stack = await startStack({ config: config() });
-  operator = stack.keyFor('operator');
-  approver = stack.keyFor('approver');
+  operator = await stack.keyFor('operator');
+  approver = await stack.keyFor('approver');
 });
 afterAll(async () => {
   // Whatever happened, leave no lockdown behind for the next test file.
@@ -146,7 +146,7 @@ describe('before the stop', () => {
     expect((await stack.api('POST', '/api/system/emergency-stop', { reason: 'x', extra: 1 })).status).toBe(400);
     expect((await as(operator, 'POST', '/api/system/emergency-stop', { reason: 'no' })).status).toBe(403);
     expect((await stack.api('POST', '/api/system/resume', { reason: 'not locked' })).status).toBe(409);
-    expect((await as(stack.keyFor('viewer'), 'GET', '/api/system/lockdown')).body).toMatchObject({ locked: false, since: null });
+    expect((await as(await stack.keyFor('viewer'), 'GET', '/api/system/lockdown')).body).toMatchObject({ locked: false, since: null });
   });
 
   it(`runs ${AGENTS} agents`, async () => {
@@ -254,7 +254,7 @@ describe('the emergency stop', () => {
       expect(agent.exit_code).toBe(137); // forced: SIGKILL at once
       expect(await containersOf(id)).toHaveLength(0);
     }
-    const stopped = stack.audit.list({ agent_id: agentIds[0], kind: 'agent.stopped' })[0]!;
+    const stopped = (await stack.audit.list({ agent_id: agentIds[0], kind: 'agent.stopped' }))[0]!;
     expect(stopped.actor).not.toBe('system'); // the admin behind the stop
   }, 180_000);
 
@@ -265,7 +265,7 @@ describe('the emergency stop', () => {
         return res.body.completed_at ? (res.body as ActionRecord) : undefined;
       });
       expect(action).toMatchObject({ status: 'cancelled', error: 'cancelled: emergency stop: drill: everything stops', result: null });
-      const cancelled = stack.audit.list({ action_id: id, kind: 'action.cancelled' });
+      const cancelled = await stack.audit.list({ action_id: id, kind: 'action.cancelled' });
       expect(cancelled).toHaveLength(1);
       expect(cancelled[0]!.details).toEqual({ reason: 'emergency stop: drill: everything stops' });
     }
@@ -273,15 +273,15 @@ describe('the emergency stop', () => {
     expect((await stack.api('GET', '/api/actions/pending')).body.actions.map((a: { id: string }) => a.id)).not.toEqual(
       expect.arrayContaining([pendingIds[0]]),
     );
-    expect(stack.audit.list({ kind: 'system.lockdown', limit: 1 })[0]!.details).toMatchObject({
+    expect((await stack.audit.list({ kind: 'system.lockdown', limit: 1 }))[0]!.details).toMatchObject({
       reason: 'drill: everything stops',
       by_name: 'test admin',
     });
-    expect(stack.audit.list({ kind: 'system.emergency_stop', limit: 1 })[0]!.details).toMatchObject({ counts: report.counts });
+    expect((await stack.audit.list({ kind: 'system.emergency_stop', limit: 1 }))[0]!.details).toMatchObject({ counts: report.counts });
   });
 
   it('says so at GET /api/system/lockdown', async () => {
-    const res = await as(stack.keyFor('viewer'), 'GET', '/api/system/lockdown');
+    const res = await as(await stack.keyFor('viewer'), 'GET', '/api/system/lockdown');
     expect(res.body).toMatchObject({
       locked: true,
       by_name: 'test admin',
@@ -298,7 +298,7 @@ describe('the emergency stop', () => {
     const action = await submitShell(stack.api, agentIds[0]!, 'echo hi');
     expect(action.status).toBe(423);
     expect(action.body.error.message).toMatch(LOCKDOWN_MESSAGE);
-    expect(stack.audit.list({ kind: 'system.lockdown_refused', limit: 10 }).length).toBeGreaterThanOrEqual(2);
+    expect((await stack.audit.list({ kind: 'system.lockdown_refused', limit: 10 })).length).toBeGreaterThanOrEqual(2);
   });
 
   it('refuses, in the workflows, an action and an agent started directly with the client', async () => {
@@ -334,7 +334,7 @@ describe('the emergency stop', () => {
       args: [input],
     });
     expect(direct).toMatchObject({ status: 'rejected', error: expect.stringMatching(LOCKDOWN_MESSAGE), result: null });
-    expect(stack.audit.list({ action_id: action.id, limit: 20 }).map((e) => e.kind)).not.toContain('execution.started');
+    expect((await stack.audit.list({ action_id: action.id, limit: 20 })).map((e) => e.kind)).not.toContain('execution.started');
     await recordHistory('action-lockdown-refused', action.id);
 
     // One that needs no approval is refused by the lockdown read right before it would run.
@@ -378,10 +378,7 @@ describe('the emergency stop', () => {
       error: expect.stringMatching(LOCKDOWN_MESSAGE),
       result: null,
     });
-    const lowKinds = stack.audit
-      .list({ action_id: low.id, limit: 20 })
-      .reverse()
-      .map((e) => e.kind);
+    const lowKinds = (await stack.audit.list({ action_id: low.id, limit: 20 })).reverse().map((e) => e.kind);
     expect(lowKinds).toEqual(['action.submitted', 'policy.decided', 'system.lockdown_refused']);
     await recordHistory('action-lockdown-refused-at-lookup', low.id);
 
@@ -451,7 +448,7 @@ describe('after the stop', () => {
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ locked: false, lifted: { reason: 'drill: everything stops' } });
     expect((await stack.api('GET', '/api/system/lockdown')).body.locked).toBe(false);
-    expect(stack.audit.list({ kind: 'system.lockdown_lifted', limit: 1 })[0]!.details).toMatchObject({ reason: 'drill over' });
+    expect((await stack.audit.list({ kind: 'system.lockdown_lifted', limit: 1 }))[0]!.details).toMatchObject({ reason: 'drill over' });
     const id = uniqueId('after');
     expect((await stack.api('POST', '/api/agents', smallAgent(id))).status).toBe(201);
     await waitForStatus(stack.api, id, ['running']);

@@ -143,7 +143,7 @@ it.runIf(ours)(
       reason: `the workflow of agent ${orphanId} is terminated: nothing owns this container`,
     });
     expect(await containersOf(orphanId)).toHaveLength(0);
-    const removal = stack.audit.list({ agent_id: orphanId, kind: 'reaper.container_removed' });
+    const removal = await stack.audit.list({ agent_id: orphanId, kind: 'reaper.container_removed' });
     expect(removal).toHaveLength(1);
     expect(removal[0]).toMatchObject({ actor: 'reaper', details: { container_id: orphan.container_id, state: 'exited' } });
     // The reaper left the re-provisioned agent's new container alone: its workflow owns it.
@@ -152,7 +152,7 @@ it.runIf(ours)(
     await stack.api('POST', `/api/agents/${phoenixId}/stop`, { force: true });
     await waitForStatus(stack.api, phoenixId, ['stopped']);
     for (const agent of agents) {
-      const changes = stack.audit.list({ agent_id: agent.id, kind: 'agent.status_changed' });
+      const changes = await stack.audit.list({ agent_id: agent.id, kind: 'agent.status_changed' });
       expect(
         changes.some(
           (e) =>

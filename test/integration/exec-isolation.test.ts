@@ -28,8 +28,8 @@ let approver: string;
 
 beforeAll(async () => {
   stack = await startStack({ vault: openVault({ dataDir: mkdtempSync(join(tmpdir(), 'warden-isolation-')) }) });
-  operator = stack.keyFor('operator');
-  approver = stack.keyFor('approver');
+  operator = await stack.keyFor('operator');
+  approver = await stack.keyFor('approver');
   expect((await stack.api('PUT', '/api/secrets/CANARY_SECRET', { value: CANARY })).status).toBe(201);
 });
 afterAll(async () => stack?.stop());

@@ -31,8 +31,8 @@ beforeAll(async () => {
   stack = await startStack({
     config: { maxAgents: 2, maxBodyBytes: MAX_BODY, rateLimits: 'read=100000/s,write=100000/s,approve=100000/s,auth_failure=100000/s' },
   });
-  keys.admin = stack.keyFor('admin');
-  keys.viewer = stack.keyFor('viewer');
+  keys.admin = await stack.keyFor('admin');
+  keys.viewer = await stack.keyFor('viewer');
   doc = (await (await stack.realApp.request('/openapi.json')).json()) as OpenApiDocument;
 });
 
@@ -227,7 +227,7 @@ describe('actions with generated parameters on a live agent', () => {
 
   afterAll(async () => {
     // Nothing left waiting: pending actions are rejected by an approver (not their requester) and every workflow ends.
-    const approver = stack.keyFor('approver');
+    const approver = await stack.keyFor('approver');
     const record = async (id: string) => (await stack.api('GET', `/api/actions/${id}`)).body;
     const settled = () =>
       waitFor(

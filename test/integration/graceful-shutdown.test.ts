@@ -31,7 +31,7 @@ let approver: string;
 
 beforeAll(async () => {
   stack = await startStack({ workers: false });
-  approver = stack.keys.create('approver', 'approver', null).key;
+  approver = (await stack.keys.create('approver', 'approver', null)).key;
 });
 afterAll(async () => {
   killWorkers();

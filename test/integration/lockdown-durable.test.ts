@@ -38,7 +38,7 @@ beforeAll(async () => {
   // loaded machine the stop could otherwise come first, and the action would be refused, not cancelled.
   await waitFor(
     'the action to await approval',
-    async () => stack.audit.list({ action_id: pendingId, kind: 'approval.requested', limit: 1 })[0],
+    async () => (await stack.audit.list({ action_id: pendingId, kind: 'approval.requested', limit: 1 }))[0],
   );
 });
 afterAll(async () => {

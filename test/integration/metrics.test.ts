@@ -51,7 +51,7 @@ describe('values read back match what the test did', () => {
   beforeAll(async () => {
     // A fresh audit log: the action metrics count this test's actions only.
     stack = await startStack();
-    approver = stack.keys.create('metrics approver', 'approver', null).key;
+    approver = (await stack.keys.create('metrics approver', 'approver', null)).key;
   });
   afterAll(async () => {
     await stack?.api('POST', `/api/agents/${agentId}/stop`, { force: true });
@@ -120,9 +120,10 @@ describe('values read back match what the test did', () => {
     expect(m.get(key('warden_approval_wait_seconds_count', { outcome: 'approved' }))).toBe(1);
     expect(total(m, 'warden_approval_wait_seconds_count')).toBe(1);
     // The wait is from the approval request on the audit log to the approval: the test's 1.5 s, give or take the request's write.
-    const at = (kind: string) => Date.parse(stack.audit.list({ action_id: high.body.id, kind: kind as 'approval.granted' })[0]!.at) / 1000;
+    const at = async (kind: string) =>
+      Date.parse((await stack.audit.list({ action_id: high.body.id, kind: kind as 'approval.granted' }))[0]!.at) / 1000;
     expect(m.get(key('warden_approval_wait_seconds_sum', { outcome: 'approved' }))).toBeCloseTo(
-      at('approval.granted') - at('approval.requested'),
+      (await at('approval.granted')) - (await at('approval.requested')),
       3,
     );
     expect(m.get(key('warden_approval_wait_seconds_sum', { outcome: 'approved' }))).toBeGreaterThan(1);
@@ -131,8 +132,8 @@ describe('values read back match what the test did', () => {
     // Each histogram's +Inf bucket holds every observation.
     expect(m.get(key('warden_exec_duration_seconds_bucket', { le: '+Inf' }))).toBe(4);
 
-    expect(m.get(key('warden_audit_entries'))).toBe(stack.audit.head().seq);
-    expect(m.get(key('warden_audit_entries'))).toBe(stack.audit.list({ limit: 1000 }).length);
+    expect(m.get(key('warden_audit_entries'))).toBe((await stack.audit.head()).seq);
+    expect(m.get(key('warden_audit_entries'))).toBe((await stack.audit.list({ limit: 1000 })).length);
 
     expect(m.get(key('warden_http_errors_total', { status: '404', code: 'not_found' }))).toBe(1);
     expect(m.get(key('warden_http_errors_total', { status: '400', code: 'invalid_request' }))).toBe(1);

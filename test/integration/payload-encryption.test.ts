@@ -107,14 +107,14 @@ const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
 
 beforeAll(async () => {
   stack = await startStack();
-  viewer = stack.keyFor('viewer');
+  viewer = await stack.keyFor('viewer');
   agentId = uniqueId('enc');
   expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: agentId, runtime: 'runc' })).status).toBe(201);
   await waitForStatus(stack.api, agentId, ['running']);
   const submitted = await submitShell(stack.api, agentId, command);
   expect(submitted.status).toBe(202);
   action = { id: submitted.body.action_id, params_hash: submitted.body.params_hash };
-  expect(await approveWith(stack, stack.keyFor('approver'), action)).toBe(200);
+  expect(await approveWith(stack, await stack.keyFor('approver'), action)).toBe(200);
   const done = await waitFor('the action to complete', async () => {
     const res = await stack.api('GET', `/api/actions/${action.id}`);
     return res.body.completed_at ? res.body : undefined;
@@ -168,9 +168,9 @@ it('decodes for a viewer through POST /codec/decode; 401 without a key or with a
   expect(anonymous.status).toBe(401);
   expect(JSON.stringify(await anonymous.json())).not.toContain(tag);
 
-  const revokedKey = stack.keys.create('soon revoked', 'viewer', null);
+  const revokedKey = await stack.keys.create('soon revoked', 'viewer', null);
   expect((await codec('/codec/decode', input, bearer(revokedKey.key))).status).toBe(200);
-  stack.keys.revoke(revokedKey.id);
+  await stack.keys.revoke(revokedKey.id);
   const revoked = await codec('/codec/decode', input, bearer(revokedKey.key));
   expect(revoked.status).toBe(401);
   expect(((await revoked.json()) as { error: { message: string } }).error.message).toMatch(/unknown or revoked/);
@@ -245,7 +245,7 @@ it('encodes for an admin only; a viewer or an operator may encode an empty list,
     stack.realApp.request(path, { method: 'POST', headers: { 'content-type': 'application/json', ...bearer(key) }, body });
   const forged = [toJson(defaultPayloadConverter.toPayload({ approved: true })!)];
   for (const role of ['viewer', 'operator', 'approver'] as const) {
-    const key = stack.keyFor(role);
+    const key = await stack.keyFor(role);
     const refused = await codec('/codec/encode', forged, bearer(key));
     expect(refused.status, role).toBe(403);
     expect(await refused.json()).toEqual({
@@ -264,7 +264,7 @@ it('encodes for an admin only; a viewer or an operator may encode an empty list,
   expect(bodiless.status).toBe(400);
   expect(((await bodiless.json()) as { error: { message: string } }).error.message).toMatch(/or \{\} for none/);
 
-  const encoded = await codec('/codec/encode', forged, bearer(stack.keyFor('admin')));
+  const encoded = await codec('/codec/encode', forged, bearer(await stack.keyFor('admin')));
   expect(encoded.status).toBe(200);
   const [payload] = ((await encoded.json()) as { payloads: JsonPayload[] }).payloads;
   expect(encoding(fromJson(payload!))).toBe(ENCRYPTED_ENCODING);
@@ -303,7 +303,11 @@ it('answers the Web UI preflight without a key, for the configured UI origins on
 });
 
 it('refuses a payload with a flipped byte with a 422 that says it failed authentication', async () => {
-  const encoded = await codec('/codec/encode', [toJson(defaultPayloadConverter.toPayload({ command })!)], bearer(stack.keyFor('admin')));
+  const encoded = await codec(
+    '/codec/encode',
+    [toJson(defaultPayloadConverter.toPayload({ command })!)],
+    bearer(await stack.keyFor('admin')),
+  );
   expect(encoded.status).toBe(200);
   const [payload] = ((await encoded.json()) as { payloads: JsonPayload[] }).payloads;
   const data = Buffer.from(payload!.data, 'base64');

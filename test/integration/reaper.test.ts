@@ -162,18 +162,18 @@ it('removes the container of a terminated workflow and frees its slot, and never
   expect(Object.keys(await slots())).not.toContain(agent.id);
   expect((await docker.getContainer(foreign.id).inspect()).Config.Labels['dev.warden.agent-id']).toBe(foreignAgent);
 
-  const entries = stack.audit.list({ agent_id: agent.id }).filter((e) => e.actor === 'reaper');
+  const entries = (await stack.audit.list({ agent_id: agent.id })).filter((e) => e.actor === 'reaper');
   expect(entries.map((e) => e.kind).sort()).toEqual(['reaper.container_removed', 'reaper.slot_released']);
   expect(entries.find((e) => e.kind === 'reaper.container_removed')!.details).toMatchObject({
     host: TEST_HOST,
     container_id: agent.container_id,
     reason: expect.stringContaining('terminated'),
   });
-  expect(stack.audit.verify().ok).toBe(true);
+  expect((await stack.audit.verify()).ok).toBe(true);
 
   // Run again: nothing is left to do for this agent, and nothing is recorded twice.
   const again = await triggerReaper(stack.client, stack.reaperSchedule!);
   expect(again.containers_removed.map((c) => c.agent_id)).not.toContain(agent.id);
   expect(again.slots_released).not.toContain(agent.id);
-  expect(stack.audit.list({ agent_id: agent.id }).filter((e) => e.actor === 'reaper')).toHaveLength(2);
+  expect((await stack.audit.list({ agent_id: agent.id })).filter((e) => e.actor === 'reaper')).toHaveLength(2);
 }, 180_000);

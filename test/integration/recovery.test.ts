@@ -89,7 +89,7 @@ async function expectNoLeaks(stack: Stack, agentIds: string[]) {
 it('SIGKILL the worker with agents being created, commands running and an approval pending: all complete, each ran once, nothing leaks', async () => {
   const stack = await startStack({ workers: false });
   stacks.push(stack);
-  const approver = stack.keys.create('approver', 'approver', null).key;
+  const approver = (await stack.keys.create('approver', 'approver', null)).key;
   await startWorker().ready;
 
   const [x, y] = [await createAgent(stack, 'rec-x'), await createAgent(stack, 'rec-y')];
@@ -124,7 +124,7 @@ it('restart the Temporal server mid-run with agents being created and commands r
     audit: AuditStore.open(join(dir, 'audit.db'), testAuditOptions()),
   });
   stacks.push(stack);
-  const approver = stack.keys.create('approver', 'approver', null).key;
+  const approver = (await stack.keys.create('approver', 'approver', null)).key;
 
   const x = await createAgent(stack, 'rst-x');
   await waitForStatus(stack.api, x, ['running'], 90_000);
@@ -147,5 +147,5 @@ it('restart the Temporal server mid-run with agents being created and commands r
   expect(await approveWith(stack, approver, after)).toBe(200);
   await expectEachRanOnce(stack, [after]);
   await expectNoLeaks(stack, [x, ...creating]);
-  expect(stack.audit.verify().ok).toBe(true);
+  expect((await stack.audit.verify()).ok).toBe(true);
 }, 420_000);

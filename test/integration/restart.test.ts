@@ -44,17 +44,17 @@ it('approves an action after the workers and the Temporal server were restarted'
   const after = await waitForStatus(stack.api, agentId, ['running']);
   expect(after.container_id).toBe(before.container_id);
 
-  const approver = stack.keys.create('approver after restart', 'approver', null).key;
+  const approver = (await stack.keys.create('approver after restart', 'approver', null)).key;
   expect(await approveWith(stack, approver, submitted.body)).toBe(200);
   const done = await waitFor('the action to run', async () => {
     const r = await stack.api('GET', `/api/actions/${submitted.body.id}`);
     return r.body.completed_at ? r.body : undefined;
   });
   expect(done).toMatchObject({ status: 'completed', result: { stdout: 'after the restart\n' } });
-  expect(audit.verify().ok).toBe(true);
+  expect((await audit.verify()).ok).toBe(true);
 
   await stack.api('POST', `/api/agents/${agentId}/stop`, { force: true });
   await waitForStatus(stack.api, agentId, ['stopped']);
   await stack.stop();
-  audit.close();
+  await audit.close();
 }, 240_000);

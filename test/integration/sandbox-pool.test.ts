@@ -80,7 +80,7 @@ const waitForMember = (runtime: string, not: string[] = []) =>
 async function actionOutput(agentId: string, command: string): Promise<string> {
   const submitted = await submitShell(stack.api, agentId, command);
   expect(submitted.status).toBe(202);
-  if (submitted.body.status === 'pending') expect(await approveWith(stack, stack.keyFor('approver'), submitted.body)).toBe(200);
+  if (submitted.body.status === 'pending') expect(await approveWith(stack, await stack.keyFor('approver'), submitted.body)).toBe(200);
   const done = await waitFor(`action ${submitted.body.id} to end`, async () => {
     const res = await stack.api('GET', `/api/actions/${submitted.body.id}`);
     return ['completed', 'failed'].includes(res.body.status) ? res.body : undefined;
@@ -103,7 +103,7 @@ describe.each(runtimes)('under %s', (runtime) => {
     expect(info.Config.Labels[LABELS.pool]).toBe(member.profile);
     expect(info.Config.Labels[LABELS.agentId]).toBeUndefined();
     expect((await containersOf(id)).map((c) => c.Id)).toEqual([member.id]);
-    const running = stack.audit.list({ agent_id: id, kind: 'agent.status_changed' }).find((e) => e.details.to === 'running');
+    const running = (await stack.audit.list({ agent_id: id, kind: 'agent.status_changed' })).find((e) => e.details.to === 'running');
     expect(running?.details.sandbox_pool).toBe('hit');
 
     expect(await actionOutput(id, 'echo warm > note; cat note; id -u')).toMatch(/^warm\n\d+\n$/);
@@ -157,7 +157,7 @@ it('an agent of a profile the pool does not keep gets a sandbox made for it', as
   const info = await docker.getContainer(agent.container_id!).inspect();
   expect(info.Config.Labels[LABELS.agentId]).toBe(id);
   expect(info.Config.Labels[LABELS.pool]).toBeUndefined();
-  const running = stack.audit.list({ agent_id: id, kind: 'agent.status_changed' }).find((e) => e.details.to === 'running');
+  const running = (await stack.audit.list({ agent_id: id, kind: 'agent.status_changed' })).find((e) => e.details.to === 'running');
   expect(running?.details.sandbox_pool).toBe('none');
   await stack.api('POST', `/api/agents/${id}/stop`, { force: true });
   await waitForStatus(stack.api, id, ['stopped']);
@@ -252,9 +252,9 @@ it('the reaper removes members of an earlier process and of a profile no longer 
   await expect(docker.getContainer(dropped).inspect()).rejects.toMatchObject({ statusCode: 404 });
   expect((await docker.getContainer(elsewhere).inspect()).State.Running).toBe(true);
   expect(report.pool_idle).toMatchObject({ [kept!]: 1 });
-  const audited = stack.audit.list({ kind: 'reaper.pool_member_removed' }).map((e) => e.details.container_id);
+  const audited = (await stack.audit.list({ kind: 'reaper.pool_member_removed' })).map((e) => e.details.container_id);
   expect(audited).toEqual(expect.arrayContaining([earlier, dropped]));
-  expect(stack.audit.verify().ok).toBe(true);
+  expect((await stack.audit.verify()).ok).toBe(true);
 }, 180_000);
 
 it('the lockdown drains the pool; nothing is made until it is lifted', async () => {

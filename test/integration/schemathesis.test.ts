@@ -55,7 +55,7 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv) {
 it('Schemathesis finds no failure in any operation', async () => {
   const { code, output } = await run('bash', [join(PROJECT_ROOT, 'scripts/schemathesis.sh'), url, '--seed', '1'], {
     ...process.env,
-    WARDEN_API_KEY: stack.keyFor('admin'),
+    WARDEN_API_KEY: await stack.keyFor('admin'),
     NO_COLOR: '1',
   });
   // Every operation of the document was selected and tested.
@@ -74,7 +74,7 @@ it('Schemathesis finds no failure in any operation', async () => {
 it.each(['viewer', 'operator'] as const)(
   'as %s: no failure, and every write above the role is a 403',
   async (role: Role) => {
-    const key = stack.keyFor(role);
+    const key = await stack.keyFor(role);
     const from = answered.length;
     const { code, output } = await run('bash', [join(PROJECT_ROOT, 'scripts/schemathesis.sh'), url, '--seed', '1'], {
       ...process.env,

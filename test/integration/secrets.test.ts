@@ -85,9 +85,9 @@ const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').diges
 beforeAll(async () => {
   const logger = createLogger('secrets-test', 'trace', { write: (line: string) => void logLines.push(line) });
   stack = await startStack({ vault: openVault({ dataDir }), audit: AuditStore.open(auditFile, testAuditOptions()), logger });
-  key.operator = stack.keyFor('operator');
-  key.approver = stack.keyFor('approver');
-  key.viewer = stack.keyFor('viewer');
+  key.operator = await stack.keyFor('operator');
+  key.approver = await stack.keyFor('approver');
+  key.viewer = await stack.keyFor('viewer');
   for (const [runtime, id] of Object.entries(agents)) {
     expect((await admin('POST', '/api/agents', { skill_id: 'shell', agent_id: id, runtime })).status).toBe(201);
   }
@@ -96,7 +96,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const id of Object.values(agents)) await stack?.api('POST', `/api/agents/${id}/stop`, { force: true });
   await stack?.stop();
-  stack?.audit.close();
+  await stack?.audit.close();
 });
 
 describe('admin routes', () => {
@@ -115,13 +115,15 @@ describe('admin routes', () => {
     const list = await admin('GET', '/api/secrets');
     expect(list.body.secrets.map((s: { name: string }) => s.name)).toContain('ROUTE_SECRET');
     expect(JSON.stringify([put.body, again.body, list.body])).not.toMatch(/route value/);
-    expect(stack.vault.reveal(['ROUTE_SECRET']).get('ROUTE_SECRET')).toBe('route value two');
+    expect((await stack.vault.reveal(['ROUTE_SECRET'])).get('ROUTE_SECRET')).toBe('route value two');
 
     expect((await admin('DELETE', '/api/secrets/ROUTE_SECRET')).status).toBe(200);
     const gone = await admin('DELETE', '/api/secrets/ROUTE_SECRET');
     expect(gone).toMatchObject({ status: 404, body: { error: { code: 'not_found', message: 'no secret named ROUTE_SECRET' } } });
 
-    const audited = stack.audit.list({ limit: 1000 }).filter((e) => e.kind.startsWith('secret.') && e.details.name === 'ROUTE_SECRET');
+    const audited = (await stack.audit.list({ limit: 1000 })).filter(
+      (e) => e.kind.startsWith('secret.') && e.details.name === 'ROUTE_SECRET',
+    );
     expect(audited.map((e) => e.kind).reverse()).toEqual(['secret.stored', 'secret.stored', 'secret.deleted']);
     expect(JSON.stringify(audited)).not.toMatch(/route value/);
   });
@@ -147,7 +149,7 @@ describe('admin routes', () => {
     expect((await as(key.operator, 'DELETE', '/api/secrets/NOPE')).status).toBe(403);
     expect((await as(key.operator, 'POST', '/api/secrets/rotate')).status).toBe(403);
     expect((await as('wk_unknown', 'GET', '/api/secrets')).status).toBe(401);
-    expect(stack.vault.has('NOPE')).toBe(false);
+    expect(await stack.vault.has('NOPE')).toBe(false);
   });
 
   it('answer 503 saying why when the API has no vault', async () => {
@@ -162,7 +164,7 @@ describe('admin routes', () => {
       payloadCodec: testPayloadCodec(),
     });
     const res = await bare.request('/api/secrets', {
-      headers: { authorization: `Bearer ${stack.keys.create('admin2', 'admin', null).key}` },
+      headers: { authorization: `Bearer ${(await stack.keys.create('admin2', 'admin', null)).key}` },
     });
     expect(res.status).toBe(503);
     expect(await res.json()).toEqual({ error: { code: 'vault_unavailable', message: expect.stringMatching(/secrets vault is not open/) } });
@@ -171,8 +173,8 @@ describe('admin routes', () => {
   it('rotation makes a new master key, re-encrypts N of N, and every value still reads back', async () => {
     const values = { ROT_A: 'alpha value', ROT_B: 'beta\nvalue\n', ROT_C: 'γ value' };
     for (const [name, value] of Object.entries(values)) expect((await admin('PUT', `/api/secrets/${name}`, { value })).status).toBe(201);
-    const total = stack.vault.list().length;
-    const before = new Set(stack.vault.list().map((s) => s.key_id));
+    const total = (await stack.vault.list()).length;
+    const before = new Set((await stack.vault.list()).map((s) => s.key_id));
     const res = await admin('POST', '/api/secrets/rotate');
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({
@@ -182,10 +184,14 @@ describe('admin routes', () => {
       message: `${total} of ${total} secrets re-encrypted under master key ${res.body.key_id}`,
     });
     expect(before.has(res.body.key_id)).toBe(false);
-    expect(new Set(stack.vault.list().map((s) => s.key_id))).toEqual(new Set([res.body.key_id]));
+    expect(new Set((await stack.vault.list()).map((s) => s.key_id))).toEqual(new Set([res.body.key_id]));
     // A process that opens the vault afresh (as the worker would) reads every value.
-    expect(Object.fromEntries(openVault({ dataDir }).reveal(Object.keys(values)))).toEqual(values);
-    expect(stack.audit.list({ kind: 'vault.rotated' })[0]!.details).toMatchObject({ reencrypted: total, total, key_id: res.body.key_id });
+    expect(Object.fromEntries(await openVault({ dataDir }).reveal(Object.keys(values)))).toEqual(values);
+    expect((await stack.audit.list({ kind: 'vault.rotated' }))[0]!.details).toMatchObject({
+      reencrypted: total,
+      total,
+      key_id: res.body.key_id,
+    });
   });
 });
 
@@ -301,9 +307,9 @@ describe('redaction in answers and the audit log', () => {
     expect(rejected.status).toBe(200);
     const action = await finalAction(res.body.id);
     expect(action.error).toBe(`rejected by test approver: use postgres://app:[REDACTED:password]@db/app instead`);
-    const entry = stack.audit.list({ action_id: res.body.id, kind: 'approval.rejected' })[0]!;
+    const entry = (await stack.audit.list({ action_id: res.body.id, kind: 'approval.rejected' }))[0]!;
     expect(entry.details.comment).toBe('use postgres://app:[REDACTED:password]@db/app instead');
-    expect(stack.audit.verify().ok).toBe(true);
+    expect((await stack.audit.verify()).ok).toBe(true);
   });
 });
 
@@ -315,8 +321,8 @@ describe('the canary sweep', () => {
   });
   const leaks = (bytes: Buffer) => [CANARY, ...base64Forms].filter((form) => bytes.includes(form));
 
-  it('the canary was used: the runs above saw it (otherwise the sweep proves nothing)', () => {
-    expect(stack.vault.reveal(['CANARY_SECRET']).get('CANARY_SECRET')).toBe(CANARY);
+  it('the canary was used: the runs above saw it (otherwise the sweep proves nothing)', async () => {
+    expect((await stack.vault.reveal(['CANARY_SECRET'])).get('CANARY_SECRET')).toBe(CANARY);
     expect(responses.some((r) => r.includes(sha256(CANARY)))).toBe(true);
   });
 
@@ -391,12 +397,12 @@ describe('the canary sweep', () => {
     expect(failureAttributes.some((f) => f.includes('no secret named SOON_GONE'))).toBe(true);
   });
 
-  it('is in no log line', () => {
+  it('is in no log line', async () => {
     expect(logLines.length).toBeGreaterThan(0);
     expect(logLines.filter((line) => leaks(Buffer.from(line)).length)).toEqual([]);
   });
 
-  it('is not in the audit database file, nor in the vault file in plain text', () => {
+  it('is not in the audit database file, nor in the vault file in plain text', async () => {
     const bytes = (file: string) => Buffer.concat([file, `${file}-wal`].filter(existsSync).map((f) => readFileSync(f)));
     const audit = bytes(auditFile);
     expect(audit.includes('CANARY_SECRET')).toBe(true); // the names are there, so the file was read
@@ -404,7 +410,7 @@ describe('the canary sweep', () => {
     expect(leaks(bytes(join(dataDir, 'vault.db')))).toEqual([]);
   });
 
-  it('is in no API response body', () => {
+  it('is in no API response body', async () => {
     expect(responses.length).toBeGreaterThan(20);
     expect(responses.filter((body) => leaks(Buffer.from(body)).length)).toEqual([]);
   });

@@ -55,16 +55,12 @@ async function inSandbox(cmd: string): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-const kinds = (id: string) =>
-  stack.audit
-    .list({ action_id: id, limit: 100 })
-    .reverse()
-    .map((e) => e.kind);
+const kinds = async (id: string) => (await stack.audit.list({ action_id: id, limit: 100 })).reverse().map((e) => e.kind);
 
 beforeAll(async () => {
   stack = await startStack();
-  operator = stack.keyFor('operator');
-  alice = stack.keys.create('alice', 'approver', null).key;
+  operator = await stack.keyFor('operator');
+  alice = (await stack.keys.create('alice', 'approver', null)).key;
   expect((await stack.api('PUT', '/api/secrets/DOOR_TOKEN', { value: CANARY })).status).toBeLessThan(300);
   agentId = uniqueId('door');
   expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: agentId, runtime: 'runc' })).status).toBe(201);
@@ -88,7 +84,10 @@ describe('forged approvals', () => {
     await stack.client.workflow
       .getHandle(pending.id)
       .signal(approveSignal, { approver: madeUp, approved: true, params_hash: pending.params_hash });
-    const refused = await waitFor('the refusal', async () => stack.audit.list({ action_id: pending.id, kind: 'approval.refused' })[0]);
+    const refused = await waitFor(
+      'the refusal',
+      async () => (await stack.audit.list({ action_id: pending.id, kind: 'approval.refused' }))[0],
+    );
     expect(refused.actor).toBe('unverified');
     expect(refused.details.reason).toMatch(/no approval grant/);
     expect((await action(pending.id)).status).toBe('pending');
@@ -104,7 +103,7 @@ describe('forged approvals', () => {
   it('a grant signed with another master key, or for another action, or for another version of it, counts for nothing', async () => {
     const pending = await submitAs(operator, 'touch /workspace/other-key');
     const other = await submitAs(operator, 'touch /workspace/other-action');
-    const approver = stack.keys.authenticate(alice)!;
+    const approver = (await stack.keys.authenticate(alice))!;
     const claims = (id: string, hash: string) => ({
       kind: 'approval' as const,
       action_id: id,
@@ -127,10 +126,7 @@ describe('forged approvals', () => {
         .executeUpdate(approveUpdate, { args: [{ approver, approved: true, params_hash: pending.params_hash, grant }] });
       expect(verdict.ok).toBe(false);
     }
-    const reasons = stack.audit
-      .list({ action_id: pending.id, kind: 'approval.refused' })
-      .reverse()
-      .map((e) => e.details.reason);
+    const reasons = (await stack.audit.list({ action_id: pending.id, kind: 'approval.refused' })).reverse().map((e) => e.details.reason);
     expect(reasons).toEqual([
       expect.stringMatching(/names a master key this worker does not have/),
       expect.stringMatching(/is for action .*, not /),
@@ -180,7 +176,7 @@ describe('forged workflow input', () => {
       const done = (await handle.result()) as ActionRecord;
       expect(done.status).toBe('rejected');
       expect(done.error).toMatch(/^refused: /);
-      expect(kinds(input.action.id)).toEqual(['action.refused']);
+      expect(await kinds(input.action.id)).toEqual(['action.refused']);
     }
     expect(await inSandbox('cat /workspace/loot 2>/dev/null; echo end')).toBe('end\n');
   });
@@ -228,7 +224,7 @@ describe('undecodable and invalid messages', () => {
   it('a plaintext approve signal is refused and recorded; the action still answers and can still be approved', async () => {
     const pending = await submitAs(operator, 'echo after junk');
     await plain.workflow.getHandle(pending.id).signal('approve', { junk: 1 });
-    await waitFor('the refusal', async () => stack.audit.list({ action_id: pending.id, kind: 'message.refused' })[0]);
+    await waitFor('the refusal', async () => (await stack.audit.list({ action_id: pending.id, kind: 'message.refused' }))[0]);
     expect((await action(pending.id)).status).toBe('pending');
     const approve = await stack.realApp.request(`/api/actions/${pending.id}/approve`, {
       method: 'POST',
@@ -241,10 +237,10 @@ describe('undecodable and invalid messages', () => {
 
   it('a plaintext stop signal does not stop the agent, and the agent still answers', async () => {
     await plain.workflow.getHandle(agentId).signal('stop', { force: true });
-    await waitFor('the refusal', async () => stack.audit.list({ agent_id: agentId, kind: 'message.refused' })[0]);
+    await waitFor('the refusal', async () => (await stack.audit.list({ agent_id: agentId, kind: 'message.refused' }))[0]);
     // An honest signal of the wrong shape is refused the same way.
     await stack.client.workflow.getHandle(agentId).signal(stopSignal, { force: 'yes' } as never);
-    await waitFor('the second refusal', async () => stack.audit.list({ agent_id: agentId, kind: 'message.refused' }).length >= 2);
+    await waitFor('the second refusal', async () => (await stack.audit.list({ agent_id: agentId, kind: 'message.refused' })).length >= 2);
     expect((await stack.api('GET', `/api/agents/${agentId}`)).body.status).toBe('running');
   });
 });

@@ -86,7 +86,7 @@ it.each(runtimes)(
     await startWorker().ready;
     expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: id, runtime })).status).toBe(201);
     await waitForStatus(stack.api, id, ['running'], 90_000);
-    const approver = stack.keys.create('approver', 'approver', null).key;
+    const approver = (await stack.keys.create('approver', 'approver', null)).key;
     const submitted = await submitShell(stack.api, id, 'echo run >> count.txt; sleep 6; echo finished');
     expect(submitted.body.status).toBe('pending');
     expect(await approveWith(stack, approver, submitted.body)).toBe(200);

@@ -13,10 +13,10 @@ import { startStack, uniqueId, waitFor, waitForStatus } from './helpers.js';
 
 export async function startChannelStack(opts: { secrets: Record<string, string>; config: Partial<Config>; alice: string }) {
   const vault = openVault({ dataDir: mkdtempSync(join(tmpdir(), 'warden-vault-')) });
-  for (const [name, value] of Object.entries(opts.secrets)) vault.put(name, value);
+  for (const [name, value] of Object.entries(opts.secrets)) await vault.put(name, value);
   const stack = await startStack({ vault, config: { ...opts.config, channelPollSeconds: 0.5 } });
-  const operator = stack.keys.create('operator', 'operator', null);
-  const alice = stack.keys.create('alice', 'approver', null);
+  const operator = await stack.keys.create('operator', 'operator', null);
+  const alice = await stack.keys.create('alice', 'approver', null);
   /** A request to the API with this key. */
   const as = async (key: string, method: string, path: string, body?: unknown) => {
     const headers: Record<string, string> = { authorization: `Bearer ${key}` };
@@ -48,7 +48,7 @@ export async function startChannelStack(opts: { secrets: Record<string, string>;
     async stop() {
       await stack.api('POST', `/api/agents/${agentId}/stop`, { force: true });
       await stack.stop();
-      vault.close();
+      await vault.close();
     },
   };
 }

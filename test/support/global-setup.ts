@@ -1,7 +1,8 @@
 /**
  * Starts what the suite needs, once: the Docker engine and the sandbox image (installed and
  * built when missing), a Temporal dev server of its own on a free port with a fresh database, and
- * the workflow bundle. Test files reach them through `inject()`.
+ * the workflow bundle, and a throw-away PostgreSQL server (test/support/postgres.ts) for the stores'
+ * second back end. Test files reach them through `inject()`.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,6 +13,7 @@ import type {} from 'vitest';
 import type { TestProject } from 'vitest/node';
 import { bundleWorkflows } from '../../workers/bundle.js';
 import { PROJECT_ROOT, startDevServer, type DevServer } from '../../scripts/dev-server.js';
+import { startTestPostgres, type TestPostgres } from './postgres.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -21,6 +23,8 @@ declare module 'vitest' {
     temporalPort: number;
     sandboxImage: string;
     testHost: string;
+    /** The throw-away PostgreSQL server's superuser URL: make a database with createTestDatabase(). */
+    postgresAdminUrl: string;
   }
 }
 
@@ -36,6 +40,7 @@ export async function freePort(): Promise<number> {
 }
 
 let server: DevServer | undefined;
+let postgres: TestPostgres | undefined;
 const testHost = `test-${process.pid}`;
 let dir: string | undefined;
 
@@ -47,6 +52,7 @@ export async function setup(project: TestProject) {
   const port = await freePort();
   const dbFile = join(dir, 'temporal.db');
   server = await startDevServer({ dbFile, port, uiPort: 0, ui: false, logFile: join(dir, 'temporal.log') });
+  postgres = await startTestPostgres(await freePort());
   const bundle = await bundleWorkflows();
   const bundlePath = join(dir, 'workflow-bundle.js');
   writeFileSync(bundlePath, bundle.code);
@@ -56,10 +62,12 @@ export async function setup(project: TestProject) {
   project.provide('temporalPort', port);
   project.provide('sandboxImage', sandboxImage);
   project.provide('testHost', testHost);
+  project.provide('postgresAdminUrl', postgres.adminUrl);
 }
 
 export async function teardown() {
   await server?.stop();
+  postgres?.stop();
   // Containers this run made carry its host id; none may outlive it.
   const left = execFileSync('docker', ['ps', '-aq', '--filter', `label=dev.warden.host=${testHost}`])
     .toString()

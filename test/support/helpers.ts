@@ -25,6 +25,7 @@ import { ensureReaperSchedule } from '../../workers/reaper-schedule.js';
 import { temporalCli } from '../../scripts/dev-server.js';
 import { openVault, type Vault } from '../../stores/vault.js';
 import type { ChannelStore } from '../../stores/channel-store.js';
+import { openStores } from '../../stores/open-stores.js';
 import { createDataConverter, loadPayloadCodec } from '../../domain/data-converter.js';
 import { Keyring } from '../../domain/keyring.js';
 import { PayloadEncryptionCodec } from '../../domain/payload-codec.js';
@@ -117,11 +118,15 @@ export async function startStack(
   const dataConverter = createDataConverter(payloadCodec);
   const connection = await Connection.connect({ address: config.temporalAddress });
   const client = new Client({ connection, dataConverter });
-  const keys = KeyStore.open(opts.keysFile ?? ':memory:');
+  // With config.databaseUrl, the API's stores are in that PostgreSQL database, as api/main.ts opens them.
+  const shared = config.databaseUrl
+    ? await openStores(config, Keyring.load({ masterKey: TEST_MASTER_KEY, dataDir: tmpdir() }), { keys: true, audit: true, vault: true })
+    : undefined;
+  const keys = shared?.keys ?? KeyStore.open(opts.keysFile ?? ':memory:');
   const auditFile = join(mkdtempSync(join(tmpdir(), 'warden-audit-')), 'audit.db');
-  const audit = opts.audit ?? AuditStore.open(auditFile, testAuditOptions(keys));
-  const adminKey = keys.create('test admin', 'admin', null).key;
-  const vault = opts.vault ?? openVault({ dataDir: mkdtempSync(join(tmpdir(), 'warden-vault-')) });
+  const audit = opts.audit ?? shared?.audit ?? AuditStore.open(auditFile, testAuditOptions(keys));
+  const adminKey = (await keys.create('test admin', 'admin', null)).key;
+  const vault = opts.vault ?? shared?.vault ?? openVault({ dataDir: mkdtempSync(join(tmpdir(), 'warden-vault-')) });
   const logger = opts.logger ?? pino({ level: process.env.WARDEN_TEST_LOG ?? 'silent' });
   /** The API app on this stack's stores; each call is another API process, as after a restart. */
   const newApp = () =>
@@ -146,7 +151,7 @@ export async function startStack(
       return realApp.request(path, { ...init, headers });
     },
   };
-  const keyFor = (role: Role) => keys.create(`test ${role}`, role, null).key;
+  const keyFor = async (role: Role) => (await keys.create(`test ${role}`, role, null)).key;
   const workers =
     opts.workers === false
       ? undefined
@@ -157,7 +162,10 @@ export async function startStack(
           roles: ['control', 'sandbox', 'model'],
           payloadCodec,
           // As a worker process's key directory answers: a key it does not know stands behind nothing.
-          conversations: { isRevoked: (id) => !keys.has(id) || keys.isRevoked(id), approvalExpirySeconds: config.approvalExpirySeconds },
+          conversations: {
+            isRevoked: async (id) => !(await keys.has(id)) || (await keys.isRevoked(id)),
+            approvalExpirySeconds: config.approvalExpirySeconds,
+          },
           providers: new ProviderRegistry({ configs: loadProviderConfigs(config), vault, logger }),
           policy: loadPolicy(SKILLS, config.policyFile),
           audit,
@@ -191,8 +199,8 @@ export async function startStack(
     keys,
     keyFor,
     audit,
-    /** The audit store's file, when the stack opened it (no `audit` given). */
-    auditFile: opts.audit ? undefined : auditFile,
+    /** The audit store's file, when the stack opened it in SQLite (no `audit` given). */
+    auditFile: opts.audit || shared ? undefined : auditFile,
     vault,
     api,
     reaperSchedule,
@@ -204,9 +212,10 @@ export async function startStack(
       workers?.shutdown();
       await running;
       await connection.close();
-      keys.close();
-      if (!opts.audit) audit.close();
-      if (!opts.vault) vault.close();
+      if (shared) return shared.close();
+      await keys.close();
+      if (!opts.audit) await audit.close();
+      if (!opts.vault) await vault.close();
     },
   };
 }

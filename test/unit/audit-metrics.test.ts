@@ -27,13 +27,13 @@ function setup() {
   /** An entry `seconds` after T0. */
   const add = (seconds: number, entry: Omit<AuditAppendInput, 'key' | 'at' | 'actor'>) =>
     audit.append({ ...entry, key: `k${++n}`, actor: 'system', at: new Date(T0 + seconds * 1000).toISOString() });
-  const submit = (id: string, at: number, level: string, allowed = true) => {
-    add(at, { kind: 'action.submitted', action_id: id, details: { action_type: 'skill_execution' } });
-    add(at, { kind: 'policy.decided', action_id: id, details: { level, allowed } });
+  const submit = async (id: string, at: number, level: string, allowed = true) => {
+    await add(at, { kind: 'action.submitted', action_id: id, details: { action_type: 'skill_execution' } });
+    await add(at, { kind: 'policy.decided', action_id: id, details: { level, allowed } });
   };
   /** Scrapes: folds new entries, then reads one series (undefined when absent). */
   const value = async (name: string, labels: Record<string, string> = {}) => {
-    fold.catchUp();
+    await fold.catchUp();
     const metrics = await registry.getMetricsAsJSON();
     for (const metric of metrics) {
       for (const v of metric.values as Array<{ labels: Record<string, string | number>; value: number; metricName?: string }>) {
@@ -54,27 +54,27 @@ function setup() {
 describe('the audit log fold', () => {
   it('rejected, approved-then-failed, expired, cancelled and denied actions', async () => {
     const { add, submit, value } = setup();
-    submit('a', 0, 'high');
-    add(1, { kind: 'approval.requested', action_id: 'a', details: { required: 1 } });
-    add(11, { kind: 'approval.rejected', action_id: 'a', details: { approvals: 1, required: 1 } });
+    await submit('a', 0, 'high');
+    await add(1, { kind: 'approval.requested', action_id: 'a', details: { required: 1 } });
+    await add(11, { kind: 'approval.rejected', action_id: 'a', details: { approvals: 1, required: 1 } });
 
-    submit('b', 100, 'critical');
-    add(100, { kind: 'approval.requested', action_id: 'b', details: { required: 2 } });
-    add(110, { kind: 'approval.granted', action_id: 'b', details: { approvals: 1, required: 2 } });
-    add(130, { kind: 'approval.granted', action_id: 'b', details: { approvals: 2, required: 2 } });
-    add(131, { kind: 'execution.started', action_id: 'b', details: {} });
-    add(133, { kind: 'execution.failed', action_id: 'b', details: { exit_code: 1, duration_ms: 2500 } });
+    await submit('b', 100, 'critical');
+    await add(100, { kind: 'approval.requested', action_id: 'b', details: { required: 2 } });
+    await add(110, { kind: 'approval.granted', action_id: 'b', details: { approvals: 1, required: 2 } });
+    await add(130, { kind: 'approval.granted', action_id: 'b', details: { approvals: 2, required: 2 } });
+    await add(131, { kind: 'execution.started', action_id: 'b', details: {} });
+    await add(133, { kind: 'execution.failed', action_id: 'b', details: { exit_code: 1, duration_ms: 2500 } });
 
-    submit('c', 200, 'high');
-    add(200, { kind: 'approval.requested', action_id: 'c', details: { required: 1 } });
-    add(2000, { kind: 'action.expired', action_id: 'c', details: {} });
-    add(2001, { kind: 'approval.refused', action_id: 'c', details: {} }); // after the end: changes nothing
+    await submit('c', 200, 'high');
+    await add(200, { kind: 'approval.requested', action_id: 'c', details: { required: 1 } });
+    await add(2000, { kind: 'action.expired', action_id: 'c', details: {} });
+    await add(2001, { kind: 'approval.refused', action_id: 'c', details: {} }); // after the end: changes nothing
 
-    submit('d', 300, 'low');
-    add(301, { kind: 'execution.started', action_id: 'd', details: {} });
-    add(305, { kind: 'action.cancelled', action_id: 'd', details: {} });
+    await submit('d', 300, 'low');
+    await add(301, { kind: 'execution.started', action_id: 'd', details: {} });
+    await add(305, { kind: 'action.cancelled', action_id: 'd', details: {} });
 
-    submit('e', 400, 'critical', false);
+    await submit('e', 400, 'critical', false);
 
     const actions = (status: string, level: string) => value('warden_actions', { type: 'skill_execution', status, level });
     expect(await actions('rejected', 'high')).toBe(1);
@@ -101,10 +101,10 @@ describe('the audit log fold', () => {
 
   it('folds incrementally: an action seen executing, then completed, is counted once', async () => {
     const { add, submit, value } = setup();
-    submit('x', 0, 'medium');
-    add(1, { kind: 'execution.started', action_id: 'x', details: {} });
+    await submit('x', 0, 'medium');
+    await add(1, { kind: 'execution.started', action_id: 'x', details: {} });
     expect(await value('warden_actions', { type: 'skill_execution', status: 'executing', level: 'medium' })).toBe(1);
-    add(3, { kind: 'execution.completed', action_id: 'x', details: { exit_code: 0, duration_ms: 1500 } });
+    await add(3, { kind: 'execution.completed', action_id: 'x', details: { exit_code: 0, duration_ms: 1500 } });
     expect(await value('warden_actions', { type: 'skill_execution', status: 'executing', level: 'medium' })).toBe(0);
     expect(await value('warden_actions', { type: 'skill_execution', status: 'completed', level: 'medium' })).toBe(1);
     expect(await value('warden_exec_duration_seconds_count')).toBe(1);
@@ -113,11 +113,11 @@ describe('the audit log fold', () => {
 
   it('sandbox create latency: created to running, not for an agent that failed to provision', async () => {
     const { add, value } = setup();
-    add(0, { kind: 'agent.created', agent_id: 'agt-1', details: {} });
-    add(0.4, { kind: 'agent.status_changed', agent_id: 'agt-1', details: { from: 'provisioning', to: 'running' } });
-    add(10, { kind: 'agent.created', agent_id: 'agt-2', details: {} });
-    add(15, { kind: 'agent.status_changed', agent_id: 'agt-2', details: { from: 'provisioning', to: 'error' } });
-    add(20, { kind: 'agent.status_changed', agent_id: 'agt-1', details: { from: 'running', to: 'paused' } });
+    await add(0, { kind: 'agent.created', agent_id: 'agt-1', details: {} });
+    await add(0.4, { kind: 'agent.status_changed', agent_id: 'agt-1', details: { from: 'provisioning', to: 'running' } });
+    await add(10, { kind: 'agent.created', agent_id: 'agt-2', details: {} });
+    await add(15, { kind: 'agent.status_changed', agent_id: 'agt-2', details: { from: 'provisioning', to: 'error' } });
+    await add(20, { kind: 'agent.status_changed', agent_id: 'agt-1', details: { from: 'running', to: 'paused' } });
     expect(await value('warden_sandbox_create_seconds_count')).toBe(1);
     expect(await value('warden_sandbox_create_seconds_sum')).toBeCloseTo(0.4, 6);
   });

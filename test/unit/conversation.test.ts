@@ -28,7 +28,7 @@ const keyring = () => Keyring.load({ masterKey: randomBytes(32).toString('base64
 const grants = new Grants(keyring());
 const owner: Identity = { key_id: 'key_owner', name: 'owner', role: 'operator' };
 const CONVERSATION = 'cnv-0123456789abcdef';
-const settings = { isRevoked: (id: string) => id === 'key_revoked', approvalExpirySeconds: 600 };
+const settings = { isRevoked: async (id: string) => id === 'key_revoked', approvalExpirySeconds: 600 };
 
 const claims = (over: Partial<ConversationClaims> = {}): ConversationClaims => ({
   kind: 'conversation',
@@ -96,26 +96,30 @@ describe('a tool result', () => {
 });
 
 describe('the conversation grant', () => {
-  it('holds for its own conversation only, unexpired, while its key stands', () => {
-    expect(checkConversationGrant(grants, grants.sign(claims()), CONVERSATION, settings).requester).toEqual(owner);
-    expect(() => checkConversationGrant(grants, grants.sign(claims()), 'cnv-other', settings)).toThrow(/is for conversation/);
+  it('holds for its own conversation only, unexpired, while its key stands', async () => {
+    expect((await checkConversationGrant(grants, grants.sign(claims()), CONVERSATION, settings)).requester).toEqual(owner);
+    await expect(checkConversationGrant(grants, grants.sign(claims()), 'cnv-other', settings)).rejects.toThrow(/is for conversation/);
     const expired = grants.sign(claims({ expires_at: new Date(Date.now() - 1).toISOString() }));
-    expect(() => checkConversationGrant(grants, expired, CONVERSATION, settings)).toThrow(/expired/);
+    await expect(checkConversationGrant(grants, expired, CONVERSATION, settings)).rejects.toThrow(/expired/);
     const revoked = grants.sign(claims({ requester: { ...owner, key_id: 'key_revoked' } }));
-    expect(() => checkConversationGrant(grants, revoked, CONVERSATION, settings)).toThrow(/was revoked/);
+    await expect(checkConversationGrant(grants, revoked, CONVERSATION, settings)).rejects.toThrow(/was revoked/);
     // A worker that cannot tell revoked keys acts for no conversation.
-    expect(() => checkConversationGrant(grants, grants.sign(claims()), CONVERSATION, undefined)).toThrow(/cannot tell revoked keys/);
+    await expect(checkConversationGrant(grants, grants.sign(claims()), CONVERSATION, undefined)).rejects.toThrow(
+      /cannot tell revoked keys/,
+    );
   });
 
-  it('made with another key, altered, or of another kind, does not hold', () => {
+  it('made with another key, altered, or of another kind, does not hold', async () => {
     const other = new Grants(keyring()).sign(claims());
-    expect(() => checkConversationGrant(grants, other, CONVERSATION, settings)).toThrow(/names a master key this worker does not have/);
+    await expect(checkConversationGrant(grants, other, CONVERSATION, settings)).rejects.toThrow(
+      /names a master key this worker does not have/,
+    );
     const forged = { ...grants.sign(claims()), mac: '00'.repeat(32) };
-    expect(() => checkConversationGrant(grants, forged, CONVERSATION, settings)).toThrow(/signature does not match/);
+    await expect(checkConversationGrant(grants, forged, CONVERSATION, settings)).rejects.toThrow(/signature does not match/);
     const genuine = grants.sign(claims());
     const altered = { ...genuine, claims: { ...genuine.claims, requester: { ...owner, role: 'admin' } } };
-    expect(() => checkConversationGrant(grants, altered, CONVERSATION, settings)).toThrow(/signature does not match/);
-    expect(() => checkConversationGrant(grants, messageGrant('hi'), CONVERSATION, settings)).toThrow(
+    await expect(checkConversationGrant(grants, altered, CONVERSATION, settings)).rejects.toThrow(/signature does not match/);
+    await expect(checkConversationGrant(grants, messageGrant('hi'), CONVERSATION, settings)).rejects.toThrow(
       /not a grant of the conversation kind/,
     );
   });

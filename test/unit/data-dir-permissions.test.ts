@@ -18,28 +18,28 @@ const mode = (path: string) => statSync(path).mode & 0o777;
 
 let root: string;
 let dataDir: string;
-beforeEach(() => {
+beforeEach(async () => {
   root = mkdtempSync(join(tmpdir(), 'warden-perms-'));
   dataDir = join(root, 'data');
 });
-afterEach(() => rmSync(root, { recursive: true, force: true }));
+afterEach(async () => rmSync(root, { recursive: true, force: true }));
 
 /** Opens the three stores in the data dir and writes to each, as the API and the worker do. */
-function openStores() {
+async function openStores() {
   const keyring = Keyring.load({ masterKey: MASTER_KEY, dataDir });
   const keys = KeyStore.open(join(dataDir, 'warden.db'));
   const vault = Vault.open(join(dataDir, 'vault.db'), keyring);
   const audit = AuditStore.open(join(dataDir, 'audit.db'), { keyring, isKnownKeyId: (id) => keys.has(id) });
-  const created = keys.create('ops', 'operator', null);
-  vault.put('DB_PASSWORD', 'hunter2');
-  audit.append({ key: 'k1', kind: 'key.created', actor: created.id, details: {} });
-  return () => (keys.close(), vault.close(), audit.close());
+  const created = await keys.create('ops', 'operator', null);
+  await vault.put('DB_PASSWORD', 'hunter2');
+  await audit.append({ key: 'k1', kind: 'key.created', actor: created.id, details: {} });
+  return async () => (await keys.close(), await vault.close(), await audit.close());
 }
 
 const databases = () => ['warden.db', 'vault.db', 'audit.db'].flatMap((db) => [db, `${db}-wal`, `${db}-shm`]).map((f) => join(dataDir, f));
 
-it('makes the data dir 0700 and every database, with its -wal and -shm files, 0600', () => {
-  const close = openStores();
+it('makes the data dir 0700 and every database, with its -wal and -shm files, 0600', async () => {
+  const close = await openStores();
   try {
     expect(mode(dataDir)).toBe(0o700);
     // While open, in WAL mode, each database has its -wal and -shm files.
@@ -48,28 +48,30 @@ it('makes the data dir 0700 and every database, with its -wal and -shm files, 06
       expect(mode(file), file).toBe(0o600);
     }
   } finally {
-    close();
+    await close();
   }
 });
 
-it('narrows a data dir and databases an older Warden left readable to everyone', () => {
-  openStores()();
+it('narrows a data dir and databases an older Warden left readable to everyone', async () => {
+  await (
+    await openStores()
+  )();
   chmodSync(dataDir, 0o755);
   // Companion files as a crash leaves them, world-readable.
   for (const file of databases()) {
     if (!existsSync(file)) closeSync(openSync(file, 'a'));
     chmodSync(file, 0o644);
   }
-  const close = openStores();
+  const close = await openStores();
   try {
     expect(mode(dataDir)).toBe(0o700);
     for (const file of databases()) expect(mode(file), file).toBe(0o600);
   } finally {
-    close();
+    await close();
   }
 });
 
-it("prepares the dev server's log as `make up` does: 0600 in a 0700 dir, also when it existed wider", () => {
+it("prepares the dev server's log as `make up` does: 0600 in a 0700 dir, also when it existed wider", async () => {
   const log = join(root, '.warden', 'log', 'temporal.log');
   ensurePrivateFile(log);
   expect(mode(log)).toBe(0o600);

@@ -36,7 +36,7 @@ beforeAll(async () => {
   fake = await startFakeLlm();
 });
 afterAll(async () => fake.close());
-afterEach(() => {
+afterEach(async () => {
   fake.requests.length = 0;
   logLines = [];
 });
@@ -343,7 +343,7 @@ describe('failures', () => {
     expect(second!.at - first!.at).toBeLessThan(3000);
   });
 
-  it('reads Retry-After in seconds, as an HTTP date, and as retry-after-ms', () => {
+  it('reads Retry-After in seconds, as an HTTP date, and as retry-after-ms', async () => {
     const now = Date.parse('2026-12-07T12:00:00Z');
     expect(retryAfterMs(new Headers({ 'retry-after': '2' }), now)).toBe(2000);
     expect(retryAfterMs(new Headers({ 'retry-after': 'Mon, 07 Dec 2026 12:00:05 GMT' }), now)).toBe(5000);
@@ -399,7 +399,7 @@ describe('failures', () => {
     expect(fake.to('POST /v1/chat/completions')).toHaveLength(1);
   });
 
-  it('cuts a key and key-shaped text out of messages', () => {
+  it('cuts a key and key-shaped text out of messages', async () => {
     expect(withoutKey(`bad key ${API_KEY} (sk-test***KEY)`, API_KEY)).not.toMatch(/sk-test|SECRETKEY/);
   });
 
@@ -441,19 +441,19 @@ describe('the API key', () => {
 
   it('is read from the vault by secret name at each call, so a rotated key is used at once', async () => {
     const vault = openVault({ dataDir: mkdtempSync(join(tmpdir(), 'warden-llm-')) });
-    vault.put('LLM_KEY', 'sk-first-key-0000000000');
+    await vault.put('LLM_KEY', 'sk-first-key-0000000000');
     const registry = new ProviderRegistry({ configs: [config({ kind: 'openai' })], vault, logger, retry: FAST });
     const provider = registry.get('local')!.provider;
     fake.script('POST /v1/chat/completions', { json: openaiCompletion({ content: '1' }) }, { json: openaiCompletion({ content: '2' }) });
     await provider.chat({ messages });
-    vault.put('LLM_KEY', 'sk-second-key-000000000');
+    await vault.put('LLM_KEY', 'sk-second-key-000000000');
     await provider.chat({ messages });
     expect(fake.requests.map((r) => r.headers.authorization)).toEqual(['Bearer sk-first-key-0000000000', 'Bearer sk-second-key-000000000']);
-    vault.delete('LLM_KEY');
+    await vault.delete('LLM_KEY');
     const err = (await provider.chat({ messages }).catch((e: unknown) => e)) as ProviderError;
     expect(err).toMatchObject({ kind: 'misconfigured' });
     expect(err.message).toBe('provider local: the vault has no secret LLM_KEY; store its API key with PUT /api/secrets/LLM_KEY');
-    vault.close();
+    await vault.close();
   });
 });
 
@@ -477,7 +477,7 @@ describe('fallback', () => {
 
   it("follows a provider's configured fallback list, and falls over when its key is missing from the vault", async () => {
     const vault = openVault({ dataDir: mkdtempSync(join(tmpdir(), 'warden-llm-')) });
-    vault.put('CLAUDE_KEY', API_KEY);
+    await vault.put('CLAUDE_KEY', API_KEY);
     const registry = new ProviderRegistry({
       configs: [config({ kind: 'openai', fallback: ['claude'] }), config({ kind: 'anthropic', api_key_secret: 'CLAUDE_KEY' })],
       vault,
@@ -489,7 +489,7 @@ describe('fallback', () => {
     expect(res).toMatchObject({ provider: 'claude', failed_over: [{ provider: 'local', kind: 'misconfigured' }] });
     // The first provider never got a request: its key could not be read.
     expect(fake.to('POST /v1/chat/completions')).toHaveLength(0);
-    vault.close();
+    await vault.close();
   });
 
   it('does not send a request a provider refused as invalid elsewhere', async () => {

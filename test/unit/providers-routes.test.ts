@@ -31,7 +31,7 @@ const dir = mkdtempSync(join(tmpdir(), 'warden-providers-'));
 beforeAll(async () => {
   fake = await startFakeLlm();
   vault = openVault({ dataDir: dir });
-  vault.put('LOCAL_LLM_KEY', API_KEY);
+  await vault.put('LOCAL_LLM_KEY', API_KEY);
   const file = join(dir, 'providers.json');
   writeFileSync(
     file,
@@ -50,7 +50,7 @@ beforeAll(async () => {
     }),
   );
   const keys = KeyStore.open(':memory:');
-  viewer = keys.create('viewer', 'viewer', null).key;
+  viewer = (await keys.create('viewer', 'viewer', null)).key;
   // Temporal, Docker and the audit store are not touched by these routes.
   app = createApp({
     client: {} as Client,
@@ -70,7 +70,7 @@ beforeAll(async () => {
     payloadCodec: {} as PayloadEncryptionCodec,
   });
 });
-afterAll(async () => (vault.close(), fake.close()));
+afterAll(async () => (await vault.close(), fake.close()));
 
 const get = async (path: string) => {
   const res = await app.request(path, { headers: { authorization: `Bearer ${viewer}` } });
@@ -152,7 +152,7 @@ describe('/api/providers', () => {
 });
 
 describe('provider configuration', () => {
-  it('names the field at fault in the file', () => {
+  it('names the field at fault in the file', async () => {
     const file = join(dir, 'bad.json');
     writeFileSync(
       file,
@@ -186,7 +186,7 @@ describe('provider configuration', () => {
     );
   });
 
-  it('reads a single provider from the environment, and needs its model', () => {
+  it('reads a single provider from the environment, and needs its model', async () => {
     expect(loadProviderConfigs(loadConfig({ WARDEN_LLM_BASE_URL: 'http://127.0.0.1:11434/v1', WARDEN_LLM_MODEL: 'llama3.2' }))).toEqual([
       { name: 'default', kind: 'openai', base_url: 'http://127.0.0.1:11434/v1', default_model: 'llama3.2', fallback: [], stream: false },
     ]);

@@ -15,7 +15,7 @@ import { loadConfig } from '../../domain/config.js';
 import { parseRateLimits, type RateLimits } from '../../domain/rate-limits.js';
 
 describe('MemoryRateLimitStore', () => {
-  it('a bucket of capacity B at rate R admits B + R·t requests (±1) over t seconds', () => {
+  it('a bucket of capacity B at rate R admits B + R·t requests (±1) over t seconds', async () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 50 }),
@@ -41,14 +41,14 @@ describe('MemoryRateLimitStore', () => {
     );
   });
 
-  it('admits exactly B + R·t when asked every millisecond (B 10, R 2/s, t 30 s: 70)', () => {
+  it('admits exactly B + R·t when asked every millisecond (B 10, R 2/s, t 30 s: 70)', async () => {
     const store = new MemoryRateLimitStore();
     let admitted = 0;
     for (let now = 0; now <= 30_000; now++) if (store.take('k', { capacity: 10, perSecond: 2 }, now).allowed) admitted++;
     expect(admitted).toBe(70);
   });
 
-  it('reports remaining tokens, the seconds until full, and the seconds until the next token', () => {
+  it('reports remaining tokens, the seconds until full, and the seconds until the next token', async () => {
     const store = new MemoryRateLimitStore();
     const rule = { capacity: 3, perSecond: 0.5 };
     expect(store.take('k', rule, 0)).toEqual({ allowed: true, remaining: 2, resetSeconds: 2, retryAfterSeconds: 0 });
@@ -61,7 +61,7 @@ describe('MemoryRateLimitStore', () => {
     expect(store.take('k', rule, 0).allowed).toBe(false);
   });
 
-  it('looking without consuming takes nothing and stores nothing for an unknown key', () => {
+  it('looking without consuming takes nothing and stores nothing for an unknown key', async () => {
     const store = new MemoryRateLimitStore();
     const rule = { capacity: 1, perSecond: 1 };
     expect(store.take('k', rule, 0, false).allowed).toBe(true);
@@ -70,7 +70,7 @@ describe('MemoryRateLimitStore', () => {
     expect(store.take('k', rule, 0, false)).toMatchObject({ allowed: false, retryAfterSeconds: 1 });
   });
 
-  it('stays bounded: refilled buckets are dropped first, then the least recently used', () => {
+  it('stays bounded: refilled buckets are dropped first, then the least recently used', async () => {
     const store = new MemoryRateLimitStore(100);
     const rule = { capacity: 5, perSecond: 1 };
     for (let i = 0; i < 10_000; i++) store.take(`addr-${i}`, rule, 0);
@@ -91,13 +91,13 @@ describe('rateLimit and authFailureLimit middleware', () => {
   let alice: string;
   let bob: string;
 
-  beforeEach(() => {
+  beforeEach(async () => {
     keys = KeyStore.open(':memory:');
-    alice = keys.create('alice', 'operator', null).key;
-    bob = keys.create('bob', 'operator', null).key;
+    alice = (await keys.create('alice', 'operator', null)).key;
+    bob = (await keys.create('bob', 'operator', null)).key;
     now = 1_000_000;
   });
-  afterEach(() => keys.close());
+  afterEach(async () => await keys.close());
 
   function appWith(limitsText: string, trustProxy = 0) {
     const limiter = { limits: parseRateLimits(limitsText)!, store: new MemoryRateLimitStore(), clock: () => now, trustProxy };
@@ -229,7 +229,7 @@ describe('rateLimit and authFailureLimit middleware', () => {
 describe('WARDEN_RATE_LIMITS', () => {
   const rule = (limits: RateLimits | null, scope: 'key' | 'address', group: keyof RateLimits['key']) => limits![scope][group];
 
-  it('has defaults for every group and scope', () => {
+  it('has defaults for every group and scope', async () => {
     const limits = parseRateLimits(loadConfig({}).rateLimits);
     expect(rule(limits, 'key', 'read')).toEqual({ capacity: 600, perSecond: 10 });
     expect(rule(limits, 'address', 'write')).toEqual({ capacity: 120, perSecond: 2 });
@@ -237,7 +237,7 @@ describe('WARDEN_RATE_LIMITS', () => {
     expect(rule(limits, 'address', 'auth_failure')).toEqual({ capacity: 20, perSecond: 20 / 60 });
   });
 
-  it('overrides groups and scopes, with periods, multiples and bursts; off turns limiting off', () => {
+  it('overrides groups and scopes, with periods, multiples and bursts; off turns limiting off', async () => {
     const limits = parseRateLimits('write=5/s:20, address.read=1000/10min');
     expect(rule(limits, 'key', 'write')).toEqual({ capacity: 20, perSecond: 5 });
     expect(rule(limits, 'address', 'write')).toEqual({ capacity: 20, perSecond: 5 });
@@ -246,7 +246,7 @@ describe('WARDEN_RATE_LIMITS', () => {
     expect(parseRateLimits('off')).toBeNull();
   });
 
-  it('names a bad entry and the variable', () => {
+  it('names a bad entry and the variable', async () => {
     expect(() => loadConfig({ WARDEN_RATE_LIMITS: 'read=ten/min' })).toThrow(
       /WARDEN_RATE_LIMITS: "read=ten\/min": expected <group>=<count>\/<period>/,
     );
