@@ -52,6 +52,8 @@ async function pendingActionOf(conversationId: string, callId: string): Promise<
     const turn = (await conversation(conversationId)).turns.at(-1);
     const actionId = turn?.actions.find((a) => a.tool_call_id === callId)?.action_id;
     if (!actionId) return undefined;
+    // Asked for approval: the workflow has checked the grant and decided again (a query may answer before that).
+    if ((await stack.audit.list({ action_id: actionId, kind: 'approval.requested' })).length === 0) return undefined;
     const action = await as(key.viewer, 'GET', `/api/actions/${actionId}`);
     return action.body.status === 'pending' ? (action.body as ActionRecord) : undefined;
   });

@@ -382,7 +382,8 @@ describe('every route in the OpenAPI document', () => {
     expect(withBody.length).toBeGreaterThanOrEqual(5);
     for (const op of withBody) {
       // A well-formed path parameter, so the body is what gets judged (secret names look like env variables).
-      const validParam = (name: string) => (name === 'name' ? 'FUZZ_SECRET' : 'act-0000000000000000');
+      const validParam = (name: string) =>
+        name === 'name' ? 'FUZZ_SECRET' : op.path.startsWith('/api/conversations/') ? 'cnv-0000000000000000' : 'act-0000000000000000';
       const params = Object.fromEntries((op.spec.parameters ?? []).filter((p) => p.in === 'path').map((p) => [p.name, validParam(p.name)]));
       const cases: Array<[FuzzRequest['body'], number, string]> = [
         [{ text: '{"a": ', contentType: 'application/json' }, 400, 'bad_request'],
