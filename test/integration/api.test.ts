@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_STATUSES } from '../../domain/agent.js';
 import { detectRuntimes } from '../../sandbox/docker-engine.js';
-import { docker, startStack, TEST_HOST, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
+import { docker, startStack, STATUS_COMPONENTS, TEST_HOST, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
 
 const engine = await detectRuntimes(docker);
 
@@ -78,15 +78,7 @@ describe('without workers, on a host no worker serves', () => {
     expect(res.status).toBe(503);
     expect(res.body.ready).toBe(false);
     const { components } = res.body;
-    expect(Object.keys(components).sort()).toEqual([
-      'audit_store',
-      'channels',
-      'control_worker',
-      'docker',
-      'runtimes',
-      'sandbox_worker',
-      'temporal',
-    ]);
+    expect(Object.keys(components).sort()).toEqual(STATUS_COMPONENTS);
     expect(components.temporal).toMatchObject({ ok: true, detail: expect.stringMatching(/^server /) });
     expect(components.docker).toMatchObject({ ok: true, detail: expect.stringMatching(/^engine /) });
     expect(components.sandbox_worker.ok).toBe(false);
@@ -522,15 +514,7 @@ describe('with workers running', () => {
     );
     expect(res.status, res.text).toBe(200);
     expect(res.body.ready).toBe(true);
-    expect(Object.keys(res.body.components).sort()).toEqual([
-      'audit_store',
-      'channels',
-      'control_worker',
-      'docker',
-      'runtimes',
-      'sandbox_worker',
-      'temporal',
-    ]);
+    expect(Object.keys(res.body.components).sort()).toEqual(STATUS_COMPONENTS);
     for (const [name, c] of Object.entries<any>(res.body.components)) {
       expect(c.ok, name).toBe(true);
       expect(c.latency_ms).toBeGreaterThanOrEqual(0);
@@ -541,15 +525,7 @@ describe('with workers running', () => {
   it('GET /api/status lists the components with latency and agents by status', async () => {
     const res = await raw(stack.app, 'GET', '/api/status');
     expect(res.status).toBe(200);
-    expect(Object.keys(res.body.components).sort()).toEqual([
-      'audit_store',
-      'channels',
-      'control_worker',
-      'docker',
-      'runtimes',
-      'sandbox_worker',
-      'temporal',
-    ]);
+    expect(Object.keys(res.body.components).sort()).toEqual(STATUS_COMPONENTS);
     for (const c of Object.values<any>(res.body.components)) {
       expect(c).toMatchObject({ ok: true, latency_ms: expect.any(Number) });
       expect(c.detail).toBeTypeOf('string');

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_STATUSES } from '../../domain/agent.js';
 import { composeCli } from '../support/compose-config.js';
 import { DOCKER_SOCKET_PROXY_IMAGE, startDockerSocketProxy, type DockerSocketProxy } from '../support/docker-socket-proxy.js';
-import { docker, startStack, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
+import { docker, startStack, STATUS_COMPONENTS, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 const MiB = 1024 * 1024;
@@ -193,15 +193,7 @@ describe('with workers', () => {
       },
       30_000,
     );
-    expect(Object.keys(res.body.components).sort()).toEqual([
-      'audit_store',
-      'channels',
-      'control_worker',
-      'docker',
-      'runtimes',
-      'sandbox_worker',
-      'temporal',
-    ]);
+    expect(Object.keys(res.body.components).sort()).toEqual(STATUS_COMPONENTS);
     for (const c of Object.values<any>(res.body.components)) {
       expect(c).toMatchObject({ ok: true, state: 'up' });
       expect(c.latency_ms).toBeGreaterThanOrEqual(0);
