@@ -3,9 +3,11 @@
  * served over HTTP, with real Temporal workers and Docker sandboxes: people sign in with their
  * keys, an action appears on the Approvals page without a reload, approving runs it once and
  * shows its output, the requester's own approval is refused, a critical action needs a second
- * person in a second browser, a viewer has no buttons and a forged post fails (from the page
- * and from another site), the emergency stop from the System page stops every agent, and
- * signing out ends the session. Each page is saved as a screenshot in .warden/screenshots/.
+ * person in a second browser, a comment being typed outlives the list's refreshes, a viewer has
+ * no buttons and a forged post fails (from the page and from another site), an operator pauses and
+ * resumes an agent, the audit page filters, verifies and exports, an admin creates a key (shown
+ * once) and revokes it, the emergency stop from the System page stops every agent, and signing
+ * out ends the session. Each page is saved as a screenshot in .warden/screenshots/.
  */
 import { mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -114,6 +116,12 @@ it('signs in; an action needing approval appears without a reload; approving run
   await shot(alice, 'approvals');
 
   await card(alice, action.id).getByLabel('Comment').fill('looks fine');
+  // The list is fetched again every 2 s; a comment being typed outlives the refreshes.
+  const refreshes: number[] = [];
+  alice.on('response', (r) => r.url().endsWith('/console/approvals/pending') && refreshes.push(Date.now()));
+  await eventually(() => refreshes.length, 10_000).toBeGreaterThanOrEqual(2);
+  expect(refreshes[1]! - refreshes[0]!).toBeGreaterThan(1_500);
+  expect(await card(alice, action.id).getByLabel('Comment').inputValue()).toBe('looks fine');
   await card(alice, action.id).getByRole('button', { name: 'Approve' }).click();
   await eventually(() => verdictOf(alice, action.id).textContent()).toContain('approved: it runs now');
   await eventually(() => verdictOf(alice, action.id).locator('.outcome').textContent(), 60_000).toContain('completed');
@@ -168,6 +176,9 @@ it('shows a viewer everything but no buttons, and refuses forged posts from the 
   const action = await submit(keys.operator, 'echo "<b>bold</b>"');
   const vera = await personWith(keys.viewer, { width: 390, height: 844 });
   await card(vera, action.id).waitFor();
+  // The keyboard's first stop is the way past the navigation.
+  await vera.keyboard.press('Tab');
+  expect(await vera.evaluate(() => document.activeElement?.textContent?.trim())).toBe('Skip to the content');
   expect(await card(vera, action.id).locator('pre.params').textContent()).toContain('echo \\"<b>bold</b>\\"');
   expect(await card(vera, action.id).locator('b').count()).toBe(0);
   expect(await vera.getByRole('button', { name: /Approve|Reject/ }).count()).toBe(0);
