@@ -93,7 +93,9 @@ export function agentsRouter(deps: { agents: AgentService; stats: AgentStats; au
         <div id="agent-message" aria-live="polite"></div>
         <Controls agent={agent} identity={identity} csrfToken={c.get('session').csrfToken} />
         <h2>Actions</h2>
-        <p class="muted">Conversations are not in Warden yet: what the agent did is its actions.</p>
+        <p class="muted">
+          Conversations with the agent are read through /api/conversations, by their owner or an admin; what the agent did is its actions.
+        </p>
         <ActionList entries={trail.filter((e) => e.kind === 'action.submitted')} links={links} />
         <h2>Audit trail</h2>
         <AuditTable entries={trail} nameOf={await keyNames(keys)} />
