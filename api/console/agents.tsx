@@ -9,19 +9,20 @@ import type { AuditEntry } from '../../domain/audit-entry.js';
 import { WardenError } from '../../domain/errors.js';
 import { hasRole, type Identity } from '../../domain/roles.js';
 import type { AuditStore } from '../../stores/audit-store.js';
+import type { KeyStore } from '../../stores/key-store.js';
 import type { AgentService } from '../agents/service.js';
 import type { AgentStats } from '../agents/stats.js';
 import type { UsageSummary } from '../agents/container-usage.js';
 import { requireRole } from '../middleware/auth.js';
-import { AuditTable, type KeyNames } from './audit.js';
+import { AuditTable, keyNames } from './audit.js';
 import { Badge, CsrfField, Empty, Problem, Table, Time, WorkflowLink } from './layout.js';
 import { renderPage, respond, type ConsoleLinks } from './render.js';
 import { CONSOLE_PATH, type ConsoleEnv } from './sessions.js';
 
 const MiB = 1024 * 1024;
 
-export function agentsRouter(deps: { agents: AgentService; stats: AgentStats; audit: AuditStore; links: ConsoleLinks; nameOf: KeyNames }) {
-  const { agents, stats, audit, links, nameOf } = deps;
+export function agentsRouter(deps: { agents: AgentService; stats: AgentStats; audit: AuditStore; keys: KeyStore; links: ConsoleLinks }) {
+  const { agents, stats, audit, keys, links } = deps;
   const app = new Hono<ConsoleEnv>();
 
   app.get('/agents', async (c) => {
@@ -92,10 +93,12 @@ export function agentsRouter(deps: { agents: AgentService; stats: AgentStats; au
         <div id="agent-message" aria-live="polite"></div>
         <Controls agent={agent} identity={identity} csrfToken={c.get('session').csrfToken} />
         <h2>Actions</h2>
-        <p class="muted">Conversations are not in Warden yet: what the agent did is its actions.</p>
+        <p class="muted">
+          Conversations with the agent are read through /api/conversations, by their owner or an admin; what the agent did is its actions.
+        </p>
         <ActionList entries={trail.filter((e) => e.kind === 'action.submitted')} links={links} />
         <h2>Audit trail</h2>
-        <AuditTable entries={trail} nameOf={nameOf} />
+        <AuditTable entries={trail} nameOf={await keyNames(keys)} />
       </>,
     );
   });

@@ -8,8 +8,9 @@ import { ApproveActionRequestSchema, type ActionRecord } from '../../domain/acti
 import { WardenError } from '../../domain/errors.js';
 import { hasRole, personOf, type Identity } from '../../domain/roles.js';
 import type { AuditStore } from '../../stores/audit-store.js';
+import type { KeyStore } from '../../stores/key-store.js';
 import type { ActionService } from '../actions/service.js';
-import { AuditTable, type KeyNames } from './audit.js';
+import { AuditTable, keyNames } from './audit.js';
 import { requireRole } from '../middleware/auth.js';
 import { absoluteTime, Badge, CsrfField, Empty, Problem, Time, WorkflowLink } from './layout.js';
 import { renderPage, respond, type ConsoleLinks } from './render.js';
@@ -22,7 +23,7 @@ const REFRESH = 'every 2s';
 
 const INJECTION_PREFIX = 'injection screen: ';
 
-export function approvalsRouter(actions: ActionService, audit: AuditStore, links: ConsoleLinks, nameOf: KeyNames) {
+export function approvalsRouter(actions: ActionService, audit: AuditStore, keys: KeyStore, links: ConsoleLinks) {
   const app = new Hono<ConsoleEnv>();
 
   app.get('/approvals', async (c) =>
@@ -106,7 +107,7 @@ export function approvalsRouter(actions: ActionService, audit: AuditStore, links
           </article>
         )}
         <h2>Audit trail</h2>
-        <AuditTable entries={await audit.list({ action_id: id, limit: 200 })} nameOf={nameOf} />
+        <AuditTable entries={await audit.list({ action_id: id, limit: 200 })} nameOf={await keyNames(keys)} />
       </>,
     );
   });

@@ -5,6 +5,7 @@
 import { Hono } from 'hono';
 import { AUDIT_KINDS, AuditQuerySchema, type AuditEntry } from '../../domain/audit-entry.js';
 import type { AuditStore } from '../../stores/audit-store.js';
+import type { KeyStore } from '../../stores/key-store.js';
 import { auditLogJsonl } from '../audit/routes.js';
 import { Empty, Problem, Table, Time } from './layout.js';
 import { renderPage } from './render.js';
@@ -12,7 +13,7 @@ import { CONSOLE_PATH, type ConsoleEnv } from './sessions.js';
 
 const SHOWN = 200;
 
-export function auditRouter(audit: AuditStore, nameOf: KeyNames) {
+export function auditRouter(audit: AuditStore, keys: KeyStore) {
   const app = new Hono<ConsoleEnv>();
 
   app.get('/audit', async (c) => {
@@ -69,7 +70,7 @@ export function auditRouter(audit: AuditStore, nameOf: KeyNames) {
         </p>
         <div id="verification" aria-live="polite"></div>
         {query.success ? (
-          <AuditTable entries={entries} nameOf={nameOf} />
+          <AuditTable entries={entries} nameOf={await keyNames(keys)} />
         ) : (
           <Problem>The filter is not valid: {query.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}</Problem>
         )}
@@ -112,6 +113,12 @@ export function auditRouter(audit: AuditStore, nameOf: KeyNames) {
 
 /** The name of the API key of this id, when it is one: audit entries name their actors by key id. */
 export type KeyNames = (keyId: string) => string | undefined;
+
+/** Every key's name, read once for the one page that renders an audit table (not on every request or poll). */
+export async function keyNames(keys: KeyStore): Promise<KeyNames> {
+  const names = new Map((await keys.list()).map((k) => [k.id, k.name]));
+  return (keyId) => names.get(keyId);
+}
 
 export function AuditTable(props: { entries: AuditEntry[]; nameOf: KeyNames }) {
   if (props.entries.length === 0) return <Empty>No audit entries match.</Empty>;

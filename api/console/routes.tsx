@@ -107,16 +107,9 @@ export function consoleRouter(deps: ConsoleDeps) {
   });
 
   app.get('/', (c) => c.redirect(`${CONSOLE_PATH}/approvals`, 303));
-  // The pages name each actor by its key's name: read once per request, looked up as they render.
-  let keyNames = new Map<string, string>();
-  app.use('*', async (_c, next) => {
-    keyNames = new Map((await deps.keys.list()).map((k) => [k.id, k.name]));
-    await next();
-  });
-  const nameOf = (keyId: string) => keyNames.get(keyId);
-  app.route('/', approvalsRouter(deps.actions, deps.audit, links, nameOf));
-  app.route('/', agentsRouter({ agents: deps.agents, stats: deps.stats, audit: deps.audit, links, nameOf }));
-  app.route('/', auditRouter(deps.audit, nameOf));
+  app.route('/', approvalsRouter(deps.actions, deps.audit, deps.keys, links));
+  app.route('/', agentsRouter({ agents: deps.agents, stats: deps.stats, audit: deps.audit, keys: deps.keys, links }));
+  app.route('/', auditRouter(deps.audit, deps.keys));
   app.route('/', systemRouter(deps, links));
 
   app.all('*', (c) => renderPage(c, 'approvals', 'Not found', <Problem>There is no console page at {c.req.path}.</Problem>, 404));

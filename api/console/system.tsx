@@ -124,13 +124,11 @@ export function systemRouter(
   });
 
   app.post('/system/emergency-stop', requireRole('admin'), async (c) => {
-    const form = await c.req.parseBody();
-    const request = ReasonRequestSchema.safeParse({ reason: form.reason });
+    const asked = confirmedReason(await c.req.parseBody(), CONFIRM_STOP);
     let answer;
-    if (form.confirm !== CONFIRM_STOP) answer = <Problem>Not stopped: type {CONFIRM_STOP} to confirm.</Problem>;
-    else if (!request.success) answer = <Problem>Not stopped: {request.error.issues.map((i) => i.message).join('; ')}</Problem>;
+    if ('refusal' in asked) answer = <Problem>Not stopped: {asked.refusal}</Problem>;
     else {
-      const outcome = await lockdown.emergencyStop(request.data.reason, c.get('identity'));
+      const outcome = await lockdown.emergencyStop(asked.reason, c.get('identity'));
       answer = (
         <div class="verdict verdict-refused" role="status">
           <p>
@@ -147,14 +145,12 @@ export function systemRouter(
   });
 
   app.post('/system/resume', requireRole('admin'), async (c) => {
-    const form = await c.req.parseBody();
-    const request = ReasonRequestSchema.safeParse({ reason: form.reason });
+    const asked = confirmedReason(await c.req.parseBody(), CONFIRM_RESUME);
     let answer;
-    if (form.confirm !== CONFIRM_RESUME) answer = <Problem>Not resumed: type {CONFIRM_RESUME} to confirm.</Problem>;
-    else if (!request.success) answer = <Problem>Not resumed: {request.error.issues.map((i) => i.message).join('; ')}</Problem>;
+    if ('refusal' in asked) answer = <Problem>Not resumed: {asked.refusal}</Problem>;
     else {
       try {
-        const resumed = await lockdown.resume(request.data.reason, c.get('identity'));
+        const resumed = await lockdown.resume(asked.reason, c.get('identity'));
         answer = (
           <p class="verdict verdict-ok" role="status">
             Lockdown lifted <Time at={resumed.resumed_at} />: new agents and actions are accepted again.
@@ -211,6 +207,13 @@ export function systemRouter(
     return respond(c, 'system', 'API keys', answer);
   });
   return app;
+}
+
+/** The reason a lockdown form gives once its word is typed, or why the form is refused. */
+function confirmedReason(form: Record<string, unknown>, word: string): { reason: string } | { refusal: string } {
+  if (form.confirm !== word) return { refusal: `type ${word} to confirm.` };
+  const request = ReasonRequestSchema.safeParse({ reason: form.reason });
+  return request.success ? { reason: request.data.reason } : { refusal: request.error.issues.map((i) => i.message).join('; ') };
 }
 
 function LockdownPanel(props: { state: Lockdown | null | Error; identity: Identity; csrfToken: string; links: ConsoleLinks }) {

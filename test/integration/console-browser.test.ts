@@ -3,11 +3,14 @@
  * served over HTTP, with real Temporal workers and Docker sandboxes: people sign in with their
  * keys, an action appears on the Approvals page without a reload, approving runs it once and
  * shows its output, the requester's own approval is refused, a critical action needs a second
- * person in a second browser, a viewer has no buttons and a forged post fails (from the page
- * and from another site), the emergency stop from the System page stops every agent, and
- * signing out ends the session. Each page is saved as a screenshot in .warden/screenshots/.
+ * person in a second browser, a comment being typed outlives the list's refreshes, a viewer has
+ * no buttons and a forged post fails (from the page and from another site), an operator pauses and
+ * resumes an agent, the audit page filters, verifies and exports, an admin creates a key (shown
+ * once) and revokes it, the emergency stop from the System page stops every agent, and signing
+ * out ends the session. Each page is saved as a screenshot in .warden/screenshots/.
  */
 import { mkdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createServer, type Server } from 'node:http';
 import { serve, type ServerType } from '@hono/node-server';
@@ -113,6 +116,12 @@ it('signs in; an action needing approval appears without a reload; approving run
   await shot(alice, 'approvals');
 
   await card(alice, action.id).getByLabel('Comment').fill('looks fine');
+  // The list is fetched again every 2 s; a comment being typed outlives the refreshes.
+  const refreshes: number[] = [];
+  alice.on('response', (r) => r.url().endsWith('/console/approvals/pending') && refreshes.push(Date.now()));
+  await eventually(() => refreshes.length, 10_000).toBeGreaterThanOrEqual(2);
+  expect(refreshes[1]! - refreshes[0]!).toBeGreaterThan(1_500);
+  expect(await card(alice, action.id).getByLabel('Comment').inputValue()).toBe('looks fine');
   await card(alice, action.id).getByRole('button', { name: 'Approve' }).click();
   await eventually(() => verdictOf(alice, action.id).textContent()).toContain('approved: it runs now');
   await eventually(() => verdictOf(alice, action.id).locator('.outcome').textContent(), 60_000).toContain('completed');
@@ -167,6 +176,9 @@ it('shows a viewer everything but no buttons, and refuses forged posts from the 
   const action = await submit(keys.operator, 'echo "<b>bold</b>"');
   const vera = await personWith(keys.viewer, { width: 390, height: 844 });
   await card(vera, action.id).waitFor();
+  // The keyboard's first stop is the way past the navigation.
+  await vera.keyboard.press('Tab');
+  expect(await vera.evaluate(() => document.activeElement?.textContent?.trim())).toBe('Skip to the content');
   expect(await card(vera, action.id).locator('pre.params').textContent()).toContain('echo \\"<b>bold</b>\\"');
   expect(await card(vera, action.id).locator('b').count()).toBe(0);
   expect(await vera.getByRole('button', { name: /Approve|Reject/ }).count()).toBe(0);
@@ -205,6 +217,90 @@ it('shows a viewer everything but no buttons, and refuses forged posts from the 
   expect((await posted).status()).toBe(401);
   expect((await stack.api('GET', `/api/actions/${action.id}`)).body).toMatchObject({ status: 'pending', approvals: [] });
   await alice.context().close();
+});
+
+it("lets an operator pause and resume an agent from its page; the page's state follows", async () => {
+  const id = agents[1]!;
+  const otto = await personWith(keys.operator);
+  await otto.goto(`${base}/console/agents/${id}`);
+  const state = otto.locator('#agent-state .badge').first();
+  expect(await state.textContent()).toBe('running');
+  await otto.getByRole('button', { name: 'Pause' }).click();
+  await eventually(() => otto.locator('#agent-message').textContent()).toContain(`Pause sent to ${id} (it was running)`);
+  await waitForStatus(stack.api, id, ['paused']);
+  // The state section refreshes itself (every 3 s): no reload.
+  await eventually(() => state.textContent()).toBe('paused');
+  await shot(otto, 'agent-paused');
+  await otto.getByRole('button', { name: 'Resume' }).click();
+  await eventually(() => otto.locator('#agent-message').textContent()).toContain(`Resume sent to ${id} (it was paused)`);
+  await waitForStatus(stack.api, id, ['running']);
+  await eventually(() => state.textContent()).toBe('running');
+  await otto.context().close();
+});
+
+it('filters the audit log from its form, names actors by their keys, verifies the chain and exports JSON Lines', async () => {
+  const vera = await personWith(keys.viewer);
+  await vera.goto(`${base}/console/audit`);
+  await vera.getByLabel('Agent', { exact: true }).fill(agents[1]!);
+  await vera.getByLabel('Kind').selectOption('agent.created');
+  await vera.getByRole('button', { name: 'Filter' }).click();
+  await vera.waitForURL(/\/console\/audit\?/);
+  const rows = vera.locator('table.audit tbody tr');
+  expect(await rows.count()).toBe(1);
+  expect(await rows.locator('td').nth(2).textContent()).toBe('agent.created');
+  // The stack's admin key created the agent: named, with the key id beside it.
+  expect(await rows.locator('td').nth(3).textContent()).toMatch(/^test admin \(key_[0-9a-f]{12}\)$/);
+  expect(await rows.getByRole('link', { name: agents[1]! }).count()).toBe(1);
+  // The form keeps what was asked; a later start leaves nothing.
+  expect(await vera.getByLabel('Agent', { exact: true }).inputValue()).toBe(agents[1]);
+  await vera.getByLabel('From (UTC)').fill('2999-01-01T00:00');
+  await vera.getByRole('button', { name: 'Filter' }).click();
+  await vera.getByText('No audit entries match.').waitFor();
+  await vera.getByLabel('Kind').selectOption('');
+  await vera.getByLabel('From (UTC)').fill('');
+  await vera.getByRole('button', { name: 'Filter' }).click();
+  await eventually(() => rows.locator('td code', { hasText: 'agent.status_changed' }).count()).toBeGreaterThan(0);
+
+  await vera.getByRole('button', { name: 'Verify the chain' }).click();
+  await eventually(() => vera.locator('#verification').textContent()).toMatch(/The chain holds: \d+ entries/);
+  const [download] = await Promise.all([vera.waitForEvent('download'), vera.getByRole('link', { name: 'Export JSON Lines' }).click()]);
+  expect(download.suggestedFilename()).toBe('warden-audit.jsonl');
+  const lines = (await readFile((await download.path())!, 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { seq: number; kind: string; agent_id?: string });
+  expect(lines.some((e) => e.agent_id === agents[1] && e.kind === 'agent.created')).toBe(true);
+  // The whole log, oldest first, none left out.
+  expect(lines.map((e) => e.seq)).toEqual(lines.map((_, i) => lines[0]!.seq + i));
+  await vera.context().close();
+});
+
+it('lets an admin create a key, shown once, and revoke it from the System page', async () => {
+  const ada = await personWith(keys.admin);
+  await ada.goto(`${base}/console/system`);
+  await ada.getByLabel('Name', { exact: true }).fill('Made in the browser');
+  await ada.getByLabel('Person (optional)').fill('Pat');
+  await ada.getByLabel('Role', { exact: true }).selectOption('viewer');
+  await ada.getByRole('button', { name: 'Create key' }).click();
+  const shown = ada.locator('#new-key');
+  await shown.waitFor();
+  const key = await shown.inputValue();
+  expect(await ada.locator('#keys-message').textContent()).toContain('it is shown this once and never again');
+  const made = await stack.keys.authenticate(key);
+  expect(made).toMatchObject({ name: 'Made in the browser', role: 'viewer' });
+  await shot(ada, 'key-created');
+  // Once: the page opened again lists the key but nowhere holds its secret.
+  await ada.reload();
+  await ada.getByRole('cell', { name: made!.key_id }).waitFor();
+  expect(await ada.content()).not.toContain(key);
+  await ada.getByRole('button', { name: 'Revoke Made in the browser' }).click();
+  await eventually(() => ada.locator('#keys-message').textContent()).toContain(
+    `Revoked ${made!.key_id} (Made in the browser): its sessions are over`,
+  );
+  expect(await stack.keys.authenticate(key)).toBeNull();
+  await ada.reload();
+  expect(await ada.getByRole('button', { name: 'Revoke Made in the browser' }).count()).toBe(0);
+  await ada.context().close();
 });
 
 it('shows agents, an agent, the audit log and the system; the emergency stop from the page stops every agent', async () => {
