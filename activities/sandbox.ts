@@ -613,7 +613,7 @@ export type SandboxActivities = ReturnType<typeof createSandboxActivities>;
  * Heartbeats while a short activity runs, so that with a heartbeat timeout a worker that died
  * mid-activity is noticed in seconds and the (idempotent) activity is retried elsewhere.
  */
-function heartbeating<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+export function heartbeating<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
   const wrapped = async (...args: A) => {
     const beat = setInterval(() => heartbeat(), 2_000);
     try {
