@@ -11,6 +11,7 @@ import { containerAlive, type SandboxContainer } from '../domain/reaping.js';
 import { agentStatusQuery, CAPACITY_WORKFLOW_ID, capacityQuery, containerLostUpdate, SearchAttributes } from '../workflows/definitions.js';
 import { agentWorkflowState } from './control.js';
 import { agentOfContainer, LABELS } from '../sandbox/spec.js';
+import { heartbeating } from './sandbox.js';
 import type { PoolReconciliation, SandboxPool } from '../sandbox/pool.js';
 import { FailureType } from '../domain/failure-types.js';
 
@@ -68,13 +69,14 @@ export function createReaperSandboxActivities(docker: Docker, pool: SandboxPool)
   /**
    * The host's warm pool, reconciled by label: members of an earlier worker process, of a profile
    * no longer kept, or stopped, are removed; under a lockdown every member is; then it is refilled.
+   * It waits behind a refill already running and may make members itself, each a create and a
+   * start: it heartbeats all along, not once.
    */
   async function reconcileSandboxPool(): Promise<PoolReconciliation> {
-    heartbeat();
     return pool.reconcile();
   }
 
-  return { listSandboxContainers, removeOrphanContainer, reconcileSandboxPool };
+  return { listSandboxContainers, removeOrphanContainer, reconcileSandboxPool: heartbeating(reconcileSandboxPool) };
 }
 
 export function createReaperControlActivities(client: Client) {

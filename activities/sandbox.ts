@@ -294,14 +294,16 @@ export function createSandboxActivities(
       stdin,
       redacted,
     });
-    const asJournaled = commandRun(input.command, { id: activityRunId(), keepId: false });
-    if (!executor) return execThroughDockerExec(asJournaled);
-    if (!journaled) return execThroughExecutor(asJournaled);
+    // The command as the workflow sent it: an action's is under the shell execution journal.
+    const asSent = commandRun(input.command, { id: activityRunId(), keepId: false });
+    if (!executor) return execThroughDockerExec(asSent);
+    if (!journaled) return execThroughExecutor(asSent);
     try {
       return await execThroughExecutor(commandRun(journaled.argv, { id: `action:${journaled.action_id}`, keepId: true }));
     } catch (err) {
-      // Started by a worker from before actions ran natively (a rolling upgrade): its journal has it.
-      if (err instanceof ExecutorShellJournalError) return execThroughExecutor(asJournaled);
+      // Started by a worker from before actions ran natively (a rolling upgrade): its shell journal
+      // has it, and the command as sent waits for that run's result instead of running again.
+      if (err instanceof ExecutorShellJournalError) return execThroughExecutor(asSent);
       throw err;
     }
   }
@@ -611,7 +613,7 @@ export type SandboxActivities = ReturnType<typeof createSandboxActivities>;
  * Heartbeats while a short activity runs, so that with a heartbeat timeout a worker that died
  * mid-activity is noticed in seconds and the (idempotent) activity is retried elsewhere.
  */
-function heartbeating<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+export function heartbeating<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
   const wrapped = async (...args: A) => {
     const beat = setInterval(() => heartbeat(), 2_000);
     try {

@@ -14,13 +14,14 @@ import type { AgentService } from '../agents/service.js';
 import { withTimeout } from '../deadlines.js';
 import { idlePoolMembers } from '../../sandbox/pool.js';
 import { parsePoolProfiles, poolReservation } from '../../domain/sandbox-pool.js';
+import { validationHook, type AppEnv } from '../openapi.js';
 
+/** How many times each key occurs. */
 const countBy = (keys: string[]): Record<string, number> => {
   const counts: Record<string, number> = {};
   for (const k of keys) counts[k] = (counts[k] ?? 0) + 1;
   return counts;
 };
-import { validationHook, type AppEnv } from '../openapi.js';
 
 // @temporalio/proto is CommonJS: Node's ESM loader sees only its default export.
 const { temporal } = proto;
@@ -86,6 +87,8 @@ export interface SystemDeps {
 export function createSystemStatus(deps: SystemDeps) {
   const { client, docker, config, agents, audit } = deps;
   const sandboxQueue = sandboxTaskQueue(config.dockerHostId);
+  // The configuration is read once: what the pool reserves does not change while the API runs.
+  const pool = poolReservation(config.sandboxPoolSize, parsePoolProfiles(config.sandboxPoolProfiles));
 
   const deadline = <T>(fn: () => Promise<T>) => client.withDeadline(Date.now() + PROBE_TIMEOUT_MS, fn);
 
@@ -196,7 +199,6 @@ export function createSystemStatus(deps: SystemDeps) {
         () => null,
       ),
     ]);
-    const pool = poolReservation(config.sandboxPoolSize, parsePoolProfiles(config.sandboxPoolProfiles));
     const usedFree = (used: number, total: number | null) => ({ used, total, free: total === null ? null : Math.max(0, total - used) });
     return {
       host: config.dockerHostId,

@@ -6,8 +6,9 @@
  *     execInSandbox activity from scheduled to completed (commands run only as actions),
  * and, in the same run with the same image and hardening, the raw baselines:
  *   - create+start of a container built like createSandbox builds it,
- *   - `docker exec` of the journaled argv the action runs, of the skill's plain argv, and of `true`,
- *   - the journaled argv through the sandbox's executor, attached straight (no Temporal).
+ *   - `docker exec` of the skill's argv, which the action runs, of that argv under the shell
+ *     execution journal (what a sandbox without the executor runs), and of `true`,
+ *   - the skill's argv through the sandbox's executor as an action's run, attached straight (no Temporal).
  * Everything runs in this process against a Temporal dev server of its own; every container it
  * makes is removed at the end, on error and on Ctrl-C. Results: a table on stdout and JSON in
  * bench-results/. Sizes: BENCH_AGENTS (creates per runtime, default 10), BENCH_EXECS (actions and
@@ -143,8 +144,8 @@ const MEASURE_LABEL: Record<Measure, string> = {
   raw_create_start: 'raw create+start (dockerode)',
   warden_action: 'Warden action (REST, low risk)',
   warden_exec: 'Warden command via Temporal (execInSandbox)',
-  raw_executor: 'raw executor run (journaled, no Temporal)',
-  raw_exec_journaled: 'raw docker exec (journaled argv)',
+  raw_executor: 'raw executor run (action argv, no Temporal)',
+  raw_exec_journaled: 'raw docker exec (shell-journaled argv)',
   raw_exec_plain: 'raw docker exec (filesystem info argv)',
   raw_exec_true: 'raw docker exec (true)',
 };
@@ -175,7 +176,7 @@ function printTable(results: RuntimeResult[], skipped: string[]): void {
   console.log(line(cols));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const row of rows) console.log(line(row));
-  console.log('\nOverhead Warden adds (p50 Warden - p50 raw; raw exec: docker exec of the journaled argv)');
+  console.log('\nOverhead Warden adds (p50 Warden - p50 raw; raw exec: docker exec of the filesystem info argv the action runs)');
   for (const r of results) {
     const sign = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(2)} ms`;
     console.log(
@@ -707,7 +708,8 @@ async function main(): Promise<void> {
       const container = docker.getContainer(name);
       const skillCommand = prepareCommand('filesystem', 'info', {});
       let seq = 0;
-      const journaled = () => actionExec(`bench-${RUN_ID}-${seq++}`, skillCommand);
+      const actionId = () => `bench-${RUN_ID}-${seq++}`;
+      const journaled = () => actionExec(actionId(), skillCommand);
       const timed = async (label: string, m: Measure, once: () => Promise<number>) => {
         for (let i = 0; i < EXEC_WARMUP; i++) await once();
         const samples: number[] = [];
@@ -717,20 +719,21 @@ async function main(): Promise<void> {
         }
         keep(m, samples);
       };
-      // The executor first: its umask leaves the journal's directory writable by the group.
       const executor = await attachExecutor(container);
+      // As the sandbox worker runs an action: the skill's own argv, keyed by a fresh action id.
+      const { max_output_bytes } = journaled();
       await timed('raw executor run', 'raw_executor', async () => {
-        const exec = journaled();
         const started = performance.now();
         const res = await executor.run({
-          id: randomBytes(8).toString('hex'),
-          argv: exec.command,
+          id: `action:${actionId()}`,
+          keep_id: true,
+          argv: skillCommand.argv,
           env: EXECUTOR_ENV,
           cwd: WORKSPACE,
           uid: execUid(),
           gid: SANDBOX_GID,
           timeout_ms: EXEC_TIMEOUT_MS,
-          max_output_bytes: exec.max_output_bytes,
+          max_output_bytes,
         });
         const elapsed = performance.now() - started;
         if (res.exit_code !== 0) throw new Error(`raw executor run exited ${res.exit_code}: ${res.stderr.toString('utf8')}`);
@@ -780,14 +783,14 @@ async function main(): Promise<void> {
       overhead_p50_ms: {
         create: diff('warden_create_to_ready', 'raw_create_start'),
         warm_create: diff('warden_warm_create_to_ready', 'raw_create_start'),
-        exec: diff('warden_exec', 'raw_exec_journaled'),
-        action: diff('warden_action', 'raw_exec_journaled'),
+        exec: diff('warden_exec', 'raw_exec_plain'),
+        action: diff('warden_action', 'raw_exec_plain'),
       },
       ratios_p50: {
         create_to_raw: ratio('warden_create_to_ready', 'raw_create_start'),
         warm_create_to_raw: ratio('warden_warm_create_to_ready', 'raw_create_start'),
-        exec_to_raw_exec: ratio('warden_exec', 'raw_exec_journaled'),
-        action_to_raw_exec: ratio('warden_action', 'raw_exec_journaled'),
+        exec_to_raw_exec: ratio('warden_exec', 'raw_exec_plain'),
+        action_to_raw_exec: ratio('warden_action', 'raw_exec_plain'),
       },
       idle: { memory, ramp },
     });
@@ -816,10 +819,10 @@ async function main(): Promise<void> {
       'Warden create-to-ready: POST /api/agents over HTTP, then GET /api/agents/{id} every 10 ms until running.',
       `Warden warm create-to-ready: the same, for agents of the warm pool's profile (cpu_cores ${WARM_CPU_CORES}, pool size ${WARM_POOL_SIZE}); each took an idle member (checked by its container's pool label), and waited untimed for the pool to refill before it.`,
       'Warden action: POST /api/actions with wait_seconds for a low-risk filesystem info, over HTTP, until its result.',
-      "Warden command via Temporal: each of those actions' execInSandbox activity, scheduled to completed, from its workflow history (server timestamps, ms); the command is journaled and runs through the sandbox executor.",
+      "Warden command via Temporal: each of those actions' execInSandbox activity, scheduled to completed, from its workflow history (server timestamps, ms); the sandbox worker runs the action's own argv through the sandbox executor, keyed by the action id.",
       'raw create+start: dockerode createContainer (createSandbox options, sandboxHostConfig) + start + the workspace mode.',
-      'raw executor run: the journaled argv through the sandbox executor, attached straight from this process (no Temporal).',
-      "raw docker exec: dockerode exec create, start (hijacked), read to the end, inspect; of the journaled argv the action runs (a fresh action id each), of the skill's plain argv, and of true.",
+      "raw executor run: the skill's argv through the sandbox executor as an action's run (keep_id, a fresh action id each), attached straight from this process (no Temporal).",
+      "raw docker exec: dockerode exec create, start (hijacked), read to the end, inspect; of the skill's argv, which the action runs (the baseline of the overheads and ratios), of that argv under the shell execution journal (a fresh action id each), and of true.",
       'idle memory, host: MemAvailable (median of 5 samples after 3 s of settling) before and after n idle agents, divided by n; it includes the workers and API in this process and the Temporal dev server.',
       'idle memory, cgroup: memory.usage_in_bytes (v1) or memory.current (v2) minus inactive file pages, mean per container; rss: VmRSS summed over the processes in the cgroup (runsc: sandbox and gofer), shared pages counted per process.',
       'idle ramp: agents added in steps (created 10 at a time); p99 of the low-risk action (REST), round robin over the agents; stops at the first step over 2x the single-agent p99 or at the cap.',

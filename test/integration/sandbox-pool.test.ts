@@ -10,11 +10,10 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ResourceLimitsSchema } from '../../domain/agent.js';
-import { detectRuntimes } from '../../sandbox/docker-engine.js';
 import { createSandboxActivities } from '../../activities/sandbox.js';
 import { idlePoolMembers } from '../../sandbox/pool.js';
 import { LABELS, POOL_MEMBER_PREFIX, sandboxProfileOptions } from '../../sandbox/spec.js';
-import { requireOrSkip } from '../support/require-or-skip.js';
+import { runtimesUnderTest } from '../support/require-or-skip.js';
 import {
   activityEnv,
   approveWith,
@@ -31,13 +30,7 @@ import {
 import { triggerReaper } from '../support/reaper-runs.js';
 import { killWorkers, signalWorker, startWorker } from '../support/worker-process.js';
 
-const engine = await detectRuntimes(docker);
-const runtimes = (['runc', 'runsc'] as const).filter((r) => engine.names[r]);
-requireOrSkip(
-  runtimes.includes('runsc'),
-  'gVisor (runsc)',
-  'the Docker engine has no runsc runtime registered (scripts/setup-docker.sh installs it)',
-);
+const { engine, runtimes } = await runtimesUnderTest(docker);
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 const handMade: string[] = [];

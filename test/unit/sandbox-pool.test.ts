@@ -61,6 +61,10 @@ describe('PoolMembers', () => {
     members.putBack('k', first!);
     expect(members.idleCount('k')).toBe(1);
     expect(members.take('other')).toBeUndefined();
+    // Put back ahead of a member made meanwhile: the next claim takes it.
+    members.add('k', { id: '3', name: 'warden-pool-k-3' });
+    members.putBack('k', members.take('k')!);
+    expect([members.take('k')?.id, members.take('k')?.id, members.take('k')?.id]).toEqual(['1', '3', undefined]);
   });
 
   it('counts members being made toward their profile, and drains every idle one', () => {
@@ -71,6 +75,9 @@ describe('PoolMembers', () => {
     expect(members.count('a')).toBe(2);
     expect(members.idleCount('a')).toBe(1);
     expect(members.forget('nope')).toBe(false);
+    members.add('b', { id: '2', name: 'warden-pool-b-2' });
+    expect(members.forget('warden-pool-b-2')).toBe(true);
+    expect(members.idleCount('b')).toBe(0);
     expect(members.takeAll().map((m) => m.id)).toEqual(['1']);
     expect(members.idleCount('a')).toBe(0);
   });
