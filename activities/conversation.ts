@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
-import { pendingApprovalsIn, prepareAction, type ActionSubmitter, type ActionWorkflowInput } from '../domain/action-submission.js';
+import { actionSubmitter, prepareAction, type ActionWorkflowInput } from '../domain/action-submission.js';
 import { operationOfTool, taintReason, type Taint } from '../domain/conversation.js';
 import { screenText, type ScreenResult } from '../domain/injection-screen/index.js';
 import { WardenError } from '../domain/errors.js';
@@ -67,6 +67,9 @@ export function toolCallActionId(conversationId: string, turn: number, callIndex
 
 export function createConversationActivities(deps: { client: Client; grants: Grants; policy: Policy; settings?: ConversationSettings }) {
   const { settings } = deps;
+  // Without settings the grant check refuses every call first (fail closed).
+  const submitter =
+    settings && actionSubmitter(deps.client, { policy: deps.policy, grants: deps.grants, skills: SKILL_REGISTRY }, settings);
 
   /**
    * The signed input of the action a tool call becomes, or why it cannot become one (told to the
@@ -90,16 +93,8 @@ export function createConversationActivities(deps: { client: Client; grants: Gra
     if (!operation) return { ok: false, reason: `there is no tool named ${call.name}` };
     if (call.parse_error) return { ok: false, reason: `the call's arguments could not be read (${call.parse_error}); send a JSON object` };
     try {
-      const submitter: ActionSubmitter = {
-        policy: deps.policy,
-        grants: deps.grants,
-        skills: SKILL_REGISTRY,
-        approvalExpirySeconds: settings!.approvalExpirySeconds,
-        ...(settings!.alertPendingSeconds !== undefined ? { alertPendingSeconds: settings!.alertPendingSeconds } : {}),
-        pendingApprovalsIn: pendingApprovalsIn(deps.client),
-      };
       const prepared = await prepareAction(
-        submitter,
+        submitter!,
         { action_type: 'skill_execution', skill_id: skill.id, operation, agent_id: claims.agent_id, parameters: call.arguments },
         claims.requester,
         {

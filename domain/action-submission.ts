@@ -49,6 +49,23 @@ export interface ActionSubmitter {
 }
 
 /**
+ * The submitter both doors use, with the agent's pending approvals from Temporal visibility. A
+ * worker acting for conversations is given the API's approval expiry and alert delay.
+ */
+export function actionSubmitter(
+  client: Client,
+  deps: Pick<ActionSubmitter, 'policy' | 'grants' | 'skills'>,
+  settings: { approvalExpirySeconds: number; alertPendingSeconds?: number | undefined },
+): ActionSubmitter {
+  return {
+    ...deps,
+    approvalExpirySeconds: settings.approvalExpirySeconds,
+    ...(settings.alertPendingSeconds !== undefined ? { alertPendingSeconds: settings.alertPendingSeconds } : {}),
+    pendingApprovalsIn: pendingApprovalsIn(client),
+  };
+}
+
+/**
  * The signed input of a new action's workflow. Invalid parameters throw a SkillError naming each
  * problem; a denied action is returned as rejected (its workflow records the denial).
  */
