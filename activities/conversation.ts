@@ -45,6 +45,13 @@ export async function checkConversationGrant(
   return claims;
 }
 
+/** Throws a GrantError unless the grant is the API's for exactly this text in this conversation. */
+export function checkMessageGrant(grants: Grants, message: { text: string; grant: unknown } | undefined, workflowId: string): void {
+  const claims = grants.verify(message?.grant, 'message');
+  if (claims.conversation_id !== workflowId || claims.message_hash !== messageHash(String(message?.text)))
+    throw new GrantError('the turn carries no message the API passed on to this conversation');
+}
+
 /** A tool call as the model made it, and where it stands in the conversation. */
 export interface ToolCallInput {
   grant: unknown;
@@ -80,9 +87,7 @@ export function createConversationActivities(deps: { client: Client; grants: Gra
     let claims: ConversationClaims;
     try {
       claims = await checkConversationGrant(deps.grants, input.grant, workflowId, settings);
-      const message = deps.grants.verify(input.message?.grant, 'message');
-      if (message.conversation_id !== workflowId || message.message_hash !== messageHash(String(input.message.text)))
-        throw new GrantError('the turn carries no message the API passed on to this conversation');
+      checkMessageGrant(deps.grants, input.message, workflowId);
     } catch (err) {
       if (err instanceof GrantError) return { ok: false, reason: `refused: ${err.message}` };
       throw err;

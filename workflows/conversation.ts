@@ -29,7 +29,8 @@ import { refuseUndecodableInput } from '../domain/undecodable.js';
 import type { ConversationActivities } from '../activities/conversation.js';
 import type { ModelActivities } from '../activities/model.js';
 import type { actionWorkflow } from './action.js';
-import { failureText } from './failures.js';
+import { FailureType } from '../domain/failure-types.js';
+import { failureText, failureType } from './failures.js';
 import { auditTrail } from './local-activities.js';
 import {
   actionStartOptions,
@@ -186,7 +187,7 @@ export async function conversationWorkflow(input: ConversationWorkflowInput): Pr
   }
 
   async function turnSteps(turn: Turn, message: ConversationMessage): Promise<void> {
-    conversation.transcript.push({ role: 'user', content: message.message });
+    const asked = conversation.transcript.push({ role: 'user', content: message.message }) - 1;
     let calls = 0;
     while (turn.steps < input.max_steps) {
       turn.steps++;
@@ -194,7 +195,12 @@ export async function conversationWorkflow(input: ConversationWorkflowInput): Pr
         grant: input.grant,
         provider: input.provider,
         ...(input.model ? { model: input.model } : {}),
+        message: { text: message.message, grant: message.grant },
         messages: conversation.transcript,
+      }).catch((err: unknown) => {
+        // A message the model worker refused (no API grant) is kept out of what later turns send to a model.
+        if (turn.steps === 1 && failureType(err) === FailureType.Unauthorized) conversation.transcript.splice(asked, 1);
+        throw err;
       });
       conversation.usage = addUsage(conversation.usage, answer.usage);
       if (answer.failed_over.length) {
