@@ -84,6 +84,7 @@ export async function prepareAction(
   const assessed = assessAction(submitter.policy, request, submitter.skills);
   const { command } = assessed;
   const { decision, reasons } = raisedTo(opts.atLeast, await raisedUnderPendingApproval(submitter, request.agent_id, assessed));
+  const raised = reasons.length > assessed.reasons.length ? reasons.slice(assessed.reasons.length).join('; ') : undefined;
   const pending = decision.allowed && decision.approvals_required > 0;
   const expiresAt = pending ? new Date(opts.now.getTime() + submitter.approvalExpirySeconds * 1000) : opts.now;
   const action: ActionRecord = {
@@ -98,7 +99,8 @@ export async function prepareAction(
     status: !decision.allowed ? 'rejected' : pending ? 'pending' : 'approved',
     security_level: decision.level,
     rule: decision.rule,
-    reasons,
+    // Worded as the worker that decides again words them, so the record reads the same before its check and after.
+    reasons: raised ? [...assessed.reasons, raisedAtSubmission(decision.level, raised)] : reasons,
     approvals_required: decision.approvals_required,
     approvals: [],
     result: null,
@@ -118,7 +120,7 @@ export async function prepareAction(
     expires_at: new Date(expiresAt.getTime() + (command.timeout_ms ?? DEFAULT_ACTION_TIMEOUT_MS) + GRANT_MARGIN_MS).toISOString(),
     ...(opts.origin ? { origin: opts.origin } : {}),
     // Why the level is above the policy's, for the worker that decides again to say so.
-    ...(reasons.length > assessed.reasons.length ? { raised: reasons.slice(assessed.reasons.length).join('; ') } : {}),
+    ...(raised ? { raised } : {}),
   });
   return {
     action,
@@ -128,6 +130,10 @@ export async function prepareAction(
     ...(pending && submitter.alertPendingSeconds !== undefined ? { alertPendingSeconds: submitter.alertPendingSeconds } : {}),
   };
 }
+
+/** The reason an action stands above its policy's level: `raised` is why, as the grant signs it. */
+export const raisedAtSubmission = (level: RiskLevel, raised: string | undefined): string =>
+  `raised to ${level} by the API at submission${raised ? ` (${raised})` : ''}`;
 
 /**
  * An approver reads what an action will act on (a script, a config) and approves that; a medium

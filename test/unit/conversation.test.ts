@@ -191,6 +191,8 @@ describe('a tool call', () => {
     expect(verdict.ok && verdict.reasons.at(-1)).toMatch(
       /^raised to high by the API at submission \(raised to high: the conversation took in content/,
     );
+    // What a query answers before the worker's check reads as what it answers after.
+    expect(verdict.ok && verdict.reasons).toEqual(action.reasons);
   });
 
   it('is refused, saying why, without the message grant of the turn, for another tool, or with arguments that do not fit', async () => {
