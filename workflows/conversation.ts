@@ -126,6 +126,10 @@ export async function conversationWorkflow(input: ConversationWorkflowInput): Pr
     await condition(() => found.ended_at !== null);
     return found;
   });
+  // No cancel falls between a message and its turn: the turn's scope is made in the activation that
+  // accepts the message (conditions are checked after the handlers), and Temporal orders an update
+  // after every signal of its workflow task, so a cancel handled before the scope exists was sent
+  // before the message was accepted, when there was no turn to cancel.
   setHandler(cancelTurnSignal, (arg) => {
     cancelledBy = arg?.by ?? 'unknown';
     turnScope?.cancel();
