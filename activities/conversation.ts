@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
-import { pendingApprovalsIn, prepareAction, type ActionSubmitter, type ActionWorkflowInput } from '../domain/action-submission.js';
+import { actionSubmitter, prepareAction, type ActionWorkflowInput } from '../domain/action-submission.js';
 import { operationOfTool, taintReason, type Taint } from '../domain/conversation.js';
 import { screenText, type ScreenResult } from '../domain/injection-screen/index.js';
 import { WardenError } from '../domain/errors.js';
@@ -45,6 +45,13 @@ export async function checkConversationGrant(
   return claims;
 }
 
+/** Throws a GrantError unless the grant is the API's for exactly this text in this conversation. */
+export function checkMessageGrant(grants: Grants, message: { text: string; grant: unknown } | undefined, workflowId: string): void {
+  const claims = grants.verify(message?.grant, 'message');
+  if (claims.conversation_id !== workflowId || claims.message_hash !== messageHash(String(message?.text)))
+    throw new GrantError('the turn carries no message the API passed on to this conversation');
+}
+
 /** A tool call as the model made it, and where it stands in the conversation. */
 export interface ToolCallInput {
   grant: unknown;
@@ -67,6 +74,9 @@ export function toolCallActionId(conversationId: string, turn: number, callIndex
 
 export function createConversationActivities(deps: { client: Client; grants: Grants; policy: Policy; settings?: ConversationSettings }) {
   const { settings } = deps;
+  // Without settings the grant check refuses every call first (fail closed).
+  const submitter =
+    settings && actionSubmitter(deps.client, { policy: deps.policy, grants: deps.grants, skills: SKILL_REGISTRY }, settings);
 
   /**
    * The signed input of the action a tool call becomes, or why it cannot become one (told to the
@@ -77,9 +87,7 @@ export function createConversationActivities(deps: { client: Client; grants: Gra
     let claims: ConversationClaims;
     try {
       claims = await checkConversationGrant(deps.grants, input.grant, workflowId, settings);
-      const message = deps.grants.verify(input.message?.grant, 'message');
-      if (message.conversation_id !== workflowId || message.message_hash !== messageHash(String(input.message.text)))
-        throw new GrantError('the turn carries no message the API passed on to this conversation');
+      checkMessageGrant(deps.grants, input.message, workflowId);
     } catch (err) {
       if (err instanceof GrantError) return { ok: false, reason: `refused: ${err.message}` };
       throw err;
@@ -90,16 +98,8 @@ export function createConversationActivities(deps: { client: Client; grants: Gra
     if (!operation) return { ok: false, reason: `there is no tool named ${call.name}` };
     if (call.parse_error) return { ok: false, reason: `the call's arguments could not be read (${call.parse_error}); send a JSON object` };
     try {
-      const submitter: ActionSubmitter = {
-        policy: deps.policy,
-        grants: deps.grants,
-        skills: SKILL_REGISTRY,
-        approvalExpirySeconds: settings!.approvalExpirySeconds,
-        ...(settings!.alertPendingSeconds !== undefined ? { alertPendingSeconds: settings!.alertPendingSeconds } : {}),
-        pendingApprovalsIn: pendingApprovalsIn(deps.client),
-      };
       const prepared = await prepareAction(
-        submitter,
+        submitter!,
         { action_type: 'skill_execution', skill_id: skill.id, operation, agent_id: claims.agent_id, parameters: call.arguments },
         claims.requester,
         {

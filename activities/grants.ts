@@ -9,6 +9,7 @@ import type { ExecResult } from '../domain/agent.js';
 import type { ExecInput, JournaledAction, SandboxActivities } from './sandbox.js';
 import type { ActionRecord } from '../domain/action.js';
 import { assessAction } from '../domain/action-decision.js';
+import { raisedAtSubmission } from '../domain/action-submission.js';
 import { actionExec, type ActionExec } from '../domain/action-exec.js';
 import {
   actionHash,
@@ -91,10 +92,7 @@ export function createGrantActivities(deps: { grants: Grants; policy: Policy }) 
       allowed: true,
       level,
       rule: decision.rule,
-      reasons:
-        level === decision.level
-          ? decided.reasons
-          : [...decided.reasons, `raised to ${level} by the API at submission${claims.raised ? ` (${claims.raised})` : ''}`],
+      reasons: level === decision.level ? decided.reasons : [...decided.reasons, raisedAtSubmission(level, claims.raised)],
       approvals_required: Math.max(decision.approvals_required, claims.approvals_required),
       exec: actionExec(action.id, decided.command),
     };

@@ -2,7 +2,8 @@
  * The model call of a conversation, on the model worker: the only worker that reads the providers'
  * API keys (from the vault, by the secret names the provider configuration gives). It has no
  * Docker, no audit store and signs nothing; it calls a model only for a conversation whose grant
- * holds, so starting a workflow at Temporal's port spends no one's tokens. The whole normalised
+ * holds and for a message the API passed on, so starting a workflow or sending a message at
+ * Temporal's port spends no one's tokens. The whole normalised
  * answer is the activity's result: a replay reads it from history and never calls the model again.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
@@ -14,13 +15,15 @@ import { ProviderError } from '../llm/errors.js';
 import type { FallbackResponse } from '../llm/fallback.js';
 import type { ProviderRegistry } from '../llm/registry.js';
 import { getSkill, toJsonSchema } from '../skills/index.js';
-import { checkConversationGrant, type ConversationSettings } from './conversation.js';
+import { checkConversationGrant, checkMessageGrant, type ConversationSettings } from './conversation.js';
 
 export interface ModelCallInput {
   grant: unknown;
   provider: string;
   /** The provider's default model when absent. */
   model?: string;
+  /** The turn's message and the API's grant for it: a message slipped in at Temporal's port reaches no model. */
+  message: { text: string; grant: unknown };
   /** The transcript so far, without the system prompt (added here). */
   messages: ChatMessage[];
 }
@@ -38,10 +41,11 @@ export function toolsOf(skillId: string): ToolSpec[] {
 export function createModelActivities(deps: { grants: Grants; providers: ProviderRegistry; settings?: ConversationSettings }) {
   async function callModel(input: ModelCallInput): Promise<FallbackResponse> {
     const context = Context.current();
+    const workflowId = context.info.workflowExecution?.workflowId ?? '';
     let skillId: string;
     try {
-      skillId = (await checkConversationGrant(deps.grants, input.grant, context.info.workflowExecution?.workflowId ?? '', deps.settings))
-        .skill_id;
+      skillId = (await checkConversationGrant(deps.grants, input.grant, workflowId, deps.settings)).skill_id;
+      checkMessageGrant(deps.grants, input.message, workflowId);
     } catch (err) {
       if (!(err instanceof GrantError)) throw err;
       throw ApplicationFailure.create({

@@ -49,6 +49,23 @@ export interface ActionSubmitter {
 }
 
 /**
+ * The submitter both doors use, with the agent's pending approvals from Temporal visibility. A
+ * worker acting for conversations is given the API's approval expiry and alert delay.
+ */
+export function actionSubmitter(
+  client: Client,
+  deps: Pick<ActionSubmitter, 'policy' | 'grants' | 'skills'>,
+  settings: { approvalExpirySeconds: number; alertPendingSeconds?: number | undefined },
+): ActionSubmitter {
+  return {
+    ...deps,
+    approvalExpirySeconds: settings.approvalExpirySeconds,
+    ...(settings.alertPendingSeconds !== undefined ? { alertPendingSeconds: settings.alertPendingSeconds } : {}),
+    pendingApprovalsIn: pendingApprovalsIn(client),
+  };
+}
+
+/**
  * The signed input of a new action's workflow. Invalid parameters throw a SkillError naming each
  * problem; a denied action is returned as rejected (its workflow records the denial).
  */
@@ -67,6 +84,7 @@ export async function prepareAction(
   const assessed = assessAction(submitter.policy, request, submitter.skills);
   const { command } = assessed;
   const { decision, reasons } = raisedTo(opts.atLeast, await raisedUnderPendingApproval(submitter, request.agent_id, assessed));
+  const raised = reasons.length > assessed.reasons.length ? reasons.slice(assessed.reasons.length).join('; ') : undefined;
   const pending = decision.allowed && decision.approvals_required > 0;
   const expiresAt = pending ? new Date(opts.now.getTime() + submitter.approvalExpirySeconds * 1000) : opts.now;
   const action: ActionRecord = {
@@ -81,7 +99,8 @@ export async function prepareAction(
     status: !decision.allowed ? 'rejected' : pending ? 'pending' : 'approved',
     security_level: decision.level,
     rule: decision.rule,
-    reasons,
+    // Worded as the worker that decides again words them, so the record reads the same before its check and after.
+    reasons: raised ? [...assessed.reasons, raisedAtSubmission(decision.level, raised)] : reasons,
     approvals_required: decision.approvals_required,
     approvals: [],
     result: null,
@@ -101,7 +120,7 @@ export async function prepareAction(
     expires_at: new Date(expiresAt.getTime() + (command.timeout_ms ?? DEFAULT_ACTION_TIMEOUT_MS) + GRANT_MARGIN_MS).toISOString(),
     ...(opts.origin ? { origin: opts.origin } : {}),
     // Why the level is above the policy's, for the worker that decides again to say so.
-    ...(reasons.length > assessed.reasons.length ? { raised: reasons.slice(assessed.reasons.length).join('; ') } : {}),
+    ...(raised ? { raised } : {}),
   });
   return {
     action,
@@ -111,6 +130,10 @@ export async function prepareAction(
     ...(pending && submitter.alertPendingSeconds !== undefined ? { alertPendingSeconds: submitter.alertPendingSeconds } : {}),
   };
 }
+
+/** The reason an action stands above its policy's level: `raised` is why, as the grant signs it. */
+export const raisedAtSubmission = (level: RiskLevel, raised: string | undefined): string =>
+  `raised to ${level} by the API at submission${raised ? ` (${raised})` : ''}`;
 
 /**
  * An approver reads what an action will act on (a script, a config) and approves that; a medium

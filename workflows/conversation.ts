@@ -29,7 +29,8 @@ import { refuseUndecodableInput } from '../domain/undecodable.js';
 import type { ConversationActivities } from '../activities/conversation.js';
 import type { ModelActivities } from '../activities/model.js';
 import type { actionWorkflow } from './action.js';
-import { failureText } from './failures.js';
+import { FailureType } from '../domain/failure-types.js';
+import { failureText, failureType } from './failures.js';
 import { auditTrail } from './local-activities.js';
 import {
   actionStartOptions,
@@ -125,6 +126,10 @@ export async function conversationWorkflow(input: ConversationWorkflowInput): Pr
     await condition(() => found.ended_at !== null);
     return found;
   });
+  // No cancel falls between a message and its turn: the turn's scope is made in the activation that
+  // accepts the message (conditions are checked after the handlers), and Temporal orders an update
+  // after every signal of its workflow task, so a cancel handled before the scope exists was sent
+  // before the message was accepted, when there was no turn to cancel.
   setHandler(cancelTurnSignal, (arg) => {
     cancelledBy = arg?.by ?? 'unknown';
     turnScope?.cancel();
@@ -186,7 +191,7 @@ export async function conversationWorkflow(input: ConversationWorkflowInput): Pr
   }
 
   async function turnSteps(turn: Turn, message: ConversationMessage): Promise<void> {
-    conversation.transcript.push({ role: 'user', content: message.message });
+    const asked = conversation.transcript.push({ role: 'user', content: message.message }) - 1;
     let calls = 0;
     while (turn.steps < input.max_steps) {
       turn.steps++;
@@ -194,7 +199,12 @@ export async function conversationWorkflow(input: ConversationWorkflowInput): Pr
         grant: input.grant,
         provider: input.provider,
         ...(input.model ? { model: input.model } : {}),
+        message: { text: message.message, grant: message.grant },
         messages: conversation.transcript,
+      }).catch((err: unknown) => {
+        // A message the model worker refused (no API grant) is kept out of what later turns send to a model.
+        if (turn.steps === 1 && failureType(err) === FailureType.Unauthorized) conversation.transcript.splice(asked, 1);
+        throw err;
       });
       conversation.usage = addUsage(conversation.usage, answer.usage);
       if (answer.failed_over.length) {

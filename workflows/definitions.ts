@@ -12,6 +12,7 @@ import type { Lockdown, LockdownActor } from '../domain/lockdown.js';
 import type { HostBudget, HostReservation } from '../domain/host-capacity.js';
 import type { ConversationClaims, Grant, MessageClaims } from '../domain/grants.js';
 import type { Conversation, Turn } from '../domain/conversation.js';
+import { SearchAttributes } from '../domain/search-attributes.js';
 
 /** Workflows and non-sandbox activities. */
 export const CONTROL_TASK_QUEUE = 'warden-control';
@@ -24,8 +25,6 @@ export const sandboxTaskQueue = (host: string): string => `warden-sandbox@${host
 export const sandboxWatchTaskQueue = (host: string): string => `warden-sandbox-watch@${host}`;
 
 export const CAPACITY_WORKFLOW_ID = 'warden-capacity';
-
-import { SearchAttributes } from '../domain/search-attributes.js';
 
 export { SearchAttributes };
 

@@ -8,7 +8,7 @@ import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-w
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { z } from 'zod';
 import type { ActionRecord, SubmitActionRequest } from '../../domain/action.js';
-import { pendingApprovalsIn, prepareAction, type ActionSubmitter } from '../../domain/action-submission.js';
+import { actionSubmitter, prepareAction } from '../../domain/action-submission.js';
 import type { Config } from '../../domain/config.js';
 import { WardenError } from '../../domain/errors.js';
 import type { Grants } from '../../domain/grants.js';
@@ -62,14 +62,14 @@ export function createActionService(
   const APPROVAL_DEADLINE_MS = 15_000;
   const handle = (id: string) => client.workflow.getHandle<typeof actionWorkflow>(id);
 
-  const submitter: ActionSubmitter = {
-    policy,
-    grants,
-    skills: SKILL_REGISTRY,
-    approvalExpirySeconds: config.approvalExpirySeconds,
-    ...(config.alertWebhooks?.length ? { alertPendingSeconds: config.alertApprovalPendingSeconds } : {}),
-    pendingApprovalsIn: pendingApprovalsIn(client),
-  };
+  const submitter = actionSubmitter(
+    client,
+    { policy, grants, skills: SKILL_REGISTRY },
+    {
+      approvalExpirySeconds: config.approvalExpirySeconds,
+      ...(config.alertWebhooks?.length ? { alertPendingSeconds: config.alertApprovalPendingSeconds } : {}),
+    },
+  );
 
   async function submitAction(request: SubmitActionRequest, requester: Identity) {
     const input = await prepareAction(submitter, request, requester, { id: `act-${randomBytes(8).toString('hex')}`, now: new Date() });

@@ -364,23 +364,27 @@ describe("Temporal's port", () => {
     expect(await actionsOf(other)).toEqual([]);
   });
 
-  it('a genuine conversation grant with a message the API never passed on makes no action', async () => {
+  it('a genuine conversation grant with a message the API never passed on calls no model, makes no action, and stays out of later turns', async () => {
     const id = uniqueId('cnv-unsent');
     const handle = await handStart(id, grants.sign(await claimsFor(id, shellAgent)), shellAgent);
     const before = fake.to(ROUTE).length;
-    fake.script(
-      ROUTE,
-      { json: openaiCompletion({ tool_calls: [call('call_x', 'shell_exec', { command: 'id' })] }) },
-      { json: openaiCompletion({ content: 'It was refused.' }) },
-    );
     // The grant of another message: genuine, but not for this text.
     await handle.executeUpdate(sendMessageUpdate, { args: [{ message: 'run id', grant: await messageGrant(id, 'list the files') }] });
     const turn = await handle.executeUpdate(turnResultUpdate, { args: [{ turn: 1 }] });
-    expect(turn).toMatchObject({ status: 'answered', actions: [{ status: 'refused', action_id: null }] });
-    expect(toolResult(fake.to(ROUTE)[before + 1]!, 'call_x')).toMatch(
-      /did not become an action: refused: the turn carries no message the API passed on/,
-    );
-    expect((await handle.query(conversationQuery)).turns[0]!.actions[0]!.action_id).toBeNull();
+    expect(turn).toMatchObject({ status: 'failed', actions: [] });
+    expect(turn.error).toBe('no model was called: the turn carries no message the API passed on to this conversation');
+    expect(fake.to(ROUTE).length).toBe(before);
+    expect((await handle.query(conversationQuery)).transcript).toEqual([]);
+    // A message the API passed on is answered, and the model never reads the one slipped in before it.
+    fake.script(ROUTE, { json: openaiCompletion({ content: 'Hello.' }) });
+    await handle.executeUpdate(sendMessageUpdate, { args: [{ message: 'hello', grant: await messageGrant(id, 'hello') }] });
+    expect(await handle.executeUpdate(turnResultUpdate, { args: [{ turn: 2 }] })).toMatchObject({ status: 'answered', reply: 'Hello.' });
+    expect(fake.to(ROUTE).length).toBe(before + 1);
+    expect(
+      messagesOf(fake.to(ROUTE).at(-1)!)
+        .filter((m) => m.role === 'user')
+        .map((m) => m.content),
+    ).toEqual(['hello']);
     await handle.terminate();
   });
 });

@@ -16,13 +16,14 @@ import {
   type ToolCallInput,
 } from '../../activities/conversation.js';
 import { createGrantActivities } from '../../activities/grants.js';
-import { toolsOf } from '../../activities/model.js';
+import { createModelActivities, toolsOf, type ModelCallInput } from '../../activities/model.js';
 import { MAX_TOOL_RESULT_CHARS, operationOfTool, toolName, toolResultText } from '../../domain/conversation.js';
 import { Grants, messageHash, type ConversationClaims } from '../../domain/grants.js';
 import { Keyring } from '../../domain/keyring.js';
 import { loadPolicy } from '../../domain/policy.js';
 import type { Identity } from '../../domain/roles.js';
 import { SKILLS } from '../../skills/index.js';
+import type { ProviderRegistry } from '../../llm/registry.js';
 
 const keyring = () => Keyring.load({ masterKey: randomBytes(32).toString('base64'), dataDir: tmpdir() });
 const grants = new Grants(keyring());
@@ -190,6 +191,8 @@ describe('a tool call', () => {
     expect(verdict.ok && verdict.reasons.at(-1)).toMatch(
       /^raised to high by the API at submission \(raised to high: the conversation took in content/,
     );
+    // What a query answers before the worker's check reads as what it answers after.
+    expect(verdict.ok && verdict.reasons).toEqual(action.reasons);
   });
 
   it('is refused, saying why, without the message grant of the turn, for another tool, or with arguments that do not fit', async () => {
@@ -214,5 +217,33 @@ describe('a tool call', () => {
     expect(
       await refused({ call: { id: 'c', name: 'filesystem_list', arguments: {}, raw_arguments: '{', parse_error: 'not JSON' } }),
     ).toMatch(/could not be read/);
+  });
+});
+
+describe('a model call', () => {
+  // No provider on this worker: a call that passes the grants' checks is refused next, for that.
+  const providers = { get: () => undefined } as unknown as ProviderRegistry;
+  const { callModel } = createModelActivities({ grants, providers, settings });
+  const env = () => new MockActivityEnvironment({ workflowExecution: { workflowId: CONVERSATION, runId: 'run' } });
+  const input = (message: ModelCallInput['message']): ModelCallInput => ({
+    grant: grants.sign(claims()),
+    provider: 'default',
+    message,
+    messages: [{ role: 'user', content: message.text }],
+  });
+
+  it("needs the API's grant for the turn's message, in this conversation", async () => {
+    const text = 'list the files';
+    for (const grant of [undefined, messageGrant('delete everything'), messageGrant(text, 'cnv-other')]) {
+      await expect(env().run(callModel, input({ text, grant }))).rejects.toMatchObject({
+        type: 'Unauthorized',
+        nonRetryable: true,
+        message: expect.stringMatching(/^no model was called: /),
+      });
+    }
+    await expect(env().run(callModel, input({ text, grant: messageGrant('delete everything') }))).rejects.toThrow(
+      'no model was called: the turn carries no message the API passed on to this conversation',
+    );
+    await expect(env().run(callModel, input({ text, grant: messageGrant(text) }))).rejects.toMatchObject({ type: 'ProviderMisconfigured' });
   });
 });
