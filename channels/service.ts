@@ -132,7 +132,11 @@ export function createChannelService(options: ChannelServiceOptions) {
 
   /** Brings every card of one action up to date on these channels: posts, edits or closes. */
   async function showAction(id: string, targets: Channel[], failing = new Set<Channel>()) {
-    const action = await actions.getAction(id).catch(() => null);
+    const action = await actions.getAction(id).catch((err) => {
+      // Its workflow is gone (past the namespace's retention): its cards would be asked about at every poll, for ever.
+      if (err instanceof WardenError && err.code === 'not_found') store.closeCards(id);
+      return null;
+    });
     if (!action) return;
     const cards = store.cardsOf(id);
     for (const channel of targets) {

@@ -7,6 +7,7 @@ import type { ButtonClick, ChannelAdapter } from '../../channels/adapter.js';
 import { buttonData, type ApprovalCard } from '../../channels/card.js';
 import { createChannelService, type ChannelService } from '../../channels/service.js';
 import type { ActionRecord } from '../../domain/action.js';
+import { WardenError } from '../../domain/errors.js';
 import type { Identity } from '../../domain/roles.js';
 import { ChannelStore } from '../../stores/channel-store.js';
 
@@ -87,7 +88,7 @@ function fakeActions(pending: ActionRecord[]) {
       getAction: async (id: string) => {
         calls.getAction++;
         const found = pending.find((a) => a.id === id);
-        if (!found) throw new Error(`action ${id} not found`);
+        if (!found) throw new WardenError('not_found', `action ${id} not found`, 404);
         return found;
       },
       decideAction: async (id: string, _approver: Identity, body: { approved: boolean; params_hash: string }) => {
@@ -152,6 +153,20 @@ describe('the channel service', () => {
     await service!.stop();
     expect(slack.state.postAttempts).toBe(1);
     expect(warnings.filter((w) => w === 'slack')).toHaveLength(1);
+  });
+
+  it('closes the cards of an action whose workflow is gone, instead of asking about it at every poll', async () => {
+    const store = ChannelStore.open(':memory:');
+    const card = { channel: 'discord', room: 'd1', message_id: 'm1', shown: 'x', closed: false };
+    store.saveCard({ action_id: 'act-00000000000000e1', ...card });
+    store.saveCard({ action_id: 'act-00000000000000e2', ...card });
+    const discord = fakeChannel('discord', ['d1']);
+    const { calls } = start({ channels: [discord], pending: [action('act-00000000000000e2')], pollMs: 20, store });
+    await waitFor('three polls', async () => calls.pendingActions >= 3);
+    await service!.stop();
+    expect(store.openCards('discord').map((c) => c.action_id)).toEqual(['act-00000000000000e2']);
+    // Read once, by the sync on connecting; the action still pending is read at every poll.
+    expect(calls.getAction).toBe(1 + calls.pendingActions);
   });
 
   it('ignores a click from a user without a confirmed pairing before reading or deciding anything', async () => {
