@@ -15,7 +15,7 @@ import type { ActionRecord } from '../domain/action.js';
 import { WardenError } from '../domain/errors.js';
 import { hasRole, type Identity } from '../domain/roles.js';
 import type { ActionService } from '../api/actions/service.js';
-import type { ChannelStore } from '../stores/channel-store.js';
+import type { CardRecord, ChannelStore } from '../stores/channel-store.js';
 import type { ButtonClick, ChannelAdapter } from './adapter.js';
 import { approvalCard, cardDigest, parseButtonData, type CardLimits } from './card.js';
 
@@ -88,7 +88,7 @@ export function createChannelService(options: ChannelServiceOptions) {
         touched(channel);
         logger.info({ channel: channel.adapter.name }, 'channel connected');
         // Cards of still-pending actions are refreshed, those of decided ones closed, missing ones posted.
-        void serially(() => syncChannel(channel)).catch((err) => failed(channel, err));
+        void serially(() => sync([channel])).catch((err) => failed(channel, err));
       })
       .catch((err: Error) => lost(channel, err));
   }
@@ -107,27 +107,52 @@ export function createChannelService(options: ChannelServiceOptions) {
     logger.warn({ channel: channel.adapter.name, error: (err as Error).message }, 'channel sync failed; the next poll tries again');
   }
 
-  /** Posts the cards missing in the channel's rooms and edits the open ones that changed. */
-  async function syncChannel(channel: Channel, pending?: Set<string>) {
-    if (!channel.connected) return;
-    const pendingIds = pending ?? new Set((await actions.pendingActions(MAX_PENDING_CARDS)).map((a) => a.id));
-    const open = store.openCards(channel.adapter.name);
-    const ids = new Set([...pendingIds, ...open.map((c) => c.action_id)]);
-    for (const id of ids) await showAction(channel, id);
+  /**
+   * Posts the cards missing in these channels' rooms, edits the open ones that changed and closes
+   * those of final actions. Each action is read once, whatever the number of channels showing it:
+   * a read is a query the worker answers.
+   */
+  async function sync(targets: Channel[]) {
+    const live = targets.filter((c) => c.connected);
+    if (live.length === 0) return;
+    const pending = (await actions.pendingActions(MAX_PENDING_CARDS)).map((a) => a.id);
+    // Per action, the channels that show it: those where it is pending, or where its card is open.
+    const shownOn = new Map<string, Channel[]>();
+    for (const channel of live) {
+      for (const id of new Set([...pending, ...store.openCards(channel.adapter.name).map((c) => c.action_id)]))
+        shownOn.set(id, [...(shownOn.get(id) ?? []), channel]);
+    }
+    // A channel that failed is left until the next poll, as one warning, not one per action.
+    const failing = new Set<Channel>();
+    for (const [id, on] of shownOn) {
+      const still = on.filter((c) => !failing.has(c));
+      if (still.length) await showAction(id, still, failing);
+    }
   }
 
-  /** Brings every card of one action on one channel up to date: posts, edits or closes. */
-  async function showAction(channel: Channel, id: string, known?: ActionRecord) {
-    const action = known ?? (await actions.getAction(id).catch(() => null));
+  /** Brings every card of one action up to date on these channels: posts, edits or closes. */
+  async function showAction(id: string, targets: Channel[], failing = new Set<Channel>()) {
+    const action = await actions.getAction(id).catch((err) => {
+      // Its workflow is gone (past the namespace's retention): its cards would be asked about at every poll, for ever.
+      if (err instanceof WardenError && err.code === 'not_found') store.closeCards(id);
+      return null;
+    });
     if (!action) return;
+    const cards = store.cardsOf(id);
+    for (const channel of targets) {
+      const here = cards.filter((c) => c.channel === channel.adapter.name);
+      await showOn(channel, action, here).catch((err) => {
+        failed(channel, err);
+        failing.add(channel);
+      });
+    }
+  }
+
+  /** One channel's cards of the action (`here`: those it posted), each posted, edited or closed. */
+  async function showOn(channel: Channel, action: ActionRecord, here: CardRecord[]) {
     const card = approvalCard(action, channel.limits);
     const shown = cardDigest(card);
-    const cards = new Map(
-      store
-        .cardsOf(id)
-        .filter((c) => c.channel === channel.adapter.name)
-        .map((c) => [c.room, c]),
-    );
+    const cards = new Map(here.map((c) => [c.room, c]));
     for (const room of channel.adapter.rooms) {
       const existing = cards.get(room);
       if (existing?.closed || existing?.shown === shown) continue;
@@ -135,7 +160,7 @@ export function createChannelService(options: ChannelServiceOptions) {
         // A card for an action that is already final is not worth a new message.
         if (card.final) continue;
         const messageId = await channel.adapter.postCard(room, card);
-        store.saveCard({ action_id: id, channel: channel.adapter.name, room, message_id: messageId, shown, closed: false });
+        store.saveCard({ action_id: action.id, channel: channel.adapter.name, room, message_id: messageId, shown, closed: false });
       } else {
         await channel.adapter.editCard(room, existing.message_id, card);
         store.saveCard({ ...existing, shown, closed: card.final });
@@ -144,17 +169,12 @@ export function createChannelService(options: ChannelServiceOptions) {
     }
   }
 
-  /** Every channel's cards of this action, now (after a decision, from any door). */
-  const refreshAction = (id: string, known?: ActionRecord) =>
-    serially(async () => {
-      for (const channel of channels) if (channel.connected) await showAction(channel, id, known).catch((err) => failed(channel, err));
+  /** Every connected channel's cards of this action, now (after a click decided it). */
+  function refreshAction(id: string) {
+    return serially(async () => {
+      const connected = channels.filter((c) => c.connected);
+      await showAction(id, connected);
     });
-
-  async function syncAll() {
-    const connected = channels.filter((c) => c.connected && c.adapter.isConnected());
-    if (connected.length === 0) return;
-    const pending = new Set((await actions.pendingActions(MAX_PENDING_CARDS)).map((a) => a.id));
-    for (const channel of connected) await syncChannel(channel, pending).catch((err) => failed(channel, err));
   }
 
   async function handleClick(channel: Channel, click: ButtonClick): Promise<void> {
@@ -221,7 +241,11 @@ export function createChannelService(options: ChannelServiceOptions) {
     start() {
       for (const channel of channels) connect(channel);
       if (channels.length) {
-        poll = setInterval(() => void serially(syncAll).catch(() => undefined), options.pollMs);
+        // Only the channels connected now: one whose library is reconnecting is synced when it is back.
+        poll = setInterval(
+          () => void serially(() => sync(channels.filter((c) => c.adapter.isConnected()))).catch(() => undefined),
+          options.pollMs,
+        );
         poll.unref();
       }
     },
@@ -243,8 +267,6 @@ export function createChannelService(options: ChannelServiceOptions) {
         error: c.error,
       }));
     },
-    /** Shows a new or changed action at once, without waiting for the next poll. */
-    refreshAction,
   };
 }
 

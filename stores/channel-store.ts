@@ -127,6 +127,11 @@ export class ChannelStore {
       .run(card.action_id, card.channel, card.room, card.message_id, card.shown, card.closed ? 1 : 0);
   }
 
+  /** Closes every card of an action, as they are: nothing edits them again. */
+  closeCards(actionId: string): void {
+    this.db.prepare('UPDATE cards SET closed = 1 WHERE action_id = ?').run(actionId);
+  }
+
   cardsOf(actionId: string): CardRecord[] {
     return this.cards('SELECT * FROM cards WHERE action_id = ?', actionId);
   }

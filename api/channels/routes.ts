@@ -39,8 +39,19 @@ const ChannelStatusSchema = z.object({
 
 const UserParams = z.object({ platform_user: PlatformUserSchema });
 
+/** Each step of a pairing's life, as the audit log names it. */
+const PAIRING_STEPS = { paired: 'channel.paired', confirmed: 'channel.pairing_confirmed', revoked: 'channel.unpaired' } as const;
+
 export function channelsRouter(deps: { store: ChannelStore; keys: KeyStore; audit: AuditStore; status: () => ChannelStatus[] }) {
   const { store, keys, audit } = deps;
+  // Keyed by the pairing's start: each step is logged once, and a pairing made again after a revocation is a new one.
+  const logStep = (pairing: Pairing, step: keyof typeof PAIRING_STEPS, actor: string) =>
+    audit.append({
+      key: `pairing:${pairing.platform_user}:${pairing.paired_at}:${step}`,
+      kind: PAIRING_STEPS[step],
+      actor,
+      details: { platform_user: pairing.platform_user, key_id: pairing.key_id },
+    });
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   app.on(['GET', 'POST'], '/pairings', requireRole('admin'));
   app.on('DELETE', '/pairings/:platform_user', requireRole('admin'));
@@ -85,12 +96,7 @@ export function channelsRouter(deps: { store: ChannelStore; keys: KeyStore; audi
           409,
         );
       }
-      await audit.append({
-        key: `pairing:${platform_user}:${pairing.paired_at}:paired`,
-        kind: 'channel.paired',
-        actor: by.key_id,
-        details: { platform_user, key_id },
-      });
+      await logStep(pairing, 'paired', by.key_id);
       return c.json(pairing, 201);
     },
   );
@@ -114,12 +120,7 @@ export function channelsRouter(deps: { store: ChannelStore; keys: KeyStore; audi
       if (!store.confirm(platform_user, by.key_id))
         throw new WardenError('already_confirmed', `${platform_user} is already confirmed`, 409);
       const confirmed = store.pairing(platform_user)!;
-      await audit.append({
-        key: `pairing:${platform_user}:${confirmed.paired_at}:confirmed`,
-        kind: 'channel.pairing_confirmed',
-        actor: by.key_id,
-        details: { platform_user, key_id: by.key_id },
-      });
+      await logStep(confirmed, 'confirmed', by.key_id);
       return c.json(confirmed, 200);
     },
   );
@@ -137,12 +138,7 @@ export function channelsRouter(deps: { store: ChannelStore; keys: KeyStore; audi
       const by = c.get('identity');
       const revoked = store.unpair(platform_user, by.key_id);
       if (!revoked) throw new WardenError('not_found', `no live pairing of ${platform_user}`, 404);
-      await audit.append({
-        key: `pairing:${platform_user}:${revoked.paired_at}:revoked`,
-        kind: 'channel.unpaired',
-        actor: by.key_id,
-        details: { platform_user, key_id: revoked.key_id },
-      });
+      await logStep(revoked, 'revoked', by.key_id);
       return c.json(revoked, 200);
     },
   );

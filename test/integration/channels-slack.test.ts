@@ -60,5 +60,7 @@ describe('Slack approvals', () => {
     const done = (await env.stack.api('GET', `/api/actions/${id}`)).body as ActionRecord;
     expect(done.result?.stdout.trim()).toBe('1');
     expect(done.approvals.map((a) => [a.approver.key_id, a.comment])).toEqual([[env.alice.id, 'via slack']]);
+    // The stranger's press, long handled by now, was answered with nothing (an approver's gets a verdict).
+    expect(await Promise.race([stranger.ephemeral, Promise.resolve(null)])).toBeNull();
   });
 });

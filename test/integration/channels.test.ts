@@ -43,6 +43,7 @@ async function as(who: string, method: string, path: string, body?: unknown) {
   return { status: res.status, body: text ? JSON.parse(text) : null };
 }
 let adminKey: string;
+let adminId: string;
 const admin = (method: string, path: string, body?: unknown) => as(adminKey, method, path, body);
 
 const submit = (who: string, command: string) =>
@@ -104,7 +105,7 @@ beforeAll(async () => {
   channelStore = ChannelStore.open(join(mkdtempSync(join(tmpdir(), 'warden-channels-')), 'channels.db'));
   stack = await startStack({ config: channelConfig(), vault, channelStore });
   app = stack.realApp;
-  adminKey = (await stack.keys.create('admin', 'admin', null)).key;
+  ({ key: adminKey, id: adminId } = await stack.keys.create('admin', 'admin', null));
   for (const [name, role] of [
     ['operator', 'operator'],
     ['alice', 'approver'],
@@ -240,6 +241,19 @@ describe('Discord approvals', () => {
     expect((await getAction(id)).approvals).toEqual([]);
     const pairings = (await admin('GET', '/api/channels/pairings')).body.pairings;
     expect(pairings.find((p: { platform_user: string }) => p.platform_user === `discord:${carolUser}`)).toMatchObject({ key_id: carol.id });
+    // Each step is on the audit log, by whoever took it: both pairings, both confirmations, the revocation.
+    const steps: Array<[string, string | null]> = [];
+    for (const kind of ['channel.paired', 'channel.pairing_confirmed', 'channel.unpaired'] as const) {
+      for (const entry of await stack.audit.list({ kind, limit: 1000 }))
+        if (entry.details.platform_user === `discord:${carolUser}` && entry.details.key_id === carol.id) steps.push([kind, entry.actor]);
+    }
+    expect(steps).toEqual([
+      ['channel.paired', adminId],
+      ['channel.paired', adminId],
+      ['channel.pairing_confirmed', carol.id],
+      ['channel.pairing_confirmed', carol.id],
+      ['channel.unpaired', adminId],
+    ]);
     await as(key.alice.key, 'POST', `/api/actions/${id}/approve`, { approved: false, params_hash: submitted.body.params_hash });
   });
 
