@@ -153,6 +153,15 @@ export abstract class KeyStore {
     return Boolean((await this.tables.row(id))?.revoked_at);
   }
 
+  /** These keys as a worker asks about them (KeyIds): an id this store does not know counts as revoked, as in KeyIdDirectory. */
+  readonly ids: KeyIds = {
+    has: (id) => this.has(id),
+    isRevoked: async (id) => {
+      const row = await this.tables.row(id);
+      return !row || row.revoked_at !== null;
+    },
+  };
+
   hasActiveAdmin(): Promise<boolean> {
     return this.tables.hasActiveAdmin();
   }

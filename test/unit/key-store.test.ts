@@ -1,9 +1,12 @@
 /**
  * The API keys' contract, on each back end (SQLite and PostgreSQL): a key is shown once and kept
- * as a hash, authenticates until revoked, and counts as the right person.
+ * as a hash, authenticates until revoked, and counts as the right person; a worker, which does not
+ * own the keys, is told which ids exist and which are revoked, failing closed.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Keyring } from '../../domain/keyring.js';
 import type { KeyStore } from '../../stores/key-store.js';
+import { openStores } from '../../stores/open-stores.js';
 import { STORE_BACKENDS, type StorePlace } from '../support/store-backends.js';
 
 describe.each(STORE_BACKENDS)('API keys on $backend', ({ place: makePlace }) => {
@@ -51,5 +54,26 @@ describe.each(STORE_BACKENDS)('API keys on $backend', ({ place: makePlace }) => 
     expect(await keys.confirm(made.id, { key_id: other.id, name: 'olga', role: 'admin', person: 'olga' })).toBeNull();
     expect(await keys.countsAs(made.id)).toBe('erin');
     expect(await keys.confirm(made.id, 'host')).toMatch(/already its holder's own/);
+  });
+
+  it('tells a worker which key ids exist and which are revoked; an id the store does not know counts as revoked', async () => {
+    const kept = await keys.create('ops', 'operator', null);
+    const revoked = await keys.create('old', 'viewer', null);
+    await keys.revoke(revoked.id);
+    // As the worker opens its stores: its own process, the key store owned by the API.
+    const keyring = Keyring.load({ dataDir: place.dataDir });
+    const worker = await openStores({ dataDir: place.dataDir, databaseUrl: place.databaseUrl }, keyring, { keyIds: true });
+    try {
+      const keyIds = worker.keyIds!;
+      expect(await keyIds.has(kept.id)).toBe(true);
+      expect(await keyIds.has(revoked.id)).toBe(true);
+      expect(await keyIds.has('key_0123456789ab')).toBe(false);
+      expect(await keyIds.isRevoked(kept.id)).toBe(false);
+      expect(await keyIds.isRevoked(revoked.id)).toBe(true);
+      // A grant naming a key this store never made (another installation's, say) acts for no one.
+      expect(await keyIds.isRevoked('key_0123456789ab')).toBe(true);
+    } finally {
+      await worker.close();
+    }
   });
 });
