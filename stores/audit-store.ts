@@ -23,7 +23,6 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { KeyringError, type Keyring } from '../domain/keyring.js';
-import { preparePrivateDatabase } from '../domain/private-files.js';
 import { scrubValue } from '../domain/redact.js';
 import {
   AuditAppendSchema,
@@ -40,6 +39,7 @@ import {
   type AuditVerification,
 } from '../domain/audit-entry.js';
 import { SerialQueue } from './serial-queue.js';
+import { hasColumn, openSqliteDatabase } from './sqlite-database.js';
 
 /** The log does not match its anchor: it was rewritten outside the audit store, or cannot be checked here. */
 export class AuditIntegrityError extends Error {
@@ -471,13 +471,9 @@ class SqliteAuditStore extends AuditStore {
       const db = new Database(path, { readonly: true, fileMustExist: true, timeout: 10_000 });
       return new SqliteAuditStore(db, opts, hasColumn(db, 'entries', 'actor_verified') ? SQLITE_COLUMNS : SQLITE_LEGACY_COLUMNS);
     }
-    preparePrivateDatabase(path);
-    // Writers in other processes wait for the write lock instead of failing at once.
-    const db = new Database(path, { timeout: 10_000 });
-    db.pragma('journal_mode = WAL');
-    // An acknowledged audit entry survives a power cut, not only a crash.
-    db.pragma('synchronous = FULL');
-    db.exec(`
+    const db = openSqliteDatabase(
+      path,
+      `
       CREATE TABLE IF NOT EXISTS entries (
         seq INTEGER PRIMARY KEY,
         key TEXT NOT NULL UNIQUE,
@@ -506,7 +502,12 @@ class SqliteAuditStore extends AuditStore {
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
       CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-    `);
+    `,
+      // Writers in other processes wait for the write lock instead of failing at once.
+      { timeout: 10_000 },
+    );
+    // An acknowledged audit entry survives a power cut, not only a crash.
+    db.pragma('synchronous = FULL');
     const store = new SqliteAuditStore(db, opts, SQLITE_COLUMNS);
     store.upgrade();
     return store;
@@ -603,8 +604,4 @@ class SqliteAuditStore extends AuditStore {
       return this.db.prepare(sql).all(...params, limit) as AuditRow[];
     },
   };
-}
-
-function hasColumn(db: Database.Database, table: string, column: string): boolean {
-  return (db.prepare(`SELECT name FROM pragma_table_info(?)`).all(table) as Array<{ name: string }>).some((c) => c.name === column);
 }

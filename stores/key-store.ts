@@ -6,8 +6,8 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import Database from 'better-sqlite3';
-import { preparePrivateDatabase } from '../domain/private-files.js';
 import type { Identity, Role } from '../domain/roles.js';
+import { hasColumn, openSqliteDatabase } from './sqlite-database.js';
 
 export interface ApiKeyInfo {
   id: string;
@@ -204,10 +204,9 @@ class SqliteKeyStore extends KeyStore {
   }
 
   static override open(path: string): SqliteKeyStore {
-    preparePrivateDatabase(path);
-    const db = new Database(path);
-    db.pragma('journal_mode = WAL');
-    db.exec(`CREATE TABLE IF NOT EXISTS api_keys (
+    const db = openSqliteDatabase(
+      path,
+      `CREATE TABLE IF NOT EXISTS api_keys (
       id TEXT PRIMARY KEY,
       name TEXT NOT NULL,
       role TEXT NOT NULL,
@@ -215,11 +214,11 @@ class SqliteKeyStore extends KeyStore {
       created_at TEXT NOT NULL,
       created_by TEXT,
       revoked_at TEXT
-    )`);
+    )`,
+    );
     // Keys from before persons: each is its holder's, named by the key's name.
-    const columns = new Set((db.prepare('PRAGMA table_info(api_keys)').all() as { name: string }[]).map((c) => c.name));
-    if (!columns.has('person')) db.exec('ALTER TABLE api_keys ADD COLUMN person TEXT');
-    if (!columns.has('confirmed_by')) db.exec('ALTER TABLE api_keys ADD COLUMN confirmed_by TEXT');
+    if (!hasColumn(db, 'api_keys', 'person')) db.exec('ALTER TABLE api_keys ADD COLUMN person TEXT');
+    if (!hasColumn(db, 'api_keys', 'confirmed_by')) db.exec('ALTER TABLE api_keys ADD COLUMN confirmed_by TEXT');
     return new SqliteKeyStore(db);
   }
 
