@@ -534,6 +534,72 @@ describe.each(STORE_BACKENDS)('on $backend', ({ backend, place: makePlace }) => 
       // The same key, retried, finds the entry.
       expect(await store.append({ key: 'k-\ud800', kind: 'agent.created', actor: 'system', details: {} })).toEqual(entry);
     });
+
+    it('an entry with a NUL in any string column is stored with U+FFFD, reads back as hashed, and verifies', async () => {
+      const entry = await store.append({
+        key: 'k-\0',
+        kind: 'agent.created',
+        actor: 'key:ops\0',
+        action_id: 'act-\0',
+        agent_id: 'agt-\0',
+        details: { note: 'x\0y' },
+      });
+      // Details are JSON, whose escape carries the NUL exactly.
+      expect(entry).toMatchObject({
+        key: 'k-\ufffd',
+        actor: 'key:ops\ufffd',
+        action_id: 'act-\ufffd',
+        agent_id: 'agt-\ufffd',
+        details: { note: 'x\0y' },
+      });
+      expect(await store.list()).toEqual([entry]);
+      expect(await store.verify()).toMatchObject({ ok: true, breaks: [] });
+      expect(await store.append({ key: 'k-\0', kind: 'agent.created', actor: 'system', details: {} })).toEqual(entry);
+    });
+
+    it.runIf(backend === 'SQLite')(
+      'an entry an older Warden wrote with a NUL in its columns (hashed as it was) still verifies: stored strings are hashed as they are',
+      async () => {
+        await store.close();
+        // An older audit.db, before anchors: its first opening anchors the head as it stands.
+        const older = join(place.dataDir, 'older.db');
+        const db = new Database(older);
+        db.exec(`CREATE TABLE entries (seq INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, at TEXT NOT NULL, kind TEXT NOT NULL, actor TEXT,
+      action_id TEXT, agent_id TEXT, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+      CREATE TABLE head (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL);`);
+        const fields = {
+          seq: 1,
+          key: 'k-\0',
+          at: '2026-01-01T00:00:00.000Z',
+          kind: 'agent.created' as const,
+          actor: 'system\0',
+          actor_verified: null,
+          action_id: 'act-\0',
+          agent_id: 'agt-\0',
+          details: { note: 'x\0y' },
+          prev_hash: GENESIS_HASH,
+        };
+        const written = { ...fields, hash: hashEntry(fields) };
+        db.prepare('INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
+          written.seq,
+          written.key,
+          written.at,
+          written.kind,
+          written.actor,
+          written.action_id,
+          written.agent_id,
+          canonicalJson(written.details),
+          written.prev_hash,
+          written.hash,
+        );
+        db.prepare('INSERT INTO head VALUES (1, 1, ?)').run(written.hash);
+        db.close();
+        store = AuditStore.open(older, options());
+        expect((await store.list())[0]).toEqual(written);
+        await store.append({ key: 'new', kind: 'system.started', actor: 'system', details: {} });
+        expect(await store.verify()).toMatchObject({ ok: true, entries: 2, breaks: [] });
+      },
+    );
   });
 
   describe('verify reports every break', () => {
