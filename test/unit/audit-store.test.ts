@@ -697,6 +697,21 @@ describe.each(STORE_BACKENDS)('on $backend', ({ backend, place: makePlace }) => 
       ]);
     });
 
+    it.runIf(backend === 'SQLite')('a log from before heads, read without changing it, says its head is missing', async () => {
+      const older = join(place.dataDir, 'headless.db');
+      const db = new Database(older);
+      db.exec(`CREATE TABLE entries (seq INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, at TEXT NOT NULL, kind TEXT NOT NULL, actor TEXT,
+      action_id TEXT, agent_id TEXT, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)`);
+      db.close();
+      const readOnly = AuditStore.open(older, { readonly: true, keyring: keyring() });
+      try {
+        expect(await readOnly.head()).toEqual({ seq: 0, hash: GENESIS_HASH });
+        expect((await readOnly.verify()).breaks).toEqual([{ seq: 1, reason: expect.stringMatching(/the head record is missing/) }]);
+      } finally {
+        await readOnly.close();
+      }
+    });
+
     it.runIf(backend === 'SQLite')(
       'a log from before anchors is anchored as it stands when first opened, and says since when',
       async () => {
