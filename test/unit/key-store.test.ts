@@ -30,6 +30,8 @@ describe.each(STORE_BACKENDS)('API keys on $backend', ({ place: makePlace }) => 
     expect(await keys.authenticate(`${viewer.key}x`)).toBeNull();
     // Listed by creation time; two keys made in the same millisecond may come in either order.
     expect((await keys.list()).map((k) => k.id).sort()).toEqual([admin.id, viewer.id].sort());
+    // Listed, each key counts as the person it authenticates as: the viewer an admin made counts as that admin.
+    expect(Object.fromEntries((await keys.list()).map((k) => [k.id, k.counts_as]))).toEqual({ [admin.id]: 'root', [viewer.id]: 'root' });
     expect(JSON.stringify(await place.tamper('keys', 'SELECT * FROM api_keys'))).not.toContain(viewer.key);
     // Another connection (another process) sees the same keys.
     const elsewhere = await place.openKeys();
@@ -53,6 +55,7 @@ describe.each(STORE_BACKENDS)('API keys on $backend', ({ place: makePlace }) => 
     const other = await keys.create('olga', 'admin', null);
     expect(await keys.confirm(made.id, { key_id: other.id, name: 'olga', role: 'admin', person: 'olga' })).toBeNull();
     expect(await keys.countsAs(made.id)).toBe('erin');
+    expect((await keys.list()).find((k) => k.id === made.id)).toMatchObject({ person: 'erin', counts_as: 'erin' });
     expect(await keys.confirm(made.id, 'host')).toMatch(/already its holder's own/);
   });
 
