@@ -238,40 +238,54 @@ describe.each(STORE_BACKENDS)('on $backend', ({ backend, place: makePlace }) => 
       expect(await broken()).toEqual({ seq: 5, reason: expect.stringMatching(/entry 5 was changed/) });
     });
 
-    it('a changed actor', async () => {
-      await tamper("UPDATE entries SET actor = 'key:admin' WHERE seq = 3");
-      expect(await broken()).toEqual({ seq: 3, reason: expect.stringMatching(/entry 3 was changed/) });
-    });
-
-    it('details that no longer parse', async () => {
-      await tamper("UPDATE entries SET details = '{oops' WHERE seq = 2");
-      expect(await broken()).toEqual({ seq: 2, reason: expect.stringMatching(/entry 2 was changed/) });
-    });
-
-    it('a changed last entry', async () => {
-      await tamper("UPDATE entries SET kind = 'approval.granted' WHERE seq = 10");
-      expect(await broken()).toEqual({ seq: 10, reason: expect.stringMatching(/entry 10 was changed/) });
+    // Plain SQL past the guards, and the first break verify reports.
+    it.each([
+      { name: 'a changed actor', sql: "UPDATE entries SET actor = 'key:admin' WHERE seq = 3", seq: 3, reason: /entry 3 was changed/ },
+      {
+        name: 'details that no longer parse',
+        sql: "UPDATE entries SET details = '{oops' WHERE seq = 2",
+        seq: 2,
+        reason: /entry 2 was changed/,
+      },
+      {
+        name: 'a changed last entry',
+        sql: "UPDATE entries SET kind = 'approval.granted' WHERE seq = 10",
+        seq: 10,
+        reason: /entry 10 was changed/,
+      },
+      {
+        name: 'a deleted entry in the middle, the later ones renumbered to hide the gap',
+        sql: 'DELETE FROM entries WHERE seq = 5; UPDATE entries SET seq = -(seq - 1) WHERE seq > 5; UPDATE entries SET seq = -seq WHERE seq < 0',
+        seq: 5,
+        reason: /entry 5 was deleted and the later entries renumbered: seq 5 holds the entry written as entry 6/,
+      },
+      {
+        name: 'a deleted last entry (caught by the head)',
+        sql: 'DELETE FROM entries WHERE seq = 10',
+        seq: 10,
+        reason: /entry 10 is missing.*newest entries were deleted/,
+      },
+      {
+        name: 'two swapped entries',
+        sql: 'UPDATE entries SET seq = -3 WHERE seq = 3; UPDATE entries SET seq = 3 WHERE seq = 7; UPDATE entries SET seq = 7 WHERE seq = -3',
+        seq: 3,
+        reason: /reordered.*written as entry 7.*entry 3 is now at seq 7/,
+      },
+      {
+        name: 'two swapped neighbours',
+        sql: 'UPDATE entries SET seq = -4 WHERE seq = 4; UPDATE entries SET seq = 4 WHERE seq = 5; UPDATE entries SET seq = 5 WHERE seq = -4',
+        seq: 4,
+        reason: /reordered/,
+      },
+    ])('$name', async ({ sql, seq, reason }) => {
+      await tamper(sql);
+      expect(await broken()).toEqual({ seq, reason: expect.stringMatching(reason) });
     });
 
     it('a deleted entry in the middle', async () => {
       await tamper('DELETE FROM entries WHERE seq = 5');
       expect(await store.verify()).toMatchObject({ ok: false, entries: 9 });
       expect(await broken()).toEqual({ seq: 5, reason: expect.stringMatching(/entry 5 is missing.*deleted/) });
-    });
-
-    it('a deleted entry in the middle, the later ones renumbered to hide the gap', async () => {
-      await tamper(
-        'DELETE FROM entries WHERE seq = 5; UPDATE entries SET seq = -(seq - 1) WHERE seq > 5; UPDATE entries SET seq = -seq WHERE seq < 0',
-      );
-      expect(await broken()).toEqual({
-        seq: 5,
-        reason: expect.stringMatching(/entry 5 was deleted and the later entries renumbered: seq 5 holds the entry written as entry 6/),
-      });
-    });
-
-    it('a deleted last entry (caught by the head)', async () => {
-      await tamper('DELETE FROM entries WHERE seq = 10');
-      expect(await broken()).toEqual({ seq: 10, reason: expect.stringMatching(/entry 10 is missing.*newest entries were deleted/) });
     });
 
     it('a deleted tail stays visible after later appends', async () => {
@@ -291,20 +305,6 @@ describe.each(STORE_BACKENDS)('on $backend', ({ backend, place: makePlace }) => 
       await insertRow(forged(11, entries[9].hash));
       expect(await broken()).toEqual({ seq: 11, reason: expect.stringMatching(/added outside the audit store/) });
       await expect(store.append({ key: 'x', kind: 'system.started', actor: 'system', details: {} })).rejects.toThrow(/inconsistent/);
-    });
-
-    it('two swapped entries', async () => {
-      await tamper(
-        'UPDATE entries SET seq = -3 WHERE seq = 3; UPDATE entries SET seq = 3 WHERE seq = 7; UPDATE entries SET seq = 7 WHERE seq = -3',
-      );
-      expect(await broken()).toEqual({ seq: 3, reason: expect.stringMatching(/reordered.*written as entry 7.*entry 3 is now at seq 7/) });
-    });
-
-    it('two swapped neighbours', async () => {
-      await tamper(
-        'UPDATE entries SET seq = -4 WHERE seq = 4; UPDATE entries SET seq = 4 WHERE seq = 5; UPDATE entries SET seq = 5 WHERE seq = -4',
-      );
-      expect(await broken()).toEqual({ seq: 4, reason: expect.stringMatching(/reordered/) });
     });
 
     it('an inserted entry with a correctly forged hash', async () => {
