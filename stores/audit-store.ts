@@ -23,7 +23,6 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { KeyringError, type Keyring } from '../domain/keyring.js';
-import { preparePrivateDatabase } from '../domain/private-files.js';
 import { scrubValue } from '../domain/redact.js';
 import {
   AuditAppendSchema,
@@ -40,6 +39,7 @@ import {
   type AuditVerification,
 } from '../domain/audit-entry.js';
 import { SerialQueue } from './serial-queue.js';
+import { hasColumn, openSqliteDatabase } from './sqlite-database.js';
 
 /** The log does not match its anchor: it was rewritten outside the audit store, or cannot be checked here. */
 export class AuditIntegrityError extends Error {
@@ -443,6 +443,20 @@ export abstract class AuditStore {
 const SQLITE_COLUMNS = AUDIT_COLUMNS.join(', ');
 /** What a log written before actors were checked gives for the same columns. */
 const SQLITE_LEGACY_COLUMNS = SQLITE_COLUMNS.replace('actor_verified', 'NULL AS actor_verified');
+const SQLITE_HEAD = 'SELECT seq, hash, mac, mac_key_id, anchored_since FROM head WHERE id = 1';
+/** What a head written before anchors gives for the same columns. */
+const SQLITE_LEGACY_HEAD = 'SELECT seq, hash, NULL AS mac, NULL AS mac_key_id, NULL AS anchored_since FROM head WHERE id = 1';
+
+/**
+ * How to read a file's entries and head, settled when it is opened (a writer upgrades the file
+ * first; a reader takes it as it is), not on every append.
+ */
+interface SqliteReads {
+  /** What SELECTs entries' columns: a log older than actor checks lacks actor_verified. */
+  columns: string;
+  /** What SELECTs the head; null for a log older than heads, which has none. */
+  head: string | null;
+}
 
 /** The log in a SQLite file under the data dir: the embedded back end. */
 class SqliteAuditStore extends AuditStore {
@@ -457,8 +471,7 @@ class SqliteAuditStore extends AuditStore {
   private constructor(
     private readonly db: Database.Database,
     opts: AuditStoreOptions,
-    /** What SELECTs entries' columns: a log older than actor checks lacks actor_verified. */
-    private readonly columns: string,
+    private readonly reads: SqliteReads,
   ) {
     super(opts);
     const file = db.memory ? undefined : resolve(db.name);
@@ -469,15 +482,14 @@ class SqliteAuditStore extends AuditStore {
   static override open(path: string, opts: AuditStoreOptions): SqliteAuditStore {
     if (opts.readonly) {
       const db = new Database(path, { readonly: true, fileMustExist: true, timeout: 10_000 });
-      return new SqliteAuditStore(db, opts, hasColumn(db, 'entries', 'actor_verified') ? SQLITE_COLUMNS : SQLITE_LEGACY_COLUMNS);
+      return new SqliteAuditStore(db, opts, {
+        columns: hasColumn(db, 'entries', 'actor_verified') ? SQLITE_COLUMNS : SQLITE_LEGACY_COLUMNS,
+        head: !hasColumn(db, 'head', 'seq') ? null : hasColumn(db, 'head', 'mac') ? SQLITE_HEAD : SQLITE_LEGACY_HEAD,
+      });
     }
-    preparePrivateDatabase(path);
-    // Writers in other processes wait for the write lock instead of failing at once.
-    const db = new Database(path, { timeout: 10_000 });
-    db.pragma('journal_mode = WAL');
-    // An acknowledged audit entry survives a power cut, not only a crash.
-    db.pragma('synchronous = FULL');
-    db.exec(`
+    const db = openSqliteDatabase(
+      path,
+      `
       CREATE TABLE IF NOT EXISTS entries (
         seq INTEGER PRIMARY KEY,
         key TEXT NOT NULL UNIQUE,
@@ -506,8 +518,14 @@ class SqliteAuditStore extends AuditStore {
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
       CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-    `);
-    const store = new SqliteAuditStore(db, opts, SQLITE_COLUMNS);
+    `,
+      // Writers in other processes wait for the write lock instead of failing at once.
+      { timeout: 10_000 },
+    );
+    // An acknowledged audit entry survives a power cut, not only a crash.
+    db.pragma('synchronous = FULL');
+    // upgrade() adds what an older log lacks before anything is read.
+    const store = new SqliteAuditStore(db, opts, { columns: SQLITE_COLUMNS, head: SQLITE_HEAD });
     store.upgrade();
     return store;
   }
@@ -553,11 +571,7 @@ class SqliteAuditStore extends AuditStore {
   }
 
   private headRow(): AuditHeadRow | undefined {
-    if (!hasColumn(this.db, 'head', 'seq')) return undefined;
-    const anchor = hasColumn(this.db, 'head', 'mac')
-      ? 'mac, mac_key_id, anchored_since'
-      : 'NULL AS mac, NULL AS mac_key_id, NULL AS anchored_since';
-    return this.db.prepare(`SELECT seq, hash, ${anchor} FROM head WHERE id = 1`).get() as AuditHeadRow | undefined;
+    return this.reads.head === null ? undefined : (this.db.prepare(this.reads.head).get() as AuditHeadRow | undefined);
   }
 
   private writeHead(head: Parameters<AuditTables['writeHead']>[0]): void {
@@ -578,7 +592,7 @@ class SqliteAuditStore extends AuditStore {
     },
     writeHead: async (head) => this.writeHead(head),
     rows: (afterSeq) =>
-      this.db.prepare(`SELECT ${this.columns} FROM entries WHERE seq > ? ORDER BY seq`).iterate(afterSeq) as Iterable<AuditRow>,
+      this.db.prepare(`SELECT ${this.reads.columns} FROM entries WHERE seq > ? ORDER BY seq`).iterate(afterSeq) as Iterable<AuditRow>,
     successor: async (prevHash, notSeq) =>
       (
         this.db.prepare('SELECT seq FROM entries WHERE prev_hash = ? AND seq != ? ORDER BY seq LIMIT 1').get(prevHash, notSeq) as
@@ -599,12 +613,8 @@ class SqliteAuditStore extends AuditStore {
         clauses.push('seq < ?');
         params.push(before_seq);
       }
-      const sql = `SELECT ${this.columns} FROM entries ${clauses.length ? `WHERE ${clauses.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`;
+      const sql = `SELECT ${this.reads.columns} FROM entries ${clauses.length ? `WHERE ${clauses.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`;
       return this.db.prepare(sql).all(...params, limit) as AuditRow[];
     },
   };
-}
-
-function hasColumn(db: Database.Database, table: string, column: string): boolean {
-  return (db.prepare(`SELECT name FROM pragma_table_info(?)`).all(table) as Array<{ name: string }>).some((c) => c.name === column);
 }

@@ -4,7 +4,7 @@
  * so a restarted API edits the cards it posted instead of losing them.
  */
 import Database from 'better-sqlite3';
-import { preparePrivateDatabase } from '../domain/private-files.js';
+import { openSqliteDatabase } from './sqlite-database.js';
 
 /** A platform user linked by an admin to an API key: its role and person are the key's. */
 export interface Pairing {
@@ -37,10 +37,9 @@ export class ChannelStore {
   private constructor(private readonly db: Database.Database) {}
 
   static open(path: string): ChannelStore {
-    preparePrivateDatabase(path);
-    const db = new Database(path);
-    db.pragma('journal_mode = WAL');
-    db.exec(`CREATE TABLE IF NOT EXISTS pairings (
+    const db = openSqliteDatabase(
+      path,
+      `CREATE TABLE IF NOT EXISTS pairings (
       platform_user TEXT PRIMARY KEY,
       key_id TEXT NOT NULL,
       paired_at TEXT NOT NULL,
@@ -58,7 +57,8 @@ export class ChannelStore {
       closed INTEGER NOT NULL DEFAULT 0,
       PRIMARY KEY (action_id, channel, room)
     );
-    CREATE INDEX IF NOT EXISTS cards_open ON cards (closed, channel);`);
+    CREATE INDEX IF NOT EXISTS cards_open ON cards (closed, channel);`,
+    );
     return new ChannelStore(db);
   }
 

@@ -6,8 +6,8 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import Database from 'better-sqlite3';
-import { preparePrivateDatabase } from '../domain/private-files.js';
 import type { Identity, Role } from '../domain/roles.js';
+import { hasColumn, openSqliteDatabase } from './sqlite-database.js';
 
 export interface ApiKeyInfo {
   id: string;
@@ -88,13 +88,19 @@ export abstract class KeyStore {
    * the admin who made it: one admin who mints keys for made-up names is still one person.
    */
   async countsAs(id: string): Promise<string> {
+    const row = await this.tables.row(id);
+    return row ? this.personOf(row) : id;
+  }
+
+  /** countsAs for a row already read; `lookup` reads the keys that made it (the store, or rows read together). */
+  private async personOf(key: KeyRow, lookup = (id: string) => this.tables.row(id)): Promise<string> {
     const seen = new Set<string>();
-    let row = await this.tables.row(id);
+    let row: KeyRow | undefined = key;
     while (row && !madeOnTheHost(row.created_by) && !row.confirmed_by && !seen.has(row.id)) {
       seen.add(row.id);
-      row = await this.tables.row(row.created_by!);
+      row = await lookup(row.created_by!);
     }
-    return row ? (row.person ?? row.name) : id;
+    return row ? (row.person ?? row.name) : key.id;
   }
 
   /**
@@ -122,18 +128,21 @@ export abstract class KeyStore {
     const hash = digest(presented);
     const row = await this.tables.byHash(hash);
     if (!row || !timingSafeEqual(row.hash, hash) || row.revoked_at) return null;
-    return this.identityOf(row.id);
+    return this.identity(row);
   }
 
   /** The identity a key id stands for while the key is not revoked (a paired chat user acts as it), else null. */
   async identityOf(id: string): Promise<Identity | null> {
     const row = await this.tables.row(id);
-    if (!row || row.revoked_at) return null;
-    return { key_id: row.id, name: row.name, role: row.role, person: await this.countsAs(row.id) };
+    return row && !row.revoked_at ? this.identity(row) : null;
   }
 
-  private async info(row: KeyRow): Promise<ApiKeyInfo> {
-    return { ...row, person: row.person ?? row.name, counts_as: await this.countsAs(row.id) };
+  private async identity(row: KeyRow): Promise<Identity> {
+    return { key_id: row.id, name: row.name, role: row.role, person: await this.personOf(row) };
+  }
+
+  private async info(row: KeyRow, lookup?: (id: string) => Promise<KeyRow | undefined>): Promise<ApiKeyInfo> {
+    return { ...row, person: row.person ?? row.name, counts_as: await this.personOf(row, lookup) };
   }
 
   /** Makes sure a key with this secret exists (WARDEN_ADMIN_API_KEY); true when it was added. */
@@ -153,12 +162,24 @@ export abstract class KeyStore {
     return Boolean((await this.tables.row(id))?.revoked_at);
   }
 
+  /** These keys as a worker asks about them (KeyIds): an id this store does not know counts as revoked, as in KeyIdDirectory. */
+  readonly ids: KeyIds = {
+    has: (id) => this.has(id),
+    isRevoked: async (id) => {
+      const row = await this.tables.row(id);
+      return !row || row.revoked_at !== null;
+    },
+  };
+
   hasActiveAdmin(): Promise<boolean> {
     return this.tables.hasActiveAdmin();
   }
 
   async list(): Promise<ApiKeyInfo[]> {
-    return Promise.all((await this.tables.all()).map((row) => this.info(row)));
+    const rows = await this.tables.all();
+    // Every key's maker is among them (a maker is made first): who each counts as needs no further reads.
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    return Promise.all(rows.map((row) => this.info(row, async (id) => byId.get(id))));
   }
 
   /** Revokes a key; null when no such key exists. Revoking twice keeps the first time. */
@@ -195,10 +216,9 @@ class SqliteKeyStore extends KeyStore {
   }
 
   static override open(path: string): SqliteKeyStore {
-    preparePrivateDatabase(path);
-    const db = new Database(path);
-    db.pragma('journal_mode = WAL');
-    db.exec(`CREATE TABLE IF NOT EXISTS api_keys (
+    const db = openSqliteDatabase(
+      path,
+      `CREATE TABLE IF NOT EXISTS api_keys (
       id TEXT PRIMARY KEY,
       name TEXT NOT NULL,
       role TEXT NOT NULL,
@@ -206,11 +226,11 @@ class SqliteKeyStore extends KeyStore {
       created_at TEXT NOT NULL,
       created_by TEXT,
       revoked_at TEXT
-    )`);
+    )`,
+    );
     // Keys from before persons: each is its holder's, named by the key's name.
-    const columns = new Set((db.prepare('PRAGMA table_info(api_keys)').all() as { name: string }[]).map((c) => c.name));
-    if (!columns.has('person')) db.exec('ALTER TABLE api_keys ADD COLUMN person TEXT');
-    if (!columns.has('confirmed_by')) db.exec('ALTER TABLE api_keys ADD COLUMN confirmed_by TEXT');
+    if (!hasColumn(db, 'api_keys', 'person')) db.exec('ALTER TABLE api_keys ADD COLUMN person TEXT');
+    if (!hasColumn(db, 'api_keys', 'confirmed_by')) db.exec('ALTER TABLE api_keys ADD COLUMN confirmed_by TEXT');
     return new SqliteKeyStore(db);
   }
 

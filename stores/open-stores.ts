@@ -49,7 +49,7 @@ async function openPostgres(url: string, keyring: Keyring, needs: StoreNeeds): P
     const keys = needs.keys || needs.audit || needs.keyIds ? await PostgresKeyStore.connect(pool) : undefined;
     const audit = needs.audit ? await PostgresAuditStore.connect(pool, { keyring, isKnownKeyId: (id) => keys!.has(id) }) : undefined;
     const vault = needs.vault ? await PostgresVault.connect(pool, keyring) : undefined;
-    return { keys: needs.keys ? keys : undefined, audit, vault, keyIds: needs.keyIds ? keys : undefined, close: () => pool.end() };
+    return { keys: needs.keys ? keys : undefined, audit, vault, keyIds: needs.keyIds ? keys!.ids : undefined, close: () => pool.end() };
   } catch (err) {
     await pool.end();
     throw err;
@@ -60,7 +60,8 @@ async function openSqlite(dataDir: string, keyring: Keyring, needs: StoreNeeds):
   const keysFile = join(dataDir, 'warden.db');
   const keys = needs.keys ? KeyStore.open(keysFile) : undefined;
   // A worker does not own the key file: it reads which ids exist, once the API has made it.
-  const keyIds = keys ?? (needs.audit || needs.keyIds ? new KeyIdDirectory(keysFile) : undefined);
+  const directory = !keys && (needs.audit || needs.keyIds) ? new KeyIdDirectory(keysFile) : undefined;
+  const keyIds = keys?.ids ?? directory;
   const audit = needs.audit ? AuditStore.open(join(dataDir, 'audit.db'), { keyring, isKnownKeyId: (id) => keyIds!.has(id) }) : undefined;
   const vault = needs.vault ? Vault.open(join(dataDir, 'vault.db'), keyring) : undefined;
   return {
@@ -71,7 +72,7 @@ async function openSqlite(dataDir: string, keyring: Keyring, needs: StoreNeeds):
     async close() {
       await audit?.close();
       await vault?.close();
-      await keyIds?.close();
+      await (keys ?? directory)?.close();
     },
   };
 }

@@ -13,8 +13,8 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { Keyring, KeyringError, type KeyringOptions } from '../domain/keyring.js';
-import { preparePrivateDatabase } from '../domain/private-files.js';
 import { SecretNameSchema, SecretValueSchema } from '../domain/secret.js';
+import { openSqliteDatabase } from './sqlite-database.js';
 
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
@@ -207,18 +207,19 @@ class SqliteVault extends Vault {
   }
 
   static override open(path: string, keyring: Keyring): SqliteVault {
-    preparePrivateDatabase(path);
-    // The API writes while the sandbox worker reads: wait for the lock instead of failing.
-    const db = new Database(path, { timeout: 10_000 });
-    db.pragma('journal_mode = WAL');
-    db.exec(`CREATE TABLE IF NOT EXISTS secrets (
+    const db = openSqliteDatabase(
+      path,
+      `CREATE TABLE IF NOT EXISTS secrets (
       name TEXT PRIMARY KEY,
       key_id TEXT NOT NULL,
       nonce BLOB NOT NULL,
       ciphertext BLOB NOT NULL,
       created_at TEXT NOT NULL,
       updated_at TEXT NOT NULL
-    )`);
+    )`,
+      // The API writes while the sandbox worker reads: wait for the lock instead of failing.
+      { timeout: 10_000 },
+    );
     return new SqliteVault(db, keyring);
   }
 

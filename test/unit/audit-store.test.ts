@@ -238,40 +238,54 @@ describe.each(STORE_BACKENDS)('on $backend', ({ backend, place: makePlace }) => 
       expect(await broken()).toEqual({ seq: 5, reason: expect.stringMatching(/entry 5 was changed/) });
     });
 
-    it('a changed actor', async () => {
-      await tamper("UPDATE entries SET actor = 'key:admin' WHERE seq = 3");
-      expect(await broken()).toEqual({ seq: 3, reason: expect.stringMatching(/entry 3 was changed/) });
-    });
-
-    it('details that no longer parse', async () => {
-      await tamper("UPDATE entries SET details = '{oops' WHERE seq = 2");
-      expect(await broken()).toEqual({ seq: 2, reason: expect.stringMatching(/entry 2 was changed/) });
-    });
-
-    it('a changed last entry', async () => {
-      await tamper("UPDATE entries SET kind = 'approval.granted' WHERE seq = 10");
-      expect(await broken()).toEqual({ seq: 10, reason: expect.stringMatching(/entry 10 was changed/) });
+    // Plain SQL past the guards, and the first break verify reports.
+    it.each([
+      { name: 'a changed actor', sql: "UPDATE entries SET actor = 'key:admin' WHERE seq = 3", seq: 3, reason: /entry 3 was changed/ },
+      {
+        name: 'details that no longer parse',
+        sql: "UPDATE entries SET details = '{oops' WHERE seq = 2",
+        seq: 2,
+        reason: /entry 2 was changed/,
+      },
+      {
+        name: 'a changed last entry',
+        sql: "UPDATE entries SET kind = 'approval.granted' WHERE seq = 10",
+        seq: 10,
+        reason: /entry 10 was changed/,
+      },
+      {
+        name: 'a deleted entry in the middle, the later ones renumbered to hide the gap',
+        sql: 'DELETE FROM entries WHERE seq = 5; UPDATE entries SET seq = -(seq - 1) WHERE seq > 5; UPDATE entries SET seq = -seq WHERE seq < 0',
+        seq: 5,
+        reason: /entry 5 was deleted and the later entries renumbered: seq 5 holds the entry written as entry 6/,
+      },
+      {
+        name: 'a deleted last entry (caught by the head)',
+        sql: 'DELETE FROM entries WHERE seq = 10',
+        seq: 10,
+        reason: /entry 10 is missing.*newest entries were deleted/,
+      },
+      {
+        name: 'two swapped entries',
+        sql: 'UPDATE entries SET seq = -3 WHERE seq = 3; UPDATE entries SET seq = 3 WHERE seq = 7; UPDATE entries SET seq = 7 WHERE seq = -3',
+        seq: 3,
+        reason: /reordered.*written as entry 7.*entry 3 is now at seq 7/,
+      },
+      {
+        name: 'two swapped neighbours',
+        sql: 'UPDATE entries SET seq = -4 WHERE seq = 4; UPDATE entries SET seq = 4 WHERE seq = 5; UPDATE entries SET seq = 5 WHERE seq = -4',
+        seq: 4,
+        reason: /reordered/,
+      },
+    ])('$name', async ({ sql, seq, reason }) => {
+      await tamper(sql);
+      expect(await broken()).toEqual({ seq, reason: expect.stringMatching(reason) });
     });
 
     it('a deleted entry in the middle', async () => {
       await tamper('DELETE FROM entries WHERE seq = 5');
       expect(await store.verify()).toMatchObject({ ok: false, entries: 9 });
       expect(await broken()).toEqual({ seq: 5, reason: expect.stringMatching(/entry 5 is missing.*deleted/) });
-    });
-
-    it('a deleted entry in the middle, the later ones renumbered to hide the gap', async () => {
-      await tamper(
-        'DELETE FROM entries WHERE seq = 5; UPDATE entries SET seq = -(seq - 1) WHERE seq > 5; UPDATE entries SET seq = -seq WHERE seq < 0',
-      );
-      expect(await broken()).toEqual({
-        seq: 5,
-        reason: expect.stringMatching(/entry 5 was deleted and the later entries renumbered: seq 5 holds the entry written as entry 6/),
-      });
-    });
-
-    it('a deleted last entry (caught by the head)', async () => {
-      await tamper('DELETE FROM entries WHERE seq = 10');
-      expect(await broken()).toEqual({ seq: 10, reason: expect.stringMatching(/entry 10 is missing.*newest entries were deleted/) });
     });
 
     it('a deleted tail stays visible after later appends', async () => {
@@ -291,20 +305,6 @@ describe.each(STORE_BACKENDS)('on $backend', ({ backend, place: makePlace }) => 
       await insertRow(forged(11, entries[9].hash));
       expect(await broken()).toEqual({ seq: 11, reason: expect.stringMatching(/added outside the audit store/) });
       await expect(store.append({ key: 'x', kind: 'system.started', actor: 'system', details: {} })).rejects.toThrow(/inconsistent/);
-    });
-
-    it('two swapped entries', async () => {
-      await tamper(
-        'UPDATE entries SET seq = -3 WHERE seq = 3; UPDATE entries SET seq = 3 WHERE seq = 7; UPDATE entries SET seq = 7 WHERE seq = -3',
-      );
-      expect(await broken()).toEqual({ seq: 3, reason: expect.stringMatching(/reordered.*written as entry 7.*entry 3 is now at seq 7/) });
-    });
-
-    it('two swapped neighbours', async () => {
-      await tamper(
-        'UPDATE entries SET seq = -4 WHERE seq = 4; UPDATE entries SET seq = 4 WHERE seq = 5; UPDATE entries SET seq = 5 WHERE seq = -4',
-      );
-      expect(await broken()).toEqual({ seq: 4, reason: expect.stringMatching(/reordered/) });
     });
 
     it('an inserted entry with a correctly forged hash', async () => {
@@ -534,6 +534,72 @@ describe.each(STORE_BACKENDS)('on $backend', ({ backend, place: makePlace }) => 
       // The same key, retried, finds the entry.
       expect(await store.append({ key: 'k-\ud800', kind: 'agent.created', actor: 'system', details: {} })).toEqual(entry);
     });
+
+    it('an entry with a NUL in any string column is stored with U+FFFD, reads back as hashed, and verifies', async () => {
+      const entry = await store.append({
+        key: 'k-\0',
+        kind: 'agent.created',
+        actor: 'key:ops\0',
+        action_id: 'act-\0',
+        agent_id: 'agt-\0',
+        details: { note: 'x\0y' },
+      });
+      // Details are JSON, whose escape carries the NUL exactly.
+      expect(entry).toMatchObject({
+        key: 'k-\ufffd',
+        actor: 'key:ops\ufffd',
+        action_id: 'act-\ufffd',
+        agent_id: 'agt-\ufffd',
+        details: { note: 'x\0y' },
+      });
+      expect(await store.list()).toEqual([entry]);
+      expect(await store.verify()).toMatchObject({ ok: true, breaks: [] });
+      expect(await store.append({ key: 'k-\0', kind: 'agent.created', actor: 'system', details: {} })).toEqual(entry);
+    });
+
+    it.runIf(backend === 'SQLite')(
+      'an entry an older Warden wrote with a NUL in its columns (hashed as it was) still verifies: stored strings are hashed as they are',
+      async () => {
+        await store.close();
+        // An older audit.db, before anchors: its first opening anchors the head as it stands.
+        const older = join(place.dataDir, 'older.db');
+        const db = new Database(older);
+        db.exec(`CREATE TABLE entries (seq INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, at TEXT NOT NULL, kind TEXT NOT NULL, actor TEXT,
+      action_id TEXT, agent_id TEXT, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+      CREATE TABLE head (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL);`);
+        const fields = {
+          seq: 1,
+          key: 'k-\0',
+          at: '2026-01-01T00:00:00.000Z',
+          kind: 'agent.created' as const,
+          actor: 'system\0',
+          actor_verified: null,
+          action_id: 'act-\0',
+          agent_id: 'agt-\0',
+          details: { note: 'x\0y' },
+          prev_hash: GENESIS_HASH,
+        };
+        const written = { ...fields, hash: hashEntry(fields) };
+        db.prepare('INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
+          written.seq,
+          written.key,
+          written.at,
+          written.kind,
+          written.actor,
+          written.action_id,
+          written.agent_id,
+          canonicalJson(written.details),
+          written.prev_hash,
+          written.hash,
+        );
+        db.prepare('INSERT INTO head VALUES (1, 1, ?)').run(written.hash);
+        db.close();
+        store = AuditStore.open(older, options());
+        expect((await store.list())[0]).toEqual(written);
+        await store.append({ key: 'new', kind: 'system.started', actor: 'system', details: {} });
+        expect(await store.verify()).toMatchObject({ ok: true, entries: 2, breaks: [] });
+      },
+    );
   });
 
   describe('verify reports every break', () => {
@@ -629,6 +695,21 @@ describe.each(STORE_BACKENDS)('on $backend', ({ backend, place: makePlace }) => 
       expect((await store.verify()).breaks).toEqual([
         { seq: 2, reason: expect.stringMatching(/the anchor was not checked: no master key here/) },
       ]);
+    });
+
+    it.runIf(backend === 'SQLite')('a log from before heads, read without changing it, says its head is missing', async () => {
+      const older = join(place.dataDir, 'headless.db');
+      const db = new Database(older);
+      db.exec(`CREATE TABLE entries (seq INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, at TEXT NOT NULL, kind TEXT NOT NULL, actor TEXT,
+      action_id TEXT, agent_id TEXT, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)`);
+      db.close();
+      const readOnly = AuditStore.open(older, { readonly: true, keyring: keyring() });
+      try {
+        expect(await readOnly.head()).toEqual({ seq: 0, hash: GENESIS_HASH });
+        expect((await readOnly.verify()).breaks).toEqual([{ seq: 1, reason: expect.stringMatching(/the head record is missing/) }]);
+      } finally {
+        await readOnly.close();
+      }
     });
 
     it.runIf(backend === 'SQLite')(
