@@ -23,6 +23,7 @@ import { normaliseText } from '../domain/injection-screen/normalise.js';
 import { combine } from '../domain/injection-screen/score.js';
 import { PROJECT_ROOT } from './dev-server.js';
 import { rateWithInterval } from './lib/wilson-interval.js';
+import { textTable } from './lib/text-table.js';
 
 const FIXTURES = join(PROJECT_ROOT, 'test', 'fixtures', 'injection');
 export const TRAINING_FILES = ['train.jsonl', 'dev.jsonl', 'corpus-written.jsonl'];
@@ -277,17 +278,12 @@ export const MODEL = {
 `;
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join('  ')).join('\n');
-}
-
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   const { model, evaluation } = trainModel();
   writeFileSync(MODEL_FILE, modelSource(model));
   console.log(`wrote ${MODEL_FILE}: threshold ${model.threshold}`);
   console.log('Detected attacks and false positives (verdict not clean); in brackets the rate and its 95% Wilson interval.');
   console.log('The screen counts the rules (as they are now) or the classifier.\n');
-  console.log(table(evaluation.rows));
+  console.log(textTable(evaluation.rows));
   if (process.argv.includes('--mistakes')) console.log('\n' + evaluation.mistakes.join('\n'));
 }
