@@ -3,9 +3,9 @@
  * works.
  *   - Detection rate (attacks whose verdict is not 'clean') and false-positive rate (benign texts
  *     whose verdict is not 'clean') on test/fixtures/injection/dev.jsonl (the rules were tuned on
- *     it), holdout.jsonl (never tuned on: the numbers to quote), seed.jsonl (the seed system's
- *     own test prompts), sealed.jsonl and fresh.jsonl (each written by someone who never read the
- *     screen; never tuned on), with the
+ *     it), holdout.jsonl (not tuned on for the rules, but looked at while tuning the classifier),
+ *     seed.jsonl (the seed system's own test prompts), sealed.jsonl and fresh.jsonl (each written
+ *     by someone who never read the screen; never tuned on: the numbers to quote), with the
  *     stricter verdict = 'injection' rates next to them, 95% Wilson intervals, and misses and false
  *     positives per kind.
  *   - Throughput: the long benign technical texts of both sets, a 1 MiB input made of them, and

@@ -1,8 +1,9 @@
 /**
  * screenText(): each category with texts that must and must not fire, normalisation, decoding,
  * a megabyte of pathological input screened to its exact result (how fast is measured by
- * test/bench/injection-rates.ts, not here), and the detection and false-positive rates on the held-out set
- * (test/fixtures/injection/holdout.jsonl, never used for tuning; see the README there).
+ * test/bench/injection-rates.ts, not here), and floors for the detection and false-positive rates on
+ * test/fixtures/injection/holdout.jsonl (never trained on, though looked at while tuning; see the
+ * README there).
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
