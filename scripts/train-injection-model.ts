@@ -3,8 +3,9 @@
  * classifier on test/fixtures/injection/train.jsonl, dev.jsonl and corpus-written.jsonl (never
  * holdout.jsonl) and writes domain/injection-screen/model-data.ts. It prints the rates of the
  * classifier alone and of the whole screen (rules or classifier), cross-validated per training file
- * and on holdout.jsonl, with 95% Wilson intervals; --mistakes lists the out-of-fold misses and
- * false positives. It never reads the sealed or fresh sets.
+ * and on holdout.jsonl, with 95% Wilson intervals, and the classifier's area under the ROC curve
+ * on each with its detection at 2.5% and 5% false positives; --mistakes lists the out-of-fold
+ * misses and false positives. It never reads the sealed or fresh sets.
  *
  * Logistic regression with L2, trained by SGD in an order drawn from a fixed seed, so the same
  * data gives the same model. Texts are read in windows as the classifier reads them: every window
@@ -23,6 +24,7 @@ import { normaliseText } from '../domain/injection-screen/normalise.js';
 import { combine } from '../domain/injection-screen/score.js';
 import { PROJECT_ROOT } from './dev-server.js';
 import { rateWithInterval } from './lib/wilson-interval.js';
+import { textTable } from './lib/text-table.js';
 
 const FIXTURES = join(PROJECT_ROOT, 'test', 'fixtures', 'injection');
 export const TRAINING_FILES = ['train.jsonl', 'dev.jsonl', 'corpus-written.jsonl'];
@@ -209,9 +211,34 @@ function rates(set: string, judged: Judged[], threshold: number): string[] {
   ];
 }
 
+/** Area under the ROC curve: the chance that a random attack scores above a random benign text (ties count half). */
+function areaUnderRoc(judged: Judged[]): number {
+  const attacks = judged.filter((j) => j.text.y === 1).map((j) => j.p);
+  const benign = judged.filter((j) => j.text.y === 0).map((j) => j.p);
+  let wins = 0;
+  for (const a of attacks) for (const b of benign) wins += a > b ? 1 : a === b ? 0.5 : 0;
+  return wins / (attacks.length * benign.length);
+}
+
+/** The classifier's detection at the threshold that flags at most this share of the set's own benign texts. */
+function detectionAtFalsePositives(judged: Judged[], share: number): string {
+  const attacks = judged.filter((j) => j.text.y === 1);
+  const benign = judged.filter((j) => j.text.y === 0).map((j) => j.p);
+  benign.sort((a, b) => b - a);
+  const above = benign[Math.floor(benign.length * share)] ?? -Infinity;
+  return rateWithInterval(attacks.filter((j) => j.p > above).length, attacks.length);
+}
+
+/** How well the classifier ranks attacks above benign texts, whatever the threshold. */
+function ranking(set: string, judged: Judged[]): string[] {
+  return [set, areaUnderRoc(judged).toFixed(3), detectionAtFalsePositives(judged, 0.025), detectionAtFalsePositives(judged, 0.05)];
+}
+
 export interface Evaluation {
   /** One row per set: set, classifier detection, classifier false positives, screen detection, screen false positives. */
   rows: string[][];
+  /** One row per set: set, the classifier's ROC AUC, its detection at 2.5% and at 5% false positives. */
+  ranking: string[][];
   /** Out-of-fold misses and false positives of the whole screen, for reading (never the holdout's). */
   mistakes: string[];
 }
@@ -226,18 +253,19 @@ export function trainModel(): { model: TrainedModel; evaluation: Evaluation } {
     .map(toText)
     .map((text) => ({ text, p: probability(text, { w, bias }) }));
   const t = chosen.threshold;
+  const sets: [string, Judged[]][] = [
+    ['cross-validated, all training files', outOfFold],
+    ...TRAINING_FILES.map((file): [string, Judged[]] => [`cross-validated, ${file}`, outOfFold.filter((j) => j.text.sample.file === file)]),
+    [`${HOLDOUT_FILE} (never trained on)`, holdout],
+  ];
   const evaluation: Evaluation = {
     rows: [
       ['set', 'classifier detects', 'classifier false positives', 'screen detects', 'screen false positives'],
-      rates('cross-validated, all training files', outOfFold, t),
-      ...TRAINING_FILES.map((file) =>
-        rates(
-          `cross-validated, ${file}`,
-          outOfFold.filter((j) => j.text.sample.file === file),
-          t,
-        ),
-      ),
-      rates(`${HOLDOUT_FILE} (never trained on)`, holdout, t),
+      ...sets.map(([name, judged]) => rates(name, judged, t)),
+    ],
+    ranking: [
+      ['set', 'classifier ROC AUC', 'detects at 2.5% false positives', 'at 5%'],
+      ...sets.map(([name, judged]) => ranking(name, judged)),
     ],
     mistakes: outOfFold
       .filter((j) => (j.text.y === 1) !== (j.text.rulesFlag || j.p >= t))
@@ -277,17 +305,14 @@ export const MODEL = {
 `;
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join('  ')).join('\n');
-}
-
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   const { model, evaluation } = trainModel();
   writeFileSync(MODEL_FILE, modelSource(model));
   console.log(`wrote ${MODEL_FILE}: threshold ${model.threshold}`);
   console.log('Detected attacks and false positives (verdict not clean); in brackets the rate and its 95% Wilson interval.');
   console.log('The screen counts the rules (as they are now) or the classifier.\n');
-  console.log(table(evaluation.rows));
+  console.log(textTable(evaluation.rows));
+  console.log('\nThe classifier alone with its threshold set on each set for at most 2.5% or 5% false positives there.\n');
+  console.log(textTable(evaluation.ranking));
   if (process.argv.includes('--mistakes')) console.log('\n' + evaluation.mistakes.join('\n'));
 }

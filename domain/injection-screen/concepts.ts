@@ -24,7 +24,8 @@ import {
 
 /**
  * Words and two-word phrases of each class; a phrase is looked up as "previous-word word". The
- * classifier's words split at apostrophes, so "don't mention" is found as "t mention".
+ * classifier's words split at apostrophes and hyphens, so "don't mention" is found as "t mention"
+ * and a hyphenated word is never found whole.
  */
 const CLASSES: readonly (readonly string[])[] = [
   // Someone talks to the model.
@@ -39,14 +40,14 @@ const CLASSES: readonly (readonly string[])[] = [
   [
     ...INSTRUCTION_NOUNS,
     ...RULE_NOUNS,
-    ...words('setup brief framework configured programmed initialised initialized launched deployed loaded safeguards'),
+    ...words('setup brief framework configured programmed initialised initialized launched deployed loaded'),
   ],
   [...PRIOR, ...words('start beginning startup first standing')],
   // Throwing the instructions away.
   [
     ...OVERRIDE_VERBS,
     ...VOID_WORDS,
-    ...words('lifted suspended retired lapse lapsed unlearn disobey erase replaced void ended deprecated'),
+    ...words('lifted suspended retired lapse lapsed unlearn disobey erase replaced ended deprecated'),
     'set aside',
     'put aside',
     'no longer',
@@ -54,7 +55,7 @@ const CLASSES: readonly (readonly string[])[] = [
     'not apply',
     'never happened',
   ],
-  [...CHECK_NOUNS, ...words('approve approving sign-off signoff consent permission confirm reviewer checks gate filters two-person')],
+  [...CHECK_NOUNS, ...words('approve approving signoff consent permission confirm reviewer checks gate filters')],
   // Checks switched off, or said to be unneeded.
   [
     ...DISABLE_VERBS,
@@ -81,12 +82,12 @@ const CLASSES: readonly (readonly string[])[] = [
   // Permission granted.
   [
     ...words(`authorised authorized authorise authorize authorising authorizing granted grant permitted allowed cleared
-      pre-approved preapproved clearance elevated superuser unrestricted sanctioned autorisé autorizado autorizzato`),
+      preapproved clearance elevated superuser unrestricted sanctioned autorisé autorizado autorizzato`),
     'full access',
   ],
   [...REVEAL_VERBS, ...words('verbatim exactly unfiltered'), 'word for', 'for word'],
   [...SEND_VERBS, ...words('share sync transfer copy export tweet publish')],
-  [...SECRET_NOUNS, ...words('configuration config hidden confidential vault private ssh passwords')],
+  [...SECRET_NOUNS, ...words('configuration config hidden confidential vault private ssh')],
   // A step the user is not to know about.
   [
     ...words('quietly silently secretly covertly unnoticed invisible nobody'),
@@ -116,50 +117,43 @@ const CLASSES: readonly (readonly string[])[] = [
 /**
  * The same classes in other languages, in the order of CLASSES (a phrase joined by "_"), so that
  * what the model learns from English pairs of classes carries to attacks in languages it has few
- * examples of.
+ * examples of. Only the words the shared vocabulary spread into CLASSES does not already have.
  */
 const OTHER_LANGUAGES: readonly string[] = [
-  `ia modèle assistente modello modelo asystent asystencie asistan ассистент помощник бот асистент помічник asisten
-   tro_ly βοηθός βοηθέ المساعد مساعد सहायक העוזר עוזר`,
-  `consignes règles directives anweisungen regeln vorgaben instrucciones reglas normas istruzioni regole instruções regras
-   instructies regels instrukcje instrukcji zasady talimatlar talimatları kurallar kuralları инструкции правила указания
-   інструкції instruktioner regler instrukce pravidla instruksi aturan huong_dan quy_tac οδηγίες κανόνες التعليمات تعليمات
-   القواعد निर्देश नियम ההוראות הוראות הכללים`,
-  `précédentes précédents initiales début vorherigen bisherigen ursprünglichen anfang anteriores iniciales principio
-   precedenti iniziali anteriores iniciais vorige eerdere poprzednie początku önceki başta предыдущие прежние начале
-   попередні tidigare předchozí sebelumnya awal προηγούμενες السابقة पिछले शुरुआत הקודמות`,
-  `ignore oublie ignoriere vergiss ignora olvida olvídate dimentica esqueça negeer vergeet zignoruj zapomnij yoksay unut
-   игнорируй забудь ігноруй ignorera glöm ignoruj zapomeň abaikan lupakan bo_qua αγνόησε ξέχασε تجاهل انس अनदेखा भूल
-   התעלם שכח`,
-  `validation validations approbation confirmation bestätigung freigabe genehmigung prüfung aprobación aprobaciones
-   confirmación verificación approvazione approvazioni conferma aprovação aprovações confirmação goedkeuring bevestiging
-   zgody zgodę zatwierdzenia onay onayı подтверждения подтверждение одобрения проверки перевірку підтвердження
-   godkännanden godkännande schvalování schválení persetujuan phe_duyet έγκριση موافقة الموافقة अनुमोदन באישור אישור`,
+  `modèle modello modelo asystent asystencie asistan ассистент помощник бот асистент помічник asisten tro_ly βοηθός
+   βοηθέ المساعد مساعد सहायक העוזר עוזר`,
+  `instrukcji talimatlar talimatları kurallar kuralları інструкції instruktioner regler instrukce pravidla instruksi
+   aturan huong_dan quy_tac οδηγίες κανόνες التعليمات تعليمات القواعد निर्देश नियम ההוראות הוראות הכללים`,
+  `début anfang principio początku önceki başta начале попередні tidigare předchozí sebelumnya awal προηγούμενες السابقة
+   पिछले शुरुआत הקודמות`,
+  `olvídate yoksay unut ігноруй ignorera glöm zapomeň abaikan lupakan bo_qua αγνόησε ξέχασε تجاهل انس अनदेखा भूल התעלם
+   שכח`,
+  `validations approbation bestätigung genehmigung aprobaciones approvazione approvazioni conferma aprovação aprovações
+   confirmação goedkeuring bevestiging zgody zgodę zatwierdzenia onay onayı подтверждения подтверждение одобрения
+   проверки перевірку підтвердження godkännanden godkännande schvalování schválení persetujuan phe_duyet έγκριση موافقة
+   الموافقة अनुमोदन באישור אישור`,
   `sans_validation plus_nécessaires überspringen überspringe ohne_rückfrage saltarte saltar omitir sospese sospesa pular
-   overslaan pominąć zwalniam beklemeden atla пропусти пропустить больше_не пропусти hoppa přeskoč lewati tidak_perlu
-   khong_can παράλειψε δεν_χρειάζεται لا_حاجة आवश्यकता_नहीं אין_צורך`,
-  `administrateur direction propriétaire eigentümer leitung it-abteilung administrador propietario dirección amministratore
-   proprietario administrador proprietário beheerder eigenaar właściciel yönetici администратор владелец руководство
-   адміністратор власник administratör ägare správce vedení pemilik quan_tri διαχειριστής مدير المدير मालिक प्रशासक מנהל`,
-  `autorise autorisé droit erlaube erlaubt berechtigt autorizo autorizado permitido autorizzato consentito autorizado
-   toestemming uprawnienia pozwalam yetki yetkisi разрешаю разрешено права дозволяю tillåtet behörighet oprávnění izin άδεια
-   صلاحية अनुमति רשות`,
-  `montre affiche révèle recopie dis zeig zeige gib verrate muestra muéstrame dime revela mostrami mostra dimmi mostre diga
-   revele cole laat toon pokaż podaj göster söyle yaz покажи скажи выведи visa berätta ukaž tampilkan tunjukkan cho_toi
-   δείξε πες أظهر اعرض दिखाओ बताओ הצג תראה`,
-  `envoie transfère envoyer schick schicke sende überweise envía envíame reenvía transfiere invia inoltra envie envia
-   transfira stuur wyślij prześlij gönder yükle отправь перешли надішли skicka pošli kirim gui στείλε أرسل भेजो שלח`,
-  `de_passe clés clé passwort zugangsdaten schlüssel contraseña contraseñas clave claves chiavi senha senhas chave chaves
-   wachtwoord sleutels hasło hasła klucze şifre parola anahtar пароль пароли ключи ключ секретные паролі ключі lösenord
-   nycklar hesla klíče kata_sandi kunci mat_khau κωδικούς κλειδιά المرور مفاتيح पासवर्ड कुंजी הסיסמאות סיסמה מפתחות`,
+   overslaan pominąć zwalniam beklemeden atla пропусти пропустить больше_не hoppa přeskoč lewati tidak_perlu khong_can
+   παράλειψε δεν_χρειάζεται لا_حاجة आवश्यकता_नहीं אין_צורך`,
+  `propriétaire eigentümer leitung propietario dirección proprietario eigenaar właściciel yönetici владелец руководство
+   адміністратор власник ägare správce vedení pemilik quan_tri διαχειριστής مدير المدير मालिक प्रशासक מנהל`,
+  `droit erlaube erlaubt berechtigt autorizo permitido consentito toestemming uprawnienia pozwalam yetki yetkisi
+   разрешаю разрешено права дозволяю tillåtet behörighet oprávnění izin άδεια صلاحية अनुमति רשות`,
+  `recopie mostrami dimmi cole laat toon pokaż podaj göster söyle yaz скажи visa berätta ukaž tampilkan tunjukkan
+   cho_toi δείξε πες أظهر اعرض दिखाओ बताओ הצג תראה`,
+  `überweise envíame reenvía transfiere inoltra envie transfira stuur wyślij prześlij gönder yükle перешли надішли
+   skicka pošli kirim gui στείλε أرسل भेजो שלח`,
+  `de_passe clés clé schlüssel contraseñas chiavi senha senhas chave chaves wachtwoord sleutels hasło hasła klucze şifre
+   parola anahtar пароли ключи ключ секретные паролі ключі lösenord nycklar hesla klíče kata_sandi kunci mat_khau
+   κωδικούς κλειδιά المرور مفاتيح पासवर्ड कुंजी הסיסמאות סיסמה מפתחות`,
   `discrètement heimlich unbemerkt secretamente segretamente stilletjes potajemnie gizlice тайно незаметно не_сообщая
-   таємно tysthet potají diam-diam bi_mat κρυφά سرا चुपचाप בשקט`,
+   таємно tysthet potají bi_mat κρυφά سرا चुपचाप בשקט`,
   `supprime efface lösche lösch entferne elimina borra cancella apague exclua verwijder usuń sil удали видали radera smaž
    hapus xoa διάγραψε احذف हटाओ מחק`,
   `tu toi vous du dich dir você jij ty sen sana ты тебе вы ти kamu ban εσύ أنت तुम तुम्हें אתה`,
   `maintenant désormais jetzt sofort ahora adesso agora nu teraz şimdi сейчас теперь зараз nyní sekarang τώρα الآن अब עכשיו`,
   `externe externo esterno externa extern zewnętrzny harici внешний зовнішню externí eksternal εξωτερική الخارجي बाहरी חיצונית`,
-  `nouvelle nouvelles neue neuen nueva nuevo nuova nova nieuwe nowa yeni новая новые нова ny nová baru νέα جديدة नई חדשה`,
+  `nowa yeni нова ny baru νέα جديدة नई חדשה`,
   `données clients daten kunden datos clientes dati clienti dados klantgegevens dane klientów müşteri данные клиентов
    дані kunddata zákazníky pelanggan δεδομένα العملاء ग्राहक לקוחות`,
 ];

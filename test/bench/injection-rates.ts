@@ -3,9 +3,9 @@
  * works.
  *   - Detection rate (attacks whose verdict is not 'clean') and false-positive rate (benign texts
  *     whose verdict is not 'clean') on test/fixtures/injection/dev.jsonl (the rules were tuned on
- *     it), holdout.jsonl (never tuned on: the numbers to quote), seed.jsonl (the seed system's
- *     own test prompts), sealed.jsonl and fresh.jsonl (each written by someone who never read the
- *     screen; never tuned on), with the
+ *     it), holdout.jsonl (not tuned on for the rules, but looked at while tuning the classifier),
+ *     seed.jsonl (the seed system's own test prompts), sealed.jsonl and fresh.jsonl (each written
+ *     by someone who never read the screen; never tuned on: the numbers to quote), with the
  *     stricter verdict = 'injection' rates next to them, 95% Wilson intervals, and misses and false
  *     positives per kind.
  *   - Throughput: the long benign technical texts of both sets, a 1 MiB input made of them, and
@@ -22,6 +22,7 @@ import { INJECTION_SCORE, SUSPICIOUS_SCORE, screenText } from '../../domain/inje
 import { normaliseText } from '../../domain/injection-screen/normalise.js';
 import { PROJECT_ROOT } from '../../scripts/dev-server.js';
 import { rateWithInterval } from '../../scripts/lib/wilson-interval.js';
+import { textTable } from '../../scripts/lib/text-table.js';
 import { positiveInt } from './env.js';
 
 interface Sample {
@@ -165,11 +166,6 @@ function latency(input: string, text: string, fn: (text: string) => unknown): La
 
 const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
 
-function table(rows: string[][]): string {
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join('  ')).join('\n');
-}
-
 function kindLines(kinds: Record<string, [number, number, number]>, what: string): string {
   const wrong = Object.entries(kinds).filter(([, [, w, ws]]) => w > 0 || ws > 0);
   if (wrong.length === 0) return `  ${what}: none`;
@@ -206,7 +202,7 @@ console.log(`Injection screen: verdict thresholds suspicious >= ${SUSPICIOUS_SCO
 console.log('"detected" and "false positives" count any verdict other than clean; "as injection" only verdict = injection.');
 console.log('In brackets: the rate and its 95% Wilson confidence interval.\n');
 console.log(
-  table([
+  textTable([
     ['set', 'detected', 'as injection', 'false positives', 'as injection'],
     ...Object.entries(sets).map(([name, r]) => [
       name,
@@ -226,14 +222,14 @@ for (const [name, r] of Object.entries(sets)) {
 }
 console.log('\nThroughput (median of ' + REPEATS + ')');
 console.log(
-  table([
+  textTable([
     ['input', 'bytes', 'ms', 'MB/s', 'verdict'],
     ...throughput.map((t) => [t.input, String(t.bytes), t.medianMs.toFixed(1), t.mbPerSecond.toFixed(2), t.verdict]),
   ]),
 );
 
 console.log(`\nLatency (${LATENCY_RUNS} runs)`);
-console.log(table([['input', 'p50 ms', 'p99 ms'], ...latencies.map((l) => [l.input, l.p50Ms.toFixed(3), l.p99Ms.toFixed(3)])]));
+console.log(textTable([['input', 'p50 ms', 'p99 ms'], ...latencies.map((l) => [l.input, l.p50Ms.toFixed(3), l.p99Ms.toFixed(3)])]));
 
 const timestamp = new Date().toISOString().replace(/[:.]/g, '-');
 const outDir = join(PROJECT_ROOT, 'bench-results');
