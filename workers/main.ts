@@ -90,7 +90,8 @@ try {
     audit: roles.includes('control'),
     // The sandbox worker reads actions' secrets, the model worker the providers' keys; the control worker no secret.
     vault: roles.includes('sandbox') || roles.includes('model'),
-    keyIds: true,
+    // Those that act for a conversation's requester check the key is not revoked; the sandbox worker reads no key.
+    keyIds: roles.includes('control') || roles.includes('model'),
   });
   const { audit, vault, keyIds } = stores;
   const workers = await createWorkers({
@@ -105,8 +106,8 @@ try {
     policy: roles.includes('control') ? loadPolicy(SKILLS, config.policyFile) : undefined,
     alerts: { webhooks: config.alertWebhooks, secret: config.alertSecret },
     tracing,
-    conversations: {
-      isRevoked: (id) => keyIds!.isRevoked(id),
+    conversations: keyIds && {
+      isRevoked: (id) => keyIds.isRevoked(id),
       approvalExpirySeconds: config.approvalExpirySeconds,
       ...(config.alertWebhooks.length ? { alertPendingSeconds: config.alertApprovalPendingSeconds } : {}),
     },
