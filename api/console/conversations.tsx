@@ -317,7 +317,7 @@ function Transcript(props: { conversation: Conversation; actions: Map<string, Ac
         return (
           <li class="turn" id={`turn-${turn.turn}`}>
             <div class="said user">
-              <p class="who">
+              <p class="speaker">
                 {conversation.owner.name} · turn {turn.turn} · <Time at={turn.started_at} />
               </p>
               <p class="text">{turn.message}</p>
@@ -327,7 +327,7 @@ function Transcript(props: { conversation: Conversation; actions: Map<string, Ac
                 <div class="said model">
                   {m.content && (
                     <>
-                      <p class="who">model</p>
+                      <p class="speaker">model</p>
                       <p class="text">{m.content}</p>
                     </>
                   )}
