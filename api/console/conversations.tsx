@@ -107,7 +107,16 @@ export function conversationsRouter(deps: {
   });
 
   app.get('/conversations/:id/live', operator, async (c) => {
-    const conversation = await conversations.getConversation(conversationId(c.req.param('id')), c.get('identity'));
+    const conversation = await conversations.getConversation(conversationId(c.req.param('id')), c.get('identity')).catch(problem);
+    if (conversation instanceof WardenError) {
+      // The transcript shown stays, and so does its refreshing: a worker that is back answers the next one.
+      c.header('hx-reswap', 'none');
+      return c.html(
+        <div id="conversation-notice" hx-swap-oob="true">
+          <Problem>Could not refresh the conversation: {conversation.message}</Problem>
+        </div>,
+      );
+    }
     const { csrfToken } = c.get('session');
     return c.html(
       <>

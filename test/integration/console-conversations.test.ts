@@ -206,6 +206,14 @@ it('lists through GET /api/conversations only what a key may read, and refuses e
   expect(await (await get(admin, page)).text()).toContain('owned by Olga');
   expect(await (await post(admin, `${page}/end`, {})).text()).toContain('Ending the conversation');
   await waitFor('the conversation to end', async () => (await api(key.owner, `/api/conversations/${id}`)).body.status === 'ended');
+  // A refresh that fails says why beside the transcript, and leaves the transcript and its refreshing in place.
+  const failed = await stack.realApp.request(`${ORIGIN}/console/conversations/cnv-0000000000000000/live`, {
+    headers: { cookie: owner.cookie, 'hx-request': 'true' },
+  });
+  expect(failed.headers.get('hx-reswap')).toBe('none');
+  expect(await failed.text()).toMatch(
+    /^<div id="conversation-notice" hx-swap-oob="true"><p class="problem" role="alert">Could not refresh the conversation: conversation cnv-0{16} not found/,
+  );
   // A malformed id is a missing page, never a query.
   expect((await get(owner, '/console/conversations/cnv-x')).status).toBe(404);
 });
