@@ -142,6 +142,7 @@ export function createApp(deps: AppDeps) {
       actions,
       agents,
       stats,
+      conversations,
       lockdown,
       system,
       keyService,

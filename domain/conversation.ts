@@ -110,6 +110,22 @@ export type Conversation = Omit<z.infer<typeof ConversationSchema>, 'transcript'
   usage: TokenUsage;
 };
 
+/** A conversation as a list shows it: read from visibility, and for a running one from its workflow. */
+export const ConversationSummarySchema = z.object({
+  id: z.string(),
+  agent_id: z.string().nullable(),
+  owner: z
+    .object({ key_id: z.string(), name: z.string() })
+    .nullable()
+    .describe('Null for a conversation started before owners were listed.'),
+  status: z.enum(['idle', 'running', 'ended']).nullable().describe('Null when its worker did not answer in time.'),
+  turns: z.number().int().nullable().describe('Null for an ended conversation (read it for its turns).'),
+  last_activity_at: z.string().describe('When its last turn started or ended; for an ended conversation, when it ended.'),
+  created_at: z.string(),
+  workflow_status: z.string(),
+});
+export type ConversationSummary = z.infer<typeof ConversationSummarySchema>;
+
 export const addUsage = (a: TokenUsage, b: TokenUsage): TokenUsage => ({
   input_tokens: a.input_tokens + b.input_tokens,
   output_tokens: a.output_tokens + b.output_tokens,

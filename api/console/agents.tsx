@@ -13,23 +13,29 @@ import type { KeyStore } from '../../stores/key-store.js';
 import type { AgentService } from '../agents/service.js';
 import type { AgentStats } from '../agents/stats.js';
 import type { UsageSummary } from '../agents/container-usage.js';
+import type { ConversationService } from '../conversations/service.js';
 import { requireRole } from '../middleware/auth.js';
 import { AuditTable, keyNames } from './audit.js';
+import { ConversationList } from './conversations.js';
 import { Badge, CsrfField, Empty, Problem, Table, Time, WorkflowLink } from './layout.js';
-import { renderPage, respond, type ConsoleLinks } from './render.js';
+import { problem, renderPage, respond, type ConsoleLinks } from './render.js';
 import { CONSOLE_PATH, type ConsoleEnv } from './sessions.js';
 
 const MiB = 1024 * 1024;
 
-export function agentsRouter(deps: { agents: AgentService; stats: AgentStats; audit: AuditStore; keys: KeyStore; links: ConsoleLinks }) {
-  const { agents, stats, audit, keys, links } = deps;
+export function agentsRouter(deps: {
+  agents: AgentService;
+  stats: AgentStats;
+  audit: AuditStore;
+  keys: KeyStore;
+  conversations: ConversationService;
+  links: ConsoleLinks;
+}) {
+  const { agents, stats, audit, keys, conversations, links } = deps;
   const app = new Hono<ConsoleEnv>();
 
   app.get('/agents', async (c) => {
-    const listed = await agents.listAgents({ limit: 200 }).catch((err: unknown) => {
-      if (err instanceof WardenError) return err;
-      throw err;
-    });
+    const listed = await agents.listAgents({ limit: 200 }).catch(problem);
     return renderPage(
       c,
       'agents',
@@ -92,10 +98,17 @@ export function agentsRouter(deps: { agents: AgentService; stats: AgentStats; au
         </section>
         <div id="agent-message" aria-live="polite"></div>
         <Controls agent={agent} identity={identity} csrfToken={c.get('session').csrfToken} />
+        <h2>Conversations</h2>
+        {hasRole(identity.role, 'operator') ? (
+          <ConversationList
+            listed={await conversations.listConversations(identity, { agent_id: agent.id, limit: 50 }).catch(problem)}
+            links={links}
+            withAgent={false}
+          />
+        ) : (
+          <p class="muted">Conversations are read by their owner (operators and up) or an admin; what the agent did is its actions.</p>
+        )}
         <h2>Actions</h2>
-        <p class="muted">
-          Conversations with the agent are read through /api/conversations, by their owner or an admin; what the agent did is its actions.
-        </p>
         <ActionList entries={trail.filter((e) => e.kind === 'action.submitted')} links={links} />
         <h2>Audit trail</h2>
         <AuditTable entries={trail} nameOf={await keyNames(keys)} />

@@ -6,6 +6,7 @@ import { CONSOLE_PATH } from './sessions.js';
 export const PAGES = [
   ['approvals', 'Approvals'],
   ['agents', 'Agents'],
+  ['conversations', 'Conversations'],
   ['audit', 'Audit'],
   ['system', 'System'],
 ] as const;

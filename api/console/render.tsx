@@ -2,6 +2,7 @@
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Child } from 'hono/jsx';
+import { WardenError } from '../../domain/errors.js';
 import { Page, type PageName } from './layout.js';
 import { CONSOLE_PATH, type ConsoleEnv } from './sessions.js';
 
@@ -18,6 +19,12 @@ export const renderPage = (c: Context<ConsoleEnv>, active: PageName, title: stri
     </Page>,
     status,
   );
+
+/** For a .catch: a WardenError becomes what a page shows in place of what it could not load; anything else is thrown on. */
+export function problem(err: unknown): WardenError {
+  if (err instanceof WardenError) return err;
+  throw err;
+}
 
 /** The fragment for htmx; the same inside a whole page (with a way back) for a form posted without it. */
 export function respond(c: Context<ConsoleEnv>, active: PageName, title: string, fragment: Child) {

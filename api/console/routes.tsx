@@ -17,6 +17,7 @@ import type { KeyStore } from '../../stores/key-store.js';
 import type { ActionService } from '../actions/service.js';
 import type { AgentService } from '../agents/service.js';
 import type { AgentStats } from '../agents/stats.js';
+import type { ConversationService } from '../conversations/service.js';
 import type { KeyService } from '../keys/service.js';
 import { fromThisOrigin } from '../middleware/same-origin.js';
 import { isTemporalUnreachable } from '../temporal-errors.js';
@@ -25,6 +26,7 @@ import type { SystemStatus } from '../system/routes.js';
 import { agentsRouter } from './agents.js';
 import { approvalsRouter } from './approvals.js';
 import { auditRouter } from './audit.js';
+import { conversationsRouter } from './conversations.js';
 import { Document, Problem } from './layout.js';
 import { renderPage } from './render.js';
 import {
@@ -48,6 +50,7 @@ export interface ConsoleDeps {
   actions: ActionService;
   agents: AgentService;
   stats: AgentStats;
+  conversations: ConversationService;
   lockdown: LockdownService;
   system: SystemStatus;
   keyService: KeyService;
@@ -108,7 +111,11 @@ export function consoleRouter(deps: ConsoleDeps) {
 
   app.get('/', (c) => c.redirect(`${CONSOLE_PATH}/approvals`, 303));
   app.route('/', approvalsRouter(deps.actions, deps.audit, deps.keys, links));
-  app.route('/', agentsRouter({ agents: deps.agents, stats: deps.stats, audit: deps.audit, keys: deps.keys, links }));
+  app.route(
+    '/',
+    agentsRouter({ agents: deps.agents, stats: deps.stats, audit: deps.audit, keys: deps.keys, conversations: deps.conversations, links }),
+  );
+  app.route('/', conversationsRouter({ conversations: deps.conversations, agents: deps.agents, actions: deps.actions, links }));
   app.route('/', auditRouter(deps.audit, deps.keys));
   app.route('/', systemRouter(deps, links));
 

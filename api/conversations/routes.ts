@@ -6,18 +6,25 @@
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
 import { AgentIdSchema } from '../../domain/agent.js';
-import { ConversationSchema, TurnSchema, type Turn } from '../../domain/conversation.js';
+import { ConversationSchema, ConversationSummarySchema, TurnSchema, type Turn } from '../../domain/conversation.js';
 import { WardenError } from '../../domain/errors.js';
 import { requireRole } from '../middleware/auth.js';
 import { errorResponses, jsonBody as body, jsonResponse as json, validationHook, type AppEnv } from '../openapi.js';
 import { DEFAULT_MAX_STEPS, type ConversationService } from './service.js';
 
-const ConversationIdSchema = z.string().regex(/^cnv-[0-9a-f]{16}$/, 'conversation id: cnv- followed by 16 hex digits');
+export const ConversationIdSchema = z.string().regex(/^cnv-[0-9a-f]{16}$/, 'conversation id: cnv- followed by 16 hex digits');
 const IdParams = z.object({ id: ConversationIdSchema });
-const MessageSchema = z.string().min(1, 'message: some text').max(32_000);
+export const MessageSchema = z.string().min(1, 'message: some text').max(32_000);
 const WaitSchema = z.number().min(0).max(300);
 
-const NewConversationSchema = z
+const ListQuerySchema = z
+  .object({
+    agent_id: AgentIdSchema.optional().describe("Only this agent's conversations."),
+    limit: z.coerce.number().int().min(1).max(200).default(50),
+  })
+  .strict();
+
+export const NewConversationSchema = z
   .object({
     agent_id: AgentIdSchema,
     provider: z.string().min(1).optional().describe('A configured provider (GET /api/providers); the first one when absent.'),
@@ -73,6 +80,20 @@ export function conversationsRouter(conversations: ConversationService) {
       responses: { 201: json(ConversationSchema, 'The new conversation'), ...errorResponses(400, 401, 403, 404, 409, 422, 503) },
     }),
     async (c) => c.json(await conversations.createConversation(c.req.valid('json'), c.get('identity')), 201),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/conversations',
+      summary: "The caller's conversations (an admin's: everyone's), newest first, with their agent, owner, state and last activity",
+      request: { query: ListQuerySchema },
+      responses: {
+        200: json(z.object({ conversations: z.array(ConversationSummarySchema) }), 'The conversations'),
+        ...errorResponses(400, 401, 403, 503),
+      },
+    }),
+    async (c) => c.json({ conversations: await conversations.listConversations(c.get('identity'), c.req.valid('query')) }, 200),
   );
 
   app.openapi(

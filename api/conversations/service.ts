@@ -5,8 +5,15 @@
  * Only the conversation's owner, or an admin, may read it or send to it.
  */
 import { randomBytes } from 'node:crypto';
-import { QueryNotRegisteredError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
-import type { Conversation, Turn } from '../../domain/conversation.js';
+import {
+  QueryNotRegisteredError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+  type WorkflowExecutionInfo,
+} from '@temporalio/client';
+import { z } from 'zod';
+import type { Conversation, ConversationSummary, Turn } from '../../domain/conversation.js';
 import { WardenError } from '../../domain/errors.js';
 import { messageHash, type ConversationClaims, type Grants } from '../../domain/grants.js';
 import { hasRole, type Identity } from '../../domain/roles.js';
@@ -36,6 +43,11 @@ export interface NewConversation {
   model?: string;
   max_steps: number;
 }
+
+/** A list reads at most this many conversations from visibility to find the caller's own. */
+const LIST_SCAN_LIMIT = 1_000;
+
+const OwnerMemoSchema = z.object({ key_id: z.string(), name: z.string() });
 
 /** How many model calls a turn may make unless the conversation says otherwise. */
 export const DEFAULT_MAX_STEPS = 10;
@@ -92,6 +104,8 @@ export function createConversationService(
         },
       ],
       typedSearchAttributes: [{ key: SearchAttributes.agentId, value: agent.id }],
+      // Read by the list without asking a worker; the memo is encrypted like every payload.
+      memo: { owner: { key_id: requester.key_id, name: requester.name } },
     });
     return {
       id,
@@ -159,6 +173,60 @@ export function createConversationService(
     return now.turns.find((t) => t.turn === turn)!;
   }
 
+  /**
+   * The conversations the caller may read, newest first: their own, or every one for an admin. Who
+   * owns one comes from its memo; one without (started before the memo was kept) is an admin's only.
+   * A running one is asked for its state and its last turn; an ended one needs no worker.
+   */
+  async function listConversations(who: Identity, filter: { agent_id?: string; limit: number }): Promise<ConversationSummary[]> {
+    const clauses = [`WorkflowType = 'conversationWorkflow'`];
+    if (filter.agent_id) clauses.push(`${SearchAttributes.agentId.name} = '${filter.agent_id}'`);
+    const everyone = hasRole(who.role, 'admin');
+    const mine: WorkflowExecutionInfo[] = [];
+    let scanned = 0;
+    for await (const info of client.workflow.list({ query: clauses.join(' AND '), pageSize: 100 })) {
+      if (++scanned > LIST_SCAN_LIMIT || mine.length >= filter.limit) break;
+      const owner = OwnerMemoSchema.safeParse(info.memo?.owner);
+      if (everyone || (owner.success && owner.data.key_id === who.key_id)) mine.push(info);
+    }
+    return Promise.all(mine.map((info) => summarize(info)));
+  }
+
+  async function summarize(info: WorkflowExecutionInfo): Promise<ConversationSummary> {
+    const owner = OwnerMemoSchema.safeParse(info.memo?.owner);
+    const summary: ConversationSummary = {
+      id: info.workflowId,
+      agent_id: info.typedSearchAttributes.get(SearchAttributes.agentId) ?? null,
+      owner: owner.success ? owner.data : null,
+      status: 'ended',
+      turns: null,
+      last_activity_at: (info.closeTime ?? info.startTime).toISOString(),
+      created_at: info.startTime.toISOString(),
+      workflow_status: info.status.name,
+    };
+    if (info.status.name !== 'RUNNING') return summary;
+    try {
+      const now = await askWorker(
+        client,
+        QUERY_DEADLINE_MS,
+        () => handle(info.workflowId).query(conversationQuery),
+        noWorker(info.workflowId),
+      );
+      const last = now.turns.at(-1);
+      return {
+        ...summary,
+        owner: now.owner,
+        status: now.status,
+        turns: now.turns.length,
+        last_activity_at: last?.ended_at ?? last?.started_at ?? now.created_at,
+      };
+    } catch (err) {
+      if (!(err instanceof WardenError)) throw err;
+      // One unanswered query leaves that row's state unknown, not the whole list unshown.
+      return { ...summary, status: null };
+    }
+  }
+
   /** Cancels the running turn, or ends the conversation. */
   async function stop(id: string, what: 'cancel' | 'end', who: Identity): Promise<void> {
     await getConversation(id, who);
@@ -170,7 +238,7 @@ export function createConversationService(
     }
   }
 
-  return { createConversation, getConversation, sendMessage, stop };
+  return { createConversation, getConversation, listConversations, sendMessage, stop };
 }
 
 export type ConversationService = ReturnType<typeof createConversationService>;

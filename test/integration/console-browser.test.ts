@@ -17,7 +17,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../scripts/dev-server.js';
-import { launchChromium } from '../support/browser.js';
+import { launchChromium, signedIn } from '../support/browser.js';
 import { freePort } from '../support/global-setup.js';
 import { startStack, submitShellAs, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
 
@@ -71,17 +71,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-/** A person's own browser (its own cookies), signed in with their key. */
-async function personWith(key: string, viewport = { width: 1280, height: 900 }): Promise<Page> {
-  const context = await browser.newContext({ viewport });
-  context.setDefaultTimeout(20_000);
-  const page = await context.newPage();
-  await page.goto(`${base}/console/sign-in`);
-  await page.getByLabel('API key').fill(key);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL(`${base}/console/approvals`);
-  return page;
-}
+const personWith = (key: string, viewport?: { width: number; height: number }) => signedIn(browser, base, key, viewport);
 
 const shot = (page: Page, name: string) => page.screenshot({ path: join(SCREENSHOTS, `console-${name}.png`), fullPage: true });
 

@@ -1,7 +1,7 @@
 /** The browser tests' Chromium: Debian's chromium (scripts/setup-browser.sh installs it as root), driven by playwright-core. */
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { PROJECT_ROOT } from '../../scripts/dev-server.js';
 
 /** The path of a Chromium to drive; a clear failure without one. */
@@ -31,4 +31,16 @@ export function launchChromium(): Promise<Browser> {
       '--no-first-run',
     ],
   });
+}
+
+/** A person's own browser (its own cookies) on the console at `base`, signed in with their key. */
+export async function signedIn(browser: Browser, base: string, key: string, viewport = { width: 1280, height: 900 }): Promise<Page> {
+  const context = await browser.newContext({ viewport });
+  context.setDefaultTimeout(20_000);
+  const page = await context.newPage();
+  await page.goto(`${base}/console/sign-in`);
+  await page.getByLabel('API key').fill(key);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(`${base}/console/approvals`);
+  return page;
 }
