@@ -43,6 +43,7 @@ import { isTemporalUnreachable } from './temporal-errors.js';
 import { createMetrics } from './metrics/routes.js';
 import { providersRouter } from './providers/routes.js';
 import { channelsRouter } from './channels/routes.js';
+import { channelRequestsRouter } from './channels/requests.js';
 import { ChannelStore } from '../stores/channel-store.js';
 import { createChannelService } from '../channels/service.js';
 import { configuredChannels } from '../channels/index.js';
@@ -119,6 +120,9 @@ export function createApp(deps: AppDeps) {
   app.route('/api/keys', keysRouter(keyService));
   app.route('/api/actions', actionsRouter(actions));
   app.route('/api/channels', channelsRouter({ store: channelStore, keys: deps.keys, audit: deps.audit, status: channels.status }));
+  // The platforms' own doors (HTTP modes): no Warden key, each checked with its platform's secret.
+  app.use('/channels/*', bodySizeLimit(deps.config.maxBodyBytes));
+  app.route('/channels', channelRequestsRouter(channels));
   app.route('/api/secrets', secretsRouter({ vault: deps.vault, audit: deps.audit }));
   app.route('/api/system', emergencyRouter(lockdown));
   app.route('/api/audit-logs', auditRouter(deps.audit));

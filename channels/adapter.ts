@@ -18,6 +18,12 @@ export interface ChannelAdapter {
   /** Posts a card; answers the message's id. */
   postCard(room: string, card: ApprovalCard): Promise<string>;
   editCard(room: string, messageId: string, card: ApprovalCard): Promise<void>;
+  /**
+   * In a platform's HTTP mode: a request the platform posted to the API's route for this channel.
+   * Anyone can reach that route (no Warden key), so the adapter refuses, with a 401 WardenError,
+   * whatever the platform did not sign or authenticate, before reading anything else from it.
+   */
+  receive?(request: Request): Promise<Response>;
 }
 
 /**

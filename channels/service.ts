@@ -257,6 +257,21 @@ export function createChannelService(options: ChannelServiceOptions) {
       await Promise.allSettled(channels.map((c) => c.adapter.disconnect()));
       for (const channel of channels) channel.connected = false;
     },
+    /**
+     * A request a platform posted to its channel's route (its HTTP mode), or null when no channel of
+     * that name takes requests. A refused one is logged, never its content.
+     */
+    async receive(name: string, request: Request): Promise<Response | null> {
+      const adapter = channels.find((c) => c.adapter.name === name)?.adapter;
+      if (!adapter?.receive) return null;
+      try {
+        return await adapter.receive(request);
+      } catch (err) {
+        if (err instanceof WardenError && err.status === 401)
+          logger.warn({ channel: name, reason: err.message }, 'a channel request was refused');
+        throw err;
+      }
+    },
     status(): ChannelStatus[] {
       return channels.map((c) => ({
         name: c.adapter.name,

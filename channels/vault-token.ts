@@ -1,4 +1,4 @@
-/** A channel's bot token, read from the vault each time the channel connects: a rotated token is used at the next retry. */
+/** A channel's token or secret, read from the vault each time the channel connects: a rotated one is used at the next retry. */
 import type { Vault } from '../stores/vault.js';
 
 export const vaultToken =

@@ -436,7 +436,13 @@ export const ConfigSchema = z
       .min(1)
       .optional()
       .describe(
-        'API only: the vault secret (its name) holding the Slack bot token (`xoxb-`); with `WARDEN_SLACK_APP_TOKEN_SECRET`, approval cards go to `WARDEN_SLACK_CHANNEL_IDS` over Socket Mode. See [Chat channels](channels.md).',
+        'API only: the vault secret (its name) holding the Slack bot token (`xoxb-`); set, approval cards go to `WARDEN_SLACK_CHANNEL_IDS`, and presses arrive as `WARDEN_SLACK_MODE` says. See [Chat channels](channels.md).',
+      ),
+    slackMode: z
+      .enum(['socket', 'http'])
+      .default('socket')
+      .describe(
+        'API only: how Slack delivers button presses: `socket` (Socket Mode: Warden holds a WebSocket to Slack, needs `WARDEN_SLACK_APP_TOKEN_SECRET`, no public URL) or `http` (Slack posts signed requests to `/channels/slack/events` on the API port, needs `WARDEN_SLACK_SIGNING_SECRET_SECRET`).',
       ),
     slackAppTokenSecret: z
       .string()
@@ -444,6 +450,13 @@ export const ConfigSchema = z
       .optional()
       .describe(
         'API only: the vault secret (its name) holding the Slack app-level token (`xapp-`, scope `connections:write`) Socket Mode connects with.',
+      ),
+    slackSigningSecretSecret: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "API only, with `WARDEN_SLACK_MODE=http`: the vault secret (its name) holding the Slack app's signing secret, which every request Slack posts is checked against.",
       ),
     slackChannelIds: commaSeparated(z.array(z.string().regex(/^[A-Z0-9]{1,20}$/, 'each Slack channel id looks like C0123456789')).max(20))
       .default([])
@@ -468,6 +481,25 @@ export const ConfigSchema = z
       .url({ protocol: /^https?$/ })
       .optional()
       .describe("API only: the Telegram Bot API's root, for a local Bot API server or a proxy. Unset: `https://api.telegram.org`."),
+    telegramMode: z
+      .enum(['polling', 'webhook'])
+      .default('polling')
+      .describe(
+        'API only: how Telegram delivers button presses: `polling` (Warden long-polls getUpdates, no public URL) or `webhook` (Telegram posts them to `WARDEN_TELEGRAM_WEBHOOK_URL`, which reaches `/channels/telegram/webhook` on the API port).',
+      ),
+    telegramWebhookUrl: z
+      .url({ protocol: /^https?$/, error: 'the public URL Telegram posts to, e.g. https://warden.example.com/channels/telegram/webhook' })
+      .optional()
+      .describe(
+        'API only, with `WARDEN_TELEGRAM_MODE=webhook`: the public address Telegram posts updates to (https; Warden calls setWebhook with it at start); your proxy forwards it to `/channels/telegram/webhook` on the API port.',
+      ),
+    telegramWebhookSecretSecret: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'API only, with `WARDEN_TELEGRAM_MODE=webhook`: the vault secret (its name) holding the webhook secret token (1 to 256 of `A-Z a-z 0-9 _ -`), given to setWebhook and required in every update Telegram posts.',
+      ),
     channelPollSeconds: z.coerce
       .number()
       .min(0.2)
@@ -485,9 +517,13 @@ export const ConfigSchema = z
     path: ['discordChannelIds'],
     message: 'required when WARDEN_DISCORD_BOT_TOKEN_SECRET is set: the channels approval cards go to',
   })
-  .refine((c) => (c.slackBotTokenSecret === undefined) === (c.slackAppTokenSecret === undefined), {
+  .refine((c) => c.slackMode !== 'socket' || (c.slackBotTokenSecret === undefined) === (c.slackAppTokenSecret === undefined), {
     path: ['slackAppTokenSecret'],
-    message: 'Slack needs both WARDEN_SLACK_BOT_TOKEN_SECRET and WARDEN_SLACK_APP_TOKEN_SECRET, or neither',
+    message: 'Slack in Socket Mode needs both WARDEN_SLACK_BOT_TOKEN_SECRET and WARDEN_SLACK_APP_TOKEN_SECRET, or neither',
+  })
+  .refine((c) => c.slackMode !== 'http' || (c.slackBotTokenSecret === undefined) === (c.slackSigningSecretSecret === undefined), {
+    path: ['slackSigningSecretSecret'],
+    message: 'Slack over HTTP needs both WARDEN_SLACK_BOT_TOKEN_SECRET and WARDEN_SLACK_SIGNING_SECRET_SECRET, or neither',
   })
   .refine((c) => c.slackBotTokenSecret === undefined || c.slackChannelIds.length > 0, {
     path: ['slackChannelIds'],
@@ -496,6 +532,14 @@ export const ConfigSchema = z
   .refine((c) => c.telegramBotTokenSecret === undefined || c.telegramChatIds.length > 0, {
     path: ['telegramChatIds'],
     message: 'required when WARDEN_TELEGRAM_BOT_TOKEN_SECRET is set: the chats approval cards go to',
+  })
+  .refine((c) => c.telegramBotTokenSecret === undefined || c.telegramMode !== 'webhook' || c.telegramWebhookUrl !== undefined, {
+    path: ['telegramWebhookUrl'],
+    message: 'required when WARDEN_TELEGRAM_MODE=webhook: the public URL Telegram posts updates to',
+  })
+  .refine((c) => c.telegramBotTokenSecret === undefined || c.telegramMode !== 'webhook' || c.telegramWebhookSecretSecret !== undefined, {
+    path: ['telegramWebhookSecretSecret'],
+    message: 'required when WARDEN_TELEGRAM_MODE=webhook: the vault secret holding the token Telegram must send with every update',
   })
   .refine((c) => c.llmBaseUrl === undefined || c.llmModel !== undefined, {
     path: ['llmModel'],
@@ -573,12 +617,17 @@ export const CONFIG_ENV: Record<keyof Config, string> = {
   discordChannelIds: 'WARDEN_DISCORD_CHANNEL_IDS',
   discordApiUrl: 'WARDEN_DISCORD_API_URL',
   slackBotTokenSecret: 'WARDEN_SLACK_BOT_TOKEN_SECRET',
+  slackMode: 'WARDEN_SLACK_MODE',
   slackAppTokenSecret: 'WARDEN_SLACK_APP_TOKEN_SECRET',
+  slackSigningSecretSecret: 'WARDEN_SLACK_SIGNING_SECRET_SECRET',
   slackChannelIds: 'WARDEN_SLACK_CHANNEL_IDS',
   slackApiUrl: 'WARDEN_SLACK_API_URL',
   telegramBotTokenSecret: 'WARDEN_TELEGRAM_BOT_TOKEN_SECRET',
   telegramChatIds: 'WARDEN_TELEGRAM_CHAT_IDS',
   telegramApiUrl: 'WARDEN_TELEGRAM_API_URL',
+  telegramMode: 'WARDEN_TELEGRAM_MODE',
+  telegramWebhookUrl: 'WARDEN_TELEGRAM_WEBHOOK_URL',
+  telegramWebhookSecretSecret: 'WARDEN_TELEGRAM_WEBHOOK_SECRET_SECRET',
   channelPollSeconds: 'WARDEN_CHANNEL_POLL_SECONDS',
 };
 

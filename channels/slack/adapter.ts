@@ -1,17 +1,28 @@
 /**
- * Slack through Bolt in Socket Mode: the app holds a WebSocket to Slack (no public URL), posts
- * cards with chat.postMessage and edits them with chat.update. A button press arrives as a
- * block_actions envelope, acknowledged at once; the verdict goes to the presser alone
- * (chat.postEphemeral). The presser is the envelope's user, as Slack says.
+ * Slack through Bolt, in Socket Mode (the app holds a WebSocket to Slack, no public URL) or over
+ * HTTP (Slack posts signed requests to the API's route, which hands them here). Cards are posted
+ * with chat.postMessage and edited with chat.update. A button press arrives as block_actions,
+ * acknowledged at once; the verdict goes to the presser alone (chat.postEphemeral). The presser is
+ * the payload's user, as Slack says.
  */
 import { App, LogLevel } from '@slack/bolt';
+import { WardenError } from '../../domain/errors.js';
 import type { ButtonClick, ChannelAdapter } from '../adapter.js';
 import type { ApprovalCard } from '../card.js';
 import { slackCardMessage } from './card.js';
+import { API_ROUTE_RECEIVER, assertSignedBySlack, dispatchToBolt, slackRequestBody } from './http-requests.js';
+
+/** How presses reach Warden, with the secret that mode needs, read from the vault when connecting. */
+export type SlackDelivery =
+  /** The app-level token (xapp-, connections:write) Socket Mode connects with. */
+  | { mode: 'socket'; appToken: () => Promise<string | undefined> }
+  /** The signing secret every request Slack posts is checked against. */
+  | { mode: 'http'; signingSecret: () => Promise<string | undefined> };
 
 export interface SlackSettings {
-  /** The bot token (xoxb-) and the app-level token (xapp-, connections:write), read when connecting. */
-  tokens: () => Promise<{ bot: string; app: string } | undefined>;
+  /** The bot token (xoxb-), read when connecting. */
+  botToken: () => Promise<string | undefined>;
+  delivery: SlackDelivery;
   /** The ids of the channels cards go to. */
   channelIds: string[];
   /** Slack's Web API base (`https://slack.com/api/` when unset). */
@@ -19,19 +30,34 @@ export interface SlackSettings {
 }
 
 export function slackAdapter(settings: SlackSettings): ChannelAdapter {
+  const { delivery } = settings;
   let app: App | undefined;
   let connected = false;
+  /** Over HTTP, once connected: the app requests are handed to and the secret they are checked against. */
+  let requests: { app: App; signingSecret: string } | undefined;
+
+  async function receive(request: Request): Promise<Response> {
+    const current = requests;
+    if (!current) throw new WardenError('channel_unavailable', 'Slack is not connected yet; Slack retries', 503);
+    const raw = await request.text();
+    assertSignedBySlack(current.signingSecret, request.headers, raw);
+    return dispatchToBolt(current.app, slackRequestBody(request.headers.get('content-type'), raw));
+  }
 
   return {
     name: 'slack',
     rooms: settings.channelIds,
+    ...(delivery.mode === 'http' ? { receive } : {}),
     async connect(onClick, onLost) {
-      const tokens = await settings.tokens();
-      if (!tokens) throw new Error('no bot or app token: the vault has no secret of the configured names');
+      const [botToken, secret] = await Promise.all([
+        settings.botToken(),
+        delivery.mode === 'socket' ? delivery.appToken() : delivery.signingSecret(),
+      ]);
+      const needs = delivery.mode === 'socket' ? 'app token' : 'signing secret';
+      if (!botToken || !secret) throw new Error(`no bot token or ${needs}: the vault has no secret of the configured names`);
       const current = new App({
-        token: tokens.bot,
-        appToken: tokens.app,
-        socketMode: true,
+        token: botToken,
+        ...(delivery.mode === 'socket' ? { appToken: secret, socketMode: true } : { receiver: API_ROUTE_RECEIVER }),
         logLevel: LogLevel.ERROR,
         ...(settings.apiUrl ? { clientOptions: { slackApiUrl: settings.apiUrl } } : {}),
       });
@@ -52,11 +78,17 @@ export function slackAdapter(settings: SlackSettings): ChannelAdapter {
       });
       current.error(async (err) => onLost(err));
       await current.start();
+      if (delivery.mode === 'http') {
+        // Nothing else reaches Slack before the first press: a bad bot token shows now, not at a click.
+        await current.client.auth.test();
+        requests = { app: current, signingSecret: secret };
+      }
       connected = true;
     },
     async disconnect() {
       const current = app;
       app = undefined;
+      requests = undefined;
       connected = false;
       await current?.stop().catch(() => undefined);
     },

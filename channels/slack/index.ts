@@ -1,25 +1,30 @@
-/** The Slack channel as the configuration asks for it, or none when no bot token secret is named. */
+/** The Slack channel as the configuration asks for it (Socket Mode or HTTP), or none when no bot token secret is named. */
 import type { Config } from '../../domain/config.js';
 import type { Vault } from '../../stores/vault.js';
 import type { ChannelAdapter } from '../adapter.js';
 import type { CardLimits } from '../card.js';
 import { vaultToken } from '../vault-token.js';
-import { slackAdapter } from './adapter.js';
+import { slackAdapter, type SlackDelivery } from './adapter.js';
 import { SLACK_LIMITS } from './card.js';
 
 export function slackChannel(
-  config: Pick<Config, 'slackBotTokenSecret' | 'slackAppTokenSecret' | 'slackChannelIds' | 'slackApiUrl'>,
+  config: Pick<
+    Config,
+    'slackBotTokenSecret' | 'slackMode' | 'slackAppTokenSecret' | 'slackSigningSecretSecret' | 'slackChannelIds' | 'slackApiUrl'
+  >,
   vault: Vault | undefined,
 ): { adapter: ChannelAdapter; limits: CardLimits } | null {
-  const { slackBotTokenSecret: botSecret, slackAppTokenSecret: appSecret } = config;
-  if (!botSecret || !appSecret) return null;
-  const bot = vaultToken(vault, botSecret);
-  const app = vaultToken(vault, appSecret);
+  const botSecret = config.slackBotTokenSecret;
+  // Socket Mode connects with the app-level token; over HTTP, Slack's requests are checked with the signing secret.
+  const deliverySecret = config.slackMode === 'http' ? config.slackSigningSecretSecret : config.slackAppTokenSecret;
+  if (!botSecret || !deliverySecret) return null;
+  const delivery: SlackDelivery =
+    config.slackMode === 'http'
+      ? { mode: 'http', signingSecret: vaultToken(vault, deliverySecret) }
+      : { mode: 'socket', appToken: vaultToken(vault, deliverySecret) };
   const adapter = slackAdapter({
-    tokens: async () => {
-      const [botToken, appToken] = await Promise.all([bot(), app()]);
-      return botToken && appToken ? { bot: botToken, app: appToken } : undefined;
-    },
+    botToken: vaultToken(vault, botSecret),
+    delivery,
     channelIds: config.slackChannelIds,
     apiUrl: config.slackApiUrl,
   });

@@ -1,9 +1,13 @@
 /**
- * Telegram through grammY, by long polling: the bot posts cards to its chats and edits them, and
- * a button press arrives as a callback query. The clicker is the query's `from`, as Telegram says.
- * The verdict is the query's answer, shown to the clicker alone.
+ * Telegram through grammY, by long polling or by webhook (Telegram posts updates to the API's
+ * route, which hands them here): the bot posts cards to its chats and edits them, and a button
+ * press arrives as a callback query. The clicker is the query's `from`, as Telegram says. The
+ * verdict is the query's answer, shown to the clicker alone.
  */
 import { Bot, type Context } from 'grammy';
+import type { Update } from 'grammy/types';
+import { WardenError } from '../../domain/errors.js';
+import { secretMatches } from '../../domain/secret-match.js';
 import type { ButtonClick, ChannelAdapter } from '../adapter.js';
 import type { ApprovalCard } from '../card.js';
 import { telegramCardMessage } from './card.js';
@@ -17,11 +21,42 @@ export interface TelegramSettings {
   apiRoot?: string;
   /** How long the first calls may take before the connection counts as failed. */
   readyTimeoutMs?: number;
+  /**
+   * Webhook mode (long polling when unset): the public URL Telegram posts updates to, and the
+   * secret token it must send with each (read from the vault when connecting).
+   */
+  webhook?: { url: string; secretToken: () => Promise<string | undefined> };
 }
 
 export function telegramAdapter(settings: TelegramSettings): ChannelAdapter {
+  const readyTimeoutMs = settings.readyTimeoutMs ?? 30_000;
   let bot: Bot | undefined;
   let polling = false;
+  /** In webhook mode, once connected: the bot updates are handed to and the token they must carry. */
+  let webhook: { bot: Bot; secretToken: string } | undefined;
+
+  async function receive(request: Request): Promise<Response> {
+    const current = webhook;
+    if (!current) throw new WardenError('channel_unavailable', 'Telegram is not connected yet; Telegram retries', 503);
+    if (!secretMatches(request.headers.get('x-telegram-bot-api-secret-token'), current.secretToken)) {
+      throw new WardenError('unauthorized', 'not an update from Telegram: X-Telegram-Bot-Api-Secret-Token is missing or wrong', 401);
+    }
+    const update = (await request.json().catch(() => null)) as Update | null;
+    if (typeof update?.update_id !== 'number')
+      throw new WardenError('bad_request', 'a Telegram update is a JSON object with an update_id', 400);
+    // Quick: the click handler is not awaited, so Telegram has its answer before any decision.
+    await current.bot.handleUpdate(update);
+    return new Response(null, { status: 200 });
+  }
+
+  /** Webhook mode: Telegram is told where to post, with the secret token; updates then arrive through `receive`. */
+  async function setWebhook(current: Bot, hook: NonNullable<TelegramSettings['webhook']>) {
+    const secretToken = await hook.secretToken();
+    if (!secretToken) throw new Error('no webhook secret token: the vault has no secret of the configured name');
+    await current.init();
+    await current.api.setWebhook(hook.url, { secret_token: secretToken, allowed_updates: ['callback_query'] });
+    webhook = { bot: current, secretToken };
+  }
 
   const clickOf = (ctx: Context): ButtonClick => {
     let answered = false;
@@ -43,19 +78,26 @@ export function telegramAdapter(settings: TelegramSettings): ChannelAdapter {
   return {
     name: 'telegram',
     rooms: settings.chatIds,
+    ...(settings.webhook ? { receive } : {}),
     async connect(onClick, onLost) {
       const token = await settings.token();
       if (!token) throw new Error('no bot token: the vault has no secret of the configured name');
-      const current = new Bot(token, settings.apiRoot ? { client: { apiRoot: settings.apiRoot } } : {});
+      // A webhook's set-up is two plain calls: they fail once past the ready timeout.
+      const client = {
+        ...(settings.apiRoot ? { apiRoot: settings.apiRoot } : {}),
+        ...(settings.webhook ? { timeoutSeconds: readyTimeoutMs / 1000 } : {}),
+      };
+      const current = new Bot(token, { client });
       bot = current;
       // Not awaited: a slow decision must not hold the next update back.
       current.on('callback_query:data', (ctx) => void onClick(clickOf(ctx)));
       current.catch((err) => onLost(err.error instanceof Error ? err.error : new Error(String(err.error))));
+      if (settings.webhook) return setWebhook(current, settings.webhook);
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => {
           reject(new Error('the Telegram Bot API did not answer in time'));
           void current.stop().catch(() => undefined);
-        }, settings.readyTimeoutMs ?? 30_000);
+        }, readyTimeoutMs);
         current.start({ allowed_updates: ['callback_query'], onStart: () => (clearTimeout(timer), (polling = true), resolve()) }).then(
           () => (polling = false),
           (err: Error) => {
@@ -71,9 +113,11 @@ export function telegramAdapter(settings: TelegramSettings): ChannelAdapter {
       const current = bot;
       bot = undefined;
       polling = false;
+      // The webhook stays set: Telegram keeps the presses made meanwhile and posts them when Warden is back.
+      webhook = undefined;
       if (current?.isRunning()) await current.stop().catch(() => undefined);
     },
-    isConnected: () => polling && bot?.isRunning() === true,
+    isConnected: () => webhook !== undefined || (polling && bot?.isRunning() === true),
     async postCard(room: string, card: ApprovalCard) {
       if (!bot) throw new Error('Telegram is not connected');
       const { text, reply_markup } = telegramCardMessage(card);

@@ -4,9 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buttonData } from '../../channels/card.js';
-import type { ActionRecord } from '../../domain/action.js';
 import { startChannelStack } from '../support/channel-stack.js';
-import { startFakeSlack, type FakeSlack, type FakeSlackMessage } from '../support/fake-slack.js';
+import { buttonValue, showsCompleted, startFakeSlack, type FakeSlack } from '../support/fake-slack.js';
 import { waitFor } from '../support/helpers.js';
 
 let fake: FakeSlack;
@@ -16,8 +15,6 @@ const STRANGER = 'U0000STRANG';
 
 const cardOf = (actionId: string) =>
   waitFor(`the card of ${actionId}`, async () => fake.messagesIn(fake.channelIds[0]!).find((m) => m.versions[0]!.includes(actionId)));
-const valueOf = (message: FakeSlackMessage, actionId: 'warden-approve' | 'warden-reject') =>
-  message.blocks.flatMap((b) => b.elements ?? []).find((e) => e.action_id === actionId)!.value!;
 
 beforeAll(async () => {
   fake = await startFakeSlack();
@@ -44,22 +41,17 @@ describe('Slack approvals', () => {
     const { id, params_hash } = submitted.body;
     const card = await cardOf(id);
     expect(card.versions[0]).toContain('echo ran &gt;&gt; /workspace/slack');
-    expect(valueOf(card, 'warden-approve')).toBe(buttonData(id, true, params_hash));
+    expect(buttonValue(card, 'warden-approve')).toBe(buttonData(id, true, params_hash));
 
-    const stranger = fake.press(STRANGER, card, valueOf(card, 'warden-approve'));
+    const stranger = fake.press(STRANGER, card, buttonValue(card, 'warden-approve'));
     await stranger.acked;
     expect((await env.stack.api('GET', `/api/actions/${id}`)).body.approvals).toEqual([]);
 
-    const alice = fake.press(ALICE, card, valueOf(card, 'warden-approve'));
+    const alice = fake.press(ALICE, card, buttonValue(card, 'warden-approve'));
     await alice.acked;
     expect(await alice.ephemeral).toMatch(new RegExp(`Approved: ${id}`));
-    await waitFor('the card to show the result', async () => {
-      const last = card.versions.at(-1)!;
-      return !last.includes('warden-approve') && /completed \(exit code 0\)/.test(last);
-    });
-    const done = (await env.stack.api('GET', `/api/actions/${id}`)).body as ActionRecord;
-    expect(done.result?.stdout.trim()).toBe('1');
-    expect(done.approvals.map((a) => [a.approver.key_id, a.comment])).toEqual([[env.alice.id, 'via slack']]);
+    await waitFor('the card to show the result', async () => showsCompleted(card));
+    await env.expectRanOnceApprovedByAlice(id, 'slack');
     // The stranger's press, long handled by now, was answered with nothing (an approver's gets a verdict).
     expect(await Promise.race([stranger.ephemeral, Promise.resolve(null)])).toBeNull();
   });

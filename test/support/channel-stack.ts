@@ -7,6 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
+import type { ActionRecord } from '../../domain/action.js';
 import type { Config } from '../../domain/config.js';
 import { openVault } from '../../stores/vault.js';
 import { startStack, uniqueId, waitFor, waitForStatus } from './helpers.js';
@@ -45,6 +46,12 @@ export async function startChannelStack(opts: { secrets: Record<string, string>;
         agent_id: agentId,
         parameters: { command },
       }),
+    /** The action ran once (its command counts its runs), approved by alice alone, through this channel. */
+    async expectRanOnceApprovedByAlice(id: string, channel: string) {
+      const done = (await stack.api('GET', `/api/actions/${id}`)).body as ActionRecord;
+      expect(done.result?.stdout.trim()).toBe('1');
+      expect(done.approvals.map((a) => [a.approver.key_id, a.comment])).toEqual([[alice.id, `via ${channel}`]]);
+    },
     async stop() {
       await stack.api('POST', `/api/agents/${agentId}/stop`, { force: true });
       await stack.stop();

@@ -1,10 +1,12 @@
 /**
- * A local Slack for Bolt in Socket Mode: the Web API (`<origin>/api/<method>`, form or JSON bodies,
- * bearer tokens: auth.test, apps.connections.open with the app token, chat.postMessage,
- * chat.update, chat.postEphemeral) and the Socket Mode WebSocket (hello, pings, `interactive`
- * envelopes carrying block_actions, and the client's acknowledgements by envelope id).
+ * A local Slack for Bolt: the Web API (`<origin>/api/<method>`, form or JSON bodies, bearer tokens:
+ * auth.test, apps.connections.open with the app token, chat.postMessage, chat.update,
+ * chat.postEphemeral); the Socket Mode WebSocket (hello, pings, `interactive` envelopes carrying
+ * block_actions, and the client's acknowledgements by envelope id); and HTTP mode, posting the same
+ * block_actions to a Request URL as Slack does: a form field `payload`, signed with the app's
+ * signing secret (`X-Slack-Signature: v0=<HMAC-SHA256 of "v0:<timestamp>:<body>">`).
  */
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -17,28 +19,91 @@ export interface FakeSlackMessage {
   versions: string[];
 }
 
+/** How a request to the Request URL is signed: as Slack does by default, or as a forger might. */
+export interface SlackSigning {
+  /** The secret it is signed with (default: the app's). */
+  secret?: string;
+  /** X-Slack-Request-Timestamp, in seconds (default: now). */
+  timestamp?: number;
+  /** Sent with no X-Slack-Signature at all. */
+  unsigned?: boolean;
+}
+
 export interface FakeSlack {
   apiUrl: string;
   botToken: string;
   appToken: string;
+  signingSecret: string;
   channelIds: string[];
   messagesIn(channel: string): FakeSlackMessage[];
   /** Open Socket Mode connections. */
   sockets(): number;
   /** A user presses a button; `acked` once the envelope is acknowledged, `ephemeral` with the private answer's text. */
   press(userId: string, message: FakeSlackMessage, value: string): { acked: Promise<void>; ephemeral: Promise<string> };
+  /**
+   * The same press in HTTP mode, posted to the Request URL: `status` is the HTTP answer's
+   * (Slack counts a press delivered on a 200 within 3 s), `ephemeral` the private answer's text.
+   */
+  pressOverHttp(
+    requestUrl: string,
+    userId: string,
+    message: FakeSlackMessage,
+    value: string,
+    signing?: SlackSigning,
+  ): { status: Promise<number>; ephemeral: Promise<string> };
   close(): Promise<void>;
 }
+
+/** The value of a card's Approve or Reject button. */
+export const buttonValue = (message: FakeSlackMessage, actionId: 'warden-approve' | 'warden-reject') =>
+  message.blocks.flatMap((b) => b.elements ?? []).find((e) => e.action_id === actionId)!.value!;
+
+/** Whether the card's last version shows the action completed, its buttons gone. */
+export const showsCompleted = (message: FakeSlackMessage) => {
+  const last = message.versions.at(-1)!;
+  return !last.includes('warden-approve') && /completed \(exit code 0\)/.test(last);
+};
 
 export async function startFakeSlack(opts: { channelIds?: string[] } = {}): Promise<FakeSlack> {
   const botToken = `xoxb-${randomBytes(12).toString('hex')}`;
   const appToken = `xapp-${randomBytes(12).toString('hex')}`;
+  const signingSecret = randomBytes(16).toString('hex');
   const channelIds = opts.channelIds ?? ['C0000000001'];
   const messages: FakeSlackMessage[] = [];
   const acks = new Map<string, () => void>();
   const ephemerals = new Map<string, (text: string) => void>();
   let origin = '';
   let nextTs = 1;
+
+  /** A press of the button carrying `value` on `message`, as Slack describes it in block_actions. */
+  const blockActions = (userId: string, message: FakeSlackMessage, value: string) => {
+    const button = message.blocks.flatMap((b) => b.elements ?? []).find((e) => e.value === value);
+    return {
+      type: 'block_actions',
+      user: { id: userId, username: `user-${userId}`, name: `user-${userId}`, team_id: 'T0000000001' },
+      api_app_id: 'A0000000001',
+      token: 'verification-token',
+      container: { type: 'message', message_ts: message.ts, channel_id: message.channel, is_ephemeral: false },
+      trigger_id: `${Date.now()}.trigger`,
+      team: { id: 'T0000000001', domain: 'warden' },
+      enterprise: null,
+      is_enterprise_install: false,
+      channel: { id: message.channel, name: 'approvals' },
+      message: { type: 'message', ts: message.ts, text: '', blocks: message.blocks, user: 'U0000000BOT', bot_id: 'B0000000001' },
+      response_url: `${origin}/response/${randomBytes(8).toString('hex')}`,
+      actions: [
+        {
+          type: 'button',
+          action_id: button?.action_id ?? 'warden-approve',
+          block_id: 'actions',
+          value,
+          text: { type: 'plain_text', text: 'Approve' },
+          action_ts: `${Date.now() / 1000}`,
+        },
+      ],
+      state: { values: {} },
+    };
+  };
 
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -128,6 +193,7 @@ export async function startFakeSlack(opts: { channelIds?: string[] } = {}): Prom
     apiUrl: `${origin}/api/`,
     botToken,
     appToken,
+    signingSecret,
     channelIds,
     messagesIn: (channel) => messages.filter((m) => m.channel === channel),
     sockets: () => connected.size,
@@ -135,39 +201,33 @@ export async function startFakeSlack(opts: { channelIds?: string[] } = {}): Prom
       const envelopeId = randomBytes(8).toString('hex');
       const acked = new Promise<void>((resolve) => acks.set(envelopeId, resolve));
       const ephemeral = new Promise<string>((resolve) => ephemerals.set(userId, resolve));
-      const button = message.blocks.flatMap((b) => b.elements ?? []).find((e) => e.value === value);
       const envelope = {
         envelope_id: envelopeId,
         type: 'interactive',
         accepts_response_payload: false,
-        payload: {
-          type: 'block_actions',
-          user: { id: userId, username: `user-${userId}`, name: `user-${userId}`, team_id: 'T0000000001' },
-          api_app_id: 'A0000000001',
-          token: 'verification-token',
-          container: { type: 'message', message_ts: message.ts, channel_id: message.channel, is_ephemeral: false },
-          trigger_id: `${Date.now()}.trigger`,
-          team: { id: 'T0000000001', domain: 'warden' },
-          enterprise: null,
-          is_enterprise_install: false,
-          channel: { id: message.channel, name: 'approvals' },
-          message: { type: 'message', ts: message.ts, text: '', blocks: message.blocks, user: 'U0000000BOT', bot_id: 'B0000000001' },
-          response_url: `${origin}/response/${envelopeId}`,
-          actions: [
-            {
-              type: 'button',
-              action_id: button?.action_id ?? 'warden-approve',
-              block_id: 'actions',
-              value,
-              text: { type: 'plain_text', text: 'Approve' },
-              action_ts: `${Date.now() / 1000}`,
-            },
-          ],
-          state: { values: {} },
-        },
+        payload: blockActions(userId, message, value),
       };
       for (const socket of connected) socket.send(JSON.stringify(envelope));
       return { acked, ephemeral };
+    },
+    pressOverHttp(requestUrl, userId, message, value, signing = {}) {
+      const ephemeral = new Promise<string>((resolve) => ephemerals.set(userId, resolve));
+      const body = new URLSearchParams({ payload: JSON.stringify(blockActions(userId, message, value)) }).toString();
+      const timestamp = String(signing.timestamp ?? Math.floor(Date.now() / 1000));
+      const signature = `v0=${createHmac('sha256', signing.secret ?? signingSecret)
+        .update(`v0:${timestamp}:${body}`)
+        .digest('hex')}`;
+      const headers: Record<string, string> = {
+        'content-type': 'application/x-www-form-urlencoded',
+        'x-slack-request-timestamp': timestamp,
+        'user-agent': 'Slackbot 1.0 (+https://api.slack.com/robots)',
+        ...(signing.unsigned ? {} : { 'x-slack-signature': signature }),
+      };
+      const status = fetch(requestUrl, { method: 'POST', headers, body }).then(async (res) => {
+        await res.arrayBuffer();
+        return res.status;
+      });
+      return { status, ephemeral };
     },
     async close() {
       for (const socket of socketServer.clients) socket.terminate();

@@ -1,8 +1,10 @@
 /**
  * A local Telegram Bot API for grammY to talk to (its `client.apiRoot`): POST /bot<token>/<method>
- * with getMe, deleteWebhook, getUpdates (long polling, held until an update arrives or the
- * timeout), sendMessage, editMessageText and answerCallbackQuery, answering as Telegram does
- * (`{ok, result}` or `{ok: false, error_code, description}`).
+ * with getMe, setWebhook, deleteWebhook, getUpdates (long polling, held until an update arrives or
+ * the timeout; refused while a webhook is set), sendMessage, editMessageText and
+ * answerCallbackQuery, answering as Telegram does (`{ok, result}` or `{ok: false, error_code,
+ * description}`). With a webhook set, an update is posted to its URL as Telegram does: JSON, with
+ * the secret token in X-Telegram-Bot-Api-Secret-Token.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
@@ -25,6 +27,12 @@ export interface FakeTelegram {
   messagesIn(chatId: string): FakeTelegramMessage[];
   /** A user presses a button: a callback query; resolves with the answer's text ('' for a silent one). */
   press(userId: number, message: FakeTelegramMessage, data: string): Promise<string>;
+  /** The webhook setWebhook set (with the secret token it was given), or null while long polling. */
+  webhook(): { url: string; secret_token?: string; allowed_updates?: string[] } | null;
+  /** The statuses the webhook answered deliveries with, in order. */
+  deliveries: number[];
+  /** The ids of every callback query answered. */
+  answeredQueries: string[];
   close(): Promise<void>;
 }
 
@@ -42,6 +50,9 @@ export async function startFakeTelegram(opts: { chatIds?: string[] } = {}): Prom
   const answers = new Map<string, (text: string) => void>();
   let nextUpdate = 1;
   let nextMessage = 1;
+  let webhook: { url: string; secret_token?: string; allowed_updates?: string[] } | null = null;
+  const deliveries: number[] = [];
+  const answeredQueries: string[] = [];
   const bot = { id: 123456, is_bot: true, first_name: 'Warden', username: 'warden_bot' };
 
   const buttonsOf = (markup: unknown) =>
@@ -75,9 +86,22 @@ export async function startFakeTelegram(opts: { chatIds?: string[] } = {}): Prom
       switch (match[2]) {
         case 'getMe':
           return ok({ ...bot, can_join_groups: true, can_read_all_group_messages: false, supports_inline_queries: false });
+        case 'setWebhook': {
+          const secret = body.secret_token === undefined ? undefined : String(body.secret_token);
+          if (secret !== undefined && !/^[A-Za-z0-9_-]{1,256}$/.test(secret))
+            return fail(400, 'Bad Request: secret token contains unallowed characters');
+          webhook = { url: String(body.url), secret_token: secret, allowed_updates: body.allowed_updates as string[] | undefined };
+          return ok(true);
+        }
         case 'deleteWebhook':
+          webhook = null;
           return ok(true);
         case 'getUpdates': {
+          if (webhook)
+            return fail(
+              409,
+              "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
+            );
           const offset = Number(body.offset ?? 0);
           while (updates.length && updates[0]!.update_id < offset) updates.shift();
           if (updates.length || !body.timeout) return ok(updates.slice(0, Number(body.limit ?? 100)));
@@ -113,6 +137,7 @@ export async function startFakeTelegram(opts: { chatIds?: string[] } = {}): Prom
           return ok(messageObject(m));
         }
         case 'answerCallbackQuery':
+          answeredQueries.push(String(body.callback_query_id));
           answers.get(String(body.callback_query_id))?.(String(body.text ?? ''));
           return ok(true);
         default:
@@ -131,7 +156,7 @@ export async function startFakeTelegram(opts: { chatIds?: string[] } = {}): Prom
     press(userId, message, data) {
       const id = randomBytes(8).toString('hex');
       const answered = new Promise<string>((resolve) => answers.set(id, resolve));
-      updates.push({
+      const update: Update = {
         update_id: nextUpdate++,
         callback_query: {
           id,
@@ -140,10 +165,23 @@ export async function startFakeTelegram(opts: { chatIds?: string[] } = {}): Prom
           chat_instance: '1',
           data,
         },
-      });
-      for (const release of [...waiting]) release();
+      };
+      if (webhook) {
+        const headers: Record<string, string> = { 'content-type': 'application/json' };
+        if (webhook.secret_token) headers['x-telegram-bot-api-secret-token'] = webhook.secret_token;
+        void fetch(webhook.url, { method: 'POST', headers, body: JSON.stringify(update) }).then(async (res) => {
+          await res.arrayBuffer();
+          deliveries.push(res.status);
+        });
+      } else {
+        updates.push(update);
+        for (const release of [...waiting]) release();
+      }
       return answered;
     },
+    webhook: () => webhook,
+    deliveries,
+    answeredQueries,
     async close() {
       for (const release of [...waiting]) release();
       server.closeAllConnections();

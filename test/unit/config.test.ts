@@ -150,6 +150,62 @@ describe('loadConfig', () => {
     );
   });
 
+  it.each([
+    [
+      'Slack over HTTP without a signing secret',
+      { WARDEN_SLACK_MODE: 'http', WARDEN_SLACK_BOT_TOKEN_SECRET: 'SLACK_BOT', WARDEN_SLACK_CHANNEL_IDS: 'C01' },
+      'WARDEN_SLACK_SIGNING_SECRET_SECRET',
+    ],
+    [
+      'Slack in Socket Mode without an app token',
+      { WARDEN_SLACK_BOT_TOKEN_SECRET: 'SLACK_BOT', WARDEN_SLACK_SIGNING_SECRET_SECRET: 'SLACK_SIGNING', WARDEN_SLACK_CHANNEL_IDS: 'C01' },
+      'WARDEN_SLACK_APP_TOKEN_SECRET',
+    ],
+    [
+      'a Telegram webhook without its URL',
+      {
+        WARDEN_TELEGRAM_MODE: 'webhook',
+        WARDEN_TELEGRAM_BOT_TOKEN_SECRET: 'TG',
+        WARDEN_TELEGRAM_CHAT_IDS: '-1',
+        WARDEN_TELEGRAM_WEBHOOK_SECRET_SECRET: 'TG_HOOK',
+      },
+      'WARDEN_TELEGRAM_WEBHOOK_URL',
+    ],
+    [
+      'a Telegram webhook without its secret token',
+      {
+        WARDEN_TELEGRAM_MODE: 'webhook',
+        WARDEN_TELEGRAM_BOT_TOKEN_SECRET: 'TG',
+        WARDEN_TELEGRAM_CHAT_IDS: '-1',
+        WARDEN_TELEGRAM_WEBHOOK_URL: 'https://w.example/channels/telegram/webhook',
+      },
+      'WARDEN_TELEGRAM_WEBHOOK_SECRET_SECRET',
+    ],
+  ])('%s fails start-up naming the missing setting', (_, env, missing) => {
+    expect(() => loadConfig(env)).toThrow(new RegExp(`^invalid configuration:\\n  ${missing}: \\S`));
+  });
+
+  it('takes each channel HTTP mode with the secrets it needs', () => {
+    expect(
+      loadConfig({
+        WARDEN_SLACK_MODE: 'http',
+        WARDEN_SLACK_BOT_TOKEN_SECRET: 'SLACK_BOT',
+        WARDEN_SLACK_SIGNING_SECRET_SECRET: 'SLACK_SIGNING',
+        WARDEN_SLACK_CHANNEL_IDS: 'C01',
+        WARDEN_TELEGRAM_MODE: 'webhook',
+        WARDEN_TELEGRAM_BOT_TOKEN_SECRET: 'TG',
+        WARDEN_TELEGRAM_CHAT_IDS: '-1',
+        WARDEN_TELEGRAM_WEBHOOK_URL: 'https://w.example/channels/telegram/webhook',
+        WARDEN_TELEGRAM_WEBHOOK_SECRET_SECRET: 'TG_HOOK',
+      }),
+    ).toMatchObject({
+      slackMode: 'http',
+      slackSigningSecretSecret: 'SLACK_SIGNING',
+      telegramMode: 'webhook',
+      telegramWebhookSecretSecret: 'TG_HOOK',
+    });
+  });
+
   it('names every bad variable at once, and none of the good ones', () => {
     let message = '';
     try {
