@@ -5,11 +5,12 @@
  * Every state-changing request must come from a console page (Origin) and carry the session's
  * CSRF token.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { Identity } from '../../domain/roles.js';
 import type { KeyStore } from '../../stores/key-store.js';
+import { secretMatches } from '../../domain/secret-match.js';
 import { fromThisOrigin } from '../middleware/same-origin.js';
 
 export const CONSOLE_COOKIE = 'warden_console';
@@ -119,7 +120,7 @@ export function requireCsrf(): MiddlewareHandler<ConsoleEnv> {
         403,
       );
     const sent = c.req.header('x-csrf-token') ?? (await formField(c, 'csrf'));
-    if (!sent || !sameToken(sent, c.get('session').csrfToken))
+    if (!sent || !secretMatches(sent, c.get('session').csrfToken))
       return c.text('refused: the form has no valid CSRF token; reload the page and try again', 403);
     await next();
   };
@@ -130,10 +131,4 @@ async function formField(c: Context, name: string): Promise<string | undefined> 
   if (!type.startsWith('application/x-www-form-urlencoded') && !type.startsWith('multipart/form-data')) return undefined;
   const value = (await c.req.parseBody())[name];
   return typeof value === 'string' ? value : undefined;
-}
-
-function sameToken(sent: string, expected: string): boolean {
-  const a = Buffer.from(sent);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
 }

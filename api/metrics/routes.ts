@@ -4,7 +4,6 @@
  * from the audit log (api/metrics/audit-metrics.ts), container gauges from the Docker engine, HTTP
  * errors from the app itself. With WARDEN_METRICS_TOKEN set, a scrape needs that bearer token.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { Hono, type MiddlewareHandler } from 'hono';
 import type { Client } from '@temporalio/client';
 import type Docker from 'dockerode';
@@ -12,6 +11,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { AGENT_STATUSES, SANDBOX_RUNTIMES } from '../../domain/agent.js';
 import type { Config } from '../../domain/config.js';
 import type { AuditStore } from '../../stores/audit-store.js';
+import { secretMatches } from '../../domain/secret-match.js';
 import { SearchAttributes } from '../../workflows/definitions.js';
 import { createAuditMetrics } from './audit-metrics.js';
 import type { ContainerUsageReader, UsageSummary } from '../agents/container-usage.js';
@@ -169,7 +169,5 @@ function registerContainerGauges(registry: Registry, deps: MetricsDeps) {
 /** Constant-time comparison of a bearer token (hashed first, so lengths do not leak either). */
 function bearerMatches(header: string | undefined, token: string): boolean {
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-  if (!match) return false;
-  const digest = (s: string) => createHash('sha256').update(s).digest();
-  return timingSafeEqual(digest(match[1]!), digest(token));
+  return secretMatches(match?.[1], token);
 }
