@@ -103,6 +103,10 @@ export function createActionService(
 
   async function getAction(id: string, deadlineMs = QUERY_DEADLINE_MS): Promise<ActionRecord> {
     try {
+      // A finished action's record is its workflow's result, read from history: no worker has to
+      // replay the whole workflow to answer, and it answers with every worker down.
+      const { status } = await handle(id).describe();
+      if (status.name === 'COMPLETED') return withScrubbedError(await handle(id).result());
       let action: ActionRecord;
       try {
         action = await askWorker(client, deadlineMs, () => handle(id).query(actionStatusQuery), noWorker(id));

@@ -111,6 +111,13 @@ it('SIGKILL the worker with agents being created, commands running and an approv
   await expectEachRanOnce(stack, [...running, waiting]);
   for (const id of [x, y, ...creating]) expect(await containersOf(id), id).toHaveLength(1);
   await expectNoLeaks(stack, [x, y, ...creating]);
+
+  // Finished actions answer from their workflows' results: no worker is left to replay them.
+  killWorkers();
+  for (const action of [...running, waiting]) {
+    const res = await stack.api('GET', `/api/actions/${action.id}`);
+    expect(res.body, action.name).toMatchObject({ status: 'completed', result: { stdout: `${action.name}\n` } });
+  }
 }, 420_000);
 
 it('restart the Temporal server mid-run with agents being created and commands running: nothing lost, each ran once', async () => {
