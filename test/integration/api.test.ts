@@ -366,6 +366,7 @@ describe('GET /openapi.json and /docs', () => {
         'GET /api/providers/{name}/health',
         'GET /api/providers/{name}/models',
         'POST /api/conversations',
+        'GET /api/conversations',
         'GET /api/conversations/{id}',
         'POST /api/conversations/{id}/messages',
         'POST /api/conversations/{id}/cancel',
@@ -376,6 +377,8 @@ describe('GET /openapi.json and /docs', () => {
         'POST /api/channels/pairings',
         'POST /api/channels/pairings/{platform_user}/confirm',
         'DELETE /api/channels/pairings/{platform_user}',
+        'POST /channels/slack/events',
+        'POST /channels/telegram/webhook',
       ].sort(),
     );
     expect(doc.security).toEqual([{ apiKey: [] }]);
