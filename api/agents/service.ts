@@ -204,10 +204,15 @@ export function createAgentService(client: Client, config: AgentServiceConfig, d
     return newAgentRecord(input);
   }
 
-  /** The agent's full record, straight from its workflow (the `status` query). */
+  /** The agent's full record, straight from its workflow (the `status` query, or its result once it ended). */
   async function getAgent(id: string): Promise<AgentRecord> {
     const notAnAgent = () => new WardenError('not_found', `${id} is not an agent (it is one of Warden's own workflows, or an action)`, 404);
     try {
+      // An ended agent's record is its workflow's result, read from history: no worker has to
+      // replay the agent's whole life to answer, and it answers with every worker down.
+      const { type, status } = await handle(id).describe();
+      if (type !== 'agentWorkflow') throw notAnAgent();
+      if (status.name === 'COMPLETED') return await handle(id).result();
       const agent = await askWorker(
         client,
         QUERY_DEADLINE_MS,
@@ -219,8 +224,6 @@ export function createAgentService(client: Client, config: AgentServiceConfig, d
     } catch (err) {
       if (err instanceof WardenError) throw err;
       if (err instanceof WorkflowNotFoundError) throw new WardenError('not_found', `agent ${id} not found`, 404);
-      // Another workflow's id: it has no `status` query.
-      if (err instanceof QueryNotRegisteredError) throw notAnAgent();
       if (isClosedBeforeFirstTask(err)) {
         throw new WardenError(
           'not_found',

@@ -112,12 +112,15 @@ it('SIGKILL the worker with agents being created, commands running and an approv
   for (const id of [x, y, ...creating]) expect(await containersOf(id), id).toHaveLength(1);
   await expectNoLeaks(stack, [x, y, ...creating]);
 
-  // Finished actions answer from their workflows' results: no worker is left to replay them.
+  // Finished actions and stopped agents answer from their workflows' results: no worker is left to replay them.
   killWorkers();
   for (const action of [...running, waiting]) {
     const res = await stack.api('GET', `/api/actions/${action.id}`);
     expect(res.body, action.name).toMatchObject({ status: 'completed', result: { stdout: `${action.name}\n` } });
   }
+  for (const id of [x, y]) expect((await stack.api('GET', `/api/agents/${id}`)).body).toMatchObject({ id, status: 'stopped' });
+  const stopAgain = await stack.api('POST', `/api/agents/${x}/stop`, {});
+  expect(stopAgain.body.error).toMatchObject({ code: 'agent_not_active', message: expect.stringMatching(/is stopped/) });
 }, 420_000);
 
 it('restart the Temporal server mid-run with agents being created and commands running: nothing lost, each ran once', async () => {
