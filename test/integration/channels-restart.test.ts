@@ -74,12 +74,13 @@ async function restartWorker() {
 /** A command that counts its own runs in the workspace and prints the count. */
 const countingCommand = (file: string) => `echo ran >> /workspace/${file}; wc -l < /workspace/${file}`;
 
-/** The action completed once: approved by alice, the card closed on its result, the command run once. */
+/** The action completed once: approved by alice once, the card closed on its result, the command run once. */
 async function ranOnce(id: string, file: string) {
   await settledCard(id, /completed \(exit code 0\)/);
   const done = await action(id);
   expect(done).toMatchObject({ status: 'completed', result: { stdout: '1\n' } });
   expect(done.approvals.map((a) => [a.approver.name, a.approved])).toEqual([['alice', true]]);
+  expect(await audit.list({ action_id: id, kind: 'approval.granted' })).toHaveLength(1);
   expect(await workspaceLines(env.agentId, `/workspace/${file}`, 'ran')).toBe(1);
 }
 
