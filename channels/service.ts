@@ -199,9 +199,15 @@ export function createChannelService(options: ChannelServiceOptions) {
     let text: string;
     try {
       const params_hash = await wholeHash(id, choice.params_hash);
-      const verdict = await actions.decideAction(id, identity, { approved, params_hash, comment: `via ${channel.adapter.name}` });
-      text =
-        verdict.status === 'pending'
+      const verdict = await actions.decideAction(
+        id,
+        identity,
+        { approved, params_hash, comment: `via ${channel.adapter.name}` },
+        { signalWhenUnanswered: true },
+      );
+      text = verdict.sent
+        ? `Sent: Warden’s worker is not answering right now; your ${approved ? 'approval' : 'rejection'} of ${id} will be checked and applied when it is back, and the card will show it.`
+        : verdict.status === 'pending'
           ? `Your approval of ${id} is recorded; it needs another person’s approval too.`
           : approved
             ? `Approved: ${id} is ${verdict.status}.`

@@ -13,6 +13,7 @@ import type { Config } from '../../domain/config.js';
 import { WardenError } from '../../domain/errors.js';
 import type { Grants } from '../../domain/grants.js';
 import { askWorker, workerUnavailable } from '../deadlines.js';
+import { isTemporalUnreachable } from '../temporal-errors.js';
 import type { Policy } from '../../domain/policy.js';
 import { SKILL_REGISTRY } from '../../skills/index.js';
 import { hasRole, type Identity } from '../../domain/roles.js';
@@ -24,6 +25,7 @@ import {
   actionResultUpdate,
   actionStartOptions,
   actionStatusQuery,
+  approveSignal,
   approveUpdate,
   cancelActionUpdate,
   SearchAttributes,
@@ -197,8 +199,18 @@ export function createActionService(
     return out;
   }
 
-  /** Approves or rejects through the workflow's update: answered at once, decided exactly once. */
-  async function decideAction(id: string, approver: Identity, body: { approved: boolean; comment?: string; params_hash: string }) {
+  /**
+   * Approves or rejects through the workflow's update: answered at once, decided exactly once.
+   * With `signalWhenUnanswered`, a decision the update could not deliver (no worker in time,
+   * Temporal unreachable) is sent again as the `approve` signal, which waits in the workflow's
+   * history and is checked by the worker as the update would have been; the answer says `sent`.
+   */
+  async function decideAction(
+    id: string,
+    approver: Identity,
+    body: { approved: boolean; comment?: string; params_hash: string },
+    opts: { signalWhenUnanswered?: boolean } = {},
+  ): Promise<{ action_id: string; status: ActionRecord['status']; sent?: true }> {
     try {
       if (body.approved && isRevoked) {
         // The requester is on the log's submitted entry (no worker needed); the query is the fallback.
@@ -223,15 +235,19 @@ export function createActionService(
         comment,
         issued_at: new Date().toISOString(),
       });
+      const attempt = { approver, approved: body.approved, comment, params_hash: body.params_hash, grant };
       const verdict = await askWorker(
         client,
         APPROVAL_DEADLINE_MS,
-        () =>
-          handle(id).executeUpdate(approveUpdate, {
-            args: [{ approver, approved: body.approved, comment, params_hash: body.params_hash, grant }],
-          }),
+        () => handle(id).executeUpdate(approveUpdate, { args: [attempt] }),
         noWorker(id),
-      );
+      ).catch(async (err) => {
+        if (!opts.signalWhenUnanswered || !(isUnanswered(err) || isTemporalUnreachable(err))) throw err;
+        // Should the update still reach the workflow too, the second of the two is refused as a repeat.
+        await handle(id).signal(approveSignal, attempt);
+        return null;
+      });
+      if (!verdict) return { action_id: id, status: 'pending', sent: true };
       if (!verdict.ok) throw new WardenError('approval_refused', verdict.reason, 409);
       return { action_id: id, status: verdict.status };
     } catch (err) {
@@ -268,5 +284,7 @@ export type ActionService = ReturnType<typeof createActionService>;
 
 /** An action's error message comes from anywhere a failure did: credentials in it are redacted. */
 const withScrubbedError = (action: ActionRecord): ActionRecord => (action.error ? { ...action, error: scrubText(action.error) } : action);
+
+const isUnanswered = (err: unknown) => err instanceof WardenError && err.code === 'worker_unavailable';
 
 const noWorker = (id: string) => `no worker answered for action ${id}; is the Warden worker running?`;

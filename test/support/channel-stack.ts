@@ -12,10 +12,21 @@ import type { Config } from '../../domain/config.js';
 import { openVault } from '../../stores/vault.js';
 import { startStack, uniqueId, waitFor, waitForStatus } from './helpers.js';
 
-export async function startChannelStack(opts: { secrets: Record<string, string>; config: Partial<Config>; alice: string }) {
+type StackOptions = NonNullable<Parameters<typeof startStack>[0]>;
+
+export async function startChannelStack(opts: {
+  secrets: Record<string, string>;
+  config: Partial<Config>;
+  alice: string;
+  /** More of the stack's options, e.g. workers: false for a test whose workers are processes it kills. */
+  stack?: Omit<StackOptions, 'vault' | 'config'>;
+  /** Starts those worker processes, once the stack is up and before the agent is made. */
+  startWorkers?: () => Promise<unknown>;
+}) {
   const vault = openVault({ dataDir: mkdtempSync(join(tmpdir(), 'warden-vault-')) });
   for (const [name, value] of Object.entries(opts.secrets)) await vault.put(name, value);
-  const stack = await startStack({ vault, config: { ...opts.config, channelPollSeconds: 0.5 } });
+  const stack = await startStack({ ...opts.stack, vault, config: { ...opts.config, channelPollSeconds: 0.5 } });
+  await opts.startWorkers?.();
   const operator = await stack.keys.create('operator', 'operator', null);
   const alice = await stack.keys.create('alice', 'approver', null);
   /** A request to the API with this key. */

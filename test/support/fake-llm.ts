@@ -24,7 +24,9 @@ export type Reply =
   /** Server-sent events: a string is sent as `data: <string>`, an object as `[event: <event>\n]data: <json>`. */
   | { status?: number; headers?: Record<string, string>; sse: Array<string | { event?: string; data: unknown }> }
   /** The connection is cut without an answer. */
-  | { hangUp: true };
+  | { hangUp: true }
+  /** Answered with the reply this promise gives, once it does: a model still thinking. */
+  | { held: Promise<Reply> };
 
 export interface FakeLlm {
   /** http://127.0.0.1:<port> */
@@ -54,7 +56,10 @@ export async function startFakeLlm(): Promise<FakeLlm> {
       const path = new URL(req.url ?? '/', 'http://fake').pathname;
       requests.push({ method: req.method ?? '', path, headers: req.headers, raw, body, at: Date.now() });
       const route = `${req.method} ${path}`;
-      const reply = queues.get(route)?.shift() ?? defaultReply(route);
+      void answer(queues.get(route)?.shift() ?? defaultReply(route));
+    });
+    async function answer(reply: Reply): Promise<void> {
+      if ('held' in reply) return answer(await reply.held);
       if ('hangUp' in reply) return void req.socket.destroy();
       const status = reply.status ?? 200;
       if ('json' in reply) {
@@ -67,7 +72,7 @@ export async function startFakeLlm(): Promise<FakeLlm> {
         else res.write(`${event.event ? `event: ${event.event}\n` : ''}data: ${JSON.stringify(event.data)}\n\n`);
       }
       res.end();
-    });
+    }
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
