@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { SandboxRuntimeSchema } from './agent.js';
 import { DEFAULT_RATE_LIMITS, parseRateLimits } from './rate-limits.js';
 import { parsePoolProfiles } from './sandbox-pool.js';
+import { loadTemporalProfile, type TemporalProfile } from './temporal-connection.js';
 
 // A boolean from the environment; an already-parsed boolean (a Config handed back in) stays as it is.
 const bool = z.preprocess(
@@ -36,13 +37,27 @@ export const ConfigSchema = z
       .min(1)
       .default('127.0.0.1:7233')
       .describe(
-        'The Temporal frontend (host:port) the API and the workers connect to; set it for `make up` to use an existing server instead of its dev server.',
+        "The Temporal frontend (host:port) the API and the workers connect to; unset, the Temporal profile's address (`TEMPORAL_PROFILE`), else the default. Set it for `make up` to use an existing server instead of its dev server.",
       ),
     temporalNamespace: z
       .string()
       .min(1)
       .default('default')
-      .describe('The Temporal namespace Warden runs in; its search attributes must be registered there.'),
+      .describe(
+        "The Temporal namespace Warden runs in; unset, the Temporal profile's namespace, else `default`. Warden's search attributes must be registered there ([deployment.md](deployment.md#warden-on-a-temporal-cluster)).",
+      ),
+    temporalConfigFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "The Temporal CLI's TOML file of connection profiles (address, namespace, API key, TLS), read by every process; it must exist when set. Unset: `~/.config/temporalio/temporal.toml` when there is one. See [Connecting to Temporal](#connecting-to-temporal) for what wins over it.",
+      ),
+    temporalProfile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('The profile of that file to use (it must be there). Unset: `default`, when the file has it.'),
     temporalTlsCa: z
       .string()
       .min(1)
@@ -68,7 +83,9 @@ export const ConfigSchema = z
       .string()
       .min(1)
       .optional()
-      .describe("TLS to Temporal: the name the frontend's certificate carries, when it is not the host of `TEMPORAL_ADDRESS`."),
+      .describe(
+        "TLS to Temporal: the name the frontend's certificate carries, when it is not the host of `TEMPORAL_ADDRESS`. Any `WARDEN_TEMPORAL_TLS_*` set: TLS comes from these alone, and the profile's TLS settings are not used.",
+      ),
     workerRoles: z
       .preprocess(
         (v) => (typeof v === 'string' ? v.split(',').map((r) => r.trim()) : v),
@@ -512,6 +529,8 @@ export type Config = z.infer<typeof ConfigSchema>;
 export const CONFIG_ENV: Record<keyof Config, string> = {
   temporalAddress: 'TEMPORAL_ADDRESS',
   temporalNamespace: 'TEMPORAL_NAMESPACE',
+  temporalConfigFile: 'TEMPORAL_CONFIG_FILE',
+  temporalProfile: 'TEMPORAL_PROFILE',
   temporalTlsCa: 'WARDEN_TEMPORAL_TLS_CA',
   temporalTlsCert: 'WARDEN_TEMPORAL_TLS_CERT',
   temporalTlsKey: 'WARDEN_TEMPORAL_TLS_KEY',
@@ -582,13 +601,25 @@ export const CONFIG_ENV: Record<keyof Config, string> = {
   channelPollSeconds: 'WARDEN_CHANNEL_POLL_SECONDS',
 };
 
-/** Reads the configuration; a bad value fails start-up with the variable's name and the problem. */
+/**
+ * Reads the configuration; a bad value fails start-up with the variable's name and the problem.
+ * The Temporal address and namespace fall back on the Temporal profile's (domain/temporal-connection.ts).
+ */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const raw: Record<string, string> = {};
   for (const [key, name] of Object.entries(CONFIG_ENV)) {
     const value = env[name];
     if (value !== undefined && value !== '') raw[key] = value;
   }
+  let profile: TemporalProfile;
+  try {
+    profile = loadTemporalProfile({ configFile: raw.temporalConfigFile, profile: raw.temporalProfile }, env);
+  } catch (err) {
+    throw new Error(`invalid configuration:\n  ${(err as Error).message}`);
+  }
+  const { address, namespace } = profile.profile;
+  if (raw.temporalAddress === undefined && address) raw.temporalAddress = address;
+  if (raw.temporalNamespace === undefined && namespace) raw.temporalNamespace = namespace;
   const parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${CONFIG_ENV[i.path[0] as keyof Config]}: ${i.message}`);

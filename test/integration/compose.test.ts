@@ -155,6 +155,8 @@ describe('docker-compose.yml', () => {
       'WARDEN_TEMPORAL_TLS_SERVER_NAME', // with them: Compose's own Temporal has no TLS
       'WARDEN_PAYLOAD_ALLOW_PLAINTEXT', // a one-off migration switch, never left on
       'WARDEN_PROVIDERS_FILE', // a path in the container: mount the file and set it in an override
+      'TEMPORAL_CONFIG_FILE', // a Temporal profile is for a cluster elsewhere: this file runs its own Temporal
+      'TEMPORAL_PROFILE',
     ]);
     const { services } = load();
     const passed = new Set([...Object.keys(env(services.worker)), ...Object.keys(env(services.api))]);
