@@ -20,7 +20,7 @@ const config = loadConfig();
 const logger = createLogger('warden-api', config.logLevel);
 const payloadCodec = loadPayloadCodec(config, logger);
 const temporal = temporalConnection(config);
-logger.info({ temporal }, 'connecting to Temporal');
+logger.info({ temporal: temporal.summary() }, 'connecting to Temporal');
 const connection = await Connection.connect(temporal.connectionOptions());
 const tracing = config.otelEndpoint ? startTracing(config.otelEndpoint, 'warden-api') : undefined;
 const client = new Client({

@@ -12,7 +12,7 @@
  * profile's TLS as a whole, never mixing one source's CA with another's certificate.
  *
  * The API key and the gRPC headers are secrets: they reach the connection options and nothing
- * else. Logging a TemporalConnection shows where and how it connects, never them.
+ * else. A TemporalConnection's summary(), JSON and inspection show where and how it connects, never them.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -40,7 +40,8 @@ export interface TemporalConnectionSummary {
   tls: 'off' | 'server' | 'mutual';
   /** Where the TLS settings came from. */
   tls_from: 'WARDEN_TEMPORAL_TLS_*' | 'profile' | 'api key' | null;
-  api_key: boolean;
+  /** Whether an API key is set (never the key; `api_key` is a name the log redacts). */
+  api_key_set: boolean;
   /** The names of the extra gRPC headers; their values may be credentials. */
   grpc_meta: string[];
 }
@@ -140,7 +141,7 @@ export class TemporalConnection {
       profile: from.name,
       tls: !on ? 'off' : typeof tls === 'object' && tls.clientCertPair ? 'mutual' : 'server',
       tls_from: wardenTls ? 'WARDEN_TEMPORAL_TLS_*' : profile.tls ? 'profile' : on ? 'api key' : null,
-      api_key: apiKey !== undefined,
+      api_key_set: apiKey !== undefined,
       grpc_meta: Object.keys(this.#metadata ?? {}).sort(),
     };
   }
@@ -155,12 +156,17 @@ export class TemporalConnection {
     };
   }
 
-  toJSON(): TemporalConnectionSummary {
+  /** What a log line shows: where and how it connects, never the key nor a header's value. */
+  summary(): TemporalConnectionSummary {
     return { ...this.#summary, grpc_meta: [...this.#summary.grpc_meta] };
   }
 
+  toJSON(): TemporalConnectionSummary {
+    return this.summary();
+  }
+
   [inspect.custom](): TemporalConnectionSummary {
-    return this.toJSON();
+    return this.summary();
   }
 }
 

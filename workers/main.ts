@@ -124,7 +124,7 @@ try {
     {
       roles,
       host: config.dockerHostId,
-      temporal,
+      temporal: temporal.summary(),
       sdk_metrics: config.sdkMetricsAddress ?? null,
       tracing: Boolean(tracing),
     },

@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { inspect } from 'node:util';
 import type { TLSConfig } from '@temporalio/client';
-import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../domain/config.js';
 import { temporalConnection } from '../../domain/temporal-connection.js';
+import { createLogger } from '../../telemetry/logger.js';
 
 const API_KEY = 'tk-cloud-7f3a9c1e5b8d2f4a6c0e';
 const HEADER_VALUE = 'Bearer header-secret-0b1c2d3e';
@@ -67,7 +67,13 @@ describe('a TOML profile', () => {
     expect(config.temporalNamespace).toBe('warden.a1b2c');
     // An API key turns TLS on, as the Temporal CLI does.
     expect(temporal.connectionOptions()).toEqual({ address: 'warden.a1b2c.tmprl.cloud:7233', apiKey: API_KEY, tls: true });
-    expect(temporal.toJSON()).toMatchObject({ tls: 'server', tls_from: 'api key', api_key: true, profile: 'cloud', config_file: toml });
+    expect(temporal.summary()).toMatchObject({
+      tls: 'server',
+      tls_from: 'api key',
+      api_key_set: true,
+      profile: 'cloud',
+      config_file: toml,
+    });
   });
 
   it('gives mutual TLS from its certificate files, and its gRPC headers', () => {
@@ -79,7 +85,7 @@ describe('a TOML profile', () => {
     expect(Buffer.from(tls.clientCertPair.crt).toString()).toBe(pem('profile cert'));
     expect(Buffer.from(tls.clientCertPair.key).toString()).toBe(pem('profile key'));
     expect(options.metadata).toEqual({ 'x-tenant': HEADER_VALUE });
-    expect(temporal.toJSON()).toMatchObject({ tls: 'mutual', tls_from: 'profile', api_key: false, grpc_meta: ['x-tenant'] });
+    expect(temporal.summary()).toMatchObject({ tls: 'mutual', tls_from: 'profile', api_key_set: false, grpc_meta: ['x-tenant'] });
   });
 
   it('is the default profile of the default file when nothing names one', () => {
@@ -92,7 +98,7 @@ describe('a TOML profile', () => {
     const { config, temporal } = connect({ HOME: home });
     expect(config.temporalAddress).toBe('from-home:7233');
     expect(config.temporalNamespace).toBe('home');
-    expect(temporal.toJSON()).toMatchObject({ config_file: join(home, '.config', 'temporalio', 'temporal.toml'), tls: 'off' });
+    expect(temporal.summary()).toMatchObject({ config_file: join(home, '.config', 'temporalio', 'temporal.toml'), tls: 'off' });
   });
 
   it('leaves the defaults when there is no file and no variable', () => {
@@ -100,7 +106,7 @@ describe('a TOML profile', () => {
     expect(config.temporalAddress).toBe('127.0.0.1:7233');
     expect(config.temporalNamespace).toBe('default');
     expect(temporal.connectionOptions()).toEqual({ address: '127.0.0.1:7233' });
-    expect(temporal.toJSON()).toMatchObject({ config_file: null, tls: 'off', tls_from: null, api_key: false });
+    expect(temporal.summary()).toMatchObject({ config_file: null, tls: 'off', tls_from: null, api_key_set: false });
   });
 });
 
@@ -132,9 +138,9 @@ describe('what wins', () => {
     expect(Buffer.from(tls.clientCertPair!.crt).toString()).toBe(pem('warden cert'));
     // Not the profile's server name, nor TEMPORAL_TLS_SERVER_NAME: one source, not a mix.
     expect(tls.serverNameOverride).toBeUndefined();
-    expect(temporal.toJSON()).toMatchObject({ tls: 'mutual', tls_from: 'WARDEN_TEMPORAL_TLS_*' });
+    expect(temporal.summary()).toMatchObject({ tls: 'mutual', tls_from: 'WARDEN_TEMPORAL_TLS_*' });
     // The profile's other settings still hold.
-    expect(temporal.toJSON()).toMatchObject({ address: 'temporal.internal:7233', namespace: 'warden-prod', grpc_meta: ['x-tenant'] });
+    expect(temporal.summary()).toMatchObject({ address: 'temporal.internal:7233', namespace: 'warden-prod', grpc_meta: ['x-tenant'] });
   });
 
   it("Warden's TLS variables keep working with no profile at all", () => {
@@ -193,14 +199,16 @@ describe('refused at start-up', () => {
 describe('the API key and the headers stay out of logs', () => {
   const env = { TEMPORAL_CONFIG_FILE: toml, TEMPORAL_PROFILE: 'mtls', TEMPORAL_API_KEY: API_KEY };
 
-  it('in a JSON log line, JSON.stringify and util.inspect', () => {
+  it("in the processes' log lines, JSON.stringify and util.inspect", () => {
     const { config, temporal } = connect(env);
     expect(temporal.connectionOptions()).toMatchObject({ apiKey: API_KEY, metadata: { 'x-tenant': HEADER_VALUE } });
     let logged = '';
-    const logger = pino({ level: 'info' }, new Writable({ write: (chunk, _enc, done) => ((logged += String(chunk)), done()) }));
-    logger.info({ temporal, config }, 'connecting to Temporal');
+    const logger = createLogger('warden-test', 'info', new Writable({ write: (chunk, _enc, done) => ((logged += String(chunk)), done()) }));
+    // As the API and the workers log it; and what logging the connection itself by mistake shows.
+    logger.info({ temporal: temporal.summary(), config }, 'connecting to Temporal');
+    logger.info({ temporal }, 'by mistake');
     expect(logged).toContain('"address":"temporal.internal:7233"');
-    expect(logged).toContain('"api_key":true');
+    expect(logged).toContain('"api_key_set":true');
     for (const shown of [logged, JSON.stringify(temporal), inspect(temporal, { depth: 5 }), JSON.stringify(config)]) {
       expect(shown).not.toContain(API_KEY);
       expect(shown).not.toContain(HEADER_VALUE);
