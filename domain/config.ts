@@ -2,6 +2,7 @@
  * Warden's configuration: one zod-validated object read once at start-up from the environment,
  * with defaults that work on a fresh machine.
  */
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { SandboxRuntimeSchema } from './agent.js';
 import { DEFAULT_RATE_LIMITS, parseRateLimits } from './rate-limits.js';
@@ -255,6 +256,13 @@ export const ConfigSchema = z
       .describe(
         'PostgreSQL for the audit log, the API keys and the vault (`postgres://user:password@host:5432/warden`; `?sslmode=verify-full` for TLS), shared by the API and every worker on every host; each process migrates it at start-up. Unset: SQLite files in the data dir, which every process must share. See [Shared stores on PostgreSQL](deployment.md#shared-stores-on-postgresql).',
       ),
+    databaseUrlFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'A file holding `WARDEN_DATABASE_URL` (a Docker or Compose secret), in its place: the password in it stays out of the environment and the container configuration. Set one or the other.',
+      ),
     devServerPort: z.coerce
       .number()
       .int()
@@ -290,6 +298,13 @@ export const ConfigSchema = z
       .optional()
       .describe(
         'The master key (base64 of 32 bytes: `openssl rand -base64 32`) for the vault and payload encryption, the same in every process. Unset: a key file `master-keys.json` in the data dir, made on first start (back it up).',
+      ),
+    masterKeyFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "A file holding the master key (a Docker or Compose secret, e.g. `/run/secrets/warden-master-key`), in place of `WARDEN_MASTER_KEY`: the key then stays out of the process's environment and the container's configuration. Set one or the other; the file must be readable at start-up.",
       ),
     masterKeyPrevious: z
       .string()
@@ -559,12 +574,14 @@ export const CONFIG_ENV: Record<keyof Config, string> = {
   apiPort: 'WARDEN_API_PORT',
   dataDir: 'WARDEN_DATA_DIR',
   databaseUrl: 'WARDEN_DATABASE_URL',
+  databaseUrlFile: 'WARDEN_DATABASE_URL_FILE',
   devServerPort: 'WARDEN_TEMPORAL_PORT',
   devServerUiPort: 'WARDEN_TEMPORAL_UI_PORT',
   approvalExpirySeconds: 'WARDEN_APPROVAL_EXPIRY_SECONDS',
   policyFile: 'WARDEN_POLICY_FILE',
   adminApiKey: 'WARDEN_ADMIN_API_KEY',
   masterKey: 'WARDEN_MASTER_KEY',
+  masterKeyFile: 'WARDEN_MASTER_KEY_FILE',
   masterKeyPrevious: 'WARDEN_MASTER_KEY_PREVIOUS',
   payloadAllowPlaintext: 'WARDEN_PAYLOAD_ALLOW_PLAINTEXT',
   codecCorsOrigins: 'WARDEN_CODEC_CORS_ORIGINS',
@@ -601,6 +618,24 @@ export const CONFIG_ENV: Record<keyof Config, string> = {
   channelPollSeconds: 'WARDEN_CHANNEL_POLL_SECONDS',
 };
 
+/** Settings that may come from a file instead: the value's key, and the file's. */
+const SECRET_FILES = [
+  ['masterKey', 'masterKeyFile'],
+  ['databaseUrl', 'databaseUrlFile'],
+] as const satisfies ReadonlyArray<readonly [keyof Config, keyof Config]>;
+
+function readSecretFile(variable: string, path: string): string {
+  let value: string;
+  try {
+    value = readFileSync(path, 'utf8').trim();
+  } catch (err) {
+    throw new Error(`invalid configuration:\n  ${variable}: cannot read ${path}: ${(err as Error).message}`);
+  }
+  // Fail closed: an empty file must not fall back on the default (a key file, SQLite) of this host's own.
+  if (!value) throw new Error(`invalid configuration:\n  ${variable}: ${path} is empty`);
+  return value;
+}
+
 /**
  * Reads the configuration; a bad value fails start-up with the variable's name and the problem.
  * The Temporal address and namespace fall back on the Temporal profile's (domain/temporal-connection.ts).
@@ -616,6 +651,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     profile = loadTemporalProfile({ configFile: raw.temporalConfigFile, profile: raw.temporalProfile }, env);
   } catch (err) {
     throw new Error(`invalid configuration:\n  ${(err as Error).message}`);
+  }
+  // Secrets from files (Docker or Compose secrets), read before validation like the variables they stand for.
+  for (const [valueKey, fileKey] of SECRET_FILES) {
+    const path = raw[fileKey];
+    if (path === undefined) continue;
+    if (raw[valueKey] !== undefined)
+      throw new Error(`invalid configuration:\n  ${CONFIG_ENV[fileKey]}: set ${CONFIG_ENV[valueKey]} or ${CONFIG_ENV[fileKey]}, not both`);
+    raw[valueKey] = readSecretFile(CONFIG_ENV[fileKey], path);
   }
   const { address, namespace } = profile.profile;
   if (raw.temporalAddress === undefined && address) raw.temporalAddress = address;
