@@ -38,7 +38,7 @@ export const ConfigSchema = z
       .min(1)
       .default('127.0.0.1:7233')
       .describe(
-        "The Temporal frontend (host:port) the API and the workers connect to; unset, the Temporal profile's address (`TEMPORAL_PROFILE`), else the default. Set it for `make up` to use an existing server instead of its dev server.",
+        "The Temporal frontend (host:port) the API and the workers connect to; unset, the Temporal profile's address (`TEMPORAL_PROFILE`), else the default. `make up` starts its dev server only when neither names one.",
       ),
     temporalNamespace: z
       .string()
