@@ -12,7 +12,8 @@
  * profile's TLS as a whole, never mixing one source's CA with another's certificate.
  *
  * The API key and the gRPC headers are secrets: they reach the connection options and nothing
- * else. A TemporalConnection's summary(), JSON and inspection show where and how it connects, never them.
+ * else. A TemporalConnection's summary(), JSON and inspection show where and how it connects,
+ * never them.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -57,7 +58,9 @@ export interface TemporalProfile {
 
 /** The file the Temporal CLI reads when TEMPORAL_CONFIG_FILE is unset (Linux: the XDG config dir). */
 function defaultConfigFile(env: TemporalProfileEnv): string | undefined {
-  const dir = env.XDG_CONFIG_HOME?.startsWith('/') ? env.XDG_CONFIG_HOME : env.HOME ? join(env.HOME, '.config') : undefined;
+  // As envconfig does: a relative XDG_CONFIG_HOME means no default file, not the home directory's.
+  const xdg = env.XDG_CONFIG_HOME;
+  const dir = xdg ? (xdg.startsWith('/') ? xdg : undefined) : env.HOME && join(env.HOME, '.config');
   return dir && join(dir, 'temporalio', 'temporal.toml');
 }
 
