@@ -4,7 +4,7 @@ import type { Server } from 'node:http';
 import { join, resolve } from 'node:path';
 import Docker from 'dockerode';
 import { Client, Connection } from '@temporalio/client';
-import { temporalTls } from '../domain/temporal-tls.js';
+import { temporalConnection } from '../domain/temporal-connection.js';
 import { loadConfig } from '../domain/config.js';
 import { createLogger } from '../telemetry/logger.js';
 import { createApp } from './app.js';
@@ -19,7 +19,9 @@ import { clientTracingInterceptors, startTracing } from '../telemetry/tracing.js
 const config = loadConfig();
 const logger = createLogger('warden-api', config.logLevel);
 const payloadCodec = loadPayloadCodec(config, logger);
-const connection = await Connection.connect({ address: config.temporalAddress, tls: temporalTls(config) });
+const temporal = temporalConnection(config);
+logger.info({ temporal: temporal.summary() }, 'connecting to Temporal');
+const connection = await Connection.connect(temporal.connectionOptions());
 const tracing = config.otelEndpoint ? startTracing(config.otelEndpoint, 'warden-api') : undefined;
 const client = new Client({
   connection,

@@ -2,10 +2,12 @@
  * Warden's configuration: one zod-validated object read once at start-up from the environment,
  * with defaults that work on a fresh machine.
  */
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { SandboxRuntimeSchema } from './agent.js';
 import { DEFAULT_RATE_LIMITS, parseRateLimits } from './rate-limits.js';
 import { parsePoolProfiles } from './sandbox-pool.js';
+import { loadTemporalProfile, type TemporalProfile } from './temporal-connection.js';
 
 // A boolean from the environment; an already-parsed boolean (a Config handed back in) stays as it is.
 const bool = z.preprocess(
@@ -36,13 +38,27 @@ export const ConfigSchema = z
       .min(1)
       .default('127.0.0.1:7233')
       .describe(
-        'The Temporal frontend (host:port) the API and the workers connect to; set it for `make up` to use an existing server instead of its dev server.',
+        "The Temporal frontend (host:port) the API and the workers connect to; unset, the Temporal profile's address (`TEMPORAL_PROFILE`), else the default. `make up` starts its dev server only when neither names one.",
       ),
     temporalNamespace: z
       .string()
       .min(1)
       .default('default')
-      .describe('The Temporal namespace Warden runs in; its search attributes must be registered there.'),
+      .describe(
+        "The Temporal namespace Warden runs in; unset, the Temporal profile's namespace, else `default`. Warden's search attributes must be registered there ([deployment.md](deployment.md#warden-on-a-temporal-cluster)).",
+      ),
+    temporalConfigFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "The Temporal CLI's TOML file of connection profiles (address, namespace, API key, TLS), read by every process; it must exist when set. Unset: `~/.config/temporalio/temporal.toml` when there is one. See [Connecting to Temporal](#connecting-to-temporal) for what wins over it.",
+      ),
+    temporalProfile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('The profile of that file to use (it must be there). Unset: `default`, when the file has it.'),
     temporalTlsCa: z
       .string()
       .min(1)
@@ -68,7 +84,9 @@ export const ConfigSchema = z
       .string()
       .min(1)
       .optional()
-      .describe("TLS to Temporal: the name the frontend's certificate carries, when it is not the host of `TEMPORAL_ADDRESS`."),
+      .describe(
+        "TLS to Temporal: the name the frontend's certificate carries, when it is not the host of `TEMPORAL_ADDRESS`. Any `WARDEN_TEMPORAL_TLS_*` set: TLS comes from these alone, and the profile's TLS settings are not used.",
+      ),
     workerRoles: z
       .preprocess(
         (v) => (typeof v === 'string' ? v.split(',').map((r) => r.trim()) : v),
@@ -238,6 +256,13 @@ export const ConfigSchema = z
       .describe(
         'PostgreSQL for the audit log, the API keys and the vault (`postgres://user:password@host:5432/warden`; `?sslmode=verify-full` for TLS), shared by the API and every worker on every host; each process migrates it at start-up. Unset: SQLite files in the data dir, which every process must share. See [Shared stores on PostgreSQL](deployment.md#shared-stores-on-postgresql).',
       ),
+    databaseUrlFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'A file holding `WARDEN_DATABASE_URL` (a Docker or Compose secret), in its place: the password in it stays out of the environment and the container configuration. Set one or the other.',
+      ),
     devServerPort: z.coerce
       .number()
       .int()
@@ -273,6 +298,13 @@ export const ConfigSchema = z
       .optional()
       .describe(
         'The master key (base64 of 32 bytes: `openssl rand -base64 32`) for the vault and payload encryption, the same in every process. Unset: a key file `master-keys.json` in the data dir, made on first start (back it up).',
+      ),
+    masterKeyFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "A file holding the master key (a Docker or Compose secret, e.g. `/run/secrets/warden-master-key`), in place of `WARDEN_MASTER_KEY`: the key then stays out of the process's environment and the container's configuration. Set one or the other; the file must be readable at start-up.",
       ),
     masterKeyPrevious: z
       .string()
@@ -556,6 +588,8 @@ export type Config = z.infer<typeof ConfigSchema>;
 export const CONFIG_ENV: Record<keyof Config, string> = {
   temporalAddress: 'TEMPORAL_ADDRESS',
   temporalNamespace: 'TEMPORAL_NAMESPACE',
+  temporalConfigFile: 'TEMPORAL_CONFIG_FILE',
+  temporalProfile: 'TEMPORAL_PROFILE',
   temporalTlsCa: 'WARDEN_TEMPORAL_TLS_CA',
   temporalTlsCert: 'WARDEN_TEMPORAL_TLS_CERT',
   temporalTlsKey: 'WARDEN_TEMPORAL_TLS_KEY',
@@ -584,12 +618,14 @@ export const CONFIG_ENV: Record<keyof Config, string> = {
   apiPort: 'WARDEN_API_PORT',
   dataDir: 'WARDEN_DATA_DIR',
   databaseUrl: 'WARDEN_DATABASE_URL',
+  databaseUrlFile: 'WARDEN_DATABASE_URL_FILE',
   devServerPort: 'WARDEN_TEMPORAL_PORT',
   devServerUiPort: 'WARDEN_TEMPORAL_UI_PORT',
   approvalExpirySeconds: 'WARDEN_APPROVAL_EXPIRY_SECONDS',
   policyFile: 'WARDEN_POLICY_FILE',
   adminApiKey: 'WARDEN_ADMIN_API_KEY',
   masterKey: 'WARDEN_MASTER_KEY',
+  masterKeyFile: 'WARDEN_MASTER_KEY_FILE',
   masterKeyPrevious: 'WARDEN_MASTER_KEY_PREVIOUS',
   payloadAllowPlaintext: 'WARDEN_PAYLOAD_ALLOW_PLAINTEXT',
   codecCorsOrigins: 'WARDEN_CODEC_CORS_ORIGINS',
@@ -631,13 +667,51 @@ export const CONFIG_ENV: Record<keyof Config, string> = {
   channelPollSeconds: 'WARDEN_CHANNEL_POLL_SECONDS',
 };
 
-/** Reads the configuration; a bad value fails start-up with the variable's name and the problem. */
+/** Settings that may come from a file instead: the value's key, and the file's. */
+const SECRET_FILES = [
+  ['masterKey', 'masterKeyFile'],
+  ['databaseUrl', 'databaseUrlFile'],
+] as const satisfies ReadonlyArray<readonly [keyof Config, keyof Config]>;
+
+function readSecretFile(variable: string, path: string): string {
+  let value: string;
+  try {
+    value = readFileSync(path, 'utf8').trim();
+  } catch (err) {
+    throw new Error(`invalid configuration:\n  ${variable}: cannot read ${path}: ${(err as Error).message}`);
+  }
+  // Fail closed: an empty file must not fall back on the default (a key file, SQLite) of this host's own.
+  if (!value) throw new Error(`invalid configuration:\n  ${variable}: ${path} is empty`);
+  return value;
+}
+
+/**
+ * Reads the configuration; a bad value fails start-up with the variable's name and the problem.
+ * The Temporal address and namespace fall back on the Temporal profile's (domain/temporal-connection.ts).
+ */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const raw: Record<string, string> = {};
   for (const [key, name] of Object.entries(CONFIG_ENV)) {
     const value = env[name];
     if (value !== undefined && value !== '') raw[key] = value;
   }
+  let profile: TemporalProfile;
+  try {
+    profile = loadTemporalProfile({ configFile: raw.temporalConfigFile, profile: raw.temporalProfile }, env);
+  } catch (err) {
+    throw new Error(`invalid configuration:\n  ${(err as Error).message}`);
+  }
+  // Secrets from files (Docker or Compose secrets), read before validation like the variables they stand for.
+  for (const [valueKey, fileKey] of SECRET_FILES) {
+    const path = raw[fileKey];
+    if (path === undefined) continue;
+    if (raw[valueKey] !== undefined)
+      throw new Error(`invalid configuration:\n  ${CONFIG_ENV[fileKey]}: set ${CONFIG_ENV[valueKey]} or ${CONFIG_ENV[fileKey]}, not both`);
+    raw[valueKey] = readSecretFile(CONFIG_ENV[fileKey], path);
+  }
+  const { address, namespace } = profile.profile;
+  if (raw.temporalAddress === undefined && address) raw.temporalAddress = address;
+  if (raw.temporalNamespace === undefined && namespace) raw.temporalNamespace = namespace;
   const parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${CONFIG_ENV[i.path[0] as keyof Config]}: ${i.message}`);

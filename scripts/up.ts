@@ -1,6 +1,6 @@
 /**
  * `make up`: the whole stack in the foreground. Starts the embedded Temporal dev server (unless
- * TEMPORAL_ADDRESS names a server to use), the worker and the API, waits until the API is ready,
+ * TEMPORAL_ADDRESS or a Temporal profile names a server to use), the worker and the API, waits until the API is ready,
  * prints where everything is, runs the demo (WARDEN_DEMO=0 skips it), and on Ctrl-C stops the
  * API, then the worker (in-flight activities finish), then Temporal.
  */
@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { loadConfig } from '../domain/config.js';
 import { Keyring } from '../domain/keyring.js';
+import { loadTemporalProfile } from '../domain/temporal-connection.js';
 import { ensurePrivateFile } from '../domain/private-files.js';
 import { PROJECT_ROOT, startDevServer, type DevServer } from './dev-server.js';
 import { runDemo } from './demo.js';
@@ -21,7 +22,8 @@ let temporal: DevServer | undefined;
 let stopping = false;
 
 async function main() {
-  let temporalAddress = process.env.TEMPORAL_ADDRESS;
+  const profile = loadTemporalProfile({ configFile: config.temporalConfigFile, profile: config.temporalProfile }, process.env);
+  let temporalAddress = profile.profile.address ? config.temporalAddress : undefined;
   let webUi = 'the Web UI of your Temporal server';
   if (!temporalAddress) {
     const dataDir = resolve(PROJECT_ROOT, config.dataDir);

@@ -5,7 +5,8 @@
  * same way.
  */
 import Docker from 'dockerode';
-import { Client, Connection, type TLSConfig } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
+import type { TemporalConnectionOptions } from '../domain/temporal-connection.js';
 import type { Duration } from '@temporalio/common';
 import { NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createAuditActivities } from '../activities/audit.js';
@@ -35,9 +36,8 @@ import { WORKFLOWS_PATH } from './bundle.js';
 import { workerTracingOptions, type Tracing } from '../telemetry/tracing.js';
 
 export interface WorkerOptions {
-  temporalAddress: string;
-  /** TLS (mutual, with a client certificate) to Temporal's frontend: domain/temporal-tls.ts. */
-  temporalTls?: TLSConfig;
+  /** Where and how to reach Temporal's frontend: domain/temporal-connection.ts. */
+  temporal: TemporalConnectionOptions;
   namespace: string;
   dockerHostId: string;
   /** Which workers this process runs: a Docker host may run only the sandbox worker (and its watch worker). */
@@ -94,7 +94,7 @@ export const sandboxPoolSettings = (
 const NO_POOL: NonNullable<WorkerOptions['pool']> = { image: '', size: 0, profiles: [], defaultRuntime: 'auto', requireSandbox: true };
 
 export async function createWorkers(opts: WorkerOptions) {
-  const connection = await NativeConnection.connect({ address: opts.temporalAddress, tls: opts.temporalTls });
+  const connection = await NativeConnection.connect(opts.temporal);
   const workers: Worker[] = [];
   const grants = new Grants(opts.payloadCodec.keyring);
   const dataConverter = createWorkerDataConverter(opts.payloadCodec);
@@ -113,7 +113,7 @@ export async function createWorkers(opts: WorkerOptions) {
   if (opts.roles.includes('control')) {
     if (!opts.audit) throw new Error('the control worker needs the audit store');
     if (!opts.policy) throw new Error('the control worker needs the policy');
-    clientConnection = await Connection.connect({ address: opts.temporalAddress, tls: opts.temporalTls });
+    clientConnection = await Connection.connect(opts.temporal);
     const client = new Client({
       connection: clientConnection,
       namespace: opts.namespace,
@@ -145,7 +145,7 @@ export async function createWorkers(opts: WorkerOptions) {
     // The pool stops under a lockdown: it asks the capacity workflow, which holds it.
     const lockdownReader = opts.pool?.size
       ? new Client({
-          connection: (clientConnection ??= await Connection.connect({ address: opts.temporalAddress, tls: opts.temporalTls })),
+          connection: (clientConnection ??= await Connection.connect(opts.temporal)),
           namespace: opts.namespace,
           dataConverter: createDataConverter(opts.payloadCodec),
         })

@@ -11,7 +11,7 @@ import { Keyring } from '../domain/keyring.js';
 import { openStores } from '../stores/open-stores.js';
 import { createDataConverter, loadPayloadCodec } from '../domain/data-converter.js';
 import { Client, Connection } from '@temporalio/client';
-import { temporalTls } from '../domain/temporal-tls.js';
+import { temporalConnection } from '../domain/temporal-connection.js';
 import { ensureReaperSchedule } from './reaper-schedule.js';
 import { startTracing } from '../telemetry/tracing.js';
 import { loadPolicy } from '../domain/policy.js';
@@ -20,8 +20,8 @@ import { loadProviderConfigs } from '../domain/model-providers.js';
 import { ProviderRegistry } from '../llm/registry.js';
 
 const config = loadConfig();
-/** mTLS to Temporal when configured; files read once, here. */
-const tls = temporalTls(config);
+/** Where and how to reach Temporal (the profile's TLS files are read once, here). */
+const temporal = temporalConnection(config);
 const log = createLogger('warden-worker', config.logLevel);
 Runtime.install({
   logger: {
@@ -48,7 +48,7 @@ const payloadCodec = loadPayloadCodec(config, log);
 const dataConverter = createDataConverter(payloadCodec);
 
 async function ensureHostReaperSchedule() {
-  const connection = await Connection.connect({ address: config.temporalAddress, tls });
+  const connection = await Connection.connect(temporal.connectionOptions());
   try {
     // The schedule's workflow input is a payload like any other: encrypted.
     const client = new Client({ connection, namespace: config.temporalNamespace, dataConverter });
@@ -97,8 +97,7 @@ try {
   const workers = await createWorkers({
     audit,
     vault,
-    temporalAddress: config.temporalAddress,
-    temporalTls: tls,
+    temporal: temporal.connectionOptions(),
     namespace: config.temporalNamespace,
     dockerHostId: config.dockerHostId,
     roles,
@@ -125,7 +124,7 @@ try {
     {
       roles,
       host: config.dockerHostId,
-      temporal: config.temporalAddress,
+      temporal: temporal.summary(),
       sdk_metrics: config.sdkMetricsAddress ?? null,
       tracing: Boolean(tracing),
     },

@@ -105,7 +105,7 @@ async function main(): Promise<void> {
   const audit = AuditStore.open(join(tmp, 'audit.db'), { keyring: Keyring.load({ dataDir: tmp }), isKnownKeyId: (id) => keys.has(id) });
   const payloadCodec = loadPayloadCodec(ConfigSchema.parse({ dataDir: tmp }), { warn: () => undefined });
   const workers = await createWorkers({
-    temporalAddress: server.address,
+    temporal: { address: server.address },
     namespace: 'default',
     dockerHostId: HOST_ID,
     roles: ['control', 'sandbox'],

@@ -550,7 +550,7 @@ async function main(): Promise<void> {
   const payloadCodec = loadPayloadCodec(ConfigSchema.parse({ dataDir: tmp }), { warn: () => undefined });
   const dataConverter = createDataConverter(payloadCodec);
   workers = createWorkers({
-    temporalAddress: server.address,
+    temporal: { address: server.address },
     namespace: 'default',
     dockerHostId: HOST_ID,
     roles: ['control', 'sandbox'],

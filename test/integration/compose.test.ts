@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../domain/config.js';
 import { PROJECT_ROOT, temporalCli } from '../../scripts/dev-server.js';
 import { SearchAttributes } from '../../workflows/definitions.js';
-import { COMPOSE_FILE, composeCli, type ComposeCli, type Service } from '../support/compose-config.js';
+import { COMPOSE_FILE, composeCli, NOT_IN_COMPOSE, type ComposeCli, type Service } from '../support/compose-config.js';
 
 const SOCKET = '/var/run/docker.sock';
 const SERVICES = ['postgresql', 'temporal', 'temporal-admin-tools', 'temporal-ui', 'sandbox-image', 'docker-proxy', 'worker', 'api'];
@@ -145,17 +145,8 @@ describe('docker-compose.yml', () => {
     const configSource = readFileSync(join(PROJECT_ROOT, 'domain/config.ts'), 'utf8');
     const settings = [...configSource.matchAll(/^\s+\w+: '((?:WARDEN|TEMPORAL)_[A-Z_]+)',$/gm)].map((m) => m[1]!);
     expect(settings.length).toBeGreaterThanOrEqual(30);
-    const notInCompose = new Set([
-      'WARDEN_TEMPORAL_PORT', // the dev server's, which Compose does not run
-      'WARDEN_TEMPORAL_UI_PORT',
-      'WARDEN_POLICY_FILE', // a path in the container: mount the file and set it in an override
-      'WARDEN_TEMPORAL_TLS_CA', // paths in the container too: mount the certificates and set them in an override
-      'WARDEN_TEMPORAL_TLS_CERT',
-      'WARDEN_TEMPORAL_TLS_KEY',
-      'WARDEN_TEMPORAL_TLS_SERVER_NAME', // with them: Compose's own Temporal has no TLS
-      'WARDEN_PAYLOAD_ALLOW_PLAINTEXT', // a one-off migration switch, never left on
-      'WARDEN_PROVIDERS_FILE', // a path in the container: mount the file and set it in an override
-    ]);
+    // The secrets' files are the multi-host files' (test/integration/compose-cluster.test.ts).
+    const notInCompose = new Set([...NOT_IN_COMPOSE, 'WARDEN_MASTER_KEY_FILE', 'WARDEN_DATABASE_URL_FILE']);
     const { services } = load();
     const passed = new Set([...Object.keys(env(services.worker)), ...Object.keys(env(services.api))]);
     for (const name of settings) expect(passed.has(name) || notInCompose.has(name), name).toBe(true);
@@ -344,6 +335,6 @@ describe('Dockerfile and .dockerignore', () => {
     const ignored = readFileSync(join(PROJECT_ROOT, '.dockerignore'), 'utf8')
       .split('\n')
       .map((l) => l.trim());
-    for (const entry of ['node_modules', '.warden', '.git', '.env', 'test']) expect(ignored).toContain(entry);
+    for (const entry of ['node_modules', '.warden', '.git', '.env', 'secrets', 'test']) expect(ignored).toContain(entry);
   });
 });

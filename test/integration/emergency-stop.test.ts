@@ -196,7 +196,7 @@ describe('component down', () => {
     // A sandbox worker for a host whose engine socket does not exist: every engine call fails.
     const host = `dead-${randomBytes(4).toString('hex')}`;
     const deadHost = await createWorkers({
-      temporalAddress: stack.config.temporalAddress,
+      temporal: { address: stack.config.temporalAddress },
       namespace: 'default',
       dockerHostId: host,
       roles: ['sandbox'],

@@ -1,17 +1,12 @@
 /**
  * Mutual TLS to Temporal (domain/temporal-tls.ts): the dev server has no TLS, so a real TLS
- * terminator that demands a client certificate signed by the test's CA stands in front of it, as
- * a cluster's frontend would. The API's client and a worker's native connection get through with
- * Warden's configuration; a plaintext client, one without a certificate and one with a
- * certificate of another CA are turned away.
+ * terminator (test/support/tls-terminator.ts) that demands a client certificate signed by the
+ * test's CA stands in front of it, as a cluster's frontend would. The API's client and a worker's
+ * native connection get through with Warden's configuration; a plaintext client, one without a
+ * certificate and one with a certificate of another CA are turned away.
  */
-import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect as netConnect, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createServer, type Server } from 'node:tls';
+import { readFileSync } from 'node:fs';
 import { Client, Connection, type TLSConfig } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -19,76 +14,19 @@ import { loadConfig } from '../../domain/config.js';
 import { createDataConverter, createWorkerDataConverter } from '../../domain/data-converter.js';
 import { temporalTls } from '../../domain/temporal-tls.js';
 import { testPayloadCodec, uniqueId } from '../support/helpers.js';
+import { startTlsTerminator, type TlsTerminator } from '../support/tls-terminator.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'warden-tls-'));
-const file = (name: string) => join(dir, name);
-const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-const newKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-
-function authority(name: string) {
-  openssl('req', '-x509', ...newKey, '-keyout', `${name}.key`, '-out', `${name}.pem`, '-days', '2', '-subj', `/CN=${name}`);
-}
-function certificate(name: string, ca: string, extensions: string) {
-  openssl('req', ...newKey, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
-  writeFileSync(file(`${name}.ext`), extensions);
-  openssl(
-    'x509',
-    '-req',
-    '-in',
-    `${name}.csr`,
-    '-CA',
-    `${ca}.pem`,
-    '-CAkey',
-    `${ca}.key`,
-    '-CAcreateserial',
-    '-out',
-    `${name}.pem`,
-    '-days',
-    '2',
-    '-extfile',
-    `${name}.ext`,
-  );
-}
-
-let proxy: Server;
+let terminator: TlsTerminator;
 let address: string;
-/** Handshakes the terminator refused, with the reason OpenSSL gave. */
-const refused: string[] = [];
+let refused: string[];
+const file = (name: string) => terminator.file(name);
 
 beforeAll(async () => {
-  authority('warden-test-ca');
-  authority('someone-else-ca');
-  certificate('frontend', 'warden-test-ca', 'subjectAltName=DNS:temporal.test\nextendedKeyUsage=serverAuth\n');
-  certificate('warden', 'warden-test-ca', 'extendedKeyUsage=clientAuth\n');
-  certificate('intruder', 'someone-else-ca', 'extendedKeyUsage=clientAuth\n');
-
-  const [host, port] = inject('temporalAddress').split(':');
-  proxy = createServer(
-    {
-      key: readFileSync(file('frontend.key')),
-      cert: readFileSync(file('frontend.pem')),
-      ca: readFileSync(file('warden-test-ca.pem')),
-      requestCert: true,
-      rejectUnauthorized: true,
-      ALPNProtocols: ['h2'],
-    },
-    (socket) => {
-      const upstream = netConnect(Number(port), host!);
-      socket.pipe(upstream).pipe(socket);
-      const close = () => (socket.destroy(), upstream.destroy());
-      socket.on('error', close);
-      upstream.on('error', close);
-    },
-  );
-  proxy.on('tlsClientError', (err) => refused.push(err.message));
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-  address = `127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  terminator = await startTlsTerminator(inject('temporalAddress'));
+  ({ address, refused } = terminator);
 });
 
-afterAll(async () => {
-  await new Promise((resolve) => proxy?.close(resolve));
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => terminator?.close());
 
 const wardenTls = () =>
   temporalTls({

@@ -159,7 +159,7 @@ export async function startStack(
     opts.workers === false
       ? undefined
       : await createWorkers({
-          temporalAddress: config.temporalAddress,
+          temporal: { address: config.temporalAddress },
           namespace: 'default',
           dockerHostId: TEST_HOST,
           roles: ['control', 'sandbox', 'model'],

@@ -18,6 +18,8 @@ export interface WorkerProcess {
   ready: Promise<void>;
   /** Resolves with the exit code (or the signal that ended it). */
   exited: Promise<number | NodeJS.Signals>;
+  /** Every line it logged so far (stdout), for a test of what a log shows. */
+  output: string[];
 }
 
 const running: WorkerProcess[] = [];
@@ -41,8 +43,10 @@ export function startWorker(env: Record<string, string> = {}): WorkerProcess {
   });
   const exited = new Promise<number | NodeJS.Signals>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal!)));
   // The log at info tells when the worker is up; only warnings and errors reach the test output.
+  const output: string[] = [];
   const ready = new Promise<void>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
+      output.push(line);
       if (line.includes('"msg":"worker started"')) resolve();
       else if (/"level":[56]0/.test(line) || (/"level":40/.test(line) && !/No workflows registered|"type":"WorkerShutdown"/.test(line)))
         process.stdout.write(`${line}\n`);
@@ -50,7 +54,7 @@ export function startWorker(env: Record<string, string> = {}): WorkerProcess {
     void exited.then((how) => reject(new Error(`the worker exited (${how}) before it started`)));
   });
   ready.catch(() => undefined);
-  const worker = { child, ready, exited };
+  const worker = { child, ready, exited, output };
   running.push(worker);
   return worker;
 }

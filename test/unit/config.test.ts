@@ -1,4 +1,7 @@
 /** loadConfig: the defaults, every environment variable it reads, and bad values named. */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigSchema, loadConfig } from '../../domain/config.js';
 
@@ -227,5 +230,32 @@ describe('loadConfig', () => {
     expect(ConfigSchema.parse({ requireSandbox: true }).requireSandbox).toBe(true);
     expect(ConfigSchema.parse({ requireSandbox: false }).requireSandbox).toBe(false);
     expect(ConfigSchema.safeParse({ requireSandbox: 1 }).success).toBe(false);
+  });
+
+  it('reads the master key and the database URL from files (secrets), never from both, never from an empty file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-master-key-'));
+    try {
+      const key = Buffer.alloc(32, 7).toString('base64');
+      writeFileSync(join(dir, 'key'), `${key}\n`);
+      writeFileSync(join(dir, 'empty'), '\n');
+      expect(loadConfig({ WARDEN_MASTER_KEY_FILE: join(dir, 'key') }).masterKey).toBe(key);
+      expect(() => loadConfig({ WARDEN_MASTER_KEY_FILE: join(dir, 'key'), WARDEN_MASTER_KEY: key })).toThrow(/not both/);
+      expect(() => loadConfig({ WARDEN_MASTER_KEY_FILE: join(dir, 'empty') })).toThrow(/WARDEN_MASTER_KEY_FILE: .*empty is empty/);
+      expect(() => loadConfig({ WARDEN_MASTER_KEY_FILE: join(dir, 'missing') })).toThrow(/WARDEN_MASTER_KEY_FILE: cannot read/);
+      // The database URL too, validated as the variable is, without showing what the file holds.
+      writeFileSync(join(dir, 'url'), 'postgres://warden:pw-in-a-file@db:5432/warden\n');
+      writeFileSync(join(dir, 'not-a-url'), 'pw-in-a-file\n');
+      expect(loadConfig({ WARDEN_DATABASE_URL_FILE: join(dir, 'url') }).databaseUrl).toBe('postgres://warden:pw-in-a-file@db:5432/warden');
+      let message = '';
+      try {
+        loadConfig({ WARDEN_DATABASE_URL_FILE: join(dir, 'not-a-url') });
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message).toMatch(/WARDEN_DATABASE_URL: a postgres:\/\/ or postgresql:\/\/ URL/);
+      expect(message).not.toContain('pw-in-a-file');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
