@@ -4,6 +4,8 @@
  * which replace them one by one. Pure: the control worker decides with it before each model call.
  */
 import { z } from 'zod';
+import type { Config } from './config.js';
+import type { TokenUsage } from './llm.js';
 
 const tokens = z.number().int().min(1).max(1_000_000_000);
 const usd = z.number().min(0).max(1_000_000);
@@ -22,6 +24,28 @@ export type AgentBudget = z.infer<typeof AgentBudgetSchema>;
 /** The limits in force: an unset one does not limit. */
 export type BudgetLimits = AgentBudget & { tool_calls_per_turn: number };
 
+export type BudgetSettings = Pick<
+  Config,
+  'budgetConversationTokens' | 'budgetConversationUsd' | 'budgetDayTokens' | 'budgetDayUsd' | 'budgetToolCallsPerTurn'
+>;
+
+/** Each limit and the setting of its default. */
+export const BUDGET_SETTINGS = {
+  conversation_tokens: 'budgetConversationTokens',
+  conversation_usd: 'budgetConversationUsd',
+  day_tokens: 'budgetDayTokens',
+  day_usd: 'budgetDayUsd',
+  tool_calls_per_turn: 'budgetToolCallsPerTurn',
+} as const satisfies Record<keyof AgentBudget, keyof BudgetSettings>;
+
+/** The limits the configuration sets for every agent. */
+export function defaultBudget(settings: BudgetSettings): BudgetLimits {
+  const limits: BudgetLimits = { tool_calls_per_turn: settings.budgetToolCallsPerTurn };
+  for (const [field, setting] of Object.entries(BUDGET_SETTINGS) as Array<[keyof AgentBudget, keyof BudgetSettings]>)
+    if (settings[setting] !== undefined) limits[field] = settings[setting];
+  return limits;
+}
+
 /** The agent's own limits over the configured defaults. */
 export const budgetLimits = (defaults: BudgetLimits, agent: AgentBudget | undefined): BudgetLimits => ({
   ...defaults,
@@ -33,6 +57,9 @@ export interface Spend {
   tokens: number;
   usd: number;
 }
+
+/** The tokens a budget counts: the whole prompt (cached or not) and the answer. */
+export const spentTokens = (usage: TokenUsage): number => usage.input_tokens + usage.output_tokens;
 
 /** The next call as estimated: its tokens, and its cost, or null when its model has no price. */
 export interface CallEstimate {
