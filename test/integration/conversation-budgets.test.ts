@@ -3,16 +3,19 @@
  * real openai client: a call that would go over the conversation's or the agent's day budget is
  * never sent (the fake records every request), the person is told why, usage and cost show on the
  * API, the audit log and /metrics; the day budget spans the agent's conversations; a money budget
- * refuses an unpriced model; a turn stops at its tool-call limit; and only an admin may give an
- * agent more than the configured budget.
+ * refuses an unpriced model; a turn stops at its tool-call limit; only an admin may give an
+ * agent more than the configured budget; and at Temporal's port, neither an altered grant nor a
+ * workflow started with its spending wiped gets past the budget.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Conversation } from '../../domain/conversation.js';
+import { Grants, messageHash, type ConversationClaims } from '../../domain/grants.js';
+import { CONTROL_TASK_QUEUE, sendMessageUpdate, turnResultUpdate } from '../../workflows/definitions.js';
 import { SYSTEM_PROMPT } from '../../domain/conversation.js';
 import { estimateCall } from '../../llm/token-estimate.js';
 import { toolsOf } from '../../activities/model.js';
 import { openaiCompletion, startFakeLlm, type FakeLlm, type RecordedRequest } from '../support/fake-llm.js';
-import { recordHistory, startStack, uniqueId, waitForStatus } from '../support/helpers.js';
+import { recordHistory, startStack, testPayloadCodec, uniqueId, waitForStatus } from '../support/helpers.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 let stack: Stack;
@@ -221,5 +224,79 @@ describe("who sets an agent's budget", () => {
     expect(tighter.status).toBe(201);
     agents.push(tighter.body.id!);
     expect((await stack.api('GET', `/api/agents/${tighter.body.id}`)).body.budget).toEqual({ day_usd: 1, tool_calls_per_turn: 5 });
+  }, 120_000);
+});
+
+describe("Temporal's port", () => {
+  // The API's signing key: what an attacker does not have, used here to make "genuine" grants.
+  const grants = new Grants(testPayloadCodec().keyring);
+  const requester = async () => {
+    const admin = (await stack.keys.list()).find((k) => k.role === 'admin' && !k.revoked_at)!;
+    return { key_id: admin.id, name: admin.name, role: admin.role, person: admin.person ?? admin.name };
+  };
+  const claimsFor = async (id: string, agentId: string, budget: object): Promise<ConversationClaims> => ({
+    kind: 'conversation',
+    conversation_id: id,
+    agent_id: agentId,
+    skill_id: 'filesystem',
+    budget,
+    requester: await requester(),
+    issued_at: new Date().toISOString(),
+    expires_at: new Date(Date.now() + 3600_000).toISOString(),
+  });
+  /** A conversation started at Temporal's port, claiming it has spent nothing, and the outcome of its first turn. */
+  async function handStarted(id: string, grant: unknown, agentId: string, message: string) {
+    const handle = await stack.client.workflow.start('conversationWorkflow', {
+      workflowId: id,
+      taskQueue: CONTROL_TASK_QUEUE,
+      args: [
+        {
+          grant,
+          agent_id: agentId,
+          owner: { key_id: 'x', name: 'x' },
+          provider: 'default',
+          max_steps: 3,
+          created_at: new Date().toISOString(),
+          carried: { turns: [], transcript: [], usage: { input_tokens: 0, output_tokens: 0, cached_tokens: 0 }, taint: null, cost_usd: 0 },
+        },
+      ],
+    });
+    const messageGrant = grants.sign({
+      kind: 'message',
+      conversation_id: id,
+      message_hash: messageHash(message),
+      sender: await requester(),
+      issued_at: new Date().toISOString(),
+    });
+    await handle.executeUpdate(sendMessageUpdate, { args: [{ message, grant: messageGrant }] });
+    const turn = await handle.executeUpdate(turnResultUpdate, { args: [{ turn: 1 }] });
+    await handle.terminate();
+    return turn;
+  }
+
+  it('a grant whose budget was raised calls no model', async () => {
+    const agent = await newAgent('budget-forged', { conversation_tokens: 10 });
+    const id = uniqueId('cnv-raised');
+    const genuine = grants.sign(await claimsFor(id, agent, { conversation_tokens: 10 }));
+    const raised = { ...genuine, claims: { ...genuine.claims, budget: { conversation_tokens: 1_000_000 } } };
+    const before = fake.to(ROUTE).length;
+    const turn = await handStarted(id, raised, agent, 'hello');
+    expect(turn.status).toBe('failed');
+    expect(turn.error).toMatch(/^no model was called: .*signature does not match/);
+    expect(fake.to(ROUTE).length).toBe(before);
+  }, 120_000);
+
+  it("a new workflow that claims to have spent nothing is still held to the agent's day, which the audit log keeps", async () => {
+    const message = 'hello';
+    const budget = { day_tokens: firstCall(message) + 100 };
+    const agent = await newAgent('budget-wiped', budget);
+    fake.script(ROUTE, { json: openaiCompletion({ content: 'Hello.' }, { usage: USAGE }) });
+    const before = fake.to(ROUTE).length;
+    expect(await say(await converse(agent), message)).toMatchObject({ status: 'answered' });
+    const id = uniqueId('cnv-wiped');
+    const turn = await handStarted(id, grants.sign(await claimsFor(id, agent, budget)), agent, message);
+    expect(turn.status).toBe('over_budget');
+    expect(turn.error).toMatch(/token budget: the agent's conversations today \(UTC\) spent 110 of/);
+    expect(fake.to(ROUTE).length).toBe(before + 1);
   }, 120_000);
 });
