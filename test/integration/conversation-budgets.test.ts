@@ -10,10 +10,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Conversation } from '../../domain/conversation.js';
 import { Grants, messageHash, type ConversationClaims } from '../../domain/grants.js';
-import { CONTROL_TASK_QUEUE, sendMessageUpdate, turnResultUpdate } from '../../workflows/definitions.js';
+import { sendMessageUpdate, turnResultUpdate } from '../../workflows/definitions.js';
 import { SYSTEM_PROMPT } from '../../domain/conversation.js';
 import { estimateCall } from '../../llm/token-estimate.js';
 import { toolsOf } from '../../activities/model.js';
+import { handStartConversation } from '../support/conversation-port.js';
 import { openaiCompletion, startFakeLlm, type FakeLlm, type RecordedRequest } from '../support/fake-llm.js';
 import { recordHistory, startStack, testPayloadCodec, uniqueId, waitForStatus } from '../support/helpers.js';
 
@@ -246,20 +247,10 @@ describe("Temporal's port", () => {
   });
   /** A conversation started at Temporal's port, claiming it has spent nothing, and the outcome of its first turn. */
   async function handStarted(id: string, grant: unknown, agentId: string, message: string) {
-    const handle = await stack.client.workflow.start('conversationWorkflow', {
-      workflowId: id,
-      taskQueue: CONTROL_TASK_QUEUE,
-      args: [
-        {
-          grant,
-          agent_id: agentId,
-          owner: { key_id: 'x', name: 'x' },
-          provider: 'default',
-          max_steps: 3,
-          created_at: new Date().toISOString(),
-          carried: { turns: [], transcript: [], usage: { input_tokens: 0, output_tokens: 0, cached_tokens: 0 }, taint: null, cost_usd: 0 },
-        },
-      ],
+    const handle = await handStartConversation(stack.client, id, {
+      grant,
+      agent_id: agentId,
+      carried: { turns: [], transcript: [], usage: { input_tokens: 0, output_tokens: 0, cached_tokens: 0 }, taint: null, cost_usd: 0 },
     });
     const messageGrant = grants.sign({
       kind: 'message',
