@@ -271,7 +271,7 @@ export async function conversationWorkflow(input: ConversationWorkflowInput): Pr
           spent: { tokens: spentTokens(conversation.usage), usd: conversation.cost_usd ?? 0 },
         })
       : { refusal: null, estimated_tokens: 0, tool_calls_per_turn: Infinity };
-    if (budget.refusal !== null) return { answer: null, budget: { ...budget, refusal: budget.refusal } };
+    if (budget.refusal !== null) return { answer: null, budget };
     const answer = await callModel({
       grant: input.grant,
       provider: input.provider,
