@@ -16,6 +16,7 @@ import { GrantError, messageHash, type ConversationClaims, type Grants } from '.
 import type { ToolCall } from '../domain/llm.js';
 import type { Policy } from '../domain/policy.js';
 import { getSkill, SKILL_REGISTRY } from '../skills/index.js';
+import type { ModelBudgetSettings } from './budget.js';
 
 /** What a worker needs to act for conversations; a worker without it refuses every conversation (fail closed). */
 export interface ConversationSettings {
@@ -25,6 +26,8 @@ export interface ConversationSettings {
   approvalExpirySeconds: number;
   /** As the API's: when an action awaiting approval raises an alert (alerts configured). */
   alertPendingSeconds?: number;
+  /** The control worker's budget settings; without them it calls no model (activities/budget.ts). */
+  budget?: ModelBudgetSettings;
 }
 
 /** The claims of the conversation grant, checked for this workflow now; throws a GrantError. */

@@ -38,6 +38,12 @@ export function toolsOf(skillId: string): ToolSpec[] {
   }));
 }
 
+/** A grant that does not hold ends the turn: no model is called, and retrying cannot help. Rethrows anything else. */
+export function refuseModelCall(err: unknown): never {
+  if (!(err instanceof GrantError)) throw err;
+  throw ApplicationFailure.create({ type: FailureType.Unauthorized, message: `no model was called: ${err.message}`, nonRetryable: true });
+}
+
 export function createModelActivities(deps: { grants: Grants; providers: ProviderRegistry; settings?: ConversationSettings }) {
   async function callModel(input: ModelCallInput): Promise<FallbackResponse> {
     const context = Context.current();
@@ -47,12 +53,7 @@ export function createModelActivities(deps: { grants: Grants; providers: Provide
       skillId = (await checkConversationGrant(deps.grants, input.grant, workflowId, deps.settings)).skill_id;
       checkMessageGrant(deps.grants, input.message, workflowId);
     } catch (err) {
-      if (!(err instanceof GrantError)) throw err;
-      throw ApplicationFailure.create({
-        type: FailureType.Unauthorized,
-        message: `no model was called: ${err.message}`,
-        nonRetryable: true,
-      });
+      refuseModelCall(err);
     }
     if (!deps.providers.get(input.provider)) {
       throw ApplicationFailure.create({

@@ -5,7 +5,8 @@
  * workflow's check (domain/host-capacity.ts).
  */
 import { sandboxMemoryProblem, type CreateAgentRequest, type ResourceLimits } from './agent.js';
-import type { Config } from './config.js';
+import { BUDGET_SETTINGS, defaultBudget, type AgentBudget, type BudgetSettings } from './budget.js';
+import { CONFIG_ENV, type Config } from './config.js';
 import { WardenError } from './errors.js';
 import { hasRole, type Role } from './roles.js';
 import type { SkillRegistry } from './skill.js';
@@ -13,7 +14,8 @@ import type { SkillRegistry } from './skill.js';
 export type AgentAdmissionSettings = Pick<
   Config,
   'requireSandbox' | 'operatorMaxCpuCores' | 'operatorMaxMemoryMb' | 'operatorMaxDiskMb' | 'operatorMaxProcesses'
->;
+> &
+  BudgetSettings;
 
 /** Refuses an unknown skill (422), what this role may not ask for (403) and limits that cannot work (422). */
 export function checkAgentRequest(
@@ -36,6 +38,13 @@ export function checkAgentRequest(
     ] as const;
     for (const [field, asked, max, setting] of maxima) {
       if (asked > max) beyond.push(`resource_limits.${field} ${asked}, above ${max}, the most a key below admin may ask for (${setting})`);
+    }
+    // A budget is a limit on spending: below admin it may only tighten the configured one.
+    const defaults = defaultBudget(settings);
+    for (const [field, asked] of Object.entries(request.budget ?? {}) as Array<[keyof AgentBudget, number]>) {
+      const most = defaults[field];
+      if (most !== undefined && asked > most)
+        beyond.push(`budget.${field} ${asked}, above the configured ${most} (${CONFIG_ENV[BUDGET_SETTINGS[field]]})`);
     }
     if (beyond.length > 0) {
       throw new WardenError('admin_required', `an admin must create an agent with ${beyond.join('; ')}`, 403);

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { SkillIdSchema } from './skill.js';
+import { AgentBudgetSchema } from './budget.js';
 
 export const AGENT_STATUSES = ['provisioning', 'running', 'paused', 'stopping', 'stopped', 'error'] as const;
 export const AgentStatusSchema = z.enum(AGENT_STATUSES);
@@ -134,6 +135,9 @@ export const CreateAgentRequestSchema = z
       .max(10)
       .optional()
       .describe(`With restart_policy on-failure: how many times the sandbox is re-provisioned (default ${DEFAULT_MAX_RESTARTS}).`),
+    budget: AgentBudgetSchema.optional().describe(
+      "The agent's conversation budget, each limit in place of the configured default (WARDEN_BUDGET_*); below admin, only at or under it.",
+    ),
   })
   .strict()
   .refine((r) => r.max_restarts === undefined || r.restart_policy === 'on-failure', {
@@ -158,6 +162,7 @@ export const AgentRecordSchema = z.object({
   restart_policy: RestartPolicySchema,
   max_restarts: z.number().describe('0 under restart_policy never.'),
   restarts: z.number().describe('Times the sandbox was re-provisioned after its container was lost.'),
+  budget: AgentBudgetSchema.optional().describe("The agent's own conversation budget; the configured defaults for what it leaves out."),
   exit_code: z.number().nullable(),
   error_message: z.string().nullable(),
 });

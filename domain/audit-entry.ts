@@ -61,6 +61,8 @@ export const AUDIT_KINDS = [
   'conversation.turn',
   /** A model provider stayed down and the next of its fallbacks answered. */
   'model.failover',
+  /** A conversation's model call: the provider and model that answered, the tokens they reported and what they cost (never the text). */
+  'model.call',
 ] as const;
 export const AuditKindSchema = z.enum(AUDIT_KINDS);
 export type AuditKind = z.infer<typeof AuditKindSchema>;

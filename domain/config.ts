@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { SandboxRuntimeSchema } from './agent.js';
+import { AgentBudgetSchema, ModelPriceSchema } from './budget.js';
 import { DEFAULT_RATE_LIMITS, parseRateLimits } from './rate-limits.js';
 import { parsePoolProfiles } from './sandbox-pool.js';
 import { loadTemporalProfile, type TemporalProfile } from './temporal-connection.js';
@@ -27,6 +28,19 @@ const commaSeparated = <T extends z.ZodType>(list: T) =>
         : v,
     list,
   );
+
+/** JSON from the environment; an already-parsed value stays as it is, and text that is not JSON fails the schema. */
+const json = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((v) => {
+    if (typeof v !== 'string') return v;
+    try {
+      return JSON.parse(v) as unknown;
+    } catch {
+      return v;
+    }
+  }, schema);
+
+const budgetDefault = (field: keyof typeof AgentBudgetSchema.shape) => z.coerce.number().pipe(AgentBudgetSchema.shape[field].unwrap());
 
 const WORKER_ROLES = ['control', 'sandbox', 'model'] as const;
 
@@ -449,6 +463,34 @@ export const ConfigSchema = z
       .describe(
         'The vault secret (its name, never the key) holding the API key of the `WARDEN_LLM_BASE_URL` provider; unset for a server that wants no key.',
       ),
+    budgetConversationTokens: budgetDefault('conversation_tokens')
+      .optional()
+      .describe(
+        "Control worker: the tokens (prompt and answer) one conversation may spend, unless its agent's `budget` says otherwise. Unset: no limit. See [Budgets](conversations.md#budgets).",
+      ),
+    budgetConversationUsd: budgetDefault('conversation_usd')
+      .optional()
+      .describe("Control worker: the US dollars one conversation may spend, unless its agent's `budget` says otherwise. Unset: no limit."),
+    budgetDayTokens: budgetDefault('day_tokens')
+      .optional()
+      .describe(
+        "Control worker: the tokens an agent's conversations may spend together in a day (UTC), unless its `budget` says otherwise. Unset: no limit.",
+      ),
+    budgetDayUsd: budgetDefault('day_usd')
+      .optional()
+      .describe(
+        "Control worker: the US dollars an agent's conversations may spend together in a day (UTC), unless its `budget` says otherwise. Unset: no limit.",
+      ),
+    budgetToolCallsPerTurn: budgetDefault('tool_calls_per_turn')
+      .default(20)
+      .describe(
+        "Control worker: the tool calls the model may make in one turn, unless the agent's `budget` says otherwise; the turn then ends saying so.",
+      ),
+    modelPrices: json(z.record(z.string().min(1), ModelPriceSchema))
+      .default({})
+      .describe(
+        'Control worker: model prices over the repository\'s table (`llm/pricing.ts`), in US dollars per million tokens, as JSON keyed by `<provider>/<model>`, `<provider>/*` or `<model>`: `{"ollama/*": {"input_per_million": 0, "output_per_million": 0}}`. A money budget refuses a model no one priced.',
+      ),
     discordBotTokenSecret: z
       .string()
       .min(1)
@@ -649,6 +691,12 @@ export const CONFIG_ENV: Record<keyof Config, string> = {
   llmBaseUrl: 'WARDEN_LLM_BASE_URL',
   llmModel: 'WARDEN_LLM_MODEL',
   llmApiKeySecret: 'WARDEN_LLM_API_KEY_SECRET',
+  budgetConversationTokens: 'WARDEN_BUDGET_CONVERSATION_TOKENS',
+  budgetConversationUsd: 'WARDEN_BUDGET_CONVERSATION_USD',
+  budgetDayTokens: 'WARDEN_BUDGET_DAY_TOKENS',
+  budgetDayUsd: 'WARDEN_BUDGET_DAY_USD',
+  budgetToolCallsPerTurn: 'WARDEN_BUDGET_TOOL_CALLS_PER_TURN',
+  modelPrices: 'WARDEN_MODEL_PRICES',
   discordBotTokenSecret: 'WARDEN_DISCORD_BOT_TOKEN_SECRET',
   discordChannelIds: 'WARDEN_DISCORD_CHANNEL_IDS',
   discordApiUrl: 'WARDEN_DISCORD_API_URL',

@@ -40,7 +40,8 @@ export function toolResultText(action: Pick<ActionRecord, 'id' | 'status' | 'err
     : `${text.slice(0, MAX_TOOL_RESULT_CHARS)}\n[cut: ${text.length - MAX_TOOL_RESULT_CHARS} more characters]`;
 }
 
-export const TURN_STATUSES = ['running', 'answered', 'step_limit', 'cancelled', 'failed'] as const;
+/** `over_budget`: a model call was refused before it was made; `tool_limit`: the model asked for more tool calls than a turn may make. */
+export const TURN_STATUSES = ['running', 'answered', 'step_limit', 'over_budget', 'tool_limit', 'cancelled', 'failed'] as const;
 
 export const ToolActionSchema = z.object({
   tool_call_id: z.string(),
@@ -102,6 +103,12 @@ export const ConversationSchema = z.object({
   turns: z.array(TurnSchema),
   transcript: z.array(ChatMessageSchema).describe('What the model has been sent and answered, without the system prompt.'),
   usage: TokenUsageSchema,
+  cost_usd: z
+    .number()
+    .optional()
+    .describe(
+      "What the conversation's model calls cost, in US dollars, priced as docs/conversations.md#budgets says; calls to an unpriced model add nothing.",
+    ),
   taint: TaintSchema.nullable().optional().describe('Set once a tool result was flagged: every later action is raised to at least high.'),
   created_at: z.string(),
 });

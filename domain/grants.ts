@@ -18,6 +18,7 @@
  * Node-side only (node:crypto): workflows import its types.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import type { AgentBudget } from './budget.js';
 import type { Identity } from './roles.js';
 import type { RiskLevel } from './risk.js';
 import type { ActionOrigin, ActionType } from './action.js';
@@ -70,6 +71,8 @@ export interface ConversationClaims {
   agent_id: string;
   /** The agent's skill: its operations are the model's tools. */
   skill_id: string;
+  /** The agent's own conversation budget, when it has one; the workers' configured defaults for the rest. */
+  budget?: AgentBudget;
   requester: Identity;
   issued_at: string;
   /** After this the conversation calls no model and asks for no action. */

@@ -31,6 +31,7 @@ import { createReaperControlActivities, createReaperSandboxActivities } from '..
 import { CONTROL_TASK_QUEUE, MODEL_TASK_QUEUE, sandboxTaskQueue, sandboxWatchTaskQueue } from '../workflows/definitions.js';
 import { createConversationActivities, type ConversationSettings } from '../activities/conversation.js';
 import { createModelActivities } from '../activities/model.js';
+import { createBudgetActivities } from '../activities/budget.js';
 import type { ProviderRegistry } from '../llm/registry.js';
 import { WORKFLOWS_PATH } from './bundle.js';
 import { workerTracingOptions, type Tracing } from '../telemetry/tracing.js';
@@ -132,6 +133,7 @@ export async function createWorkers(opts: WorkerOptions) {
           ...createReaperControlActivities(client),
           ...createGrantActivities({ grants, policy: opts.policy }),
           ...createConversationActivities({ client, grants, policy: opts.policy, settings: opts.conversations }),
+          ...createBudgetActivities({ grants, audit: opts.audit, settings: opts.conversations }),
         },
         ...(opts.tracing ? workerTracingOptions(opts.tracing) : {}),
       }),

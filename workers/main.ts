@@ -7,6 +7,7 @@ import { Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import { loadConfig } from '../domain/config.js';
 import { createLogger } from '../telemetry/logger.js';
 import { createWorkers, sandboxPoolSettings } from './create-workers.js';
+import { modelBudgetSettings } from '../activities/budget.js';
 import { Keyring } from '../domain/keyring.js';
 import { openStores } from '../stores/open-stores.js';
 import { createDataConverter, loadPayloadCodec } from '../domain/data-converter.js';
@@ -108,6 +109,7 @@ try {
     conversations: keyIds && {
       isRevoked: (id) => keyIds.isRevoked(id),
       approvalExpirySeconds: config.approvalExpirySeconds,
+      budget: modelBudgetSettings(config, loadProviderConfigs(config)),
       ...(config.alertWebhooks.length ? { alertPendingSeconds: config.alertApprovalPendingSeconds } : {}),
     },
     providers: roles.includes('model') ? new ProviderRegistry({ configs: loadProviderConfigs(config), vault, logger: log }) : undefined,

@@ -23,9 +23,11 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ActionRecord } from '../domain/action.js';
+import { spentTokens } from '../domain/budget.js';
 import { addUsage, toolResultText, type Conversation, type Turn, type ToolAction } from '../domain/conversation.js';
 import type { ToolCall } from '../domain/llm.js';
 import { refuseUndecodableInput } from '../domain/undecodable.js';
+import type { BudgetActivities } from '../activities/budget.js';
 import type { ConversationActivities } from '../activities/conversation.js';
 import type { ModelActivities } from '../activities/model.js';
 import type { actionWorkflow } from './action.js';
@@ -56,7 +58,9 @@ const { prepareToolCall } = proxyActivities<ConversationActivities>({
   retry: { maximumAttempts: 5 },
 });
 
-const { screenToolResult } = proxyLocalActivities<Pick<ConversationActivities, 'screenToolResult'>>({
+const { screenToolResult, checkModelBudget, recordModelCall } = proxyLocalActivities<
+  Pick<ConversationActivities, 'screenToolResult'> & BudgetActivities
+>({
   startToCloseTimeout: '30 seconds',
   retry: { maximumInterval: '30 seconds' },
 });
@@ -69,6 +73,8 @@ export async function conversationWorkflow(input: ConversationWorkflowInput): Pr
   // Decided first, before any marker or local activity (see docs/workflow-versioning.md).
   // Patch guards screening tool results; deprecatePatch once no open conversation predates it: every recorded conversation history before it does.
   const screenResults = patched('screen-tool-results');
+  // Patch guards the budget check before each model call, the model.call entries after, and the tool-call limit of a turn.
+  const budgets = patched('conversation-budgets');
   const { workflowId, runId } = workflowInfo();
   const conversation: Conversation = {
     id: workflowId,
@@ -80,6 +86,7 @@ export async function conversationWorkflow(input: ConversationWorkflowInput): Pr
     turns: input.carried?.turns ?? [],
     transcript: input.carried?.transcript ?? [],
     usage: input.carried?.usage ?? { input_tokens: 0, output_tokens: 0, cached_tokens: 0 },
+    cost_usd: input.carried?.cost_usd ?? 0,
     taint: input.carried?.taint ?? null,
     created_at: input.created_at,
   };
@@ -149,8 +156,8 @@ export async function conversationWorkflow(input: ConversationWorkflowInput): Pr
     if (!ended && (continueAsNewSuggested || historyLength > MAX_HISTORY_EVENTS)) {
       continuing = true;
       await condition(allHandlersFinished);
-      const { turns, transcript, usage, taint } = conversation;
-      await continueAsNew<typeof conversationWorkflow>({ ...input, carried: { turns, transcript, usage, taint } });
+      const { turns, transcript, usage, taint, cost_usd } = conversation;
+      await continueAsNew<typeof conversationWorkflow>({ ...input, carried: { turns, transcript, usage, taint, cost_usd } });
     }
   }
   conversation.status = 'ended';
@@ -186,6 +193,7 @@ export async function conversationWorkflow(input: ConversationWorkflowInput): Pr
         steps: turn.steps,
         actions: turn.actions.map((a) => a.action_id).filter(Boolean),
         usage: conversation.usage,
+        cost_usd: conversation.cost_usd,
       },
     });
   }
@@ -195,17 +203,16 @@ export async function conversationWorkflow(input: ConversationWorkflowInput): Pr
     let calls = 0;
     while (turn.steps < input.max_steps) {
       turn.steps++;
-      const answer = await callModel({
-        grant: input.grant,
-        provider: input.provider,
-        ...(input.model ? { model: input.model } : {}),
-        message: { text: message.message, grant: message.grant },
-        messages: conversation.transcript,
-      }).catch((err: unknown) => {
-        // A message the model worker refused (no API grant) is kept out of what later turns send to a model.
+      const { answer, budget } = await modelStep(message).catch((err: unknown) => {
+        // A message the workers refused (no API grant) is kept out of what later turns send to a model.
         if (turn.steps === 1 && failureType(err) === FailureType.Unauthorized) conversation.transcript.splice(asked, 1);
         throw err;
       });
+      if (!answer) {
+        turn.status = 'over_budget';
+        turn.error = budget.refusal;
+        return;
+      }
       conversation.usage = addUsage(conversation.usage, answer.usage);
       if (answer.failed_over.length) {
         await audit({
@@ -214,6 +221,18 @@ export async function conversationWorkflow(input: ConversationWorkflowInput): Pr
           agent_id: input.agent_id,
           details: { conversation_id: workflowId, turn: turn.turn, answered_by: answer.provider, failed: answer.failed_over },
         });
+      }
+      if (budgets) {
+        const { cost_usd } = await recordModelCall({
+          grant: input.grant,
+          turn: turn.turn,
+          step: turn.steps,
+          provider: answer.provider,
+          model: answer.model,
+          usage: answer.usage,
+          estimated_tokens: budget.estimated_tokens,
+        });
+        conversation.cost_usd = (conversation.cost_usd ?? 0) + (cost_usd ?? 0);
       }
       conversation.transcript.push({
         role: 'assistant',
@@ -225,14 +244,49 @@ export async function conversationWorkflow(input: ConversationWorkflowInput): Pr
         turn.reply = answer.text;
         return;
       }
+      const allowed = budget.tool_calls_per_turn - calls;
       // One at a time: what an approver is shown may depend on what the calls before it did.
-      for (const call of answer.tool_calls) {
-        const content = await toolCall(turn, message, call, ++calls);
+      for (const [i, call] of answer.tool_calls.entries()) {
+        const content = i < allowed ? await toolCall(turn, message, call, ++calls) : overToolLimit(turn, call, budget.tool_calls_per_turn);
         conversation.transcript.push({ role: 'tool', tool_call_id: call.id, content });
+      }
+      if (answer.tool_calls.length > allowed) {
+        turn.status = 'tool_limit';
+        turn.error = `the model asked for more than the ${budget.tool_calls_per_turn} tool calls a turn may make; the calls beyond them did not run. Send another message to carry on`;
+        return;
       }
     }
     turn.status = 'step_limit';
     turn.error = `the model was called ${input.max_steps} times in this turn without giving an answer; send another message to carry on`;
+  }
+
+  /** One model call, when the budget allows it: the check comes first, so a refused call is never sent. */
+  async function modelStep(message: ConversationMessage) {
+    const budget = budgets
+      ? await checkModelBudget({
+          grant: input.grant,
+          provider: input.provider,
+          ...(input.model ? { model: input.model } : {}),
+          messages: conversation.transcript,
+          spent: { tokens: spentTokens(conversation.usage), usd: conversation.cost_usd ?? 0 },
+        })
+      : { refusal: null, estimated_tokens: 0, tool_calls_per_turn: Infinity };
+    if (budget.refusal !== null) return { answer: null, budget };
+    const answer = await callModel({
+      grant: input.grant,
+      provider: input.provider,
+      ...(input.model ? { model: input.model } : {}),
+      message: { text: message.message, grant: message.grant },
+      messages: conversation.transcript,
+    });
+    return { answer, budget };
+  }
+
+  /** A call past the turn's tool-call limit: it becomes no action, and the model is told why. */
+  function overToolLimit(turn: Turn, call: ToolCall, limit: number): string {
+    const why = `the turn reached its limit of ${limit} tool calls`;
+    turn.actions.push({ tool_call_id: call.id, tool: call.name, action_id: null, status: 'refused', error: why });
+    return `this call did not run: ${why}`;
   }
 
   /** What the model reads as the call's result: the action's outcome, or why the call never became one. */

@@ -6,6 +6,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
 import { IdentitySchema } from '../domain/action.js';
 import type { AgentRecord, ExecRequest, ExecResult, ResourceLimits, RestartPolicy, SandboxRuntime } from '../domain/agent.js';
+import type { AgentBudget } from '../domain/budget.js';
 import type { ActionRecord } from '../domain/action.js';
 import type { ApprovalAttempt, ApprovalVerdict } from './approval.js';
 import type { Lockdown, LockdownActor } from '../domain/lockdown.js';
@@ -43,6 +44,8 @@ export interface AgentWorkflowInput {
   restartPolicy?: RestartPolicy;
   /** How many times on-failure re-provisions the sandbox (the API fills in the default). */
   maxRestarts?: number;
+  /** The agent's own conversation budget, as asked for at creation. */
+  budget?: AgentBudget;
   createdAt: string;
   /** The key id of whoever created the agent, for the audit log. */
   requestedBy?: string;
@@ -70,6 +73,7 @@ export function newAgentRecord(input: AgentWorkflowInput): AgentRecord {
     restart_policy: input.restartPolicy ?? 'never',
     max_restarts: input.restartPolicy === 'on-failure' ? (input.maxRestarts ?? 0) : 0,
     restarts: 0,
+    ...(input.budget ? { budget: input.budget } : {}),
     exit_code: null,
     error_message: null,
   };
@@ -225,7 +229,7 @@ export interface ConversationWorkflowInput {
   max_steps: number;
   created_at: string;
   /** Set when the workflow continues as new: what the conversation has been so far. */
-  carried?: Pick<Conversation, 'turns' | 'transcript' | 'usage' | 'taint'>;
+  carried?: Pick<Conversation, 'turns' | 'transcript' | 'usage' | 'taint' | 'cost_usd'>;
 }
 
 /** A message for the conversation, with the API's grant for it (a message without one leads to no action). */

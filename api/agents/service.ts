@@ -174,6 +174,7 @@ export function createAgentService(client: Client, config: AgentServiceConfig, d
       ...(request.restart_policy === 'on-failure'
         ? { restartPolicy: 'on-failure', maxRestarts: request.max_restarts ?? DEFAULT_MAX_RESTARTS }
         : {}),
+      ...(request.budget ? { budget: request.budget } : {}),
       createdAt: new Date().toISOString(),
       requestedBy: requester.key_id,
     };

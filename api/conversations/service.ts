@@ -85,6 +85,7 @@ export function createConversationService(
       conversation_id: id,
       agent_id: agent.id,
       skill_id: agent.skill_id,
+      ...(agent.budget ? { budget: agent.budget } : {}),
       requester,
       issued_at: now.toISOString(),
       expires_at: new Date(now.getTime() + CONVERSATION_GRANT_MS).toISOString(),
@@ -117,6 +118,7 @@ export function createConversationService(
       turns: [],
       transcript: [],
       usage: { input_tokens: 0, output_tokens: 0, cached_tokens: 0 },
+      cost_usd: 0,
       created_at: now.toISOString(),
     };
   }

@@ -1,6 +1,7 @@
 /**
- * Metrics derived from the audit log: actions by type, status and level, and the latencies of
- * approvals, actions, execs and sandbox creation. The API folds the log's new entries in at each
+ * Metrics derived from the audit log: actions by type, status and level, the latencies of
+ * approvals, actions, execs and sandbox creation, and conversations' model calls (tokens and cost
+ * per agent and model) and turns. The API folds the log's new entries in at each
  * scrape (oldest first, from the last seq it saw), so the numbers cover every worker, survive
  * restarts of any process, and a test can compare them with what it did. The exec duration is
  * the one the sandbox worker measured (an execution entry's duration_ms); the others are the
@@ -69,6 +70,32 @@ export function createAuditMetrics(registry: Registry, audit: AuditStore) {
     registers: [registry],
   });
 
+  const modelLabels = ['agent_id', 'provider', 'model'];
+  const modelCalls = new Counter({
+    name: 'warden_model_calls_total',
+    help: "Conversations' model calls, by agent and the provider and model that answered",
+    labelNames: modelLabels,
+    registers: [registry],
+  });
+  const modelTokens = new Counter({
+    name: 'warden_model_tokens_total',
+    help: 'Tokens the providers reported, by agent, provider, model and type: input (the whole prompt), cached (the part of it read from cache), output',
+    labelNames: [...modelLabels, 'type'],
+    registers: [registry],
+  });
+  const modelCost = new Counter({
+    name: 'warden_model_cost_usd_total',
+    help: 'What the model calls cost in US dollars, priced by the price table and WARDEN_MODEL_PRICES (unpriced models add nothing)',
+    labelNames: modelLabels,
+    registers: [registry],
+  });
+  const conversationTurns = new Counter({
+    name: 'warden_conversation_turns_total',
+    help: 'Ended conversation turns by agent and status (answered, step_limit, over_budget, tool_limit, cancelled, failed)',
+    labelNames: ['agent_id', 'status'],
+    registers: [registry],
+  });
+
   const open = new Map<string, OpenAction>();
   const provisioning = new Map<string, number>();
   let seen = 0;
@@ -105,6 +132,16 @@ export function createAuditMetrics(registry: Registry, audit: AuditStore) {
     if (e.kind === 'agent.status_changed' && d.to === 'running' && typeof d.sandbox_pool === 'string') {
       poolClaims.inc({ outcome: d.sandbox_pool });
     }
+    if (e.kind === 'model.call' && e.agent_id) {
+      const labels = { agent_id: e.agent_id, provider: String(d.provider), model: String(d.model) };
+      const usage = d.usage as { input_tokens: number; output_tokens: number; cached_tokens: number };
+      modelCalls.inc(labels);
+      modelTokens.inc({ ...labels, type: 'input' }, usage.input_tokens);
+      modelTokens.inc({ ...labels, type: 'cached' }, usage.cached_tokens);
+      modelTokens.inc({ ...labels, type: 'output' }, usage.output_tokens);
+      if (typeof d.cost_usd === 'number') modelCost.inc(labels, d.cost_usd);
+    }
+    if (e.kind === 'conversation.turn' && e.agent_id) conversationTurns.inc({ agent_id: e.agent_id, status: String(d.status) });
     if (!e.action_id) return;
     const id = e.action_id;
     if (e.kind === 'action.submitted') {

@@ -400,6 +400,7 @@ describe('GET /openapi.json and /docs', () => {
     expect(schema.additionalProperties).toBe(false);
     expect(Object.keys(schema.properties).sort()).toEqual([
       'agent_id',
+      'budget',
       'idle_ttl_seconds',
       'max_restarts',
       'resource_limits',
@@ -411,6 +412,8 @@ describe('GET /openapi.json and /docs', () => {
     expect(schema.properties.restart_policy.enum).toEqual(['never', 'on-failure']);
     expect(schema.properties.max_restarts).toMatchObject({ type: 'integer', minimum: 1, maximum: 10 });
     expect(schema.properties.agent_id.pattern).toBeTypeOf('string');
+    expect(schema.properties.budget.additionalProperties).toBe(false);
+    expect(schema.properties.budget.properties.tool_calls_per_turn).toMatchObject({ type: 'integer', minimum: 1, maximum: 1000 });
     const limits = schema.properties.resource_limits;
     expect(limits.additionalProperties).toBe(false);
     expect(limits.properties.memory_mb).toMatchObject({ type: 'integer', minimum: 32, maximum: 65536 });

@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActionRecord } from '../../domain/action.js';
 import type { Conversation } from '../../domain/conversation.js';
 import { Grants, messageHash, type ConversationClaims } from '../../domain/grants.js';
-import { CONTROL_TASK_QUEUE, conversationQuery, sendMessageUpdate, turnResultUpdate } from '../../workflows/definitions.js';
+import { conversationQuery, sendMessageUpdate, turnResultUpdate } from '../../workflows/definitions.js';
+import { handStartConversation } from '../support/conversation-port.js';
 import { openaiCompletion, startFakeLlm, type FakeLlm, type RecordedRequest } from '../support/fake-llm.js';
 import { recordHistory, startStack, testPayloadCodec, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
 import { sandboxOutput } from '../support/worker-process.js';
@@ -312,22 +313,8 @@ describe("Temporal's port", () => {
       issued_at: new Date().toISOString(),
     });
 
-  async function handStart(workflowId: string, grant: unknown, agentId: string) {
-    return stack.client.workflow.start('conversationWorkflow', {
-      workflowId,
-      taskQueue: CONTROL_TASK_QUEUE,
-      args: [
-        {
-          grant,
-          agent_id: agentId,
-          owner: { key_id: 'x', name: 'x' },
-          provider: 'default',
-          max_steps: 3,
-          created_at: new Date().toISOString(),
-        },
-      ],
-    });
-  }
+  const handStart = (workflowId: string, grant: unknown, agentId: string) =>
+    handStartConversation(stack.client, workflowId, { grant, agent_id: agentId });
 
   async function actionsOf(agentId: string): Promise<string[]> {
     const ids: string[] = [];

@@ -21,6 +21,7 @@ import { loadPolicy } from '../../domain/policy.js';
 import { SKILLS } from '../../skills/index.js';
 import type { Role } from '../../domain/roles.js';
 import { createWorkers, sandboxPoolSettings } from '../../workers/create-workers.js';
+import { modelBudgetSettings } from '../../activities/budget.js';
 import { ensureReaperSchedule } from '../../workers/reaper-schedule.js';
 import { temporalCli } from '../../scripts/dev-server.js';
 import { openVault, type Vault } from '../../stores/vault.js';
@@ -168,6 +169,7 @@ export async function startStack(
           conversations: {
             isRevoked: async (id) => !(await keys.has(id)) || (await keys.isRevoked(id)),
             approvalExpirySeconds: config.approvalExpirySeconds,
+            budget: modelBudgetSettings(config, loadProviderConfigs(config)),
           },
           providers: new ProviderRegistry({ configs: loadProviderConfigs(config), vault, logger }),
           policy: loadPolicy(SKILLS, config.policyFile),

@@ -121,4 +121,28 @@ describe('the audit log fold', () => {
     expect(await value('warden_sandbox_create_seconds_count')).toBe(1);
     expect(await value('warden_sandbox_create_seconds_sum')).toBeCloseTo(0.4, 6);
   });
+
+  it("conversations' model calls: tokens and cost per agent and model, and ended turns by status", async () => {
+    const { add, value } = setup();
+    const call = (agent: string, model: string, usage: object, cost_usd: number | null) =>
+      add(0, { kind: 'model.call', agent_id: agent, details: { conversation_id: 'cnv-1', provider: 'openai', model, usage, cost_usd } });
+    await call('agt-1', 'gpt-4o', { input_tokens: 1000, output_tokens: 200, cached_tokens: 400 }, 0.004);
+    await call('agt-1', 'gpt-4o', { input_tokens: 500, output_tokens: 100, cached_tokens: 0 }, 0.00225);
+    await call('agt-2', 'local-model', { input_tokens: 50, output_tokens: 5, cached_tokens: 0 }, null);
+    await add(1, { kind: 'conversation.turn', agent_id: 'agt-1', details: { status: 'over_budget' } });
+    const gpt = { agent_id: 'agt-1', provider: 'openai', model: 'gpt-4o' };
+    expect(await value('warden_model_calls_total', gpt)).toBe(2);
+    expect(await value('warden_model_tokens_total', { ...gpt, type: 'input' })).toBe(1500);
+    expect(await value('warden_model_tokens_total', { ...gpt, type: 'cached' })).toBe(400);
+    expect(await value('warden_model_tokens_total', { ...gpt, type: 'output' })).toBe(300);
+    expect(await value('warden_model_cost_usd_total', gpt)).toBeCloseTo(0.00625, 10);
+    expect(await value('warden_model_tokens_total', { agent_id: 'agt-2', provider: 'openai', model: 'local-model', type: 'input' })).toBe(
+      50,
+    );
+    // An unpriced model's calls are counted in tokens and add no cost.
+    expect(await value('warden_model_cost_usd_total', { agent_id: 'agt-2', provider: 'openai', model: 'local-model' })).toBeUndefined();
+    expect(await value('warden_conversation_turns_total', { agent_id: 'agt-1', status: 'over_budget' })).toBe(1);
+    // A second scrape adds nothing.
+    expect(await value('warden_model_calls_total', gpt)).toBe(2);
+  });
 });
