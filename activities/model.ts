@@ -28,6 +28,16 @@ export interface ModelCallInput {
   messages: ChatMessage[];
 }
 
+/** How often at most a streamed answer's text so far is sent to the server (the model worker's heartbeat throttle). */
+export const MODEL_TEXT_INTERVAL = '250 ms';
+
+/** A model call's heartbeat details while its answer streams in. */
+export interface ModelCallProgress {
+  /** The attempt whose answer this is: Temporal hands a retry the details of the attempt before. */
+  attempt: number;
+  text: string;
+}
+
 /** The tools of a skill: each operation, with its zod schema as JSON Schema. */
 export function toolsOf(skillId: string): ToolSpec[] {
   const skill = getSkill(skillId);
@@ -62,13 +72,21 @@ export function createModelActivities(deps: { grants: Grants; providers: Provide
       });
     }
     // Heartbeats carry a cancelled turn to the call, and tell Temporal soon when this worker died mid-call.
-    const beating = setInterval(() => context.heartbeat(), 5_000);
+    // Their details are the answer's text so far, for the API's event streams to read: they are
+    // never written to the workflow's history, which records only the assembled answer.
+    let streamed: ModelCallProgress | undefined;
+    const beat = () => context.heartbeat(streamed);
+    const beating = setInterval(beat, 5_000);
     try {
       return await deps.providers.chain(input.provider).chat({
         ...(input.model ? { model: input.model } : {}),
         messages: [{ role: 'system', content: SYSTEM_PROMPT }, ...input.messages],
         tools: toolsOf(skillId),
         signal: context.cancellationSignal,
+        onText: (text) => {
+          streamed = { attempt: context.info.attempt, text };
+          beat();
+        },
       });
     } catch (err) {
       if (!(err instanceof ProviderError)) throw err;

@@ -46,6 +46,11 @@ export interface ChatRequest {
   tools?: ToolSpec[];
   max_tokens?: number;
   signal?: AbortSignal;
+  /**
+   * Called with the answer's text so far as a streamed answer arrives (providers configured with
+   * `stream`); a retry or a fallback starts the text again from nothing.
+   */
+  onText?: (textSoFar: string) => void;
 }
 
 export interface ChatResponse {

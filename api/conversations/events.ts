@@ -8,7 +8,8 @@
  * event is anchored at a transcript position (the entry it shows, or the last entry before it
  * happened) and its id is `<position>:<kind>[:<what>]`, the same on every read, so a reader that
  * reconnects with Last-Event-ID gets every event from that position on (those at the position
- * itself again, with the ids it has seen).
+ * itself again, with the ids it has seen). A streaming model's text comes as `text_delta` events,
+ * read from its call's heartbeat details, without ids: the whole answer's `text` event follows.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ActionRecord } from '../../domain/action.js';
@@ -19,6 +20,7 @@ import type { ConversationService } from './service.js';
 
 export const CONVERSATION_EVENT_KINDS = [
   'message',
+  'text_delta',
   'text',
   'tool_call',
   'approval_request',
@@ -32,7 +34,7 @@ export const CONVERSATION_EVENT_KINDS = [
 export type ConversationEventKind = (typeof CONVERSATION_EVENT_KINDS)[number];
 
 export interface ConversationEvent {
-  /** Absent on a stream's own error (a read that failed), which is no event of the conversation. */
+  /** Absent on what is no event of the conversation's record: a streamed answer's text, a stream's failed read. */
   id?: string;
   event: ConversationEventKind;
   data: Record<string, unknown>;
@@ -192,6 +194,8 @@ export function createConversationEvents(
     /** Records of ended actions this stream asked approval for: read once more, for the decisions made since. */
     const ended = new Map<string, ActionRecord>();
     const asked = new Set<string>();
+    /** The streamed text shown so far, and the model call it came from. */
+    let shown = { call: '', text: '' };
     let conversation = first;
     while (!signal.aborted) {
       const records = new Map(ended);
@@ -207,6 +211,18 @@ export function createConversationEvents(
         yield event;
       }
       if (conversation.status === 'ended' || Date.now() >= until) return;
+      if (conversation.status === 'running') {
+        const partial = await conversations.answerSoFar(first.id).catch(() => null);
+        if (partial && partial.text !== shown.text) {
+          const carriesOn = partial.call === shown.call && partial.text.startsWith(shown.text);
+          const turn = conversation.turns.at(-1)?.turn;
+          yield {
+            event: 'text_delta',
+            data: { turn, text: carriesOn ? partial.text.slice(shown.text.length) : partial.text, restart: !carriesOn },
+          };
+          shown = partial;
+        }
+      }
       try {
         await sleep(POLL_MS, undefined, { signal });
         conversation = await conversations.getConversation(first.id, who);

@@ -98,8 +98,24 @@ export const chatCommands: Record<string, Command> = {
       let wake = () => {};
       const input = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY === true });
       const stream = new AbortController();
+      /** The model's text shown as it streamed in, on a line not yet ended. */
+      let streamed: string | null = null;
       const following = followEvents(api, conversation.id, stream.signal, (event, data) => {
-        const text = describeEvent(event, data);
+        if (event === 'text_delta') {
+          if (data.restart && streamed !== null) process.stdout.write('\n');
+          if (data.restart || streamed === null) process.stdout.write('model: ');
+          streamed = data.restart || streamed === null ? String(data.text) : streamed + String(data.text);
+          process.stdout.write(String(data.text));
+          return;
+        }
+        let text = describeEvent(event, data);
+        if (streamed !== null) {
+          // The whole answer follows what streamed in: only what did not stream is left to show.
+          const rest = event === 'text' && String(data.text).startsWith(streamed) ? String(data.text).slice(streamed.length) : null;
+          process.stdout.write(rest === null ? '\n' : `${rest}\n`);
+          if (rest !== null) text = null;
+          streamed = null;
+        }
         if (text !== null) print(text);
         if (event === 'turn_end' && typeof data.turn === 'number') endedTurns.add(data.turn);
         if (event === 'end') {

@@ -7,14 +7,17 @@
  * The CLI is driven as a real process with piped stdin, approvals given meanwhile by another person.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { serve } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { readServerSentEvents } from '../../bin/commands/server-sent-events.js';
 import type { ActionRecord } from '../../domain/action.js';
 import { PROJECT_ROOT } from '../../scripts/dev-server.js';
-import { openaiCompletion, startFakeLlm, type FakeLlm } from '../support/fake-llm.js';
-import { startStack, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
+import { openaiChunk, openaiCompletion, startFakeLlm, type FakeLlm } from '../support/fake-llm.js';
+import { startStack, testPayloadCodec, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 let stack: Stack;
@@ -24,6 +27,18 @@ let fake: FakeLlm;
 let agent: string;
 const key: Record<'owner' | 'other' | 'viewer' | 'alice' | 'admin' | 'limited', string> = {} as never;
 const ROUTE = 'POST /v1/chat/completions';
+const STREAMING_ROUTE = 'POST /streaming/v1/chat/completions';
+const ANSWER_PIECES = ['The ', 'files ', 'are ', 'all ', 'here, ', 'safe ', 'and ', 'sound.'];
+
+/** The streaming provider's answer, a piece at a time, as a model generating it. */
+const streamedAnswer = () => ({
+  pauseMs: 600,
+  sse: [
+    ...ANSWER_PIECES.map((content) => ({ data: openaiChunk({ content }) })),
+    { data: openaiChunk({}, { finish_reason: 'stop' }) },
+    '[DONE]',
+  ],
+});
 
 const call = (id: string, name: string, args: Record<string, unknown>) => ({ id, name, arguments: JSON.stringify(args) });
 
@@ -77,7 +92,18 @@ async function openEvents(who: string, conversationId: string, lastEventId?: str
 
 beforeAll(async () => {
   fake = await startFakeLlm();
-  stack = await startStack({ config: { llmBaseUrl: `${fake.origin}/v1`, llmModel: 'fake-model' } });
+  // The first provider answers in one piece; the second streams its answers, which event streams show as they come.
+  const providersFile = join(mkdtempSync(join(tmpdir(), 'warden-providers-')), 'providers.json');
+  writeFileSync(
+    providersFile,
+    JSON.stringify({
+      providers: [
+        { name: 'default', kind: 'openai', base_url: `${fake.origin}/v1`, default_model: 'fake-model' },
+        { name: 'streaming', kind: 'openai', base_url: `${fake.origin}/streaming/v1`, default_model: 'fake-model', stream: true },
+      ],
+    }),
+  );
+  stack = await startStack({ config: { providersFile } });
   server = serve({ fetch: stack.realApp.fetch, hostname: '127.0.0.1', port: 0 });
   await new Promise((r) => server.once('listening', r));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -165,6 +191,35 @@ describe('the event stream', () => {
     expect(resumed.seen.map((e) => e.event)).not.toContain('message');
     expect(resumed.seen.map((e) => e.event).slice(-3)).toEqual(['text', 'turn_end', 'end']);
   }, 180_000);
+
+  it("shows a streaming model's text as it is generated, then the whole answer, which alone is in the history", async () => {
+    const started = await as(key.owner, 'POST', '/api/conversations', { agent_id: agent, provider: 'streaming' });
+    expect(started.status).toBe(201);
+    const id = started.body.id as string;
+    fake.script(STREAMING_ROUTE, streamedAnswer());
+    const stream = await openEvents(key.owner, id);
+    onTestFinished(() => stream.close());
+    await as(key.owner, 'POST', `/api/conversations/${id}/messages`, { message: 'are my files there?' });
+    const whole = await stream.until((e) => e.event === 'text');
+    expect(whole!.data.text).toBe(ANSWER_PIECES.join(''));
+    // Pieces came before the answer was whole: each carries on the text before it, as generated.
+    const pieces = stream.seen.filter((e) => e.event === 'text_delta');
+    expect(pieces[0]!.data).toMatchObject({ turn: 1, restart: true });
+    expect(pieces[0]!.data.text.length).toBeLessThan(whole!.data.text.length);
+    expect(pieces.slice(1).every((e) => e.data.restart === false)).toBe(true);
+    expect(whole!.data.text.startsWith(pieces.map((e) => e.data.text).join(''))).toBe(true);
+    // They set no id: a reader that reconnects resumes from the answer, not from a piece of it.
+    for (const piece of pieces) expect(piece.id).toBe(stream.seen[stream.seen.indexOf(piece) - 1]!.id);
+    expect((await stream.until((e) => e.event === 'turn_end'))!.data).toMatchObject({ status: 'answered' });
+
+    // The history holds the assembled answer once, and none of the text as it came.
+    const history = await stack.client.workflow.getHandle(id).fetchHistory();
+    const completed = history.events!.filter((e) => e.activityTaskCompletedEventAttributes);
+    expect(completed).toHaveLength(1);
+    const payloads = await testPayloadCodec().decode(completed[0]!.activityTaskCompletedEventAttributes!.result!.payloads!);
+    expect(Buffer.from(payloads[0]!.data!).toString('utf8')).toContain(ANSWER_PIECES.join(''));
+    await as(key.owner, 'POST', `/api/conversations/${id}/end`);
+  }, 120_000);
 
   it('is refused to those who may not read the conversation: no key, a viewer, another operator; an admin may', async () => {
     const id = await startConversation();
@@ -279,7 +334,7 @@ describe('warden chat', () => {
     expect((await as(key.owner, 'GET', `/api/conversations/${id}`)).body.status).toBe('ended');
   }, 240_000);
 
-  it('/exit ends the conversation; an agent it may not talk about is refused with why', async () => {
+  it("prints a streaming model's answer as it comes; /exit ends the conversation; an agent it may not talk about is refused with why", async () => {
     const refused = chat(['no-such-agent'], key.owner);
     expect(await refused.exited).toBe(1);
     expect(refused.errors()).toMatch(/not found/);
@@ -288,8 +343,12 @@ describe('warden chat', () => {
     expect(await viewer.exited).toBe(4);
     expect(viewer.errors()).toMatch(/not allowed/);
 
-    const cli = chat([agent], key.owner);
-    const [, id] = (await cli.printed(/^conversation (cnv-[0-9a-f]{16})/m))!;
+    // A streaming model's answer is printed as it comes, on one line.
+    fake.script(STREAMING_ROUTE, streamedAnswer());
+    const cli = chat([agent, '--provider', 'streaming'], key.owner);
+    const [, id] = (await cli.printed(/^conversation (cnv-[0-9a-f]{16}) with agent \S+ \(streaming\)/m))!;
+    cli.child.stdin.write('are my files there?\n');
+    await cli.printed(/^model: The files are all here, safe and sound\.$/m);
     cli.child.stdin.write('/exit\n');
     expect(await cli.exited).toBe(0);
     expect((await as(key.owner, 'GET', `/api/conversations/${id}`)).body.status).toBe('ended');
