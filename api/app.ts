@@ -72,7 +72,7 @@ export interface AppDeps {
 
 /**
  * A key holds a few conversation event streams at once (a terminal and a console tab or two);
- * each closes after a while and its reader reconnects, so a revoked key does not keep reading.
+ * each closes after a while (its reader reconnects, and the key is checked as for any request).
  */
 const CONVERSATION_STREAMS = { maxStreamsPerKey: 4, maxStreamMs: 15 * 60_000 };
 
@@ -134,7 +134,12 @@ export function createApp(deps: AppDeps) {
   const providers = new ProviderRegistry({ configs: loadProviderConfigs(deps.config), vault: deps.vault, logger: deps.logger });
   app.route('/api/providers', providersRouter(providers));
   const conversations = createConversationService(deps.client, grants, providers, agents, lockdown.assertOpen);
-  const conversationEvents = createConversationEvents(conversations, (id) => actions.getAction(id), CONVERSATION_STREAMS);
+  const conversationEvents = createConversationEvents(
+    conversations,
+    (id) => actions.getAction(id),
+    (keyId) => deps.keys.isRevoked(keyId),
+    CONVERSATION_STREAMS,
+  );
   app.route('/api', conversationsRouter(conversations, conversationEvents));
   app.route('/api', securityRouter());
   app.route('/', docsRouter());

@@ -143,7 +143,7 @@ const RETRY_MS = 3_000;
 export interface ConversationEventsOptions {
   /** Streams one key may hold open at once. */
   maxStreamsPerKey: number;
-  /** A stream closes after this long: the reader reconnects with Last-Event-ID, and its key is checked again. */
+  /** A stream closes after this long at most: the reader reconnects with Last-Event-ID. */
   maxStreamMs: number;
 }
 
@@ -154,6 +154,8 @@ export interface ConversationEventsOptions {
 export function createConversationEvents(
   conversations: ConversationService,
   getAction: (id: string) => Promise<ActionRecord>,
+  /** Whether the reader's key was revoked since it opened the stream: its stream then closes. */
+  isRevoked: (keyId: string) => Promise<boolean>,
   options: ConversationEventsOptions,
 ) {
   const openPerKey = new Map<string, number>();
@@ -225,6 +227,8 @@ export function createConversationEvents(
       }
       try {
         await sleep(POLL_MS, undefined, { signal });
+        // Fail closed: a key revoked mid-stream reads nothing more (a store that cannot say closes it too).
+        if (await isRevoked(who.key_id).catch(() => true)) return;
         conversation = await conversations.getConversation(first.id, who);
       } catch (err) {
         if (signal.aborted || (err instanceof WardenError && err.status === 404)) return;

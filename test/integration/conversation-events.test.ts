@@ -238,7 +238,7 @@ describe('the event stream', () => {
     await as(key.owner, 'POST', `/api/conversations/${id}/end`);
   }, 60_000);
 
-  it("bounds a key's open streams, and a closed stream gives its place back", async () => {
+  it("bounds a key's open streams; a closed stream gives its place back; a revoked key's streams end", async () => {
     const started = await as(key.limited, 'POST', '/api/conversations', { agent_id: agent });
     expect(started.status).toBe(201);
     const id = started.body.id as string;
@@ -262,7 +262,12 @@ describe('the event stream', () => {
     });
     expect(reopened.status).toBe(200);
     open.push(reopened);
-    await as(key.limited, 'POST', `/api/conversations/${id}/end`);
+
+    // Revoking the key ends its open streams: a stream outlives no one's authority.
+    const revoked = (await stack.keys.list()).find((k) => k.name === 'limited')!;
+    expect((await as(key.admin, 'DELETE', `/api/keys/${revoked.id}`)).status).toBe(200);
+    for (const s of open) expect(await s.until((e) => e.event === 'end')).toBeUndefined();
+    await as(key.admin, 'POST', `/api/conversations/${id}/end`);
   }, 60_000);
 });
 
