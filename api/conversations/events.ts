@@ -40,6 +40,21 @@ export interface ConversationEvent {
   data: Record<string, unknown>;
 }
 
+/** The order of events anchored at one transcript position (the sort keeps the order of equals). */
+const RANKS: Record<ConversationEventKind, number> = {
+  message: 0,
+  text_delta: 0,
+  text: 0,
+  tool_call: 0,
+  tool_result: 0,
+  approval_request: 1,
+  approval: 1,
+  action: 1,
+  error: 2,
+  turn_end: 2,
+  end: 3,
+};
+
 /** Statuses a tool call's action ends in (refused: it never became one). */
 const FINAL_STATUSES = new Set(['refused', 'completed', 'failed', 'rejected', 'expired', 'cancelled']);
 /** The conversation's own steps in between, which say nothing a reader acts on. */
@@ -62,9 +77,9 @@ export function openActionIds(conversation: Conversation): string[] {
  */
 export function conversationEvents(conversation: Conversation, records: ReadonlyMap<string, ActionRecord>): ConversationEvent[] {
   const { transcript } = conversation;
-  const events: ConversationEvent[] = [];
+  const events: Array<ConversationEvent & { position: number; rank: number }> = [];
   const at = (position: number, event: ConversationEventKind, what: string | null, data: Record<string, unknown>) =>
-    events.push({ id: `${position}:${event}${what === null ? '' : `:${what}`}`, event, data });
+    events.push({ id: `${position}:${event}${what === null ? '' : `:${what}`}`, event, data, position, rank: RANKS[event] });
 
   // Each user entry opens a turn: the next one with its text (a message the workers refused is not in the transcript).
   let turnIndex = 0;
@@ -102,7 +117,8 @@ export function conversationEvents(conversation: Conversation, records: Readonly
     if (transcript[position + 1]?.role === 'user' || position === transcript.length - 1) endTurn(position);
   });
   if (conversation.status === 'ended') at(Math.max(transcript.length - 1, 0), 'end', null, { conversation_id: conversation.id });
-  return events;
+  // At one position, what the entry shows happened first, then what became of the call made after it.
+  return events.sort((a, b) => a.position - b.position || a.rank - b.rank).map(({ id, event, data }) => ({ id, event, data }));
 
   function actionEvents(position: number, turn: Turn, made: ToolAction, record: ActionRecord | undefined) {
     const about = { turn: turn.turn, tool_call_id: made.tool_call_id, tool: made.tool, action_id: made.action_id };
