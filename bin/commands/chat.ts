@@ -55,15 +55,19 @@ export function describeEvent(event: string, d: EventData): string | null {
 
 /**
  * Follows the conversation's events until it ends or `signal` aborts, reconnecting from the last
- * event seen when the stream closes; `onEvent` sees each one.
+ * event seen when the stream closes; `onEvent` sees each one once.
  */
 async function followEvents(api: ApiClient, id: string, signal: AbortSignal, onEvent: (event: string, data: EventData) => void) {
   let lastEventId = '';
+  /** A resumed stream sends the events at its position again: each is shown once. */
+  const shown = new Set<string>();
   while (!signal.aborted) {
     try {
       const res = await api.open(`/api/conversations/${id}/events`, lastEventId ? { 'last-event-id': lastEventId } : {}, signal);
       for await (const e of readServerSentEvents(res.body!)) {
         lastEventId = e.lastEventId;
+        if (e.id !== undefined && shown.has(e.id)) continue;
+        if (e.id !== undefined) shown.add(e.id);
         onEvent(e.event, JSON.parse(e.data) as EventData);
         if (e.event === 'end') return;
       }

@@ -4,6 +4,8 @@ export interface ServerSentEvent {
   /** "message" when the event names no type. */
   event: string;
   data: string;
+  /** The id this event set, if it set one. */
+  id?: string;
   /** The id the event set, or the last one before it (what a reconnect sends as Last-Event-ID). */
   lastEventId: string;
 }
@@ -14,6 +16,7 @@ export async function* readServerSentEvents(body: ReadableStream<Uint8Array>): A
   let event = '';
   let data: string[] = [];
   let lastEventId = '';
+  let id: string | undefined;
   for await (const chunk of body) {
     buffered += decoder.decode(chunk, { stream: true });
     let end: number;
@@ -21,9 +24,10 @@ export async function* readServerSentEvents(body: ReadableStream<Uint8Array>): A
       const line = buffered.slice(0, end);
       buffered = buffered.slice(end + (buffered.startsWith('\r\n', end) ? 2 : 1));
       if (line === '') {
-        if (data.length) yield { event: event || 'message', data: data.join('\n'), lastEventId };
+        if (data.length) yield { event: event || 'message', data: data.join('\n'), ...(id === undefined ? {} : { id }), lastEventId };
         event = '';
         data = [];
+        id = undefined;
         continue;
       }
       if (line.startsWith(':')) continue;
@@ -32,7 +36,7 @@ export async function* readServerSentEvents(body: ReadableStream<Uint8Array>): A
       const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
       if (field === 'event') event = value;
       else if (field === 'data') data.push(value);
-      else if (field === 'id' && !value.includes('\0')) lastEventId = value;
+      else if (field === 'id' && !value.includes('\0')) lastEventId = id = value;
     }
   }
 }

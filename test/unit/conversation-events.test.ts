@@ -180,9 +180,9 @@ describe('reading a text/event-stream', () => {
     const events = [];
     for await (const e of readServerSentEvents(body)) events.push(e);
     expect(events).toEqual([
-      { event: 'text', data: '{"a":\n1}', lastEventId: '1:a' },
+      { event: 'text', data: '{"a":\n1}', id: '1:a', lastEventId: '1:a' },
       { event: 'text_delta', data: 'x', lastEventId: '1:a' },
-      { event: 'message', data: 'plain', lastEventId: '2:b' },
+      { event: 'message', data: 'plain', id: '2:b', lastEventId: '2:b' },
     ]);
   });
 });
