@@ -10,7 +10,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { SYSTEM_PROMPT, toolName } from '../domain/conversation.js';
 import { FailureType } from '../domain/failure-types.js';
 import { GrantError, type Grants } from '../domain/grants.js';
-import type { ChatMessage, ToolSpec } from '../domain/llm.js';
+import type { ChatMessage, ModelCallProgress, ToolSpec } from '../domain/llm.js';
 import { ProviderError } from '../llm/errors.js';
 import type { FallbackResponse } from '../llm/fallback.js';
 import type { ProviderRegistry } from '../llm/registry.js';
@@ -30,13 +30,6 @@ export interface ModelCallInput {
 
 /** How often at most a streamed answer's text so far is sent to the server (the model worker's heartbeat throttle). */
 export const MODEL_TEXT_INTERVAL = '250 ms';
-
-/** A model call's heartbeat details while its answer streams in. */
-export interface ModelCallProgress {
-  /** The attempt whose answer this is: Temporal hands a retry the details of the attempt before. */
-  attempt: number;
-  text: string;
-}
 
 /** The tools of a skill: each operation, with its zod schema as JSON Schema. */
 export function toolsOf(skillId: string): ToolSpec[] {

@@ -77,3 +77,10 @@ export function parseToolArguments(raw: string): Pick<ToolCall, 'arguments' | 'r
   }
   return { arguments: parsed as Record<string, unknown> };
 }
+
+/** A model call's heartbeat details while its answer streams in. */
+export interface ModelCallProgress {
+  /** The attempt whose answer this is: Temporal hands a retry the details of the attempt before. */
+  attempt: number;
+  text: string;
+}

@@ -11,7 +11,7 @@ import type { Conversation, Turn } from '../../domain/conversation.js';
 import { WardenError } from '../../domain/errors.js';
 import { messageHash, type ConversationClaims, type Grants } from '../../domain/grants.js';
 import { hasRole, type Identity } from '../../domain/roles.js';
-import type { ModelCallProgress } from '../../activities/model.js';
+import type { ModelCallProgress } from '../../domain/llm.js';
 import type { ProviderRegistry } from '../../llm/registry.js';
 import type { conversationWorkflow } from '../../workflows/conversation.js';
 import {
