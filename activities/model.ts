@@ -10,7 +10,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { SYSTEM_PROMPT, toolName } from '../domain/conversation.js';
 import { FailureType } from '../domain/failure-types.js';
 import { GrantError, type Grants } from '../domain/grants.js';
-import type { ChatMessage, ToolSpec } from '../domain/llm.js';
+import type { ChatMessage, ModelCallProgress, ToolSpec } from '../domain/llm.js';
 import { ProviderError } from '../llm/errors.js';
 import type { FallbackResponse } from '../llm/fallback.js';
 import type { ProviderRegistry } from '../llm/registry.js';
@@ -27,6 +27,9 @@ export interface ModelCallInput {
   /** The transcript so far, without the system prompt (added here). */
   messages: ChatMessage[];
 }
+
+/** How often at most a streamed answer's text so far is sent to the server (the model worker's heartbeat throttle). */
+export const MODEL_TEXT_INTERVAL = '250 ms';
 
 /** The tools of a skill: each operation, with its zod schema as JSON Schema. */
 export function toolsOf(skillId: string): ToolSpec[] {
@@ -63,13 +66,21 @@ export function createModelActivities(deps: { grants: Grants; providers: Provide
       });
     }
     // Heartbeats carry a cancelled turn to the call, and tell Temporal soon when this worker died mid-call.
-    const beating = setInterval(() => context.heartbeat(), 5_000);
+    // Their details are the answer's text so far, for the API's event streams to read: they are
+    // never written to the workflow's history, which records only the assembled answer.
+    let streamed: ModelCallProgress | undefined;
+    const beat = () => context.heartbeat(streamed);
+    const beating = setInterval(beat, 5_000);
     try {
       return await deps.providers.chain(input.provider).chat({
         ...(input.model ? { model: input.model } : {}),
         messages: [{ role: 'system', content: SYSTEM_PROMPT }, ...input.messages],
         tools: toolsOf(skillId),
         signal: context.cancellationSignal,
+        onText: (text) => {
+          streamed = { attempt: context.info.attempt, text };
+          beat();
+        },
       });
     } catch (err) {
       if (!(err instanceof ProviderError)) throw err;

@@ -51,6 +51,7 @@ import { loadProviderConfigs } from '../domain/model-providers.js';
 import { ProviderRegistry } from '../llm/registry.js';
 import { createConversationService } from './conversations/service.js';
 import { conversationsRouter } from './conversations/routes.js';
+import { createConversationEvents } from './conversations/events.js';
 
 export interface AppDeps {
   client: Client;
@@ -69,6 +70,12 @@ export interface AppDeps {
   /** The chat channels' pairings and cards (channels.db); in memory when not given. */
   channelStore?: ChannelStore;
 }
+
+/**
+ * A key holds a few conversation event streams at once (a terminal and a console tab or two);
+ * each closes after a while (its reader reconnects, and the key is checked as for any request).
+ */
+const CONVERSATION_STREAMS = { maxStreamsPerKey: 4, maxStreamMs: 15 * 60_000 };
 
 export function createApp(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
@@ -131,7 +138,13 @@ export function createApp(deps: AppDeps) {
   const providers = new ProviderRegistry({ configs: loadProviderConfigs(deps.config), vault: deps.vault, logger: deps.logger });
   app.route('/api/providers', providersRouter(providers));
   const conversations = createConversationService(deps.client, grants, providers, agents, lockdown.assertOpen);
-  app.route('/api', conversationsRouter(conversations));
+  const conversationEvents = createConversationEvents(
+    conversations,
+    (id) => actions.getAction(id),
+    (keyId) => deps.keys.isRevoked(keyId),
+    CONVERSATION_STREAMS,
+  );
+  app.route('/api', conversationsRouter(conversations, conversationEvents));
   app.route('/api', securityRouter());
   app.route('/', docsRouter());
   // The Web UI sends a page of payloads at a time: the API's body limit (WARDEN_MAX_BODY_BYTES) fits.

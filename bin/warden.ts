@@ -12,6 +12,7 @@ import { apiClient, CliError, EXIT } from './commands/api-client.js';
 import { approvalCommands } from './commands/approvals.js';
 import { auditCommands } from './commands/audit.js';
 import { channelCommands } from './commands/channels.js';
+import { chatCommands } from './commands/chat.js';
 import type { Command } from './commands/command.js';
 import { secretCommands } from './commands/secrets.js';
 import { systemCommands } from './commands/system.js';
@@ -20,6 +21,7 @@ const COMMANDS: Record<string, Command> = {
   ...systemCommands,
   ...agentCommands,
   ...approvalCommands,
+  ...chatCommands,
   ...channelCommands,
   ...auditCommands,
   ...secretCommands,

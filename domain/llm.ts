@@ -46,6 +46,11 @@ export interface ChatRequest {
   tools?: ToolSpec[];
   max_tokens?: number;
   signal?: AbortSignal;
+  /**
+   * Called with the answer's text so far as a streamed answer arrives (providers configured with
+   * `stream`); a retry or a fallback starts the text again from nothing.
+   */
+  onText?: (textSoFar: string) => void;
 }
 
 export interface ChatResponse {
@@ -71,4 +76,11 @@ export function parseToolArguments(raw: string): Pick<ToolCall, 'arguments' | 'r
     return { arguments: {}, raw_arguments: raw, parse_error: 'the arguments are JSON but not an object' };
   }
   return { arguments: parsed as Record<string, unknown> };
+}
+
+/** A model call's heartbeat details while its answer streams in. */
+export interface ModelCallProgress {
+  /** The attempt whose answer this is: Temporal hands a retry the details of the attempt before. */
+  attempt: number;
+  text: string;
 }

@@ -96,7 +96,7 @@ export function normaliseMessage(message: Message): ChatResponse {
 }
 
 /** Assembles a streamed answer from its events: text deltas, tool input as JSON text deltas, usage at the start and the end. */
-async function assembleStream(events: AsyncIterable<RawMessageStreamEvent>): Promise<ChatResponse> {
+async function assembleStream(events: AsyncIterable<RawMessageStreamEvent>, onText?: (textSoFar: string) => void): Promise<ChatResponse> {
   let text = '';
   let model = '';
   let stopReason: string | null = null;
@@ -109,8 +109,10 @@ async function assembleStream(events: AsyncIterable<RawMessageStreamEvent>): Pro
     } else if (event.type === 'content_block_start' && event.content_block.type === 'tool_use') {
       tools.set(event.index, { id: event.content_block.id, name: event.content_block.name, json: '' });
     } else if (event.type === 'content_block_delta') {
-      if (event.delta.type === 'text_delta') text += event.delta.text;
-      else if (event.delta.type === 'input_json_delta') tools.get(event.index)!.json += event.delta.partial_json;
+      if (event.delta.type === 'text_delta') {
+        text += event.delta.text;
+        onText?.(text);
+      } else if (event.delta.type === 'input_json_delta') tools.get(event.index)!.json += event.delta.partial_json;
     } else if (event.type === 'message_delta') {
       stopReason = event.delta.stop_reason ?? stopReason;
       // The final counts; a field the delta leaves null keeps the start's value.
@@ -176,7 +178,7 @@ export class AnthropicProvider implements ModelProvider {
     return withRetry(ctx, async () => {
       const client = this.client(apiKey);
       if (!this.opts.config.stream) return normaliseMessage(await client.messages.create(params, { signal: request.signal }));
-      return assembleStream(await client.messages.create({ ...params, stream: true }, { signal: request.signal }));
+      return assembleStream(await client.messages.create({ ...params, stream: true }, { signal: request.signal }), request.onText);
     });
   }
 

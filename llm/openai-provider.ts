@@ -89,7 +89,7 @@ export function normaliseCompletion(completion: ChatCompletion): ChatResponse {
 }
 
 /** Assembles a streamed answer: text deltas, tool-call deltas by index, usage in the last chunk. */
-async function assembleStream(chunks: AsyncIterable<ChatCompletionChunk>): Promise<ChatResponse> {
+async function assembleStream(chunks: AsyncIterable<ChatCompletionChunk>, onText?: (textSoFar: string) => void): Promise<ChatResponse> {
   let text = '';
   let model = '';
   let reason: string | null = null;
@@ -100,7 +100,10 @@ async function assembleStream(chunks: AsyncIterable<ChatCompletionChunk>): Promi
     if (chunk.usage) usage = chunk.usage;
     const choice = chunk.choices[0];
     if (!choice) continue;
-    text += choice.delta.content ?? '';
+    if (choice.delta.content) {
+      text += choice.delta.content;
+      onText?.(text);
+    }
     for (const d of choice.delta.tool_calls ?? []) {
       const call = calls.get(d.index) ?? { name: '', args: '' };
       call.id ||= d.id;
@@ -170,7 +173,7 @@ export class OpenAIProvider implements ModelProvider {
         { ...params, stream: true, stream_options: { include_usage: true } },
         { signal: request.signal },
       );
-      return assembleStream(stream);
+      return assembleStream(stream, request.onText);
     });
   }
 

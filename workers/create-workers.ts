@@ -30,7 +30,7 @@ import type { Vault } from '../stores/vault.js';
 import { createReaperControlActivities, createReaperSandboxActivities } from '../activities/reaper.js';
 import { CONTROL_TASK_QUEUE, MODEL_TASK_QUEUE, sandboxTaskQueue, sandboxWatchTaskQueue } from '../workflows/definitions.js';
 import { createConversationActivities, type ConversationSettings } from '../activities/conversation.js';
-import { createModelActivities } from '../activities/model.js';
+import { createModelActivities, MODEL_TEXT_INTERVAL } from '../activities/model.js';
 import { createBudgetActivities } from '../activities/budget.js';
 import type { ProviderRegistry } from '../llm/registry.js';
 import { WORKFLOWS_PATH } from './bundle.js';
@@ -195,6 +195,8 @@ export async function createWorkers(opts: WorkerOptions) {
         ...common,
         taskQueue: MODEL_TASK_QUEUE,
         activities: createModelActivities({ grants, providers: opts.providers, settings: opts.conversations }),
+        // A streamed answer's text so far reaches the server this often, for event streams to show as it comes.
+        maxHeartbeatThrottleInterval: MODEL_TEXT_INTERVAL,
         ...(opts.tracing ? workerTracingOptions(opts.tracing) : {}),
       }),
     );

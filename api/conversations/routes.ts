@@ -4,12 +4,14 @@
  * (and an admin's) to read and to send to.
  */
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
+import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { AgentIdSchema } from '../../domain/agent.js';
 import { ConversationSchema, ConversationSummarySchema, TurnSchema, type Turn } from '../../domain/conversation.js';
 import { WardenError } from '../../domain/errors.js';
 import { requireRole } from '../middleware/auth.js';
 import { errorResponses, jsonBody as body, jsonResponse as json, validationHook, type AppEnv } from '../openapi.js';
+import { CONVERSATION_EVENT_KINDS, type ConversationEvents } from './events.js';
 import { DEFAULT_MAX_STEPS, type ConversationService } from './service.js';
 
 export const ConversationIdSchema = z.string().regex(/^cnv-[0-9a-f]{16}$/, 'conversation id: cnv- followed by 16 hex digits');
@@ -65,7 +67,7 @@ const ChatAnswerSchema = z.object({
   error: z.string().nullable(),
 });
 
-export function conversationsRouter(conversations: ConversationService) {
+export function conversationsRouter(conversations: ConversationService, events: ConversationEvents) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   // A viewer reads what others do; conversing makes actions, an operator's part.
   // Mounted under /api beside other routers: the role applies to these paths only.
@@ -105,6 +107,46 @@ export function conversationsRouter(conversations: ConversationService) {
       responses: { 200: json(ConversationSchema, 'The conversation'), ...errorResponses(400, 401, 403, 404, 503) },
     }),
     async (c) => c.json(await conversations.getConversation(c.req.valid('param').id, c.get('identity')), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/conversations/{id}/events',
+      summary:
+        "The conversation's events as Server-Sent Events, as they happen: messages, the model's text, tool calls, approval requests and decisions, actions' statuses, tool results, turn ends; the stream ends with the conversation",
+      request: {
+        params: IdParams,
+        headers: z.object({
+          'last-event-id': z.string().max(200).optional().describe("Resume: the events from this id's transcript position on."),
+        }),
+      },
+      responses: {
+        200: {
+          description: `text/event-stream; event types: ${CONVERSATION_EVENT_KINDS.join(', ')}; each data is a JSON object`,
+          content: { 'text/event-stream': { schema: z.string() } },
+        },
+        ...errorResponses(400, 401, 403, 404, 429, 503),
+      },
+    }),
+    async (c) => {
+      const who = c.get('identity');
+      // The same door as reading the conversation: its owner or an admin, before a stream place is taken.
+      const first = await conversations.getConversation(c.req.valid('param').id, who);
+      const release = events.admit(who);
+      const lastEventId = c.req.valid('header')['last-event-id'];
+      return streamSSE(c, async (stream) => {
+        const reader = new AbortController();
+        stream.onAbort(() => reader.abort());
+        try {
+          for await (const event of events.follow(first, who, lastEventId, reader.signal))
+            await stream.writeSSE({ ...(event.id ? { id: event.id } : {}), event: event.event, data: JSON.stringify(event.data) });
+        } finally {
+          reader.abort();
+          release();
+        }
+      });
+    },
   );
 
   app.openapi(

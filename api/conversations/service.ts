@@ -5,6 +5,7 @@
  * Only the conversation's owner, or an admin, may read it or send to it.
  */
 import { randomBytes } from 'node:crypto';
+import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow/index.js';
 import {
   QueryNotRegisteredError,
   WorkflowNotFoundError,
@@ -17,6 +18,7 @@ import type { Conversation, ConversationSummary, Turn } from '../../domain/conve
 import { WardenError } from '../../domain/errors.js';
 import { messageHash, type ConversationClaims, type Grants } from '../../domain/grants.js';
 import { hasRole, type Identity } from '../../domain/roles.js';
+import type { ModelCallProgress } from '../../domain/llm.js';
 import type { ProviderRegistry } from '../../llm/registry.js';
 import type { conversationWorkflow } from '../../workflows/conversation.js';
 import {
@@ -240,7 +242,24 @@ export function createConversationService(
     }
   }
 
-  return { createConversation, getConversation, listConversations, sendMessage, stop };
+  /**
+   * The text so far of the answer the conversation's model call is receiving (from a provider that
+   * streams), read from the call's heartbeat details; null when no answer is coming in. The caller
+   * has checked who may read the conversation.
+   */
+  async function answerSoFar(id: string): Promise<{ call: string; text: string } | null> {
+    const { raw } = await handle(id).describe();
+    const call = raw.pendingActivities?.find((a) => a.activityType?.name === 'callModel' && a.heartbeatDetails?.payloads?.length);
+    if (!call) return null;
+    const progress = await decodeFromPayloadsAtIndex<ModelCallProgress | undefined>(
+      client.options.loadedDataConverter,
+      0,
+      call.heartbeatDetails!.payloads,
+    );
+    return progress?.text && progress.attempt === call.attempt ? { call: `${call.activityId}:${call.attempt}`, text: progress.text } : null;
+  }
+
+  return { createConversation, getConversation, listConversations, sendMessage, stop, answerSoFar };
 }
 
 export type ConversationService = ReturnType<typeof createConversationService>;

@@ -34,13 +34,20 @@ export interface ApiClient {
   call<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T>;
   /** The raw text of a 2xx answer (exports). */
   text(path: string): Promise<string>;
+  /** A 2xx answer to read as it comes (an event stream), open until `signal` aborts. */
+  open(path: string, headers: Record<string, string>, signal: AbortSignal): Promise<Response>;
 }
 
 export function apiClient(env: NodeJS.ProcessEnv = process.env): ApiClient {
   const url = (env.WARDEN_API_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
   const key = findApiKey(env);
 
-  async function send(method: string, path: string, body?: unknown): Promise<Response> {
+  async function send(
+    method: string,
+    path: string,
+    body?: unknown,
+    { headers = {}, signal = AbortSignal.timeout(120_000) }: { headers?: Record<string, string>; signal?: AbortSignal } = {},
+  ): Promise<Response> {
     if (!key) {
       throw new CliError(
         'no API key: set WARDEN_API_KEY (or run `make up`, which keeps an admin key in .warden/data/admin-key)',
@@ -51,11 +58,12 @@ export function apiClient(env: NodeJS.ProcessEnv = process.env): ApiClient {
     try {
       res = await fetch(`${url}${path}`, {
         method,
-        headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
         body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(120_000),
+        signal,
       });
     } catch (err) {
+      if (signal.aborted && signal.reason?.name !== 'TimeoutError') throw err;
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       const why = cause?.code ?? cause?.message ?? (err as Error).message;
       throw new CliError(
@@ -87,5 +95,6 @@ export function apiClient(env: NodeJS.ProcessEnv = process.env): ApiClient {
     async text(path: string) {
       return (await send('GET', path)).text();
     },
+    open: (path, headers, signal) => send('GET', path, undefined, { headers, signal }),
   };
 }

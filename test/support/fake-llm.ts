@@ -22,7 +22,13 @@ export interface RecordedRequest {
 export type Reply =
   | { status?: number; headers?: Record<string, string>; json: unknown }
   /** Server-sent events: a string is sent as `data: <string>`, an object as `[event: <event>\n]data: <json>`. */
-  | { status?: number; headers?: Record<string, string>; sse: Array<string | { event?: string; data: unknown }> }
+  | {
+      status?: number;
+      headers?: Record<string, string>;
+      sse: Array<string | { event?: string; data: unknown }>;
+      /** A pause before each event after the first, as a model generating its answer. */
+      pauseMs?: number;
+    }
   /** The connection is cut without an answer. */
   | { hangUp: true }
   /** Answered with the reply this promise gives, once it does: a model still thinking. */
@@ -67,7 +73,8 @@ export async function startFakeLlm(): Promise<FakeLlm> {
         return void res.end(JSON.stringify(reply.json));
       }
       res.writeHead(status, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', ...reply.headers });
-      for (const event of reply.sse) {
+      for (const [i, event] of reply.sse.entries()) {
+        if (i > 0 && reply.pauseMs) await new Promise((resolve) => setTimeout(resolve, reply.pauseMs));
         if (typeof event === 'string') res.write(`data: ${event}\n\n`);
         else res.write(`${event.event ? `event: ${event.event}\n` : ''}data: ${JSON.stringify(event.data)}\n\n`);
       }

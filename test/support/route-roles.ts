@@ -53,6 +53,7 @@ export const ROUTES: Array<[method: string, path: string, body: unknown, needs: 
   ['GET', '/api/conversations', undefined, 'operator', 200],
   ['POST', '/api/conversations', {}, 'operator', 400],
   ['GET', '/api/conversations/cnv-0000000000000000', undefined, 'operator', 404],
+  ['GET', '/api/conversations/cnv-0000000000000000/events', undefined, 'operator', 404],
   ['POST', '/api/conversations/cnv-0000000000000000/messages', { message: 'hello' }, 'operator', 404],
   ['POST', '/api/conversations/cnv-0000000000000000/cancel', undefined, 'operator', 404],
   ['POST', '/api/conversations/cnv-0000000000000000/end', undefined, 'operator', 404],

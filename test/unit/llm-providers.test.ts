@@ -138,7 +138,7 @@ describe('OpenAI protocol', () => {
     expect((await openai().chat({ messages })).finish_reason).toBe(normalised);
   });
 
-  it('assembles a streamed answer: text, tool-call deltas and usage', async () => {
+  it('assembles a streamed answer: text (told as it grows), tool-call deltas and usage', async () => {
     fake.script('POST /v1/chat/completions', {
       sse: [
         { data: openaiChunk({ role: 'assistant', content: 'Let me ' }) },
@@ -159,7 +159,9 @@ describe('OpenAI protocol', () => {
         '[DONE]',
       ],
     });
-    const res = await openai({ stream: true }).chat({ messages, tools });
+    const textSoFar: string[] = [];
+    const res = await openai({ stream: true }).chat({ messages, tools, onText: (text) => textSoFar.push(text) });
+    expect(textSoFar).toEqual(['Let me ', 'Let me look.']);
     expect(res).toEqual({
       text: 'Let me look.',
       tool_calls: [{ id: 'call_abc', name: 'filesystem_read', arguments: { path: 'notes.txt' } }],
@@ -262,7 +264,7 @@ describe('Anthropic protocol', () => {
     expect((await anthropic().chat({ messages })).finish_reason).toBe(normalised);
   });
 
-  it('assembles a streamed answer from its events: text, tool input deltas (invalid JSON reported) and usage', async () => {
+  it('assembles a streamed answer from its events: text (told as it grows), tool input deltas (invalid JSON reported) and usage', async () => {
     const ev = (type: string, data: Record<string, unknown>) => ({ event: type, data: { type, ...data } });
     fake.script('POST /v1/messages', {
       sse: [
@@ -289,7 +291,9 @@ describe('Anthropic protocol', () => {
         ev('message_stop', {}),
       ],
     });
-    const res = await anthropic({ stream: true }).chat({ messages, tools });
+    const textSoFar: string[] = [];
+    const res = await anthropic({ stream: true }).chat({ messages, tools, onText: (text) => textSoFar.push(text) });
+    expect(textSoFar).toEqual(['Reading ', 'Reading two.']);
     expect(res).toMatchObject({
       text: 'Reading two.',
       usage: { input_tokens: 37, output_tokens: 42, cached_tokens: 30 },
