@@ -368,6 +368,7 @@ describe('GET /openapi.json and /docs', () => {
         'POST /api/conversations',
         'GET /api/conversations',
         'GET /api/conversations/{id}',
+        'GET /api/conversations/{id}/events',
         'POST /api/conversations/{id}/messages',
         'POST /api/conversations/{id}/cancel',
         'POST /api/conversations/{id}/end',
