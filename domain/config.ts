@@ -417,6 +417,25 @@ export const ConfigSchema = z
       .describe(
         'The vault secret (its name, never the key) holding the API key of the `WARDEN_LLM_BASE_URL` provider; unset for a server that wants no key.',
       ),
+    embeddedModel: z
+      .enum(['auto', 'off'])
+      .default('auto')
+      .describe(
+        '`make up` only: `auto` starts the embedded default model (SmolLM2-135M behind llama.cpp, from PyPI; see [Model providers](models.md#the-embedded-default-model)) when no provider is configured; `off` never starts it.',
+      ),
+    embeddedModelPort: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(65535)
+      .default(8181)
+      .describe('`make up` only: the port of the embedded default model, on 127.0.0.1.'),
+    embeddedModelUrl: z
+      .url({ protocol: /^https?$/, error: 'an http(s) URL such as http://127.0.0.1:8181/v1' })
+      .optional()
+      .describe(
+        'API and worker: the base URL of the embedded default model, which `make up` sets when it started one; it is the provider named `embedded` while no other provider is configured.',
+      ),
     discordBotTokenSecret: z
       .string()
       .min(1)
@@ -569,6 +588,9 @@ export const CONFIG_ENV: Record<keyof Config, string> = {
   llmBaseUrl: 'WARDEN_LLM_BASE_URL',
   llmModel: 'WARDEN_LLM_MODEL',
   llmApiKeySecret: 'WARDEN_LLM_API_KEY_SECRET',
+  embeddedModel: 'WARDEN_EMBEDDED_MODEL',
+  embeddedModelPort: 'WARDEN_EMBEDDED_MODEL_PORT',
+  embeddedModelUrl: 'WARDEN_EMBEDDED_MODEL_URL',
   discordBotTokenSecret: 'WARDEN_DISCORD_BOT_TOKEN_SECRET',
   discordChannelIds: 'WARDEN_DISCORD_CHANNEL_IDS',
   discordApiUrl: 'WARDEN_DISCORD_API_URL',

@@ -155,6 +155,9 @@ describe('docker-compose.yml', () => {
       'WARDEN_TEMPORAL_TLS_SERVER_NAME', // with them: Compose's own Temporal has no TLS
       'WARDEN_PAYLOAD_ALLOW_PLAINTEXT', // a one-off migration switch, never left on
       'WARDEN_PROVIDERS_FILE', // a path in the container: mount the file and set it in an override
+      'WARDEN_EMBEDDED_MODEL', // `make up`'s embedded model, which Compose does not run: configure a provider
+      'WARDEN_EMBEDDED_MODEL_PORT',
+      'WARDEN_EMBEDDED_MODEL_URL',
     ]);
     const { services } = load();
     const passed = new Set([...Object.keys(env(services.worker)), ...Object.keys(env(services.api))]);
