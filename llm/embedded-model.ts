@@ -50,10 +50,11 @@ const TOOL_EXAMPLES: Record<string, ToolExample[]> = {
       reply: 'It is Mon Dec 7 10:00:00 UTC 2026.',
     },
     {
-      user: 'Count the lines of notes.txt.',
-      args: { command: 'wc -l notes.txt' },
-      result: '12 notes.txt',
-      reply: 'notes.txt has 12 lines.',
+      // No file name: the model copied the one it saw into the command it was asked for.
+      user: 'Show the current directory.',
+      args: { command: 'pwd' },
+      result: '/workspace',
+      reply: 'The current directory is /workspace.',
     },
   ],
 };

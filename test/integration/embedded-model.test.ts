@@ -77,7 +77,15 @@ describe('the embedded default model', () => {
     const conversation = (await as(operator, 'GET', `/api/conversations/${id}`)).body as Conversation;
     const result = conversation.transcript.find((m) => m.role === 'tool' && m.tool_call_id === first!.tool_call_id);
     expect(result?.content).toMatch(/\(low\) completed/);
-    expect(turn.steps).toBeGreaterThanOrEqual(2);
+    expect(turn).toMatchObject({ status: 'answered', steps: 2, reply: expect.stringMatching(/\S/) });
     expect(conversation.usage.output_tokens).toBeGreaterThan(0);
   }, 900_000);
+
+  it('is down in the status, and the API not ready, once its server is gone', async () => {
+    await model.stop();
+    const status = await stack.api('GET', '/api/status');
+    expect(status.body.components.embedded_model).toMatchObject({ ok: false, state: 'down' });
+    const ready = await stack.realApp.request('/readyz');
+    expect(ready.status).toBe(503);
+  });
 });
