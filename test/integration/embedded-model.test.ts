@@ -18,7 +18,9 @@ type Stack = Awaited<ReturnType<typeof startStack>>;
 let model: EmbeddedModel;
 let stack: Stack;
 let agentId: string;
+let shellAgent: string;
 let operator: string;
+let approver: string;
 
 async function as(who: string, method: string, path: string, body?: unknown) {
   const headers: Record<string, string> = { authorization: `Bearer ${who}` };
@@ -31,13 +33,17 @@ beforeAll(async () => {
   model = await startEmbeddedModel({ port: await freePort(), logFile: join(mkdtempSync(join(tmpdir(), 'warden-model-')), 'model.log') });
   stack = await startStack({ config: { embeddedModelUrl: model.baseUrl } });
   operator = (await stack.keys.create('operator', 'operator', null)).key;
+  approver = (await stack.keys.create('approver', 'approver', null)).key;
   agentId = uniqueId('embedded-files');
+  shellAgent = uniqueId('embedded-shell');
   expect((await stack.api('POST', '/api/agents', { skill_id: 'filesystem', agent_id: agentId, runtime: 'runc' })).status).toBe(201);
+  expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: shellAgent, runtime: 'runc' })).status).toBe(201);
   await waitForStatus(stack.api, agentId, ['running']);
+  await waitForStatus(stack.api, shellAgent, ['running']);
 }, 180_000);
 
 afterAll(async () => {
-  if (agentId) await stack?.api('POST', `/api/agents/${agentId}/stop`, { force: true });
+  for (const id of [agentId, shellAgent]) if (id) await stack?.api('POST', `/api/agents/${id}/stop`, { force: true });
   await stack?.stop();
   await model?.stop();
 });
@@ -80,6 +86,43 @@ describe('the embedded default model', () => {
     expect(turn).toMatchObject({ status: 'answered', steps: 2, reply: expect.stringMatching(/\S/) });
     expect(conversation.usage.output_tokens).toBeGreaterThan(0);
   }, 900_000);
+
+  it('asks for a shell command that waits for a second person, and runs it once they approve', async () => {
+    const id = (await as(operator, 'POST', '/api/conversations', { agent_id: shellAgent, max_steps: 2 })).body.id as string;
+    expect((await as(operator, 'POST', `/api/conversations/${id}/messages`, { message: 'Show the disk usage with df -h.' })).status).toBe(
+      202,
+    );
+    const held = await waitFor(
+      'the shell call to await approval',
+      async () => {
+        const turn = ((await as(operator, 'GET', `/api/conversations/${id}`)).body as Conversation).turns.at(-1);
+        const actionId = turn?.actions.find((a) => a.tool === 'shell_exec')?.action_id;
+        if (!actionId) return undefined;
+        if ((await stack.audit.list({ action_id: actionId, kind: 'approval.requested' })).length === 0) return undefined;
+        const action = (await as(operator, 'GET', `/api/actions/${actionId}`)).body;
+        return action.status === 'pending' ? action : undefined;
+      },
+      600_000,
+    );
+    expect(held).toMatchObject({ security_level: 'high', operation: 'exec', origin: { conversation_id: id, turn: 1 } });
+    // Nothing ran before the approval; the requester cannot give it.
+    expect((await stack.audit.list({ action_id: held.id, kind: 'execution.started' })).length).toBe(0);
+    const own = await as(operator, 'POST', `/api/actions/${held.id}/approve`, { approved: true, params_hash: held.params_hash });
+    expect(own.status).toBe(403);
+    expect((await as(approver, 'POST', `/api/actions/${held.id}/approve`, { approved: true, params_hash: held.params_hash })).status).toBe(
+      200,
+    );
+    const turn: Turn = await waitFor(
+      'the turn to end',
+      async () => {
+        const t = ((await as(operator, 'GET', `/api/conversations/${id}`)).body as Conversation).turns.at(-1);
+        return t?.ended_at ? t : undefined;
+      },
+      600_000,
+    );
+    expect(turn.actions.find((a) => a.action_id === held.id)).toMatchObject({ tool: 'shell_exec', status: 'completed' });
+    expect((await stack.audit.list({ action_id: held.id, kind: 'execution.started' })).length).toBe(1);
+  }, 1_200_000);
 
   it('is down in the status, and the API not ready, once its server is gone', async () => {
     await model.stop();
