@@ -29,6 +29,19 @@ async function as(who: string, method: string, path: string, body?: unknown) {
   return { status: res.status, body: (await res.json()) as any };
 }
 
+const conversation = async (id: string) => (await as(operator, 'GET', `/api/conversations/${id}`)).body as Conversation;
+
+/** A turn of this model may take minutes on a busy machine. */
+const endedTurn = (id: string): Promise<Turn> =>
+  waitFor(
+    'the turn to end',
+    async () => {
+      const turn = (await conversation(id)).turns.at(-1);
+      return turn?.ended_at ? turn : undefined;
+    },
+    600_000,
+  );
+
 beforeAll(async () => {
   model = await startEmbeddedModel({ port: await freePort(), logFile: join(mkdtempSync(join(tmpdir(), 'warden-model-')), 'model.log') });
   stack = await startStack({ config: { embeddedModelUrl: model.baseUrl } });
@@ -64,14 +77,7 @@ describe('the embedded default model', () => {
     const id = created.body.id as string;
     const sent = await as(operator, 'POST', `/api/conversations/${id}/messages`, { message: 'List the files in the workspace.' });
     expect(sent.status).toBe(202);
-    const turn: Turn = await waitFor(
-      'the turn to end',
-      async () => {
-        const t = ((await as(operator, 'GET', `/api/conversations/${id}`)).body as Conversation).turns.at(-1);
-        return t?.ended_at ? t : undefined;
-      },
-      600_000,
-    );
+    const turn = await endedTurn(id);
 
     const [first] = turn.actions;
     expect(first).toMatchObject({ tool: 'filesystem_list', status: 'completed', error: null });
@@ -112,14 +118,7 @@ describe('the embedded default model', () => {
     expect((await as(approver, 'POST', `/api/actions/${held.id}/approve`, { approved: true, params_hash: held.params_hash })).status).toBe(
       200,
     );
-    const turn: Turn = await waitFor(
-      'the turn to end',
-      async () => {
-        const t = ((await as(operator, 'GET', `/api/conversations/${id}`)).body as Conversation).turns.at(-1);
-        return t?.ended_at ? t : undefined;
-      },
-      600_000,
-    );
+    const turn = await endedTurn(id);
     expect(turn.actions.find((a) => a.action_id === held.id)).toMatchObject({ tool: 'shell_exec', status: 'completed' });
     expect((await stack.audit.list({ action_id: held.id, kind: 'execution.started' })).length).toBe(1);
   }, 1_200_000);
