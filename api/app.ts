@@ -119,7 +119,9 @@ export function createApp(deps: AppDeps) {
     logger: deps.logger,
     pollMs: deps.config.channelPollSeconds * 1000,
   });
-  const system = createSystemStatus({ ...deps, agents, channels: channels.status });
+  // The model providers of WARDEN_PROVIDERS_FILE and WARDEN_LLM_* (or the embedded model): a bad file stops start-up here, naming the field.
+  const providers = new ProviderRegistry({ configs: loadProviderConfigs(deps.config), vault: deps.vault, logger: deps.logger });
+  const system = createSystemStatus({ ...deps, agents, channels: channels.status, providers });
   app.route('/', systemRouter(system));
   app.route('/api/agents', agentsRouter(agents, stats));
   app.route('/api/agents', agentStatsRouter(stats));
@@ -134,8 +136,6 @@ export function createApp(deps: AppDeps) {
   app.route('/api/system', emergencyRouter(lockdown));
   app.route('/api/audit-logs', auditRouter(deps.audit));
   app.route('/api', skillsRouter());
-  // The model providers of WARDEN_PROVIDERS_FILE and WARDEN_LLM_*: a bad file stops start-up here, naming the field.
-  const providers = new ProviderRegistry({ configs: loadProviderConfigs(deps.config), vault: deps.vault, logger: deps.logger });
   app.route('/api/providers', providersRouter(providers));
   const conversations = createConversationService(deps.client, grants, providers, agents, lockdown.assertOpen);
   const conversationEvents = createConversationEvents(

@@ -491,6 +491,25 @@ export const ConfigSchema = z
       .describe(
         'Control worker: model prices over the repository\'s table (`llm/pricing.ts`), in US dollars per million tokens, as JSON keyed by `<provider>/<model>`, `<provider>/*` or `<model>`: `{"ollama/*": {"input_per_million": 0, "output_per_million": 0}}`. A money budget refuses a model no one priced.',
       ),
+    embeddedModel: z
+      .enum(['auto', 'off'])
+      .default('auto')
+      .describe(
+        '`make up` only: `auto` starts the embedded default model (SmolLM2-135M behind llama.cpp, from PyPI; see [Model providers](models.md#the-embedded-default-model)) when no provider is configured; `off` never starts it.',
+      ),
+    embeddedModelPort: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(65535)
+      .default(8181)
+      .describe('`make up` only: the port of the embedded default model, on 127.0.0.1.'),
+    embeddedModelUrl: z
+      .url({ protocol: /^https?$/, error: 'an http(s) URL such as http://127.0.0.1:8181/v1' })
+      .optional()
+      .describe(
+        'API and worker: the base URL of the embedded default model, which `make up` sets when it started one; it is the provider named `embedded` while no other provider is configured.',
+      ),
     discordBotTokenSecret: z
       .string()
       .min(1)
@@ -697,6 +716,9 @@ export const CONFIG_ENV: Record<keyof Config, string> = {
   budgetDayUsd: 'WARDEN_BUDGET_DAY_USD',
   budgetToolCallsPerTurn: 'WARDEN_BUDGET_TOOL_CALLS_PER_TURN',
   modelPrices: 'WARDEN_MODEL_PRICES',
+  embeddedModel: 'WARDEN_EMBEDDED_MODEL',
+  embeddedModelPort: 'WARDEN_EMBEDDED_MODEL_PORT',
+  embeddedModelUrl: 'WARDEN_EMBEDDED_MODEL_URL',
   discordBotTokenSecret: 'WARDEN_DISCORD_BOT_TOKEN_SECRET',
   discordChannelIds: 'WARDEN_DISCORD_CHANNEL_IDS',
   discordApiUrl: 'WARDEN_DISCORD_API_URL',

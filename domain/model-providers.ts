@@ -37,6 +37,15 @@ export const ProviderConfigSchema = z
   });
 export type ProviderConfig = z.infer<typeof ProviderConfigSchema>;
 
+/** The embedded default model's provider name: reserved, so no configured provider is taken for it. */
+export const EMBEDDED_PROVIDER = 'embedded';
+/** The name its server gives the model (scripts/embedded-model.py --alias). */
+export const EMBEDDED_MODEL = 'smollm2-135m';
+
+export function embeddedProviderConfig(baseUrl: string): ProviderConfig {
+  return { name: EMBEDDED_PROVIDER, kind: 'openai', base_url: baseUrl, default_model: EMBEDDED_MODEL, fallback: [], stream: false };
+}
+
 export const ProvidersFileSchema = z
   .object({ providers: z.array(ProviderConfigSchema) })
   .strict()
@@ -44,6 +53,12 @@ export const ProvidersFileSchema = z
     const names = new Set<string>();
     providers.forEach((p, i) => {
       if (names.has(p.name)) ctx.addIssue({ code: 'custom', path: ['providers', i, 'name'], message: `"${p.name}" is named twice` });
+      if (p.name === EMBEDDED_PROVIDER)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['providers', i, 'name'],
+          message: `"${EMBEDDED_PROVIDER}" is the embedded default model's name`,
+        });
       names.add(p.name);
     });
     providers.forEach((p, i) =>
@@ -58,6 +73,15 @@ export const ProvidersFileSchema = z
 
 /** The providers the configuration names, validated; a problem names the file or variable and the field. */
 export function loadProviderConfigs(
+  config: Pick<Config, 'providersFile' | 'llmKind' | 'llmBaseUrl' | 'llmModel' | 'llmApiKeySecret' | 'embeddedModelUrl'>,
+): ProviderConfig[] {
+  const configured = configuredProviders(config);
+  // Any configured provider replaces the embedded model.
+  if (configured.length === 0 && config.embeddedModelUrl) return [embeddedProviderConfig(config.embeddedModelUrl)];
+  return configured;
+}
+
+function configuredProviders(
   config: Pick<Config, 'providersFile' | 'llmKind' | 'llmBaseUrl' | 'llmModel' | 'llmApiKeySecret'>,
 ): ProviderConfig[] {
   const fromFile = config.providersFile ? readProvidersFile(config.providersFile) : [];

@@ -3,9 +3,10 @@
  * by the secret's name, and keeps the result of its last health check.
  */
 import type { Logger } from 'pino';
-import type { ProviderConfig } from '../domain/model-providers.js';
+import { EMBEDDED_PROVIDER, type ProviderConfig } from '../domain/model-providers.js';
 import { VaultError, type Vault } from '../stores/vault.js';
 import { AnthropicProvider } from './anthropic-provider.js';
+import { EmbeddedModelProvider } from './embedded-model.js';
 import { ProviderError } from './errors.js';
 import { withFallback } from './fallback.js';
 import { OpenAIProvider } from './openai-provider.js';
@@ -33,7 +34,12 @@ export class ProviderRegistry {
   constructor(opts: RegistryOptions) {
     for (const config of opts.configs) {
       const options = { config, apiKey: keyReader(config, opts.vault), logger: opts.logger, retry: opts.retry };
-      const provider = config.kind === 'anthropic' ? new AnthropicProvider(options) : new OpenAIProvider(options);
+      const provider =
+        config.kind === 'anthropic'
+          ? new AnthropicProvider(options)
+          : config.name === EMBEDDED_PROVIDER
+            ? new EmbeddedModelProvider(options)
+            : new OpenAIProvider(options);
       this.entries.set(config.name, { config, provider });
     }
   }

@@ -1,8 +1,9 @@
 /**
  * `make up`: the whole stack in the foreground. Starts the embedded Temporal dev server (unless
- * TEMPORAL_ADDRESS or a Temporal profile names a server to use), the worker and the API, waits until the API is ready,
+ * TEMPORAL_ADDRESS or a Temporal profile names a server to use), the embedded default model (unless
+ * a model provider is configured, or WARDEN_EMBEDDED_MODEL=off), the worker and the API, waits until the API is ready,
  * prints where everything is, runs the demo (WARDEN_DEMO=0 skips it), and on Ctrl-C stops the
- * API, then the worker (in-flight activities finish), then Temporal.
+ * API, then the worker (in-flight activities finish), then the model and Temporal.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -12,13 +13,16 @@ import { loadConfig } from '../domain/config.js';
 import { Keyring } from '../domain/keyring.js';
 import { loadTemporalProfile } from '../domain/temporal-connection.js';
 import { ensurePrivateFile } from '../domain/private-files.js';
+import { loadProviderConfigs } from '../domain/model-providers.js';
 import { PROJECT_ROOT, startDevServer, type DevServer } from './dev-server.js';
 import { runDemo } from './demo.js';
+import { startEmbeddedModel, type EmbeddedModel } from './embedded-model.js';
 
 const config = loadConfig();
 const say = (line: string) => console.log(`[warden] ${line}`);
 const children: ChildProcess[] = [];
 let temporal: DevServer | undefined;
+let model: EmbeddedModel | undefined;
 let stopping = false;
 
 async function main() {
@@ -49,7 +53,14 @@ async function main() {
     onKeyFileCreated: (file) => say(`master key     created in ${file} (mode 0600): back it up`),
   });
   const adminKey = config.adminApiKey ?? localAdminKey();
-  const env = { ...process.env, TEMPORAL_ADDRESS: temporalAddress, WARDEN_ADMIN_API_KEY: adminKey };
+  const env: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_ADDRESS: temporalAddress, WARDEN_ADMIN_API_KEY: adminKey };
+  // Any configured provider replaces the embedded model.
+  const providers = loadProviderConfigs({ ...config, embeddedModelUrl: undefined });
+  if (providers.length === 0 && config.embeddedModel === 'auto') {
+    say(`starting the embedded model (SmolLM2-135M on llama.cpp, port ${config.embeddedModelPort})`);
+    model = await startEmbeddedModel({ port: config.embeddedModelPort, logFile: join(PROJECT_ROOT, '.warden/log/embedded-model.log') });
+    env.WARDEN_EMBEDDED_MODEL_URL = model.baseUrl;
+  }
   for (const [name, entry] of [
     ['worker', 'workers/main.ts'],
     ['api', 'api/main.ts'],
@@ -71,11 +82,16 @@ async function main() {
   say(`Console        ${api}/console  (sign in with an API key; see docs/console.md)`);
   say(`Temporal       ${temporalAddress}`);
   say(`Temporal UI    ${webUi}`);
+  say(
+    model
+      ? `Model          ${model.baseUrl} (the embedded SmolLM2-135M; configure a provider to replace it: docs/models.md)`
+      : `Model          ${providers.map((p) => `${p.name} (${p.default_model})`).join(', ') || 'none (WARDEN_EMBEDDED_MODEL=off)'}`,
+  );
   if (temporal) say(`Web UI decoding through ${api}/codec: sign in once at ${api}/codec/login (see docs/security.md, Encrypted payloads)`);
   if (!config.adminApiKey)
     say(`admin API key  in ${keyFile()} (mode 0600): curl -H "Authorization: Bearer $(cat ${keyFile()})" ${api}/api/agents`);
   if (process.env.WARDEN_DEMO !== '0') {
-    await runDemo(api, adminKey, say);
+    await runDemo(api, adminKey, say, { conversation: model !== undefined || providers.length > 0 });
     say('demo finished');
   }
   say('running; Ctrl-C stops everything');
@@ -115,7 +131,7 @@ async function waitReady(api: string, timeoutMs = 120_000) {
 async function shutdown(code: number) {
   if (stopping) return;
   stopping = true;
-  say('stopping: API, then worker, then Temporal');
+  say('stopping: API, then worker, then the model and Temporal');
   for (const child of [...children].reverse()) {
     if (child.exitCode !== null || child.signalCode !== null) continue;
     const gone = new Promise((r) => child.once('exit', r));
@@ -123,6 +139,7 @@ async function shutdown(code: number) {
     await Promise.race([gone, new Promise((r) => setTimeout(r, 45_000))]);
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
+  await model?.stop();
   await temporal?.stop();
   say('stopped');
   process.exit(code);

@@ -10,6 +10,8 @@ import { CONTROL_TASK_QUEUE, sandboxTaskQueue, SearchAttributes } from '../../wo
 import type { ChannelStatus } from '../../channels/service.js';
 import type { Config } from '../../domain/config.js';
 import type { AuditStore } from '../../stores/audit-store.js';
+import { EMBEDDED_PROVIDER } from '../../domain/model-providers.js';
+import type { ProviderRegistry } from '../../llm/registry.js';
 import type { AgentService } from '../agents/service.js';
 import { withTimeout } from '../deadlines.js';
 import { idlePoolMembers } from '../../sandbox/pool.js';
@@ -81,6 +83,8 @@ export interface SystemDeps {
   agents: AgentService;
   /** The chat channels' state: one that cannot connect shows as degraded, never down. */
   channels: () => ChannelStatus[];
+  /** The model providers: the embedded default model is a component when it is one of them. */
+  providers: ProviderRegistry;
 }
 
 /** What the system pages show (the status routes here, the console's System page): read, never changed. */
@@ -111,6 +115,13 @@ export function createSystemStatus(deps: SystemDeps) {
 
   /** The components the API needs, probed concurrently, each within PROBE_TIMEOUT_MS. */
   const components = async () => {
+    const embeddedModel = probe('the embedded model', async () => {
+      const entry = deps.providers.get(EMBEDDED_PROVIDER);
+      if (!entry) return 'not in use: another model provider is configured, or none';
+      const health = await deps.providers.health(EMBEDDED_PROVIDER);
+      if (health?.status !== 'up') throw new Error(health?.error ?? 'down');
+      return `${entry.config.default_model} at ${entry.config.base_url}`;
+    });
     const [temporalServer, dockerEngine, runtimes, controlWorker, sandboxWorker, auditStore, chatChannels] = await Promise.all([
       probe('Temporal', async () => {
         const info = await deadline(() => client.workflowService.getSystemInfo({}));
@@ -148,6 +159,7 @@ export function createSystemStatus(deps: SystemDeps) {
       sandbox_worker: sandboxWorker,
       audit_store: auditStore,
       channels: chatChannels,
+      embedded_model: await embeddedModel,
     };
   };
 
@@ -249,7 +261,7 @@ export function systemRouter(status: SystemStatus) {
       path: '/readyz',
       security: [],
       summary:
-        'Ready when Temporal, the Docker engine (with a runtime agents may use), a worker for each task queue and the audit store answer',
+        'Ready when Temporal, the Docker engine (with a runtime agents may use), a worker for each task queue, the audit store and the embedded model (when in use) answer',
       responses: {
         200: { description: 'Ready', content: { 'application/json': { schema: ReadySchema } } },
         503: { description: 'Not ready; components say which', content: { 'application/json': { schema: ReadySchema } } },

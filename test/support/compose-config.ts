@@ -27,6 +27,9 @@ export const NOT_IN_COMPOSE: ReadonlySet<string> = new Set([
   'WARDEN_PROVIDERS_FILE', // a path in the container: mount the file and set it in an override
   'TEMPORAL_CONFIG_FILE', // a Temporal profile: a path in the container, mounted in an override
   'TEMPORAL_PROFILE',
+  'WARDEN_EMBEDDED_MODEL', // `make up`'s embedded model, which Compose does not run: configure a provider
+  'WARDEN_EMBEDDED_MODEL_PORT',
+  'WARDEN_EMBEDDED_MODEL_URL',
 ]);
 
 export interface Port {

@@ -39,7 +39,16 @@ export const TEST_HOST = inject('testHost');
 export const docker = new Docker();
 
 /** The components /api/status and /readyz report, by name, sorted. */
-export const STATUS_COMPONENTS = ['audit_store', 'channels', 'control_worker', 'docker', 'runtimes', 'sandbox_worker', 'temporal'];
+export const STATUS_COMPONENTS = [
+  'audit_store',
+  'channels',
+  'control_worker',
+  'docker',
+  'embedded_model',
+  'runtimes',
+  'sandbox_worker',
+  'temporal',
+];
 
 let runtimeInstalled = false;
 /** Installs the SDK runtime once per test file: quiet, or every line to `logger` when one is given. */

@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ProviderConfigSchema, type ProviderConfig } from '../../domain/model-providers.js';
 import { AnthropicProvider } from '../../llm/anthropic-provider.js';
+import { toolsOf } from '../../activities/model.js';
+import { embeddedProviderConfig } from '../../domain/model-providers.js';
 import { ProviderError, retryAfterMs, withoutKey } from '../../llm/errors.js';
 import { withFallback } from '../../llm/fallback.js';
 import { OpenAIProvider } from '../../llm/openai-provider.js';
@@ -183,6 +185,36 @@ describe('OpenAI protocol', () => {
     fake.script('POST /v1/chat/completions', { json: openaiCompletion({ content: 'ok' }) });
     await openai({ api_key_secret: undefined }, null).chat({ messages });
     expect(fake.requests[0]!.headers.authorization).toBeUndefined();
+  });
+});
+
+describe('the embedded model', () => {
+  const registry = () => new ProviderRegistry({ configs: [embeddedProviderConfig(`${fake.origin}/v1`)], logger, retry: FAST });
+  const sent = () => (fake.to('POST /v1/chat/completions').at(-1)!.body as { messages: Array<Record<string, unknown>> }).messages;
+
+  it('gets a worked example for each offered tool that has one, after the system prompt and before the conversation', async () => {
+    fake.script('POST /v1/chat/completions', { json: openaiCompletion({ content: 'ok' }) });
+    await registry()
+      .get('embedded')!
+      .provider.chat({ messages, tools: toolsOf('filesystem') });
+    const body = sent();
+    expect(body[0]).toEqual({ role: 'system', content: 'You are careful.' });
+    expect(body.at(-1)).toEqual({ role: 'user', content: 'Read notes.txt' });
+    // filesystem_write and filesystem_list have an example; the skill's other tools do not.
+    const calls = body.flatMap((m) => (m.tool_calls as Array<{ id: string; function: { name: string; arguments: string } }>) ?? []);
+    expect(calls.map((c) => c.function.name)).toEqual(['filesystem_write', 'filesystem_list']);
+    expect(JSON.parse(calls[1]!.function.arguments)).toEqual({});
+    // Each example call is answered, as a real tool result is: the template renders it as a tool turn.
+    for (const c of calls) expect(body.some((m) => m.role === 'tool' && m.tool_call_id === c.id)).toBe(true);
+    expect(body).toHaveLength(1 + 2 * 4 + 1);
+  });
+
+  it('gets none for tools without an example, and no other provider gets any', async () => {
+    fake.script('POST /v1/chat/completions', { json: openaiCompletion({ content: 'ok' }) }, { json: openaiCompletion({ content: 'ok' }) });
+    await registry().get('embedded')!.provider.chat({ messages, tools });
+    expect(sent()).toEqual(messages);
+    await openai().chat({ messages, tools: toolsOf('shell') });
+    expect(sent()).toEqual(messages);
   });
 });
 

@@ -197,4 +197,26 @@ describe('provider configuration', () => {
       loadProviderConfigs(loadConfig({ WARDEN_LLM_BASE_URL: 'http://x/v1', WARDEN_LLM_MODEL: 'm', WARDEN_LLM_KIND: 'anthropic' })),
     ).toThrow(/WARDEN_LLM_API_KEY_SECRET: an anthropic provider needs the vault secret/);
   });
+
+  it('makes the embedded model the provider only while no other is configured, and keeps its name for it', async () => {
+    const embedded = { embeddedModelUrl: 'http://127.0.0.1:8181/v1', llmKind: 'openai' as const };
+    expect(loadProviderConfigs(embedded)).toEqual([
+      {
+        name: 'embedded',
+        kind: 'openai',
+        base_url: 'http://127.0.0.1:8181/v1',
+        default_model: 'smollm2-135m',
+        fallback: [],
+        stream: false,
+      },
+    ]);
+    expect(loadProviderConfigs({ ...embedded, llmBaseUrl: 'http://127.0.0.1:11434/v1', llmModel: 'llama3.2' })).toMatchObject([
+      { name: 'default', base_url: 'http://127.0.0.1:11434/v1' },
+    ]);
+    const file = join(dir, 'embedded.json');
+    writeFileSync(file, JSON.stringify({ providers: [{ name: 'embedded', kind: 'openai', base_url: 'http://x/v1', default_model: 'm' }] }));
+    expect(() => loadProviderConfigs({ ...embedded, providersFile: file })).toThrow(
+      /providers\[0\]\.name: "embedded" is the embedded default model's name/,
+    );
+  });
 });
