@@ -119,7 +119,9 @@ export function createSystemStatus(deps: SystemDeps) {
       const entry = deps.providers.get(EMBEDDED_PROVIDER);
       if (!entry) return 'not in use: another model provider is configured, or none';
       const health = await deps.providers.health(EMBEDDED_PROVIDER);
-      if (health?.status !== 'up') throw new Error(health?.error ?? 'down');
+      // Degraded, never down: without a model, agents, actions and approvals all still work, so
+      // the API stays ready (conversations say their model call failed).
+      if (health?.status !== 'up') return { detail: `not answering: ${health?.error ?? 'down'}`, degraded: true };
       return `${entry.config.default_model} at ${entry.config.base_url}`;
     });
     const [temporalServer, dockerEngine, runtimes, controlWorker, sandboxWorker, auditStore, chatChannels] = await Promise.all([
