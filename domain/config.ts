@@ -756,6 +756,20 @@ function readSecretFile(variable: string, path: string): string {
 }
 
 /**
+ * A secret setting as every Warden process reads it: its variable, or the file its `_FILE`
+ * variable names (never both); undefined when neither is set.
+ */
+export function secretSetting(valueKey: (typeof SECRET_FILES)[number][0], env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const fileKey = SECRET_FILES.find(([key]) => key === valueKey)![1];
+  const value = env[CONFIG_ENV[valueKey]] || undefined;
+  const path = env[CONFIG_ENV[fileKey]] || undefined;
+  if (path === undefined) return value;
+  if (value !== undefined)
+    throw new Error(`invalid configuration:\n  ${CONFIG_ENV[fileKey]}: set ${CONFIG_ENV[valueKey]} or ${CONFIG_ENV[fileKey]}, not both`);
+  return readSecretFile(CONFIG_ENV[fileKey], path);
+}
+
+/**
  * Reads the configuration; a bad value fails start-up with the variable's name and the problem.
  * The Temporal address and namespace fall back on the Temporal profile's (domain/temporal-connection.ts).
  */
@@ -772,12 +786,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new Error(`invalid configuration:\n  ${(err as Error).message}`);
   }
   // Secrets from files (Docker or Compose secrets), read before validation like the variables they stand for.
-  for (const [valueKey, fileKey] of SECRET_FILES) {
-    const path = raw[fileKey];
-    if (path === undefined) continue;
-    if (raw[valueKey] !== undefined)
-      throw new Error(`invalid configuration:\n  ${CONFIG_ENV[fileKey]}: set ${CONFIG_ENV[valueKey]} or ${CONFIG_ENV[fileKey]}, not both`);
-    raw[valueKey] = readSecretFile(CONFIG_ENV[fileKey], path);
+  for (const [valueKey] of SECRET_FILES) {
+    const value = secretSetting(valueKey, env);
+    if (value !== undefined) raw[valueKey] = value;
   }
   const { address, namespace } = profile.profile;
   if (raw.temporalAddress === undefined && address) raw.temporalAddress = address;

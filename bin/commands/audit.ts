@@ -37,14 +37,15 @@ async function localStore(values: CommandContext['values']): Promise<AuditStore 
 }
 
 /**
- * The master keys that check the log's anchor: WARDEN_MASTER_KEY (and _PREVIOUS), or the key file
- * of the data dir the log sits in. Never a new key file: without keys, verify says it could not
- * check the anchor.
+ * The master keys that check the log's anchor: WARDEN_MASTER_KEY or WARDEN_MASTER_KEY_FILE (and
+ * WARDEN_MASTER_KEY_PREVIOUS), or the key file of the data dir the log sits in. Never a new key
+ * file: without keys, verify says it could not check the anchor.
  */
 async function masterKeys(db: string) {
   const { Keyring } = await import('../../domain/keyring.js');
   const dataDir = dirname(resolve(db));
-  const masterKey = process.env.WARDEN_MASTER_KEY;
+  const { secretSetting } = await import('../../domain/config.js');
+  const masterKey = secretSetting('masterKey');
   if (masterKey) return Keyring.load({ masterKey, previousMasterKeys: process.env.WARDEN_MASTER_KEY_PREVIOUS, dataDir });
   return existsSync(join(dataDir, 'master-keys.json')) ? Keyring.load({ dataDir }) : undefined;
 }

@@ -6,8 +6,8 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
-import { mkdtempSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 import { serve } from '@hono/node-server';
@@ -120,6 +120,13 @@ describe('against the real API', () => {
     const offline = await warden(['audit', 'verify', '--db', auditFile], { WARDEN_MASTER_KEY: TEST_MASTER_KEY });
     expect(offline.code).toBe(0);
     expect(offline.stdout).toContain(`head #${(await stack.audit.head()).seq} ${(await stack.audit.head()).hash}`);
+    // The key from a file, as a Compose secret gives it, checks the same anchor; no key checks none.
+    const keyFile = join(dirname(auditFile), 'master-key');
+    writeFileSync(keyFile, `${TEST_MASTER_KEY}\n`, { mode: 0o600 });
+    const fromFile = await warden(['audit', 'verify', '--db', auditFile], { WARDEN_MASTER_KEY: '', WARDEN_MASTER_KEY_FILE: keyFile });
+    expect(fromFile).toMatchObject({ code: 0, stdout: offline.stdout });
+    const keyless = await warden(['audit', 'verify', '--db', auditFile], { WARDEN_MASTER_KEY: '' });
+    expect(keyless.stdout).not.toBe(offline.stdout);
   });
 
   it('approvals: lists, shows and decides an action from the terminal, bound to what it showed', async () => {
