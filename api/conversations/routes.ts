@@ -124,7 +124,16 @@ export function conversationsRouter(conversations: ConversationService, events: 
       responses: {
         200: {
           description: `text/event-stream; event types: ${CONVERSATION_EVENT_KINDS.join(', ')}; each data is a JSON object`,
-          content: { 'text/event-stream': { schema: z.string() } },
+          // Each event as a client parses it (what Schemathesis checks each event of the stream against).
+          content: {
+            'text/event-stream': {
+              schema: z.object({
+                event: z.enum(CONVERSATION_EVENT_KINDS).optional(),
+                data: z.string().describe('a JSON object'),
+                id: z.string().optional(),
+              }),
+            },
+          },
         },
         ...errorResponses(400, 401, 403, 404, 429, 503),
       },
