@@ -5,33 +5,58 @@
  * a command that reads a vault secret runs after an approval, and the audit chain read back and
  * verified through the API is one chain, written by the API and the control worker together.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import type { AuditEntry } from '../../domain/audit-entry.js';
+import { startDevServer, type DevServer } from '../../scripts/dev-server.js';
+import { freePort } from '../support/global-setup.js';
 import { approveWith, startStack, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
 import { createTestDatabase } from '../support/postgres.js';
 import { killWorkers, signalWorker, startWorker } from '../support/worker-process.js';
 
 let stack: Awaited<ReturnType<typeof startStack>>;
 let databaseUrl: string;
+// A Temporal server of its own: on the shared one, these worker processes would also take other
+// test files' workflow tasks on `warden-control`, and write those files' entries into this log.
+let server: DevServer;
+const dir = mkdtempSync(join(tmpdir(), 'warden-pg-stack-'));
 
 beforeAll(async () => {
   databaseUrl = await createTestDatabase(inject('postgresAdminUrl'));
-  stack = await startStack({ workers: false, config: { databaseUrl } });
-});
+  server = await startDevServer({
+    dbFile: join(dir, 'temporal.db'),
+    port: await freePort(),
+    uiPort: 0,
+    ui: false,
+    logFile: join(dir, 'temporal.log'),
+  });
+  stack = await startStack({ workers: false, config: { databaseUrl, temporalAddress: server.address } });
+}, 120_000);
 afterAll(async () => {
   killWorkers();
   await stack?.stop();
+  await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 it('creates an agent, runs an approved command with a vault secret, and the chain verifies through the API', async () => {
   const ownDataDir = () => mkdtempSync(join(tmpdir(), 'warden-pg-worker-'));
   const workers = [
-    startWorker({ WARDEN_DATABASE_URL: databaseUrl, WARDEN_WORKER_ROLES: 'control', WARDEN_DATA_DIR: ownDataDir() }),
-    startWorker({ WARDEN_DATABASE_URL: databaseUrl, WARDEN_WORKER_ROLES: 'sandbox', WARDEN_DATA_DIR: ownDataDir() }),
+    startWorker({
+      TEMPORAL_ADDRESS: server.address,
+      WARDEN_DATABASE_URL: databaseUrl,
+      WARDEN_WORKER_ROLES: 'control',
+      WARDEN_DATA_DIR: ownDataDir(),
+    }),
+    startWorker({
+      TEMPORAL_ADDRESS: server.address,
+      WARDEN_DATABASE_URL: databaseUrl,
+      WARDEN_WORKER_ROLES: 'sandbox',
+      WARDEN_DATA_DIR: ownDataDir(),
+    }),
   ];
   await Promise.all(workers.map((w) => w.ready));
 
