@@ -7,7 +7,7 @@
  * agent more than the configured budget; and at Temporal's port, neither an altered grant nor a
  * workflow started with its spending wiped gets past the budget.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Conversation } from '../../domain/conversation.js';
 import { Grants, messageHash, type ConversationClaims } from '../../domain/grants.js';
 import { sendMessageUpdate, turnResultUpdate } from '../../workflows/definitions.js';
@@ -78,8 +78,14 @@ beforeAll(async () => {
   });
 }, 120_000);
 
+// Each test's agent is stopped when it ends: the whole suite shares one host's capacity.
+afterEach(async () => {
+  const ended = agents.splice(0);
+  for (const id of ended) await stack.api('POST', `/api/agents/${id}/stop`, { force: true });
+  for (const id of ended) await waitForStatus(stack.api, id, ['stopped']);
+});
+
 afterAll(async () => {
-  for (const id of agents) await stack?.api('POST', `/api/agents/${id}/stop`, { force: true });
   await stack?.stop();
   await fake?.close();
 });
