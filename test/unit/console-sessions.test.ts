@@ -1,12 +1,18 @@
 /**
  * Console sessions in the key store, on each back end (SQLite and PostgreSQL), on a clock the
  * test moves: expiry from sign-in, sign-out, revocation, a role read fresh, sessions another
- * connection (another API process) made, and a database that holds nothing a reader could present.
+ * connection (another API process) made, API processes starting at once on a fresh store, and a
+ * database that holds nothing a reader could present.
  */
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConsoleSessions, SESSION_SECONDS } from '../../api/console/sessions.js';
 import type { Identity } from '../../domain/roles.js';
+import { PROJECT_ROOT } from '../../scripts/dev-server.js';
 import type { KeyStore } from '../../stores/key-store.js';
 import { STORE_BACKENDS, type StorePlace } from '../support/store-backends.js';
 
@@ -87,6 +93,38 @@ describe.each(STORE_BACKENDS)('console sessions on $backend', ({ place: makePlac
       expect(await sessions.find(session.id)).toBeNull();
     } finally {
       await elsewhere.close();
+    }
+  });
+
+  it('of four API processes starting at once on a fresh store are each honoured by the others', async () => {
+    const fresh = await makePlace();
+    const moduleUrl = (path: string) => JSON.stringify(pathToFileURL(join(PROJECT_ROOT, path)).href);
+    // Each process opens the key store as api/main.ts does (making its tables), and signs someone in.
+    const script = (name: string) => `
+      const { openStores } = await import(${moduleUrl('stores/open-stores.ts')});
+      const { Keyring } = await import(${moduleUrl('domain/keyring.ts')});
+      const { ConsoleSessions } = await import(${moduleUrl('api/console/sessions.ts')});
+      const keyring = Keyring.load({ masterKey: Buffer.alloc(32, 7).toString('base64'), dataDir: '.' });
+      const stores = await openStores(${JSON.stringify({ dataDir: fresh.dataDir, databaseUrl: fresh.databaseUrl })}, keyring, { keys: true });
+      const key = await stores.keys.create('${name}', 'viewer', null);
+      const session = await new ConsoleSessions(stores.keys).start(await stores.keys.authenticate(key.key));
+      console.log(JSON.stringify({ id: session.id, csrfToken: session.csrfToken, name: '${name}' }));
+      await stores.close();`;
+    const run = async (name: string) => {
+      const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script(name)], {
+        cwd: PROJECT_ROOT,
+      });
+      return JSON.parse(stdout) as { id: string; csrfToken: string; name: string };
+    };
+    const started = await Promise.all(['api-1', 'api-2', 'api-3', 'api-4'].map(run));
+    const freshKeys = await fresh.openKeys();
+    try {
+      const here = new ConsoleSessions(freshKeys);
+      for (const session of started)
+        expect(await here.find(session.id)).toMatchObject({ csrfToken: session.csrfToken, identity: { name: session.name } });
+    } finally {
+      await freshKeys.close();
+      await fresh.close();
     }
   });
 
