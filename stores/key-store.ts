@@ -218,8 +218,6 @@ const SQLITE_COLUMNS = KEY_COLUMNS.join(', ');
 /** The keys in a SQLite file under the data dir (`warden.db`): the embedded back end. */
 class SqliteKeyStore extends KeyStore {
   private constructor(private readonly db: Database.Database) {
-    const endSessionsOf = db.prepare('DELETE FROM console_sessions WHERE key_id = ?');
-    const revoke = db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL');
     super(
       {
         row: async (id) => db.prepare(`SELECT ${SQLITE_COLUMNS} FROM api_keys WHERE id = ?`).get(id) as KeyRow | undefined,
@@ -236,8 +234,8 @@ class SqliteKeyStore extends KeyStore {
         },
         revoke: async (id, at) => {
           db.transaction(() => {
-            revoke.run(at, id);
-            endSessionsOf.run(id);
+            db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(at, id);
+            db.prepare('DELETE FROM console_sessions WHERE key_id = ?').run(id);
           })();
         },
         all: async () => db.prepare(`SELECT ${SQLITE_COLUMNS} FROM api_keys ORDER BY created_at, id`).all() as KeyRow[],
