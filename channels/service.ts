@@ -35,7 +35,7 @@ export interface ChannelServiceOptions {
   store: ChannelStore;
   /** The identity behind a key id while the key is not revoked. */
   identityOf: (keyId: string) => Promise<Identity | null>;
-  actions: Pick<ActionService, 'pendingActions' | 'getAction' | 'decideAction'>;
+  actions: Pick<ActionService, 'pendingActions' | 'getAction' | 'decideAction' | 'temporalReachable'>;
   logger: Pick<Logger, 'info' | 'warn'>;
   pollMs: number;
 }
@@ -196,6 +196,13 @@ export function createChannelService(options: ChannelServiceOptions) {
       );
     }
     const { action_id: id, approved } = choice;
+    // With Temporal down nothing can be recorded, not even the signal: the clicker hears so now,
+    // within every platform's window, and the card stays as it was.
+    if (!(await actions.temporalReachable())) {
+      return click.answer(
+        `Not delivered: Warden cannot reach its Temporal server right now, so your ${approved ? 'approval' : 'rejection'} of ${id} was not recorded and the card is unchanged. Try the button again in a minute.`,
+      );
+    }
     let text: string;
     try {
       const params_hash = await wholeHash(id, choice.params_hash);

@@ -62,6 +62,8 @@ export function createActionService(
   const QUERY_DEADLINE_MS = 5_000;
   /** An approval waits longer: a worker that just restarted may first replay the action. */
   const APPROVAL_DEADLINE_MS = 15_000;
+  /** How long a chat click waits to learn whether the Temporal server answers at all. */
+  const REACH_DEADLINE_MS = 2_000;
   const handle = (id: string) => client.workflow.getHandle<typeof actionWorkflow>(id);
 
   const submitter = actionSubmitter(
@@ -265,6 +267,18 @@ export function createActionService(
     }
   }
 
+  /**
+   * Whether the Temporal server answers now: a chat click whose decision could not be delivered
+   * (not even as the signal) is told so at once, not after the update's deadline and the retries.
+   */
+  async function temporalReachable(): Promise<boolean> {
+    const asked = client.withDeadline(Date.now() + REACH_DEADLINE_MS, () => client.workflowService.getSystemInfo({}));
+    return asked.then(
+      () => true,
+      () => false,
+    );
+  }
+
   /** A refusal the workflow never saw: the API records it, so every refused attempt is on the log. */
   async function refused(id: string, approver: Identity, approved: boolean, reason: string): Promise<WardenError> {
     await audit.append({
@@ -277,7 +291,7 @@ export function createActionService(
     return new WardenError('approval_refused', reason, 409);
   }
 
-  return { submitAction, getAction, pendingActions, decideAction, cancelPendingOf };
+  return { submitAction, getAction, pendingActions, decideAction, temporalReachable, cancelPendingOf };
 }
 
 export type ActionService = ReturnType<typeof createActionService>;

@@ -26,7 +26,7 @@ export function channelRequestsRouter(channels: Pick<ChannelService, 'receive'>)
         summary: `${platform} posts button presses here (${setting}); checked against ${platform}'s signature or secret, not a Warden key`,
         security: [],
         responses: {
-          200: { description: 'Acknowledged' },
+          200: { description: "Acknowledged; Slack's url_verification is answered with its challenge as JSON" },
           ...errorResponses(400, 401, 404, 413, 503),
         },
       }),

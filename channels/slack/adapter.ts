@@ -10,7 +10,15 @@ import { WardenError } from '../../domain/errors.js';
 import type { ButtonClick, ChannelAdapter } from '../adapter.js';
 import type { ApprovalCard } from '../card.js';
 import { slackCardMessage } from './card.js';
-import { API_ROUTE_RECEIVER, assertSignedBySlack, dispatchToBolt, slackRequestBody } from './http-requests.js';
+import { deliveredRequests } from '../delivered-requests.js';
+import {
+  API_ROUTE_RECEIVER,
+  assertFirstDelivery,
+  assertSignedBySlack,
+  dispatchToBolt,
+  slackRequestBody,
+  urlVerificationAnswer,
+} from './http-requests.js';
 
 /** How presses reach Warden, with the secret that mode needs, read from the vault when connecting. */
 export type SlackDelivery =
@@ -35,13 +43,17 @@ export function slackAdapter(settings: SlackSettings): ChannelAdapter {
   let connected = false;
   /** Over HTTP, once connected: the app requests are handed to and the secret they are checked against. */
   let requests: { app: App; signingSecret: string } | undefined;
+  /** Over HTTP: the requests taken in the last 5 minutes, each taken once. */
+  const delivered = deliveredRequests('Slack');
 
   async function receive(request: Request): Promise<Response> {
     const current = requests;
     if (!current) throw new WardenError('channel_unavailable', 'Slack is not connected yet; Slack retries', 503);
     const raw = await request.text();
     assertSignedBySlack(current.signingSecret, request.headers, raw);
-    return dispatchToBolt(current.app, slackRequestBody(request.headers.get('content-type'), raw));
+    assertFirstDelivery(delivered, request.headers);
+    const body = slackRequestBody(request.headers.get('content-type'), raw);
+    return urlVerificationAnswer(body) ?? dispatchToBolt(current.app, body);
   }
 
   return {

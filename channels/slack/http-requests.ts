@@ -5,6 +5,7 @@
  */
 import { verifySlackRequest, type App } from '@slack/bolt';
 import { WardenError } from '../../domain/errors.js';
+import type { DeliveredRequests } from '../delivered-requests.js';
 
 /** Slack's window: a request whose timestamp is further than this from now is refused (replays). */
 const MAX_SKEW_SECONDS = 5 * 60;
@@ -32,6 +33,28 @@ export function assertSignedBySlack(signingSecret: string, headers: Headers, raw
   } catch {
     throw refused('the signature does not match');
   }
+}
+
+/**
+ * Refuses a signed request Slack already delivered: the same signature and timestamp again, within
+ * the 5 minutes its timestamp is taken for (after them, assertSignedBySlack refuses it anyway).
+ * Call it once the signature is checked, so only Slack's own requests are remembered.
+ */
+export function assertFirstDelivery(delivered: DeliveredRequests, headers: Headers, nowMs = Date.now()): void {
+  const timestamp = Number(headers.get('x-slack-request-timestamp'));
+  const id = `${timestamp}:${headers.get('x-slack-signature')}`;
+  if (!delivered.firstDelivery(id, (timestamp + MAX_SKEW_SECONDS) * 1000, nowMs))
+    throw new WardenError('unauthorized', 'a request Slack already delivered: a replay is refused', 401);
+}
+
+/**
+ * Slack's check of a Request URL (Event Subscriptions sends it when the URL is set): a signed
+ * `url_verification` whose `challenge` the answer must carry back. Null for any other request.
+ */
+export function urlVerificationAnswer(body: Record<string, unknown>): Response | null {
+  if (body.type !== 'url_verification') return null;
+  if (typeof body.challenge !== 'string') throw new WardenError('bad_request', 'a url_verification request carries a challenge', 400);
+  return Response.json({ challenge: body.challenge });
 }
 
 /** The request's payload as Bolt takes it: interactions come as a form field `payload` of JSON, events as JSON. */

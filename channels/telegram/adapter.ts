@@ -9,6 +9,7 @@ import type { Update } from 'grammy/types';
 import { WardenError } from '../../domain/errors.js';
 import { secretMatches } from '../../domain/secret-match.js';
 import type { ButtonClick, ChannelAdapter } from '../adapter.js';
+import { deliveredRequests } from '../delivered-requests.js';
 import type { ApprovalCard } from '../card.js';
 import { telegramCardMessage } from './card.js';
 
@@ -28,12 +29,19 @@ export interface TelegramSettings {
   webhook?: { url: string; secretToken: () => Promise<string | undefined> };
 }
 
+/**
+ * How long an update id is remembered in webhook mode: Telegram posts an update again when its
+ * delivery failed, retrying for a while; a press it delivers twice is taken once.
+ */
+const REDELIVERY_WINDOW_MS = 60 * 60 * 1000;
+
 export function telegramAdapter(settings: TelegramSettings): ChannelAdapter {
   const readyTimeoutMs = settings.readyTimeoutMs ?? 30_000;
   let bot: Bot | undefined;
   let polling = false;
   /** In webhook mode, once connected: the bot updates are handed to and the token they must carry. */
   let webhook: { bot: Bot; secretToken: string } | undefined;
+  const delivered = deliveredRequests('Telegram');
 
   async function receive(request: Request): Promise<Response> {
     const current = webhook;
@@ -44,6 +52,8 @@ export function telegramAdapter(settings: TelegramSettings): ChannelAdapter {
     const update = (await request.json().catch(() => null)) as Update | null;
     if (typeof update?.update_id !== 'number')
       throw new WardenError('bad_request', 'a Telegram update is a JSON object with an update_id', 400);
+    // Acknowledged, so Telegram stops posting it, and ignored: its first delivery was handled.
+    if (!delivered.firstDelivery(String(update.update_id), Date.now() + REDELIVERY_WINDOW_MS)) return new Response(null, { status: 200 });
     // Quick: the click handler is not awaited, so Telegram has its answer before any decision.
     await current.bot.handleUpdate(update);
     return new Response(null, { status: 200 });

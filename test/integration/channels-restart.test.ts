@@ -5,33 +5,20 @@
  * Real discord.js against the local fake Discord, real Temporal (a dev server of this file's own,
  * so it can be restarted), real Docker, worker processes the test kills.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import type { ActionRecord } from '../../domain/action.js';
-import { startDevServer, type DevServer } from '../../scripts/dev-server.js';
-import { AuditStore } from '../../stores/audit-store.js';
-import { KeyStore } from '../../stores/key-store.js';
-import { startChannelStack } from '../support/channel-stack.js';
+import { countingCommand, startBreakableChannelStack } from '../support/breakable-channel-stack.js';
 import { startFakeDiscord, type FakeDiscord, type FakeMessage } from '../support/fake-discord.js';
 import { openaiCompletion, startFakeLlm, type FakeLlm, type Reply } from '../support/fake-llm.js';
-import { freePort } from '../support/global-setup.js';
-import { testAuditOptions, waitFor } from '../support/helpers.js';
-import { killWorkers, signalWorker, startWorker, workerDataDir, workspaceLines, type WorkerProcess } from '../support/worker-process.js';
+import { waitFor } from '../support/helpers.js';
 
 const TOKEN_SECRET = 'DISCORD_BOT_TOKEN';
 const ALICE = '930000000000000001';
 const MODEL_ROUTE = 'POST /v1/chat/completions';
-const dir = mkdtempSync(join(tmpdir(), 'warden-channels-restart-'));
-let server: DevServer;
-let serve: () => Promise<DevServer>;
 let discord: FakeDiscord;
 let llm: FakeLlm;
-let env: Awaited<ReturnType<typeof startChannelStack>>;
-let worker: WorkerProcess;
-let workerEnv: Record<string, string>;
-let audit: AuditStore;
+let stack: Awaited<ReturnType<typeof startBreakableChannelStack>>;
+let env: (typeof stack)['env'];
 
 const action = async (id: string) => (await env.as(env.operator.key, 'GET', `/api/actions/${id}`)).body as ActionRecord;
 
@@ -60,78 +47,40 @@ const settledCard = (actionId: string, text: RegExp) =>
     90_000,
   );
 
-/** SIGKILLs the worker process and waits until it is gone. */
-async function killWorker() {
-  signalWorker(worker, 'SIGKILL');
-  await worker.exited;
-}
-
-async function restartWorker() {
-  worker = startWorker(workerEnv);
-  await worker.ready;
-}
-
-/** A command that counts its own runs in the workspace and prints the count. */
-const countingCommand = (file: string) => `echo ran >> /workspace/${file}; wc -l < /workspace/${file}`;
-
-/** The action completed once: approved by alice once, the card closed on its result, the command run once. */
+/** The action completed once, approved by alice from Discord, the card closed on its result. */
 async function ranOnce(id: string, file: string) {
   await settledCard(id, /completed \(exit code 0\)/);
-  const done = await action(id);
-  expect(done).toMatchObject({ status: 'completed', result: { stdout: '1\n' } });
-  expect(done.approvals.map((a) => [a.approver.name, a.approved])).toEqual([['alice', true]]);
-  expect(await audit.list({ action_id: id, kind: 'approval.granted' })).toHaveLength(1);
-  expect(await workspaceLines(env.agentId, `/workspace/${file}`, 'ran')).toBe(1);
+  expect(await action(id)).toMatchObject({ status: 'completed', result: { stdout: '1\n' } });
+  await stack.expectRanOnce(id, file, 'discord');
 }
 
 beforeAll(async () => {
   discord = await startFakeDiscord();
   llm = await startFakeLlm();
-  const port = await freePort();
-  serve = () => startDevServer({ dbFile: join(dir, 'temporal.db'), port, uiPort: 0, ui: false, logFile: join(dir, 'temporal.log') });
-  server = await serve();
   const model = { llmBaseUrl: `${llm.origin}/v1`, llmModel: 'fake-model' };
-  workerEnv = { TEMPORAL_ADDRESS: server.address, WARDEN_LLM_BASE_URL: model.llmBaseUrl, WARDEN_LLM_MODEL: model.llmModel };
-  // The API and the worker process share the data dir, as in docker-compose.yml: the key store (the
-  // worker checks a conversation's requester there) and the audit log (the API finds an action's
-  // requester there without asking a worker).
-  const keysFile = join(workerDataDir, 'warden.db');
-  audit = AuditStore.open(join(workerDataDir, 'audit.db'), testAuditOptions(KeyStore.open(keysFile)));
-  env = await startChannelStack({
+  stack = await startBreakableChannelStack({
     secrets: { [TOKEN_SECRET]: discord.token },
-    config: {
-      ...model,
-      temporalAddress: server.address,
-      discordBotTokenSecret: TOKEN_SECRET,
-      discordChannelIds: discord.channelIds,
-      discordApiUrl: discord.apiBase,
-    },
+    config: { ...model, discordBotTokenSecret: TOKEN_SECRET, discordChannelIds: discord.channelIds, discordApiUrl: discord.apiBase },
     alice: `discord:${ALICE}`,
-    stack: { workers: false, keysFile, audit },
-    startWorkers: restartWorker,
+    workerEnv: { WARDEN_LLM_BASE_URL: model.llmBaseUrl, WARDEN_LLM_MODEL: model.llmModel },
   });
+  env = stack.env;
 }, 240_000);
 
 afterAll(async () => {
-  await env?.stop();
-  killWorkers();
-  await server?.stop();
-  await audit?.close();
+  await stack?.stop();
   await discord?.close();
   await llm?.close();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 // A test that failed with its worker killed leaves the next one a worker.
-beforeEach(async () => {
-  if (worker.child.exitCode !== null || worker.child.signalCode !== null) await restartWorker();
-});
+beforeEach(() => stack.ensureWorker());
 
 it('a pending approval survives a SIGKILL of the worker: its button approves, the command runs once, the card shows the result', async () => {
   const { id } = (await env.submit(countingCommand('after-kill'))).body;
   const card = await cardOf(id);
-  await killWorker();
-  await restartWorker();
+  await stack.killWorker();
+  await stack.restartWorker();
   const { ack, answer } = await approveOn(card);
   expect(ack).toBe(5);
   expect(answer).toMatch(new RegExp(`^Approved: ${id} is (approved|executing)`));
@@ -141,7 +90,7 @@ it('a pending approval survives a SIGKILL of the worker: its button approves, th
 it('a click while no worker runs is sent as a signal, and applied once a worker is back', async () => {
   const { id } = (await env.submit(countingCommand('no-worker'))).body;
   const card = await cardOf(id);
-  await killWorker();
+  await stack.killWorker();
   const { ack, answer } = await approveOn(card);
   expect(ack).toBe(5);
   expect(answer).toMatch(new RegExp(`^Sent: .*your approval of ${id} will be checked and applied when it is back`));
@@ -150,7 +99,7 @@ it('a click while no worker runs is sent as a signal, and applied once a worker 
   expect(history.events!.filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'approve')).toHaveLength(1);
   expect(JSON.stringify(card.embeds)).toContain('Awaiting approval');
 
-  await restartWorker();
+  await stack.restartWorker();
   await ranOnce(id, 'no-worker');
 }, 240_000);
 
@@ -182,8 +131,8 @@ it('a click is acknowledged and decided while a conversation turn on the same ag
 it('a pending approval survives a restart of the Temporal server: its button approves, the command runs once', async () => {
   const { id } = (await env.submit(countingCommand('after-temporal'))).body;
   const card = await cardOf(id);
-  await server.stop();
-  server = await serve();
+  await stack.stopTemporal();
+  await stack.startTemporal();
   // The API and the worker process reconnect on their own; the action is read again once they have.
   await waitFor('the action to be read again', async () => (await action(id)).status === 'pending', 120_000);
   const { ack, answer } = await approveOn(card);

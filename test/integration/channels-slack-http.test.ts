@@ -2,7 +2,8 @@
  * Approvals in Slack over HTTP, end to end: real Temporal, real Docker, real Bolt, and a local fake
  * Slack that posts signed block_actions to the API's /channels/slack/events over real HTTP, as Slack
  * does with a Request URL. The same channel service as Socket Mode's; requests Slack did not sign
- * (another secret, an old or future timestamp, no signature) are refused and change nothing.
+ * (another secret, an old or future timestamp, no signature), and signed ones replayed, are refused
+ * and change nothing; Slack's url_verification is answered only when signed.
  */
 import { serve, type ServerType } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
@@ -96,6 +97,31 @@ describe('Slack approvals over HTTP', () => {
     expect(await signed.status).toBe(200);
     expect(await signed.ephemeral).toMatch(/Rejected/);
     expect((await decisionsOn(id)).map((e) => e.kind)).toEqual(['approval.rejected']);
+  });
+
+  it('a signed press replayed is refused: the action is decided, and audited, once', async () => {
+    const { id } = (await env.submit('echo ran >> /workspace/slack-replay; wc -l < /workspace/slack-replay')).body;
+    const card = await cardOf(id);
+    const press = fake.pressOverHttp(requestUrl, ALICE, card, buttonValue(card, 'warden-approve'));
+    expect(await press.status).toBe(200);
+    expect(await press.ephemeral).toMatch(new RegExp(`Approved: ${id}`));
+    // Within its 5 minutes, the same signature and timestamp: refused before Bolt sees it.
+    expect(await press.replay()).toBe(401);
+    await waitFor('the card to show the result', async () => showsCompleted(card));
+    await env.expectRanOnceApprovedByAlice(id, 'slack');
+    expect((await decisionsOn(id)).map((e) => e.kind)).toEqual(['approval.granted']);
+  });
+
+  it("answers Slack's url_verification with its challenge, only when Slack signed it", async () => {
+    const signed = await fake.verifyUrl(requestUrl, 'challenge-signed');
+    expect(signed.status).toBe(200);
+    expect(JSON.parse(signed.body)).toEqual({ challenge: 'challenge-signed' });
+    const now = Math.floor(Date.now() / 1000);
+    for (const signing of [{ secret: 'not-the-signing-secret' }, { timestamp: now - 6 * 60 }, { unsigned: true }]) {
+      const forged = await fake.verifyUrl(requestUrl, 'challenge-forged', signing);
+      expect(forged.status, JSON.stringify(signing)).toBe(401);
+      expect(forged.body).not.toContain('challenge-forged');
+    }
   });
 
   it('the Telegram door is closed when Telegram is not in webhook mode', async () => {

@@ -2,7 +2,7 @@
  * Approvals in Telegram by webhook, end to end: real Temporal, real Docker, real grammY, and a local
  * fake Bot API that posts updates to the API's /channels/telegram/webhook over real HTTP with the
  * secret token Warden gave setWebhook, as Telegram does. An update without that token, or with
- * another, is refused and changes nothing.
+ * another, is refused and changes nothing; one delivered twice is acknowledged and taken once.
  */
 import { serve, type ServerType } from '@hono/node-server';
 import { randomBytes } from 'node:crypto';
@@ -112,6 +112,19 @@ describe('Telegram approvals by webhook', () => {
     // The same press, delivered by Telegram with the token, is taken: what refused the others was the token.
     expect(await fake.press(ALICE, card, button(card, 'Reject'))).toMatch(/Rejected/);
     expect((await decisionsOn(id)).map((e) => e.kind)).toEqual(['approval.rejected']);
+  });
+
+  it('an update Telegram delivers twice is acknowledged both times and taken once', async () => {
+    const { id } = (await env.submit('echo ran >> /workspace/tg-redelivered; wc -l < /workspace/tg-redelivered')).body;
+    const card = await cardOf(id);
+    expect(await fake.press(ALICE, card, button(card, 'Approve'))).toMatch(new RegExp(`Approved: ${id}`));
+    const answered = fake.answeredQueries.length;
+    expect(await fake.redeliverLast()).toBe(200);
+    await waitFor('the card to show the result', async () => card.buttons.length === 0 && /completed \(exit code 0\)/.test(card.text));
+    await env.expectRanOnceApprovedByAlice(id, 'telegram');
+    // Taken again, it would have been answered "Already decided" and refused on the audit log.
+    expect(fake.answeredQueries.length).toBe(answered);
+    expect((await decisionsOn(id)).map((e) => e.kind)).toEqual(['approval.granted']);
   });
 
   it('the Slack door is closed when Slack is not in HTTP mode', async () => {

@@ -1,7 +1,7 @@
 /**
- * A stack with one chat channel configured (its tokens in the vault), an operator key, an approver
- * key "alice" paired to a chat user and confirmed, and a running shell agent: what each platform's
- * approval test starts from.
+ * A stack with chat channels configured (their tokens in the vault), an operator key, an approver
+ * key "alice" paired to a chat user on each and confirmed, and a running shell agent: what each
+ * platform's approval test starts from.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,7 +17,8 @@ type StackOptions = NonNullable<Parameters<typeof startStack>[0]>;
 export async function startChannelStack(opts: {
   secrets: Record<string, string>;
   config: Partial<Config>;
-  alice: string;
+  /** Alice's platform user on each channel configured (`<channel>:<user id>`). */
+  alice: string | string[];
   /** More of the stack's options, e.g. workers: false for a test whose workers are processes it kills. */
   stack?: Omit<StackOptions, 'vault' | 'config'>;
   /** Starts those worker processes, once the stack is up and before the agent is made. */
@@ -36,12 +37,16 @@ export async function startChannelStack(opts: {
     const res = await stack.realApp.request(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     return { status: res.status, body: (await res.json()) as any };
   };
-  expect((await stack.api('POST', '/api/channels/pairings', { platform_user: opts.alice, key_id: alice.id })).status).toBe(201);
-  expect((await as(alice.key, 'POST', `/api/channels/pairings/${opts.alice}/confirm`)).status).toBe(200);
+  for (const user of [opts.alice].flat()) {
+    expect((await stack.api('POST', '/api/channels/pairings', { platform_user: user, key_id: alice.id })).status).toBe(201);
+    expect((await as(alice.key, 'POST', `/api/channels/pairings/${user}/confirm`)).status).toBe(200);
+  }
   const agentId = uniqueId('channel');
   expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: agentId, runtime: 'runc' })).status).toBe(201);
   await waitForStatus(stack.api, agentId, ['running']);
-  await waitFor('the channel to be connected', async () => (await stack.api('GET', '/api/channels')).body.channels[0].connected);
+  await waitFor('the channels to be connected', async () =>
+    (await stack.api('GET', '/api/channels')).body.channels.every((c: { connected: boolean }) => c.connected),
+  );
   return {
     stack,
     operator,

@@ -4,7 +4,8 @@
  * chat.postEphemeral); the Socket Mode WebSocket (hello, pings, `interactive` envelopes carrying
  * block_actions, and the client's acknowledgements by envelope id); and HTTP mode, posting the same
  * block_actions to a Request URL as Slack does: a form field `payload`, signed with the app's
- * signing secret (`X-Slack-Signature: v0=<HMAC-SHA256 of "v0:<timestamp>:<body>">`).
+ * signing secret (`X-Slack-Signature: v0=<HMAC-SHA256 of "v0:<timestamp>:<body>">`), and the
+ * signed `url_verification` Slack sends when a Request URL is set.
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
@@ -42,7 +43,8 @@ export interface FakeSlack {
   press(userId: string, message: FakeSlackMessage, value: string): { acked: Promise<void>; ephemeral: Promise<string> };
   /**
    * The same press in HTTP mode, posted to the Request URL: `status` is the HTTP answer's
-   * (Slack counts a press delivered on a 200 within 3 s), `ephemeral` the private answer's text.
+   * (Slack counts a press delivered on a 200 within 3 s), `ephemeral` the private answer's text;
+   * `replay` posts the very same request (headers and body) again, as one who captured it would.
    */
   pressOverHttp(
     requestUrl: string,
@@ -50,7 +52,9 @@ export interface FakeSlack {
     message: FakeSlackMessage,
     value: string,
     signing?: SlackSigning,
-  ): { status: Promise<number>; ephemeral: Promise<string> };
+  ): { status: Promise<number>; ephemeral: Promise<string>; replay(): Promise<number> };
+  /** Slack's check of a Request URL: a url_verification with this challenge; the answer's status and body. */
+  verifyUrl(requestUrl: string, challenge: string, signing?: SlackSigning): Promise<{ status: number; body: string }>;
   close(): Promise<void>;
 }
 
@@ -103,6 +107,21 @@ export async function startFakeSlack(opts: { channelIds?: string[] } = {}): Prom
       ],
       state: { values: {} },
     };
+  };
+
+  /** A POST to the Request URL as Slack signs it (or as `signing` forges it). */
+  const signedRequest = (contentType: string, body: string, signing: SlackSigning): RequestInit => {
+    const timestamp = String(signing.timestamp ?? Math.floor(Date.now() / 1000));
+    const signature = `v0=${createHmac('sha256', signing.secret ?? signingSecret)
+      .update(`v0:${timestamp}:${body}`)
+      .digest('hex')}`;
+    const headers: Record<string, string> = {
+      'content-type': contentType,
+      'x-slack-request-timestamp': timestamp,
+      'user-agent': 'Slackbot 1.0 (+https://api.slack.com/robots)',
+      ...(signing.unsigned ? {} : { 'x-slack-signature': signature }),
+    };
+    return { method: 'POST', headers, body };
   };
 
   const server: Server = createServer((req, res) => {
@@ -213,21 +232,14 @@ export async function startFakeSlack(opts: { channelIds?: string[] } = {}): Prom
     pressOverHttp(requestUrl, userId, message, value, signing = {}) {
       const ephemeral = new Promise<string>((resolve) => ephemerals.set(userId, resolve));
       const body = new URLSearchParams({ payload: JSON.stringify(blockActions(userId, message, value)) }).toString();
-      const timestamp = String(signing.timestamp ?? Math.floor(Date.now() / 1000));
-      const signature = `v0=${createHmac('sha256', signing.secret ?? signingSecret)
-        .update(`v0:${timestamp}:${body}`)
-        .digest('hex')}`;
-      const headers: Record<string, string> = {
-        'content-type': 'application/x-www-form-urlencoded',
-        'x-slack-request-timestamp': timestamp,
-        'user-agent': 'Slackbot 1.0 (+https://api.slack.com/robots)',
-        ...(signing.unsigned ? {} : { 'x-slack-signature': signature }),
-      };
-      const status = fetch(requestUrl, { method: 'POST', headers, body }).then(async (res) => {
-        await res.arrayBuffer();
-        return res.status;
-      });
-      return { status, ephemeral };
+      const request = signedRequest('application/x-www-form-urlencoded', body, signing);
+      const post = () => fetch(requestUrl, request).then(async (res) => (await res.arrayBuffer(), res.status));
+      return { status: post(), ephemeral, replay: post };
+    },
+    async verifyUrl(requestUrl, challenge, signing = {}) {
+      const body = JSON.stringify({ token: 'verification-token', challenge, type: 'url_verification' });
+      const res = await fetch(requestUrl, signedRequest('application/json', body, signing));
+      return { status: res.status, body: await res.text() };
     },
     async close() {
       for (const socket of socketServer.clients) socket.terminate();

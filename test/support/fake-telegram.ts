@@ -29,6 +29,8 @@ export interface FakeTelegram {
   press(userId: number, message: FakeTelegramMessage, data: string): Promise<string>;
   /** The webhook setWebhook set (with the secret token it was given), or null while long polling. */
   webhook(): { url: string; secret_token?: string; allowed_updates?: string[] } | null;
+  /** Posts the last update delivered to the webhook again, as Telegram does when a delivery failed; the status it answered. */
+  redeliverLast(): Promise<number>;
   /** The statuses the webhook answered deliveries with, in order. */
   deliveries: number[];
   /** The ids of every callback query answered. */
@@ -52,6 +54,17 @@ export async function startFakeTelegram(opts: { chatIds?: string[] } = {}): Prom
   let nextMessage = 1;
   let webhook: { url: string; secret_token?: string; allowed_updates?: string[] } | null = null;
   const deliveries: number[] = [];
+  let lastDelivered: Update | undefined;
+  /** Posts an update to the webhook as Telegram does: JSON, with the secret token it was given. */
+  const deliver = async (update: Update) => {
+    lastDelivered = update;
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (webhook!.secret_token) headers['x-telegram-bot-api-secret-token'] = webhook!.secret_token;
+    const res = await fetch(webhook!.url, { method: 'POST', headers, body: JSON.stringify(update) });
+    await res.arrayBuffer();
+    deliveries.push(res.status);
+    return res.status;
+  };
   const answeredQueries: string[] = [];
   const bot = { id: 123456, is_bot: true, first_name: 'Warden', username: 'warden_bot' };
 
@@ -167,12 +180,7 @@ export async function startFakeTelegram(opts: { chatIds?: string[] } = {}): Prom
         },
       };
       if (webhook) {
-        const headers: Record<string, string> = { 'content-type': 'application/json' };
-        if (webhook.secret_token) headers['x-telegram-bot-api-secret-token'] = webhook.secret_token;
-        void fetch(webhook.url, { method: 'POST', headers, body: JSON.stringify(update) }).then(async (res) => {
-          await res.arrayBuffer();
-          deliveries.push(res.status);
-        });
+        void deliver(update);
       } else {
         updates.push(update);
         for (const release of [...waiting]) release();
@@ -180,6 +188,7 @@ export async function startFakeTelegram(opts: { chatIds?: string[] } = {}): Prom
       return answered;
     },
     webhook: () => webhook,
+    redeliverLast: () => deliver(lastDelivered!),
     deliveries,
     answeredQueries,
     async close() {

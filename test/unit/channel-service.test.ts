@@ -81,9 +81,12 @@ function fakeChannel(name: string, rooms: string[]) {
 
 function fakeActions(pending: ActionRecord[]) {
   const calls = { pendingActions: 0, getAction: 0, decideAction: [] as Array<{ id: string; params_hash: string }> };
+  const temporal = { reachable: true };
   return {
     calls,
+    temporal,
     actions: {
+      temporalReachable: async () => temporal.reachable,
       pendingActions: async () => (calls.pendingActions++, pending.map((a) => ({ id: a.id }))),
       getAction: async (id: string) => {
         calls.getAction++;
@@ -107,7 +110,7 @@ afterEach(async () => {
 
 function start(opts: { channels: Array<ReturnType<typeof fakeChannel>>; pending: ActionRecord[]; pollMs: number; store?: ChannelStore }) {
   const store = opts.store ?? ChannelStore.open(':memory:');
-  const { actions, calls } = fakeActions(opts.pending);
+  const { actions, calls, temporal } = fakeActions(opts.pending);
   const warnings: string[] = [];
   const alice: Identity = { key_id: 'key_00000000000a', name: 'alice', role: 'approver' };
   service = createChannelService({
@@ -119,7 +122,7 @@ function start(opts: { channels: Array<ReturnType<typeof fakeChannel>>; pending:
     pollMs: opts.pollMs,
   });
   service.start();
-  return { store, calls, warnings, alice };
+  return { store, calls, warnings, alice, temporal };
 }
 
 describe('the channel service', () => {
@@ -195,5 +198,23 @@ describe('the channel service', () => {
       { id: 'act-00000000000000d1', params_hash: forged },
       { id: 'act-00000000000000d1', params_hash: HASH },
     ]);
+  });
+
+  it('tells a paired clicker at once when Temporal cannot be reached, and reads or decides nothing', async () => {
+    const telegram = fakeChannel('telegram', ['t1']);
+    const { store, calls, alice, temporal } = start({ channels: [telegram], pending: [action('act-00000000000000f1')], pollMs: 60_000 });
+    await waitFor('the card', async () => telegram.posted.length === 1);
+    store.pair('telegram:42', alice.key_id, 'key_admin');
+    store.confirm('telegram:42', alice.key_id);
+    calls.getAction = 0;
+    temporal.reachable = false;
+    const { approve, reject } = telegram.posted[0]!.card.buttons!;
+    expect(await telegram.click('42', approve)).toMatch(
+      /^Not delivered: .*your approval of act-00000000000000f1 was not recorded.*Try the button again/,
+    );
+    expect(await telegram.click('42', reject)).toMatch(/your rejection of act-00000000000000f1 was not recorded/);
+    expect(calls).toMatchObject({ getAction: 0, decideAction: [] });
+    temporal.reachable = true;
+    expect(await telegram.click('42', approve)).toMatch(/^Approved: act-00000000000000f1/);
   });
 });

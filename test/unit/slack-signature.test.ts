@@ -1,7 +1,8 @@
-/** The check on Slack's HTTP requests: the v0 signature over the raw body, and the 5-minute window. */
+/** The check on Slack's HTTP requests: the v0 signature over the raw body, the 5-minute window, replays, url_verification. */
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { assertSignedBySlack, slackRequestBody } from '../../channels/slack/http-requests.js';
+import { deliveredRequests } from '../../channels/delivered-requests.js';
+import { assertFirstDelivery, assertSignedBySlack, slackRequestBody, urlVerificationAnswer } from '../../channels/slack/http-requests.js';
 
 const SECRET = '8f742231b10e8888abcd99yyyzzz85a5';
 const NOW_MS = 1_800_000_000_000;
@@ -52,5 +53,39 @@ describe('slackRequestBody', () => {
     ['another content type', 'text/plain', '{}'],
   ])('refuses %s with 400', (_, type, body) => {
     expect(() => slackRequestBody(type, body)).toThrow(/JSON body or a form field/);
+  });
+});
+
+describe('assertFirstDelivery', () => {
+  const now = NOW_MS / 1000;
+
+  it('takes a signed request once while its window lasts, and another request of the same second', () => {
+    const delivered = deliveredRequests('Slack');
+    const first = headers(sign(BODY, now), now);
+    expect(() => assertFirstDelivery(delivered, first, NOW_MS)).not.toThrow();
+    for (const later of [NOW_MS, NOW_MS + 299_000]) {
+      expect(() => assertFirstDelivery(delivered, first, later)).toThrow(
+        expect.objectContaining({ code: 'unauthorized', status: 401, message: expect.stringMatching(/already delivered/) }),
+      );
+    }
+    expect(() => assertFirstDelivery(delivered, headers(sign(`${BODY}x`, now), now), NOW_MS)).not.toThrow();
+  });
+
+  it('forgets a request once its timestamp is out of the window, which the signature check refuses anyway', () => {
+    const delivered = deliveredRequests('Slack');
+    assertFirstDelivery(delivered, headers(sign(BODY, now), now), NOW_MS);
+    assertFirstDelivery(delivered, headers(sign(BODY, now + 1), now + 1), NOW_MS + 301_000);
+    expect(delivered.size).toBe(1);
+    expect(() => assertSignedBySlack(SECRET, headers(sign(BODY, now), now), BODY, NOW_MS + 301_000)).toThrow(/more than 5 minutes/);
+  });
+});
+
+describe('urlVerificationAnswer', () => {
+  it("answers Slack's url_verification with its challenge, and leaves any other request to Bolt", async () => {
+    const answer = urlVerificationAnswer({ type: 'url_verification', token: 't', challenge: 'c-123' });
+    expect(answer?.status).toBe(200);
+    expect(await answer?.json()).toEqual({ challenge: 'c-123' });
+    expect(urlVerificationAnswer({ type: 'block_actions' })).toBeNull();
+    expect(() => urlVerificationAnswer({ type: 'url_verification' })).toThrow(/carries a challenge/);
   });
 });
