@@ -7,6 +7,7 @@
  */
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Conversation } from '../../domain/conversation.js';
 import type { ApiClient } from './api-client.js';
 import type { Command } from './command.js';
 import { print } from './output.js';
@@ -55,7 +56,7 @@ export function describeEvent(event: string, d: EventData): string | null {
 }
 
 /** The conversation's spending so far, as a person reads it after each turn. */
-export function describeSpending(c: { usage: { input_tokens: number; output_tokens: number; cached_tokens: number }; cost_usd?: number }) {
+function describeSpending(c: Pick<Conversation, 'usage' | 'cost_usd'>): string {
   const { input_tokens, output_tokens, cached_tokens } = c.usage;
   return `so far: ${input_tokens} tokens in, ${output_tokens} out, ${cached_tokens} cached · cost $${(c.cost_usd ?? 0).toFixed(4)}`;
 }
@@ -162,7 +163,7 @@ export const chatCommands: Record<string, Command> = {
               const { turn } = await api.call<{ turn: number }>('POST', `${path}/messages`, { message });
               runningTurn = turn;
               await until(() => ended || endedTurns.has(turn));
-              print(describeSpending(await api.call<Parameters<typeof describeSpending>[0]>('GET', path)));
+              print(describeSpending(await api.call<Conversation>('GET', path)));
             } catch (err) {
               print(`error: ${(err as Error).message}`);
             }
