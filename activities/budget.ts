@@ -8,6 +8,7 @@
  */
 import { Context } from '@temporalio/activity';
 import {
+  answerTokenCap,
   budgetLimits,
   budgetRefusal,
   dayStart,
@@ -61,6 +62,8 @@ export interface ModelBudgetVerdict {
   refusal: string | null;
   estimated_tokens: number;
   tool_calls_per_turn: number;
+  /** What the budget leaves the answer once the prompt is paid for: the call's max_tokens. Unset without a token or money limit. */
+  max_tokens?: number;
 }
 
 export interface ModelCallRecord {
@@ -122,10 +125,16 @@ export function createBudgetActivities(deps: { grants: Grants; audit: AuditStore
       : null;
     const countsDay = limits.day_tokens !== undefined || limits.day_usd !== undefined;
     const day = countsDay ? await spentToday(claims.agent_id) : { tokens: 0, usd: 0 };
+    const spent = { conversation: input.spent, day };
+    const refusal = budgetRefusal(limits, spent, { tokens, usd, model });
+    const promptUsd = price ? costOf({ input_tokens: estimate.prompt_tokens, output_tokens: 0, cached_tokens: 0 }, price) : null;
+    const max_tokens =
+      refusal === null ? answerTokenCap(limits, spent, { tokens: estimate.prompt_tokens, usd: promptUsd }, price) : undefined;
     return {
-      refusal: budgetRefusal(limits, { conversation: input.spent, day }, { tokens, usd, model }),
+      refusal,
       estimated_tokens: tokens,
       tool_calls_per_turn: limits.tool_calls_per_turn,
+      ...(max_tokens === undefined ? {} : { max_tokens }),
     };
   }
 

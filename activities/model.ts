@@ -9,10 +9,12 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { SYSTEM_PROMPT, toolName } from '../domain/conversation.js';
 import { FailureType } from '../domain/failure-types.js';
-import { GrantError, type Grants } from '../domain/grants.js';
+import { budgetLimits } from '../domain/budget.js';
+import { GrantError, type ConversationClaims, type Grants } from '../domain/grants.js';
 import type { ChatMessage, ModelCallProgress, ToolSpec } from '../domain/llm.js';
 import { ProviderError } from '../llm/errors.js';
 import type { FallbackResponse } from '../llm/fallback.js';
+import { priceOf } from '../llm/pricing.js';
 import type { ProviderRegistry } from '../llm/registry.js';
 import { getSkill, toJsonSchema } from '../skills/index.js';
 import { checkConversationGrant, checkMessageGrant, type ConversationSettings } from './conversation.js';
@@ -26,6 +28,8 @@ export interface ModelCallInput {
   message: { text: string; grant: unknown };
   /** The transcript so far, without the system prompt (added here). */
   messages: ChatMessage[];
+  /** The longest answer the budget leaves room for (the budget check's cap); unset, the provider's own. */
+  max_tokens?: number;
 }
 
 /** How often at most a streamed answer's text so far is sent to the server (the model worker's heartbeat throttle). */
@@ -48,12 +52,26 @@ export function refuseModelCall(err: unknown): never {
 }
 
 export function createModelActivities(deps: { grants: Grants; providers: ProviderRegistry; settings?: ConversationSettings }) {
+  /**
+   * The budget was checked at the conversation's provider's price; a fallback answers at its own.
+   * With a money limit, a fallback whose model has no price is not called: what it spent could not be counted.
+   */
+  function unpricedUnderMoneyBudget(claims: ConversationClaims) {
+    const budget = deps.settings?.budget;
+    const limits = budget ? budgetLimits(budget.defaults, claims.budget) : (claims.budget ?? {});
+    if (limits.conversation_usd === undefined && limits.day_usd === undefined) return undefined;
+    return (provider: string, model: string) =>
+      priceOf(provider, model, budget?.prices)
+        ? null
+        : `its model ${model} has no price and the agent has a money budget (add the model to WARDEN_MODEL_PRICES)`;
+  }
+
   async function callModel(input: ModelCallInput): Promise<FallbackResponse> {
     const context = Context.current();
     const workflowId = context.info.workflowExecution?.workflowId ?? '';
-    let skillId: string;
+    let claims: ConversationClaims;
     try {
-      skillId = (await checkConversationGrant(deps.grants, input.grant, workflowId, deps.settings)).skill_id;
+      claims = await checkConversationGrant(deps.grants, input.grant, workflowId, deps.settings);
       checkMessageGrant(deps.grants, input.message, workflowId);
     } catch (err) {
       refuseModelCall(err);
@@ -72,10 +90,11 @@ export function createModelActivities(deps: { grants: Grants; providers: Provide
     const beat = () => context.heartbeat(streamed);
     const beating = setInterval(beat, 5_000);
     try {
-      return await deps.providers.chain(input.provider).chat({
+      return await deps.providers.chain(input.provider, { refuse: unpricedUnderMoneyBudget(claims) }).chat({
         ...(input.model ? { model: input.model } : {}),
+        ...(input.max_tokens ? { max_tokens: input.max_tokens } : {}),
         messages: [{ role: 'system', content: SYSTEM_PROMPT }, ...input.messages],
-        tools: toolsOf(skillId),
+        tools: toolsOf(claims.skill_id),
         signal: context.cancellationSignal,
         onText: (text) => {
           streamed = { attempt: context.info.attempt, text };

@@ -20,6 +20,8 @@ export type ProviderErrorKind =
   | 'bad_request'
   | 'aborted'
   | 'misconfigured'
+  /** Not called: the caller refused it (a fallback whose model a money budget cannot price). */
+  | 'refused'
   | 'failed';
 
 const RETRYABLE: ReadonlySet<ProviderErrorKind> = new Set(['rate_limited', 'unavailable', 'connection']);
@@ -83,6 +85,7 @@ const ADVICE: Record<ProviderErrorKind, string> = {
   bad_request: 'the provider refused the request',
   aborted: 'the request was cancelled',
   misconfigured: 'the provider is misconfigured',
+  refused: 'not called',
   failed: 'the call failed',
 };
 

@@ -13,22 +13,34 @@ export interface FallbackResponse extends ChatResponse {
   failed_over: Array<{ provider: string; kind: string; message: string }>;
 }
 
+export interface FallbackOptions {
+  /** Why a fallback may not be called with its default model, or null when it may (the budget's price check). */
+  refuse?: (provider: string, model: string) => string | null;
+}
+
 /**
  * Tries each provider in order. The first gets the request's model; a model name belongs to its
  * provider, so each fallback uses its own default model. A request the provider refused as invalid
- * (400) or that was cancelled is not sent elsewhere: it would fail there too.
+ * (400) or that was cancelled is not sent elsewhere: it would fail there too. A fallback the
+ * caller refuses is passed over, never sent the request.
  */
-export function withFallback(providers: ModelProvider[]) {
+export function withFallback(providers: ModelProvider[], opts: FallbackOptions = {}) {
   if (providers.length === 0) throw new Error('withFallback needs at least one provider');
   return {
     async chat(request: ChatRequest): Promise<FallbackResponse> {
       const failed: FallbackResponse['failed_over'] = [];
       for (const [i, provider] of providers.entries()) {
+        const last = i === providers.length - 1;
+        const refusal = i > 0 ? opts.refuse?.(provider.name, provider.defaultModel) : null;
+        if (refusal) {
+          failed.push({ provider: provider.name, kind: 'refused', message: `provider ${provider.name} was not called: ${refusal}` });
+          if (last) throw new ProviderError(provider.name, 'refused', failed.map((f) => f.message).join('; '));
+          continue;
+        }
         try {
           const response = await provider.chat(i === 0 ? request : { ...request, model: undefined });
           return { ...response, provider: provider.name, failed_over: failed };
         } catch (err) {
-          const last = i === providers.length - 1;
           if (!(err instanceof ProviderError) || err.kind === 'bad_request' || err.kind === 'aborted' || last) throw err;
           failed.push({ provider: provider.name, kind: err.kind, message: err.message });
         }

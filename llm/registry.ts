@@ -8,7 +8,7 @@ import { VaultError, type Vault } from '../stores/vault.js';
 import { AnthropicProvider } from './anthropic-provider.js';
 import { EmbeddedModelProvider } from './embedded-model.js';
 import { ProviderError } from './errors.js';
-import { withFallback } from './fallback.js';
+import { withFallback, type FallbackOptions } from './fallback.js';
 import { OpenAIProvider } from './openai-provider.js';
 import type { ModelProvider, ProviderHealth } from './provider.js';
 import type { RetryPolicy } from './retry.js';
@@ -61,10 +61,10 @@ export class ProviderRegistry {
   }
 
   /** The provider and then its fallbacks, in the configured order. */
-  chain(name: string) {
+  chain(name: string, opts?: FallbackOptions) {
     const entry = this.entries.get(name);
     if (!entry) throw new Error(`no model provider is named "${name}"`);
-    return withFallback([entry.provider, ...entry.config.fallback.map((f) => this.entries.get(f)!.provider)]);
+    return withFallback([entry.provider, ...entry.config.fallback.map((f) => this.entries.get(f)!.provider)], opts);
   }
 }
 

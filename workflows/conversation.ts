@@ -278,6 +278,7 @@ export async function conversationWorkflow(input: ConversationWorkflowInput): Pr
       ...(input.model ? { model: input.model } : {}),
       message: { text: message.message, grant: message.grant },
       messages: conversation.transcript,
+      ...(budget.max_tokens ? { max_tokens: budget.max_tokens } : {}),
     });
     return { answer, budget };
   }

@@ -270,6 +270,8 @@ function Live(props: { conversation: Conversation; actions: Map<string, ActionRe
         <dd>
           {input_tokens} in, {output_tokens} out, {cached_tokens} cached
         </dd>
+        <dt>Cost</dt>
+        <dd>${(conversation.cost_usd ?? 0).toFixed(4)}</dd>
         {conversation.taint && (
           <>
             <dt>Flagged content</dt>

@@ -2,10 +2,12 @@
  * warden chat <agent>: a conversation in the terminal. Each line read is a message; what the turn
  * does is shown from the conversation's event stream as it happens: the model's text, its tool
  * calls, the approvals they wait for (who must approve, and the action id to approve) and what
- * became of them. /exit or Ctrl-D ends the conversation; Ctrl-C cancels the running turn.
+ * became of them, and after each turn the tokens and cost spent so far. /exit or Ctrl-D ends the
+ * conversation; Ctrl-C cancels the running turn.
  */
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Conversation } from '../../domain/conversation.js';
 import type { ApiClient } from './api-client.js';
 import type { Command } from './command.js';
 import { print } from './output.js';
@@ -51,6 +53,12 @@ export function describeEvent(event: string, d: EventData): string | null {
     default:
       return null;
   }
+}
+
+/** The conversation's spending so far, as a person reads it after each turn. */
+function describeSpending(c: Pick<Conversation, 'usage' | 'cost_usd'>): string {
+  const { input_tokens, output_tokens, cached_tokens } = c.usage;
+  return `so far: ${input_tokens} tokens in, ${output_tokens} out, ${cached_tokens} cached · cost $${(c.cost_usd ?? 0).toFixed(4)}`;
 }
 
 /**
@@ -155,6 +163,7 @@ export const chatCommands: Record<string, Command> = {
               const { turn } = await api.call<{ turn: number }>('POST', `${path}/messages`, { message });
               runningTurn = turn;
               await until(() => ended || endedTurns.has(turn));
+              print(describeSpending(await api.call<Conversation>('GET', path)));
             } catch (err) {
               print(`error: ${(err as Error).message}`);
             }

@@ -3,7 +3,7 @@
  * model played by the local fake speaking OpenAI's protocol: GET /api/conversations lists a key's
  * own conversations (an admin's: everyone's); the list page and the agent's page link to them; a
  * conversation is started, sent a message, its tool call shown pending with a link to its action,
- * then its result and the answer once approved; model text carrying <script> and htmx attributes
+ * then its result, the answer and the conversation's tokens and cost once approved; model text carrying <script> and htmx attributes
  * arrives as inert text; another operator, a viewer, a post without the token and a post from
  * another origin are refused; cancel and end work, and an ended conversation has no message box.
  */
@@ -23,7 +23,13 @@ const HOSTILE = '<script>alert(1)</script><div hx-get="/console/sign-out" hx-tri
 
 beforeAll(async () => {
   fake = await startFakeLlm();
-  stack = await startStack({ config: { llmBaseUrl: `${fake.origin}/v1`, llmModel: 'fake-model' } });
+  stack = await startStack({
+    config: {
+      llmBaseUrl: `${fake.origin}/v1`,
+      llmModel: 'fake-model',
+      modelPrices: { 'fake-model': { input_per_million: 1000, output_per_million: 1000 } },
+    },
+  });
   key.owner = (await stack.keys.create('Olga', 'operator', null)).key;
   key.other = (await stack.keys.create('Oscar', 'operator', null)).key;
   key.viewer = (await stack.keys.create('Vera', 'viewer', null)).key;
@@ -121,6 +127,8 @@ it("starts a conversation from the page, shows a tool call pending with its acti
   });
   expect(answered).toMatch(/aria-label="Result">action act-[0-9a-f]{16} \(high\) completed\nexit code 0\nstdout:\nlooked-42/);
   expect(answered).toMatch(/badge-answered/);
+  // Two model calls of 10 tokens in and 5 out, at $1000 a million.
+  expect(answered).toMatch(/<dt>Tokens<\/dt>\s*<dd>\s*20 in, 10 out, 0 cached\s*<\/dd>\s*<dt>Cost<\/dt>\s*<dd>\$0\.0300<\/dd>/);
   // The model's markup arrives as text: no script, no element htmx would act on.
   expect(answered).toContain('&lt;script&gt;alert(1)&lt;/script&gt;&lt;div hx-get=&quot;/console/sign-out&quot;');
   expect(answered).not.toContain('<script>alert');

@@ -1,7 +1,8 @@
 /**
  * Budgets end to end on real Temporal and Docker, the model played by the local fake through the
  * real openai client: a call that would go over the conversation's or the agent's day budget is
- * never sent (the fake records every request), the person is told why, usage and cost show on the
+ * never sent (the fake records every request), a call that is sent is capped (max_tokens) at what
+ * the budget has left, the person is told why, usage and cost show on the
  * API, the audit log and /metrics; the day budget spans the agent's conversations; a money budget
  * refuses an unpriced model; a turn stops at its tool-call limit; only an admin may give an
  * agent more than the configured budget; and at Temporal's port, neither an altered grant nor a
@@ -12,7 +13,7 @@ import type { Conversation } from '../../domain/conversation.js';
 import { Grants, messageHash, type ConversationClaims } from '../../domain/grants.js';
 import { sendMessageUpdate, turnResultUpdate } from '../../workflows/definitions.js';
 import { SYSTEM_PROMPT } from '../../domain/conversation.js';
-import { estimateCall } from '../../llm/token-estimate.js';
+import { ANSWER_RESERVE_TOKENS, estimateCall } from '../../llm/token-estimate.js';
 import { toolsOf } from '../../activities/model.js';
 import { handStartConversation } from '../support/conversation-port.js';
 import { openaiCompletion, startFakeLlm, type FakeLlm, type RecordedRequest } from '../support/fake-llm.js';
@@ -108,6 +109,8 @@ describe('a conversation budget', () => {
     expect(refused.error).toMatch(/Start a new conversation, or ask an admin/);
     // The call over budget never reached the provider.
     expect(sentSince(before)).toHaveLength(1);
+    // The call made was told to answer in no more than the budget left after its prompt.
+    expect((sentSince(before)[0]!.body as { max_tokens?: number }).max_tokens).toBe(ANSWER_RESERVE_TOKENS + 100);
 
     const conversation = (await stack.api('GET', `/api/conversations/${id}`)).body as Conversation;
     expect(conversation.status).toBe('idle');

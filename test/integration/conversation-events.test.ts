@@ -103,7 +103,9 @@ beforeAll(async () => {
       ],
     }),
   );
-  stack = await startStack({ config: { providersFile } });
+  stack = await startStack({
+    config: { providersFile, modelPrices: { 'fake-model': { input_per_million: 1000, output_per_million: 1000 } } },
+  });
   server = serve({ fetch: stack.realApp.fetch, hostname: '127.0.0.1', port: 0 });
   await new Promise((r) => server.once('listening', r));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -319,6 +321,8 @@ describe('warden chat', () => {
     await cli.printed(/^model: Wrote and removed notes\.txt\.$/m);
     expect(cli.output()).toMatch(new RegExp(`^approved by alice \\(action ${actionId}\\)$`, 'm'));
     expect(cli.output()).toMatch(new RegExp(`^action ${actionId} completed$`, 'm'));
+    // Three model calls of 10 tokens in and 5 out, at $1000 a million.
+    await cli.printed(/^so far: 30 tokens in, 15 out, 0 cached · cost \$0\.0450$/m);
 
     // A second turn waits for approval; Ctrl-C cancels it, and its action with it.
     cli.child.stdin.write('remove the other file\n');

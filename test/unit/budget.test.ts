@@ -4,7 +4,7 @@
  * call that would go over a limit, unpriced models included.
  */
 import { describe, expect, it } from 'vitest';
-import { budgetLimits, budgetRefusal, dayStart, type BudgetLimits } from '../../domain/budget.js';
+import { answerTokenCap, budgetLimits, budgetRefusal, dayStart, type BudgetLimits } from '../../domain/budget.js';
 import { ConfigSchema } from '../../domain/config.js';
 import { SYSTEM_PROMPT } from '../../domain/conversation.js';
 import { costOf, MODEL_PRICES, priceOf } from '../../llm/pricing.js';
@@ -153,6 +153,19 @@ describe('the decision before a call', () => {
       /money budget: this conversation spent \$0\.0090 of \$0\.0100.*\$0\.0020/,
     );
     expect(budgetRefusal(l, { conversation: { tokens: 0, usd: 0.007 }, day: none }, { tokens: 10, usd: 0.002, model: 'm' })).toBeNull();
+  });
+
+  it("caps the answer at what the tightest limit leaves after the prompt, money at the model's output price", () => {
+    const spent = { conversation: { tokens: 300, usd: 0.2 }, day: { tokens: 1000, usd: 0.5 } };
+    const prompt = { tokens: 100, usd: 0.01 };
+    const price = { input_per_million: 100, output_per_million: 1000 };
+    expect(answerTokenCap(limits({ conversation_tokens: 1000, day_tokens: 5000 }), spent, prompt, price)).toBe(600);
+    expect(answerTokenCap(limits({ conversation_tokens: 1000, day_tokens: 1500 }), spent, prompt, price)).toBe(400);
+    // $1 - $0.5 - $0.01 left today, at $0.001 an answer token.
+    expect(answerTokenCap(limits({ day_usd: 1 }), spent, prompt, price)).toBe(490);
+    expect(answerTokenCap(limits({}), spent, prompt, price)).toBeUndefined();
+    // A free model's answer costs nothing: only its token limits cap it.
+    expect(answerTokenCap(limits({ day_usd: 1 }), spent, prompt, { input_per_million: 0, output_per_million: 0 })).toBeUndefined();
   });
 
   it('counts the day from midnight UTC', () => {

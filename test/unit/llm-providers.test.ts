@@ -528,6 +528,29 @@ describe('fallback', () => {
     await vault.close();
   });
 
+  it('passes over a fallback the caller refuses, never sending it the request, and says why when none is left', async () => {
+    const down = { status: 503, json: { error: { message: 'down' } } };
+    fake.script('POST /v1/chat/completions', down, down, down);
+    const refuse = (provider: string, model: string) => (model === 'unpriced' ? `${provider}'s ${model} has no price` : null);
+    const refused = withFallback([openai(), anthropic({ default_model: 'unpriced' })], { refuse }).chat({ messages });
+    await expect(refused).rejects.toMatchObject({
+      kind: 'refused',
+      retryable: false,
+      message: expect.stringMatching(/provider local answered 503.*; provider claude was not called: claude's unpriced has no price$/),
+    });
+    expect(fake.to('POST /v1/messages')).toHaveLength(0);
+
+    fake.script('POST /v1/chat/completions', down, down, down);
+    fake.script('POST /v1/messages', { json: anthropicMessage([{ type: 'text', text: 'priced' }]) });
+    const chain = [openai(), anthropic({ name: 'unpriced-claude', default_model: 'unpriced' }), anthropic()];
+    const res = await withFallback(chain, { refuse }).chat({ messages });
+    expect(res).toMatchObject({
+      provider: 'claude',
+      failed_over: [{ kind: 'unavailable' }, { provider: 'unpriced-claude', kind: 'refused' }],
+    });
+    expect(fake.to('POST /v1/messages')).toHaveLength(1);
+  });
+
   it('does not send a request a provider refused as invalid elsewhere', async () => {
     fake.script('POST /v1/chat/completions', { status: 400, json: { error: { message: 'bad tools' } } });
     await expect(withFallback([openai(), anthropic()]).chat({ messages })).rejects.toMatchObject({ kind: 'bad_request' });
