@@ -11,15 +11,14 @@
  * page that a conversation is not theirs to open, and a forged post from the viewer's page is
  * refused. The pages are saved as screenshots in .warden/screenshots/.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../scripts/dev-server.js';
 import { launchChromium, signedIn } from '../support/browser.js';
-import { openaiChunk, openaiCompletion, startFakeLlm, type FakeLlm } from '../support/fake-llm.js';
+import { openaiChunk, openaiCompletion, startFakeLlm, fakeProvidersFile, type FakeLlm } from '../support/fake-llm.js';
 import { freePort } from '../support/global-setup.js';
 import { startStack, uniqueId, waitForStatus } from '../support/helpers.js';
 
@@ -40,17 +39,7 @@ const HOSTILE = '<script>document.title="pwned"</script><div hx-post="/console/s
 beforeAll(async () => {
   fake = await startFakeLlm();
   // The default provider answers in one piece; the second streams its answers, a piece at a time.
-  const providersFile = join(mkdtempSync(join(tmpdir(), 'warden-providers-')), 'providers.json');
-  writeFileSync(
-    providersFile,
-    JSON.stringify({
-      providers: [
-        { name: 'default', kind: 'openai', base_url: `${fake.origin}/v1`, default_model: 'fake-model' },
-        { name: 'streaming', kind: 'openai', base_url: `${fake.origin}/streaming/v1`, default_model: 'fake-model', stream: true },
-      ],
-    }),
-  );
-  stack = await startStack({ config: { providersFile } });
+  stack = await startStack({ config: { providersFile: fakeProvidersFile(fake) } });
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   await new Promise<void>((resolve) => {
