@@ -206,6 +206,14 @@ it('lists through GET /api/conversations only what a key may read, and refuses e
   expect(refusedPost.status).toBe(403);
   expect(await refusedPost.text()).toMatch(/^<html lang="en">[\s\S]*this needs the operator role/);
   expect((await post(viewer, '/console/conversations', { agent_id: agentId })).status).toBe(403);
+  // To htmx, only the words, with the status: the page's htmx is set to show them where the answer goes.
+  const refusedPartial = await stack.realApp.request(`${ORIGIN}${page}/cancel`, {
+    method: 'POST',
+    headers: { cookie: viewer.cookie, 'hx-request': 'true', 'x-csrf-token': viewer.csrf!, origin: ORIGIN },
+  });
+  expect(refusedPartial.status).toBe(403);
+  expect(await refusedPartial.text()).toBe('<p class="problem" role="alert">this needs the operator role; the key Vera has viewer</p>');
+  expect(refusedHtml).toContain('{&quot;code&quot;:&quot;[45]..&quot;,&quot;swap&quot;:true,&quot;error&quot;:true}');
   expect(await (await get(viewer, `/console/agents/${agentId}`)).text()).not.toContain(`/console/conversations/${id}`);
   // The owner's browser driven by another site: no token, or another origin.
   const tokenless = await post({ cookie: owner.cookie }, `${page}/messages`, message);
