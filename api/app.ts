@@ -31,7 +31,7 @@ import { createLockdownService } from './system/lockdown-service.js';
 import { createSystemStatus, systemRouter } from './system/routes.js';
 import { createKeyService } from './keys/service.js';
 import { consoleRouter } from './console/routes.js';
-import { CONSOLE_PATH, type ConsoleEnv } from './console/sessions.js';
+import { CONSOLE_PATH, type ConsoleEnv, type ConsoleSessions } from './console/sessions.js';
 import { secretsRouter } from './secrets/routes.js';
 import type { Vault } from '../stores/vault.js';
 import { scrubText } from '../domain/redact.js';
@@ -69,6 +69,8 @@ export interface AppDeps {
   rateLimitStore?: RateLimitStore;
   /** The chat channels' pairings and cards (channels.db); in memory when not given. */
   channelStore?: ChannelStore;
+  /** The console's sessions; in the key store, on the system clock, when not given (tests give them a clock they move). */
+  consoleSessions?: ConsoleSessions;
 }
 
 /**
@@ -163,6 +165,7 @@ export function createApp(deps: AppDeps) {
       lockdown,
       system,
       keyService,
+      sessions: deps.consoleSessions,
       changeLimit: limiter ? rateLimit<ConsoleEnv>(limiter) : undefined,
     }),
   );

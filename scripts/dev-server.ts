@@ -3,7 +3,7 @@
  * registers Warden's search attributes, for `make up` and the test suite alike.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync } from 'node:fs';
+import { mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { Connection } from '@temporalio/client';
@@ -29,6 +29,22 @@ export interface DevServer {
   address: string;
   process: ChildProcess;
   stop(): Promise<void>;
+}
+
+/**
+ * The environment of the processes that talk to a dev server this launcher started: that server's
+ * address through a profile file of its own, and nothing that belongs to another server. The
+ * operator's default profile (the CLI's, in the home directory) may carry TLS, an API key or
+ * headers for their cluster; read for a plaintext server on loopback they only break the
+ * connection, and the key would be offered to a server it was never meant for.
+ */
+export function devServerEnv(env: NodeJS.ProcessEnv, address: string, profileFile: string): NodeJS.ProcessEnv {
+  writeFileSync(profileFile, `# Written by make up: its own Temporal dev server.\n[profile.default]\naddress = "${address}"\n`, {
+    mode: 0o600,
+  });
+  const forAnotherServer = /^(TEMPORAL_(PROFILE|API_KEY|TLS.*|GRPC_META_.+|CODEC_.+)|WARDEN_TEMPORAL_TLS_.+)$/;
+  const own = Object.entries(env).filter(([name]) => !forAnotherServer.test(name));
+  return { ...Object.fromEntries(own), TEMPORAL_ADDRESS: address, TEMPORAL_CONFIG_FILE: profileFile };
 }
 
 /** The Temporal CLI's path, installing it project-locally when needed (scripts/setup-temporal.sh). */
@@ -100,10 +116,15 @@ async function waitForServer(address: string, timeoutMs = 60_000): Promise<void>
  * a reused database file, so this asks the server instead.
  */
 export async function registerSearchAttributes(cli: string, address: string): Promise<void> {
-  const { stdout } = await run(cli, ['operator', 'search-attribute', 'list', '--address', address, '-o', 'json']);
+  // This server's address alone: no TLS, key or headers from the operator's own CLI profile or TEMPORAL_* variables.
+  const operator = (...args: string[]) =>
+    run(cli, ['operator', 'search-attribute', ...args, '--address', address, '--disable-config-file', '--disable-config-env'], {
+      env: Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('TEMPORAL_'))),
+    });
+  const { stdout } = await operator('list', '-o', 'json');
   const existing = JSON.stringify(JSON.parse(stdout));
   for (const key of Object.values(SearchAttributes)) {
     if (existing.includes(`"${key.name}"`)) continue;
-    await run(cli, ['operator', 'search-attribute', 'create', '--address', address, '--name', key.name, '--type', 'Keyword']);
+    await operator('create', '--name', key.name, '--type', 'Keyword');
   }
 }

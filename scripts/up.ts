@@ -14,7 +14,7 @@ import { Keyring } from '../domain/keyring.js';
 import { loadTemporalProfile } from '../domain/temporal-connection.js';
 import { ensurePrivateFile } from '../domain/private-files.js';
 import { loadProviderConfigs } from '../domain/model-providers.js';
-import { PROJECT_ROOT, startDevServer, type DevServer } from './dev-server.js';
+import { devServerEnv, PROJECT_ROOT, startDevServer, type DevServer } from './dev-server.js';
 import { runDemo } from './demo.js';
 import { startEmbeddedModel, type EmbeddedModel } from './embedded-model.js';
 
@@ -53,7 +53,12 @@ async function main() {
     onKeyFileCreated: (file) => say(`master key     created in ${file} (mode 0600): back it up`),
   });
   const adminKey = config.adminApiKey ?? localAdminKey();
-  const env: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_ADDRESS: temporalAddress, WARDEN_ADMIN_API_KEY: adminKey };
+  const env: NodeJS.ProcessEnv = {
+    ...(temporal
+      ? devServerEnv(process.env, temporalAddress, join(resolve(PROJECT_ROOT, config.dataDir), 'temporal-dev-server.toml'))
+      : { ...process.env, TEMPORAL_ADDRESS: temporalAddress }),
+    WARDEN_ADMIN_API_KEY: adminKey,
+  };
   // Any configured provider replaces the embedded model.
   const providers = loadProviderConfigs({ ...config, embeddedModelUrl: undefined });
   if (providers.length === 0 && config.embeddedModel === 'auto') {

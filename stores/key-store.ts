@@ -41,16 +41,40 @@ export interface KeyTables {
   byHash(hash: Buffer): Promise<(KeyRow & { hash: Buffer }) | undefined>;
   insert(row: KeyRow & { hash: Buffer }): Promise<void>;
   setConfirmedBy(id: string, by: string): Promise<void>;
-  /** Sets revoked_at unless it is set already. */
+  /** Sets revoked_at unless it is set already, and deletes the key's console sessions. */
   revoke(id: string, at: string): Promise<void>;
   /** Every key, oldest first. */
   all(): Promise<KeyRow[]>;
   hasActiveAdmin(): Promise<boolean>;
 }
 
+/** A console session as the key store keeps it: the SHA-256 of its id (never the id itself), whose key, and until when. */
+export interface ConsoleSessionRow {
+  id_hash: Buffer;
+  key_id: string;
+  /** Milliseconds since the epoch. */
+  expires_at: number;
+}
+
+/**
+ * Console sessions, kept beside the keys they stand for so that every API process sharing the
+ * keys shares them too; their rules (hashing the id, expiry, the key's identity) are
+ * api/console/sessions.ts's.
+ */
+export interface ConsoleSessionTable {
+  insert(row: ConsoleSessionRow): Promise<void>;
+  byHash(idHash: Buffer): Promise<ConsoleSessionRow | undefined>;
+  delete(idHash: Buffer): Promise<void>;
+  /** Deletes every session that expired by `now` (milliseconds since the epoch). */
+  deleteExpired(now: number): Promise<void>;
+}
+
 /** API keys' contract, whichever database holds them. */
 export abstract class KeyStore {
-  protected constructor(private readonly tables: KeyTables) {}
+  protected constructor(
+    private readonly tables: KeyTables,
+    readonly consoleSessions: ConsoleSessionTable,
+  ) {}
 
   /** Opens (and creates) the keys in a SQLite file; ':memory:' for a store that lives as long as the process. */
   static open(path: string): KeyStore {
@@ -182,7 +206,7 @@ export abstract class KeyStore {
     return Promise.all(rows.map((row) => this.info(row, async (id) => byId.get(id))));
   }
 
-  /** Revokes a key; null when no such key exists. Revoking twice keeps the first time. */
+  /** Revokes a key and ends its console sessions; null when no such key exists. Revoking twice keeps the first time. */
   async revoke(id: string): Promise<ApiKeyInfo | null> {
     await this.tables.revoke(id, new Date().toISOString());
     return this.get(id);
@@ -194,25 +218,48 @@ const SQLITE_COLUMNS = KEY_COLUMNS.join(', ');
 /** The keys in a SQLite file under the data dir (`warden.db`): the embedded back end. */
 class SqliteKeyStore extends KeyStore {
   private constructor(private readonly db: Database.Database) {
-    super({
-      row: async (id) => db.prepare(`SELECT ${SQLITE_COLUMNS} FROM api_keys WHERE id = ?`).get(id) as KeyRow | undefined,
-      byHash: async (hash) =>
-        db.prepare(`SELECT ${SQLITE_COLUMNS}, hash FROM api_keys WHERE hash = ?`).get(hash) as (KeyRow & { hash: Buffer }) | undefined,
-      insert: async (row) => {
-        db.prepare(`INSERT INTO api_keys (${SQLITE_COLUMNS}, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
-          ...KEY_COLUMNS.map((c) => row[c]),
-          row.hash,
-        );
+    super(
+      {
+        row: async (id) => db.prepare(`SELECT ${SQLITE_COLUMNS} FROM api_keys WHERE id = ?`).get(id) as KeyRow | undefined,
+        byHash: async (hash) =>
+          db.prepare(`SELECT ${SQLITE_COLUMNS}, hash FROM api_keys WHERE hash = ?`).get(hash) as (KeyRow & { hash: Buffer }) | undefined,
+        insert: async (row) => {
+          db.prepare(`INSERT INTO api_keys (${SQLITE_COLUMNS}, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
+            ...KEY_COLUMNS.map((c) => row[c]),
+            row.hash,
+          );
+        },
+        setConfirmedBy: async (id, by) => {
+          db.prepare('UPDATE api_keys SET confirmed_by = ? WHERE id = ?').run(by, id);
+        },
+        revoke: async (id, at) => {
+          db.transaction(() => {
+            db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(at, id);
+            db.prepare('DELETE FROM console_sessions WHERE key_id = ?').run(id);
+          })();
+        },
+        all: async () => db.prepare(`SELECT ${SQLITE_COLUMNS} FROM api_keys ORDER BY created_at, id`).all() as KeyRow[],
+        hasActiveAdmin: async () => Boolean(db.prepare("SELECT 1 FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL").get()),
       },
-      setConfirmedBy: async (id, by) => {
-        db.prepare('UPDATE api_keys SET confirmed_by = ? WHERE id = ?').run(by, id);
+      {
+        insert: async (row) => {
+          db.prepare('INSERT INTO console_sessions (id_hash, key_id, expires_at) VALUES (?, ?, ?)').run(
+            row.id_hash,
+            row.key_id,
+            row.expires_at,
+          );
+        },
+        byHash: async (idHash) =>
+          db.prepare('SELECT id_hash, key_id, expires_at FROM console_sessions WHERE id_hash = ?').get(idHash) as
+            ConsoleSessionRow | undefined,
+        delete: async (idHash) => {
+          db.prepare('DELETE FROM console_sessions WHERE id_hash = ?').run(idHash);
+        },
+        deleteExpired: async (now) => {
+          db.prepare('DELETE FROM console_sessions WHERE expires_at <= ?').run(now);
+        },
       },
-      revoke: async (id, at) => {
-        db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(at, id);
-      },
-      all: async () => db.prepare(`SELECT ${SQLITE_COLUMNS} FROM api_keys ORDER BY created_at, id`).all() as KeyRow[],
-      hasActiveAdmin: async () => Boolean(db.prepare("SELECT 1 FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL").get()),
-    });
+    );
   }
 
   static override open(path: string): SqliteKeyStore {
@@ -226,7 +273,14 @@ class SqliteKeyStore extends KeyStore {
       created_at TEXT NOT NULL,
       created_by TEXT,
       revoked_at TEXT
-    )`,
+    );
+    CREATE TABLE IF NOT EXISTS console_sessions (
+      id_hash BLOB PRIMARY KEY,
+      key_id TEXT NOT NULL,
+      expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS console_sessions_by_key ON console_sessions (key_id);
+    CREATE INDEX IF NOT EXISTS console_sessions_by_expiry ON console_sessions (expires_at);`,
     );
     // Keys from before persons: each is its holder's, named by the key's name.
     if (!hasColumn(db, 'api_keys', 'person')) db.exec('ALTER TABLE api_keys ADD COLUMN person TEXT');

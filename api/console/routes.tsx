@@ -103,8 +103,8 @@ export function consoleRouter(deps: ConsoleDeps) {
     if (!identity) return c.html(<SignIn notice={key ? 'That API key is unknown or revoked.' : 'Paste an API key.'} />, 401);
     // A sign-in in a browser that still holds a session replaces it: one browser, one live session.
     const previous = await sessions.find(getCookie(c, CONSOLE_COOKIE));
-    if (previous) sessions.end(previous.id);
-    setSessionCookie(c, sessions.start(identity), { trustProxy: deps.config.trustProxy > 0 });
+    if (previous) await sessions.end(previous.id);
+    setSessionCookie(c, await sessions.start(identity), { trustProxy: deps.config.trustProxy > 0 });
     return c.redirect(`${CONSOLE_PATH}/approvals`, 303);
   });
 
@@ -113,8 +113,8 @@ export function consoleRouter(deps: ConsoleDeps) {
   // Reads are left alone: the pages poll, and a page's polls are not a person's requests.
   if (changeLimit) app.use('*', (c, next) => (c.req.method === 'GET' ? next() : changeLimit(c, next)));
 
-  app.post('/sign-out', (c) => {
-    sessions.end(c.get('session').id);
+  app.post('/sign-out', async (c) => {
+    await sessions.end(c.get('session').id);
     clearSessionCookie(c);
     return c.html(<SignIn notice="Signed out." />);
   });

@@ -5,7 +5,7 @@
  * Every state-changing request must come from a console page (Origin) and carry the session's
  * CSRF token.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { Identity } from '../../domain/roles.js';
@@ -28,48 +28,53 @@ export interface ConsoleSession {
 
 export type ConsoleEnv = { Variables: { identity: Identity; session: ConsoleSession } };
 
+/** What the key store holds of a session: the SHA-256 of its id, so a reader of the database cannot present it. */
+const idHash = (id: string) => createHash('sha256').update(id, 'utf8').digest();
+
 /**
- * Sessions in the API's memory: a restart of the API signs everyone out, and each API process
- * has its own (a load balancer in front of several needs sticky sessions).
+ * The session's CSRF token, derived from its id rather than stored: every API process computes
+ * the same token with no key to share, and the database, holding only the id's hash, cannot
+ * yield it. The token shown in a page in turn says nothing of the id (the id is the HMAC's key).
+ */
+const csrfTokenOf = (id: string) => createHmac('sha256', id).update('warden console csrf token').digest('base64url');
+
+/**
+ * Sessions in the key store (SQLite or PostgreSQL), so every API process sharing the keys honours
+ * them and a restart of the API signs no one out. The identity is the key's, read on every
+ * request: a role change or a revocation applies at once.
  */
 export class ConsoleSessions {
-  private readonly sessions = new Map<string, ConsoleSession>();
-
   constructor(
-    private readonly keys: Pick<KeyStore, 'isRevoked'>,
+    private readonly keys: Pick<KeyStore, 'identityOf' | 'consoleSessions'>,
     private readonly clock: () => number = Date.now,
   ) {}
 
-  start(identity: Identity): ConsoleSession {
-    this.sweep();
-    const session = {
-      id: randomBytes(32).toString('base64url'),
-      identity,
-      csrfToken: randomBytes(32).toString('base64url'),
-      expiresAt: this.clock() + SESSION_SECONDS * 1000,
-    };
-    this.sessions.set(session.id, session);
-    return session;
+  async start(identity: Identity): Promise<ConsoleSession> {
+    const now = this.clock();
+    // Sign-ins sweep the expired rows: the table holds no more than the sessions of the last SESSION_SECONDS.
+    await this.keys.consoleSessions.deleteExpired(now);
+    const id = randomBytes(32).toString('base64url');
+    const expiresAt = now + SESSION_SECONDS * 1000;
+    await this.keys.consoleSessions.insert({ id_hash: idHash(id), key_id: identity.key_id, expires_at: expiresAt });
+    return { id, identity, csrfToken: csrfTokenOf(id), expiresAt };
   }
 
   /** The live session of this id: none once it expired or its key was revoked. */
   async find(id: string | undefined): Promise<ConsoleSession | null> {
-    const session = id ? this.sessions.get(id) : undefined;
-    if (!session) return null;
-    if (session.expiresAt <= this.clock() || (await this.keys.isRevoked(session.identity.key_id))) {
-      this.sessions.delete(session.id);
+    if (!id) return null;
+    const hash = idHash(id);
+    const row = await this.keys.consoleSessions.byHash(hash);
+    if (!row) return null;
+    const identity = row.expires_at > this.clock() ? await this.keys.identityOf(row.key_id) : null;
+    if (!identity) {
+      await this.keys.consoleSessions.delete(hash);
       return null;
     }
-    return session;
+    return { id, identity, csrfToken: csrfTokenOf(id), expiresAt: row.expires_at };
   }
 
-  end(id: string): void {
-    this.sessions.delete(id);
-  }
-
-  private sweep() {
-    const now = this.clock();
-    for (const [id, session] of this.sessions) if (session.expiresAt <= now) this.sessions.delete(id);
+  async end(id: string): Promise<void> {
+    await this.keys.consoleSessions.delete(idHash(id));
   }
 }
 

@@ -4,7 +4,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +23,14 @@ const listening = (port: number) =>
 
 it('starts the stack, runs the demo, and stops everything on Ctrl-C', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'warden-up-'));
+  // The operator's own Temporal CLI profile, for their cluster (TLS and an API key, the address
+  // left to TEMPORAL_ADDRESS): make up's own dev server is reached without any of it.
+  const xdgConfig = join(dataDir, 'xdg');
+  mkdirSync(join(xdgConfig, 'temporalio'), { recursive: true });
+  writeFileSync(
+    join(xdgConfig, 'temporalio', 'temporal.toml'),
+    '[profile.default]\napi_key = "tk-for-another-cluster"\n[profile.default.tls]\nserver_name = "temporal.example.com"\n',
+  );
   const [temporalPort, uiPort, apiPort] = [await freePort(), await freePort(), await freePort()];
   const cli = await temporalCli();
   const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/up.ts'], {
@@ -30,6 +38,7 @@ it('starts the stack, runs the demo, and stops everything on Ctrl-C', async () =
     env: {
       ...process.env,
       TEMPORAL_ADDRESS: '',
+      XDG_CONFIG_HOME: xdgConfig,
       WARDEN_DATA_DIR: dataDir,
       WARDEN_TEMPORAL_PORT: String(temporalPort),
       WARDEN_TEMPORAL_UI_PORT: String(uiPort),
@@ -44,7 +53,7 @@ it('starts the stack, runs the demo, and stops everything on Ctrl-C', async () =
   child.stderr.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   try {
-    const deadline = Date.now() + 150_000;
+    const deadline = Date.now() + 330_000; // the demo talks to the embedded model: minutes on a loaded machine
     while (!out.includes('demo finished') && Date.now() < deadline && child.exitCode === null) {
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -90,4 +99,4 @@ it('starts the stack, runs the demo, and stops everything on Ctrl-C', async () =
     if (child.exitCode === null) child.kill('SIGKILL');
     rmSync(dataDir, { recursive: true, force: true });
   }
-}, 200_000);
+}, 400_000);

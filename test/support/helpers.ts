@@ -15,6 +15,7 @@ import { ConfigSchema, type Config } from '../../domain/config.js';
 import type { AgentRecord, AgentStatus } from '../../domain/agent.js';
 import type { ActionRecord } from '../../domain/action.js';
 import { createApp } from '../../api/app.js';
+import { ConsoleSessions } from '../../api/console/sessions.js';
 import { KeyStore } from '../../stores/key-store.js';
 import { AuditStore } from '../../stores/audit-store.js';
 import { loadPolicy } from '../../domain/policy.js';
@@ -123,6 +124,8 @@ export async function startStack(
     channelStore?: ChannelStore;
     /** The key store's file (a worker process reads it: WARDEN_DATA_DIR/warden.db); in memory by default. */
     keysFile?: string;
+    /** Now, in milliseconds, as the console's sessions see it (a test moves it to expire them); the system clock by default. */
+    consoleClock?: () => number;
   } = {},
 ) {
   quietRuntime(opts.logger);
@@ -154,6 +157,7 @@ export async function startStack(
       vault,
       payloadCodec,
       channelStore: opts.channelStore,
+      consoleSessions: opts.consoleClock && new ConsoleSessions(keys, opts.consoleClock),
     });
   const realApp = newApp();
   /** The app, as an admin: requests without an Authorization header get the admin key. */
