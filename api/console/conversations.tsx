@@ -135,11 +135,15 @@ export function conversationsRouter(deps: {
     );
   });
 
-  // The API's stream of the conversation's events, for the session's key (its places count against the key's), ended with the session.
+  // The API's stream of the conversation's events, for the session's key (its places count against the key's),
+  // ended with the session or when the session's key no longer holds the role.
   app.get('/conversations/:id/events', operator, async (c) => {
     const { id: sessionId } = c.get('session');
-    const signedIn = async () => (await sessions.find(sessionId)) !== null;
-    return events.open(c, conversationId(c.req.param('id')), c.get('identity'), c.req.header('last-event-id'), signedIn);
+    const stillAllowed = async () => {
+      const session = await sessions.find(sessionId);
+      return session !== null && hasRole(session.identity.role, 'operator');
+    };
+    return events.open(c, conversationId(c.req.param('id')), c.get('identity'), c.req.header('last-event-id'), stillAllowed);
   });
 
   app.post('/conversations/:id/messages', operator, async (c) => {
