@@ -152,8 +152,7 @@ export function createApp(deps: AppDeps) {
   // The Web UI sends a page of payloads at a time: the API's body limit (WARDEN_MAX_BODY_BYTES) fits.
   app.use('/codec/*', bodySizeLimit(deps.config.maxBodyBytes));
   app.route('/codec', codecRouter({ codec: deps.payloadCodec, keys: deps.keys, config: deps.config }));
-  // The console: the same services behind pages for people, with sessions instead of bearer keys.
-  app.use('/console/*', bodySizeLimit(deps.config.maxBodyBytes));
+  // The console: the same services behind pages for people, with sessions instead of bearer keys (and the same body limit).
   app.route(
     CONSOLE_PATH,
     consoleRouter({
@@ -162,6 +161,7 @@ export function createApp(deps: AppDeps) {
       agents,
       stats,
       conversations,
+      conversationEvents,
       lockdown,
       system,
       keyService,

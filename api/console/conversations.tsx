@@ -3,7 +3,10 @@
  * everyone's), a form to start one, and each conversation's transcript (the messages, the model's
  * text, each tool call with its parameters, its action's approval state and its result), with a
  * message box and Cancel turn / End for its owner or an admin. Everything goes through the API's
- * own conversation service and role checks; the transcript is fetched again while it can change.
+ * own conversation service and role checks. While the conversation can change, the page follows
+ * its event stream (the API's own, behind the session): the model's text as it is generated, and
+ * a fetch of the transcript on every other event; without the stream, the transcript is fetched
+ * on a timer.
  */
 import { Hono } from 'hono';
 import type { Child } from 'hono/jsx';
@@ -15,15 +18,18 @@ import { hasRole } from '../../domain/roles.js';
 import { SKILLS } from '../../skills/index.js';
 import type { ActionService } from '../actions/service.js';
 import type { AgentService } from '../agents/service.js';
+import type { ConversationEvents } from '../conversations/events.js';
 import { ConversationIdSchema, MessageSchema, NewConversationSchema } from '../conversations/routes.js';
 import type { ConversationService } from '../conversations/service.js';
 import { requireRole } from '../middleware/auth.js';
 import { Badge, CsrfField, Empty, Problem, Table, Time, WorkflowLink } from './layout.js';
 import { problem, renderPage, respond, type ConsoleLinks } from './render.js';
-import { CONSOLE_PATH, type ConsoleEnv } from './sessions.js';
+import { CONSOLE_PATH, type ConsoleEnv, type ConsoleSessions } from './sessions.js';
 
-/** How often a conversation that has not ended is fetched again. */
+/** How often a conversation that has not ended is fetched again while its event stream is not open. */
 const REFRESH = 'every 2s';
+/** Where a failed refresh says so: inside what a refresh replaces, so the next one that succeeds takes it away. */
+const REFRESH_NOTICE = 'conversation-refresh-notice';
 /** Statuses after which a tool call's action changes no more (refused: it never became one). */
 const SETTLED = new Set(['completed', 'failed', 'rejected', 'expired', 'cancelled', 'refused']);
 
@@ -31,11 +37,13 @@ const operator = requireRole('operator');
 
 export function conversationsRouter(deps: {
   conversations: ConversationService;
+  events: ConversationEvents;
+  sessions: Pick<ConsoleSessions, 'find'>;
   agents: AgentService;
   actions: ActionService;
   links: ConsoleLinks;
 }) {
-  const { conversations, agents, actions, links } = deps;
+  const { conversations, events, sessions, agents, actions, links } = deps;
   const app = new Hono<ConsoleEnv>();
 
   app.get('/conversations', async (c) => {
@@ -112,7 +120,7 @@ export function conversationsRouter(deps: {
       // The transcript shown stays, and so does its refreshing: a worker that is back answers the next one.
       c.header('hx-reswap', 'none');
       return c.html(
-        <div id="conversation-notice" hx-swap-oob="true">
+        <div id={REFRESH_NOTICE} hx-swap-oob="true">
           <Problem>Could not refresh the conversation: {conversation.message}</Problem>
         </div>,
       );
@@ -125,6 +133,17 @@ export function conversationsRouter(deps: {
         {conversation.status === 'ended' && <SendArea conversation={conversation} csrfToken={csrfToken} outOfBand />}
       </>,
     );
+  });
+
+  // The API's stream of the conversation's events, for the session's key (its places count against the key's),
+  // ended with the session or when the session's key no longer holds the role.
+  app.get('/conversations/:id/events', operator, async (c) => {
+    const { id: sessionId } = c.get('session');
+    const stillAllowed = async () => {
+      const session = await sessions.find(sessionId);
+      return session !== null && hasRole(session.identity.role, 'operator');
+    };
+    return events.open(c, conversationId(c.req.param('id')), c.get('identity'), c.req.header('last-event-id'), stillAllowed);
   });
 
   app.post('/conversations/:id/messages', operator, async (c) => {
@@ -245,7 +264,10 @@ function NewConversation(props: { agentIds: string[]; csrfToken: string }) {
 function Live(props: { conversation: Conversation; actions: Map<string, ActionRecord>; csrfToken: string }) {
   const { conversation } = props;
   const path = `${CONSOLE_PATH}/conversations/${conversation.id}`;
-  const polling = conversation.status === 'ended' ? {} : { 'hx-get': `${path}/live`, 'hx-trigger': REFRESH, 'hx-swap': 'outerHTML' };
+  const following =
+    conversation.status === 'ended'
+      ? {}
+      : { 'hx-get': `${path}/live`, 'hx-trigger': REFRESH, 'hx-swap': 'outerHTML', 'data-events': `${path}/events` };
   const { input_tokens, output_tokens, cached_tokens } = conversation.usage;
   const post = (what: string) => ({
     method: 'post' as const,
@@ -255,7 +277,8 @@ function Live(props: { conversation: Conversation; actions: Map<string, ActionRe
     'hx-swap': 'innerHTML',
   });
   return (
-    <section id="conversation-live" {...polling}>
+    <section id="conversation-live" {...following}>
+      <div id={REFRESH_NOTICE} aria-live="polite"></div>
       <dl class="facts">
         <dt>State</dt>
         <dd>
@@ -352,6 +375,13 @@ function Transcript(props: { conversation: Conversation; actions: Map<string, Ac
                   ))}
                 </div>
               ) : null,
+            )}
+            {turn.status === 'running' && (
+              // Where console.js writes the model's text as its event stream brings it, until the transcript holds the whole.
+              <div class="said model answer-so-far" data-answer-turn={String(turn.turn)} hidden>
+                <p class="speaker">model, writing</p>
+                <p class="text"></p>
+              </div>
             )}
             <p class="turn-state">
               <Badge value={turn.status} /> {turn.steps} model {turn.steps === 1 ? 'call' : 'calls'}

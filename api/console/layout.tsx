@@ -13,7 +13,18 @@ export const PAGES = [
 export type PageName = (typeof PAGES)[number][0];
 
 // htmx must not evaluate code from attributes (script-src 'self' forbids it anyway) nor add inline styles.
-const HTMX_CONFIG = JSON.stringify({ allowEval: false, allowScriptTags: false, includeIndicatorStyles: false, historyCacheSize: 0 });
+// A refusal or failure keeps its status and is still shown: its words take the place of the answer.
+const HTMX_CONFIG = JSON.stringify({
+  allowEval: false,
+  allowScriptTags: false,
+  includeIndicatorStyles: false,
+  historyCacheSize: 0,
+  responseHandling: [
+    { code: '204', swap: false },
+    { code: '[23]..', swap: true },
+    { code: '[45]..', swap: true, error: true },
+  ],
+});
 
 export function Document(props: { title: string; children: Child; bodyAttributes?: Record<string, string> }) {
   return (

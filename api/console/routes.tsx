@@ -3,12 +3,16 @@
  * are rendered here; htmx (served from this origin, like the rest) fetches the parts that change.
  * Sign-in turns a pasted API key into a server-side session; every other route needs one, and
  * every form that changes something needs this origin and the session's CSRF token. Roles are
- * checked by the API's requireRole, the buttons a role may not use are not shown.
+ * checked by the API's requireRole, the buttons a role may not use are not shown. Whatever is
+ * refused or fails, a person is told so on a console page, never with the API's JSON.
  */
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { Hono, type MiddlewareHandler } from 'hono';
 import { getCookie } from 'hono/cookie';
+import { HTTPException } from 'hono/http-exception';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { Logger } from 'pino';
 import type { Config } from '../../domain/config.js';
 import { WardenError } from '../../domain/errors.js';
 import type { Policy } from '../../domain/policy.js';
@@ -17,8 +21,10 @@ import type { KeyStore } from '../../stores/key-store.js';
 import type { ActionService } from '../actions/service.js';
 import type { AgentService } from '../agents/service.js';
 import type { AgentStats } from '../agents/stats.js';
+import type { ConversationEvents } from '../conversations/events.js';
 import type { ConversationService } from '../conversations/service.js';
 import type { KeyService } from '../keys/service.js';
+import { bodySizeLimit } from '../middleware/hardening.js';
 import { fromThisOrigin } from '../middleware/same-origin.js';
 import { isTemporalUnreachable } from '../temporal-errors.js';
 import type { LockdownService } from '../system/lockdown-service.js';
@@ -27,8 +33,8 @@ import { agentsRouter } from './agents.js';
 import { approvalsRouter } from './approvals.js';
 import { auditRouter } from './audit.js';
 import { conversationsRouter } from './conversations.js';
-import { Document, Problem } from './layout.js';
-import { renderPage } from './render.js';
+import { Document } from './layout.js';
+import { problemPage } from './render.js';
 import {
   clearSessionCookie,
   CONSOLE_COOKIE,
@@ -51,9 +57,11 @@ export interface ConsoleDeps {
   agents: AgentService;
   stats: AgentStats;
   conversations: ConversationService;
+  conversationEvents: ConversationEvents;
   lockdown: LockdownService;
   system: SystemStatus;
   keyService: KeyService;
+  logger: Logger;
   sessions?: ConsoleSessions;
   /** The API's rate limit, charged for every change made in the console as for the same change through the API. */
   changeLimit?: MiddlewareHandler<ConsoleEnv>;
@@ -72,6 +80,8 @@ export function consoleRouter(deps: ConsoleDeps) {
     temporalUi: deps.config.temporalUiUrl ?? `http://127.0.0.1:${deps.config.devServerUiPort}`,
     namespace: deps.config.temporalNamespace,
   };
+
+  app.use('*', problemsAsPages(), bodySizeLimit(deps.config.maxBodyBytes));
 
   app.get('/assets/:file', async (c) => {
     const asset = ASSETS[c.req.param('file')];
@@ -115,19 +125,53 @@ export function consoleRouter(deps: ConsoleDeps) {
     '/',
     agentsRouter({ agents: deps.agents, stats: deps.stats, audit: deps.audit, keys: deps.keys, conversations: deps.conversations, links }),
   );
-  app.route('/', conversationsRouter({ conversations: deps.conversations, agents: deps.agents, actions: deps.actions, links }));
+  app.route(
+    '/',
+    conversationsRouter({
+      conversations: deps.conversations,
+      events: deps.conversationEvents,
+      sessions,
+      agents: deps.agents,
+      actions: deps.actions,
+      links,
+    }),
+  );
   app.route('/', auditRouter(deps.audit, deps.keys));
   app.route('/', systemRouter(deps, links));
 
-  app.all('*', (c) => renderPage(c, 'approvals', 'Not found', <Problem>There is no console page at {c.req.path}.</Problem>, 404));
+  app.all('*', (c) => problemPage(c, 404, `There is no console page at ${c.req.path}.`));
   app.onError((err, c) => {
     if (isTemporalUnreachable(err))
       err = new WardenError('temporal_unavailable', 'the Temporal server cannot be reached; try again when it is back', 503);
-    if (!(err instanceof WardenError)) throw err;
-    if (c.req.header('hx-request')) return c.html(<Problem>{err.message}</Problem>);
-    return renderPage(c, 'approvals', 'Something went wrong', <Problem>{err.message}</Problem>, err.status);
+    if (err instanceof WardenError || (err instanceof HTTPException && err.status < 500))
+      return problemPage(c, err.status as ContentfulStatusCode, err.message);
+    deps.logger.error({ err: { type: err.name, message: err.message }, path: c.req.path }, 'console request failed');
+    return problemPage(c, 500, 'internal error; the server log has the details');
   });
   return app;
+}
+
+/**
+ * The API's middleware the console reuses (role checks, the rate limit, the body limit) answers in
+ * JSON, and the session checks in plain text: a person's browser gets a console page saying the
+ * same, with the same status and headers (Retry-After, the cleared cookie).
+ */
+function problemsAsPages(): MiddlewareHandler<ConsoleEnv> {
+  return async function problemsAsPagesHandler(c, next) {
+    await next();
+    const type = c.res.headers.get('content-type') ?? '';
+    const json = type.startsWith('application/json');
+    if (c.res.status < 400 || !(json || type.startsWith('text/plain'))) return;
+    const body = await c.res.clone().text();
+    let message = body;
+    if (json)
+      try {
+        message = String(JSON.parse(body).error.message);
+      } catch {
+        message = 'the request was refused';
+      }
+    c.res = await problemPage(c, c.res.status as ContentfulStatusCode, message);
+  };
 }
 
 function SignIn(props: { notice?: string }) {

@@ -12,6 +12,8 @@
  * read from its call's heartbeat details, without ids: the whole answer's `text` event follows.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Context } from 'hono';
+import { streamSSE } from 'hono/streaming';
 import type { ActionRecord } from '../../domain/action.js';
 import type { Conversation, ToolAction, Turn } from '../../domain/conversation.js';
 import { WardenError } from '../../domain/errors.js';
@@ -198,13 +200,15 @@ export function createConversationEvents(
 
   /**
    * The conversation's events from the Last-Event-ID's position on, as they happen. Stops reading
-   * as soon as `signal` aborts; a read that fails is reported as an error event and tried again.
+   * as soon as `signal` aborts, the reader's key is revoked or `signedIn` says the reader's sign-in
+   * ended; a read that fails is reported as an error event and tried again.
    */
   async function* follow(
     first: Conversation,
     who: Identity,
     lastEventId: string | undefined,
     signal: AbortSignal,
+    signedIn: () => Promise<boolean> = async () => true,
   ): AsyncGenerator<ConversationEvent> {
     const from = resumePosition(lastEventId);
     const sent = new Set<string>();
@@ -243,8 +247,9 @@ export function createConversationEvents(
       }
       try {
         await sleep(POLL_MS, undefined, { signal });
-        // Fail closed: a key revoked mid-stream reads nothing more (a store that cannot say closes it too).
+        // Fail closed: a key revoked or a sign-in ended mid-stream reads nothing more (a store that cannot say closes it too).
         if (await isRevoked(who.key_id).catch(() => true)) return;
+        if (!(await signedIn().catch(() => false))) return;
         conversation = await conversations.getConversation(first.id, who);
       } catch (err) {
         if (signal.aborted || (err instanceof WardenError && err.status === 404)) return;
@@ -254,7 +259,34 @@ export function createConversationEvents(
     }
   }
 
-  return { admit, follow };
+  /**
+   * The answer to a request for the conversation's event stream: the same door as reading it (its
+   * owner or an admin, 404 to anyone else), then one of the key's stream places, held until the
+   * stream closes. `signedIn` ends the stream with the reader's sign-in (a console session).
+   */
+  async function open(
+    c: Context,
+    conversationId: string,
+    who: Identity,
+    lastEventId: string | undefined,
+    signedIn?: () => Promise<boolean>,
+  ): Promise<Response> {
+    const first = await conversations.getConversation(conversationId, who);
+    const release = admit(who);
+    return streamSSE(c, async (stream) => {
+      const reader = new AbortController();
+      stream.onAbort(() => reader.abort());
+      try {
+        for await (const event of follow(first, who, lastEventId, reader.signal, signedIn))
+          await stream.writeSSE({ ...(event.id ? { id: event.id } : {}), event: event.event, data: JSON.stringify(event.data) });
+      } finally {
+        reader.abort();
+        release();
+      }
+    });
+  }
+
+  return { open };
 }
 
 export type ConversationEvents = ReturnType<typeof createConversationEvents>;

@@ -4,7 +4,6 @@
  * (and an admin's) to read and to send to.
  */
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
-import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { AgentIdSchema } from '../../domain/agent.js';
 import { ConversationSchema, ConversationSummarySchema, TurnSchema, type Turn } from '../../domain/conversation.js';
@@ -138,24 +137,7 @@ export function conversationsRouter(conversations: ConversationService, events: 
         ...errorResponses(400, 401, 403, 404, 429, 503),
       },
     }),
-    async (c) => {
-      const who = c.get('identity');
-      // The same door as reading the conversation: its owner or an admin, before a stream place is taken.
-      const first = await conversations.getConversation(c.req.valid('param').id, who);
-      const release = events.admit(who);
-      const lastEventId = c.req.valid('header')['last-event-id'];
-      return streamSSE(c, async (stream) => {
-        const reader = new AbortController();
-        stream.onAbort(() => reader.abort());
-        try {
-          for await (const event of events.follow(first, who, lastEventId, reader.signal))
-            await stream.writeSSE({ ...(event.id ? { id: event.id } : {}), event: event.event, data: JSON.stringify(event.data) });
-        } finally {
-          reader.abort();
-          release();
-        }
-      });
-    },
+    async (c) => events.open(c, c.req.valid('param').id, c.get('identity'), c.req.valid('header')['last-event-id']),
   );
 
   app.openapi(

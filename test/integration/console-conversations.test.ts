@@ -5,9 +5,12 @@
  * conversation is started, sent a message, its tool call shown pending with a link to its action,
  * then its result, the answer and the conversation's tokens and cost once approved; model text carrying <script> and htmx attributes
  * arrives as inert text; another operator, a viewer, a post without the token and a post from
- * another origin are refused; cancel and end work, and an ended conversation has no message box.
+ * another origin are refused, a person on a console page always with a console page; cancel and
+ * end work, and an ended conversation has no message box. The page's event stream is the API's,
+ * behind the session: refused as the API refuses it, bounded per key, and ended with the session.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, onTestFinished } from 'vitest';
+import { readServerSentEvents } from '../../bin/commands/server-sent-events.js';
 import { openaiCompletion, startFakeLlm, type FakeLlm } from '../support/fake-llm.js';
 import { startStack, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
 
@@ -197,15 +200,33 @@ it('lists through GET /api/conversations only what a key may read, and refuses e
   expect(await (await post(other, `${page}/messages`, message)).text()).toContain(`Not sent: conversation ${id} not found`);
   expect(await (await post(other, `${page}/end`, {})).text()).toContain(`Not done: conversation ${id} not found`);
   // A viewer has no page, no list and no message box; a post with the viewer's own token is refused by role.
-  expect((await get(viewer, page)).status).toBe(403);
+  const refusedPage = await get(viewer, page);
+  expect(refusedPage.status).toBe(403);
+  expect(refusedPage.headers.get('content-type')).toMatch(/^text\/html/);
+  const refusedHtml = await refusedPage.text();
+  expect(refusedHtml).toContain('<title>Not allowed · Warden</title>');
+  expect(refusedHtml).toContain('aria-current="page">Conversations</a>');
+  expect(refusedHtml).toMatch(/<p class="problem" role="alert">this needs the operator role; the key Vera has viewer<\/p>/);
   const viewersList = await (await get(viewer, '/console/conversations')).text();
   expect(viewersList).not.toContain('New conversation</button>');
   expect(viewersList).not.toContain('<textarea');
-  expect((await post(viewer, `${page}/messages`, message)).status).toBe(403);
+  const refusedPost = await post(viewer, `${page}/messages`, message);
+  expect(refusedPost.status).toBe(403);
+  expect(await refusedPost.text()).toMatch(/^<html lang="en">[\s\S]*this needs the operator role/);
   expect((await post(viewer, '/console/conversations', { agent_id: agentId })).status).toBe(403);
+  // To htmx, only the words, with the status: the page's htmx is set to show them where the answer goes.
+  const refusedPartial = await stack.realApp.request(`${ORIGIN}${page}/cancel`, {
+    method: 'POST',
+    headers: { cookie: viewer.cookie, 'hx-request': 'true', 'x-csrf-token': viewer.csrf!, origin: ORIGIN },
+  });
+  expect(refusedPartial.status).toBe(403);
+  expect(await refusedPartial.text()).toBe('<p class="problem" role="alert">this needs the operator role; the key Vera has viewer</p>');
+  expect(refusedHtml).toContain('{&quot;code&quot;:&quot;[45]..&quot;,&quot;swap&quot;:true,&quot;error&quot;:true}');
   expect(await (await get(viewer, `/console/agents/${agentId}`)).text()).not.toContain(`/console/conversations/${id}`);
   // The owner's browser driven by another site: no token, or another origin.
-  expect((await post({ cookie: owner.cookie }, `${page}/messages`, message)).status).toBe(403);
+  const tokenless = await post({ cookie: owner.cookie }, `${page}/messages`, message);
+  expect(tokenless.status).toBe(403);
+  expect(await tokenless.text()).toMatch(/<p class="problem" role="alert">refused: the form has no valid CSRF token/);
   expect((await post(owner, `${page}/messages`, message, 'https://evil.example')).status).toBe(403);
   expect((await post({ ...owner, csrf: admin.csrf }, `${page}/messages`, message)).status).toBe(403);
   expect((await api(key.owner, `/api/conversations/${id}`)).body.turns).toEqual([]);
@@ -220,10 +241,93 @@ it('lists through GET /api/conversations only what a key may read, and refuses e
   });
   expect(failed.headers.get('hx-reswap')).toBe('none');
   expect(await failed.text()).toMatch(
-    /^<div id="conversation-notice" hx-swap-oob="true"><p class="problem" role="alert">Could not refresh the conversation: conversation cnv-0{16} not found/,
+    /^<div id="conversation-refresh-notice" hx-swap-oob="true"><p class="problem" role="alert">Could not refresh the conversation: conversation cnv-0{16} not found/,
+  );
+  // The next refresh that succeeds replaces the part that holds that notice with one that is empty.
+  const refreshed = await stack.realApp.request(`${ORIGIN}${page}/live`, { headers: { cookie: owner.cookie, 'hx-request': 'true' } });
+  expect(await refreshed.text()).toMatch(
+    /^<section id="conversation-live"><div id="conversation-refresh-notice" aria-live="polite"><\/div>/,
   );
   // A malformed id is a missing page, never a query.
-  expect((await get(owner, '/console/conversations/cnv-x')).status).toBe(404);
+  const missing = await get(owner, '/console/conversations/cnv-x');
+  expect(missing.status).toBe(404);
+  expect(await missing.text()).toContain('<title>Not found · Warden</title>');
+  // A body over the limit, and a session that is over, are told on pages too.
+  const huge = await post(owner, `${page}/messages`, { message: 'x'.repeat(stack.config.maxBodyBytes + 1) });
+  expect(huge.status).toBe(413);
+  expect(await huge.text()).toMatch(/<title>Too large · Warden<\/title>[\s\S]*the request body is larger than the limit/);
+  const over = await post({ cookie: 'warden_console=gone', csrf: owner.csrf }, `${page}/end`, {});
+  expect(over.status).toBe(401);
+  expect(await over.text()).toMatch(/<title>Signed out · Warden<\/title>[\s\S]*sign in first[\s\S]*href="\/console\/sign-in"/);
+});
+
+/** The page's event stream, as the browser's EventSource opens it (the session cookie, no key). */
+async function openStream(who: Who, id: string) {
+  const res = await stack.realApp.request(`${ORIGIN}/console/conversations/${id}/events`, {
+    headers: { cookie: who.cookie, accept: 'text/event-stream' },
+  });
+  const events = res.status === 200 ? readServerSentEvents(res.body!) : null;
+  // Cancelling the body is the reader going away, as a closed page's stream does.
+  const close = async () => void (events ? await events.return(undefined) : res.bodyUsed || (await res.body?.cancel()));
+  onTestFinished(close);
+  return {
+    res,
+    /** The kinds of the events read until the stream ends. */
+    async untilEnd(): Promise<string[]> {
+      const kinds = [];
+      for await (const event of events!) kinds.push(event.event);
+      return kinds;
+    },
+    next: () => events!.next(),
+    close,
+  };
+}
+
+it("streams a conversation's events to its page as the API does, bounded per key, and ends them with the session", async () => {
+  const streamer = await stack.keys.create('Sam', 'operator', null);
+  const sam = await session(streamer.key);
+  const started = await post(sam, '/console/conversations', { agent_id: agentId });
+  const id = started.headers.get('location')!.split('/').at(-1)!;
+  const first = await openStream(sam, id);
+  expect(first.res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+  fake.script(ROUTE, { json: openaiCompletion({ content: 'Hello from the model.' }) });
+  await post(sam, `/console/conversations/${id}/messages`, { message: 'hello' });
+  const seen: string[] = [];
+  for (let next = await first.next(); !next.done; next = await first.next()) {
+    seen.push(next.value.event);
+    if (next.value.event === 'turn_end') break;
+  }
+  expect(seen).toEqual(['message', 'text', 'turn_end']);
+
+  // Refused as the API refuses it: another operator is told it does not exist, a viewer is not allowed, both on pages.
+  const [other, viewer] = [await session(key.other), await session(key.viewer)];
+  const notTheirs = await openStream(other, id);
+  expect(notTheirs.res.status).toBe(404);
+  expect(await notTheirs.res.text()).toContain('<title>Not found · Warden</title>');
+  expect((await openStream(viewer, id)).res.status).toBe(403);
+  expect((await openStream({ cookie: 'warden_console=forged' }, id)).res.status).toBe(303);
+
+  // A key holds at most four streams, its API streams and its pages' together.
+  const more = [await openStream(sam, id), await openStream(sam, id)];
+  const byKey = await stack.realApp.request(`/api/conversations/${id}/events`, { headers: { authorization: `Bearer ${streamer.key}` } });
+  onTestFinished(() => byKey.body?.cancel());
+  expect(byKey.status).toBe(200);
+  const fifth = await openStream(sam, id);
+  expect(fifth.res.status).toBe(429);
+  expect(await fifth.res.text()).toMatch(/<title>Too many requests · Warden<\/title>[\s\S]*already has 4 event streams open/);
+
+  // Signing out ends this session's streams; revoking the key ends the streams of all its sessions and of the key itself.
+  const second = await session(streamer.key);
+  await byKey.body!.cancel();
+  const secondStream = await waitFor('a stream place to be given back', async () => {
+    const s = await openStream(second, id);
+    return s.res.status === 200 ? s : undefined;
+  });
+  await post(sam, '/console/sign-out', {});
+  for (const s of [first, ...more]) await s.untilEnd();
+  await stack.keys.revoke(streamer.id);
+  expect(await secondStream.untilEnd()).not.toContain('end');
+  await stack.api('POST', `/api/conversations/${id}/end`);
 });
 
 it('cancels a running turn from the page: its action awaiting approval is cancelled', async () => {

@@ -7,16 +7,13 @@
  * The CLI is driven as a real process with piped stdin, approvals given meanwhile by another person.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { serve } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { readServerSentEvents } from '../../bin/commands/server-sent-events.js';
 import type { ActionRecord } from '../../domain/action.js';
 import { PROJECT_ROOT } from '../../scripts/dev-server.js';
-import { openaiChunk, openaiCompletion, startFakeLlm, type FakeLlm } from '../support/fake-llm.js';
+import { openaiChunk, openaiCompletion, startFakeLlm, fakeProvidersFile, type FakeLlm } from '../support/fake-llm.js';
 import { startStack, testPayloadCodec, uniqueId, waitFor, waitForStatus } from '../support/helpers.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
@@ -92,19 +89,12 @@ async function openEvents(who: string, conversationId: string, lastEventId?: str
 
 beforeAll(async () => {
   fake = await startFakeLlm();
-  // The first provider answers in one piece; the second streams its answers, which event streams show as they come.
-  const providersFile = join(mkdtempSync(join(tmpdir(), 'warden-providers-')), 'providers.json');
-  writeFileSync(
-    providersFile,
-    JSON.stringify({
-      providers: [
-        { name: 'default', kind: 'openai', base_url: `${fake.origin}/v1`, default_model: 'fake-model' },
-        { name: 'streaming', kind: 'openai', base_url: `${fake.origin}/streaming/v1`, default_model: 'fake-model', stream: true },
-      ],
-    }),
-  );
+  // The default provider answers in one piece; the second streams its answers, which event streams show as they come.
   stack = await startStack({
-    config: { providersFile, modelPrices: { 'fake-model': { input_per_million: 1000, output_per_million: 1000 } } },
+    config: {
+      providersFile: fakeProvidersFile(fake),
+      modelPrices: { 'fake-model': { input_per_million: 1000, output_per_million: 1000 } },
+    },
   });
   server = serve({ fetch: stack.realApp.fetch, hostname: '127.0.0.1', port: 0 });
   await new Promise((r) => server.once('listening', r));

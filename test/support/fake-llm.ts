@@ -4,8 +4,11 @@
  * /v1/messages (JSON or SSE) and GET /v1/models. Each test scripts the replies of a route in order
  * and reads back every request it received, with its headers, body and arrival time.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export interface RecordedRequest {
   method: string;
@@ -90,6 +93,24 @@ export async function startFakeLlm(): Promise<FakeLlm> {
     to: (route) => requests.filter((r) => `${r.method} ${r.path}` === route),
     close: () => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))),
   };
+}
+
+/**
+ * A WARDEN_PROVIDERS_FILE of two providers played by the fake: `default` answers in one piece
+ * (POST /v1/chat/completions), `streaming` streams its answers (POST /streaming/v1/chat/completions).
+ */
+export function fakeProvidersFile(fake: Pick<FakeLlm, 'origin'>): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'warden-providers-')), 'providers.json');
+  writeFileSync(
+    file,
+    JSON.stringify({
+      providers: [
+        { name: 'default', kind: 'openai', base_url: `${fake.origin}/v1`, default_model: 'fake-model' },
+        { name: 'streaming', kind: 'openai', base_url: `${fake.origin}/streaming/v1`, default_model: 'fake-model', stream: true },
+      ],
+    }),
+  );
+  return file;
 }
 
 function defaultReply(route: string): Reply {
