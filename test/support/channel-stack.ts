@@ -22,6 +22,8 @@ export async function startChannelStack(opts: {
   stack?: Omit<StackOptions, 'vault' | 'config'>;
   /** Starts those worker processes, once the stack is up and before the agent is made. */
   startWorkers?: () => Promise<unknown>;
+  /** The shell agent's id, when the configuration names it (a room that talks to it). */
+  agentId?: string;
 }) {
   const vault = openVault({ dataDir: mkdtempSync(join(tmpdir(), 'warden-vault-')) });
   for (const [name, value] of Object.entries(opts.secrets)) await vault.put(name, value);
@@ -38,7 +40,7 @@ export async function startChannelStack(opts: {
   };
   expect((await stack.api('POST', '/api/channels/pairings', { platform_user: opts.alice, key_id: alice.id })).status).toBe(201);
   expect((await as(alice.key, 'POST', `/api/channels/pairings/${opts.alice}/confirm`)).status).toBe(200);
-  const agentId = uniqueId('channel');
+  const agentId = opts.agentId ?? uniqueId('channel');
   expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: agentId, runtime: 'runc' })).status).toBe(201);
   await waitForStatus(stack.api, agentId, ['running']);
   await waitFor('the channel to be connected', async () => (await stack.api('GET', '/api/channels')).body.channels[0].connected);
