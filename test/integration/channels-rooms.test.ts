@@ -1,9 +1,10 @@
 /**
  * Conversations in a chat room, end to end: real Temporal, real Docker, real discord.js against the
- * local fake Discord, and the model played by the fake speaking OpenAI's protocol. A paired
- * operator's message in the room that talks to the shell agent starts their conversation, the
- * answer comes back in the room, a tool call that needs approval shows its card there and a click
- * approves it; strangers, bots and viewers get nowhere; the link outlives a restart of the API.
+ * local fake Discord, real grammY long-polling the local fake Telegram, and the model played by the
+ * fake speaking OpenAI's protocol. A paired operator's message in the room that talks to the shell
+ * agent starts their conversation, the answer comes back in the room, a tool call that needs
+ * approval shows its card there and a click approves it; strangers, bots and viewers get nowhere;
+ * the link outlives a restart of the API.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +14,7 @@ import type { Conversation } from '../../domain/conversation.js';
 import { ChannelStore } from '../../stores/channel-store.js';
 import { startChannelStack } from '../support/channel-stack.js';
 import { startFakeDiscord, type FakeDiscord, type FakeMessage } from '../support/fake-discord.js';
+import { startFakeTelegram, type FakeTelegram } from '../support/fake-telegram.js';
 import { openaiCompletion, startFakeLlm, type FakeLlm, type Reply } from '../support/fake-llm.js';
 import { uniqueId, waitFor } from '../support/helpers.js';
 
@@ -20,7 +22,11 @@ const MODEL_ROUTE = 'POST /v1/chat/completions';
 const CARDS = '940000000000000001';
 const ROOM = '940000000000000002';
 const user = { alice: '950000000000000001', olive: '950000000000000002', victor: '950000000000000003', stranger: '950000000000000099' };
+const TG_CARDS = '-1009400000001';
+const TG_ROOM = '-1009400000002';
+const tgUser = { alice: 960000001, olive: 960000002, stranger: 960000099 };
 let discord: FakeDiscord;
+let telegram: FakeTelegram;
 let llm: FakeLlm;
 let channelStore: ChannelStore;
 let env: Awaited<ReturnType<typeof startChannelStack>>;
@@ -28,11 +34,9 @@ let olive: { key: string; id: string };
 let app: Awaited<ReturnType<typeof startChannelStack>>['stack']['realApp'];
 
 /** An admin pairs the chat user to the key, and the key's holder confirms it. */
-async function pair(discordUser: string, holder: { key: string; id: string }) {
-  expect(
-    (await env.stack.api('POST', '/api/channels/pairings', { platform_user: `discord:${discordUser}`, key_id: holder.id })).status,
-  ).toBe(201);
-  expect((await env.as(holder.key, 'POST', `/api/channels/pairings/discord:${discordUser}/confirm`)).status).toBe(200);
+async function pair(platformUser: string, holder: { key: string; id: string }) {
+  expect((await env.stack.api('POST', '/api/channels/pairings', { platform_user: platformUser, key_id: holder.id })).status).toBe(201);
+  expect((await env.as(holder.key, 'POST', `/api/channels/pairings/${platformUser}/confirm`)).status).toBe(200);
 }
 
 /** What the bot posted in the room after the message with this id (snowflakes grow with time). */
@@ -52,11 +56,12 @@ const call = (id: string, command: string) => ({ id, name: 'shell_exec', argumen
 
 beforeAll(async () => {
   discord = await startFakeDiscord({ channelIds: [CARDS, ROOM] });
+  telegram = await startFakeTelegram({ chatIds: [TG_CARDS, TG_ROOM] });
   llm = await startFakeLlm();
   channelStore = ChannelStore.open(join(mkdtempSync(join(tmpdir(), 'warden-channels-')), 'channels.db'));
   const agentId = uniqueId('room');
   env = await startChannelStack({
-    secrets: { DISCORD_BOT_TOKEN: discord.token },
+    secrets: { DISCORD_BOT_TOKEN: discord.token, TELEGRAM_BOT_TOKEN: telegram.token },
     config: {
       llmBaseUrl: `${llm.origin}/v1`,
       llmModel: 'fake-model',
@@ -64,6 +69,10 @@ beforeAll(async () => {
       discordChannelIds: [CARDS],
       discordApiUrl: discord.apiBase,
       discordRoomAgents: { [ROOM]: agentId },
+      telegramBotTokenSecret: 'TELEGRAM_BOT_TOKEN',
+      telegramChatIds: [TG_CARDS],
+      telegramApiUrl: telegram.apiRoot,
+      telegramRoomAgents: { [TG_ROOM]: agentId },
     },
     alice: `discord:${user.alice}`,
     agentId,
@@ -71,8 +80,13 @@ beforeAll(async () => {
   });
   app = env.stack.realApp;
   olive = await env.stack.keys.create('olive', 'operator', null);
-  await pair(user.olive, olive);
-  await pair(user.victor, await env.stack.keys.create('victor', 'viewer', null));
+  await pair(`discord:${user.olive}`, olive);
+  await pair(`discord:${user.victor}`, await env.stack.keys.create('victor', 'viewer', null));
+  await pair(`telegram:${tgUser.olive}`, olive);
+  await pair(`telegram:${tgUser.alice}`, env.alice);
+  await waitFor('every channel to be connected', async () =>
+    (await env.stack.api('GET', '/api/channels')).body.channels.every((c: { connected: boolean }) => c.connected),
+  );
 }, 120_000);
 
 afterAll(async () => {
@@ -81,6 +95,7 @@ afterAll(async () => {
   channelStore?.close();
   await llm?.close();
   await discord?.close();
+  await telegram?.close();
 });
 
 describe('a conversation in a Discord room', () => {
@@ -186,4 +201,38 @@ describe('a conversation in a Discord room', () => {
     expect((await conversationsOfAgent()).map((c) => c.id)).toContain(conversationId);
     expect((await conversationsOfAgent()).length).toBe(2);
   }, 60_000);
+});
+
+describe('a conversation in a Telegram chat', () => {
+  const replyIn = (messageId: number) =>
+    waitFor(`the bot's reply to ${messageId}`, async () => telegram.messagesIn(TG_ROOM).find((m) => m.reply_to === messageId));
+
+  it('a paired operator talks with the agent: the answer is posted as plain text, a tool call’s card shows in the chat and a press approves it; a stranger gets nothing; /end@bot ends it', async () => {
+    llm.script(MODEL_ROUTE, { json: openaiCompletion({ content: 'Hi <b>olive</b>' }) });
+    const hello = telegram.write(tgUser.olive, TG_ROOM, 'hello from telegram');
+    expect(await replyIn(hello)).toMatchObject({ text: 'Hi <b>olive</b>', parse_mode: null });
+
+    let answerAfterRun!: (reply: Reply) => void;
+    llm.script(
+      MODEL_ROUTE,
+      { json: openaiCompletion({ tool_calls: [call('call_tg', 'echo ran >> /workspace/tg-room; wc -l < /workspace/tg-room')] }) },
+      { held: new Promise<Reply>((resolve) => (answerAfterRun = resolve)) },
+    );
+    const count = telegram.write(tgUser.olive, TG_ROOM, 'count in telegram');
+    const card = await waitFor('the card in the chat', async () => telegram.messagesIn(TG_ROOM).find((m) => m.buttons.length > 0));
+    const actionId = /act-[0-9a-f]{16}/.exec(card.text)![0];
+    const approve = card.buttons.find((b) => b.text === 'Approve')!.callback_data;
+    expect(await telegram.press(tgUser.alice, card, approve)).toMatch(new RegExp(`^Approved: ${actionId}`));
+    await waitFor('the card to show the result', async () => card.buttons.length === 0 && /completed/.test(card.text));
+    await env.expectRanOnceApprovedByAlice(actionId, 'telegram');
+    answerAfterRun({ json: openaiCompletion({ content: 'Counted.' }) });
+    expect((await replyIn(count)).text).toBe('Counted.');
+
+    const asked = llm.to(MODEL_ROUTE).length;
+    const fromStranger = telegram.write(tgUser.stranger, TG_ROOM, 'hello');
+    const ended = telegram.write(tgUser.olive, TG_ROOM, '/end@warden_bot');
+    expect((await replyIn(ended)).text).toMatch(/^Conversation cnv-[0-9a-f]{16} ended/);
+    expect(telegram.messagesIn(TG_ROOM).filter((m) => m.reply_to === fromStranger)).toEqual([]);
+    expect(llm.to(MODEL_ROUTE).length).toBe(asked);
+  }, 120_000);
 });
