@@ -1,7 +1,7 @@
 /**
  * Conversations in a chat room, end to end: real Temporal, real Docker, real discord.js against the
- * local fake Discord, real grammY long-polling the local fake Telegram, and the model played by the
- * fake speaking OpenAI's protocol. A paired operator's message in the room that talks to the shell
+ * local fake Discord, real grammY long-polling the local fake Telegram, real Bolt in Socket Mode
+ * against the local fake Slack, and the model played by the fake speaking OpenAI's protocol. A paired operator's message in the room that talks to the shell
  * agent starts their conversation, the answer comes back in the room, a tool call that needs
  * approval shows its card there and a click approves it; strangers, bots and viewers get nowhere;
  * the link outlives a restart of the API.
@@ -14,6 +14,7 @@ import type { Conversation } from '../../domain/conversation.js';
 import { ChannelStore } from '../../stores/channel-store.js';
 import { startChannelStack } from '../support/channel-stack.js';
 import { startFakeDiscord, type FakeDiscord, type FakeMessage } from '../support/fake-discord.js';
+import { buttonValue, showsCompleted, startFakeSlack, type FakeSlack } from '../support/fake-slack.js';
 import { startFakeTelegram, type FakeTelegram } from '../support/fake-telegram.js';
 import { openaiCompletion, startFakeLlm, type FakeLlm, type Reply } from '../support/fake-llm.js';
 import { uniqueId, waitFor } from '../support/helpers.js';
@@ -27,6 +28,10 @@ const TG_ROOM = '-1009400000002';
 const tgUser = { alice: 960000001, olive: 960000002, stranger: 960000099 };
 let discord: FakeDiscord;
 let telegram: FakeTelegram;
+const SLACK_CARDS = 'C0000000RC1';
+const SLACK_ROOM = 'C0000000RM1';
+const slackUser = { alice: 'U0000ALICE1', olive: 'U0000OLIVE1', stranger: 'U0000STRAN1' };
+let slack: FakeSlack;
 let llm: FakeLlm;
 let channelStore: ChannelStore;
 let env: Awaited<ReturnType<typeof startChannelStack>>;
@@ -57,11 +62,17 @@ const call = (id: string, command: string) => ({ id, name: 'shell_exec', argumen
 beforeAll(async () => {
   discord = await startFakeDiscord({ channelIds: [CARDS, ROOM] });
   telegram = await startFakeTelegram({ chatIds: [TG_CARDS, TG_ROOM] });
+  slack = await startFakeSlack({ channelIds: [SLACK_CARDS, SLACK_ROOM] });
   llm = await startFakeLlm();
   channelStore = ChannelStore.open(join(mkdtempSync(join(tmpdir(), 'warden-channels-')), 'channels.db'));
   const agentId = uniqueId('room');
   env = await startChannelStack({
-    secrets: { DISCORD_BOT_TOKEN: discord.token, TELEGRAM_BOT_TOKEN: telegram.token },
+    secrets: {
+      DISCORD_BOT_TOKEN: discord.token,
+      TELEGRAM_BOT_TOKEN: telegram.token,
+      SLACK_BOT_TOKEN: slack.botToken,
+      SLACK_APP_TOKEN: slack.appToken,
+    },
     config: {
       llmBaseUrl: `${llm.origin}/v1`,
       llmModel: 'fake-model',
@@ -73,6 +84,11 @@ beforeAll(async () => {
       telegramChatIds: [TG_CARDS],
       telegramApiUrl: telegram.apiRoot,
       telegramRoomAgents: { [TG_ROOM]: agentId },
+      slackBotTokenSecret: 'SLACK_BOT_TOKEN',
+      slackAppTokenSecret: 'SLACK_APP_TOKEN',
+      slackChannelIds: [SLACK_CARDS],
+      slackApiUrl: slack.apiUrl,
+      slackRoomAgents: { [SLACK_ROOM]: agentId },
     },
     alice: `discord:${user.alice}`,
     agentId,
@@ -84,6 +100,8 @@ beforeAll(async () => {
   await pair(`discord:${user.victor}`, await env.stack.keys.create('victor', 'viewer', null));
   await pair(`telegram:${tgUser.olive}`, olive);
   await pair(`telegram:${tgUser.alice}`, env.alice);
+  await pair(`slack:${slackUser.olive}`, olive);
+  await pair(`slack:${slackUser.alice}`, env.alice);
   await waitFor('every channel to be connected', async () =>
     (await env.stack.api('GET', '/api/channels')).body.channels.every((c: { connected: boolean }) => c.connected),
   );
@@ -96,6 +114,7 @@ afterAll(async () => {
   await llm?.close();
   await discord?.close();
   await telegram?.close();
+  await slack?.close();
 });
 
 describe('a conversation in a Discord room', () => {
@@ -233,6 +252,45 @@ describe('a conversation in a Telegram chat', () => {
     const ended = telegram.write(tgUser.olive, TG_ROOM, '/end@warden_bot');
     expect((await replyIn(ended)).text).toMatch(/^Conversation cnv-[0-9a-f]{16} ended/);
     expect(telegram.messagesIn(TG_ROOM).filter((m) => m.reply_to === fromStranger)).toEqual([]);
+    expect(llm.to(MODEL_ROUTE).length).toBe(asked);
+  }, 120_000);
+});
+
+describe('a conversation in a Slack channel', () => {
+  const replyIn = (ts: string) =>
+    waitFor(`the bot's reply to ${ts}`, async () => slack.messagesIn(SLACK_ROOM).find((m) => m.thread_ts === ts));
+
+  it('a paired operator talks with the agent over Socket Mode: the answer is posted escaped in the thread, a tool call’s card shows in the channel and a press approves it; a stranger gets nothing; !end ends it', async () => {
+    llm.script(MODEL_ROUTE, { json: openaiCompletion({ content: 'Hi <!channel> & *olive*' }) });
+    const hello = slack.write(slackUser.olive, SLACK_ROOM, 'hello from slack');
+    await hello.acked;
+    expect(await replyIn(hello.ts)).toMatchObject({ text: 'Hi &lt;!channel&gt; &amp; *olive*', mrkdwn: false });
+
+    let answerAfterRun!: (reply: Reply) => void;
+    llm.script(
+      MODEL_ROUTE,
+      { json: openaiCompletion({ tool_calls: [call('call_slack', 'echo ran >> /workspace/slack-room; wc -l < /workspace/slack-room')] }) },
+      { held: new Promise<Reply>((resolve) => (answerAfterRun = resolve)) },
+    );
+    const count = slack.write(slackUser.olive, SLACK_ROOM, 'count in slack');
+    const card = await waitFor('the card in the channel', async () =>
+      slack.messagesIn(SLACK_ROOM).find((m) => m.versions[0]!.includes('warden-approve')),
+    );
+    const actionId = /act-[0-9a-f]{16}/.exec(card.versions[0]!)![0];
+    const pressed = slack.press(slackUser.alice, card, buttonValue(card, 'warden-approve'));
+    await pressed.acked;
+    expect(await pressed.ephemeral).toMatch(new RegExp(`^Approved: ${actionId}`));
+    await waitFor('the card to show the result', async () => showsCompleted(card));
+    await env.expectRanOnceApprovedByAlice(actionId, 'slack');
+    answerAfterRun({ json: openaiCompletion({ content: 'Counted in Slack.' }) });
+    expect((await replyIn(count.ts)).text).toBe('Counted in Slack.');
+
+    const asked = llm.to(MODEL_ROUTE).length;
+    const fromStranger = slack.write(slackUser.stranger, SLACK_ROOM, 'hello');
+    await fromStranger.acked;
+    const ended = slack.write(slackUser.olive, SLACK_ROOM, '!end');
+    expect((await replyIn(ended.ts)).text).toMatch(/^Conversation cnv-[0-9a-f]{16} ended/);
+    expect(slack.messagesIn(SLACK_ROOM).filter((m) => m.thread_ts === fromStranger.ts)).toEqual([]);
     expect(llm.to(MODEL_ROUTE).length).toBe(asked);
   }, 120_000);
 });
