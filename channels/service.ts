@@ -249,7 +249,7 @@ export function createChannelService(options: ChannelServiceOptions) {
    */
   async function handleMessage(channel: Channel, message: RoomMessage): Promise<void> {
     const rooms = channel.adapter.conversations;
-    const agentId = rooms?.agents[message.room];
+    const agentId = rooms && Object.hasOwn(rooms.agents, message.room) ? rooms.agents[message.room] : undefined;
     if (!rooms || !agentId) return;
     touched(channel);
     const keyId = store.pairedKey(message.platform_user);
@@ -273,7 +273,7 @@ export function createChannelService(options: ChannelServiceOptions) {
     // One message at a time per person and room: two sent at once never start two conversations.
     const key = `${channel.adapter.name}\n${message.room}\n${identity.key_id}`;
     const previous = inRoom.get(key) ?? Promise.resolve();
-    const next = previous.then(() => converse(channel.adapter.name, rooms, agentId, message, identity, reply));
+    const next = previous.catch(() => undefined).then(() => converse(channel.adapter.name, rooms, agentId, message, identity, reply));
     inRoom.set(key, next);
     await next.finally(() => inRoom.get(key) === next && inRoom.delete(key));
   }
