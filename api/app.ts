@@ -111,18 +111,20 @@ export function createApp(deps: AppDeps) {
     assertOpen: lockdown.assertOpen,
     isRevoked: (keyId) => deps.keys.isRevoked(keyId),
   });
+  // The model providers of WARDEN_PROVIDERS_FILE and WARDEN_LLM_* (or the embedded model): a bad file stops start-up here, naming the field.
+  const providers = new ProviderRegistry({ configs: loadProviderConfigs(deps.config), vault: deps.vault, logger: deps.logger });
+  const conversations = createConversationService(deps.client, grants, providers, agents, lockdown.assertOpen);
   const channelStore = deps.channelStore ?? ChannelStore.open(':memory:');
-  // Decides through the action service above: the same grant, checks and audit as the REST API.
+  // Decides and converses through the services above: the same grants, checks and audit as the REST API.
   const channels = createChannelService({
     adapters: configuredChannels(deps.config, deps.vault),
     store: channelStore,
     identityOf: (keyId) => deps.keys.identityOf(keyId),
     actions,
+    conversations,
     logger: deps.logger,
     pollMs: deps.config.channelPollSeconds * 1000,
   });
-  // The model providers of WARDEN_PROVIDERS_FILE and WARDEN_LLM_* (or the embedded model): a bad file stops start-up here, naming the field.
-  const providers = new ProviderRegistry({ configs: loadProviderConfigs(deps.config), vault: deps.vault, logger: deps.logger });
   const system = createSystemStatus({ ...deps, agents, channels: channels.status, providers });
   app.route('/', systemRouter(system));
   app.route('/api/agents', agentsRouter(agents, stats));
@@ -139,7 +141,6 @@ export function createApp(deps: AppDeps) {
   app.route('/api/audit-logs', auditRouter(deps.audit));
   app.route('/api', skillsRouter());
   app.route('/api/providers', providersRouter(providers));
-  const conversations = createConversationService(deps.client, grants, providers, agents, lockdown.assertOpen);
   const conversationEvents = createConversationEvents(
     conversations,
     (id) => actions.getAction(id),

@@ -4,6 +4,11 @@
  * click into a decision through the API's own decideAction (the same grant, checks and audit as
  * POST /api/actions/{id}/approve).
  *
+ * In a room that talks to an agent, a paired person's message goes to their conversation with it
+ * through the API's own conversation service (the same role, owner rules, grants and budgets as
+ * POST /api/conversations and /messages); the turn runs in the background, its answer is posted in
+ * the room once it ends, and its actions' cards are posted there as well as in the card rooms.
+ *
  * Where cards come from: Temporal visibility's list of pending actions, read every poll interval,
  * as GET /api/actions/pending reads it. It is durable on both sides: the pending actions live in
  * their workflows, the posted cards in channels.db. A restarted API (or a channel that comes back)
@@ -15,8 +20,10 @@ import type { ActionRecord } from '../domain/action.js';
 import { WardenError } from '../domain/errors.js';
 import { hasRole, type Identity } from '../domain/roles.js';
 import type { ActionService } from '../api/actions/service.js';
-import type { CardRecord, ChannelStore } from '../stores/channel-store.js';
-import type { ButtonClick, ChannelAdapter } from './adapter.js';
+import { DEFAULT_MAX_STEPS, type ConversationService } from '../api/conversations/service.js';
+import type { Turn } from '../domain/conversation.js';
+import type { CardRecord, ChannelStore, RoomConversation } from '../stores/channel-store.js';
+import type { ButtonClick, ChannelAdapter, RoomConversations, RoomMessage } from './adapter.js';
 import { approvalCard, cardDigest, parseButtonData, type CardLimits } from './card.js';
 
 export interface ChannelStatus {
@@ -36,6 +43,8 @@ export interface ChannelServiceOptions {
   /** The identity behind a key id while the key is not revoked. */
   identityOf: (keyId: string) => Promise<Identity | null>;
   actions: Pick<ActionService, 'pendingActions' | 'getAction' | 'decideAction' | 'temporalReachable'>;
+  /** The conversations people hold in rooms that talk to an agent. */
+  conversations: Pick<ConversationService, 'createConversation' | 'getConversation' | 'sendMessage' | 'stop'>;
   logger: Pick<Logger, 'info' | 'warn'>;
   pollMs: number;
 }
@@ -44,9 +53,11 @@ export interface ChannelServiceOptions {
 const MAX_PENDING_CARDS = 1_000;
 const RETRY_FIRST_MS = 1_000;
 const RETRY_MAX_MS = 60_000;
+/** What ends a person's conversation in a room: Slack keeps words starting with `/` for its own commands, hence `!end`; Telegram may add `@<bot>`. */
+const END_COMMAND = /^[/!]end(@\w+)?$/i;
 
 export function createChannelService(options: ChannelServiceOptions) {
-  const { store, actions, logger } = options;
+  const { store, actions, conversations, logger } = options;
   const channels = options.adapters.map(({ adapter, limits }) => ({
     adapter,
     limits,
@@ -66,6 +77,8 @@ export function createChannelService(options: ChannelServiceOptions) {
     syncing = next.catch(() => undefined);
     return next;
   };
+  /** Per person and room, the message being handled: the next one waits for it. */
+  const inRoom = new Map<string, Promise<unknown>>();
   const touched = (channel: Channel) => (channel.last_event_at = new Date().toISOString());
 
   function connect(channel: Channel) {
@@ -78,6 +91,10 @@ export function createChannelService(options: ChannelServiceOptions) {
             logger.warn({ channel: channel.adapter.name, error: err.message }, 'a click could not be answered'),
           ),
         (error) => lost(channel, error),
+        (message) =>
+          handleMessage(channel, message).catch((err: Error) =>
+            logger.warn({ channel: channel.adapter.name, error: err.message }, 'a room message could not be answered'),
+          ),
       )
       .then(() => {
         // Stopped while connecting: the connection made meanwhile is closed, not kept.
@@ -128,6 +145,9 @@ export function createChannelService(options: ChannelServiceOptions) {
       const still = on.filter((c) => !failing.has(c));
       if (still.length) await showAction(id, still, failing);
     }
+    for (const channel of live) {
+      if (!failing.has(channel)) await postAnswers(channel).catch((err) => failed(channel, err));
+    }
   }
 
   /** Brings every card of one action up to date on these channels: posts, edits or closes. */
@@ -153,7 +173,9 @@ export function createChannelService(options: ChannelServiceOptions) {
     const card = approvalCard(action, channel.limits);
     const shown = cardDigest(card);
     const cards = new Map(here.map((c) => [c.room, c]));
-    for (const room of channel.adapter.rooms) {
+    // A conversation's actions show in the rooms it talks in too, where its owner waits for them.
+    const talking = action.origin ? store.roomsOfConversation(channel.adapter.name, action.origin.conversation_id) : [];
+    for (const room of new Set([...channel.adapter.rooms, ...talking, ...cards.keys()])) {
       const existing = cards.get(room);
       if (existing?.closed || existing?.shown === shown) continue;
       if (!existing) {
@@ -224,6 +246,132 @@ export function createChannelService(options: ChannelServiceOptions) {
     }
     await click.answer(text);
     await refreshAction(id);
+  }
+
+  /**
+   * A message in a room. Whoever is not paired, in a room that talks to no agent, is dropped without
+   * a word; a paired person below operator is told why not; anyone else's message starts a turn of
+   * their conversation with the room's agent (started first when they have none open), unless one
+   * still runs. The turn runs in the workflow: its answer is posted by the next poll once it ends.
+   */
+  async function handleMessage(channel: Channel, message: RoomMessage): Promise<void> {
+    const rooms = channel.adapter.conversations;
+    const agentId = rooms && Object.hasOwn(rooms.agents, message.room) ? rooms.agents[message.room] : undefined;
+    if (!rooms || !agentId) return;
+    touched(channel);
+    const keyId = store.pairedKey(message.platform_user);
+    const identity = keyId ? await options.identityOf(keyId) : null;
+    if (!identity) {
+      logger.info({ channel: channel.adapter.name }, 'a room message from a user without a live pairing was dropped');
+      return;
+    }
+    const reply = (text: string) =>
+      rooms.postMessage(message.room, {
+        text,
+        replyTo: message.message_id,
+        cutNote: (missing) => `[${missing} more characters not shown]`,
+      });
+    if (!hasRole(identity.role, 'operator')) {
+      await reply(
+        `Not allowed: your key ${identity.name} has the ${identity.role} role; talking with an agent needs operator. Nothing was sent.`,
+      );
+      return;
+    }
+    // One message at a time per person and room: two sent at once never start two conversations.
+    const key = `${channel.adapter.name}\n${message.room}\n${identity.key_id}`;
+    const previous = inRoom.get(key) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(() => converse(channel.adapter.name, rooms, agentId, message, identity, reply));
+    inRoom.set(key, next);
+    await next.finally(() => inRoom.get(key) === next && inRoom.delete(key));
+  }
+
+  async function converse(
+    name: string,
+    rooms: RoomConversations,
+    agentId: string,
+    message: RoomMessage,
+    identity: Identity,
+    reply: (text: string) => Promise<string>,
+  ): Promise<void> {
+    const text = message.text.trim();
+    const link = store.roomConversation(name, message.room, identity.key_id);
+    if (END_COMMAND.test(text)) {
+      if (!link) return void (await reply('No conversation is open here; write a message to start one.'));
+      await conversations.stop(link.conversation_id, 'end', identity).catch((err: unknown) => {
+        if (!(err instanceof WardenError && (err.code === 'conversation_ended' || err.code === 'not_found'))) throw err;
+      });
+      store.endRoomConversation(name, message.room, identity.key_id);
+      return void (await reply(`Conversation ${link.conversation_id} ended. Your next message here starts a new one.`));
+    }
+    if (!text) return;
+    if (link?.awaiting_turn != null) return void (await reply(stillWorking(link.conversation_id)));
+    let conversationId = link?.agent_id === agentId ? link.conversation_id : null;
+    try {
+      for (;;) {
+        const continuing = conversationId !== null;
+        conversationId ??= (await conversations.createConversation({ agent_id: agentId, max_steps: DEFAULT_MAX_STEPS }, identity)).id;
+        try {
+          const { turn } = await conversations.sendMessage(conversationId, text, identity, 0);
+          const started: RoomConversation = {
+            channel: name,
+            room: message.room,
+            key_id: identity.key_id,
+            conversation_id: conversationId,
+            agent_id: agentId,
+            awaiting_turn: turn,
+            reply_to: message.message_id,
+          };
+          store.saveRoomConversation(started);
+          return;
+        } catch (err) {
+          // Ended meanwhile (through the API, or its owner's key changed): the message starts another.
+          const gone = err instanceof WardenError && (err.code === 'conversation_ended' || err.code === 'not_found');
+          if (!(continuing && gone)) throw err;
+          conversationId = null;
+        }
+      }
+    } catch (err) {
+      if (err instanceof WardenError && err.code === 'conversation_busy' && conversationId)
+        return void (await reply(stillWorking(conversationId)));
+      await reply(
+        err instanceof WardenError
+          ? `Not sent: ${err.message}`
+          : `Warden could not take your message (${(err as Error).message}); try again.`,
+      );
+    }
+  }
+
+  const stillWorking = (conversationId: string) =>
+    `Still working on the last message (conversation ${conversationId}): its answer comes here when it is done. Send /end to end the conversation.`;
+
+  /** Posts, in each room that waits for one, the answer of a turn that has ended. */
+  async function postAnswers(channel: Channel) {
+    const rooms = channel.adapter.conversations;
+    if (!rooms) return;
+    for (const link of store.awaitedTurns(channel.adapter.name)) {
+      const owner = await options.identityOf(link.key_id);
+      // Its owner's key was revoked: nothing more is read or posted for it.
+      if (!owner) {
+        store.turnAnswered(link);
+        continue;
+      }
+      const conversation = await conversations.getConversation(link.conversation_id, owner).catch((err: unknown) => {
+        if (err instanceof WardenError && err.code === 'not_found') return null;
+        throw err;
+      });
+      const turn = conversation?.turns.find((t) => t.turn === link.awaiting_turn);
+      if (conversation && !turn?.ended_at) continue;
+      if (turn) {
+        await rooms.postMessage(link.room, {
+          text: answerText(turn),
+          replyTo: link.reply_to,
+          cutNote: (missing) =>
+            `[${missing} more characters not shown: read the whole answer with \`warden chat\`, or GET /api/conversations/${link.conversation_id}]`,
+        });
+        touched(channel);
+      }
+      store.turnAnswered(link);
+    }
   }
 
   /**
@@ -299,3 +447,9 @@ export function createChannelService(options: ChannelServiceOptions) {
 }
 
 export type ChannelService = ReturnType<typeof createChannelService>;
+
+/** What a room is told when a turn ends: the model's answer, or why there is none. */
+function answerText(turn: Turn): string {
+  if (turn.status === 'answered') return turn.reply || '(the model answered with no text)';
+  return `No answer (${turn.status.replace('_', ' ')}): ${turn.error ?? 'the turn ended without one'}`;
+}

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { SandboxRuntimeSchema } from './agent.js';
+import { AgentIdSchema, SandboxRuntimeSchema } from './agent.js';
 import { AgentBudgetSchema, ModelPriceSchema } from './budget.js';
 import { DEFAULT_RATE_LIMITS, parseRateLimits } from './rate-limits.js';
 import { parsePoolProfiles } from './sandbox-pool.js';
@@ -28,6 +28,27 @@ const commaSeparated = <T extends z.ZodType>(list: T) =>
         : v,
     list,
   );
+
+/**
+ * Which agent each chat room talks to, from the environment's `<room>=<agent id>,…`; an
+ * already-parsed map stays as it is. At most 20 rooms, as for a channel's card rooms.
+ */
+const roomAgents = (room: z.ZodString) =>
+  z
+    .preprocess(
+      (v) =>
+        typeof v === 'string'
+          ? Object.fromEntries(
+              v
+                .split(',')
+                .map((pair) => pair.trim())
+                .filter(Boolean)
+                .map((pair) => pair.split('=').map((part) => part.trim())),
+            )
+          : v,
+      z.record(room, AgentIdSchema).refine((rooms) => Object.keys(rooms).length <= 20, 'at most 20 rooms talk to agents'),
+    )
+    .default({});
 
 /** JSON from the environment; an already-parsed value stays as it is, and text that is not JSON fails the schema. */
 const json = <T extends z.ZodType>(schema: T) =>
@@ -520,6 +541,9 @@ export const ConfigSchema = z
     discordChannelIds: commaSeparated(z.array(z.string().regex(/^\d{1,20}$/, 'each Discord channel id is a number (a snowflake)')).max(20))
       .default([])
       .describe('API only: the Discord text channels (ids, comma-separated, at most 20) approval cards are posted to.'),
+    discordRoomAgents: roomAgents(z.string().regex(/^\d{1,20}$/, 'each Discord channel id is a number (a snowflake)')).describe(
+      'API only: the Discord text channels where a paired person talks with an agent, as `<channel id>=<agent id>` pairs, comma-separated (at most 20); a message there starts or continues their conversation with that agent. A channel not listed ignores messages. See [Chat channels](channels.md#conversations-in-a-room).',
+    ),
     discordApiUrl: z
       .url({ protocol: /^https?$/ })
       .optional()
@@ -554,6 +578,9 @@ export const ConfigSchema = z
     slackChannelIds: commaSeparated(z.array(z.string().regex(/^[A-Z0-9]{1,20}$/, 'each Slack channel id looks like C0123456789')).max(20))
       .default([])
       .describe('API only: the Slack channels (ids, comma-separated, at most 20) approval cards are posted to.'),
+    slackRoomAgents: roomAgents(z.string().regex(/^[A-Z0-9]{1,20}$/, 'each Slack channel id looks like C0123456789')).describe(
+      'API only: the Slack channels where a paired person talks with an agent, as `<channel id>=<agent id>` pairs, comma-separated (at most 20); a channel not listed ignores messages. See [Chat channels](channels.md#conversations-in-a-room).',
+    ),
     slackApiUrl: z
       .url({ protocol: /^https?$/ })
       .optional()
@@ -570,6 +597,9 @@ export const ConfigSchema = z
     )
       .default([])
       .describe('API only: the Telegram chats (ids, comma-separated, at most 20) approval cards are posted to.'),
+    telegramRoomAgents: roomAgents(z.string().regex(/^-?\d{1,20}$/, 'each Telegram chat id is a number (groups are negative)')).describe(
+      'API only: the Telegram chats where a paired person talks with an agent, as `<chat id>=<agent id>` pairs, comma-separated (at most 20); a chat not listed ignores messages. See [Chat channels](channels.md#conversations-in-a-room).',
+    ),
     telegramApiUrl: z
       .url({ protocol: /^https?$/ })
       .optional()
@@ -722,15 +752,18 @@ export const CONFIG_ENV: Record<keyof Config, string> = {
   discordBotTokenSecret: 'WARDEN_DISCORD_BOT_TOKEN_SECRET',
   discordChannelIds: 'WARDEN_DISCORD_CHANNEL_IDS',
   discordApiUrl: 'WARDEN_DISCORD_API_URL',
+  discordRoomAgents: 'WARDEN_DISCORD_ROOM_AGENTS',
   slackBotTokenSecret: 'WARDEN_SLACK_BOT_TOKEN_SECRET',
   slackMode: 'WARDEN_SLACK_MODE',
   slackAppTokenSecret: 'WARDEN_SLACK_APP_TOKEN_SECRET',
   slackSigningSecretSecret: 'WARDEN_SLACK_SIGNING_SECRET_SECRET',
   slackChannelIds: 'WARDEN_SLACK_CHANNEL_IDS',
   slackApiUrl: 'WARDEN_SLACK_API_URL',
+  slackRoomAgents: 'WARDEN_SLACK_ROOM_AGENTS',
   telegramBotTokenSecret: 'WARDEN_TELEGRAM_BOT_TOKEN_SECRET',
   telegramChatIds: 'WARDEN_TELEGRAM_CHAT_IDS',
   telegramApiUrl: 'WARDEN_TELEGRAM_API_URL',
+  telegramRoomAgents: 'WARDEN_TELEGRAM_ROOM_AGENTS',
   telegramMode: 'WARDEN_TELEGRAM_MODE',
   telegramWebhookUrl: 'WARDEN_TELEGRAM_WEBHOOK_URL',
   telegramWebhookSecretSecret: 'WARDEN_TELEGRAM_WEBHOOK_SECRET_SECRET',

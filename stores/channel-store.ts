@@ -1,7 +1,8 @@
 /**
  * The chat channels' own state, in SQLite under the data dir (channels.db): which platform user
- * acts as which API key (pairings), and which message on which channel shows which action (cards),
- * so a restarted API edits the cards it posted instead of losing them.
+ * acts as which API key (pairings), which message on which channel shows which action (cards),
+ * so a restarted API edits the cards it posted instead of losing them, and which conversation each
+ * person has with a room's agent (room conversations), so a restarted API carries them on.
  */
 import Database from 'better-sqlite3';
 import { openSqliteDatabase } from './sqlite-database.js';
@@ -31,6 +32,20 @@ export interface CardRecord {
   closed: boolean;
 }
 
+/** A person's conversation with the agent of a chat room: their messages there continue it. */
+export interface RoomConversation {
+  channel: string;
+  room: string;
+  /** The paired key that owns the conversation. */
+  key_id: string;
+  conversation_id: string;
+  agent_id: string;
+  /** The turn whose answer the room still waits for, or null when none runs. */
+  awaiting_turn: number | null;
+  /** The message that started that turn: the answer replies to it. */
+  reply_to: string | null;
+}
+
 const PAIRING_COLUMNS = 'platform_user, key_id, paired_at, paired_by, confirmed_at, revoked_at, revoked_by';
 
 export class ChannelStore {
@@ -57,7 +72,17 @@ export class ChannelStore {
       closed INTEGER NOT NULL DEFAULT 0,
       PRIMARY KEY (action_id, channel, room)
     );
-    CREATE INDEX IF NOT EXISTS cards_open ON cards (closed, channel);`,
+    CREATE INDEX IF NOT EXISTS cards_open ON cards (closed, channel);
+    CREATE TABLE IF NOT EXISTS room_conversations (
+      channel TEXT NOT NULL,
+      room TEXT NOT NULL,
+      key_id TEXT NOT NULL,
+      conversation_id TEXT NOT NULL,
+      agent_id TEXT NOT NULL,
+      awaiting_turn INTEGER,
+      reply_to TEXT,
+      PRIMARY KEY (channel, room, key_id)
+    );`,
     );
     return new ChannelStore(db);
   }
@@ -139,6 +164,58 @@ export class ChannelStore {
   /** The cards of a channel still showing an action that was not final when last shown. */
   openCards(channel: string): CardRecord[] {
     return this.cards('SELECT * FROM cards WHERE closed = 0 AND channel = ?', channel);
+  }
+
+  roomConversation(channel: string, room: string, keyId: string): RoomConversation | null {
+    return (
+      (this.db
+        .prepare('SELECT * FROM room_conversations WHERE channel = ? AND room = ? AND key_id = ?')
+        .get(channel, room, keyId) as RoomConversation) ?? null
+    );
+  }
+
+  /** Links (or re-links) a person's conversation in a room; a turn awaited there is recorded with it. */
+  saveRoomConversation(link: RoomConversation): void {
+    this.db
+      .prepare(
+        `INSERT INTO room_conversations (channel, room, key_id, conversation_id, agent_id, awaiting_turn, reply_to) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (channel, room, key_id) DO UPDATE SET conversation_id = excluded.conversation_id, agent_id = excluded.agent_id,
+           awaiting_turn = excluded.awaiting_turn, reply_to = excluded.reply_to`,
+      )
+      .run(link.channel, link.room, link.key_id, link.conversation_id, link.agent_id, link.awaiting_turn, link.reply_to);
+  }
+
+  /** Unlinks a person's conversation in a room (it ended): their next message starts another. */
+  endRoomConversation(channel: string, room: string, keyId: string): void {
+    this.db.prepare('DELETE FROM room_conversations WHERE channel = ? AND room = ? AND key_id = ?').run(channel, room, keyId);
+  }
+
+  /** The room has its answer to this turn: nothing waits any more (unless a newer turn started meanwhile). */
+  turnAnswered(link: RoomConversation): void {
+    this.db
+      .prepare(
+        `UPDATE room_conversations SET awaiting_turn = NULL, reply_to = NULL
+         WHERE channel = ? AND room = ? AND key_id = ? AND conversation_id = ? AND awaiting_turn = ?`,
+      )
+      .run(link.channel, link.room, link.key_id, link.conversation_id, link.awaiting_turn);
+  }
+
+  /** A channel's room conversations whose room waits for a turn's answer. */
+  awaitedTurns(channel: string): RoomConversation[] {
+    return this.db
+      .prepare('SELECT * FROM room_conversations WHERE channel = ? AND awaiting_turn IS NOT NULL')
+      .all(channel) as RoomConversation[];
+  }
+
+  /** The rooms of a channel a conversation talks in: its actions' cards go there too. */
+  roomsOfConversation(channel: string, conversationId: string): string[] {
+    return (
+      this.db
+        .prepare('SELECT DISTINCT room FROM room_conversations WHERE channel = ? AND conversation_id = ?')
+        .all(channel, conversationId) as Array<{
+        room: string;
+      }>
+    ).map((r) => r.room);
   }
 
   private cards(sql: string, ...args: string[]): CardRecord[] {

@@ -8,7 +8,7 @@ import { discordAdapter } from './adapter.js';
 import { DISCORD_LIMITS } from './card.js';
 
 export function discordChannel(
-  config: Pick<Config, 'discordBotTokenSecret' | 'discordChannelIds' | 'discordApiUrl'>,
+  config: Pick<Config, 'discordBotTokenSecret' | 'discordChannelIds' | 'discordApiUrl' | 'discordRoomAgents'>,
   vault: Vault | undefined,
 ): { adapter: ChannelAdapter; limits: CardLimits } | null {
   const secret = config.discordBotTokenSecret;
@@ -17,6 +17,7 @@ export function discordChannel(
     token: vaultToken(vault, secret),
     channelIds: config.discordChannelIds,
     apiBase: config.discordApiUrl,
+    roomAgents: config.discordRoomAgents,
   });
   return { adapter, limits: DISCORD_LIMITS };
 }

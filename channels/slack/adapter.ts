@@ -3,13 +3,16 @@
  * HTTP (Slack posts signed requests to the API's route, which hands them here). Cards are posted
  * with chat.postMessage and edited with chat.update. A button press arrives as block_actions,
  * acknowledged at once; the verdict goes to the presser alone (chat.postEphemeral). The presser is
- * the payload's user, as Slack says.
+ * the payload's user, as Slack says. With channels that talk to agents, it also hands on the
+ * messages people (never bots, nor Warden itself) write there, from `message` events; the writer
+ * is the event's user, as Slack says.
  */
 import { App, LogLevel } from '@slack/bolt';
 import { WardenError } from '../../domain/errors.js';
-import type { ButtonClick, ChannelAdapter } from '../adapter.js';
+import type { ButtonClick, ChannelAdapter, PlainMessage } from '../adapter.js';
 import type { ApprovalCard } from '../card.js';
-import { slackCardMessage } from './card.js';
+import { fitText } from '../room-text.js';
+import { escapeSlack, slackCardMessage } from './card.js';
 import { deliveredRequests } from '../delivered-requests.js';
 import {
   API_ROUTE_RECEIVER,
@@ -35,6 +38,21 @@ export interface SlackSettings {
   channelIds: string[];
   /** Slack's Web API base (`https://slack.com/api/` when unset). */
   apiUrl?: string;
+  /** Channel id → the agent people talk with there. */
+  roomAgents?: Record<string, string>;
+}
+
+/** Slack shows a message's first 4000 characters and folds the rest. */
+const MESSAGE_LIMIT = 4000;
+
+/** The fields of a `message` event Warden reads; the subtypes (edits, joins, bots' posts) are not people writing. */
+interface MessageEvent {
+  subtype?: string;
+  bot_id?: string;
+  user?: string;
+  channel: string;
+  ts: string;
+  text?: string;
 }
 
 export function slackAdapter(settings: SlackSettings): ChannelAdapter {
@@ -45,6 +63,8 @@ export function slackAdapter(settings: SlackSettings): ChannelAdapter {
   let requests: { app: App; signingSecret: string } | undefined;
   /** Over HTTP: the requests taken in the last 5 minutes, each taken once. */
   const delivered = deliveredRequests('Slack');
+  const roomAgents = settings.roomAgents ?? {};
+  const talking = Object.keys(roomAgents).length > 0;
 
   async function receive(request: Request): Promise<Response> {
     const current = requests;
@@ -60,7 +80,7 @@ export function slackAdapter(settings: SlackSettings): ChannelAdapter {
     name: 'slack',
     rooms: settings.channelIds,
     ...(delivery.mode === 'http' ? { receive } : {}),
-    async connect(onClick, onLost) {
+    async connect(onClick, onLost, onMessage) {
       const [botToken, secret] = await Promise.all([
         settings.botToken(),
         delivery.mode === 'socket' ? delivery.appToken() : delivery.signingSecret(),
@@ -87,6 +107,17 @@ export function slackAdapter(settings: SlackSettings): ChannelAdapter {
         };
         // Not awaited: Bolt's listener returns once the envelope is acknowledged.
         void onClick(click);
+      });
+      // Bolt acknowledges an event before its listener runs, and drops the app's own messages.
+      current.event('message', async ({ event }) => {
+        const message = event as MessageEvent;
+        if (!onMessage || message.subtype || message.bot_id || !message.user || !Object.hasOwn(roomAgents, message.channel)) return;
+        void onMessage({
+          room: message.channel,
+          platform_user: `slack:${message.user}`,
+          message_id: message.ts,
+          text: message.text ?? '',
+        }).catch(() => undefined);
       });
       current.error(async (err) => onLost(err));
       await current.start();
@@ -115,5 +146,22 @@ export function slackAdapter(settings: SlackSettings): ChannelAdapter {
       if (!app) throw new Error('Slack is not connected');
       await app.client.chat.update({ channel: room, ts: messageId, ...slackCardMessage(card) });
     },
+    ...(talking
+      ? {
+          conversations: {
+            agents: roomAgents,
+            async postMessage(room: string, message: PlainMessage) {
+              if (!app) throw new Error('Slack is not connected');
+              const post = { channel: room, text: fitText(message, MESSAGE_LIMIT, escapeSlack), mrkdwn: false, unfurl_links: false };
+              // A reply goes in the message's thread and, broadcast, in the channel too.
+              const res = await (message.replyTo
+                ? app.client.chat.postMessage({ ...post, thread_ts: message.replyTo, reply_broadcast: true })
+                : app.client.chat.postMessage(post));
+              if (!res.ts) throw new Error(`Slack did not say which message it posted in ${room}`);
+              return res.ts;
+            },
+          },
+        }
+      : {}),
   };
 }

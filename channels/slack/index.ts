@@ -10,7 +10,13 @@ import { SLACK_LIMITS } from './card.js';
 export function slackChannel(
   config: Pick<
     Config,
-    'slackBotTokenSecret' | 'slackMode' | 'slackAppTokenSecret' | 'slackSigningSecretSecret' | 'slackChannelIds' | 'slackApiUrl'
+    | 'slackBotTokenSecret'
+    | 'slackMode'
+    | 'slackAppTokenSecret'
+    | 'slackSigningSecretSecret'
+    | 'slackChannelIds'
+    | 'slackApiUrl'
+    | 'slackRoomAgents'
   >,
   vault: Vault | undefined,
 ): { adapter: ChannelAdapter; limits: CardLimits } | null {
@@ -27,6 +33,7 @@ export function slackChannel(
     delivery,
     channelIds: config.slackChannelIds,
     apiUrl: config.slackApiUrl,
+    roomAgents: config.slackRoomAgents,
   });
   return { adapter, limits: SLACK_LIMITS };
 }

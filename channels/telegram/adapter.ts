@@ -2,16 +2,22 @@
  * Telegram through grammY, by long polling or by webhook (Telegram posts updates to the API's
  * route, which hands them here): the bot posts cards to its chats and edits them, and a button
  * press arrives as a callback query. The clicker is the query's `from`, as Telegram says. The
- * verdict is the query's answer, shown to the clicker alone.
+ * verdict is the query's answer, shown to the clicker alone. With chats that talk to agents, it
+ * also asks for message updates and hands on the text people (never bots) write there; the writer
+ * is the message's `from`, as Telegram says.
  */
 import { Bot, type Context } from 'grammy';
 import type { Update } from 'grammy/types';
 import { WardenError } from '../../domain/errors.js';
 import { secretMatches } from '../../domain/secret-match.js';
-import type { ButtonClick, ChannelAdapter } from '../adapter.js';
+import type { ButtonClick, ChannelAdapter, PlainMessage } from '../adapter.js';
 import { deliveredRequests } from '../delivered-requests.js';
 import type { ApprovalCard } from '../card.js';
+import { fitText } from '../room-text.js';
 import { telegramCardMessage } from './card.js';
+
+/** A message's text holds 4096 characters; sent without a parse mode, nothing in it needs escaping. */
+const MESSAGE_LIMIT = 4096;
 
 export interface TelegramSettings {
   /** The bot token, read when connecting (from the vault); undefined when the secret is missing. */
@@ -27,6 +33,8 @@ export interface TelegramSettings {
    * secret token it must send with each (read from the vault when connecting).
    */
   webhook?: { url: string; secretToken: () => Promise<string | undefined> };
+  /** Chat id → the agent people talk with there. */
+  roomAgents?: Record<string, string>;
 }
 
 /**
@@ -42,6 +50,10 @@ export function telegramAdapter(settings: TelegramSettings): ChannelAdapter {
   /** In webhook mode, once connected: the bot updates are handed to and the token they must carry. */
   let webhook: { bot: Bot; secretToken: string } | undefined;
   const delivered = deliveredRequests('Telegram');
+  const roomAgents = settings.roomAgents ?? {};
+  const talking = Object.keys(roomAgents).length > 0;
+  // Telegram sends only the kinds of update asked for: messages only when some chat talks to an agent.
+  const allowedUpdates: Array<'callback_query' | 'message'> = talking ? ['callback_query', 'message'] : ['callback_query'];
 
   async function receive(request: Request): Promise<Response> {
     const current = webhook;
@@ -64,7 +76,7 @@ export function telegramAdapter(settings: TelegramSettings): ChannelAdapter {
     const secretToken = await hook.secretToken();
     if (!secretToken) throw new Error('no webhook secret token: the vault has no secret of the configured name');
     await current.init();
-    await current.api.setWebhook(hook.url, { secret_token: secretToken, allowed_updates: ['callback_query'] });
+    await current.api.setWebhook(hook.url, { secret_token: secretToken, allowed_updates: allowedUpdates });
     webhook = { bot: current, secretToken };
   }
 
@@ -89,7 +101,7 @@ export function telegramAdapter(settings: TelegramSettings): ChannelAdapter {
     name: 'telegram',
     rooms: settings.chatIds,
     ...(settings.webhook ? { receive } : {}),
-    async connect(onClick, onLost) {
+    async connect(onClick, onLost, onMessage) {
       const token = await settings.token();
       if (!token) throw new Error('no bot token: the vault has no secret of the configured name');
       // A webhook's set-up is two plain calls: they fail once past the ready timeout.
@@ -101,6 +113,12 @@ export function telegramAdapter(settings: TelegramSettings): ChannelAdapter {
       bot = current;
       // Not awaited: a slow decision must not hold the next update back.
       current.on('callback_query:data', (ctx) => void onClick(clickOf(ctx)));
+      current.on('message:text', (ctx) => {
+        const room = String(ctx.chat.id);
+        if (!onMessage || ctx.from.is_bot || !Object.hasOwn(roomAgents, room)) return;
+        const { message_id, text } = ctx.message;
+        void onMessage({ room, platform_user: `telegram:${ctx.from.id}`, message_id: String(message_id), text }).catch(() => undefined);
+      });
       current.catch((err) => onLost(err.error instanceof Error ? err.error : new Error(String(err.error))));
       if (settings.webhook) return setWebhook(current, settings.webhook);
       await new Promise<void>((resolve, reject) => {
@@ -108,7 +126,7 @@ export function telegramAdapter(settings: TelegramSettings): ChannelAdapter {
           reject(new Error('the Telegram Bot API did not answer in time'));
           void current.stop().catch(() => undefined);
         }, readyTimeoutMs);
-        current.start({ allowed_updates: ['callback_query'], onStart: () => (clearTimeout(timer), (polling = true), resolve()) }).then(
+        current.start({ allowed_updates: allowedUpdates, onStart: () => (clearTimeout(timer), (polling = true), resolve()) }).then(
           () => (polling = false),
           (err: Error) => {
             polling = false;
@@ -147,5 +165,26 @@ export function telegramAdapter(settings: TelegramSettings): ChannelAdapter {
         link_preview_options: { is_disabled: true },
       });
     },
+    ...(talking
+      ? {
+          conversations: {
+            agents: roomAgents,
+            async postMessage(room: string, message: PlainMessage) {
+              if (!bot) throw new Error('Telegram is not connected');
+              const sent = await bot.api.sendMessage(
+                room,
+                fitText(message, MESSAGE_LIMIT, (text) => text),
+                {
+                  link_preview_options: { is_disabled: true },
+                  ...(message.replyTo
+                    ? { reply_parameters: { message_id: Number(message.replyTo), allow_sending_without_reply: true } }
+                    : {}),
+                },
+              );
+              return String(sent.message_id);
+            },
+          },
+        }
+      : {}),
   };
 }

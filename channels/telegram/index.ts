@@ -10,7 +10,13 @@ import { TELEGRAM_LIMITS } from './card.js';
 export function telegramChannel(
   config: Pick<
     Config,
-    'telegramBotTokenSecret' | 'telegramChatIds' | 'telegramApiUrl' | 'telegramMode' | 'telegramWebhookUrl' | 'telegramWebhookSecretSecret'
+    | 'telegramBotTokenSecret'
+    | 'telegramChatIds'
+    | 'telegramApiUrl'
+    | 'telegramMode'
+    | 'telegramWebhookUrl'
+    | 'telegramWebhookSecretSecret'
+    | 'telegramRoomAgents'
   >,
   vault: Vault | undefined,
 ): { adapter: ChannelAdapter; limits: CardLimits } | null {
@@ -24,6 +30,7 @@ export function telegramChannel(
     chatIds: config.telegramChatIds,
     apiRoot: config.telegramApiUrl,
     webhook,
+    roomAgents: config.telegramRoomAgents,
   });
   return { adapter, limits: TELEGRAM_LIMITS };
 }

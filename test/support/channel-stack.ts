@@ -23,6 +23,8 @@ export async function startChannelStack(opts: {
   stack?: Omit<StackOptions, 'vault' | 'config'>;
   /** Starts those worker processes, once the stack is up and before the agent is made. */
   startWorkers?: () => Promise<unknown>;
+  /** The shell agent's id, when the configuration names it (a room that talks to it). */
+  agentId?: string;
 }) {
   const vault = openVault({ dataDir: mkdtempSync(join(tmpdir(), 'warden-vault-')) });
   for (const [name, value] of Object.entries(opts.secrets)) await vault.put(name, value);
@@ -41,7 +43,7 @@ export async function startChannelStack(opts: {
     expect((await stack.api('POST', '/api/channels/pairings', { platform_user: user, key_id: alice.id })).status).toBe(201);
     expect((await as(alice.key, 'POST', `/api/channels/pairings/${user}/confirm`)).status).toBe(200);
   }
-  const agentId = uniqueId('channel');
+  const agentId = opts.agentId ?? uniqueId('channel');
   expect((await stack.api('POST', '/api/agents', { skill_id: 'shell', agent_id: agentId, runtime: 'runc' })).status).toBe(201);
   await waitForStatus(stack.api, agentId, ['running']);
   await waitFor('the channels to be connected', async () =>

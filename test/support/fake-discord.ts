@@ -1,8 +1,9 @@
 /**
  * A local Discord for discord.js to talk to: the REST API v10 (GET /gateway/bot, channels, message
  * create and edit, interaction callbacks, the interaction's original response) and a WebSocket
- * gateway (HELLO, IDENTIFY, READY, GUILD_CREATE, heartbeats and their ACKs, and INTERACTION_CREATE
- * for a button click). discord.js reaches it through `rest: { api: <origin>/api }` and the gateway
+ * gateway (HELLO, IDENTIFY, READY, GUILD_CREATE, heartbeats and their ACKs, INTERACTION_CREATE
+ * for a button click, and MESSAGE_CREATE for a message someone writes, sent as Discord does: only
+ * to sessions that asked for GuildMessages, its content blank unless they asked for MessageContent). discord.js reaches it through `rest: { api: <origin>/api }` and the gateway
  * URL GET /gateway/bot answers. One guild with the text channels it is given.
  */
 import { randomBytes } from 'node:crypto';
@@ -13,6 +14,9 @@ import { WebSocketServer, type WebSocket } from 'ws';
 const BOT_ID = '100000000000000001';
 const APP_ID = '100000000000000002';
 const GUILD_ID = '100000000000000003';
+/** Gateway intents: message events, and the privileged one that fills in their content. */
+const GUILD_MESSAGES = 1 << 9;
+const MESSAGE_CONTENT = 1 << 15;
 
 let nextSnowflake = 200000000000000000n;
 const snowflake = () => String(nextSnowflake++);
@@ -46,6 +50,8 @@ export interface FakeDiscord {
   sessions(): number;
   /** A user clicks a button of a message: INTERACTION_CREATE with that component's custom_id. */
   click(userId: string, message: FakeMessage, customId: string): Click;
+  /** Someone writes in a text channel: MESSAGE_CREATE. Answers the message's id. */
+  write(userId: string, channelId: string, content: string, opts?: { bot?: boolean }): string;
   /** Refuses (true) or accepts new gateway connections and REST calls, as an outage would. */
   setDown(down: boolean): void;
   close(): Promise<void>;
@@ -57,6 +63,8 @@ export async function startFakeDiscord(opts: { channelIds?: string[] } = {}): Pr
   const messages = new Map<string, FakeMessage>();
   /** Identified sessions, each with its own dispatch (and sequence). */
   const sockets = new Map<WebSocket, (t: string, d: unknown) => void>();
+  /** The intents each identified session asked for. */
+  const intents = new Map<WebSocket, number>();
   const interactions = new Map<string, { ack: (type: number) => void; answer: (text: string) => void }>();
   let down = false;
   let origin = '';
@@ -94,6 +102,14 @@ export async function startFakeDiscord(opts: { channelIds?: string[] } = {}): Pr
     type: 0,
     flags: 0,
   });
+
+  /** MESSAGE_CREATE to the sessions that asked for message events, with the content only for those allowed to read it. */
+  const dispatchMessage = (message: ReturnType<typeof messageObject>) => {
+    for (const [socket, dispatch] of sockets) {
+      const asked = intents.get(socket) ?? 0;
+      if (asked & GUILD_MESSAGES) dispatch('MESSAGE_CREATE', { ...message, content: asked & MESSAGE_CONTENT ? message.content : '' });
+    }
+  };
 
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -153,6 +169,8 @@ export async function startFakeDiscord(opts: { channelIds?: string[] } = {}): Pr
           versions: [body],
         };
         messages.set(m.id, m);
+        // Discord tells the bot of its own messages too: a bot that answered itself would loop.
+        dispatchMessage(messageObject(m));
         return send(200, messageObject(m));
       }
       const edit = /^PATCH \/channels\/(\d+)\/messages\/(\d+)$/.exec(route);
@@ -176,11 +194,12 @@ export async function startFakeDiscord(opts: { channelIds?: string[] } = {}): Pr
     const dispatch = (t: string, d: unknown) => socket.send(JSON.stringify({ op: 0, t, s: ++seq, d }));
     socket.send(JSON.stringify({ op: 10, d: { heartbeat_interval: 41_250 } }));
     socket.on('message', (data) => {
-      const { op, d } = JSON.parse(String(data)) as { op: number; d: { token?: string } };
+      const { op, d } = JSON.parse(String(data)) as { op: number; d: { token?: string; intents?: number } };
       if (op === 1) return socket.send(JSON.stringify({ op: 11 }));
       if (op !== 2) return;
       if (d.token !== token && d.token !== `Bot ${token}`) return socket.close(4004, 'Authentication failed');
       sockets.set(socket, dispatch);
+      intents.set(socket, Number(d.intents ?? 0));
       dispatch('READY', {
         v: 10,
         user: bot,
@@ -234,7 +253,7 @@ export async function startFakeDiscord(opts: { channelIds?: string[] } = {}): Pr
         system_channel_flags: 0,
       });
     });
-    socket.on('close', () => sockets.delete(socket));
+    socket.on('close', () => (sockets.delete(socket), intents.delete(socket)));
   });
 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -286,6 +305,24 @@ export async function startFakeDiscord(opts: { channelIds?: string[] } = {}): Pr
       };
       for (const dispatch of sockets.values()) dispatch('INTERACTION_CREATE', payload);
       return { acknowledged, answer: answered };
+    },
+    write(userId, channelId, content, opts = {}) {
+      const id = snowflake();
+      const author = {
+        id: userId,
+        username: `user${userId.slice(-4)}`,
+        discriminator: '0',
+        global_name: null,
+        avatar: null,
+        bot: opts.bot ?? false,
+      };
+      const payload = {
+        ...messageObject({ id, channel_id: channelId, content, embeds: [], components: [], versions: [] }),
+        author,
+        member: { roles: [], joined_at: new Date().toISOString(), deaf: false, mute: false, flags: 0 },
+      };
+      dispatchMessage(payload);
+      return id;
     },
     setDown(value) {
       down = value;

@@ -2,7 +2,8 @@
  * A local Slack for Bolt: the Web API (`<origin>/api/<method>`, form or JSON bodies, bearer tokens:
  * auth.test, apps.connections.open with the app token, chat.postMessage, chat.update,
  * chat.postEphemeral); the Socket Mode WebSocket (hello, pings, `interactive` envelopes carrying
- * block_actions, and the client's acknowledgements by envelope id); and HTTP mode, posting the same
+ * block_actions, `events_api` envelopes carrying message events, and the client's acknowledgements
+ * by envelope id); and HTTP mode, posting the same
  * block_actions to a Request URL as Slack does: a form field `payload`, signed with the app's
  * signing secret (`X-Slack-Signature: v0=<HMAC-SHA256 of "v0:<timestamp>:<body>">`), and the
  * signed `url_verification` Slack sends when a Request URL is set.
@@ -18,6 +19,12 @@ export interface FakeSlackMessage {
   blocks: Array<{ type: string; elements?: Array<{ action_id?: string; value?: string }> }>;
   /** Every body the message was posted or updated with, in order (its blocks as JSON). */
   versions: string[];
+  /** Its text, as posted. */
+  text: string;
+  /** The thread it was posted in, if any. */
+  thread_ts: string | null;
+  /** Whether Slack's formatting applies to its text (`mrkdwn`, true unless posted with false). */
+  mrkdwn: boolean;
 }
 
 /** How a request to the Request URL is signed: as Slack does by default, or as a forger might. */
@@ -39,6 +46,8 @@ export interface FakeSlack {
   messagesIn(channel: string): FakeSlackMessage[];
   /** Open Socket Mode connections. */
   sockets(): number;
+  /** Someone writes in a channel: a `message` event over Socket Mode. Answers the message's ts; `acked` once its envelope is acknowledged. */
+  write(userId: string, channel: string, text: string): { ts: string; acked: Promise<void> };
   /** A user presses a button; `acked` once the envelope is acknowledged, `ephemeral` with the private answer's text. */
   press(userId: string, message: FakeSlackMessage, value: string): { acked: Promise<void>; ephemeral: Promise<string> };
   /**
@@ -165,6 +174,9 @@ export async function startFakeSlack(opts: { channelIds?: string[] } = {}): Prom
             channel,
             blocks,
             versions: [JSON.stringify(blocks)],
+            text: String(body.text ?? ''),
+            thread_ts: body.thread_ts === undefined ? null : String(body.thread_ts),
+            mrkdwn: json(body.mrkdwn) !== false,
           };
           messages.push(m);
           return reply({ ok: true, channel, ts: m.ts, message: { ts: m.ts, text: body.text, blocks } });
@@ -216,6 +228,29 @@ export async function startFakeSlack(opts: { channelIds?: string[] } = {}): Prom
     channelIds,
     messagesIn: (channel) => messages.filter((m) => m.channel === channel),
     sockets: () => connected.size,
+    write(userId, channel, text) {
+      const ts = `1700000000.${String(nextTs++).padStart(6, '0')}`;
+      const envelopeId = randomBytes(8).toString('hex');
+      const acked = new Promise<void>((resolve) => acks.set(envelopeId, resolve));
+      const event = { type: 'message', channel, user: userId, text, ts, event_ts: ts, channel_type: 'channel', team: 'T0000000001' };
+      const envelope = {
+        envelope_id: envelopeId,
+        type: 'events_api',
+        accepts_response_payload: false,
+        payload: {
+          token: 'verification-token',
+          team_id: 'T0000000001',
+          api_app_id: 'A0000000001',
+          event,
+          type: 'event_callback',
+          event_id: `Ev${randomBytes(5).toString('hex')}`,
+          event_time: Math.floor(Date.now() / 1000),
+          authorizations: [{ team_id: 'T0000000001', user_id: 'U0000000BOT', is_bot: true }],
+        },
+      };
+      for (const socket of connected) socket.send(JSON.stringify(envelope));
+      return { ts, acked };
+    },
     press(userId, message, value) {
       const envelopeId = randomBytes(8).toString('hex');
       const acked = new Promise<void>((resolve) => acks.set(envelopeId, resolve));

@@ -1,7 +1,8 @@
 /**
  * A local Telegram Bot API for grammY to talk to (its `client.apiRoot`): POST /bot<token>/<method>
  * with getMe, setWebhook, deleteWebhook, getUpdates (long polling, held until an update arrives or
- * the timeout; refused while a webhook is set), sendMessage, editMessageText and
+ * the timeout; refused while a webhook is set; only the kinds of update the bot asked for, by
+ * getUpdates' or setWebhook's allowed_updates), sendMessage, editMessageText and
  * answerCallbackQuery, answering as Telegram does (`{ok, result}` or `{ok: false, error_code,
  * description}`). With a webhook set, an update is posted to its URL as Telegram does: JSON, with
  * the secret token in X-Telegram-Bot-Api-Secret-Token.
@@ -18,6 +19,10 @@ export interface FakeTelegramMessage {
   buttons: Array<{ text: string; callback_data: string }>;
   /** Every text the message was sent or edited with, in order. */
   versions: string[];
+  /** The message it replies to (reply_parameters), if any. */
+  reply_to: number | null;
+  /** The parse mode it was sent with, if any. */
+  parse_mode: string | null;
 }
 
 export interface FakeTelegram {
@@ -27,6 +32,8 @@ export interface FakeTelegram {
   messagesIn(chatId: string): FakeTelegramMessage[];
   /** A user presses a button: a callback query; resolves with the answer's text ('' for a silent one). */
   press(userId: number, message: FakeTelegramMessage, data: string): Promise<string>;
+  /** Someone writes in a chat: a message update. Answers the message's id. */
+  write(userId: number, chatId: string, text: string, opts?: { bot?: boolean }): number;
   /** The webhook setWebhook set (with the secret token it was given), or null while long polling. */
   webhook(): { url: string; secret_token?: string; allowed_updates?: string[] } | null;
   /** Posts the last update delivered to the webhook again, as Telegram does when a delivery failed; the status it answered. */
@@ -40,8 +47,12 @@ export interface FakeTelegram {
 
 interface Update {
   update_id: number;
-  callback_query: unknown;
+  callback_query?: unknown;
+  message?: unknown;
 }
+
+/** The update's kind, as allowed_updates names it. */
+const kindOf = (update: Update) => Object.keys(update).find((k) => k !== 'update_id')!;
 
 export async function startFakeTelegram(opts: { chatIds?: string[] } = {}): Promise<FakeTelegram> {
   const token = `123456:${randomBytes(12).toString('base64url')}`;
@@ -53,10 +64,12 @@ export async function startFakeTelegram(opts: { chatIds?: string[] } = {}): Prom
   let nextUpdate = 1;
   let nextMessage = 1;
   let webhook: { url: string; secret_token?: string; allowed_updates?: string[] } | null = null;
+  /** What the last getUpdates or setWebhook asked for; Telegram keeps it until it is asked again. */
+  let allowed: string[] | undefined;
   const deliveries: number[] = [];
   let lastDelivered: Update | undefined;
   /** Posts an update to the webhook as Telegram does: JSON, with the secret token it was given. */
-  const deliver = async (update: Update) => {
+  const postToWebhook = async (update: Update) => {
     lastDelivered = update;
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (webhook!.secret_token) headers['x-telegram-bot-api-secret-token'] = webhook!.secret_token;
@@ -104,6 +117,7 @@ export async function startFakeTelegram(opts: { chatIds?: string[] } = {}): Prom
           if (secret !== undefined && !/^[A-Za-z0-9_-]{1,256}$/.test(secret))
             return fail(400, 'Bad Request: secret token contains unallowed characters');
           webhook = { url: String(body.url), secret_token: secret, allowed_updates: body.allowed_updates as string[] | undefined };
+          if (body.allowed_updates) allowed = body.allowed_updates as string[];
           return ok(true);
         }
         case 'deleteWebhook':
@@ -116,6 +130,7 @@ export async function startFakeTelegram(opts: { chatIds?: string[] } = {}): Prom
               "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
             );
           const offset = Number(body.offset ?? 0);
+          if (body.allowed_updates) allowed = body.allowed_updates as string[];
           while (updates.length && updates[0]!.update_id < offset) updates.shift();
           if (updates.length || !body.timeout) return ok(updates.slice(0, Number(body.limit ?? 100)));
           const timer = setTimeout(() => release(), Number(body.timeout) * 1000);
@@ -137,6 +152,8 @@ export async function startFakeTelegram(opts: { chatIds?: string[] } = {}): Prom
             text: String(body.text),
             buttons: buttonsOf(body.reply_markup),
             versions: [String(body.text)],
+            reply_to: (body.reply_parameters as { message_id?: number } | undefined)?.message_id ?? null,
+            parse_mode: body.parse_mode === undefined ? null : String(body.parse_mode),
           };
           messages.push(m);
           return ok(messageObject(m));
@@ -158,6 +175,17 @@ export async function startFakeTelegram(opts: { chatIds?: string[] } = {}): Prom
       }
     });
   });
+  /** To the webhook, or into the queue getUpdates reads; an update of a kind the bot did not ask for is dropped, as Telegram does. */
+  function deliver(update: Update) {
+    if (allowed && !allowed.includes(kindOf(update))) return;
+    if (webhook) {
+      void postToWebhook(update);
+    } else {
+      updates.push(update);
+      for (const release of [...waiting]) release();
+    }
+  }
+
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
@@ -179,16 +207,21 @@ export async function startFakeTelegram(opts: { chatIds?: string[] } = {}): Prom
           data,
         },
       };
-      if (webhook) {
-        void deliver(update);
-      } else {
-        updates.push(update);
-        for (const release of [...waiting]) release();
-      }
+      deliver(update);
       return answered;
     },
+    write(userId, chatId, text, opts = {}) {
+      const message_id = nextMessage++;
+      const from = { id: userId, is_bot: opts.bot ?? false, first_name: `user${userId}` };
+      const chat =
+        Number(chatId) < 0
+          ? { id: Number(chatId), type: 'supergroup', title: 'room' }
+          : { id: Number(chatId), type: 'private', first_name: from.first_name };
+      deliver({ update_id: nextUpdate++, message: { message_id, date: Math.floor(Date.now() / 1000), chat, from, text } });
+      return message_id;
+    },
     webhook: () => webhook,
-    redeliverLast: () => deliver(lastDelivered!),
+    redeliverLast: () => postToWebhook(lastDelivered!),
     deliveries,
     answeredQueries,
     async close() {

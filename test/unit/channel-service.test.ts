@@ -118,6 +118,8 @@ function start(opts: { channels: Array<ReturnType<typeof fakeChannel>>; pending:
     store,
     identityOf: async (keyId) => (keyId === alice.key_id ? alice : null),
     actions: actions as never,
+    // These channels have no rooms that talk to agents.
+    conversations: {} as never,
     logger: { info: () => undefined, warn: (obj: unknown) => void warnings.push((obj as { channel: string }).channel) },
     pollMs: opts.pollMs,
   });
