@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import Docker from 'dockerode';
 import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
 import type { ExecRequest, ExecResult, ResourceLimits, SandboxRuntime } from '../domain/agent.js';
-import { chooseRuntime, detectRuntimes, SandboxUnavailableError } from '../sandbox/docker-engine.js';
+import { chooseRuntime, detectRuntimes, readEngineFacts, SandboxUnavailableError } from '../sandbox/docker-engine.js';
 import { ContainerEvents } from '../sandbox/container-events.js';
 import {
   attachExecutor,
@@ -618,6 +618,8 @@ export function createSandboxActivities(
     stopSandbox: heartbeating(stopSandbox),
     removeSandbox: heartbeating(removeSandbox),
     readSandboxUsage: heartbeating(readSandboxUsage),
+    /** The host's engine, for placement and GET /api/sandbox. */
+    describeDockerHost: () => readEngineFacts(docker),
     execInSandbox,
   };
 }

@@ -12,6 +12,7 @@ import type { ApprovalAttempt, ApprovalVerdict } from './approval.js';
 import type { Lockdown, LockdownActor } from '../domain/lockdown.js';
 import type { HostBudget, HostReservation } from '../domain/host-capacity.js';
 import type { ContainerUsage } from '../sandbox/container-usage.js';
+import type { EngineFacts } from '../sandbox/docker-engine.js';
 import type { ConversationClaims, Grant, MessageClaims } from '../domain/grants.js';
 import type { Conversation, Turn } from '../domain/conversation.js';
 import { SearchAttributes } from '../domain/search-attributes.js';
@@ -128,6 +129,12 @@ export interface CapacityState {
   /** What each admitted agent reserves on its Docker host (agents admitted with a reservation). */
   reserved?: Record<string, HostReservation>;
 }
+/**
+ * Reads a Docker host's engine (version, runtimes, cores, memory) on that host's sandbox worker,
+ * for placing agents and for GET /api/sandbox; fails within seconds when no worker of the host
+ * takes it. It changes nothing in the capacity workflow's state.
+ */
+export const describeHostUpdate = defineUpdate<EngineFacts, [{ host: string }]>('describeHost');
 /** Reserves a slot for an agent; fails with CapacityExceeded when max_agents are admitted. */
 export const admitAgentUpdate = defineUpdate<{ admitted: number; max_agents: number }, [AdmitRequest]>('admitAgent');
 export const releaseAgentSignal = defineSignal<[{ agentId: string }]>('releaseAgent');
