@@ -188,3 +188,23 @@ describe("an agent's stats are read by its own host's sandbox worker", () => {
     await stop(id);
   });
 });
+
+describe('the lockdown', () => {
+  it('holds for every host: an agent naming one is refused like any other, and placement resumes with the lockdown lifted', async () => {
+    expect((await stack.api('POST', '/api/system/emergency-stop', { reason: 'many-hosts test' })).status).toBe(200);
+    try {
+      for (const fields of [{ host: SECOND_HOST }, { host: THIRD_HOST }, {}]) {
+        const refused = await create('locked', fields);
+        expect(refused.res.status).toBe(423);
+        expect(refused.res.body.error.code).toBe('lockdown');
+        expect((await stack.api('GET', `/api/agents/${refused.id}`)).status).toBe(404);
+      }
+    } finally {
+      expect((await stack.api('POST', '/api/system/resume', { reason: 'many-hosts test done' })).status).toBe(200);
+    }
+    const placed = await create('unlocked', { host: THIRD_HOST });
+    expect(placed.res.status).toBe(201);
+    await waitForStatus(stack.api, placed.id, ['running']);
+    await stop(placed.id);
+  });
+});
