@@ -5,34 +5,11 @@
  * name; /api/sandbox shows each host. An agent's stats are read by its own host's sandbox worker,
  * through the API of the first host; with that worker gone, the stats say so at once.
  */
-import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWorkers } from '../../workers/create-workers.js';
 import { CAPACITY_WORKFLOW_ID } from '../../workflows/definitions.js';
-import { docker, recordHistory, startStack, testPayloadCodec, TEST_HOST, uniqueId, waitForStatus } from '../support/helpers.js';
-import { inject } from 'vitest';
+import { docker, recordHistory, startSandboxHost, startStack, TEST_HOST, uniqueId, waitForStatus } from '../support/helpers.js';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
-
-/** A Docker host that runs only the sandbox and watch workers, as a sandbox-only host's process does. */
-async function startSandboxHost(host: string, engine: Docker) {
-  const workers = await createWorkers({
-    temporal: { address: inject('temporalAddress') },
-    namespace: 'default',
-    dockerHostId: host,
-    roles: ['sandbox'],
-    payloadCodec: testPayloadCodec(),
-    docker: engine,
-    shutdownGraceTime: '2 seconds',
-  });
-  const running = workers.run();
-  return {
-    async stop() {
-      workers.shutdown();
-      await running;
-    },
-  };
-}
 
 const SECOND_HOST = `${TEST_HOST}-b`;
 const THIRD_HOST = `${TEST_HOST}-c`;
