@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import Docker from 'dockerode';
 import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
 import type { ExecRequest, ExecResult, ResourceLimits, SandboxRuntime } from '../domain/agent.js';
-import { chooseRuntime, detectRuntimes, SandboxUnavailableError } from '../sandbox/docker-engine.js';
+import { chooseRuntime, detectRuntimes, readEngineFacts, SandboxUnavailableError } from '../sandbox/docker-engine.js';
 import { ContainerEvents } from '../sandbox/container-events.js';
 import {
   attachExecutor,
@@ -18,6 +18,7 @@ import {
   type ExecutorResult,
 } from '../sandbox/executor-client.js';
 import { NameTakenError, type SandboxPool } from '../sandbox/pool.js';
+import { ContainerGoneError, createContainerUsage, type ContainerUsage } from '../sandbox/container-usage.js';
 import {
   agentOfContainer,
   containerName,
@@ -128,6 +129,7 @@ export function createSandboxActivities(
 ) {
   const container = (agentId: string) => docker.getContainer(containerName(agentId));
   const events = opts.events ?? new ContainerEvents(docker);
+  const usage = createContainerUsage(docker);
 
   async function createSandbox(input: CreateSandboxInput): Promise<CreateSandboxResult> {
     const pool = opts.pool?.enabled ? opts.pool : undefined;
@@ -268,6 +270,18 @@ export function createSandboxActivities(
     } catch (err) {
       // 404: already gone; 409: removal already in progress (a retry will see it gone).
       if (statusOf(err) !== 404) throw err;
+    }
+  }
+
+  /** The live usage of the agent's container, as GET /api/agents/{id}/stats shows it. */
+  async function readSandboxUsage(agentId: string): Promise<ContainerUsage> {
+    try {
+      return await usage.usage(agentId);
+    } catch (err) {
+      if (err instanceof ContainerGoneError) {
+        throw ApplicationFailure.create({ type: FailureType.AgentNotRunning, message: err.message, nonRetryable: true });
+      }
+      throw err;
     }
   }
 
@@ -603,6 +617,9 @@ export function createSandboxActivities(
     unpauseSandbox: heartbeating(unpauseSandbox),
     stopSandbox: heartbeating(stopSandbox),
     removeSandbox: heartbeating(removeSandbox),
+    readSandboxUsage: heartbeating(readSandboxUsage),
+    /** The host's engine, for placement and GET /api/sandbox. */
+    describeDockerHost: () => readEngineFacts(docker),
     execInSandbox,
   };
 }

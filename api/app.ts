@@ -24,7 +24,7 @@ import { authFailureLimit, MemoryRateLimitStore, rateLimit, type RateLimitStore 
 import { parseRateLimits } from '../domain/rate-limits.js';
 import { agentsRouter } from './agents/routes.js';
 import { agentStatsRouter, createAgentStats } from './agents/stats.js';
-import { createContainerUsage } from './agents/container-usage.js';
+import { createContainerUsage } from '../sandbox/container-usage.js';
 import { docsRouter } from './docs.js';
 import { emergencyRouter } from './system/emergency-routes.js';
 import { createLockdownService } from './system/lockdown-service.js';
@@ -95,7 +95,7 @@ export function createApp(deps: AppDeps) {
   // Failed authentications count wherever a key is checked: the API and the codec server.
   if (limiter) for (const path of ['/api/*', '/codec/*', '/console/*']) app.use(path, authFailureLimit(limiter));
   const usage = createContainerUsage(deps.docker);
-  const stats = createAgentStats(agents, usage, deps.config);
+  const stats = createAgentStats(deps.client, agents, usage, deps.config);
 
   // Every 4xx/5xx is counted; /metrics has its own optional scrape token instead of an API key.
   const metrics = createMetrics({ client: deps.client, config: deps.config, audit: deps.audit, usage, docker: deps.docker });

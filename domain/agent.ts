@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { SkillIdSchema } from './skill.js';
 import { AgentBudgetSchema } from './budget.js';
+import { DOCKER_HOST_ID } from './host-capacity.js';
 
 export const AGENT_STATUSES = ['provisioning', 'running', 'paused', 'stopping', 'stopped', 'error'] as const;
 export const AgentStatusSchema = z.enum(AGENT_STATUSES);
@@ -138,6 +139,13 @@ export const CreateAgentRequestSchema = z
     budget: AgentBudgetSchema.optional().describe(
       "The agent's conversation budget, each limit in place of the configured default (WARDEN_BUDGET_*); below admin, only at or under it.",
     ),
+    host: z
+      .string()
+      .regex(DOCKER_HOST_ID)
+      .optional()
+      .describe(
+        'The Docker host to run it on, one of WARDEN_DOCKER_HOSTS (GET /api/sandbox lists them); default: the one with the most memory left for agents. Another host is a 400.',
+      ),
   })
   .strict()
   .refine((r) => r.max_restarts === undefined || r.restart_policy === 'on-failure', {

@@ -8,6 +8,7 @@ import { AgentIdSchema, SandboxRuntimeSchema } from './agent.js';
 import { AgentBudgetSchema, ModelPriceSchema } from './budget.js';
 import { DEFAULT_RATE_LIMITS, parseRateLimits } from './rate-limits.js';
 import { parsePoolProfiles } from './sandbox-pool.js';
+import { DOCKER_HOST_ID } from './host-capacity.js';
 import { loadTemporalProfile, type TemporalProfile } from './temporal-connection.js';
 
 // A boolean from the environment; an already-parsed boolean (a Config handed back in) stays as it is.
@@ -133,10 +134,25 @@ export const ConfigSchema = z
       ),
     dockerHostId: z
       .string()
-      .regex(/^[a-z0-9][a-z0-9.-]*$/)
+      .regex(DOCKER_HOST_ID)
       .default('local')
       .describe(
         "This worker's Docker host (lower-case letters, digits, dots and hyphens); its sandbox worker polls the task queue `warden-sandbox@<id>`.",
+      ),
+    dockerHosts: z
+      .preprocess(
+        (v) =>
+          typeof v === 'string'
+            ? v
+                .split(',')
+                .map((h) => h.trim())
+                .filter(Boolean)
+            : v,
+        z.array(z.string().regex(DOCKER_HOST_ID, 'a Docker host id: lower-case letters, digits, dots and hyphens')),
+      )
+      .default([])
+      .describe(
+        'API only: the Docker hosts agents are placed on (comma-separated host ids, each with its own sandbox worker). A new agent goes to the one with the most memory left for agents, or to the one its request names. Empty: only this host (`WARDEN_DOCKER_HOST_ID`).',
       ),
     sandboxImage: z
       .string()
@@ -687,6 +703,7 @@ export const CONFIG_ENV: Record<keyof Config, string> = {
   temporalTlsServerName: 'WARDEN_TEMPORAL_TLS_SERVER_NAME',
   workerRoles: 'WARDEN_WORKER_ROLES',
   dockerHostId: 'WARDEN_DOCKER_HOST_ID',
+  dockerHosts: 'WARDEN_DOCKER_HOSTS',
   sandboxImage: 'WARDEN_SANDBOX_IMAGE',
   sandboxRuntime: 'WARDEN_SANDBOX_RUNTIME',
   requireSandbox: 'WARDEN_REQUIRE_SANDBOX',

@@ -4,6 +4,9 @@
  * every admission, so concurrent creates cannot overbook a host. Workflow-safe: no imports.
  */
 
+/** What a Docker host id may be: it names task queues and container labels. */
+export const DOCKER_HOST_ID = /^[a-z0-9][a-z0-9.-]*$/;
+
 /** What an agent reserves on its Docker host, and what that host lets its agents reserve in all. */
 export interface HostReservation {
   host: string;

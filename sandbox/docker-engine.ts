@@ -33,6 +33,19 @@ export async function detectRuntimes(docker: Docker): Promise<EngineRuntimes> {
   return engineRuntimes(await docker.info());
 }
 
+/** What a Docker host's engine says of itself: what placement weighs and GET /api/sandbox shows. */
+export interface EngineFacts {
+  version: string;
+  runtimes: EngineRuntimes;
+  cpu_cores: number;
+  memory_bytes: number;
+}
+
+export async function readEngineFacts(docker: Pick<Docker, 'info' | 'version'>): Promise<EngineFacts> {
+  const [info, version] = await Promise.all([docker.info(), docker.version()]);
+  return { version: version.Version, runtimes: engineRuntimes(info), cpu_cores: info.NCPU ?? 0, memory_bytes: info.MemTotal ?? 0 };
+}
+
 export interface RuntimeChoice {
   runtime: SandboxRuntime;
   engineName: string;

@@ -107,6 +107,13 @@ export class AgentEntity {
     return `agent ${this.record.id} is ${this.stopRequest ? 'stopping' : this.record.status}; commands run only while it is running`;
   }
 
+  /** Why the container's usage cannot be read now (the readUsage update's validator), or null. */
+  usageRefusal(): string | null {
+    const { status, id } = this.record;
+    if ((status === 'running' || status === 'paused') && !this.stopRequest) return null;
+    return `agent ${id} is ${this.stopRequest ? 'stopping' : status}: it has no running container to read usage from`;
+  }
+
   /** No command or action runs: nothing this run keeps track of would be lost by continuing as new. */
   quiet(): boolean {
     return this.execsInFlight === 0 && (this.pruneBusy(), this.busy.size === 0);

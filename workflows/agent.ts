@@ -30,6 +30,7 @@ import { lockdownMessage } from '../domain/lockdown.js';
 import {
   agentStatusQuery,
   agentSecretsQuery,
+  agentUsageUpdate,
   CAPACITY_WORKFLOW_ID,
   containerLostUpdate,
   execUpdate,
@@ -64,6 +65,13 @@ function sandboxActivities(host: string, input: AgentWorkflowInput) {
       },
     }),
     control: proxyActivities<SandboxActivities>({ ...base, retry: { maximumAttempts: 5 } }),
+    // A read someone waits for: a host whose worker does not pick it up within seconds is down.
+    usage: proxyActivities<SandboxActivities>({
+      ...base,
+      scheduleToStartTimeout: '5 seconds',
+      startToCloseTimeout: '15 seconds',
+      retry: { maximumAttempts: 1 },
+    }),
     teardown: proxyActivities<SandboxActivities>({
       ...base,
       startToCloseTimeout: `${input.stopGraceSeconds + 60} seconds`,
@@ -133,6 +141,13 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRec
   setHandler(stopSignal, (arg) =>
     checked<{ force?: boolean; by?: string }>('stop', arg, ({ force, by }) => agent.requestStop(Boolean(force), by)),
   );
+  // A new handler emits no command until it is called: histories from before replay as they are.
+  setHandler(agentUsageUpdate, () => sandbox.usage.readSandboxUsage(input.agentId), {
+    validator: () => {
+      const refusal = agent.usageRefusal();
+      if (refusal) throw ApplicationFailure.create({ type: FailureType.AgentNotRunning, message: refusal, nonRetryable: true });
+    },
+  });
   setHandler(containerLostUpdate, ({ reason, exit_code }) => agent.containerLost(reason, exit_code));
   if (execDoor) {
     setHandler(

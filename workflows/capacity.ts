@@ -25,17 +25,20 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities/control.js';
-import { hostShortfall, type HostReservation } from '../domain/host-capacity.js';
+import type { SandboxActivities } from '../activities/sandbox.js';
+import { DOCKER_HOST_ID, hostShortfall, type HostReservation } from '../domain/host-capacity.js';
 import { emergencyStopWorkflowId, lockdownMessage, type Lockdown, type LockdownActor } from '../domain/lockdown.js';
 import type { emergencyStopWorkflow } from './emergency-stop.js';
 import {
   admitAgentUpdate,
   capacityQuery,
   CONTROL_TASK_QUEUE,
+  describeHostUpdate,
   liftLockdownUpdate,
   lockdownQuery,
   lockdownUpdate,
   releaseAgentSignal,
+  sandboxTaskQueue,
   type CapacityState,
 } from './definitions.js';
 import { refuseUndecodableInput } from '../domain/undecodable.js';
@@ -145,6 +148,24 @@ export async function capacityWorkflow(state: CapacityState = { admitted: {} }):
         if (typeof agentId !== 'string' || agentId.length === 0) throw new Error('agentId is required');
         if (!Number.isInteger(maxAgents) || maxAgents < 1) throw new Error('maxAgents must be a positive integer');
         if ((reservation === undefined) !== (hostBudget === undefined)) throw new Error('reservation and hostBudget go together');
+      },
+    },
+  );
+
+  // Changes no state and emits no command until called: histories from before replay as they are.
+  setHandler(
+    describeHostUpdate,
+    ({ host }) =>
+      proxyActivities<SandboxActivities>({
+        taskQueue: sandboxTaskQueue(host),
+        // A host whose worker does not take it within seconds is not answering.
+        scheduleToStartTimeout: '5 seconds',
+        startToCloseTimeout: '10 seconds',
+        retry: { maximumAttempts: 1 },
+      }).describeDockerHost(),
+    {
+      validator: ({ host }) => {
+        if (typeof host !== 'string' || !DOCKER_HOST_ID.test(host)) throw new Error('host: a Docker host id');
       },
     },
   );

@@ -11,6 +11,8 @@ import type { ActionRecord } from '../domain/action.js';
 import type { ApprovalAttempt, ApprovalVerdict } from './approval.js';
 import type { Lockdown, LockdownActor } from '../domain/lockdown.js';
 import type { HostBudget, HostReservation } from '../domain/host-capacity.js';
+import type { ContainerUsage } from '../sandbox/container-usage.js';
+import type { EngineFacts } from '../sandbox/docker-engine.js';
 import type { ConversationClaims, Grant, MessageClaims } from '../domain/grants.js';
 import type { Conversation, Turn } from '../domain/conversation.js';
 import { SearchAttributes } from '../domain/search-attributes.js';
@@ -99,6 +101,12 @@ export const stopSignal = defineSignal<[{ force?: boolean; by?: string }]>('stop
  * `secrets`: the names of the vault secrets it runs with (see agentSecretsQuery).
  */
 export const touchSignal = defineSignal<[{ action_id: string; busy_ms: number; secrets?: string[] }]>('touch');
+/**
+ * Reads the live usage of the agent's container on its Docker host's sandbox worker, so that it
+ * reads for any host, and behind a Docker proxy that shows the API no container; only while the
+ * agent is running or paused. Reading it is not using the agent: its idle timer goes on.
+ */
+export const agentUsageUpdate = defineUpdate<ContainerUsage, []>('readUsage');
 /** Runs a command in the agent's sandbox; only while the agent is running. */
 export const execUpdate = defineUpdate<ExecResult, [ExecRequest]>('exec');
 
@@ -121,6 +129,12 @@ export interface CapacityState {
   /** What each admitted agent reserves on its Docker host (agents admitted with a reservation). */
   reserved?: Record<string, HostReservation>;
 }
+/**
+ * Reads a Docker host's engine (version, runtimes, cores, memory) on that host's sandbox worker,
+ * for placing agents and for GET /api/sandbox; fails within seconds when no worker of the host
+ * takes it. It changes nothing in the capacity workflow's state.
+ */
+export const describeHostUpdate = defineUpdate<EngineFacts, [{ host: string }]>('describeHost');
 /** Reserves a slot for an agent; fails with CapacityExceeded when max_agents are admitted. */
 export const admitAgentUpdate = defineUpdate<{ admitted: number; max_agents: number }, [AdmitRequest]>('admitAgent');
 export const releaseAgentSignal = defineSignal<[{ agentId: string }]>('releaseAgent');

@@ -11,7 +11,7 @@ import {
 import { SkillIdSchema } from '../../domain/skill.js';
 import { AgentSummarySchema, type AgentService } from './service.js';
 import type { AgentStats } from './stats.js';
-import { UsageSummarySchema } from './container-usage.js';
+import { UsageSummarySchema } from '../../sandbox/container-usage.js';
 import { requireRole } from '../middleware/auth.js';
 import { errorResponses, jsonBody, jsonResponse as json, validationHook, type AppEnv } from '../openapi.js';
 

@@ -37,6 +37,7 @@ import { updateCapacity } from '../system/capacity-updates.js';
 import {
   admitAgentUpdate,
   agentStatusQuery,
+  describeHostUpdate,
   CAPACITY_WORKFLOW_ID,
   capacityQuery,
   CONTROL_TASK_QUEUE,
@@ -47,7 +48,10 @@ import {
   SearchAttributes,
   stopSignal,
   type AgentWorkflowInput,
+  type CapacityState,
 } from '../../workflows/definitions.js';
+import { readEngineFacts, type EngineFacts } from '../../sandbox/docker-engine.js';
+import { causeChain } from '../../domain/failure-chain.js';
 import type { agentWorkflow } from '../../workflows/agent.js';
 import { FailureType } from '../../domain/failure-types.js';
 
@@ -67,6 +71,7 @@ export type AgentSummary = z.infer<typeof AgentSummarySchema>;
 export type AgentServiceConfig = Pick<
   Config,
   | 'dockerHostId'
+  | 'dockerHosts'
   | 'sandboxImage'
   | 'sandboxRuntime'
   | 'maxAgents'
@@ -83,37 +88,69 @@ export type AgentServiceConfig = Pick<
 const QUERY_DEADLINE_MS = 5_000;
 const ADMIT_DEADLINE_MS = 15_000;
 const HOST_INFO_TIMEOUT_MS = 5_000;
+/** The describeHost update waits up to 5 s for the host's worker to take it, 10 s for the engine. */
+const HOST_WORKER_DEADLINE_MS = 16_000;
 const MiB = 1024 * 1024;
 
-/**
- * `docker`: the engine of this API's Docker host (config.dockerHostId), where its agents run; its
- * memory and cores bound what the agents' limits may reserve in all.
- */
-export function createAgentService(client: Client, config: AgentServiceConfig, deps: { docker: Pick<Docker, 'info'> }) {
-  const handle = (id: string) => client.workflow.getHandle<typeof agentWorkflow>(id);
+/** Facts of another host's engine are read again after this long (its memory and cores rarely change). */
+const ENGINE_FACTS_TTL_MS = 60_000;
+/** A host whose worker did not answer is not asked again for this long: every create would wait for it. */
+const HOST_DOWN_TTL_MS = 15_000;
 
-  /** What this host lets its agents reserve; fails closed when the engine does not say. */
-  async function hostBudget(): Promise<HostBudget> {
-    let info: { MemTotal?: number; NCPU?: number };
+/** The Docker hosts agents are placed on: WARDEN_DOCKER_HOSTS, or this API's host alone. */
+export const placementHosts = (config: Pick<Config, 'dockerHostId' | 'dockerHosts'>): string[] =>
+  config.dockerHosts.length ? config.dockerHosts : [config.dockerHostId];
+
+/**
+ * `docker`: the engine of this API's Docker host (config.dockerHostId); another host's engine is
+ * read by that host's sandbox worker. A host's memory and cores bound what the agents' limits may
+ * reserve there in all.
+ */
+export function createAgentService(client: Client, config: AgentServiceConfig, deps: { docker: Pick<Docker, 'info' | 'version'> }) {
+  const handle = (id: string) => client.workflow.getHandle<typeof agentWorkflow>(id);
+  const hosts = placementHosts(config);
+  const factsRead = new Map<string, { facts: EngineFacts | Error; at: number }>();
+
+  /** What a host's engine says of itself: this API's own engine, or through the host's sandbox worker. */
+  async function engineFacts(host: string): Promise<EngineFacts> {
+    if (host === config.dockerHostId) return withTimeout(readEngineFacts(deps.docker), HOST_INFO_TIMEOUT_MS, 'the Docker engine');
+    const cached = factsRead.get(host);
+    const fresh = cached && Date.now() - cached.at < (cached.facts instanceof Error ? HOST_DOWN_TTL_MS : ENGINE_FACTS_TTL_MS);
+    const facts = fresh
+      ? cached.facts
+      : await client
+          .withDeadline(Date.now() + HOST_WORKER_DEADLINE_MS, () => updateCapacity(client, describeHostUpdate, [{ host }]))
+          .catch((err) => {
+            const cause = err instanceof WorkflowUpdateFailedError ? causeChain(err.cause).at(-1)?.message : (err as Error).message;
+            return new Error(`its sandbox worker did not answer (${cause})`);
+          });
+    if (!fresh) factsRead.set(host, { facts, at: Date.now() });
+    if (facts instanceof Error) throw facts;
+    return facts;
+  }
+
+  /** What a host lets its agents reserve; fails closed when its engine does not say. */
+  async function hostBudget(host: string): Promise<HostBudget> {
+    let facts: EngineFacts;
     try {
-      info = await withTimeout(deps.docker.info(), HOST_INFO_TIMEOUT_MS, 'the Docker engine');
+      facts = await engineFacts(host);
     } catch (err) {
       throw new WardenError(
         'host_unavailable',
-        `cannot read the memory and cores of Docker host ${config.dockerHostId} to admit the agent (${(err as Error).message}); try again when its engine answers`,
+        `cannot read the memory and cores of Docker host ${host} to admit the agent (${(err as Error).message}); try again when its engine answers`,
         503,
       );
     }
-    if (!info.MemTotal || !info.NCPU) {
+    if (!facts.memory_bytes || !facts.cpu_cores) {
       throw new WardenError(
         'host_unavailable',
-        `the Docker engine of host ${config.dockerHostId} did not report its memory and cores; no agent is admitted without them`,
+        `the Docker engine of host ${host} did not report its memory and cores; no agent is admitted without them`,
         503,
       );
     }
     return {
-      memory_mb: Math.floor(info.MemTotal / MiB),
-      cpu_cores: info.NCPU,
+      memory_mb: Math.floor(facts.memory_bytes / MiB),
+      cpu_cores: facts.cpu_cores,
       memoryOvercommit: config.memoryOvercommit,
       cpuOvercommit: config.cpuOvercommit,
       ...(config.sandboxPoolSize > 0
@@ -123,19 +160,57 @@ export function createAgentService(client: Client, config: AgentServiceConfig, d
   }
 
   /**
-   * Checks what the requester may ask for, then admits the agent against max_agents and its
-   * host's memory and cores (one serialised update), then starts its workflow.
+   * The hosts to try, in order, with what each lets agents reserve: the one a request names, or
+   * every placement host whose engine answers, the one with the most memory left for agents first
+   * (so agents spread). The capacity workflow checks the chosen host again, serialised.
    */
-  async function createAgent(request: CreateAgentRequest, requester: Identity): Promise<AgentRecord> {
-    const agentId = request.agent_id ?? `agt-${randomBytes(6).toString('hex')}`;
-    const limits: ResourceLimits = completeLimits(request.resource_limits);
-    checkAgentRequest(request, limits, requester.role, config, SKILL_REGISTRY);
-    const budget = await hostBudget();
+  async function placementOrder(named: string | undefined): Promise<Array<{ host: string; budget: HostBudget }>> {
+    if (named !== undefined && !hosts.includes(named)) {
+      throw new WardenError('unknown_host', `Docker host ${named} is not one agents are placed on (${hosts.join(', ')})`, 400);
+    }
+    if (named !== undefined || hosts.length === 1) {
+      const host = named ?? hosts[0]!;
+      return [{ host, budget: await hostBudget(host) }];
+    }
+    const budgets = await Promise.allSettled(hosts.map((host) => hostBudget(host)));
+    const answered = hosts.flatMap((host, i) => {
+      const b = budgets[i]!;
+      return b.status === 'fulfilled' ? [{ host, budget: b.value }] : [];
+    });
+    if (answered.length === 0) {
+      const reasons = budgets.map((b) => (b.status === 'rejected' ? (b.reason as Error).message : '')).join('; ');
+      throw new WardenError('host_unavailable', `no Docker host can take an agent now: ${reasons}`, 503);
+    }
+    const reserved = Object.values((await capacityState())?.reserved ?? {});
+    const memoryLeft = ({ host, budget }: { host: string; budget: HostBudget }) =>
+      budget.memory_mb * budget.memoryOvercommit -
+      (budget.pool?.memory_mb ?? 0) -
+      reserved.filter((r) => r.host === host).reduce((sum, r) => sum + r.memory_mb, 0);
+    return answered.sort((a, b) => memoryLeft(b) - memoryLeft(a));
+  }
+
+  /** The capacity workflow's state; null before it exists. */
+  async function capacityState(): Promise<CapacityState | null> {
+    try {
+      return await askWorker(
+        client,
+        QUERY_DEADLINE_MS,
+        () => client.workflow.getHandle(CAPACITY_WORKFLOW_ID).query(capacityQuery),
+        'no worker answered for the capacity workflow; is the Warden worker running?',
+      );
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return null;
+      throw err;
+    }
+  }
+
+  /** Admits the agent on `host` (one serialised update); a full host is a HostCapacityExceeded WardenError. */
+  async function admit(agentId: string, host: string, budget: HostBudget, limits: ResourceLimits): Promise<void> {
     const admission = {
       agentId,
       maxAgents: config.maxAgents,
       ...(config.alertWebhooks?.length ? { alertPercent: config.alertCapacityPercent } : {}),
-      reservation: { host: config.dockerHostId, cpu_cores: limits.cpu_cores, memory_mb: limits.memory_mb },
+      reservation: { host, cpu_cores: limits.cpu_cores, memory_mb: limits.memory_mb },
       hostBudget: budget,
     };
     try {
@@ -161,10 +236,33 @@ export function createAgentService(client: Client, config: AgentServiceConfig, d
       }
       throw err;
     }
+  }
+
+  /**
+   * Checks what the requester may ask for, then places the agent: admits it against max_agents
+   * and a host's memory and cores (one serialised update per host tried, the next host when one
+   * is full), then starts its workflow on that host.
+   */
+  async function createAgent(request: CreateAgentRequest, requester: Identity): Promise<AgentRecord> {
+    const agentId = request.agent_id ?? `agt-${randomBytes(6).toString('hex')}`;
+    const limits: ResourceLimits = completeLimits(request.resource_limits);
+    checkAgentRequest(request, limits, requester.role, config, SKILL_REGISTRY);
+    const order = await placementOrder(request.host);
+    let host: string | undefined;
+    for (const [i, candidate] of order.entries()) {
+      try {
+        await admit(agentId, candidate.host, candidate.budget, limits);
+        host = candidate.host;
+        break;
+      } catch (err) {
+        const last = i === order.length - 1;
+        if (last || !(err instanceof WardenError) || err.code !== 'host_capacity_exceeded') throw err;
+      }
+    }
     const input: AgentWorkflowInput = {
       agentId,
       skillId: request.skill_id,
-      host: config.dockerHostId,
+      host: host!,
       image: config.sandboxImage,
       limits,
       runtime: request.runtime ?? config.sandboxRuntime,
@@ -314,7 +412,7 @@ export function createAgentService(client: Client, config: AgentServiceConfig, d
     }
   }
 
-  return { createAgent, getAgent, signalAgent, listAgents, countAgents, admittedAgents, reservedResources };
+  return { createAgent, engineFacts, getAgent, signalAgent, listAgents, countAgents, admittedAgents, reservedResources };
 }
 
 export type AgentService = ReturnType<typeof createAgentService>;

@@ -12,7 +12,7 @@ import type { AuditStore } from '../../stores/audit-store.js';
 import type { KeyStore } from '../../stores/key-store.js';
 import type { AgentService } from '../agents/service.js';
 import type { AgentStats } from '../agents/stats.js';
-import type { UsageSummary } from '../agents/container-usage.js';
+import type { UsageSummary } from '../../sandbox/container-usage.js';
 import type { ConversationService } from '../conversations/service.js';
 import { requireRole } from '../middleware/auth.js';
 import { AuditTable, keyNames } from './audit.js';

@@ -14,7 +14,7 @@ import type { AuditStore } from '../../stores/audit-store.js';
 import { secretMatches } from '../../domain/secret-match.js';
 import { SearchAttributes } from '../../workflows/definitions.js';
 import { createAuditMetrics } from './audit-metrics.js';
-import type { ContainerUsageReader, UsageSummary } from '../agents/container-usage.js';
+import type { ContainerUsageReader, UsageSummary } from '../../sandbox/container-usage.js';
 import { withTimeout } from '../deadlines.js';
 import { idlePoolMembers } from '../../sandbox/pool.js';
 

@@ -12,7 +12,7 @@ import type { Config } from '../../domain/config.js';
 import type { AuditStore } from '../../stores/audit-store.js';
 import { EMBEDDED_PROVIDER } from '../../domain/model-providers.js';
 import type { ProviderRegistry } from '../../llm/registry.js';
-import type { AgentService } from '../agents/service.js';
+import { placementHosts, type AgentService } from '../agents/service.js';
 import { withTimeout } from '../deadlines.js';
 import { idlePoolMembers } from '../../sandbox/pool.js';
 import { parsePoolProfiles, poolReservation } from '../../domain/sandbox-pool.js';
@@ -70,6 +70,9 @@ const ReadySchema = z.object({
 });
 
 const UsedFreeSchema = z.object({ used: z.number(), total: z.number().nullable(), free: z.number().nullable() });
+
+/** `used` of `total`; null totals where the engine did not say. */
+const usedFree = (used: number, total: number | null) => ({ used, total, free: total === null ? null : Math.max(0, total - used) });
 
 const StatusCountsSchema = z.object(
   Object.fromEntries(AGENT_STATUSES.map((s) => [s, z.number()])) as Record<(typeof AGENT_STATUSES)[number], z.ZodNumber>,
@@ -203,17 +206,15 @@ export function createSystemStatus(deps: SystemDeps) {
       available = false;
       warning = err instanceof SandboxUnavailableError ? err.message : `Docker engine unreachable: ${(err as Error).message}`;
     }
-    const [current, active, reserved, statusCounts, idle] = await Promise.all([
+    const [current, { active, reserved, statuses }, idle, hosts] = await Promise.all([
       agents.admittedAgents(),
-      agents.listAgents({ host: config.dockerHostId, limit: 1000 }),
-      agents.reservedResources(config.dockerHostId),
-      Promise.all(AGENT_STATUSES.map((s) => agents.countAgents(s, config.dockerHostId))),
+      hostAgents(config.dockerHostId),
       withTimeout(idlePoolMembers(docker, config.dockerHostId), PROBE_TIMEOUT_MS, 'the Docker engine').then(
         (members) => countBy(members.filter((m) => m.state === 'running').map((m) => m.profile)),
         () => null,
       ),
+      Promise.all(placementHosts(config).map(hostInfo)),
     ]);
-    const usedFree = (used: number, total: number | null) => ({ used, total, free: total === null ? null : Math.max(0, total - used) });
     return {
       host: config.dockerHostId,
       available,
@@ -223,13 +224,10 @@ export function createSystemStatus(deps: SystemDeps) {
       require_sandbox: config.requireSandbox,
       max_agents: config.maxAgents,
       current_agents: current,
-      agents: active
-        .filter((a) => a.workflow_status === 'RUNNING')
-        .map((a) => ({ id: a.id, status: a.status, sandbox_runtime: a.sandbox_runtime })),
+      agents: active,
       capacity: {
         agents: usedFree(current, config.maxAgents),
-        cpu_cores: usedFree(Math.round((reserved.cpu_cores + pool.cpu_cores) * 1000) / 1000, engineCpus),
-        memory_bytes: usedFree(reserved.memory_bytes + pool.memory_mb * MiB, engineMemory),
+        ...reservedOf(reserved, engineCpus, engineMemory),
         admission: {
           cpu_cores: engineCpus === null ? null : engineCpus * config.cpuOvercommit,
           memory_bytes: engineMemory === null ? null : Math.floor((engineMemory / MiB) * config.memoryOvercommit) * MiB,
@@ -237,13 +235,70 @@ export function createSystemStatus(deps: SystemDeps) {
           memory_overcommit: config.memoryOvercommit,
         },
       },
-      statuses: Object.fromEntries(AGENT_STATUSES.map((s, i) => [s, statusCounts[i]])) as z.infer<typeof StatusCountsSchema>,
+      statuses,
       pool: {
         size: config.sandboxPoolSize,
         profiles: config.sandboxPoolProfiles,
         idle,
         reserved: { members: pool.members, cpu_cores: pool.cpu_cores, memory_bytes: pool.memory_mb * MiB },
       },
+      hosts,
+    };
+  }
+
+  /** A host's running agents, what their limits and the warm pool reserve, and its agents by status. */
+  async function hostAgents(host: string) {
+    const [listed, reserved, counts] = await Promise.all([
+      agents.listAgents({ host, limit: 1000 }),
+      agents.reservedResources(host),
+      Promise.all(AGENT_STATUSES.map((s) => agents.countAgents(s, host))),
+    ]);
+    return {
+      active: listed
+        .filter((a) => a.workflow_status === 'RUNNING')
+        .map((a) => ({ id: a.id, status: a.status, sandbox_runtime: a.sandbox_runtime })),
+      reserved,
+      statuses: Object.fromEntries(AGENT_STATUSES.map((s, i) => [s, counts[i]])) as z.infer<typeof StatusCountsSchema>,
+    };
+  }
+
+  const reservedOf = (reserved: { cpu_cores: number; memory_bytes: number }, cpus: number | null, memory: number | null) => ({
+    cpu_cores: usedFree(Math.round((reserved.cpu_cores + pool.cpu_cores) * 1000) / 1000, cpus),
+    memory_bytes: usedFree(reserved.memory_bytes + pool.memory_mb * MiB, memory),
+  });
+
+  /** One host agents are placed on: its sandbox worker's liveness, its engine, what is reserved there and its agents. */
+  async function hostInfo(host: string) {
+    const worker = await probe('Temporal', () =>
+      pollers(sandboxTaskQueue(host), temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
+    );
+    // Without a live worker the engine read would wait seconds for nobody: not asked.
+    const [facts, { active, reserved, statuses }] = await Promise.all([
+      worker.ok ? agents.engineFacts(host).catch((err: Error) => err) : new Error(`its sandbox worker is down: ${worker.detail}`),
+      hostAgents(host),
+    ]);
+    const engine = facts instanceof Error ? null : facts;
+    let choice: { runtime: z.infer<typeof SandboxRuntimeSchema> | null; warning: string | null };
+    try {
+      choice = engine
+        ? chooseRuntime(engine.runtimes, config.sandboxRuntime, { requireSandbox: config.requireSandbox, networkEnabled: false })
+        : { runtime: null, warning: `its engine was not read: ${(facts as Error).message}` };
+    } catch (err) {
+      choice = { runtime: null, warning: (err as Error).message };
+    }
+    return {
+      host,
+      sandbox_worker: worker,
+      engine: {
+        available: choice.runtime !== null,
+        version: engine?.version ?? null,
+        runtimes: (engine ? Object.keys(engine.runtimes.names) : []) as Array<z.infer<typeof SandboxRuntimeSchema>>,
+        runtime: choice.runtime,
+        warning: choice.warning,
+      },
+      capacity: reservedOf(reserved, engine?.cpu_cores ?? null, engine?.memory_bytes ?? null),
+      agents: active,
+      statuses,
     };
   }
 
@@ -304,7 +359,7 @@ export function systemRouter(status: SystemStatus) {
     createRoute({
       method: 'get',
       path: '/api/sandbox',
-      summary: 'Sandbox info: runtime, availability, capacity and the running agents',
+      summary: "Sandbox info: this host's runtime, availability, capacity and running agents, and every Docker host agents are placed on",
       responses: {
         200: {
           description: 'Sandbox info',
@@ -362,6 +417,26 @@ export function systemRouter(status: SystemStatus) {
                   })
                   .describe(
                     "The warm sandbox pool: sandboxes created and started ahead, which a new agent of the same profile takes. What it reserves counts in capacity's cpu_cores and memory_bytes.",
+                  ),
+                hosts: z
+                  .array(
+                    z.object({
+                      host: z.string(),
+                      sandbox_worker: ComponentSchema.describe("Whether a worker polls the host's task queue warden-sandbox@<host>."),
+                      engine: z.object({
+                        available: z.boolean().describe('false when the engine was not read, or has no runtime an agent may use.'),
+                        version: z.string().nullable(),
+                        runtimes: z.array(SandboxRuntimeSchema),
+                        runtime: SandboxRuntimeSchema.nullable().describe('What an agent asking for no runtime gets there.'),
+                        warning: z.string().nullable(),
+                      }),
+                      capacity: z.object({ cpu_cores: UsedFreeSchema, memory_bytes: UsedFreeSchema }),
+                      agents: z.array(z.object({ id: z.string(), status: z.string().nullable(), sandbox_runtime: z.string().nullable() })),
+                      statuses: StatusCountsSchema,
+                    }),
+                  )
+                  .describe(
+                    "Every Docker host agents are placed on (WARDEN_DOCKER_HOSTS, or this host alone): its sandbox worker's liveness, its engine as that worker reads it (this API's own engine for this host), what its agents' limits and warm pool reserve, its running agents and its agents by status.",
                   ),
               }),
             },

@@ -10,6 +10,15 @@ interface Component {
   detail: string | null;
 }
 
+/** One host of GET /api/sandbox's `hosts`, as far as the CLI shows it. */
+interface PlacementHost {
+  host: string;
+  sandbox_worker: Component;
+  engine: { version: string | null; runtime: string | null };
+  agents: Row[];
+  capacity: { memory_bytes: { free: number | null } };
+}
+
 /** The lockdown, or null when there is none. */
 async function lockdown(api: ApiClient): Promise<Row | null> {
   const lock = await api.call<Row & { locked: boolean }>('GET', '/api/system/lockdown');
@@ -55,13 +64,22 @@ export const systemCommands: Record<string, Command> = {
   },
   sandbox: {
     usage: 'warden sandbox',
-    summary: 'the Docker host: runtime, capacity and the running agents',
+    summary: 'the Docker host: runtime, capacity and the running agents; and every host agents are placed on',
     async run({ api, json }) {
-      const info = await api.call<Row & { agents: Row[] }>('GET', '/api/sandbox');
+      const info = await api.call<Row & { agents: Row[]; hosts: PlacementHost[] }>('GET', '/api/sandbox');
       if (json) return printJson(info);
-      const { agents, ...rest } = info;
+      const { agents, hosts, ...rest } = info;
       print(fields(rest));
       print(`\n${table(agents, ['id', 'status', 'sandbox_runtime'])}`);
+      const rows = hosts.map((h) => ({
+        host: h.host,
+        worker: h.sandbox_worker.state,
+        engine: h.engine.version,
+        runtime: h.engine.runtime,
+        agents: h.agents.length,
+        memory_free_mib: h.capacity.memory_bytes.free === null ? null : Math.floor(h.capacity.memory_bytes.free / 2 ** 20),
+      }));
+      print(`\nhosts agents are placed on:\n${table(rows, ['host', 'worker', 'engine', 'runtime', 'agents', 'memory_free_mib'])}`);
     },
   },
   'emergency-stop': {

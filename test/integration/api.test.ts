@@ -402,6 +402,7 @@ describe('GET /openapi.json and /docs', () => {
     expect(Object.keys(schema.properties).sort()).toEqual([
       'agent_id',
       'budget',
+      'host',
       'idle_ttl_seconds',
       'max_restarts',
       'resource_limits',
@@ -413,6 +414,7 @@ describe('GET /openapi.json and /docs', () => {
     expect(schema.properties.restart_policy.enum).toEqual(['never', 'on-failure']);
     expect(schema.properties.max_restarts).toMatchObject({ type: 'integer', minimum: 1, maximum: 10 });
     expect(schema.properties.agent_id.pattern).toBeTypeOf('string');
+    expect(schema.properties.host.pattern).toBeTypeOf('string');
     expect(schema.properties.budget.additionalProperties).toBe(false);
     expect(schema.properties.budget.properties.tool_calls_per_turn).toMatchObject({ type: 'integer', minimum: 1, maximum: 1000 });
     const limits = schema.properties.resource_limits;

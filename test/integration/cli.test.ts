@@ -74,6 +74,8 @@ describe('against the real API', () => {
     expect(sandbox.code).toBe(0);
     expect(sandbox.stdout).toMatch(new RegExp(`^host\\s+${stack.config.dockerHostId}$`, 'm'));
     expect(sandbox.stdout).toMatch(/^max_agents\s+\d+$/m);
+    // The stack places agents on its own host alone: one row, its worker up.
+    expect(sandbox.stdout).toMatch(new RegExp(`^${stack.config.dockerHostId}\\s+up\\s`, 'm'));
   });
 
   it('lists, shows and stops an agent', async () => {

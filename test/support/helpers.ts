@@ -238,6 +238,26 @@ export async function startStack(
   };
 }
 
+/** A Docker host that runs only the sandbox and watch workers, as a sandbox-only host's process does. */
+export async function startSandboxHost(host: string, engine: Docker) {
+  const workers = await createWorkers({
+    temporal: { address: inject('temporalAddress') },
+    namespace: 'default',
+    dockerHostId: host,
+    roles: ['sandbox'],
+    payloadCodec: testPayloadCodec(),
+    docker: engine,
+    shutdownGraceTime: '2 seconds',
+  });
+  const running = workers.run();
+  return {
+    async stop() {
+      workers.shutdown();
+      await running;
+    },
+  };
+}
+
 export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;

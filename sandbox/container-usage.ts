@@ -1,12 +1,13 @@
 /**
- * Live resource usage of an agent's container, read from the Docker engine the API reaches
- * (in docker-compose, through the read-only docker-proxy). Shared by GET /api/agents/{id}/stats,
- * the `usage` summary of an agent and the container gauges of /metrics.
+ * Live resource usage of an agent's container, read from a Docker engine. The full reading of
+ * GET /api/agents/{id}/stats is taken by the sandbox worker of the agent's host (activities/sandbox.ts);
+ * the `usage` summary of an agent and the container gauges of /metrics are read by the API from
+ * the engine it reaches (in docker-compose, through the read-only docker-proxy).
  */
 import { Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { z } from 'zod';
-import { containerName, WORKSPACE, SANDBOX_UID } from '../../sandbox/spec.js';
+import { containerName, WORKSPACE, SANDBOX_UID } from './spec.js';
 
 export const UsageSummarySchema = z.object({
   cpu_seconds: z.number().describe('CPU time used since the container started.'),
