@@ -3,12 +3,13 @@
  * what a call costs, the token estimate (tiktoken's bundled ranks), and the decision to refuse a
  * call that would go over a limit, unpriced models included.
  */
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { budgetLimits, budgetRefusal, dayStart, type BudgetLimits } from '../../domain/budget.js';
 import { ConfigSchema } from '../../domain/config.js';
 import { SYSTEM_PROMPT } from '../../domain/conversation.js';
 import { costOf, MODEL_PRICES, priceOf } from '../../llm/pricing.js';
-import { ANSWER_RESERVE_TOKENS, countTokens, estimateCall } from '../../llm/token-estimate.js';
+import { ANSWER_RESERVE_TOKENS, countTokens, estimateCall, tokensAtMost } from '../../llm/token-estimate.js';
 import { toolsOf } from '../../activities/model.js';
 
 describe('the price table', () => {
@@ -105,6 +106,20 @@ describe('the estimate', () => {
       [],
     );
     expect(afterCall.prompt_tokens).toBeGreaterThan(countTokens(JSON.stringify([call])) + countTokens('x'.repeat(400)));
+  });
+
+  it('bounds a long dense text by its bytes, never below its count, and counts prose exactly', () => {
+    const dense = randomBytes(12_288).toString('base64');
+    expect(tokensAtMost(dense)).toBe(Buffer.byteLength(dense));
+    expect(tokensAtMost(dense)).toBeGreaterThanOrEqual(countTokens(dense));
+    expect(tokensAtMost(dense)).toBeLessThan(2 * countTokens(dense));
+    // Dense after a prose start is counted: still exact, only slower.
+    const mixed = `${'Plain words first. '.repeat(60)}${dense}`;
+    expect(tokensAtMost(mixed)).toBe(countTokens(mixed));
+    const prose = 'The quarterly report lists revenue by region and product line. '.repeat(200);
+    expect(tokensAtMost(prose)).toBe(countTokens(prose));
+    const { prompt_tokens } = estimateCall([{ role: 'user', content: dense }], []);
+    expect(prompt_tokens).toBeGreaterThanOrEqual(countTokens(dense));
   });
 
   it('grows with a long transcript about as the text does', () => {
