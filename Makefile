@@ -59,6 +59,7 @@ format: node_modules/.installed
 
 bench: deps
 	npx tsx test/bench/bench.ts
+	npx tsx test/bench/turn-overhead.ts
 
 clean:
 	rm -rf .warden

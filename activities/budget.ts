@@ -5,10 +5,13 @@
  * the ledger the day's budget is summed from, so it holds across the agent's conversations and
  * across restarts of any process. The limits come from the conversation's grant (the agent's own,
  * as the API signed them) over the worker's configured defaults, never from the workflow's input.
+ *
+ * A call that fits is held against the agent's day (a `model.reserve` entry, written in the same
+ * append transaction that summed the day, so two conversations calling at once cannot both take
+ * the last room) and gets a model-call grant: the model worker calls no model without one.
  */
 import { Context } from '@temporalio/activity';
 import {
-  answerTokenCap,
   budgetLimits,
   budgetRefusal,
   dayStart,
@@ -20,7 +23,8 @@ import {
 } from '../domain/budget.js';
 import type { Config } from '../domain/config.js';
 import { SYSTEM_PROMPT } from '../domain/conversation.js';
-import { GrantError, type ConversationClaims, type Grants } from '../domain/grants.js';
+import type { AuditEntry, AuditQuery } from '../domain/audit-entry.js';
+import { GrantError, transcriptHash, type ConversationClaims, type Grant, type Grants, type ModelCallClaims } from '../domain/grants.js';
 import type { ChatMessage, TokenUsage } from '../domain/llm.js';
 import type { ProviderConfig } from '../domain/model-providers.js';
 import { costOf, priceOf, type PriceOverrides } from '../llm/pricing.js';
@@ -55,6 +59,11 @@ export interface ModelBudgetInput {
   messages: ChatMessage[];
   /** What the conversation has spent so far (its workflow's state, carried when it continues as new). */
   spent: Spend;
+  /**
+   * Which call of the conversation this is: with it a call that fits is held against the day and
+   * gets its model-call grant (conversations from before those grants send none, and get none).
+   */
+  call?: { turn: number; step: number };
 }
 
 export interface ModelBudgetVerdict {
@@ -62,9 +71,12 @@ export interface ModelBudgetVerdict {
   refusal: string | null;
   estimated_tokens: number;
   tool_calls_per_turn: number;
-  /** What the budget leaves the answer once the prompt is paid for: the call's max_tokens. Unset without a token or money limit. */
-  max_tokens?: number;
+  /** What the model worker must be shown to make this one call (when it may be made and `call` was given). */
+  call_grant?: Grant<ModelCallClaims>;
 }
+
+/** How long a model-call grant holds: long enough for the call to wait for a model worker and be retried once, no longer. */
+export const MODEL_CALL_GRANT_SECONDS = 600;
 
 export interface ModelCallRecord {
   grant: unknown;
@@ -95,25 +107,42 @@ export function createBudgetActivities(deps: { grants: Grants; audit: AuditStore
     }
   }
 
-  /** What the agent's model calls reported since midnight UTC: the sum of the log's model.call entries. */
-  async function spentToday(agentId: string): Promise<Spend> {
+  /**
+   * What the agent's model calls spent since midnight UTC: what each call reported (its model.call
+   * entry), and for a call not yet recorded, the estimate it reserved.
+   */
+  async function spentToday(read: (query: AuditQuery) => Promise<AuditEntry[]>, agentId: string): Promise<Spend> {
     const spent: Spend = { tokens: 0, usd: 0 };
     const since = dayStart(new Date());
-    let before: number | undefined;
-    for (;;) {
-      const page = await deps.audit.list({ kind: 'model.call', agent_id: agentId, since, limit: PAGE, before_seq: before });
-      for (const e of page) {
-        spent.tokens += spentTokens(e.details.usage as TokenUsage);
-        spent.usd += typeof e.details.cost_usd === 'number' ? e.details.cost_usd : 0;
+    const callOf = (e: AuditEntry) => `${String(e.details.conversation_id)}:${String(e.details.turn)}:${String(e.details.step)}`;
+    async function each(kind: 'model.call' | 'model.reserve', fn: (e: AuditEntry) => void) {
+      for (let before: number | undefined; ;) {
+        const page = await read({ kind, agent_id: agentId, since, limit: PAGE, before_seq: before });
+        page.forEach(fn);
+        if (page.length < PAGE) return;
+        before = page.at(-1)!.seq;
       }
-      if (page.length < PAGE) return spent;
-      before = page.at(-1)!.seq;
     }
+    const recorded = new Set<string>();
+    await each('model.call', (e) => {
+      spent.tokens += spentTokens(e.details.usage as TokenUsage);
+      spent.usd += typeof e.details.cost_usd === 'number' ? e.details.cost_usd : 0;
+      recorded.add(callOf(e));
+    });
+    await each('model.reserve', (e) => {
+      if (recorded.has(callOf(e))) return;
+      spent.tokens += typeof e.details.estimated_tokens === 'number' ? e.details.estimated_tokens : 0;
+      spent.usd += typeof e.details.estimated_usd === 'number' ? e.details.estimated_usd : 0;
+    });
+    return spent;
   }
 
-  /** Before a model call: its estimate against what the conversation and the agent's day have left. */
+  /**
+   * Before a model call: its estimate against what the conversation and the agent's day have left.
+   * A call that fits is reserved against the day and granted; one that does not is never sent.
+   */
   async function checkModelBudget(input: ModelBudgetInput): Promise<ModelBudgetVerdict> {
-    const { claims, budget } = await claimsOf(input.grant);
+    const { claims, workflowId, budget } = await claimsOf(input.grant);
     const limits = budgetLimits(budget.defaults, claims.budget);
     const model =
       input.model ?? budget.providers.find((p) => p.name === input.provider)?.default_model ?? `${input.provider}'s default model`;
@@ -124,17 +153,54 @@ export function createBudgetActivities(deps: { grants: Grants; audit: AuditStore
       ? costOf({ input_tokens: estimate.prompt_tokens, output_tokens: estimate.answer_tokens, cached_tokens: 0 }, price)
       : null;
     const countsDay = limits.day_tokens !== undefined || limits.day_usd !== undefined;
-    const day = countsDay ? await spentToday(claims.agent_id) : { tokens: 0, usd: 0 };
-    const spent = { conversation: input.spent, day };
-    const refusal = budgetRefusal(limits, spent, { tokens, usd, model });
-    const promptUsd = price ? costOf({ input_tokens: estimate.prompt_tokens, output_tokens: 0, cached_tokens: 0 }, price) : null;
-    const max_tokens =
-      refusal === null ? answerTokenCap(limits, spent, { tokens: estimate.prompt_tokens, usd: promptUsd }, price) : undefined;
-    return {
+    const limited = countsDay || limits.conversation_tokens !== undefined || limits.conversation_usd !== undefined;
+    const refusalAfter = (day: Spend) => budgetRefusal(limits, { conversation: input.spent, day }, { tokens, usd, model });
+    const verdict = (refusal: string | null): ModelBudgetVerdict => ({
       refusal,
       estimated_tokens: tokens,
       tool_calls_per_turn: limits.tool_calls_per_turn,
-      ...(max_tokens === undefined ? {} : { max_tokens }),
+    });
+    const read = (query: AuditQuery) => deps.audit.list(query);
+    const { call } = input;
+    if (!call) return verdict(refusalAfter(countsDay ? await spentToday(read, claims.agent_id) : { tokens: 0, usd: 0 }));
+
+    let refusal: string | null;
+    if (countsDay) {
+      // Summed and reserved in one append transaction: the next check, in any process, sees this reservation.
+      const reserved = await deps.audit.appendUnless(
+        {
+          key: `${workflowId}:model.reserve:${call.turn}:${call.step}`,
+          kind: 'model.reserve',
+          actor: 'system',
+          agent_id: claims.agent_id,
+          details: { conversation_id: workflowId, turn: call.turn, step: call.step, model, estimated_tokens: tokens, estimated_usd: usd },
+        },
+        async (inLog) => refusalAfter(await spentToday(inLog, claims.agent_id)),
+      );
+      refusal = 'refused' in reserved ? reserved.refused : null;
+    } else {
+      refusal = refusalAfter({ tokens: 0, usd: 0 });
+    }
+    if (refusal !== null) return verdict(refusal);
+    const now = Date.now();
+    return {
+      ...verdict(null),
+      call_grant: deps.grants.sign<ModelCallClaims>({
+        kind: 'model_call',
+        call_id: `${workflowId}:${call.turn}:${call.step}`,
+        conversation_id: workflowId,
+        agent_id: claims.agent_id,
+        provider: input.provider,
+        model: input.model ?? null,
+        transcript_hash: transcriptHash(input.messages),
+        // Under a token or money limit the answer is held to what the check reserved for it, so the
+        // call can never spend past what is left (the refusal above made sure the reserve fits).
+        max_tokens: limited ? estimate.answer_tokens : null,
+        estimated_tokens: tokens,
+        estimated_usd: usd,
+        issued_at: new Date(now).toISOString(),
+        expires_at: new Date(now + MODEL_CALL_GRANT_SECONDS * 1000).toISOString(),
+      }),
     };
   }
 

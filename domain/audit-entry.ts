@@ -63,6 +63,11 @@ export const AUDIT_KINDS = [
   'model.failover',
   /** A conversation's model call: the provider and model that answered, the tokens they reported and what they cost (never the text). */
   'model.call',
+  /**
+   * A model call's estimate, held against the agent's day before the call is made, so that
+   * conversations calling at once cannot each spend the same room; its model.call replaces it.
+   */
+  'model.reserve',
 ] as const;
 export const AuditKindSchema = z.enum(AUDIT_KINDS);
 export type AuditKind = z.infer<typeof AuditKindSchema>;

@@ -98,28 +98,6 @@ export function budgetRefusal(
     : null;
 }
 
-/**
- * The most tokens the answer may take within every limit, after the prompt: a model told this
- * cannot answer past the budget however long it goes on. Money limits count at the model's output
- * price. Undefined when nothing limits the call's tokens or money.
- */
-export function answerTokenCap(
-  limits: BudgetLimits,
-  spent: { conversation: Spend; day: Spend },
-  prompt: { tokens: number; usd: number | null },
-  price: ModelPrice | null,
-): number | undefined {
-  const caps: number[] = [];
-  for (const scope of ['conversation', 'day'] as const) {
-    const tokenLimit = limits[`${scope}_tokens`];
-    if (tokenLimit !== undefined) caps.push(tokenLimit - spent[scope].tokens - prompt.tokens);
-    const usdLimit = limits[`${scope}_usd`];
-    if (usdLimit !== undefined && price && price.output_per_million > 0 && prompt.usd !== null)
-      caps.push(((usdLimit - spent[scope].usd - prompt.usd) * 1_000_000) / price.output_per_million);
-  }
-  return caps.length ? Math.max(1, Math.floor(Math.min(...caps))) : undefined;
-}
-
 const perMillion = z.number().min(0).max(10_000);
 
 /** A model's price in US dollars per million tokens. */

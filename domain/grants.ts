@@ -14,6 +14,10 @@
  *   model's tool calls become actions of that requester, and of no one else.
  * - A message grant names a message of a conversation (its hash) and who sent it: only messages
  *   the API passed on may lead to actions.
+ * - A model-call grant is the control worker's, made once a model call passed the budget check:
+ *   it names one call of a conversation (its turn and step), the agent, the provider and model,
+ *   the transcript that was estimated (its hash) and the most the answer may spend. It lives
+ *   minutes and is spent by one scheduled call: the model worker calls no model without it.
  *
  * Node-side only (node:crypto): workflows import its types.
  */
@@ -88,10 +92,33 @@ export interface MessageClaims {
   issued_at: string;
 }
 
-export type GrantClaims = ActionClaims | ApprovalClaims | ConversationClaims | MessageClaims;
+export interface ModelCallClaims {
+  kind: 'model_call';
+  /** The call it allows, `<conversation>:<turn>:<step>`: one scheduled call spends it (Temporal's retries of that call included). */
+  call_id: string;
+  conversation_id: string;
+  agent_id: string;
+  provider: string;
+  /** The model asked for; null: the provider's default. */
+  model: string | null;
+  /** transcriptHash of the messages the budget check estimated: the call sends exactly those. */
+  transcript_hash: string;
+  /** The answer's cap (the provider's max_tokens) under a token or money limit: with the estimated prompt, the most the call may spend; null without a limit (the provider's own). */
+  max_tokens: number | null;
+  /** The call's estimate: prompt and answer tokens, and US dollars (null for an unpriced model). */
+  estimated_tokens: number;
+  estimated_usd: number | null;
+  issued_at: string;
+  expires_at: string;
+}
+
+export type GrantClaims = ActionClaims | ApprovalClaims | ConversationClaims | MessageClaims | ModelCallClaims;
 
 /** The hash a message grant binds: of the text exactly as sent. */
 export const messageHash = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex');
+
+/** The hash a model-call grant binds: of the transcript as the model will be sent it (without the system prompt). */
+export const transcriptHash = (messages: unknown): string => createHash('sha256').update(canonicalJson(messages), 'utf8').digest('hex');
 
 /** Claims with the MAC that proves the API made them, and the id of the master key it used. */
 export interface Grant<C extends GrantClaims = GrantClaims> {

@@ -145,6 +145,16 @@ function toEntry(row: AuditRow): AuditEntry {
   return { ...row, kind: row.kind as AuditKind, actor_verified: row.actor_verified === null ? null : row.actor_verified === 1, details };
 }
 
+/** A query as a back end lists it, checked. */
+function listingOf(query: AuditQuery): AuditListing {
+  const q = AuditQuerySchema.parse(query);
+  const where: AuditListing['where'] = [];
+  for (const column of ['action_id', 'agent_id', 'kind'] as const) if (q[column] !== undefined) where.push({ column, value: q[column] });
+  const since = q.since === undefined ? undefined : new Date(q.since).toISOString();
+  const until = q.until === undefined ? undefined : new Date(q.until).toISOString();
+  return { where, since, until, before_seq: q.before_seq, limit: q.limit };
+}
+
 /** The entry as stored, or null when its details no longer parse (a tampered row). */
 function rowFields(row: AuditRow): Omit<AuditEntry, 'hash'> | null {
   try {
@@ -206,6 +216,20 @@ export abstract class AuditStore {
    * nothing is written, even when this call's details differ (the first write wins).
    */
   async append(input: AuditAppendInput): Promise<AuditEntry> {
+    const appended = await this.appendUnless(input, async () => null);
+    return (appended as { entry: AuditEntry }).entry;
+  }
+
+  /**
+   * Appends an entry unless `refusal`, asked inside the append transaction, gives a reason: what it
+   * reads is the log after every other append and before any next one, in any process, so a check
+   * and the entry that records its outcome are one step (a budget reservation). Idempotent by key
+   * as `append` is: an entry already stored is returned without asking.
+   */
+  async appendUnless(
+    input: AuditAppendInput,
+    refusal: (read: (query: AuditQuery) => Promise<AuditEntry[]>) => Promise<string | null>,
+  ): Promise<{ entry: AuditEntry } | { refused: string }> {
     const parsed = AuditAppendSchema.parse(input);
     // Credentials that slipped into details (an error message quoting a URL, say) are redacted before hashing.
     // Encoded first, so what has no JSON form is refused as before; the plain JSON is then scrubbed.
@@ -214,9 +238,11 @@ export abstract class AuditStore {
     const actor = wellFormed(parsed.actor);
     // Key ids are never removed, so asking before the transaction gives the answer it would.
     const actorVerified = actor !== null && (SYSTEM_ACTORS.includes(actor) || (await this.isKnownKeyId(actor)));
-    return this.transaction('append', async (tables): Promise<AuditEntry> => {
+    return this.transaction('append', async (tables) => {
       const existing = await tables.entryByKey(key);
-      if (existing) return toEntry(existing);
+      if (existing) return { entry: toEntry(existing) };
+      const refused = await refusal(async (query) => (await tables.list(listingOf(query))).map(toEntry));
+      if (refused !== null) return { refused };
       // The head, not the newest row, is what the next entry links to: if the newest rows were
       // deleted, new entries keep pointing at them and the gap stays visible to verify().
       const head = (await tables.headRow())!;
@@ -244,7 +270,7 @@ export abstract class AuditStore {
       const entry: AuditEntry = { ...fields, hash: hashEntry(fields) };
       await tables.insert({ ...entry, actor_verified: entry.actor_verified ? 1 : 0, details });
       await tables.writeHead(this.anchoredHead(entry, head.anchored_since!));
-      return entry;
+      return { entry };
     });
   }
 
@@ -285,12 +311,8 @@ export abstract class AuditStore {
 
   /** Entries, newest first. */
   async list(query: AuditQuery = {}): Promise<AuditEntry[]> {
-    const q = AuditQuerySchema.parse(query);
-    const where: AuditListing['where'] = [];
-    for (const column of ['action_id', 'agent_id', 'kind'] as const) if (q[column] !== undefined) where.push({ column, value: q[column] });
-    const since = q.since === undefined ? undefined : new Date(q.since).toISOString();
-    const until = q.until === undefined ? undefined : new Date(q.until).toISOString();
-    const rows = await this.transaction('read', (tables) => tables.list({ where, since, until, before_seq: q.before_seq, limit: q.limit }));
+    const listing = listingOf(query);
+    const rows = await this.transaction('read', (tables) => tables.list(listing));
     return rows.map(toEntry);
   }
 

@@ -14,6 +14,8 @@ import { openPool } from './postgres/database.js';
 import { PostgresAuditStore } from './postgres/audit-store.js';
 import { PostgresKeyStore } from './postgres/key-store.js';
 import { PostgresVault } from './postgres/vault.js';
+import { ModelCallLedger } from './model-call-ledger.js';
+import { PostgresModelCallLedger } from './postgres/model-call-ledger.js';
 
 export interface OpenStores {
   /** The API keys, for the process that owns them (the API). */
@@ -22,6 +24,8 @@ export interface OpenStores {
   vault?: Vault;
   /** Which key ids exist and which are revoked, for a process that does not own the keys (a worker). */
   keyIds?: KeyIds;
+  /** Which model calls spent their single-use grants (the model worker's). */
+  modelCalls?: ModelCallLedger;
   /** Closes every store, and the database connections. */
   close(): Promise<void>;
 }
@@ -32,6 +36,7 @@ export interface StoreNeeds {
   audit?: boolean;
   vault?: boolean;
   keyIds?: boolean;
+  modelCalls?: boolean;
 }
 
 export async function openStores(
@@ -49,7 +54,15 @@ async function openPostgres(url: string, keyring: Keyring, needs: StoreNeeds): P
     const keys = needs.keys || needs.audit || needs.keyIds ? await PostgresKeyStore.connect(pool) : undefined;
     const audit = needs.audit ? await PostgresAuditStore.connect(pool, { keyring, isKnownKeyId: (id) => keys!.has(id) }) : undefined;
     const vault = needs.vault ? await PostgresVault.connect(pool, keyring) : undefined;
-    return { keys: needs.keys ? keys : undefined, audit, vault, keyIds: needs.keyIds ? keys!.ids : undefined, close: () => pool.end() };
+    const modelCalls = needs.modelCalls ? await PostgresModelCallLedger.connect(pool) : undefined;
+    return {
+      keys: needs.keys ? keys : undefined,
+      audit,
+      vault,
+      keyIds: needs.keyIds ? keys!.ids : undefined,
+      modelCalls,
+      close: () => pool.end(),
+    };
   } catch (err) {
     await pool.end();
     throw err;
@@ -64,14 +77,17 @@ async function openSqlite(dataDir: string, keyring: Keyring, needs: StoreNeeds):
   const keyIds = keys?.ids ?? directory;
   const audit = needs.audit ? AuditStore.open(join(dataDir, 'audit.db'), { keyring, isKnownKeyId: (id) => keyIds!.has(id) }) : undefined;
   const vault = needs.vault ? Vault.open(join(dataDir, 'vault.db'), keyring) : undefined;
+  const modelCalls = needs.modelCalls ? ModelCallLedger.open(join(dataDir, 'model-calls.db')) : undefined;
   return {
     keys,
     audit,
     vault,
     keyIds: needs.keyIds ? keyIds : undefined,
+    modelCalls,
     async close() {
       await audit?.close();
       await vault?.close();
+      await modelCalls?.close();
       await (keys ?? directory)?.close();
     },
   };

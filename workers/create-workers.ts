@@ -33,6 +33,7 @@ import { createConversationActivities, type ConversationSettings } from '../acti
 import { createModelActivities, MODEL_TEXT_INTERVAL } from '../activities/model.js';
 import { createBudgetActivities } from '../activities/budget.js';
 import type { ProviderRegistry } from '../llm/registry.js';
+import type { ModelCallLedger } from '../stores/model-call-ledger.js';
 import { WORKFLOWS_PATH } from './bundle.js';
 import { workerTracingOptions, type Tracing } from '../telemetry/tracing.js';
 
@@ -75,6 +76,8 @@ export interface WorkerOptions {
   conversations?: ConversationSettings;
   /** The model providers the model worker calls (required with the model role). */
   providers?: ProviderRegistry;
+  /** Which model calls spent their single-use grants, shared by every model worker; without it the model worker calls no model. */
+  spentModelCalls?: ModelCallLedger;
   /** OpenTelemetry tracing (telemetry/tracing.ts); the workflows are then bundled with its interceptors, never from workflowBundle. */
   tracing?: Tracing;
   /** The sandbox worker's warm pool (sandbox/pool.ts); none kept when unset (its leftovers are still removed). */
@@ -194,7 +197,12 @@ export async function createWorkers(opts: WorkerOptions) {
       await Worker.create({
         ...common,
         taskQueue: MODEL_TASK_QUEUE,
-        activities: createModelActivities({ grants, providers: opts.providers, settings: opts.conversations }),
+        activities: createModelActivities({
+          grants,
+          providers: opts.providers,
+          settings: opts.conversations,
+          spentCalls: opts.spentModelCalls,
+        }),
         // A streamed answer's text so far reaches the server this often, for event streams to show as it comes.
         maxHeartbeatThrottleInterval: MODEL_TEXT_INTERVAL,
         ...(opts.tracing ? workerTracingOptions(opts.tracing) : {}),

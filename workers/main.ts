@@ -93,8 +93,10 @@ try {
     vault: roles.includes('sandbox') || roles.includes('model'),
     // Those that act for a conversation's requester check the key is not revoked; the sandbox worker reads no key.
     keyIds: roles.includes('control') || roles.includes('model'),
+    // The model workers of every process agree there on which model-call grants were spent.
+    modelCalls: roles.includes('model'),
   });
-  const { audit, vault, keyIds } = stores;
+  const { audit, vault, keyIds, modelCalls } = stores;
   const workers = await createWorkers({
     audit,
     vault,
@@ -113,6 +115,7 @@ try {
       ...(config.alertWebhooks.length ? { alertPendingSeconds: config.alertApprovalPendingSeconds } : {}),
     },
     providers: roles.includes('model') ? new ProviderRegistry({ configs: loadProviderConfigs(config), vault, logger: log }) : undefined,
+    spentModelCalls: modelCalls,
     sandboxSlots: config.sandboxSlots,
     watchSlots: config.watchSlots,
     pool: sandboxPoolSettings(config),

@@ -27,7 +27,7 @@ import { spentTokens } from '../domain/budget.js';
 import { addUsage, toolResultText, type Conversation, type Turn, type ToolAction } from '../domain/conversation.js';
 import type { ToolCall } from '../domain/llm.js';
 import { refuseUndecodableInput } from '../domain/undecodable.js';
-import type { BudgetActivities } from '../activities/budget.js';
+import type { BudgetActivities, ModelBudgetVerdict } from '../activities/budget.js';
 import type { ConversationActivities } from '../activities/conversation.js';
 import type { ModelActivities } from '../activities/model.js';
 import type { actionWorkflow } from './action.js';
@@ -75,6 +75,8 @@ export async function conversationWorkflow(input: ConversationWorkflowInput): Pr
   const screenResults = patched('screen-tool-results');
   // Patch guards the budget check before each model call, the model.call entries after, and the tool-call limit of a turn.
   const budgets = patched('conversation-budgets');
+  // Patch guards the model-call grants: each call is reserved against the agent's day and carries the control worker's grant for it.
+  const callGrants = patched('model-call-grants');
   const { workflowId, runId } = workflowInfo();
   const conversation: Conversation = {
     id: workflowId,
@@ -203,7 +205,7 @@ export async function conversationWorkflow(input: ConversationWorkflowInput): Pr
     let calls = 0;
     while (turn.steps < input.max_steps) {
       turn.steps++;
-      const { answer, budget } = await modelStep(message).catch((err: unknown) => {
+      const { answer, budget } = await modelStep(message, turn).catch((err: unknown) => {
         // A message the workers refused (no API grant) is kept out of what later turns send to a model.
         if (turn.steps === 1 && failureType(err) === FailureType.Unauthorized) conversation.transcript.splice(asked, 1);
         throw err;
@@ -261,14 +263,15 @@ export async function conversationWorkflow(input: ConversationWorkflowInput): Pr
   }
 
   /** One model call, when the budget allows it: the check comes first, so a refused call is never sent. */
-  async function modelStep(message: ConversationMessage) {
-    const budget = budgets
+  async function modelStep(message: ConversationMessage, turn: Turn) {
+    const budget: ModelBudgetVerdict = budgets
       ? await checkModelBudget({
           grant: input.grant,
           provider: input.provider,
           ...(input.model ? { model: input.model } : {}),
           messages: conversation.transcript,
           spent: { tokens: spentTokens(conversation.usage), usd: conversation.cost_usd ?? 0 },
+          ...(callGrants ? { call: { turn: turn.turn, step: turn.steps } } : {}),
         })
       : { refusal: null, estimated_tokens: 0, tool_calls_per_turn: Infinity };
     if (budget.refusal !== null) return { answer: null, budget };
@@ -278,7 +281,7 @@ export async function conversationWorkflow(input: ConversationWorkflowInput): Pr
       ...(input.model ? { model: input.model } : {}),
       message: { text: message.message, grant: message.grant },
       messages: conversation.transcript,
-      ...(budget.max_tokens ? { max_tokens: budget.max_tokens } : {}),
+      ...(budget.call_grant ? { call_grant: budget.call_grant } : {}),
     });
     return { answer, budget };
   }

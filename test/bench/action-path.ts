@@ -10,10 +10,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
-import { serve } from '@hono/node-server';
 import Docker from 'dockerode';
 import pino from 'pino';
 import { Client, Connection } from '@temporalio/client';
@@ -31,6 +29,7 @@ import { KeyStore } from '../../stores/key-store.js';
 import { bundleWorkflows } from '../../workers/bundle.js';
 import { createWorkers } from '../../workers/create-workers.js';
 import { oneOf, positiveInt } from './env.js';
+import { freePort, serveApi } from './http-api.js';
 import { eventMillis as millis, type HistoryEvent } from './history.js';
 
 const { EventType } = proto.temporal.api.enums.v1;
@@ -40,17 +39,6 @@ const RUNTIME = oneOf('BENCH_RUNTIME', ['runc', 'runsc'] as const);
 const WARMUP = 3;
 const HOST_ID = 'bench-path';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
 
 const p50 = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -138,19 +126,8 @@ async function main(): Promise<void> {
     policy: loadPolicy(SKILLS),
     payloadCodec,
   });
-  const apiPort = await freePort();
-  const http = await new Promise<ReturnType<typeof serve>>((resolve) => {
-    const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: apiPort }, () => resolve(s));
-  });
-  const api = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`http://127.0.0.1:${apiPort}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : null };
-  };
+  const http = await serveApi(app, key);
+  const { api } = http;
   const agentId = `bench-path-${randomBytes(3).toString('hex')}`;
   try {
     const created = await api('POST', '/api/agents', { skill_id: 'filesystem', runtime: RUNTIME, agent_id: agentId });

@@ -21,7 +21,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -63,6 +62,7 @@ import { AuditStore } from '../../stores/audit-store.js';
 import { Keyring } from '../../domain/keyring.js';
 import { loadPolicy } from '../../domain/policy.js';
 import { positiveInt } from './env.js';
+import { freePort } from './http-api.js';
 import { activityRoundTripMs } from './history.js';
 import { memoryPerIdleAgent, rampIdleAgents, type IdleBench, type MemoryPerAgent, type RampResult } from './idle-agents.js';
 
@@ -248,17 +248,6 @@ async function machineInfo(docker: Docker, runscPath: string | undefined) {
 
 // ---------------------------------------------------------------------------------------------
 // Stack and cleanup
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number })?.statusCode;

@@ -109,8 +109,8 @@ describe('a conversation budget', () => {
     expect(refused.error).toMatch(/Start a new conversation, or ask an admin/);
     // The call over budget never reached the provider.
     expect(sentSince(before)).toHaveLength(1);
-    // The call made was told to answer in no more than the budget left after its prompt.
-    expect((sentSince(before)[0]!.body as { max_tokens?: number }).max_tokens).toBe(ANSWER_RESERVE_TOKENS + 100);
+    // The call made was held to the answer its budget check reserved: it could not spend past what was left.
+    expect((sentSince(before)[0]!.body as { max_tokens?: number }).max_tokens).toBe(ANSWER_RESERVE_TOKENS);
 
     const conversation = (await stack.api('GET', `/api/conversations/${id}`)).body as Conversation;
     expect(conversation.status).toBe('idle');

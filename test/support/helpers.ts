@@ -27,6 +27,7 @@ import { ensureReaperSchedule } from '../../workers/reaper-schedule.js';
 import { temporalCli } from '../../scripts/dev-server.js';
 import { openVault, type Vault } from '../../stores/vault.js';
 import type { ChannelStore } from '../../stores/channel-store.js';
+import { ModelCallLedger } from '../../stores/model-call-ledger.js';
 import { openStores } from '../../stores/open-stores.js';
 import { createDataConverter, loadPayloadCodec } from '../../domain/data-converter.js';
 import { Keyring } from '../../domain/keyring.js';
@@ -136,8 +137,15 @@ export async function startStack(
   const client = new Client({ connection, dataConverter });
   // With config.databaseUrl, the API's stores are in that PostgreSQL database, as api/main.ts opens them.
   const shared = config.databaseUrl
-    ? await openStores(config, Keyring.load({ masterKey: TEST_MASTER_KEY, dataDir: tmpdir() }), { keys: true, audit: true, vault: true })
+    ? await openStores(config, Keyring.load({ masterKey: TEST_MASTER_KEY, dataDir: tmpdir() }), {
+        keys: true,
+        audit: true,
+        vault: true,
+        modelCalls: true,
+      })
     : undefined;
+  const spentModelCalls =
+    shared?.modelCalls ?? ModelCallLedger.open(join(mkdtempSync(join(tmpdir(), 'warden-model-calls-')), 'model-calls.db'));
   const keys = shared?.keys ?? KeyStore.open(opts.keysFile ?? ':memory:');
   const auditFile = join(mkdtempSync(join(tmpdir(), 'warden-audit-')), 'audit.db');
   const audit = opts.audit ?? shared?.audit ?? AuditStore.open(auditFile, testAuditOptions(keys));
@@ -185,6 +193,7 @@ export async function startStack(
             budget: modelBudgetSettings(config, loadProviderConfigs(config)),
           },
           providers: new ProviderRegistry({ configs: loadProviderConfigs(config), vault, logger }),
+          spentModelCalls,
           policy: loadPolicy(SKILLS, config.policyFile),
           audit,
           vault,
@@ -231,6 +240,7 @@ export async function startStack(
       await running;
       await connection.close();
       if (shared) return shared.close();
+      await spentModelCalls.close();
       await keys.close();
       if (!opts.audit) await audit.close();
       if (!opts.vault) await vault.close();

@@ -19,6 +19,8 @@ import { openPool } from '../../stores/postgres/database.js';
 import { PostgresAuditStore } from '../../stores/postgres/audit-store.js';
 import { PostgresKeyStore } from '../../stores/postgres/key-store.js';
 import { PostgresVault } from '../../stores/postgres/vault.js';
+import { ModelCallLedger } from '../../stores/model-call-ledger.js';
+import { PostgresModelCallLedger } from '../../stores/postgres/model-call-ledger.js';
 import { PROJECT_ROOT } from '../../scripts/dev-server.js';
 import { createTestDatabase, superuserUrl } from './postgres.js';
 
@@ -32,6 +34,7 @@ export interface StorePlace {
   openAudit(opts: AuditStoreOptions): Promise<AuditStore>;
   openVault(keyring: Keyring): Promise<Vault>;
   openKeys(): Promise<KeyStore>;
+  openModelCalls(): Promise<ModelCallLedger>;
   /**
    * Plain SQL on a store's tables as whoever holds the whole database (the file; PostgreSQL's
    * superuser), with the audit log's guards lifted first: an attacker past every guard. `?`
@@ -69,6 +72,7 @@ function sqlitePlace(): StorePlace {
     openAudit: async (opts) => AuditStore.open(join(dataDir, FILES.audit), opts),
     openVault: async (keyring) => Vault.open(join(dataDir, FILES.vault), keyring),
     openKeys: async () => KeyStore.open(join(dataDir, FILES.keys)),
+    openModelCalls: async () => ModelCallLedger.open(join(dataDir, 'model-calls.db')),
     tamper: async (store, sql, ...params) =>
       onFile(store, (db) => {
         if (store === 'audit') db.exec('DROP TRIGGER IF EXISTS entries_no_update; DROP TRIGGER IF EXISTS entries_no_delete;');
@@ -132,6 +136,7 @@ async function postgresPlace(): Promise<StorePlace> {
     openAudit: (opts) => PostgresAuditStore.connect(pool(), opts),
     openVault: (keyring) => PostgresVault.connect(pool(), keyring),
     openKeys: () => PostgresKeyStore.connect(pool()),
+    openModelCalls: () => PostgresModelCallLedger.connect(pool()),
     tamper: (store, sql, ...params) =>
       onConnection(asSuperuser, store, async (client) => {
         let rows: Array<Record<string, unknown>> = [];

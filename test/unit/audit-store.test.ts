@@ -398,6 +398,36 @@ describe.each(STORE_BACKENDS)('on $backend', ({ backend, place: makePlace }) => 
       expect(await store.verify()).toMatchObject({ ok: true, entries: 20, breaks: [] });
     });
 
+    it('a check and the entry that records it are one step: two writers racing for the last room, one gets it', async () => {
+      const other = await place.openAudit(options());
+      // Room for one reservation of 60 in a limit of 100: each writer reads what is reserved, waits a moment (a
+      // slow check), then decides. Were the read outside the append, both would see 0 and both would reserve.
+      const reserve = (on: AuditStore, key: string) =>
+        on.appendUnless(
+          { key, kind: 'model.reserve', actor: 'system', agent_id: 'agent-1', details: { estimated_tokens: 60 } },
+          async (read) => {
+            const reserved = (await read({ kind: 'model.reserve', agent_id: 'agent-1' })).reduce(
+              (sum, e) => sum + (e.details.estimated_tokens as number),
+              0,
+            );
+            await new Promise((r) => setTimeout(r, 50));
+            return reserved + 60 > 100 ? `only ${100 - reserved} left` : null;
+          },
+        );
+      try {
+        const outcomes = await Promise.all([reserve(store, 'call-a'), reserve(other, 'call-b')]);
+        expect(outcomes.filter((o) => 'entry' in o)).toHaveLength(1);
+        expect(outcomes.filter((o) => 'refused' in o)).toEqual([{ refused: 'only 40 left' }]);
+        // A retry of the call that got the room gets its entry again, without asking.
+        const winner = outcomes.find((o) => 'entry' in o) as { entry: AuditEntry };
+        expect(await reserve(other, winner.entry.key)).toEqual(winner);
+      } finally {
+        await other.close();
+      }
+      expect(await store.list({ kind: 'model.reserve' })).toHaveLength(1);
+      expect(await store.verify()).toMatchObject({ ok: true, entries: 1 });
+    });
+
     it('four processes appending at once, with retried keys, make one chain: no gap, no fork, no duplicate', async () => {
       const N = 60;
       const PROCESSES = ['p1', 'p2', 'p3', 'p4'];

@@ -3,12 +3,13 @@
  * what a call costs, the token estimate (tiktoken's bundled ranks), and the decision to refuse a
  * call that would go over a limit, unpriced models included.
  */
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { answerTokenCap, budgetLimits, budgetRefusal, dayStart, type BudgetLimits } from '../../domain/budget.js';
+import { budgetLimits, budgetRefusal, dayStart, type BudgetLimits } from '../../domain/budget.js';
 import { ConfigSchema } from '../../domain/config.js';
 import { SYSTEM_PROMPT } from '../../domain/conversation.js';
 import { costOf, MODEL_PRICES, priceOf } from '../../llm/pricing.js';
-import { ANSWER_RESERVE_TOKENS, countTokens, estimateCall } from '../../llm/token-estimate.js';
+import { ANSWER_RESERVE_TOKENS, countTokens, estimateCall, tokensAtMost } from '../../llm/token-estimate.js';
 import { toolsOf } from '../../activities/model.js';
 
 describe('the price table', () => {
@@ -107,6 +108,20 @@ describe('the estimate', () => {
     expect(afterCall.prompt_tokens).toBeGreaterThan(countTokens(JSON.stringify([call])) + countTokens('x'.repeat(400)));
   });
 
+  it('bounds a long dense text by its bytes, never below its count, and counts prose exactly', () => {
+    const dense = randomBytes(12_288).toString('base64');
+    expect(tokensAtMost(dense)).toBe(Buffer.byteLength(dense));
+    expect(tokensAtMost(dense)).toBeGreaterThanOrEqual(countTokens(dense));
+    expect(tokensAtMost(dense)).toBeLessThan(2 * countTokens(dense));
+    // Dense after a prose start is counted: still exact, only slower.
+    const mixed = `${'Plain words first. '.repeat(60)}${dense}`;
+    expect(tokensAtMost(mixed)).toBe(countTokens(mixed));
+    const prose = 'The quarterly report lists revenue by region and product line. '.repeat(200);
+    expect(tokensAtMost(prose)).toBe(countTokens(prose));
+    const { prompt_tokens } = estimateCall([{ role: 'user', content: dense }], []);
+    expect(prompt_tokens).toBeGreaterThanOrEqual(countTokens(dense));
+  });
+
   it('grows with a long transcript about as the text does', () => {
     const text = 'The quarterly report lists revenue by region and product line. '.repeat(200);
     const { prompt_tokens } = estimateCall([{ role: 'user', content: text }], []);
@@ -153,19 +168,6 @@ describe('the decision before a call', () => {
       /money budget: this conversation spent \$0\.0090 of \$0\.0100.*\$0\.0020/,
     );
     expect(budgetRefusal(l, { conversation: { tokens: 0, usd: 0.007 }, day: none }, { tokens: 10, usd: 0.002, model: 'm' })).toBeNull();
-  });
-
-  it("caps the answer at what the tightest limit leaves after the prompt, money at the model's output price", () => {
-    const spent = { conversation: { tokens: 300, usd: 0.2 }, day: { tokens: 1000, usd: 0.5 } };
-    const prompt = { tokens: 100, usd: 0.01 };
-    const price = { input_per_million: 100, output_per_million: 1000 };
-    expect(answerTokenCap(limits({ conversation_tokens: 1000, day_tokens: 5000 }), spent, prompt, price)).toBe(600);
-    expect(answerTokenCap(limits({ conversation_tokens: 1000, day_tokens: 1500 }), spent, prompt, price)).toBe(400);
-    // $1 - $0.5 - $0.01 left today, at $0.001 an answer token.
-    expect(answerTokenCap(limits({ day_usd: 1 }), spent, prompt, price)).toBe(490);
-    expect(answerTokenCap(limits({}), spent, prompt, price)).toBeUndefined();
-    // A free model's answer costs nothing: only its token limits cap it.
-    expect(answerTokenCap(limits({ day_usd: 1 }), spent, prompt, { input_per_million: 0, output_per_million: 0 })).toBeUndefined();
   });
 
   it('counts the day from midnight UTC', () => {

@@ -4,7 +4,9 @@
  * tool call becoming (or not becoming) a signed action for the conversation's requester.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
@@ -18,12 +20,13 @@ import {
 import { createGrantActivities } from '../../activities/grants.js';
 import { createModelActivities, toolsOf, type ModelCallInput } from '../../activities/model.js';
 import { MAX_TOOL_RESULT_CHARS, operationOfTool, toolName, toolResultText } from '../../domain/conversation.js';
-import { Grants, messageHash, type ConversationClaims } from '../../domain/grants.js';
+import { Grants, messageHash, transcriptHash, type ConversationClaims, type ModelCallClaims } from '../../domain/grants.js';
 import { Keyring } from '../../domain/keyring.js';
 import { loadPolicy } from '../../domain/policy.js';
 import type { Identity } from '../../domain/roles.js';
 import { SKILLS } from '../../skills/index.js';
 import type { ProviderRegistry } from '../../llm/registry.js';
+import { ModelCallLedger } from '../../stores/model-call-ledger.js';
 
 const keyring = () => Keyring.load({ masterKey: randomBytes(32).toString('base64'), dataDir: tmpdir() });
 const grants = new Grants(keyring());
@@ -223,27 +226,104 @@ describe('a tool call', () => {
 describe('a model call', () => {
   // No provider on this worker: a call that passes the grants' checks is refused next, for that.
   const providers = { get: () => undefined } as unknown as ProviderRegistry;
-  const { callModel } = createModelActivities({ grants, providers, settings });
-  const env = () => new MockActivityEnvironment({ workflowExecution: { workflowId: CONVERSATION, runId: 'run' } });
-  const input = (message: ModelCallInput['message']): ModelCallInput => ({
+  const ledgerFile = join(mkdtempSync(join(tmpdir(), 'warden-model-calls-')), 'model-calls.db');
+  const spentCalls = ModelCallLedger.open(ledgerFile);
+  const { callModel } = createModelActivities({ grants, providers, settings, spentCalls });
+  /** The activity as Temporal schedules it: `scheduled` tells one scheduled call from another (its retries keep it). */
+  const env = (activityId = '1', scheduled = 1000, attempt = 1) =>
+    new MockActivityEnvironment({
+      workflowExecution: { workflowId: CONVERSATION, runId: 'run' },
+      activityId,
+      scheduledTimestampMs: scheduled,
+      attempt,
+    });
+  const transcript = (text: string) => [{ role: 'user' as const, content: text }];
+  let calls = 0;
+  /** The control worker's grant for a new call of this conversation, after its budget check. */
+  const callClaims = (text: string, over: Partial<ModelCallClaims> = {}): ModelCallClaims => ({
+    kind: 'model_call',
+    call_id: `${CONVERSATION}:1:${++calls}`,
+    conversation_id: CONVERSATION,
+    agent_id: 'agent-1',
+    provider: 'default',
+    model: null,
+    transcript_hash: transcriptHash(transcript(text)),
+    max_tokens: 512,
+    estimated_tokens: 600,
+    estimated_usd: null,
+    issued_at: new Date().toISOString(),
+    expires_at: new Date(Date.now() + 60_000).toISOString(),
+    ...over,
+  });
+  const input = (message: ModelCallInput['message'], callGrant: unknown = grants.sign(callClaims(message.text))): ModelCallInput => ({
     grant: grants.sign(claims()),
     provider: 'default',
     message,
-    messages: [{ role: 'user', content: message.text }],
+    messages: transcript(message.text),
+    call_grant: callGrant,
   });
+  const refused = (why: RegExp) => ({ type: 'Unauthorized', nonRetryable: true, message: expect.stringMatching(why) });
 
   it("needs the API's grant for the turn's message, in this conversation", async () => {
     const text = 'list the files';
     for (const grant of [undefined, messageGrant('delete everything'), messageGrant(text, 'cnv-other')]) {
-      await expect(env().run(callModel, input({ text, grant }))).rejects.toMatchObject({
-        type: 'Unauthorized',
-        nonRetryable: true,
-        message: expect.stringMatching(/^no model was called: /),
-      });
+      await expect(env().run(callModel, input({ text, grant }))).rejects.toMatchObject(refused(/^no model was called: /));
     }
     await expect(env().run(callModel, input({ text, grant: messageGrant('delete everything') }))).rejects.toThrow(
       'no model was called: the turn carries no message the API passed on to this conversation',
     );
     await expect(env().run(callModel, input({ text, grant: messageGrant(text) }))).rejects.toMatchObject({ type: 'ProviderMisconfigured' });
+  });
+
+  it("needs the control worker's grant for exactly this call: genuine, unexpired, for this conversation, agent, model and transcript", async () => {
+    const text = 'list the files';
+    const message = { text, grant: messageGrant(text) };
+    const genuine = grants.sign(callClaims(text));
+    const cases: Array<[unknown, RegExp]> = [
+      [null, /carries no model-call grant/],
+      [{ ...genuine, claims: { ...genuine.claims, max_tokens: 1_000_000 } }, /signature does not match/],
+      [new Grants(keyring()).sign(callClaims(text)), /signature does not match|a master key this worker does not have/],
+      [grants.sign(claims()), /not a grant of the model_call kind/],
+      [grants.sign(callClaims(text, { expires_at: new Date(Date.now() - 1000).toISOString() })), /model-call grant expired/],
+      [grants.sign(callClaims(text, { conversation_id: 'cnv-other' })), /for conversation cnv-other, not for this one/],
+      [grants.sign(callClaims(text, { agent_id: 'agent-2' })), /for conversation .*not for this one/],
+      [grants.sign(callClaims(text, { model: 'gpt-expensive' })), /for default\/gpt-expensive, not for this model/],
+      [grants.sign(callClaims(text, { provider: 'other' })), /for other\/its default model, not for this model/],
+      [grants.sign(callClaims('a shorter transcript')), /the transcript differs from the one whose cost the budget check estimated/],
+    ];
+    for (const [callGrant, why] of cases) {
+      await expect(env().run(callModel, input(message, callGrant)), String(why)).rejects.toMatchObject(refused(why));
+    }
+  });
+
+  it('is spent by the first scheduled call that shows it: its retries may call again, another call may not', async () => {
+    const text = 'list the files';
+    const message = { text, grant: messageGrant(text) };
+    const callGrant = grants.sign(callClaims(text));
+    const passes = { type: 'ProviderMisconfigured' };
+    await expect(env('7', 5000).run(callModel, input(message, callGrant))).rejects.toMatchObject(passes);
+    // Temporal's retry of the same scheduled call (a worker lost mid-call).
+    await expect(env('7', 5000, 2).run(callModel, input(message, callGrant))).rejects.toMatchObject(passes);
+    const spent = /^no model was called: the model-call grant for call .* was spent by another call/;
+    // The same grant shown by another activity, by the same activity id scheduled anew, or from another run.
+    await expect(env('8', 5000).run(callModel, input(message, callGrant))).rejects.toMatchObject(refused(spent));
+    await expect(env('7', 9000).run(callModel, input(message, callGrant))).rejects.toMatchObject(refused(spent));
+    const otherRun = new MockActivityEnvironment({
+      workflowExecution: { workflowId: CONVERSATION, runId: 'run-2' },
+      activityId: '7',
+      scheduledTimestampMs: 5000,
+    });
+    await expect(otherRun.run(callModel, input(message, callGrant))).rejects.toMatchObject(refused(spent));
+    // Another process's ledger on the same file knows it too.
+    const elsewhere = createModelActivities({ grants, providers, settings, spentCalls: ModelCallLedger.open(ledgerFile) });
+    await expect(env('9', 1).run(elsewhere.callModel, input(message, callGrant))).rejects.toMatchObject(refused(spent));
+  });
+
+  it('is refused by a worker that cannot tell spent grants', async () => {
+    const text = 'list the files';
+    const { callModel: withoutLedger } = createModelActivities({ grants, providers, settings });
+    await expect(env().run(withoutLedger, input({ text, grant: messageGrant(text) }))).rejects.toMatchObject(
+      refused(/cannot tell spent model-call grants/),
+    );
   });
 });
