@@ -47,7 +47,8 @@ async function pidsCgroup(containerId: string): Promise<string> {
 
 async function stop(id: string) {
   await stack.api('POST', `/api/agents/${id}/stop`, { force: true });
-  await waitForStatus(stack.api, id, ['stopped', 'error']);
+  // Seconds when quiet; a gVisor sandbox just filled by a fork bomb once took over a minute to stop in a full suite run.
+  await waitForStatus(stack.api, id, ['stopped', 'error'], 100_000);
   expect(await containersOf(id)).toHaveLength(0);
 }
 
