@@ -96,7 +96,13 @@ it('starts the stack, runs the demo, and stops everything on Ctrl-C', async () =
     expect(out).toContain('[warden] stopped');
     for (const port of [apiPort, temporalPort, uiPort]) expect(await listening(port)).toBe(false);
   } finally {
-    if (child.exitCode === null) child.kill('SIGKILL');
+    // A failed run is stopped the way Ctrl-C stops it, so its Temporal server, worker and API go too:
+    // a SIGKILLed launcher would leave them running.
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGINT');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 60_000))]);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
     rmSync(dataDir, { recursive: true, force: true });
   }
 }, 400_000);
